@@ -1,0 +1,136 @@
+//! The one error envelope of every Nightshift HTTP edge:
+//! `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! `code` is stable (clients branch on it); `message` is for people and may change.
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code. Serialized in `snake_case`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON, or not the JSON the route expects.
+    InvalidJson,
+    /// A field is present but its value is not acceptable (see the message).
+    InvalidRequest,
+    /// A prompt with no non-whitespace content.
+    EmptyMessage,
+    /// A prompt over [`crate::limits::MAX_MESSAGE_BYTES`].
+    MessageTooLarge,
+    /// A request body over [`crate::limits::MAX_REQUEST_BYTES`].
+    PayloadTooLarge,
+    /// No credentials, or credentials that are not valid.
+    Unauthorized,
+    /// A runner token that is wrong, for another session, or expired.
+    InvalidRunnerToken,
+    /// Valid credentials that do not allow this.
+    Forbidden,
+    /// No such route or resource (or one the caller may not know exists).
+    NotFound,
+    /// The method is not allowed on this route.
+    MethodNotAllowed,
+    /// The request conflicts with the resource's current state
+    /// (for example cancelling a prompt that is already running).
+    Conflict,
+    /// The sandbox backend could not be reached or refused to create a sandbox.
+    SandboxUnavailable,
+    /// A sandbox that does not exist.
+    SandboxNotFound,
+    /// Something failed on our side; the message says what.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is answered with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidJson
+            | ErrorCode::InvalidRequest
+            | ErrorCode::EmptyMessage => 400,
+            ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::Unauthorized | ErrorCode::InvalidRunnerToken => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound | ErrorCode::SandboxNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::Conflict => 409,
+            ErrorCode::SandboxUnavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::EmptyMessage => "empty_message",
+            ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::InvalidRunnerToken => "invalid_runner_token",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::SandboxUnavailable => "sandbox_unavailable",
+            ErrorCode::SandboxNotFound => "sandbox_not_found",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody { error: ErrorDetail { code, message: message.into() } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_the_documented_shape() {
+        let body = ErrorBody::new(ErrorCode::MessageTooLarge, "too big");
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {"code": "message_too_large", "message": "too big"}})
+        );
+    }
+
+    #[test]
+    fn as_str_matches_serde() {
+        for code in [
+            ErrorCode::InvalidJson,
+            ErrorCode::InvalidRequest,
+            ErrorCode::EmptyMessage,
+            ErrorCode::MessageTooLarge,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::Unauthorized,
+            ErrorCode::InvalidRunnerToken,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::Conflict,
+            ErrorCode::SandboxUnavailable,
+            ErrorCode::SandboxNotFound,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+}

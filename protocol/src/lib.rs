@@ -1,0 +1,24 @@
+//! Nightshift's wire types, and nothing else.
+//!
+//! Every byte that crosses a process boundary in Nightshift is described here:
+//! the REST bodies of the Worker's `/api` (see [`api`]), the SSE events the browser
+//! receives ([`events`]), the WebSocket frames between a sandbox's runner and its
+//! session's `SessionAgent` ([`runner_link`]), the sandbox backend's HTTP API
+//! ([`sandbox`]) and the one error envelope every HTTP edge answers with ([`error`]).
+//!
+//! Invariant: this crate depends on `serde` and `serde_json` only, so it builds for
+//! both `wasm32-unknown-unknown` (the Worker, the app) and native targets (the
+//! runner, the sandbox backend, the tests). It never depends on a platform crate.
+
+pub mod api;
+pub mod error;
+pub mod events;
+pub mod limits;
+pub mod runner_link;
+pub mod sandbox;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+
+/// The version every Nightshift part reports in `/api/health` and in the runner's
+/// `hello` frame. All parts are built from one workspace, so one version covers them.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,129 @@
+//! The runner link: WebSocket frames between a sandbox's runner and its session's
+//! `SessionAgent` (`GET /api/sessions/{id}/runner`, text frames of JSON).
+//!
+//! Exactly-once delivery, by construction:
+//! - A runner process picks a random `epoch` when it starts and numbers every event
+//!   it produces with `local_seq` = 1, 2, 3, ... within that epoch.
+//! - It keeps every event the `SessionAgent` has not acknowledged and, after a
+//!   reconnect, resends from the `acked` the `welcome` frame names.
+//! - The `SessionAgent` stores `(epoch, local_seq)` with each event and ignores a
+//!   frame it already stored, then acknowledges. The per-session `seq` browsers see is
+//!   assigned only when an event is first stored, so a resend never renumbers.
+//!
+//! A `hello` with a new `epoch` while a turn was running means the runner that ran it
+//! died: that turn is interrupted and its prompt goes back to the front of the queue.
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::EventBody;
+
+/// Sent by the runner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunnerFrame {
+    /// First frame on every connection.
+    Hello {
+        session_id: String,
+        runner_version: String,
+        /// Random per runner process; stays the same across reconnects.
+        epoch: String,
+        /// The turn this runner is still working on, if any.
+        active_turn: Option<String>,
+    },
+    /// One event of a turn.
+    Event { local_seq: u64, turn_id: String, event: EventBody },
+    /// Keep-alive; answered with `pong`.
+    Ping,
+}
+
+/// Sent by the `SessionAgent`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionFrame {
+    /// Answer to `hello`: the highest `local_seq` of this epoch already stored; the
+    /// runner resends everything after it. `token` replaces the runner's token for
+    /// later reconnects (tokens are short-lived and renewed over the link).
+    Welcome { acked: u64, token: Option<String> },
+    /// Run a turn.
+    Prompt {
+        turn_id: String,
+        message_id: String,
+        content: String,
+        /// The LLM to use for this turn; `None` when nothing usable is configured (the
+        /// runner then fails the turn with an error saying what to set).
+        llm: Option<LlmConfig>,
+    },
+    /// Stop the turn now; the runner ends it with `turn_finished { outcome: aborted }`.
+    Abort { turn_id: String },
+    /// Everything up to and including `up_to` (of the current epoch) is stored.
+    Ack { up_to: u64 },
+    /// Answer to `ping`, with a renewed token when the current one is getting old.
+    Pong { token: Option<String> },
+}
+
+/// Which wire format an LLM endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmApi {
+    /// `POST {base_url}/chat/completions` with streaming and tool calls.
+    OpenAiCompatible,
+    /// Anthropic's Messages API, `POST {base_url}/v1/messages`.
+    Anthropic,
+}
+
+/// An LLM endpoint and the key to call it with, for one turn. It travels only from
+/// the `SessionAgent` to its own runner; commands the agent runs never see it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmConfig {
+    pub api: LlmApi,
+    pub base_url: String,
+    pub api_key: String,
+    pub model: String,
+    /// Where the key came from (`"environment"` for now), for showing in the session.
+    pub source: String,
+}
+
+impl std::fmt::Debug for LlmConfig {
+    // The key never reaches a log through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("api", &self.api)
+            .field("base_url", &self.base_url)
+            .field("api_key", &"<redacted>")
+            .field("model", &self.model)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let frame = RunnerFrame::Event {
+            local_seq: 3,
+            turn_id: "t".into(),
+            event: EventBody::TextDelta { text: "x".into() },
+        };
+        let text = serde_json::to_string(&frame).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"event","local_seq":3,"turn_id":"t","event":{"type":"text_delta","text":"x"}}"#
+        );
+        assert_eq!(serde_json::from_str::<RunnerFrame>(&text).unwrap(), frame);
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let config = LlmConfig {
+            api: LlmApi::Anthropic,
+            base_url: "https://example.invalid".into(),
+            api_key: "sk-secret".into(),
+            model: "m".into(),
+            source: "environment".into(),
+        };
+        assert!(!format!("{config:?}").contains("sk-secret"));
+    }
+}

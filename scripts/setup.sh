@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs everything Nightshift needs to build, run and test on a fresh Debian/Ubuntu
+# machine, skipping whatever is already there. Safe to run again.
+#
+#   - Debian packages: bubblewrap, git, Chromium + chromedriver, lld
+#   - the wasm32-unknown-unknown target: through rustup when it can download it;
+#     otherwise Debian's rustc-web toolchain with its std built once for wasm32
+#   - wasm-bindgen CLI at the exact version in Cargo.lock, and worker-build
+#   - npm packages from the committed package-lock (wrangler, esbuild, binaryen)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/toolchain.sh
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# 1. System packages.
+if command -v apt-get >/dev/null; then
+  apt_install bubblewrap git curl ca-certificates pkg-config chromium chromium-driver
+else
+  log "not a Debian-like system: install bubblewrap, git, chromium and chromedriver yourself"
+fi
+
+# 2. The wasm32 target.
+if wasm_target_ready; then
+  log "wasm32 target: ready ($(wasm_rustc) )"
+else
+  if command -v rustup >/dev/null && rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+    log "wasm32 target installed through rustup"
+  else
+    log "rustup cannot download wasm32-unknown-unknown; using Debian's rustc-web and building its std once"
+    apt_install rustc-web cargo-web rust-web-src lld-22
+    build_wasm_std_into_sysroot
+  fi
+fi
+wasm_target_ready || { echo "wasm32 target still unusable" >&2; exit 1; }
+
+# 3. wasm-bindgen CLI at the exact locked version, and worker-build.
+want_wbg=$(locked_version wasm-bindgen)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want_wbg" ]; then
+  log "installing wasm-bindgen-cli $want_wbg (a few minutes)"
+  cargo install -q wasm-bindgen-cli --version "$want_wbg" --force
+fi
+if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+  log "installing worker-build $WORKER_BUILD_VERSION (a few minutes)"
+  cargo install -q worker-build --version "$WORKER_BUILD_VERSION" --force
+fi
+
+# 4. npm packages.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# 5. A local .env with generated secrets (never overwritten).
+if [ ! -f .env ]; then
+  log "writing .env from .env.example with fresh secrets"
+  sed -e "s/^RUNNER_TOKEN_SECRET=.*/RUNNER_TOKEN_SECRET=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \
+      -e "s/^SANDBOX_BACKEND_TOKEN=.*/SANDBOX_BACKEND_TOKEN=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \
+      .env.example > .env
+fi
+log "done"
