@@ -1,1 +1,20 @@
-//! placeholder
+//! The end-to-end harness: everything a Nightshift integration test, browser test or
+//! benchmark needs to run the real stack on this machine.
+//!
+//! - [`scripted_llm`]: a real HTTP server that speaks the OpenAI streaming
+//!   chat-completions format and plays back scripts of text and tool calls. It is the
+//!   only test double in the stack; it stands in for a paid LLM API.
+//! - [`stack`]: starts `wrangler dev` (real workerd with local D1, R2 and Durable
+//!   Objects) on a free port, and the sandbox backend (which starts real runners under
+//!   bubblewrap), each with its own state directory; restarts and kills them on demand.
+//! - [`client`]: a small client for the Worker's `/api`, including an SSE reader.
+//!
+//! Nothing here knows the Worker's or the runner's internals: the harness talks to
+//! them only over HTTP, SSE and processes, as users and operators do.
+
+pub mod client;
+pub mod scripted_llm;
+pub mod stack;
+
+/// How long any single wait in a test may take before it fails with a message.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(60);

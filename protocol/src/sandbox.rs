@@ -133,3 +133,99 @@ impl std::fmt::Debug for RunnerBootConfig {
             .finish()
     }
 }
+
+/// `POST /v1/sandboxes/{id}/exec`: run one command in the sandbox, with the workspace
+/// as its working directory unless `cwd` says otherwise.
+///
+/// The answer is NDJSON by default: [`ExecOutput`] lines in the order the output was
+/// read, the last one always `{"exit": ...}`. With `?stream=false` it is one
+/// [`ExecResult`] object instead. A command that fails or times out is a result, not
+/// an HTTP error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// The program, looked up on the sandbox's `PATH`.
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Added to the sandbox's own environment for this command only.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory inside the sandbox: absolute (as the sandbox sees it) or
+    /// relative to the workspace. Defaults to the workspace.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Kill the command (and everything it started) after this long. Defaults to
+    /// the sandbox's `default_timeout_ms`, else the backend's default.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Written to the command's standard input, which is then closed. Without it the
+    /// command reads end-of-file at once.
+    #[serde(default)]
+    pub stdin: Option<String>,
+}
+
+/// How an exec'd command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecExit {
+    /// The exit code; `128 + signal` when a signal ended the command.
+    pub code: i32,
+    /// The command ran past its timeout and was killed.
+    pub timed_out: bool,
+    /// A signal ended the command (a timeout, a stopped sandbox, or anything else).
+    pub killed: bool,
+    pub duration_ms: u64,
+}
+
+/// One NDJSON line of a streamed exec: `{"stdout":"..."}`, `{"stderr":"..."}` or,
+/// always last, `{"exit":{...}}`. Output that is not UTF-8 is decoded lossily.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecOutput {
+    Stdout(String),
+    Stderr(String),
+    Exit(ExecExit),
+}
+
+/// `POST /v1/sandboxes/{id}/exec?stream=false`: the whole output at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResult {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit: ExecExit,
+    /// Output past the backend's collection limit was dropped (stream instead to get
+    /// all of it).
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+#[cfg(test)]
+mod exec_tests {
+    use super::*;
+
+    #[test]
+    fn exec_output_lines_have_the_documented_shape() {
+        let stdout = serde_json::to_string(&ExecOutput::Stdout("hi\n".into())).unwrap();
+        assert_eq!(stdout, r#"{"stdout":"hi\n"}"#);
+        let exit = ExecOutput::Exit(ExecExit { code: 137, timed_out: true, killed: true, duration_ms: 5 });
+        let text = serde_json::to_string(&exit).unwrap();
+        assert_eq!(
+            text,
+            r#"{"exit":{"code":137,"timed_out":true,"killed":true,"duration_ms":5}}"#
+        );
+        assert_eq!(serde_json::from_str::<ExecOutput>(&text).unwrap(), exit);
+    }
+
+    #[test]
+    fn exec_request_needs_only_a_command() {
+        let request: ExecRequest = serde_json::from_str(r#"{"command":"ls"}"#).unwrap();
+        assert_eq!(request.command, "ls");
+        assert!(request.args.is_empty() && request.stdin.is_none());
+        assert!(serde_json::from_str::<ExecRequest>(r#"{"command":"ls","bogus":1}"#).is_err());
+    }
+}
+
+/// The exit code with which a runner says the `SessionAgent` rejected its token (wrong,
+/// for another session, or expired). Whoever supervises the runner must not restart
+/// it after this code: a restart would present the same token again.
+pub const RUNNER_EXIT_TOKEN_REJECTED: i32 = 3;

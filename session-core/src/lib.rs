@@ -1,1 +1,19 @@
-//! placeholder
+//! The plain logic of one Nightshift session, shared by the Worker's `SessionAgent`
+//! Durable Object and by any native code that needs the same rules.
+//!
+//! It owns the decisions, not the storage or the sockets: which status a session is in
+//! ([`lifecycle`]), how prompts move through the queue ([`queue`]), how runner events are
+//! numbered and deduplicated so each is stored exactly once ([`event_log`]), what to do
+//! when a runner says hello ([`runner_link`]), how runner tokens are issued and checked
+//! ([`runner_token`]) and how a session is titled ([`title`]).
+//!
+//! Invariant: this crate never depends on `worker`, `tokio` or any other platform crate,
+//! and it reads no clock of its own (callers pass the time in). That keeps it building
+//! for `wasm32-unknown-unknown` and native targets and makes every rule unit-testable.
+
+pub mod event_log;
+pub mod lifecycle;
+pub mod queue;
+pub mod runner_link;
+pub mod runner_token;
+pub mod title;

@@ -1,0 +1,14 @@
+//! The app's view state as plain data, built by pure reducers from the wire types.
+//!
+//! Everything here is ordinary Rust with no Leptos or DOM types, so it is unit-tested
+//! natively (`cargo test -p nightshift-app`). Components keep one of these values in a
+//! signal and call the reducers from their event handlers; they hold no logic of their
+//! own about what an event means.
+
+pub mod prompt_queue;
+pub mod session_list;
+pub mod timeline;
+
+pub use prompt_queue::{PromptQueue, QueuedPrompt};
+pub use session_list::SessionList;
+pub use timeline::{Entry, Notice, Timeline, ToolCall, ToolResult, Turn, TurnEnd, TurnItem};

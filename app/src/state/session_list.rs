@@ -1,0 +1,143 @@
+//! The sidebar's sessions, newest first, kept live from `GET /api/events`.
+//!
+//! Snapshots (`GET /api/sessions`) and list events may arrive in either order: the
+//! list is a union keyed by session id, and sessions are never removed, because the
+//! API has no way to delete one.
+
+use nightshift_protocol::api::{Session, SessionStatus};
+use nightshift_protocol::events::SessionListEvent;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionList {
+    sessions: Vec<Session>,
+}
+
+impl SessionList {
+    /// Newest first.
+    pub fn sessions(&self) -> &[Session] {
+        &self.sessions
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Session> {
+        self.sessions.iter().find(|session| session.id == id)
+    }
+
+    /// Applies one change from `GET /api/events`.
+    pub fn apply(&mut self, event: SessionListEvent) {
+        match event {
+            SessionListEvent::SessionCreated { session } => self.upsert(session),
+            SessionListEvent::SessionStatusChanged { session_id, status } => {
+                self.set_status(&session_id, status);
+            }
+            SessionListEvent::SessionTitleChanged { session_id, title } => {
+                if let Some(session) = self.get_mut(&session_id) {
+                    session.title = title;
+                }
+            }
+        }
+    }
+
+    /// Adds a session or replaces the one with its id.
+    pub fn upsert(&mut self, session: Session) {
+        match self.get_mut(&session.id) {
+            Some(existing) => *existing = session,
+            None => self.sessions.push(session),
+        }
+        self.sort();
+    }
+
+    pub fn set_status(&mut self, session_id: &str, status: SessionStatus) {
+        if let Some(session) = self.get_mut(session_id) {
+            session.status = status;
+        }
+    }
+
+    /// Merges a full `GET /api/sessions` answer: its sessions replace the ones with the
+    /// same id; sessions only this list knows (created after the snapshot was taken)
+    /// stay.
+    pub fn merge_snapshot(&mut self, sessions: Vec<Session>) {
+        for session in sessions {
+            match self.get_mut(&session.id) {
+                Some(existing) => *existing = session,
+                None => self.sessions.push(session),
+            }
+        }
+        self.sort();
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut Session> {
+        self.sessions.iter_mut().find(|session| session.id == id)
+    }
+
+    /// Newest first; ties broken by id so the order never flickers between renders.
+    fn sort(&mut self) {
+        self.sessions
+            .sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str, created_at: i64) -> Session {
+        Session {
+            id: id.into(),
+            title: String::new(),
+            status: SessionStatus::Provisioning,
+            agent: "builtin".into(),
+            model: None,
+            owner_id: "local".into(),
+            sandbox_id: None,
+            error: None,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    fn ids(list: &SessionList) -> Vec<&str> {
+        list.sessions().iter().map(|session| session.id.as_str()).collect()
+    }
+
+    #[test]
+    fn created_sessions_appear_newest_first() {
+        let mut list = SessionList::default();
+        list.apply(SessionListEvent::SessionCreated { session: session("old", 1) });
+        list.apply(SessionListEvent::SessionCreated { session: session("new", 2) });
+        list.apply(SessionListEvent::SessionCreated { session: session("new", 2) });
+        assert_eq!(ids(&list), ["new", "old"]);
+    }
+
+    #[test]
+    fn status_and_title_changes_update_the_row() {
+        let mut list = SessionList::default();
+        list.upsert(session("a", 1));
+        list.apply(SessionListEvent::SessionStatusChanged {
+            session_id: "a".into(),
+            status: SessionStatus::Running,
+        });
+        list.apply(SessionListEvent::SessionTitleChanged {
+            session_id: "a".into(),
+            title: "Fix the build".into(),
+        });
+        // Changes to sessions the list does not know are ignored, not invented.
+        list.apply(SessionListEvent::SessionTitleChanged {
+            session_id: "zzz".into(),
+            title: "ghost".into(),
+        });
+        let a = list.get("a").expect("a is listed");
+        assert_eq!((a.status, a.title.as_str()), (SessionStatus::Running, "Fix the build"));
+        assert_eq!(list.sessions().len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_merges_with_sessions_seen_on_the_stream() {
+        let mut list = SessionList::default();
+        list.apply(SessionListEvent::SessionCreated { session: session("fresh", 5) });
+        let mut stale = session("a", 1);
+        stale.title = "from snapshot".into();
+        list.merge_snapshot(vec![stale, session("b", 3)]);
+        assert_eq!(ids(&list), ["fresh", "b", "a"]);
+        assert_eq!(list.get("a").map(|a| a.title.as_str()), Some("from snapshot"));
+    }
+}

@@ -1,0 +1,291 @@
+//! The timeline reducer: a session's event stream folded into turns the view renders.
+//!
+//! [`Timeline::apply`] takes each [`SessionEvent`] in `seq` order and ignores any it has
+//! already seen, so a reconnect that replays events (the browser's own `EventSource`
+//! retry, or a fresh connection after a hard failure) never renders anything twice.
+//! Entries and the items inside a turn are only ever appended or changed in place,
+//! never reordered or removed, which lets the view key them by index.
+
+use nightshift_protocol::api::{Message, SessionStatus};
+use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage, TurnOutcome};
+use serde_json::Value;
+
+use super::prompt_queue::PromptQueue;
+
+/// One tool call of a turn, with its result once it has finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub call_id: String,
+    pub tool: String,
+    pub args: Value,
+    pub result: Option<ToolResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolResult {
+    pub output: String,
+    pub is_error: bool,
+    /// Bytes of output the runner cut off before sending it.
+    pub truncated_bytes: u64,
+}
+
+/// Something a turn produced, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnItem {
+    /// Reply text; consecutive `text_delta`s grow the same item.
+    Text(String),
+    ToolCall(ToolCall),
+    Error(String),
+}
+
+/// How far a turn has got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnEnd {
+    Running,
+    Finished { outcome: TurnOutcome, usage: TokenUsage },
+    /// The runner went away mid-turn; the prompt runs again in a later turn.
+    Interrupted { reason: String },
+}
+
+/// One run of one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    pub turn_id: Option<String>,
+    pub message_id: Option<String>,
+    /// The user's prompt, when the stream said which one this turn runs.
+    pub prompt: Option<String>,
+    pub attempt: u32,
+    pub items: Vec<TurnItem>,
+    pub end: TurnEnd,
+    /// Bumped on every change to this turn, so a view can watch one number instead
+    /// of comparing the whole turn.
+    pub revision: u64,
+}
+
+impl Turn {
+    pub fn is_running(&self) -> bool {
+        self.end == TurnEnd::Running
+    }
+}
+
+/// A session-level message that belongs to no turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub message: String,
+}
+
+/// A place in the timeline: the index of a turn or of a notice, in the order they
+/// first appeared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    Turn(usize),
+    Notice(usize),
+}
+
+/// Everything the session view shows that comes from the event stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    last_seq: u64,
+    entries: Vec<Entry>,
+    turns: Vec<Turn>,
+    notices: Vec<Notice>,
+    status: Option<SessionStatus>,
+    queue: PromptQueue,
+}
+
+impl Timeline {
+    /// The highest `seq` applied; a fresh connection asks for events after it.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Turns and notices in the order they appeared.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn turns(&self) -> &[Turn] {
+        &self.turns
+    }
+
+    pub fn turn(&self, index: usize) -> Option<&Turn> {
+        self.turns.get(index)
+    }
+
+    pub fn notice(&self, index: usize) -> Option<&Notice> {
+        self.notices.get(index)
+    }
+
+    /// The status the latest `status_changed` event named, if any arrived.
+    pub fn status(&self) -> Option<SessionStatus> {
+        self.status
+    }
+
+    pub fn queue(&self) -> &PromptQueue {
+        &self.queue
+    }
+
+    /// True while the newest turn has neither finished nor been interrupted.
+    pub fn has_running_turn(&self) -> bool {
+        self.turns.last().is_some_and(Turn::is_running)
+    }
+
+    /// Applies one event. Returns false, changing nothing, for an event at or below
+    /// the last `seq` applied: the stream is gapless and ordered, so that is a replay.
+    pub fn apply(&mut self, event: SessionEvent) -> bool {
+        if event.seq <= self.last_seq {
+            return false;
+        }
+        self.last_seq = event.seq;
+        let turn_id = event.turn_id;
+        match event.body {
+            EventBody::PromptQueued { message_id, content, .. } => {
+                self.queue.on_queued(&message_id, &content);
+            }
+            EventBody::PromptCancelled { message_id } => self.queue.on_cancelled(&message_id),
+            EventBody::StatusChanged { status } => self.status = Some(status),
+            EventBody::TurnStarted { message_id, content, attempt } => {
+                self.queue.on_started(&message_id);
+                // A `turn_started` without a turn id still begins a new turn rather
+                // than adding to the previous one.
+                let turn = match turn_id.as_deref() {
+                    Some(turn_id) => self.turn_for(Some(turn_id)),
+                    None => self.push_turn(None),
+                };
+                turn.message_id = Some(message_id);
+                turn.prompt = Some(content);
+                turn.attempt = attempt;
+                turn.revision += 1;
+            }
+            EventBody::TurnInterrupted { message_id, reason } => {
+                let turn = self.turn_for(turn_id.as_deref());
+                turn.end = TurnEnd::Interrupted { reason };
+                turn.revision += 1;
+                let content = turn.prompt.clone().unwrap_or_default();
+                self.queue.on_interrupted(&message_id, &content);
+            }
+            EventBody::TextDelta { text } => {
+                let turn = self.turn_for(turn_id.as_deref());
+                match turn.items.last_mut() {
+                    Some(TurnItem::Text(existing)) => existing.push_str(&text),
+                    _ => turn.items.push(TurnItem::Text(text)),
+                }
+                turn.revision += 1;
+            }
+            EventBody::ToolCallStarted { call_id, tool, args } => {
+                let turn = self.turn_for(turn_id.as_deref());
+                turn.items.push(TurnItem::ToolCall(ToolCall { call_id, tool, args, result: None }));
+                turn.revision += 1;
+            }
+            EventBody::ToolCallFinished { call_id, output, is_error, truncated_bytes } => {
+                let result = ToolResult { output, is_error, truncated_bytes };
+                self.finish_tool_call(turn_id.as_deref(), call_id, result);
+            }
+            EventBody::Error { message } => match turn_id {
+                Some(turn_id) => {
+                    let turn = self.turn_for(Some(&turn_id));
+                    turn.items.push(TurnItem::Error(message));
+                    turn.revision += 1;
+                }
+                None => {
+                    self.entries.push(Entry::Notice(self.notices.len()));
+                    self.notices.push(Notice { message });
+                }
+            },
+            EventBody::TurnFinished { outcome, usage, error } => {
+                let turn = self.turn_for(turn_id.as_deref());
+                // The runner usually reports a failure as an `error` event and then
+                // repeats it in `turn_finished`; show it once.
+                if let Some(error) = error {
+                    let already_shown = turn
+                        .items
+                        .iter()
+                        .any(|item| matches!(item, TurnItem::Error(shown) if *shown == error));
+                    if !already_shown {
+                        turn.items.push(TurnItem::Error(error));
+                    }
+                }
+                turn.end = TurnEnd::Finished { outcome, usage };
+                turn.revision += 1;
+            }
+        }
+        true
+    }
+
+    /// Merges a snapshot of the session's messages into the queue.
+    pub fn merge_messages(&mut self, messages: &[Message]) {
+        self.queue.merge_snapshot(messages);
+    }
+
+    /// A `DELETE` of a queued prompt succeeded.
+    pub fn cancel_accepted(&mut self, message_id: &str) {
+        self.queue.on_cancel_accepted(message_id);
+    }
+
+    /// The turn an event belongs to: the one with its `turn_id`, else (for an event
+    /// without one) the newest turn. When there is none, a turn is started for it so
+    /// the event is still shown, just without its prompt.
+    fn turn_for(&mut self, turn_id: Option<&str>) -> &mut Turn {
+        let found = match turn_id {
+            Some(turn_id) => self.turns.iter().rposition(|turn| turn.turn_id.as_deref() == Some(turn_id)),
+            None => self.turns.len().checked_sub(1),
+        };
+        match found {
+            Some(index) => &mut self.turns[index],
+            None => self.push_turn(turn_id),
+        }
+    }
+
+    fn push_turn(&mut self, turn_id: Option<&str>) -> &mut Turn {
+        self.entries.push(Entry::Turn(self.turns.len()));
+        self.turns.push(Turn {
+            turn_id: turn_id.map(str::to_owned),
+            message_id: None,
+            prompt: None,
+            attempt: 1,
+            items: Vec::new(),
+            end: TurnEnd::Running,
+            revision: 0,
+        });
+        let index = self.turns.len() - 1;
+        &mut self.turns[index]
+    }
+
+    fn finish_tool_call(&mut self, turn_id: Option<&str>, call_id: String, result: ToolResult) {
+        // Look in the event's own turn first, then anywhere, newest first: a result
+        // must land on its call even if the stream's turn ids are inconsistent.
+        let has_call = |turn: &Turn| turn.items.iter().any(|item| is_call(item, &call_id));
+        let found = self
+            .turns
+            .iter()
+            .rposition(|turn| (turn_id.is_none() || turn.turn_id.as_deref() == turn_id) && has_call(turn))
+            .or_else(|| self.turns.iter().rposition(has_call));
+        if let Some(turn) = found.map(|index| &mut self.turns[index]) {
+            for item in turn.items.iter_mut().rev() {
+                if let TurnItem::ToolCall(call) = item
+                    && call.call_id == call_id
+                {
+                    call.result = Some(result);
+                    turn.revision += 1;
+                    return;
+                }
+            }
+        }
+        // A result for a call the stream never started: show it as its own card.
+        let turn = self.turn_for(turn_id);
+        turn.items.push(TurnItem::ToolCall(ToolCall {
+            call_id,
+            tool: "tool".to_owned(),
+            args: Value::Null,
+            result: Some(result),
+        }));
+        turn.revision += 1;
+    }
+}
+
+fn is_call(item: &TurnItem, call_id: &str) -> bool {
+    matches!(item, TurnItem::ToolCall(call) if call.call_id == call_id)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+//! Unit tests of the timeline reducer, fed with events as the Worker serializes them.
+
+use nightshift_protocol::api::{Message, MessageState, SessionStatus};
+use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage, TurnOutcome};
+use serde_json::json;
+
+use super::{Entry, Timeline, TurnEnd, TurnItem};
+
+/// Builds events with consecutive `seq`s, as one session's stream would carry them.
+struct Stream {
+    next_seq: u64,
+}
+
+impl Stream {
+    fn new() -> Self {
+        Stream { next_seq: 1 }
+    }
+
+    fn event(&mut self, turn_id: Option<&str>, body: EventBody) -> SessionEvent {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        SessionEvent { seq, turn_id: turn_id.map(str::to_owned), at: seq as i64, body }
+    }
+
+    /// An event parsed from the JSON the browser receives, so the tests also pin the
+    /// wire shape the reducer relies on.
+    fn wire(&mut self, turn_id: &str, mut body: serde_json::Value) -> SessionEvent {
+        body["seq"] = json!(self.next_seq);
+        body["turn_id"] = json!(turn_id);
+        body["at"] = json!(0);
+        self.next_seq += 1;
+        serde_json::from_value(body).expect("test events are valid wire JSON")
+    }
+}
+
+fn started(message_id: &str, content: &str) -> EventBody {
+    EventBody::TurnStarted { message_id: message_id.into(), content: content.into(), attempt: 1 }
+}
+
+fn delta(text: &str) -> EventBody {
+    EventBody::TextDelta { text: text.into() }
+}
+
+fn finished(outcome: TurnOutcome, error: Option<&str>) -> EventBody {
+    EventBody::TurnFinished {
+        outcome,
+        usage: TokenUsage { input_tokens: 10, output_tokens: 3 },
+        error: error.map(str::to_owned),
+    }
+}
+
+#[test]
+fn a_turn_collects_its_prompt_text_and_tool_calls_in_order() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(
+        None,
+        EventBody::PromptQueued { message_id: "m1".into(), content: "list files".into(), position: 0 },
+    ));
+    assert_eq!(timeline.queue().len(), 1);
+    timeline.apply(stream.event(Some("t1"), started("m1", "list files")));
+    assert!(timeline.queue().is_empty());
+    timeline.apply(stream.event(Some("t1"), delta("Let me ")));
+    timeline.apply(stream.event(Some("t1"), delta("look.\n")));
+    timeline.apply(stream.wire(
+        "t1",
+        json!({"type": "tool_call_started", "call_id": "c1", "tool": "bash", "args": {"command": "ls"}}),
+    ));
+    assert!(timeline.has_running_turn());
+    timeline.apply(stream.wire(
+        "t1",
+        json!({"type": "tool_call_finished", "call_id": "c1", "output": "a\nb\n", "is_error": false}),
+    ));
+    timeline.apply(stream.event(Some("t1"), delta("Two files.")));
+    timeline.apply(stream.event(Some("t1"), finished(TurnOutcome::Done, None)));
+
+    assert_eq!(timeline.entries(), [Entry::Turn(0)]);
+    let turn = timeline.turn(0).expect("one turn");
+    assert_eq!(turn.prompt.as_deref(), Some("list files"));
+    assert_eq!(turn.items.len(), 3);
+    assert_eq!(turn.items[0], TurnItem::Text("Let me look.\n".into()));
+    let TurnItem::ToolCall(call) = &turn.items[1] else { panic!("expected a tool call") };
+    assert_eq!(call.tool, "bash");
+    assert_eq!(call.args, json!({"command": "ls"}));
+    let result = call.result.as_ref().expect("the call finished");
+    assert_eq!(result.output, "a\nb\n");
+    assert_eq!(result.truncated_bytes, 0);
+    assert_eq!(turn.items[2], TurnItem::Text("Two files.".into()));
+    assert_eq!(
+        turn.end,
+        TurnEnd::Finished {
+            outcome: TurnOutcome::Done,
+            usage: TokenUsage { input_tokens: 10, output_tokens: 3 }
+        }
+    );
+    assert!(!timeline.has_running_turn());
+}
+
+#[test]
+fn replayed_events_are_ignored() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    let events = [
+        stream.event(Some("t1"), started("m1", "hi")),
+        stream.event(Some("t1"), delta("Hel")),
+        stream.event(Some("t1"), delta("lo")),
+    ];
+    for event in events.iter().cloned() {
+        assert!(timeline.apply(event));
+    }
+    // A reconnect replays from an earlier point; nothing may render twice.
+    for event in events.iter().skip(1).cloned() {
+        assert!(!timeline.apply(event));
+    }
+    assert_eq!(timeline.last_seq(), 3);
+    assert_eq!(timeline.turn(0).map(|turn| turn.items.clone()), Some(vec![TurnItem::Text("Hello".into())]));
+}
+
+#[test]
+fn every_change_to_a_turn_bumps_its_revision() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(Some("t1"), started("m1", "hi")));
+    let before = timeline.turn(0).map(|turn| turn.revision);
+    timeline.apply(stream.event(Some("t1"), delta("x")));
+    assert_ne!(timeline.turn(0).map(|turn| turn.revision), before);
+}
+
+#[test]
+fn an_error_repeated_by_turn_finished_shows_once() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(Some("t1"), started("m1", "hi")));
+    timeline.apply(stream.event(Some("t1"), EventBody::Error { message: "no LLM configured".into() }));
+    timeline.apply(stream.event(Some("t1"), finished(TurnOutcome::Failed, Some("no LLM configured"))));
+    let turn = timeline.turn(0).expect("one turn");
+    assert_eq!(turn.items, vec![TurnItem::Error("no LLM configured".into())]);
+
+    // An error only `turn_finished` names is still shown.
+    timeline.apply(stream.event(Some("t2"), started("m2", "again")));
+    timeline.apply(stream.event(Some("t2"), finished(TurnOutcome::Failed, Some("rate limited"))));
+    let turn = timeline.turn(1).expect("two turns");
+    assert_eq!(turn.items, vec![TurnItem::Error("rate limited".into())]);
+}
+
+#[test]
+fn an_interrupted_turn_requeues_its_prompt_and_the_retry_is_a_new_turn() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(Some("t1"), started("m1", "build it")));
+    timeline.apply(stream.event(Some("t1"), delta("Working")));
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::TurnInterrupted { message_id: "m1".into(), reason: "runner restarted".into() },
+    ));
+    assert!(!timeline.has_running_turn());
+    assert_eq!(timeline.queue().prompts()[0].content, "build it");
+    assert_eq!(
+        timeline.turn(0).map(|turn| turn.end.clone()),
+        Some(TurnEnd::Interrupted { reason: "runner restarted".into() })
+    );
+
+    timeline.apply(stream.event(
+        Some("t2"),
+        EventBody::TurnStarted { message_id: "m1".into(), content: "build it".into(), attempt: 2 },
+    ));
+    assert!(timeline.queue().is_empty());
+    assert_eq!(timeline.entries(), [Entry::Turn(0), Entry::Turn(1)]);
+    assert_eq!(timeline.turn(1).map(|turn| turn.attempt), Some(2));
+    assert!(timeline.has_running_turn());
+}
+
+#[test]
+fn status_changes_and_session_notices_are_kept() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    assert_eq!(timeline.status(), None);
+    timeline.apply(stream.event(None, EventBody::StatusChanged { status: SessionStatus::Idle }));
+    timeline.apply(stream.event(None, EventBody::Error { message: "sandbox failed".into() }));
+    timeline.apply(stream.event(None, EventBody::StatusChanged { status: SessionStatus::Error }));
+    assert_eq!(timeline.status(), Some(SessionStatus::Error));
+    assert_eq!(timeline.entries(), [Entry::Notice(0)]);
+    assert_eq!(timeline.notice(0).map(|notice| notice.message.as_str()), Some("sandbox failed"));
+}
+
+#[test]
+fn events_of_an_unknown_turn_still_render() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    // The stream's history may begin mid-turn; the text must not be dropped.
+    timeline.apply(stream.event(Some("t9"), delta("partial")));
+    timeline.apply(stream.wire(
+        "t9",
+        json!({"type": "tool_call_finished", "call_id": "c7", "output": "x", "is_error": true, "truncated_bytes": 5}),
+    ));
+    let turn = timeline.turn(0).expect("a turn was made up");
+    assert_eq!(turn.prompt, None);
+    assert_eq!(turn.items.len(), 2);
+    let TurnItem::ToolCall(call) = &turn.items[1] else { panic!("expected a tool call") };
+    assert_eq!(call.result.as_ref().map(|result| (result.is_error, result.truncated_bytes)), Some((true, 5)));
+}
+
+#[test]
+fn messages_snapshot_and_cancel_feed_the_queue() {
+    let mut timeline = Timeline::default();
+    let queued = Message {
+        id: "m1".into(),
+        content: "later".into(),
+        state: MessageState::Queued,
+        position: Some(0),
+        turn_id: None,
+        attempts: 0,
+        reply: None,
+        error: None,
+        created_at: 0,
+        started_at: None,
+        finished_at: None,
+    };
+    timeline.merge_messages(std::slice::from_ref(&queued));
+    assert_eq!(timeline.queue().prompts()[0].content, "later");
+    timeline.cancel_accepted("m1");
+    assert!(timeline.queue().is_empty());
+}

@@ -1,0 +1,265 @@
+//! A small client for the Worker's `/api`, as a browser or script would use it.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use nightshift_protocol::api::{Message, MessageList, PostMessageResponse, Session, SessionList};
+use nightshift_protocol::events::{EventBody, SessionEvent, SessionListEvent};
+use serde_json::Value;
+
+use crate::WAIT;
+
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    http: reqwest::Client,
+}
+
+/// An HTTP answer, kept whole for assertions on status and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The stable error code of an error answer.
+    pub fn error_code(&self) -> Option<&str> {
+        self.body["error"]["code"].as_str()
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("a reqwest client with default TLS settings always builds");
+        Api { base: base.trim_end_matches('/').to_string(), http }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Any request with a raw body; never fails on a non-2xx status.
+    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> anyhow::Result<Answer> {
+        let mut request = self.http.request(method, self.url(path)).timeout(Duration::from_secs(30));
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        let response = request.send().await.with_context(|| format!("request to {path}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Answer { status, body })
+    }
+
+    async fn expect<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+        status: u16,
+    ) -> anyhow::Result<T> {
+        let answer = self.raw(method, path, body).await?;
+        if answer.status != status {
+            bail!("{path}: expected {status}, got {} {}", answer.status, answer.body);
+        }
+        serde_json::from_value(answer.body).with_context(|| format!("decoding {path}"))
+    }
+
+    pub async fn create_session(&self) -> anyhow::Result<Session> {
+        self.expect(reqwest::Method::POST, "/api/sessions", Some("{}"), 201).await
+    }
+
+    pub async fn session(&self, id: &str) -> anyhow::Result<Session> {
+        self.expect(reqwest::Method::GET, &format!("/api/sessions/{id}"), None, 200).await
+    }
+
+    pub async fn sessions(&self) -> anyhow::Result<Vec<Session>> {
+        let list: SessionList = self.expect(reqwest::Method::GET, "/api/sessions", None, 200).await?;
+        Ok(list.sessions)
+    }
+
+    pub async fn send(&self, id: &str, content: &str) -> anyhow::Result<PostMessageResponse> {
+        let body = serde_json::json!({ "content": content }).to_string();
+        self.expect(reqwest::Method::POST, &format!("/api/sessions/{id}/messages"), Some(&body), 202).await
+    }
+
+    pub async fn messages(&self, id: &str) -> anyhow::Result<Vec<Message>> {
+        let list: MessageList =
+            self.expect(reqwest::Method::GET, &format!("/api/sessions/{id}/messages"), None, 200).await?;
+        Ok(list.messages)
+    }
+
+    pub async fn abort(&self, id: &str) -> anyhow::Result<Value> {
+        self.expect(reqwest::Method::POST, &format!("/api/sessions/{id}/abort"), Some("{}"), 200).await
+    }
+
+    /// Waits until the session's status is `status`.
+    pub async fn wait_status(&self, id: &str, status: &str) -> anyhow::Result<Session> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let session = self.session(id).await?;
+            if session.status.as_str() == status {
+                return Ok(session);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("session {id} never reached {status}; it is {:?}", session.status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until every message of the session has reached a final state.
+    pub async fn wait_settled(&self, id: &str) -> anyhow::Result<Vec<Message>> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let messages = self.messages(id).await?;
+            if !messages.is_empty() && messages.iter().all(|m| m.state.is_final()) {
+                return Ok(messages);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("messages of {id} never settled: {messages:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Opens the session's event stream, replaying after `last_event_id`.
+    pub async fn events(&self, id: &str, last_event_id: Option<u64>) -> anyhow::Result<SseStream> {
+        let mut request = self.http.get(self.url(&format!("/api/sessions/{id}/events")));
+        if let Some(last) = last_event_id {
+            request = request.header("last-event-id", last.to_string());
+        }
+        SseStream::open(request).await
+    }
+
+    /// Opens the sessions-list stream.
+    pub async fn list_events(&self) -> anyhow::Result<SseStream> {
+        SseStream::open(self.http.get(self.url("/api/events"))).await
+    }
+
+    /// Every stored event of a session, read through a fresh SSE connection until
+    /// `done` says the history is complete.
+    pub async fn history_until(
+        &self,
+        id: &str,
+        done: impl Fn(&[SessionEvent]) -> bool,
+    ) -> anyhow::Result<Vec<SessionEvent>> {
+        let mut stream = self.events(id, None).await?;
+        let mut events = Vec::new();
+        while !done(&events) {
+            events.push(stream.next_event().await?);
+        }
+        Ok(events)
+    }
+}
+
+/// One SSE message as received.
+#[derive(Debug, Clone)]
+pub struct SseMessage {
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// A text/event-stream response, parsed message by message.
+pub struct SseStream {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseStream {
+    async fn open(request: reqwest::RequestBuilder) -> anyhow::Result<SseStream> {
+        let response = request.header("accept", "text/event-stream").send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("SSE open failed: {status} {}", response.text().await.unwrap_or_default());
+        }
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !content_type.starts_with("text/event-stream") {
+            bail!("SSE answered with content-type {content_type:?}");
+        }
+        Ok(SseStream { body: response.bytes_stream().boxed(), buffer: String::new() })
+    }
+
+    /// The next message with data (comments and keep-alives are skipped).
+    pub async fn next_message(&mut self) -> anyhow::Result<SseMessage> {
+        tokio::time::timeout(WAIT, self.next_message_inner()).await.context("no SSE message within the wait")?
+    }
+
+    async fn next_message_inner(&mut self) -> anyhow::Result<SseMessage> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut id = None;
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(rest) = line.strip_prefix("id:") {
+                        id = Some(rest.trim().to_string());
+                    } else if let Some(rest) = line.strip_prefix("data:") {
+                        data.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
+                    }
+                }
+                if !data.is_empty() {
+                    return Ok(SseMessage { id, data: data.join("\n") });
+                }
+                continue;
+            }
+            match self.body.next().await {
+                Some(chunk) => self.buffer.push_str(&String::from_utf8_lossy(&chunk?).replace("\r\n", "\n")),
+                None => bail!("SSE stream ended"),
+            }
+        }
+    }
+
+    /// The next session event; checks that SSE `id` equals the event's `seq`.
+    pub async fn next_event(&mut self) -> anyhow::Result<SessionEvent> {
+        let message = self.next_message().await?;
+        let event: SessionEvent =
+            serde_json::from_str(&message.data).with_context(|| format!("decoding event {}", message.data))?;
+        if message.id.as_deref() != Some(event.seq.to_string().as_str()) {
+            bail!("SSE id {:?} differs from seq {}", message.id, event.seq);
+        }
+        Ok(event)
+    }
+
+    /// Reads events until one matches, returning everything read (including it).
+    pub async fn until(&mut self, matches: impl Fn(&EventBody) -> bool) -> anyhow::Result<Vec<SessionEvent>> {
+        let mut read = Vec::new();
+        loop {
+            let event = self.next_event().await?;
+            let hit = matches(&event.body);
+            read.push(event);
+            if hit {
+                return Ok(read);
+            }
+        }
+    }
+
+    pub async fn next_list_event(&mut self) -> anyhow::Result<SessionListEvent> {
+        let message = self.next_message().await?;
+        serde_json::from_str(&message.data).with_context(|| format!("decoding {}", message.data))
+    }
+}
+
+/// The concatenated text deltas of `events` for `turn_id`.
+pub fn turn_text(events: &[SessionEvent], turn_id: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e.turn_id.as_deref() == Some(turn_id))
+        .filter_map(|e| match &e.body {
+            EventBody::TextDelta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Checks that seqs run 1, 2, 3, ... with no gap or repeat.
+pub fn assert_contiguous(events: &[SessionEvent]) {
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, i as u64 + 1, "event #{i} has seq {}: {:?}", event.seq, event.body);
+    }
+}

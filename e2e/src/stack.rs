@@ -1,0 +1,291 @@
+//! Boots the real Nightshift stack for a test: `wrangler dev` (workerd with local D1,
+//! R2 and Durable Objects) and the sandbox backend (which starts real runners under
+//! bubblewrap), each on a free port with state in a temporary directory.
+//!
+//! Expects the parts to be built: `worker/build` (by `make build-worker`), and the
+//! native `sandbox-backend` and `runner` binaries in `target/debug` (or the directory
+//! `NIGHTSHIFT_BIN_DIR` names). `make test` builds them first.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+use crate::client::Api;
+
+/// The repository root (the directory holding `wrangler.toml`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e/ sits in the repo root").to_path_buf()
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::var_os("NIGHTSHIFT_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target/debug"))
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral loopback port")
+}
+
+/// How the stack is configured.
+#[derive(Clone, Debug, Default)]
+pub struct StackOptions {
+    /// `LLM_BASE_URL`; `None` leaves the LLM unconfigured.
+    pub llm_base_url: Option<String>,
+    /// Extra Worker variables.
+    pub worker_vars: Vec<(String, String)>,
+}
+
+/// A child process in its own process group, killed with the group on drop.
+struct Process {
+    child: Child,
+    name: &'static str,
+}
+
+impl Process {
+    fn spawn(name: &'static str, mut command: Command, log: &Path) -> anyhow::Result<Process> {
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        command
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = command.spawn().with_context(|| format!("starting {name}"))?;
+        Ok(Process { child, name })
+    }
+
+    fn kill_group(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // The whole group: wrangler starts workerd as a child.
+            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+        }
+    }
+
+    async fn stop(mut self) {
+        self.kill_group();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill_group();
+        let _ = self.name;
+    }
+}
+
+/// A running stack. Dropping it kills every process it started (runners included,
+/// since they belong to the backend's process groups... see [`Stack::drop`]).
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub worker_port: u16,
+    pub backend_port: u16,
+    pub backend_token: String,
+    options: StackOptions,
+    worker: Option<Process>,
+    backend: Option<Process>,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> anyhow::Result<Stack> {
+        let dir = tempfile::Builder::new().prefix("nightshift-e2e-").tempdir()?;
+        let mut stack = Stack {
+            dir,
+            worker_port: free_port(),
+            backend_port: free_port(),
+            backend_token: format!("backend-{}", uuid::Uuid::new_v4().simple()),
+            options,
+            worker: None,
+            backend: None,
+        };
+        stack.start_backend().await?;
+        stack.migrate().await?;
+        stack.start_worker().await?;
+        Ok(stack)
+    }
+
+    pub fn api(&self) -> Api {
+        Api::new(&self.worker_url())
+    }
+
+    pub fn worker_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.worker_port)
+    }
+
+    pub fn backend_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.backend_port)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("backend-data")
+    }
+
+    fn persist_dir(&self) -> PathBuf {
+        self.dir.path().join("wrangler-state")
+    }
+
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    /// The host path of a sandbox's workspace (local provider layout).
+    pub fn workspace(&self, sandbox_id: &str) -> PathBuf {
+        self.data_dir().join("sandboxes").join(sandbox_id).join("workspace")
+    }
+
+    fn env_file(&self) -> anyhow::Result<PathBuf> {
+        let mut lines = vec![
+            format!("SANDBOX_BACKEND_URL={}", self.backend_url()),
+            format!("SANDBOX_BACKEND_TOKEN={}", self.backend_token),
+            format!("RUNNER_TOKEN_SECRET=e2e-secret-{}", self.worker_port),
+            // Keep tokens out of a developer's real keys and endpoints.
+            "LLM_BASE_URL=".to_string(),
+            "LLM_MODEL=".to_string(),
+            "LLM_API_KEY=".to_string(),
+            "ANTHROPIC_API_KEY=".to_string(),
+        ];
+        if let Some(url) = &self.options.llm_base_url {
+            lines.retain(|l| !l.starts_with("LLM_"));
+            lines.push(format!("LLM_BASE_URL={url}"));
+            lines.push("LLM_MODEL=scripted-model".to_string());
+            lines.push("LLM_API_KEY=scripted-key".to_string());
+        }
+        for (k, v) in &self.options.worker_vars {
+            lines.push(format!("{k}={v}"));
+        }
+        let path = self.dir.path().join("worker.env");
+        std::fs::write(&path, lines.join("\n") + "\n")?;
+        Ok(path)
+    }
+
+    fn wrangler(&self) -> Command {
+        let mut command = Command::new(repo_root().join("node_modules/.bin/wrangler"));
+        command.current_dir(repo_root()).env("WRANGLER_SEND_METRICS", "false").env("NO_COLOR", "1");
+        command
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let output = self
+            .wrangler()
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(self.persist_dir())
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        if !output.status.success() {
+            bail!(
+                "d1 migrations failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts) `wrangler dev` on the stack's port with its state dir.
+    pub async fn start_worker(&mut self) -> anyhow::Result<()> {
+        let mut command = self.wrangler();
+        command
+            .args(["dev", "--ip", "127.0.0.1", "--port", &self.worker_port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .args(["--show-interactive-dev-session=false", "--log-level", "warn", "--persist-to"])
+            .arg(self.persist_dir())
+            .arg("--env-file")
+            .arg(self.env_file()?);
+        self.worker = Some(Process::spawn("wrangler", command, &self.log_path("wrangler"))?);
+        self.wait_healthy(&format!("{}/api/health", self.worker_url())).await
+    }
+
+    pub async fn stop_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.stop().await;
+        }
+    }
+
+    pub async fn restart_worker(&mut self) -> anyhow::Result<()> {
+        self.stop_worker().await;
+        self.start_worker().await
+    }
+
+    async fn start_backend(&mut self) -> anyhow::Result<()> {
+        let bin = bin_dir().join("sandbox-backend");
+        if !bin.exists() {
+            bail!("{} is missing: run `make build` first", bin.display());
+        }
+        let mut command = Command::new(bin);
+        command
+            .env("SANDBOX_BACKEND_LISTEN", format!("127.0.0.1:{}", self.backend_port))
+            .env("SANDBOX_BACKEND_TOKEN", &self.backend_token)
+            .env("NIGHTSHIFT_DATA_DIR", self.data_dir())
+            .env("RUNNER_BIN", bin_dir().join("runner"))
+            .env("RUST_LOG", "info");
+        self.backend = Some(Process::spawn("sandbox-backend", command, &self.log_path("backend"))?);
+        self.wait_healthy(&format!("{}/v1/health", self.backend_url())).await
+    }
+
+    async fn wait_healthy(&self, url: &str) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(response) = http.get(url).timeout(Duration::from_secs(2)).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("{url} never answered; logs in {}", self.dir.path().display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Pids of the runners this stack's backend started.
+    pub fn runner_pids(&self) -> Vec<u32> {
+        let pattern = format!("runner --config {}", self.data_dir().display());
+        let output = std::process::Command::new("pgrep").args(["-f", &pattern]).output();
+        match output {
+            Ok(out) => String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Kills every runner of this stack with SIGKILL, as a crash would.
+    pub fn kill_runners(&self) -> usize {
+        let pids = self.runner_pids();
+        for pid in &pids {
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+        pids.len()
+    }
+
+    /// Prints the logs; call when a test fails to see why.
+    pub fn dump_logs(&self) {
+        for name in ["wrangler", "backend"] {
+            if let Ok(text) = std::fs::read_to_string(self.log_path(name)) {
+                let tail: Vec<&str> = text.lines().rev().take(80).collect();
+                eprintln!("----- {name} log (last lines) -----");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.worker.take();
+        if let Some(backend) = self.backend.take() {
+            drop(backend);
+        }
+        // Runners run in their own process groups so they survive a backend restart;
+        // a finished test must not leave them behind.
+        self.kill_runners();
+    }
+}

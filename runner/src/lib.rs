@@ -1,0 +1,120 @@
+//! The Nightshift runner: the process that lives in one sandbox and does a session's
+//! work there.
+//!
+//! It holds one WebSocket link to its session's `SessionAgent` ([`link`]), receives
+//! prompts and aborts over it, runs each prompt as a turn of an agent ([`turns`],
+//! [`agent`]) that talks to an LLM ([`llm`]) and uses tools confined to the sandbox's
+//! workspace ([`tools`]), and streams every step back as numbered events that survive
+//! reconnects (exactly once, see `nightshift_protocol::runner_link`).
+//!
+//! Invariant: the runner's token and the LLM key stay in this process. Commands the
+//! agent runs get a cleared environment and never see either; neither is logged.
+//!
+//! This crate knows tokio and the OS; it must not depend on the Worker, the app or
+//! the sandbox backend, only on `nightshift-protocol` for what crosses the wire.
+
+pub mod agent;
+pub mod config;
+pub mod link;
+pub mod llm;
+pub mod tools;
+pub mod turns;
+
+use std::path::Path;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::BuiltinAgent;
+use crate::config::ConfigFile;
+use crate::link::{EventQueue, LinkEnd, LinkSettings, RunnerLink};
+use crate::tools::ToolSet;
+use crate::turns::TurnController;
+
+/// How a runner process ended, for its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// SIGTERM or SIGINT: the link was closed cleanly.
+    Shutdown,
+    /// The `SessionAgent` kept refusing the token; restarting will not help.
+    Unauthorized,
+}
+
+/// Runs the runner described by the boot config at `config_path` until it is told to
+/// stop or its token is refused for good.
+pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
+    let (config_file, config) = ConfigFile::load(config_path)
+        .with_context(|| format!("reading the runner config {}", config_path.display()))?;
+    tracing::info!(
+        session_id = %config.session_id,
+        worker_url = %config.worker_url,
+        workspace_dir = %config.workspace_dir,
+        "runner starting"
+    );
+
+    let tools = ToolSet::from_config(&config).context("opening the workspace")?;
+    let agent = BuiltinAgent::new(tools, &config.sandbox_workspace_dir).context("creating the agent")?;
+
+    let shutdown = CancellationToken::new();
+    let events = EventQueue::new(nightshift_protocol::limits::RUNNER_OUTBOX_CAPACITY);
+    let (active_turn_sender, active_turn) = watch::channel(None);
+    let (command_sender, commands) = mpsc::channel(64);
+
+    let settings = LinkSettings::new(&config.worker_url, &config.session_id)
+        .context("the runner config's worker_url")?;
+    let link = RunnerLink::new(
+        settings,
+        config.token.clone(),
+        Some(config_file),
+        events.clone(),
+        active_turn,
+        command_sender,
+    );
+    let mut link_task = tokio::spawn(link.run(shutdown.clone()));
+
+    let controller = TurnController::new(Box::new(agent), events, active_turn_sender);
+    let controller_task = tokio::spawn(controller.run(commands, shutdown.clone()));
+
+    let end = tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down");
+            shutdown.cancel();
+            // The controller stops the running turn (killing its commands) first, then
+            // the link flushes what is buffered and closes.
+            let _ = controller_task.await;
+            match link_task.await {
+                Ok(LinkEnd::Unauthorized) => RunEnd::Unauthorized,
+                _ => RunEnd::Shutdown,
+            }
+        }
+        result = &mut link_task => {
+            shutdown.cancel();
+            let _ = controller_task.await;
+            match result {
+                Ok(LinkEnd::Unauthorized) => RunEnd::Unauthorized,
+                Ok(LinkEnd::Shutdown) => RunEnd::Shutdown,
+                Err(error) => anyhow::bail!("the link task failed: {error}"),
+            }
+        }
+    };
+    Ok(end)
+}
+
+/// Resolves on SIGTERM (how the sandbox backend stops a runner) or SIGINT (a person
+/// pressing Ctrl-C in development), naming the signal.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (terminate, interrupt) {
+        (Ok(mut terminate), Ok(mut interrupt)) => tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        },
+        _ => {
+            tracing::warn!("cannot listen for signals; the runner stops only when killed");
+            std::future::pending().await
+        }
+    }
+}

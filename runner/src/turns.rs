@@ -1,0 +1,178 @@
+//! The turn controller: turns the `prompt` and `abort` frames the link receives into
+//! agent turns, one at a time, and guarantees that every turn it accepts ends with
+//! exactly one `turn_finished` event.
+//!
+//! - A prompt while another turn runs is a protocol error (the `SessionAgent` sends
+//!   one prompt at a time): it is logged and the new turn is finished as failed at
+//!   once, with an error event; the running turn is not disturbed. A prompt for the
+//!   turn already running (a resend) is ignored.
+//! - A prompt without an LLM configuration fails with an error event saying what to
+//!   set, without starting the agent.
+//! - An abort cancels the running turn; the agent stops (killing any command) and the
+//!   turn finishes as aborted.
+//! - On shutdown the running turn is stopped but not finished: the runner is going
+//!   away, and the `SessionAgent` treats its turn as interrupted and runs it again.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
+use nightshift_protocol::runner_link::SessionFrame;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Agent, TurnEnd, TurnEvents, TurnInput};
+use crate::link::EventQueue;
+
+/// What a runner says when the `SessionAgent` has no LLM to offer.
+pub const NO_LLM_MESSAGE: &str = "No LLM is configured. Set LLM_BASE_URL, LLM_MODEL and LLM_API_KEY (any \
+OpenAI-compatible endpoint) or ANTHROPIC_API_KEY in .env, then restart `make dev`.";
+
+/// How long shutdown waits for a stopped turn to clean up (kill its commands).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+struct ActiveTurn {
+    turn_id: String,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct TurnController {
+    agent: Arc<Mutex<Box<dyn Agent>>>,
+    events: EventQueue,
+    /// The running turn's id, for the link's `hello`.
+    active_turn: watch::Sender<Option<String>>,
+    active: Option<ActiveTurn>,
+    finished_sender: mpsc::UnboundedSender<String>,
+    finished: mpsc::UnboundedReceiver<String>,
+}
+
+impl TurnController {
+    pub fn new(agent: Box<dyn Agent>, events: EventQueue, active_turn: watch::Sender<Option<String>>) -> TurnController {
+        let (finished_sender, finished) = mpsc::unbounded_channel();
+        TurnController { agent: Arc::new(Mutex::new(agent)), events, active_turn, active: None, finished_sender, finished }
+    }
+
+    /// Handles frames until `shutdown`, or until the link is gone.
+    pub async fn run(mut self, mut frames: mpsc::Receiver<SessionFrame>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                frame = frames.recv() => match frame {
+                    Some(frame) => self.handle(frame, &shutdown).await,
+                    None => break,
+                },
+                Some(turn_id) = self.finished.recv() => {
+                    if self.active.as_ref().is_some_and(|active| active.turn_id == turn_id) {
+                        self.active = None;
+                        self.active_turn.send_replace(None);
+                    }
+                }
+            }
+        }
+        if let Some(active) = self.active.take() {
+            tracing::info!(turn_id = %active.turn_id, "stopping the running turn");
+            active.cancel.cancel();
+            if tokio::time::timeout(STOP_GRACE, active.task).await.is_err() {
+                tracing::warn!("the turn did not stop in time");
+            }
+        }
+    }
+
+    async fn handle(&mut self, frame: SessionFrame, shutdown: &CancellationToken) {
+        match frame {
+            SessionFrame::Prompt { turn_id, message_id, content, llm } => {
+                if let Some(active) = &self.active {
+                    if active.turn_id == turn_id {
+                        tracing::info!(%turn_id, "ignoring a repeated prompt for the running turn");
+                        return;
+                    }
+                    let message = format!(
+                        "The runner was still working on turn {} when turn {turn_id} arrived; turns run one at a time.",
+                        active.turn_id
+                    );
+                    tracing::error!(running = %active.turn_id, %turn_id, "protocol error: prompt while busy");
+                    self.fail_at_once(&turn_id, message).await;
+                    return;
+                }
+                let Some(llm) = llm else {
+                    tracing::warn!(%turn_id, "prompt without an LLM configuration");
+                    self.fail_at_once(&turn_id, NO_LLM_MESSAGE.to_string()).await;
+                    return;
+                };
+                tracing::info!(%turn_id, %message_id, model = %llm.model, "turn started");
+                self.start(TurnInput { turn_id, message_id, content, llm }, shutdown);
+            }
+            SessionFrame::Abort { turn_id } => match &self.active {
+                Some(active) if active.turn_id == turn_id => {
+                    tracing::info!(%turn_id, "aborting the turn");
+                    active.cancel.cancel();
+                }
+                _ => tracing::info!(%turn_id, "abort for a turn that is not running; nothing to do"),
+            },
+            // The link handles these itself.
+            SessionFrame::Welcome { .. } | SessionFrame::Ack { .. } | SessionFrame::Pong { .. } => {}
+        }
+    }
+
+    /// Finishes a turn that never started: an error event, then `turn_finished`.
+    async fn fail_at_once(&self, turn_id: &str, message: String) {
+        self.events.push(turn_id, EventBody::Error { message: message.clone() }).await;
+        let finished = EventBody::TurnFinished { outcome: TurnOutcome::Failed, usage: TokenUsage::default(), error: Some(message) };
+        self.events.push(turn_id, finished).await;
+    }
+
+    fn start(&mut self, input: TurnInput, shutdown: &CancellationToken) {
+        let turn_id = input.turn_id.clone();
+        // A child token: shutdown stops the turn too, an abort stops only the turn.
+        let cancel = shutdown.child_token();
+        let task = tokio::spawn(run_turn(
+            self.agent.clone(),
+            input,
+            self.events.clone(),
+            cancel.clone(),
+            shutdown.clone(),
+            self.finished_sender.clone(),
+        ));
+        self.active_turn.send_replace(Some(turn_id.clone()));
+        self.active = Some(ActiveTurn { turn_id, cancel, task });
+    }
+}
+
+async fn run_turn(
+    agent: Arc<Mutex<Box<dyn Agent>>>,
+    input: TurnInput,
+    queue: EventQueue,
+    cancel: CancellationToken,
+    shutdown: CancellationToken,
+    finished: mpsc::UnboundedSender<String>,
+) {
+    let turn_id = input.turn_id.clone();
+    let events = TurnEvents::new(queue, turn_id.clone());
+    let end = {
+        let mut agent = agent.lock().await;
+        // A panicking agent must still end its turn, or the session would wait for it
+        // forever.
+        match AssertUnwindSafe(agent.run_turn(input, &events, &cancel)).catch_unwind().await {
+            Ok(end) => end,
+            Err(_) => TurnEnd::failed(TokenUsage::default(), "The agent crashed; see the runner's log."),
+        }
+    };
+    if shutdown.is_cancelled() {
+        tracing::info!(%turn_id, "turn stopped by shutdown; it is left for the session to run again");
+    } else {
+        // An abort that raced with the natural end of the turn still counts as an abort
+        // only if the agent noticed it.
+        if let (TurnOutcome::Failed, Some(message)) = (end.outcome, &end.error) {
+            events.emit(EventBody::Error { message: message.clone() }).await;
+        }
+        tracing::info!(%turn_id, outcome = ?end.outcome, input_tokens = end.usage.input_tokens, output_tokens = end.usage.output_tokens, "turn finished");
+        events.emit(EventBody::TurnFinished { outcome: end.outcome, usage: end.usage, error: end.error }).await;
+    }
+    let _ = finished.send(turn_id);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+//! The service's configuration, read once from the environment at start-up.
+//!
+//! Plain data: nothing here touches the network or spawns processes, so tests build a
+//! [`Config`] directly instead of setting environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything the service needs to know before it starts.
+#[derive(Clone)]
+pub struct Config {
+    /// Where the HTTP API listens (`SANDBOX_BACKEND_LISTEN`).
+    pub listen: SocketAddr,
+    /// The bearer token every `/v1` route except health requires
+    /// (`SANDBOX_BACKEND_TOKEN`).
+    pub token: String,
+    /// Sandboxes, their records and runner files live under `<data_dir>/sandboxes/`
+    /// (`NIGHTSHIFT_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// The runner executable started for sandboxes linked to a session (`RUNNER_BIN`).
+    pub runner_bin: PathBuf,
+    /// Run commands as plain processes when bubblewrap cannot isolate them
+    /// (`SANDBOX_ALLOW_UNISOLATED`). Only for machines where nothing else is possible.
+    pub allow_unisolated: bool,
+}
+
+impl std::fmt::Debug for Config {
+    // The token never reaches a log through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("token", &"<redacted>")
+            .field("data_dir", &self.data_dir)
+            .field("runner_bin", &self.runner_bin)
+            .field("allow_unisolated", &self.allow_unisolated)
+            .finish()
+    }
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "SANDBOX_BACKEND_TOKEN is not set: the sandbox backend refuses to start without a \
+         bearer token. Set it to a long random secret (the Worker sends the same value), \
+         for example `SANDBOX_BACKEND_TOKEN=$(openssl rand -hex 32)`"
+    )]
+    MissingToken,
+    #[error("SANDBOX_BACKEND_LISTEN={0:?} is not an address like 127.0.0.1:8788")]
+    InvalidListen(String),
+    #[error("SANDBOX_ALLOW_UNISOLATED={0:?} is not a boolean (use true or false)")]
+    InvalidBoolean(String),
+    #[error("cannot find the backend's own executable to locate the runner next to it: {0}")]
+    NoOwnExecutable(std::io::Error),
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8788";
+pub const DEFAULT_DATA_DIR: &str = ".nightshift";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so the rules can be tested without
+    /// touching the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let token = non_empty("SANDBOX_BACKEND_TOKEN").ok_or(ConfigError::MissingToken)?;
+        let listen_text = non_empty("SANDBOX_BACKEND_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text
+            .parse()
+            .map_err(|_| ConfigError::InvalidListen(listen_text.clone()))?;
+        let data_dir = PathBuf::from(non_empty("NIGHTSHIFT_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+        let runner_bin = match non_empty("RUNNER_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => default_runner_bin()?,
+        };
+        let allow_unisolated = match non_empty("SANDBOX_ALLOW_UNISOLATED") {
+            None => false,
+            Some(text) => parse_bool(&text).ok_or(ConfigError::InvalidBoolean(text))?,
+        };
+        Ok(Config { listen, token, data_dir, runner_bin, allow_unisolated })
+    }
+}
+
+/// The `runner` executable next to this one: both are built into the same
+/// `target/<profile>/` directory, and installed side by side.
+fn default_runner_bin() -> Result<PathBuf, ConfigError> {
+    let own = std::env::current_exe().map_err(ConfigError::NoOwnExecutable)?;
+    Ok(own.with_file_name("runner"))
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn refuses_to_start_without_a_token() {
+        let error = Config::from_lookup(lookup(&[])).unwrap_err();
+        assert!(matches!(error, ConfigError::MissingToken));
+        assert!(error.to_string().contains("SANDBOX_BACKEND_TOKEN"));
+        let blank = Config::from_lookup(lookup(&[("SANDBOX_BACKEND_TOKEN", "  ")]));
+        assert!(matches!(blank, Err(ConfigError::MissingToken)));
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_token_is_set() {
+        let config = Config::from_lookup(lookup(&[("SANDBOX_BACKEND_TOKEN", "secret")])).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.data_dir, PathBuf::from(".nightshift"));
+        assert_eq!(config.runner_bin.file_name().unwrap(), "runner");
+        assert!(!config.allow_unisolated);
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn explicit_values_win() {
+        let config = Config::from_lookup(lookup(&[
+            ("SANDBOX_BACKEND_TOKEN", "secret"),
+            ("SANDBOX_BACKEND_LISTEN", "0.0.0.0:9000"),
+            ("NIGHTSHIFT_DATA_DIR", "/var/lib/nightshift"),
+            ("RUNNER_BIN", "/opt/runner"),
+            ("SANDBOX_ALLOW_UNISOLATED", "TRUE"),
+        ]))
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/nightshift"));
+        assert_eq!(config.runner_bin, PathBuf::from("/opt/runner"));
+        assert!(config.allow_unisolated);
+    }
+
+    #[test]
+    fn malformed_values_are_errors() {
+        let listen = Config::from_lookup(lookup(&[
+            ("SANDBOX_BACKEND_TOKEN", "t"),
+            ("SANDBOX_BACKEND_LISTEN", "localhost"),
+        ]));
+        assert!(matches!(listen, Err(ConfigError::InvalidListen(_))));
+        let unisolated = Config::from_lookup(lookup(&[
+            ("SANDBOX_BACKEND_TOKEN", "t"),
+            ("SANDBOX_ALLOW_UNISOLATED", "maybe"),
+        ]));
+        assert!(matches!(unisolated, Err(ConfigError::InvalidBoolean(_))));
+    }
+}

@@ -1,0 +1,221 @@
+//! The bubblewrap command line that puts a command into a sandbox: fresh namespaces,
+//! a read-only view of the host's `/usr` (and `/etc`), private `/tmp`, `/proc` and
+//! `/dev`, and the sandbox's workspace as the only writable host directory, at
+//! `/workspace`.
+//!
+//! Hardening still to come: `/etc` is bound read-only in full so that name
+//! resolution, certificates and locale data work; a later version binds only the
+//! files commands need.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nightshift_protocol::sandbox::NetworkMode;
+
+/// Where the workspace appears inside the sandbox.
+pub const SANDBOX_WORKSPACE: &str = "/workspace";
+/// `PATH` inside the sandbox (the host's `/usr` is all there is).
+pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How the probe command may take before bubblewrap counts as broken.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One top-level directory next to `/usr` that merged-`/usr` systems turn into a
+/// symlink (`/bin -> usr/bin`). The sandbox mirrors the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RootEntry {
+    Symlink { target: String, path: String },
+    Bind(String),
+}
+
+/// A located bubblewrap and the host layout it mirrors.
+#[derive(Debug, Clone)]
+pub struct Bubblewrap {
+    program: PathBuf,
+    root_entries: Vec<RootEntry>,
+}
+
+/// What differs from one sandboxed command to the next.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandScope<'a> {
+    pub workspace: &'a Path,
+    pub network: NetworkMode,
+    /// The sandbox's environment.
+    pub sandbox_env: &'a BTreeMap<String, String>,
+    /// This command's environment, applied after the sandbox's.
+    pub command_env: &'a BTreeMap<String, String>,
+    /// The working directory inside the sandbox.
+    pub cwd: &'a str,
+}
+
+impl Bubblewrap {
+    /// Finds `bwrap` on the usual system paths.
+    pub fn find() -> Option<Bubblewrap> {
+        let program = ["/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|path| path.is_file())?;
+        Some(Bubblewrap::with_program(program))
+    }
+
+    fn with_program(program: PathBuf) -> Bubblewrap {
+        let root_entries = ["/bin", "/lib", "/lib64", "/sbin"]
+            .into_iter()
+            .filter_map(|path| match std::fs::read_link(path) {
+                Ok(target) => Some(RootEntry::Symlink { target: target.display().to_string(), path: path.into() }),
+                Err(_) if Path::new(path).is_dir() => Some(RootEntry::Bind(path.into())),
+                Err(_) => None,
+            })
+            .collect();
+        Bubblewrap { program, root_entries }
+    }
+
+    /// The argv prefix (ending in `--`) that runs a command as `scope` says; the
+    /// command and its arguments follow it.
+    pub fn prefix(&self, scope: CommandScope<'_>) -> Vec<String> {
+        let mut argv: Vec<String> = vec![self.program.display().to_string(), "--unshare-all".into()];
+        if scope.network != NetworkMode::None {
+            argv.push("--share-net".into());
+        }
+        argv.extend(
+            ["--die-with-parent", "--new-session", "--clearenv"].map(String::from),
+        );
+        let base_env = [("PATH", SANDBOX_PATH), ("HOME", SANDBOX_WORKSPACE), ("LANG", "C.UTF-8")];
+        let env = base_env
+            .into_iter()
+            .chain(scope.sandbox_env.iter().map(|(name, value)| (name.as_str(), value.as_str())))
+            .chain(scope.command_env.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+        for (name, value) in env {
+            argv.extend(["--setenv".into(), name.into(), value.into()]);
+        }
+        argv.extend(["--ro-bind", "/usr", "/usr"].map(String::from));
+        for entry in &self.root_entries {
+            match entry {
+                RootEntry::Symlink { target, path } => {
+                    argv.extend(["--symlink".into(), target.clone(), path.clone()]);
+                }
+                RootEntry::Bind(path) => argv.extend(["--ro-bind".into(), path.clone(), path.clone()]),
+            }
+        }
+        argv.extend(["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
+        argv.extend(["--bind".into(), scope.workspace.display().to_string(), SANDBOX_WORKSPACE.into()]);
+        argv.extend(["--chdir".into(), scope.cwd.into(), "--".into()]);
+        argv
+    }
+
+    /// Checks that bubblewrap can create its namespaces here, by running `true` in a
+    /// sandbox over `scratch`. The error carries bubblewrap's own complaint.
+    pub async fn probe(&self, scratch: &Path, prefix: &[String]) -> Result<(), String> {
+        let empty = BTreeMap::new();
+        let scope = CommandScope {
+            workspace: scratch,
+            network: NetworkMode::None,
+            sandbox_env: &empty,
+            command_env: &empty,
+            cwd: SANDBOX_WORKSPACE,
+        };
+        let mut argv: Vec<String> = prefix.to_vec();
+        argv.extend(self.prefix(scope));
+        argv.push("true".into());
+        let output = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(PROBE_TIMEOUT, output).await {
+            Err(_) => Err(format!("`{}` did not finish within {PROBE_TIMEOUT:?}", self.program.display())),
+            Ok(Err(error)) => Err(format!("cannot run {}: {error}", self.program.display())),
+            Ok(Ok(output)) if output.status.success() => Ok(()),
+            Ok(Ok(output)) => Err(format!(
+                "{} exited with {}: {}",
+                self.program.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )),
+        }
+    }
+}
+
+/// The sandbox's idea of a command's working directory: the workspace by default, a
+/// relative `cwd` inside it, an absolute one as given.
+pub fn sandbox_cwd(cwd: Option<&str>) -> String {
+    match cwd {
+        None => SANDBOX_WORKSPACE.into(),
+        Some(path) if path.starts_with('/') => path.into(),
+        Some(path) => format!("{SANDBOX_WORKSPACE}/{}", path.trim_start_matches("./")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bubblewrap() -> Bubblewrap {
+        Bubblewrap {
+            program: "/usr/bin/bwrap".into(),
+            root_entries: vec![
+                RootEntry::Symlink { target: "usr/bin".into(), path: "/bin".into() },
+                RootEntry::Bind("/lib".into()),
+            ],
+        }
+    }
+
+    fn position(argv: &[String], needle: &[&str]) -> Option<usize> {
+        argv.windows(needle.len()).position(|window| window.iter().zip(needle).all(|(a, b)| a == b))
+    }
+
+    #[test]
+    fn the_prefix_isolates_and_binds_only_the_workspace_writable() {
+        let env: BTreeMap<_, _> = [("FOO".to_string(), "bar".to_string())].into();
+        let command_env: BTreeMap<_, _> = [("FOO".to_string(), "override".to_string())].into();
+        let argv = bubblewrap().prefix(CommandScope {
+            workspace: Path::new("/data/sandboxes/s1/workspace"),
+            network: NetworkMode::Private,
+            sandbox_env: &env,
+            command_env: &command_env,
+            cwd: "/workspace/src",
+        });
+        assert_eq!(argv[..3], ["/usr/bin/bwrap", "--unshare-all", "--share-net"]);
+        assert!(position(&argv, &["--bind", "/data/sandboxes/s1/workspace", "/workspace"]).is_some());
+        assert!(position(&argv, &["--symlink", "usr/bin", "/bin"]).is_some());
+        assert!(position(&argv, &["--ro-bind", "/lib", "/lib"]).is_some());
+        assert_eq!(argv[argv.len() - 3..], ["--chdir", "/workspace/src", "--"]);
+        // Later --setenv wins, and --clearenv comes before all of them.
+        let clear = position(&argv, &["--clearenv"]).unwrap();
+        let sandbox = position(&argv, &["--setenv", "FOO", "bar"]).unwrap();
+        let command = position(&argv, &["--setenv", "FOO", "override"]).unwrap();
+        assert!(clear < sandbox && sandbox < command);
+        // Exactly one writable host bind.
+        assert_eq!(argv.iter().filter(|arg| *arg == "--bind").count(), 1);
+    }
+
+    #[test]
+    fn no_network_means_no_shared_network_namespace() {
+        let empty = BTreeMap::new();
+        let argv = bubblewrap().prefix(CommandScope {
+            workspace: Path::new("/w"),
+            network: NetworkMode::None,
+            sandbox_env: &empty,
+            command_env: &empty,
+            cwd: SANDBOX_WORKSPACE,
+        });
+        assert!(!argv.contains(&"--share-net".to_string()));
+    }
+
+    #[test]
+    fn working_directories_resolve_inside_the_workspace() {
+        assert_eq!(sandbox_cwd(None), "/workspace");
+        assert_eq!(sandbox_cwd(Some("src/app")), "/workspace/src/app");
+        assert_eq!(sandbox_cwd(Some("./src")), "/workspace/src");
+        assert_eq!(sandbox_cwd(Some("/tmp")), "/tmp");
+    }
+
+    #[tokio::test]
+    async fn the_probe_succeeds_on_this_machine() {
+        let bubblewrap = Bubblewrap::find().expect("bubblewrap is installed");
+        let scratch = tempfile::tempdir().unwrap();
+        bubblewrap.probe(scratch.path(), &[]).await.unwrap();
+    }
+}

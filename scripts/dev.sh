@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the whole stack on localhost: the sandbox backend on :8788 (local provider)
+# and the Worker under `wrangler dev` on :8787 (local D1, R2 and Durable Objects,
+# state in .wrangler/state), which also serves the app. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f .env ] || { echo ".env is missing: run 'make setup'" >&2; exit 1; }
+set -a; source .env; set +a
+export WRANGLER_SEND_METRICS=false
+
+npx wrangler d1 migrations apply DB --local >/dev/null
+
+backend_pid=""
+cleanup() { [ -n "$backend_pid" ] && kill "$backend_pid" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+RUNNER_BIN="$PWD/target/release/runner" ./target/release/sandbox-backend &
+backend_pid=$!
+
+echo
+echo "  Nightshift is starting: open http://127.0.0.1:8787"
+echo
+npx wrangler dev --ip 127.0.0.1 --port 8787 --env-file .env --show-interactive-dev-session=false

@@ -1,0 +1,219 @@
+//! Session-scoped runner tokens: what a runner presents to open its session's link.
+//!
+//! Format: `v1.<session_id>.<expires_unix>.<mac>`, where `mac` is the unpadded
+//! base64url HMAC-SHA256 of `v1|<session_id>|<expires_unix>` under the deployment's
+//! `RUNNER_TOKEN_SECRET`. A token names its session and its expiry in clear text and
+//! proves both with the MAC; it never contains the secret, so a sandbox that leaks its
+//! token leaks access to one session's link for at most the token's lifetime.
+//! Tokens are short-lived and renewed over the link once past half their life.
+//!
+//! The clock is passed in (Unix seconds). This module must not depend on a platform.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const VERSION: &str = "v1";
+
+/// The shortest secret accepted, in bytes. Anything shorter is guessable.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Why a token could not be issued or was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the runner token secret is shorter than {MIN_SECRET_BYTES} bytes")]
+    WeakSecret,
+    #[error("a session id must be non-empty and must not contain '.'")]
+    InvalidSessionId,
+    #[error("the token is not a runner token")]
+    Malformed,
+    #[error("the token's signature does not match")]
+    BadSignature,
+    #[error("the token is for another session")]
+    WrongSession,
+    #[error("the token has expired")]
+    Expired,
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerTokenClaims {
+    pub session_id: String,
+    /// Unix seconds after which the token is refused.
+    pub expires_at: u64,
+}
+
+impl RunnerTokenClaims {
+    /// True once less than half of a `ttl_secs` lifetime is left: time to hand the
+    /// runner a fresh token, well before the old one stops working.
+    pub fn needs_renewal(&self, now: u64, ttl_secs: u64) -> bool {
+        needs_renewal(self.expires_at, now, ttl_secs)
+    }
+}
+
+/// [`RunnerTokenClaims::needs_renewal`] for a bare expiry.
+pub fn needs_renewal(expires_at: u64, now: u64, ttl_secs: u64) -> bool {
+    expires_at.saturating_sub(now).saturating_mul(2) < ttl_secs
+}
+
+/// Issues and verifies runner tokens with one secret.
+#[derive(Clone)]
+pub struct RunnerTokenKey {
+    /// The HMAC state keyed with the secret; cloned for every token.
+    keyed: HmacSha256,
+}
+
+impl std::fmt::Debug for RunnerTokenKey {
+    // The secret never reaches a log through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunnerTokenKey(<redacted>)")
+    }
+}
+
+impl RunnerTokenKey {
+    pub fn new(secret: &[u8]) -> Result<Self, TokenError> {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(TokenError::WeakSecret);
+        }
+        let keyed = HmacSha256::new_from_slice(secret).map_err(|_| TokenError::WeakSecret)?;
+        Ok(Self { keyed })
+    }
+
+    /// A token for `session_id`, valid for `ttl_secs` from `now`.
+    pub fn issue(&self, session_id: &str, now: u64, ttl_secs: u64) -> Result<String, TokenError> {
+        check_session_id(session_id)?;
+        let expires_at = now.saturating_add(ttl_secs);
+        let mac = URL_SAFE_NO_PAD.encode(self.mac(session_id, expires_at).finalize().into_bytes());
+        Ok(format!("{VERSION}.{session_id}.{expires_at}.{mac}"))
+    }
+
+    /// Checks that `token` is genuine, names `session_id` and has not expired at `now`.
+    pub fn verify(
+        &self,
+        token: &str,
+        session_id: &str,
+        now: u64,
+    ) -> Result<RunnerTokenClaims, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(version), Some(token_session), Some(expires), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        if version != VERSION || token_session.is_empty() {
+            return Err(TokenError::Malformed);
+        }
+        // Only canonical decimal: "+5" or "05" would sign differently than they parse.
+        if expires.is_empty() || !expires.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(TokenError::Malformed);
+        }
+        let expires_at: u64 = expires.parse().map_err(|_| TokenError::Malformed)?;
+        if expires_at.to_string() != expires {
+            return Err(TokenError::Malformed);
+        }
+        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| TokenError::Malformed)?;
+        // `verify_slice` compares in constant time.
+        self.mac(token_session, expires_at)
+            .verify_slice(&mac)
+            .map_err(|_| TokenError::BadSignature)?;
+        if token_session != session_id {
+            return Err(TokenError::WrongSession);
+        }
+        if now >= expires_at {
+            return Err(TokenError::Expired);
+        }
+        Ok(RunnerTokenClaims { session_id: token_session.to_owned(), expires_at })
+    }
+
+    fn mac(&self, session_id: &str, expires_at: u64) -> HmacSha256 {
+        let mut mac = self.keyed.clone();
+        mac.update(format!("{VERSION}|{session_id}|{expires_at}").as_bytes());
+        mac
+    }
+}
+
+fn check_session_id(session_id: &str) -> Result<(), TokenError> {
+    if session_id.is_empty() || session_id.contains('.') {
+        Err(TokenError::InvalidSessionId)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn key() -> RunnerTokenKey {
+        RunnerTokenKey::new(b"0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    #[test]
+    fn a_fresh_token_verifies_for_its_session() {
+        let token = key().issue("s1", NOW, 3600).unwrap();
+        assert!(token.starts_with("v1.s1.1700003600."));
+        let claims = key().verify(&token, "s1", NOW + 10).unwrap();
+        assert_eq!(claims, RunnerTokenClaims { session_id: "s1".into(), expires_at: NOW + 3600 });
+    }
+
+    #[test]
+    fn the_token_never_contains_the_secret() {
+        let token = key().issue("s1", NOW, 3600).unwrap();
+        assert!(!token.contains("0123456789abcdef"));
+        assert!(!format!("{:?}", key()).contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn another_session_is_refused() {
+        let token = key().issue("s1", NOW, 3600).unwrap();
+        assert_eq!(key().verify(&token, "s2", NOW), Err(TokenError::WrongSession));
+    }
+
+    #[test]
+    fn expiry_is_enforced() {
+        let token = key().issue("s1", NOW, 60).unwrap();
+        assert!(key().verify(&token, "s1", NOW + 59).is_ok());
+        assert_eq!(key().verify(&token, "s1", NOW + 60), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature() {
+        let token = key().issue("s1", NOW, 60).unwrap();
+        let longer = token.replace(".1700000060.", ".1700009999.");
+        assert_eq!(key().verify(&longer, "s1", NOW), Err(TokenError::BadSignature));
+        let other_session = token.replacen("v1.s1.", "v1.s2.", 1);
+        assert_eq!(key().verify(&other_session, "s2", NOW), Err(TokenError::BadSignature));
+        let other_key = RunnerTokenKey::new(b"another-secret-of-enough-length").unwrap();
+        assert_eq!(other_key.verify(&token, "s1", NOW), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        for token in ["", "v1", "v1.s1.5", "v2.s1.5.abc", "v1..5.abc", "v1.s1.x.abc", "v1.s1.05.abc",
+            "v1.s1.+5.abc", "v1.s1.5.!!!", "v1.s1.5.abc.extra"]
+        {
+            assert_eq!(key().verify(token, "s1", NOW), Err(TokenError::Malformed), "{token}");
+        }
+    }
+
+    #[test]
+    fn weak_secrets_and_bad_session_ids_are_refused() {
+        assert_eq!(RunnerTokenKey::new(b"short").unwrap_err(), TokenError::WeakSecret);
+        assert_eq!(key().issue("a.b", NOW, 60), Err(TokenError::InvalidSessionId));
+        assert_eq!(key().issue("", NOW, 60), Err(TokenError::InvalidSessionId));
+    }
+
+    #[test]
+    fn renewal_is_due_past_half_the_life() {
+        let claims = RunnerTokenClaims { session_id: "s".into(), expires_at: NOW + 3600 };
+        assert!(!claims.needs_renewal(NOW, 3600));
+        assert!(!claims.needs_renewal(NOW + 1800, 3600));
+        assert!(claims.needs_renewal(NOW + 1801, 3600));
+        assert!(claims.needs_renewal(NOW + 4000, 3600));
+    }
+}
