@@ -49,7 +49,7 @@ fmt:
 	$(CARGO) fmt --all
 
 bench: setup build-app build-worker build-native-release ## the latency and fan-out benchmark (figures for BENCHMARKS.md)
-	$(CARGO) run --release -p nightshift-e2e --bin bench
+	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin bench
 
 clean-state: ## forget local sessions, sandboxes and D1/DO state
 	rm -rf .wrangler/state .nightshift

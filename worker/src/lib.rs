@@ -1,1 +1,44 @@
-//! placeholder
+//! The Nightshift Cloudflare Worker: the `/api` HTTP edge, the `SessionAgent` and
+//! `EventBus` Durable Objects, D1 access, and the app's static assets.
+//!
+//! Requests under `/api/` go through [`routes`] (one authentication gate, thin
+//! handlers); everything else is served from the assets binding with a single-page
+//! app fallback. Each chat session is one [`session_agent::SessionAgent`], keyed by the
+//! session id, which owns the session's prompt queue, event log and runner link; the
+//! one global [`event_bus::EventBus`] fans session-list changes out to browsers.
+//!
+//! This is the only crate that knows `worker::*`. The rules it applies (status,
+//! queue, sequencing, tokens, titles) live in `nightshift_session`, and every body it
+//! sends or receives is a `nightshift_protocol` type; it must not grow its own.
+
+use worker::{Context, Env, Request, Response, Result, event};
+
+mod api_error;
+mod auth;
+mod body;
+mod clock;
+mod config;
+mod event_bus;
+mod ids;
+mod internal;
+mod llm_config;
+mod routes;
+mod sandbox_client;
+mod session_agent;
+mod sessions_table;
+mod sse;
+mod timeout;
+
+pub use event_bus::EventBus;
+pub use session_agent::SessionAgent;
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let path = req.path();
+    if path == "/api" || path.starts_with("/api/") {
+        return Ok(routes::handle(req, env).await);
+    }
+    // `wrangler.toml` sends only `/api/*` to the Worker first; this covers requests the
+    // asset router hands over anyway (for example when assets are not configured).
+    env.assets("ASSETS")?.fetch_request(req).await
+}

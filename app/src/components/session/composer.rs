@@ -1,0 +1,91 @@
+//! The composer: a textarea and a Send button. Enter sends, Shift+Enter starts a new
+//! line. Sending while a turn runs queues the prompt as a follow-up.
+
+use leptos::ev::{KeyboardEvent, SubmitEvent};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use super::SessionContext;
+use crate::api;
+
+#[component]
+pub fn Composer(context: SessionContext) -> impl IntoView {
+    let draft = RwSignal::new(String::new());
+    let sending = RwSignal::new(false);
+    let busy = Memo::new(move |_| {
+        context.timeline.with(|timeline| timeline.has_running_turn() || !timeline.queue().is_empty())
+    });
+
+    let send = move || {
+        let content = draft.get_untracked();
+        if content.trim().is_empty() || sending.get_untracked() {
+            return;
+        }
+        sending.set(true);
+        context.action_error.set(None);
+        // The box empties at once, so typing the next prompt can start right away;
+        // a refused prompt comes back unless something new was typed meanwhile.
+        draft.set(String::new());
+        let session_id = context.session_id.get_value();
+        spawn_local(async move {
+            match api::post_message(&session_id, content.clone()).await {
+                Ok(answer) => context
+                    .timeline
+                    .update(|timeline| timeline.merge_messages(std::slice::from_ref(&answer.message))),
+                Err(error) => {
+                    context.action_error.set(Some(error.to_string()));
+                    draft.update(|draft| {
+                        if draft.is_empty() {
+                            *draft = content;
+                        }
+                    });
+                }
+            }
+            sending.set(false);
+        });
+    };
+    let on_keydown = move |event: KeyboardEvent| {
+        if event.key() == "Enter" && !event.shift_key() && !event.is_composing() {
+            event.prevent_default();
+            send();
+        }
+    };
+    let on_submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        send();
+    };
+
+    view! {
+        <form class="composer" data-testid="composer" on:submit=on_submit>
+            <textarea
+                class="composer__input"
+                rows="3"
+                placeholder=move || {
+                    if busy.get() {
+                        "Queue a follow-up… (Enter to send, Shift+Enter for a new line)"
+                    } else {
+                        "Describe a task… (Enter to send, Shift+Enter for a new line)"
+                    }
+                }
+                prop:value=move || draft.get()
+                on:input=move |event| draft.set(event_target_value(&event))
+                on:keydown=on_keydown
+            ></textarea>
+            <div class="composer__bar">
+                {move || context.action_error.get().map(|error| view! {
+                    <p class="inline-error composer__error" data-testid="composer-error" role="alert">{error}</p>
+                })}
+                <span class="composer__hint">{move || if busy.get() { "Runs after the current work" } else { "" }}</span>
+                <button
+                    class="button button--primary"
+                    data-testid="send"
+                    type="submit"
+                    disabled=move || sending.get() || draft.with(|draft| draft.trim().is_empty())
+                >
+                    {move || if busy.get() { "Queue" } else { "Send" }}
+                    <span class="button__kbd" aria-hidden="true">"↵"</span>
+                </button>
+            </div>
+        </form>
+    }
+}

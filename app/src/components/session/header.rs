@@ -1,0 +1,94 @@
+//! The session header: title, status badge, connection state and the Abort button.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use nightshift_protocol::api::SessionStatus;
+
+use super::SessionContext;
+use crate::api;
+use crate::components::StatusBadge;
+use crate::components::sidebar::UNTITLED;
+use crate::sse::StreamState;
+use crate::store::SessionsStore;
+
+#[component]
+pub fn SessionHeader(context: SessionContext) -> impl IntoView {
+    let store = expect_context::<SessionsStore>();
+    let session = Memo::new(move |_| {
+        context.session_id.with_value(|id| store.list.with(|list| list.get(id).cloned()))
+    });
+    let title = move || {
+        session.with(|session| match session {
+            Some(session) if !session.title.trim().is_empty() => session.title.clone(),
+            Some(_) => UNTITLED.to_owned(),
+            None => "Loading…".to_owned(),
+        })
+    };
+    // The session's own stream replays every status change in order, so its latest
+    // one is current; before any arrives, the sessions list knows the status.
+    let status = Signal::derive(move || {
+        context
+            .timeline
+            .with(|timeline| timeline.status())
+            .or_else(|| session.with(|session| session.as_ref().map(|session| session.status)))
+    });
+    let turn_running = Memo::new(move |_| context.timeline.with(|timeline| timeline.has_running_turn()));
+    let aborting = RwSignal::new(false);
+    let can_abort =
+        move || !aborting.get() && (turn_running.get() || status.get() == Some(SessionStatus::Running));
+
+    let abort = move |_| {
+        aborting.set(true);
+        let session_id = context.session_id.get_value();
+        spawn_local(async move {
+            if let Err(error) = api::abort(&session_id).await {
+                context.action_error.set(Some(format!("Could not abort: {error}")));
+            }
+            aborting.set(false);
+        });
+    };
+
+    let connection = move || match context.stream.get() {
+        StreamState::Connecting => ("connecting", "Connecting…"),
+        StreamState::Open { .. } => ("live", "Live"),
+        StreamState::Reconnecting => ("reconnecting", "Reconnecting…"),
+    };
+    let detail = move || {
+        session.with(|session| {
+            session.as_ref().map(|session| match &session.model {
+                Some(model) => format!("{} · {model}", session.agent),
+                None => session.agent.clone(),
+            })
+        })
+    };
+    let session_error = move || session.with(|session| session.as_ref().and_then(|session| session.error.clone()));
+
+    view! {
+        <header class="session-header" data-testid="session-header">
+            <div class="session-header__main">
+                <h1 class="session-header__title" data-testid="session-title" title=title>{title}</h1>
+                <StatusBadge status=status/>
+            </div>
+            <div class="session-header__side">
+                <span class="connection" data-state=move || connection().0>
+                    <span class="connection__dot"></span>
+                    {move || connection().1}
+                </span>
+                <span class="session-header__detail">{detail}</span>
+                <button
+                    class="button button--danger"
+                    data-testid="abort"
+                    disabled=move || !can_abort()
+                    on:click=abort
+                    title="Stop the running turn"
+                >
+                    <span class="button__stop" aria-hidden="true"></span>
+                    {move || if aborting.get() { "Aborting…" } else { "Abort" }}
+                </button>
+            </div>
+        </header>
+        {move || session_error().map(|error| view! {
+            <div class="banner banner--error" data-testid="session-error">{error}</div>
+        })}
+    }
+}

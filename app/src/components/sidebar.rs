@@ -1,0 +1,125 @@
+//! The left sidebar: the "New session" button and the live list of sessions.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::{use_location, use_navigate};
+
+use crate::components::StatusBadge;
+use crate::sse::StreamState;
+use crate::store::{SessionsStore, session_href};
+
+/// A title for sessions that have none yet (they are titled after their first prompt).
+pub const UNTITLED: &str = "Untitled session";
+
+#[component]
+pub fn Sidebar() -> impl IntoView {
+    let store = expect_context::<SessionsStore>();
+    let session_ids = Memo::new(move |_| {
+        store.list.with(|list| list.sessions().iter().map(|session| session.id.clone()).collect::<Vec<_>>())
+    });
+    let offline = move || matches!(store.stream.get(), StreamState::Reconnecting);
+
+    view! {
+        <aside class="sidebar">
+            <div class="sidebar__brand">
+                <span class="brand-mark" aria-hidden="true"></span>
+                <span class="brand-name">"Nightshift"</span>
+                <span class="live-dot" class:live-dot--offline=offline title=move || {
+                    if offline() { "Reconnecting to the server" } else { "Live" }
+                }></span>
+            </div>
+            <NewSessionButton class="button button--primary sidebar__new" test_id="new-session"/>
+            <div class="sidebar__label">"Sessions"</div>
+            <nav class="session-list" data-testid="session-list">
+                <For
+                    each=move || session_ids.get()
+                    key=|id| id.clone()
+                    children=move |id| view! { <SessionRow session_id=id/> }
+                />
+                <Show when=move || store.loaded.get() && session_ids.with(Vec::is_empty)>
+                    <p class="session-list__empty">"No sessions yet."</p>
+                </Show>
+                {move || store.load_error.get().map(|error| view! {
+                    <p class="session-list__error">"Could not load sessions: " {error}</p>
+                })}
+            </nav>
+        </aside>
+    }
+}
+
+/// One row of the list; reads its session by id so a status or title change redraws
+/// only this row.
+#[component]
+fn SessionRow(session_id: String) -> impl IntoView {
+    let store = expect_context::<SessionsStore>();
+    let location = use_location();
+    let href = session_href(&session_id);
+    let is_active = {
+        let href = href.clone();
+        move || location.pathname.with(|path| *path == href)
+    };
+    let row = {
+        let session_id = session_id.clone();
+        Memo::new(move |_| {
+            store.list.with(|list| list.get(&session_id).map(|session| (session.title.clone(), session.status)))
+        })
+    };
+    let title = move || {
+        row.with(|row| match row {
+            Some((title, _)) if !title.trim().is_empty() => title.clone(),
+            _ => UNTITLED.to_owned(),
+        })
+    };
+    let status = Signal::derive(move || row.with(|row| row.as_ref().map(|(_, status)| *status)));
+
+    view! {
+        <a
+            class="session-item"
+            class:session-item--active=is_active
+            href=href
+            data-testid="session-item"
+            data-session-id=session_id
+        >
+            <span class="session-item__title" title=title>{title}</span>
+            <StatusBadge status=status/>
+        </a>
+    }
+}
+
+/// Creates a session (`POST /api/sessions {}`) and opens it. Used by the sidebar and
+/// by the empty state.
+#[component]
+pub fn NewSessionButton(
+    #[prop(into)] class: String,
+    test_id: &'static str,
+    #[prop(optional)] label: Option<&'static str>,
+) -> impl IntoView {
+    let store = expect_context::<SessionsStore>();
+    let navigate = use_navigate();
+    let creating = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let create = move |_| {
+        if creating.get_untracked() {
+            return;
+        }
+        creating.set(true);
+        error.set(None);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match store.create_session().await {
+                Ok(id) => navigate(&session_href(&id), Default::default()),
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+            creating.set(false);
+        });
+    };
+    view! {
+        <button class=class data-testid=test_id on:click=create disabled=move || creating.get()>
+            <span class="button__plus" aria-hidden="true">"+"</span>
+            {move || if creating.get() { "Creating…" } else { label.unwrap_or("New session") }}
+        </button>
+        {move || error.get().map(|error| view! {
+            <p class="inline-error" data-testid="new-session-error">{error}</p>
+        })}
+    }
+}

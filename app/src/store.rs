@@ -1,0 +1,92 @@
+//! The sessions list shared by the sidebar and the session view, kept live.
+//!
+//! One [`SessionsStore`] exists per page, created by the root component and handed
+//! out through Leptos context. It loads `GET /api/sessions`, follows `GET /api/events`
+//! and reloads the list whenever that stream (re)opens, so a change made while the
+//! stream was down is never missed. What each list event means is decided by
+//! [`crate::state::SessionList`]; this file only wires it to the network and signals.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use nightshift_protocol::api::Session;
+use nightshift_protocol::events::SessionListEvent;
+use send_wrapper::SendWrapper;
+
+use crate::api::{self, ApiError};
+use crate::sse::{EventStream, StreamState};
+use crate::state::SessionList;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionsStore {
+    pub list: RwSignal<SessionList>,
+    /// True once one `GET /api/sessions` has answered.
+    pub loaded: RwSignal<bool>,
+    /// Why the last load failed, until one succeeds.
+    pub load_error: RwSignal<Option<String>>,
+    pub stream: RwSignal<StreamState>,
+}
+
+impl SessionsStore {
+    /// Creates the store and starts loading and following the list. The stream is
+    /// closed when the calling component's owner is cleaned up.
+    pub fn start() -> SessionsStore {
+        let store = SessionsStore {
+            list: RwSignal::new(SessionList::default()),
+            loaded: RwSignal::new(false),
+            load_error: RwSignal::new(None),
+            stream: RwSignal::new(StreamState::Connecting),
+        };
+        store.reload();
+        let stream = EventStream::connect(
+            || api::SESSION_LIST_EVENTS_URL.to_owned(),
+            move |data| match serde_json::from_str::<SessionListEvent>(&data) {
+                Ok(event) => store.list.update(|list| list.apply(event)),
+                Err(error) => leptos::logging::warn!("ignoring a sessions-list event: {error}"),
+            },
+            move |state| {
+                store.stream.set(state);
+                // Reload on every open, the first included: a session created between
+                // the first load and the stream's opening would otherwise be missed.
+                if matches!(state, StreamState::Open { .. }) {
+                    store.reload();
+                }
+            },
+        );
+        let stream = SendWrapper::new(stream);
+        on_cleanup(move || drop(stream));
+        store
+    }
+
+    /// Loads `GET /api/sessions` and merges it into the list.
+    pub fn reload(self) {
+        spawn_local(async move {
+            match api::list_sessions().await {
+                Ok(answer) => {
+                    self.list.update(|list| list.merge_snapshot(answer.sessions));
+                    self.loaded.set(true);
+                    self.load_error.set(None);
+                }
+                Err(error) => self.load_error.set(Some(error.to_string())),
+            }
+        });
+    }
+
+    /// `POST /api/sessions`; the new session is listed at once, before its
+    /// `session_created` event arrives. Answers its id.
+    pub async fn create_session(self) -> Result<String, ApiError> {
+        let session = api::create_session().await?;
+        let id = session.id.clone();
+        self.remember(session);
+        Ok(id)
+    }
+
+    /// Adds or refreshes one session, from an answer of `GET /api/sessions/{id}`.
+    pub fn remember(self, session: Session) {
+        self.list.update(|list| list.upsert(session));
+    }
+}
+
+/// The app-relative URL of a session's page.
+pub fn session_href(session_id: &str) -> String {
+    format!("/sessions/{}", String::from(js_sys::encode_uri_component(session_id)))
+}

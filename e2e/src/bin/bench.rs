@@ -1,0 +1,148 @@
+//! `make bench`: the platform's own latency and fan-out on the local stack, with the
+//! scripted LLM answering instantly, plus the shipped wasm sizes. Prints a Markdown
+//! table to paste into BENCHMARKS.md.
+//!
+//! Latency: one session, prompts sent one after another; for each, the time from
+//! sending `POST /api/sessions/{id}/messages` to (a) the turn's first event
+//! (`turn_started`) and (b) the agent's first text delta, as read by an SSE client.
+//! Fan-out: 50 SSE clients on one session while a turn streams many text deltas;
+//! every client must receive every event, in order.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use nightshift_e2e::client::SseStream;
+use nightshift_e2e::scripted_llm::{Chunk, Script, ScriptedLlm, Step};
+use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
+use nightshift_protocol::events::EventBody;
+
+const WARMUP: usize = 20;
+const PROMPTS: usize = 200;
+const CLIENTS: usize = 50;
+const FANOUT_DELTAS: usize = 500;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn gzip_size(path: &Path) -> anyhow::Result<u64> {
+    let out = std::process::Command::new("gzip").arg("-9c").arg(path).output()?;
+    ensure!(out.status.success(), "gzip failed on {}", path.display());
+    Ok(out.stdout.len() as u64)
+}
+
+fn find_wasm(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            return Ok(path);
+        }
+    }
+    bail!("no .wasm in {}", dir.display())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let llm = ScriptedLlm::start().await?;
+    let stack = Stack::start(StackOptions { llm_base_url: Some(llm.base_url()), ..Default::default() }).await?;
+    let result = run(&stack, &llm).await;
+    if result.is_err() {
+        stack.dump_logs();
+    }
+    result
+}
+
+async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
+    let api = stack.api();
+    let session = api.create_session().await?;
+    api.wait_status(&session.id, "idle").await?;
+    let mut stream = api.events(&session.id, None).await?;
+
+    let mut to_first_event = Vec::new();
+    let mut to_first_delta = Vec::new();
+    for i in 0..WARMUP + PROMPTS {
+        let started = Instant::now();
+        api.send(&session.id, &format!("prompt {i}")).await?;
+        let mut first_event = None;
+        let mut first_delta = None;
+        loop {
+            let event = stream.next_event().await?;
+            match event.body {
+                EventBody::TurnStarted { .. } => first_event = first_event.or(Some(started.elapsed())),
+                EventBody::TextDelta { .. } => first_delta = first_delta.or(Some(started.elapsed())),
+                EventBody::TurnFinished { .. } => break,
+                _ => {}
+            }
+        }
+        if i >= WARMUP {
+            to_first_event.push(first_event.context("no turn_started")?);
+            to_first_delta.push(first_delta.context("no text delta")?);
+        }
+    }
+    to_first_event.sort();
+    to_first_delta.sort();
+
+    // Fan-out: 50 clients on a fresh session.
+    let fan = api.create_session().await?;
+    api.wait_status(&fan.id, "idle").await?;
+    let mut clients: Vec<SseStream> = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(api.events(&fan.id, None).await?);
+    }
+    let step = Step { chunks: (0..FANOUT_DELTAS).map(|i| Chunk::Text(format!("d{i} "))).collect() };
+    llm.on("MARK-FANOUT", Script::new(vec![step]));
+    let started = Instant::now();
+    api.send(&fan.id, "MARK-FANOUT").await?;
+    let mut handles = Vec::new();
+    for mut client in clients {
+        handles.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            loop {
+                let event = client.next_event().await?;
+                seqs.push(event.seq);
+                if matches!(event.body, EventBody::TurnFinished { .. }) {
+                    return anyhow::Ok((seqs, Instant::now()));
+                }
+            }
+        }));
+    }
+    let mut per_client = Vec::new();
+    let mut last_arrival = started;
+    for handle in handles {
+        let (seqs, at) = handle.await??;
+        last_arrival = last_arrival.max(at);
+        per_client.push(seqs);
+    }
+    let reference = per_client[0].clone();
+    ensure!(reference.windows(2).all(|w| w[1] == w[0] + 1), "client 0 saw a gap or repeat");
+    let all_equal = per_client.iter().all(|s| *s == reference);
+    ensure!(all_equal, "not every client received every event");
+    let elapsed = last_arrival - started;
+    let events = reference.len();
+    let rate = events as f64 / elapsed.as_secs_f64();
+    let deliveries = (events * CLIENTS) as f64 / elapsed.as_secs_f64();
+
+    let root = repo_root();
+    let worker_wasm = find_wasm(&root.join("worker/build/worker"))?;
+    let app_wasm = find_wasm(&root.join("app/dist/pkg"))?;
+    let kib = |b: u64| format!("{:.0} KiB", b as f64 / 1024.0);
+
+    println!("| figure | value |");
+    println!("| --- | --- |");
+    println!("| POST message -> turn_started at an SSE client, p50 ({PROMPTS} prompts) | {} |", ms(percentile(&to_first_event, 50.0)));
+    println!("| POST message -> turn_started at an SSE client, p99 | {} |", ms(percentile(&to_first_event, 99.0)));
+    println!("| POST message -> first agent text delta at an SSE client, p50 | {} |", ms(percentile(&to_first_delta, 50.0)));
+    println!("| POST message -> first agent text delta at an SSE client, p99 | {} |", ms(percentile(&to_first_delta, 99.0)));
+    println!("| one session, {CLIENTS} SSE clients: events per second per session | {rate:.0} |");
+    println!("| one session, {CLIENTS} SSE clients: deliveries per second (all clients) | {deliveries:.0} |");
+    println!("| {CLIENTS} clients each received all {events} events in order | yes |");
+    println!("| Worker wasm (raw / gzip) | {} / {} |", kib(std::fs::metadata(&worker_wasm)?.len()), kib(gzip_size(&worker_wasm)?));
+    println!("| App wasm (raw / gzip) | {} / {} |", kib(std::fs::metadata(&app_wasm)?.len()), kib(gzip_size(&app_wasm)?));
+    Ok(())
+}

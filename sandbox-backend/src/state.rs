@@ -1,0 +1,100 @@
+//! The service's shared state and its start-up: the data directory (locked, so two
+//! backends never manage the same sandboxes), the provider (probed), and the
+//! sandboxes reloaded from disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::config::Config;
+use crate::providers::local::{LocalProvider, LocalProviderError};
+use crate::sandboxes::Sandboxes;
+use crate::sandboxes::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(
+        "another sandbox backend already uses the data directory {0} (it holds backend.lock); \
+         stop it or set NIGHTSHIFT_DATA_DIR to another directory"
+    )]
+    DataDirInUse(PathBuf),
+    #[error(transparent)]
+    Provider(#[from] LocalProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Cheap to clone; handlers get it through axum's `State`.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sandboxes: Sandboxes,
+    token: String,
+    /// Held for the life of the process.
+    _data_dir_lock: Flock<std::fs::File>,
+}
+
+impl AppState {
+    /// Prepares everything the routes need, restarting the runners of ready sandboxes.
+    pub async fn start(config: &Config) -> Result<AppState, StartError> {
+        let data_dir = prepare_data_dir(&config.data_dir)?;
+        let lock_path = data_dir.join("backend.lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| StartError::DataDir { path: lock_path.clone(), source })?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
+            .map_err(|_| StartError::DataDirInUse(data_dir.clone()))?;
+
+        let provider = LocalProvider::start(&data_dir, config.allow_unisolated).await?;
+        let runner_bin = absolute(&config.runner_bin);
+        if !runner_bin.is_file() {
+            tracing::warn!(
+                runner_bin = %runner_bin.display(),
+                "the runner executable does not exist: sandboxes linked to a session cannot be created (set RUNNER_BIN)"
+            );
+        }
+        let store = Store::open(&data_dir)?;
+        let sandboxes = Sandboxes::load(store, Arc::new(provider), runner_bin).await?;
+        tracing::info!(data_dir = %data_dir.display(), sandboxes = sandboxes.list().len(), "sandbox backend ready");
+        Ok(AppState { inner: Arc::new(Inner { sandboxes, token: config.token.clone(), _data_dir_lock: lock }) })
+    }
+
+    pub fn sandboxes(&self) -> &Sandboxes {
+        &self.inner.sandboxes
+    }
+
+    pub(crate) fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// Stops every runner and command. Sandboxes keep their status, so the next start
+    /// of the backend restarts the runners of ready sandboxes.
+    pub async fn shutdown(&self) {
+        self.inner.sandboxes.shutdown().await;
+    }
+}
+
+/// Creates the data directory (owner-only) and returns its absolute, canonical path:
+/// the workspace paths handed to runners and to bubblewrap must be absolute.
+fn prepare_data_dir(path: &Path) -> Result<PathBuf, StartError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let error = |source| StartError::DataDir { path: path.to_path_buf(), source };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(error)?;
+    path.canonicalize().map_err(error)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_path_buf())
+}
