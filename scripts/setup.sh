@@ -42,7 +42,7 @@ else
     log "wasm32 target installed through rustup"
   else
     log "rustup cannot download wasm32-unknown-unknown; using Debian's rustc-web and building its std once"
-    apt_install rustc-web cargo-web rust-web-src lld-22
+    apt_install rustc-web cargo-web rust-web-src rust-web-clippy lld-22
     build_wasm_std_into_sysroot
   fi
 fi

@@ -1,1 +1,91 @@
-fn main() {}
+//! `sandbox-backend`: serves the sandbox backend's HTTP API until SIGTERM or SIGINT.
+//!
+//! On shutdown it stops accepting connections, then stops every runner and exec'd
+//! command it started (SIGTERM, SIGKILL after a grace period) and exits. Sandboxes
+//! keep their status on disk, so the next start restarts the runners of ready
+//! sandboxes; a runner that reconnects after such a restart is a new runner to the
+//! `SessionAgent`, which re-queues the interrupted turn. Runners are stopped rather
+//! than left running so that no process keeps dialing a Worker after its backend is
+//! gone (for example when a development stack is stopped with Ctrl-C).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use sandbox_backend::{AppState, Config, app};
+use tokio_util::sync::CancellationToken;
+
+/// How long open connections (streamed execs) get to finish after a shutdown signal.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sandbox-backend: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let state = AppState::start(&config).await?;
+    tracing::info!(listen = %config.listen, "sandbox backend listening");
+
+    let stopping = CancellationToken::new();
+    tokio::spawn(wait_for_signal(stopping.clone()));
+    // Stopping the runners and commands right away also ends streamed execs, so the
+    // graceful shutdown below is not held up by them.
+    let cleanup = tokio::spawn({
+        let state = state.clone();
+        let stopping = stopping.clone();
+        async move {
+            stopping.cancelled().await;
+            state.shutdown().await;
+        }
+    });
+    let serve = axum::serve(listener, app(state)).with_graceful_shutdown(stopping.clone().cancelled_owned());
+    let drain_deadline = async {
+        stopping.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_DRAIN).await;
+    };
+    tokio::select! {
+        served = serve => served.context("the HTTP server failed")?,
+        () = drain_deadline => tracing::warn!("connections still open after {SHUTDOWN_DRAIN:?}; exiting anyway"),
+    }
+    stopping.cancel();
+    if tokio::time::timeout(SHUTDOWN_DRAIN, cleanup).await.is_err() {
+        tracing::warn!("runners did not all stop in time");
+    }
+    tracing::info!("sandbox backend stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(stopping: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the backend");
+            let _ = tokio::signal::ctrl_c().await;
+            stopping.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+    }
+    stopping.cancel();
+}

@@ -1,0 +1,200 @@
+//! The timeline: every turn with its prompt, streamed reply text, tool calls, errors
+//! and outcome, plus session-level notices.
+//!
+//! Turns and their items are only appended or changed in place (see
+//! `state::timeline`), so they are keyed by index, and each turn re-reads its data only
+//! when its `revision` moves. A streaming reply therefore redraws one text block per
+//! batch of deltas, not the whole timeline.
+
+use leptos::prelude::*;
+use nightshift_protocol::events::TurnOutcome;
+
+use super::tool_call::ToolCallCard;
+use crate::format;
+use crate::markdown::{Block, split_code_blocks};
+use crate::state::{Entry, Timeline, Turn, TurnEnd, TurnItem};
+
+/// What an interruption notice says; end-to-end tests look for it.
+const INTERRUPTED_TEXT: &str = "Runner stopped mid-turn; this prompt will run again when a runner is back";
+
+#[component]
+pub fn TimelineView(timeline: RwSignal<Timeline>) -> impl IntoView {
+    let entry_count = Memo::new(move |_| timeline.with(|timeline| timeline.entries().len()));
+    view! {
+        <div class="timeline" data-testid="timeline">
+            <Show when=move || entry_count.get() == 0>
+                <div class="timeline__empty">
+                    <p class="timeline__empty-title">"Nothing has happened here yet."</p>
+                    <p>"Send a prompt below. The agent's replies and commands stream in here as they happen."</p>
+                </div>
+            </Show>
+            <For
+                each=move || 0..entry_count.get()
+                key=|index| *index
+                children=move |index| {
+                    match timeline.with_untracked(|timeline| timeline.entries().get(index).copied()) {
+                        Some(Entry::Turn(turn)) => view! { <TurnView timeline=timeline index=turn/> }.into_any(),
+                        Some(Entry::Notice(notice)) => {
+                            let message = timeline
+                                .with_untracked(|timeline| timeline.notice(notice).map(|notice| notice.message.clone()))
+                                .unwrap_or_default();
+                            view! { <div class="turn-error turn-error--session" data-testid="turn-error">{message}</div> }
+                                .into_any()
+                        }
+                        None => ().into_any(),
+                    }
+                }
+            />
+        </div>
+    }
+}
+
+/// Reads one value of turn `index`, re-reading whenever the turn's revision moves.
+fn turn_memo<T>(
+    timeline: RwSignal<Timeline>,
+    revision: Memo<u64>,
+    index: usize,
+    read: impl Fn(&Turn) -> T + Send + Sync + 'static,
+) -> Memo<Option<T>>
+where
+    T: PartialEq + Send + Sync + 'static,
+{
+    Memo::new(move |_| {
+        revision.track();
+        timeline.with_untracked(|timeline| timeline.turn(index).map(&read))
+    })
+}
+
+#[component]
+fn TurnView(timeline: RwSignal<Timeline>, index: usize) -> impl IntoView {
+    let revision = Memo::new(move |_| timeline.with(|timeline| timeline.turn(index).map_or(0, |turn| turn.revision)));
+    let prompt = turn_memo(timeline, revision, index, |turn| turn.prompt.clone());
+    let attempt = turn_memo(timeline, revision, index, |turn| turn.attempt);
+    let item_count = turn_memo(timeline, revision, index, |turn| turn.items.len());
+    let end = turn_memo(timeline, revision, index, |turn| turn.end.clone());
+    let turn_id = timeline.with_untracked(|timeline| timeline.turn(index).and_then(|turn| turn.turn_id.clone()));
+    let running = move || matches!(end.get(), Some(TurnEnd::Running));
+
+    view! {
+        <article class="turn" class:turn--running=running data-testid="turn" data-turn-id=turn_id>
+            {move || prompt.get().flatten().map(|prompt| view! {
+                <div class="user-prompt" data-testid="user-prompt">{prompt}</div>
+            })}
+            {move || attempt.get().filter(|attempt| *attempt > 1).map(|attempt| view! {
+                <div class="turn__attempt">"Attempt " {attempt} " — running the prompt again"</div>
+            })}
+            <div class="turn__body">
+                <For
+                    each=move || 0..item_count.get().unwrap_or(0)
+                    key=|item| *item
+                    children=move |item| view! { <TurnItemView timeline=timeline revision=revision turn=index item=item/> }
+                />
+                <Show when=running>
+                    <div class="turn__working" data-testid="turn-running">
+                        <span class="spinner" aria-hidden="true"></span>"Working…"
+                    </div>
+                </Show>
+            </div>
+            {move || end.get().flatten().map(turn_end_view)}
+        </article>
+    }
+}
+
+fn turn_end_view(end: TurnEnd) -> AnyView {
+    match end {
+        TurnEnd::Running => ().into_any(),
+        TurnEnd::Interrupted { reason } => view! {
+            <div class="turn-interrupted" data-testid="turn-interrupted" title=reason.clone()>
+                <span class="turn-interrupted__icon" aria-hidden="true">"⚠"</span>
+                <span>{INTERRUPTED_TEXT}</span>
+                <span class="turn-interrupted__reason">{reason}</span>
+            </div>
+        }
+        .into_any(),
+        TurnEnd::Finished { outcome, usage } => {
+            let (name, label) = match outcome {
+                TurnOutcome::Done => ("done", "Done"),
+                TurnOutcome::Failed => ("failed", "Failed"),
+                TurnOutcome::Aborted => ("aborted", "Aborted"),
+            };
+            view! {
+                <footer class=format!("turn-footer turn-footer--{name}") data-testid="turn-footer" data-outcome=name>
+                    <span class="turn-footer__outcome">{label}</span>
+                    <span class="turn-footer__usage" data-testid="turn-usage">
+                        {format::token_count(usage.input_tokens)} " in · "
+                        {format::token_count(usage.output_tokens)} " out"
+                    </span>
+                </footer>
+            }
+            .into_any()
+        }
+    }
+}
+
+#[component]
+fn TurnItemView(timeline: RwSignal<Timeline>, revision: Memo<u64>, turn: usize, item: usize) -> impl IntoView {
+    // An item never changes kind once it exists; only its contents grow.
+    let kind = timeline.with_untracked(|timeline| {
+        timeline.turn(turn).and_then(|turn| turn.items.get(item)).map(|item| match item {
+            TurnItem::Text(_) => ItemKind::Text,
+            TurnItem::ToolCall(_) => ItemKind::ToolCall,
+            TurnItem::Error(message) => ItemKind::Error(message.clone()),
+        })
+    });
+    match kind {
+        Some(ItemKind::Text) => view! { <AssistantText timeline=timeline revision=revision turn=turn item=item/> }.into_any(),
+        Some(ItemKind::ToolCall) => view! { <ToolCallCard timeline=timeline revision=revision turn=turn item=item/> }.into_any(),
+        Some(ItemKind::Error(message)) => view! {
+            <div class="turn-error" data-testid="turn-error" role="alert">{message}</div>
+        }
+        .into_any(),
+        None => ().into_any(),
+    }
+}
+
+enum ItemKind {
+    Text,
+    ToolCall,
+    Error(String),
+}
+
+/// Reply text, re-rendered as it grows. Only text length is compared on each change
+/// of the turn, so other items' updates do not copy this text.
+#[component]
+fn AssistantText(timeline: RwSignal<Timeline>, revision: Memo<u64>, turn: usize, item: usize) -> impl IntoView {
+    let read = move || {
+        timeline.with_untracked(|timeline| match timeline.turn(turn).and_then(|turn| turn.items.get(item)) {
+            Some(TurnItem::Text(text)) => text.clone(),
+            _ => String::new(),
+        })
+    };
+    let length = Memo::new(move |_| {
+        revision.track();
+        timeline.with_untracked(|timeline| match timeline.turn(turn).and_then(|turn| turn.items.get(item)) {
+            Some(TurnItem::Text(text)) => text.len(),
+            _ => 0,
+        })
+    });
+    let text = Memo::new(move |_| {
+        length.track();
+        read()
+    });
+    view! {
+        <div class="assistant-text" data-testid="assistant-text">
+            {move || text.with(|text| split_code_blocks(text)).into_iter().map(block_view).collect_view()}
+        </div>
+    }
+}
+
+fn block_view(block: Block) -> AnyView {
+    match block {
+        Block::Prose(prose) => view! { <span class="prose">{prose}</span> }.into_any(),
+        Block::Code { language, code } => view! {
+            <pre class="code-block" data-language=language.clone()>
+                {language.map(|language| view! { <span class="code-block__language">{language}</span> })}
+                <code>{code}</code>
+            </pre>
+        }
+        .into_any(),
+    }
+}

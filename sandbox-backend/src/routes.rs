@@ -1,0 +1,81 @@
+//! The HTTP API: which route goes to which handler, and the extractors that turn
+//! malformed requests into the protocol's error envelope. Handlers are thin: parse,
+//! call [`crate::sandboxes::Sandboxes`], map the result to a response.
+
+mod exec;
+mod files;
+mod sandboxes;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware;
+use axum::routing::{get, post};
+use nightshift_protocol::ErrorCode;
+use serde::de::DeserializeOwned;
+
+use crate::auth::require_token;
+use crate::error::ApiError;
+use crate::files::MAX_FILE_BYTES;
+use crate::state::AppState;
+
+/// JSON bodies (sandbox creation, exec requests with their stdin) up to this size.
+const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/v1/sandboxes", get(sandboxes::list).post(sandboxes::create))
+        .route("/v1/sandboxes/{id}", get(sandboxes::get_one).delete(sandboxes::destroy))
+        .route("/v1/sandboxes/{id}/stop", post(sandboxes::stop))
+        .route("/v1/sandboxes/{id}/exec", post(exec::exec))
+        .route(
+            "/v1/sandboxes/{id}/files",
+            get(files::read).put(files::write).layer(DefaultBodyLimit::max(MAX_FILE_BYTES)),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/v1/health", get(sandboxes::health))
+        .merge(protected)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// A JSON body whose problems are answered as `invalid_json` (or
+/// `payload_too_large`), whatever the content type says.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(body_error)?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|error| ApiError::invalid_json(format!("the body is not the JSON this route expects: {error}")))
+    }
+}
+
+/// Why a body could not be read.
+pub fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+    } else {
+        ApiError::invalid_request(format!("cannot read the request body: {}", rejection.body_text()))
+    }
+}

@@ -1,0 +1,129 @@
+//! Calls between the Worker's own parts: the router to a session's `SessionAgent`,
+//! and anyone to the `EventBus`.
+//!
+//! These are HTTP requests to Durable Object stubs on made-up internal URLs; they
+//! never leave the deployment, so their small bodies live here rather than in
+//! `nightshift_protocol` (which describes what crosses a process boundary). Where an
+//! answer goes back to a client, it is a protocol type.
+
+use std::time::Duration;
+
+use nightshift_protocol::events::SessionListEvent;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::{Env, Headers, Method, Request, RequestInit, Response, Stub};
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::timeout::with_timeout;
+
+/// Names the session on every call to its `SessionAgent`, so the object knows its
+/// id even before it was initialized.
+pub const SESSION_ID_HEADER: &str = "x-nightshift-session-id";
+/// The expiry (Unix seconds) of the token a runner link was opened with.
+pub const TOKEN_EXPIRES_HEADER: &str = "x-nightshift-runner-token-expires";
+
+/// A `SessionAgent` answers ordinary calls within this.
+pub const AGENT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The `EventBus` takes a published event within this.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+const AGENT_ORIGIN: &str = "https://session-agent.internal";
+const BUS_ORIGIN: &str = "https://event-bus.internal";
+/// The single `EventBus` instance's name.
+const BUS_NAME: &str = "global";
+
+/// `POST /init`: a new session's first call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitSession {
+    pub owner_id: String,
+    pub title: String,
+    /// The URL the session's runner dials.
+    pub worker_url: String,
+}
+
+/// `POST /messages`: a validated prompt to queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnqueuePrompt {
+    pub content: String,
+    /// The URL a runner dials, in case provisioning has to be retried.
+    pub worker_url: String,
+}
+
+fn session_agent(env: &Env, session_id: &str) -> worker::Result<Stub> {
+    env.durable_object("SESSION_AGENT")?.id_from_name(session_id)?.get_stub()
+}
+
+/// A request to `path` of a session's `SessionAgent`, with `extra` headers.
+pub fn agent_request(
+    session_id: &str,
+    method: Method,
+    path: &str,
+    extra: Option<Headers>,
+    body: Option<String>,
+) -> worker::Result<Request> {
+    let headers = extra.unwrap_or_default();
+    headers.set(SESSION_ID_HEADER, session_id)?;
+    if body.is_some() {
+        headers.set("content-type", "application/json")?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers).with_body(body.map(|b| JsValue::from_str(&b)));
+    Request::new_with_init(&format!("{AGENT_ORIGIN}{path}"), &init)
+}
+
+/// Sends `request` to the session's `SessionAgent` and returns its answer as is.
+/// Streaming answers (SSE, WebSocket upgrades) come back as soon as their headers do.
+pub async fn forward_to_agent(env: &Env, session_id: &str, request: Request) -> ApiResult<Response> {
+    let stub = session_agent(env, session_id)?;
+    with_timeout(AGENT_CALL_TIMEOUT, stub.fetch_with_request(request))
+        .await
+        .map_err(|timed_out| ApiError::internal(format!("the session did not answer: {timed_out}")))?
+        .map_err(ApiError::from)
+}
+
+/// Calls `path` of a session's `SessionAgent` with an optional JSON body.
+pub async fn call_agent<T: Serialize>(
+    env: &Env,
+    session_id: &str,
+    method: Method,
+    path: &str,
+    body: Option<&T>,
+) -> ApiResult<Response> {
+    let body = body.map(serde_json::to_string).transpose()?;
+    let request = agent_request(session_id, method, path, None, body)?;
+    forward_to_agent(env, session_id, request).await
+}
+
+fn event_bus(env: &Env) -> worker::Result<Stub> {
+    env.durable_object("EVENT_BUS")?.get_by_name(BUS_NAME)
+}
+
+/// Opens the session-list stream of the `EventBus`.
+pub async fn subscribe_to_bus(env: &Env) -> ApiResult<Response> {
+    let stub = event_bus(env)?;
+    let request = Request::new(&format!("{BUS_ORIGIN}/events"), Method::Get)?;
+    with_timeout(AGENT_CALL_TIMEOUT, stub.fetch_with_request(request))
+        .await
+        .map_err(|timed_out| ApiError::internal(format!("the event bus did not answer: {timed_out}")))?
+        .map_err(ApiError::from)
+}
+
+/// Publishes a session-list change. Best effort: a browser that misses one catches
+/// up on its next list fetch, so a failure is logged, not raised.
+pub async fn publish(env: &Env, event: &SessionListEvent) {
+    let result = async {
+        let stub = event_bus(env)?;
+        let body = serde_json::to_string(event)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+        let request = Request::new_with_init(&format!("{BUS_ORIGIN}/publish"), &init)?;
+        match with_timeout(PUBLISH_TIMEOUT, stub.fetch_with_request(request)).await {
+            Ok(response) => response.map(|_| ()),
+            Err(timed_out) => Err(worker::Error::RustError(timed_out.to_string())),
+        }
+    }
+    .await;
+    if let Err(error) = result {
+        worker::console_warn!("publishing a session-list event failed: {error}");
+    }
+}

@@ -1,0 +1,100 @@
+//! Which LLM a turn uses, and with which key.
+//!
+//! This is the one seam for LLM credentials: the `SessionAgent` asks [`resolve`] for
+//! every turn it starts and sends the answer to its runner in the `prompt` frame.
+//! Today the answer comes from the deployment's environment; per-user and per-team
+//! keys (an `APIKeys` Durable Object holding them encrypted) will be looked up here
+//! first, by the session owner's id, without the callers changing.
+//!
+//! Order: an OpenAI-compatible endpoint (`LLM_BASE_URL` + `LLM_MODEL`, with
+//! `LLM_API_KEY` when it needs one), else Anthropic (`ANTHROPIC_API_KEY`, with
+//! `ANTHROPIC_BASE_URL` and `ANTHROPIC_MODEL` defaulted), else nothing: the runner
+//! then fails the turn with a message naming these variables.
+
+use nightshift_protocol::runner_link::{LlmApi, LlmConfig};
+use worker::Env;
+
+use crate::config;
+
+pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+
+/// Where keys from the deployment's environment are said to come from.
+const ENVIRONMENT_SOURCE: &str = "environment";
+
+/// The LLM for the next turn of a session owned by `owner_id`.
+pub async fn resolve(env: &Env, owner_id: &str) -> Option<LlmConfig> {
+    // Per-user and per-team keys will be consulted here, before the environment.
+    let _ = owner_id;
+    from_lookup(|name| config::var(env, name))
+}
+
+/// The model a new session will use, for showing in the session list.
+pub fn model_name(env: &Env) -> Option<String> {
+    from_lookup(|name| config::var(env, name)).map(|config| config.model)
+}
+
+/// Applies the order above to variables found by `lookup` (blank means unset).
+pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Option<LlmConfig> {
+    if let (Some(base_url), Some(model)) = (lookup("LLM_BASE_URL"), lookup("LLM_MODEL")) {
+        return Some(LlmConfig {
+            api: LlmApi::OpenAiCompatible,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key: lookup("LLM_API_KEY").unwrap_or_default(),
+            model,
+            source: ENVIRONMENT_SOURCE.to_owned(),
+        });
+    }
+    let api_key = lookup("ANTHROPIC_API_KEY")?;
+    Some(LlmConfig {
+        api: LlmApi::Anthropic,
+        base_url: lookup("ANTHROPIC_BASE_URL")
+            .unwrap_or_else(|| DEFAULT_ANTHROPIC_BASE_URL.to_owned())
+            .trim_end_matches('/')
+            .to_owned(),
+        api_key,
+        model: lookup("ANTHROPIC_MODEL").unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.to_owned()),
+        source: ENVIRONMENT_SOURCE.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn resolve_with(vars: &[(&str, &str)]) -> Option<LlmConfig> {
+        let vars: HashMap<_, _> = vars.iter().copied().collect();
+        from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn an_openai_compatible_endpoint_wins() {
+        let config = resolve_with(&[
+            ("LLM_BASE_URL", "http://127.0.0.1:9/v1/"),
+            ("LLM_MODEL", "m"),
+            ("ANTHROPIC_API_KEY", "sk-ant"),
+        ])
+        .unwrap();
+        assert_eq!(config.api, LlmApi::OpenAiCompatible);
+        assert_eq!(config.base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(config.api_key, "");
+        assert_eq!(config.model, "m");
+    }
+
+    #[test]
+    fn anthropic_is_used_with_defaults_when_no_endpoint_is_complete() {
+        let config = resolve_with(&[("LLM_BASE_URL", "http://x"), ("ANTHROPIC_API_KEY", "sk-ant")]).unwrap();
+        assert_eq!(config.api, LlmApi::Anthropic);
+        assert_eq!(config.base_url, DEFAULT_ANTHROPIC_BASE_URL);
+        assert_eq!(config.model, DEFAULT_ANTHROPIC_MODEL);
+        assert_eq!(config.api_key, "sk-ant");
+    }
+
+    #[test]
+    fn nothing_configured_is_none() {
+        assert_eq!(resolve_with(&[]), None);
+        assert_eq!(resolve_with(&[("LLM_MODEL", "m")]), None);
+    }
+}
