@@ -207,7 +207,12 @@ mod exec_tests {
     fn exec_output_lines_have_the_documented_shape() {
         let stdout = serde_json::to_string(&ExecOutput::Stdout("hi\n".into())).unwrap();
         assert_eq!(stdout, r#"{"stdout":"hi\n"}"#);
-        let exit = ExecOutput::Exit(ExecExit { code: 137, timed_out: true, killed: true, duration_ms: 5 });
+        let exit = ExecOutput::Exit(ExecExit {
+            code: 137,
+            timed_out: true,
+            killed: true,
+            duration_ms: 5,
+        });
         let text = serde_json::to_string(&exit).unwrap();
         assert_eq!(
             text,

@@ -39,15 +39,27 @@ pub struct TurnEnd {
 
 impl TurnEnd {
     pub fn done(usage: TokenUsage) -> TurnEnd {
-        TurnEnd { outcome: TurnOutcome::Done, usage, error: None }
+        TurnEnd {
+            outcome: TurnOutcome::Done,
+            usage,
+            error: None,
+        }
     }
 
     pub fn aborted(usage: TokenUsage) -> TurnEnd {
-        TurnEnd { outcome: TurnOutcome::Aborted, usage, error: None }
+        TurnEnd {
+            outcome: TurnOutcome::Aborted,
+            usage,
+            error: None,
+        }
     }
 
     pub fn failed(usage: TokenUsage, error: impl Into<String>) -> TurnEnd {
-        TurnEnd { outcome: TurnOutcome::Failed, usage, error: Some(error.into()) }
+        TurnEnd {
+            outcome: TurnOutcome::Failed,
+            usage,
+            error: Some(error.into()),
+        }
     }
 }
 
@@ -56,7 +68,12 @@ pub trait Agent: Send {
     /// Works on one prompt until the answer is complete, it fails, or `cancel` fires
     /// (then it stops promptly, killing any running command, and returns an aborted
     /// end). The agent may keep state, such as the conversation, across turns.
-    async fn run_turn(&mut self, input: TurnInput, events: &TurnEvents, cancel: &CancellationToken) -> TurnEnd;
+    async fn run_turn(
+        &mut self,
+        input: TurnInput,
+        events: &TurnEvents,
+        cancel: &CancellationToken,
+    ) -> TurnEnd;
 }
 
 /// Where an agent sends the events of one turn.
@@ -68,7 +85,10 @@ pub struct TurnEvents {
 
 impl TurnEvents {
     pub fn new(queue: EventQueue, turn_id: impl Into<String>) -> TurnEvents {
-        TurnEvents { queue, turn_id: turn_id.into() }
+        TurnEvents {
+            queue,
+            turn_id: turn_id.into(),
+        }
     }
 
     pub fn turn_id(&self) -> &str {

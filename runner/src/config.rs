@@ -16,12 +16,21 @@ use nightshift_protocol::sandbox::RunnerBootConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not a runner boot config: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {path}: {cause}")]
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("{path} is not a runner boot config: {cause}")]
+    Parse {
+        path: PathBuf,
+        cause: serde_json::Error,
+    },
+    #[error("cannot write {path}: {cause}")]
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
 }
 
 /// The config file on disk, kept so a renewed token can be written back to it.
@@ -33,11 +42,21 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<(ConfigFile, RunnerBootConfig), ConfigError> {
-        let text = fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let config: RunnerBootConfig = serde_json::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
-        Ok((ConfigFile { path: path.to_path_buf() }, config))
+        let text = fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        let config: RunnerBootConfig =
+            serde_json::from_str(&text).map_err(|cause| ConfigError::Parse {
+                path: path.to_path_buf(),
+                cause,
+            })?;
+        Ok((
+            ConfigFile {
+                path: path.to_path_buf(),
+            },
+            config,
+        ))
     }
 
     pub fn path(&self) -> &Path {
@@ -47,25 +66,49 @@ impl ConfigFile {
     /// Replaces the `token` field and keeps every other field as it is, including
     /// fields this version of the runner does not know.
     pub fn store_token(&self, token: &str) -> Result<(), ConfigError> {
-        let read_error = |source| ConfigError::Read { path: self.path.clone(), source };
-        let text = fs::read_to_string(&self.path).map_err(read_error)?;
-        let mut value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: self.path.clone(), source })?;
-        let Some(object) = value.as_object_mut() else {
-            let source = serde_json::Error::io(std::io::Error::other("the config is not a JSON object"));
-            return Err(ConfigError::Parse { path: self.path.clone(), source });
+        let read_error = |cause| ConfigError::Read {
+            path: self.path.clone(),
+            cause,
         };
-        object.insert("token".to_string(), serde_json::Value::String(token.to_string()));
-        let mut bytes = serde_json::to_vec_pretty(&value)
-            .map_err(|source| ConfigError::Parse { path: self.path.clone(), source })?;
+        let text = fs::read_to_string(&self.path).map_err(read_error)?;
+        let mut value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|cause| ConfigError::Parse {
+                path: self.path.clone(),
+                cause,
+            })?;
+        let Some(object) = value.as_object_mut() else {
+            let cause =
+                serde_json::Error::io(std::io::Error::other("the config is not a JSON object"));
+            return Err(ConfigError::Parse {
+                path: self.path.clone(),
+                cause,
+            });
+        };
+        object.insert(
+            "token".to_string(),
+            serde_json::Value::String(token.to_string()),
+        );
+        let mut bytes = serde_json::to_vec_pretty(&value).map_err(|cause| ConfigError::Parse {
+            path: self.path.clone(),
+            cause,
+        })?;
         bytes.push(b'\n');
         self.replace_contents(&bytes)
-            .map_err(|source| ConfigError::Write { path: self.path.clone(), source })
+            .map_err(|cause| ConfigError::Write {
+                path: self.path.clone(),
+                cause,
+            })
     }
 
     fn replace_contents(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let file_name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temporary = self.path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+        let file_name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temporary = self
+            .path
+            .with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
         let written = (|| {
             let mut file = fs::OpenOptions::new()
                 .write(true)
@@ -126,13 +169,17 @@ mod tests {
         let (_, config) = ConfigFile::load(&path).unwrap();
         assert_eq!(config.token, "new-token");
         assert_eq!(config.sandbox_workspace_dir, "/workspace");
-        let raw: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(raw["field_from_a_newer_backend"], 7);
 
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         // No temporary file is left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 

@@ -20,6 +20,9 @@ pub mod llm;
 pub mod tools;
 pub mod turns;
 
+#[cfg(test)]
+mod test_llm;
+
 use std::path::Path;
 
 use anyhow::Context;
@@ -54,9 +57,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
     );
 
     let tools = ToolSet::from_config(&config).context("opening the workspace")?;
-    let agent = BuiltinAgent::new(tools, &config.sandbox_workspace_dir).context("creating the agent")?;
+    let agent =
+        BuiltinAgent::new(tools, &config.sandbox_workspace_dir).context("creating the agent")?;
 
-    let shutdown = CancellationToken::new();
+    // Two stop signals, because order matters on shutdown: first the turn stops (its
+    // last events are queued), then the link flushes the queue and closes.
+    let stop_turns = CancellationToken::new();
+    let stop_link = CancellationToken::new();
     let events = EventQueue::new(nightshift_protocol::limits::RUNNER_OUTBOX_CAPACITY);
     let (active_turn_sender, active_turn) = watch::channel(None);
     let (command_sender, commands) = mpsc::channel(64);
@@ -71,32 +78,29 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         active_turn,
         command_sender,
     );
-    let mut link_task = tokio::spawn(link.run(shutdown.clone()));
+    let mut link_task = tokio::spawn(link.run(stop_link.clone()));
 
     let controller = TurnController::new(Box::new(agent), events, active_turn_sender);
-    let controller_task = tokio::spawn(controller.run(commands, shutdown.clone()));
+    let controller_task = tokio::spawn(controller.run(commands, stop_turns.clone()));
 
-    let end = tokio::select! {
+    let link_end = tokio::select! {
         signal = shutdown_signal() => {
             tracing::info!(signal, "shutting down");
-            shutdown.cancel();
-            // The controller stops the running turn (killing its commands) first, then
-            // the link flushes what is buffered and closes.
+            stop_turns.cancel();
             let _ = controller_task.await;
-            match link_task.await {
-                Ok(LinkEnd::Unauthorized) => RunEnd::Unauthorized,
-                _ => RunEnd::Shutdown,
-            }
+            stop_link.cancel();
+            link_task.await
         }
-        result = &mut link_task => {
-            shutdown.cancel();
+        link_end = &mut link_task => {
+            stop_turns.cancel();
             let _ = controller_task.await;
-            match result {
-                Ok(LinkEnd::Unauthorized) => RunEnd::Unauthorized,
-                Ok(LinkEnd::Shutdown) => RunEnd::Shutdown,
-                Err(error) => anyhow::bail!("the link task failed: {error}"),
-            }
+            link_end
         }
+    };
+    let end = match link_end {
+        Ok(LinkEnd::Shutdown) => RunEnd::Shutdown,
+        Ok(LinkEnd::Unauthorized) => RunEnd::Unauthorized,
+        Err(error) => anyhow::bail!("the link task failed: {error}"),
     };
     Ok(end)
 }

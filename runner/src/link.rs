@@ -80,7 +80,9 @@ impl LinkSettings {
             first_retry: Duration::from_millis(100),
             max_retry: Duration::from_secs(5),
             max_refusals: 5,
-            flush_timeout: Duration::from_secs(3),
+            // With the 2 s grace a stopped command gets, shutdown stays within the 5 s the
+            // sandbox backend waits before SIGKILL.
+            flush_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(10),
         })
     }
@@ -112,6 +114,10 @@ pub struct RunnerLink {
     events: EventQueue,
     active_turn: watch::Receiver<Option<String>>,
     commands: mpsc::Sender<SessionFrame>,
+    /// The highest number ever sent on any connection. The session cannot have
+    /// stored more, so acknowledgements beyond it are not trusted (they would drop
+    /// events that were never delivered).
+    highest_sent: u64,
 }
 
 impl RunnerLink {
@@ -123,7 +129,15 @@ impl RunnerLink {
         active_turn: watch::Receiver<Option<String>>,
         commands: mpsc::Sender<SessionFrame>,
     ) -> RunnerLink {
-        RunnerLink { settings, token, config_file, events, active_turn, commands }
+        RunnerLink {
+            settings,
+            token,
+            config_file,
+            events,
+            active_turn,
+            commands,
+            highest_sent: 0,
+        }
     }
 
     /// Connects, serves and reconnects until `shutdown` or a refused token.
@@ -142,7 +156,9 @@ impl RunnerLink {
                     tracing::info!(url = %self.settings.url, acked, "link up");
                     match self.serve(socket, acked, &shutdown).await {
                         ServeEnd::Shutdown => return LinkEnd::Shutdown,
-                        ServeEnd::Lost(reason) => tracing::warn!(%reason, "link lost; reconnecting"),
+                        ServeEnd::Lost(reason) => {
+                            tracing::warn!(%reason, "link lost; reconnecting")
+                        }
                     }
                 }
                 Err(OpenError::Refused(status)) => {
@@ -179,7 +195,8 @@ impl RunnerLink {
         request.headers_mut().insert(AUTHORIZATION, authorization);
 
         let limit = self.settings.connect_timeout;
-        let connected = tokio::time::timeout(limit, tokio_tungstenite::connect_async(request)).await;
+        let connected =
+            tokio::time::timeout(limit, tokio_tungstenite::connect_async(request)).await;
         let mut socket = match connected {
             Err(_) => return Err(OpenError::Failed(format!("no connection within {limit:?}"))),
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response)))
@@ -211,28 +228,45 @@ impl RunnerLink {
                 None => return Err(OpenError::Failed("closed before welcome".to_string())),
                 Some(Err(error)) => return Err(OpenError::Failed(error.to_string())),
                 Some(Ok(Message::Close(frame))) => {
-                    return Err(OpenError::Failed(format!("closed before welcome: {}", describe_close(frame))));
+                    return Err(OpenError::Failed(format!(
+                        "closed before welcome: {}",
+                        describe_close(frame)
+                    )));
                 }
-                Some(Ok(Message::Text(text))) => match serde_json::from_str::<SessionFrame>(&text) {
-                    Ok(SessionFrame::Welcome { acked, token }) => {
-                        if let Some(token) = token {
-                            self.renew_token(token);
+                Some(Ok(Message::Text(text))) => {
+                    match serde_json::from_str::<SessionFrame>(&text) {
+                        Ok(SessionFrame::Welcome { acked, token }) => {
+                            if let Some(token) = token {
+                                self.renew_token(token);
+                            }
+                            return Ok((socket, acked));
                         }
-                        return Ok((socket, acked));
+                        Ok(other) => self.dispatch(other).await,
+                        Err(error) => {
+                            tracing::warn!(%error, "ignoring a frame that is not a session frame")
+                        }
                     }
-                    Ok(other) => self.dispatch(other).await,
-                    Err(error) => tracing::warn!(%error, "ignoring a frame that is not a session frame"),
-                },
+                }
                 Some(Ok(_)) => {}
             }
         }
     }
 
     /// Serves one established connection until it is lost or the runner shuts down.
-    async fn serve(&mut self, mut socket: Socket, acked: u64, shutdown: &CancellationToken) -> ServeEnd {
-        // `acked` can only cover events this epoch produced; trusting a larger number
-        // would skip future events.
-        let acked = acked.min(self.events.last_seq());
+    async fn serve(
+        &mut self,
+        mut socket: Socket,
+        acked: u64,
+        shutdown: &CancellationToken,
+    ) -> ServeEnd {
+        if acked > self.highest_sent {
+            tracing::warn!(
+                acked,
+                sent = self.highest_sent,
+                "the session acknowledged events it was never sent"
+            );
+        }
+        let acked = acked.min(self.highest_sent);
         self.events.ack(acked);
         let mut sent_up_to = acked;
         let mut newest = self.events.subscribe();
@@ -284,7 +318,11 @@ impl RunnerLink {
     }
 
     /// Sends the next batch of unsent events and advances `sent_up_to`.
-    async fn send_batch(&self, socket: &mut Socket, sent_up_to: &mut u64) -> Result<(), String> {
+    async fn send_batch(
+        &mut self,
+        socket: &mut Socket,
+        sent_up_to: &mut u64,
+    ) -> Result<(), String> {
         let batch = self.events.after(*sent_up_to, SEND_BATCH);
         let write = async {
             for event in &batch {
@@ -294,7 +332,10 @@ impl RunnerLink {
                     event: event.event.clone(),
                 };
                 let text = serde_json::to_string(&frame).map_err(|error| error.to_string())?;
-                socket.feed(Message::text(text)).await.map_err(|error| error.to_string())?;
+                socket
+                    .feed(Message::text(text))
+                    .await
+                    .map_err(|error| error.to_string())?;
             }
             socket.flush().await.map_err(|error| error.to_string())
         };
@@ -303,6 +344,7 @@ impl RunnerLink {
             .map_err(|_| "cannot send events in time".to_string())??;
         if let Some(last) = batch.last() {
             *sent_up_to = last.local_seq;
+            self.highest_sent = self.highest_sent.max(last.local_seq);
         }
         Ok(())
     }
@@ -316,7 +358,7 @@ impl RunnerLink {
 
     async fn dispatch(&mut self, frame: SessionFrame) {
         match frame {
-            SessionFrame::Ack { up_to } => self.events.ack(up_to),
+            SessionFrame::Ack { up_to } => self.events.ack(up_to.min(self.highest_sent)),
             SessionFrame::Pong { token } | SessionFrame::Welcome { token, .. } => {
                 if let Some(token) = token {
                     self.renew_token(token);
@@ -336,10 +378,10 @@ impl RunnerLink {
         }
         self.token = token;
         tracing::info!("runner token renewed");
-        if let Some(file) = &self.config_file {
-            if let Err(error) = file.store_token(&self.token) {
-                tracing::warn!(%error, "cannot save the renewed token; a restarted runner may be refused");
-            }
+        if let Some(file) = &self.config_file
+            && let Err(error) = file.store_token(&self.token)
+        {
+            tracing::warn!(%error, "cannot save the renewed token; a restarted runner may be refused");
         }
     }
 
@@ -356,7 +398,7 @@ impl RunnerLink {
             match tokio::time::timeout_at(deadline, socket.next()).await {
                 Ok(Some(Ok(Message::Text(text)))) => {
                     if let Ok(SessionFrame::Ack { up_to }) = serde_json::from_str(&text) {
-                        self.events.ack(up_to);
+                        self.events.ack(up_to.min(self.highest_sent));
                     }
                 }
                 Ok(Some(Ok(_))) => {}
@@ -367,19 +409,29 @@ impl RunnerLink {
         if left > 0 {
             tracing::warn!(left, "closing the link with unacknowledged events");
         }
-        let frame = CloseFrame { code: CloseCode::Away, reason: "runner shutting down".into() };
+        let frame = CloseFrame {
+            code: CloseCode::Away,
+            reason: "runner shutting down".into(),
+        };
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
     }
 }
 
 async fn send_frame(socket: &mut Socket, frame: &RunnerFrame) -> Result<(), String> {
     let text = serde_json::to_string(frame).map_err(|error| error.to_string())?;
-    socket.send(Message::text(text)).await.map_err(|error| error.to_string())
+    socket
+        .send(Message::text(text))
+        .await
+        .map_err(|error| error.to_string())
 }
 
 fn describe_close(frame: Option<CloseFrame>) -> String {
     match frame {
-        Some(frame) => format!("closed by the session ({}: {})", u16::from(frame.code), frame.reason),
+        Some(frame) => format!(
+            "closed by the session ({}: {})",
+            u16::from(frame.code),
+            frame.reason
+        ),
         None => "closed by the session".to_string(),
     }
 }

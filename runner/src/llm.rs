@@ -84,7 +84,11 @@ pub enum LlmError {
     #[error("the LLM at {url} did not answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
     #[error("the LLM answered HTTP {status}: {message}")]
-    Status { status: u16, message: String, retry_after: Option<Duration> },
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     #[error("the LLM reported an error ({kind}): {message}")]
     Api { kind: String, message: String },
     #[error("the LLM's response stream broke: {0}")]
@@ -101,12 +105,16 @@ impl LlmError {
     /// answers are not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            LlmError::Connect { .. } | LlmError::Timeout { .. } | LlmError::Stream(_) | LlmError::Stalled(_) => {
-                true
-            }
+            LlmError::Connect { .. }
+            | LlmError::Timeout { .. }
+            | LlmError::Stream(_)
+            | LlmError::Stalled(_) => true,
             LlmError::Status { status, .. } => *status == 429 || *status >= 500,
             LlmError::Api { kind, .. } => {
-                matches!(kind.as_str(), "overloaded_error" | "api_error" | "rate_limit_error" | "server_error")
+                matches!(
+                    kind.as_str(),
+                    "overloaded_error" | "api_error" | "rate_limit_error" | "server_error"
+                )
             }
             LlmError::Protocol(_) => false,
         }
@@ -150,7 +158,11 @@ impl LlmClient {
     }
 
     pub fn new(http: reqwest::Client, config: LlmConfig, timeouts: LlmTimeouts) -> LlmClient {
-        LlmClient { http, config, timeouts }
+        LlmClient {
+            http,
+            config,
+            timeouts,
+        }
     }
 
     pub fn model(&self) -> &str {
@@ -171,7 +183,11 @@ impl LlmClient {
                 Box::new(anthropic::AnthropicParser::default()),
             ),
         };
-        let mut builder = self.http.post(&url).json(&body).header("accept", "text/event-stream");
+        let mut builder = self
+            .http
+            .post(&url)
+            .json(&body)
+            .header("accept", "text/event-stream");
         builder = match self.config.api {
             LlmApi::OpenAiCompatible => builder.bearer_auth(&self.config.api_key),
             LlmApi::Anthropic => builder
@@ -181,11 +197,24 @@ impl LlmClient {
 
         let limit = self.timeouts.response;
         let response = match tokio::time::timeout(limit, builder.send()).await {
-            Err(_) => return Err(LlmError::Timeout { url, seconds: limit.as_secs() }),
-            Ok(Err(error)) if error.is_timeout() => {
-                return Err(LlmError::Timeout { url, seconds: self.timeouts.connect.as_secs() });
+            Err(_) => {
+                return Err(LlmError::Timeout {
+                    url,
+                    seconds: limit.as_secs(),
+                });
             }
-            Ok(Err(error)) => return Err(LlmError::Connect { url, reason: describe_request_error(&error) }),
+            Ok(Err(error)) if error.is_timeout() => {
+                return Err(LlmError::Timeout {
+                    url,
+                    seconds: self.timeouts.connect.as_secs(),
+                });
+            }
+            Ok(Err(error)) => {
+                return Err(LlmError::Connect {
+                    url,
+                    reason: describe_request_error(&error),
+                });
+            }
             Ok(Ok(response)) => response,
         };
         let status = response.status();
@@ -201,9 +230,15 @@ impl LlmClient {
                 .ok()
                 .and_then(Result::ok)
                 .unwrap_or_default();
-            return Err(LlmError::Status { status: status.as_u16(), message: error_message(&body), retry_after });
+            return Err(LlmError::Status {
+                status: status.as_u16(),
+                message: error_message(&body),
+                retry_after,
+            });
         }
-        let body = response.bytes_stream().map(|chunk| chunk.map(|bytes| bytes.to_vec()));
+        let body = response
+            .bytes_stream()
+            .map(|chunk| chunk.map(|bytes| bytes.to_vec()));
         Ok(LlmStream {
             body: Box::pin(body),
             decoder: SseDecoder::new(),
@@ -247,9 +282,14 @@ impl LlmStream {
                         self.parser.on_event(&event, &mut text)?;
                     }
                 }
-                Ok(Some(Err(error))) => return Err(LlmError::Stream(describe_request_error(&error))),
+                Ok(Some(Err(error))) => {
+                    return Err(LlmError::Stream(describe_request_error(&error)));
+                }
                 Ok(Some(Ok(bytes))) => {
-                    let events = self.decoder.feed(&bytes).map_err(|error| LlmError::Protocol(error.to_string()))?;
+                    let events = self
+                        .decoder
+                        .feed(&bytes)
+                        .map_err(|error| LlmError::Protocol(error.to_string()))?;
                     for event in events {
                         self.parser.on_event(&event, &mut text)?;
                         if self.parser.is_finished() {
@@ -273,7 +313,10 @@ impl LlmStream {
 fn error_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let message = parsed.as_ref().and_then(|value| {
-        value["error"]["message"].as_str().or_else(|| value["message"].as_str()).or_else(|| value["error"].as_str())
+        value["error"]["message"]
+            .as_str()
+            .or_else(|| value["message"].as_str())
+            .or_else(|| value["error"].as_str())
     });
     match message {
         Some(message) => message.to_string(),
@@ -306,7 +349,10 @@ pub(crate) fn parse_all(
     let mut decoder = SseDecoder::new();
     let mut text = Vec::new();
     for chunk in body.chunks(piece) {
-        for event in decoder.feed(chunk).map_err(|error| LlmError::Protocol(error.to_string()))? {
+        for event in decoder
+            .feed(chunk)
+            .map_err(|error| LlmError::Protocol(error.to_string()))?
+        {
             if !parser.is_finished() {
                 parser.on_event(&event, &mut text)?;
             }

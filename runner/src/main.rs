@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use nightshift_protocol::sandbox::RUNNER_EXIT_TOKEN_REJECTED;
 use nightshift_runner::RunEnd;
 use tracing_subscriber::EnvFilter;
 
@@ -17,7 +18,9 @@ const USAGE: &str = "usage: runner --config <path-to-runner-boot-config.json>";
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
 
     let config_path = match parse_args(std::env::args().skip(1)) {
@@ -33,7 +36,10 @@ fn main() -> ExitCode {
     // pick one by itself, so pick ring once, here, before any connection is made.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "cannot start the async runtime");
@@ -43,8 +49,10 @@ fn main() -> ExitCode {
     match runtime.block_on(nightshift_runner::run(&config_path)) {
         Ok(RunEnd::Shutdown) => ExitCode::SUCCESS,
         Ok(RunEnd::Unauthorized) => {
-            tracing::error!("the session refused the runner's token; exiting with code 3");
-            ExitCode::from(3)
+            tracing::error!(
+                "the session refused the runner's token; exiting with code {RUNNER_EXIT_TOKEN_REJECTED}"
+            );
+            ExitCode::from(u8::try_from(RUNNER_EXIT_TOKEN_REJECTED).unwrap_or(3))
         }
         Err(error) => {
             tracing::error!("{error:#}");
@@ -66,5 +74,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<PathBuf, String>
             return Err(format!("unexpected argument {arg:?}"));
         }
     }
-    config.map(PathBuf::from).ok_or_else(|| "missing --config".to_string())
+    config
+        .map(PathBuf::from)
+        .ok_or_else(|| "missing --config".to_string())
 }

@@ -35,11 +35,17 @@ pub struct ToolOutput {
 
 impl ToolOutput {
     pub fn ok(text: impl Into<String>) -> ToolOutput {
-        ToolOutput { text: text.into(), is_error: false }
+        ToolOutput {
+            text: text.into(),
+            is_error: false,
+        }
     }
 
     pub fn error(text: impl Into<String>) -> ToolOutput {
-        ToolOutput { text: text.into(), is_error: true }
+        ToolOutput {
+            text: text.into(),
+            is_error: true,
+        }
     }
 }
 
@@ -50,19 +56,34 @@ pub struct ToolSet {
 }
 
 impl ToolSet {
-    pub fn new(workspace_dir: &Path, sandbox_workspace_dir: &str, command_wrapper: Vec<String>) -> std::io::Result<ToolSet> {
+    pub fn new(
+        workspace_dir: &Path,
+        sandbox_workspace_dir: &str,
+        command_wrapper: Vec<String>,
+    ) -> std::io::Result<ToolSet> {
         let workspace = Workspace::new(workspace_dir, Path::new(sandbox_workspace_dir))?;
         let home = if command_wrapper.is_empty() {
             workspace.root().to_string_lossy().into_owned()
         } else {
             sandbox_workspace_dir.to_string()
         };
-        let commands = CommandSettings { wrapper: command_wrapper, workspace_dir: workspace.root().to_path_buf(), home };
-        Ok(ToolSet { workspace: Arc::new(workspace), commands })
+        let commands = CommandSettings {
+            wrapper: command_wrapper,
+            workspace_dir: workspace.root().to_path_buf(),
+            home,
+        };
+        Ok(ToolSet {
+            workspace: Arc::new(workspace),
+            commands,
+        })
     }
 
     pub fn from_config(config: &RunnerBootConfig) -> std::io::Result<ToolSet> {
-        ToolSet::new(&PathBuf::from(&config.workspace_dir), &config.sandbox_workspace_dir, config.command_wrapper.clone())
+        ToolSet::new(
+            &PathBuf::from(&config.workspace_dir),
+            &config.sandbox_workspace_dir,
+            config.command_wrapper.clone(),
+        )
     }
 
     pub fn definitions(&self) -> Vec<ToolDefinition> {
@@ -108,7 +129,8 @@ impl ToolSet {
 }
 
 fn parse<A: DeserializeOwned>(name: &str, args: &Value) -> Result<A, ToolOutput> {
-    serde_json::from_value(args.clone()).map_err(|error| ToolOutput::error(format!("invalid arguments for {name}: {error}")))
+    serde_json::from_value(args.clone())
+        .map_err(|error| ToolOutput::error(format!("invalid arguments for {name}: {error}")))
 }
 
 /// Cuts `text` to at most `max` bytes, keeping the first three quarters and the last
@@ -131,7 +153,10 @@ pub fn truncate_output(text: &str, max: usize) -> (String, u64) {
     }
     let cut = tail_start - head_end;
     let note = format!("\n[... {cut} bytes cut ...]\n");
-    (format!("{}{note}{}", &text[..head_end], &text[tail_start..]), cut as u64)
+    (
+        format!("{}{note}{}", &text[..head_end], &text[tail_start..]),
+        cut as u64,
+    )
 }
 
 fn definitions() -> Vec<ToolDefinition> {
@@ -237,7 +262,12 @@ mod tests {
 
     #[test]
     fn long_output_keeps_head_and_tail_within_the_limit() {
-        let text = format!("{}{}{}", "h".repeat(5000), "m".repeat(100_000), "[exit code: 0]");
+        let text = format!(
+            "{}{}{}",
+            "h".repeat(5000),
+            "m".repeat(100_000),
+            "[exit code: 0]"
+        );
         let (cut, dropped) = truncate_output(&text, 4096);
         assert!(cut.len() <= 4096, "{}", cut.len());
         assert!(cut.starts_with("hhhh"));
@@ -266,8 +296,22 @@ mod tests {
         let unknown = tools.run("rm_rf", &json!({}), &cancel).await;
         assert!(unknown.is_error && unknown.text.contains("no tool named"));
         let bad = tools.run("write_file", &json!({"path": 3}), &cancel).await;
-        assert!(bad.is_error && bad.text.starts_with("invalid arguments for write_file"), "{}", bad.text);
+        assert!(
+            bad.is_error && bad.text.starts_with("invalid arguments for write_file"),
+            "{}",
+            bad.text
+        );
         let names: Vec<String> = tools.definitions().into_iter().map(|d| d.name).collect();
-        assert_eq!(names, ["bash", "read_file", "write_file", "edit_file", "list", "grep"]);
+        assert_eq!(
+            names,
+            [
+                "bash",
+                "read_file",
+                "write_file",
+                "edit_file",
+                "list",
+                "grep"
+            ]
+        );
     }
 }

@@ -50,13 +50,28 @@ pub struct TurnController {
 }
 
 impl TurnController {
-    pub fn new(agent: Box<dyn Agent>, events: EventQueue, active_turn: watch::Sender<Option<String>>) -> TurnController {
+    pub fn new(
+        agent: Box<dyn Agent>,
+        events: EventQueue,
+        active_turn: watch::Sender<Option<String>>,
+    ) -> TurnController {
         let (finished_sender, finished) = mpsc::unbounded_channel();
-        TurnController { agent: Arc::new(Mutex::new(agent)), events, active_turn, active: None, finished_sender, finished }
+        TurnController {
+            agent: Arc::new(Mutex::new(agent)),
+            events,
+            active_turn,
+            active: None,
+            finished_sender,
+            finished,
+        }
     }
 
     /// Handles frames until `shutdown`, or until the link is gone.
-    pub async fn run(mut self, mut frames: mpsc::Receiver<SessionFrame>, shutdown: CancellationToken) {
+    pub async fn run(
+        mut self,
+        mut frames: mpsc::Receiver<SessionFrame>,
+        shutdown: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -83,7 +98,12 @@ impl TurnController {
 
     async fn handle(&mut self, frame: SessionFrame, shutdown: &CancellationToken) {
         match frame {
-            SessionFrame::Prompt { turn_id, message_id, content, llm } => {
+            SessionFrame::Prompt {
+                turn_id,
+                message_id,
+                content,
+                llm,
+            } => {
                 if let Some(active) = &self.active {
                     if active.turn_id == turn_id {
                         tracing::info!(%turn_id, "ignoring a repeated prompt for the running turn");
@@ -99,28 +119,51 @@ impl TurnController {
                 }
                 let Some(llm) = llm else {
                     tracing::warn!(%turn_id, "prompt without an LLM configuration");
-                    self.fail_at_once(&turn_id, NO_LLM_MESSAGE.to_string()).await;
+                    self.fail_at_once(&turn_id, NO_LLM_MESSAGE.to_string())
+                        .await;
                     return;
                 };
                 tracing::info!(%turn_id, %message_id, model = %llm.model, "turn started");
-                self.start(TurnInput { turn_id, message_id, content, llm }, shutdown);
+                self.start(
+                    TurnInput {
+                        turn_id,
+                        message_id,
+                        content,
+                        llm,
+                    },
+                    shutdown,
+                );
             }
             SessionFrame::Abort { turn_id } => match &self.active {
                 Some(active) if active.turn_id == turn_id => {
                     tracing::info!(%turn_id, "aborting the turn");
                     active.cancel.cancel();
                 }
-                _ => tracing::info!(%turn_id, "abort for a turn that is not running; nothing to do"),
+                _ => {
+                    tracing::info!(%turn_id, "abort for a turn that is not running; nothing to do")
+                }
             },
             // The link handles these itself.
-            SessionFrame::Welcome { .. } | SessionFrame::Ack { .. } | SessionFrame::Pong { .. } => {}
+            SessionFrame::Welcome { .. } | SessionFrame::Ack { .. } | SessionFrame::Pong { .. } => {
+            }
         }
     }
 
     /// Finishes a turn that never started: an error event, then `turn_finished`.
     async fn fail_at_once(&self, turn_id: &str, message: String) {
-        self.events.push(turn_id, EventBody::Error { message: message.clone() }).await;
-        let finished = EventBody::TurnFinished { outcome: TurnOutcome::Failed, usage: TokenUsage::default(), error: Some(message) };
+        self.events
+            .push(
+                turn_id,
+                EventBody::Error {
+                    message: message.clone(),
+                },
+            )
+            .await;
+        let finished = EventBody::TurnFinished {
+            outcome: TurnOutcome::Failed,
+            usage: TokenUsage::default(),
+            error: Some(message),
+        };
         self.events.push(turn_id, finished).await;
     }
 
@@ -137,7 +180,11 @@ impl TurnController {
             self.finished_sender.clone(),
         ));
         self.active_turn.send_replace(Some(turn_id.clone()));
-        self.active = Some(ActiveTurn { turn_id, cancel, task });
+        self.active = Some(ActiveTurn {
+            turn_id,
+            cancel,
+            task,
+        });
     }
 }
 
@@ -155,21 +202,37 @@ async fn run_turn(
         let mut agent = agent.lock().await;
         // A panicking agent must still end its turn, or the session would wait for it
         // forever.
-        match AssertUnwindSafe(agent.run_turn(input, &events, &cancel)).catch_unwind().await {
+        match AssertUnwindSafe(agent.run_turn(input, &events, &cancel))
+            .catch_unwind()
+            .await
+        {
             Ok(end) => end,
-            Err(_) => TurnEnd::failed(TokenUsage::default(), "The agent crashed; see the runner's log."),
+            Err(_) => TurnEnd::failed(
+                TokenUsage::default(),
+                "The agent crashed; see the runner's log.",
+            ),
         }
     };
     if shutdown.is_cancelled() {
         tracing::info!(%turn_id, "turn stopped by shutdown; it is left for the session to run again");
     } else {
-        // An abort that raced with the natural end of the turn still counts as an abort
-        // only if the agent noticed it.
+        // The reason a turn failed is also shown as an error event of its own, like
+        // every other error the user should see.
         if let (TurnOutcome::Failed, Some(message)) = (end.outcome, &end.error) {
-            events.emit(EventBody::Error { message: message.clone() }).await;
+            events
+                .emit(EventBody::Error {
+                    message: message.clone(),
+                })
+                .await;
         }
         tracing::info!(%turn_id, outcome = ?end.outcome, input_tokens = end.usage.input_tokens, output_tokens = end.usage.output_tokens, "turn finished");
-        events.emit(EventBody::TurnFinished { outcome: end.outcome, usage: end.usage, error: end.error }).await;
+        events
+            .emit(EventBody::TurnFinished {
+                outcome: end.outcome,
+                usage: end.usage,
+                error: end.error,
+            })
+            .await;
     }
     let _ = finished.send(turn_id);
 }

@@ -13,7 +13,11 @@ use subtle::ConstantTimeEq;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let presented = request
         .headers()
         .get(AUTHORIZATION)
@@ -21,7 +25,10 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
         .and_then(bearer_token);
     match presented {
         Some(token) if token_matches(token, state.token()) => Ok(next.run(request).await),
-        Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "the bearer token is not valid")),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "the bearer token is not valid",
+        )),
         None => Err(ApiError::new(
             ErrorCode::Unauthorized,
             "missing `Authorization: Bearer <SANDBOX_BACKEND_TOKEN>` header",
@@ -33,7 +40,10 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
 /// case-insensitive, as HTTP says).
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 /// Compares in time independent of where the first difference is, so response

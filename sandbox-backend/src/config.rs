@@ -69,11 +69,14 @@ impl Config {
         let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
 
         let token = non_empty("SANDBOX_BACKEND_TOKEN").ok_or(ConfigError::MissingToken)?;
-        let listen_text = non_empty("SANDBOX_BACKEND_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen_text =
+            non_empty("SANDBOX_BACKEND_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = listen_text
             .parse()
             .map_err(|_| ConfigError::InvalidListen(listen_text.clone()))?;
-        let data_dir = PathBuf::from(non_empty("NIGHTSHIFT_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+        let data_dir = PathBuf::from(
+            non_empty("NIGHTSHIFT_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+        );
         let runner_bin = match non_empty("RUNNER_BIN") {
             Some(path) => PathBuf::from(path),
             None => default_runner_bin()?,
@@ -82,7 +85,13 @@ impl Config {
             None => false,
             Some(text) => parse_bool(&text).ok_or(ConfigError::InvalidBoolean(text))?,
         };
-        Ok(Config { listen, token, data_dir, runner_bin, allow_unisolated })
+        Ok(Config {
+            listen,
+            token,
+            data_dir,
+            runner_bin,
+            allow_unisolated,
+        })
     }
 }
 
@@ -107,8 +116,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 

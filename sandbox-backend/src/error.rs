@@ -20,7 +20,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid_json(message: impl Into<String>) -> ApiError {
@@ -32,7 +35,10 @@ impl ApiError {
     }
 
     pub fn sandbox_not_found(id: &str) -> ApiError {
-        ApiError::new(ErrorCode::SandboxNotFound, format!("no sandbox with id {id:?}"))
+        ApiError::new(
+            ErrorCode::SandboxNotFound,
+            format!("no sandbox with id {id:?}"),
+        )
     }
 
     pub fn conflict(message: impl Into<String>) -> ApiError {
@@ -54,8 +60,8 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             tracing::warn!(code = self.code.as_str(), message = %self.message, "request failed");
         }
@@ -83,7 +89,9 @@ mod tests {
     async fn answers_the_protocol_envelope_with_the_codes_status() {
         let response = ApiError::sandbox_not_found("sbx_1").into_response();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         let body: ErrorBody = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body.error.code, ErrorCode::SandboxNotFound);
         assert!(body.error.message.contains("sbx_1"));

@@ -40,18 +40,25 @@ pub struct ExecPlan {
 
 impl ExecPlan {
     /// Checks `request`; `sandbox_default` is the sandbox's `default_timeout_ms`.
-    pub fn from_request(request: ExecRequest, sandbox_default: Option<u64>) -> Result<ExecPlan, ApiError> {
+    pub fn from_request(
+        request: ExecRequest,
+        sandbox_default: Option<u64>,
+    ) -> Result<ExecPlan, ApiError> {
         if request.command.is_empty() {
             return Err(ApiError::invalid_request("`command` must not be empty"));
         }
         if request.command.contains('\0') || request.args.iter().any(|arg| arg.contains('\0')) {
-            return Err(ApiError::invalid_request("`command` and `args` must not contain NUL bytes"));
+            return Err(ApiError::invalid_request(
+                "`command` and `args` must not contain NUL bytes",
+            ));
         }
         validate_env(&request.env).map_err(ApiError::invalid_request)?;
         let cwd = match request.cwd {
             None => None,
             Some(cwd) if cwd.contains('\0') => {
-                return Err(ApiError::invalid_request("`cwd` must not contain NUL bytes"));
+                return Err(ApiError::invalid_request(
+                    "`cwd` must not contain NUL bytes",
+                ));
             }
             Some(cwd) if cwd.trim().is_empty() || cwd == "." => None,
             Some(cwd) => Some(cwd),
@@ -70,7 +77,13 @@ impl ExecPlan {
         };
         let mut argv = vec![request.command];
         argv.extend(request.args);
-        Ok(ExecPlan { argv, env: request.env, cwd, timeout, stdin: request.stdin })
+        Ok(ExecPlan {
+            argv,
+            env: request.env,
+            cwd,
+            timeout,
+            stdin: request.stdin,
+        })
     }
 }
 
@@ -79,7 +92,9 @@ impl ExecPlan {
 pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), String> {
     for (name, value) in env {
         let mut chars = name.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
         if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("{name:?} is not a valid environment variable name"));
         }
@@ -114,8 +129,18 @@ pub async fn collect(mut output: mpsc::Receiver<ExecOutput>) -> ExecResult {
     }
     // A driver always ends with an exit line; if it somehow did not, say the command
     // was killed rather than invent a success.
-    let exit = exit.unwrap_or(ExecExit { code: 137, timed_out: false, killed: true, duration_ms: 0 });
-    ExecResult { stdout, stderr, exit, truncated }
+    let exit = exit.unwrap_or(ExecExit {
+        code: 137,
+        timed_out: false,
+        killed: true,
+        duration_ms: 0,
+    });
+    ExecResult {
+        stdout,
+        stderr,
+        exit,
+        truncated,
+    }
 }
 
 /// Appends as much of `text` as fits under the cap; `true` when something was dropped.
@@ -138,7 +163,10 @@ mod tests {
     use super::*;
 
     fn request(command: &str) -> ExecRequest {
-        ExecRequest { command: command.into(), ..ExecRequest::default() }
+        ExecRequest {
+            command: command.into(),
+            ..ExecRequest::default()
+        }
     }
 
     #[test]
@@ -153,7 +181,12 @@ mod tests {
         assert_eq!(plan.timeout, Duration::from_secs(5));
         let mut explicit = request("true");
         explicit.timeout_ms = Some(250);
-        assert_eq!(ExecPlan::from_request(explicit, Some(5_000)).unwrap().timeout, Duration::from_millis(250));
+        assert_eq!(
+            ExecPlan::from_request(explicit, Some(5_000))
+                .unwrap()
+                .timeout,
+            Duration::from_millis(250)
+        );
     }
 
     #[test]
@@ -187,7 +220,12 @@ mod tests {
         sender.send(ExecOutput::Stdout("a".into())).await.unwrap();
         sender.send(ExecOutput::Stdout(big)).await.unwrap();
         sender.send(ExecOutput::Stderr("e".into())).await.unwrap();
-        let exit = ExecExit { code: 2, timed_out: false, killed: false, duration_ms: 1 };
+        let exit = ExecExit {
+            code: 2,
+            timed_out: false,
+            killed: false,
+            duration_ms: 1,
+        };
         sender.send(ExecOutput::Exit(exit)).await.unwrap();
         drop(sender);
         let result = collect(receiver).await;

@@ -27,7 +27,9 @@ pub struct WorkspacePath(PathBuf);
 impl WorkspacePath {
     pub fn parse(text: &str) -> Result<WorkspacePath, ProviderError> {
         if text.contains('\0') {
-            return Err(ProviderError::InvalidPath("the path contains a NUL byte".into()));
+            return Err(ProviderError::InvalidPath(
+                "the path contains a NUL byte".into(),
+            ));
         }
         if text.starts_with('/') {
             return Err(ProviderError::InvalidPath(format!(
@@ -40,7 +42,9 @@ impl WorkspacePath {
                 Component::Normal(part) => clean.push(part),
                 Component::CurDir => {}
                 Component::ParentDir => {
-                    return Err(ProviderError::InvalidPath(format!("{text:?} contains `..`")));
+                    return Err(ProviderError::InvalidPath(format!(
+                        "{text:?} contains `..`"
+                    )));
                 }
                 Component::RootDir | Component::Prefix(_) => {
                     return Err(ProviderError::InvalidPath(format!("{text:?} is absolute")));
@@ -71,7 +75,9 @@ pub fn read_file(root: &Path, path: &WorkspacePath) -> Result<Vec<u8>, ProviderE
     // O_NONBLOCK so a FIFO planted by a command cannot hang the open; regular files
     // ignore the flag.
     options.read(true).custom_flags(nix::libc::O_NONBLOCK);
-    let mut file = dir.open_with(path.as_path(), &options).map_err(|error| file_error(path, error))?;
+    let mut file = dir
+        .open_with(path.as_path(), &options)
+        .map_err(|error| file_error(path, error))?;
     let metadata = file.metadata().map_err(|error| file_error(path, error))?;
     if !metadata.is_file() {
         return Err(ProviderError::NotAFile(path.to_string()));
@@ -83,7 +89,8 @@ pub fn read_file(root: &Path, path: &WorkspacePath) -> Result<Vec<u8>, ProviderE
         )));
     }
     let mut contents = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    file.read_to_end(&mut contents).map_err(|error| file_error(path, error))?;
+    file.read_to_end(&mut contents)
+        .map_err(|error| file_error(path, error))?;
     Ok(contents)
 }
 
@@ -91,17 +98,37 @@ pub fn read_file(root: &Path, path: &WorkspacePath) -> Result<Vec<u8>, ProviderE
 /// directories. Blocking: call it off the runtime.
 pub fn write_file(root: &Path, path: &WorkspacePath, contents: &[u8]) -> Result<(), ProviderError> {
     let dir = open_root(root)?;
-    if let Some(parent) = path.as_path().parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        dir.create_dir_all(parent).map_err(|error| file_error(path, error))?;
+    if let Some(parent) = path
+        .as_path()
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        dir.create_dir_all(parent)
+            .map_err(|error| match error.kind() {
+                // Something that is not a directory of the workspace is in the way: a file,
+                // or a symlink (which cap-std will not follow out of the workspace).
+                std::io::ErrorKind::AlreadyExists => ProviderError::InvalidPath(format!(
+                    "{} is not a directory inside the workspace",
+                    parent.display()
+                )),
+                _ => file_error(path, error),
+            })?;
     }
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true).custom_flags(nix::libc::O_NONBLOCK);
-    let mut file = dir.open_with(path.as_path(), &options).map_err(|error| file_error(path, error))?;
+    options
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(nix::libc::O_NONBLOCK);
+    let mut file = dir
+        .open_with(path.as_path(), &options)
+        .map_err(|error| file_error(path, error))?;
     let metadata = file.metadata().map_err(|error| file_error(path, error))?;
     if !metadata.is_file() {
         return Err(ProviderError::NotAFile(path.to_string()));
     }
-    file.write_all(contents).map_err(|error| file_error(path, error))?;
+    file.write_all(contents)
+        .map_err(|error| file_error(path, error))?;
     Ok(())
 }
 
@@ -116,12 +143,15 @@ pub fn remove_tree(root: &Path) -> Result<(), ProviderError> {
     // A directory without write permission cannot lose its entries; give every
     // directory back its owner's rights (never following symlinks) and try again.
     make_directories_writable(root);
-    std::fs::remove_dir_all(root).map_err(|_| ProviderError::io(format!("cannot remove {}", root.display()), first))
+    std::fs::remove_dir_all(root)
+        .map_err(|_| ProviderError::io(format!("cannot remove {}", root.display()), first))
 }
 
 fn make_directories_writable(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(metadata) = std::fs::symlink_metadata(dir) else { return };
+    let Ok(metadata) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
     if !metadata.is_dir() {
         return;
     }
@@ -134,8 +164,12 @@ fn make_directories_writable(dir: &Path) {
 }
 
 fn open_root(root: &Path) -> Result<Dir, ProviderError> {
-    Dir::open_ambient_dir(root, ambient_authority())
-        .map_err(|error| ProviderError::io(format!("cannot open the workspace {}", root.display()), error))
+    Dir::open_ambient_dir(root, ambient_authority()).map_err(|error| {
+        ProviderError::io(
+            format!("cannot open the workspace {}", root.display()),
+            error,
+        )
+    })
 }
 
 /// Maps an I/O error on `path` to what the client should hear.
@@ -148,11 +182,15 @@ fn file_error(path: &WorkspacePath, error: std::io::Error) -> ProviderError {
         ErrorKind::PermissionDenied => {
             ProviderError::InvalidPath(format!("{path} leads outside the workspace"))
         }
-        ErrorKind::IsADirectory | ErrorKind::NotADirectory => ProviderError::NotAFile(path.to_string()),
+        ErrorKind::IsADirectory | ErrorKind::NotADirectory => {
+            ProviderError::NotAFile(path.to_string())
+        }
         _ if error.raw_os_error() == Some(nix::libc::ELOOP) => {
             ProviderError::InvalidPath(format!("{path} is a symlink loop"))
         }
-        _ if error.raw_os_error() == Some(nix::libc::ENXIO) => ProviderError::NotAFile(path.to_string()),
+        _ if error.raw_os_error() == Some(nix::libc::ENXIO) => {
+            ProviderError::NotAFile(path.to_string())
+        }
         _ => ProviderError::io(format!("cannot access {path}"), error),
     }
 }
@@ -166,7 +204,10 @@ mod tests {
         for bad in ["", ".", "/etc/passwd", "../x", "a/../../x", "a/..", "a\0b"] {
             assert!(WorkspacePath::parse(bad).is_err(), "{bad:?} was accepted");
         }
-        assert_eq!(WorkspacePath::parse("./a//b/./c.txt").unwrap().as_path(), Path::new("a/b/c.txt"));
+        assert_eq!(
+            WorkspacePath::parse("./a//b/./c.txt").unwrap().as_path(),
+            Path::new("a/b/c.txt")
+        );
     }
 
     #[test]
@@ -176,7 +217,10 @@ mod tests {
         write_file(root.path(), &path, b"hello").unwrap();
         assert_eq!(read_file(root.path(), &path).unwrap(), b"hello");
         write_file(root.path(), &path, b"bye").unwrap();
-        assert_eq!(std::fs::read(root.path().join("deep/er/file.txt")).unwrap(), b"bye");
+        assert_eq!(
+            std::fs::read(root.path().join("deep/er/file.txt")).unwrap(),
+            b"bye"
+        );
     }
 
     #[test]
@@ -196,22 +240,42 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
         std::os::unix::fs::symlink("../../", root.path().join("up")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("direct")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("direct"))
+            .unwrap();
         std::fs::write(root.path().join("real"), b"inside").unwrap();
         std::os::unix::fs::symlink("real", root.path().join("alias")).unwrap();
 
         for escape in ["out/secret", "direct", "up/etc/passwd"] {
             let path = WorkspacePath::parse(escape).unwrap();
             let read = read_file(root.path(), &path);
-            assert!(matches!(read, Err(ProviderError::InvalidPath(_))), "{escape}: {read:?}");
+            assert!(
+                matches!(read, Err(ProviderError::InvalidPath(_))),
+                "{escape}: {read:?}"
+            );
             let write = write_file(root.path(), &path, b"x");
-            assert!(matches!(write, Err(ProviderError::InvalidPath(_))), "{escape}: {write:?}");
+            assert!(
+                matches!(write, Err(ProviderError::InvalidPath(_))),
+                "{escape}: {write:?}"
+            );
         }
-        let planted = write_file(root.path(), &WorkspacePath::parse("out/new/file").unwrap(), b"x");
-        assert!(matches!(planted, Err(ProviderError::InvalidPath(_))), "{planted:?}");
-        assert_eq!(std::fs::read(outside.path().join("secret")).unwrap(), b"secret");
+        let planted = write_file(
+            root.path(),
+            &WorkspacePath::parse("out/new/file").unwrap(),
+            b"x",
+        );
+        assert!(
+            matches!(planted, Err(ProviderError::InvalidPath(_))),
+            "{planted:?}"
+        );
+        assert_eq!(
+            std::fs::read(outside.path().join("secret")).unwrap(),
+            b"secret"
+        );
         assert!(!outside.path().join("new").exists());
-        assert_eq!(read_file(root.path(), &WorkspacePath::parse("alias").unwrap()).unwrap(), b"inside");
+        assert_eq!(
+            read_file(root.path(), &WorkspacePath::parse("alias").unwrap()).unwrap(),
+            b"inside"
+        );
     }
 
     #[test]
@@ -221,7 +285,8 @@ mod tests {
         let root = parent.path().join("tree");
         std::fs::create_dir_all(root.join("locked/inner")).unwrap();
         std::fs::write(root.join("locked/inner/file"), b"x").unwrap();
-        std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o500))
+            .unwrap();
         remove_tree(&root).unwrap();
         assert!(!root.exists());
         remove_tree(&root).unwrap();
@@ -230,7 +295,11 @@ mod tests {
     #[test]
     fn a_fifo_does_not_hang_a_read() {
         let root = tempfile::tempdir().unwrap();
-        nix::unistd::mkfifo(&root.path().join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        nix::unistd::mkfifo(
+            &root.path().join("pipe"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
         let read = read_file(root.path(), &WorkspacePath::parse("pipe").unwrap());
         assert!(matches!(read, Err(ProviderError::NotAFile(_))), "{read:?}");
     }

@@ -55,7 +55,8 @@ async fn run() -> anyhow::Result<()> {
             state.shutdown().await;
         }
     });
-    let serve = axum::serve(listener, app(state)).with_graceful_shutdown(stopping.clone().cancelled_owned());
+    let serve = axum::serve(listener, app(state))
+        .with_graceful_shutdown(stopping.clone().cancelled_owned());
     let drain_deadline = async {
         stopping.cancelled().await;
         tokio::time::sleep(SHUTDOWN_DRAIN).await;

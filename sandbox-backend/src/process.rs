@@ -17,7 +17,9 @@ use nix::unistd::Pid;
 /// Group ids 0 and 1 are refused: `killpg(0)` would signal the backend's own group and
 /// group 1 belongs to init. Neither can be a group the backend created.
 pub fn signal_group(group: u32, signal: Signal) {
-    let Ok(raw) = i32::try_from(group) else { return };
+    let Ok(raw) = i32::try_from(group) else {
+        return;
+    };
     if raw < 2 {
         return;
     }
@@ -34,7 +36,11 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (state, ticks) = parse_stat(&stat)?;
     // A zombie has exited; only its parent's `wait` is missing.
-    if state == 'Z' || state == 'X' { None } else { Some(ticks) }
+    if state == 'Z' || state == 'X' {
+        None
+    } else {
+        Some(ticks)
+    }
 }
 
 /// The state letter and start time of a `/proc/<pid>/stat` line. The command name (in

@@ -65,12 +65,18 @@ pub enum ProviderError {
     #[error("{0}")]
     Unavailable(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl ProviderError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> ProviderError {
-        ProviderError::Io { context: context.into(), source }
+        ProviderError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -95,7 +101,11 @@ pub trait Provider: Send + Sync + 'static {
         cancel: CancellationToken,
     ) -> Result<ExecRun, ProviderError>;
 
-    async fn read_file(&self, sandbox: &SandboxSpec, path: &WorkspacePath) -> Result<Vec<u8>, ProviderError>;
+    async fn read_file(
+        &self,
+        sandbox: &SandboxSpec,
+        path: &WorkspacePath,
+    ) -> Result<Vec<u8>, ProviderError>;
 
     /// Writes (creating or replacing) a file, creating missing parent directories.
     async fn write_file(

@@ -26,13 +26,21 @@ const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
-        .route("/v1/sandboxes", get(sandboxes::list).post(sandboxes::create))
-        .route("/v1/sandboxes/{id}", get(sandboxes::get_one).delete(sandboxes::destroy))
+        .route(
+            "/v1/sandboxes",
+            get(sandboxes::list).post(sandboxes::create),
+        )
+        .route(
+            "/v1/sandboxes/{id}",
+            get(sandboxes::get_one).delete(sandboxes::destroy),
+        )
         .route("/v1/sandboxes/{id}/stop", post(sandboxes::stop))
         .route("/v1/sandboxes/{id}/exec", post(exec::exec))
         .route(
             "/v1/sandboxes/{id}/files",
-            get(files::read).put(files::write).layer(DefaultBodyLimit::max(MAX_FILE_BYTES)),
+            get(files::read)
+                .put(files::write)
+                .layer(DefaultBodyLimit::max(MAX_FILE_BYTES)),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -45,11 +53,17 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path()))
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {method} {}", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 /// A JSON body whose problems are answered as `invalid_json` (or
@@ -64,10 +78,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(body_error)?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(body_error)?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
-            .map_err(|error| ApiError::invalid_json(format!("the body is not the JSON this route expects: {error}")))
+            .map_err(|error| {
+                ApiError::invalid_json(format!(
+                    "the body is not the JSON this route expects: {error}"
+                ))
+            })
     }
 }
 
@@ -76,6 +96,9 @@ pub fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(ErrorCode::PayloadTooLarge, "the request body is too large")
     } else {
-        ApiError::invalid_request(format!("cannot read the request body: {}", rejection.body_text()))
+        ApiError::invalid_request(format!(
+            "cannot read the request body: {}",
+            rejection.body_text()
+        ))
     }
 }

@@ -44,9 +44,15 @@ pub struct RunnerCommand {
 /// What happened to a supervised runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunnerEvent {
-    Started { pid: u32, start_ticks: Option<u64> },
+    Started {
+        pid: u32,
+        start_ticks: Option<u64>,
+    },
     /// It exited (or could not be started) and starts again after `restart_in`.
-    Down { reason: String, restart_in: Duration },
+    Down {
+        reason: String,
+        restart_in: Duration,
+    },
     /// It exited with code 3: its token was rejected. It stays down.
     TokenRejected,
     /// The supervisor was told to stop, and the runner is gone.
@@ -72,7 +78,10 @@ impl RunnerSupervisor {
     /// Stops the runner (SIGTERM, then SIGKILL) and waits for the loop to end.
     pub async fn shutdown(self) {
         self.stop.cancel();
-        if tokio::time::timeout(STOP_GRACE * 3, self.task).await.is_err() {
+        if tokio::time::timeout(STOP_GRACE * 3, self.task)
+            .await
+            .is_err()
+        {
             tracing::warn!("runner supervisor did not stop in time");
         }
     }
@@ -89,10 +98,16 @@ async fn supervise(command: RunnerCommand, observer: RunnerObserver, stop: Cance
     loop {
         starts += 1;
         let (reason, uptime) = match spawn(&command, starts) {
-            Err(error) => (format!("cannot start {}: {error}", command.program.display()), Duration::ZERO),
+            Err(error) => (
+                format!("cannot start {}: {error}", command.program.display()),
+                Duration::ZERO,
+            ),
             Ok(mut child) => {
                 let pid = child.id().unwrap_or(0);
-                observer(RunnerEvent::Started { pid, start_ticks: crate::process::start_ticks(pid) });
+                observer(RunnerEvent::Started {
+                    pid,
+                    start_ticks: crate::process::start_ticks(pid),
+                });
                 let started = Instant::now();
                 tokio::select! {
                     status = child.wait() => {
@@ -128,14 +143,22 @@ async fn supervise(command: RunnerCommand, observer: RunnerObserver, stop: Cance
 }
 
 fn spawn(command: &RunnerCommand, start: u64) -> std::io::Result<Child> {
-    let log = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&command.log_path)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&command.log_path)?;
     log_line(command, &format!("starting runner (start #{start})"));
     let mut process = Command::new(&command.program);
     process
         .arg("--config")
         .arg(&command.config_path)
         .env_clear()
-        .envs(INHERITED_ENV.iter().filter_map(|name| Some((*name, std::env::var_os(name)?))))
+        .envs(
+            INHERITED_ENV
+                .iter()
+                .filter_map(|name| Some((*name, std::env::var_os(name)?))),
+        )
         .current_dir(&command.working_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone()?))
@@ -148,7 +171,11 @@ fn spawn(command: &RunnerCommand, start: u64) -> std::io::Result<Child> {
 
 /// Notes a supervision step in the runner's log, between its own lines.
 fn log_line(command: &RunnerCommand, text: &str) {
-    let opened = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&command.log_path);
+    let opened = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&command.log_path);
     if let Ok(mut log) = opened {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

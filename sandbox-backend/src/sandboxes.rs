@@ -9,37 +9,34 @@
 //! start (and then kills them) or makes them see `stopped`. The record itself sits
 //! behind a short, never-awaited mutex because the runner supervisor updates it too.
 
+mod entry;
 pub mod lifecycle;
 pub mod record;
+mod startup;
 pub mod store;
+mod validation;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::sandbox::{
-    CreateSandboxRequest, ExecOutput, ExecRequest, RunnerBootConfig, RunnerLaunch, Sandbox, SandboxStatus,
+    CreateSandboxRequest, ExecOutput, ExecRequest, RunnerBootConfig, RunnerLaunch, Sandbox,
+    SandboxStatus,
 };
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use self::entry::{Live, SandboxEntry, stop_processes};
 use self::lifecycle::{Admission, Operation, admit};
-use self::record::{RunnerRecord, RunnerState, SandboxRecord, TOKEN_REJECTED_MESSAGE};
+use self::record::{RunnerRecord, RunnerState, SandboxRecord};
 use self::store::{Store, StoreError, write_private};
 use crate::error::ApiError;
-use crate::exec::{ExecPlan, MAX_TIMEOUT, validate_env};
+use crate::exec::ExecPlan;
 use crate::files::WorkspacePath;
 use crate::providers::{Provider, SandboxSpec};
-use crate::runner::{RunnerCommand, RunnerEvent, RunnerObserver, RunnerSupervisor};
-
-/// How long a stop waits for killed commands to be reaped.
-const EXEC_STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a runner left over from a crashed backend gets to exit.
-const ORPHAN_GRACE: Duration = Duration::from_secs(5);
+use crate::runner::{RunnerCommand, RunnerObserver, RunnerSupervisor};
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
@@ -56,162 +53,14 @@ pub struct Sandboxes {
     closing: AtomicBool,
 }
 
-struct SandboxEntry {
-    record: Mutex<SandboxRecord>,
-    live: tokio::sync::RwLock<Live>,
-}
-
-/// The processes of a sandbox.
-#[derive(Default)]
-struct Live {
-    runner: Option<RunnerSupervisor>,
-    /// Parent of every exec's cancellation token.
-    exec_cancel: CancellationToken,
-    exec_tasks: TaskTracker,
-}
-
-impl SandboxEntry {
-    fn new(record: SandboxRecord) -> SandboxEntry {
-        SandboxEntry { record: Mutex::new(record), live: tokio::sync::RwLock::new(Live::default()) }
-    }
-
-    fn snapshot(&self) -> SandboxRecord {
-        self.record.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// Changes the record and persists it (a destroyed sandbox has nothing left to
-    /// persist to). Returns the new record.
-    fn update(&self, store: &Store, change: impl FnOnce(&mut SandboxRecord)) -> Result<SandboxRecord, StoreError> {
-        let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
-        change(&mut record);
-        if record.status != SandboxStatus::Destroyed {
-            store.save(&record)?;
-        }
-        Ok(record.clone())
-    }
-
-    fn observe_runner(&self, store: &Store, event: RunnerEvent) {
-        let id = self.snapshot().id;
-        match &event {
-            RunnerEvent::Down { reason, restart_in } => {
-                tracing::warn!(sandbox = %id, %reason, ?restart_in, "runner down");
-            }
-            RunnerEvent::TokenRejected => tracing::warn!(sandbox = %id, "runner token rejected; runner stays down"),
-            RunnerEvent::Started { pid, .. } => tracing::info!(sandbox = %id, pid, "runner started"),
-            RunnerEvent::Stopped => tracing::info!(sandbox = %id, "runner stopped"),
-        }
-        let saved = self.update(store, |record| {
-            let Some(runner) = record.runner.as_mut() else { return };
-            runner.pid = None;
-            runner.start_ticks = None;
-            match event {
-                RunnerEvent::Started { pid, start_ticks } => {
-                    runner.state = RunnerState::Running;
-                    runner.pid = Some(pid);
-                    runner.start_ticks = start_ticks;
-                    runner.starts = runner.starts.saturating_add(1);
-                }
-                RunnerEvent::Down { .. } => runner.state = RunnerState::Restarting,
-                RunnerEvent::TokenRejected => {
-                    runner.state = RunnerState::TokenRejected;
-                    record.error = Some(TOKEN_REJECTED_MESSAGE.into());
-                }
-                RunnerEvent::Stopped => runner.state = RunnerState::Stopped,
-            }
-        });
-        if let Err(error) = saved {
-            tracing::warn!(sandbox = %id, %error, "cannot record the runner's state");
-        }
-    }
-}
-
 impl Sandboxes {
-    /// Loads the persisted sandboxes and reconciles them with reality: a creation or
-    /// destruction the backend died in the middle of is finished (by removing the
-    /// sandbox), a runner that outlived a crash is replaced by a supervised one, and
-    /// every ready sandbox with a runner gets it started again.
-    pub async fn load(store: Store, provider: Arc<dyn Provider>, runner_bin: PathBuf) -> Result<Sandboxes, StoreError> {
-        let sandboxes = Sandboxes {
-            store: store.clone(),
-            provider,
-            runner_bin,
-            entries: RwLock::new(HashMap::new()),
-            closing: AtomicBool::new(false),
-        };
-        for mut record in store.load_all()? {
-            retire_orphan_runner(&record).await;
-            match record.status {
-                SandboxStatus::Pending
-                | SandboxStatus::Initializing
-                | SandboxStatus::Destroying
-                | SandboxStatus::Destroyed => {
-                    tracing::info!(sandbox = %record.id, status = ?record.status, "finishing an interrupted operation: removing the sandbox");
-                    sandboxes.remove_resources(&record).await;
-                    continue;
-                }
-                SandboxStatus::Stopping => record.status = SandboxStatus::Stopped,
-                SandboxStatus::Ready | SandboxStatus::Stopped | SandboxStatus::Error => {}
-            }
-            if let Some(runner) = record.runner.as_mut() {
-                runner.pid = None;
-                runner.start_ticks = None;
-                if runner.state != RunnerState::TokenRejected {
-                    runner.state = RunnerState::Stopped;
-                }
-            }
-            store.save(&record)?;
-            let restart = record.status == SandboxStatus::Ready
-                && record.runner.as_ref().is_some_and(|runner| runner.state != RunnerState::TokenRejected)
-                && store.runner_config_path(&record.id).is_file();
-            let id = record.id.clone();
-            let entry = Arc::new(SandboxEntry::new(record));
-            if restart {
-                tracing::info!(sandbox = %id, "restarting the runner of a ready sandbox");
-                entry.live.write().await.runner = Some(sandboxes.start_runner(&id, &entry));
-            }
-            sandboxes.entries_mut().insert(id, entry);
-        }
-        Ok(sandboxes)
-    }
-
     pub fn provider_names(&self) -> Vec<String> {
         vec![self.provider.name().to_string()]
     }
 
     pub async fn create(&self, request: CreateSandboxRequest) -> Result<Sandbox, ApiError> {
         self.refuse_when_closing()?;
-        let provider = request.provider.as_deref().unwrap_or(self.provider.name());
-        if provider != self.provider.name() {
-            return Err(ApiError::invalid_request(format!(
-                "unknown provider {provider:?}; configured providers: {}",
-                self.provider_names().join(", ")
-            )));
-        }
-        validate_env(&request.env).map_err(ApiError::invalid_request)?;
-        let network = request.network.unwrap_or_default();
-        if !self.provider.capabilities().network_modes.contains(&network) {
-            return Err(ApiError::invalid_request(format!(
-                "the {provider} provider cannot enforce network mode {network:?}; supported: {:?}",
-                self.provider.capabilities().network_modes
-            )));
-        }
-        if let Some(ms) = request.default_timeout_ms
-            && (ms == 0 || Duration::from_millis(ms) > MAX_TIMEOUT)
-        {
-            return Err(ApiError::invalid_request(format!(
-                "`default_timeout_ms` must be between 1 and {}",
-                MAX_TIMEOUT.as_millis()
-            )));
-        }
-        if let Some(launch) = &request.runner {
-            validate_launch(launch)?;
-            if !self.runner_bin.is_file() {
-                return Err(ApiError::new(
-                    ErrorCode::SandboxUnavailable,
-                    format!("the runner executable {} does not exist (set RUNNER_BIN)", self.runner_bin.display()),
-                ));
-            }
-        }
+        let network = validation::check_create(&request, self.provider.as_ref(), &self.runner_bin)?;
 
         let id = format!("sbx_{}", uuid::Uuid::new_v4().simple());
         let record = SandboxRecord {
@@ -237,7 +86,10 @@ impl Sandboxes {
         // Held until the sandbox is ready, so a stop or destroy of the new id waits.
         let mut live = entry.live.write().await;
         self.entries_mut().insert(id.clone(), entry.clone());
-        match self.create_resources(&id, &entry, &mut live, request.runner).await {
+        match self
+            .create_resources(&id, &entry, &mut live, request.runner)
+            .await
+        {
             Ok(sandbox) => {
                 tracing::info!(sandbox = %id, "sandbox created");
                 Ok(sandbox)
@@ -272,8 +124,9 @@ impl Sandboxes {
                 command_wrapper: placement.command_wrapper,
                 sandbox_workspace_dir: placement.sandbox_workspace_dir,
             };
-            let json = serde_json::to_vec_pretty(&config)
-                .map_err(|error| ApiError::internal(format!("cannot serialize the runner config: {error}")))?;
+            let json = serde_json::to_vec_pretty(&config).map_err(|error| {
+                ApiError::internal(format!("cannot serialize the runner config: {error}"))
+            })?;
             write_private(&self.store.runner_config_path(id), &json)?;
             live.runner = Some(self.start_runner(id, entry));
         }
@@ -309,7 +162,9 @@ impl Sandboxes {
         if admit(id, entry.snapshot().status, Operation::Stop)? == Admission::AlreadyDone {
             return Ok(entry.snapshot().to_wire());
         }
-        entry.update(&self.store, |record| record.status = SandboxStatus::Stopping)?;
+        entry.update(&self.store, |record| {
+            record.status = SandboxStatus::Stopping
+        })?;
         stop_processes(&mut live).await;
         let spec = self.spec(&entry.snapshot());
         if let Err(error) = self.provider.stop(&spec).await {
@@ -334,7 +189,9 @@ impl Sandboxes {
         if admit(id, entry.snapshot().status, Operation::Destroy)? == Admission::AlreadyDone {
             return Ok(entry.snapshot().to_wire());
         }
-        entry.update(&self.store, |record| record.status = SandboxStatus::Destroying)?;
+        entry.update(&self.store, |record| {
+            record.status = SandboxStatus::Destroying
+        })?;
         stop_processes(&mut live).await;
         let record = entry.snapshot();
         let removed = match self.provider.destroy(&self.spec(&record)).await {
@@ -350,21 +207,30 @@ impl Sandboxes {
             return Err(ApiError::internal(message));
         }
         // Kept in memory as a tombstone, so the id stays known as destroyed.
-        let record = entry.update(&self.store, |record| record.status = SandboxStatus::Destroyed)?;
+        let record = entry.update(&self.store, |record| {
+            record.status = SandboxStatus::Destroyed
+        })?;
         tracing::info!(sandbox = %id, "sandbox destroyed");
         Ok(record.to_wire())
     }
 
     /// Starts a command; its output (ending with the exit line) arrives on the
     /// returned channel. Dropping the receiver kills the command.
-    pub async fn exec(&self, id: &str, request: ExecRequest) -> Result<mpsc::Receiver<ExecOutput>, ApiError> {
+    pub async fn exec(
+        &self,
+        id: &str,
+        request: ExecRequest,
+    ) -> Result<mpsc::Receiver<ExecOutput>, ApiError> {
         self.refuse_when_closing()?;
         let entry = self.entry(id)?;
         let live = entry.live.read().await;
         let record = entry.snapshot();
         admit(id, record.status, Operation::Exec)?;
         let plan = ExecPlan::from_request(request, record.default_timeout_ms)?;
-        let run = self.provider.exec(&self.spec(&record), plan, live.exec_cancel.child_token()).await?;
+        let run = self
+            .provider
+            .exec(&self.spec(&record), plan, live.exec_cancel.child_token())
+            .await?;
         live.exec_tasks.spawn(run.driver);
         Ok(run.output)
     }
@@ -378,14 +244,22 @@ impl Sandboxes {
         Ok(self.provider.read_file(&self.spec(&record), &path).await?)
     }
 
-    pub async fn write_file(&self, id: &str, path: &str, contents: Vec<u8>) -> Result<(), ApiError> {
+    pub async fn write_file(
+        &self,
+        id: &str,
+        path: &str,
+        contents: Vec<u8>,
+    ) -> Result<(), ApiError> {
         self.refuse_when_closing()?;
         let entry = self.entry(id)?;
         let _live = entry.live.read().await;
         let record = entry.snapshot();
         admit(id, record.status, Operation::WriteFiles)?;
         let path = WorkspacePath::parse(path)?;
-        Ok(self.provider.write_file(&self.spec(&record), &path, contents).await?)
+        Ok(self
+            .provider
+            .write_file(&self.spec(&record), &path, contents)
+            .await?)
     }
 
     /// Stops every runner and command, for a backend that is going away. Records keep
@@ -437,7 +311,10 @@ impl Sandboxes {
     }
 
     fn entry(&self, id: &str) -> Result<Arc<SandboxEntry>, ApiError> {
-        self.entries_ref().get(id).cloned().ok_or_else(|| ApiError::sandbox_not_found(id))
+        self.entries_ref()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::sandbox_not_found(id))
     }
 
     fn entries_ref(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<SandboxEntry>>> {
@@ -450,58 +327,13 @@ impl Sandboxes {
 
     fn refuse_when_closing(&self) -> Result<(), ApiError> {
         if self.closing.load(Ordering::SeqCst) {
-            return Err(ApiError::new(ErrorCode::SandboxUnavailable, "the sandbox backend is shutting down"));
+            return Err(ApiError::new(
+                ErrorCode::SandboxUnavailable,
+                "the sandbox backend is shutting down",
+            ));
         }
         Ok(())
     }
-}
-
-/// Kills the runner and every exec'd command of a sandbox, and waits for them.
-async fn stop_processes(live: &mut Live) {
-    if let Some(runner) = live.runner.take() {
-        runner.shutdown().await;
-    }
-    live.exec_cancel.cancel();
-    live.exec_tasks.close();
-    if tokio::time::timeout(EXEC_STOP_TIMEOUT, live.exec_tasks.wait()).await.is_err() {
-        tracing::warn!("exec'd commands did not end in time after being killed");
-    }
-}
-
-/// A runner recorded as running when the backend starts again outlived a crash of the
-/// backend. It cannot be supervised (it is not our child), so it is stopped and a
-/// supervised one takes its place. The start time guards against a recycled pid.
-async fn retire_orphan_runner(record: &SandboxRecord) {
-    let Some(runner) = &record.runner else { return };
-    let (Some(pid), Some(ticks)) = (runner.pid, runner.start_ticks) else { return };
-    if crate::process::start_ticks(pid) != Some(ticks) {
-        return;
-    }
-    tracing::info!(sandbox = %record.id, pid, "stopping a runner left over from a previous backend process");
-    let gone = async move {
-        while crate::process::start_ticks(pid) == Some(ticks) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    crate::process::terminate_group(pid, ORPHAN_GRACE, gone).await;
-}
-
-/// The runner link's fields must be usable as a URL, a path segment and a header.
-fn validate_launch(launch: &RunnerLaunch) -> Result<(), ApiError> {
-    let url = &launch.worker_url;
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.chars().any(char::is_whitespace) {
-        return Err(ApiError::invalid_request("`runner.worker_url` must be an http(s) URL"));
-    }
-    let session_ok = !launch.session_id.is_empty()
-        && launch.session_id.len() <= 128
-        && launch.session_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !session_ok {
-        return Err(ApiError::invalid_request("`runner.session_id` must be 1-128 letters, digits, `-` or `_`"));
-    }
-    if launch.token.is_empty() || launch.token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ApiError::invalid_request("`runner.token` must be non-empty, without whitespace"));
-    }
-    Ok(())
 }
 
 fn now_millis() -> i64 {
@@ -509,22 +341,4 @@ fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn launch(url: &str, session: &str, token: &str) -> RunnerLaunch {
-        RunnerLaunch { worker_url: url.into(), session_id: session.into(), token: token.into() }
-    }
-
-    #[test]
-    fn runner_links_are_checked() {
-        assert!(validate_launch(&launch("http://127.0.0.1:8787", "s-1", "abc.def")).is_ok());
-        assert!(validate_launch(&launch("ftp://x", "s", "t")).is_err());
-        assert!(validate_launch(&launch("http://x", "a/b", "t")).is_err());
-        assert!(validate_launch(&launch("http://x", "s", "t\r\nX: y")).is_err());
-        assert!(validate_launch(&launch("http://x", "s", "")).is_err());
-    }
 }

@@ -15,7 +15,10 @@ use crate::sandboxes::store::{Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot use the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "another sandbox backend already uses the data directory {0} (it holds backend.lock); \
          stop it or set NIGHTSHIFT_DATA_DIR to another directory"
@@ -50,7 +53,10 @@ impl AppState {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|source| StartError::DataDir { path: lock_path.clone(), source })?;
+            .map_err(|source| StartError::DataDir {
+                path: lock_path.clone(),
+                source,
+            })?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| StartError::DataDirInUse(data_dir.clone()))?;
 
@@ -65,7 +71,13 @@ impl AppState {
         let store = Store::open(&data_dir)?;
         let sandboxes = Sandboxes::load(store, Arc::new(provider), runner_bin).await?;
         tracing::info!(data_dir = %data_dir.display(), sandboxes = sandboxes.list().len(), "sandbox backend ready");
-        Ok(AppState { inner: Arc::new(Inner { sandboxes, token: config.token.clone(), _data_dir_lock: lock }) })
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                sandboxes,
+                token: config.token.clone(),
+                _data_dir_lock: lock,
+            }),
+        })
     }
 
     pub fn sandboxes(&self) -> &Sandboxes {
@@ -87,8 +99,15 @@ impl AppState {
 /// the workspace paths handed to runners and to bubblewrap must be absolute.
 fn prepare_data_dir(path: &Path) -> Result<PathBuf, StartError> {
     use std::os::unix::fs::DirBuilderExt;
-    let error = |source| StartError::DataDir { path: path.to_path_buf(), source };
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(error)?;
+    let error = |source| StartError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(error)?;
     path.canonicalize().map_err(error)
 }
 
@@ -96,5 +115,7 @@ fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         return path.to_path_buf();
     }
-    std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    std::env::current_dir()
+        .map(|cwd| cwd.join(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }

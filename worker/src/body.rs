@@ -32,12 +32,28 @@ pub async fn read_limited(req: &mut Request) -> ApiResult<Vec<u8>> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         if body.len() + chunk.len() > MAX_REQUEST_BYTES {
+            // Read (and drop) the rest before answering, up to a bound: answering a
+            // request whose body is still arriving makes some HTTP clients and
+            // proxies (wrangler's local one among them) fail the connection's next
+            // request.
+            let mut seen = body.len() + chunk.len();
+            drop(body);
+            while seen <= MAX_DRAINED_BYTES {
+                match stream.next().await {
+                    Some(Ok(chunk)) => seen += chunk.len(),
+                    _ => break,
+                }
+            }
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
+
+/// How much of an oversized body without `Content-Length` is read and dropped before
+/// the refusal is sent.
+const MAX_DRAINED_BYTES: usize = 16 * 1024 * 1024;
 
 /// The body parsed as `T`; an empty body is `invalid_json`.
 pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {

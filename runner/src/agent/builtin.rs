@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use super::prompt::system_prompt;
 use super::{Agent, TurnEnd, TurnEvents, TurnInput};
 use crate::llm::{
-    ConversationItem, LlmClient, LlmError, LlmRequest, LlmResponse, LlmTimeouts, ToolCall, ToolDefinition,
+    ConversationItem, LlmClient, LlmError, LlmRequest, LlmResponse, LlmTimeouts, ToolCall,
+    ToolDefinition,
 };
 use crate::tools::{ToolOutput, ToolSet, truncate_output};
 
@@ -49,8 +50,13 @@ pub struct BuiltinAgent {
 /// Why one LLM step did not produce a reply. Either way, `partial_text` is what the
 /// user already saw of it.
 enum StepError {
-    Aborted { partial_text: String },
-    Failed { error: LlmError, partial_text: String },
+    Aborted {
+        partial_text: String,
+    },
+    Failed {
+        error: LlmError,
+        partial_text: String,
+    },
 }
 
 enum StreamFailure {
@@ -76,7 +82,11 @@ impl BuiltinAgent {
     }
 
     /// Shorter limits and retry delays, for tests.
-    pub fn with_timing(mut self, timeouts: LlmTimeouts, first_retry_delay: Duration) -> reqwest::Result<BuiltinAgent> {
+    pub fn with_timing(
+        mut self,
+        timeouts: LlmTimeouts,
+        first_retry_delay: Duration,
+    ) -> reqwest::Result<BuiltinAgent> {
         self.http = LlmClient::http_client(&timeouts)?;
         self.timeouts = timeouts;
         self.first_retry_delay = first_retry_delay;
@@ -93,7 +103,12 @@ impl BuiltinAgent {
     }
 
     /// One LLM call, retried while nothing of it was shown yet.
-    async fn step(&self, client: &LlmClient, events: &TurnEvents, cancel: &CancellationToken) -> Result<LlmResponse, StepError> {
+    async fn step(
+        &self,
+        client: &LlmClient,
+        events: &TurnEvents,
+        cancel: &CancellationToken,
+    ) -> Result<LlmResponse, StepError> {
         let request = LlmRequest {
             system: &self.system_prompt,
             conversation: &self.conversation,
@@ -107,11 +122,18 @@ impl BuiltinAgent {
                 Ok(reply) => return Ok(reply),
                 Err(StreamFailure::Aborted) => return Err(StepError::Aborted { partial_text }),
                 Err(StreamFailure::Llm(error)) => {
-                    if !error.is_retryable() || !partial_text.is_empty() || attempt >= LLM_ATTEMPTS {
-                        return Err(StepError::Failed { error, partial_text });
+                    if !error.is_retryable() || !partial_text.is_empty() || attempt >= LLM_ATTEMPTS
+                    {
+                        return Err(StepError::Failed {
+                            error,
+                            partial_text,
+                        });
                     }
                     let backoff = self.first_retry_delay.saturating_mul(1 << (attempt - 1));
-                    let delay = error.retry_after().unwrap_or(backoff).min(Duration::from_secs(30));
+                    let delay = error
+                        .retry_after()
+                        .unwrap_or(backoff)
+                        .min(Duration::from_secs(30));
                     tracing::warn!(%error, attempt, ?delay, "LLM call failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
@@ -124,14 +146,23 @@ impl BuiltinAgent {
     }
 
     /// Runs one tool call with its events and records its result.
-    async fn run_tool_call(&mut self, call: &ToolCall, events: &TurnEvents, cancel: &CancellationToken) {
+    async fn run_tool_call(
+        &mut self,
+        call: &ToolCall,
+        events: &TurnEvents,
+        cancel: &CancellationToken,
+    ) {
         let arguments = call.parsed_arguments();
         let shown = match &arguments {
             Ok(value) => shorten_arguments(value.clone()),
             Err(_) => Value::String(call.arguments.clone()),
         };
         events
-            .emit(EventBody::ToolCallStarted { call_id: call.id.clone(), tool: call.name.clone(), args: shown })
+            .emit(EventBody::ToolCallStarted {
+                call_id: call.id.clone(),
+                tool: call.name.clone(),
+                args: shown,
+            })
             .await;
         let output = match arguments {
             Ok(value) if value.is_object() => self.tools.run(&call.name, &value, cancel).await,
@@ -149,7 +180,11 @@ impl BuiltinAgent {
                 truncated_bytes,
             })
             .await;
-        self.conversation.push(ConversationItem::ToolResult { call_id: call.id.clone(), content: text, is_error: output.is_error });
+        self.conversation.push(ConversationItem::ToolResult {
+            call_id: call.id.clone(),
+            content: text,
+            is_error: output.is_error,
+        });
     }
 
     /// Gives the calls that never ran a result, so the conversation stays valid for
@@ -166,16 +201,26 @@ impl BuiltinAgent {
 
     fn record_partial(&mut self, partial_text: String) {
         if !partial_text.is_empty() {
-            self.conversation.push(ConversationItem::Assistant { text: partial_text, tool_calls: Vec::new() });
+            self.conversation.push(ConversationItem::Assistant {
+                text: partial_text,
+                tool_calls: Vec::new(),
+            });
         }
     }
 }
 
 #[async_trait]
 impl Agent for BuiltinAgent {
-    async fn run_turn(&mut self, input: TurnInput, events: &TurnEvents, cancel: &CancellationToken) -> TurnEnd {
+    async fn run_turn(
+        &mut self,
+        input: TurnInput,
+        events: &TurnEvents,
+        cancel: &CancellationToken,
+    ) -> TurnEnd {
         let client = LlmClient::new(self.http.clone(), input.llm, self.timeouts);
-        self.conversation.push(ConversationItem::User { text: input.content });
+        self.conversation.push(ConversationItem::User {
+            text: input.content,
+        });
         let mut usage = TokenUsage::default();
 
         for _ in 0..self.max_steps {
@@ -185,14 +230,23 @@ impl Agent for BuiltinAgent {
                     self.record_partial(partial_text);
                     return TurnEnd::aborted(usage);
                 }
-                Err(StepError::Failed { error, partial_text }) => {
+                Err(StepError::Failed {
+                    error,
+                    partial_text,
+                }) => {
                     self.record_partial(partial_text);
-                    return TurnEnd::failed(usage, format!("The LLM call to {} failed: {error}", client.model()));
+                    return TurnEnd::failed(
+                        usage,
+                        format!("The LLM call to {} failed: {error}", client.model()),
+                    );
                 }
             };
             usage.add(reply.usage);
             let calls = reply.tool_calls;
-            self.conversation.push(ConversationItem::Assistant { text: reply.text, tool_calls: calls.clone() });
+            self.conversation.push(ConversationItem::Assistant {
+                text: reply.text,
+                tool_calls: calls.clone(),
+            });
             if calls.is_empty() {
                 return TurnEnd::done(usage);
             }
@@ -248,7 +302,11 @@ fn shorten_arguments(value: Value) -> Value {
             let (cut, _) = truncate_output(&text, MAX_SHOWN_ARGUMENT_BYTES);
             Value::String(cut)
         }
-        Value::Object(map) => Value::Object(map.into_iter().map(|(key, value)| (key, shorten_arguments(value))).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| (key, shorten_arguments(value)))
+                .collect(),
+        ),
         Value::Array(items) => Value::Array(items.into_iter().map(shorten_arguments).collect()),
         other => other,
     }

@@ -10,7 +10,9 @@ pub struct BadWorkerUrl(pub String);
 /// is not doubled, and the session id is percent-encoded.
 pub fn runner_url(worker_url: &str, session_id: &str) -> Result<String, BadWorkerUrl> {
     let trimmed = worker_url.trim().trim_end_matches('/');
-    let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| BadWorkerUrl(worker_url.to_string()))?;
+    let (scheme, rest) = trimmed
+        .split_once("://")
+        .ok_or_else(|| BadWorkerUrl(worker_url.to_string()))?;
     let ws_scheme = match scheme.to_ascii_lowercase().as_str() {
         "http" | "ws" => "ws",
         "https" | "wss" => "wss",
@@ -19,7 +21,10 @@ pub fn runner_url(worker_url: &str, session_id: &str) -> Result<String, BadWorke
     if rest.is_empty() {
         return Err(BadWorkerUrl(worker_url.to_string()));
     }
-    Ok(format!("{ws_scheme}://{rest}/api/sessions/{}/runner", percent_encode(session_id)))
+    Ok(format!(
+        "{ws_scheme}://{rest}/api/sessions/{}/runner",
+        percent_encode(session_id)
+    ))
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -49,7 +54,10 @@ mod tests {
             runner_url("https://nightshift.example.com/", "abc").unwrap(),
             "wss://nightshift.example.com/api/sessions/abc/runner"
         );
-        assert_eq!(runner_url("WSS://h", "a").unwrap(), "wss://h/api/sessions/a/runner");
+        assert_eq!(
+            runner_url("WSS://h", "a").unwrap(),
+            "wss://h/api/sessions/a/runner"
+        );
     }
 
     #[test]

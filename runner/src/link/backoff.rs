@@ -13,17 +13,28 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(first: Duration, max: Duration) -> Backoff {
-        Backoff { first, max, attempt: 0 }
+        Backoff {
+            first,
+            max,
+            attempt: 0,
+        }
     }
 
     /// The delay before the next attempt: the step doubles from `first` up to `max`,
     /// and the delay is drawn uniformly from the upper half of the step.
     pub fn next_delay(&mut self) -> Duration {
-        let step = self.first.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
+        let step = self
+            .first
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         let half = step / 2;
         let spread = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
-        let jitter = if spread == 0 { 0 } else { getrandom::u64().unwrap_or(0) % (spread + 1) };
+        let jitter = if spread == 0 {
+            0
+        } else {
+            getrandom::u64().unwrap_or(0) % (spread + 1)
+        };
         half + Duration::from_millis(jitter)
     }
 
@@ -43,7 +54,10 @@ mod tests {
         let steps = [100u64, 200, 400, 800, 1600, 3200, 5000, 5000, 5000];
         for step in steps {
             let delay = backoff.next_delay().as_millis() as u64;
-            assert!(delay >= step / 2 && delay <= step, "delay {delay} for step {step}");
+            assert!(
+                delay >= step / 2 && delay <= step,
+                "delay {delay} for step {step}"
+            );
         }
     }
 

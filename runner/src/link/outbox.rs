@@ -38,7 +38,11 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(capacity: usize) -> Outbox {
-        Outbox { capacity: capacity.max(1), next_seq: 1, pending: VecDeque::new() }
+        Outbox {
+            capacity: capacity.max(1),
+            next_seq: 1,
+            pending: VecDeque::new(),
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -69,7 +73,11 @@ impl Outbox {
         }
         let local_seq = self.next_seq;
         self.next_seq += 1;
-        self.pending.push_back(OutboundEvent { local_seq, turn_id, event });
+        self.pending.push_back(OutboundEvent {
+            local_seq,
+            turn_id,
+            event,
+        });
         Ok(local_seq)
     }
 
@@ -77,7 +85,11 @@ impl Outbox {
     /// Acknowledgements of numbers not yet produced cover only what exists.
     pub fn ack(&mut self, up_to: u64) -> usize {
         let mut removed = 0;
-        while self.pending.front().is_some_and(|event| event.local_seq <= up_to) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|event| event.local_seq <= up_to)
+        {
             self.pending.pop_front();
             removed += 1;
         }
@@ -90,7 +102,9 @@ impl Outbox {
         // offset instead of being searched for.
         let first = self.pending.front().map_or(0, |event| event.local_seq);
         let skip = seq.saturating_add(1).saturating_sub(first);
-        self.pending.iter().skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        self.pending
+            .iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
     }
 }
 
@@ -99,7 +113,9 @@ mod tests {
     use super::*;
 
     fn text(s: &str) -> EventBody {
-        EventBody::TextDelta { text: s.to_string() }
+        EventBody::TextDelta {
+            text: s.to_string(),
+        }
     }
 
     fn seqs<'a>(events: impl Iterator<Item = &'a OutboundEvent>) -> Vec<u64> {
@@ -157,7 +173,13 @@ mod tests {
         outbox.push("t".into(), text("b")).unwrap();
         assert!(outbox.is_full());
         let refused = outbox.push("t".into(), text("c")).unwrap_err();
-        assert_eq!(refused, OutboxFull { turn_id: "t".into(), event: text("c") });
+        assert_eq!(
+            refused,
+            OutboxFull {
+                turn_id: "t".into(),
+                event: text("c")
+            }
+        );
         // The refused event did not use up a number.
         outbox.ack(1);
         assert_eq!(outbox.push("t".into(), text("c")), Ok(3));

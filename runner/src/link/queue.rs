@@ -31,13 +31,22 @@ impl EventQueue {
         let outbox = Outbox::new(capacity);
         let room = Semaphore::new(outbox.capacity());
         let (newest, _) = watch::channel(0);
-        EventQueue { shared: Arc::new(Shared { outbox: Mutex::new(outbox), room, newest }) }
+        EventQueue {
+            shared: Arc::new(Shared {
+                outbox: Mutex::new(outbox),
+                room,
+                newest,
+            }),
+        }
     }
 
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
         // A panic while holding the lock cannot leave the outbox half-changed (every
         // method changes it in one step), so a poisoned lock is still usable.
-        self.shared.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared
+            .outbox
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Numbers and keeps an event for delivery, waiting while the outbox is full.
@@ -99,7 +108,9 @@ mod tests {
     use super::*;
 
     fn text(s: &str) -> EventBody {
-        EventBody::TextDelta { text: s.to_string() }
+        EventBody::TextDelta {
+            text: s.to_string(),
+        }
     }
 
     #[tokio::test]
@@ -116,7 +127,10 @@ mod tests {
         assert!(!producer.is_finished(), "the third push must wait for room");
 
         queue.ack(1);
-        let seq = tokio::time::timeout(Duration::from_secs(2), producer).await.unwrap().unwrap();
+        let seq = tokio::time::timeout(Duration::from_secs(2), producer)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(seq, 3);
         let kept: Vec<u64> = queue.after(0, 10).iter().map(|e| e.local_seq).collect();
         assert_eq!(kept, vec![2, 3]);
@@ -127,7 +141,10 @@ mod tests {
         let queue = EventQueue::new(10);
         let mut newest = queue.subscribe();
         queue.push("t", text("a")).await;
-        tokio::time::timeout(Duration::from_secs(1), newest.changed()).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(1), newest.changed())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(*newest.borrow_and_update(), 1);
     }
 }

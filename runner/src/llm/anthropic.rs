@@ -55,20 +55,32 @@ fn messages(conversation: &[ConversationItem]) -> Vec<Value> {
     let mut messages: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for item in conversation {
         let (role, blocks) = match item {
-            ConversationItem::User { text } => ("user", text_block(text).into_iter().collect::<Vec<_>>()),
+            ConversationItem::User { text } => {
+                ("user", text_block(text).into_iter().collect::<Vec<_>>())
+            }
             ConversationItem::Assistant { text, tool_calls } => {
                 let mut blocks: Vec<Value> = text_block(text).into_iter().collect();
                 for call in tool_calls {
                     // The API wants the input as an object; arguments the model got
                     // wrong were already answered with an error result.
-                    let input = call.parsed_arguments().ok().filter(Value::is_object).unwrap_or_else(|| json!({}));
+                    let input = call
+                        .parsed_arguments()
+                        .ok()
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| json!({}));
                     blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}));
                 }
                 ("assistant", blocks)
             }
-            ConversationItem::ToolResult { call_id, content, is_error } => (
+            ConversationItem::ToolResult {
+                call_id,
+                content,
+                is_error,
+            } => (
                 "user",
-                vec![json!({"type": "tool_result", "tool_use_id": call_id, "content": content, "is_error": is_error})],
+                vec![
+                    json!({"type": "tool_result", "tool_use_id": call_id, "content": content, "is_error": is_error}),
+                ],
             ),
         };
         if blocks.is_empty() {
@@ -79,7 +91,10 @@ fn messages(conversation: &[ConversationItem]) -> Vec<Value> {
             _ => messages.push((role, blocks)),
         }
     }
-    messages.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect()
+    messages
+        .into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect()
 }
 
 fn text_block(text: &str) -> Option<Value> {
@@ -89,7 +104,11 @@ fn text_block(text: &str) -> Option<Value> {
 #[derive(Debug)]
 enum Block {
     Text,
-    ToolUse { id: String, name: String, input_json: String },
+    ToolUse {
+        id: String,
+        name: String,
+        input_json: String,
+    },
     Other,
 }
 
@@ -106,7 +125,10 @@ pub(super) struct AnthropicParser {
 impl StreamParser for AnthropicParser {
     fn on_event(&mut self, event: &SseEvent, text: &mut Vec<String>) -> Result<(), LlmError> {
         let data: Value = serde_json::from_str(&event.data).map_err(|error| {
-            LlmError::Protocol(format!("a stream event is not JSON ({error}): {:.200}", event.data))
+            LlmError::Protocol(format!(
+                "a stream event is not JSON ({error}): {:.200}",
+                event.data
+            ))
         })?;
         let index = data["index"].as_u64().unwrap_or(0);
         match data["type"].as_str().unwrap_or_default() {
@@ -134,8 +156,13 @@ impl StreamParser for AnthropicParser {
             }
             "content_block_delta" => {
                 let delta = &data["delta"];
-                match (delta["type"].as_str().unwrap_or_default(), self.blocks.get_mut(&index)) {
-                    ("text_delta", _) => self.push_text(delta["text"].as_str().unwrap_or_default(), text),
+                match (
+                    delta["type"].as_str().unwrap_or_default(),
+                    self.blocks.get_mut(&index),
+                ) {
+                    ("text_delta", _) => {
+                        self.push_text(delta["text"].as_str().unwrap_or_default(), text)
+                    }
                     ("input_json_delta", Some(Block::ToolUse { input_json, .. })) => {
                         input_json.push_str(delta["partial_json"].as_str().unwrap_or_default());
                     }
@@ -161,7 +188,10 @@ impl StreamParser for AnthropicParser {
                 let error = &data["error"];
                 return Err(LlmError::Api {
                     kind: error["type"].as_str().unwrap_or("error").to_string(),
-                    message: error["message"].as_str().unwrap_or("no message").to_string(),
+                    message: error["message"]
+                        .as_str()
+                        .unwrap_or("no message")
+                        .to_string(),
                 });
             }
             // `ping`, `content_block_stop` and event kinds added later need nothing.
@@ -176,17 +206,32 @@ impl StreamParser for AnthropicParser {
 
     fn finish(self: Box<Self>) -> Result<LlmResponse, LlmError> {
         if !self.started || (!self.stopped && self.stop_reason.is_none()) {
-            return Err(LlmError::Stream("the response ended before it was complete".to_string()));
+            return Err(LlmError::Stream(
+                "the response ended before it was complete".to_string(),
+            ));
         }
         let tool_calls = self
             .blocks
             .into_values()
             .filter_map(|block| match block {
-                Block::ToolUse { id, name, input_json } => Some(ToolCall { id, name, arguments: input_json }),
+                Block::ToolUse {
+                    id,
+                    name,
+                    input_json,
+                } => Some(ToolCall {
+                    id,
+                    name,
+                    arguments: input_json,
+                }),
                 Block::Text | Block::Other => None,
             })
             .collect();
-        Ok(LlmResponse { text: self.text, tool_calls, usage: self.usage, stop_reason: self.stop_reason })
+        Ok(LlmResponse {
+            text: self.text,
+            tool_calls,
+            usage: self.usage,
+            stop_reason: self.stop_reason,
+        })
     }
 }
 
@@ -202,10 +247,14 @@ impl AnthropicParser {
 /// Input tokens including those read from or written to the prompt cache, which the
 /// API counts separately.
 fn input_tokens(usage: &Value) -> u64 {
-    ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
-        .iter()
-        .map(|field| usage[*field].as_u64().unwrap_or(0))
-        .sum()
+    [
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    ]
+    .iter()
+    .map(|field| usage[*field].as_u64().unwrap_or(0))
+    .sum()
 }
 
 #[cfg(test)]
@@ -247,9 +296,17 @@ mod tests {
     #[test]
     fn parses_text_tool_use_and_usage_at_any_split() {
         for piece in [1, 2, 5, 11, 100, STREAM.len()] {
-            let (texts, response) =
-                parse_all(Box::new(AnthropicParser::default()), STREAM.as_bytes(), piece).unwrap();
-            assert_eq!(texts, vec!["Okay, ".to_string(), "writing — ✓".to_string()], "piece size {piece}");
+            let (texts, response) = parse_all(
+                Box::new(AnthropicParser::default()),
+                STREAM.as_bytes(),
+                piece,
+            )
+            .unwrap();
+            assert_eq!(
+                texts,
+                vec!["Okay, ".to_string(), "writing — ✓".to_string()],
+                "piece size {piece}"
+            );
             assert_eq!(response.text, "Okay, writing — ✓");
             assert_eq!(
                 response.tool_calls,
@@ -259,7 +316,13 @@ mod tests {
                     arguments: "{\"path\": \"a.txt\", \"content\": \"hi\"}".into(),
                 }]
             );
-            assert_eq!(response.usage, TokenUsage { input_tokens: 480, output_tokens: 89 });
+            assert_eq!(
+                response.usage,
+                TokenUsage {
+                    input_tokens: 480,
+                    output_tokens: 89
+                }
+            );
             assert_eq!(response.stop_reason.as_deref(), Some("tool_use"));
         }
     }
@@ -272,8 +335,12 @@ mod tests {
             "event: error\n",
             "data: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
         );
-        let error = parse_all(Box::new(AnthropicParser::default()), stream.as_bytes(), 4).unwrap_err();
-        assert!(matches!(&error, LlmError::Api { kind, .. } if kind == "overloaded_error"), "{error:?}");
+        let error =
+            parse_all(Box::new(AnthropicParser::default()), stream.as_bytes(), 4).unwrap_err();
+        assert!(
+            matches!(&error, LlmError::Api { kind, .. } if kind == "overloaded_error"),
+            "{error:?}"
+        );
         assert!(error.is_retryable());
     }
 
@@ -287,34 +354,73 @@ mod tests {
     #[test]
     fn request_merges_roles_and_puts_tool_results_first() {
         let conversation = vec![
-            ConversationItem::User { text: "first".into() },
+            ConversationItem::User {
+                text: "first".into(),
+            },
             ConversationItem::Assistant {
                 text: "sure".into(),
-                tool_calls: vec![ToolCall { id: "t1".into(), name: "bash".into(), arguments: "{\"command\":\"ls\"}".into() }],
+                tool_calls: vec![ToolCall {
+                    id: "t1".into(),
+                    name: "bash".into(),
+                    arguments: "{\"command\":\"ls\"}".into(),
+                }],
             },
-            ConversationItem::ToolResult { call_id: "t1".into(), content: "a.txt".into(), is_error: false },
+            ConversationItem::ToolResult {
+                call_id: "t1".into(),
+                content: "a.txt".into(),
+                is_error: false,
+            },
             // The turn was aborted here; the next prompt follows the tool result.
-            ConversationItem::User { text: "second".into() },
-            ConversationItem::Assistant { text: String::new(), tool_calls: vec![] },
+            ConversationItem::User {
+                text: "second".into(),
+            },
+            ConversationItem::Assistant {
+                text: String::new(),
+                tool_calls: vec![],
+            },
         ];
-        let tools = vec![ToolDefinition { name: "bash".into(), description: "d".into(), parameters: json!({"type": "object"}) }];
-        let request = LlmRequest { system: "sys", conversation: &conversation, tools: &tools, max_tokens: 4096 };
+        let tools = vec![ToolDefinition {
+            name: "bash".into(),
+            description: "d".into(),
+            parameters: json!({"type": "object"}),
+        }];
+        let request = LlmRequest {
+            system: "sys",
+            conversation: &conversation,
+            tools: &tools,
+            max_tokens: 4096,
+        };
         let body = request_body("claude", &request);
         assert_eq!(body["system"], "sys");
         assert_eq!(body["max_tokens"], 4096);
         assert_eq!(body["tools"][0]["input_schema"], json!({"type": "object"}));
         let messages = body["messages"].as_array().unwrap();
         assert_eq!(messages.len(), 3, "{messages:#?}");
-        assert_eq!(messages[1]["content"][1], json!({"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": "ls"}}));
+        assert_eq!(
+            messages[1]["content"][1],
+            json!({"type": "tool_use", "id": "t1", "name": "bash", "input": {"command": "ls"}})
+        );
         assert_eq!(messages[2]["role"], "user");
         assert_eq!(messages[2]["content"][0]["type"], "tool_result");
-        assert_eq!(messages[2]["content"][1], json!({"type": "text", "text": "second"}));
+        assert_eq!(
+            messages[2]["content"][1],
+            json!({"type": "text", "text": "second"})
+        );
     }
 
     #[test]
     fn url_accepts_a_base_with_or_without_v1() {
-        assert_eq!(url("https://api.anthropic.com"), "https://api.anthropic.com/v1/messages");
-        assert_eq!(url("https://api.anthropic.com/"), "https://api.anthropic.com/v1/messages");
-        assert_eq!(url("https://proxy.example/v1/"), "https://proxy.example/v1/messages");
+        assert_eq!(
+            url("https://api.anthropic.com"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            url("https://api.anthropic.com/"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            url("https://proxy.example/v1/"),
+            "https://proxy.example/v1/messages"
+        );
     }
 }

@@ -28,7 +28,14 @@ pub enum ConversationItem {
     /// A prompt from the user.
     User { text: String },
     /// What the model answered: text, tool calls, or both.
-    Assistant { text: String, tool_calls: Vec<ToolCall> },
+    Assistant {
+        text: String,
+        tool_calls: Vec<ToolCall>,
+    },
     /// The result of one tool call, fed back to the model.
-    ToolResult { call_id: String, content: String, is_error: bool },
+    ToolResult {
+        call_id: String,
+        content: String,
+        is_error: bool,
+    },
 }

@@ -44,7 +44,9 @@ pub(super) fn request_body(model: &str, request: &LlmRequest<'_>) -> Value {
                 }
                 message
             }
-            ConversationItem::ToolResult { call_id, content, .. } => {
+            ConversationItem::ToolResult {
+                call_id, content, ..
+            } => {
                 json!({"role": "tool", "tool_call_id": call_id, "content": content})
             }
         });
@@ -101,8 +103,9 @@ impl StreamParser for OpenAiParser {
         if data.is_empty() {
             return Ok(());
         }
-        let chunk: Value = serde_json::from_str(data)
-            .map_err(|error| LlmError::Protocol(format!("a stream chunk is not JSON ({error}): {data:.200}")))?;
+        let chunk: Value = serde_json::from_str(data).map_err(|error| {
+            LlmError::Protocol(format!("a stream chunk is not JSON ({error}): {data:.200}"))
+        })?;
         if let Some(error) = chunk.get("error") {
             return Err(api_error(error));
         }
@@ -113,7 +116,10 @@ impl StreamParser for OpenAiParser {
                 output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
             };
         }
-        let Some(choice) = chunk["choices"].as_array().and_then(|choices| choices.first()) else {
+        let Some(choice) = chunk["choices"]
+            .as_array()
+            .and_then(|choices| choices.first())
+        else {
             return Ok(());
         };
         let delta = &choice["delta"];
@@ -138,18 +144,29 @@ impl StreamParser for OpenAiParser {
 
     fn finish(self: Box<Self>) -> Result<LlmResponse, LlmError> {
         if !self.done && self.finish_reason.is_none() {
-            return Err(LlmError::Stream("the response ended before it was complete".to_string()));
+            return Err(LlmError::Stream(
+                "the response ended before it was complete".to_string(),
+            ));
         }
         let tool_calls = self
             .calls
             .into_iter()
             .map(|(index, call)| ToolCall {
-                id: if call.id.is_empty() { format!("call_{index}") } else { call.id },
+                id: if call.id.is_empty() {
+                    format!("call_{index}")
+                } else {
+                    call.id
+                },
                 name: call.name,
                 arguments: call.arguments,
             })
             .collect();
-        Ok(LlmResponse { text: self.text, tool_calls, usage: self.usage, stop_reason: self.finish_reason })
+        Ok(LlmResponse {
+            text: self.text,
+            tool_calls,
+            usage: self.usage,
+            stop_reason: self.finish_reason,
+        })
     }
 }
 
@@ -175,7 +192,10 @@ impl OpenAiParser {
 }
 
 fn api_error(error: &Value) -> LlmError {
-    let message = error["message"].as_str().map(str::to_string).unwrap_or_else(|| error.to_string());
+    let message = error["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| error.to_string());
     let kind = error["type"]
         .as_str()
         .or_else(|| error["code"].as_str())
@@ -209,17 +229,32 @@ mod tests {
     #[test]
     fn parses_text_parallel_tool_calls_and_usage_at_any_split() {
         for piece in [1, 2, 3, 7, 13, 64, STREAM.len()] {
-            let (texts, response) = parse_all(Box::new(OpenAiParser::default()), STREAM.as_bytes(), piece).unwrap();
+            let (texts, response) =
+                parse_all(Box::new(OpenAiParser::default()), STREAM.as_bytes(), piece).unwrap();
             assert_eq!(texts.concat(), "Let me look — ü.", "piece size {piece}");
             assert_eq!(response.text, "Let me look — ü.");
             assert_eq!(
                 response.tool_calls,
                 vec![
-                    ToolCall { id: "call_a".into(), name: "bash".into(), arguments: "{\"command\":\"ls\"}".into() },
-                    ToolCall { id: "call_b".into(), name: "read_file".into(), arguments: "{\"path\":\"a.txt\"}".into() },
+                    ToolCall {
+                        id: "call_a".into(),
+                        name: "bash".into(),
+                        arguments: "{\"command\":\"ls\"}".into()
+                    },
+                    ToolCall {
+                        id: "call_b".into(),
+                        name: "read_file".into(),
+                        arguments: "{\"path\":\"a.txt\"}".into()
+                    },
                 ]
             );
-            assert_eq!(response.usage, TokenUsage { input_tokens: 120, output_tokens: 34 });
+            assert_eq!(
+                response.usage,
+                TokenUsage {
+                    input_tokens: 120,
+                    output_tokens: 34
+                }
+            );
             assert_eq!(response.stop_reason.as_deref(), Some("tool_calls"));
         }
     }
@@ -240,7 +275,9 @@ mod tests {
     fn an_error_chunk_is_an_api_error() {
         let stream = "data: {\"error\":{\"message\":\"Rate limit reached\",\"type\":\"rate_limit_exceeded\"}}\n\n";
         let error = parse_all(Box::new(OpenAiParser::default()), stream.as_bytes(), 5).unwrap_err();
-        assert!(matches!(&error, LlmError::Api { kind, message } if kind == "rate_limit_exceeded" && message == "Rate limit reached"));
+        assert!(
+            matches!(&error, LlmError::Api { kind, message } if kind == "rate_limit_exceeded" && message == "Rate limit reached")
+        );
     }
 
     #[test]
@@ -256,24 +293,49 @@ mod tests {
             ConversationItem::User { text: "hi".into() },
             ConversationItem::Assistant {
                 text: String::new(),
-                tool_calls: vec![ToolCall { id: "c1".into(), name: "bash".into(), arguments: "{}".into() }],
+                tool_calls: vec![ToolCall {
+                    id: "c1".into(),
+                    name: "bash".into(),
+                    arguments: "{}".into(),
+                }],
             },
-            ConversationItem::ToolResult { call_id: "c1".into(), content: "ok".into(), is_error: false },
+            ConversationItem::ToolResult {
+                call_id: "c1".into(),
+                content: "ok".into(),
+                is_error: false,
+            },
         ];
         let tools = vec![ToolDefinition {
             name: "bash".into(),
             description: "run".into(),
             parameters: json!({"type": "object"}),
         }];
-        let request = LlmRequest { system: "sys", conversation: &conversation, tools: &tools, max_tokens: 100 };
+        let request = LlmRequest {
+            system: "sys",
+            conversation: &conversation,
+            tools: &tools,
+            max_tokens: 100,
+        };
         let body = request_body("gpt-x", &request);
         assert_eq!(body["model"], "gpt-x");
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"]["include_usage"], true);
-        assert_eq!(body["messages"][0], json!({"role": "system", "content": "sys"}));
-        assert_eq!(body["messages"][2]["tool_calls"][0]["function"]["name"], "bash");
-        assert_eq!(body["messages"][3], json!({"role": "tool", "tool_call_id": "c1", "content": "ok"}));
-        assert_eq!(body["tools"][0]["function"]["parameters"], json!({"type": "object"}));
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "sys"})
+        );
+        assert_eq!(
+            body["messages"][2]["tool_calls"][0]["function"]["name"],
+            "bash"
+        );
+        assert_eq!(
+            body["messages"][3],
+            json!({"role": "tool", "tool_call_id": "c1", "content": "ok"})
+        );
+        assert_eq!(
+            body["tools"][0]["function"]["parameters"],
+            json!({"type": "object"})
+        );
         assert_eq!(url("http://h/v1/"), "http://h/v1/chat/completions");
     }
 }

@@ -124,15 +124,28 @@ mod tests {
         assert_eq!(
             whole,
             vec![
-                SseEvent { event: Some("message_start".into()), data: "{\"a\":\"é€😀\"}".into() },
-                SseEvent { event: None, data: "one\ntwo".into() },
-                SseEvent { event: None, data: "[DONE]".into() },
+                SseEvent {
+                    event: Some("message_start".into()),
+                    data: "{\"a\":\"é€😀\"}".into()
+                },
+                SseEvent {
+                    event: None,
+                    data: "one\ntwo".into()
+                },
+                SseEvent {
+                    event: None,
+                    data: "[DONE]".into()
+                },
             ]
         );
         // Every piece size splits lines, CRLF pairs and multi-byte characters
         // somewhere; none may change the result.
         for piece in 1..body.len() {
-            assert_eq!(decode_in_pieces(body.as_bytes(), piece), whole, "piece size {piece}");
+            assert_eq!(
+                decode_in_pieces(body.as_bytes(), piece),
+                whole,
+                "piece size {piece}"
+            );
         }
     }
 
@@ -140,7 +153,16 @@ mod tests {
     fn a_last_event_without_a_blank_line_is_kept() {
         assert_eq!(
             decode_in_pieces(b"data: x\n\ndata: y", 3),
-            vec![SseEvent { event: None, data: "x".into() }, SseEvent { event: None, data: "y".into() }]
+            vec![
+                SseEvent {
+                    event: None,
+                    data: "x".into()
+                },
+                SseEvent {
+                    event: None,
+                    data: "y".into()
+                }
+            ]
         );
     }
 

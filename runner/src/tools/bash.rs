@@ -81,8 +81,16 @@ impl Drop for GroupGuard {
     }
 }
 
-pub async fn run(settings: &CommandSettings, args: BashArgs, cancel: &CancellationToken) -> ToolOutput {
-    let timeout = args.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT).clamp(Duration::from_millis(1), MAX_TIMEOUT);
+pub async fn run(
+    settings: &CommandSettings,
+    args: BashArgs,
+    cancel: &CancellationToken,
+) -> ToolOutput {
+    let timeout = args
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_TIMEOUT)
+        .clamp(Duration::from_millis(1), MAX_TIMEOUT);
     match run_command(settings, &args.command, timeout, cancel).await {
         Ok(output) => output,
         Err(error) => ToolOutput::error(format!("cannot start the command: {error}")),
@@ -122,7 +130,10 @@ async fn run_command(
     // output would never reach end-of-file while they are open.
     drop(process);
 
-    let group = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
     let mut guard = GroupGuard { group };
 
     let capture = Arc::new(Mutex::new(Capture::default()));
@@ -135,7 +146,9 @@ async fn run_command(
                 match receiver.read(&mut buffer).await {
                     Ok(0) | Err(_) => break,
                     Ok(read) => {
-                        let mut capture = capture.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        let mut capture = capture
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
                         let room = CAPTURE_LIMIT.saturating_sub(capture.bytes.len());
                         let kept = read.min(room);
                         capture.bytes.extend_from_slice(&buffer[..kept]);
@@ -166,11 +179,16 @@ async fn run_command(
     // Collect what is left in the pipe, but do not wait on background processes
     // that inherited it.
     let mut reading = reading;
-    if tokio::time::timeout(OUTPUT_GRACE, &mut reading).await.is_err() {
+    if tokio::time::timeout(OUTPUT_GRACE, &mut reading)
+        .await
+        .is_err()
+    {
         reading.abort();
     }
     let (bytes, dropped) = {
-        let mut capture = capture.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut capture = capture
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         (std::mem::take(&mut capture.bytes), capture.dropped)
     };
 
@@ -183,15 +201,24 @@ async fn run_command(
     }
     let (footer, is_error) = match (&ending, status) {
         (Ending::TimedOut, _) => (
-            format!("[timed out after {} ms; the command and everything it started were killed]", timeout.as_millis()),
+            format!(
+                "[timed out after {} ms; the command and everything it started were killed]",
+                timeout.as_millis()
+            ),
             true,
         ),
-        (Ending::Aborted, _) => ("[aborted; the command and everything it started were killed]".to_string(), true),
+        (Ending::Aborted, _) => (
+            "[aborted; the command and everything it started were killed]".to_string(),
+            true,
+        ),
         (Ending::Exited(_), Some(status)) => match status.code() {
             Some(code) => (format!("[exit code: {code}]"), code != 0),
             None => {
                 use std::os::unix::process::ExitStatusExt;
-                (format!("[killed by signal {}]", status.signal().unwrap_or(0)), true)
+                (
+                    format!("[killed by signal {}]", status.signal().unwrap_or(0)),
+                    true,
+                )
             }
         },
         (Ending::Exited(_), None) => ("[exit status unknown]".to_string(), true),
@@ -220,11 +247,18 @@ mod tests {
     use super::*;
 
     fn settings(dir: &std::path::Path) -> CommandSettings {
-        CommandSettings { wrapper: Vec::new(), workspace_dir: dir.to_path_buf(), home: dir.to_string_lossy().into_owned() }
+        CommandSettings {
+            wrapper: Vec::new(),
+            workspace_dir: dir.to_path_buf(),
+            home: dir.to_string_lossy().into_owned(),
+        }
     }
 
     fn args(command: &str) -> BashArgs {
-        BashArgs { command: command.to_string(), timeout_ms: None }
+        BashArgs {
+            command: command.to_string(),
+            timeout_ms: None,
+        }
     }
 
     /// Processes of a group that are still alive (zombies do not count: they are
@@ -232,11 +266,17 @@ mod tests {
     fn live_members(group: i32) -> Vec<i32> {
         let mut members = Vec::new();
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
             // Fields after the command name, which is in parentheses and may
             // contain spaces: state, ppid, pgrp, ...
-            let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else { continue };
+            let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+                continue;
+            };
             let fields: Vec<&str> = after.split_whitespace().collect();
             if fields.len() > 2 && fields[2] == group.to_string() && fields[0] != "Z" {
                 members.push(pid);
@@ -248,9 +288,17 @@ mod tests {
     #[tokio::test]
     async fn output_is_combined_and_ends_with_the_exit_code() {
         let dir = tempfile::tempdir().unwrap();
-        let output = run(&settings(dir.path()), args("echo out; echo err >&2; pwd; exit 3"), &CancellationToken::new()).await;
+        let output = run(
+            &settings(dir.path()),
+            args("echo out; echo err >&2; pwd; exit 3"),
+            &CancellationToken::new(),
+        )
+        .await;
         let workspace = std::fs::canonicalize(dir.path()).unwrap();
-        assert_eq!(output.text, format!("out\nerr\n{}\n[exit code: 3]", workspace.display()));
+        assert_eq!(
+            output.text,
+            format!("out\nerr\n{}\n[exit code: 3]", workspace.display())
+        );
         assert!(output.is_error);
     }
 
@@ -266,7 +314,13 @@ mod tests {
             &CancellationToken::new(),
         )
         .await;
-        assert_eq!(output.text, format!("home={} manifest= lang=C.UTF-8\n[exit code: 0]", dir.path().display()));
+        assert_eq!(
+            output.text,
+            format!(
+                "home={} manifest= lang=C.UTF-8\n[exit code: 0]",
+                dir.path().display()
+            )
+        );
     }
 
     #[tokio::test]
@@ -275,13 +329,20 @@ mod tests {
         let started = Instant::now();
         let output = run(
             &settings(dir.path()),
-            BashArgs { command: "echo before; sleep 30".into(), timeout_ms: Some(300) },
+            BashArgs {
+                command: "echo before; sleep 30".into(),
+                timeout_ms: Some(300),
+            },
             &CancellationToken::new(),
         )
         .await;
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(output.is_error);
-        assert!(output.text.starts_with("before\n[timed out after 300 ms"), "{}", output.text);
+        assert!(
+            output.text.starts_with("before\n[timed out after 300 ms"),
+            "{}",
+            output.text
+        );
     }
 
     #[tokio::test]
@@ -298,10 +359,10 @@ mod tests {
         };
         let group_file = dir.path().join("group.txt");
         let group = loop {
-            if let Ok(text) = std::fs::read_to_string(&group_file) {
-                if let Ok(group) = text.trim().parse::<i32>() {
-                    break group;
-                }
+            if let Ok(text) = std::fs::read_to_string(&group_file)
+                && let Ok(group) = text.trim().parse::<i32>()
+            {
+                break group;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
@@ -312,21 +373,41 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(live_members(group).len() >= 3, "the group should be running: {:?}", live_members(group));
+        assert!(
+            live_members(group).len() >= 3,
+            "the group should be running: {:?}",
+            live_members(group)
+        );
 
         cancel.cancel();
-        let output = tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+        let output = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(output.is_error);
         assert!(output.text.contains("[aborted"), "{}", output.text);
-        assert_eq!(live_members(group), Vec::<i32>::new(), "every process of the group must be dead");
+        assert_eq!(
+            live_members(group),
+            Vec::<i32>::new(),
+            "every process of the group must be dead"
+        );
     }
 
     #[tokio::test]
     async fn a_background_process_does_not_hold_the_call() {
         let dir = tempfile::tempdir().unwrap();
         let started = Instant::now();
-        let output = run(&settings(dir.path()), args("sleep 5 & echo started"), &CancellationToken::new()).await;
-        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+        let output = run(
+            &settings(dir.path()),
+            args("sleep 5 & echo started"),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
         assert!(output.text.starts_with("started\n"), "{}", output.text);
         assert!(output.text.ends_with("[exit code: 0]"), "{}", output.text);
     }

@@ -6,8 +6,8 @@ use std::fs;
 
 use serde::Deserialize;
 
-use super::paths::Workspace;
 use super::ToolOutput;
+use super::paths::Workspace;
 
 /// Lines `read_file` returns when no `limit` is given.
 const DEFAULT_READ_LINES: usize = 2000;
@@ -67,7 +67,10 @@ pub fn read_file(workspace: &Workspace, args: ReadFileArgs) -> ToolOutput {
     let numbered = args.line_numbers.unwrap_or(true);
     let total = text.lines().count();
     if first > total {
-        return ToolOutput::error(format!("{} has {total} lines; offset {first} is past the end", args.path));
+        return ToolOutput::error(format!(
+            "{} has {total} lines; offset {first} is past the end",
+            args.path
+        ));
     }
     let mut output = String::new();
     for (index, line) in text.lines().enumerate().skip(first - 1).take(limit) {
@@ -86,7 +89,10 @@ pub fn read_file(workspace: &Workspace, args: ReadFileArgs) -> ToolOutput {
     }
     let last = (first - 1 + limit).min(total);
     if last < total {
-        output.push_str(&format!("[lines {first}-{last} of {total}; use offset={} to read on]\n", last + 1));
+        output.push_str(&format!(
+            "[lines {first}-{last} of {total}; use offset={} to read on]\n",
+            last + 1
+        ));
     }
     ToolOutput::ok(output)
 }
@@ -106,13 +112,20 @@ pub fn write_file(workspace: &Workspace, args: WriteFileArgs) -> ToolOutput {
     if path.is_dir() {
         return ToolOutput::error(format!("{} is a directory", args.path));
     }
-    if let Some(parent) = path.parent() {
-        if let Err(error) = fs::create_dir_all(parent) {
-            return ToolOutput::error(format!("cannot create the directories of {}: {error}", args.path));
-        }
+    if let Some(parent) = path.parent()
+        && let Err(error) = fs::create_dir_all(parent)
+    {
+        return ToolOutput::error(format!(
+            "cannot create the directories of {}: {error}",
+            args.path
+        ));
     }
     match fs::write(&path, args.content.as_bytes()) {
-        Ok(()) => ToolOutput::ok(format!("Wrote {} bytes to {}", args.content.len(), workspace.display(&path))),
+        Ok(()) => ToolOutput::ok(format!(
+            "Wrote {} bytes to {}",
+            args.content.len(),
+            workspace.display(&path)
+        )),
         Err(error) => ToolOutput::error(format!("cannot write {}: {error}", args.path)),
     }
 }
@@ -133,7 +146,9 @@ pub enum EditError {
     EmptyOldString,
     #[error("old_string and new_string are the same; nothing to change")]
     NoChange,
-    #[error("old_string was not found; it must match the file exactly, including whitespace and indentation")]
+    #[error(
+        "old_string was not found; it must match the file exactly, including whitespace and indentation"
+    )]
     NotFound,
     #[error(
         "old_string occurs {0} times; add surrounding lines to make it unique, or set replace_all to replace every occurrence"
@@ -143,7 +158,12 @@ pub enum EditError {
 
 /// Replaces `old` by `new` in `content`: exactly once unless `replace_all`. Returns
 /// the new content and how many occurrences were replaced.
-pub fn apply_edit(content: &str, old: &str, new: &str, replace_all: bool) -> Result<(String, usize), EditError> {
+pub fn apply_edit(
+    content: &str,
+    old: &str,
+    new: &str,
+    replace_all: bool,
+) -> Result<(String, usize), EditError> {
     if old.is_empty() {
         return Err(EditError::EmptyOldString);
     }
@@ -168,7 +188,12 @@ pub fn edit_file(workspace: &Workspace, args: EditFileArgs) -> ToolOutput {
         Ok(content) => content,
         Err(error) => return ToolOutput::error(format!("cannot read {}: {error}", args.path)),
     };
-    match apply_edit(&content, &args.old_string, &args.new_string, args.replace_all) {
+    match apply_edit(
+        &content,
+        &args.old_string,
+        &args.new_string,
+        args.replace_all,
+    ) {
         Ok((updated, count)) => match fs::write(&path, updated) {
             Ok(()) => ToolOutput::ok(format!(
                 "Replaced {count} occurrence{} in {}",
@@ -189,27 +214,48 @@ mod tests {
 
     #[test]
     fn edit_replaces_a_unique_occurrence() {
-        assert_eq!(apply_edit("a b c", "b", "X", false), Ok(("a X c".to_string(), 1)));
+        assert_eq!(
+            apply_edit("a b c", "b", "X", false),
+            Ok(("a X c".to_string(), 1))
+        );
     }
 
     #[test]
     fn edit_refuses_missing_ambiguous_empty_and_no_op() {
-        assert_eq!(apply_edit("a b c", "z", "X", false), Err(EditError::NotFound));
-        assert_eq!(apply_edit("x x x", "x", "y", false), Err(EditError::Ambiguous(3)));
-        assert_eq!(apply_edit("abc", "", "y", false), Err(EditError::EmptyOldString));
+        assert_eq!(
+            apply_edit("a b c", "z", "X", false),
+            Err(EditError::NotFound)
+        );
+        assert_eq!(
+            apply_edit("x x x", "x", "y", false),
+            Err(EditError::Ambiguous(3))
+        );
+        assert_eq!(
+            apply_edit("abc", "", "y", false),
+            Err(EditError::EmptyOldString)
+        );
         assert_eq!(apply_edit("abc", "b", "b", false), Err(EditError::NoChange));
     }
 
     #[test]
     fn edit_replace_all_replaces_every_occurrence() {
-        assert_eq!(apply_edit("x x x", "x", "yy", true), Ok(("yy yy yy".to_string(), 3)));
+        assert_eq!(
+            apply_edit("x x x", "x", "yy", true),
+            Ok(("yy yy yy".to_string(), 3))
+        );
     }
 
     #[test]
     fn edit_matches_exactly_including_whitespace() {
         let content = "fn a() {\n    1\n}\n";
-        assert_eq!(apply_edit(content, "  1", "  2", false).map(|(c, _)| c), Ok("fn a() {\n    2\n}\n".to_string()));
-        assert_eq!(apply_edit(content, "\t1", "2", false), Err(EditError::NotFound));
+        assert_eq!(
+            apply_edit(content, "  1", "  2", false).map(|(c, _)| c),
+            Ok("fn a() {\n    2\n}\n".to_string())
+        );
+        assert_eq!(
+            apply_edit(content, "\t1", "2", false),
+            Err(EditError::NotFound)
+        );
     }
 
     fn workspace() -> (tempfile::TempDir, Workspace) {
@@ -221,18 +267,57 @@ mod tests {
     #[test]
     fn write_creates_parents_then_read_and_edit_see_it() {
         let (dir, ws) = workspace();
-        let written = write_file(&ws, WriteFileArgs { path: "a/b/c.txt".into(), content: "one\ntwo\nthree\n".into() });
+        let written = write_file(
+            &ws,
+            WriteFileArgs {
+                path: "a/b/c.txt".into(),
+                content: "one\ntwo\nthree\n".into(),
+            },
+        );
         assert!(!written.is_error, "{}", written.text);
-        assert_eq!(fs::read_to_string(dir.path().join("a/b/c.txt")).unwrap(), "one\ntwo\nthree\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("a/b/c.txt")).unwrap(),
+            "one\ntwo\nthree\n"
+        );
 
-        let read = read_file(&ws, ReadFileArgs { path: "/workspace/a/b/c.txt".into(), offset: Some(2), limit: Some(1), line_numbers: None });
-        assert_eq!(read.text, "     2\ttwo\n[lines 2-2 of 3; use offset=3 to read on]\n");
+        let read = read_file(
+            &ws,
+            ReadFileArgs {
+                path: "/workspace/a/b/c.txt".into(),
+                offset: Some(2),
+                limit: Some(1),
+                line_numbers: None,
+            },
+        );
+        assert_eq!(
+            read.text,
+            "     2\ttwo\n[lines 2-2 of 3; use offset=3 to read on]\n"
+        );
 
-        let edited = edit_file(&ws, EditFileArgs { path: "a/b/c.txt".into(), old_string: "two".into(), new_string: "2".into(), replace_all: false });
+        let edited = edit_file(
+            &ws,
+            EditFileArgs {
+                path: "a/b/c.txt".into(),
+                old_string: "two".into(),
+                new_string: "2".into(),
+                replace_all: false,
+            },
+        );
         assert!(!edited.is_error, "{}", edited.text);
-        assert_eq!(fs::read_to_string(dir.path().join("a/b/c.txt")).unwrap(), "one\n2\nthree\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("a/b/c.txt")).unwrap(),
+            "one\n2\nthree\n"
+        );
 
-        let plain = read_file(&ws, ReadFileArgs { path: "a/b/c.txt".into(), offset: None, limit: None, line_numbers: Some(false) });
+        let plain = read_file(
+            &ws,
+            ReadFileArgs {
+                path: "a/b/c.txt".into(),
+                offset: None,
+                limit: None,
+                line_numbers: Some(false),
+            },
+        );
         assert_eq!(plain.text, "one\n2\nthree\n");
     }
 
@@ -240,7 +325,15 @@ mod tests {
     fn a_failed_edit_leaves_the_file_alone() {
         let (dir, ws) = workspace();
         fs::write(dir.path().join("f.txt"), "x x").unwrap();
-        let edited = edit_file(&ws, EditFileArgs { path: "f.txt".into(), old_string: "x".into(), new_string: "y".into(), replace_all: false });
+        let edited = edit_file(
+            &ws,
+            EditFileArgs {
+                path: "f.txt".into(),
+                old_string: "x".into(),
+                new_string: "y".into(),
+                replace_all: false,
+            },
+        );
         assert!(edited.is_error);
         assert!(edited.text.contains("2 times"), "{}", edited.text);
         assert_eq!(fs::read_to_string(dir.path().join("f.txt")).unwrap(), "x x");
@@ -249,9 +342,23 @@ mod tests {
     #[test]
     fn tools_refuse_paths_outside_the_workspace() {
         let (_dir, ws) = workspace();
-        let read = read_file(&ws, ReadFileArgs { path: "/etc/passwd".into(), offset: None, limit: None, line_numbers: None });
+        let read = read_file(
+            &ws,
+            ReadFileArgs {
+                path: "/etc/passwd".into(),
+                offset: None,
+                limit: None,
+                line_numbers: None,
+            },
+        );
         assert!(read.is_error);
-        let write = write_file(&ws, WriteFileArgs { path: "../evil.txt".into(), content: "x".into() });
+        let write = write_file(
+            &ws,
+            WriteFileArgs {
+                path: "../evil.txt".into(),
+                content: "x".into(),
+            },
+        );
         assert!(write.is_error);
     }
 }

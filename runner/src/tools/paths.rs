@@ -17,8 +17,8 @@ pub enum PathError {
     Outside(String),
     #[error("{0} climbs out of the workspace with `..`")]
     Escapes(String),
-    #[error("{path} cannot be resolved: {source}")]
-    Unresolvable { path: String, source: io::Error },
+    #[error("{path} cannot be resolved: {cause}")]
+    Unresolvable { path: String, cause: io::Error },
 }
 
 #[derive(Debug, Clone)]
@@ -68,10 +68,14 @@ impl Workspace {
                         return Err(PathError::Escapes(input.to_string()));
                     }
                 }
-                Component::RootDir | Component::Prefix(_) => return Err(PathError::Outside(input.to_string())),
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(PathError::Outside(input.to_string()));
+                }
             }
         }
-        let lexical: PathBuf = inside.iter().fold(self.root.clone(), |path, name| path.join(name));
+        let lexical: PathBuf = inside
+            .iter()
+            .fold(self.root.clone(), |path, name| path.join(name));
 
         // Find the nearest ancestor that exists (a symlink counts as existing even
         // when it dangles, so a dangling link cannot smuggle a write outside), and
@@ -82,13 +86,22 @@ impl Workspace {
             match fs::symlink_metadata(existing) {
                 Ok(_) => break,
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                    let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
-                        return Err(PathError::Unresolvable { path: input.to_string(), source: error });
+                    let (Some(parent), Some(name)) = (existing.parent(), existing.file_name())
+                    else {
+                        return Err(PathError::Unresolvable {
+                            path: input.to_string(),
+                            cause: error,
+                        });
                     };
                     missing.push(name);
                     existing = parent;
                 }
-                Err(source) => return Err(PathError::Unresolvable { path: input.to_string(), source }),
+                Err(cause) => {
+                    return Err(PathError::Unresolvable {
+                        path: input.to_string(),
+                        cause,
+                    });
+                }
             }
         }
         let resolved = match fs::canonicalize(existing) {
@@ -97,12 +110,20 @@ impl Workspace {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 return Err(PathError::Outside(input.to_string()));
             }
-            Err(source) => return Err(PathError::Unresolvable { path: input.to_string(), source }),
+            Err(cause) => {
+                return Err(PathError::Unresolvable {
+                    path: input.to_string(),
+                    cause,
+                });
+            }
         };
         if !resolved.starts_with(&self.root) {
             return Err(PathError::Outside(input.to_string()));
         }
-        Ok(missing.iter().rev().fold(resolved, |path, name| path.join(name)))
+        Ok(missing
+            .iter()
+            .rev()
+            .fold(resolved, |path, name| path.join(name)))
     }
 
     /// How a path inside the workspace is shown to the model: relative to the
@@ -143,7 +164,10 @@ mod tests {
         assert_eq!(ws.resolve(".").unwrap(), ws.root());
         assert_eq!(ws.resolve("/workspace").unwrap(), ws.root());
         // Not-yet-existing paths resolve too (files about to be written).
-        assert_eq!(ws.resolve("new/dir/file.txt").unwrap(), ws.root().join("new/dir/file.txt"));
+        assert_eq!(
+            ws.resolve("new/dir/file.txt").unwrap(),
+            ws.root().join("new/dir/file.txt")
+        );
         assert_eq!(ws.display(&expected), "src/main.rs");
         assert_eq!(ws.display(ws.root()), ".");
     }
@@ -152,20 +176,49 @@ mod tests {
     fn dot_dot_escapes_and_foreign_absolute_paths_are_refused() {
         let (_dir, _outside, ws) = setup();
         assert!(matches!(ws.resolve("../x"), Err(PathError::Escapes(_))));
-        assert!(matches!(ws.resolve("src/../../x"), Err(PathError::Escapes(_))));
-        assert!(matches!(ws.resolve("/workspace/../etc/passwd"), Err(PathError::Escapes(_))));
-        assert!(matches!(ws.resolve("/etc/passwd"), Err(PathError::Outside(_))));
-        assert!(matches!(ws.resolve("/workspacefoo/a"), Err(PathError::Outside(_))));
+        assert!(matches!(
+            ws.resolve("src/../../x"),
+            Err(PathError::Escapes(_))
+        ));
+        assert!(matches!(
+            ws.resolve("/workspace/../etc/passwd"),
+            Err(PathError::Escapes(_))
+        ));
+        assert!(matches!(
+            ws.resolve("/etc/passwd"),
+            Err(PathError::Outside(_))
+        ));
+        assert!(matches!(
+            ws.resolve("/workspacefoo/a"),
+            Err(PathError::Outside(_))
+        ));
     }
 
     #[test]
     fn symlinks_resolving_outside_are_refused() {
         let (dir, outside, ws) = setup();
         symlink(outside.path(), dir.path().join("escape_dir")).unwrap();
-        symlink(outside.path().join("secret.txt"), dir.path().join("escape_file")).unwrap();
-        symlink(outside.path().join("missing.txt"), dir.path().join("dangling")).unwrap();
-        for path in ["escape_dir/secret.txt", "escape_dir/new.txt", "escape_file", "dangling", "escape_dir"] {
-            assert!(matches!(ws.resolve(path), Err(PathError::Outside(_))), "{path} must be refused");
+        symlink(
+            outside.path().join("secret.txt"),
+            dir.path().join("escape_file"),
+        )
+        .unwrap();
+        symlink(
+            outside.path().join("missing.txt"),
+            dir.path().join("dangling"),
+        )
+        .unwrap();
+        for path in [
+            "escape_dir/secret.txt",
+            "escape_dir/new.txt",
+            "escape_file",
+            "dangling",
+            "escape_dir",
+        ] {
+            assert!(
+                matches!(ws.resolve(path), Err(PathError::Outside(_))),
+                "{path} must be refused"
+            );
         }
     }
 
@@ -173,6 +226,9 @@ mod tests {
     fn symlinks_staying_inside_are_fine() {
         let (dir, _outside, ws) = setup();
         symlink(dir.path().join("src"), dir.path().join("source")).unwrap();
-        assert_eq!(ws.resolve("source/main.rs").unwrap(), ws.root().join("src/main.rs"));
+        assert_eq!(
+            ws.resolve("source/main.rs").unwrap(),
+            ws.root().join("src/main.rs")
+        );
     }
 }

@@ -67,9 +67,14 @@ fn walk(workspace: &Workspace, base: &Path) -> ignore::Walk {
 }
 
 fn resolve_base(workspace: &Workspace, path: Option<&str>) -> Result<PathBuf, ToolOutput> {
-    let base = workspace.resolve(path.unwrap_or(".")).map_err(|error| ToolOutput::error(error.to_string()))?;
+    let base = workspace
+        .resolve(path.unwrap_or("."))
+        .map_err(|error| ToolOutput::error(error.to_string()))?;
     if !base.exists() {
-        return Err(ToolOutput::error(format!("{} does not exist", path.unwrap_or("."))));
+        return Err(ToolOutput::error(format!(
+            "{} does not exist",
+            path.unwrap_or(".")
+        )));
     }
     Ok(base)
 }
@@ -87,7 +92,9 @@ pub fn list(workspace: &Workspace, args: ListArgs) -> ToolOutput {
     let mut entries = Vec::new();
     let mut more = false;
     for entry in walk(workspace, &base).flatten() {
-        let Ok(relative) = entry.path().strip_prefix(&base) else { continue };
+        let Ok(relative) = entry.path().strip_prefix(&base) else {
+            continue;
+        };
         if relative.as_os_str().is_empty() || !matcher.is_match(relative) {
             continue;
         }
@@ -104,7 +111,9 @@ pub fn list(workspace: &Workspace, args: ListArgs) -> ToolOutput {
     }
     let mut text = entries.join("\n");
     if more {
-        text.push_str(&format!("\n[stopped at {MAX_LIST_ENTRIES} entries; narrow the pattern or the path]"));
+        text.push_str(&format!(
+            "\n[stopped at {MAX_LIST_ENTRIES} entries; narrow the pattern or the path]"
+        ));
     }
     ToolOutput::ok(text)
 }
@@ -125,7 +134,8 @@ pub fn grep(workspace: &Workspace, args: GrepArgs) -> ToolOutput {
     let mut matches = Vec::new();
     let mut more = false;
     'files: for entry in walk(workspace, &base).flatten() {
-        if !entry.file_type().is_some_and(|kind| kind.is_file()) || !entry.path().starts_with(&base) {
+        if !entry.file_type().is_some_and(|kind| kind.is_file()) || !entry.path().starts_with(&base)
+        {
             continue;
         }
         if let Some(matcher) = &matcher {
@@ -133,12 +143,18 @@ pub fn grep(workspace: &Workspace, args: GrepArgs) -> ToolOutput {
             // A pattern without a slash matches the file name at any depth, as in
             // ripgrep's `--glob`.
             let name_only = !args.glob.as_deref().unwrap_or_default().contains('/');
-            let candidate = if name_only { Path::new(entry.file_name()) } else { relative };
+            let candidate = if name_only {
+                Path::new(entry.file_name())
+            } else {
+                relative
+            };
             if !matcher.is_match(candidate) {
                 continue;
             }
         }
-        let Some(text) = read_text(entry.path()) else { continue };
+        let Some(text) = read_text(entry.path()) else {
+            continue;
+        };
         let shown = workspace.display(entry.path());
         for (number, line) in text.lines().enumerate() {
             if regex.is_match(line) {
@@ -147,7 +163,10 @@ pub fn grep(workspace: &Workspace, args: GrepArgs) -> ToolOutput {
                     break 'files;
                 }
                 let line: String = if line.chars().count() > MAX_GREP_LINE_CHARS {
-                    line.chars().take(MAX_GREP_LINE_CHARS).chain("...".chars()).collect()
+                    line.chars()
+                        .take(MAX_GREP_LINE_CHARS)
+                        .chain("...".chars())
+                        .collect()
                 } else {
                     line.to_string()
                 };
@@ -160,7 +179,9 @@ pub fn grep(workspace: &Workspace, args: GrepArgs) -> ToolOutput {
     }
     let mut text = matches.join("\n");
     if more {
-        text.push_str(&format!("\n[stopped at {MAX_GREP_MATCHES} matches; narrow the pattern, path or glob]"));
+        text.push_str(&format!(
+            "\n[stopped at {MAX_GREP_MATCHES} matches; narrow the pattern, path or glob]"
+        ));
     }
     ToolOutput::ok(text)
 }
@@ -190,7 +211,11 @@ mod tests {
         fs::create_dir_all(root.join("target/debug")).unwrap();
         fs::create_dir_all(root.join(".git")).unwrap();
         fs::write(root.join(".gitignore"), "target/\n*.log\n").unwrap();
-        fs::write(root.join("src/main.rs"), "fn main() {\n    println!(\"hello\");\n}\n").unwrap();
+        fs::write(
+            root.join("src/main.rs"),
+            "fn main() {\n    println!(\"hello\");\n}\n",
+        )
+        .unwrap();
         fs::write(root.join("src/deep/lib.rs"), "pub fn hello() {}\n").unwrap();
         fs::write(root.join("README.md"), "say hello\n").unwrap();
         fs::write(root.join("debug.log"), "hello from a log\n").unwrap();
@@ -204,38 +229,127 @@ mod tests {
     #[test]
     fn list_honours_gitignore_and_globs() {
         let (_dir, ws) = workspace();
-        let all = list(&ws, ListArgs { pattern: None, path: None });
+        let all = list(
+            &ws,
+            ListArgs {
+                pattern: None,
+                path: None,
+            },
+        );
         assert_eq!(
             all.text,
-            [".gitignore", "README.md", "binary.bin", "src/", "src/deep/", "src/deep/lib.rs", "src/main.rs"].join("\n")
+            [
+                ".gitignore",
+                "README.md",
+                "binary.bin",
+                "src/",
+                "src/deep/",
+                "src/deep/lib.rs",
+                "src/main.rs"
+            ]
+            .join("\n")
         );
-        let rust = list(&ws, ListArgs { pattern: Some("**/*.rs".into()), path: None });
+        let rust = list(
+            &ws,
+            ListArgs {
+                pattern: Some("**/*.rs".into()),
+                path: None,
+            },
+        );
         assert_eq!(rust.text, "src/deep/lib.rs\nsrc/main.rs");
-        let under = list(&ws, ListArgs { pattern: Some("*.rs".into()), path: Some("src/deep".into()) });
+        let under = list(
+            &ws,
+            ListArgs {
+                pattern: Some("*.rs".into()),
+                path: Some("src/deep".into()),
+            },
+        );
         assert_eq!(under.text, "src/deep/lib.rs");
     }
 
     #[test]
     fn grep_finds_lines_and_skips_ignored_and_binary_files() {
         let (_dir, ws) = workspace();
-        let found = grep(&ws, GrepArgs { pattern: "hel+o".into(), path: None, glob: None });
+        let found = grep(
+            &ws,
+            GrepArgs {
+                pattern: "hel+o".into(),
+                path: None,
+                glob: None,
+            },
+        );
         assert_eq!(
             found.text,
-            ["README.md:1: say hello", "src/deep/lib.rs:1: pub fn hello() {}", "src/main.rs:2:     println!(\"hello\");"]
-                .join("\n")
+            [
+                "README.md:1: say hello",
+                "src/deep/lib.rs:1: pub fn hello() {}",
+                "src/main.rs:2:     println!(\"hello\");"
+            ]
+            .join("\n")
         );
-        let only_md = grep(&ws, GrepArgs { pattern: "hello".into(), path: None, glob: Some("*.md".into()) });
+        let only_md = grep(
+            &ws,
+            GrepArgs {
+                pattern: "hello".into(),
+                path: None,
+                glob: Some("*.md".into()),
+            },
+        );
         assert_eq!(only_md.text, "README.md:1: say hello");
-        let in_dir = grep(&ws, GrepArgs { pattern: "hello".into(), path: Some("/workspace/src/deep".into()), glob: None });
+        let in_dir = grep(
+            &ws,
+            GrepArgs {
+                pattern: "hello".into(),
+                path: Some("/workspace/src/deep".into()),
+                glob: None,
+            },
+        );
         assert_eq!(in_dir.text, "src/deep/lib.rs:1: pub fn hello() {}");
     }
 
     #[test]
     fn bad_input_is_a_tool_error() {
         let (_dir, ws) = workspace();
-        assert!(grep(&ws, GrepArgs { pattern: "(".into(), path: None, glob: None }).is_error);
-        assert!(list(&ws, ListArgs { pattern: Some("[".into()), path: None }).is_error);
-        assert!(list(&ws, ListArgs { pattern: None, path: Some("../..".into()) }).is_error);
-        assert!(list(&ws, ListArgs { pattern: None, path: Some("missing".into()) }).is_error);
+        assert!(
+            grep(
+                &ws,
+                GrepArgs {
+                    pattern: "(".into(),
+                    path: None,
+                    glob: None
+                }
+            )
+            .is_error
+        );
+        assert!(
+            list(
+                &ws,
+                ListArgs {
+                    pattern: Some("[".into()),
+                    path: None
+                }
+            )
+            .is_error
+        );
+        assert!(
+            list(
+                &ws,
+                ListArgs {
+                    pattern: None,
+                    path: Some("../..".into())
+                }
+            )
+            .is_error
+        );
+        assert!(
+            list(
+                &ws,
+                ListArgs {
+                    pattern: None,
+                    path: Some("missing".into())
+                }
+            )
+            .is_error
+        );
     }
 }

@@ -45,7 +45,11 @@ pub fn start(
     cancel: CancellationToken,
 ) -> std::io::Result<ExecRun> {
     command
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -64,8 +68,14 @@ pub fn start(
             let _ = pipe.write_all(input.as_bytes()).await;
         });
     }
-    let stdout = child.stdout.take().map(|pipe| tokio::spawn(pump(pipe, sender.clone(), ExecOutput::Stdout)));
-    let stderr = child.stderr.take().map(|pipe| tokio::spawn(pump(pipe, sender.clone(), ExecOutput::Stderr)));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|pipe| tokio::spawn(pump(pipe, sender.clone(), ExecOutput::Stdout)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|pipe| tokio::spawn(pump(pipe, sender.clone(), ExecOutput::Stderr)));
 
     let driver = async move {
         let ending = tokio::select! {
@@ -96,7 +106,10 @@ pub fn start(
         }
         let _ = sender.send(ExecOutput::Exit(exit)).await;
     };
-    Ok(ExecRun { output, driver: driver.boxed() })
+    Ok(ExecRun {
+        output,
+        driver: driver.boxed(),
+    })
 }
 
 /// Copies one pipe into output lines until it ends or nobody listens.
@@ -129,12 +142,24 @@ fn exit_of(status: std::io::Result<ExitStatus>, ending: Ending, elapsed: Duratio
         Ok(status) => {
             let signal = status.signal();
             // The shell convention: a command ended by signal N exits with 128 + N.
-            let code = status.code().unwrap_or_else(|| 128 + signal.unwrap_or(Signal::SIGKILL as i32));
-            ExecExit { code, timed_out, killed: signal.is_some() || ending != Ending::Exited, duration_ms }
+            let code = status
+                .code()
+                .unwrap_or_else(|| 128 + signal.unwrap_or(Signal::SIGKILL as i32));
+            ExecExit {
+                code,
+                timed_out,
+                killed: signal.is_some() || ending != Ending::Exited,
+                duration_ms,
+            }
         }
         Err(error) => {
             tracing::warn!(%error, "could not wait for an exec'd command");
-            ExecExit { code: -1, timed_out, killed: ending != Ending::Exited, duration_ms }
+            ExecExit {
+                code: -1,
+                timed_out,
+                killed: ending != Ending::Exited,
+                duration_ms,
+            }
         }
     }
 }
@@ -150,15 +175,30 @@ mod tests {
         command
     }
 
-    async fn run(command: Command, stdin: Option<&str>, timeout: Duration) -> nightshift_protocol::sandbox::ExecResult {
-        let run = start(command, stdin.map(String::from), timeout, CancellationToken::new()).unwrap();
+    async fn run(
+        command: Command,
+        stdin: Option<&str>,
+        timeout: Duration,
+    ) -> nightshift_protocol::sandbox::ExecResult {
+        let run = start(
+            command,
+            stdin.map(String::from),
+            timeout,
+            CancellationToken::new(),
+        )
+        .unwrap();
         tokio::spawn(run.driver);
         collect(run.output).await
     }
 
     #[tokio::test]
     async fn reports_output_and_exit_code() {
-        let result = run(shell("echo out; echo err >&2; exit 7"), None, Duration::from_secs(10)).await;
+        let result = run(
+            shell("echo out; echo err >&2; exit 7"),
+            None,
+            Duration::from_secs(10),
+        )
+        .await;
         assert_eq!(result.stdout, "out\n");
         assert_eq!(result.stderr, "err\n");
         assert_eq!(result.exit.code, 7);
@@ -175,19 +215,35 @@ mod tests {
     #[tokio::test]
     async fn a_timeout_kills_the_command_and_its_children() {
         let started = Instant::now();
-        let result = run(shell("sleep 30 & sleep 30"), None, Duration::from_millis(300)).await;
+        let result = run(
+            shell("sleep 30 & sleep 30"),
+            None,
+            Duration::from_millis(300),
+        )
+        .await;
         assert!(result.exit.timed_out && result.exit.killed);
         assert_eq!(result.exit.code, 137);
-        assert!(started.elapsed() < Duration::from_secs(5), "the background sleep kept the run open");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the background sleep kept the run open"
+        );
     }
 
     #[tokio::test]
     async fn cancelling_kills_the_run() {
         let cancel = CancellationToken::new();
-        let run = start(shell("sleep 30"), None, Duration::from_secs(60), cancel.clone()).unwrap();
+        let run = start(
+            shell("sleep 30"),
+            None,
+            Duration::from_secs(60),
+            cancel.clone(),
+        )
+        .unwrap();
         tokio::spawn(run.driver);
         cancel.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(5), collect(run.output)).await.unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(5), collect(run.output))
+            .await
+            .unwrap();
         assert!(result.exit.killed && !result.exit.timed_out);
     }
 }

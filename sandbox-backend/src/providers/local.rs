@@ -56,11 +56,18 @@ pub struct LocalProvider {
 impl LocalProvider {
     /// Probes bubblewrap (in a scratch directory under `data_dir`) and picks the
     /// isolation to use.
-    pub async fn start(data_dir: &Path, allow_unisolated: bool) -> Result<LocalProvider, LocalProviderError> {
+    pub async fn start(
+        data_dir: &Path,
+        allow_unisolated: bool,
+    ) -> Result<LocalProvider, LocalProviderError> {
         let limits_prefix = match find_prlimit() {
-            Some(prlimit) => ResourceLimits::default().clamped_to_own_limits().prlimit_prefix(&prlimit),
+            Some(prlimit) => ResourceLimits::default()
+                .clamped_to_own_limits()
+                .prlimit_prefix(&prlimit),
             None => {
-                tracing::warn!("util-linux `prlimit` not found: commands run without resource limits");
+                tracing::warn!(
+                    "util-linux `prlimit` not found: commands run without resource limits"
+                );
                 Vec::new()
             }
         };
@@ -90,7 +97,10 @@ impl LocalProvider {
             }
             Err(reason) => return Err(LocalProviderError::CannotIsolate { reason }),
         };
-        Ok(LocalProvider { isolation, limits_prefix })
+        Ok(LocalProvider {
+            isolation,
+            limits_prefix,
+        })
     }
 
     fn workspace(sandbox: &SandboxSpec) -> PathBuf {
@@ -109,14 +119,25 @@ impl LocalProvider {
             ("LANG".to_string(), "C.UTF-8".to_string()),
         ]
         .into_iter()
-        .chain(sandbox.env.iter().map(|(name, value)| (name.clone(), value.clone())))
-        .chain(command_env.iter().map(|(name, value)| (name.clone(), value.clone())))
+        .chain(
+            sandbox
+                .env
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        )
+        .chain(
+            command_env
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        )
     }
 
     /// A command's working directory on the host in unisolated mode: it must be the
     /// workspace or inside it (by path; unisolated mode confines nothing else).
     fn unisolated_cwd(workspace: &Path, cwd: Option<&str>) -> Result<PathBuf, ProviderError> {
-        let Some(cwd) = cwd else { return Ok(workspace.to_path_buf()) };
+        let Some(cwd) = cwd else {
+            return Ok(workspace.to_path_buf());
+        };
         let relative = match cwd.strip_prefix(SANDBOX_WORKSPACE) {
             Some("") => return Ok(workspace.to_path_buf()),
             Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
@@ -140,7 +161,10 @@ impl Provider for LocalProvider {
                 network_modes: vec![NetworkMode::Private, NetworkMode::None],
                 isolated: true,
             },
-            Isolation::Unisolated => Capabilities { network_modes: vec![NetworkMode::Private], isolated: false },
+            Isolation::Unisolated => Capabilities {
+                network_modes: vec![NetworkMode::Private],
+                isolated: false,
+            },
         }
     }
 
@@ -148,7 +172,9 @@ impl Provider for LocalProvider {
         let workspace = LocalProvider::workspace(sandbox);
         tokio::fs::create_dir_all(&workspace)
             .await
-            .map_err(|error| ProviderError::io(format!("cannot create {}", workspace.display()), error))
+            .map_err(|error| {
+                ProviderError::io(format!("cannot create {}", workspace.display()), error)
+            })
     }
 
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement {
@@ -217,7 +243,9 @@ impl Provider for LocalProvider {
                 command
                     .args(&argv[1..])
                     .env_clear()
-                    .envs(LocalProvider::unisolated_env(&workspace, sandbox, &plan.env))
+                    .envs(LocalProvider::unisolated_env(
+                        &workspace, sandbox, &plan.env,
+                    ))
                     .current_dir(cwd);
                 command
             }
@@ -227,12 +255,18 @@ impl Provider for LocalProvider {
             .map_err(|error| ProviderError::io(format!("cannot start {}", argv[0]), error))
     }
 
-    async fn read_file(&self, sandbox: &SandboxSpec, path: &WorkspacePath) -> Result<Vec<u8>, ProviderError> {
+    async fn read_file(
+        &self,
+        sandbox: &SandboxSpec,
+        path: &WorkspacePath,
+    ) -> Result<Vec<u8>, ProviderError> {
         let workspace = LocalProvider::workspace(sandbox);
         let path = path.clone();
         tokio::task::spawn_blocking(move || files::read_file(&workspace, &path))
             .await
-            .map_err(|error| ProviderError::io("file read task failed", std::io::Error::other(error)))?
+            .map_err(|error| {
+                ProviderError::io("file read task failed", std::io::Error::other(error))
+            })?
     }
 
     async fn write_file(
@@ -245,7 +279,9 @@ impl Provider for LocalProvider {
         let path = path.clone();
         tokio::task::spawn_blocking(move || files::write_file(&workspace, &path, &contents))
             .await
-            .map_err(|error| ProviderError::io("file write task failed", std::io::Error::other(error)))?
+            .map_err(|error| {
+                ProviderError::io("file write task failed", std::io::Error::other(error))
+            })?
     }
 
     async fn stop(&self, _sandbox: &SandboxSpec) -> Result<(), ProviderError> {
@@ -257,7 +293,12 @@ impl Provider for LocalProvider {
         let workspace = LocalProvider::workspace(sandbox);
         tokio::task::spawn_blocking(move || files::remove_tree(&workspace))
             .await
-            .map_err(|error| ProviderError::io("workspace removal task failed", std::io::Error::other(error)))?
+            .map_err(|error| {
+                ProviderError::io(
+                    "workspace removal task failed",
+                    std::io::Error::other(error),
+                )
+            })?
     }
 }
 
@@ -268,10 +309,22 @@ mod tests {
     #[test]
     fn unisolated_working_directories_stay_in_the_workspace() {
         let workspace = Path::new("/data/w");
-        assert_eq!(LocalProvider::unisolated_cwd(workspace, None).unwrap(), workspace);
-        assert_eq!(LocalProvider::unisolated_cwd(workspace, Some("/workspace")).unwrap(), workspace);
-        assert_eq!(LocalProvider::unisolated_cwd(workspace, Some("/workspace/src")).unwrap(), workspace.join("src"));
-        assert_eq!(LocalProvider::unisolated_cwd(workspace, Some("src")).unwrap(), workspace.join("src"));
+        assert_eq!(
+            LocalProvider::unisolated_cwd(workspace, None).unwrap(),
+            workspace
+        );
+        assert_eq!(
+            LocalProvider::unisolated_cwd(workspace, Some("/workspace")).unwrap(),
+            workspace
+        );
+        assert_eq!(
+            LocalProvider::unisolated_cwd(workspace, Some("/workspace/src")).unwrap(),
+            workspace.join("src")
+        );
+        assert_eq!(
+            LocalProvider::unisolated_cwd(workspace, Some("src")).unwrap(),
+            workspace.join("src")
+        );
         assert!(LocalProvider::unisolated_cwd(workspace, Some("/etc")).is_err());
         assert!(LocalProvider::unisolated_cwd(workspace, Some("../x")).is_err());
         assert!(LocalProvider::unisolated_cwd(workspace, Some("/workspaces")).is_err());

@@ -29,7 +29,8 @@ pub async fn exec(
     query: Result<Query<ExecQuery>, axum::extract::rejection::QueryRejection>,
     JsonBody(request): JsonBody<ExecRequest>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| ApiError::invalid_request(rejection.body_text()))?;
+    let Query(query) =
+        query.map_err(|rejection| ApiError::invalid_request(rejection.body_text()))?;
     let output = state.sandboxes().exec(&id, request).await?;
     if query.stream == Some(false) {
         return Ok(Json(collect(output).await).into_response());
@@ -39,7 +40,10 @@ pub async fn exec(
         Some((Ok::<Bytes, Infallible>(ndjson_line(&line)), output))
     });
     Ok((
-        [(CONTENT_TYPE, "application/x-ndjson"), (CACHE_CONTROL, "no-cache")],
+        [
+            (CONTENT_TYPE, "application/x-ndjson"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
         Body::from_stream(lines),
     )
         .into_response())

@@ -42,6 +42,9 @@ pub async fn write(
 ) -> Result<StatusCode, ApiError> {
     let path = path_of(query)?;
     let body = body.map_err(body_error)?;
-    state.sandboxes().write_file(&id, &path, body.to_vec()).await?;
+    state
+        .sandboxes()
+        .write_file(&id, &path, body.to_vec())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -26,17 +26,28 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>) -> Json<SandboxList> {
-    Json(SandboxList { sandboxes: state.sandboxes().list() })
+    Json(SandboxList {
+        sandboxes: state.sandboxes().list(),
+    })
 }
 
-pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Sandbox>, ApiError> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
     Ok(Json(state.sandboxes().get(&id)?))
 }
 
-pub async fn stop(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Sandbox>, ApiError> {
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
     Ok(Json(state.sandboxes().stop(&id).await?))
 }
 
-pub async fn destroy(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Sandbox>, ApiError> {
+pub async fn destroy(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
     Ok(Json(state.sandboxes().destroy(&id).await?))
 }

@@ -14,13 +14,22 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Backoff {
-        Backoff::new(Duration::from_secs(1), Duration::from_secs(30), Duration::from_secs(60))
+        Backoff::new(
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+        )
     }
 }
 
 impl Backoff {
     pub fn new(initial: Duration, cap: Duration, healthy_after: Duration) -> Backoff {
-        Backoff { initial, cap, healthy_after, next: initial }
+        Backoff {
+            initial,
+            cap,
+            healthy_after,
+            next: initial,
+        }
     }
 
     /// The delay before the next start, given how long the last run lasted.
@@ -45,7 +54,9 @@ mod tests {
     #[test]
     fn doubles_up_to_the_cap() {
         let mut backoff = Backoff::default();
-        let delays: Vec<_> = (0..8).map(|_| backoff.delay_after(Duration::from_millis(10))).collect();
+        let delays: Vec<_> = (0..8)
+            .map(|_| backoff.delay_after(Duration::from_millis(10)))
+            .collect();
         assert_eq!(secs(&delays), [1, 2, 4, 8, 16, 30, 30, 30]);
     }
 

@@ -39,7 +39,12 @@ pub fn admit(id: &str, status: SandboxStatus, operation: Operation) -> Result<Ad
             )),
         };
     }
-    let refuse = || Err(ApiError::conflict(format!("sandbox {id} is {}", status_name(status))));
+    let refuse = || {
+        Err(ApiError::conflict(format!(
+            "sandbox {id} is {}",
+            status_name(status)
+        )))
+    };
     match (operation, status) {
         (Exec, Ready) => Ok(Admission::Proceed),
         (Exec, _) => refuse(),
@@ -79,30 +84,64 @@ mod tests {
 
     #[test]
     fn destroyed_is_final() {
-        for operation in [Operation::Exec, Operation::ReadFiles, Operation::WriteFiles, Operation::Stop] {
+        for operation in [
+            Operation::Exec,
+            Operation::ReadFiles,
+            Operation::WriteFiles,
+            Operation::Stop,
+        ] {
             assert_eq!(
                 code(admit("s", SandboxStatus::Destroyed, operation)),
                 Err(ErrorCode::SandboxNotFound),
                 "{operation:?}"
             );
         }
-        assert_eq!(admit("s", SandboxStatus::Destroyed, Operation::Destroy), Ok(Admission::AlreadyDone));
+        assert_eq!(
+            admit("s", SandboxStatus::Destroyed, Operation::Destroy),
+            Ok(Admission::AlreadyDone)
+        );
     }
 
     #[test]
     fn commands_run_only_in_a_ready_sandbox() {
-        assert_eq!(admit("s", SandboxStatus::Ready, Operation::Exec), Ok(Admission::Proceed));
-        for status in [SandboxStatus::Stopped, SandboxStatus::Initializing, SandboxStatus::Error] {
-            assert_eq!(code(admit("s", status, Operation::Exec)), Err(ErrorCode::Conflict), "{status:?}");
+        assert_eq!(
+            admit("s", SandboxStatus::Ready, Operation::Exec),
+            Ok(Admission::Proceed)
+        );
+        for status in [
+            SandboxStatus::Stopped,
+            SandboxStatus::Initializing,
+            SandboxStatus::Error,
+        ] {
+            assert_eq!(
+                code(admit("s", status, Operation::Exec)),
+                Err(ErrorCode::Conflict),
+                "{status:?}"
+            );
         }
     }
 
     #[test]
     fn files_outlive_a_stop_and_stops_repeat_harmlessly() {
-        assert_eq!(admit("s", SandboxStatus::Stopped, Operation::ReadFiles), Ok(Admission::Proceed));
-        assert_eq!(admit("s", SandboxStatus::Stopped, Operation::WriteFiles), Ok(Admission::Proceed));
-        assert_eq!(admit("s", SandboxStatus::Stopped, Operation::Stop), Ok(Admission::AlreadyDone));
-        assert_eq!(admit("s", SandboxStatus::Ready, Operation::Stop), Ok(Admission::Proceed));
-        assert_eq!(admit("s", SandboxStatus::Stopped, Operation::Destroy), Ok(Admission::Proceed));
+        assert_eq!(
+            admit("s", SandboxStatus::Stopped, Operation::ReadFiles),
+            Ok(Admission::Proceed)
+        );
+        assert_eq!(
+            admit("s", SandboxStatus::Stopped, Operation::WriteFiles),
+            Ok(Admission::Proceed)
+        );
+        assert_eq!(
+            admit("s", SandboxStatus::Stopped, Operation::Stop),
+            Ok(Admission::AlreadyDone)
+        );
+        assert_eq!(
+            admit("s", SandboxStatus::Ready, Operation::Stop),
+            Ok(Admission::Proceed)
+        );
+        assert_eq!(
+            admit("s", SandboxStatus::Stopped, Operation::Destroy),
+            Ok(Admission::Proceed)
+        );
     }
 }

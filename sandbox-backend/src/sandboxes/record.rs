@@ -99,7 +99,8 @@ mod tests {
         };
         let wire = serde_json::to_string(&record.to_wire()).unwrap();
         assert!(wire.contains("\"team\"") && !wire.contains("SECRET"));
-        let back: SandboxRecord = serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+        let back: SandboxRecord =
+            serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
         assert_eq!(back, record);
     }
 }

@@ -78,25 +78,36 @@ impl Store {
     }
 
     pub fn save(&self, record: &SandboxRecord) -> Result<(), StoreError> {
-        let json = serde_json::to_vec_pretty(record)
-            .map_err(|error| store_error("cannot serialize a sandbox record")(std::io::Error::other(error)))?;
+        let json = serde_json::to_vec_pretty(record).map_err(|error| {
+            store_error("cannot serialize a sandbox record")(std::io::Error::other(error))
+        })?;
         write_private(&self.record_path(&record.id), &json)
     }
 
     /// Every record on disk. A directory whose record cannot be read is skipped with a
     /// warning rather than stopping the backend from starting.
     pub fn load_all(&self) -> Result<Vec<SandboxRecord>, StoreError> {
-        let entries = std::fs::read_dir(&self.root).map_err(store_error(format!("cannot list {}", self.root.display())))?;
+        let entries = std::fs::read_dir(&self.root)
+            .map_err(store_error(format!("cannot list {}", self.root.display())))?;
         let mut records = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path().join("sandbox.json");
             let parsed = std::fs::read(&path)
                 .map_err(|error| error.to_string())
-                .and_then(|bytes| serde_json::from_slice::<SandboxRecord>(&bytes).map_err(|error| error.to_string()));
+                .and_then(|bytes| {
+                    serde_json::from_slice::<SandboxRecord>(&bytes)
+                        .map_err(|error| error.to_string())
+                });
             match parsed {
-                Ok(record) if entry.file_name().to_str() == Some(record.id.as_str()) => records.push(record),
-                Ok(record) => tracing::warn!(path = %path.display(), id = %record.id, "record id does not match its directory; skipped"),
-                Err(error) => tracing::warn!(path = %path.display(), %error, "unreadable sandbox record; skipped"),
+                Ok(record) if entry.file_name().to_str() == Some(record.id.as_str()) => {
+                    records.push(record)
+                }
+                Ok(record) => {
+                    tracing::warn!(path = %path.display(), id = %record.id, "record id does not match its directory; skipped")
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "unreadable sandbox record; skipped")
+                }
             }
         }
         records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -125,9 +136,11 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
         .mode(0o600)
         .open(&temporary)
         .map_err(store_error(format!("cannot write {}", temporary.display())))?;
-    file.write_all(contents).map_err(store_error(format!("cannot write {}", temporary.display())))?;
+    file.write_all(contents)
+        .map_err(store_error(format!("cannot write {}", temporary.display())))?;
     drop(file);
-    std::fs::rename(&temporary, path).map_err(store_error(format!("cannot replace {}", path.display())))
+    std::fs::rename(&temporary, path)
+        .map_err(store_error(format!("cannot replace {}", path.display())))
 }
 
 #[cfg(test)]
@@ -163,8 +176,14 @@ mod tests {
         // A stray directory without a record does not stop loading.
         std::fs::create_dir(data.path().join("sandboxes/stray")).unwrap();
         let loaded = store.load_all().unwrap();
-        assert_eq!(loaded.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        let mode = std::fs::metadata(data.path().join("sandboxes/a/sandbox.json")).unwrap().permissions().mode();
+        assert_eq!(
+            loaded.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let mode = std::fs::metadata(data.path().join("sandboxes/a/sandbox.json"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         store.remove("a").unwrap();
         assert_eq!(store.load_all().unwrap().len(), 1);

@@ -44,10 +44,11 @@ fn QueuedPromptRow(context: SessionContext, prompt: QueuedPrompt) -> impl IntoVi
             }
         });
     };
+    let full_text = prompt.content.clone();
     view! {
         <div class="queued-prompt" data-testid="queued-prompt" data-message-id=prompt.message_id>
             <span class="queued-prompt__icon" aria-hidden="true">"⏳"</span>
-            <span class="queued-prompt__text" title=prompt.content.clone()>{prompt.content}</span>
+            <span class="queued-prompt__text" title=full_text>{prompt.content}</span>
             <button
                 class="button button--ghost button--small"
                 data-testid="cancel-prompt"

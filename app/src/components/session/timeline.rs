@@ -95,7 +95,7 @@ fn TurnView(timeline: RwSignal<Timeline>, index: usize) -> impl IntoView {
                     </div>
                 </Show>
             </div>
-            {move || end.get().flatten().map(turn_end_view)}
+            {move || end.get().map(turn_end_view)}
         </article>
     }
 }
@@ -103,11 +103,11 @@ fn TurnView(timeline: RwSignal<Timeline>, index: usize) -> impl IntoView {
 fn turn_end_view(end: TurnEnd) -> AnyView {
     match end {
         TurnEnd::Running => ().into_any(),
+        // The notice's own text is exactly the sentence; the reason sits beside it.
         TurnEnd::Interrupted { reason } => view! {
-            <div class="turn-interrupted" data-testid="turn-interrupted" title=reason.clone()>
-                <span class="turn-interrupted__icon" aria-hidden="true">"⚠"</span>
-                <span>{INTERRUPTED_TEXT}</span>
-                <span class="turn-interrupted__reason">{reason}</span>
+            <div class="turn-interrupted-wrap">
+                <div class="turn-interrupted" data-testid="turn-interrupted">{INTERRUPTED_TEXT}</div>
+                <div class="turn-interrupted__reason">{reason}</div>
             </div>
         }
         .into_any(),
@@ -189,12 +189,15 @@ fn AssistantText(timeline: RwSignal<Timeline>, revision: Memo<u64>, turn: usize,
 fn block_view(block: Block) -> AnyView {
     match block {
         Block::Prose(prose) => view! { <span class="prose">{prose}</span> }.into_any(),
-        Block::Code { language, code } => view! {
-            <pre class="code-block" data-language=language.clone()>
-                {language.map(|language| view! { <span class="code-block__language">{language}</span> })}
+        Block::Code { language, code } => {
+            let label = language.clone();
+            view! {
+            <pre class="code-block" data-language=language>
+                {label.map(|label| view! { <span class="code-block__language">{label}</span> })}
                 <code>{code}</code>
             </pre>
+            }
+            .into_any()
         }
-        .into_any(),
     }
 }

@@ -41,6 +41,7 @@ pub fn ToolCallCard(timeline: RwSignal<Timeline>, revision: Memo<u64>, turn: usi
     let summary = format::tool_call_summary(&tool, &args);
     let details = format::tool_call_details(&tool, &args);
     let is_shell = tool == "bash";
+    let tool_attribute = tool.clone();
 
     view! {
         <div
@@ -48,7 +49,7 @@ pub fn ToolCallCard(timeline: RwSignal<Timeline>, revision: Memo<u64>, turn: usi
             class:tool-call--error=is_error
             class:tool-call--running=move || !finished.get()
             data-testid="tool-call"
-            data-tool=tool.clone()
+            data-tool=tool_attribute
             data-call-id=call_id
             data-state=state
         >

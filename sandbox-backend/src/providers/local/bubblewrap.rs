@@ -64,29 +64,48 @@ impl Bubblewrap {
         let root_entries = ["/bin", "/lib", "/lib64", "/sbin"]
             .into_iter()
             .filter_map(|path| match std::fs::read_link(path) {
-                Ok(target) => Some(RootEntry::Symlink { target: target.display().to_string(), path: path.into() }),
+                Ok(target) => Some(RootEntry::Symlink {
+                    target: target.display().to_string(),
+                    path: path.into(),
+                }),
                 Err(_) if Path::new(path).is_dir() => Some(RootEntry::Bind(path.into())),
                 Err(_) => None,
             })
             .collect();
-        Bubblewrap { program, root_entries }
+        Bubblewrap {
+            program,
+            root_entries,
+        }
     }
 
     /// The argv prefix (ending in `--`) that runs a command as `scope` says; the
     /// command and its arguments follow it.
     pub fn prefix(&self, scope: CommandScope<'_>) -> Vec<String> {
-        let mut argv: Vec<String> = vec![self.program.display().to_string(), "--unshare-all".into()];
+        let mut argv: Vec<String> =
+            vec![self.program.display().to_string(), "--unshare-all".into()];
         if scope.network != NetworkMode::None {
             argv.push("--share-net".into());
         }
-        argv.extend(
-            ["--die-with-parent", "--new-session", "--clearenv"].map(String::from),
-        );
-        let base_env = [("PATH", SANDBOX_PATH), ("HOME", SANDBOX_WORKSPACE), ("LANG", "C.UTF-8")];
+        argv.extend(["--die-with-parent", "--new-session", "--clearenv"].map(String::from));
+        let base_env = [
+            ("PATH", SANDBOX_PATH),
+            ("HOME", SANDBOX_WORKSPACE),
+            ("LANG", "C.UTF-8"),
+        ];
         let env = base_env
             .into_iter()
-            .chain(scope.sandbox_env.iter().map(|(name, value)| (name.as_str(), value.as_str())))
-            .chain(scope.command_env.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+            .chain(
+                scope
+                    .sandbox_env
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            )
+            .chain(
+                scope
+                    .command_env
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            );
         for (name, value) in env {
             argv.extend(["--setenv".into(), name.into(), value.into()]);
         }
@@ -96,11 +115,30 @@ impl Bubblewrap {
                 RootEntry::Symlink { target, path } => {
                     argv.extend(["--symlink".into(), target.clone(), path.clone()]);
                 }
-                RootEntry::Bind(path) => argv.extend(["--ro-bind".into(), path.clone(), path.clone()]),
+                RootEntry::Bind(path) => {
+                    argv.extend(["--ro-bind".into(), path.clone(), path.clone()])
+                }
             }
         }
-        argv.extend(["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(String::from));
-        argv.extend(["--bind".into(), scope.workspace.display().to_string(), SANDBOX_WORKSPACE.into()]);
+        argv.extend(
+            [
+                "--ro-bind",
+                "/etc",
+                "/etc",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "--tmpfs",
+                "/tmp",
+            ]
+            .map(String::from),
+        );
+        argv.extend([
+            "--bind".into(),
+            scope.workspace.display().to_string(),
+            SANDBOX_WORKSPACE.into(),
+        ]);
         argv.extend(["--chdir".into(), scope.cwd.into(), "--".into()]);
         argv
     }
@@ -125,7 +163,10 @@ impl Bubblewrap {
             .kill_on_drop(true)
             .output();
         match tokio::time::timeout(PROBE_TIMEOUT, output).await {
-            Err(_) => Err(format!("`{}` did not finish within {PROBE_TIMEOUT:?}", self.program.display())),
+            Err(_) => Err(format!(
+                "`{}` did not finish within {PROBE_TIMEOUT:?}",
+                self.program.display()
+            )),
             Ok(Err(error)) => Err(format!("cannot run {}: {error}", self.program.display())),
             Ok(Ok(output)) if output.status.success() => Ok(()),
             Ok(Ok(output)) => Err(format!(
@@ -156,14 +197,18 @@ mod tests {
         Bubblewrap {
             program: "/usr/bin/bwrap".into(),
             root_entries: vec![
-                RootEntry::Symlink { target: "usr/bin".into(), path: "/bin".into() },
+                RootEntry::Symlink {
+                    target: "usr/bin".into(),
+                    path: "/bin".into(),
+                },
                 RootEntry::Bind("/lib".into()),
             ],
         }
     }
 
     fn position(argv: &[String], needle: &[&str]) -> Option<usize> {
-        argv.windows(needle.len()).position(|window| window.iter().zip(needle).all(|(a, b)| a == b))
+        argv.windows(needle.len())
+            .position(|window| window.iter().zip(needle).all(|(a, b)| a == b))
     }
 
     #[test]
@@ -177,8 +222,17 @@ mod tests {
             command_env: &command_env,
             cwd: "/workspace/src",
         });
-        assert_eq!(argv[..3], ["/usr/bin/bwrap", "--unshare-all", "--share-net"]);
-        assert!(position(&argv, &["--bind", "/data/sandboxes/s1/workspace", "/workspace"]).is_some());
+        assert_eq!(
+            argv[..3],
+            ["/usr/bin/bwrap", "--unshare-all", "--share-net"]
+        );
+        assert!(
+            position(
+                &argv,
+                &["--bind", "/data/sandboxes/s1/workspace", "/workspace"]
+            )
+            .is_some()
+        );
         assert!(position(&argv, &["--symlink", "usr/bin", "/bin"]).is_some());
         assert!(position(&argv, &["--ro-bind", "/lib", "/lib"]).is_some());
         assert_eq!(argv[argv.len() - 3..], ["--chdir", "/workspace/src", "--"]);

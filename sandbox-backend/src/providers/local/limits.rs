@@ -79,9 +79,24 @@ mod tests {
 
     #[test]
     fn the_prefix_sets_every_limit_and_ends_the_options() {
-        let limits = ResourceLimits { processes: 10, cpu_seconds: 20, address_space_bytes: 30, open_files: 40 };
+        let limits = ResourceLimits {
+            processes: 10,
+            cpu_seconds: 20,
+            address_space_bytes: 30,
+            open_files: 40,
+        };
         let prefix = limits.prlimit_prefix(Path::new("/usr/bin/prlimit"));
-        assert_eq!(prefix, ["/usr/bin/prlimit", "--nproc=10", "--cpu=20", "--as=30", "--nofile=40", "--"]);
+        assert_eq!(
+            prefix,
+            [
+                "/usr/bin/prlimit",
+                "--nproc=10",
+                "--cpu=20",
+                "--as=30",
+                "--nofile=40",
+                "--"
+            ]
+        );
     }
 
     #[test]
@@ -96,10 +111,17 @@ mod tests {
     #[test]
     fn prlimit_applies_the_limits() {
         let prlimit = find_prlimit().expect("util-linux prlimit is installed");
-        let limits = ResourceLimits { open_files: 123, ..ResourceLimits::default() }.clamped_to_own_limits();
+        let limits = ResourceLimits {
+            open_files: 123,
+            ..ResourceLimits::default()
+        }
+        .clamped_to_own_limits();
         let mut argv = limits.prlimit_prefix(&prlimit);
         argv.extend(["sh".into(), "-c".into(), "ulimit -n".into()]);
-        let output = std::process::Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+        let output = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "123");
     }
 }

@@ -1,0 +1,112 @@
+//! Checks on a `CreateSandboxRequest` before anything is created.
+
+use std::path::Path;
+use std::time::Duration;
+
+use nightshift_protocol::ErrorCode;
+use nightshift_protocol::sandbox::{CreateSandboxRequest, NetworkMode, RunnerLaunch};
+
+use crate::error::ApiError;
+use crate::exec::{MAX_TIMEOUT, validate_env};
+use crate::providers::Provider;
+
+/// Checks `request` against `provider` and returns the network mode to use.
+pub fn check_create(
+    request: &CreateSandboxRequest,
+    provider: &dyn Provider,
+    runner_bin: &Path,
+) -> Result<NetworkMode, ApiError> {
+    let wanted = request.provider.as_deref().unwrap_or(provider.name());
+    if wanted != provider.name() {
+        return Err(ApiError::invalid_request(format!(
+            "unknown provider {wanted:?}; configured providers: {}",
+            provider.name()
+        )));
+    }
+    validate_env(&request.env).map_err(ApiError::invalid_request)?;
+    let network = request.network.unwrap_or_default();
+    if !provider.capabilities().network_modes.contains(&network) {
+        return Err(ApiError::invalid_request(format!(
+            "the {wanted} provider cannot enforce network mode {network:?}; supported: {:?}",
+            provider.capabilities().network_modes
+        )));
+    }
+    if let Some(ms) = request.default_timeout_ms
+        && (ms == 0 || Duration::from_millis(ms) > MAX_TIMEOUT)
+    {
+        return Err(ApiError::invalid_request(format!(
+            "`default_timeout_ms` must be between 1 and {}",
+            MAX_TIMEOUT.as_millis()
+        )));
+    }
+    if let Some(launch) = &request.runner {
+        validate_launch(launch)?;
+        if !runner_bin.is_file() {
+            return Err(ApiError::new(
+                ErrorCode::SandboxUnavailable,
+                format!(
+                    "the runner executable {} does not exist (set RUNNER_BIN)",
+                    runner_bin.display()
+                ),
+            ));
+        }
+    }
+
+    Ok(network)
+}
+
+/// The runner link's fields must be usable as a URL, a path segment and a header.
+fn validate_launch(launch: &RunnerLaunch) -> Result<(), ApiError> {
+    let url = &launch.worker_url;
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.chars().any(char::is_whitespace)
+    {
+        return Err(ApiError::invalid_request(
+            "`runner.worker_url` must be an http(s) URL",
+        ));
+    }
+    let session_ok = !launch.session_id.is_empty()
+        && launch.session_id.len() <= 128
+        && launch
+            .session_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !session_ok {
+        return Err(ApiError::invalid_request(
+            "`runner.session_id` must be 1-128 letters, digits, `-` or `_`",
+        ));
+    }
+    if launch.token.is_empty()
+        || launch
+            .token
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::invalid_request(
+            "`runner.token` must be non-empty, without whitespace",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(url: &str, session: &str, token: &str) -> RunnerLaunch {
+        RunnerLaunch {
+            worker_url: url.into(),
+            session_id: session.into(),
+            token: token.into(),
+        }
+    }
+
+    #[test]
+    fn runner_links_are_checked() {
+        assert!(validate_launch(&launch("http://127.0.0.1:8787", "s-1", "abc.def")).is_ok());
+        assert!(validate_launch(&launch("ftp://x", "s", "t")).is_err());
+        assert!(validate_launch(&launch("http://x", "a/b", "t")).is_err());
+        assert!(validate_launch(&launch("http://x", "s", "t\r\nX: y")).is_err());
+        assert!(validate_launch(&launch("http://x", "s", "")).is_err());
+    }
+}

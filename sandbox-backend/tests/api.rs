@@ -1,0 +1,10 @@
+//! The sandbox backend's HTTP API, driven through `app()` without sockets, against
+//! real bubblewrap sandboxes and scripted stand-ins for the runner.
+
+mod api {
+    pub mod exec;
+    pub mod files;
+    pub mod routes;
+    pub mod runner;
+    pub mod support;
+}

@@ -1,0 +1,71 @@
+//! A session's prompts: `POST` and `GET /api/sessions/{id}/messages`,
+//! `DELETE /api/sessions/{id}/messages/{message_id}` and
+//! `POST /api/sessions/{id}/abort`.
+//!
+//! Prompts are validated here, before anything is stored and before the session's
+//! `SessionAgent` is touched; the session must exist in D1 and belong to the caller,
+//! so no Durable Object is ever created for an unknown id. The agent's answers
+//! (protocol bodies or error envelopes) are passed through unchanged.
+
+use nightshift_protocol::ErrorCode;
+use nightshift_protocol::api::PostMessageRequest;
+use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
+use worker::{Env, Method, Request, Response};
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::auth::User;
+use crate::internal::{self, EnqueuePrompt};
+use crate::{body, config, sessions_table};
+
+pub async fn post(req: &mut Request, env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
+    let request: PostMessageRequest = body::read_json(req).await?;
+    validate_content(&request.content)?;
+    sessions_table::require(env, session_id, &user.id).await?;
+    let enqueue = EnqueuePrompt { content: request.content, worker_url: config::worker_url(env, req)? };
+    internal::call_agent(env, session_id, Method::Post, "/messages", Some(&enqueue)).await
+}
+
+/// Refuses prompts that are blank or too large.
+pub fn validate_content(content: &str) -> ApiResult<()> {
+    if content.len() > MAX_MESSAGE_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::MessageTooLarge,
+            format!("a prompt may be at most {MAX_MESSAGE_BYTES} bytes; this one is {}", content.len()),
+        ));
+    }
+    if content.trim().is_empty() {
+        return Err(ApiError::new(ErrorCode::EmptyMessage, "the prompt is empty"));
+    }
+    Ok(())
+}
+
+pub async fn list(env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
+    sessions_table::require(env, session_id, &user.id).await?;
+    internal::call_agent::<()>(env, session_id, Method::Get, "/messages", None).await
+}
+
+pub async fn cancel(env: &Env, user: &User, session_id: &str, message_id: &str) -> ApiResult<Response> {
+    sessions_table::require(env, session_id, &user.id).await?;
+    let path = format!("/messages/{message_id}");
+    internal::call_agent::<()>(env, session_id, Method::Delete, &path, None).await
+}
+
+pub async fn abort(env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
+    sessions_table::require(env, session_id, &user.id).await?;
+    internal::call_agent::<()>(env, session_id, Method::Post, "/abort", None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_and_oversized_prompts_are_refused() {
+        assert_eq!(validate_content(" \n\t").unwrap_err().code, ErrorCode::EmptyMessage);
+        assert_eq!(validate_content("").unwrap_err().code, ErrorCode::EmptyMessage);
+        let big = "x".repeat(MAX_MESSAGE_BYTES + 1);
+        assert_eq!(validate_content(&big).unwrap_err().code, ErrorCode::MessageTooLarge);
+        assert!(validate_content(&"x".repeat(MAX_MESSAGE_BYTES)).is_ok());
+        assert!(validate_content("hi").is_ok());
+    }
+}

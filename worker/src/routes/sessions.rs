@@ -1,0 +1,79 @@
+//! `POST /api/sessions`, `GET /api/sessions`, `GET /api/sessions/{id}`.
+//!
+//! Creating a session writes its D1 row first (so it is listed and addressable at
+//! once), announces it on the session-list stream, then initializes its
+//! `SessionAgent`, which requests the sandbox. The answer is the row as it stands
+//! afterwards: `provisioning`, or `error` with the reason when the backend failed.
+
+use nightshift_protocol::ErrorCode;
+use nightshift_protocol::api::{CreateSessionRequest, Session, SessionList, SessionStatus};
+use nightshift_protocol::events::SessionListEvent;
+use nightshift_session::title::normalize_title;
+use worker::{Env, Method, Request, Response};
+
+use crate::api_error::{self, ApiError, ApiResult, json};
+use crate::auth::User;
+use crate::internal::{self, InitSession};
+use crate::{body, clock, config, ids, llm_config, sessions_table};
+
+/// The agent every session runs today.
+const BUILTIN_AGENT: &str = "builtin";
+
+pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Response> {
+    let request: CreateSessionRequest = body::read_json_or_default(req).await?;
+    let title = normalize_title(request.title.as_deref().unwrap_or_default())
+        .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
+    let worker_url = config::worker_url(env, req)?;
+    let now = clock::now_ms();
+    let session = Session {
+        id: ids::new_id()?,
+        title: title.clone(),
+        status: SessionStatus::Provisioning,
+        agent: BUILTIN_AGENT.to_owned(),
+        model: llm_config::model_name(env),
+        owner_id: user.id.clone(),
+        sandbox_id: None,
+        error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    sessions_table::insert(env, &session).await?;
+    internal::publish(env, &SessionListEvent::SessionCreated { session: session.clone() }).await;
+
+    let init = InitSession { owner_id: user.id.clone(), title, worker_url };
+    let response = internal::call_agent(env, &session.id, Method::Post, "/init", Some(&init)).await;
+    if let Err(error) = agent_ok(response).await {
+        // The row stays, so the session is visible with the reason; a later prompt
+        // retries.
+        worker::console_error!("initializing session {} failed: {}", session.id, error.message);
+        let update = sessions_table::SessionUpdate {
+            status: SessionStatus::Error,
+            title: session.title.clone(),
+            sandbox_id: None,
+            error: Some(error.message),
+            updated_at: clock::now_ms(),
+        };
+        sessions_table::update(env, &session.id, &update).await?;
+    }
+    let created = sessions_table::require(env, &session.id, &user.id).await?;
+    Ok(json(201, &created))
+}
+
+async fn agent_ok(response: ApiResult<Response>) -> ApiResult<()> {
+    let response = response?;
+    if (200..300).contains(&response.status_code()) {
+        Ok(())
+    } else {
+        Err(api_error::from_response(response).await)
+    }
+}
+
+pub async fn list(env: &Env, user: &User) -> ApiResult<Response> {
+    let sessions = sessions_table::list(env, &user.id).await?;
+    Ok(json(200, &SessionList { sessions }))
+}
+
+pub async fn get(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
+    let session = sessions_table::require(env, id, &user.id).await?;
+    Ok(json(200, &session))
+}

@@ -1,0 +1,93 @@
+//! The `SessionAgent` Durable Object: one per chat session (named by the session
+//! id), the single owner of that session's prompt queue, event log and runner link.
+//!
+//! This file is the shell: the object's fields and the runtime's entry points. The
+//! work is split by feature into the `session_agent/` modules, and the rules they
+//! apply live in `nightshift_session`:
+//! - [`storage`]: the SQLite schema and every read and write (all synchronous);
+//! - [`requests`]: the internal routes the Worker calls (init, prompts, abort, the
+//!   event stream);
+//! - [`runner_link`]: the runner's hibernatable WebSocket (hello, events, pings);
+//! - [`turns`]: starting, finishing and interrupting turns, events and status;
+//! - [`provisioning`]: requesting the sandbox from the backend;
+//! - [`publishing`]: keeping the D1 row and the session-list stream current.
+//!
+//! Invariants: all state lives in SQLite, so the object can be evicted or hibernate
+//! at any time and rebuilds nothing but its list of live SSE subscribers (which only
+//! exist while it is awake). State changes happen in synchronous stretches (no
+//! `.await` between reading and writing) and no `RefCell` borrow is held across an
+//! `.await`.
+
+use std::cell::Cell;
+
+use worker::{
+    DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
+    durable_object,
+};
+
+use crate::sse::Subscribers;
+
+mod provisioning;
+mod publishing;
+mod requests;
+mod runner_link;
+mod storage;
+mod turns;
+
+use storage::Store;
+
+#[durable_object]
+pub struct SessionAgent {
+    state: State,
+    env: Env,
+    store: Store,
+    /// Open `GET /events` streams of this session.
+    subscribers: Subscribers,
+    /// A publishing loop is running (see [`publishing`]).
+    publishing: Cell<bool>,
+    /// Something changed while it was running; it goes round once more.
+    publish_again: Cell<bool>,
+}
+
+impl DurableObject for SessionAgent {
+    fn new(state: State, env: Env) -> Self {
+        let store = Store::open(state.storage().sql())
+            .expect("the SessionAgent schema is valid SQL and its storage is SQLite-backed");
+        Self {
+            state,
+            env,
+            store,
+            subscribers: Subscribers::new(),
+            publishing: Cell::new(false),
+            publish_again: Cell::new(false),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        Ok(match self.route(req).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        })
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        if let Err(error) = self.on_runner_message(&ws, message).await {
+            worker::console_error!("runner link: {error}");
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
+        if let Err(error) = self.on_runner_gone(&ws).await {
+            worker::console_error!("runner link close: {error}");
+        }
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        if let Err(error) = self.on_runner_gone(&ws).await {
+            worker::console_error!("runner link error: {error}");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Requesting the session's sandbox from the sandbox backend, which starts a runner
+//! in it that dials back with a session-scoped token.
+//!
+//! Requested when the session is initialized; requested again when a prompt arrives
+//! while the last request failed (or has been in flight for too long to still be
+//! alive). A failure is recorded as the sandbox's state, so the status becomes
+//! `error` with the backend's reason, and told in the event stream.
+
+use std::collections::BTreeMap;
+
+use nightshift_protocol::events::EventBody;
+use nightshift_protocol::sandbox::{CreateSandboxRequest, RunnerLaunch, Sandbox, SandboxStatus};
+use nightshift_session::lifecycle::SandboxState;
+use worker::Result;
+
+use super::SessionAgent;
+use crate::{clock, sandbox_client};
+
+/// A request still unanswered after this long is assumed lost (the object that made
+/// it was restarted), so a new one may be made.
+const STALE_REQUEST_MS: i64 = 2 * 60 * 1000;
+
+/// The label that ties a sandbox to its session.
+const SESSION_LABEL: &str = "nightshift.session";
+
+impl SessionAgent {
+    /// Requests the sandbox if there is none and no request is in flight.
+    pub(super) async fn provision(&self) -> Result<()> {
+        let mut record = self.store.record()?;
+        let now = clock::now_ms();
+        if !record.initialized
+            || !record.sandbox.should_request(now, STALE_REQUEST_MS)
+            || self.current_runner(&record).is_some()
+        {
+            return Ok(());
+        }
+        let Some(worker_url) = record.worker_url.clone() else {
+            return Ok(());
+        };
+        record.sandbox = SandboxState::Requested { requested_at: now };
+        self.store.save_record(&record)?;
+        self.refresh_status()?;
+
+        let outcome = self.request_sandbox(&record.session_id, &worker_url).await;
+
+        // Read again: the runner may have said hello while the backend answered.
+        let mut record = self.store.record()?;
+        record.sandbox = match outcome {
+            Ok(sandbox) => SandboxState::Created { sandbox_id: sandbox.id },
+            Err(reason) => {
+                worker::console_warn!("session {}: {reason}", record.session_id);
+                self.record_event(None, EventBody::Error { message: reason.clone() })?;
+                SandboxState::Failed { reason }
+            }
+        };
+        self.store.save_record(&record)?;
+        self.refresh_status()?;
+        Ok(())
+    }
+
+    async fn request_sandbox(&self, session_id: &str, worker_url: &str) -> std::result::Result<Sandbox, String> {
+        let (token, _) = self
+            .issue_token(session_id)
+            .ok_or_else(|| "RUNNER_TOKEN_SECRET is not set (or too short), so no runner can connect".to_owned())?;
+        let request = CreateSandboxRequest {
+            labels: BTreeMap::from([(SESSION_LABEL.to_owned(), session_id.to_owned())]),
+            runner: Some(RunnerLaunch {
+                worker_url: worker_url.to_owned(),
+                session_id: session_id.to_owned(),
+                token,
+            }),
+            ..CreateSandboxRequest::default()
+        };
+        let sandbox = sandbox_client::create_sandbox(&self.env, &request).await?;
+        if sandbox.status == SandboxStatus::Error {
+            let reason = sandbox.error.unwrap_or_else(|| "no reason given".to_owned());
+            return Err(format!("the sandbox backend could not start sandbox {}: {reason}", sandbox.id));
+        }
+        Ok(sandbox)
+    }
+}

@@ -1,0 +1,169 @@
+//! The internal routes the Worker calls on a `SessionAgent` (see
+//! `crate::internal`): `POST /init`, `POST /messages`, `GET /messages`,
+//! `DELETE /messages/{id}`, `POST /abort`, `GET /events?after=N` and `GET /runner`.
+//!
+//! The Worker has already authenticated the caller, validated bodies and checked
+//! that the session exists; these handlers apply the change, tell the event log,
+//! and answer with protocol bodies or error envelopes.
+
+use nightshift_protocol::ErrorCode;
+use nightshift_protocol::api::{AbortResponse, MessageList, PostMessageResponse};
+use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
+use nightshift_protocol::runner_link::SessionFrame;
+use nightshift_session::event_log::{parse_replay_position, sse_frame};
+use nightshift_session::queue::QueueError;
+use nightshift_session::title::title_from_prompt;
+use worker::{Method, Request, Response};
+
+use super::SessionAgent;
+use super::storage::Published;
+use crate::api_error::{ApiError, ApiResult, json};
+use crate::internal::{EnqueuePrompt, InitSession, SESSION_ID_HEADER};
+use crate::{body, clock, ids, sse};
+
+impl SessionAgent {
+    pub(super) async fn route(&self, mut req: Request) -> ApiResult<Response> {
+        self.remember_session_id(&req)?;
+        // The status may be stale after a restart (the runner's socket did not
+        // survive it), so it is re-derived on every call.
+        if self.refresh_status()? {
+            self.publish().await;
+        }
+        let path = req.path();
+        let method = req.method();
+        match (method, path.as_str()) {
+            (Method::Post, "/init") => self.init(&mut req).await,
+            (Method::Post, "/messages") => self.enqueue(&mut req).await,
+            (Method::Get, "/messages") => {
+                Ok(json(200, &MessageList { messages: self.store.queue()?.messages() }))
+            }
+            (Method::Delete, path) if path.starts_with("/messages/") => {
+                self.cancel(&path["/messages/".len()..]).await
+            }
+            (Method::Post, "/abort") => self.abort().await,
+            (Method::Get, "/events") => self.events(&req),
+            (Method::Get, "/runner") => Ok(self.accept_runner(&req).await?),
+            (_, path) => Err(ApiError::not_found(format!("no session route {path}"))),
+        }
+    }
+
+    fn remember_session_id(&self, req: &Request) -> ApiResult<()> {
+        let Some(session_id) = req.headers().get(SESSION_ID_HEADER)? else {
+            return Ok(());
+        };
+        let mut record = self.store.record()?;
+        if record.session_id.is_empty() {
+            record.session_id = session_id;
+            self.store.save_record(&record)?;
+        }
+        Ok(())
+    }
+
+    async fn init(&self, req: &mut Request) -> ApiResult<Response> {
+        let init: InitSession = body::read_json(req).await?;
+        let mut record = self.store.record()?;
+        if !record.initialized {
+            record.initialized = true;
+            record.owner_id = init.owner_id;
+            record.title = init.title.clone();
+            record.worker_url = Some(init.worker_url);
+            // What the Worker wrote into the new D1 row.
+            record.published = Some(Published {
+                status: record.status,
+                title: init.title,
+                sandbox_id: None,
+                error: None,
+            });
+            self.store.save_record(&record)?;
+            self.record_event(None, EventBody::StatusChanged { status: record.status })?;
+        }
+        self.provision().await?;
+        self.publish().await;
+        Ok(json(200, &serde_json::json!({ "initialized": true })))
+    }
+
+    async fn enqueue(&self, req: &mut Request) -> ApiResult<Response> {
+        let EnqueuePrompt { content, worker_url } = body::read_json(req).await?;
+        let id = ids::new_id()?;
+        let mut queue = self.store.queue()?;
+        let (prompt, position) = queue.enqueue(id.clone(), content.clone(), clock::now_ms());
+        self.store.save_prompt(&prompt)?;
+        self.record_event(None, EventBody::PromptQueued { message_id: id.clone(), content: content.clone(), position })?;
+
+        let mut record = self.store.record()?;
+        if record.title.is_empty()
+            && let Some(title) = title_from_prompt(&content)
+        {
+            record.title = title;
+        }
+        record.worker_url = Some(worker_url);
+        self.store.save_record(&record)?;
+
+        self.dispatch().await?;
+        // A session whose sandbox request failed tries again now that there is work.
+        self.provision().await?;
+        self.publish().await;
+        let message = self
+            .store
+            .queue()?
+            .message(&id)
+            .ok_or_else(|| ApiError::internal("the queued prompt vanished"))?;
+        Ok(json(202, &PostMessageResponse { message_id: id, position, message }))
+    }
+
+    async fn cancel(&self, message_id: &str) -> ApiResult<Response> {
+        let mut queue = self.store.queue()?;
+        match queue.cancel(message_id, clock::now_ms()) {
+            Ok(prompt) => {
+                self.store.save_prompt(&prompt)?;
+                self.record_event(None, EventBody::PromptCancelled { message_id: message_id.to_owned() })?;
+                let message = queue.message(message_id).unwrap_or(prompt.message);
+                Ok(json(200, &message))
+            }
+            Err(error @ QueueError::NotFound(_)) => Err(ApiError::not_found(error.to_string())),
+            Err(error) => Err(ApiError::new(ErrorCode::Conflict, error.to_string())),
+        }
+    }
+
+    async fn abort(&self) -> ApiResult<Response> {
+        let queue = self.store.queue()?;
+        let Some(turn_id) = queue.processing().and_then(|prompt| prompt.message.turn_id.clone()) else {
+            return Ok(json(200, &AbortResponse { aborted_turn_id: None }));
+        };
+        let record = self.store.record()?;
+        let told_runner = self
+            .current_runner(&record)
+            .is_some_and(|(socket, _)| socket.send(&SessionFrame::Abort { turn_id: turn_id.clone() }).is_ok());
+        if !told_runner {
+            // No runner can end the turn, so it ends here.
+            self.record_event(
+                Some(&turn_id),
+                EventBody::TurnFinished { outcome: TurnOutcome::Aborted, usage: TokenUsage::default(), error: None },
+            )?;
+            self.finish_turn(&turn_id, TurnOutcome::Aborted, None)?;
+            self.publish().await;
+        }
+        Ok(json(200, &AbortResponse { aborted_turn_id: Some(turn_id) }))
+    }
+
+    /// The event stream: the backlog after `after`, then live. Reading the backlog
+    /// and registering the subscriber happen in one synchronous step.
+    fn events(&self, req: &Request) -> ApiResult<Response> {
+        let after = req
+            .url()?
+            .query_pairs()
+            .find(|(name, _)| name == "after")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default();
+        let after = parse_replay_position(&after)
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, format!("bad event id `{after}`")))?;
+        let backlog = self
+            .store
+            .events_after(after)?
+            .iter()
+            .map(sse_frame)
+            .collect::<Result<Vec<_>, _>>()?;
+        let frames = self.subscribers.subscribe(backlog);
+        Ok(sse::response(frames)?)
+    }
+}

@@ -1,0 +1,277 @@
+//! The runner's WebSocket (frames in `nightshift_protocol::runner_link`), accepted
+//! with the hibernation API so the object can sleep while the link idles.
+//!
+//! Per-socket state lives in the socket's attachment ([`RunnerAttachment`]), which
+//! survives hibernation: the connection number, the epoch once the runner said hello,
+//! and when its current token expires. Only the newest connection counts; a new one
+//! closes the older ones, so a session has one runner at a time.
+//!
+//! Exactly-once intake of events follows `nightshift_session::event_log`: a frame is
+//! new, a resend (acknowledged again, not stored), or out of order (the link is
+//! restarted so the runner resends from what is stored).
+
+use nightshift_protocol::events::EventBody;
+use nightshift_protocol::runner_link::{RunnerFrame, SessionFrame};
+use nightshift_session::event_log::{RunnerIntake, classify_runner_event, welcome_acked};
+use nightshift_session::runner_link::{HelloDecision, INTERRUPTED_REASON, ProcessingTurn, on_hello};
+use nightshift_session::runner_token::needs_renewal;
+use serde::{Deserialize, Serialize};
+use worker::{Request, Response, Result, WebSocket, WebSocketIncomingMessage, WebSocketPair};
+
+use super::SessionAgent;
+use super::storage::SessionRecord;
+use crate::internal::TOKEN_EXPIRES_HEADER;
+use crate::{clock, config};
+
+/// The hibernation tag of runner sockets.
+const RUNNER_TAG: &str = "runner";
+
+/// Close codes the runner may see.
+const CLOSE_REPLACED: u16 = 4000;
+const CLOSE_WRONG_SESSION: u16 = 4003;
+const CLOSE_PROTOCOL: u16 = 4008;
+const CLOSE_OUT_OF_ORDER: u16 = 4009;
+
+/// What the object remembers about one runner socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct RunnerAttachment {
+    pub connection: u64,
+    /// Set by the runner's hello.
+    pub epoch: Option<String>,
+    /// When the token the runner holds expires (Unix seconds).
+    pub token_expires_at: u64,
+}
+
+impl SessionAgent {
+    /// The newest runner socket, once its runner has said hello.
+    pub(super) fn current_runner(&self, record: &SessionRecord) -> Option<(WebSocket, RunnerAttachment)> {
+        let current = record.runner_connection?;
+        self.state.get_websockets_with_tag(RUNNER_TAG).into_iter().find_map(|socket| {
+            let attachment: RunnerAttachment = socket.deserialize_attachment().ok().flatten()?;
+            (attachment.connection == current && attachment.epoch.is_some()).then_some((socket, attachment))
+        })
+    }
+
+    /// `GET /runner`: accepts the upgrade the Worker forwarded after checking the token.
+    pub(super) async fn accept_runner(&self, req: &Request) -> Result<Response> {
+        let token_expires_at = req
+            .headers()
+            .get(TOKEN_EXPIRES_HEADER)?
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        for older in self.state.get_websockets_with_tag(RUNNER_TAG) {
+            close(&older, CLOSE_REPLACED, "replaced by a newer runner connection");
+        }
+        let mut record = self.store.record()?;
+        record.last_connection += 1;
+        let connection = record.last_connection;
+        record.runner_connection = Some(connection);
+        record.runner_epoch = None;
+        self.store.save_record(&record)?;
+
+        let pair = WebSocketPair::new()?;
+        self.state.accept_websocket_with_tags(&pair.server, &[RUNNER_TAG]);
+        pair.server.serialize_attachment(RunnerAttachment { connection, epoch: None, token_expires_at })?;
+        if self.refresh_status()? {
+            self.publish().await;
+        }
+        Response::from_websocket(pair.client)
+    }
+
+    pub(super) async fn on_runner_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        let WebSocketIncomingMessage::String(text) = message else {
+            close(ws, CLOSE_PROTOCOL, "the runner link carries JSON text frames");
+            return Ok(());
+        };
+        let Some(attachment) = ws.deserialize_attachment::<RunnerAttachment>()? else {
+            close(ws, CLOSE_PROTOCOL, "unknown connection");
+            return Ok(());
+        };
+        if self.store.record()?.runner_connection != Some(attachment.connection) {
+            close(ws, CLOSE_REPLACED, "replaced by a newer runner connection");
+            return Ok(());
+        }
+        let frame: RunnerFrame = match serde_json::from_str(&text) {
+            Ok(frame) => frame,
+            Err(error) => {
+                close(ws, CLOSE_PROTOCOL, &format!("invalid frame: {error}"));
+                return self.on_runner_gone(ws).await;
+            }
+        };
+        match frame {
+            RunnerFrame::Hello { session_id, runner_version: _, epoch, active_turn } => {
+                self.on_hello(ws, attachment, &session_id, epoch, active_turn).await
+            }
+            RunnerFrame::Event { local_seq, turn_id, event } => {
+                self.on_event(ws, attachment, local_seq, &turn_id, event).await
+            }
+            RunnerFrame::Ping => self.on_ping(ws, attachment),
+        }
+    }
+
+    async fn on_hello(
+        &self,
+        ws: &WebSocket,
+        mut attachment: RunnerAttachment,
+        session_id: &str,
+        epoch: String,
+        active_turn: Option<String>,
+    ) -> Result<()> {
+        let mut record = self.store.record()?;
+        if session_id != record.session_id {
+            close(ws, CLOSE_WRONG_SESSION, "this link belongs to another session");
+            return self.on_runner_gone(ws).await;
+        }
+        // Every hello gets a fresh token, so a runner that reconnects late in its
+        // token's life is not locked out at the next reconnect.
+        let token = self.issue_token(&record.session_id);
+        if let Some((_, expires_at)) = &token {
+            attachment.token_expires_at = *expires_at;
+        }
+        attachment.epoch = Some(epoch.clone());
+        ws.serialize_attachment(&attachment)?;
+        record.runner_epoch = Some(epoch.clone());
+        record.runner_ever_connected = true;
+        self.store.save_record(&record)?;
+
+        let acked = welcome_acked(self.store.epoch_acked(&epoch)?);
+        ws.send(&SessionFrame::Welcome { acked, token: token.map(|(token, _)| token) })?;
+
+        let mut queue = self.store.queue()?;
+        let processing = queue.processing().map(|prompt| ProcessingTurn {
+            turn_id: prompt.message.turn_id.as_deref().unwrap_or_default(),
+            runner_epoch: prompt.runner_epoch.as_deref(),
+        });
+        let processing_turn = processing.map(|turn| turn.turn_id.to_owned());
+        match on_hello(processing, &epoch, active_turn.as_deref()) {
+            HelloDecision::Interrupt { turn_id } => self.interrupt_turn(&turn_id, INTERRUPTED_REASON)?,
+            HelloDecision::Adopt { turn_id } => {
+                if let Ok(prompt) = queue.adopt(&turn_id, epoch.clone()) {
+                    self.store.save_prompt(&prompt)?;
+                }
+            }
+            HelloDecision::Continue | HelloDecision::NothingRunning => {}
+        }
+        // A turn the runner still works on that is no longer ours to run (it was
+        // aborted or interrupted meanwhile) is stopped.
+        if let Some(active) = active_turn
+            && processing_turn.as_deref() != Some(active.as_str())
+        {
+            let _ = ws.send(&SessionFrame::Abort { turn_id: active });
+        }
+        self.refresh_status()?;
+        self.dispatch().await?;
+        self.publish().await;
+        Ok(())
+    }
+
+    async fn on_event(
+        &self,
+        ws: &WebSocket,
+        attachment: RunnerAttachment,
+        local_seq: u64,
+        turn_id: &str,
+        event: EventBody,
+    ) -> Result<()> {
+        let Some(epoch) = attachment.epoch else {
+            close(ws, CLOSE_PROTOCOL, "send hello first");
+            return self.on_runner_gone(ws).await;
+        };
+        let acked = self.store.epoch_acked(&epoch)?.unwrap_or(0);
+        match classify_runner_event(acked, local_seq) {
+            RunnerIntake::Duplicate => {
+                ws.send(&SessionFrame::Ack { up_to: acked })?;
+                Ok(())
+            }
+            RunnerIntake::OutOfOrder { expected } => {
+                // Restarting the link makes the runner resend from `acked`.
+                close(ws, CLOSE_OUT_OF_ORDER, &format!("expected local_seq {expected}; reconnect to resend"));
+                self.on_runner_gone(ws).await
+            }
+            RunnerIntake::Accept => {
+                let finished = match &event {
+                    EventBody::TurnFinished { outcome, error, .. } => Some((*outcome, error.clone())),
+                    _ => None,
+                };
+                if event.is_from_runner() {
+                    self.record_runner_event(turn_id, &epoch, local_seq, event)?;
+                } else {
+                    // Taken in (so numbering goes on) but not stored: only the
+                    // SessionAgent writes these kinds.
+                    worker::console_warn!("a runner sent an event kind it may not send; ignored");
+                }
+                self.store.set_epoch_acked(&epoch, local_seq)?;
+                // If the ack is lost the runner resends, and the resend is a duplicate.
+                let _ = ws.send(&SessionFrame::Ack { up_to: local_seq });
+                if let Some((outcome, error)) = finished
+                    && self.finish_turn(turn_id, outcome, error)?
+                {
+                    self.dispatch().await?;
+                    self.publish().await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_ping(&self, ws: &WebSocket, mut attachment: RunnerAttachment) -> Result<()> {
+        let ttl = config::runner_token_ttl_secs(&self.env);
+        let mut token = None;
+        if needs_renewal(attachment.token_expires_at, clock::now_secs(), ttl) {
+            let record = self.store.record()?;
+            if let Some((renewed, expires_at)) = self.issue_token(&record.session_id) {
+                attachment.token_expires_at = expires_at;
+                ws.serialize_attachment(&attachment)?;
+                token = Some(renewed);
+            }
+        }
+        ws.send(&SessionFrame::Pong { token })
+    }
+
+    /// The runner link closed or failed. If it was the current one, the session
+    /// waits for its runner (`reconnecting`); the processing prompt stays, since the
+    /// same runner may come back and go on.
+    pub(super) async fn on_runner_gone(&self, ws: &WebSocket) -> Result<()> {
+        let attachment = ws.deserialize_attachment::<RunnerAttachment>().ok().flatten();
+        close(ws, 1000, "closing");
+        let Some(attachment) = attachment else {
+            return Ok(());
+        };
+        let mut record = self.store.record()?;
+        if record.runner_connection != Some(attachment.connection) {
+            return Ok(());
+        }
+        record.runner_connection = None;
+        self.store.save_record(&record)?;
+        if self.refresh_status()? {
+            self.publish().await;
+        }
+        Ok(())
+    }
+
+    /// A fresh runner token and its expiry, or `None` (logged) when the secret is
+    /// missing.
+    pub(super) fn issue_token(&self, session_id: &str) -> Option<(String, u64)> {
+        let ttl = config::runner_token_ttl_secs(&self.env);
+        let now = clock::now_secs();
+        let issued = config::runner_token_key(&self.env)
+            .and_then(|key| key.issue(session_id, now, ttl).map_err(|error| error.to_string()));
+        match issued {
+            Ok(token) => Some((token, now + ttl)),
+            Err(error) => {
+                worker::console_error!("no runner token: {error}");
+                None
+            }
+        }
+    }
+}
+
+/// Closes `ws`, ignoring a socket that is already closed. Close reasons are limited
+/// to 123 bytes by the WebSocket protocol.
+fn close(ws: &WebSocket, code: u16, reason: &str) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let _ = ws.close(Some(code), Some(&reason[..end]));
+}

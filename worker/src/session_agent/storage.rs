@@ -1,0 +1,321 @@
+//! The `SessionAgent`'s SQLite storage (`state.storage().sql()`): one schema, and
+//! the reads and writes the object needs, all synchronous.
+//!
+//! Tables:
+//! - `meta`: key-value; `session` holds the [`SessionRecord`] as JSON.
+//! - `prompts`: the queue, one row per prompt, in creation order (`rowid`).
+//! - `events`: the event log; `seq` is the per-session sequence number, and
+//!   `(epoch, local_seq)` identifies a runner event so a resend is never stored twice.
+//! - `runner_epochs`: per runner epoch, the highest `local_seq` taken in.
+//!
+//! Because every call here is synchronous, a handler that does its reads and writes
+//! without an `.await` in between sees and leaves a consistent state, and the runtime
+//! commits those writes together.
+
+use nightshift_protocol::api::{Message, MessageState, SessionStatus};
+use nightshift_protocol::events::{EventBody, SessionEvent};
+use nightshift_session::event_log::{ReplyText, Sequencer};
+use nightshift_session::lifecycle::SandboxState;
+use nightshift_session::queue::{Prompt, PromptQueue};
+use serde::{Deserialize, Serialize};
+use worker::{Result, SqlStorage, SqlStorageValue};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS prompts (
+        id TEXT PRIMARY KEY,
+        content TEXT NOT NULL,
+        state TEXT NOT NULL,
+        queue_order INTEGER NOT NULL,
+        turn_id TEXT,
+        runner_epoch TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        reply TEXT,
+        error TEXT,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER
+    )",
+    "CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY,
+        turn_id TEXT,
+        epoch TEXT,
+        local_seq INTEGER,
+        body TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        UNIQUE (epoch, local_seq)
+    )",
+    "CREATE INDEX IF NOT EXISTS events_by_turn ON events (turn_id, seq)",
+    "CREATE TABLE IF NOT EXISTS runner_epochs (epoch TEXT PRIMARY KEY, acked INTEGER NOT NULL)",
+];
+
+/// What the `SessionAgent` knows about its session besides the queue and the log.
+/// The status is derived from these facts by `nightshift_session::lifecycle`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub owner_id: String,
+    /// `/init` has run.
+    pub initialized: bool,
+    /// Empty while untitled.
+    pub title: String,
+    /// The URL the runner dials, for (re)requesting the sandbox.
+    pub worker_url: Option<String>,
+    pub sandbox: SandboxState,
+    /// Connection numbers: the newest runner socket gets `last_connection + 1`.
+    pub last_connection: u64,
+    /// The newest runner socket; older ones are closed.
+    pub runner_connection: Option<u64>,
+    /// The epoch the newest runner socket said hello with.
+    pub runner_epoch: Option<String>,
+    pub runner_ever_connected: bool,
+    /// The status as last derived.
+    pub status: SessionStatus,
+    /// What D1 and the session-list stream were last told.
+    pub published: Option<Published>,
+}
+
+impl Default for SessionRecord {
+    fn default() -> Self {
+        Self {
+            session_id: String::new(),
+            owner_id: String::new(),
+            initialized: false,
+            title: String::new(),
+            worker_url: None,
+            sandbox: SandboxState::default(),
+            last_connection: 0,
+            runner_connection: None,
+            runner_epoch: None,
+            runner_ever_connected: false,
+            status: SessionStatus::Provisioning,
+            published: None,
+        }
+    }
+}
+
+/// The columns of the D1 row the `SessionAgent` keeps current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub status: SessionStatus,
+    pub title: String,
+    pub sandbox_id: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MetaRow {
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct PromptRow {
+    id: String,
+    content: String,
+    state: String,
+    queue_order: i64,
+    turn_id: Option<String>,
+    runner_epoch: Option<String>,
+    attempts: u32,
+    reply: Option<String>,
+    error: Option<String>,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct EventRow {
+    seq: u64,
+    turn_id: Option<String>,
+    body: String,
+    at: i64,
+}
+
+#[derive(Deserialize)]
+struct Count {
+    value: u64,
+}
+
+/// The object's storage.
+#[derive(Debug, Clone)]
+pub struct Store {
+    sql: SqlStorage,
+}
+
+fn text(value: &str) -> SqlStorageValue {
+    SqlStorageValue::String(value.to_owned())
+}
+
+fn optional_text(value: Option<&str>) -> SqlStorageValue {
+    value.map_or(SqlStorageValue::Null, text)
+}
+
+fn integer(value: i64) -> SqlStorageValue {
+    SqlStorageValue::Integer(value)
+}
+
+fn unsigned(value: u64) -> SqlStorageValue {
+    SqlStorageValue::Integer(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    /// Opens the storage, creating the schema if it is new.
+    pub fn open(sql: SqlStorage) -> Result<Self> {
+        for statement in SCHEMA {
+            sql.exec(statement, None)?;
+        }
+        Ok(Self { sql })
+    }
+
+    pub fn record(&self) -> Result<SessionRecord> {
+        let rows: Vec<MetaRow> =
+            self.sql.exec("SELECT value FROM meta WHERE key = 'session'", None)?.to_array()?;
+        match rows.into_iter().next() {
+            Some(row) => Ok(serde_json::from_str(&row.value)?),
+            None => Ok(SessionRecord::default()),
+        }
+    }
+
+    pub fn save_record(&self, record: &SessionRecord) -> Result<()> {
+        let value = serde_json::to_string(record)?;
+        self.sql.exec(
+            "INSERT INTO meta (key, value) VALUES ('session', ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![text(&value)],
+        )?;
+        Ok(())
+    }
+
+    /// The whole queue, in creation order.
+    pub fn queue(&self) -> Result<PromptQueue> {
+        let rows: Vec<PromptRow> = self.sql.exec("SELECT * FROM prompts ORDER BY rowid", None)?.to_array()?;
+        let prompts = rows
+            .into_iter()
+            .map(|row| Prompt {
+                message: Message {
+                    id: row.id,
+                    content: row.content,
+                    // A state this version does not know cannot run; treat it as failed.
+                    state: MessageState::parse(&row.state).unwrap_or(MessageState::Failed),
+                    position: None,
+                    turn_id: row.turn_id,
+                    attempts: row.attempts,
+                    reply: row.reply,
+                    error: row.error,
+                    created_at: row.created_at,
+                    started_at: row.started_at,
+                    finished_at: row.finished_at,
+                },
+                queue_order: row.queue_order,
+                runner_epoch: row.runner_epoch,
+            })
+            .collect();
+        Ok(PromptQueue::from_prompts(prompts))
+    }
+
+    /// Inserts or updates one prompt; an update keeps its place in creation order.
+    pub fn save_prompt(&self, prompt: &Prompt) -> Result<()> {
+        let m = &prompt.message;
+        self.sql.exec(
+            "INSERT INTO prompts (id, content, state, queue_order, turn_id, runner_epoch, attempts, \
+                                  reply, error, created_at, started_at, finished_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue_order = excluded.queue_order, \
+                turn_id = excluded.turn_id, runner_epoch = excluded.runner_epoch, \
+                attempts = excluded.attempts, reply = excluded.reply, error = excluded.error, \
+                started_at = excluded.started_at, finished_at = excluded.finished_at",
+            vec![
+                text(&m.id),
+                text(&m.content),
+                text(m.state.as_str()),
+                integer(prompt.queue_order),
+                optional_text(m.turn_id.as_deref()),
+                optional_text(prompt.runner_epoch.as_deref()),
+                integer(i64::from(m.attempts)),
+                optional_text(m.reply.as_deref()),
+                optional_text(m.error.as_deref()),
+                integer(m.created_at),
+                m.started_at.map_or(SqlStorageValue::Null, integer),
+                m.finished_at.map_or(SqlStorageValue::Null, integer),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Stores an event with the next `seq`. `runner` is the `(epoch, local_seq)` of an
+    /// event that came from a runner.
+    pub fn append_event(
+        &self,
+        turn_id: Option<&str>,
+        runner: Option<(&str, u64)>,
+        body: EventBody,
+        at: i64,
+    ) -> Result<SessionEvent> {
+        let last: Vec<Count> =
+            self.sql.exec("SELECT COALESCE(MAX(seq), 0) AS value FROM events", None)?.to_array()?;
+        let seq = Sequencer::after(last.first().map_or(0, |row| row.value)).next_seq();
+        let json = serde_json::to_string(&body)?;
+        self.sql.exec(
+            "INSERT INTO events (seq, turn_id, epoch, local_seq, body, at) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                unsigned(seq),
+                optional_text(turn_id),
+                optional_text(runner.map(|(epoch, _)| epoch)),
+                runner.map_or(SqlStorageValue::Null, |(_, local_seq)| unsigned(local_seq)),
+                text(&json),
+                integer(at),
+            ],
+        )?;
+        Ok(SessionEvent { seq, turn_id: turn_id.map(str::to_owned), at, body })
+    }
+
+    /// Every event after `after`, in order.
+    pub fn events_after(&self, after: u64) -> Result<Vec<SessionEvent>> {
+        let rows: Vec<EventRow> = self
+            .sql
+            .exec("SELECT seq, turn_id, body, at FROM events WHERE seq > ? ORDER BY seq", vec![unsigned(after)])?
+            .to_array()?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(SessionEvent { seq: row.seq, turn_id: row.turn_id, at: row.at, body: serde_json::from_str(&row.body)? })
+            })
+            .collect()
+    }
+
+    /// The reply text of a turn: its text deltas, concatenated in order.
+    pub fn turn_reply(&self, turn_id: &str) -> Result<Option<String>> {
+        let rows: Vec<EventRow> = self
+            .sql
+            .exec(
+                "SELECT seq, turn_id, body, at FROM events \
+                 WHERE turn_id = ? AND body LIKE '{\"type\":\"text_delta\"%' ORDER BY seq",
+                vec![text(turn_id)],
+            )?
+            .to_array()?;
+        let mut reply = ReplyText::new();
+        for row in rows {
+            reply.push(&serde_json::from_str(&row.body)?);
+        }
+        Ok(reply.finish())
+    }
+
+    /// The highest `local_seq` taken in from runner `epoch`, if any.
+    pub fn epoch_acked(&self, epoch: &str) -> Result<Option<u64>> {
+        let rows: Vec<Count> = self
+            .sql
+            .exec("SELECT acked AS value FROM runner_epochs WHERE epoch = ?", vec![text(epoch)])?
+            .to_array()?;
+        Ok(rows.first().map(|row| row.value))
+    }
+
+    pub fn set_epoch_acked(&self, epoch: &str, acked: u64) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO runner_epochs (epoch, acked) VALUES (?, ?) \
+             ON CONFLICT (epoch) DO UPDATE SET acked = excluded.acked",
+            vec![text(epoch), unsigned(acked)],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! The `sessions` table in D1 (schema in `migrations/0001_init.sql`): the list of
+//! sessions, with each one's owner and a copy of its status and title that its
+//! `SessionAgent` keeps current.
+//!
+//! The `SessionAgent` is the source of truth for a session's state; this table exists
+//! so that listing sessions and checking that one exists need no Durable Object at
+//! all. Every D1 call has a time limit.
+
+use std::time::Duration;
+
+use nightshift_protocol::api::{Session, SessionStatus};
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, Env};
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::timeout::with_timeout;
+
+/// A D1 query answers within this.
+pub const D1_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most sessions `GET /api/sessions` lists.
+pub const LIST_LIMIT: u32 = 500;
+
+/// The columns of a session that its `SessionAgent` keeps current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUpdate {
+    pub status: SessionStatus,
+    pub title: String,
+    pub sandbox_id: Option<String>,
+    pub error: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionRow {
+    id: String,
+    owner_id: String,
+    title: String,
+    status: String,
+    agent: String,
+    model: Option<String>,
+    sandbox_id: Option<String>,
+    error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<SessionRow> for Session {
+    fn from(row: SessionRow) -> Self {
+        Session {
+            id: row.id,
+            title: row.title,
+            // A status this version does not know is shown as an error rather than
+            // failing the whole list.
+            status: SessionStatus::parse(&row.status).unwrap_or(SessionStatus::Error),
+            agent: row.agent,
+            model: row.model,
+            owner_id: row.owner_id,
+            sandbox_id: row.sandbox_id,
+            error: row.error,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, owner_id, title, status, agent, model, sandbox_id, error, created_at, updated_at";
+
+fn db(env: &Env) -> ApiResult<D1Database> {
+    Ok(env.d1("DB")?)
+}
+
+fn text(value: &str) -> JsValue {
+    JsValue::from_str(value)
+}
+
+fn optional_text(value: Option<&str>) -> JsValue {
+    value.map_or(JsValue::NULL, JsValue::from_str)
+}
+
+fn number(value: i64) -> JsValue {
+    // Timestamps in ms stay far below 2^53, so they are exact as JS numbers.
+    JsValue::from_f64(value as f64)
+}
+
+async fn run(statement: D1PreparedStatement) -> ApiResult<()> {
+    with_timeout(D1_TIMEOUT, statement.run())
+        .await
+        .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
+    Ok(())
+}
+
+pub async fn insert(env: &Env, session: &Session) -> ApiResult<()> {
+    let statement = db(env)?
+        .prepare(format!("INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+        .bind(&[
+            text(&session.id),
+            text(&session.owner_id),
+            text(&session.title),
+            text(session.status.as_str()),
+            text(&session.agent),
+            optional_text(session.model.as_deref()),
+            optional_text(session.sandbox_id.as_deref()),
+            optional_text(session.error.as_deref()),
+            number(session.created_at),
+            number(session.updated_at),
+        ])?;
+    run(statement).await
+}
+
+/// The session `id` if it exists and belongs to `owner_id`.
+pub async fn get(env: &Env, id: &str, owner_id: &str) -> ApiResult<Option<Session>> {
+    let statement = db(env)?
+        .prepare(format!("SELECT {COLUMNS} FROM sessions WHERE id = ? AND owner_id = ?"))
+        .bind(&[text(id), text(owner_id)])?;
+    let row = with_timeout(D1_TIMEOUT, statement.first::<SessionRow>(None))
+        .await
+        .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
+    Ok(row.map(Session::from))
+}
+
+/// [`get`], answering `not_found` when there is no such session.
+pub async fn require(env: &Env, id: &str, owner_id: &str) -> ApiResult<Session> {
+    get(env, id, owner_id).await?.ok_or_else(|| ApiError::not_found(format!("no session {id}")))
+}
+
+/// The sessions of `owner_id`, newest first.
+pub async fn list(env: &Env, owner_id: &str) -> ApiResult<Vec<Session>> {
+    let statement = db(env)?
+        .prepare(format!(
+            "SELECT {COLUMNS} FROM sessions WHERE owner_id = ? \
+             ORDER BY created_at DESC, rowid DESC LIMIT {LIST_LIMIT}"
+        ))
+        .bind(&[text(owner_id)])?;
+    let result = with_timeout(D1_TIMEOUT, statement.all())
+        .await
+        .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
+    let rows: Vec<SessionRow> = result.results()?;
+    Ok(rows.into_iter().map(Session::from).collect())
+}
+
+/// Writes what the `SessionAgent` of session `id` currently says.
+pub async fn update(env: &Env, id: &str, update: &SessionUpdate) -> ApiResult<()> {
+    let statement = db(env)?
+        .prepare(
+            "UPDATE sessions SET status = ?, title = ?, sandbox_id = ?, error = ?, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(&[
+            text(update.status.as_str()),
+            text(&update.title),
+            optional_text(update.sandbox_id.as_deref()),
+            optional_text(update.error.as_deref()),
+            number(update.updated_at),
+            text(id),
+        ])?;
+    run(statement).await
+}
+
+/// The owner of session `id`, if it exists (for callers that are not a user).
+pub async fn get_owner(env: &Env, id: &str) -> ApiResult<Option<String>> {
+    let statement = db(env)?.prepare("SELECT owner_id FROM sessions WHERE id = ?").bind(&[text(id)])?;
+    let owner = with_timeout(D1_TIMEOUT, statement.first::<String>(Some("owner_id")))
+        .await
+        .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
+    Ok(owner)
+}

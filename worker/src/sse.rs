@@ -1,0 +1,70 @@
+//! Server-sent event streams served by the Durable Objects: a set of live
+//! subscribers, each fed through its own channel, and the streaming response that
+//! drains a channel to the client with a keep-alive comment while idle.
+//!
+//! Frames are formatted by `nightshift_session::event_log`; this module only moves
+//! them. A subscriber whose client went away is dropped at the next broadcast.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::future::{Either, select};
+use futures::StreamExt;
+use nightshift_session::event_log::SSE_KEEP_ALIVE;
+use worker::{Delay, Headers, Response};
+
+/// How long a stream may stay silent before a keep-alive comment is sent.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The live subscribers of one stream.
+#[derive(Debug, Default)]
+pub struct Subscribers {
+    senders: RefCell<Vec<UnboundedSender<String>>>,
+}
+
+impl Subscribers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a subscriber whose stream starts with `backlog`. Queuing the backlog
+    /// and registering happen in one synchronous step, so no frame broadcast meanwhile
+    /// can fall between them or come twice.
+    pub fn subscribe(&self, backlog: Vec<String>) -> UnboundedReceiver<String> {
+        let (sender, receiver) = unbounded();
+        for frame in backlog {
+            // The receiver is alive right here, so sending cannot fail.
+            let _ = sender.unbounded_send(frame);
+        }
+        self.senders.borrow_mut().push(sender);
+        receiver
+    }
+
+    /// Sends `frame` to every live subscriber and forgets the ones that are gone.
+    pub fn broadcast(&self, frame: &str) {
+        self.senders.borrow_mut().retain(|sender| sender.unbounded_send(frame.to_owned()).is_ok());
+    }
+
+    pub fn count(&self) -> usize {
+        self.senders.borrow().len()
+    }
+}
+
+/// A `text/event-stream` response that forwards `frames` and sends a keep-alive
+/// comment whenever nothing was sent for [`KEEP_ALIVE_INTERVAL`].
+pub fn response(frames: UnboundedReceiver<String>) -> worker::Result<Response> {
+    let stream = futures::stream::unfold(frames, |mut frames| async move {
+        let next = match select(frames.next(), Delay::from(KEEP_ALIVE_INTERVAL)).await {
+            Either::Left((Some(frame), _)) => Some(frame),
+            Either::Left((None, _)) => None,
+            Either::Right(_) => Some(SSE_KEEP_ALIVE.to_owned()),
+        };
+        next.map(|frame| (Ok::<Vec<u8>, worker::Error>(frame.into_bytes()), frames))
+    });
+    let headers = Headers::new();
+    headers.set("content-type", "text/event-stream; charset=utf-8")?;
+    headers.set("cache-control", "no-cache, no-store")?;
+    headers.set("x-accel-buffering", "no")?;
+    Ok(Response::from_stream(stream)?.with_headers(headers))
+}
