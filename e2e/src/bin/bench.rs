@@ -129,7 +129,7 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     let deliveries = (events * CLIENTS) as f64 / elapsed.as_secs_f64();
 
     let root = repo_root();
-    let worker_wasm = find_wasm(&root.join("worker/build/worker"))?;
+    let worker_wasm = find_wasm(&root.join("worker/build"))?;
     let app_wasm = find_wasm(&root.join("app/dist/pkg"))?;
     let kib = |b: u64| format!("{:.0} KiB", b as f64 / 1024.0);
 
