@@ -36,7 +36,10 @@ CARGO_PROFILE_RELEASE_OPT_LEVEL=z RUSTC="$(wasm_rustc)" CARGO_TARGET_DIR="$targe
   cargo build -p nightshift-app --target wasm32-unknown-unknown --release
 
 log "wasm-bindgen"
-rm -rf "$out"
+# Empty app/dist but keep the directory itself: a running `wrangler dev` watches it
+# and stops serving assets if the directory is replaced.
+mkdir -p "$out"
+find "$out" -mindepth 1 -delete
 mkdir -p "$out/pkg"
 wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" "$wasm"
 

@@ -7,7 +7,8 @@
 //! decided by the callers and the `state` reducers.
 
 use nightshift_protocol::api::{
-    CreateSessionRequest, MessageList, PostMessageRequest, PostMessageResponse, Session, SessionList,
+    CreateSessionRequest, MessageList, PostMessageRequest, PostMessageResponse, Session,
+    SessionList,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,7 +29,12 @@ pub async fn list_sessions() -> Result<SessionList, ApiError> {
 
 /// `POST /api/sessions` with `{}`.
 pub async fn create_session() -> Result<Session, ApiError> {
-    request_json("POST", "/api/sessions", Some(&CreateSessionRequest::default())).await
+    request_json(
+        "POST",
+        "/api/sessions",
+        Some(&CreateSessionRequest::default()),
+    )
+    .await
 }
 
 /// `GET /api/sessions/{id}`.
@@ -42,7 +48,10 @@ pub async fn list_messages(session_id: &str) -> Result<MessageList, ApiError> {
 }
 
 /// `POST /api/sessions/{id}/messages`: queues a prompt.
-pub async fn post_message(session_id: &str, content: String) -> Result<PostMessageResponse, ApiError> {
+pub async fn post_message(
+    session_id: &str,
+    content: String,
+) -> Result<PostMessageResponse, ApiError> {
     let body = PostMessageRequest { content };
     request_json("POST", &session_path(session_id, "/messages"), Some(&body)).await
 }
@@ -50,18 +59,30 @@ pub async fn post_message(session_id: &str, content: String) -> Result<PostMessa
 /// `DELETE /api/sessions/{id}/messages/{message_id}`: cancels a queued prompt.
 pub async fn cancel_message(session_id: &str, message_id: &str) -> Result<(), ApiError> {
     let suffix = format!("/messages/{}", encode(message_id));
-    request_text("DELETE", &session_path(session_id, &suffix), None::<&()>).await.map(drop)
+    request_text("DELETE", &session_path(session_id, &suffix), None::<&()>)
+        .await
+        .map(drop)
 }
 
 /// `POST /api/sessions/{id}/abort`: stops the running turn.
 pub async fn abort(session_id: &str) -> Result<(), ApiError> {
-    request_text("POST", &session_path(session_id, "/abort"), Some(&serde_json::json!({}))).await.map(drop)
+    request_text(
+        "POST",
+        &session_path(session_id, "/abort"),
+        Some(&serde_json::json!({})),
+    )
+    .await
+    .map(drop)
 }
 
 /// The URL of a session's event stream, resuming after `after` when it is not 0.
 pub fn session_events_url(session_id: &str, after: u64) -> String {
     let base = session_path(session_id, "/events");
-    if after == 0 { base } else { format!("{base}?after={after}") }
+    if after == 0 {
+        base
+    } else {
+        format!("{base}?after={after}")
+    }
 }
 
 /// The URL of the sessions-list event stream.
@@ -99,11 +120,15 @@ async fn request_text(
     init.set_method(method);
     init.set_signal(Some(&AbortSignal::timeout_with_u32(REQUEST_TIMEOUT_MS)));
     let headers = Headers::new().map_err(js_error)?;
-    headers.set("Accept", "application/json").map_err(js_error)?;
+    headers
+        .set("Accept", "application/json")
+        .map_err(js_error)?;
     if let Some(body) = body {
         let json = serde_json::to_string(body)
             .map_err(|error| ApiError::network(format!("could not encode the request: {error}")))?;
-        headers.set("Content-Type", "application/json").map_err(js_error)?;
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(js_error)?;
         init.set_body(&JsValue::from_str(&json));
     }
     init.set_headers(&headers);
@@ -117,13 +142,21 @@ async fn request_text(
         .map_err(js_error)?;
     let status = response.status();
     let text = match response.text() {
-        Ok(promise) => JsFuture::from(promise).await.map_err(js_error)?.as_string().unwrap_or_default(),
+        Ok(promise) => JsFuture::from(promise)
+            .await
+            .map_err(js_error)?
+            .as_string()
+            .unwrap_or_default(),
         Err(error) => return Err(js_error(error)),
     };
     if response.ok() {
         Ok((status, text))
     } else {
-        Err(ApiError::from_answer(status, &response.status_text(), &text))
+        Err(ApiError::from_answer(
+            status,
+            &response.status_text(),
+            &text,
+        ))
     }
 }
 

@@ -27,18 +27,35 @@ impl ApiError {
             };
         }
         // A code this build does not know yet is still shown as it was sent.
-        let loose: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(text).ok().and_then(|value| {
-            let error = value.get("error")?;
-            Some((error.get("code")?.as_str()?.to_owned(), error.get("message")?.as_str()?.to_owned()))
-        });
+        let loose: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|value| {
+                let error = value.get("error")?;
+                Some((
+                    error.get("code")?.as_str()?.to_owned(),
+                    error.get("message")?.as_str()?.to_owned(),
+                ))
+            });
         match loose {
-            Some((code, message)) => ApiError { code: Some(code), message, status },
-            None => ApiError { code: None, message: format!("HTTP {status} {status_text}").trim().to_owned(), status },
+            Some((code, message)) => ApiError {
+                code: Some(code),
+                message,
+                status,
+            },
+            None => ApiError {
+                code: None,
+                message: format!("HTTP {status} {status_text}").trim().to_owned(),
+                status,
+            },
         }
     }
 
     pub fn network(message: impl Into<String>) -> Self {
-        ApiError { code: None, message: message.into(), status: 0 }
+        ApiError {
+            code: None,
+            message: message.into(),
+            status: 0,
+        }
     }
 
     pub fn is_not_found(&self) -> bool {
@@ -61,11 +78,15 @@ mod tests {
 
     #[test]
     fn the_envelope_gives_code_and_message() {
-        let text = r#"{"error":{"code":"message_too_large","message":"prompt is over 65536 bytes"}}"#;
+        let text =
+            r#"{"error":{"code":"message_too_large","message":"prompt is over 65536 bytes"}}"#;
         let error = ApiError::from_answer(413, "Payload Too Large", text);
         assert_eq!(error.code.as_deref(), Some("message_too_large"));
         assert_eq!(error.status, 413);
-        assert_eq!(error.to_string(), "prompt is over 65536 bytes (message_too_large)");
+        assert_eq!(
+            error.to_string(),
+            "prompt is over 65536 bytes (message_too_large)"
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub fn tool_call_summary(tool: &str, args: &Value) -> String {
     {
         return command;
     }
-    if let Some(summary) = field("command").or_else(|| field("path")).or_else(|| field("pattern")) {
+    if let Some(summary) = field("command")
+        .or_else(|| field("path"))
+        .or_else(|| field("pattern"))
+    {
         return summary;
     }
     match args {
@@ -86,16 +89,28 @@ mod tests {
 
     #[test]
     fn bash_calls_show_their_command() {
-        assert_eq!(tool_call_summary("bash", &json!({"command": "cargo test"})), "cargo test");
-        assert_eq!(tool_call_details("bash", &json!({"command": "cargo test"})), None);
+        assert_eq!(
+            tool_call_summary("bash", &json!({"command": "cargo test"})),
+            "cargo test"
+        );
+        assert_eq!(
+            tool_call_details("bash", &json!({"command": "cargo test"})),
+            None
+        );
     }
 
     #[test]
     fn other_tools_show_a_path_or_their_json() {
         let write = json!({"path": "src/main.rs", "content": "fn main() {}"});
         assert_eq!(tool_call_summary("write_file", &write), "src/main.rs");
-        assert!(tool_call_details("write_file", &write).is_some_and(|details| details.contains("content")));
-        assert_eq!(tool_call_summary("think", &json!({"depth": 2})), r#"{"depth":2}"#);
+        assert!(
+            tool_call_details("write_file", &write)
+                .is_some_and(|details| details.contains("content"))
+        );
+        assert_eq!(
+            tool_call_summary("think", &json!({"depth": 2})),
+            r#"{"depth":2}"#
+        );
         assert_eq!(tool_call_summary("noop", &Value::Null), "");
     }
 

@@ -9,7 +9,10 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Block {
     Prose(String),
-    Code { language: Option<String>, code: String },
+    Code {
+        language: Option<String>,
+        code: String,
+    },
 }
 
 /// Splits reply text at ``` fences. A fence line opens or closes a code block; the
@@ -31,7 +34,10 @@ pub fn split_code_blocks(text: &str) -> Vec<Block> {
             }
             (Some(_), Some(_)) => {
                 if let Some((language, body)) = code.take() {
-                    blocks.push(Block::Code { language, code: strip_last_newline(body) });
+                    blocks.push(Block::Code {
+                        language,
+                        code: strip_last_newline(body),
+                    });
                 }
             }
             (Some((_, body)), None) => body.push_str(line),
@@ -39,7 +45,10 @@ pub fn split_code_blocks(text: &str) -> Vec<Block> {
         }
     }
     if let Some((language, body)) = code {
-        blocks.push(Block::Code { language, code: strip_last_newline(body) });
+        blocks.push(Block::Code {
+            language,
+            code: strip_last_newline(body),
+        });
     }
     if !prose.is_empty() {
         blocks.push(Block::Prose(prose));
@@ -54,7 +63,10 @@ fn fence_info(line: &str) -> Option<&str> {
     if indent > 3 {
         return None;
     }
-    trimmed.trim_start_matches(' ').strip_prefix("```").map(str::trim)
+    trimmed
+        .trim_start_matches(' ')
+        .strip_prefix("```")
+        .map(str::trim)
 }
 
 fn strip_last_newline(mut body: String) -> String {
@@ -72,12 +84,18 @@ mod tests {
     use super::*;
 
     fn code(language: Option<&str>, code: &str) -> Block {
-        Block::Code { language: language.map(str::to_owned), code: code.to_owned() }
+        Block::Code {
+            language: language.map(str::to_owned),
+            code: code.to_owned(),
+        }
     }
 
     #[test]
     fn plain_text_is_one_prose_block() {
-        assert_eq!(split_code_blocks("Hello\n  world"), [Block::Prose("Hello\n  world".into())]);
+        assert_eq!(
+            split_code_blocks("Hello\n  world"),
+            [Block::Prose("Hello\n  world".into())]
+        );
         assert!(split_code_blocks("").is_empty());
     }
 

@@ -29,7 +29,9 @@ pub enum StreamState {
     Connecting,
     /// Connected. `reconnected` is true for every connection after the first, when
     /// anything sent while the stream was down may have been missed.
-    Open { reconnected: bool },
+    Open {
+        reconnected: bool,
+    },
     /// The connection dropped; the browser or this module is retrying.
     Reconnecting,
 }
@@ -120,7 +122,8 @@ fn open(shared: &Rc<Shared>) {
             }
         }
     });
-    let on_error = Closure::<dyn FnMut(Event)>::new(move |_: Event| with_shared(&weak, handle_error));
+    let on_error =
+        Closure::<dyn FnMut(Event)>::new(move |_: Event| with_shared(&weak, handle_error));
     source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
@@ -128,8 +131,11 @@ fn open(shared: &Rc<Shared>) {
     let mut connection = shared.connection.borrow_mut();
     close_source(&mut connection);
     connection.source = Some(source);
-    connection.handlers =
-        Some(Handlers { _on_open: on_open, _on_message: on_message, _on_error: on_error });
+    connection.handlers = Some(Handlers {
+        _on_open: on_open,
+        _on_message: on_message,
+        _on_error: on_error,
+    });
 }
 
 fn with_shared(weak: &Weak<Shared>, handle: fn(&Rc<Shared>)) {
@@ -152,7 +158,10 @@ fn handle_open(shared: &Rc<Shared>) {
 fn handle_error(shared: &Rc<Shared>) {
     let closed = {
         let connection = shared.connection.borrow();
-        connection.source.as_ref().is_some_and(|source| source.ready_state() == READY_STATE_CLOSED)
+        connection
+            .source
+            .as_ref()
+            .is_some_and(|source| source.ready_state() == READY_STATE_CLOSED)
     };
     (shared.on_state)(StreamState::Reconnecting);
     // The closed source is replaced from the retry timer, not from here: this runs

@@ -62,7 +62,8 @@ impl SessionsStore {
         spawn_local(async move {
             match api::list_sessions().await {
                 Ok(answer) => {
-                    self.list.update(|list| list.merge_snapshot(answer.sessions));
+                    self.list
+                        .update(|list| list.merge_snapshot(answer.sessions));
                     self.loaded.set(true);
                     self.load_error.set(None);
                 }
@@ -88,5 +89,8 @@ impl SessionsStore {
 
 /// The app-relative URL of a session's page.
 pub fn session_href(session_id: &str) -> String {
-    format!("/sessions/{}", String::from(js_sys::encode_uri_component(session_id)))
+    format!(
+        "/sessions/{}",
+        String::from(js_sys::encode_uri_component(session_id))
+    )
 }

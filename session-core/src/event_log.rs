@@ -35,7 +35,9 @@ pub fn classify_runner_event(acked: u64, local_seq: u64) -> RunnerIntake {
     } else if local_seq == acked + 1 {
         RunnerIntake::Accept
     } else {
-        RunnerIntake::OutOfOrder { expected: acked + 1 }
+        RunnerIntake::OutOfOrder {
+            expected: acked + 1,
+        }
     }
 }
 
@@ -88,7 +90,11 @@ impl ReplyText {
 
     /// The reply, or `None` when the turn produced no text.
     pub fn finish(self) -> Option<String> {
-        if self.text.is_empty() { None } else { Some(self.text) }
+        if self.text.is_empty() {
+            None
+        } else {
+            Some(self.text)
+        }
     }
 }
 
@@ -112,7 +118,11 @@ pub const SSE_KEEP_ALIVE: &str = ": keep-alive\n\n";
 /// means "from the start".
 pub fn parse_replay_position(value: &str) -> Option<u64> {
     let value = value.trim();
-    if value.is_empty() { Some(0) } else { value.parse().ok() }
+    if value.is_empty() {
+        Some(0)
+    } else {
+        value.parse().ok()
+    }
 }
 
 #[cfg(test)]
@@ -135,8 +145,14 @@ mod tests {
 
     #[test]
     fn a_gap_is_out_of_order() {
-        assert_eq!(classify_runner_event(0, 2), RunnerIntake::OutOfOrder { expected: 1 });
-        assert_eq!(classify_runner_event(7, 10), RunnerIntake::OutOfOrder { expected: 8 });
+        assert_eq!(
+            classify_runner_event(0, 2),
+            RunnerIntake::OutOfOrder { expected: 1 }
+        );
+        assert_eq!(
+            classify_runner_event(7, 10),
+            RunnerIntake::OutOfOrder { expected: 8 }
+        );
     }
 
     #[test]
@@ -179,7 +195,9 @@ mod tests {
             seq: 3,
             turn_id: None,
             at: 5,
-            body: EventBody::TextDelta { text: "a\nb".into() },
+            body: EventBody::TextDelta {
+                text: "a\nb".into(),
+            },
         };
         let frame = sse_frame(&event).unwrap();
         assert_eq!(

@@ -76,7 +76,11 @@ pub struct SessionFacts {
 /// (`reconnecting`, queued work keeps); otherwise the sandbox is still on its way.
 pub fn derive_status(facts: &SessionFacts) -> SessionStatus {
     if facts.runner_connected {
-        return if facts.turn_processing { SessionStatus::Running } else { SessionStatus::Idle };
+        return if facts.turn_processing {
+            SessionStatus::Running
+        } else {
+            SessionStatus::Idle
+        };
     }
     if facts.sandbox.failure().is_some() {
         return SessionStatus::Error;
@@ -109,30 +113,52 @@ mod tests {
     }
 
     fn created() -> SandboxState {
-        SandboxState::Created { sandbox_id: "sb".into() }
+        SandboxState::Created {
+            sandbox_id: "sb".into(),
+        }
     }
 
     fn failed() -> SandboxState {
-        SandboxState::Failed { reason: "backend down".into() }
+        SandboxState::Failed {
+            reason: "backend down".into(),
+        }
     }
 
     #[test]
     fn a_new_session_is_provisioning() {
-        assert_eq!(derive_status(&SessionFacts::default()), SessionStatus::Provisioning);
+        assert_eq!(
+            derive_status(&SessionFacts::default()),
+            SessionStatus::Provisioning
+        );
         let requested = SandboxState::Requested { requested_at: 0 };
-        assert_eq!(derive_status(&facts(requested, false, false, false)), SessionStatus::Provisioning);
-        assert_eq!(derive_status(&facts(created(), false, false, false)), SessionStatus::Provisioning);
+        assert_eq!(
+            derive_status(&facts(requested, false, false, false)),
+            SessionStatus::Provisioning
+        );
+        assert_eq!(
+            derive_status(&facts(created(), false, false, false)),
+            SessionStatus::Provisioning
+        );
     }
 
     #[test]
     fn a_connected_runner_is_idle_or_running() {
-        assert_eq!(derive_status(&facts(created(), true, true, false)), SessionStatus::Idle);
-        assert_eq!(derive_status(&facts(created(), true, true, true)), SessionStatus::Running);
+        assert_eq!(
+            derive_status(&facts(created(), true, true, false)),
+            SessionStatus::Idle
+        );
+        assert_eq!(
+            derive_status(&facts(created(), true, true, true)),
+            SessionStatus::Running
+        );
     }
 
     #[test]
     fn a_connected_runner_wins_over_a_failed_request() {
-        assert_eq!(derive_status(&facts(failed(), true, true, false)), SessionStatus::Idle);
+        assert_eq!(
+            derive_status(&facts(failed(), true, true, false)),
+            SessionStatus::Idle
+        );
         assert_eq!(visible_error(&facts(failed(), true, true, false)), None);
     }
 
@@ -145,8 +171,14 @@ mod tests {
 
     #[test]
     fn a_lost_runner_is_reconnecting_even_mid_turn() {
-        assert_eq!(derive_status(&facts(created(), false, true, true)), SessionStatus::Reconnecting);
-        assert_eq!(derive_status(&facts(created(), false, true, false)), SessionStatus::Reconnecting);
+        assert_eq!(
+            derive_status(&facts(created(), false, true, true)),
+            SessionStatus::Reconnecting
+        );
+        assert_eq!(
+            derive_status(&facts(created(), false, true, false)),
+            SessionStatus::Reconnecting
+        );
     }
 
     #[test]
@@ -154,7 +186,9 @@ mod tests {
         assert!(SandboxState::NotRequested.should_request(0, 60_000));
         assert!(failed().should_request(0, 60_000));
         assert!(!created().should_request(0, 60_000));
-        let requested = SandboxState::Requested { requested_at: 1_000 };
+        let requested = SandboxState::Requested {
+            requested_at: 1_000,
+        };
         assert!(!requested.should_request(30_000, 60_000));
         assert!(requested.should_request(61_000, 60_000));
     }

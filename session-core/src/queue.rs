@@ -66,7 +66,13 @@ impl PromptQueue {
 
     /// Adds a prompt at the back of the queue and returns it with its position.
     pub fn enqueue(&mut self, id: String, content: String, now: i64) -> (Prompt, u32) {
-        let queue_order = self.prompts.iter().map(|p| p.queue_order).max().unwrap_or(0) + 1;
+        let queue_order = self
+            .prompts
+            .iter()
+            .map(|p| p.queue_order)
+            .max()
+            .unwrap_or(0)
+            + 1;
         let prompt = Prompt {
             message: Message {
                 id,
@@ -91,13 +97,18 @@ impl PromptQueue {
 
     /// The number of queued prompts ahead of `id`, while it is queued.
     pub fn position(&self, id: &str) -> Option<u32> {
-        let index = self.queued_in_order().iter().position(|p| p.message.id == id)?;
+        let index = self
+            .queued_in_order()
+            .iter()
+            .position(|p| p.message.id == id)?;
         u32::try_from(index).ok()
     }
 
     /// The prompt being processed, if any.
     pub fn processing(&self) -> Option<&Prompt> {
-        self.prompts.iter().find(|p| p.message.state == MessageState::Processing)
+        self.prompts
+            .iter()
+            .find(|p| p.message.state == MessageState::Processing)
     }
 
     /// The prompt that runs next, if nothing is processing and something is queued.
@@ -110,7 +121,12 @@ impl PromptQueue {
 
     /// Starts the next prompt as turn `turn_id` on the runner with `runner_epoch`.
     /// Returns `None` when a prompt is already processing or nothing is queued.
-    pub fn start_next(&mut self, turn_id: String, runner_epoch: String, now: i64) -> Option<Prompt> {
+    pub fn start_next(
+        &mut self,
+        turn_id: String,
+        runner_epoch: String,
+        now: i64,
+    ) -> Option<Prompt> {
         let id = self.next_to_dispatch()?.message.id.clone();
         let prompt = self.find_mut(&id)?;
         prompt.message.state = MessageState::Processing;
@@ -146,9 +162,14 @@ impl PromptQueue {
 
     /// Cancels a queued prompt. Any other state is a conflict.
     pub fn cancel(&mut self, id: &str, now: i64) -> Result<Prompt, QueueError> {
-        let prompt = self.find_mut(id).ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
+        let prompt = self
+            .find_mut(id)
+            .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
         if prompt.message.state != MessageState::Queued {
-            return Err(QueueError::NotQueued { id: id.to_owned(), state: prompt.message.state });
+            return Err(QueueError::NotQueued {
+                id: id.to_owned(),
+                state: prompt.message.state,
+            });
         }
         prompt.message.state = MessageState::Cancelled;
         prompt.message.finished_at = Some(now);
@@ -225,150 +246,4 @@ impl PromptQueue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn queue_of(ids: &[&str]) -> PromptQueue {
-        let mut queue = PromptQueue::new();
-        for (i, id) in ids.iter().enumerate() {
-            queue.enqueue((*id).to_owned(), format!("prompt {id}"), i as i64);
-        }
-        queue
-    }
-
-    fn state(queue: &PromptQueue, id: &str) -> MessageState {
-        queue.get(id).map(|p| p.message.state).unwrap()
-    }
-
-    #[test]
-    fn enqueue_reports_how_many_are_ahead() {
-        let mut queue = PromptQueue::new();
-        assert_eq!(queue.enqueue("a".into(), "x".into(), 1).1, 0);
-        assert_eq!(queue.enqueue("b".into(), "y".into(), 2).1, 1);
-        assert_eq!(queue.enqueue("c".into(), "z".into(), 3).1, 2);
-        assert_eq!(queue.message("c").unwrap().position, Some(2));
-    }
-
-    #[test]
-    fn a_processing_prompt_is_not_counted_as_ahead() {
-        let mut queue = queue_of(&["a", "b"]);
-        queue.start_next("t1".into(), "e".into(), 5).unwrap();
-        assert_eq!(queue.position("b"), Some(0));
-        assert_eq!(queue.message("a").unwrap().position, None);
-        let (_, position) = queue.enqueue("c".into(), "z".into(), 6);
-        assert_eq!(position, 1);
-    }
-
-    #[test]
-    fn start_takes_the_oldest_and_only_one_at_a_time() {
-        let mut queue = queue_of(&["a", "b"]);
-        let started = queue.start_next("t1".into(), "e1".into(), 10).unwrap();
-        assert_eq!(started.message.id, "a");
-        assert_eq!(started.message.state, MessageState::Processing);
-        assert_eq!(started.message.attempts, 1);
-        assert_eq!(started.message.turn_id.as_deref(), Some("t1"));
-        assert_eq!(started.message.started_at, Some(10));
-        assert_eq!(started.runner_epoch.as_deref(), Some("e1"));
-        assert!(queue.start_next("t2".into(), "e1".into(), 11).is_none());
-        assert_eq!(state(&queue, "b"), MessageState::Queued);
-    }
-
-    #[test]
-    fn finish_records_outcome_and_frees_the_queue() {
-        let mut queue = queue_of(&["a", "b"]);
-        queue.start_next("t1".into(), "e".into(), 1).unwrap();
-        let done = queue.finish("t1", TurnOutcome::Done, Some("hi".into()), None, 2).unwrap();
-        assert_eq!(done.message.state, MessageState::Done);
-        assert_eq!(done.message.reply.as_deref(), Some("hi"));
-        assert_eq!(done.message.finished_at, Some(2));
-        assert_eq!(queue.next_to_dispatch().unwrap().message.id, "b");
-
-        queue.start_next("t2".into(), "e".into(), 3).unwrap();
-        let failed = queue.finish("t2", TurnOutcome::Failed, None, Some("boom".into()), 4).unwrap();
-        assert_eq!(failed.message.state, MessageState::Failed);
-        assert_eq!(failed.message.error.as_deref(), Some("boom"));
-    }
-
-    #[test]
-    fn finish_of_an_unknown_or_finished_turn_is_refused() {
-        let mut queue = queue_of(&["a"]);
-        assert_eq!(
-            queue.finish("t1", TurnOutcome::Done, None, None, 1),
-            Err(QueueError::NoSuchTurn("t1".into()))
-        );
-        queue.start_next("t1".into(), "e".into(), 1).unwrap();
-        queue.finish("t1", TurnOutcome::Aborted, None, None, 2).unwrap();
-        assert_eq!(state(&queue, "a"), MessageState::Aborted);
-        assert!(queue.finish("t1", TurnOutcome::Done, None, None, 3).is_err());
-        assert_eq!(state(&queue, "a"), MessageState::Aborted);
-    }
-
-    #[test]
-    fn only_queued_prompts_can_be_cancelled() {
-        let mut queue = queue_of(&["a", "b", "c"]);
-        queue.start_next("t1".into(), "e".into(), 1).unwrap();
-        let cancelled = queue.cancel("b", 2).unwrap();
-        assert_eq!(cancelled.message.state, MessageState::Cancelled);
-        assert_eq!(queue.position("c"), Some(0));
-        assert_eq!(
-            queue.cancel("a", 3),
-            Err(QueueError::NotQueued { id: "a".into(), state: MessageState::Processing })
-        );
-        assert!(matches!(queue.cancel("b", 3), Err(QueueError::NotQueued { .. })));
-        assert_eq!(queue.cancel("zzz", 3), Err(QueueError::NotFound("zzz".into())));
-    }
-
-    #[test]
-    fn an_interrupted_prompt_goes_back_to_the_front() {
-        let mut queue = queue_of(&["a", "b", "c"]);
-        queue.start_next("t1".into(), "e1".into(), 1).unwrap();
-        let back = queue.interrupt("t1").unwrap();
-        assert_eq!(back.message.state, MessageState::Queued);
-        assert_eq!(back.runner_epoch, None);
-        assert_eq!(queue.position("a"), Some(0));
-        assert_eq!(queue.position("b"), Some(1));
-        let again = queue.start_next("t2".into(), "e2".into(), 2).unwrap();
-        assert_eq!(again.message.id, "a");
-        assert_eq!(again.message.attempts, 2);
-        assert_eq!(again.message.turn_id.as_deref(), Some("t2"));
-    }
-
-    #[test]
-    fn a_later_prompt_after_an_interruption_still_goes_to_the_back() {
-        let mut queue = queue_of(&["a", "b"]);
-        queue.start_next("t1".into(), "e1".into(), 1).unwrap();
-        queue.interrupt("t1").unwrap();
-        let (_, position) = queue.enqueue("c".into(), "z".into(), 2);
-        assert_eq!(position, 2);
-        let order: Vec<_> = queue.messages().into_iter().map(|m| (m.id, m.position)).collect();
-        assert_eq!(
-            order,
-            vec![("a".into(), Some(0)), ("b".into(), Some(1)), ("c".into(), Some(2))]
-        );
-    }
-
-    #[test]
-    fn interrupt_needs_the_processing_turn() {
-        let mut queue = queue_of(&["a"]);
-        assert!(queue.interrupt("t1").is_err());
-        queue.start_next("t1".into(), "e1".into(), 1).unwrap();
-        assert!(queue.interrupt("t0").is_err());
-        assert_eq!(state(&queue, "a"), MessageState::Processing);
-    }
-
-    #[test]
-    fn adopt_moves_the_turn_to_a_new_epoch() {
-        let mut queue = queue_of(&["a"]);
-        queue.start_next("t1".into(), "e1".into(), 1).unwrap();
-        let adopted = queue.adopt("t1", "e2".into()).unwrap();
-        assert_eq!(adopted.runner_epoch.as_deref(), Some("e2"));
-        assert_eq!(adopted.message.state, MessageState::Processing);
-    }
-
-    #[test]
-    fn messages_are_listed_oldest_first() {
-        let queue = queue_of(&["a", "b", "c"]);
-        let ids: Vec<_> = queue.messages().into_iter().map(|m| m.id).collect();
-        assert_eq!(ids, ["a", "b", "c"]);
-    }
-}
+mod tests;

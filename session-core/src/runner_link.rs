@@ -48,9 +48,13 @@ pub fn on_hello(
     if turn.runner_epoch == Some(hello_epoch) {
         HelloDecision::Continue
     } else if active_turn == Some(turn.turn_id) {
-        HelloDecision::Adopt { turn_id: turn.turn_id.to_owned() }
+        HelloDecision::Adopt {
+            turn_id: turn.turn_id.to_owned(),
+        }
     } else {
-        HelloDecision::Interrupt { turn_id: turn.turn_id.to_owned() }
+        HelloDecision::Interrupt {
+            turn_id: turn.turn_id.to_owned(),
+        }
     }
 }
 
@@ -59,36 +63,54 @@ mod tests {
     use super::*;
 
     fn turn<'a>(epoch: Option<&'a str>) -> ProcessingTurn<'a> {
-        ProcessingTurn { turn_id: "t1", runner_epoch: epoch }
+        ProcessingTurn {
+            turn_id: "t1",
+            runner_epoch: epoch,
+        }
     }
 
     #[test]
     fn nothing_running_needs_nothing() {
         assert_eq!(on_hello(None, "e1", None), HelloDecision::NothingRunning);
-        assert_eq!(on_hello(None, "e1", Some("t9")), HelloDecision::NothingRunning);
+        assert_eq!(
+            on_hello(None, "e1", Some("t9")),
+            HelloDecision::NothingRunning
+        );
     }
 
     #[test]
     fn the_same_epoch_continues_even_without_an_active_turn() {
         // The runner may have finished the turn while disconnected; its turn_finished
         // is in the resend buffer.
-        assert_eq!(on_hello(Some(turn(Some("e1"))), "e1", None), HelloDecision::Continue);
-        assert_eq!(on_hello(Some(turn(Some("e1"))), "e1", Some("t1")), HelloDecision::Continue);
+        assert_eq!(
+            on_hello(Some(turn(Some("e1"))), "e1", None),
+            HelloDecision::Continue
+        );
+        assert_eq!(
+            on_hello(Some(turn(Some("e1"))), "e1", Some("t1")),
+            HelloDecision::Continue
+        );
     }
 
     #[test]
     fn a_new_epoch_interrupts_the_turn() {
         assert_eq!(
             on_hello(Some(turn(Some("e1"))), "e2", None),
-            HelloDecision::Interrupt { turn_id: "t1".into() }
+            HelloDecision::Interrupt {
+                turn_id: "t1".into()
+            }
         );
         assert_eq!(
             on_hello(Some(turn(Some("e1"))), "e2", Some("other")),
-            HelloDecision::Interrupt { turn_id: "t1".into() }
+            HelloDecision::Interrupt {
+                turn_id: "t1".into()
+            }
         );
         assert_eq!(
             on_hello(Some(turn(None)), "e2", None),
-            HelloDecision::Interrupt { turn_id: "t1".into() }
+            HelloDecision::Interrupt {
+                turn_id: "t1".into()
+            }
         );
     }
 
@@ -96,7 +118,9 @@ mod tests {
     fn a_new_epoch_that_runs_the_turn_adopts_it() {
         assert_eq!(
             on_hello(Some(turn(Some("e1"))), "e2", Some("t1")),
-            HelloDecision::Adopt { turn_id: "t1".into() }
+            HelloDecision::Adopt {
+                turn_id: "t1".into()
+            }
         );
     }
 }

@@ -98,9 +98,13 @@ impl RunnerTokenKey {
         now: u64,
     ) -> Result<RunnerTokenClaims, TokenError> {
         let mut parts = token.split('.');
-        let (Some(version), Some(token_session), Some(expires), Some(mac), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(version), Some(token_session), Some(expires), Some(mac), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(TokenError::Malformed);
         };
         if version != VERSION || token_session.is_empty() {
@@ -114,7 +118,9 @@ impl RunnerTokenKey {
         if expires_at.to_string() != expires {
             return Err(TokenError::Malformed);
         }
-        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| TokenError::Malformed)?;
+        let mac = URL_SAFE_NO_PAD
+            .decode(mac)
+            .map_err(|_| TokenError::Malformed)?;
         // `verify_slice` compares in constant time.
         self.mac(token_session, expires_at)
             .verify_slice(&mac)
@@ -125,7 +131,10 @@ impl RunnerTokenKey {
         if now >= expires_at {
             return Err(TokenError::Expired);
         }
-        Ok(RunnerTokenClaims { session_id: token_session.to_owned(), expires_at })
+        Ok(RunnerTokenClaims {
+            session_id: token_session.to_owned(),
+            expires_at,
+        })
     }
 
     fn mac(&self, session_id: &str, expires_at: u64) -> HmacSha256 {
@@ -158,7 +167,13 @@ mod tests {
         let token = key().issue("s1", NOW, 3600).unwrap();
         assert!(token.starts_with("v1.s1.1700003600."));
         let claims = key().verify(&token, "s1", NOW + 10).unwrap();
-        assert_eq!(claims, RunnerTokenClaims { session_id: "s1".into(), expires_at: NOW + 3600 });
+        assert_eq!(
+            claims,
+            RunnerTokenClaims {
+                session_id: "s1".into(),
+                expires_at: NOW + 3600
+            }
+        );
     }
 
     #[test]
@@ -171,46 +186,83 @@ mod tests {
     #[test]
     fn another_session_is_refused() {
         let token = key().issue("s1", NOW, 3600).unwrap();
-        assert_eq!(key().verify(&token, "s2", NOW), Err(TokenError::WrongSession));
+        assert_eq!(
+            key().verify(&token, "s2", NOW),
+            Err(TokenError::WrongSession)
+        );
     }
 
     #[test]
     fn expiry_is_enforced() {
         let token = key().issue("s1", NOW, 60).unwrap();
         assert!(key().verify(&token, "s1", NOW + 59).is_ok());
-        assert_eq!(key().verify(&token, "s1", NOW + 60), Err(TokenError::Expired));
+        assert_eq!(
+            key().verify(&token, "s1", NOW + 60),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
     fn tampering_breaks_the_signature() {
         let token = key().issue("s1", NOW, 60).unwrap();
         let longer = token.replace(".1700000060.", ".1700009999.");
-        assert_eq!(key().verify(&longer, "s1", NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            key().verify(&longer, "s1", NOW),
+            Err(TokenError::BadSignature)
+        );
         let other_session = token.replacen("v1.s1.", "v1.s2.", 1);
-        assert_eq!(key().verify(&other_session, "s2", NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            key().verify(&other_session, "s2", NOW),
+            Err(TokenError::BadSignature)
+        );
         let other_key = RunnerTokenKey::new(b"another-secret-of-enough-length").unwrap();
-        assert_eq!(other_key.verify(&token, "s1", NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            other_key.verify(&token, "s1", NOW),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
     fn malformed_tokens_are_refused() {
-        for token in ["", "v1", "v1.s1.5", "v2.s1.5.abc", "v1..5.abc", "v1.s1.x.abc", "v1.s1.05.abc",
-            "v1.s1.+5.abc", "v1.s1.5.!!!", "v1.s1.5.abc.extra"]
-        {
-            assert_eq!(key().verify(token, "s1", NOW), Err(TokenError::Malformed), "{token}");
+        for token in [
+            "",
+            "v1",
+            "v1.s1.5",
+            "v2.s1.5.abc",
+            "v1..5.abc",
+            "v1.s1.x.abc",
+            "v1.s1.05.abc",
+            "v1.s1.+5.abc",
+            "v1.s1.5.!!!",
+            "v1.s1.5.abc.extra",
+        ] {
+            assert_eq!(
+                key().verify(token, "s1", NOW),
+                Err(TokenError::Malformed),
+                "{token}"
+            );
         }
     }
 
     #[test]
     fn weak_secrets_and_bad_session_ids_are_refused() {
-        assert_eq!(RunnerTokenKey::new(b"short").unwrap_err(), TokenError::WeakSecret);
-        assert_eq!(key().issue("a.b", NOW, 60), Err(TokenError::InvalidSessionId));
+        assert_eq!(
+            RunnerTokenKey::new(b"short").unwrap_err(),
+            TokenError::WeakSecret
+        );
+        assert_eq!(
+            key().issue("a.b", NOW, 60),
+            Err(TokenError::InvalidSessionId)
+        );
         assert_eq!(key().issue("", NOW, 60), Err(TokenError::InvalidSessionId));
     }
 
     #[test]
     fn renewal_is_due_past_half_the_life() {
-        let claims = RunnerTokenClaims { session_id: "s".into(), expires_at: NOW + 3600 };
+        let claims = RunnerTokenClaims {
+            session_id: "s".into(),
+            expires_at: NOW + 3600,
+        };
         assert!(!claims.needs_renewal(NOW, 3600));
         assert!(!claims.needs_renewal(NOW + 1800, 3600));
         assert!(claims.needs_renewal(NOW + 1801, 3600));

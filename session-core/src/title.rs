@@ -12,7 +12,10 @@ pub const DERIVED_TITLE_CHARS: usize = 60;
 /// trimmed, cut to [`DERIVED_TITLE_CHARS`] characters (on a character boundary, with
 /// an ellipsis when cut). `None` when the prompt has no visible text.
 pub fn title_from_prompt(prompt: &str) -> Option<String> {
-    let line = prompt.lines().map(str::trim).find(|line| !line.is_empty())?;
+    let line = prompt
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())?;
     if line.chars().count() <= DERIVED_TITLE_CHARS {
         return Some(line.to_owned());
     }
@@ -48,7 +51,10 @@ mod tests {
 
     #[test]
     fn the_first_visible_line_becomes_the_title() {
-        assert_eq!(title_from_prompt("\n  \n  Fix the login bug  \nDetails...").as_deref(), Some("Fix the login bug"));
+        assert_eq!(
+            title_from_prompt("\n  \n  Fix the login bug  \nDetails...").as_deref(),
+            Some("Fix the login bug")
+        );
     }
 
     #[test]
@@ -77,7 +83,10 @@ mod tests {
         assert_eq!(normalize_title("  My work ").as_deref(), Ok("My work"));
         assert_eq!(normalize_title("   ").as_deref(), Ok(""));
         assert_eq!(normalize_title("a\nb"), Err(TitleError::MultipleLines));
-        assert_eq!(normalize_title(&"x".repeat(MAX_TITLE_CHARS + 1)), Err(TitleError::TooLong));
+        assert_eq!(
+            normalize_title(&"x".repeat(MAX_TITLE_CHARS + 1)),
+            Err(TitleError::TooLong)
+        );
         assert!(normalize_title(&"x".repeat(MAX_TITLE_CHARS)).is_ok());
     }
 }

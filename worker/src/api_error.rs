@@ -20,7 +20,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -38,7 +41,8 @@ impl ApiError {
             Ok(bytes) => json_bytes(status, bytes),
             Err(_) => json_bytes(
                 500,
-                br#"{"error":{"code":"internal","message":"the error could not be encoded"}}"#.to_vec(),
+                br#"{"error":{"code":"internal","message":"the error could not be encoded"}}"#
+                    .to_vec(),
             ),
         }
     }
@@ -70,7 +74,10 @@ fn json_bytes(status: u16, bytes: Vec<u8>) -> Response {
     // Setting a well-formed header on a fresh, mutable header list cannot fail.
     let _ = headers.set("content-type", "application/json");
     let _ = headers.set("cache-control", "no-store");
-    ResponseBuilder::new().with_status(status).with_headers(headers).fixed(bytes)
+    ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .fixed(bytes)
 }
 
 /// Reads an error envelope from a response of a Durable Object or the sandbox

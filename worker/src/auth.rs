@@ -42,9 +42,10 @@ impl Principal {
     pub fn user(&self) -> ApiResult<&User> {
         match self {
             Principal::User(user) => Ok(user),
-            Principal::Runner(_) => {
-                Err(ApiError::new(ErrorCode::Forbidden, "a runner token only opens a runner link"))
-            }
+            Principal::Runner(_) => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "a runner token only opens a runner link",
+            )),
         }
     }
 
@@ -52,7 +53,9 @@ impl Principal {
     pub fn runner_of(&self, session_id: &str) -> ApiResult<&RunnerGrant> {
         match self {
             Principal::Runner(grant) if grant.session_id == session_id => Ok(grant),
-            _ => Err(invalid_runner_token("a runner token for this session is required")),
+            _ => Err(invalid_runner_token(
+                "a runner token for this session is required",
+            )),
         }
     }
 }
@@ -63,11 +66,18 @@ pub async fn authenticate(req: &Request, env: &Env) -> ApiResult<Principal> {
     if let Some(session_id) = runner_link_session(&path) {
         return authenticate_runner(req, env, session_id);
     }
-    Ok(Principal::User(User { id: LOCAL_USER_ID.to_owned() }))
+    Ok(Principal::User(User {
+        id: LOCAL_USER_ID.to_owned(),
+    }))
 }
 
 fn authenticate_runner(req: &Request, env: &Env, session_id: &str) -> ApiResult<Principal> {
-    let header = req.headers().get("authorization").ok().flatten().unwrap_or_default();
+    let header = req
+        .headers()
+        .get("authorization")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let token = bearer_token(&header)
         .ok_or_else(|| invalid_runner_token("expected `Authorization: Bearer <runner token>`"))?;
     let key = config::runner_token_key(env).map_err(ApiError::internal)?;

@@ -62,7 +62,9 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request) -> ApiResult<T> {
 }
 
 /// The body parsed as `T`, or `T::default()` when the body is empty.
-pub async fn read_json_or_default<T: DeserializeOwned + Default>(req: &mut Request) -> ApiResult<T> {
+pub async fn read_json_or_default<T: DeserializeOwned + Default>(
+    req: &mut Request,
+) -> ApiResult<T> {
     let body = read_limited(req).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
@@ -72,8 +74,12 @@ pub async fn read_json_or_default<T: DeserializeOwned + Default>(req: &mut Reque
 
 /// Parses `body` as `T`, answering `invalid_json` with serde's explanation.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::new(ErrorCode::InvalidJson, format!("invalid JSON body: {error}")))
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("invalid JSON body: {error}"),
+        )
+    })
 }
 
 fn too_large() -> ApiError {
@@ -91,7 +97,12 @@ mod tests {
 
     #[test]
     fn wrong_shapes_are_invalid_json() {
-        for body in [&b"{not json"[..], br#"{"content": 42}"#, br#"{"text": "x"}"#, b""] {
+        for body in [
+            &b"{not json"[..],
+            br#"{"content": 42}"#,
+            br#"{"text": "x"}"#,
+            b"",
+        ] {
             let error = parse_json::<PostMessageRequest>(body).unwrap_err();
             assert_eq!(error.code, ErrorCode::InvalidJson);
         }

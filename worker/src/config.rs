@@ -34,8 +34,9 @@ pub fn sandbox_backend_token(env: &Env) -> Option<String> {
 
 /// The key runner tokens are signed with, from `RUNNER_TOKEN_SECRET`.
 pub fn runner_token_key(env: &Env) -> Result<RunnerTokenKey, String> {
-    let secret = var(env, "RUNNER_TOKEN_SECRET")
-        .ok_or_else(|| "RUNNER_TOKEN_SECRET is not set; runners cannot be authenticated".to_owned())?;
+    let secret = var(env, "RUNNER_TOKEN_SECRET").ok_or_else(|| {
+        "RUNNER_TOKEN_SECRET is not set; runners cannot be authenticated".to_owned()
+    })?;
     RunnerTokenKey::new(secret.as_bytes()).map_err(|error| format!("RUNNER_TOKEN_SECRET: {error}"))
 }
 
@@ -52,6 +53,8 @@ pub fn worker_url(env: &Env, req: &Request) -> ApiResult<String> {
     if let Some(url) = var(env, "WORKER_URL") {
         return Ok(url.trim_end_matches('/').to_owned());
     }
-    let url = req.url().map_err(|error| ApiError::internal(format!("request URL: {error}")))?;
+    let url = req
+        .url()
+        .map_err(|error| ApiError::internal(format!("request URL: {error}")))?;
     Ok(url.origin().ascii_serialization())
 }

@@ -23,7 +23,9 @@ pub struct EventBus {
 
 impl DurableObject for EventBus {
     fn new(_state: State, _env: Env) -> Self {
-        Self { subscribers: Subscribers::new() }
+        Self {
+            subscribers: Subscribers::new(),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -39,7 +41,10 @@ impl DurableObject for EventBus {
                     Ok(frame) => self.subscribers.broadcast(&frame),
                     Err(error) => return Ok(ApiError::from(error).into_response()),
                 }
-                Ok(json(200, &serde_json::json!({ "subscribers": self.subscribers.count() })))
+                Ok(json(
+                    200,
+                    &serde_json::json!({ "subscribers": self.subscribers.count() }),
+                ))
             }
             _ => Ok(ApiError::not_found(format!("no event bus route {path}")).into_response()),
         }

@@ -50,7 +50,9 @@ pub struct EnqueuePrompt {
 }
 
 fn session_agent(env: &Env, session_id: &str) -> worker::Result<Stub> {
-    env.durable_object("SESSION_AGENT")?.id_from_name(session_id)?.get_stub()
+    env.durable_object("SESSION_AGENT")?
+        .id_from_name(session_id)?
+        .get_stub()
 }
 
 /// A request to `path` of a session's `SessionAgent`, with `extra` headers.
@@ -67,17 +69,25 @@ pub fn agent_request(
         headers.set("content-type", "application/json")?;
     }
     let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers).with_body(body.map(|b| JsValue::from_str(&b)));
+    init.with_method(method)
+        .with_headers(headers)
+        .with_body(body.map(|b| JsValue::from_str(&b)));
     Request::new_with_init(&format!("{AGENT_ORIGIN}{path}"), &init)
 }
 
 /// Sends `request` to the session's `SessionAgent` and returns its answer as is.
 /// Streaming answers (SSE, WebSocket upgrades) come back as soon as their headers do.
-pub async fn forward_to_agent(env: &Env, session_id: &str, request: Request) -> ApiResult<Response> {
+pub async fn forward_to_agent(
+    env: &Env,
+    session_id: &str,
+    request: Request,
+) -> ApiResult<Response> {
     let stub = session_agent(env, session_id)?;
     with_timeout(AGENT_CALL_TIMEOUT, stub.fetch_with_request(request))
         .await
-        .map_err(|timed_out| ApiError::internal(format!("the session did not answer: {timed_out}")))?
+        .map_err(|timed_out| {
+            ApiError::internal(format!("the session did not answer: {timed_out}"))
+        })?
         .map_err(ApiError::from)
 }
 
@@ -104,7 +114,9 @@ pub async fn subscribe_to_bus(env: &Env) -> ApiResult<Response> {
     let request = Request::new(&format!("{BUS_ORIGIN}/events"), Method::Get)?;
     with_timeout(AGENT_CALL_TIMEOUT, stub.fetch_with_request(request))
         .await
-        .map_err(|timed_out| ApiError::internal(format!("the event bus did not answer: {timed_out}")))?
+        .map_err(|timed_out| {
+            ApiError::internal(format!("the event bus did not answer: {timed_out}"))
+        })?
         .map_err(ApiError::from)
 }
 
@@ -115,7 +127,8 @@ pub async fn publish(env: &Env, event: &SessionListEvent) {
         let stub = event_bus(env)?;
         let body = serde_json::to_string(event)?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&body)));
         let request = Request::new_with_init(&format!("{BUS_ORIGIN}/publish"), &init)?;
         match with_timeout(PUBLISH_TIMEOUT, stub.fetch_with_request(request)).await {
             Ok(response) => response.map(|_| ()),

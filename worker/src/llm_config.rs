@@ -85,7 +85,11 @@ mod tests {
 
     #[test]
     fn anthropic_is_used_with_defaults_when_no_endpoint_is_complete() {
-        let config = resolve_with(&[("LLM_BASE_URL", "http://x"), ("ANTHROPIC_API_KEY", "sk-ant")]).unwrap();
+        let config = resolve_with(&[
+            ("LLM_BASE_URL", "http://x"),
+            ("ANTHROPIC_API_KEY", "sk-ant"),
+        ])
+        .unwrap();
         assert_eq!(config.api, LlmApi::Anthropic);
         assert_eq!(config.base_url, DEFAULT_ANTHROPIC_BASE_URL);
         assert_eq!(config.model, DEFAULT_ANTHROPIC_MODEL);

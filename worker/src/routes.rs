@@ -25,7 +25,10 @@ pub enum Route<'a> {
     GetSession(&'a str),
     PostMessage(&'a str),
     ListMessages(&'a str),
-    CancelMessage { session_id: &'a str, message_id: &'a str },
+    CancelMessage {
+        session_id: &'a str,
+        message_id: &'a str,
+    },
     Abort(&'a str),
     SessionEvents(&'a str),
     RunnerLink(&'a str),
@@ -37,7 +40,9 @@ pub enum Route<'a> {
 pub enum Miss {
     NotFound,
     /// The path exists but not with this method; `allow` lists the methods it has.
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        allow: &'static str,
+    },
 }
 
 /// Matches `method` and `path` against the route table.
@@ -66,9 +71,10 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Miss> {
         ["sessions", id, "messages"] if get => Ok(Route::ListMessages(id)),
         ["sessions", id, "messages"] if post => Ok(Route::PostMessage(id)),
         ["sessions", _, "messages"] => wrong("GET, POST"),
-        ["sessions", id, "messages", message_id] if delete => {
-            Ok(Route::CancelMessage { session_id: id, message_id })
-        }
+        ["sessions", id, "messages", message_id] if delete => Ok(Route::CancelMessage {
+            session_id: id,
+            message_id,
+        }),
         ["sessions", _, "messages", _] => wrong("DELETE"),
         ["sessions", id, "abort"] if post => Ok(Route::Abort(id)),
         ["sessions", _, "abort"] => wrong("POST"),
@@ -111,9 +117,10 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Route::GetSession(id) => sessions::get(env, principal.user()?, id).await,
         Route::PostMessage(id) => messages::post(&mut req, env, principal.user()?, id).await,
         Route::ListMessages(id) => messages::list(env, principal.user()?, id).await,
-        Route::CancelMessage { session_id, message_id } => {
-            messages::cancel(env, principal.user()?, session_id, message_id).await
-        }
+        Route::CancelMessage {
+            session_id,
+            message_id,
+        } => messages::cancel(env, principal.user()?, session_id, message_id).await,
         Route::Abort(id) => messages::abort(env, principal.user()?, id).await,
         Route::SessionEvents(id) => streams::session_events(&req, env, principal.user()?, id).await,
         Route::RunnerLink(id) => streams::runner_link(&req, env, principal.runner_of(id)?).await,
@@ -131,25 +138,61 @@ mod tests {
     #[test]
     fn every_route_resolves() {
         assert_eq!(resolve(&Method::Get, "/api/health"), Ok(Route::Health));
-        assert_eq!(resolve(&Method::Get, "/api/sessions"), Ok(Route::ListSessions));
-        assert_eq!(resolve(&Method::Post, "/api/sessions"), Ok(Route::CreateSession));
-        assert_eq!(resolve(&Method::Get, "/api/sessions/s1"), Ok(Route::GetSession("s1")));
-        assert_eq!(resolve(&Method::Post, "/api/sessions/s1/messages"), Ok(Route::PostMessage("s1")));
-        assert_eq!(resolve(&Method::Get, "/api/sessions/s1/messages"), Ok(Route::ListMessages("s1")));
+        assert_eq!(
+            resolve(&Method::Get, "/api/sessions"),
+            Ok(Route::ListSessions)
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/api/sessions"),
+            Ok(Route::CreateSession)
+        );
+        assert_eq!(
+            resolve(&Method::Get, "/api/sessions/s1"),
+            Ok(Route::GetSession("s1"))
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/api/sessions/s1/messages"),
+            Ok(Route::PostMessage("s1"))
+        );
+        assert_eq!(
+            resolve(&Method::Get, "/api/sessions/s1/messages"),
+            Ok(Route::ListMessages("s1"))
+        );
         assert_eq!(
             resolve(&Method::Delete, "/api/sessions/s1/messages/m1"),
-            Ok(Route::CancelMessage { session_id: "s1", message_id: "m1" })
+            Ok(Route::CancelMessage {
+                session_id: "s1",
+                message_id: "m1"
+            })
         );
-        assert_eq!(resolve(&Method::Post, "/api/sessions/s1/abort"), Ok(Route::Abort("s1")));
-        assert_eq!(resolve(&Method::Get, "/api/sessions/s1/events"), Ok(Route::SessionEvents("s1")));
-        assert_eq!(resolve(&Method::Get, "/api/sessions/s1/runner"), Ok(Route::RunnerLink("s1")));
-        assert_eq!(resolve(&Method::Get, "/api/events"), Ok(Route::SessionListEvents));
+        assert_eq!(
+            resolve(&Method::Post, "/api/sessions/s1/abort"),
+            Ok(Route::Abort("s1"))
+        );
+        assert_eq!(
+            resolve(&Method::Get, "/api/sessions/s1/events"),
+            Ok(Route::SessionEvents("s1"))
+        );
+        assert_eq!(
+            resolve(&Method::Get, "/api/sessions/s1/runner"),
+            Ok(Route::RunnerLink("s1"))
+        );
+        assert_eq!(
+            resolve(&Method::Get, "/api/events"),
+            Ok(Route::SessionListEvents)
+        );
     }
 
     #[test]
     fn wrong_methods_name_the_allowed_ones() {
-        assert_eq!(resolve(&Method::Put, "/api/sessions"), Err(Miss::MethodNotAllowed { allow: "GET, POST" }));
-        assert_eq!(resolve(&Method::Get, "/api/sessions/s1/abort"), Err(Miss::MethodNotAllowed { allow: "POST" }));
+        assert_eq!(
+            resolve(&Method::Put, "/api/sessions"),
+            Err(Miss::MethodNotAllowed { allow: "GET, POST" })
+        );
+        assert_eq!(
+            resolve(&Method::Get, "/api/sessions/s1/abort"),
+            Err(Miss::MethodNotAllowed { allow: "POST" })
+        );
         assert_eq!(
             resolve(&Method::Get, "/api/sessions/s1/messages/m1"),
             Err(Miss::MethodNotAllowed { allow: "DELETE" })
@@ -158,7 +201,14 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_not_found() {
-        for path in ["/api/nope", "/api/", "/api", "/api/sessions/s1/other", "/api/sessions//messages", "/x"] {
+        for path in [
+            "/api/nope",
+            "/api/",
+            "/api",
+            "/api/sessions/s1/other",
+            "/api/sessions//messages",
+            "/x",
+        ] {
             assert_eq!(resolve(&Method::Get, path), Err(Miss::NotFound), "{path}");
         }
     }

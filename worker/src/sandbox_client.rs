@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use nightshift_protocol::ErrorBody;
 use nightshift_protocol::api::PartHealth;
 use nightshift_protocol::sandbox::{BackendHealth, CreateSandboxRequest, Sandbox};
-use nightshift_protocol::ErrorBody;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use worker::{AbortController, Env, Fetch, Headers, Method, Request, RequestInit};
@@ -25,20 +25,35 @@ pub const CREATE_TIMEOUT: Duration = Duration::from_secs(15);
 pub async fn health(env: &Env) -> PartHealth {
     let url = format!("{}/v1/health", config::sandbox_backend_url(env));
     match call::<BackendHealth>(Method::Get, &url, None, None, HEALTH_TIMEOUT).await {
-        Ok(health) => PartHealth { ok: health.ok, version: Some(health.version), error: None },
-        Err(error) => PartHealth { ok: false, version: None, error: Some(error) },
+        Ok(health) => PartHealth {
+            ok: health.ok,
+            version: Some(health.version),
+            error: None,
+        },
+        Err(error) => PartHealth {
+            ok: false,
+            version: None,
+            error: Some(error),
+        },
     }
 }
 
 /// Asks the backend for a sandbox (and the runner in it).
 pub async fn create_sandbox(env: &Env, request: &CreateSandboxRequest) -> Result<Sandbox, String> {
     let base = config::sandbox_backend_url(env);
-    let token = config::sandbox_backend_token(env)
-        .ok_or_else(|| "SANDBOX_BACKEND_TOKEN is not set, so no sandbox can be requested".to_owned())?;
+    let token = config::sandbox_backend_token(env).ok_or_else(|| {
+        "SANDBOX_BACKEND_TOKEN is not set, so no sandbox can be requested".to_owned()
+    })?;
     let body = serde_json::to_string(request).map_err(|error| error.to_string())?;
-    call(Method::Post, &format!("{base}/v1/sandboxes"), Some(&token), Some(body), CREATE_TIMEOUT)
-        .await
-        .map_err(|error| format!("the sandbox backend at {base} could not create a sandbox: {error}"))
+    call(
+        Method::Post,
+        &format!("{base}/v1/sandboxes"),
+        Some(&token),
+        Some(body),
+        CREATE_TIMEOUT,
+    )
+    .await
+    .map_err(|error| format!("the sandbox backend at {base} could not create a sandbox: {error}"))
 }
 
 async fn call<T: DeserializeOwned>(
@@ -49,21 +64,32 @@ async fn call<T: DeserializeOwned>(
     limit: Duration,
 ) -> Result<T, String> {
     let headers = Headers::new();
-    headers.set("accept", "application/json").map_err(|e| e.to_string())?;
+    headers
+        .set("accept", "application/json")
+        .map_err(|e| e.to_string())?;
     if let Some(token) = token {
-        headers.set("authorization", &format!("Bearer {token}")).map_err(|e| e.to_string())?;
+        headers
+            .set("authorization", &format!("Bearer {token}"))
+            .map_err(|e| e.to_string())?;
     }
     if body.is_some() {
-        headers.set("content-type", "application/json").map_err(|e| e.to_string())?;
+        headers
+            .set("content-type", "application/json")
+            .map_err(|e| e.to_string())?;
     }
     let mut init = RequestInit::new();
-    init.with_method(method).with_headers(headers).with_body(body.map(|b| JsValue::from_str(&b)));
+    init.with_method(method)
+        .with_headers(headers)
+        .with_body(body.map(|b| JsValue::from_str(&b)));
     let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
 
     let controller = AbortController::default();
     let signal = controller.signal();
     let exchange = async {
-        let mut response = Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| e.to_string())?;
+        let mut response = Fetch::Request(request)
+            .send_with_signal(&signal)
+            .await
+            .map_err(|e| e.to_string())?;
         let status = response.status_code();
         let text = response.text().await.map_err(|e| e.to_string())?;
         Ok::<_, String>((status, text))
@@ -80,6 +106,9 @@ async fn call<T: DeserializeOwned>(
     }
     Err(match serde_json::from_str::<ErrorBody>(&text) {
         Ok(body) => format!("{} ({})", body.error.message, body.error.code.as_str()),
-        Err(_) => format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
+        Err(_) => format!(
+            "HTTP {status}: {}",
+            text.chars().take(200).collect::<String>()
+        ),
     })
 }

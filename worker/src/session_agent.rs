@@ -70,14 +70,24 @@ impl DurableObject for SessionAgent {
         })
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
         if let Err(error) = self.on_runner_message(&ws, message).await {
             worker::console_error!("runner link: {error}");
         }
         Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> Result<()> {
         if let Err(error) = self.on_runner_gone(&ws).await {
             worker::console_error!("runner link close: {error}");
         }

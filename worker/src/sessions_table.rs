@@ -94,7 +94,9 @@ async fn run(statement: D1PreparedStatement) -> ApiResult<()> {
 
 pub async fn insert(env: &Env, session: &Session) -> ApiResult<()> {
     let statement = db(env)?
-        .prepare(format!("INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+        .prepare(format!(
+            "INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
         .bind(&[
             text(&session.id),
             text(&session.owner_id),
@@ -113,7 +115,9 @@ pub async fn insert(env: &Env, session: &Session) -> ApiResult<()> {
 /// The session `id` if it exists and belongs to `owner_id`.
 pub async fn get(env: &Env, id: &str, owner_id: &str) -> ApiResult<Option<Session>> {
     let statement = db(env)?
-        .prepare(format!("SELECT {COLUMNS} FROM sessions WHERE id = ? AND owner_id = ?"))
+        .prepare(format!(
+            "SELECT {COLUMNS} FROM sessions WHERE id = ? AND owner_id = ?"
+        ))
         .bind(&[text(id), text(owner_id)])?;
     let row = with_timeout(D1_TIMEOUT, statement.first::<SessionRow>(None))
         .await
@@ -123,7 +127,9 @@ pub async fn get(env: &Env, id: &str, owner_id: &str) -> ApiResult<Option<Sessio
 
 /// [`get`], answering `not_found` when there is no such session.
 pub async fn require(env: &Env, id: &str, owner_id: &str) -> ApiResult<Session> {
-    get(env, id, owner_id).await?.ok_or_else(|| ApiError::not_found(format!("no session {id}")))
+    get(env, id, owner_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no session {id}")))
 }
 
 /// The sessions of `owner_id`, newest first.
@@ -161,7 +167,9 @@ pub async fn update(env: &Env, id: &str, update: &SessionUpdate) -> ApiResult<()
 
 /// The owner of session `id`, if it exists (for callers that are not a user).
 pub async fn get_owner(env: &Env, id: &str) -> ApiResult<Option<String>> {
-    let statement = db(env)?.prepare("SELECT owner_id FROM sessions WHERE id = ?").bind(&[text(id)])?;
+    let statement = db(env)?
+        .prepare("SELECT owner_id FROM sessions WHERE id = ?")
+        .bind(&[text(id)])?;
     let owner = with_timeout(D1_TIMEOUT, statement.first::<String>(Some("owner_id")))
         .await
         .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;

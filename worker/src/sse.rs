@@ -8,9 +8,9 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::future::{Either, select};
-use futures::StreamExt;
 use nightshift_session::event_log::SSE_KEEP_ALIVE;
 use worker::{Delay, Headers, Response};
 
@@ -43,7 +43,9 @@ impl Subscribers {
 
     /// Sends `frame` to every live subscriber and forgets the ones that are gone.
     pub fn broadcast(&self, frame: &str) {
-        self.senders.borrow_mut().retain(|sender| sender.unbounded_send(frame.to_owned()).is_ok());
+        self.senders
+            .borrow_mut()
+            .retain(|sender| sender.unbounded_send(frame.to_owned()).is_ok());
     }
 
     pub fn count(&self) -> usize {

@@ -87,7 +87,9 @@ fn SessionView(session_id: String) -> impl IntoView {
     }
     spawn_local(async move {
         if let Ok(answer) = api::list_messages(&session_id).await {
-            context.timeline.update(|timeline| timeline.merge_messages(&answer.messages));
+            context
+                .timeline
+                .update(|timeline| timeline.merge_messages(&answer.messages));
         }
     });
     let stream = SendWrapper::new(stream);
@@ -137,7 +139,10 @@ fn follow_events(context: SessionContext) -> Rc<RefCell<Option<EventStream>>> {
     let session_id = context.session_id.get_value();
     let stream = EventStream::connect(
         move || {
-            let after = context.timeline.try_with_untracked(Timeline::last_seq).unwrap_or(0);
+            let after = context
+                .timeline
+                .try_with_untracked(Timeline::last_seq)
+                .unwrap_or(0);
             api::session_events_url(&session_id, after)
         },
         move |data| {
@@ -171,6 +176,13 @@ fn follow_events(context: SessionContext) -> Rc<RefCell<Option<EventStream>>> {
         move |state| context.stream.set(state),
     );
     Rc::new(RefCell::new(Some(stream)))
+}
+
+/// Makes the running memo or effect re-run when `memo` changes. It reads the memo
+/// rather than calling `track()`: memos are lazy, and one that has never run has not
+/// subscribed to its own sources yet, so only tracking it would never fire.
+pub(crate) fn depend_on<T: PartialEq + Send + Sync + 'static>(memo: Memo<T>) {
+    memo.with(|_| ());
 }
 
 #[component]

@@ -15,7 +15,12 @@ pub const UNTITLED: &str = "Untitled session";
 pub fn Sidebar() -> impl IntoView {
     let store = expect_context::<SessionsStore>();
     let session_ids = Memo::new(move |_| {
-        store.list.with(|list| list.sessions().iter().map(|session| session.id.clone()).collect::<Vec<_>>())
+        store.list.with(|list| {
+            list.sessions()
+                .iter()
+                .map(|session| session.id.clone())
+                .collect::<Vec<_>>()
+        })
     });
     let offline = move || matches!(store.stream.get(), StreamState::Reconnecting);
 
@@ -61,7 +66,10 @@ fn SessionRow(session_id: String) -> impl IntoView {
     let row = {
         let session_id = session_id.clone();
         Memo::new(move |_| {
-            store.list.with(|list| list.get(&session_id).map(|session| (session.title.clone(), session.status)))
+            store.list.with(|list| {
+                list.get(&session_id)
+                    .map(|session| (session.title.clone(), session.status))
+            })
         })
     };
     let title = move || {

@@ -54,7 +54,8 @@ impl PromptQueue {
         if self.stream_facts.get(message_id) == Some(&StreamFact::Cancelled) {
             return;
         }
-        self.stream_facts.insert(message_id.to_owned(), StreamFact::Queued);
+        self.stream_facts
+            .insert(message_id.to_owned(), StreamFact::Queued);
         if !self.contains(message_id) {
             self.prompts.push(QueuedPrompt {
                 message_id: message_id.to_owned(),
@@ -65,24 +66,30 @@ impl PromptQueue {
 
     /// `turn_started`: the prompt leaves the queue.
     pub fn on_started(&mut self, message_id: &str) {
-        self.stream_facts.insert(message_id.to_owned(), StreamFact::Started);
+        self.stream_facts
+            .insert(message_id.to_owned(), StreamFact::Started);
         self.remove(message_id);
     }
 
     /// `prompt_cancelled`: the prompt leaves the queue for good.
     pub fn on_cancelled(&mut self, message_id: &str) {
-        self.stream_facts.insert(message_id.to_owned(), StreamFact::Cancelled);
+        self.stream_facts
+            .insert(message_id.to_owned(), StreamFact::Cancelled);
         self.remove(message_id);
     }
 
     /// `turn_interrupted`: the prompt goes back to the front of the queue, because
     /// the session runs it again first once a runner is back.
     pub fn on_interrupted(&mut self, message_id: &str, content: &str) {
-        self.stream_facts.insert(message_id.to_owned(), StreamFact::Queued);
+        self.stream_facts
+            .insert(message_id.to_owned(), StreamFact::Queued);
         self.remove(message_id);
         self.prompts.insert(
             0,
-            QueuedPrompt { message_id: message_id.to_owned(), content: content.to_owned() },
+            QueuedPrompt {
+                message_id: message_id.to_owned(),
+                content: content.to_owned(),
+            },
         );
     }
 
@@ -120,17 +127,23 @@ impl PromptQueue {
                 .unwrap_or(self.prompts.len());
             self.prompts.insert(
                 at,
-                QueuedPrompt { message_id: message.id.clone(), content: message.content.clone() },
+                QueuedPrompt {
+                    message_id: message.id.clone(),
+                    content: message.content.clone(),
+                },
             );
         }
     }
 
     fn contains(&self, message_id: &str) -> bool {
-        self.prompts.iter().any(|prompt| prompt.message_id == message_id)
+        self.prompts
+            .iter()
+            .any(|prompt| prompt.message_id == message_id)
     }
 
     fn remove(&mut self, message_id: &str) {
-        self.prompts.retain(|prompt| prompt.message_id != message_id);
+        self.prompts
+            .retain(|prompt| prompt.message_id != message_id);
     }
 }
 
@@ -155,7 +168,11 @@ mod tests {
     }
 
     fn ids(queue: &PromptQueue) -> Vec<&str> {
-        queue.prompts().iter().map(|prompt| prompt.message_id.as_str()).collect()
+        queue
+            .prompts()
+            .iter()
+            .map(|prompt| prompt.message_id.as_str())
+            .collect()
     }
 
     #[test]

@@ -71,8 +71,11 @@ impl SessionList {
 
     /// Newest first; ties broken by id so the order never flickers between renders.
     fn sort(&mut self) {
-        self.sessions
-            .sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+        self.sessions.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
     }
 }
 
@@ -96,15 +99,24 @@ mod tests {
     }
 
     fn ids(list: &SessionList) -> Vec<&str> {
-        list.sessions().iter().map(|session| session.id.as_str()).collect()
+        list.sessions()
+            .iter()
+            .map(|session| session.id.as_str())
+            .collect()
     }
 
     #[test]
     fn created_sessions_appear_newest_first() {
         let mut list = SessionList::default();
-        list.apply(SessionListEvent::SessionCreated { session: session("old", 1) });
-        list.apply(SessionListEvent::SessionCreated { session: session("new", 2) });
-        list.apply(SessionListEvent::SessionCreated { session: session("new", 2) });
+        list.apply(SessionListEvent::SessionCreated {
+            session: session("old", 1),
+        });
+        list.apply(SessionListEvent::SessionCreated {
+            session: session("new", 2),
+        });
+        list.apply(SessionListEvent::SessionCreated {
+            session: session("new", 2),
+        });
         assert_eq!(ids(&list), ["new", "old"]);
     }
 
@@ -126,18 +138,26 @@ mod tests {
             title: "ghost".into(),
         });
         let a = list.get("a").expect("a is listed");
-        assert_eq!((a.status, a.title.as_str()), (SessionStatus::Running, "Fix the build"));
+        assert_eq!(
+            (a.status, a.title.as_str()),
+            (SessionStatus::Running, "Fix the build")
+        );
         assert_eq!(list.sessions().len(), 1);
     }
 
     #[test]
     fn a_snapshot_merges_with_sessions_seen_on_the_stream() {
         let mut list = SessionList::default();
-        list.apply(SessionListEvent::SessionCreated { session: session("fresh", 5) });
+        list.apply(SessionListEvent::SessionCreated {
+            session: session("fresh", 5),
+        });
         let mut stale = session("a", 1);
         stale.title = "from snapshot".into();
         list.merge_snapshot(vec![stale, session("b", 3)]);
         assert_eq!(ids(&list), ["fresh", "b", "a"]);
-        assert_eq!(list.get("a").map(|a| a.title.as_str()), Some("from snapshot"));
+        assert_eq!(
+            list.get("a").map(|a| a.title.as_str()),
+            Some("from snapshot")
+        );
     }
 }

@@ -42,9 +42,14 @@ pub enum TurnItem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TurnEnd {
     Running,
-    Finished { outcome: TurnOutcome, usage: TokenUsage },
+    Finished {
+        outcome: TurnOutcome,
+        usage: TokenUsage,
+    },
     /// The runner went away mid-turn; the prompt runs again in a later turn.
-    Interrupted { reason: String },
+    Interrupted {
+        reason: String,
+    },
 }
 
 /// One run of one prompt.
@@ -139,12 +144,20 @@ impl Timeline {
         self.last_seq = event.seq;
         let turn_id = event.turn_id;
         match event.body {
-            EventBody::PromptQueued { message_id, content, .. } => {
+            EventBody::PromptQueued {
+                message_id,
+                content,
+                ..
+            } => {
                 self.queue.on_queued(&message_id, &content);
             }
             EventBody::PromptCancelled { message_id } => self.queue.on_cancelled(&message_id),
             EventBody::StatusChanged { status } => self.status = Some(status),
-            EventBody::TurnStarted { message_id, content, attempt } => {
+            EventBody::TurnStarted {
+                message_id,
+                content,
+                attempt,
+            } => {
                 self.queue.on_started(&message_id);
                 // A `turn_started` without a turn id still begins a new turn rather
                 // than adding to the previous one.
@@ -172,13 +185,31 @@ impl Timeline {
                 }
                 turn.revision += 1;
             }
-            EventBody::ToolCallStarted { call_id, tool, args } => {
+            EventBody::ToolCallStarted {
+                call_id,
+                tool,
+                args,
+            } => {
                 let turn = self.turn_for(turn_id.as_deref());
-                turn.items.push(TurnItem::ToolCall(ToolCall { call_id, tool, args, result: None }));
+                turn.items.push(TurnItem::ToolCall(ToolCall {
+                    call_id,
+                    tool,
+                    args,
+                    result: None,
+                }));
                 turn.revision += 1;
             }
-            EventBody::ToolCallFinished { call_id, output, is_error, truncated_bytes } => {
-                let result = ToolResult { output, is_error, truncated_bytes };
+            EventBody::ToolCallFinished {
+                call_id,
+                output,
+                is_error,
+                truncated_bytes,
+            } => {
+                let result = ToolResult {
+                    output,
+                    is_error,
+                    truncated_bytes,
+                };
                 self.finish_tool_call(turn_id.as_deref(), call_id, result);
             }
             EventBody::Error { message } => match turn_id {
@@ -192,7 +223,11 @@ impl Timeline {
                     self.notices.push(Notice { message });
                 }
             },
-            EventBody::TurnFinished { outcome, usage, error } => {
+            EventBody::TurnFinished {
+                outcome,
+                usage,
+                error,
+            } => {
                 let turn = self.turn_for(turn_id.as_deref());
                 // The runner usually reports a failure as an `error` event and then
                 // repeats it in `turn_finished`; show it once.
@@ -227,7 +262,10 @@ impl Timeline {
     /// the event is still shown, just without its prompt.
     fn turn_for(&mut self, turn_id: Option<&str>) -> &mut Turn {
         let found = match turn_id {
-            Some(turn_id) => self.turns.iter().rposition(|turn| turn.turn_id.as_deref() == Some(turn_id)),
+            Some(turn_id) => self
+                .turns
+                .iter()
+                .rposition(|turn| turn.turn_id.as_deref() == Some(turn_id)),
             None => self.turns.len().checked_sub(1),
         };
         match found {
@@ -258,7 +296,9 @@ impl Timeline {
         let found = self
             .turns
             .iter()
-            .rposition(|turn| (turn_id.is_none() || turn.turn_id.as_deref() == turn_id) && has_call(turn))
+            .rposition(|turn| {
+                (turn_id.is_none() || turn.turn_id.as_deref() == turn_id) && has_call(turn)
+            })
             .or_else(|| self.turns.iter().rposition(has_call));
         if let Some(turn) = found.map(|index| &mut self.turns[index]) {
             for item in turn.items.iter_mut().rev() {

@@ -9,8 +9,16 @@ use crate::api_error::json;
 use crate::sandbox_client;
 
 pub async fn get(env: &Env) -> Response {
-    let worker = PartHealth { ok: true, version: Some(VERSION.to_owned()), error: None };
+    let worker = PartHealth {
+        ok: true,
+        version: Some(VERSION.to_owned()),
+        error: None,
+    };
     let sandbox_backend = sandbox_client::health(env).await;
-    let health = Health { ok: worker.ok && sandbox_backend.ok, worker, sandbox_backend };
+    let health = Health {
+        ok: worker.ok && sandbox_backend.ok,
+        worker,
+        sandbox_backend,
+    };
     json(200, &health)
 }

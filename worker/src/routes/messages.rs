@@ -17,11 +17,19 @@ use crate::auth::User;
 use crate::internal::{self, EnqueuePrompt};
 use crate::{body, config, sessions_table};
 
-pub async fn post(req: &mut Request, env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
+pub async fn post(
+    req: &mut Request,
+    env: &Env,
+    user: &User,
+    session_id: &str,
+) -> ApiResult<Response> {
     let request: PostMessageRequest = body::read_json(req).await?;
     validate_content(&request.content)?;
     sessions_table::require(env, session_id, &user.id).await?;
-    let enqueue = EnqueuePrompt { content: request.content, worker_url: config::worker_url(env, req)? };
+    let enqueue = EnqueuePrompt {
+        content: request.content,
+        worker_url: config::worker_url(env, req)?,
+    };
     internal::call_agent(env, session_id, Method::Post, "/messages", Some(&enqueue)).await
 }
 
@@ -30,11 +38,17 @@ pub fn validate_content(content: &str) -> ApiResult<()> {
     if content.len() > MAX_MESSAGE_BYTES {
         return Err(ApiError::new(
             ErrorCode::MessageTooLarge,
-            format!("a prompt may be at most {MAX_MESSAGE_BYTES} bytes; this one is {}", content.len()),
+            format!(
+                "a prompt may be at most {MAX_MESSAGE_BYTES} bytes; this one is {}",
+                content.len()
+            ),
         ));
     }
     if content.trim().is_empty() {
-        return Err(ApiError::new(ErrorCode::EmptyMessage, "the prompt is empty"));
+        return Err(ApiError::new(
+            ErrorCode::EmptyMessage,
+            "the prompt is empty",
+        ));
     }
     Ok(())
 }
@@ -44,7 +58,12 @@ pub async fn list(env: &Env, user: &User, session_id: &str) -> ApiResult<Respons
     internal::call_agent::<()>(env, session_id, Method::Get, "/messages", None).await
 }
 
-pub async fn cancel(env: &Env, user: &User, session_id: &str, message_id: &str) -> ApiResult<Response> {
+pub async fn cancel(
+    env: &Env,
+    user: &User,
+    session_id: &str,
+    message_id: &str,
+) -> ApiResult<Response> {
     sessions_table::require(env, session_id, &user.id).await?;
     let path = format!("/messages/{message_id}");
     internal::call_agent::<()>(env, session_id, Method::Delete, &path, None).await
@@ -61,10 +80,19 @@ mod tests {
 
     #[test]
     fn blank_and_oversized_prompts_are_refused() {
-        assert_eq!(validate_content(" \n\t").unwrap_err().code, ErrorCode::EmptyMessage);
-        assert_eq!(validate_content("").unwrap_err().code, ErrorCode::EmptyMessage);
+        assert_eq!(
+            validate_content(" \n\t").unwrap_err().code,
+            ErrorCode::EmptyMessage
+        );
+        assert_eq!(
+            validate_content("").unwrap_err().code,
+            ErrorCode::EmptyMessage
+        );
         let big = "x".repeat(MAX_MESSAGE_BYTES + 1);
-        assert_eq!(validate_content(&big).unwrap_err().code, ErrorCode::MessageTooLarge);
+        assert_eq!(
+            validate_content(&big).unwrap_err().code,
+            ErrorCode::MessageTooLarge
+        );
         assert!(validate_content(&"x".repeat(MAX_MESSAGE_BYTES)).is_ok());
         assert!(validate_content("hi").is_ok());
     }

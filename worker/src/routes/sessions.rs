@@ -38,14 +38,28 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         updated_at: now,
     };
     sessions_table::insert(env, &session).await?;
-    internal::publish(env, &SessionListEvent::SessionCreated { session: session.clone() }).await;
+    internal::publish(
+        env,
+        &SessionListEvent::SessionCreated {
+            session: session.clone(),
+        },
+    )
+    .await;
 
-    let init = InitSession { owner_id: user.id.clone(), title, worker_url };
+    let init = InitSession {
+        owner_id: user.id.clone(),
+        title,
+        worker_url,
+    };
     let response = internal::call_agent(env, &session.id, Method::Post, "/init", Some(&init)).await;
     if let Err(error) = agent_ok(response).await {
         // The row stays, so the session is visible with the reason; a later prompt
         // retries.
-        worker::console_error!("initializing session {} failed: {}", session.id, error.message);
+        worker::console_error!(
+            "initializing session {} failed: {}",
+            session.id,
+            error.message
+        );
         let update = sessions_table::SessionUpdate {
             status: SessionStatus::Error,
             title: session.title.clone(),
@@ -54,6 +68,11 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
             updated_at: clock::now_ms(),
         };
         sessions_table::update(env, &session.id, &update).await?;
+        let changed = SessionListEvent::SessionStatusChanged {
+            session_id: session.id.clone(),
+            status: SessionStatus::Error,
+        };
+        internal::publish(env, &changed).await;
     }
     let created = sessions_table::require(env, &session.id, &user.id).await?;
     Ok(json(201, &created))

@@ -16,35 +16,64 @@ use crate::sessions_table;
 
 /// `GET /api/sessions/{id}/events`: everything after `Last-Event-ID` (or `?after=`
 /// on a first connect), then live.
-pub async fn session_events(req: &Request, env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
+pub async fn session_events(
+    req: &Request,
+    env: &Env,
+    user: &User,
+    session_id: &str,
+) -> ApiResult<Response> {
     let after = replay_position(req)?;
     sessions_table::require(env, session_id, &user.id).await?;
-    let request = internal::agent_request(session_id, Method::Get, &format!("/events?after={after}"), None, None)?;
+    let request = internal::agent_request(
+        session_id,
+        Method::Get,
+        &format!("/events?after={after}"),
+        None,
+        None,
+    )?;
     internal::forward_to_agent(env, session_id, request).await
 }
 
 fn replay_position(req: &Request) -> ApiResult<u64> {
     let header = req.headers().get("last-event-id").ok().flatten();
-    let query = req.url()?.query_pairs().find(|(name, _)| name == "after").map(|(_, value)| value.into_owned());
+    let query = req
+        .url()?
+        .query_pairs()
+        .find(|(name, _)| name == "after")
+        .map(|(_, value)| value.into_owned());
     let Some(value) = header.or(query) else {
         return Ok(0);
     };
     parse_replay_position(&value).ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidRequest, format!("`{value}` is not an event id to resume after"))
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`{value}` is not an event id to resume after"),
+        )
     })
 }
 
 /// `GET /api/sessions/{id}/runner`: the runner's WebSocket, after its token was
 /// verified by the authentication gate.
 pub async fn runner_link(req: &Request, env: &Env, grant: &RunnerGrant) -> ApiResult<Response> {
-    let upgrade = req.headers().get("upgrade").ok().flatten().unwrap_or_default();
+    let upgrade = req
+        .headers()
+        .get("upgrade")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Err(ApiError::new(ErrorCode::InvalidRequest, "the runner link is a WebSocket; send an upgrade"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the runner link is a WebSocket; send an upgrade",
+        ));
     }
     // The token names the session, so only a deleted session gets here unknown.
     let owner = sessions_table::get_owner(env, &grant.session_id).await?;
     if owner.is_none() {
-        return Err(ApiError::not_found(format!("no session {}", grant.session_id)));
+        return Err(ApiError::not_found(format!(
+            "no session {}",
+            grant.session_id
+        )));
     }
     // The upgrade headers go along; the token stays here.
     let headers = Headers::new();
@@ -54,7 +83,13 @@ pub async fn runner_link(req: &Request, env: &Env, grant: &RunnerGrant) -> ApiRe
         }
     }
     headers.set(TOKEN_EXPIRES_HEADER, &grant.token_expires_at.to_string())?;
-    let request = internal::agent_request(&grant.session_id, Method::Get, "/runner", Some(headers), None)?;
+    let request = internal::agent_request(
+        &grant.session_id,
+        Method::Get,
+        "/runner",
+        Some(headers),
+        None,
+    )?;
     internal::forward_to_agent(env, &grant.session_id, request).await
 }
 

@@ -46,10 +46,17 @@ impl SessionAgent {
         // Read again: the runner may have said hello while the backend answered.
         let mut record = self.store.record()?;
         record.sandbox = match outcome {
-            Ok(sandbox) => SandboxState::Created { sandbox_id: sandbox.id },
+            Ok(sandbox) => SandboxState::Created {
+                sandbox_id: sandbox.id,
+            },
             Err(reason) => {
                 worker::console_warn!("session {}: {reason}", record.session_id);
-                self.record_event(None, EventBody::Error { message: reason.clone() })?;
+                self.record_event(
+                    None,
+                    EventBody::Error {
+                        message: reason.clone(),
+                    },
+                )?;
                 SandboxState::Failed { reason }
             }
         };
@@ -58,10 +65,14 @@ impl SessionAgent {
         Ok(())
     }
 
-    async fn request_sandbox(&self, session_id: &str, worker_url: &str) -> std::result::Result<Sandbox, String> {
-        let (token, _) = self
-            .issue_token(session_id)
-            .ok_or_else(|| "RUNNER_TOKEN_SECRET is not set (or too short), so no runner can connect".to_owned())?;
+    async fn request_sandbox(
+        &self,
+        session_id: &str,
+        worker_url: &str,
+    ) -> std::result::Result<Sandbox, String> {
+        let (token, _) = self.issue_token(session_id).ok_or_else(|| {
+            "RUNNER_TOKEN_SECRET is not set (or too short), so no runner can connect".to_owned()
+        })?;
         let request = CreateSandboxRequest {
             labels: BTreeMap::from([(SESSION_LABEL.to_owned(), session_id.to_owned())]),
             runner: Some(RunnerLaunch {
@@ -73,8 +84,13 @@ impl SessionAgent {
         };
         let sandbox = sandbox_client::create_sandbox(&self.env, &request).await?;
         if sandbox.status == SandboxStatus::Error {
-            let reason = sandbox.error.unwrap_or_else(|| "no reason given".to_owned());
-            return Err(format!("the sandbox backend could not start sandbox {}: {reason}", sandbox.id));
+            let reason = sandbox
+                .error
+                .unwrap_or_else(|| "no reason given".to_owned());
+            return Err(format!(
+                "the sandbox backend could not start sandbox {}: {reason}",
+                sandbox.id
+            ));
         }
         Ok(sandbox)
     }

@@ -34,9 +34,12 @@ impl SessionAgent {
         match (method, path.as_str()) {
             (Method::Post, "/init") => self.init(&mut req).await,
             (Method::Post, "/messages") => self.enqueue(&mut req).await,
-            (Method::Get, "/messages") => {
-                Ok(json(200, &MessageList { messages: self.store.queue()?.messages() }))
-            }
+            (Method::Get, "/messages") => Ok(json(
+                200,
+                &MessageList {
+                    messages: self.store.queue()?.messages(),
+                },
+            )),
             (Method::Delete, path) if path.starts_with("/messages/") => {
                 self.cancel(&path["/messages/".len()..]).await
             }
@@ -75,7 +78,12 @@ impl SessionAgent {
                 error: None,
             });
             self.store.save_record(&record)?;
-            self.record_event(None, EventBody::StatusChanged { status: record.status })?;
+            self.record_event(
+                None,
+                EventBody::StatusChanged {
+                    status: record.status,
+                },
+            )?;
         }
         self.provision().await?;
         self.publish().await;
@@ -83,12 +91,22 @@ impl SessionAgent {
     }
 
     async fn enqueue(&self, req: &mut Request) -> ApiResult<Response> {
-        let EnqueuePrompt { content, worker_url } = body::read_json(req).await?;
+        let EnqueuePrompt {
+            content,
+            worker_url,
+        } = body::read_json(req).await?;
         let id = ids::new_id()?;
         let mut queue = self.store.queue()?;
         let (prompt, position) = queue.enqueue(id.clone(), content.clone(), clock::now_ms());
         self.store.save_prompt(&prompt)?;
-        self.record_event(None, EventBody::PromptQueued { message_id: id.clone(), content: content.clone(), position })?;
+        self.record_event(
+            None,
+            EventBody::PromptQueued {
+                message_id: id.clone(),
+                content: content.clone(),
+                position,
+            },
+        )?;
 
         let mut record = self.store.record()?;
         if record.title.is_empty()
@@ -108,7 +126,14 @@ impl SessionAgent {
             .queue()?
             .message(&id)
             .ok_or_else(|| ApiError::internal("the queued prompt vanished"))?;
-        Ok(json(202, &PostMessageResponse { message_id: id, position, message }))
+        Ok(json(
+            202,
+            &PostMessageResponse {
+                message_id: id,
+                position,
+                message,
+            },
+        ))
     }
 
     async fn cancel(&self, message_id: &str) -> ApiResult<Response> {
@@ -116,7 +141,12 @@ impl SessionAgent {
         match queue.cancel(message_id, clock::now_ms()) {
             Ok(prompt) => {
                 self.store.save_prompt(&prompt)?;
-                self.record_event(None, EventBody::PromptCancelled { message_id: message_id.to_owned() })?;
+                self.record_event(
+                    None,
+                    EventBody::PromptCancelled {
+                        message_id: message_id.to_owned(),
+                    },
+                )?;
                 let message = queue.message(message_id).unwrap_or(prompt.message);
                 Ok(json(200, &message))
             }
@@ -127,23 +157,44 @@ impl SessionAgent {
 
     async fn abort(&self) -> ApiResult<Response> {
         let queue = self.store.queue()?;
-        let Some(turn_id) = queue.processing().and_then(|prompt| prompt.message.turn_id.clone()) else {
-            return Ok(json(200, &AbortResponse { aborted_turn_id: None }));
+        let Some(turn_id) = queue
+            .processing()
+            .and_then(|prompt| prompt.message.turn_id.clone())
+        else {
+            return Ok(json(
+                200,
+                &AbortResponse {
+                    aborted_turn_id: None,
+                },
+            ));
         };
         let record = self.store.record()?;
-        let told_runner = self
-            .current_runner(&record)
-            .is_some_and(|(socket, _)| socket.send(&SessionFrame::Abort { turn_id: turn_id.clone() }).is_ok());
+        let told_runner = self.current_runner(&record).is_some_and(|(socket, _)| {
+            socket
+                .send(&SessionFrame::Abort {
+                    turn_id: turn_id.clone(),
+                })
+                .is_ok()
+        });
         if !told_runner {
             // No runner can end the turn, so it ends here.
             self.record_event(
                 Some(&turn_id),
-                EventBody::TurnFinished { outcome: TurnOutcome::Aborted, usage: TokenUsage::default(), error: None },
+                EventBody::TurnFinished {
+                    outcome: TurnOutcome::Aborted,
+                    usage: TokenUsage::default(),
+                    error: None,
+                },
             )?;
             self.finish_turn(&turn_id, TurnOutcome::Aborted, None)?;
             self.publish().await;
         }
-        Ok(json(200, &AbortResponse { aborted_turn_id: Some(turn_id) }))
+        Ok(json(
+            200,
+            &AbortResponse {
+                aborted_turn_id: Some(turn_id),
+            },
+        ))
     }
 
     /// The event stream: the backlog after `after`, then live. Reading the backlog
@@ -155,8 +206,9 @@ impl SessionAgent {
             .find(|(name, _)| name == "after")
             .map(|(_, value)| value.into_owned())
             .unwrap_or_default();
-        let after = parse_replay_position(&after)
-            .ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, format!("bad event id `{after}`")))?;
+        let after = parse_replay_position(&after).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidRequest, format!("bad event id `{after}`"))
+        })?;
         let backlog = self
             .store
             .events_after(after)?

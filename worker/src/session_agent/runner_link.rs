@@ -13,7 +13,9 @@
 use nightshift_protocol::events::EventBody;
 use nightshift_protocol::runner_link::{RunnerFrame, SessionFrame};
 use nightshift_session::event_log::{RunnerIntake, classify_runner_event, welcome_acked};
-use nightshift_session::runner_link::{HelloDecision, INTERRUPTED_REASON, ProcessingTurn, on_hello};
+use nightshift_session::runner_link::{
+    HelloDecision, INTERRUPTED_REASON, ProcessingTurn, on_hello,
+};
 use nightshift_session::runner_token::needs_renewal;
 use serde::{Deserialize, Serialize};
 use worker::{Request, Response, Result, WebSocket, WebSocketIncomingMessage, WebSocketPair};
@@ -44,12 +46,20 @@ pub(super) struct RunnerAttachment {
 
 impl SessionAgent {
     /// The newest runner socket, once its runner has said hello.
-    pub(super) fn current_runner(&self, record: &SessionRecord) -> Option<(WebSocket, RunnerAttachment)> {
+    pub(super) fn current_runner(
+        &self,
+        record: &SessionRecord,
+    ) -> Option<(WebSocket, RunnerAttachment)> {
         let current = record.runner_connection?;
-        self.state.get_websockets_with_tag(RUNNER_TAG).into_iter().find_map(|socket| {
-            let attachment: RunnerAttachment = socket.deserialize_attachment().ok().flatten()?;
-            (attachment.connection == current && attachment.epoch.is_some()).then_some((socket, attachment))
-        })
+        self.state
+            .get_websockets_with_tag(RUNNER_TAG)
+            .into_iter()
+            .find_map(|socket| {
+                let attachment: RunnerAttachment =
+                    socket.deserialize_attachment().ok().flatten()?;
+                (attachment.connection == current && attachment.epoch.is_some())
+                    .then_some((socket, attachment))
+            })
     }
 
     /// `GET /runner`: accepts the upgrade the Worker forwarded after checking the token.
@@ -60,7 +70,11 @@ impl SessionAgent {
             .and_then(|value| value.parse().ok())
             .unwrap_or(0);
         for older in self.state.get_websockets_with_tag(RUNNER_TAG) {
-            close(&older, CLOSE_REPLACED, "replaced by a newer runner connection");
+            close(
+                &older,
+                CLOSE_REPLACED,
+                "replaced by a newer runner connection",
+            );
         }
         let mut record = self.store.record()?;
         record.last_connection += 1;
@@ -70,17 +84,30 @@ impl SessionAgent {
         self.store.save_record(&record)?;
 
         let pair = WebSocketPair::new()?;
-        self.state.accept_websocket_with_tags(&pair.server, &[RUNNER_TAG]);
-        pair.server.serialize_attachment(RunnerAttachment { connection, epoch: None, token_expires_at })?;
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[RUNNER_TAG]);
+        pair.server.serialize_attachment(RunnerAttachment {
+            connection,
+            epoch: None,
+            token_expires_at,
+        })?;
         if self.refresh_status()? {
             self.publish().await;
         }
         Response::from_websocket(pair.client)
     }
 
-    pub(super) async fn on_runner_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+    pub(super) async fn on_runner_message(
+        &self,
+        ws: &WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
         let WebSocketIncomingMessage::String(text) = message else {
-            close(ws, CLOSE_PROTOCOL, "the runner link carries JSON text frames");
+            close(
+                ws,
+                CLOSE_PROTOCOL,
+                "the runner link carries JSON text frames",
+            );
             return Ok(());
         };
         let Some(attachment) = ws.deserialize_attachment::<RunnerAttachment>()? else {
@@ -99,11 +126,22 @@ impl SessionAgent {
             }
         };
         match frame {
-            RunnerFrame::Hello { session_id, runner_version: _, epoch, active_turn } => {
-                self.on_hello(ws, attachment, &session_id, epoch, active_turn).await
+            RunnerFrame::Hello {
+                session_id,
+                runner_version: _,
+                epoch,
+                active_turn,
+            } => {
+                self.on_hello(ws, attachment, &session_id, epoch, active_turn)
+                    .await
             }
-            RunnerFrame::Event { local_seq, turn_id, event } => {
-                self.on_event(ws, attachment, local_seq, &turn_id, event).await
+            RunnerFrame::Event {
+                local_seq,
+                turn_id,
+                event,
+            } => {
+                self.on_event(ws, attachment, local_seq, &turn_id, event)
+                    .await
             }
             RunnerFrame::Ping => self.on_ping(ws, attachment),
         }
@@ -119,7 +157,11 @@ impl SessionAgent {
     ) -> Result<()> {
         let mut record = self.store.record()?;
         if session_id != record.session_id {
-            close(ws, CLOSE_WRONG_SESSION, "this link belongs to another session");
+            close(
+                ws,
+                CLOSE_WRONG_SESSION,
+                "this link belongs to another session",
+            );
             return self.on_runner_gone(ws).await;
         }
         // Every hello gets a fresh token, so a runner that reconnects late in its
@@ -135,7 +177,10 @@ impl SessionAgent {
         self.store.save_record(&record)?;
 
         let acked = welcome_acked(self.store.epoch_acked(&epoch)?);
-        ws.send(&SessionFrame::Welcome { acked, token: token.map(|(token, _)| token) })?;
+        ws.send(&SessionFrame::Welcome {
+            acked,
+            token: token.map(|(token, _)| token),
+        })?;
 
         let mut queue = self.store.queue()?;
         let processing = queue.processing().map(|prompt| ProcessingTurn {
@@ -144,7 +189,9 @@ impl SessionAgent {
         });
         let processing_turn = processing.map(|turn| turn.turn_id.to_owned());
         match on_hello(processing, &epoch, active_turn.as_deref()) {
-            HelloDecision::Interrupt { turn_id } => self.interrupt_turn(&turn_id, INTERRUPTED_REASON)?,
+            HelloDecision::Interrupt { turn_id } => {
+                self.interrupt_turn(&turn_id, INTERRUPTED_REASON)?
+            }
             HelloDecision::Adopt { turn_id } => {
                 if let Ok(prompt) = queue.adopt(&turn_id, epoch.clone()) {
                     self.store.save_prompt(&prompt)?;
@@ -185,12 +232,18 @@ impl SessionAgent {
             }
             RunnerIntake::OutOfOrder { expected } => {
                 // Restarting the link makes the runner resend from `acked`.
-                close(ws, CLOSE_OUT_OF_ORDER, &format!("expected local_seq {expected}; reconnect to resend"));
+                close(
+                    ws,
+                    CLOSE_OUT_OF_ORDER,
+                    &format!("expected local_seq {expected}; reconnect to resend"),
+                );
                 self.on_runner_gone(ws).await
             }
             RunnerIntake::Accept => {
                 let finished = match &event {
-                    EventBody::TurnFinished { outcome, error, .. } => Some((*outcome, error.clone())),
+                    EventBody::TurnFinished { outcome, error, .. } => {
+                        Some((*outcome, error.clone()))
+                    }
                     _ => None,
                 };
                 if event.is_from_runner() {
@@ -232,7 +285,10 @@ impl SessionAgent {
     /// waits for its runner (`reconnecting`); the processing prompt stays, since the
     /// same runner may come back and go on.
     pub(super) async fn on_runner_gone(&self, ws: &WebSocket) -> Result<()> {
-        let attachment = ws.deserialize_attachment::<RunnerAttachment>().ok().flatten();
+        let attachment = ws
+            .deserialize_attachment::<RunnerAttachment>()
+            .ok()
+            .flatten();
         close(ws, 1000, "closing");
         let Some(attachment) = attachment else {
             return Ok(());
@@ -254,8 +310,10 @@ impl SessionAgent {
     pub(super) fn issue_token(&self, session_id: &str) -> Option<(String, u64)> {
         let ttl = config::runner_token_ttl_secs(&self.env);
         let now = clock::now_secs();
-        let issued = config::runner_token_key(&self.env)
-            .and_then(|key| key.issue(session_id, now, ttl).map_err(|error| error.to_string()));
+        let issued = config::runner_token_key(&self.env).and_then(|key| {
+            key.issue(session_id, now, ttl)
+                .map_err(|error| error.to_string())
+        });
         match issued {
             Ok(token) => Some((token, now + ttl)),
             Err(error) => {

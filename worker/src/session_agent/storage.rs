@@ -170,8 +170,10 @@ impl Store {
     }
 
     pub fn record(&self) -> Result<SessionRecord> {
-        let rows: Vec<MetaRow> =
-            self.sql.exec("SELECT value FROM meta WHERE key = 'session'", None)?.to_array()?;
+        let rows: Vec<MetaRow> = self
+            .sql
+            .exec("SELECT value FROM meta WHERE key = 'session'", None)?
+            .to_array()?;
         match rows.into_iter().next() {
             Some(row) => Ok(serde_json::from_str(&row.value)?),
             None => Ok(SessionRecord::default()),
@@ -190,7 +192,10 @@ impl Store {
 
     /// The whole queue, in creation order.
     pub fn queue(&self) -> Result<PromptQueue> {
-        let rows: Vec<PromptRow> = self.sql.exec("SELECT * FROM prompts ORDER BY rowid", None)?.to_array()?;
+        let rows: Vec<PromptRow> = self
+            .sql
+            .exec("SELECT * FROM prompts ORDER BY rowid", None)?
+            .to_array()?;
         let prompts = rows
             .into_iter()
             .map(|row| Prompt {
@@ -253,8 +258,10 @@ impl Store {
         body: EventBody,
         at: i64,
     ) -> Result<SessionEvent> {
-        let last: Vec<Count> =
-            self.sql.exec("SELECT COALESCE(MAX(seq), 0) AS value FROM events", None)?.to_array()?;
+        let last: Vec<Count> = self
+            .sql
+            .exec("SELECT COALESCE(MAX(seq), 0) AS value FROM events", None)?
+            .to_array()?;
         let seq = Sequencer::after(last.first().map_or(0, |row| row.value)).next_seq();
         let json = serde_json::to_string(&body)?;
         self.sql.exec(
@@ -268,18 +275,31 @@ impl Store {
                 integer(at),
             ],
         )?;
-        Ok(SessionEvent { seq, turn_id: turn_id.map(str::to_owned), at, body })
+        Ok(SessionEvent {
+            seq,
+            turn_id: turn_id.map(str::to_owned),
+            at,
+            body,
+        })
     }
 
     /// Every event after `after`, in order.
     pub fn events_after(&self, after: u64) -> Result<Vec<SessionEvent>> {
         let rows: Vec<EventRow> = self
             .sql
-            .exec("SELECT seq, turn_id, body, at FROM events WHERE seq > ? ORDER BY seq", vec![unsigned(after)])?
+            .exec(
+                "SELECT seq, turn_id, body, at FROM events WHERE seq > ? ORDER BY seq",
+                vec![unsigned(after)],
+            )?
             .to_array()?;
         rows.into_iter()
             .map(|row| {
-                Ok(SessionEvent { seq: row.seq, turn_id: row.turn_id, at: row.at, body: serde_json::from_str(&row.body)? })
+                Ok(SessionEvent {
+                    seq: row.seq,
+                    turn_id: row.turn_id,
+                    at: row.at,
+                    body: serde_json::from_str(&row.body)?,
+                })
             })
             .collect()
     }
@@ -305,7 +325,10 @@ impl Store {
     pub fn epoch_acked(&self, epoch: &str) -> Result<Option<u64>> {
         let rows: Vec<Count> = self
             .sql
-            .exec("SELECT acked AS value FROM runner_epochs WHERE epoch = ?", vec![text(epoch)])?
+            .exec(
+                "SELECT acked AS value FROM runner_epochs WHERE epoch = ?",
+                vec![text(epoch)],
+            )?
             .to_array()?;
         Ok(rows.first().map(|row| row.value))
     }

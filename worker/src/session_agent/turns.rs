@@ -23,8 +23,14 @@ const UNSENT_REASON: &str =
 impl SessionAgent {
     /// Stores an event written by the `SessionAgent` itself and sends it to every
     /// live stream.
-    pub(super) fn record_event(&self, turn_id: Option<&str>, body: EventBody) -> Result<SessionEvent> {
-        let event = self.store.append_event(turn_id, None, body, clock::now_ms())?;
+    pub(super) fn record_event(
+        &self,
+        turn_id: Option<&str>,
+        body: EventBody,
+    ) -> Result<SessionEvent> {
+        let event = self
+            .store
+            .append_event(turn_id, None, body, clock::now_ms())?;
         self.broadcast(&event);
         Ok(event)
     }
@@ -37,7 +43,12 @@ impl SessionAgent {
         local_seq: u64,
         body: EventBody,
     ) -> Result<SessionEvent> {
-        let event = self.store.append_event(Some(turn_id), Some((epoch, local_seq)), body, clock::now_ms())?;
+        let event = self.store.append_event(
+            Some(turn_id),
+            Some((epoch, local_seq)),
+            body,
+            clock::now_ms(),
+        )?;
         self.broadcast(&event);
         Ok(event)
     }
@@ -45,7 +56,9 @@ impl SessionAgent {
     fn broadcast(&self, event: &SessionEvent) {
         match sse_frame(event) {
             Ok(frame) => self.subscribers.broadcast(&frame),
-            Err(error) => worker::console_error!("event {} could not be encoded: {error}", event.seq),
+            Err(error) => {
+                worker::console_error!("event {} could not be encoded: {error}", event.seq)
+            }
         }
     }
 
@@ -80,7 +93,9 @@ impl SessionAgent {
     /// Starts the next queued prompt when a runner is ready and nothing is running.
     pub(super) async fn dispatch(&self) -> Result<()> {
         let record = self.store.record()?;
-        if self.current_runner(&record).is_none() || self.store.queue()?.next_to_dispatch().is_none() {
+        if self.current_runner(&record).is_none()
+            || self.store.queue()?.next_to_dispatch().is_none()
+        {
             return Ok(());
         }
         let llm = llm_config::resolve(&self.env, &record.owner_id).await;
@@ -124,7 +139,12 @@ impl SessionAgent {
 
     /// Ends the processing turn `turn_id`; its reply is the turn's text so far.
     /// Returns false when no prompt was processing that turn (it already ended).
-    pub(super) fn finish_turn(&self, turn_id: &str, outcome: TurnOutcome, error: Option<String>) -> Result<bool> {
+    pub(super) fn finish_turn(
+        &self,
+        turn_id: &str,
+        outcome: TurnOutcome,
+        error: Option<String>,
+    ) -> Result<bool> {
         let reply = self.store.turn_reply(turn_id)?;
         let mut queue = self.store.queue()?;
         let Ok(prompt) = queue.finish(turn_id, outcome, reply, error, clock::now_ms()) else {
@@ -145,7 +165,10 @@ impl SessionAgent {
         self.store.save_prompt(&prompt)?;
         self.record_event(
             Some(turn_id),
-            EventBody::TurnInterrupted { message_id: prompt.message.id, reason: reason.to_owned() },
+            EventBody::TurnInterrupted {
+                message_id: prompt.message.id,
+                reason: reason.to_owned(),
+            },
         )?;
         Ok(())
     }

@@ -13,7 +13,9 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let sending = RwSignal::new(false);
     let busy = Memo::new(move |_| {
-        context.timeline.with(|timeline| timeline.has_running_turn() || !timeline.queue().is_empty())
+        context
+            .timeline
+            .with(|timeline| timeline.has_running_turn() || !timeline.queue().is_empty())
     });
 
     let send = move || {
@@ -29,9 +31,9 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
         let session_id = context.session_id.get_value();
         spawn_local(async move {
             match api::post_message(&session_id, content.clone()).await {
-                Ok(answer) => context
-                    .timeline
-                    .update(|timeline| timeline.merge_messages(std::slice::from_ref(&answer.message))),
+                Ok(answer) => context.timeline.update(|timeline| {
+                    timeline.merge_messages(std::slice::from_ref(&answer.message))
+                }),
                 Err(error) => {
                     context.action_error.set(Some(error.to_string()));
                     draft.update(|draft| {

@@ -15,7 +15,9 @@ use crate::store::SessionsStore;
 pub fn SessionHeader(context: SessionContext) -> impl IntoView {
     let store = expect_context::<SessionsStore>();
     let session = Memo::new(move |_| {
-        context.session_id.with_value(|id| store.list.with(|list| list.get(id).cloned()))
+        context
+            .session_id
+            .with_value(|id| store.list.with(|list| list.get(id).cloned()))
     });
     let title = move || {
         session.with(|session| match session {
@@ -32,17 +34,24 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
             .with(|timeline| timeline.status())
             .or_else(|| session.with(|session| session.as_ref().map(|session| session.status)))
     });
-    let turn_running = Memo::new(move |_| context.timeline.with(|timeline| timeline.has_running_turn()));
+    let turn_running = Memo::new(move |_| {
+        context
+            .timeline
+            .with(|timeline| timeline.has_running_turn())
+    });
     let aborting = RwSignal::new(false);
-    let can_abort =
-        move || !aborting.get() && (turn_running.get() || status.get() == Some(SessionStatus::Running));
+    let can_abort = move || {
+        !aborting.get() && (turn_running.get() || status.get() == Some(SessionStatus::Running))
+    };
 
     let abort = move |_| {
         aborting.set(true);
         let session_id = context.session_id.get_value();
         spawn_local(async move {
             if let Err(error) = api::abort(&session_id).await {
-                context.action_error.set(Some(format!("Could not abort: {error}")));
+                context
+                    .action_error
+                    .set(Some(format!("Could not abort: {error}")));
             }
             aborting.set(false);
         });
@@ -61,7 +70,8 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
             })
         })
     };
-    let session_error = move || session.with(|session| session.as_ref().and_then(|session| session.error.clone()));
+    let session_error =
+        move || session.with(|session| session.as_ref().and_then(|session| session.error.clone()));
 
     view! {
         <header class="session-header" data-testid="session-header">

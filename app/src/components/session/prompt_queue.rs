@@ -9,7 +9,11 @@ use crate::state::QueuedPrompt;
 
 #[component]
 pub fn PromptQueueView(context: SessionContext) -> impl IntoView {
-    let prompts = Memo::new(move |_| context.timeline.with(|timeline| timeline.queue().prompts().to_vec()));
+    let prompts = Memo::new(move |_| {
+        context
+            .timeline
+            .with(|timeline| timeline.queue().prompts().to_vec())
+    });
     view! {
         <Show when=move || prompts.with(|prompts| !prompts.is_empty())>
             <div class="queue" data-testid="queue">
@@ -36,9 +40,13 @@ fn QueuedPromptRow(context: SessionContext, prompt: QueuedPrompt) -> impl IntoVi
         let message_id = message_id.clone();
         spawn_local(async move {
             match api::cancel_message(&session_id, &message_id).await {
-                Ok(()) => context.timeline.update(|timeline| timeline.cancel_accepted(&message_id)),
+                Ok(()) => context
+                    .timeline
+                    .update(|timeline| timeline.cancel_accepted(&message_id)),
                 Err(error) => {
-                    context.action_error.set(Some(format!("Could not cancel: {error}")));
+                    context
+                        .action_error
+                        .set(Some(format!("Could not cancel: {error}")));
                     cancelling.set(false);
                 }
             }
@@ -47,7 +55,7 @@ fn QueuedPromptRow(context: SessionContext, prompt: QueuedPrompt) -> impl IntoVi
     let full_text = prompt.content.clone();
     view! {
         <div class="queued-prompt" data-testid="queued-prompt" data-message-id=prompt.message_id>
-            <span class="queued-prompt__icon" aria-hidden="true">"⏳"</span>
+            <span class="queued-prompt__icon" aria-hidden="true"></span>
             <span class="queued-prompt__text" title=full_text>{prompt.content}</span>
             <button
                 class="button button--ghost button--small"

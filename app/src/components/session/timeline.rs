@@ -9,13 +9,15 @@
 use leptos::prelude::*;
 use nightshift_protocol::events::TurnOutcome;
 
+use super::depend_on;
 use super::tool_call::ToolCallCard;
 use crate::format;
 use crate::markdown::{Block, split_code_blocks};
 use crate::state::{Entry, Timeline, Turn, TurnEnd, TurnItem};
 
 /// What an interruption notice says; end-to-end tests look for it.
-const INTERRUPTED_TEXT: &str = "Runner stopped mid-turn; this prompt will run again when a runner is back";
+const INTERRUPTED_TEXT: &str =
+    "Runner stopped mid-turn; this prompt will run again when a runner is back";
 
 #[component]
 pub fn TimelineView(timeline: RwSignal<Timeline>) -> impl IntoView {
@@ -60,19 +62,22 @@ where
     T: PartialEq + Send + Sync + 'static,
 {
     Memo::new(move |_| {
-        revision.track();
+        depend_on(revision);
         timeline.with_untracked(|timeline| timeline.turn(index).map(&read))
     })
 }
 
 #[component]
 fn TurnView(timeline: RwSignal<Timeline>, index: usize) -> impl IntoView {
-    let revision = Memo::new(move |_| timeline.with(|timeline| timeline.turn(index).map_or(0, |turn| turn.revision)));
+    let revision = Memo::new(move |_| {
+        timeline.with(|timeline| timeline.turn(index).map_or(0, |turn| turn.revision))
+    });
     let prompt = turn_memo(timeline, revision, index, |turn| turn.prompt.clone());
     let attempt = turn_memo(timeline, revision, index, |turn| turn.attempt);
     let item_count = turn_memo(timeline, revision, index, |turn| turn.items.len());
     let end = turn_memo(timeline, revision, index, |turn| turn.end.clone());
-    let turn_id = timeline.with_untracked(|timeline| timeline.turn(index).and_then(|turn| turn.turn_id.clone()));
+    let turn_id = timeline
+        .with_untracked(|timeline| timeline.turn(index).and_then(|turn| turn.turn_id.clone()));
     let running = move || matches!(end.get(), Some(TurnEnd::Running));
 
     view! {
@@ -132,18 +137,32 @@ fn turn_end_view(end: TurnEnd) -> AnyView {
 }
 
 #[component]
-fn TurnItemView(timeline: RwSignal<Timeline>, revision: Memo<u64>, turn: usize, item: usize) -> impl IntoView {
+fn TurnItemView(
+    timeline: RwSignal<Timeline>,
+    revision: Memo<u64>,
+    turn: usize,
+    item: usize,
+) -> impl IntoView {
     // An item never changes kind once it exists; only its contents grow.
     let kind = timeline.with_untracked(|timeline| {
-        timeline.turn(turn).and_then(|turn| turn.items.get(item)).map(|item| match item {
-            TurnItem::Text(_) => ItemKind::Text,
-            TurnItem::ToolCall(_) => ItemKind::ToolCall,
-            TurnItem::Error(message) => ItemKind::Error(message.clone()),
-        })
+        timeline
+            .turn(turn)
+            .and_then(|turn| turn.items.get(item))
+            .map(|item| match item {
+                TurnItem::Text(_) => ItemKind::Text,
+                TurnItem::ToolCall(_) => ItemKind::ToolCall,
+                TurnItem::Error(message) => ItemKind::Error(message.clone()),
+            })
     });
     match kind {
-        Some(ItemKind::Text) => view! { <AssistantText timeline=timeline revision=revision turn=turn item=item/> }.into_any(),
-        Some(ItemKind::ToolCall) => view! { <ToolCallCard timeline=timeline revision=revision turn=turn item=item/> }.into_any(),
+        Some(ItemKind::Text) => {
+            view! { <AssistantText timeline=timeline revision=revision turn=turn item=item/> }
+                .into_any()
+        }
+        Some(ItemKind::ToolCall) => {
+            view! { <ToolCallCard timeline=timeline revision=revision turn=turn item=item/> }
+                .into_any()
+        }
         Some(ItemKind::Error(message)) => view! {
             <div class="turn-error" data-testid="turn-error" role="alert">{message}</div>
         }
@@ -161,22 +180,31 @@ enum ItemKind {
 /// Reply text, re-rendered as it grows. Only text length is compared on each change
 /// of the turn, so other items' updates do not copy this text.
 #[component]
-fn AssistantText(timeline: RwSignal<Timeline>, revision: Memo<u64>, turn: usize, item: usize) -> impl IntoView {
+fn AssistantText(
+    timeline: RwSignal<Timeline>,
+    revision: Memo<u64>,
+    turn: usize,
+    item: usize,
+) -> impl IntoView {
     let read = move || {
-        timeline.with_untracked(|timeline| match timeline.turn(turn).and_then(|turn| turn.items.get(item)) {
-            Some(TurnItem::Text(text)) => text.clone(),
-            _ => String::new(),
+        timeline.with_untracked(|timeline| {
+            match timeline.turn(turn).and_then(|turn| turn.items.get(item)) {
+                Some(TurnItem::Text(text)) => text.clone(),
+                _ => String::new(),
+            }
         })
     };
     let length = Memo::new(move |_| {
-        revision.track();
-        timeline.with_untracked(|timeline| match timeline.turn(turn).and_then(|turn| turn.items.get(item)) {
-            Some(TurnItem::Text(text)) => text.len(),
-            _ => 0,
+        depend_on(revision);
+        timeline.with_untracked(|timeline| {
+            match timeline.turn(turn).and_then(|turn| turn.items.get(item)) {
+                Some(TurnItem::Text(text)) => text.len(),
+                _ => 0,
+            }
         })
     });
     let text = Memo::new(move |_| {
-        length.track();
+        depend_on(length);
         read()
     });
     view! {

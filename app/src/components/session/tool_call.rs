@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 use serde_json::Value;
 
+use super::depend_on;
 use crate::format;
 use crate::state::{Timeline, ToolResult, TurnItem};
 
@@ -13,25 +14,38 @@ const COLLAPSE_AFTER_LINES: usize = 20;
 const COLLAPSE_AFTER_BYTES: usize = 4_000;
 
 #[component]
-pub fn ToolCallCard(timeline: RwSignal<Timeline>, revision: Memo<u64>, turn: usize, item: usize) -> impl IntoView {
-    let read_call = move |timeline: &Timeline| match timeline.turn(turn).and_then(|turn| turn.items.get(item)) {
+pub fn ToolCallCard(
+    timeline: RwSignal<Timeline>,
+    revision: Memo<u64>,
+    turn: usize,
+    item: usize,
+) -> impl IntoView {
+    let read_call = move |timeline: &Timeline| match timeline
+        .turn(turn)
+        .and_then(|turn| turn.items.get(item))
+    {
         Some(TurnItem::ToolCall(call)) => Some(call.clone()),
         _ => None,
     };
     // The name and arguments are fixed when the call starts; only the result arrives
     // later, once, so it is copied only when `finished` flips.
     let (tool, args, call_id) = timeline
-        .with_untracked(|timeline| read_call(timeline).map(|call| (call.tool, call.args, call.call_id)))
+        .with_untracked(|timeline| {
+            read_call(timeline).map(|call| (call.tool, call.args, call.call_id))
+        })
         .unwrap_or_else(|| ("tool".to_owned(), Value::Null, String::new()));
     let finished = Memo::new(move |_| {
-        revision.track();
-        timeline.with_untracked(|timeline| read_call(timeline).is_some_and(|call| call.result.is_some()))
+        depend_on(revision);
+        timeline.with_untracked(|timeline| {
+            read_call(timeline).is_some_and(|call| call.result.is_some())
+        })
     });
     let result = Memo::new(move |_| {
-        finished.track();
+        depend_on(finished);
         timeline.with_untracked(|timeline| read_call(timeline).and_then(|call| call.result))
     });
-    let is_error = move || result.with(|result| result.as_ref().is_some_and(|result| result.is_error));
+    let is_error =
+        move || result.with(|result| result.as_ref().is_some_and(|result| result.is_error));
     let state = move || match (finished.get(), is_error()) {
         (false, _) => "running",
         (true, false) => "ok",
@@ -54,7 +68,7 @@ pub fn ToolCallCard(timeline: RwSignal<Timeline>, revision: Memo<u64>, turn: usi
             data-state=state
         >
             <div class="tool-call__head">
-                <span class="tool-call__icon" aria-hidden="true">{if is_shell { "$" } else { "⚙" }}</span>
+                <span class="tool-call__icon" aria-hidden="true">{if is_shell { "$" } else { "◆" }}</span>
                 <span class="tool-call__name">{tool}</span>
                 <span class="tool-call__state">
                     {move || match state() {

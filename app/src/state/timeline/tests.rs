@@ -19,7 +19,12 @@ impl Stream {
     fn event(&mut self, turn_id: Option<&str>, body: EventBody) -> SessionEvent {
         let seq = self.next_seq;
         self.next_seq += 1;
-        SessionEvent { seq, turn_id: turn_id.map(str::to_owned), at: seq as i64, body }
+        SessionEvent {
+            seq,
+            turn_id: turn_id.map(str::to_owned),
+            at: seq as i64,
+            body,
+        }
     }
 
     /// An event parsed from the JSON the browser receives, so the tests also pin the
@@ -34,7 +39,11 @@ impl Stream {
 }
 
 fn started(message_id: &str, content: &str) -> EventBody {
-    EventBody::TurnStarted { message_id: message_id.into(), content: content.into(), attempt: 1 }
+    EventBody::TurnStarted {
+        message_id: message_id.into(),
+        content: content.into(),
+        attempt: 1,
+    }
 }
 
 fn delta(text: &str) -> EventBody {
@@ -44,7 +53,10 @@ fn delta(text: &str) -> EventBody {
 fn finished(outcome: TurnOutcome, error: Option<&str>) -> EventBody {
     EventBody::TurnFinished {
         outcome,
-        usage: TokenUsage { input_tokens: 10, output_tokens: 3 },
+        usage: TokenUsage {
+            input_tokens: 10,
+            output_tokens: 3,
+        },
         error: error.map(str::to_owned),
     }
 }
@@ -55,7 +67,11 @@ fn a_turn_collects_its_prompt_text_and_tool_calls_in_order() {
     let mut timeline = Timeline::default();
     timeline.apply(stream.event(
         None,
-        EventBody::PromptQueued { message_id: "m1".into(), content: "list files".into(), position: 0 },
+        EventBody::PromptQueued {
+            message_id: "m1".into(),
+            content: "list files".into(),
+            position: 0,
+        },
     ));
     assert_eq!(timeline.queue().len(), 1);
     timeline.apply(stream.event(Some("t1"), started("m1", "list files")));
@@ -79,7 +95,9 @@ fn a_turn_collects_its_prompt_text_and_tool_calls_in_order() {
     assert_eq!(turn.prompt.as_deref(), Some("list files"));
     assert_eq!(turn.items.len(), 3);
     assert_eq!(turn.items[0], TurnItem::Text("Let me look.\n".into()));
-    let TurnItem::ToolCall(call) = &turn.items[1] else { panic!("expected a tool call") };
+    let TurnItem::ToolCall(call) = &turn.items[1] else {
+        panic!("expected a tool call")
+    };
     assert_eq!(call.tool, "bash");
     assert_eq!(call.args, json!({"command": "ls"}));
     let result = call.result.as_ref().expect("the call finished");
@@ -90,7 +108,10 @@ fn a_turn_collects_its_prompt_text_and_tool_calls_in_order() {
         turn.end,
         TurnEnd::Finished {
             outcome: TurnOutcome::Done,
-            usage: TokenUsage { input_tokens: 10, output_tokens: 3 }
+            usage: TokenUsage {
+                input_tokens: 10,
+                output_tokens: 3
+            }
         }
     );
     assert!(!timeline.has_running_turn());
@@ -113,7 +134,10 @@ fn replayed_events_are_ignored() {
         assert!(!timeline.apply(event));
     }
     assert_eq!(timeline.last_seq(), 3);
-    assert_eq!(timeline.turn(0).map(|turn| turn.items.clone()), Some(vec![TurnItem::Text("Hello".into())]));
+    assert_eq!(
+        timeline.turn(0).map(|turn| turn.items.clone()),
+        Some(vec![TurnItem::Text("Hello".into())])
+    );
 }
 
 #[test]
@@ -131,14 +155,28 @@ fn an_error_repeated_by_turn_finished_shows_once() {
     let mut stream = Stream::new();
     let mut timeline = Timeline::default();
     timeline.apply(stream.event(Some("t1"), started("m1", "hi")));
-    timeline.apply(stream.event(Some("t1"), EventBody::Error { message: "no LLM configured".into() }));
-    timeline.apply(stream.event(Some("t1"), finished(TurnOutcome::Failed, Some("no LLM configured"))));
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::Error {
+            message: "no LLM configured".into(),
+        },
+    ));
+    timeline.apply(stream.event(
+        Some("t1"),
+        finished(TurnOutcome::Failed, Some("no LLM configured")),
+    ));
     let turn = timeline.turn(0).expect("one turn");
-    assert_eq!(turn.items, vec![TurnItem::Error("no LLM configured".into())]);
+    assert_eq!(
+        turn.items,
+        vec![TurnItem::Error("no LLM configured".into())]
+    );
 
     // An error only `turn_finished` names is still shown.
     timeline.apply(stream.event(Some("t2"), started("m2", "again")));
-    timeline.apply(stream.event(Some("t2"), finished(TurnOutcome::Failed, Some("rate limited"))));
+    timeline.apply(stream.event(
+        Some("t2"),
+        finished(TurnOutcome::Failed, Some("rate limited")),
+    ));
     let turn = timeline.turn(1).expect("two turns");
     assert_eq!(turn.items, vec![TurnItem::Error("rate limited".into())]);
 }
@@ -151,18 +189,27 @@ fn an_interrupted_turn_requeues_its_prompt_and_the_retry_is_a_new_turn() {
     timeline.apply(stream.event(Some("t1"), delta("Working")));
     timeline.apply(stream.event(
         Some("t1"),
-        EventBody::TurnInterrupted { message_id: "m1".into(), reason: "runner restarted".into() },
+        EventBody::TurnInterrupted {
+            message_id: "m1".into(),
+            reason: "runner restarted".into(),
+        },
     ));
     assert!(!timeline.has_running_turn());
     assert_eq!(timeline.queue().prompts()[0].content, "build it");
     assert_eq!(
         timeline.turn(0).map(|turn| turn.end.clone()),
-        Some(TurnEnd::Interrupted { reason: "runner restarted".into() })
+        Some(TurnEnd::Interrupted {
+            reason: "runner restarted".into()
+        })
     );
 
     timeline.apply(stream.event(
         Some("t2"),
-        EventBody::TurnStarted { message_id: "m1".into(), content: "build it".into(), attempt: 2 },
+        EventBody::TurnStarted {
+            message_id: "m1".into(),
+            content: "build it".into(),
+            attempt: 2,
+        },
     ));
     assert!(timeline.queue().is_empty());
     assert_eq!(timeline.entries(), [Entry::Turn(0), Entry::Turn(1)]);
@@ -175,12 +222,30 @@ fn status_changes_and_session_notices_are_kept() {
     let mut stream = Stream::new();
     let mut timeline = Timeline::default();
     assert_eq!(timeline.status(), None);
-    timeline.apply(stream.event(None, EventBody::StatusChanged { status: SessionStatus::Idle }));
-    timeline.apply(stream.event(None, EventBody::Error { message: "sandbox failed".into() }));
-    timeline.apply(stream.event(None, EventBody::StatusChanged { status: SessionStatus::Error }));
+    timeline.apply(stream.event(
+        None,
+        EventBody::StatusChanged {
+            status: SessionStatus::Idle,
+        },
+    ));
+    timeline.apply(stream.event(
+        None,
+        EventBody::Error {
+            message: "sandbox failed".into(),
+        },
+    ));
+    timeline.apply(stream.event(
+        None,
+        EventBody::StatusChanged {
+            status: SessionStatus::Error,
+        },
+    ));
     assert_eq!(timeline.status(), Some(SessionStatus::Error));
     assert_eq!(timeline.entries(), [Entry::Notice(0)]);
-    assert_eq!(timeline.notice(0).map(|notice| notice.message.as_str()), Some("sandbox failed"));
+    assert_eq!(
+        timeline.notice(0).map(|notice| notice.message.as_str()),
+        Some("sandbox failed")
+    );
 }
 
 #[test]
@@ -196,8 +261,15 @@ fn events_of_an_unknown_turn_still_render() {
     let turn = timeline.turn(0).expect("a turn was made up");
     assert_eq!(turn.prompt, None);
     assert_eq!(turn.items.len(), 2);
-    let TurnItem::ToolCall(call) = &turn.items[1] else { panic!("expected a tool call") };
-    assert_eq!(call.result.as_ref().map(|result| (result.is_error, result.truncated_bytes)), Some((true, 5)));
+    let TurnItem::ToolCall(call) = &turn.items[1] else {
+        panic!("expected a tool call")
+    };
+    assert_eq!(
+        call.result
+            .as_ref()
+            .map(|result| (result.is_error, result.truncated_bytes)),
+        Some((true, 5))
+    );
 }
 
 #[test]
