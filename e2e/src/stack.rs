@@ -41,6 +41,16 @@ pub struct StackOptions {
     pub worker_vars: Vec<(String, String)>,
 }
 
+/// SIGKILL to a process group. Group ids below 2 are refused: they would reach the
+/// caller's own group or every process.
+fn signal_group(group: u32) {
+    if let Ok(raw) = i32::try_from(group)
+        && raw > 1
+    {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 /// A child process in its own process group, killed with the group on drop.
 struct Process {
     child: Child,
@@ -63,7 +73,7 @@ impl Process {
     fn kill_group(&mut self) {
         if let Some(pid) = self.child.id() {
             // The whole group: wrangler starts workerd as a child.
-            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
+            signal_group(pid);
         }
     }
 
@@ -259,7 +269,11 @@ impl Stack {
     pub fn kill_runners(&self) -> usize {
         let pids = self.runner_pids();
         for pid in &pids {
-            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            if let Ok(raw) = i32::try_from(*pid)
+                && raw > 1
+            {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);
+            }
         }
         pids.len()
     }

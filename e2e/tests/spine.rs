@@ -197,11 +197,14 @@ async fn a_killed_runner_interrupts_the_turn_and_the_prompt_completes_on_a_new_r
         api.wait_status(&session.id, "idle").await?;
         let mut stream = api.events(&session.id, None).await?;
         api.send(&session.id, "MARK-CRASH work slowly").await?;
-        stream.until(|b| matches!(b, EventBody::TextDelta { .. })).await?;
+        let mut seen = stream.until(|b| matches!(b, EventBody::TextDelta { .. })).await?;
         assert!(stack.kill_runners() >= 1, "a runner was running");
 
-        let seen = stream.until(|b| matches!(b, EventBody::TurnInterrupted { .. })).await?;
-        assert!(seen.iter().any(|e| matches!(e.body, EventBody::TextDelta { .. })), "what it had done is kept");
+        seen.extend(stream.until(|b| matches!(b, EventBody::TurnInterrupted { .. })).await?);
+        assert!(!seen.iter().any(|e| matches!(e.body, EventBody::TurnFinished { .. })), "{seen:?}");
+        // What the dead runner had streamed stays in the history.
+        let history = api.history_until(&session.id, |h| h.len() >= seen.len()).await?;
+        assert!(history.iter().any(|e| matches!(e.body, EventBody::TextDelta { .. })));
         // The backend restarts the runner; the prompt runs again from the front.
         stream.until(|b| matches!(b, EventBody::TurnStarted { attempt: 2, .. })).await?;
         stream.until(is_turn_finished).await?;
