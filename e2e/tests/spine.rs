@@ -369,14 +369,25 @@ async fn a_wrong_runner_token_is_refused_before_the_upgrade() {
             match tokio_tungstenite::connect_async(request).await {
                 Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                     assert_eq!(response.status().as_u16(), 401, "token {token:?}");
-                    let body = response.body().clone().unwrap_or_default();
-                    let body: serde_json::Value = serde_json::from_slice(&body)?;
-                    assert_eq!(body["error"]["code"], "invalid_runner_token");
                 }
                 Err(other) => anyhow::bail!("unexpected error {other}"),
                 Ok(_) => anyhow::bail!("token {token:?} was accepted"),
             }
         }
+        // The refusal carries the error envelope (read with a plain HTTP client, since
+        // a WebSocket client does not keep the body of a refused upgrade).
+        let refused = reqwest::Client::new()
+            .get(format!("{}/api/sessions/{}/runner", stack.worker_url(), session.id))
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("authorization", "Bearer nonsense")
+            .send()
+            .await?;
+        assert_eq!(refused.status().as_u16(), 401);
+        let body: serde_json::Value = refused.json().await?;
+        assert_eq!(body["error"]["code"], "invalid_runner_token");
         // The real runner of the other session still works: nothing was disturbed.
         api.send(&other.id, "hello").await?;
         let messages = api.wait_settled(&other.id).await?;
