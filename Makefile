@@ -35,7 +35,7 @@ test: setup build ## every test: unit, integration (real stack) and browser
 	$(MAKE) --no-print-directory test-unit test-e2e
 
 test-unit: ## unit tests of the native crates and the plain logic
-	$(CARGO) test --workspace --exclude nightshift-worker --exclude nightshift-e2e
+	$(CARGO) test --workspace --exclude nightshift-e2e
 
 test-e2e: ## integration and browser tests against the real stack
 	$(CARGO) test -p nightshift-e2e -- --test-threads=2

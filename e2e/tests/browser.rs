@@ -37,6 +37,9 @@ impl Chromedriver {
     }
 
     async fn client(&self, profile: &std::path::Path) -> anyhow::Result<Client> {
+        // Two TLS backends are linked in; pick one for the WebDriver client (which
+        // only speaks plain HTTP to chromedriver on loopback anyway).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
