@@ -36,7 +36,10 @@ impl Api {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .expect("a reqwest client with default TLS settings always builds");
-        Api { base: base.trim_end_matches('/').to_string(), http }
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -44,12 +47,25 @@ impl Api {
     }
 
     /// Any request with a raw body; never fails on a non-2xx status.
-    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> anyhow::Result<Answer> {
-        let mut request = self.http.request(method, self.url(path)).timeout(Duration::from_secs(30));
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> anyhow::Result<Answer> {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .timeout(Duration::from_secs(30));
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body.to_string());
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
-        let response = request.send().await.with_context(|| format!("request to {path}"))?;
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("request to {path}"))?;
         let status = response.status().as_u16();
         let text = response.text().await?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -65,37 +81,68 @@ impl Api {
     ) -> anyhow::Result<T> {
         let answer = self.raw(method, path, body).await?;
         if answer.status != status {
-            bail!("{path}: expected {status}, got {} {}", answer.status, answer.body);
+            bail!(
+                "{path}: expected {status}, got {} {}",
+                answer.status,
+                answer.body
+            );
         }
         serde_json::from_value(answer.body).with_context(|| format!("decoding {path}"))
     }
 
     pub async fn create_session(&self) -> anyhow::Result<Session> {
-        self.expect(reqwest::Method::POST, "/api/sessions", Some("{}"), 201).await
+        self.expect(reqwest::Method::POST, "/api/sessions", Some("{}"), 201)
+            .await
     }
 
     pub async fn session(&self, id: &str) -> anyhow::Result<Session> {
-        self.expect(reqwest::Method::GET, &format!("/api/sessions/{id}"), None, 200).await
+        self.expect(
+            reqwest::Method::GET,
+            &format!("/api/sessions/{id}"),
+            None,
+            200,
+        )
+        .await
     }
 
     pub async fn sessions(&self) -> anyhow::Result<Vec<Session>> {
-        let list: SessionList = self.expect(reqwest::Method::GET, "/api/sessions", None, 200).await?;
+        let list: SessionList = self
+            .expect(reqwest::Method::GET, "/api/sessions", None, 200)
+            .await?;
         Ok(list.sessions)
     }
 
     pub async fn send(&self, id: &str, content: &str) -> anyhow::Result<PostMessageResponse> {
         let body = serde_json::json!({ "content": content }).to_string();
-        self.expect(reqwest::Method::POST, &format!("/api/sessions/{id}/messages"), Some(&body), 202).await
+        self.expect(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{id}/messages"),
+            Some(&body),
+            202,
+        )
+        .await
     }
 
     pub async fn messages(&self, id: &str) -> anyhow::Result<Vec<Message>> {
-        let list: MessageList =
-            self.expect(reqwest::Method::GET, &format!("/api/sessions/{id}/messages"), None, 200).await?;
+        let list: MessageList = self
+            .expect(
+                reqwest::Method::GET,
+                &format!("/api/sessions/{id}/messages"),
+                None,
+                200,
+            )
+            .await?;
         Ok(list.messages)
     }
 
     pub async fn abort(&self, id: &str) -> anyhow::Result<Value> {
-        self.expect(reqwest::Method::POST, &format!("/api/sessions/{id}/abort"), Some("{}"), 200).await
+        self.expect(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{id}/abort"),
+            Some("{}"),
+            200,
+        )
+        .await
     }
 
     /// Waits until the session's status is `status`.
@@ -107,7 +154,10 @@ impl Api {
                 return Ok(session);
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("session {id} never reached {status}; it is {:?}", session.status);
+                bail!(
+                    "session {id} never reached {status}; it is {:?}",
+                    session.status
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -130,7 +180,9 @@ impl Api {
 
     /// Opens the session's event stream, replaying after `last_event_id`.
     pub async fn events(&self, id: &str, last_event_id: Option<u64>) -> anyhow::Result<SseStream> {
-        let mut request = self.http.get(self.url(&format!("/api/sessions/{id}/events")));
+        let mut request = self
+            .http
+            .get(self.url(&format!("/api/sessions/{id}/events")));
         if let Some(last) = last_event_id {
             request = request.header("last-event-id", last.to_string());
         }
@@ -176,18 +228,30 @@ impl SseStream {
         let response = request.header("accept", "text/event-stream").send().await?;
         let status = response.status();
         if !status.is_success() {
-            bail!("SSE open failed: {status} {}", response.text().await.unwrap_or_default());
+            bail!(
+                "SSE open failed: {status} {}",
+                response.text().await.unwrap_or_default()
+            );
         }
-        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !content_type.starts_with("text/event-stream") {
             bail!("SSE answered with content-type {content_type:?}");
         }
-        Ok(SseStream { body: response.bytes_stream().boxed(), buffer: String::new() })
+        Ok(SseStream {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        })
     }
 
     /// The next message with data (comments and keep-alives are skipped).
     pub async fn next_message(&mut self) -> anyhow::Result<SseMessage> {
-        tokio::time::timeout(WAIT, self.next_message_inner()).await.context("no SSE message within the wait")?
+        tokio::time::timeout(WAIT, self.next_message_inner())
+            .await
+            .context("no SSE message within the wait")?
     }
 
     async fn next_message_inner(&mut self) -> anyhow::Result<SseMessage> {
@@ -204,12 +268,17 @@ impl SseStream {
                     }
                 }
                 if !data.is_empty() {
-                    return Ok(SseMessage { id, data: data.join("\n") });
+                    return Ok(SseMessage {
+                        id,
+                        data: data.join("\n"),
+                    });
                 }
                 continue;
             }
             match self.body.next().await {
-                Some(chunk) => self.buffer.push_str(&String::from_utf8_lossy(&chunk?).replace("\r\n", "\n")),
+                Some(chunk) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&chunk?).replace("\r\n", "\n")),
                 None => bail!("SSE stream ended"),
             }
         }
@@ -218,8 +287,8 @@ impl SseStream {
     /// The next session event; checks that SSE `id` equals the event's `seq`.
     pub async fn next_event(&mut self) -> anyhow::Result<SessionEvent> {
         let message = self.next_message().await?;
-        let event: SessionEvent =
-            serde_json::from_str(&message.data).with_context(|| format!("decoding event {}", message.data))?;
+        let event: SessionEvent = serde_json::from_str(&message.data)
+            .with_context(|| format!("decoding event {}", message.data))?;
         if message.id.as_deref() != Some(event.seq.to_string().as_str()) {
             bail!("SSE id {:?} differs from seq {}", message.id, event.seq);
         }
@@ -227,7 +296,10 @@ impl SseStream {
     }
 
     /// Reads events until one matches, returning everything read (including it).
-    pub async fn until(&mut self, matches: impl Fn(&EventBody) -> bool) -> anyhow::Result<Vec<SessionEvent>> {
+    pub async fn until(
+        &mut self,
+        matches: impl Fn(&EventBody) -> bool,
+    ) -> anyhow::Result<Vec<SessionEvent>> {
         let mut read = Vec::new();
         loop {
             let event = self.next_event().await?;
@@ -260,6 +332,12 @@ pub fn turn_text(events: &[SessionEvent], turn_id: &str) -> String {
 /// Checks that seqs run 1, 2, 3, ... with no gap or repeat.
 pub fn assert_contiguous(events: &[SessionEvent]) {
     for (i, event) in events.iter().enumerate() {
-        assert_eq!(event.seq, i as u64 + 1, "event #{i} has seq {}: {:?}", event.seq, event.body);
+        assert_eq!(
+            event.seq,
+            i as u64 + 1,
+            "event #{i} has seq {}: {:?}",
+            event.seq,
+            event.body
+        );
     }
 }

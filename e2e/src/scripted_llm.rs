@@ -43,11 +43,18 @@ pub struct Step {
 
 impl Step {
     pub fn text(text: &str) -> Step {
-        Step { chunks: vec![Chunk::Text(text.to_string())] }
+        Step {
+            chunks: vec![Chunk::Text(text.to_string())],
+        }
     }
 
     pub fn tool(name: &str, args: Value) -> Step {
-        Step { chunks: vec![Chunk::ToolCall { name: name.to_string(), args }] }
+        Step {
+            chunks: vec![Chunk::ToolCall {
+                name: name.to_string(),
+                args,
+            }],
+        }
     }
 
     /// `count` text deltas `"{prefix}{i} "`, each after `pause`.
@@ -130,7 +137,11 @@ impl ScriptedLlm {
 
     /// How many LLM calls prompts with `marker` received.
     pub fn calls_for(&self, marker: &str) -> usize {
-        lock(&self.book).calls_per_marker.get(marker).copied().unwrap_or(0)
+        lock(&self.book)
+            .calls_per_marker
+            .get(marker)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Every request body received so far.
@@ -148,14 +159,19 @@ fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
 fn turn_position(body: &Value) -> (String, usize) {
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let last_user = messages.iter().rposition(|m| m["role"] == "user");
-    let Some(index) = last_user else { return (String::new(), 0) };
+    let Some(index) = last_user else {
+        return (String::new(), 0);
+    };
     let prompt = match &messages[index]["content"] {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
         _ => String::new(),
     };
     // Each assistant message after the prompt is one earlier step of this turn.
-    let step = messages[index + 1..].iter().filter(|m| m["role"] == "assistant").count();
+    let step = messages[index + 1..]
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .count();
     (prompt, step)
 }
 
@@ -168,11 +184,19 @@ async fn chat_completions(State(book): State<Arc<Mutex<Book>>>, body: String) ->
     let step = {
         let mut book = lock(&book);
         book.requests.push(body.clone());
-        let found = book.scripts.iter().find(|(marker, _)| prompt.contains(marker.as_str())).cloned();
+        let found = book
+            .scripts
+            .iter()
+            .find(|(marker, _)| prompt.contains(marker.as_str()))
+            .cloned();
         match found {
             Some((marker, script)) => {
                 *book.calls_per_marker.entry(marker).or_default() += 1;
-                script.steps.get(step_index).cloned().unwrap_or_else(|| Step::text("done"))
+                script
+                    .steps
+                    .get(step_index)
+                    .cloned()
+                    .unwrap_or_else(|| Step::text("done"))
             }
             None => Step::text(&format!("echo: {prompt}")),
         }
@@ -214,7 +238,11 @@ fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
 }
 
 fn sse_frames(model: &str, step: &Step) -> Vec<Frame> {
-    let mut frames = vec![Frame::Data(chunk(model, json!({"role": "assistant", "content": ""}), None))];
+    let mut frames = vec![Frame::Data(chunk(
+        model,
+        json!({"role": "assistant", "content": ""}),
+        None,
+    ))];
     let mut tool_index = 0;
     let mut output_tokens = 0;
     for piece in &step.chunks {
@@ -235,7 +263,11 @@ fn sse_frames(model: &str, step: &Step) -> Vec<Frame> {
                 )));
                 // Split the arguments at awkward places, as real streams do.
                 let args = args.to_string();
-                let mid = args.char_indices().map(|(i, _)| i).nth(args.chars().count() / 2).unwrap_or(0);
+                let mid = args
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .nth(args.chars().count() / 2)
+                    .unwrap_or(0);
                 for part in [&args[..mid], &args[mid..]] {
                     frames.push(Frame::Data(chunk(
                         model,
@@ -288,7 +320,9 @@ mod tests {
                     continue;
                 }
                 let v: Value = serde_json::from_str(&d).unwrap();
-                if let Some(a) = v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str() {
+                if let Some(a) =
+                    v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+                {
                     args.push_str(a);
                 }
             }

@@ -17,11 +17,16 @@ use crate::client::Api;
 
 /// The repository root (the directory holding `wrangler.toml`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e/ sits in the repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ sits in the repo root")
+        .to_path_buf()
 }
 
 fn bin_dir() -> PathBuf {
-    std::env::var_os("NIGHTSHIFT_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target/debug"))
+    std::env::var_os("NIGHTSHIFT_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/debug"))
 }
 
 /// A free TCP port on loopback (bound and released; good enough for tests).
@@ -47,7 +52,10 @@ fn signal_group(group: u32) {
     if let Ok(raw) = i32::try_from(group)
         && raw > 1
     {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(raw),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -59,14 +67,19 @@ struct Process {
 
 impl Process {
     fn spawn(name: &'static str, mut command: Command, log: &Path) -> anyhow::Result<Process> {
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         command
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .process_group(0)
             .kill_on_drop(true);
-        let child = command.spawn().with_context(|| format!("starting {name}"))?;
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
         Ok(Process { child, name })
     }
 
@@ -104,7 +117,9 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(options: StackOptions) -> anyhow::Result<Stack> {
-        let dir = tempfile::Builder::new().prefix("nightshift-e2e-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("nightshift-e2e-")
+            .tempdir()?;
         let mut stack = Stack {
             dir,
             worker_port: free_port(),
@@ -146,7 +161,10 @@ impl Stack {
 
     /// The host path of a sandbox's workspace (local provider layout).
     pub fn workspace(&self, sandbox_id: &str) -> PathBuf {
-        self.data_dir().join("sandboxes").join(sandbox_id).join("workspace")
+        self.data_dir()
+            .join("sandboxes")
+            .join(sandbox_id)
+            .join("workspace")
     }
 
     fn env_file(&self) -> anyhow::Result<PathBuf> {
@@ -176,7 +194,10 @@ impl Stack {
 
     fn wrangler(&self) -> Command {
         let mut command = Command::new(repo_root().join("node_modules/.bin/wrangler"));
-        command.current_dir(repo_root()).env("WRANGLER_SEND_METRICS", "false").env("NO_COLOR", "1");
+        command
+            .current_dir(repo_root())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("NO_COLOR", "1");
         command
     }
 
@@ -202,14 +223,30 @@ impl Stack {
     pub async fn start_worker(&mut self) -> anyhow::Result<()> {
         let mut command = self.wrangler();
         command
-            .args(["dev", "--ip", "127.0.0.1", "--port", &self.worker_port.to_string()])
+            .args([
+                "dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &self.worker_port.to_string(),
+            ])
             .args(["--inspector-port", &free_port().to_string()])
-            .args(["--show-interactive-dev-session=false", "--log-level", "warn", "--persist-to"])
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "warn",
+                "--persist-to",
+            ])
             .arg(self.persist_dir())
             .arg("--env-file")
             .arg(self.env_file()?);
-        self.worker = Some(Process::spawn("wrangler", command, &self.log_path("wrangler"))?);
-        self.wait_healthy(&format!("{}/api/health", self.worker_url())).await
+        self.worker = Some(Process::spawn(
+            "wrangler",
+            command,
+            &self.log_path("wrangler"),
+        )?);
+        self.wait_healthy(&format!("{}/api/health", self.worker_url()))
+            .await
     }
 
     pub async fn stop_worker(&mut self) {
@@ -230,13 +267,21 @@ impl Stack {
         }
         let mut command = Command::new(bin);
         command
-            .env("SANDBOX_BACKEND_LISTEN", format!("127.0.0.1:{}", self.backend_port))
+            .env(
+                "SANDBOX_BACKEND_LISTEN",
+                format!("127.0.0.1:{}", self.backend_port),
+            )
             .env("SANDBOX_BACKEND_TOKEN", &self.backend_token)
             .env("NIGHTSHIFT_DATA_DIR", self.data_dir())
             .env("RUNNER_BIN", bin_dir().join("runner"))
             .env("RUST_LOG", "info");
-        self.backend = Some(Process::spawn("sandbox-backend", command, &self.log_path("backend"))?);
-        self.wait_healthy(&format!("{}/v1/health", self.backend_url())).await
+        self.backend = Some(Process::spawn(
+            "sandbox-backend",
+            command,
+            &self.log_path("backend"),
+        )?);
+        self.wait_healthy(&format!("{}/v1/health", self.backend_url()))
+            .await
     }
 
     async fn wait_healthy(&self, url: &str) -> anyhow::Result<()> {
@@ -249,7 +294,10 @@ impl Stack {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("{url} never answered; logs in {}", self.dir.path().display());
+                bail!(
+                    "{url} never answered; logs in {}",
+                    self.dir.path().display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -258,9 +306,14 @@ impl Stack {
     /// Pids of the runners this stack's backend started.
     pub fn runner_pids(&self) -> Vec<u32> {
         let pattern = format!("runner --config {}", self.data_dir().display());
-        let output = std::process::Command::new("pgrep").args(["-f", &pattern]).output();
+        let output = std::process::Command::new("pgrep")
+            .args(["-f", &pattern])
+            .output();
         match output {
-            Ok(out) => String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect(),
+            Ok(out) => String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -272,7 +325,10 @@ impl Stack {
             if let Ok(raw) = i32::try_from(*pid)
                 && raw > 1
             {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(raw),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
         pids.len()

@@ -28,7 +28,12 @@ impl Chromedriver {
             .context("starting chromedriver (make setup installs it)")?;
         let http = reqwest::Client::new();
         for _ in 0..100 {
-            if http.get(format!("http://127.0.0.1:{port}/status")).send().await.is_ok() {
+            if http
+                .get(format!("http://127.0.0.1:{port}/status"))
+                .send()
+                .await
+                .is_ok()
+            {
                 return Ok(Chromedriver { child, port });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -50,7 +55,10 @@ impl Chromedriver {
                          "--window-size=1280,900", format!("--user-data-dir={}", profile.display())],
             }),
         );
-        Ok(ClientBuilder::rustls()?.capabilities(caps).connect(&format!("http://127.0.0.1:{}", self.port)).await?)
+        Ok(ClientBuilder::rustls()?
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await?)
     }
 }
 
@@ -82,7 +90,11 @@ async fn text_of(client: &Client, css: &str) -> anyhow::Result<Option<String>> {
     for element in client.find_all(Locator::Css(css)).await? {
         texts.push(element.text().await?);
     }
-    Ok(if texts.is_empty() { None } else { Some(texts.join("\n")) })
+    Ok(if texts.is_empty() {
+        None
+    } else {
+        Some(texts.join("\n"))
+    })
 }
 
 #[tokio::test]
@@ -91,11 +103,19 @@ async fn a_user_creates_a_session_sends_a_prompt_and_watches_the_agent_work() {
     llm.on(
         "MARK-UI",
         Script::new(vec![
-            Step::tool("write_file", json!({"path": "ui.txt", "content": "from the browser"})),
+            Step::tool(
+                "write_file",
+                json!({"path": "ui.txt", "content": "from the browser"}),
+            ),
             Step::slow_text("streamed-", 5, Duration::from_millis(50)),
         ]),
     );
-    let stack = Stack::start(StackOptions { llm_base_url: Some(llm.base_url()), ..Default::default() }).await.unwrap();
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(llm.base_url()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let driver = Chromedriver::start().await.unwrap();
     let profile = tempfile::tempdir().unwrap();
     let client = driver.client(profile.path()).await.unwrap();
@@ -114,7 +134,13 @@ async fn a_user_creates_a_session_sends_a_prompt_and_watches_the_agent_work() {
 async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
     let api = stack.api();
     client.goto(&stack.worker_url()).await?;
-    client.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css("[data-testid=new-session]")).await?.click().await?;
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("[data-testid=new-session]"))
+        .await?
+        .click()
+        .await?;
 
     let session_id = wait_for("navigation to the new session", || async {
         let url = client.current_url().await?;
@@ -122,7 +148,11 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
     })
     .await?;
     wait_for("the new session in the sidebar", || async {
-        text_of(client, &format!("[data-testid=session-item][data-session-id='{session_id}']")).await
+        text_of(
+            client,
+            &format!("[data-testid=session-item][data-session-id='{session_id}']"),
+        )
+        .await
     })
     .await?;
 
@@ -132,46 +162,71 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
         .for_element(Locator::Css("[data-testid=composer] textarea"))
         .await?;
     textarea.send_keys("MARK-UI write ui.txt please").await?;
-    client.find(Locator::Css("[data-testid=send]")).await?.click().await?;
+    client
+        .find(Locator::Css("[data-testid=send]"))
+        .await?
+        .click()
+        .await?;
 
     wait_for("the user's prompt", || async {
-        Ok(text_of(client, "[data-testid=user-prompt]").await?.filter(|t| t.contains("MARK-UI")))
+        Ok(text_of(client, "[data-testid=user-prompt]")
+            .await?
+            .filter(|t| t.contains("MARK-UI")))
     })
     .await?;
     let tool = wait_for("the write_file tool call with its output", || async {
-        Ok(text_of(client, "[data-testid=tool-call][data-tool=write_file]").await?.filter(|t| t.contains("ui.txt")))
+        Ok(
+            text_of(client, "[data-testid=tool-call][data-tool=write_file]")
+                .await?
+                .filter(|t| t.contains("ui.txt")),
+        )
     })
     .await?;
     assert!(tool.contains("write_file"), "{tool}");
     let text = wait_for("the streamed reply", || async {
-        Ok(text_of(client, "[data-testid=assistant-text]").await?.filter(|t| t.contains("streamed-4")))
+        Ok(text_of(client, "[data-testid=assistant-text]")
+            .await?
+            .filter(|t| t.contains("streamed-4")))
     })
     .await?;
     assert!(text.contains("streamed-0 streamed-1"), "{text}");
     wait_for("the idle badge after the turn", || async {
-        Ok(text_of(client, "[data-testid=session-header] [data-testid=status-badge]")
-            .await?
-            .filter(|t| t.to_lowercase().contains("idle")))
+        Ok(text_of(
+            client,
+            "[data-testid=session-header] [data-testid=status-badge]",
+        )
+        .await?
+        .filter(|t| t.to_lowercase().contains("idle")))
     })
     .await?;
 
     // The file is in the session's sandbox.
     let session = api.session(&session_id).await?;
     let sandbox = session.sandbox_id.context("sandbox id")?;
-    assert_eq!(std::fs::read_to_string(stack.workspace(&sandbox).join("ui.txt"))?, "from the browser");
+    assert_eq!(
+        std::fs::read_to_string(stack.workspace(&sandbox).join("ui.txt"))?,
+        "from the browser"
+    );
 
     // A session created elsewhere (another tab, a script) appears without reload.
     let other = api.create_session().await?;
     wait_for("the other session to appear live", || async {
-        text_of(client, &format!("[data-testid=session-item][data-session-id='{}']", other.id)).await
+        text_of(
+            client,
+            &format!("[data-testid=session-item][data-session-id='{}']", other.id),
+        )
+        .await
     })
     .await?;
     // And its title follows its first prompt, live.
     api.send(&other.id, "Live title check").await?;
     wait_for("the other session's title", || async {
-        Ok(text_of(client, &format!("[data-testid=session-item][data-session-id='{}']", other.id))
-            .await?
-            .filter(|t| t.contains("Live title check")))
+        Ok(text_of(
+            client,
+            &format!("[data-testid=session-item][data-session-id='{}']", other.id),
+        )
+        .await?
+        .filter(|t| t.contains("Live title check")))
     })
     .await?;
     Ok(())

@@ -13,7 +13,11 @@ use serde_json::json;
 
 async fn stack_with_llm() -> anyhow::Result<(Stack, ScriptedLlm)> {
     let llm = ScriptedLlm::start().await?;
-    let stack = Stack::start(StackOptions { llm_base_url: Some(llm.base_url()), ..Default::default() }).await?;
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(llm.base_url()),
+        ..Default::default()
+    })
+    .await?;
     Ok((stack, llm))
 }
 
@@ -102,10 +106,15 @@ async fn last_event_id_replays_exactly_the_missed_events() {
     let (stack, llm) = stack_with_llm().await.unwrap();
     let api = stack.api();
     with_logs(&stack, async {
-        llm.on("MARK-REPLAY", Script::new(vec![Step::slow_text("w", 30, Duration::from_millis(20))]));
+        llm.on(
+            "MARK-REPLAY",
+            Script::new(vec![Step::slow_text("w", 30, Duration::from_millis(20))]),
+        );
         let session = api.create_session().await?;
         api.send(&session.id, "MARK-REPLAY go").await?;
-        let full = api.history_until(&session.id, |seen| turn_finished_count(seen) == 1).await?;
+        let full = api
+            .history_until(&session.id, |seen| turn_finished_count(seen) == 1)
+            .await?;
         assert_contiguous(&full);
 
         // A client that saw the first k events reconnects with Last-Event-ID: k.
@@ -133,9 +142,14 @@ async fn history_survives_a_wrangler_restart() {
     let api = stack.api();
     llm.on("MARK-PERSIST", Script::new(vec![Step::text("remembered")]));
     let session = api.create_session().await.unwrap();
-    api.send(&session.id, "MARK-PERSIST keep this").await.unwrap();
+    api.send(&session.id, "MARK-PERSIST keep this")
+        .await
+        .unwrap();
     api.wait_settled(&session.id).await.unwrap();
-    let before = api.history_until(&session.id, |seen| turn_finished_count(seen) == 1).await.unwrap();
+    let before = api
+        .history_until(&session.id, |seen| turn_finished_count(seen) == 1)
+        .await
+        .unwrap();
 
     stack.restart_worker().await.unwrap();
 
@@ -145,7 +159,9 @@ async fn history_survives_a_wrangler_restart() {
         let messages = api.messages(&session.id).await?;
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].reply.as_deref(), Some("remembered"));
-        let after = api.history_until(&session.id, |seen| seen.len() >= before.len()).await?;
+        let after = api
+            .history_until(&session.id, |seen| seen.len() >= before.len())
+            .await?;
         assert_eq!(after, before);
         // The runner reconnects to the restarted Worker and the session works on.
         llm.on("MARK-AFTER", Script::new(vec![Step::text("still here")]));
@@ -167,21 +183,38 @@ async fn restarting_wrangler_mid_turn_loses_and_doubles_no_event() {
     let session = api.create_session().await.unwrap();
     api.wait_status(&session.id, "idle").await.unwrap();
     let mut stream = api.events(&session.id, None).await.unwrap();
-    api.send(&session.id, "MARK-BLIP stream for a while").await.unwrap();
+    api.send(&session.id, "MARK-BLIP stream for a while")
+        .await
+        .unwrap();
     // Wait until text is flowing, then restart the Worker under the running turn.
-    stream.until(|b| matches!(b, EventBody::TextDelta { .. })).await.unwrap();
+    stream
+        .until(|b| matches!(b, EventBody::TextDelta { .. }))
+        .await
+        .unwrap();
     drop(stream);
     stack.restart_worker().await.unwrap();
 
     with_logs(&stack, async {
         let messages = api.wait_settled(&session.id).await?;
         assert_eq!(messages[0].state, MessageState::Done, "{messages:?}");
-        let events = api.history_until(&session.id, |seen| turn_finished_count(seen) == 1).await?;
+        let events = api
+            .history_until(&session.id, |seen| turn_finished_count(seen) == 1)
+            .await?;
         assert_contiguous(&events);
-        let turn_id = messages[0].turn_id.clone().expect("a finished prompt names its turn");
-        assert_eq!(turn_text(&events, &turn_id), expected, "text lost or doubled across the restart");
+        let turn_id = messages[0]
+            .turn_id
+            .clone()
+            .expect("a finished prompt names its turn");
+        assert_eq!(
+            turn_text(&events, &turn_id),
+            expected,
+            "text lost or doubled across the restart"
+        );
         assert_eq!(messages[0].reply.as_deref(), Some(expected.as_str()));
-        assert_eq!(messages[0].attempts, 1, "the live runner resumed; nothing was rerun");
+        assert_eq!(
+            messages[0].attempts, 1,
+            "the live runner resumed; nothing was rerun"
+        );
         Ok(())
     })
     .await;
@@ -192,21 +225,47 @@ async fn a_killed_runner_interrupts_the_turn_and_the_prompt_completes_on_a_new_r
     let (stack, llm) = stack_with_llm().await.unwrap();
     let api = stack.api();
     with_logs(&stack, async {
-        llm.on("MARK-CRASH", Script::new(vec![Step::slow_text("step", 40, Duration::from_millis(100))]));
+        llm.on(
+            "MARK-CRASH",
+            Script::new(vec![Step::slow_text(
+                "step",
+                40,
+                Duration::from_millis(100),
+            )]),
+        );
         let session = api.create_session().await?;
         api.wait_status(&session.id, "idle").await?;
         let mut stream = api.events(&session.id, None).await?;
         api.send(&session.id, "MARK-CRASH work slowly").await?;
-        let mut seen = stream.until(|b| matches!(b, EventBody::TextDelta { .. })).await?;
+        let mut seen = stream
+            .until(|b| matches!(b, EventBody::TextDelta { .. }))
+            .await?;
         assert!(stack.kill_runners() >= 1, "a runner was running");
 
-        seen.extend(stream.until(|b| matches!(b, EventBody::TurnInterrupted { .. })).await?);
-        assert!(!seen.iter().any(|e| matches!(e.body, EventBody::TurnFinished { .. })), "{seen:?}");
+        seen.extend(
+            stream
+                .until(|b| matches!(b, EventBody::TurnInterrupted { .. }))
+                .await?,
+        );
+        assert!(
+            !seen
+                .iter()
+                .any(|e| matches!(e.body, EventBody::TurnFinished { .. })),
+            "{seen:?}"
+        );
         // What the dead runner had streamed stays in the history.
-        let history = api.history_until(&session.id, |h| h.len() >= seen.len()).await?;
-        assert!(history.iter().any(|e| matches!(e.body, EventBody::TextDelta { .. })));
+        let history = api
+            .history_until(&session.id, |h| h.len() >= seen.len())
+            .await?;
+        assert!(
+            history
+                .iter()
+                .any(|e| matches!(e.body, EventBody::TextDelta { .. }))
+        );
         // The backend restarts the runner; the prompt runs again from the front.
-        stream.until(|b| matches!(b, EventBody::TurnStarted { attempt: 2, .. })).await?;
+        stream
+            .until(|b| matches!(b, EventBody::TurnStarted { attempt: 2, .. }))
+            .await?;
         stream.until(is_turn_finished).await?;
         let messages = api.wait_settled(&session.id).await?;
         assert_eq!(messages.len(), 1);
@@ -223,11 +282,17 @@ async fn abort_stops_a_long_tool_call() {
     let (stack, llm) = stack_with_llm().await.unwrap();
     let api = stack.api();
     with_logs(&stack, async {
-        llm.on("MARK-ABORT", Script::new(vec![Step::tool("bash", json!({"command": "sleep 617"}))]));
+        llm.on(
+            "MARK-ABORT",
+            Script::new(vec![Step::tool("bash", json!({"command": "sleep 617"}))]),
+        );
         let session = api.create_session().await?;
         let mut stream = api.events(&session.id, None).await?;
-        api.send(&session.id, "MARK-ABORT sleep a long time").await?;
-        stream.until(|b| matches!(b, EventBody::ToolCallStarted { .. })).await?;
+        api.send(&session.id, "MARK-ABORT sleep a long time")
+            .await?;
+        stream
+            .until(|b| matches!(b, EventBody::ToolCallStarted { .. }))
+            .await?;
         // The command is really running in the sandbox.
         let running = || {
             std::process::Command::new("pgrep")
@@ -238,12 +303,21 @@ async fn abort_stops_a_long_tool_call() {
         };
         let started = tokio::time::Instant::now();
         while !running() {
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(10), "the sleep never started");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "the sleep never started"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         api.abort(&session.id).await?;
         let seen = stream.until(is_turn_finished).await?;
-        assert!(matches!(seen.last().map(|e| &e.body), Some(EventBody::TurnFinished { outcome: TurnOutcome::Aborted, .. })));
+        assert!(matches!(
+            seen.last().map(|e| &e.body),
+            Some(EventBody::TurnFinished {
+                outcome: TurnOutcome::Aborted,
+                ..
+            })
+        ));
         assert!(started.elapsed() < Duration::from_secs(30));
         let messages = api.wait_settled(&session.id).await?;
         assert_eq!(messages[0].state, MessageState::Aborted);
@@ -263,7 +337,10 @@ async fn follow_ups_queue_and_run_in_order_and_queued_ones_can_be_cancelled() {
     let (stack, llm) = stack_with_llm().await.unwrap();
     let api = stack.api();
     with_logs(&stack, async {
-        llm.on("MARK-FIRST", Script::new(vec![Step::slow_text("a", 10, Duration::from_millis(100))]));
+        llm.on(
+            "MARK-FIRST",
+            Script::new(vec![Step::slow_text("a", 10, Duration::from_millis(100))]),
+        );
         let session = api.create_session().await?;
         api.wait_status(&session.id, "idle").await?;
         let first = api.send(&session.id, "MARK-FIRST slow one").await?;
@@ -271,22 +348,39 @@ async fn follow_ups_queue_and_run_in_order_and_queued_ones_can_be_cancelled() {
         let third = api.send(&session.id, "third").await?;
         let fourth = api.send(&session.id, "fourth").await?;
         assert_eq!(first.position, 0);
-        assert_eq!((second.position, third.position, fourth.position), (0, 1, 2));
+        assert_eq!(
+            (second.position, third.position, fourth.position),
+            (0, 1, 2)
+        );
         assert_eq!(second.message.state, MessageState::Queued);
 
         let cancelled = api
-            .raw(reqwest::Method::DELETE, &format!("/api/sessions/{}/messages/{}", session.id, third.message_id), None)
+            .raw(
+                reqwest::Method::DELETE,
+                &format!("/api/sessions/{}/messages/{}", session.id, third.message_id),
+                None,
+            )
             .await?;
         assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
         assert_eq!(cancelled.body["state"], "cancelled");
         // Cancelling something already running is a conflict, and changes nothing.
         let conflict = api
-            .raw(reqwest::Method::DELETE, &format!("/api/sessions/{}/messages/{}", session.id, first.message_id), None)
+            .raw(
+                reqwest::Method::DELETE,
+                &format!("/api/sessions/{}/messages/{}", session.id, first.message_id),
+                None,
+            )
             .await?;
-        assert_eq!((conflict.status, conflict.error_code()), (409, Some("conflict")));
+        assert_eq!(
+            (conflict.status, conflict.error_code()),
+            (409, Some("conflict"))
+        );
 
         let messages = api.wait_settled(&session.id).await?;
-        let states: Vec<_> = messages.iter().map(|m| (m.content.as_str(), m.state)).collect();
+        let states: Vec<_> = messages
+            .iter()
+            .map(|m| (m.content.as_str(), m.state))
+            .collect();
         assert_eq!(
             states,
             [
@@ -298,7 +392,9 @@ async fn follow_ups_queue_and_run_in_order_and_queued_ones_can_be_cancelled() {
         );
         assert_eq!(messages[1].reply.as_deref(), Some("echo: second"));
         // They ran in order: each started after the previous finished.
-        let events = api.history_until(&session.id, |seen| turn_finished_count(seen) == 3).await?;
+        let events = api
+            .history_until(&session.id, |seen| turn_finished_count(seen) == 3)
+            .await?;
         let started: Vec<&str> = events
             .iter()
             .filter_map(|e| match &e.body {
@@ -325,26 +421,70 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
             (r#"{"content": 42}"#.into(), 400, "invalid_json"),
             (r#"{"text": "wrong field"}"#.into(), 400, "invalid_json"),
             (r#"{"content": "   \n "}"#.into(), 400, "empty_message"),
-            (json!({"content": "x".repeat(64 * 1024 + 1)}).to_string(), 413, "message_too_large"),
+            (
+                json!({"content": "x".repeat(64 * 1024 + 1)}).to_string(),
+                413,
+                "message_too_large",
+            ),
             ("x".repeat(300 * 1024), 413, "payload_too_large"),
         ];
         for (body, status, code) in cases {
             let answer = api.raw(post.clone(), &path, Some(&body)).await?;
-            assert_eq!((answer.status, answer.error_code()), (status, Some(code)), "body {:.40}", body);
-            assert!(answer.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert_eq!(
+                (answer.status, answer.error_code()),
+                (status, Some(code)),
+                "body {:.40}",
+                body
+            );
+            assert!(
+                answer.body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
         }
-        assert!(api.messages(&session.id).await?.is_empty(), "nothing was stored");
+        assert!(
+            api.messages(&session.id).await?.is_empty(),
+            "nothing was stored"
+        );
 
-        let unknown = api.raw(post.clone(), "/api/sessions/no-such-session/messages", Some(r#"{"content":"hi"}"#)).await?;
-        assert_eq!((unknown.status, unknown.error_code()), (404, Some("not_found")));
-        let unknown = api.raw(reqwest::Method::GET, "/api/sessions/no-such-session", None).await?;
-        assert_eq!((unknown.status, unknown.error_code()), (404, Some("not_found")));
-        let unknown = api.raw(reqwest::Method::GET, "/api/sessions/no-such-session/events", None).await?;
+        let unknown = api
+            .raw(
+                post.clone(),
+                "/api/sessions/no-such-session/messages",
+                Some(r#"{"content":"hi"}"#),
+            )
+            .await?;
+        assert_eq!(
+            (unknown.status, unknown.error_code()),
+            (404, Some("not_found"))
+        );
+        let unknown = api
+            .raw(reqwest::Method::GET, "/api/sessions/no-such-session", None)
+            .await?;
+        assert_eq!(
+            (unknown.status, unknown.error_code()),
+            (404, Some("not_found"))
+        );
+        let unknown = api
+            .raw(
+                reqwest::Method::GET,
+                "/api/sessions/no-such-session/events",
+                None,
+            )
+            .await?;
         assert_eq!(unknown.status, 404);
-        let bad_session = api.raw(post.clone(), "/api/sessions", Some(r#"{"title": 5}"#)).await?;
-        assert_eq!((bad_session.status, bad_session.error_code()), (400, Some("invalid_json")));
+        let bad_session = api
+            .raw(post.clone(), "/api/sessions", Some(r#"{"title": 5}"#))
+            .await?;
+        assert_eq!(
+            (bad_session.status, bad_session.error_code()),
+            (400, Some("invalid_json"))
+        );
         let no_route = api.raw(reqwest::Method::GET, "/api/nope", None).await?;
-        assert_eq!((no_route.status, no_route.error_code()), (404, Some("not_found")));
+        assert_eq!(
+            (no_route.status, no_route.error_code()),
+            (404, Some("not_found"))
+        );
         let sessions = api.sessions().await?;
         assert_eq!(sessions.len(), 1, "the refused create stored nothing");
         Ok(())
@@ -359,12 +499,21 @@ async fn a_wrong_runner_token_is_refused_before_the_upgrade() {
     with_logs(&stack, async {
         let session = api.create_session().await?;
         let other = api.create_session().await?;
-        let url = format!("ws://127.0.0.1:{}/api/sessions/{}/runner", stack.worker_port, session.id);
-        for token in [None, Some("nonsense".to_string()), Some(format!("v1.{}.9999999999.AAAA", session.id))] {
+        let url = format!(
+            "ws://127.0.0.1:{}/api/sessions/{}/runner",
+            stack.worker_port, session.id
+        );
+        for token in [
+            None,
+            Some("nonsense".to_string()),
+            Some(format!("v1.{}.9999999999.AAAA", session.id)),
+        ] {
             use tokio_tungstenite::tungstenite::client::IntoClientRequest;
             let mut request = url.clone().into_client_request()?;
             if let Some(token) = &token {
-                request.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+                request
+                    .headers_mut()
+                    .insert("authorization", format!("Bearer {token}").parse()?);
             }
             match tokio_tungstenite::connect_async(request).await {
                 Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -377,7 +526,11 @@ async fn a_wrong_runner_token_is_refused_before_the_upgrade() {
         // The refusal carries the error envelope (read with a plain HTTP client, since
         // a WebSocket client does not keep the body of a refused upgrade).
         let refused = reqwest::Client::new()
-            .get(format!("{}/api/sessions/{}/runner", stack.worker_url(), session.id))
+            .get(format!(
+                "{}/api/sessions/{}/runner",
+                stack.worker_url(),
+                session.id
+            ))
             .header("upgrade", "websocket")
             .header("connection", "Upgrade")
             .header("sec-websocket-version", "13")
@@ -434,16 +587,22 @@ async fn the_sessions_stream_announces_created_sessions_and_status_changes() {
         let mut saw_idle = false;
         while !(saw_created && saw_idle) {
             match list.next_list_event().await? {
-                SessionListEvent::SessionCreated { session: s } if s.id == session.id => saw_created = true,
-                SessionListEvent::SessionStatusChanged { session_id, status } if session_id == session.id => {
+                SessionListEvent::SessionCreated { session: s } if s.id == session.id => {
+                    saw_created = true
+                }
+                SessionListEvent::SessionStatusChanged { session_id, status }
+                    if session_id == session.id =>
+                {
                     saw_idle |= status == SessionStatus::Idle;
                 }
                 _ => {}
             }
         }
-        api.send(&session.id, "Title from the first prompt\nsecond line").await?;
+        api.send(&session.id, "Title from the first prompt\nsecond line")
+            .await?;
         loop {
-            if let SessionListEvent::SessionTitleChanged { session_id, title } = list.next_list_event().await?
+            if let SessionListEvent::SessionTitleChanged { session_id, title } =
+                list.next_list_event().await?
                 && session_id == session.id
             {
                 assert_eq!(title, "Title from the first prompt");
@@ -452,9 +611,15 @@ async fn the_sessions_stream_announces_created_sessions_and_status_changes() {
         }
         let health = api.raw(reqwest::Method::GET, "/api/health", None).await?;
         assert_eq!(health.status, 200);
-        assert_eq!(health.body["worker"]["version"], nightshift_protocol::VERSION);
+        assert_eq!(
+            health.body["worker"]["version"],
+            nightshift_protocol::VERSION
+        );
         assert_eq!(health.body["sandbox_backend"]["ok"], true);
-        assert_eq!(health.body["sandbox_backend"]["version"], nightshift_protocol::VERSION);
+        assert_eq!(
+            health.body["sandbox_backend"]["version"],
+            nightshift_protocol::VERSION
+        );
         Ok(())
     })
     .await;

@@ -123,7 +123,10 @@ impl MessageState {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            MessageState::Done | MessageState::Failed | MessageState::Aborted | MessageState::Cancelled
+            MessageState::Done
+                | MessageState::Failed
+                | MessageState::Aborted
+                | MessageState::Cancelled
         )
     }
 }

@@ -44,9 +44,7 @@ impl ErrorCode {
     /// The HTTP status this code is answered with.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::InvalidJson
-            | ErrorCode::InvalidRequest
-            | ErrorCode::EmptyMessage => 400,
+            ErrorCode::InvalidJson | ErrorCode::InvalidRequest | ErrorCode::EmptyMessage => 400,
             ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unauthorized | ErrorCode::InvalidRunnerToken => 401,
             ErrorCode::Forbidden => 403,
@@ -93,7 +91,12 @@ pub struct ErrorDetail {
 
 impl ErrorBody {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ErrorBody { error: ErrorDetail { code, message: message.into() } }
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
     }
 }
 

@@ -43,7 +43,11 @@ pub enum EventBody {
     /// A piece of the agent's reply text, as the LLM generated it.
     TextDelta { text: String },
     /// The agent started a tool call.
-    ToolCallStarted { call_id: String, tool: String, args: Value },
+    ToolCallStarted {
+        call_id: String,
+        tool: String,
+        args: Value,
+    },
     /// A tool call finished. `output` is cut at
     /// [`crate::limits::MAX_TOOL_OUTPUT_BYTES`]; `truncated_bytes` says how much was cut.
     ToolCallFinished {
@@ -67,11 +71,19 @@ pub enum EventBody {
 
     // --- written by the SessionAgent ------------------------------------------
     /// A prompt was accepted into the queue.
-    PromptQueued { message_id: String, content: String, position: u32 },
+    PromptQueued {
+        message_id: String,
+        content: String,
+        position: u32,
+    },
     /// A queued prompt was cancelled before it ran.
     PromptCancelled { message_id: String },
     /// A turn started for a prompt.
-    TurnStarted { message_id: String, content: String, attempt: u32 },
+    TurnStarted {
+        message_id: String,
+        content: String,
+        attempt: u32,
+    },
     /// The runner running this turn went away; the prompt is back at the front of
     /// the queue and runs again once a runner is back.
     TurnInterrupted { message_id: String, reason: String },
@@ -111,9 +123,17 @@ pub struct SessionEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SessionListEvent {
-    SessionCreated { session: Session },
-    SessionStatusChanged { session_id: String, status: SessionStatus },
-    SessionTitleChanged { session_id: String, title: String },
+    SessionCreated {
+        session: Session,
+    },
+    SessionStatusChanged {
+        session_id: String,
+        status: SessionStatus,
+    },
+    SessionTitleChanged {
+        session_id: String,
+        title: String,
+    },
 }
 
 #[cfg(test)]
@@ -139,11 +159,25 @@ mod tests {
 
     #[test]
     fn only_agent_kinds_are_accepted_from_a_runner() {
-        assert!(EventBody::TextDelta { text: String::new() }.is_from_runner());
-        assert!(!EventBody::StatusChanged { status: SessionStatus::Idle }.is_from_runner());
         assert!(
-            !EventBody::TurnStarted { message_id: "m".into(), content: String::new(), attempt: 1 }
-                .is_from_runner()
+            EventBody::TextDelta {
+                text: String::new()
+            }
+            .is_from_runner()
+        );
+        assert!(
+            !EventBody::StatusChanged {
+                status: SessionStatus::Idle
+            }
+            .is_from_runner()
+        );
+        assert!(
+            !EventBody::TurnStarted {
+                message_id: "m".into(),
+                content: String::new(),
+                attempt: 1
+            }
+            .is_from_runner()
         );
     }
 }

@@ -31,7 +31,11 @@ pub enum RunnerFrame {
         active_turn: Option<String>,
     },
     /// One event of a turn.
-    Event { local_seq: u64, turn_id: String, event: EventBody },
+    Event {
+        local_seq: u64,
+        turn_id: String,
+        event: EventBody,
+    },
     /// Keep-alive; answered with `pong`.
     Ping,
 }

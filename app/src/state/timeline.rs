@@ -121,6 +121,11 @@ impl Timeline {
         self.notices.get(index)
     }
 
+    /// True when a session-level notice says exactly `message`.
+    pub fn has_notice(&self, message: &str) -> bool {
+        self.notices.iter().any(|notice| notice.message == message)
+    }
+
     /// The status the latest `status_changed` event named, if any arrived.
     pub fn status(&self) -> Option<SessionStatus> {
         self.status

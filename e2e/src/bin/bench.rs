@@ -32,7 +32,10 @@ fn ms(d: Duration) -> String {
 }
 
 fn gzip_size(path: &Path) -> anyhow::Result<u64> {
-    let out = std::process::Command::new("gzip").arg("-9c").arg(path).output()?;
+    let out = std::process::Command::new("gzip")
+        .arg("-9c")
+        .arg(path)
+        .output()?;
     ensure!(out.status.success(), "gzip failed on {}", path.display());
     Ok(out.stdout.len() as u64)
 }
@@ -50,7 +53,11 @@ fn find_wasm(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let llm = ScriptedLlm::start().await?;
-    let stack = Stack::start(StackOptions { llm_base_url: Some(llm.base_url()), ..Default::default() }).await?;
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(llm.base_url()),
+        ..Default::default()
+    })
+    .await?;
     let result = run(&stack, &llm).await;
     if result.is_err() {
         stack.dump_logs();
@@ -74,8 +81,12 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
         loop {
             let event = stream.next_event().await?;
             match event.body {
-                EventBody::TurnStarted { .. } => first_event = first_event.or(Some(started.elapsed())),
-                EventBody::TextDelta { .. } => first_delta = first_delta.or(Some(started.elapsed())),
+                EventBody::TurnStarted { .. } => {
+                    first_event = first_event.or(Some(started.elapsed()))
+                }
+                EventBody::TextDelta { .. } => {
+                    first_delta = first_delta.or(Some(started.elapsed()))
+                }
                 EventBody::TurnFinished { .. } => break,
                 _ => {}
             }
@@ -95,7 +106,11 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     for _ in 0..CLIENTS {
         clients.push(api.events(&fan.id, None).await?);
     }
-    let step = Step { chunks: (0..FANOUT_DELTAS).map(|i| Chunk::Text(format!("d{i} "))).collect() };
+    let step = Step {
+        chunks: (0..FANOUT_DELTAS)
+            .map(|i| Chunk::Text(format!("d{i} ")))
+            .collect(),
+    };
     llm.on("MARK-FANOUT", Script::new(vec![step]));
     let started = Instant::now();
     api.send(&fan.id, "MARK-FANOUT").await?;
@@ -120,7 +135,10 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
         per_client.push(seqs);
     }
     let reference = per_client[0].clone();
-    ensure!(reference.windows(2).all(|w| w[1] == w[0] + 1), "client 0 saw a gap or repeat");
+    ensure!(
+        reference.windows(2).all(|w| w[1] == w[0] + 1),
+        "client 0 saw a gap or repeat"
+    );
     let all_equal = per_client.iter().all(|s| *s == reference);
     ensure!(all_equal, "not every client received every event");
     let elapsed = last_arrival - started;
@@ -135,14 +153,36 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
 
     println!("| figure | value |");
     println!("| --- | --- |");
-    println!("| POST message -> turn_started at an SSE client, p50 ({PROMPTS} prompts) | {} |", ms(percentile(&to_first_event, 50.0)));
-    println!("| POST message -> turn_started at an SSE client, p99 | {} |", ms(percentile(&to_first_event, 99.0)));
-    println!("| POST message -> first agent text delta at an SSE client, p50 | {} |", ms(percentile(&to_first_delta, 50.0)));
-    println!("| POST message -> first agent text delta at an SSE client, p99 | {} |", ms(percentile(&to_first_delta, 99.0)));
+    println!(
+        "| POST message -> turn_started at an SSE client, p50 ({PROMPTS} prompts) | {} |",
+        ms(percentile(&to_first_event, 50.0))
+    );
+    println!(
+        "| POST message -> turn_started at an SSE client, p99 | {} |",
+        ms(percentile(&to_first_event, 99.0))
+    );
+    println!(
+        "| POST message -> first agent text delta at an SSE client, p50 | {} |",
+        ms(percentile(&to_first_delta, 50.0))
+    );
+    println!(
+        "| POST message -> first agent text delta at an SSE client, p99 | {} |",
+        ms(percentile(&to_first_delta, 99.0))
+    );
     println!("| one session, {CLIENTS} SSE clients: events per second per session | {rate:.0} |");
-    println!("| one session, {CLIENTS} SSE clients: deliveries per second (all clients) | {deliveries:.0} |");
+    println!(
+        "| one session, {CLIENTS} SSE clients: deliveries per second (all clients) | {deliveries:.0} |"
+    );
     println!("| {CLIENTS} clients each received all {events} events in order | yes |");
-    println!("| Worker wasm (raw / gzip) | {} / {} |", kib(std::fs::metadata(&worker_wasm)?.len()), kib(gzip_size(&worker_wasm)?));
-    println!("| App wasm (raw / gzip) | {} / {} |", kib(std::fs::metadata(&app_wasm)?.len()), kib(gzip_size(&app_wasm)?));
+    println!(
+        "| Worker wasm (raw / gzip) | {} / {} |",
+        kib(std::fs::metadata(&worker_wasm)?.len()),
+        kib(gzip_size(&worker_wasm)?)
+    );
+    println!(
+        "| App wasm (raw / gzip) | {} / {} |",
+        kib(std::fs::metadata(&app_wasm)?.len()),
+        kib(gzip_size(&app_wasm)?)
+    );
     Ok(())
 }

@@ -70,8 +70,12 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
             })
         })
     };
-    let session_error =
-        move || session.with(|session| session.as_ref().and_then(|session| session.error.clone()));
+    // Shown as a banner unless the timeline already tells the same story.
+    let session_error = move || {
+        session
+            .with(|session| session.as_ref().and_then(|session| session.error.clone()))
+            .filter(|error| !context.timeline.with(|timeline| timeline.has_notice(error)))
+    };
 
     view! {
         <header class="session-header" data-testid="session-header">

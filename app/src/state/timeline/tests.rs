@@ -246,6 +246,8 @@ fn status_changes_and_session_notices_are_kept() {
         timeline.notice(0).map(|notice| notice.message.as_str()),
         Some("sandbox failed")
     );
+    assert!(timeline.has_notice("sandbox failed"));
+    assert!(!timeline.has_notice("something else"));
 }
 
 #[test]
