@@ -14,16 +14,7 @@ source scripts/toolchain.sh
 
 log() { printf '\033[1m[build-app]\033[0m %s\n' "$*"; }
 
-wasm_target_ready || {
-  echo "the wasm32 target is not installed; run scripts/setup.sh first" >&2
-  exit 1
-}
-want_wbg=$(locked_version wasm-bindgen)
-have_wbg=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
-if [ "$have_wbg" != "$want_wbg" ]; then
-  echo "wasm-bindgen CLI ${have_wbg:-missing}, but Cargo.lock has $want_wbg; run scripts/setup.sh" >&2
-  exit 1
-fi
+require_wasm_toolchain
 
 target_dir="$PWD/target/wasm"
 out=app/dist

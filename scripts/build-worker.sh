@@ -13,20 +13,11 @@ source scripts/toolchain.sh
 
 log() { printf '\033[1m[build-worker]\033[0m %s\n' "$*"; }
 
-wasm_target_ready || {
-  echo "the wasm32 target is not installed; run scripts/setup.sh first" >&2
-  exit 1
-}
+require_wasm_toolchain
 command -v worker-build >/dev/null || {
   echo "worker-build is missing; run scripts/setup.sh first" >&2
   exit 1
 }
-want_wbg=$(locked_version wasm-bindgen)
-have_wbg=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
-if [ "$have_wbg" != "$want_wbg" ]; then
-  echo "wasm-bindgen CLI ${have_wbg:-missing}, but Cargo.lock has $want_wbg; run scripts/setup.sh" >&2
-  exit 1
-fi
 for tool in esbuild wasm-opt; do
   [ -x "node_modules/.bin/$tool" ] || { echo "node_modules/.bin/$tool is missing; run npm ci" >&2; exit 1; }
 done

@@ -39,3 +39,19 @@ build_wasm_std_into_sysroot() {
   cp "$tmp"/wasmstd/target/wasm32-unknown-unknown/release/deps/lib*.rlib "$libdir"/
   rm -rf "$tmp"
 }
+
+# Fails with a hint unless the wasm32 target and the wasm-bindgen CLI at the exact
+# version in Cargo.lock are installed (scripts/setup.sh installs both).
+require_wasm_toolchain() {
+  wasm_target_ready || {
+    echo "the wasm32 target is not installed; run scripts/setup.sh first" >&2
+    return 1
+  }
+  local want have
+  want=$(locked_version wasm-bindgen)
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+  if [ "$have" != "$want" ]; then
+    echo "wasm-bindgen CLI ${have:-missing}, but Cargo.lock has $want; run scripts/setup.sh" >&2
+    return 1
+  fi
+}
