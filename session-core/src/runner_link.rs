@@ -32,8 +32,9 @@ pub enum HelloDecision {
 }
 
 /// The reason shown in a `turn_interrupted` event.
+/// (The app adds its own sentence saying the prompt runs again, so this says why.)
 pub const INTERRUPTED_REASON: &str =
-    "The runner stopped mid-turn; this prompt will run again now that a runner is back.";
+    "The runner process running this turn stopped; a new one has connected.";
 
 /// Decides what a hello from a runner with `hello_epoch`, reporting `active_turn`,
 /// means for `processing`.
