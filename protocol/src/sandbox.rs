@@ -199,8 +199,13 @@ pub struct ExecResult {
     pub truncated: bool,
 }
 
+/// The exit code with which a runner says the `SessionAgent` rejected its token (wrong,
+/// for another session, or expired). Whoever supervises the runner must not restart
+/// it after this code: a restart would present the same token again.
+pub const RUNNER_EXIT_TOKEN_REJECTED: i32 = 3;
+
 #[cfg(test)]
-mod exec_tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -229,8 +234,3 @@ mod exec_tests {
         assert!(serde_json::from_str::<ExecRequest>(r#"{"command":"ls","bogus":1}"#).is_err());
     }
 }
-
-/// The exit code with which a runner says the `SessionAgent` rejected its token (wrong,
-/// for another session, or expired). Whoever supervises the runner must not restart
-/// it after this code: a restart would present the same token again.
-pub const RUNNER_EXIT_TOKEN_REJECTED: i32 = 3;
