@@ -18,9 +18,12 @@ use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
 use nightshift_protocol::events::EventBody;
 
 const WARMUP: usize = 20;
-const PROMPTS: usize = 200;
-const CLIENTS: usize = 50;
 const FANOUT_DELTAS: usize = 500;
+
+/// A count from the environment (for exploring), else the benchmark's default.
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -66,6 +69,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
+    let prompts = setting("BENCH_PROMPTS", 200);
+    let clients_wanted = setting("BENCH_CLIENTS", 50);
     let api = stack.api();
     let session = api.create_session().await?;
     api.wait_status(&session.id, "idle").await?;
@@ -73,7 +78,7 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
 
     let mut to_first_event = Vec::new();
     let mut to_first_delta = Vec::new();
-    for i in 0..WARMUP + PROMPTS {
+    for i in 0..WARMUP + prompts {
         let started = Instant::now();
         api.send(&session.id, &format!("prompt {i}")).await?;
         let mut first_event = None;
@@ -103,7 +108,7 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     let fan = api.create_session().await?;
     api.wait_status(&fan.id, "idle").await?;
     let mut clients: Vec<SseStream> = Vec::new();
-    for _ in 0..CLIENTS {
+    for _ in 0..clients_wanted {
         clients.push(api.events(&fan.id, None).await?);
     }
     let step = Step {
@@ -144,7 +149,7 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     let elapsed = last_arrival - started;
     let events = reference.len();
     let rate = events as f64 / elapsed.as_secs_f64();
-    let deliveries = (events * CLIENTS) as f64 / elapsed.as_secs_f64();
+    let deliveries = (events * clients_wanted) as f64 / elapsed.as_secs_f64();
 
     let root = repo_root();
     let worker_wasm = find_wasm(&root.join("worker/build"))?;
@@ -154,7 +159,7 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     println!("| figure | value |");
     println!("| --- | --- |");
     println!(
-        "| POST message -> turn_started at an SSE client, p50 ({PROMPTS} prompts) | {} |",
+        "| POST message -> turn_started at an SSE client, p50 ({prompts} prompts) | {} |",
         ms(percentile(&to_first_event, 50.0))
     );
     println!(
@@ -169,11 +174,11 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
         "| POST message -> first agent text delta at an SSE client, p99 | {} |",
         ms(percentile(&to_first_delta, 99.0))
     );
-    println!("| one session, {CLIENTS} SSE clients: events per second per session | {rate:.0} |");
+    println!("| one session, {clients_wanted} SSE clients: events per second per session | {rate:.0} |");
     println!(
-        "| one session, {CLIENTS} SSE clients: deliveries per second (all clients) | {deliveries:.0} |"
+        "| one session, {clients_wanted} SSE clients: deliveries per second (all clients) | {deliveries:.0} |"
     );
-    println!("| {CLIENTS} clients each received all {events} events in order | yes |");
+    println!("| {clients_wanted} clients each received all {events} events in order | yes |");
     println!(
         "| Worker wasm (raw / gzip) | {} / {} |",
         kib(std::fs::metadata(&worker_wasm)?.len()),
