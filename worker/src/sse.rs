@@ -54,16 +54,29 @@ impl Subscribers {
 }
 
 /// A `text/event-stream` response that forwards `frames` and sends a keep-alive
-/// comment whenever nothing was sent for [`KEEP_ALIVE_INTERVAL`].
+/// comment every [`KEEP_ALIVE_INTERVAL`].
+///
+/// One timer serves the whole stream (it is kept across frames and renewed only when
+/// it fires): a timer per frame would put a `setTimeout` on every delivery, which
+/// costs far more than the frame itself when one session feeds many clients.
 pub fn response(frames: UnboundedReceiver<String>) -> worker::Result<Response> {
-    let stream = futures::stream::unfold(frames, |mut frames| async move {
-        let next = match select(frames.next(), Delay::from(KEEP_ALIVE_INTERVAL)).await {
-            Either::Left((Some(frame), _)) => Some(frame),
-            Either::Left((None, _)) => None,
-            Either::Right(_) => Some(SSE_KEEP_ALIVE.to_owned()),
-        };
-        next.map(|frame| (Ok::<Vec<u8>, worker::Error>(frame.into_bytes()), frames))
-    });
+    let stream = futures::stream::unfold(
+        (frames, None::<Delay>),
+        |(mut frames, keep_alive)| async move {
+            let timer = keep_alive.unwrap_or_else(|| Delay::from(KEEP_ALIVE_INTERVAL));
+            let (next, timer) = match select(frames.next(), timer).await {
+                Either::Left((Some(frame), timer)) => (Some(frame), Some(timer)),
+                Either::Left((None, _)) => (None, None),
+                Either::Right(_) => (Some(SSE_KEEP_ALIVE.to_owned()), None),
+            };
+            next.map(|frame| {
+                (
+                    Ok::<Vec<u8>, worker::Error>(frame.into_bytes()),
+                    (frames, timer),
+                )
+            })
+        },
+    );
     let headers = Headers::new();
     headers.set("content-type", "text/event-stream; charset=utf-8")?;
     headers.set("cache-control", "no-cache, no-store")?;

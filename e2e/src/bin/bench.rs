@@ -18,11 +18,14 @@ use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
 use nightshift_protocol::events::EventBody;
 
 const WARMUP: usize = 20;
-const FANOUT_DELTAS: usize = 500;
+const FANOUT_DELTAS: usize = 200;
 
 /// A count from the environment (for exploring), else the benchmark's default.
 fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -174,7 +177,9 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
         "| POST message -> first agent text delta at an SSE client, p99 | {} |",
         ms(percentile(&to_first_delta, 99.0))
     );
-    println!("| one session, {clients_wanted} SSE clients: events per second per session | {rate:.0} |");
+    println!(
+        "| one session, {clients_wanted} SSE clients: events per second per session | {rate:.0} |"
+    );
     println!(
         "| one session, {clients_wanted} SSE clients: deliveries per second (all clients) | {deliveries:.0} |"
     );
