@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::TokenUsage;
+use crate::runner_link::LlmApi;
+
 /// Where a session is in its life. Derived by the `SessionAgent` from its sandbox,
 /// its runner link and its queue (see `nightshift_session::lifecycle`); never set
 /// directly by a client.
@@ -51,10 +54,19 @@ pub struct Session {
     pub id: String,
     pub title: String,
     pub status: SessionStatus,
-    /// The agent that works in this session (`"builtin"` for now).
-    pub agent: String,
-    /// The model the agent uses, when one is configured.
+    /// The agent that works in this session.
+    #[serde(default)]
+    pub agent: AgentKind,
+    /// The model the agent uses (a [`ModelInfo::id`]); `None` means the configured
+    /// default.
+    #[serde(default)]
     pub model: Option<String>,
+    /// Whether the agent's permission requests are asked of the user or allowed.
+    #[serde(default)]
+    pub permission_mode: PermissionMode,
+    /// What the session's finished turns used, in total.
+    #[serde(default)]
+    pub usage: UsageTotals,
     pub owner_id: String,
     pub sandbox_id: Option<String>,
     /// Why the session is in [`SessionStatus::Error`], if it is.
@@ -71,6 +83,154 @@ pub struct CreateSessionRequest {
     /// titled after its first prompt.
     #[serde(default)]
     pub title: Option<String>,
+    /// The agent to work in the session; the built-in one when absent.
+    #[serde(default)]
+    pub agent: Option<AgentKind>,
+    /// The model to use (a [`ModelInfo::id`] from `GET /api/models`); the configured
+    /// default when absent.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// How permission requests are handled; `ask` when absent.
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+}
+
+/// `PATCH /api/sessions/{id}`: every field is optional and only the present ones
+/// change. Agent, model and permission mode apply from the next turn on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSessionRequest {
+    #[serde(default)]
+    pub agent: Option<AgentKind>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// Which agent works in a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKind {
+    /// Nightshift's own agent loop (`runner/src/agent/builtin.rs`).
+    #[default]
+    Builtin,
+    /// OpenCode (`opencode serve`), driven by the runner over its HTTP API.
+    Opencode,
+}
+
+impl AgentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentKind::Builtin => "builtin",
+            AgentKind::Opencode => "opencode",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "builtin" => AgentKind::Builtin,
+            "opencode" => AgentKind::Opencode,
+            _ => return None,
+        })
+    }
+}
+
+/// What happens to a prompt sent while a turn is running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueMode {
+    /// Runs after the prompts ahead of it.
+    #[default]
+    Followup,
+    /// Aborts the running turn (keeping what it already did) and runs next.
+    Steer,
+    /// Prompts sent within a short window are merged into one.
+    Collect,
+}
+
+impl QueueMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueMode::Followup => "followup",
+            QueueMode::Steer => "steer",
+            QueueMode::Collect => "collect",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "followup" => QueueMode::Followup,
+            "steer" => QueueMode::Steer,
+            "collect" => QueueMode::Collect,
+            _ => return None,
+        })
+    }
+}
+
+/// How the agent's requests for permission (to run a command, edit a file, ...) are
+/// handled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermissionMode {
+    /// Each request becomes a question to the user; no answer in time denies it.
+    #[default]
+    Ask,
+    /// Everything is allowed without asking.
+    Allow,
+}
+
+impl PermissionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionMode::Ask => "ask",
+            PermissionMode::Allow => "allow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ask" => PermissionMode::Ask,
+            "allow" => PermissionMode::Allow,
+            _ => return None,
+        })
+    }
+}
+
+/// A session's totals over its finished turns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub turns: u64,
+    pub duration_ms: u64,
+}
+
+impl UsageTotals {
+    /// Counts one finished turn.
+    pub fn add_turn(&mut self, usage: TokenUsage, duration_ms: u64) {
+        self.input_tokens += usage.input_tokens;
+        self.output_tokens += usage.output_tokens;
+        self.turns += 1;
+        self.duration_ms += duration_ms;
+    }
+}
+
+/// A model the user can choose, in `GET /api/models` (a JSON array of these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// What `Session::model` holds, e.g. `"claude-sonnet-4-5"`.
+    pub id: String,
+    /// For people.
+    pub name: String,
+    /// The provider it comes from, e.g. `"anthropic"` or `"openai_compatible"`.
+    pub provider: String,
+    /// The wire format its endpoint speaks.
+    pub api: LlmApi,
+    /// Where its key comes from (`"environment"` for now).
+    pub source: String,
 }
 
 /// `GET /api/sessions`: newest first.
@@ -150,6 +310,15 @@ pub struct Message {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The queue mode it was sent with.
+    #[serde(default)]
+    pub mode: QueueMode,
+    /// Tokens its turn used, once the turn has finished.
+    #[serde(default)]
+    pub usage: Option<TokenUsage>,
+    /// How long its turn took, once the turn has finished.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
 }
 
 /// `POST /api/sessions/{id}/messages`.
@@ -157,6 +326,27 @@ pub struct Message {
 #[serde(deny_unknown_fields)]
 pub struct PostMessageRequest {
     pub content: String,
+    /// `followup` when absent.
+    #[serde(default)]
+    pub mode: QueueMode,
+}
+
+/// `PATCH /api/sessions/{id}/messages/{message_id}`: replaces a queued prompt's
+/// content (409 `not_queued` once it has started or ended).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessageRequest {
+    pub content: String,
+}
+
+/// `POST /api/sessions/{id}/questions/{question_id}/answer`: the answer to a question
+/// the agent asked (`question_asked`). For a permission request the answer is one of
+/// its options (`"allow"`, `"deny"`, ...). 409 `question_closed` when the question was
+/// already answered or expired, 404 when there is no such question.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerQuestionRequest {
+    pub answer: String,
 }
 
 /// The 202 answer to `POST /api/sessions/{id}/messages`.
@@ -195,4 +385,141 @@ pub struct Health {
     pub ok: bool,
     pub worker: PartHealth,
     pub sandbox_backend: PartHealth,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn new_enums_are_snake_case_and_round_trip() {
+        for kind in [AgentKind::Builtin, AgentKind::Opencode] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(AgentKind::parse(kind.as_str()), Some(kind));
+        }
+        for mode in [QueueMode::Followup, QueueMode::Steer, QueueMode::Collect] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+            assert_eq!(QueueMode::parse(mode.as_str()), Some(mode));
+        }
+        for mode in [PermissionMode::Ask, PermissionMode::Allow] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+            assert_eq!(PermissionMode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(AgentKind::parse("claude"), None);
+        assert_eq!(AgentKind::default(), AgentKind::Builtin);
+        assert_eq!(QueueMode::default(), QueueMode::Followup);
+        assert_eq!(PermissionMode::default(), PermissionMode::Ask);
+    }
+
+    #[test]
+    fn a_session_without_the_new_fields_still_parses() {
+        let old = json!({
+            "id": "s", "title": "t", "status": "idle", "agent": "builtin", "model": null,
+            "owner_id": "u", "sandbox_id": null, "error": null,
+            "created_at": 1, "updated_at": 2
+        });
+        let session: Session = serde_json::from_value(old).unwrap();
+        assert_eq!(session.agent, AgentKind::Builtin);
+        assert_eq!(session.permission_mode, PermissionMode::Ask);
+        assert_eq!(session.usage, UsageTotals::default());
+
+        let mut session = session;
+        session.agent = AgentKind::Opencode;
+        session.usage.add_turn(
+            TokenUsage {
+                input_tokens: 10,
+                output_tokens: 5,
+            },
+            700,
+        );
+        let json = serde_json::to_value(&session).unwrap();
+        assert_eq!(json["agent"], "opencode");
+        assert_eq!(
+            json["usage"],
+            json!({"input_tokens": 10, "output_tokens": 5, "turns": 1, "duration_ms": 700})
+        );
+        assert_eq!(serde_json::from_value::<Session>(json).unwrap(), session);
+    }
+
+    #[test]
+    fn requests_default_and_refuse_unknown_fields() {
+        let post: PostMessageRequest = serde_json::from_value(json!({"content": "hi"})).unwrap();
+        assert_eq!(post.mode, QueueMode::Followup);
+        let post: PostMessageRequest =
+            serde_json::from_value(json!({"content": "hi", "mode": "steer"})).unwrap();
+        assert_eq!(post.mode, QueueMode::Steer);
+        assert!(
+            serde_json::from_value::<PostMessageRequest>(json!({"content": "hi", "mode": "now"}))
+                .is_err()
+        );
+
+        let create: CreateSessionRequest = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(create, CreateSessionRequest::default());
+        let create: CreateSessionRequest =
+            serde_json::from_value(json!({"agent": "opencode", "model": "m"})).unwrap();
+        assert_eq!(create.agent, Some(AgentKind::Opencode));
+        assert_eq!(create.model.as_deref(), Some("m"));
+
+        let update: UpdateSessionRequest =
+            serde_json::from_value(json!({"permission_mode": "allow"})).unwrap();
+        assert_eq!(update.permission_mode, Some(PermissionMode::Allow));
+        assert_eq!(update.agent, None);
+        assert!(serde_json::from_value::<UpdateSessionRequest>(json!({"colour": 1})).is_err());
+
+        let edit: EditMessageRequest = serde_json::from_value(json!({"content": "x"})).unwrap();
+        assert_eq!(edit.content, "x");
+        let answer: AnswerQuestionRequest =
+            serde_json::from_value(json!({"answer": "yes"})).unwrap();
+        assert_eq!(answer.answer, "yes");
+        assert!(serde_json::from_value::<AnswerQuestionRequest>(json!({})).is_err());
+    }
+
+    #[test]
+    fn messages_and_models_round_trip() {
+        let message = Message {
+            id: "m".into(),
+            content: "c".into(),
+            state: MessageState::Done,
+            position: None,
+            turn_id: Some("t".into()),
+            attempts: 1,
+            reply: Some("r".into()),
+            error: None,
+            created_at: 1,
+            started_at: Some(2),
+            finished_at: Some(3),
+            mode: QueueMode::Collect,
+            usage: Some(TokenUsage {
+                input_tokens: 1,
+                output_tokens: 2,
+            }),
+            duration_ms: Some(1),
+        };
+        let json = serde_json::to_value(&message).unwrap();
+        assert_eq!(json["mode"], "collect");
+        assert_eq!(serde_json::from_value::<Message>(json).unwrap(), message);
+
+        let mut old = serde_json::to_value(&message).unwrap();
+        for field in ["mode", "usage", "duration_ms"] {
+            old.as_object_mut().unwrap().remove(field);
+        }
+        let parsed: Message = serde_json::from_value(old).unwrap();
+        assert_eq!(parsed.mode, QueueMode::Followup);
+        assert_eq!(parsed.usage, None);
+
+        let model = ModelInfo {
+            id: "gpt".into(),
+            name: "GPT".into(),
+            provider: "openai_compatible".into(),
+            api: LlmApi::OpenAiCompatible,
+            source: "environment".into(),
+        };
+        let json = serde_json::to_value(vec![model.clone()]).unwrap();
+        assert_eq!(json[0]["api"], "open_ai_compatible");
+        assert_eq!(
+            serde_json::from_value::<Vec<ModelInfo>>(json).unwrap(),
+            vec![model]
+        );
+    }
 }

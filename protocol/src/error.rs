@@ -32,12 +32,25 @@ pub enum ErrorCode {
     /// The request conflicts with the resource's current state
     /// (for example cancelling a prompt that is already running).
     Conflict,
+    /// Editing a prompt that is no longer queued (it started, ended or was cancelled).
+    NotQueued,
+    /// Answering a question that was already answered or expired.
+    QuestionClosed,
     /// The sandbox backend could not be reached or refused to create a sandbox.
     SandboxUnavailable,
     /// A sandbox that does not exist.
     SandboxNotFound,
     /// Something failed on our side; the message says what.
     Internal,
+    /// No valid sign-in (session cookie or API token) came with the request.
+    Unauthenticated,
+    /// A cookie-authenticated request that changes state without the right
+    /// `X-CSRF-Token`.
+    CsrfFailed,
+    /// An API token whose scopes do not cover this request.
+    InsufficientScope,
+    /// The development sign-in is not enabled on this deployment.
+    DevAuthDisabled,
 }
 
 impl ErrorCode {
@@ -47,10 +60,11 @@ impl ErrorCode {
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest | ErrorCode::EmptyMessage => 400,
             ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unauthorized | ErrorCode::InvalidRunnerToken => 401,
-            ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound | ErrorCode::SandboxNotFound => 404,
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Forbidden | ErrorCode::CsrfFailed | ErrorCode::InsufficientScope => 403,
+            ErrorCode::NotFound | ErrorCode::SandboxNotFound | ErrorCode::DevAuthDisabled => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::Conflict => 409,
+            ErrorCode::Conflict | ErrorCode::NotQueued | ErrorCode::QuestionClosed => 409,
             ErrorCode::SandboxUnavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -70,9 +84,15 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::NotQueued => "not_queued",
+            ErrorCode::QuestionClosed => "question_closed",
             ErrorCode::SandboxUnavailable => "sandbox_unavailable",
             ErrorCode::SandboxNotFound => "sandbox_not_found",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::CsrfFailed => "csrf_failed",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::DevAuthDisabled => "dev_auth_disabled",
         }
     }
 }
@@ -128,9 +148,15 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
+            ErrorCode::NotQueued,
+            ErrorCode::QuestionClosed,
             ErrorCode::SandboxUnavailable,
             ErrorCode::SandboxNotFound,
             ErrorCode::Internal,
+            ErrorCode::Unauthenticated,
+            ErrorCode::CsrfFailed,
+            ErrorCode::InsufficientScope,
+            ErrorCode::DevAuthDisabled,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{Session, SessionStatus};
+use crate::api::{AgentKind, PermissionMode, Session, SessionStatus};
 
 /// Tokens an LLM reported for one turn.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,27 @@ pub enum TurnOutcome {
     Failed,
     Aborted,
 }
+
+/// What a question from the agent asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionKind {
+    /// A question in the agent's own words (the built-in `ask_user` tool, OpenCode's
+    /// question tool); the answer is free text or one of `options`.
+    #[default]
+    Question,
+    /// A request for permission to do something; the answer is one of `options`
+    /// ([`PERMISSION_ALLOW`], [`PERMISSION_ALWAYS`], [`PERMISSION_DENY`]).
+    Permission,
+}
+
+/// Answer to a permission question: allow this once.
+pub const PERMISSION_ALLOW: &str = "allow";
+/// Answer to a permission question: allow this and requests like it for the rest of
+/// the session.
+pub const PERMISSION_ALWAYS: &str = "always";
+/// Answer to a permission question: refuse it.
+pub const PERMISSION_DENY: &str = "deny";
 
 /// What happened. The first group comes from the runner (the agent's work); the
 /// second is written by the `SessionAgent` itself.
@@ -67,7 +88,32 @@ pub enum EventBody {
         usage: TokenUsage,
         #[serde(default)]
         error: Option<String>,
+        /// How long the turn ran, as the runner measured it.
+        #[serde(default)]
+        duration_ms: u64,
     },
+    /// A call to the LLM failed in a way worth retrying (rate limit, overload,
+    /// connection); the runner waits `delay_ms` and makes attempt `attempt + 1`.
+    Retrying {
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        max_attempts: u32,
+        delay_ms: u64,
+        reason: String,
+    },
+    /// The agent asked the user something; the turn waits for
+    /// `POST /api/sessions/{id}/questions/{question_id}/answer` or `timeout_ms`.
+    QuestionAsked {
+        question_id: String,
+        kind: QuestionKind,
+        text: String,
+        #[serde(default)]
+        options: Vec<String>,
+        timeout_ms: u64,
+    },
+    /// Nobody answered in time: the turn goes on without an answer (a permission
+    /// request is denied).
+    QuestionExpired { question_id: String },
 
     // --- written by the SessionAgent ------------------------------------------
     /// A prompt was accepted into the queue.
@@ -89,6 +135,28 @@ pub enum EventBody {
     TurnInterrupted { message_id: String, reason: String },
     /// The session's status changed.
     StatusChanged { status: SessionStatus },
+    /// A question was answered (the runner has been sent the answer).
+    QuestionAnswered {
+        question_id: String,
+        answer: String,
+        #[serde(default)]
+        answered_by: Option<String>,
+    },
+    /// A queued prompt's content was replaced before it ran.
+    PromptEdited { message_id: String, content: String },
+    /// Prompts sent in `collect` mode were merged into `message_id`, whose content is
+    /// now `content`; the `merged_ids` prompts will not run on their own.
+    PromptsMerged {
+        message_id: String,
+        merged_ids: Vec<String>,
+        content: String,
+    },
+    /// The session's agent, model or permission mode changed (from the next turn on).
+    SessionUpdated {
+        agent: AgentKind,
+        model: Option<String>,
+        permission_mode: PermissionMode,
+    },
 }
 
 impl EventBody {
@@ -101,6 +169,9 @@ impl EventBody {
                 | EventBody::ToolCallFinished { .. }
                 | EventBody::Error { .. }
                 | EventBody::TurnFinished { .. }
+                | EventBody::Retrying { .. }
+                | EventBody::QuestionAsked { .. }
+                | EventBody::QuestionExpired { .. }
         )
     }
 }
@@ -179,5 +250,105 @@ mod tests {
             }
             .is_from_runner()
         );
+        assert!(
+            EventBody::QuestionExpired {
+                question_id: "q".into()
+            }
+            .is_from_runner()
+        );
+        assert!(
+            !EventBody::QuestionAnswered {
+                question_id: "q".into(),
+                answer: "a".into(),
+                answered_by: None
+            }
+            .is_from_runner()
+        );
+    }
+
+    #[test]
+    fn an_old_turn_finished_still_parses() {
+        let old = serde_json::json!({"type": "turn_finished", "outcome": "done"});
+        let body: EventBody = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            body,
+            EventBody::TurnFinished {
+                outcome: TurnOutcome::Done,
+                usage: TokenUsage::default(),
+                error: None,
+                duration_ms: 0
+            }
+        );
+    }
+
+    #[test]
+    fn issue_five_events_round_trip() {
+        let bodies = [
+            EventBody::Retrying {
+                attempt: 1,
+                max_attempts: 4,
+                delay_ms: 500,
+                reason: "429 Too Many Requests".into(),
+            },
+            EventBody::QuestionAsked {
+                question_id: "q1".into(),
+                kind: QuestionKind::Permission,
+                text: "Run `rm -rf build`?".into(),
+                options: vec![PERMISSION_ALLOW.into(), PERMISSION_DENY.into()],
+                timeout_ms: 600_000,
+            },
+            EventBody::QuestionExpired {
+                question_id: "q1".into(),
+            },
+            EventBody::QuestionAnswered {
+                question_id: "q1".into(),
+                answer: "allow".into(),
+                answered_by: Some("u".into()),
+            },
+            EventBody::PromptEdited {
+                message_id: "m".into(),
+                content: "c".into(),
+            },
+            EventBody::PromptsMerged {
+                message_id: "m".into(),
+                merged_ids: vec!["m2".into()],
+                content: "c".into(),
+            },
+            EventBody::SessionUpdated {
+                agent: AgentKind::Opencode,
+                model: Some("m".into()),
+                permission_mode: PermissionMode::Allow,
+            },
+            EventBody::TurnFinished {
+                outcome: TurnOutcome::Failed,
+                usage: TokenUsage {
+                    input_tokens: 3,
+                    output_tokens: 4,
+                },
+                error: Some("boom".into()),
+                duration_ms: 12,
+            },
+        ];
+        let types = [
+            "retrying",
+            "question_asked",
+            "question_expired",
+            "question_answered",
+            "prompt_edited",
+            "prompts_merged",
+            "session_updated",
+            "turn_finished",
+        ];
+        for (body, kind) in bodies.into_iter().zip(types) {
+            let json = serde_json::to_value(&body).unwrap();
+            assert_eq!(json["type"], kind);
+            assert_eq!(serde_json::from_value::<EventBody>(json).unwrap(), body);
+        }
+        let asked: EventBody = serde_json::from_value(serde_json::json!({
+            "type": "question_asked", "question_id": "q", "kind": "question",
+            "text": "Which?", "timeout_ms": 5
+        }))
+        .unwrap();
+        assert!(matches!(asked, EventBody::QuestionAsked { options, .. } if options.is_empty()));
     }
 }

@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::{AgentKind, PermissionMode};
 use crate::events::EventBody;
 
 /// Sent by the runner.
@@ -56,9 +57,26 @@ pub enum SessionFrame {
         /// The LLM to use for this turn; `None` when nothing usable is configured (the
         /// runner then fails the turn with an error saying what to set).
         llm: Option<LlmConfig>,
+        /// The agent that runs this turn.
+        #[serde(default)]
+        agent: AgentKind,
+        /// The session's chosen model; when set it overrides `llm.model`.
+        #[serde(default)]
+        model: Option<String>,
+        /// Whether permission requests are asked (as `question_asked`) or allowed.
+        #[serde(default)]
+        permission_mode: PermissionMode,
     },
     /// Stop the turn now; the runner ends it with `turn_finished { outcome: aborted }`.
+    /// What the turn already did (partial text, finished tool calls) stays in the
+    /// agent's conversation, so a steering prompt sent next continues from it.
     Abort { turn_id: String },
+    /// The user's answer to a `question_asked` of a running turn.
+    Answer {
+        turn_id: String,
+        question_id: String,
+        answer: String,
+    },
     /// Everything up to and including `up_to` (of the current epoch) is stored.
     Ack { up_to: u64 },
     /// Answer to `ping`, with a renewed token when the current one is getting old.
@@ -117,6 +135,48 @@ mod tests {
             r#"{"type":"event","local_seq":3,"turn_id":"t","event":{"type":"text_delta","text":"x"}}"#
         );
         assert_eq!(serde_json::from_str::<RunnerFrame>(&text).unwrap(), frame);
+    }
+
+    #[test]
+    fn prompt_defaults_and_answer_round_trip() {
+        let old = r#"{"type":"prompt","turn_id":"t","message_id":"m","content":"c","llm":null}"#;
+        let frame: SessionFrame = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            frame,
+            SessionFrame::Prompt {
+                turn_id: "t".into(),
+                message_id: "m".into(),
+                content: "c".into(),
+                llm: None,
+                agent: AgentKind::Builtin,
+                model: None,
+                permission_mode: PermissionMode::Ask,
+            }
+        );
+        let frame = SessionFrame::Prompt {
+            turn_id: "t".into(),
+            message_id: "m".into(),
+            content: "c".into(),
+            llm: None,
+            agent: AgentKind::Opencode,
+            model: Some("gpt".into()),
+            permission_mode: PermissionMode::Allow,
+        };
+        let text = serde_json::to_string(&frame).unwrap();
+        assert!(text.contains(r#""agent":"opencode""#));
+        assert_eq!(serde_json::from_str::<SessionFrame>(&text).unwrap(), frame);
+
+        let answer = SessionFrame::Answer {
+            turn_id: "t".into(),
+            question_id: "q".into(),
+            answer: "yes".into(),
+        };
+        let text = serde_json::to_string(&answer).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"answer","turn_id":"t","question_id":"q","answer":"yes"}"#
+        );
+        assert_eq!(serde_json::from_str::<SessionFrame>(&text).unwrap(), answer);
     }
 
     #[test]

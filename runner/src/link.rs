@@ -364,9 +364,13 @@ impl RunnerLink {
                     self.renew_token(token);
                 }
             }
-            SessionFrame::Prompt { .. } | SessionFrame::Abort { .. } => {
+            SessionFrame::Prompt { .. }
+            | SessionFrame::Abort { .. }
+            | SessionFrame::Answer { .. } => {
                 if self.commands.send(frame).await.is_err() {
-                    tracing::warn!("the turn controller is gone; dropping a prompt or abort");
+                    tracing::warn!(
+                        "the turn controller is gone; dropping a prompt, abort or answer"
+                    );
                 }
             }
         }

@@ -103,6 +103,7 @@ impl TurnController {
                 message_id,
                 content,
                 llm,
+                ..
             } => {
                 if let Some(active) = &self.active {
                     if active.turn_id == turn_id {
@@ -144,6 +145,8 @@ impl TurnController {
                 }
             },
             // The link handles these itself.
+            SessionFrame::Answer { .. } => {}
+            // The link handles these itself.
             SessionFrame::Welcome { .. } | SessionFrame::Ack { .. } | SessionFrame::Pong { .. } => {
             }
         }
@@ -163,6 +166,7 @@ impl TurnController {
             outcome: TurnOutcome::Failed,
             usage: TokenUsage::default(),
             error: Some(message),
+            duration_ms: 0,
         };
         self.events.push(turn_id, finished).await;
     }
@@ -231,6 +235,7 @@ async fn run_turn(
                 outcome: end.outcome,
                 usage: end.usage,
                 error: end.error,
+                duration_ms: 0,
             })
             .await;
     }

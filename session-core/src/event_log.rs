@@ -184,6 +184,7 @@ mod tests {
             outcome: TurnOutcome::Done,
             usage: TokenUsage::default(),
             error: None,
+            duration_ms: 0,
         });
         assert_eq!(reply.finish().as_deref(), Some("Hello"));
         assert_eq!(ReplyText::new().finish(), None);

@@ -292,6 +292,9 @@ async fn prompts_and_aborts_go_to_the_turn_controller() {
         message_id: "m1".into(),
         content: "hi".into(),
         llm: None,
+        agent: Default::default(),
+        model: None,
+        permission_mode: Default::default(),
     };
     send(&mut socket, prompt.clone()).await;
     send(

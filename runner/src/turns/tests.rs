@@ -98,6 +98,9 @@ fn prompt(turn_id: &str, llm: Option<LlmConfig>) -> SessionFrame {
         message_id: format!("m-{turn_id}"),
         content: "hi".into(),
         llm,
+        agent: Default::default(),
+        model: None,
+        permission_mode: Default::default(),
     }
 }
 
@@ -155,7 +158,8 @@ async fn a_turn_ends_with_exactly_one_turn_finished() {
                     input_tokens: 3,
                     output_tokens: 4
                 },
-                error: None
+                error: None,
+                duration_ms: 0
             },
         ]
     );
@@ -176,7 +180,8 @@ async fn a_prompt_without_an_llm_fails_with_what_to_set() {
             EventBody::TurnFinished {
                 outcome: TurnOutcome::Failed,
                 usage: TokenUsage::default(),
-                error: Some(NO_LLM_MESSAGE.into())
+                error: Some(NO_LLM_MESSAGE.into()),
+                duration_ms: 0
             },
         ]
     );
@@ -239,7 +244,8 @@ async fn a_prompt_while_busy_fails_alone_and_abort_stops_the_running_turn() {
                     input_tokens: 1,
                     output_tokens: 0
                 },
-                error: None
+                error: None,
+                duration_ms: 0
             },
         ]
     );
