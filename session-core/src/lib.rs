@@ -3,8 +3,9 @@
 //!
 //! It owns the decisions, not the storage or the sockets: which status a session is in
 //! ([`lifecycle`]), how prompts move through the queue ([`queue`]), how runner events are
-//! numbered and deduplicated so each is stored exactly once ([`event_log`]), what to do
-//! when a runner says hello ([`runner_link`]), how runner tokens are issued and checked
+//! numbered and deduplicated so each is stored exactly once ([`event_log`]), whether an
+//! agent's question can still be answered ([`questions`]), what to do when a runner
+//! says hello ([`runner_link`]), how runner tokens are issued and checked
 //! ([`runner_token`]) and how a session is titled ([`title`]).
 //!
 //! Invariant: this crate never depends on `worker`, `tokio` or any other platform crate,
@@ -13,6 +14,7 @@
 
 pub mod event_log;
 pub mod lifecycle;
+pub mod questions;
 pub mod queue;
 pub mod runner_link;
 pub mod runner_token;

@@ -9,12 +9,21 @@
 //! - At most one prompt is `processing` at a time.
 //! - Queued prompts run in queue order; a new prompt goes to the back, an interrupted
 //!   one goes back to the front.
-//! - Only a queued prompt can be cancelled.
+//! - Queue modes ([`QueueMode`]) say where a new prompt goes: `followup` to the back;
+//!   `steer` to the front (the caller aborts the running turn, so it runs next);
+//!   `collect` into the newest queued `collect` prompt whose collect window is still
+//!   open (the contents are joined), else to the back with a window of its own. A
+//!   prompt whose window is open is not started until the window closes, so prompts
+//!   sent in quick succession become one turn.
+//! - Only a queued prompt can be cancelled or edited.
 //! - A prompt's position is the number of queued prompts ahead of it.
 
-use nightshift_protocol::api::{Message, MessageState};
-use nightshift_protocol::events::TurnOutcome;
+use nightshift_protocol::api::{Message, MessageState, QueueMode, UsageTotals};
+use nightshift_protocol::events::{TokenUsage, TurnOutcome};
 use serde::{Deserialize, Serialize};
+
+/// What separates the contents of prompts merged by `collect`.
+pub const COLLECT_SEPARATOR: &str = "\n\n";
 
 /// A prompt as stored: the public [`Message`] plus what only the queue needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +36,49 @@ pub struct Prompt {
     /// The epoch of the runner a processing prompt was sent to; a runner that says
     /// hello with another epoch did not inherit the turn.
     pub runner_epoch: Option<String>,
+    /// For a queued `collect` prompt: until when (ms) later `collect` prompts are
+    /// merged into it. It does not start before then.
+    #[serde(default)]
+    pub collect_until: Option<i64>,
+}
+
+/// What became of a prompt given to [`PromptQueue::enqueue_with_mode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new prompt in the queue, `position` prompts from the front.
+    Added { prompt: Prompt, position: u32 },
+    /// Merged (`collect`) into the queued prompt `prompt`, which now holds both
+    /// contents; `merged_id` is the id the new prompt would have had.
+    Merged {
+        prompt: Prompt,
+        merged_id: String,
+        position: u32,
+    },
+}
+
+impl Enqueued {
+    /// The prompt that holds the new content.
+    pub fn prompt(&self) -> &Prompt {
+        match self {
+            Enqueued::Added { prompt, .. } | Enqueued::Merged { prompt, .. } => prompt,
+        }
+    }
+
+    pub fn position(&self) -> u32 {
+        match self {
+            Enqueued::Added { position, .. } | Enqueued::Merged { position, .. } => *position,
+        }
+    }
+}
+
+/// How a turn ended, as the runner reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnResult {
+    pub outcome: TurnOutcome,
+    pub reply: Option<String>,
+    pub error: Option<String>,
+    pub usage: Option<TokenUsage>,
+    pub duration_ms: Option<u64>,
 }
 
 /// Why a queue operation was refused.
@@ -34,7 +86,7 @@ pub struct Prompt {
 pub enum QueueError {
     #[error("there is no prompt with id {0}")]
     NotFound(String),
-    #[error("prompt {id} is {state}; only a queued prompt can be cancelled", state = .state.as_str())]
+    #[error("prompt {id} is {state}; only a queued prompt can be changed", state = .state.as_str())]
     NotQueued { id: String, state: MessageState },
     #[error("no prompt is processing turn {0}")]
     NoSuchTurn(String),
@@ -64,15 +116,62 @@ impl PromptQueue {
         self.prompts.iter().find(|p| p.message.id == id)
     }
 
-    /// Adds a prompt at the back of the queue and returns it with its position.
+    /// Adds a `followup` prompt at the back of the queue and returns it with its
+    /// position.
     pub fn enqueue(&mut self, id: String, content: String, now: i64) -> (Prompt, u32) {
-        let queue_order = self
-            .prompts
-            .iter()
-            .map(|p| p.queue_order)
-            .max()
-            .unwrap_or(0)
-            + 1;
+        match self.enqueue_with_mode(id, content, QueueMode::Followup, now, 0) {
+            Enqueued::Added { prompt, position }
+            | Enqueued::Merged {
+                prompt, position, ..
+            } => (prompt, position),
+        }
+    }
+
+    /// Adds a prompt where `mode` puts it (see the module rules). `collect_window_ms`
+    /// is how long a `collect` prompt stays open for more.
+    pub fn enqueue_with_mode(
+        &mut self,
+        id: String,
+        content: String,
+        mode: QueueMode,
+        now: i64,
+        collect_window_ms: i64,
+    ) -> Enqueued {
+        if mode == QueueMode::Collect
+            && let Some(open) = self.open_collect(now)
+        {
+            let target = open.message.id.clone();
+            if let Some(prompt) = self.find_mut(&target) {
+                prompt.message.content.push_str(COLLECT_SEPARATOR);
+                prompt.message.content.push_str(&content);
+                prompt.collect_until = Some(now + collect_window_ms);
+                let prompt = prompt.clone();
+                let position = self.position(&target).unwrap_or(0);
+                return Enqueued::Merged {
+                    prompt,
+                    merged_id: id,
+                    position,
+                };
+            }
+        }
+        let queue_order = match mode {
+            QueueMode::Steer => {
+                self.prompts
+                    .iter()
+                    .map(|p| p.queue_order)
+                    .min()
+                    .unwrap_or(0)
+                    - 1
+            }
+            QueueMode::Followup | QueueMode::Collect => {
+                self.prompts
+                    .iter()
+                    .map(|p| p.queue_order)
+                    .max()
+                    .unwrap_or(0)
+                    + 1
+            }
+        };
         let prompt = Prompt {
             message: Message {
                 id,
@@ -86,13 +185,32 @@ impl PromptQueue {
                 created_at: now,
                 started_at: None,
                 finished_at: None,
+                mode,
+                usage: None,
+                duration_ms: None,
             },
             queue_order,
             runner_epoch: None,
+            collect_until: (mode == QueueMode::Collect).then_some(now + collect_window_ms),
         };
         self.prompts.push(prompt.clone());
         let position = self.position(&prompt.message.id).unwrap_or(0);
-        (prompt, position)
+        Enqueued::Added { prompt, position }
+    }
+
+    /// The newest queued `collect` prompt whose window is open at `now`.
+    fn open_collect(&self, now: i64) -> Option<&Prompt> {
+        self.prompts.iter().rev().find(|p| {
+            p.message.state == MessageState::Queued
+                && p.message.mode == QueueMode::Collect
+                && p.collect_until.is_some_and(|until| now < until)
+        })
+    }
+
+    /// When the next prompt's collect window closes, if the queue waits for one.
+    pub fn collect_deadline(&self, now: i64) -> Option<i64> {
+        let next = self.queued_in_order().into_iter().next()?;
+        next.collect_until.filter(|until| now < *until)
     }
 
     /// The number of queued prompts ahead of `id`, while it is queued.
@@ -111,24 +229,31 @@ impl PromptQueue {
             .find(|p| p.message.state == MessageState::Processing)
     }
 
-    /// The prompt that runs next, if nothing is processing and something is queued.
-    pub fn next_to_dispatch(&self) -> Option<&Prompt> {
+    /// The prompt that runs next at `now`, if nothing is processing, something is
+    /// queued, and the front prompt is not still collecting.
+    pub fn next_to_dispatch(&self, now: i64) -> Option<&Prompt> {
         if self.processing().is_some() {
             return None;
         }
-        self.queued_in_order().into_iter().next()
+        let next = self.queued_in_order().into_iter().next()?;
+        match next.collect_until {
+            Some(until) if now < until => None,
+            _ => Some(next),
+        }
     }
 
     /// Starts the next prompt as turn `turn_id` on the runner with `runner_epoch`.
-    /// Returns `None` when a prompt is already processing or nothing is queued.
+    /// Returns `None` when a prompt is already processing, nothing is queued, or the
+    /// front prompt's collect window is still open.
     pub fn start_next(
         &mut self,
         turn_id: String,
         runner_epoch: String,
         now: i64,
     ) -> Option<Prompt> {
-        let id = self.next_to_dispatch()?.message.id.clone();
+        let id = self.next_to_dispatch(now)?.message.id.clone();
         let prompt = self.find_mut(&id)?;
+        prompt.collect_until = None;
         prompt.message.state = MessageState::Processing;
         prompt.message.turn_id = Some(turn_id);
         prompt.message.attempts += 1;
@@ -148,20 +273,79 @@ impl PromptQueue {
         error: Option<String>,
         now: i64,
     ) -> Result<Prompt, QueueError> {
+        let result = TurnResult {
+            outcome,
+            reply,
+            error,
+            usage: None,
+            duration_ms: None,
+        };
+        self.finish_turn(turn_id, result, now)
+    }
+
+    /// Ends the processing turn `turn_id` with everything the runner reported.
+    pub fn finish_turn(
+        &mut self,
+        turn_id: &str,
+        result: TurnResult,
+        now: i64,
+    ) -> Result<Prompt, QueueError> {
         let prompt = self.processing_turn_mut(turn_id)?;
-        prompt.message.state = match outcome {
+        prompt.message.state = match result.outcome {
             TurnOutcome::Done => MessageState::Done,
             TurnOutcome::Failed => MessageState::Failed,
             TurnOutcome::Aborted => MessageState::Aborted,
         };
-        prompt.message.reply = reply;
-        prompt.message.error = error;
+        prompt.message.reply = result.reply;
+        prompt.message.error = result.error;
+        prompt.message.usage = result.usage;
+        // The runner measures a turn's time; when it did not say, the queue's own
+        // clock is the next best answer.
+        prompt.message.duration_ms = result.duration_ms.or_else(|| {
+            let started = prompt.message.started_at?;
+            u64::try_from(now - started).ok()
+        });
         prompt.message.finished_at = Some(now);
         Ok(prompt.clone())
     }
 
+    /// Replaces the content of a queued prompt. Any other state is a conflict.
+    pub fn edit(&mut self, id: &str, content: String) -> Result<Prompt, QueueError> {
+        let prompt = self.queued_mut(id)?;
+        prompt.message.content = content;
+        Ok(prompt.clone())
+    }
+
+    /// Token usage and time of every finished turn, added up.
+    pub fn usage_totals(&self) -> UsageTotals {
+        let mut totals = UsageTotals::default();
+        for prompt in &self.prompts {
+            let finished = matches!(
+                prompt.message.state,
+                MessageState::Done | MessageState::Failed | MessageState::Aborted
+            );
+            if !finished {
+                continue;
+            }
+            let usage = prompt.message.usage.unwrap_or_default();
+            totals.input_tokens += usage.input_tokens;
+            totals.output_tokens += usage.output_tokens;
+            totals.duration_ms += prompt.message.duration_ms.unwrap_or(0);
+            totals.turns += 1;
+        }
+        totals
+    }
+
     /// Cancels a queued prompt. Any other state is a conflict.
     pub fn cancel(&mut self, id: &str, now: i64) -> Result<Prompt, QueueError> {
+        let prompt = self.queued_mut(id)?;
+        prompt.message.state = MessageState::Cancelled;
+        prompt.message.finished_at = Some(now);
+        prompt.collect_until = None;
+        Ok(prompt.clone())
+    }
+
+    fn queued_mut(&mut self, id: &str) -> Result<&mut Prompt, QueueError> {
         let prompt = self
             .find_mut(id)
             .ok_or_else(|| QueueError::NotFound(id.to_owned()))?;
@@ -171,9 +355,7 @@ impl PromptQueue {
                 state: prompt.message.state,
             });
         }
-        prompt.message.state = MessageState::Cancelled;
-        prompt.message.finished_at = Some(now);
-        Ok(prompt.clone())
+        Ok(prompt)
     }
 
     /// Puts the processing turn `turn_id` back at the front of the queue, for when the

@@ -1,6 +1,8 @@
 //! Unit tests of the prompt queue rules.
 
 use super::*;
+use nightshift_protocol::api::{QueueMode, UsageTotals};
+use nightshift_protocol::events::TokenUsage;
 
 fn queue_of(ids: &[&str]) -> PromptQueue {
     let mut queue = PromptQueue::new();
@@ -57,7 +59,7 @@ fn finish_records_outcome_and_frees_the_queue() {
     assert_eq!(done.message.state, MessageState::Done);
     assert_eq!(done.message.reply.as_deref(), Some("hi"));
     assert_eq!(done.message.finished_at, Some(2));
-    assert_eq!(queue.next_to_dispatch().unwrap().message.id, "b");
+    assert_eq!(queue.next_to_dispatch(2).unwrap().message.id, "b");
 
     queue.start_next("t2".into(), "e".into(), 3).unwrap();
     let failed = queue
@@ -171,4 +173,149 @@ fn messages_are_listed_oldest_first() {
     let queue = queue_of(&["a", "b", "c"]);
     let ids: Vec<_> = queue.messages().into_iter().map(|m| m.id).collect();
     assert_eq!(ids, ["a", "b", "c"]);
+}
+
+fn add(queue: &mut PromptQueue, id: &str, mode: QueueMode, now: i64) -> Enqueued {
+    queue.enqueue_with_mode(id.into(), format!("prompt {id}"), mode, now, 1_500)
+}
+
+#[test]
+fn a_steer_prompt_goes_ahead_of_everything_queued() {
+    let mut queue = queue_of(&["a", "b", "c"]);
+    queue.start_next("t1".into(), "e".into(), 1).unwrap();
+    let steer = add(&mut queue, "s", QueueMode::Steer, 2);
+    assert_eq!(steer.position(), 0);
+    assert_eq!(queue.position("b"), Some(1));
+    queue
+        .finish("t1", TurnOutcome::Aborted, None, None, 3)
+        .unwrap();
+    let next = queue.start_next("t2".into(), "e".into(), 4).unwrap();
+    assert_eq!(next.message.id, "s");
+    assert_eq!(next.message.mode, QueueMode::Steer);
+    // A later steer goes ahead of an earlier one that has not started yet.
+    add(&mut queue, "s2", QueueMode::Steer, 5);
+    add(&mut queue, "s3", QueueMode::Steer, 6);
+    assert_eq!(queue.position("s3"), Some(0));
+    assert_eq!(queue.position("s2"), Some(1));
+}
+
+#[test]
+fn collect_prompts_within_the_window_merge_into_one() {
+    let mut queue = PromptQueue::new();
+    let first = add(&mut queue, "a", QueueMode::Collect, 1_000);
+    assert!(matches!(first, Enqueued::Added { .. }));
+    // The window is open: nothing starts yet.
+    assert!(queue.next_to_dispatch(1_100).is_none());
+    assert_eq!(queue.collect_deadline(1_100), Some(2_500));
+    let second = add(&mut queue, "b", QueueMode::Collect, 2_000);
+    let Enqueued::Merged {
+        prompt, merged_id, ..
+    } = second
+    else {
+        panic!("the second collect prompt should merge");
+    };
+    assert_eq!(prompt.message.id, "a");
+    assert_eq!(merged_id, "b");
+    assert_eq!(prompt.message.content, "prompt a\n\nprompt b");
+    // Each merge keeps the window open a little longer.
+    assert_eq!(queue.collect_deadline(2_100), Some(3_500));
+    assert!(queue.start_next("t".into(), "e".into(), 3_499).is_none());
+    let started = queue.start_next("t".into(), "e".into(), 3_500).unwrap();
+    assert_eq!(started.message.id, "a");
+    assert_eq!(queue.prompts().len(), 1);
+}
+
+#[test]
+fn collect_after_the_window_or_after_the_start_is_a_new_prompt() {
+    let mut queue = PromptQueue::new();
+    add(&mut queue, "a", QueueMode::Collect, 0);
+    assert!(matches!(
+        add(&mut queue, "b", QueueMode::Collect, 1_500),
+        Enqueued::Added { .. }
+    ));
+    queue.start_next("t".into(), "e".into(), 5_000).unwrap();
+    // "b" is queued with its window closed, so a new collect prompt opens its own.
+    assert!(matches!(
+        add(&mut queue, "c", QueueMode::Collect, 5_001),
+        Enqueued::Added { .. }
+    ));
+    // A followup never merges and a collect prompt never merges into one.
+    assert!(matches!(
+        add(&mut queue, "d", QueueMode::Followup, 5_002),
+        Enqueued::Added { .. }
+    ));
+    assert!(matches!(
+        add(&mut queue, "e", QueueMode::Collect, 5_003),
+        Enqueued::Merged { ref prompt, .. } if prompt.message.id == "c"
+    ));
+}
+
+#[test]
+fn only_queued_prompts_can_be_edited() {
+    let mut queue = queue_of(&["a", "b"]);
+    queue.start_next("t1".into(), "e".into(), 1).unwrap();
+    let edited = queue.edit("b", "better".into()).unwrap();
+    assert_eq!(edited.message.content, "better");
+    assert_eq!(queue.message("b").unwrap().content, "better");
+    assert!(matches!(
+        queue.edit("a", "x".into()),
+        Err(QueueError::NotQueued { .. })
+    ));
+    assert_eq!(
+        queue.edit("zzz", "x".into()),
+        Err(QueueError::NotFound("zzz".into()))
+    );
+}
+
+#[test]
+fn usage_totals_add_up_finished_turns() {
+    let mut queue = queue_of(&["a", "b", "c", "d"]);
+    queue.start_next("t1".into(), "e".into(), 100).unwrap();
+    queue
+        .finish_turn(
+            "t1",
+            TurnResult {
+                outcome: TurnOutcome::Done,
+                reply: None,
+                error: None,
+                usage: Some(TokenUsage {
+                    input_tokens: 10,
+                    output_tokens: 3,
+                }),
+                duration_ms: Some(40),
+            },
+            200,
+        )
+        .unwrap();
+    queue.start_next("t2".into(), "e".into(), 300).unwrap();
+    // No duration from the runner: measured from the start.
+    let aborted = queue
+        .finish_turn(
+            "t2",
+            TurnResult {
+                outcome: TurnOutcome::Aborted,
+                reply: None,
+                error: None,
+                usage: Some(TokenUsage {
+                    input_tokens: 5,
+                    output_tokens: 1,
+                }),
+                duration_ms: None,
+            },
+            350,
+        )
+        .unwrap();
+    assert_eq!(aborted.message.duration_ms, Some(50));
+    queue.cancel("d", 400).unwrap();
+    queue.start_next("t3".into(), "e".into(), 500).unwrap();
+    let totals = queue.usage_totals();
+    assert_eq!(
+        totals,
+        UsageTotals {
+            input_tokens: 15,
+            output_tokens: 4,
+            turns: 2,
+            duration_ms: 90
+        }
+    );
 }
