@@ -72,6 +72,201 @@ pub struct CreateSandboxRequest {
     /// Start a Nightshift runner in the sandbox, linked to a session.
     #[serde(default)]
     pub runner: Option<RunnerLaunch>,
+    /// Start from a template: the id of one built with `POST /v1/templates`, or an
+    /// inline spec (built first, or taken from the cache when the same spec was built).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
+}
+
+/// A template named by id or given inline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TemplateRef {
+    Id(String),
+    Spec(TemplateSpec),
+}
+
+/// `POST /v1/templates`: what a template's filesystem holds. Built once per provider
+/// and cached by the content of this spec (its id is a hash of it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    /// The base image. Remote providers take an image reference (e.g. `python:3.12`);
+    /// the local provider only has `"host"` (the host's read-only system directories),
+    /// which is also the default.
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Packages to install, each `manager:name` (e.g. `pip:requests`, `npm:left-pad`,
+    /// `apt:jq`). Which managers a provider accepts is in its capabilities.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Shell commands run in order (`sh -c`) in the working directory.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    /// The working directory commands start in, relative to the workspace (default:
+    /// the workspace itself).
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Environment for the build commands (not baked into sandboxes).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// A built template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    /// `tpl_<sha256 of the provider and spec>`.
+    pub id: String,
+    pub provider: String,
+    pub spec: TemplateSpec,
+    pub created_at: i64,
+    /// Output of the build (capped).
+    #[serde(default)]
+    pub build_log: String,
+}
+
+/// `POST /v1/sandboxes/{id}/fork`: overrides for the new sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    #[serde(default)]
+    pub idle_timeout_minutes: Option<u32>,
+    #[serde(default)]
+    pub network: Option<NetworkMode>,
+    /// Replaces the source's environment when given.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// What a provider can do (`GET /v1/providers`), so callers can tell up front.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderCapabilities {
+    /// Network modes the provider can enforce.
+    pub network_modes: Vec<NetworkMode>,
+    /// Commands run isolated from the host (false only for the local provider's
+    /// explicitly allowed unisolated mode).
+    pub isolated: bool,
+    /// `POST /v1/sandboxes/{id}/fork`.
+    pub fork: bool,
+    /// `POST /v1/templates` and `template` on create.
+    pub templates: bool,
+    /// Exec `stdin` and writing to a background process's stdin.
+    pub stdin: bool,
+    /// Background processes (`/processes`).
+    pub processes: bool,
+    /// Filesystem snapshots of a running sandbox.
+    pub snapshots: bool,
+    /// Sandboxes survive a restart of the backend and are reattached.
+    pub reattach: bool,
+    /// A stopped sandbox can be started again (`POST /v1/sandboxes/{id}/start`).
+    pub restart: bool,
+    /// Public URLs for the sandbox's ports.
+    pub tunnels: bool,
+    /// Package managers accepted in a template's `packages`.
+    #[serde(default)]
+    pub package_managers: Vec<String>,
+}
+
+/// One entry of `GET /v1/providers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    pub name: String,
+    /// Used when a create request names no provider.
+    pub default: bool,
+    pub capabilities: ProviderCapabilities,
+}
+
+/// `GET /v1/providers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderList {
+    pub providers: Vec<ProviderInfo>,
+}
+
+/// `GET /v1/templates`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateList {
+    pub templates: Vec<Template>,
+}
+
+/// `POST /v1/sandboxes/{id}/processes`: start a background process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartProcessRequest {
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+}
+
+/// A background process as the backend reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// `proc_<n>`, unique within the sandbox.
+    pub id: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub running: bool,
+    /// Set once it ended.
+    pub exit: Option<ExecExit>,
+    pub started_at: i64,
+    pub stdout: OutputBuffer,
+    pub stderr: OutputBuffer,
+}
+
+/// The retained tail of one output stream of a process. Offsets count every byte the
+/// process wrote to the stream; only the last `MAX` bytes are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputBuffer {
+    /// Bytes written so far.
+    pub total_bytes: u64,
+    /// Bytes no longer retained (the oldest ones): `total_bytes - retained`.
+    pub dropped_bytes: u64,
+    /// The retained tail (lossy UTF-8).
+    pub tail: String,
+}
+
+/// `GET /v1/sandboxes/{id}/processes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessList {
+    pub processes: Vec<ProcessInfo>,
+}
+
+/// One NDJSON line of `GET .../processes/{pid}/output?offset=N`: output chunks with
+/// the stream offset of their first byte, a note when requested bytes were already
+/// dropped, and, once the process ended and all retained output was sent, the exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessOutput {
+    Stdout {
+        offset: u64,
+        data: String,
+    },
+    Stderr {
+        offset: u64,
+        data: String,
+    },
+    /// Output between the requested offset and the oldest retained byte is gone.
+    Dropped {
+        stream: String,
+        bytes: u64,
+    },
+    Exit(ExecExit),
+}
+
+/// `POST .../processes/{pid}/stdin`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessStdinRequest {
+    #[serde(default)]
+    pub data: String,
+    /// Close stdin after writing `data`.
+    #[serde(default)]
+    pub eof: bool,
 }
 
 /// A sandbox as the backend reports it.
@@ -84,6 +279,16 @@ pub struct Sandbox {
     pub network: NetworkMode,
     pub labels: BTreeMap<String, String>,
     pub created_at: i64,
+    /// Why the sandbox is in its status when it did not get there by request (e.g.
+    /// `idle for 5 minutes`, `its processes were gone when the backend restarted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// The template it was created from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The sandbox it was forked from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<String>,
 }
 
 /// `GET /v1/sandboxes`.

@@ -22,6 +22,12 @@ pub struct Config {
     /// Run commands as plain processes when bubblewrap cannot isolate them
     /// (`SANDBOX_ALLOW_UNISOLATED`). Only for machines where nothing else is possible.
     pub allow_unisolated: bool,
+    /// The provider used when a create request names none
+    /// (`SANDBOX_DEFAULT_PROVIDER`, default `local`).
+    pub default_provider: String,
+    /// Host directories bound read-only at the same path into every local sandbox
+    /// (`SANDBOX_RO_BINDS`, colon-separated), e.g. where extra tools are installed.
+    pub ro_binds: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -33,6 +39,8 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("runner_bin", &self.runner_bin)
             .field("allow_unisolated", &self.allow_unisolated)
+            .field("default_provider", &self.default_provider)
+            .field("ro_binds", &self.ro_binds)
             .finish()
     }
 }
@@ -58,6 +66,20 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8788";
 pub const DEFAULT_DATA_DIR: &str = ".nightshift";
 
 impl Config {
+    /// A configuration with defaults for everything but the token and the data
+    /// directory (tests and embedders).
+    pub fn new(token: impl Into<String>, data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
+            token: token.into(),
+            data_dir: data_dir.into(),
+            runner_bin: PathBuf::from("runner"),
+            allow_unisolated: false,
+            default_provider: "local".into(),
+            ro_binds: Vec::new(),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
@@ -85,12 +107,24 @@ impl Config {
             None => false,
             Some(text) => parse_bool(&text).ok_or(ConfigError::InvalidBoolean(text))?,
         };
+        let default_provider =
+            non_empty("SANDBOX_DEFAULT_PROVIDER").unwrap_or_else(|| "local".into());
+        let ro_binds = non_empty("SANDBOX_RO_BINDS")
+            .map(|list| {
+                list.split(':')
+                    .filter(|part| !part.trim().is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Config {
             listen,
             token,
             data_dir,
             runner_bin,
             allow_unisolated,
+            default_provider,
+            ro_binds,
         })
     }
 }

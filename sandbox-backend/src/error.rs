@@ -72,7 +72,10 @@ impl IntoResponse for ApiError {
 impl From<ProviderError> for ApiError {
     fn from(error: ProviderError) -> ApiError {
         let code = match &error {
-            ProviderError::InvalidPath(_) | ProviderError::NotAFile(_) => ErrorCode::InvalidRequest,
+            ProviderError::InvalidPath(_)
+            | ProviderError::NotAFile(_)
+            | ProviderError::Unsupported(_)
+            | ProviderError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             ProviderError::FileNotFound(_) => ErrorCode::NotFound,
             ProviderError::Unavailable(_) => ErrorCode::SandboxUnavailable,
             ProviderError::Io { .. } => ErrorCode::Internal,

@@ -3,31 +3,97 @@
 //! HTTP, of other sandboxes, or of lifecycle rules.
 //!
 //! Lifecycle rules (which operation is allowed in which status, one operation at a
-//! time per sandbox, destroyed is final) live once, above the providers, in
-//! [`crate::sandboxes`]. So does the runner's supervision: a provider only says how
-//! a runner reaches the sandbox ([`RunnerPlacement`]).
+//! time per sandbox, destroyed is final, idle timeouts, background-process buffers)
+//! live once, above the providers, in [`crate::sandboxes`]. So does the runner's
+//! supervision: a provider only says how a runner reaches the sandbox
+//! ([`RunnerPlacement`]).
+//!
+//! # How to write a provider
+//!
+//! 1. Add `pub mod <name>;` below and a file `providers/<name>.rs` with a type that
+//!    implements [`Provider`]. Register it in [`from_env`] (one line: it reads its
+//!    settings through the `lookup` it is given and returns `Ok(None)` when it is not
+//!    configured, so an unconfigured provider costs nothing).
+//! 2. Required: [`Provider::name`], [`Provider::capabilities`], [`Provider::create`],
+//!    [`Provider::runner_placement`], [`Provider::exec`], files, [`Provider::stop`],
+//!    [`Provider::destroy`]. Everything else has a default that answers
+//!    [`ProviderError::Unsupported`]; claim a feature in [`Capabilities`] only once
+//!    the operation behind it works (the API refuses unclaimed features with a 400
+//!    before calling the provider).
+//! 3. Remote state: whatever identifies the sandbox remotely (a Modal sandbox id, a
+//!    Railway service id, a container id) goes in the [`ProviderHandle`] that
+//!    `create`/`fork`/`start` return. The backend persists it in the sandbox record
+//!    and hands it back in [`SandboxSpec::handle`] on every later call, including
+//!    [`Provider::reconcile`] after a restart of the backend. Templates work the same
+//!    way ([`TemplateBuild`] in, a handle out, [`SandboxSpec::template`] later).
+//! 4. Exec: turn the [`ExecPlan`] into a remote call and return an [`ExecRun`]: a
+//!    channel of [`ExecOutput`] lines in the order output happened, ending with exactly
+//!    one `Exit`, and a driver future the backend spawns. The driver must honour
+//!    `plan.timeout` (kill the command and its children, report `timed_out: true`)
+//!    and `cancel` (kill, report `killed: true`), and stop when the receiver is
+//!    dropped. [`crate::exec::run::start`] does all of that for a host process.
+//! 5. Background processes are generic: the backend keeps their buffers, offsets and
+//!    ids; a provider only implements [`Provider::spawn`] (an exec whose stdin is a
+//!    stream and that has no timeout). Kill is the `cancel` token.
+//! 6. Errors: [`ProviderError::Unavailable`] when the remote service cannot be
+//!    reached (503), [`ProviderError::InvalidRequest`] for a request the provider
+//!    cannot honour (400), [`ProviderError::Unsupported`] for a missing feature (400).
+//!
+//! # The conformance suite
+//!
+//! `sandbox-backend/tests/conformance/mod.rs` holds the provider contract as HTTP
+//! test cases (`conformance::run_all(&harness)`). A provider's test file
+//! (`tests/conformance_<name>.rs`, see `tests/conformance_local.rs`) starts a real
+//! backend on a TCP port configured with its provider (and, for remote providers, the
+//! fake server it talks to), implements `conformance::Harness`, and
+//! calls `run_all`. Cases whose capability the provider does not claim in
+//! `GET /v1/providers` are skipped and listed; a harness may skip more cases with a
+//! reason (`Harness::skipped`).
 
 pub mod local;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use nightshift_protocol::sandbox::NetworkMode;
+use nightshift_protocol::sandbox::{NetworkMode, TemplateSpec};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::WorkspacePath;
 
-/// What a provider can do, so callers can refuse unsupported requests up front.
-/// Later providers add fork, templates, snapshots and background processes here.
+/// What a provider can do, so callers can refuse unsupported requests up front. The
+/// wire type of `GET /v1/providers`.
+pub use nightshift_protocol::sandbox::ProviderCapabilities as Capabilities;
+
+/// Provider-specific state the backend persists for a provider and hands back later
+/// (e.g. `{"sandbox_id": "sb-123"}`). `Null` when a provider keeps nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ProviderHandle(pub serde_json::Value);
+
+impl ProviderHandle {
+    pub fn none() -> ProviderHandle {
+        ProviderHandle(serde_json::Value::Null)
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.0.is_null()
+    }
+}
+
+/// A built template a sandbox starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Network modes the provider can actually enforce.
-    pub network_modes: Vec<NetworkMode>,
-    /// Whether commands run isolated from the host (false only for the local
-    /// provider's explicitly allowed unisolated mode).
-    pub isolated: bool,
+pub struct TemplateRef {
+    /// `tpl_<hash>`.
+    pub id: String,
+    /// The template's private directory on the host (`<data>/templates/<id>`).
+    pub dir: PathBuf,
+    /// What the provider returned from [`Provider::build_template`].
+    pub handle: ProviderHandle,
+    pub spec: TemplateSpec,
 }
 
 /// The parts of a sandbox a provider needs.
@@ -40,7 +106,56 @@ pub struct SandboxSpec {
     /// Environment baked into every command.
     pub env: BTreeMap<String, String>,
     pub network: NetworkMode,
+    /// What `create`/`fork`/`start` last returned (persisted across restarts).
+    pub handle: ProviderHandle,
+    /// The template the sandbox was created from, if any.
+    pub template: Option<TemplateRef>,
+    /// Labels given at creation (a remote provider may tag its resources with them).
+    pub labels: BTreeMap<String, String>,
 }
+
+/// A template to build ([`Provider::build_template`]).
+#[derive(Debug, Clone)]
+pub struct TemplateBuild {
+    /// `tpl_<hash>`: stable for the same provider and spec.
+    pub id: String,
+    /// A private directory on the host for the provider's use (`<data>/templates/<id>`),
+    /// removed by the backend when the build fails.
+    pub dir: PathBuf,
+    pub spec: TemplateSpec,
+}
+
+/// What [`Provider::build_template`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltTemplate {
+    pub handle: ProviderHandle,
+    /// The build's output, for the template's `build_log` (capped by the backend).
+    pub log: String,
+}
+
+/// What [`Provider::reconcile`] found about a sandbox recorded as ready when the
+/// backend starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// Still running; the backend keeps using it (possibly with a new handle).
+    Running(ProviderHandle),
+    /// Its processes are gone, its filesystem is not: the sandbox becomes `stopped`
+    /// with this reason.
+    Stopped(String),
+    /// Nothing is left of it: the sandbox becomes `error` with this reason.
+    Gone(String),
+}
+
+/// A public address of one of the sandbox's ports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tunnel {
+    pub port: u16,
+    pub url: String,
+}
+
+/// The stdin of a background process: each message is written as it arrives; the
+/// channel closing means end-of-file.
+pub type StdinStream = mpsc::Receiver<Vec<u8>>;
 
 /// How a runner started for this sandbox reaches it (the sandbox-specific half of the
 /// protocol's `RunnerBootConfig`).
@@ -64,6 +179,12 @@ pub enum ProviderError {
     NotAFile(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The provider does not implement this operation (answered as a 400).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The request cannot be honoured by this provider (answered as a 400).
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -78,6 +199,13 @@ impl ProviderError {
             source,
         }
     }
+
+    /// The default answer of an operation a provider does not implement.
+    pub fn unsupported(provider: &str, operation: &str) -> ProviderError {
+        ProviderError::Unsupported(format!(
+            "the {provider} provider does not support {operation}"
+        ))
+    }
 }
 
 #[async_trait]
@@ -87,8 +215,9 @@ pub trait Provider: Send + Sync + 'static {
 
     fn capabilities(&self) -> Capabilities;
 
-    /// Creates the sandbox's resources (for the local provider: its workspace).
-    async fn create(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError>;
+    /// Creates the sandbox's resources (from `sandbox.template` when set) and starts
+    /// it. Returns the handle the backend persists.
+    async fn create(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError>;
 
     /// How a runner started on this host works with the sandbox.
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement;
@@ -100,6 +229,22 @@ pub trait Provider: Send + Sync + 'static {
         plan: ExecPlan,
         cancel: CancellationToken,
     ) -> Result<ExecRun, ProviderError>;
+
+    /// Starts a background process: like [`Provider::exec`], but its stdin is a
+    /// stream (`plan.stdin` is `None`) and `plan.timeout` is very long. `cancel` kills
+    /// it with its children; the run then ends with an `Exit` line.
+    async fn spawn(
+        &self,
+        _sandbox: &SandboxSpec,
+        _plan: ExecPlan,
+        _stdin: StdinStream,
+        _cancel: CancellationToken,
+    ) -> Result<ExecRun, ProviderError> {
+        Err(ProviderError::unsupported(
+            self.name(),
+            "background processes",
+        ))
+    }
 
     async fn read_file(
         &self,
@@ -115,10 +260,124 @@ pub trait Provider: Send + Sync + 'static {
         contents: Vec<u8>,
     ) -> Result<(), ProviderError>;
 
-    /// Releases what a stopped sandbox no longer needs. Processes are already gone:
-    /// the lifecycle layer kills the runner and every exec before calling this.
+    /// Creates `target` as an independent copy of `source`'s filesystem and starts it
+    /// (a fresh boot, no live processes). `source` is running.
+    async fn fork(
+        &self,
+        _source: &SandboxSpec,
+        _target: &SandboxSpec,
+    ) -> Result<ProviderHandle, ProviderError> {
+        Err(ProviderError::unsupported(self.name(), "fork"))
+    }
+
+    /// Builds a template's image (once: the backend caches it by `build.id`).
+    async fn build_template(&self, _build: &TemplateBuild) -> Result<BuiltTemplate, ProviderError> {
+        Err(ProviderError::unsupported(self.name(), "templates"))
+    }
+
+    /// Removes a template's provider resources.
+    async fn delete_template(&self, _template: &TemplateRef) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// Takes a filesystem snapshot of a running sandbox; the handle can serve as a
+    /// template's handle.
+    async fn snapshot(&self, _sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        Err(ProviderError::unsupported(self.name(), "snapshots"))
+    }
+
+    /// Public URLs of the sandbox's ports.
+    async fn tunnels(&self, _sandbox: &SandboxSpec) -> Result<Vec<Tunnel>, ProviderError> {
+        Err(ProviderError::unsupported(self.name(), "tunnels"))
+    }
+
+    /// Starts a stopped sandbox again (its filesystem kept).
+    async fn start(&self, _sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        Err(ProviderError::unsupported(
+            self.name(),
+            "restarting a stopped sandbox",
+        ))
+    }
+
+    /// After a restart of the backend: is a sandbox recorded as ready still running?
+    /// The default (for providers that cannot tell) says it stopped.
+    async fn reconcile(&self, _sandbox: &SandboxSpec) -> Result<Reconciled, ProviderError> {
+        Ok(Reconciled::Stopped(format!(
+            "the {} provider cannot reattach after a backend restart",
+            self.name()
+        )))
+    }
+
+    /// Stops the sandbox's processes and releases what a stopped sandbox no longer
+    /// needs (the backend has already stopped the runner and every exec it tracks).
     async fn stop(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError>;
 
     /// Removes the sandbox's resources for good.
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError>;
+
+    /// Called once when the backend shuts down; sandboxes should keep running when the
+    /// provider can reattach to them.
+    async fn shutdown(&self) {}
+}
+
+/// Why a provider could not be set up from its settings.
+pub type SetupError = anyhow::Error;
+
+/// The remote providers configured in the environment (`lookup` reads a variable).
+/// Each provider module contributes one line here; the local provider is set up by
+/// [`crate::state`] because it needs the data directory and its probe.
+pub async fn from_env(
+    lookup: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+) -> Result<Vec<Arc<dyn Provider>>, SetupError> {
+    let providers: Vec<Arc<dyn Provider>> = Vec::new();
+    let _ = lookup;
+    Ok(providers)
+}
+
+/// The configured providers and which one is the default.
+#[derive(Clone)]
+pub struct Registry {
+    providers: Vec<Arc<dyn Provider>>,
+    default: String,
+}
+
+impl Registry {
+    /// `default` must name one of `providers`; names must be unique.
+    pub fn new(providers: Vec<Arc<dyn Provider>>, default: &str) -> Result<Registry, String> {
+        let mut names: Vec<&str> = providers.iter().map(|provider| provider.name()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(format!("providers configured twice: {names:?}"));
+        }
+        if !names.contains(&default) {
+            return Err(format!(
+                "the default provider {default:?} is not configured; configured: {names:?}"
+            ));
+        }
+        Ok(Registry {
+            providers,
+            default: default.to_string(),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers
+            .iter()
+            .find(|provider| provider.name() == name)
+    }
+
+    pub fn default_name(&self) -> &str {
+        &self.default
+    }
+
+    pub fn all(&self) -> &[Arc<dyn Provider>] {
+        &self.providers
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .map(|provider| provider.name().to_string())
+            .collect()
+    }
 }

@@ -35,7 +35,7 @@ use self::store::{Store, StoreError, write_private};
 use crate::error::ApiError;
 use crate::exec::ExecPlan;
 use crate::files::WorkspacePath;
-use crate::providers::{Provider, SandboxSpec};
+use crate::providers::{Provider, Registry, SandboxSpec};
 use crate::runner::{RunnerCommand, RunnerObserver, RunnerSupervisor};
 
 impl From<StoreError> for ApiError {
@@ -47,7 +47,7 @@ impl From<StoreError> for ApiError {
 /// Every sandbox of this backend.
 pub struct Sandboxes {
     store: Store,
-    provider: Arc<dyn Provider>,
+    providers: Registry,
     runner_bin: PathBuf,
     entries: RwLock<HashMap<String, Arc<SandboxEntry>>>,
     closing: AtomicBool,
@@ -55,17 +55,38 @@ pub struct Sandboxes {
 
 impl Sandboxes {
     pub fn provider_names(&self) -> Vec<String> {
-        vec![self.provider.name().to_string()]
+        self.providers.names()
+    }
+
+    pub fn providers(&self) -> &Registry {
+        &self.providers
+    }
+
+    /// The provider of an existing record.
+    fn provider_of(&self, record: &SandboxRecord) -> Result<Arc<dyn Provider>, ApiError> {
+        self.providers
+            .get(&record.provider)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::SandboxUnavailable,
+                    format!(
+                        "sandbox {} belongs to the {} provider, which is not configured",
+                        record.id, record.provider
+                    ),
+                )
+            })
     }
 
     pub async fn create(&self, request: CreateSandboxRequest) -> Result<Sandbox, ApiError> {
         self.refuse_when_closing()?;
-        let network = validation::check_create(&request, self.provider.as_ref(), &self.runner_bin)?;
+        let provider = validation::pick_provider(&request, &self.providers)?;
+        let network = validation::check_create(&request, provider.as_ref(), &self.runner_bin)?;
 
         let id = format!("sbx_{}", uuid::Uuid::new_v4().simple());
         let record = SandboxRecord {
             id: id.clone(),
-            provider: self.provider.name().into(),
+            provider: provider.name().into(),
             status: SandboxStatus::Initializing,
             error: None,
             network,
@@ -81,6 +102,7 @@ impl Sandboxes {
                 start_ticks: None,
                 starts: 0,
             }),
+            ..SandboxRecord::blank()
         };
         let entry = Arc::new(SandboxEntry::new(record));
         // Held until the sandbox is ready, so a stop or destroy of the new id waits.
@@ -112,10 +134,13 @@ impl Sandboxes {
     ) -> Result<Sandbox, ApiError> {
         self.store.create_dirs(id)?;
         let record = entry.update(&self.store, |_| {})?;
+        let provider = self.provider_of(&record)?;
         let spec = self.spec(&record);
-        self.provider.create(&spec).await?;
+        let handle = provider.create(&spec).await?;
+        let record = entry.update(&self.store, |record| record.handle = handle.clone())?;
+        let spec = self.spec(&record);
         if let Some(launch) = launch {
-            let placement = self.provider.runner_placement(&spec);
+            let placement = provider.runner_placement(&spec);
             let config = RunnerBootConfig {
                 worker_url: launch.worker_url,
                 session_id: launch.session_id,
@@ -166,8 +191,9 @@ impl Sandboxes {
             record.status = SandboxStatus::Stopping
         })?;
         stop_processes(&mut live).await;
-        let spec = self.spec(&entry.snapshot());
-        if let Err(error) = self.provider.stop(&spec).await {
+        let record = entry.snapshot();
+        let spec = self.spec(&record);
+        if let Err(error) = self.provider_of(&record)?.stop(&spec).await {
             let message = format!("stopping failed: {error}");
             entry.update(&self.store, |record| {
                 record.status = SandboxStatus::Error;
@@ -194,7 +220,11 @@ impl Sandboxes {
         })?;
         stop_processes(&mut live).await;
         let record = entry.snapshot();
-        let removed = match self.provider.destroy(&self.spec(&record)).await {
+        let removed = match self
+            .provider_of(&record)?
+            .destroy(&self.spec(&record))
+            .await
+        {
             Ok(()) => self.store.remove(id).map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
         };
@@ -228,7 +258,7 @@ impl Sandboxes {
         admit(id, record.status, Operation::Exec)?;
         let plan = ExecPlan::from_request(request, record.default_timeout_ms)?;
         let run = self
-            .provider
+            .provider_of(&record)?
             .exec(&self.spec(&record), plan, live.exec_cancel.child_token())
             .await?;
         live.exec_tasks.spawn(run.driver);
@@ -241,7 +271,10 @@ impl Sandboxes {
         let record = entry.snapshot();
         admit(id, record.status, Operation::ReadFiles)?;
         let path = WorkspacePath::parse(path)?;
-        Ok(self.provider.read_file(&self.spec(&record), &path).await?)
+        Ok(self
+            .provider_of(&record)?
+            .read_file(&self.spec(&record), &path)
+            .await?)
     }
 
     pub async fn write_file(
@@ -257,7 +290,7 @@ impl Sandboxes {
         admit(id, record.status, Operation::WriteFiles)?;
         let path = WorkspacePath::parse(path)?;
         Ok(self
-            .provider
+            .provider_of(&record)?
             .write_file(&self.spec(&record), &path, contents)
             .await?)
     }
@@ -293,7 +326,14 @@ impl Sandboxes {
 
     /// Best-effort removal of whatever exists of a sandbox.
     async fn remove_resources(&self, record: &SandboxRecord) {
-        if let Err(error) = self.provider.destroy(&self.spec(record)).await {
+        let destroyed = match self.provider_of(record) {
+            Ok(provider) => provider
+                .destroy(&self.spec(record))
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.message),
+        };
+        if let Err(error) = destroyed {
             tracing::warn!(sandbox = %record.id, %error, "cannot remove the sandbox's provider resources");
         }
         if let Err(error) = self.store.remove(&record.id) {
@@ -307,6 +347,9 @@ impl Sandboxes {
             dir: self.store.sandbox_dir(&record.id),
             env: record.env.clone(),
             network: record.network,
+            handle: record.handle.clone(),
+            template: None,
+            labels: record.labels.clone(),
         }
     }
 

@@ -9,6 +9,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::Config;
 use crate::providers::local::{LocalProvider, LocalProviderError};
+use crate::providers::{self, Provider, Registry};
 use crate::sandboxes::Sandboxes;
 use crate::sandboxes::store::{Store, StoreError};
 
@@ -28,6 +29,8 @@ pub enum StartError {
     Provider(#[from] LocalProviderError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot set up the sandbox providers: {0}")]
+    Providers(String),
 }
 
 /// Cheap to clone; handlers get it through axum's `State`.
@@ -45,7 +48,21 @@ struct Inner {
 
 impl AppState {
     /// Prepares everything the routes need, restarting the runners of ready sandboxes.
+    /// Providers: `local`, plus every remote provider configured in the environment.
     pub async fn start(config: &Config) -> Result<AppState, StartError> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let remote = providers::from_env(&lookup)
+            .await
+            .map_err(|error| StartError::Providers(format!("{error:#}")))?;
+        AppState::start_with(config, remote).await
+    }
+
+    /// Like [`AppState::start`], with the given remote providers next to `local`
+    /// (tests configure a provider against a fake server this way).
+    pub async fn start_with(
+        config: &Config,
+        remote: Vec<Arc<dyn Provider>>,
+    ) -> Result<AppState, StartError> {
         let data_dir = prepare_data_dir(&config.data_dir)?;
         let lock_path = data_dir.join("backend.lock");
         let lock_file = std::fs::OpenOptions::new()
@@ -69,7 +86,11 @@ impl AppState {
             );
         }
         let store = Store::open(&data_dir)?;
-        let sandboxes = Sandboxes::load(store, Arc::new(provider), runner_bin).await?;
+        let mut all: Vec<Arc<dyn Provider>> = vec![Arc::new(provider)];
+        all.extend(remote);
+        let registry =
+            Registry::new(all, &config.default_provider).map_err(StartError::Providers)?;
+        let sandboxes = Sandboxes::load(store, registry, runner_bin).await?;
         tracing::info!(data_dir = %data_dir.display(), sandboxes = sandboxes.list().len(), "sandbox backend ready");
         Ok(AppState {
             inner: Arc::new(Inner {

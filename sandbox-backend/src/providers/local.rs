@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::bubblewrap::{Bubblewrap, CommandScope, SANDBOX_PATH, SANDBOX_WORKSPACE, sandbox_cwd};
 use self::limits::{ResourceLimits, find_prlimit};
-use super::{Capabilities, Provider, ProviderError, RunnerPlacement, SandboxSpec};
+use super::{Capabilities, Provider, ProviderError, ProviderHandle, RunnerPlacement, SandboxSpec};
 use crate::exec::{ExecPlan, ExecRun, run};
 use crate::files::{self, WorkspacePath};
 
@@ -160,21 +160,26 @@ impl Provider for LocalProvider {
             Isolation::Bubblewrap(_) => Capabilities {
                 network_modes: vec![NetworkMode::Private, NetworkMode::None],
                 isolated: true,
+                stdin: true,
+                ..Capabilities::default()
             },
             Isolation::Unisolated => Capabilities {
                 network_modes: vec![NetworkMode::Private],
                 isolated: false,
+                stdin: true,
+                ..Capabilities::default()
             },
         }
     }
 
-    async fn create(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
+    async fn create(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
         let workspace = LocalProvider::workspace(sandbox);
         tokio::fs::create_dir_all(&workspace)
             .await
             .map_err(|error| {
                 ProviderError::io(format!("cannot create {}", workspace.display()), error)
-            })
+            })?;
+        Ok(ProviderHandle::none())
     }
 
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement {

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use nightshift_protocol::sandbox::{NetworkMode, Sandbox, SandboxStatus};
 use serde::{Deserialize, Serialize};
 
+use crate::providers::ProviderHandle;
+
 /// One sandbox, as persisted. Not a wire type: clients see [`SandboxRecord::to_wire`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxRecord {
@@ -28,6 +30,17 @@ pub struct SandboxRecord {
     /// Present when the sandbox was created with a runner.
     #[serde(default)]
     pub runner: Option<RunnerRecord>,
+    /// What the provider returned from create/fork/start.
+    #[serde(default)]
+    pub handle: ProviderHandle,
+    /// The template it was created from.
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default)]
+    pub forked_from: Option<String>,
+    /// Why the status is what it is, when not by request (idle timeout, reconcile).
+    #[serde(default)]
+    pub status_reason: Option<String>,
 }
 
 /// The runner of a sandbox: enough to restart it after a backend restart, and to
@@ -65,6 +78,27 @@ pub const TOKEN_REJECTED_MESSAGE: &str = "the runner's token was rejected (runne
      runner stays down; create a new sandbox with a fresh token";
 
 impl SandboxRecord {
+    /// A record with every optional part empty (for tests and struct updates).
+    pub fn blank() -> SandboxRecord {
+        SandboxRecord {
+            id: String::new(),
+            provider: String::new(),
+            status: SandboxStatus::Pending,
+            error: None,
+            network: NetworkMode::Private,
+            labels: BTreeMap::new(),
+            env: BTreeMap::new(),
+            default_timeout_ms: None,
+            idle_timeout_minutes: None,
+            created_at: 0,
+            runner: None,
+            handle: ProviderHandle::none(),
+            template: None,
+            forked_from: None,
+            status_reason: None,
+        }
+    }
+
     pub fn to_wire(&self) -> Sandbox {
         Sandbox {
             id: self.id.clone(),
@@ -74,6 +108,9 @@ impl SandboxRecord {
             network: self.network,
             labels: self.labels.clone(),
             created_at: self.created_at,
+            status_reason: self.status_reason.clone(),
+            template: self.template.clone(),
+            forked_from: self.forked_from.clone(),
         }
     }
 }
@@ -96,6 +133,7 @@ mod tests {
             idle_timeout_minutes: None,
             created_at: 5,
             runner: None,
+            ..SandboxRecord::blank()
         };
         let wire = serde_json::to_string(&record.to_wire()).unwrap();
         assert!(wire.contains("\"team\"") && !wire.contains("SECRET"));

@@ -13,7 +13,7 @@ use super::Sandboxes;
 use super::entry::SandboxEntry;
 use super::record::{RunnerState, SandboxRecord};
 use super::store::{Store, StoreError};
-use crate::providers::Provider;
+use crate::providers::Registry;
 
 /// How long a runner left over from a crashed backend gets to exit.
 const ORPHAN_GRACE: Duration = Duration::from_secs(5);
@@ -25,12 +25,12 @@ impl Sandboxes {
     /// every ready sandbox with a runner gets it started again.
     pub async fn load(
         store: Store,
-        provider: Arc<dyn Provider>,
+        providers: Registry,
         runner_bin: PathBuf,
     ) -> Result<Sandboxes, StoreError> {
         let sandboxes = Sandboxes {
             store: store.clone(),
-            provider,
+            providers,
             runner_bin,
             entries: RwLock::new(HashMap::new()),
             closing: AtomicBool::new(false),

@@ -162,6 +162,7 @@ mod tests {
             idle_timeout_minutes: None,
             created_at,
             runner: None,
+            ..SandboxRecord::blank()
         }
     }
 

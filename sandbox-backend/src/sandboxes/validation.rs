@@ -1,6 +1,7 @@
 //! Checks on a `CreateSandboxRequest` before anything is created.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nightshift_protocol::ErrorCode;
@@ -8,7 +9,24 @@ use nightshift_protocol::sandbox::{CreateSandboxRequest, NetworkMode, RunnerLaun
 
 use crate::error::ApiError;
 use crate::exec::{MAX_TIMEOUT, validate_env};
-use crate::providers::Provider;
+use crate::providers::{Provider, Registry};
+
+/// The provider a create request asks for (the default when it names none).
+pub fn pick_provider(
+    request: &CreateSandboxRequest,
+    providers: &Registry,
+) -> Result<Arc<dyn Provider>, ApiError> {
+    let wanted = request
+        .provider
+        .as_deref()
+        .unwrap_or(providers.default_name());
+    providers.get(wanted).cloned().ok_or_else(|| {
+        ApiError::invalid_request(format!(
+            "unknown provider {wanted:?}; configured providers: {}",
+            providers.names().join(", ")
+        ))
+    })
+}
 
 /// Checks `request` against `provider` and returns the network mode to use.
 pub fn check_create(
@@ -16,13 +34,7 @@ pub fn check_create(
     provider: &dyn Provider,
     runner_bin: &Path,
 ) -> Result<NetworkMode, ApiError> {
-    let wanted = request.provider.as_deref().unwrap_or(provider.name());
-    if wanted != provider.name() {
-        return Err(ApiError::invalid_request(format!(
-            "unknown provider {wanted:?}; configured providers: {}",
-            provider.name()
-        )));
-    }
+    let wanted = provider.name();
     validate_env(&request.env).map_err(ApiError::invalid_request)?;
     let network = request.network.unwrap_or_default();
     if !provider.capabilities().network_modes.contains(&network) {

@@ -50,10 +50,8 @@ impl Drop for RunnerReaper {
 pub fn config(data_dir: &Path, runner_bin: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        token: TOKEN.into(),
-        data_dir: data_dir.to_path_buf(),
         runner_bin: runner_bin.to_path_buf(),
-        allow_unisolated: false,
+        ..Config::new(TOKEN, data_dir)
     }
 }
 
