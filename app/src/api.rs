@@ -15,6 +15,8 @@ use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
 
 pub use crate::api_error::ApiError;
+
+pub mod account;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Request, RequestInit, Response};
 
@@ -123,6 +125,13 @@ async fn request_text(
     headers
         .set("Accept", "application/json")
         .map_err(js_error)?;
+    // Cookie-authenticated changes must prove they come from this app. The session
+    // cookie itself goes along by default: every URL is same-origin.
+    if !matches!(method, "GET" | "HEAD")
+        && let Some(token) = crate::auth::csrf_token()
+    {
+        headers.set("X-CSRF-Token", &token).map_err(js_error)?;
+    }
     if let Some(body) = body {
         let json = serde_json::to_string(body)
             .map_err(|error| ApiError::network(format!("could not encode the request: {error}")))?;
@@ -152,6 +161,9 @@ async fn request_text(
     if response.ok() {
         Ok((status, text))
     } else {
+        if status == 401 {
+            crate::auth::signed_out();
+        }
         Err(ApiError::from_answer(
             status,
             &response.status_text(),

@@ -5,8 +5,12 @@
 //! decide nothing about what an event or an answer means.
 
 pub mod empty_state;
+pub mod presence;
 pub mod session;
+pub mod session_access;
+pub mod share_dialog;
 pub mod sidebar;
+pub mod user_menu;
 
 use leptos::prelude::*;
 use nightshift_protocol::api::SessionStatus;

@@ -9,6 +9,7 @@
 //! depend on the Worker's or the runner's crates: the HTTP API and the SSE events are
 //! the whole contract.
 
+pub mod account;
 pub mod api_error;
 pub mod format;
 pub mod markdown;
@@ -19,7 +20,11 @@ mod api;
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
+mod auth;
+#[cfg(target_arch = "wasm32")]
 mod components;
+#[cfg(target_arch = "wasm32")]
+mod pages;
 #[cfg(target_arch = "wasm32")]
 mod sse;
 #[cfg(target_arch = "wasm32")]

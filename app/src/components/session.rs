@@ -23,6 +23,7 @@ use nightshift_protocol::events::SessionEvent;
 use send_wrapper::SendWrapper;
 
 use crate::api;
+use crate::components::session_access::SessionAccessState;
 use crate::sse::{EventStream, StreamState};
 use crate::state::Timeline;
 use crate::store::SessionsStore;
@@ -54,6 +55,8 @@ pub(crate) struct SessionContext {
     pub stream: RwSignal<StreamState>,
     /// The last failed action (sending, cancelling, aborting), shown by the composer.
     pub action_error: RwSignal<Option<String>>,
+    /// The user's role here and who else is watching.
+    pub access: SessionAccessState,
 }
 
 #[component]
@@ -64,6 +67,7 @@ fn SessionView(session_id: String) -> impl IntoView {
         timeline: RwSignal::new(Timeline::default()),
         stream: RwSignal::new(StreamState::Connecting),
         action_error: RwSignal::new(None),
+        access: SessionAccessState::start(&session_id),
     };
     let missing = RwSignal::new(false);
     let stream = follow_events(context);
@@ -146,6 +150,10 @@ fn follow_events(context: SessionContext) -> Rc<RefCell<Option<EventStream>>> {
             api::session_events_url(&session_id, after)
         },
         move |data| {
+            // Presence is not part of the session's history; it never reaches the timeline.
+            if context.access.absorb(&data) {
+                return;
+            }
             let event = match serde_json::from_str::<SessionEvent>(&data) {
                 Ok(event) => event,
                 Err(error) => {

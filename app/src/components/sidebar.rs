@@ -5,6 +5,7 @@ use leptos::task::spawn_local;
 use leptos_router::hooks::{use_location, use_navigate};
 
 use crate::components::StatusBadge;
+use crate::components::user_menu::UserMenu;
 use crate::sse::StreamState;
 use crate::store::{SessionsStore, session_href};
 
@@ -48,6 +49,7 @@ pub fn Sidebar() -> impl IntoView {
                     <p class="session-list__error">"Could not load sessions: " {error}</p>
                 })}
             </nav>
+            <UserMenu/>
         </aside>
     }
 }

@@ -18,9 +18,11 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
             .with(|timeline| timeline.has_running_turn() || !timeline.queue().is_empty())
     });
 
+    // Viewers watch only; the server refuses their prompts too.
+    let read_only = move || context.access.read_only();
     let send = move || {
         let content = draft.get_untracked();
-        if content.trim().is_empty() || sending.get_untracked() {
+        if content.trim().is_empty() || sending.get_untracked() || read_only() {
             return;
         }
         sending.set(true);
@@ -62,8 +64,11 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
             <textarea
                 class="composer__input"
                 rows="3"
+                disabled=read_only
                 placeholder=move || {
-                    if busy.get() {
+                    if read_only() {
+                        "You are a viewer of this session: you can watch, not prompt."
+                    } else if busy.get() {
                         "Queue a follow-up… (Enter to send, Shift+Enter for a new line)"
                     } else {
                         "Describe a task… (Enter to send, Shift+Enter for a new line)"
@@ -77,12 +82,20 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
                 {move || context.action_error.get().map(|error| view! {
                     <p class="inline-error composer__error" data-testid="composer-error" role="alert">{error}</p>
                 })}
-                <span class="composer__hint">{move || if busy.get() { "Runs after the current work" } else { "" }}</span>
+                <span class="composer__hint" data-testid="composer-hint">{move || {
+                    if read_only() {
+                        "Read-only: ask the owner for collaborator access to prompt."
+                    } else if busy.get() {
+                        "Runs after the current work"
+                    } else {
+                        ""
+                    }
+                }}</span>
                 <button
                     class="button button--primary"
                     data-testid="send"
                     type="submit"
-                    disabled=move || sending.get() || draft.with(|draft| draft.trim().is_empty())
+                    disabled=move || sending.get() || read_only() || draft.with(|draft| draft.trim().is_empty())
                 >
                     {move || if busy.get() { "Queue" } else { "Send" }}
                     <span class="button__kbd" aria-hidden="true">"↵"</span>

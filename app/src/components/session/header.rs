@@ -7,6 +7,7 @@ use nightshift_protocol::api::SessionStatus;
 use super::SessionContext;
 use crate::api;
 use crate::components::StatusBadge;
+use crate::components::session_access::SessionAccessBar;
 use crate::components::sidebar::UNTITLED;
 use crate::sse::StreamState;
 use crate::store::SessionsStore;
@@ -89,6 +90,8 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
                     {move || connection().1}
                 </span>
                 <span class="session-header__detail">{detail}</span>
+                <SessionAccessBar state=context.access session_id=context.session_id.get_value()/>
+                <Show when=move || !context.access.read_only()>
                 <button
                     class="button button--danger"
                     data-testid="abort"
@@ -99,6 +102,7 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
                     <span class="button__stop" aria-hidden="true"></span>
                     {move || if aborting.get() { "Aborting…" } else { "Abort" }}
                 </button>
+                </Show>
             </div>
         </header>
         {move || session_error().map(|error| view! {

@@ -1,0 +1,240 @@
+//! The settings, admin and share forms: their raw text fields turned into request
+//! bodies, or a sentence saying what to fix. Nothing is sent until a form checks out.
+
+use super::access::{SessionRole, TeamRole};
+use super::wire::{NewInvite, NewLlmKey, NewShareLink, NewToken, TeamSettings};
+
+/// Longest expiry and use limit the forms accept; the server has its own limits.
+const MAX_EXPIRY_HOURS: u32 = 24 * 365;
+const MAX_USES: u32 = 10_000;
+
+/// The LLM providers a key can be for: wire name and label.
+pub const KEY_PROVIDERS: [(&str, &str); 3] = [
+    ("anthropic", "Anthropic"),
+    ("openai", "OpenAI"),
+    ("openai_compatible", "OpenAI-compatible"),
+];
+
+/// The sign-in policies an admin can pick: wire name and label.
+pub const SIGNIN_POLICIES: [(&str, &str); 3] = [
+    ("invite_only", "Invited people only"),
+    ("domain", "Anyone with an email at one domain"),
+    ("open", "Anyone who can sign in"),
+];
+
+/// The API token form: a name and whether the token may also write.
+pub fn new_token(name: &str, write: bool, expires_in_days: &str) -> Result<NewToken, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("Give the token a name, e.g. the script that will use it.".to_owned());
+    }
+    if name.chars().count() > 100 {
+        return Err("Keep the token's name under 100 characters.".to_owned());
+    }
+    let expires_in_days = match expires_in_days.trim() {
+        "" => None,
+        days => Some(positive(days, "Expiry in days", 3650)?),
+    };
+    let mut scopes = vec!["read".to_owned()];
+    if write {
+        scopes.push("write".to_owned());
+    }
+    Ok(NewToken {
+        name: name.to_owned(),
+        scopes,
+        expires_in_days,
+    })
+}
+
+/// The LLM key form. `models` is a comma- or newline-separated list.
+pub fn new_llm_key(
+    scope: &str,
+    provider: &str,
+    api_key: &str,
+    base_url: &str,
+    models: &str,
+    name: &str,
+) -> Result<NewLlmKey, String> {
+    if !KEY_PROVIDERS.iter().any(|(id, _)| *id == provider) {
+        return Err("Pick a provider.".to_owned());
+    }
+    let api_key = api_key.trim();
+    if api_key.len() < 8 {
+        return Err("Paste the whole API key.".to_owned());
+    }
+    let compatible = provider == "openai_compatible";
+    let base_url = base_url.trim().trim_end_matches('/');
+    let models: Vec<String> = models
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|model| !model.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if compatible {
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(
+                "An OpenAI-compatible endpoint needs its base URL, e.g. https://host/v1."
+                    .to_owned(),
+            );
+        }
+        if models.is_empty() {
+            return Err("List at least one model the endpoint serves.".to_owned());
+        }
+    }
+    let name = name.trim();
+    Ok(NewLlmKey {
+        scope: if scope == "team" { "team" } else { "user" }.to_owned(),
+        provider: provider.to_owned(),
+        api_key: api_key.to_owned(),
+        base_url: (compatible || !base_url.is_empty()).then(|| base_url.to_owned()),
+        models,
+        name: (!name.is_empty()).then(|| name.to_owned()),
+    })
+}
+
+/// The invite form.
+pub fn new_invite(
+    role: &str,
+    expires_in_hours: &str,
+    max_uses: &str,
+    email: &str,
+) -> Result<NewInvite, String> {
+    let role = TeamRole::parse(role).ok_or("Pick a role.")?;
+    let email = email.trim();
+    if !email.is_empty() && !email.contains('@') {
+        return Err("That email address is not valid.".to_owned());
+    }
+    Ok(NewInvite {
+        role,
+        expires_in_hours: positive(expires_in_hours, "Expiry in hours", MAX_EXPIRY_HOURS)?,
+        max_uses: positive(max_uses, "Use limit", MAX_USES)?,
+        email: (!email.is_empty()).then(|| email.to_owned()),
+    })
+}
+
+/// The share-link form in the share dialog.
+pub fn new_share_link(
+    role: &str,
+    expires_in_hours: &str,
+    max_uses: &str,
+) -> Result<NewShareLink, String> {
+    let role = SessionRole::parse(role)
+        .filter(|role| SessionRole::SHARABLE.contains(role))
+        .ok_or("Pick a role.")?;
+    Ok(NewShareLink {
+        role: role.as_str().to_owned(),
+        expires_in_hours: positive(expires_in_hours, "Expiry in hours", MAX_EXPIRY_HOURS)?,
+        max_uses: positive(max_uses, "Use limit", MAX_USES)?,
+    })
+}
+
+/// The sign-in policy form.
+pub fn team_settings(policy: &str, domain: &str) -> Result<TeamSettings, String> {
+    if !SIGNIN_POLICIES.iter().any(|(id, _)| *id == policy) {
+        return Err("Pick a sign-in policy.".to_owned());
+    }
+    let domain = domain.trim().trim_start_matches('@').to_ascii_lowercase();
+    let allowed_domain = if policy == "domain" {
+        if !domain.contains('.') || domain.contains(|c: char| c.is_whitespace() || c == '@') {
+            return Err("Enter the email domain to admit, e.g. example.com.".to_owned());
+        }
+        Some(domain)
+    } else {
+        None
+    };
+    Ok(TeamSettings {
+        signin_policy: policy.to_owned(),
+        allowed_domain,
+    })
+}
+
+fn positive(text: &str, what: &str, max: u32) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(value) if (1..=max).contains(&value) => Ok(value),
+        _ => Err(format!("{what} must be a whole number from 1 to {max}.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_read_only_unless_write_is_ticked() {
+        let token = new_token(" ci ", false, "").unwrap();
+        assert_eq!(token.name, "ci");
+        assert_eq!(token.scopes, vec!["read"]);
+        assert_eq!(token.expires_in_days, None);
+        let writer = new_token("bot", true, "30").unwrap();
+        assert_eq!(writer.scopes, vec!["read", "write"]);
+        assert_eq!(writer.expires_in_days, Some(30));
+        assert!(new_token("  ", true, "").is_err());
+        assert!(new_token("x", true, "0").is_err());
+        assert!(new_token("x", true, "soon").is_err());
+    }
+
+    #[test]
+    fn compatible_keys_need_a_base_url_and_models() {
+        let key = new_llm_key(
+            "user",
+            "openai_compatible",
+            " sk-123456789 ",
+            "http://llm.local/v1/",
+            "a, b\nc,",
+            "",
+        )
+        .unwrap();
+        assert_eq!(key.api_key, "sk-123456789");
+        assert_eq!(key.base_url.as_deref(), Some("http://llm.local/v1"));
+        assert_eq!(key.models, vec!["a", "b", "c"]);
+        assert_eq!(key.name, None);
+        assert!(new_llm_key("user", "openai_compatible", "sk-123456789", "", "a", "").is_err());
+        assert!(
+            new_llm_key(
+                "user",
+                "openai_compatible",
+                "sk-123456789",
+                "http://x",
+                "",
+                ""
+            )
+            .is_err()
+        );
+        let plain = new_llm_key("team", "anthropic", "sk-ant-12345", "", "", "Main").unwrap();
+        assert_eq!(plain.scope, "team");
+        assert_eq!(plain.base_url, None);
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("models").is_none(), "{json}");
+        assert!(new_llm_key("user", "mistral", "sk-123456789", "", "", "").is_err());
+        assert!(new_llm_key("user", "openai", "short", "", "", "").is_err());
+    }
+
+    #[test]
+    fn invites_and_share_links_check_their_numbers_and_roles() {
+        let invite = new_invite("member", "48", "5", "").unwrap();
+        assert_eq!(
+            serde_json::to_value(&invite).unwrap(),
+            serde_json::json!({"role": "member", "expires_in_hours": 48, "max_uses": 5})
+        );
+        assert!(new_invite("owner", "48", "5", "").is_err());
+        assert!(new_invite("admin", "0", "5", "").is_err());
+        assert!(new_invite("admin", "1", "-1", "").is_err());
+        assert!(new_invite("admin", "1", "1", "nope").is_err());
+        let link = new_share_link("viewer", "24", "1").unwrap();
+        assert_eq!(link.role, "viewer");
+        assert!(new_share_link("owner", "24", "1").is_err());
+        assert!(new_share_link("admin", "24", "1").is_err());
+    }
+
+    #[test]
+    fn the_domain_policy_needs_a_domain() {
+        let settings = team_settings("domain", " @Example.com ").unwrap();
+        assert_eq!(settings.allowed_domain.as_deref(), Some("example.com"));
+        assert!(team_settings("domain", "").is_err());
+        assert_eq!(
+            team_settings("open", "ignored.com").unwrap().allowed_domain,
+            None
+        );
+        assert!(team_settings("closed", "").is_err());
+    }
+}

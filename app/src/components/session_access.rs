@@ -1,0 +1,127 @@
+//! What the signed-in user may do in the open session and who else is watching it:
+//! the session's `my_role`, owner and key source (`GET /api/sessions/{id}`), and its
+//! viewers (`GET /api/sessions/{id}/presence`, then `presence_changed` events from
+//! the session's own stream).
+//!
+//! The header shows it ([`SessionAccessBar`]); the composer reads
+//! [`SessionAccessState::read_only`] to lock itself for viewers.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::account::access::{SessionAccess, llm_source_label, presence_update};
+use crate::account::wire::Viewer;
+use crate::api;
+use crate::components::presence::PresenceAvatars;
+use crate::components::share_dialog::ShareDialog;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionAccessState {
+    pub access: RwSignal<Option<SessionAccess>>,
+    pub viewers: RwSignal<Vec<Viewer>>,
+}
+
+impl SessionAccessState {
+    /// Loads the session's access fields and its current viewers.
+    pub fn start(session_id: &str) -> SessionAccessState {
+        let state = SessionAccessState {
+            access: RwSignal::new(None),
+            viewers: RwSignal::new(Vec::new()),
+        };
+        let id = session_id.to_owned();
+        spawn_local(async move {
+            if let Ok(access) = api::account::session_access(&id).await {
+                state.access.try_set(Some(access));
+            }
+            // The stream's own presence events may already have arrived; they are newer.
+            if let Ok(viewers) = api::account::presence(&id).await {
+                state.viewers.try_update(|current| {
+                    if current.is_empty() {
+                        *current = viewers;
+                    }
+                });
+            }
+        });
+        state
+    }
+
+    /// Takes a `presence_changed` event from the session stream; answers whether the
+    /// message was one.
+    pub fn absorb(self, data: &str) -> bool {
+        match presence_update(data) {
+            Some(viewers) => {
+                self.viewers.try_set(viewers);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// True for a viewer, who may watch but not prompt or abort (tracked). Until the
+    /// session has loaded the controls stay enabled; the server decides anyway.
+    pub fn read_only(self) -> bool {
+        self.access
+            .with(|access| access.as_ref().is_some_and(SessionAccess::read_only))
+    }
+}
+
+/// The header's access row: which key the agent uses, who is watching, and for those
+/// who may share, the Share button.
+#[component]
+pub fn SessionAccessBar(state: SessionAccessState, session_id: String) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let can_share = move || {
+        state.access.with(|access| {
+            access
+                .as_ref()
+                .is_some_and(|access| access.role().can_share())
+        })
+    };
+    let role = move || {
+        state.access.with(|access| {
+            access
+                .as_ref()
+                .map(|access| (access.role().as_str(), access.role().label()))
+        })
+    };
+    let source = move || {
+        state.access.with(|access| {
+            access
+                .as_ref()
+                .map(|access| access.llm_source.clone().unwrap_or_default())
+        })
+    };
+    let owner = move || {
+        state.access.with(|access| {
+            access
+                .as_ref()
+                .filter(|access| access.role().as_str() != "owner")
+                .and_then(|access| access.owner.as_ref())
+                .map(|owner| format!("owned by {}", owner.name))
+        })
+    };
+    let session_id = StoredValue::new(session_id);
+    view! {
+        <div class="access-bar" data-testid="session-access">
+            {move || source().map(|source| view! {
+                <span class="key-source" data-testid="llm-source" data-source=source.clone()
+                    title="Which LLM key this session's turns use">
+                    {llm_source_label(&source)}
+                </span>
+            })}
+            {move || role().map(|(id, label)| view! {
+                <span class="role-pill" data-testid="my-role" data-role=id>{label}</span>
+            })}
+            {move || owner().map(|owner| view! { <span class="access-bar__owner">{owner}</span> })}
+            <PresenceAvatars viewers=state.viewers/>
+            <Show when=can_share>
+                <button class="button button--small" data-testid="share-open" on:click=move |_| open.set(true)>
+                    "Share"
+                </button>
+            </Show>
+            <Show when=move || open.get()>
+                <ShareDialog session_id=session_id.get_value() on_close=move || open.set(false)/>
+            </Show>
+        </div>
+    }
+}

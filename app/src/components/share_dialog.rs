@@ -1,0 +1,190 @@
+//! The share dialog: who the session is shared with and as what, adding a teammate
+//! with a role, and share links (role, expiry, use limit).
+
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::account::SessionRole;
+use crate::account::forms::new_share_link;
+use crate::account::wire::{SessionShares, TeamMember};
+use crate::api;
+use crate::pages::{CopyField, FormError, when};
+
+#[component]
+pub fn ShareDialog(
+    session_id: String,
+    on_close: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let session_id = StoredValue::new(session_id);
+    let shares = RwSignal::new(SessionShares::default());
+    let members = RwSignal::new(Vec::<TeamMember>::new());
+    let error = RwSignal::new(None::<String>);
+    let reload = move || {
+        spawn_local(async move {
+            match api::account::shares(&session_id.get_value()).await {
+                Ok(answer) => shares.set(answer),
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        })
+    };
+    reload();
+    spawn_local(async move {
+        match api::account::team_members().await {
+            Ok(list) => members.set(list),
+            Err(failure) => error.set(Some(failure.to_string())),
+        }
+    });
+
+    let pick = RwSignal::new(String::new());
+    let pick_role = RwSignal::new("viewer".to_owned());
+    let share = move |event: SubmitEvent| {
+        event.prevent_default();
+        let user_id = pick.get_untracked();
+        let Some(role) = SessionRole::parse(&pick_role.get_untracked()) else {
+            return;
+        };
+        if user_id.is_empty() {
+            return error.set(Some("Pick a teammate.".to_owned()));
+        }
+        error.set(None);
+        spawn_local(async move {
+            match api::account::share_with(&session_id.get_value(), &user_id, role).await {
+                Ok(()) => reload(),
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        });
+    };
+    let unshare = move |user_id: String| {
+        spawn_local(async move {
+            if let Err(failure) = api::account::unshare(&session_id.get_value(), &user_id).await {
+                error.set(Some(failure.to_string()));
+            }
+            reload();
+        });
+    };
+
+    let link_role = RwSignal::new("viewer".to_owned());
+    let link_hours = RwSignal::new("24".to_owned());
+    let link_uses = RwSignal::new("5".to_owned());
+    let new_link = RwSignal::new(None::<String>);
+    let create_link = move |event: SubmitEvent| {
+        event.prevent_default();
+        let body = match new_share_link(
+            &link_role.get_untracked(),
+            &link_hours.get_untracked(),
+            &link_uses.get_untracked(),
+        ) {
+            Ok(body) => body,
+            Err(problem) => return error.set(Some(problem)),
+        };
+        error.set(None);
+        spawn_local(async move {
+            match api::account::create_share_link(&session_id.get_value(), &body).await {
+                Ok(link) => {
+                    new_link.set(link.url.or_else(|| {
+                        let origin = web_sys::window()?.location().origin().ok()?;
+                        Some(format!("{origin}/share/{}", link.token?))
+                    }));
+                    reload();
+                }
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        });
+    };
+    let revoke_link = move |link_id: String| {
+        spawn_local(async move {
+            if let Err(failure) =
+                api::account::revoke_share_link(&session_id.get_value(), &link_id).await
+            {
+                error.set(Some(failure.to_string()));
+            }
+            reload();
+        });
+    };
+
+    let role_options = move || {
+        SessionRole::SHARABLE
+            .iter()
+            .map(|role| {
+                view! {
+                    <option value=role.as_str()>{role.label()} " (" {role.description()} ")"</option>
+                }
+            })
+            .collect_view()
+    };
+    let member_options = move || {
+        members
+            .get()
+            .into_iter()
+            .map(|member| view! { <option value=member.id.clone()>{member.label()}</option> })
+            .collect_view()
+    };
+
+    view! {
+        <div class="dialog-backdrop" on:click=move |_| on_close()></div>
+        <div class="dialog" role="dialog" aria-label="Share session" data-testid="share-dialog">
+            <header class="dialog__header">
+                <h2>"Share this session"</h2>
+                <button class="button button--ghost button--small" data-testid="share-close"
+                    on:click=move |_| on_close()>"Close"</button>
+            </header>
+            <form class="form form--inline" on:submit=share>
+                <select class="input" data-testid="share-member"
+                    on:change=move |event| pick.set(event_target_value(&event))>
+                    <option value="" selected=true>"Pick a teammate…"</option>
+                    {member_options}
+                </select>
+                <select class="input input--short" data-testid="share-role"
+                    on:change=move |event| pick_role.set(event_target_value(&event))>
+                    {role_options}
+                </select>
+                <button class="button button--primary" type="submit" data-testid="share-submit">"Share"</button>
+            </form>
+            <ul class="share-list" data-testid="share-list">
+                <For each=move || shares.with(|shares| shares.shares.clone()) key=|share| (share.user_id.clone(), share.role.clone()) let:share>
+                    <li class="share-list__item" data-testid="share-row" data-user-id=share.user_id.clone()>
+                        <span>{if share.name.is_empty() { share.email.clone() } else { share.name.clone() }}</span>
+                        <span class="role-pill">{SessionRole::parse(&share.role).map_or(share.role.clone(), |role| role.label().to_owned())}</span>
+                        <button class="button button--small button--ghost" data-testid="share-remove" on:click={
+                            let user_id = share.user_id.clone();
+                            move |_| unshare(user_id.clone())
+                        }>"Remove"</button>
+                    </li>
+                </For>
+            </ul>
+            <h3 class="panel__subtitle">"Share links"</h3>
+            <form class="form form--inline" on:submit=create_link>
+                <select class="input input--short" data-testid="link-role"
+                    on:change=move |event| link_role.set(event_target_value(&event))>
+                    {role_options}
+                </select>
+                <label class="field field--inline">
+                    <span class="field__label">"Hours"</span>
+                    <input class="input input--tiny" data-testid="link-hours" prop:value=move || link_hours.get()
+                        on:input=move |event| link_hours.set(event_target_value(&event))/>
+                </label>
+                <label class="field field--inline">
+                    <span class="field__label">"Uses"</span>
+                    <input class="input input--tiny" data-testid="link-uses" prop:value=move || link_uses.get()
+                        on:input=move |event| link_uses.set(event_target_value(&event))/>
+                </label>
+                <button class="button" type="submit" data-testid="link-create">"Create link"</button>
+            </form>
+            {move || new_link.get().map(|url| view! { <CopyField value=url test_id="share-link"/> })}
+            <ul class="share-list">
+                <For each=move || shares.with(|shares| shares.links.clone()) key=|link| (link.id.clone(), link.uses) let:link>
+                    <li class="share-list__item" data-testid="link-row">
+                        <span class="role-pill">{link.role.clone()}</span>
+                        <span class="form-note">{link.uses} " / " {link.max_uses.map_or_else(|| "∞".to_owned(), |max| max.to_string())} " uses · expires " {when(link.expires_at)}</span>
+                        <button class="button button--small button--ghost" data-testid="link-revoke" on:click={
+                            let id = link.id.clone();
+                            move |_| revoke_link(id.clone())
+                        }>"Revoke"</button>
+                    </li>
+                </For>
+            </ul>
+            <FormError error=error/>
+        </div>
+    }
+}

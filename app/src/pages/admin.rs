@@ -1,0 +1,40 @@
+//! `/admin`: team members (role, removal), invite links and the sign-in policy. Only
+//! admins get the page; the server refuses everyone else's calls anyway.
+
+mod invites;
+mod members;
+mod policy;
+
+use leptos::prelude::*;
+
+use crate::auth::Auth;
+use invites::InvitesPanel;
+use members::MembersPanel;
+use policy::PolicyPanel;
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    view! {
+        <Show
+            when=move || auth.is_admin()
+            fallback=|| view! {
+                <section class="empty-state" data-testid="admin-forbidden">
+                    <div class="empty-state__card">
+                        <h1>"Admins only"</h1>
+                        <p>"Only team admins can manage members, invites and sign-in. Ask an admin if you need a change."</p>
+                    </div>
+                </section>
+            }
+        >
+            <section class="page" data-testid="admin-page">
+                <header class="page__header"><h1>"Team"</h1></header>
+                <div class="page__body">
+                    <MembersPanel/>
+                    <InvitesPanel/>
+                    <PolicyPanel/>
+                </div>
+            </section>
+        </Show>
+    }
+}

@@ -1,0 +1,119 @@
+//! Invite links: create (role, expiry, use limit, optionally for one email), list
+//! with their use counts, revoke.
+
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::account::forms::new_invite;
+use crate::account::wire::Invite;
+use crate::api;
+use crate::pages::{CopyField, FormError, Panel, when};
+
+#[component]
+pub fn InvitesPanel() -> impl IntoView {
+    let invites = RwSignal::new(Vec::<Invite>::new());
+    let error = RwSignal::new(None::<String>);
+    let reload = move || {
+        spawn_local(async move {
+            match api::account::invites().await {
+                Ok(list) => invites.set(list),
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        })
+    };
+    reload();
+
+    let role = RwSignal::new("member".to_owned());
+    let hours = RwSignal::new("72".to_owned());
+    let uses = RwSignal::new("1".to_owned());
+    let email = RwSignal::new(String::new());
+    let created = RwSignal::new(None::<String>);
+    let create = move |event: SubmitEvent| {
+        event.prevent_default();
+        let body = match new_invite(
+            &role.get_untracked(),
+            &hours.get_untracked(),
+            &uses.get_untracked(),
+            &email.get_untracked(),
+        ) {
+            Ok(body) => body,
+            Err(problem) => return error.set(Some(problem)),
+        };
+        error.set(None);
+        spawn_local(async move {
+            match api::account::create_invite(&body).await {
+                Ok(invite) => {
+                    created.set(invite_url(&invite));
+                    reload();
+                }
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        });
+    };
+    let revoke = move |id: String| {
+        spawn_local(async move {
+            if let Err(failure) = api::account::revoke_invite(&id).await {
+                error.set(Some(failure.to_string()));
+            }
+            reload();
+        });
+    };
+
+    view! {
+        <Panel title="Invites" test_id="admin-invites">
+            <form class="form form--inline" on:submit=create>
+                <select class="input input--short" data-testid="invite-role"
+                    on:change=move |event| role.set(event_target_value(&event))>
+                    <option value="member" selected=true>"Member"</option>
+                    <option value="admin">"Admin"</option>
+                </select>
+                <label class="field field--inline">
+                    <span class="field__label">"Expires in (hours)"</span>
+                    <input class="input input--short" data-testid="invite-hours" prop:value=move || hours.get()
+                        on:input=move |event| hours.set(event_target_value(&event))/>
+                </label>
+                <label class="field field--inline">
+                    <span class="field__label">"Uses"</span>
+                    <input class="input input--short" data-testid="invite-uses" prop:value=move || uses.get()
+                        on:input=move |event| uses.set(event_target_value(&event))/>
+                </label>
+                <input class="input" placeholder="For email (optional)" data-testid="invite-email"
+                    prop:value=move || email.get() on:input=move |event| email.set(event_target_value(&event))/>
+                <button class="button button--primary" type="submit" data-testid="invite-create">"Create invite link"</button>
+            </form>
+            {move || created.get().map(|url| view! {
+                <CopyField value=url test_id="invite-link" note="Send this link to the person you invite."/>
+            })}
+            <FormError error=error/>
+            <table class="table" data-testid="invite-list">
+                <thead><tr><th>"Role"</th><th>"For"</th><th>"Uses"</th><th>"Expires"</th><th></th></tr></thead>
+                <tbody>
+                    <For each=move || invites.get() key=|invite| (invite.id.clone(), invite.uses) let:invite>
+                        <tr data-testid="invite-row">
+                            <td>{invite.role.as_str()}</td>
+                            <td>{invite.email.clone().unwrap_or_else(|| "anyone with the link".to_owned())}</td>
+                            <td>{invite.uses} " / " {invite.max_uses.map_or_else(|| "∞".to_owned(), |max| max.to_string())}</td>
+                            <td>{when(invite.expires_at)}</td>
+                            <td class="table__actions">
+                                <button class="button button--small button--danger" data-testid="invite-revoke"
+                                    on:click={
+                                        let id = invite.id.clone();
+                                        move |_| revoke(id.clone())
+                                    }>"Revoke"</button>
+                            </td>
+                        </tr>
+                    </For>
+                </tbody>
+            </table>
+        </Panel>
+    }
+}
+
+/// The invite's link: the server's `url`, else one made from its token.
+fn invite_url(invite: &Invite) -> Option<String> {
+    invite.url.clone().or_else(|| {
+        let origin = web_sys::window()?.location().origin().ok()?;
+        Some(format!("{origin}/invite/{}", invite.token.as_deref()?))
+    })
+}

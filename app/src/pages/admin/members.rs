@@ -1,0 +1,88 @@
+//! The team's members: change a role, remove a member (their sessions stay, owned by
+//! the team).
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::account::TeamRole;
+use crate::account::wire::Member;
+use crate::api;
+use crate::auth::Auth;
+use crate::pages::{FormError, Panel, when};
+
+#[component]
+pub fn MembersPanel() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let my_id = auth.me().map(|me| me.user.id).unwrap_or_default();
+    let members = RwSignal::new(Vec::<Member>::new());
+    let error = RwSignal::new(None::<String>);
+    let reload = move || {
+        spawn_local(async move {
+            match api::account::members().await {
+                Ok(list) => members.set(list),
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        })
+    };
+    reload();
+    let set_role = move |id: String, role: String| {
+        let Some(role) = TeamRole::parse(&role) else {
+            return;
+        };
+        error.set(None);
+        spawn_local(async move {
+            if let Err(failure) = api::account::set_member_role(&id, role).await {
+                error.set(Some(failure.to_string()));
+            }
+            reload();
+        });
+    };
+    let remove = move |id: String| {
+        error.set(None);
+        spawn_local(async move {
+            if let Err(failure) = api::account::remove_member(&id).await {
+                error.set(Some(failure.to_string()));
+            }
+            reload();
+        });
+    };
+    let my_id = StoredValue::new(my_id);
+
+    view! {
+        <Panel title="Members" test_id="admin-members">
+            <FormError error=error/>
+            <table class="table" data-testid="member-list">
+                <thead><tr><th>"Name"</th><th>"Email"</th><th>"Role"</th><th>"Joined"</th><th></th></tr></thead>
+                <tbody>
+                    <For each=move || members.get() key=|member| (member.id.clone(), member.role) let:member>
+                        {
+                            let is_me = my_id.with_value(|me| *me == member.id);
+                            let id = member.id.clone();
+                            let remove_id = member.id.clone();
+                            let role = member.role;
+                            view! {
+                                <tr data-testid="member-row" data-email=member.email.clone()>
+                                    <td>{member.name.clone()} {is_me.then_some(" (you)")}</td>
+                                    <td>{member.email.clone()}</td>
+                                    <td>
+                                        <select class="input input--short" data-testid="member-role" disabled=is_me
+                                            on:change=move |event| set_role(id.clone(), event_target_value(&event))>
+                                            <option value="member" selected=role == TeamRole::Member>"Member"</option>
+                                            <option value="admin" selected=role == TeamRole::Admin>"Admin"</option>
+                                        </select>
+                                    </td>
+                                    <td>{when(member.joined_at)}</td>
+                                    <td class="table__actions">
+                                        <button class="button button--small button--danger" data-testid="member-remove"
+                                            disabled=is_me on:click=move |_| remove(remove_id.clone())>"Remove"</button>
+                                    </td>
+                                </tr>
+                            }
+                        }
+                    </For>
+                </tbody>
+            </table>
+            <p class="form-note">"A removed member's sessions stay with the team."</p>
+        </Panel>
+    }
+}

@@ -1,0 +1,152 @@
+//! LLM keys: the user's own, and (for admins) the team's. A key is sent once and
+//! never comes back; the list shows its last four characters.
+
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::account::forms::{KEY_PROVIDERS, new_llm_key};
+use crate::account::wire::LlmKey;
+use crate::api;
+use crate::auth::Auth;
+use crate::pages::{FormError, Panel, when};
+
+#[component]
+pub fn KeysPanel() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let keys = RwSignal::new(Vec::<LlmKey>::new());
+    let error = RwSignal::new(None::<String>);
+    let reload = move || {
+        spawn_local(async move {
+            match api::account::keys().await {
+                Ok(list) => keys.set(list),
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        })
+    };
+    reload();
+    view! {
+        <Panel title="LLM keys" test_id="settings-keys">
+            <p class="form-note">
+                "Your agent uses your key, else the team's. Keys are encrypted at rest and never shown again."
+            </p>
+            <KeyList keys=keys scope="user" reload=reload error=error/>
+            <KeyForm scope="user" reload=reload/>
+            <Show when=move || auth.is_admin()>
+                <h3 class="panel__subtitle">"Team keys"</h3>
+                <KeyList keys=keys scope="team" reload=reload error=error/>
+                <KeyForm scope="team" reload=reload/>
+            </Show>
+            <FormError error=error/>
+        </Panel>
+    }
+}
+
+#[component]
+fn KeyList(
+    keys: RwSignal<Vec<LlmKey>>,
+    scope: &'static str,
+    reload: impl Fn() + Copy + Send + Sync + 'static,
+    error: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let listed = move || {
+        keys.get()
+            .into_iter()
+            .filter(|key| key.scope == scope)
+            .collect::<Vec<_>>()
+    };
+    let delete = move |id: String| {
+        spawn_local(async move {
+            match api::account::delete_key(&id).await {
+                Ok(()) => reload(),
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        });
+    };
+    view! {
+        <ul class="key-list" data-testid=format!("key-list-{scope}")>
+            <For each=listed key=|key| key.id.clone() let:key>
+                <li class="key-list__item" data-testid="key-row">
+                    <span class="key-list__provider">{provider_label(&key.provider)}</span>
+                    <span class="key-list__name">{key.name.clone().unwrap_or_default()}</span>
+                    <code class="key-list__last4">"…" {key.last4.clone()}</code>
+                    <span class="key-list__meta">
+                        {key.base_url.clone().unwrap_or_default()}
+                        {(!key.models.is_empty()).then(|| format!(" · {}", key.models.join(", ")))}
+                        " · added " {when(key.created_at)}
+                    </span>
+                    <button class="button button--small button--danger" data-testid="key-delete" on:click={
+                        let id = key.id.clone();
+                        move |_| delete(id.clone())
+                    }>"Delete"</button>
+                </li>
+            </For>
+        </ul>
+    }
+}
+
+fn provider_label(provider: &str) -> &'static str {
+    KEY_PROVIDERS
+        .iter()
+        .find(|(id, _)| *id == provider)
+        .map_or("Other", |(_, label)| label)
+}
+
+#[component]
+fn KeyForm(scope: &'static str, reload: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
+    let provider = RwSignal::new("anthropic".to_owned());
+    let api_key = RwSignal::new(String::new());
+    let base_url = RwSignal::new(String::new());
+    let models = RwSignal::new(String::new());
+    let name = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let compatible = move || provider.with(|provider| provider == "openai_compatible");
+    let submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        let body = match new_llm_key(
+            scope,
+            &provider.get_untracked(),
+            &api_key.get_untracked(),
+            &base_url.get_untracked(),
+            &models.get_untracked(),
+            &name.get_untracked(),
+        ) {
+            Ok(body) => body,
+            Err(problem) => return error.set(Some(problem)),
+        };
+        error.set(None);
+        spawn_local(async move {
+            match api::account::add_key(&body).await {
+                Ok(_) => {
+                    api_key.set(String::new());
+                    reload();
+                }
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        });
+    };
+    let options = KEY_PROVIDERS
+        .iter()
+        .map(|(id, label)| view! { <option value=*id>{*label}</option> })
+        .collect_view();
+    view! {
+        <form class="form form--inline" on:submit=submit data-testid=format!("key-form-{scope}")>
+            <select class="input input--short" data-testid="key-provider"
+                on:change=move |event| provider.set(event_target_value(&event))>{options}</select>
+            <input class="input" type="password" autocomplete="off" placeholder="API key" data-testid="key-secret"
+                prop:value=move || api_key.get() on:input=move |event| api_key.set(event_target_value(&event))/>
+            <input class="input input--short" placeholder="Name (optional)" data-testid="key-name"
+                prop:value=move || name.get() on:input=move |event| name.set(event_target_value(&event))/>
+            <Show when=compatible>
+                <input class="input" placeholder="Base URL, e.g. https://host/v1" data-testid="key-base-url"
+                    prop:value=move || base_url.get() on:input=move |event| base_url.set(event_target_value(&event))/>
+                <input class="input" placeholder="Models, comma-separated" data-testid="key-models"
+                    prop:value=move || models.get() on:input=move |event| models.set(event_target_value(&event))/>
+            </Show>
+            <button class="button button--primary" type="submit" data-testid="key-add">
+                {if scope == "team" { "Add team key" } else { "Add key" }}
+            </button>
+            <FormError error=error/>
+        </form>
+    }
+}

@@ -1,0 +1,118 @@
+//! Profile: display name and default model (`PATCH /api/me`). The model is picked from
+//! `GET /api/models` when the server lists models, else typed in.
+
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::account::wire::ProfileUpdate;
+use crate::api;
+use crate::auth::Auth;
+use crate::pages::{FormError, Panel};
+
+#[component]
+pub fn ProfilePanel() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let me = auth.me();
+    let email = me
+        .as_ref()
+        .map(|me| me.user.email.clone())
+        .unwrap_or_default();
+    let role = me
+        .as_ref()
+        .map(|me| me.user.role.as_str())
+        .unwrap_or("member");
+    let name = RwSignal::new(
+        me.as_ref()
+            .map(|me| me.user.name.clone())
+            .unwrap_or_default(),
+    );
+    let model = RwSignal::new(
+        me.as_ref()
+            .and_then(|me| me.user.default_model.clone())
+            .unwrap_or_default(),
+    );
+    let models = LocalResource::new(api::account::models);
+    let saving = RwSignal::new(false);
+    let saved = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+
+    let save = move |event: SubmitEvent| {
+        event.prevent_default();
+        let model = model.get_untracked().trim().to_owned();
+        let update = ProfileUpdate {
+            name: Some(name.get_untracked().trim().to_owned()),
+            default_model: Some(model),
+        };
+        saving.set(true);
+        saved.set(false);
+        error.set(None);
+        spawn_local(async move {
+            match api::account::update_me(&update).await {
+                Ok(me) => {
+                    // The PATCH answer may leave out the CSRF token; keep ours.
+                    if me.csrf_token.is_some() {
+                        auth.set_me(me);
+                    } else {
+                        auth.reload();
+                    }
+                    saved.set(true);
+                }
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+            saving.set(false);
+        });
+    };
+
+    let model_input = move || {
+        let listed = models.get().unwrap_or_default();
+        if listed.is_empty() {
+            view! {
+                <input class="input" data-testid="profile-model" placeholder="e.g. claude-sonnet-4-5"
+                    prop:value=move || model.get()
+                    on:input=move |event| model.set(event_target_value(&event))/>
+            }
+            .into_any()
+        } else {
+            let current = model.get_untracked();
+            let options = listed
+                .into_iter()
+                .map(|id| {
+                    let selected = id == current;
+                    view! { <option value=id.clone() selected=selected>{id.clone()}</option> }
+                })
+                .collect_view();
+            view! {
+                <select class="input" data-testid="profile-model"
+                    on:change=move |event| model.set(event_target_value(&event))>
+                    <option value="" selected=current.is_empty()>"The server's default"</option>
+                    {options}
+                </select>
+            }
+            .into_any()
+        }
+    };
+
+    view! {
+        <Panel title="Profile" test_id="settings-profile">
+            <form class="form" on:submit=save>
+                <p class="form-note" data-testid="profile-email">{email} " · " {role}</p>
+                <label class="field">
+                    <span class="field__label">"Name"</span>
+                    <input class="input" data-testid="profile-name" prop:value=move || name.get()
+                        on:input=move |event| name.set(event_target_value(&event))/>
+                </label>
+                <label class="field">
+                    <span class="field__label">"Default model"</span>
+                    <Suspense fallback=|| ()>{model_input}</Suspense>
+                </label>
+                <div class="form__actions">
+                    <button class="button button--primary" type="submit" data-testid="profile-save"
+                        disabled=move || saving.get()>"Save"</button>
+                    <Show when=move || saved.get()><span class="form-note">"Saved."</span></Show>
+                </div>
+                <FormError error=error/>
+            </form>
+        </Panel>
+    }
+}

@@ -1,0 +1,401 @@
+//! Sign-in, invites and sharing in real headless Chromium against the real stack: the
+//! first user signs in and is admin, creates an invite link, a second user signs in
+//! with it in another browser, the admin shares a session with them as viewer, and the
+//! viewer watches a turn live but cannot prompt (the composer is locked, and a direct
+//! API call with their own cookie and CSRF token is refused with 403).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use fantoccini::{Client, ClientBuilder, Locator};
+use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
+use nightshift_e2e::stack::{Stack, StackOptions, free_port, repo_root};
+use serde_json::{Value, json};
+
+struct Chromedriver {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Chromedriver {
+    async fn start() -> anyhow::Result<Chromedriver> {
+        let port = free_port();
+        let child = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting chromedriver (make setup installs it)")?;
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http
+                .get(format!("http://127.0.0.1:{port}/status"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Ok(Chromedriver { child, port });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("chromedriver did not start")
+    }
+
+    /// A browser with its own profile, so its cookies are its own.
+    async fn client(&self, profile: &std::path::Path) -> anyhow::Result<Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1280,900", format!("--user-data-dir={}", profile.display())],
+            }),
+        );
+        Ok(ClientBuilder::rustls()?
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await?)
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        if let Ok(Some(value)) = probe().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> anyhow::Result<Option<String>> {
+    let mut texts = Vec::new();
+    for element in client.find_all(Locator::Css(css)).await? {
+        texts.push(element.text().await?);
+    }
+    Ok(if texts.is_empty() {
+        None
+    } else {
+        Some(texts.join("\n"))
+    })
+}
+
+async fn element(client: &Client, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .with_context(|| format!("waiting for {css}"))
+}
+
+async fn click(client: &Client, css: &str) -> anyhow::Result<()> {
+    element(client, css).await?.click().await?;
+    Ok(())
+}
+
+/// Runs `fetch` in the page, with the page's own cookie; answers status and body.
+async fn fetch_in_page(
+    client: &Client,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let script = r#"
+        const [method, path, body, done] = arguments;
+        (async () => {
+            const me = await (await fetch('/api/me')).json();
+            const init = { method, headers: { 'x-csrf-token': me.csrf_token || '' } };
+            if (body !== null) {
+                init.headers['content-type'] = 'application/json';
+                init.body = JSON.stringify(body);
+            }
+            const answer = await fetch(path, init);
+            done([answer.status, await answer.text()]);
+        })().catch((error) => done([0, String(error)]));
+    "#;
+    let answer = client
+        .execute_async(
+            script,
+            vec![json!(method), json!(path), body.unwrap_or(Value::Null)],
+        )
+        .await?;
+    let status = answer[0].as_u64().context("a status")? as u16;
+    let text = answer[1].as_str().unwrap_or_default();
+    Ok((
+        status,
+        serde_json::from_str(text).unwrap_or_else(|_| json!(text)),
+    ))
+}
+
+/// The signed-in user of a browser, from `GET /api/me`.
+async fn me(client: &Client) -> anyhow::Result<Value> {
+    let (status, body) = fetch_in_page(client, "GET", "/api/me", None).await?;
+    ensure!(status == 200, "GET /api/me: {status} {body}");
+    Ok(body)
+}
+
+/// Signs in on the page the browser is on (the sign-in or invite page) with the
+/// local development sign-in, and waits for the app.
+async fn dev_sign_in(client: &Client, name: &str, email: &str) -> anyhow::Result<()> {
+    element(client, "[data-testid=signin-dev-name]")
+        .await?
+        .send_keys(name)
+        .await?;
+    element(client, "[data-testid=signin-dev-email]")
+        .await?
+        .send_keys(email)
+        .await?;
+    click(client, "[data-testid=signin-dev-submit]").await?;
+    element(client, "[data-testid=user-menu]").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_admin_invites_a_teammate_and_shares_a_session_they_can_only_watch() {
+    let llm = ScriptedLlm::start().await.unwrap();
+    llm.on(
+        "MARK-SHARE",
+        Script::new(vec![Step::slow_text(
+            "watched-",
+            8,
+            Duration::from_millis(150),
+        )]),
+    );
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(llm.base_url()),
+        worker_vars: vec![("DEV_AUTH".into(), "true".into())],
+    })
+    .await
+    .unwrap();
+    let driver = Chromedriver::start().await.unwrap();
+    let admin_profile = tempfile::tempdir().unwrap();
+    let viewer_profile = tempfile::tempdir().unwrap();
+    let admin = driver.client(admin_profile.path()).await.unwrap();
+    let viewer = driver.client(viewer_profile.path()).await.unwrap();
+    let result = journey(&stack, &admin, &viewer).await;
+    for (client, name) in [(&admin, "admin"), (&viewer, "viewer")] {
+        if let Ok(png) = client.screenshot().await {
+            let _ = std::fs::write(
+                repo_root().join(format!("target/browser-auth-{name}.png")),
+                png,
+            );
+        }
+    }
+    let _ = admin.close().await;
+    let _ = viewer.close().await;
+    if let Err(error) = result {
+        stack.dump_logs();
+        panic!("{error:?} (screenshots: target/browser-auth-*.png)");
+    }
+}
+
+async fn journey(stack: &Stack, admin: &Client, viewer: &Client) -> anyhow::Result<()> {
+    let base = stack.worker_url();
+
+    // A visitor is sent to the sign-in page; the first user to sign in is admin.
+    admin.goto(&format!("{base}/settings")).await?;
+    element(admin, "[data-testid=signin-page]").await?;
+    ensure!(
+        admin.current_url().await?.path() == "/signin",
+        "not redirected"
+    );
+    dev_sign_in(admin, "Ada Admin", "ada@example.com").await?;
+    // Back where the visit started.
+    element(admin, "[data-testid=settings-page]").await?;
+    let admin_me = me(admin).await?;
+    ensure!(admin_me["user"]["role"] == "admin", "{admin_me}");
+
+    // The admin creates an invite link on the team page.
+    click(admin, "[data-testid=nav-admin]").await?;
+    element(admin, "[data-testid=admin-page]").await?;
+    click(admin, "[data-testid=invite-create]").await?;
+    let invite_url = wait_for("the invite link", || async {
+        let link = admin
+            .find(Locator::Css("[data-testid=invite-link]"))
+            .await?;
+        Ok(link
+            .prop("value")
+            .await?
+            .filter(|url| url.contains("/invite/")))
+    })
+    .await?;
+    let invite_path = &invite_url[invite_url.find("/invite/").context("invite path")?..];
+
+    // Invite-only by default: without the invite the second user is refused.
+    viewer.goto(&format!("{base}/signin")).await?;
+    element(viewer, "[data-testid=signin-dev-email]").await?;
+    element(viewer, "[data-testid=signin-dev-email]")
+        .await?
+        .send_keys("vic@example.com")
+        .await?;
+    click(viewer, "[data-testid=signin-dev-submit]").await?;
+    let refused = wait_for("the refusal", || async {
+        text_of(viewer, "[data-testid=signin-dev-error]").await
+    })
+    .await?;
+    ensure!(refused.contains("invite"), "{refused}");
+
+    // With the invite link, they get in.
+    viewer.goto(&format!("{base}{invite_path}")).await?;
+    element(viewer, "[data-testid=invite-page]").await?;
+    dev_sign_in(viewer, "Vic Viewer", "vic@example.com").await?;
+    let viewer_me = me(viewer).await?;
+    ensure!(viewer_me["user"]["role"] == "member", "{viewer_me}");
+    let viewer_id = viewer_me["user"]["id"]
+        .as_str()
+        .context("viewer id")?
+        .to_owned();
+    ensure!(
+        admin
+            .find_all(Locator::Css("[data-testid=nav-admin]"))
+            .await?
+            .len()
+            == 1
+            && viewer
+                .find_all(Locator::Css("[data-testid=nav-admin]"))
+                .await?
+                .is_empty(),
+        "only the admin sees the team page link"
+    );
+
+    // The admin starts a session and shares it with the new member as viewer.
+    admin.goto(&format!("{base}/")).await?;
+    click(admin, "[data-testid=new-session]").await?;
+    let session_id = wait_for("the new session", || async {
+        let url = admin.current_url().await?;
+        Ok(url.path().strip_prefix("/sessions/").map(str::to_string))
+    })
+    .await?;
+    click(admin, "[data-testid=share-open]").await?;
+    let picker = element(admin, "[data-testid=share-member]").await?;
+    wait_for("the teammate in the picker", || async {
+        Ok(admin
+            .find_all(Locator::Css(&format!(
+                "[data-testid=share-member] option[value='{viewer_id}']"
+            )))
+            .await?
+            .first()
+            .map(drop))
+    })
+    .await?;
+    picker.select_by_value(&viewer_id).await?;
+    element(admin, "[data-testid=share-role]")
+        .await?
+        .select_by_value("viewer")
+        .await?;
+    click(admin, "[data-testid=share-submit]").await?;
+    wait_for("the share in the list", || async {
+        Ok(text_of(
+            admin,
+            &format!("[data-testid=share-row][data-user-id='{viewer_id}']"),
+        )
+        .await?
+        .filter(|row| row.contains("Viewer")))
+    })
+    .await?;
+    click(admin, "[data-testid=share-close]").await?;
+
+    // The viewer opens the session: it is read-only for them.
+    viewer
+        .goto(&format!("{base}/sessions/{session_id}"))
+        .await?;
+    element(viewer, "[data-testid=my-role][data-role=viewer]").await?;
+    let textarea = element(viewer, "[data-testid=composer] textarea").await?;
+    ensure!(
+        !textarea.is_enabled().await?,
+        "the viewer's composer is locked"
+    );
+    ensure!(
+        viewer
+            .find_all(Locator::Css("[data-testid=abort]"))
+            .await?
+            .is_empty(),
+        "a viewer gets no abort button"
+    );
+    let hint = text_of(viewer, "[data-testid=composer-hint]")
+        .await?
+        .unwrap_or_default();
+    ensure!(hint.contains("Read-only"), "{hint}");
+
+    // The admin sees them watching.
+    wait_for("the viewer's avatar for the admin", || async {
+        Ok(admin
+            .find_all(Locator::Css(&format!(
+                "[data-testid=presence-avatar][data-user-id='{viewer_id}']"
+            )))
+            .await?
+            .first()
+            .map(drop))
+    })
+    .await?;
+
+    // The admin prompts; the viewer watches the reply stream in live.
+    element(admin, "[data-testid=composer] textarea")
+        .await?
+        .send_keys("MARK-SHARE stream something")
+        .await?;
+    click(admin, "[data-testid=send]").await?;
+    let early = wait_for("the first streamed words at the viewer", || async {
+        Ok(text_of(viewer, "[data-testid=assistant-text]")
+            .await?
+            .filter(|text| text.contains("watched-0")))
+    })
+    .await?;
+    ensure!(
+        !early.contains("watched-7"),
+        "the viewer saw the reply only once it was whole: {early}"
+    );
+    wait_for("the whole reply at the viewer", || async {
+        Ok(text_of(viewer, "[data-testid=assistant-text]")
+            .await?
+            .filter(|text| text.contains("watched-7")))
+    })
+    .await?;
+
+    // Going around the UI does not help: the API refuses the viewer's prompt.
+    let (status, body) = fetch_in_page(
+        viewer,
+        "POST",
+        &format!("/api/sessions/{session_id}/messages"),
+        Some(json!({"content": "MARK-SHARE sneaky"})),
+    )
+    .await?;
+    ensure!(status == 403, "a viewer's prompt: {status} {body}");
+    let (status, body) = fetch_in_page(
+        viewer,
+        "POST",
+        &format!("/api/sessions/{session_id}/abort"),
+        Some(json!({})),
+    )
+    .await?;
+    ensure!(status == 403, "a viewer's abort: {status} {body}");
+    // While the admin's own prompt is accepted by the same route.
+    let (status, body) = fetch_in_page(
+        admin,
+        "POST",
+        &format!("/api/sessions/{session_id}/messages"),
+        Some(json!({"content": "a follow-up"})),
+    )
+    .await?;
+    ensure!(status == 202, "the owner's prompt: {status} {body}");
+    Ok(())
+}
