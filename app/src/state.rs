@@ -11,4 +11,7 @@ pub mod timeline;
 
 pub use prompt_queue::{PromptQueue, QueuedPrompt};
 pub use session_list::SessionList;
-pub use timeline::{Entry, Notice, Timeline, ToolCall, ToolResult, Turn, TurnEnd, TurnItem};
+pub use timeline::{
+    AgentSettings, Entry, Notice, Question, QuestionState, Retry, Timeline, ToolCall, ToolResult,
+    Turn, TurnEnd, TurnItem,
+};

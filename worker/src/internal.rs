@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use nightshift_protocol::api::{AgentKind, PermissionMode, QueueMode};
 use nightshift_protocol::events::SessionListEvent;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -39,6 +40,13 @@ pub struct InitSession {
     pub title: String,
     /// The URL the session's runner dials.
     pub worker_url: String,
+    /// The agent settings the session starts with.
+    #[serde(default)]
+    pub agent: AgentKind,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub permission_mode: PermissionMode,
 }
 
 /// `POST /messages`: a validated prompt to queue.
@@ -47,6 +55,15 @@ pub struct EnqueuePrompt {
     pub content: String,
     /// The URL a runner dials, in case provisioning has to be retried.
     pub worker_url: String,
+    #[serde(default)]
+    pub mode: QueueMode,
+}
+
+/// `POST /questions/{question_id}/answer`: a validated answer and who gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerQuestion {
+    pub answer: String,
+    pub answered_by: Option<String>,
 }
 
 fn session_agent(env: &Env, session_id: &str) -> worker::Result<Stub> {

@@ -11,6 +11,7 @@
 //! `ANTHROPIC_BASE_URL` and `ANTHROPIC_MODEL` defaulted), else nothing: the runner
 //! then fails the turn with a message naming these variables.
 
+use nightshift_protocol::api::ModelInfo;
 use nightshift_protocol::runner_link::{LlmApi, LlmConfig};
 use worker::Env;
 
@@ -32,6 +33,83 @@ pub async fn resolve(env: &Env, owner_id: &str) -> Option<LlmConfig> {
 /// The model a new session will use, for showing in the session list.
 pub fn model_name(env: &Env) -> Option<String> {
     from_lookup(|name| config::var(env, name)).map(|config| config.model)
+}
+
+/// The models the user `user_id` can choose (`GET /api/models`): every model of
+/// every provider configured in the environment, the default first.
+///
+/// `LLM_MODEL` (plus the comma-separated `LLM_MODELS`) on the OpenAI-compatible
+/// endpoint, and `ANTHROPIC_MODEL` (plus `ANTHROPIC_MODELS`) when an Anthropic key is
+/// set.
+pub fn available_models(env: &Env, user_id: &str) -> Vec<ModelInfo> {
+    // Per-user and per-team keys will add their providers' models here.
+    let _ = user_id;
+    models_from_lookup(|name| config::var(env, name))
+        .into_iter()
+        .map(|(info, _)| info)
+        .collect()
+}
+
+/// The LLM for the next turn with `model` chosen (`None`: the default). `None` when
+/// nothing is configured or the model is not offered any more.
+pub async fn resolve_model(env: &Env, owner_id: &str, model: Option<&str>) -> Option<LlmConfig> {
+    let Some(model) = model else {
+        return resolve(env, owner_id).await;
+    };
+    models_from_lookup(|name| config::var(env, name))
+        .into_iter()
+        .find(|(info, _)| info.id == model)
+        .map(|(_, config)| config)
+}
+
+/// Every configured model with the LLM configuration that serves it.
+pub fn models_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Vec<(ModelInfo, LlmConfig)> {
+    let mut found: Vec<(ModelInfo, LlmConfig)> = Vec::new();
+    let mut add = |config: LlmConfig, provider: &str, extra: Option<String>| {
+        let extra = extra.unwrap_or_default();
+        let names = std::iter::once(config.model.clone()).chain(
+            extra
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned),
+        );
+        for name in names {
+            if found.iter().any(|(info, _)| info.id == name) {
+                continue;
+            }
+            let info = ModelInfo {
+                id: name.clone(),
+                name: name.clone(),
+                provider: provider.to_owned(),
+                api: config.api,
+                source: config.source.clone(),
+            };
+            found.push((
+                info,
+                LlmConfig {
+                    model: name,
+                    ..config.clone()
+                },
+            ));
+        }
+    };
+    if let Some(config) = from_lookup(|name| lookup(name)) {
+        let (provider, extra) = match config.api {
+            LlmApi::OpenAiCompatible => ("openai_compatible", lookup("LLM_MODELS")),
+            LlmApi::Anthropic => ("anthropic", lookup("ANTHROPIC_MODELS")),
+        };
+        let default_api = config.api;
+        add(config, provider, extra);
+        // Anthropic too, when both are configured.
+        if default_api == LlmApi::OpenAiCompatible
+            && let Some(anthropic) =
+                from_lookup(|name| (!name.starts_with("LLM_")).then(|| lookup(name)).flatten())
+        {
+            add(anthropic, "anthropic", lookup("ANTHROPIC_MODELS"));
+        }
+    }
+    found
 }
 
 /// Applies the order above to variables found by `lookup` (blank means unset).
@@ -94,6 +172,31 @@ mod tests {
         assert_eq!(config.base_url, DEFAULT_ANTHROPIC_BASE_URL);
         assert_eq!(config.model, DEFAULT_ANTHROPIC_MODEL);
         assert_eq!(config.api_key, "sk-ant");
+    }
+
+    #[test]
+    fn models_list_every_configured_provider_default_first() {
+        let vars: HashMap<_, _> = [
+            ("LLM_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("LLM_MODEL", "m1"),
+            ("LLM_MODELS", "m2, m1 ,,m3"),
+            ("ANTHROPIC_API_KEY", "sk-ant"),
+            ("ANTHROPIC_MODELS", "claude-x"),
+        ]
+        .into_iter()
+        .collect();
+        let models = models_from_lookup(|name| vars.get(name).map(|v| v.to_string()));
+        let ids: Vec<_> = models.iter().map(|(info, _)| info.id.as_str()).collect();
+        assert_eq!(ids, ["m1", "m2", "m3", DEFAULT_ANTHROPIC_MODEL, "claude-x"]);
+        let (info, config) = &models[1];
+        assert_eq!(info.provider, "openai_compatible");
+        assert_eq!(config.model, "m2");
+        assert_eq!(config.base_url, "http://127.0.0.1:9/v1");
+        let (info, config) = &models[4];
+        assert_eq!(info.api, LlmApi::Anthropic);
+        assert_eq!(config.model, "claude-x");
+        assert_eq!(config.api_key, "sk-ant");
+        assert!(models_from_lookup(|_| None).is_empty());
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! work is split by feature into the `session_agent/` modules, and the rules they
 //! apply live in `nightshift_session`:
 //! - [`storage`]: the SQLite schema and every read and write (all synchronous);
-//! - [`requests`]: the internal routes the Worker calls (init, prompts, abort, the
-//!   event stream);
+//! - [`requests`]: the internal routes the Worker calls (init, prompts, the event
+//!   stream);
+//! - [`control`]: control of turns (queue modes, edits, abort and its deadline,
+//!   agent settings, answers to questions) and the alarm;
 //! - [`runner_link`]: the runner's hibernatable WebSocket (hello, events, pings);
 //! - [`turns`]: starting, finishing and interrupting turns, events and status;
 //! - [`provisioning`]: requesting the sandbox from the backend;
@@ -27,6 +29,7 @@ use worker::{
 
 use crate::sse::Subscribers;
 
+mod control;
 mod provisioning;
 mod publishing;
 mod requests;
@@ -68,6 +71,13 @@ impl DurableObject for SessionAgent {
             Ok(response) => response,
             Err(error) => error.into_response(),
         })
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Err(error) = self.on_alarm().await {
+            worker::console_error!("alarm: {}", error.message);
+        }
+        Response::empty()
     }
 
     async fn websocket_message(

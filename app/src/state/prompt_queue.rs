@@ -1,7 +1,8 @@
 //! The prompts of one session that wait to run, as the composer shows them.
 //!
 //! Two sources feed it: the session's event stream (`prompt_queued`, `turn_started`,
-//! `prompt_cancelled`, `turn_interrupted`) and snapshots (`GET .../messages`, the answer
+//! `prompt_cancelled`, `turn_interrupted`, `prompt_edited`, `prompts_merged`) and
+//! snapshots (`GET .../messages`, the answer
 //! to `POST .../messages`). The stream is the full, ordered history, so whatever it says
 //! about a prompt wins; a snapshot only decides about prompts the stream has not
 //! mentioned yet. That keeps the list right whichever of the two arrives first.
@@ -51,16 +52,40 @@ impl PromptQueue {
     /// A prompt cancelled here first stays out: the stream can lag behind a
     /// `DELETE` this tab already saw succeed, and its `prompt_cancelled` follows.
     pub fn on_queued(&mut self, message_id: &str, content: &str) {
+        self.on_queued_at(message_id, content, None);
+    }
+
+    /// `prompt_queued` with the position the server gave it (a `steer` prompt is
+    /// queued at the front); `None` means the back.
+    pub fn on_queued_at(&mut self, message_id: &str, content: &str, position: Option<u32>) {
         if self.stream_facts.get(message_id) == Some(&StreamFact::Cancelled) {
             return;
         }
         self.stream_facts
             .insert(message_id.to_owned(), StreamFact::Queued);
         if !self.contains(message_id) {
-            self.prompts.push(QueuedPrompt {
-                message_id: message_id.to_owned(),
-                content: content.to_owned(),
-            });
+            let at = position
+                .map(|position| (position as usize).min(self.prompts.len()))
+                .unwrap_or(self.prompts.len());
+            self.prompts.insert(
+                at,
+                QueuedPrompt {
+                    message_id: message_id.to_owned(),
+                    content: content.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// `prompt_edited` (and `prompts_merged`): the queued prompt's content is now
+    /// `content`.
+    pub fn on_edited(&mut self, message_id: &str, content: &str) {
+        if let Some(prompt) = self
+            .prompts
+            .iter_mut()
+            .find(|prompt| prompt.message_id == message_id)
+        {
+            prompt.content = content.to_owned();
         }
     }
 
@@ -106,6 +131,11 @@ impl PromptQueue {
         let mut queued: Vec<&Message> = Vec::new();
         for message in messages {
             if self.stream_facts.contains_key(&message.id) {
+                // The stream said where it is; a snapshot may still carry newer text
+                // (an edit answered before its event arrived).
+                if message.state == MessageState::Queued {
+                    self.on_edited(&message.id, &message.content);
+                }
                 continue;
             }
             if message.state == MessageState::Queued {
@@ -164,6 +194,9 @@ mod tests {
             created_at: 0,
             started_at: None,
             finished_at: None,
+            mode: Default::default(),
+            usage: None,
+            duration_ms: None,
         }
     }
 
@@ -237,6 +270,23 @@ mod tests {
         queue.on_cancel_accepted("a");
         queue.on_queued("x", "later");
         assert_eq!(ids(&queue), ["x"]);
+    }
+
+    #[test]
+    fn a_steer_goes_to_the_front_and_edits_change_the_text() {
+        let mut queue = PromptQueue::default();
+        queue.on_queued_at("a", "first", Some(0));
+        queue.on_queued_at("b", "second", Some(1));
+        queue.on_queued_at("s", "steer", Some(0));
+        assert_eq!(ids(&queue), ["s", "a", "b"]);
+        queue.on_edited("b", "second, better");
+        assert_eq!(queue.prompts()[2].content, "second, better");
+        // A snapshot answering an edit updates the text of a prompt the stream knows.
+        let mut edited = message("a", MessageState::Queued, Some(1));
+        edited.content = "first, edited".into();
+        queue.merge_snapshot(&[edited]);
+        assert_eq!(queue.prompts()[1].content, "first, edited");
+        assert_eq!(ids(&queue), ["s", "a", "b"]);
     }
 
     #[test]

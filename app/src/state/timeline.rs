@@ -6,8 +6,8 @@
 //! Entries and the items inside a turn are only ever appended or changed in place,
 //! never reordered or removed, which lets the view key them by index.
 
-use nightshift_protocol::api::{Message, SessionStatus};
-use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage, TurnOutcome};
+use nightshift_protocol::api::{AgentKind, Message, PermissionMode, SessionStatus, UsageTotals};
+use nightshift_protocol::events::{EventBody, QuestionKind, SessionEvent, TokenUsage, TurnOutcome};
 use serde_json::Value;
 
 use super::prompt_queue::PromptQueue;
@@ -29,6 +29,39 @@ pub struct ToolResult {
     pub truncated_bytes: u64,
 }
 
+/// Where a question of the agent stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuestionState {
+    /// Waiting for an answer until `expires_at` (ms since the epoch).
+    Open,
+    Answered {
+        answer: String,
+    },
+    /// Nobody answered in time, or the turn ended first.
+    Expired,
+}
+
+/// A question the agent asked (or a permission it requested) in a turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    pub question_id: String,
+    pub kind: QuestionKind,
+    pub text: String,
+    pub options: Vec<String>,
+    /// When the runner stops waiting (ms since the epoch).
+    pub expires_at: i64,
+    pub state: QuestionState,
+}
+
+/// A retry of an LLM call the runner announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub delay_ms: u64,
+    pub reason: String,
+}
+
 /// Something a turn produced, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnItem {
@@ -36,6 +69,16 @@ pub enum TurnItem {
     Text(String),
     ToolCall(ToolCall),
     Error(String),
+    Retry(Retry),
+    Question(Question),
+}
+
+/// The agent settings the stream last announced (`session_updated`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    pub agent: AgentKind,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
 }
 
 /// How far a turn has got.
@@ -45,6 +88,8 @@ pub enum TurnEnd {
     Finished {
         outcome: TurnOutcome,
         usage: TokenUsage,
+        /// How long the turn took (0 when the runner did not say).
+        duration_ms: u64,
     },
     /// The runner went away mid-turn; the prompt runs again in a later turn.
     Interrupted {
@@ -96,6 +141,7 @@ pub struct Timeline {
     notices: Vec<Notice>,
     status: Option<SessionStatus>,
     queue: PromptQueue,
+    settings: Option<AgentSettings>,
 }
 
 impl Timeline {
@@ -135,6 +181,39 @@ impl Timeline {
         &self.queue
     }
 
+    /// The agent settings of the latest `session_updated`, if one arrived.
+    pub fn settings(&self) -> Option<&AgentSettings> {
+        self.settings.as_ref()
+    }
+
+    /// Usage and time of every finished turn, added up.
+    pub fn usage_totals(&self) -> UsageTotals {
+        let mut totals = UsageTotals::default();
+        for turn in &self.turns {
+            if let TurnEnd::Finished {
+                usage, duration_ms, ..
+            } = &turn.end
+            {
+                totals.add_turn(*usage, *duration_ms);
+            }
+        }
+        totals
+    }
+
+    /// The questions still waiting for an answer, oldest first, with their turns.
+    pub fn open_questions(&self) -> Vec<&Question> {
+        self.turns
+            .iter()
+            .flat_map(|turn| turn.items.iter())
+            .filter_map(|item| match item {
+                TurnItem::Question(question) if question.state == QuestionState::Open => {
+                    Some(question)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// True while the newest turn has neither finished nor been interrupted.
     pub fn has_running_turn(&self) -> bool {
         self.turns.last().is_some_and(Turn::is_running)
@@ -152,9 +231,73 @@ impl Timeline {
             EventBody::PromptQueued {
                 message_id,
                 content,
-                ..
+                position,
             } => {
-                self.queue.on_queued(&message_id, &content);
+                self.queue
+                    .on_queued_at(&message_id, &content, Some(position));
+            }
+            EventBody::PromptEdited {
+                message_id,
+                content,
+            }
+            | EventBody::PromptsMerged {
+                message_id,
+                content,
+                ..
+            } => self.queue.on_edited(&message_id, &content),
+            EventBody::SessionUpdated {
+                agent,
+                model,
+                permission_mode,
+            } => {
+                self.settings = Some(AgentSettings {
+                    agent,
+                    model,
+                    permission_mode,
+                });
+            }
+            EventBody::Retrying {
+                attempt,
+                max_attempts,
+                delay_ms,
+                reason,
+            } => {
+                let turn = self.turn_for(turn_id.as_deref());
+                turn.items.push(TurnItem::Retry(Retry {
+                    attempt,
+                    max_attempts,
+                    delay_ms,
+                    reason,
+                }));
+                turn.revision += 1;
+            }
+            EventBody::QuestionAsked {
+                question_id,
+                kind,
+                text,
+                options,
+                timeout_ms,
+            } => {
+                let turn = self.turn_for(turn_id.as_deref());
+                turn.items.push(TurnItem::Question(Question {
+                    question_id,
+                    kind,
+                    text,
+                    options,
+                    expires_at: event
+                        .at
+                        .saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
+                    state: QuestionState::Open,
+                }));
+                turn.revision += 1;
+            }
+            EventBody::QuestionAnswered {
+                question_id,
+                answer,
+                ..
+            } => self.close_question(&question_id, QuestionState::Answered { answer }),
+            EventBody::QuestionExpired { question_id } => {
+                self.close_question(&question_id, QuestionState::Expired)
             }
             EventBody::PromptCancelled { message_id } => self.queue.on_cancelled(&message_id),
             EventBody::StatusChanged { status } => self.status = Some(status),
@@ -232,6 +375,7 @@ impl Timeline {
                 outcome,
                 usage,
                 error,
+                duration_ms,
             } => {
                 let turn = self.turn_for(turn_id.as_deref());
                 // The runner usually reports a failure as an `error` event and then
@@ -245,7 +389,19 @@ impl Timeline {
                         turn.items.push(TurnItem::Error(error));
                     }
                 }
-                turn.end = TurnEnd::Finished { outcome, usage };
+                turn.end = TurnEnd::Finished {
+                    outcome,
+                    usage,
+                    duration_ms,
+                };
+                // Nothing answers a question once its turn is over.
+                for item in &mut turn.items {
+                    if let TurnItem::Question(question) = item
+                        && question.state == QuestionState::Open
+                    {
+                        question.state = QuestionState::Expired;
+                    }
+                }
                 turn.revision += 1;
             }
         }
@@ -260,6 +416,21 @@ impl Timeline {
     /// A `DELETE` of a queued prompt succeeded.
     pub fn cancel_accepted(&mut self, message_id: &str) {
         self.queue.on_cancel_accepted(message_id);
+    }
+
+    /// An answer or expiry of `question_id`, wherever it was asked.
+    fn close_question(&mut self, question_id: &str, state: QuestionState) {
+        for turn in self.turns.iter_mut().rev() {
+            for item in &mut turn.items {
+                if let TurnItem::Question(question) = item
+                    && question.question_id == question_id
+                {
+                    question.state = state;
+                    turn.revision += 1;
+                    return;
+                }
+            }
+        }
     }
 
     /// The turn an event belongs to: the one with its `turn_id`, else (for an event

@@ -1,5 +1,5 @@
 //! A session's prompts: `POST` and `GET /api/sessions/{id}/messages`,
-//! `DELETE /api/sessions/{id}/messages/{message_id}` and
+//! `PATCH` and `DELETE /api/sessions/{id}/messages/{message_id}` and
 //! `POST /api/sessions/{id}/abort`.
 //!
 //! Prompts are validated here, before anything is stored and before the session's
@@ -8,7 +8,7 @@
 //! (protocol bodies or error envelopes) are passed through unchanged.
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::api::PostMessageRequest;
+use nightshift_protocol::api::{EditMessageRequest, PostMessageRequest};
 use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
 use worker::{Env, Method, Request, Response};
 
@@ -29,6 +29,7 @@ pub async fn post(
     let enqueue = EnqueuePrompt {
         content: request.content,
         worker_url: config::worker_url(env, req)?,
+        mode: request.mode,
     };
     internal::call_agent(env, session_id, Method::Post, "/messages", Some(&enqueue)).await
 }
@@ -67,6 +68,21 @@ pub async fn cancel(
     sessions_table::require(env, session_id, &user.id).await?;
     let path = format!("/messages/{message_id}");
     internal::call_agent::<()>(env, session_id, Method::Delete, &path, None).await
+}
+
+/// `PATCH .../messages/{message_id}`: replaces a queued prompt's content.
+pub async fn edit(
+    req: &mut Request,
+    env: &Env,
+    user: &User,
+    session_id: &str,
+    message_id: &str,
+) -> ApiResult<Response> {
+    let request: EditMessageRequest = body::read_json(req).await?;
+    validate_content(&request.content)?;
+    sessions_table::require(env, session_id, &user.id).await?;
+    let path = format!("/messages/{message_id}");
+    internal::call_agent(env, session_id, Method::Patch, &path, Some(&request)).await
 }
 
 pub async fn abort(env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {

@@ -1,4 +1,5 @@
-//! `POST /api/sessions`, `GET /api/sessions`, `GET /api/sessions/{id}`.
+//! `POST /api/sessions`, `GET /api/sessions`, `GET /api/sessions/{id}`,
+//! `PATCH /api/sessions/{id}`.
 //!
 //! Creating a session writes its D1 row first (so it is listed and addressable at
 //! once), announces it on the session-list stream, then initializes its
@@ -6,7 +7,9 @@
 //! afterwards: `provisioning`, or `error` with the reason when the backend failed.
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::api::{CreateSessionRequest, Session, SessionList, SessionStatus};
+use nightshift_protocol::api::{
+    CreateSessionRequest, Session, SessionList, SessionStatus, UpdateSessionRequest, UsageTotals,
+};
 use nightshift_protocol::events::SessionListEvent;
 use nightshift_session::title::normalize_title;
 use worker::{Env, Method, Request, Response};
@@ -16,26 +19,57 @@ use crate::auth::User;
 use crate::internal::{self, InitSession};
 use crate::{body, clock, config, ids, llm_config, sessions_table};
 
-/// The agent every session runs today.
-const BUILTIN_AGENT: &str = "builtin";
+/// Refuses a model the user cannot use (`unknown_model`).
+fn check_model(env: &Env, user: &User, model: Option<&str>) -> ApiResult<()> {
+    let Some(model) = model else {
+        return Ok(());
+    };
+    let models = llm_config::available_models(env, &user.id);
+    if models.iter().any(|info| info.id == model) {
+        return Ok(());
+    }
+    let offered: Vec<&str> = models.iter().map(|info| info.id.as_str()).collect();
+    Err(ApiError::new(
+        ErrorCode::UnknownModel,
+        if offered.is_empty() {
+            format!("no model `{model}`: no LLM provider is configured")
+        } else {
+            format!(
+                "no model `{model}`; the models you can use are: {}",
+                offered.join(", ")
+            )
+        },
+    ))
+}
 
 pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Response> {
     let request: CreateSessionRequest = body::read_json_or_default(req).await?;
     let title = normalize_title(request.title.as_deref().unwrap_or_default())
         .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
+    check_model(env, user, request.model.as_deref())?;
+    let agent = request.agent.unwrap_or_default();
+    let permission_mode = request.permission_mode.unwrap_or_default();
     let worker_url = config::worker_url(env, req)?;
     let now = clock::now_ms();
     let session = Session {
         id: ids::new_id()?,
         title: title.clone(),
         status: SessionStatus::Provisioning,
-        agent: BUILTIN_AGENT.to_owned(),
-        model: llm_config::model_name(env),
+        agent,
+        model: request
+            .model
+            .clone()
+            .or_else(|| llm_config::model_name(env)),
+        permission_mode,
+        usage: UsageTotals::default(),
         owner_id: user.id.clone(),
         sandbox_id: None,
         error: None,
         created_at: now,
         updated_at: now,
+        my_role: Some(nightshift_protocol::auth::SessionRole::Owner),
+        owner: None,
+        llm_source: None,
     };
     sessions_table::insert(env, &session).await?;
     internal::publish(
@@ -50,6 +84,9 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         owner_id: user.id.clone(),
         title,
         worker_url,
+        agent,
+        model: request.model,
+        permission_mode,
     };
     let response = internal::call_agent(env, &session.id, Method::Post, "/init", Some(&init)).await;
     if let Err(error) = agent_ok(response).await {
@@ -95,4 +132,21 @@ pub async fn list(env: &Env, user: &User) -> ApiResult<Response> {
 pub async fn get(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
     let session = sessions_table::require(env, id, &user.id).await?;
     Ok(json(200, &session))
+}
+
+/// `PATCH /api/sessions/{id}`: agent, model and permission mode from the next turn on,
+/// and the title. Answers the session as it is afterwards.
+pub async fn update(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiResult<Response> {
+    let request: UpdateSessionRequest = body::read_json(req).await?;
+    if let Some(title) = &request.title {
+        normalize_title(title)
+            .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
+    }
+    check_model(env, user, request.model.as_deref())?;
+    let session = sessions_table::require(env, id, &user.id).await?;
+    let response = internal::call_agent(env, id, Method::Patch, "/settings", Some(&request)).await;
+    agent_ok(response).await?;
+    // The agent has written the row; read it back for the answer.
+    let updated = sessions_table::require(env, id, &session.owner_id).await?;
+    Ok(json(200, &updated))
 }

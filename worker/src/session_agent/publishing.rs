@@ -11,8 +11,8 @@ use nightshift_protocol::events::SessionListEvent;
 use nightshift_session::lifecycle::visible_error;
 
 use super::SessionAgent;
-use super::storage::Published;
-use crate::sessions_table::{self, SessionUpdate};
+use super::storage::{Published, PublishedAgent};
+use crate::sessions_table::{self, AgentUpdate, SessionUpdate};
 use crate::{clock, internal};
 
 impl SessionAgent {
@@ -47,9 +47,27 @@ impl SessionAgent {
             title: record.title.clone(),
             sandbox_id: record.sandbox.sandbox_id().map(str::to_owned),
             error: visible_error(&self.facts(&record, &queue)),
+            agent: Some(PublishedAgent {
+                agent: record.agent,
+                model: record.model.clone(),
+                permission_mode: record.permission_mode,
+                usage: queue.usage_totals(),
+            }),
         };
         if record.published.as_ref() == Some(&current) {
             return Ok(());
+        }
+        let previous_agent = record.published.as_ref().and_then(|p| p.agent.clone());
+        if let Some(agent) = &current.agent
+            && previous_agent.as_ref() != Some(agent)
+        {
+            let update = AgentUpdate {
+                agent: agent.agent,
+                model: agent.model.clone(),
+                permission_mode: agent.permission_mode,
+                usage: agent.usage,
+            };
+            sessions_table::update_agent(&self.env, &record.session_id, &update).await?;
         }
         let update = SessionUpdate {
             status: current.status,

@@ -1,25 +1,25 @@
 //! The internal routes the Worker calls on a `SessionAgent` (see
 //! `crate::internal`): `POST /init`, `POST /messages`, `GET /messages`,
-//! `DELETE /messages/{id}`, `POST /abort`, `GET /events?after=N` and `GET /runner`.
+//! `PATCH /messages/{id}`, `DELETE /messages/{id}`, `POST /abort`, `PATCH /settings`,
+//! `POST /questions/{id}/answer`, `GET /events?after=N` and `GET /runner`. The
+//! handlers that control turns live in [`super::control`].
 //!
 //! The Worker has already authenticated the caller, validated bodies and checked
 //! that the session exists; these handlers apply the change, tell the event log,
 //! and answer with protocol bodies or error envelopes.
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::api::{AbortResponse, MessageList, PostMessageResponse};
-use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
-use nightshift_protocol::runner_link::SessionFrame;
+use nightshift_protocol::api::MessageList;
+use nightshift_protocol::events::EventBody;
 use nightshift_session::event_log::{parse_replay_position, sse_frame};
 use nightshift_session::queue::QueueError;
-use nightshift_session::title::title_from_prompt;
 use worker::{Method, Request, Response};
 
 use super::SessionAgent;
-use super::storage::Published;
+use super::storage::{Published, PublishedAgent};
 use crate::api_error::{ApiError, ApiResult, json};
-use crate::internal::{EnqueuePrompt, InitSession, SESSION_ID_HEADER};
-use crate::{body, clock, ids, sse};
+use crate::internal::{InitSession, SESSION_ID_HEADER};
+use crate::{body, clock, sse};
 
 impl SessionAgent {
     pub(super) async fn route(&self, mut req: Request) -> ApiResult<Response> {
@@ -43,7 +43,18 @@ impl SessionAgent {
             (Method::Delete, path) if path.starts_with("/messages/") => {
                 self.cancel(&path["/messages/".len()..]).await
             }
+            (Method::Patch, path) if path.starts_with("/messages/") => {
+                self.edit_prompt(&path["/messages/".len()..], &mut req)
+                    .await
+            }
             (Method::Post, "/abort") => self.abort().await,
+            (Method::Patch, "/settings") => self.update_settings(&mut req).await,
+            (Method::Post, path)
+                if path.starts_with("/questions/") && path.ends_with("/answer") =>
+            {
+                let question_id = &path["/questions/".len()..path.len() - "/answer".len()];
+                self.answer_question(question_id, &mut req).await
+            }
             (Method::Get, "/events") => self.events(&req),
             (Method::Get, "/runner") => Ok(self.accept_runner(&req).await?),
             (_, path) => Err(ApiError::not_found(format!("no session route {path}"))),
@@ -70,12 +81,21 @@ impl SessionAgent {
             record.owner_id = init.owner_id;
             record.title = init.title.clone();
             record.worker_url = Some(init.worker_url);
+            record.agent = init.agent;
+            record.model = init.model.clone();
+            record.permission_mode = init.permission_mode;
             // What the Worker wrote into the new D1 row.
             record.published = Some(Published {
                 status: record.status,
                 title: init.title,
                 sandbox_id: None,
                 error: None,
+                agent: Some(PublishedAgent {
+                    agent: init.agent,
+                    model: init.model,
+                    permission_mode: init.permission_mode,
+                    usage: Default::default(),
+                }),
             });
             self.store.save_record(&record)?;
             self.record_event(
@@ -90,52 +110,6 @@ impl SessionAgent {
         Ok(json(200, &serde_json::json!({ "initialized": true })))
     }
 
-    async fn enqueue(&self, req: &mut Request) -> ApiResult<Response> {
-        let EnqueuePrompt {
-            content,
-            worker_url,
-        } = body::read_json(req).await?;
-        let id = ids::new_id()?;
-        let mut queue = self.store.queue()?;
-        let (prompt, position) = queue.enqueue(id.clone(), content.clone(), clock::now_ms());
-        self.store.save_prompt(&prompt)?;
-        self.record_event(
-            None,
-            EventBody::PromptQueued {
-                message_id: id.clone(),
-                content: content.clone(),
-                position,
-            },
-        )?;
-
-        let mut record = self.store.record()?;
-        if record.title.is_empty()
-            && let Some(title) = title_from_prompt(&content)
-        {
-            record.title = title;
-        }
-        record.worker_url = Some(worker_url);
-        self.store.save_record(&record)?;
-
-        self.dispatch().await?;
-        // A session whose sandbox request failed tries again now that there is work.
-        self.provision().await?;
-        self.publish().await;
-        let message = self
-            .store
-            .queue()?
-            .message(&id)
-            .ok_or_else(|| ApiError::internal("the queued prompt vanished"))?;
-        Ok(json(
-            202,
-            &PostMessageResponse {
-                message_id: id,
-                position,
-                message,
-            },
-        ))
-    }
-
     async fn cancel(&self, message_id: &str) -> ApiResult<Response> {
         let mut queue = self.store.queue()?;
         match queue.cancel(message_id, clock::now_ms()) {
@@ -148,53 +122,13 @@ impl SessionAgent {
                     },
                 )?;
                 let message = queue.message(message_id).unwrap_or(prompt.message);
+                // A cancelled collect prompt may have been what the queue waited for.
+                self.dispatch().await?;
                 Ok(json(200, &message))
             }
             Err(error @ QueueError::NotFound(_)) => Err(ApiError::not_found(error.to_string())),
             Err(error) => Err(ApiError::new(ErrorCode::Conflict, error.to_string())),
         }
-    }
-
-    async fn abort(&self) -> ApiResult<Response> {
-        let queue = self.store.queue()?;
-        let Some(turn_id) = queue
-            .processing()
-            .and_then(|prompt| prompt.message.turn_id.clone())
-        else {
-            return Ok(json(
-                200,
-                &AbortResponse {
-                    aborted_turn_id: None,
-                },
-            ));
-        };
-        let record = self.store.record()?;
-        let told_runner = self.current_runner(&record).is_some_and(|(socket, _)| {
-            socket
-                .send(&SessionFrame::Abort {
-                    turn_id: turn_id.clone(),
-                })
-                .is_ok()
-        });
-        if !told_runner {
-            // No runner can end the turn, so it ends here.
-            self.record_event(
-                Some(&turn_id),
-                EventBody::TurnFinished {
-                    outcome: TurnOutcome::Aborted,
-                    usage: TokenUsage::default(),
-                    error: None,
-                },
-            )?;
-            self.finish_turn(&turn_id, TurnOutcome::Aborted, None)?;
-            self.publish().await;
-        }
-        Ok(json(
-            200,
-            &AbortResponse {
-                aborted_turn_id: Some(turn_id),
-            },
-        ))
     }
 
     /// The event stream: the backlog after `after`, then live. Reading the backlog

@@ -241,12 +241,19 @@ impl SessionAgent {
             }
             RunnerIntake::Accept => {
                 let finished = match &event {
-                    EventBody::TurnFinished { outcome, error, .. } => {
-                        Some((*outcome, error.clone()))
-                    }
+                    EventBody::TurnFinished {
+                        outcome,
+                        error,
+                        usage,
+                        duration_ms,
+                    } => Some((*outcome, error.clone(), *usage, *duration_ms)),
                     _ => None,
                 };
-                if event.is_from_runner() {
+                let already_ended = finished.is_some() && self.store.turn_finished(turn_id)?;
+                if already_ended {
+                    // The SessionAgent ended this turn itself (its abort went
+                    // unanswered); a turn has exactly one `turn_finished`.
+                } else if event.is_from_runner() {
                     self.record_runner_event(turn_id, &epoch, local_seq, event)?;
                 } else {
                     // Taken in (so numbering goes on) but not stored: only the
@@ -256,8 +263,15 @@ impl SessionAgent {
                 self.store.set_epoch_acked(&epoch, local_seq)?;
                 // If the ack is lost the runner resends, and the resend is a duplicate.
                 let _ = ws.send(&SessionFrame::Ack { up_to: local_seq });
-                if let Some((outcome, error)) = finished
-                    && self.finish_turn(turn_id, outcome, error)?
+                if let Some((outcome, error, usage, duration_ms)) = finished
+                    && !already_ended
+                    && self.finish_turn(
+                        turn_id,
+                        outcome,
+                        error,
+                        Some(usage),
+                        (duration_ms > 0).then_some(duration_ms),
+                    )?
                 {
                     self.dispatch().await?;
                     self.publish().await;

@@ -8,12 +8,18 @@
 //!   `(epoch, local_seq)` identifies a runner event so a resend is never stored twice.
 //! - `runner_epochs`: per runner epoch, the highest `local_seq` taken in.
 //!
+//! Columns added after the first release (`mode`, `usage_*`, `duration_ms`,
+//! `collect_until` on `prompts`) are added by [`UPGRADES`] to objects created before
+//! them; each statement fails harmlessly once its column exists.
+//!
 //! Because every call here is synchronous, a handler that does its reads and writes
 //! without an `.await` in between sees and leaves a consistent state, and the runtime
 //! commits those writes together.
 
-use nightshift_protocol::api::{Message, MessageState, SessionStatus};
-use nightshift_protocol::events::{EventBody, SessionEvent};
+use nightshift_protocol::api::{
+    AgentKind, Message, MessageState, PermissionMode, QueueMode, SessionStatus, UsageTotals,
+};
+use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage};
 use nightshift_session::event_log::{ReplyText, Sequencer};
 use nightshift_session::lifecycle::SandboxState;
 use nightshift_session::queue::{Prompt, PromptQueue};
@@ -49,6 +55,15 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS runner_epochs (epoch TEXT PRIMARY KEY, acked INTEGER NOT NULL)",
 ];
 
+/// Columns added later; run after [`SCHEMA`], ignoring "duplicate column" failures.
+const UPGRADES: &[&str] = &[
+    "ALTER TABLE prompts ADD COLUMN mode TEXT NOT NULL DEFAULT 'followup'",
+    "ALTER TABLE prompts ADD COLUMN usage_input INTEGER",
+    "ALTER TABLE prompts ADD COLUMN usage_output INTEGER",
+    "ALTER TABLE prompts ADD COLUMN duration_ms INTEGER",
+    "ALTER TABLE prompts ADD COLUMN collect_until INTEGER",
+];
+
 /// What the `SessionAgent` knows about its session besides the queue and the log.
 /// The status is derived from these facts by `nightshift_session::lifecycle`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +89,20 @@ pub struct SessionRecord {
     pub status: SessionStatus,
     /// What D1 and the session-list stream were last told.
     pub published: Option<Published>,
+    /// The agent, model and permission mode the next turn runs with.
+    pub agent: AgentKind,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    /// The runner was told to abort this turn at this time (ms); if it has not
+    /// finished the turn by the abort deadline, the `SessionAgent` ends it itself.
+    pub abort_requested: Option<AbortRequest>,
+}
+
+/// An abort the runner has not confirmed yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortRequest {
+    pub turn_id: String,
+    pub at: i64,
 }
 
 impl Default for SessionRecord {
@@ -91,6 +120,10 @@ impl Default for SessionRecord {
             runner_ever_connected: false,
             status: SessionStatus::Provisioning,
             published: None,
+            agent: AgentKind::default(),
+            model: None,
+            permission_mode: PermissionMode::default(),
+            abort_requested: None,
         }
     }
 }
@@ -102,6 +135,18 @@ pub struct Published {
     pub title: String,
     pub sandbox_id: Option<String>,
     pub error: Option<String>,
+    /// Agent settings and usage totals, as last written to D1.
+    #[serde(default)]
+    pub agent: Option<PublishedAgent>,
+}
+
+/// The agent columns of the D1 row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedAgent {
+    pub agent: AgentKind,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    pub usage: UsageTotals,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +168,16 @@ struct PromptRow {
     created_at: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    usage_input: Option<u64>,
+    #[serde(default)]
+    usage_output: Option<u64>,
+    #[serde(default)]
+    duration_ms: Option<u64>,
+    #[serde(default)]
+    collect_until: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +220,10 @@ impl Store {
     pub fn open(sql: SqlStorage) -> Result<Self> {
         for statement in SCHEMA {
             sql.exec(statement, None)?;
+        }
+        for statement in UPGRADES {
+            // Fails with "duplicate column name" once the column exists.
+            let _ = sql.exec(statement, None);
         }
         Ok(Self { sql })
     }
@@ -212,9 +271,23 @@ impl Store {
                     created_at: row.created_at,
                     started_at: row.started_at,
                     finished_at: row.finished_at,
+                    mode: row
+                        .mode
+                        .as_deref()
+                        .and_then(QueueMode::parse)
+                        .unwrap_or_default(),
+                    usage: match (row.usage_input, row.usage_output) {
+                        (None, None) => None,
+                        (input, output) => Some(TokenUsage {
+                            input_tokens: input.unwrap_or(0),
+                            output_tokens: output.unwrap_or(0),
+                        }),
+                    },
+                    duration_ms: row.duration_ms,
                 },
                 queue_order: row.queue_order,
                 runner_epoch: row.runner_epoch,
+                collect_until: row.collect_until,
             })
             .collect();
         Ok(PromptQueue::from_prompts(prompts))
@@ -225,12 +298,16 @@ impl Store {
         let m = &prompt.message;
         self.sql.exec(
             "INSERT INTO prompts (id, content, state, queue_order, turn_id, runner_epoch, attempts, \
-                                  reply, error, created_at, started_at, finished_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue_order = excluded.queue_order, \
+                                  reply, error, created_at, started_at, finished_at, mode, \
+                                  usage_input, usage_output, duration_ms, collect_until) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET content = excluded.content, state = excluded.state, \
+                queue_order = excluded.queue_order, \
                 turn_id = excluded.turn_id, runner_epoch = excluded.runner_epoch, \
                 attempts = excluded.attempts, reply = excluded.reply, error = excluded.error, \
-                started_at = excluded.started_at, finished_at = excluded.finished_at",
+                started_at = excluded.started_at, finished_at = excluded.finished_at, \
+                usage_input = excluded.usage_input, usage_output = excluded.usage_output, \
+                duration_ms = excluded.duration_ms, collect_until = excluded.collect_until",
             vec![
                 text(&m.id),
                 text(&m.content),
@@ -244,6 +321,13 @@ impl Store {
                 integer(m.created_at),
                 m.started_at.map_or(SqlStorageValue::Null, integer),
                 m.finished_at.map_or(SqlStorageValue::Null, integer),
+                text(m.mode.as_str()),
+                m.usage
+                    .map_or(SqlStorageValue::Null, |u| unsigned(u.input_tokens)),
+                m.usage
+                    .map_or(SqlStorageValue::Null, |u| unsigned(u.output_tokens)),
+                m.duration_ms.map_or(SqlStorageValue::Null, unsigned),
+                prompt.collect_until.map_or(SqlStorageValue::Null, integer),
             ],
         )?;
         Ok(())
@@ -319,6 +403,44 @@ impl Store {
             reply.push(&serde_json::from_str(&row.body)?);
         }
         Ok(reply.finish())
+    }
+
+    /// Whether turn `turn_id` already has its `turn_finished` event.
+    pub fn turn_finished(&self, turn_id: &str) -> Result<bool> {
+        let rows: Vec<Count> = self
+            .sql
+            .exec(
+                "SELECT COUNT(*) AS value FROM events \
+                 WHERE turn_id = ? AND body LIKE '{\"type\":\"turn_finished\"%'",
+                vec![text(turn_id)],
+            )?
+            .to_array()?;
+        Ok(rows.first().is_some_and(|row| row.value > 0))
+    }
+
+    /// The events that open or close questions, in order.
+    pub fn question_events(&self) -> Result<Vec<SessionEvent>> {
+        let rows: Vec<EventRow> = self
+            .sql
+            .exec(
+                "SELECT seq, turn_id, body, at FROM events \
+                 WHERE body LIKE '{\"type\":\"question_%' \
+                    OR body LIKE '{\"type\":\"turn_finished\"%' \
+                    OR body LIKE '{\"type\":\"turn_interrupted\"%' \
+                 ORDER BY seq",
+                None,
+            )?
+            .to_array()?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(SessionEvent {
+                    seq: row.seq,
+                    turn_id: row.turn_id,
+                    at: row.at,
+                    body: serde_json::from_str(&row.body)?,
+                })
+            })
+            .collect()
     }
 
     /// The highest `local_seq` taken in from runner `epoch`, if any.

@@ -3,13 +3,14 @@
 //! prompt to the runner, and finishing or interrupting a turn.
 //!
 //! Everything here is synchronous except [`SessionAgent::dispatch`], which first asks
-//! `llm_config` for the turn's LLM and only then reads and changes state.
+//! `llm_config` for the turn's LLM and only then reads and changes state, and ends by
+//! setting the alarm for a collect window that holds the queue.
 
-use nightshift_protocol::events::{EventBody, SessionEvent, TurnOutcome};
+use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage, TurnOutcome};
 use nightshift_protocol::runner_link::SessionFrame;
 use nightshift_session::event_log::sse_frame;
 use nightshift_session::lifecycle::{SessionFacts, derive_status};
-use nightshift_session::queue::PromptQueue;
+use nightshift_session::queue::{PromptQueue, TurnResult};
 use worker::Result;
 
 use super::SessionAgent;
@@ -90,15 +91,29 @@ impl SessionAgent {
         Ok(true)
     }
 
-    /// Starts the next queued prompt when a runner is ready and nothing is running.
+    /// Starts the next queued prompt when a runner is ready and nothing is running,
+    /// then sets the alarm for any deadline still ahead.
     pub(super) async fn dispatch(&self) -> Result<()> {
+        self.dispatch_now().await?;
+        if let Err(error) = self.schedule_alarm().await {
+            worker::console_warn!("setting the alarm failed: {}", error.message);
+        }
+        Ok(())
+    }
+
+    async fn dispatch_now(&self) -> Result<()> {
         let record = self.store.record()?;
         if self.current_runner(&record).is_none()
-            || self.store.queue()?.next_to_dispatch().is_none()
+            || self
+                .store
+                .queue()?
+                .next_to_dispatch(clock::now_ms())
+                .is_none()
         {
             return Ok(());
         }
-        let llm = llm_config::resolve(&self.env, &record.owner_id).await;
+        let llm =
+            llm_config::resolve_model(&self.env, &record.owner_id, record.model.as_deref()).await;
 
         // Read again: other events may have been handled while the LLM was resolved.
         let record = self.store.record()?;
@@ -127,7 +142,13 @@ impl SessionAgent {
             turn_id: turn_id.clone(),
             message_id: message.id,
             content: message.content,
+            model: record
+                .model
+                .clone()
+                .or_else(|| llm.as_ref().map(|llm| llm.model.clone())),
             llm,
+            agent: record.agent,
+            permission_mode: record.permission_mode,
         };
         if let Err(error) = socket.send(&frame) {
             worker::console_warn!("sending turn {turn_id} failed: {error}");
@@ -144,13 +165,31 @@ impl SessionAgent {
         turn_id: &str,
         outcome: TurnOutcome,
         error: Option<String>,
+        usage: Option<TokenUsage>,
+        duration_ms: Option<u64>,
     ) -> Result<bool> {
         let reply = self.store.turn_reply(turn_id)?;
         let mut queue = self.store.queue()?;
-        let Ok(prompt) = queue.finish(turn_id, outcome, reply, error, clock::now_ms()) else {
+        let result = TurnResult {
+            outcome,
+            reply,
+            error,
+            usage,
+            duration_ms,
+        };
+        let Ok(prompt) = queue.finish_turn(turn_id, result, clock::now_ms()) else {
             return Ok(false);
         };
         self.store.save_prompt(&prompt)?;
+        let mut record = self.store.record()?;
+        if record
+            .abort_requested
+            .as_ref()
+            .is_some_and(|abort| abort.turn_id == turn_id)
+        {
+            record.abort_requested = None;
+            self.store.save_record(&record)?;
+        }
         self.refresh_status()?;
         Ok(true)
     }

@@ -4,7 +4,9 @@ use nightshift_protocol::api::{Message, MessageState, SessionStatus};
 use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage, TurnOutcome};
 use serde_json::json;
 
-use super::{Entry, Timeline, TurnEnd, TurnItem};
+use super::{Entry, QuestionState, Timeline, TurnEnd, TurnItem};
+use nightshift_protocol::api::{AgentKind, PermissionMode, UsageTotals};
+use nightshift_protocol::events::QuestionKind;
 
 /// Builds events with consecutive `seq`s, as one session's stream would carry them.
 struct Stream {
@@ -58,6 +60,7 @@ fn finished(outcome: TurnOutcome, error: Option<&str>) -> EventBody {
             output_tokens: 3,
         },
         error: error.map(str::to_owned),
+        duration_ms: 1_200,
     }
 }
 
@@ -111,7 +114,8 @@ fn a_turn_collects_its_prompt_text_and_tool_calls_in_order() {
             usage: TokenUsage {
                 input_tokens: 10,
                 output_tokens: 3
-            }
+            },
+            duration_ms: 1_200,
         }
     );
     assert!(!timeline.has_running_turn());
@@ -289,9 +293,156 @@ fn messages_snapshot_and_cancel_feed_the_queue() {
         created_at: 0,
         started_at: None,
         finished_at: None,
+        mode: Default::default(),
+        usage: None,
+        duration_ms: None,
     };
     timeline.merge_messages(std::slice::from_ref(&queued));
     assert_eq!(timeline.queue().prompts()[0].content, "later");
     timeline.cancel_accepted("m1");
     assert!(timeline.queue().is_empty());
+}
+
+fn asked(question_id: &str, timeout_ms: u64) -> EventBody {
+    EventBody::QuestionAsked {
+        question_id: question_id.into(),
+        kind: QuestionKind::Question,
+        text: "Which colour?".into(),
+        options: vec!["red".into(), "blue".into()],
+        timeout_ms,
+    }
+}
+
+#[test]
+fn questions_open_and_close_by_answer_expiry_or_the_end_of_the_turn() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(Some("t1"), started("m1", "ask me")));
+    timeline.apply(stream.event(Some("t1"), asked("q1", 60_000)));
+    timeline.apply(stream.event(Some("t1"), asked("q2", 60_000)));
+    timeline.apply(stream.event(Some("t1"), asked("q3", 60_000)));
+    let open: Vec<_> = timeline
+        .open_questions()
+        .iter()
+        .map(|q| q.question_id.clone())
+        .collect();
+    assert_eq!(open, ["q1", "q2", "q3"]);
+    let TurnItem::Question(question) = &timeline.turns()[0].items[0] else {
+        panic!("the question is an item of its turn");
+    };
+    // `at` of the event (its seq in these tests) plus the timeout.
+    assert_eq!(question.expires_at, 2 + 60_000);
+    assert_eq!(question.options, ["red", "blue"]);
+
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::QuestionAnswered {
+            question_id: "q1".into(),
+            answer: "blue".into(),
+            answered_by: None,
+        },
+    ));
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::QuestionExpired {
+            question_id: "q2".into(),
+        },
+    ));
+    let states: Vec<_> = timeline.turns()[0]
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            TurnItem::Question(q) => Some(q.state.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            QuestionState::Answered {
+                answer: "blue".into()
+            },
+            QuestionState::Expired,
+            QuestionState::Open
+        ]
+    );
+    timeline.apply(stream.event(Some("t1"), finished(TurnOutcome::Done, None)));
+    assert!(timeline.open_questions().is_empty());
+}
+
+#[test]
+fn retries_settings_edits_and_totals() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(
+        None,
+        EventBody::PromptQueued {
+            message_id: "m1".into(),
+            content: "one".into(),
+            position: 0,
+        },
+    ));
+    timeline.apply(stream.event(
+        None,
+        EventBody::PromptsMerged {
+            message_id: "m1".into(),
+            merged_ids: vec!["m2".into()],
+            content: "one\n\ntwo".into(),
+        },
+    ));
+    assert_eq!(timeline.queue().prompts()[0].content, "one\n\ntwo");
+    timeline.apply(stream.event(
+        None,
+        EventBody::PromptQueued {
+            message_id: "s".into(),
+            content: "steer".into(),
+            position: 0,
+        },
+    ));
+    assert_eq!(timeline.queue().prompts()[0].message_id, "s");
+    timeline.apply(stream.event(
+        None,
+        EventBody::PromptEdited {
+            message_id: "s".into(),
+            content: "steer harder".into(),
+        },
+    ));
+    assert_eq!(timeline.queue().prompts()[0].content, "steer harder");
+
+    timeline.apply(stream.event(Some("t1"), started("s", "steer harder")));
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::Retrying {
+            attempt: 1,
+            max_attempts: 4,
+            delay_ms: 500,
+            reason: "429".into(),
+        },
+    ));
+    assert!(matches!(&timeline.turns()[0].items[0], TurnItem::Retry(r) if r.attempt == 1));
+    timeline.apply(stream.event(Some("t1"), finished(TurnOutcome::Aborted, None)));
+    timeline.apply(stream.event(Some("t2"), started("m1", "one\n\ntwo")));
+    timeline.apply(stream.event(Some("t2"), finished(TurnOutcome::Done, None)));
+    assert_eq!(
+        timeline.usage_totals(),
+        UsageTotals {
+            input_tokens: 20,
+            output_tokens: 6,
+            turns: 2,
+            duration_ms: 2_400
+        }
+    );
+
+    assert!(timeline.settings().is_none());
+    timeline.apply(stream.event(
+        None,
+        EventBody::SessionUpdated {
+            agent: AgentKind::Opencode,
+            model: Some("m".into()),
+            permission_mode: PermissionMode::Allow,
+        },
+    ));
+    let settings = timeline.settings().expect("announced");
+    assert_eq!(settings.agent, AgentKind::Opencode);
+    assert_eq!(settings.model.as_deref(), Some("m"));
 }

@@ -1,0 +1,43 @@
+//! `POST /api/sessions/{id}/questions/{question_id}/answer`: a user's answer to a
+//! question the agent asked. The session's `SessionAgent` decides whether the question
+//! is still open (404 unknown, 409 `question_closed`), records the answer and sends it
+//! to the runner; the answer is the stored `question_answered` event.
+
+use nightshift_protocol::ErrorCode;
+use nightshift_protocol::api::AnswerQuestionRequest;
+use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
+use worker::{Env, Method, Request, Response};
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::auth::User;
+use crate::internal::{self, AnswerQuestion};
+use crate::{body, sessions_table};
+
+pub async fn answer(
+    req: &mut Request,
+    env: &Env,
+    user: &User,
+    session_id: &str,
+    question_id: &str,
+) -> ApiResult<Response> {
+    let request: AnswerQuestionRequest = body::read_json(req).await?;
+    if request.answer.len() > MAX_MESSAGE_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::MessageTooLarge,
+            format!("an answer may be at most {MAX_MESSAGE_BYTES} bytes"),
+        ));
+    }
+    if request.answer.trim().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::EmptyMessage,
+            "the answer is empty",
+        ));
+    }
+    sessions_table::require(env, session_id, &user.id).await?;
+    let answer = AnswerQuestion {
+        answer: request.answer,
+        answered_by: Some(user.id.clone()),
+    };
+    let path = format!("/questions/{question_id}/answer");
+    internal::call_agent(env, session_id, Method::Post, &path, Some(&answer)).await
+}

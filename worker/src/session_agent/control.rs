@@ -1,0 +1,343 @@
+//! Control of the session's turns: queueing a prompt in its mode (`followup`,
+//! `steer`, `collect`), editing a queued prompt, aborting, changing the agent settings
+//! between turns, answering the agent's questions, and the alarm that closes collect
+//! windows and ends turns whose runner never confirmed an abort.
+//!
+//! The rules are `nightshift_session`'s ([`PromptQueue::enqueue_with_mode`],
+//! [`QuestionBook`]); this file reads and writes storage, records events and sends
+//! frames.
+//!
+//! [`PromptQueue::enqueue_with_mode`]: nightshift_session::queue::PromptQueue::enqueue_with_mode
+
+use nightshift_protocol::ErrorCode;
+use nightshift_protocol::api::{
+    AbortResponse, EditMessageRequest, PostMessageResponse, QueueMode, UpdateSessionRequest,
+};
+use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
+use nightshift_protocol::runner_link::SessionFrame;
+use nightshift_session::questions::{QuestionBook, QuestionError};
+use nightshift_session::queue::{Enqueued, QueueError};
+use nightshift_session::title::{normalize_title, title_from_prompt};
+use worker::{Request, Response};
+
+use super::SessionAgent;
+use super::storage::AbortRequest;
+use crate::api_error::{ApiError, ApiResult, json};
+use crate::internal::{AnswerQuestion, EnqueuePrompt};
+use crate::{body, clock, config, ids};
+
+/// How long `collect` keeps a prompt open for more, unless `COLLECT_WINDOW_MS` says.
+pub const DEFAULT_COLLECT_WINDOW_MS: i64 = 1_500;
+/// How long a runner has to confirm an abort (its `turn_finished`) before the
+/// `SessionAgent` ends the turn itself, unless `ABORT_TIMEOUT_MS` says.
+pub const DEFAULT_ABORT_TIMEOUT_MS: i64 = 15_000;
+
+fn millis_var(env: &worker::Env, name: &str, default: i64) -> i64 {
+    config::var(env, name)
+        .and_then(|value| value.parse::<i64>().ok())
+        .filter(|value| *value >= 0)
+        .unwrap_or(default)
+}
+
+impl SessionAgent {
+    fn collect_window_ms(&self) -> i64 {
+        millis_var(&self.env, "COLLECT_WINDOW_MS", DEFAULT_COLLECT_WINDOW_MS)
+    }
+
+    fn abort_timeout_ms(&self) -> i64 {
+        millis_var(&self.env, "ABORT_TIMEOUT_MS", DEFAULT_ABORT_TIMEOUT_MS)
+    }
+
+    /// `POST /messages`: queues a prompt where its mode puts it.
+    pub(super) async fn enqueue(&self, req: &mut Request) -> ApiResult<Response> {
+        let EnqueuePrompt {
+            content,
+            worker_url,
+            mode,
+        } = body::read_json(req).await?;
+        let id = ids::new_id()?;
+        let now = clock::now_ms();
+        let mut queue = self.store.queue()?;
+        let enqueued =
+            queue.enqueue_with_mode(id, content.clone(), mode, now, self.collect_window_ms());
+        let prompt = enqueued.prompt().clone();
+        let position = enqueued.position();
+        self.store.save_prompt(&prompt)?;
+        match &enqueued {
+            Enqueued::Added { prompt, position } => self.record_event(
+                None,
+                EventBody::PromptQueued {
+                    message_id: prompt.message.id.clone(),
+                    content: content.clone(),
+                    position: *position,
+                },
+            )?,
+            Enqueued::Merged {
+                prompt, merged_id, ..
+            } => self.record_event(
+                None,
+                EventBody::PromptsMerged {
+                    message_id: prompt.message.id.clone(),
+                    merged_ids: vec![merged_id.clone()],
+                    content: prompt.message.content.clone(),
+                },
+            )?,
+        };
+
+        let mut record = self.store.record()?;
+        if record.title.is_empty()
+            && let Some(title) = title_from_prompt(&content)
+        {
+            record.title = title;
+        }
+        record.worker_url = Some(worker_url);
+        self.store.save_record(&record)?;
+
+        // A steering prompt stops the running turn; it runs as soon as that one ends.
+        if mode == QueueMode::Steer {
+            self.abort_running()?;
+        }
+        self.dispatch().await?;
+        // A session whose sandbox request failed tries again now that there is work.
+        self.provision().await?;
+        self.publish().await;
+        let message_id = prompt.message.id.clone();
+        let message = self
+            .store
+            .queue()?
+            .message(&message_id)
+            .ok_or_else(|| ApiError::internal("the queued prompt vanished"))?;
+        Ok(json(
+            202,
+            &PostMessageResponse {
+                message_id,
+                position,
+                message,
+            },
+        ))
+    }
+
+    /// `PATCH /messages/{id}`: replaces a queued prompt's content.
+    pub(super) async fn edit_prompt(
+        &self,
+        message_id: &str,
+        req: &mut Request,
+    ) -> ApiResult<Response> {
+        let EditMessageRequest { content } = body::read_json(req).await?;
+        let mut queue = self.store.queue()?;
+        match queue.edit(message_id, content.clone()) {
+            Ok(prompt) => {
+                self.store.save_prompt(&prompt)?;
+                self.record_event(
+                    None,
+                    EventBody::PromptEdited {
+                        message_id: message_id.to_owned(),
+                        content,
+                    },
+                )?;
+                let message = queue.message(message_id).unwrap_or(prompt.message);
+                Ok(json(200, &message))
+            }
+            Err(error @ QueueError::NotFound(_)) => Err(ApiError::not_found(error.to_string())),
+            Err(error) => Err(ApiError::new(ErrorCode::NotQueued, error.to_string())),
+        }
+    }
+
+    /// `POST /abort`: tells the runner to stop the running turn.
+    pub(super) async fn abort(&self) -> ApiResult<Response> {
+        let aborted_turn_id = self.abort_running()?;
+        self.dispatch().await?;
+        self.publish().await;
+        Ok(json(200, &AbortResponse { aborted_turn_id }))
+    }
+
+    /// Sends `abort` for the processing turn and starts the clock on its answer. With
+    /// no runner to tell, the turn ends here at once. Returns the turn, if one ran.
+    fn abort_running(&self) -> ApiResult<Option<String>> {
+        let queue = self.store.queue()?;
+        let Some(turn_id) = queue
+            .processing()
+            .and_then(|prompt| prompt.message.turn_id.clone())
+        else {
+            return Ok(None);
+        };
+        let mut record = self.store.record()?;
+        let told_runner = self.current_runner(&record).is_some_and(|(socket, _)| {
+            socket
+                .send(&SessionFrame::Abort {
+                    turn_id: turn_id.clone(),
+                })
+                .is_ok()
+        });
+        if told_runner {
+            // A second abort of the same turn keeps the first deadline.
+            if record.abort_requested.as_ref().map(|a| a.turn_id.as_str()) != Some(&turn_id) {
+                record.abort_requested = Some(AbortRequest {
+                    turn_id: turn_id.clone(),
+                    at: clock::now_ms(),
+                });
+                self.store.save_record(&record)?;
+            }
+        } else {
+            // No runner can end the turn, so it ends here.
+            self.end_turn_here(&turn_id, None)?;
+        }
+        Ok(Some(turn_id))
+    }
+
+    /// Ends the processing turn `turn_id` without its runner: an `aborted`
+    /// `turn_finished` written by the `SessionAgent`, after an `error` saying why when
+    /// there is a reason.
+    fn end_turn_here(&self, turn_id: &str, reason: Option<String>) -> ApiResult<()> {
+        if let Some(message) = reason.clone() {
+            self.record_event(Some(turn_id), EventBody::Error { message })?;
+        }
+        self.record_event(
+            Some(turn_id),
+            EventBody::TurnFinished {
+                outcome: TurnOutcome::Aborted,
+                usage: TokenUsage::default(),
+                error: reason.clone(),
+                duration_ms: 0,
+            },
+        )?;
+        self.finish_turn(turn_id, TurnOutcome::Aborted, reason, None, None)?;
+        Ok(())
+    }
+
+    /// `PATCH /settings`: agent, model, permission mode (from the next turn on) and
+    /// title. The Worker has checked that the model exists.
+    pub(super) async fn update_settings(&self, req: &mut Request) -> ApiResult<Response> {
+        let update: UpdateSessionRequest = body::read_json(req).await?;
+        let mut record = self.store.record()?;
+        if let Some(title) = &update.title {
+            record.title = normalize_title(title)
+                .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
+        }
+        let before = (record.agent, record.model.clone(), record.permission_mode);
+        if let Some(agent) = update.agent {
+            record.agent = agent;
+        }
+        if let Some(model) = update.model {
+            record.model = Some(model);
+        }
+        if let Some(permission_mode) = update.permission_mode {
+            record.permission_mode = permission_mode;
+        }
+        self.store.save_record(&record)?;
+        if before != (record.agent, record.model.clone(), record.permission_mode) {
+            self.record_event(
+                None,
+                EventBody::SessionUpdated {
+                    agent: record.agent,
+                    model: record.model.clone(),
+                    permission_mode: record.permission_mode,
+                },
+            )?;
+        }
+        self.publish().await;
+        Ok(json(200, &serde_json::json!({ "updated": true })))
+    }
+
+    /// `POST /questions/{id}/answer`: records the answer and sends it to the runner.
+    pub(super) async fn answer_question(
+        &self,
+        question_id: &str,
+        req: &mut Request,
+    ) -> ApiResult<Response> {
+        let AnswerQuestion {
+            answer,
+            answered_by,
+        } = body::read_json(req).await?;
+        let book = QuestionBook::from_events(&self.store.question_events()?);
+        let turn_id =
+            book.answerable(question_id, clock::now_ms())
+                .map_err(|error| match error {
+                    QuestionError::Unknown(_) => ApiError::not_found(error.to_string()),
+                    QuestionError::Closed(_) => {
+                        ApiError::new(ErrorCode::QuestionClosed, error.to_string())
+                    }
+                })?;
+        let record = self.store.record()?;
+        let sent = self.current_runner(&record).is_some_and(|(socket, _)| {
+            socket
+                .send(&SessionFrame::Answer {
+                    turn_id: turn_id.clone(),
+                    question_id: question_id.to_owned(),
+                    answer: answer.clone(),
+                })
+                .is_ok()
+        });
+        if !sent {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "the session's runner is not connected right now; answer again in a moment",
+            ));
+        }
+        let event = self.record_event(
+            Some(&turn_id),
+            EventBody::QuestionAnswered {
+                question_id: question_id.to_owned(),
+                answer,
+                answered_by,
+            },
+        )?;
+        Ok(json(200, &event))
+    }
+
+    /// Sets the object's alarm for the next deadline: a collect window that holds the
+    /// queue, or an abort the runner has not confirmed.
+    pub(super) async fn schedule_alarm(&self) -> ApiResult<()> {
+        let now = clock::now_ms();
+        let record = self.store.record()?;
+        let queue = self.store.queue()?;
+        let abort_deadline = record
+            .abort_requested
+            .as_ref()
+            .map(|abort| abort.at + self.abort_timeout_ms());
+        let next = [queue.collect_deadline(now), abort_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(at) = next {
+            // One alarm per object: setting it replaces an earlier one, which is fine
+            // because the handler looks at every deadline.
+            self.state
+                .storage()
+                .set_alarm((at - now).max(1))
+                .await
+                .map_err(ApiError::from)?;
+        }
+        Ok(())
+    }
+
+    /// The alarm: ends a turn whose abort went unanswered, then starts what may run.
+    pub(super) async fn on_alarm(&self) -> ApiResult<()> {
+        let record = self.store.record()?;
+        if let Some(abort) = record.abort_requested.clone() {
+            let overdue = clock::now_ms() >= abort.at + self.abort_timeout_ms();
+            let still_running = self
+                .store
+                .queue()?
+                .processing()
+                .and_then(|prompt| prompt.message.turn_id.as_deref())
+                == Some(abort.turn_id.as_str());
+            if !still_running {
+                let mut record = record;
+                record.abort_requested = None;
+                self.store.save_record(&record)?;
+            } else if overdue {
+                let seconds = self.abort_timeout_ms() / 1000;
+                self.end_turn_here(
+                    &abort.turn_id,
+                    Some(format!(
+                        "The runner did not confirm the abort within {seconds} s, so the turn was ended without it."
+                    )),
+                )?;
+            }
+        }
+        self.dispatch().await?;
+        self.publish().await;
+        Ok(())
+    }
+}
