@@ -50,7 +50,11 @@
 //! `GET /v1/providers` are skipped and listed; a harness may skip more cases with a
 //! reason (`Harness::skipped`).
 
+pub mod docker;
 pub mod local;
+pub mod modal;
+pub mod railway;
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -329,8 +333,10 @@ pub type SetupError = anyhow::Error;
 pub async fn from_env(
     lookup: &(dyn Fn(&str) -> Option<String> + Send + Sync),
 ) -> Result<Vec<Arc<dyn Provider>>, SetupError> {
-    let providers: Vec<Arc<dyn Provider>> = Vec::new();
-    let _ = lookup;
+    let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
+    providers.extend(modal::from_lookup(lookup).map_err(anyhow::Error::msg)?);
+    providers.extend(railway::from_lookup(lookup).map_err(anyhow::Error::msg)?);
+    providers.extend(docker::from_lookup(lookup).map_err(anyhow::Error::msg)?);
     Ok(providers)
 }
 

@@ -81,7 +81,6 @@ pub fn command_line(
         inner.push(' ');
         inner.push_str(&shell_quote(&format!("{name}={value}")));
     }
-    inner.push_str(" --");
     for arg in &plan.argv {
         inner.push(' ');
         inner.push_str(&shell_quote(arg));
@@ -199,7 +198,7 @@ async fn run_driver(
             }
         }
     };
-    for (chunker, is_stdout) in [(&mut stdout, true), (&mut stderr, false)] {
+    for (chunker, is_stdout) in [(stdout, true), (stderr, false)] {
         let rest = chunker.finish();
         if !rest.is_empty() {
             let line = if is_stdout {
@@ -317,12 +316,18 @@ pub fn read_file_result(
     base64::engine::general_purpose::STANDARD
         .decode(stdout.trim())
         .map_err(|error| {
-            ProviderError::Unavailable(format!("reading {path}: the sandbox sent bad data: {error}"))
+            ProviderError::Unavailable(format!(
+                "reading {path}: the sandbox sent bad data: {error}"
+            ))
         })
 }
 
 /// `Ok` if a file script succeeded, else the error its exit code means.
-pub fn file_error(path: &WorkspacePath, stderr: &str, exit: &ExecExit) -> Result<(), ProviderError> {
+pub fn file_error(
+    path: &WorkspacePath,
+    stderr: &str,
+    exit: &ExecExit,
+) -> Result<(), ProviderError> {
     match exit.code {
         0 => Ok(()),
         NOT_FOUND => Err(ProviderError::FileNotFound(path.to_string())),
@@ -417,6 +422,9 @@ mod tests {
         assert_eq!(lines[0], ExecOutput::Stdout("a".into()));
         assert_eq!(lines[1], ExecOutput::Stderr("b".into()));
         assert_eq!(lines[2], ExecOutput::Stdout("c".into()));
-        assert!(matches!(lines[3], ExecOutput::Exit(ExecExit { code: 3, .. })));
+        assert!(matches!(
+            lines[3],
+            ExecOutput::Exit(ExecExit { code: 3, .. })
+        ));
     }
 }

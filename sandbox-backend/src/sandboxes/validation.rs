@@ -36,7 +36,17 @@ pub fn check_create(
 ) -> Result<NetworkMode, ApiError> {
     let wanted = provider.name();
     validate_env(&request.env).map_err(ApiError::invalid_request)?;
-    let network = request.network.unwrap_or_default();
+    // Unset: the default mode, or the provider's first one when it cannot enforce the
+    // default (Modal and Railway sandboxes cannot reach the host's private services).
+    let network = request.network.unwrap_or_else(|| {
+        let modes = provider.capabilities().network_modes;
+        let default = NetworkMode::default();
+        if modes.contains(&default) {
+            default
+        } else {
+            modes.first().copied().unwrap_or(default)
+        }
+    });
     if !provider.capabilities().network_modes.contains(&network) {
         return Err(ApiError::invalid_request(format!(
             "the {wanted} provider cannot enforce network mode {network:?}; supported: {:?}",

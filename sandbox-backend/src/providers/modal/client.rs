@@ -1,0 +1,170 @@
+//! A small gRPC client for Modal's control plane (`modal.client.ModalClient`), the way
+//! libmodal's Go client calls it: HTTP/2 to `api.modal.com:443`, the token in the
+//! `x-modal-token-id` / `x-modal-token-secret` metadata of every call, and a deadline
+//! on every unary call.
+
+use std::time::Duration;
+
+use tonic::client::Grpc;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic_prost::ProstCodec;
+
+use super::proto;
+use crate::providers::ProviderError;
+
+/// Behaves like this Modal client version (libmodal sends the same header).
+const CLIENT_VERSION: &str = "1.0.0";
+
+#[derive(Clone)]
+pub struct ModalClient {
+    channel: Channel,
+    token_id: MetadataValue<tonic::metadata::Ascii>,
+    token_secret: MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl ModalClient {
+    /// `server_url` is `https://api.modal.com:443` in production; plain `http://` is
+    /// h2c (prior knowledge), which only a local server speaks.
+    pub fn new(
+        server_url: &str,
+        token_id: &str,
+        token_secret: &str,
+    ) -> Result<ModalClient, String> {
+        let mut endpoint = Endpoint::from_shared(server_url.to_string())
+            .map_err(|error| format!("MODAL_SERVER_URL {server_url:?} is not a URL: {error}"))?
+            .connect_timeout(Duration::from_secs(10))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        if server_url.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().with_webpki_roots())
+                .map_err(|error| format!("cannot set up TLS for {server_url}: {error}"))?;
+        }
+        let token_id = token_id.parse().map_err(|_| {
+            "MODAL_TOKEN_ID contains characters not allowed in a header".to_string()
+        })?;
+        let token_secret = token_secret.parse().map_err(|_| {
+            "MODAL_TOKEN_SECRET contains characters not allowed in a header".to_string()
+        })?;
+        Ok(ModalClient {
+            channel: endpoint.connect_lazy(),
+            token_id,
+            token_secret,
+        })
+    }
+
+    fn request<M>(&self, message: M, timeout: Duration) -> tonic::Request<M> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        let metadata = request.metadata_mut();
+        metadata.insert("x-modal-token-id", self.token_id.clone());
+        metadata.insert("x-modal-token-secret", self.token_secret.clone());
+        metadata.insert("x-modal-client-type", MetadataValue::from_static("1"));
+        metadata.insert(
+            "x-modal-client-version",
+            MetadataValue::from_static(CLIENT_VERSION),
+        );
+        request
+    }
+
+    fn path(method: &str) -> PathAndQuery {
+        PathAndQuery::try_from(format!("/{}/{method}", proto::SERVICE))
+            .expect("method names are valid paths")
+    }
+
+    /// One unary call with a deadline; failures become provider errors naming the call.
+    pub async fn unary<Req, Resp>(
+        &self,
+        method: &str,
+        message: Req,
+        timeout: Duration,
+    ) -> Result<Resp, ProviderError>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = Grpc::new(self.channel.clone());
+        let call = async {
+            grpc.ready()
+                .await
+                .map_err(|error| unavailable(method, &error.to_string()))?;
+            grpc.unary(
+                self.request(message, timeout),
+                Self::path(method),
+                ProstCodec::<Req, Resp>::default(),
+            )
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| status_error(method, &status))
+        };
+        match tokio::time::timeout(timeout + Duration::from_secs(2), call).await {
+            Ok(result) => result,
+            Err(_) => Err(ProviderError::Unavailable(format!(
+                "Modal did not answer {method} within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// Opens a server-streaming call (the stream itself has no deadline; the caller
+    /// bounds it).
+    pub async fn server_streaming<Req, Resp>(
+        &self,
+        method: &str,
+        message: Req,
+        timeout: Duration,
+    ) -> Result<tonic::Streaming<Resp>, ProviderError>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = Grpc::new(self.channel.clone());
+        let call = async {
+            grpc.ready()
+                .await
+                .map_err(|error| unavailable(method, &error.to_string()))?;
+            grpc.server_streaming(
+                self.request(message, timeout),
+                Self::path(method),
+                ProstCodec::<Req, Resp>::default(),
+            )
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| status_error(method, &status))
+        };
+        match tokio::time::timeout(Duration::from_secs(30), call).await {
+            Ok(result) => result,
+            Err(_) => Err(ProviderError::Unavailable(format!(
+                "Modal did not start answering {method} within 30 s"
+            ))),
+        }
+    }
+}
+
+fn unavailable(method: &str, message: &str) -> ProviderError {
+    ProviderError::Unavailable(format!("cannot reach Modal for {method}: {message}"))
+}
+
+/// A gRPC status from Modal as a provider error that says what went wrong.
+pub fn status_error(method: &str, status: &tonic::Status) -> ProviderError {
+    use tonic::Code;
+    let message = status.message();
+    match status.code() {
+        Code::Unauthenticated | Code::PermissionDenied => ProviderError::Unavailable(format!(
+            "Modal refused the credentials (check MODAL_TOKEN_ID and MODAL_TOKEN_SECRET) on {method}: {message}"
+        )),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            ProviderError::InvalidRequest(format!("Modal refused {method}: {message}"))
+        }
+        Code::NotFound => ProviderError::Unavailable(format!(
+            "Modal does not know the object of {method}: {message}"
+        )),
+        code => ProviderError::Unavailable(format!("Modal failed {method} ({code:?}): {message}")),
+    }
+}
+
+pub fn is_not_found(error: &tonic::Status) -> bool {
+    error.code() == tonic::Code::NotFound
+}
