@@ -41,16 +41,7 @@ impl Harness for ModalHarness {
         "modal".into()
     }
     fn skipped(&self) -> Vec<(&'static str, &'static str)> {
-        vec![
-            (
-                "fork_bomb_is_contained",
-                "the fake runs commands unconfined on this host; containment is Modal's",
-            ),
-            (
-                "other_sandboxes_files_are_invisible",
-                "the fake's machines are directories on one host; Modal isolates sandboxes in separate containers",
-            ),
-        ]
+        fakes::unconfined_skips()
     }
     async fn restart_backend(&self) -> bool {
         self.backend.terminate();

@@ -1,7 +1,675 @@
-//! The `docker` provider (in progress).
+//! The `docker` provider: one container per sandbox on a Docker Engine, for
+//! self-hosters with one machine and Docker.
+//!
+//! - create: pull the image when missing (`POST /images/create`), `POST
+//!   /containers/create` (`sleep infinity`, working directory `/workspace`, `init`,
+//!   `no-new-privileges`, a pids limit, network `none` or the default bridge) and
+//!   start it.
+//! - exec: `POST /containers/{id}/exec` of the command in its own process group (see
+//!   [`super::remote`]), `POST /exec/{id}/start` hijacked for stdin and the
+//!   multiplexed output, `GET /exec/{id}/json` for the exit code; a timeout or kill
+//!   runs `kill -KILL -- -<pgid>` through a second exec.
+//! - files: through commands, confined to the workspace by `realpath`.
+//! - stop/start: `POST /containers/{id}/stop` and `/start` (the filesystem is kept).
+//! - fork and snapshots: `POST /commit` gives an image; a fork is a new container from
+//!   it. Templates: `POST /build` of a generated Dockerfile.
+//! - reattach: the container id is the handle; `GET /containers/{id}/json` says
+//!   whether it still runs.
+//!
+//! Settings: `SANDBOX_DOCKER_IMAGE` (enables the provider; e.g.
+//! `debian:bookworm-slim` or the image built from `docker/`), `DOCKER_HOST` (default
+//! `unix:///var/run/docker.sock`), `SANDBOX_DOCKER_PIDS_LIMIT` (default 1024),
+//! `SANDBOX_DOCKER_MEMORY_MB` (default no limit).
+
+pub mod client;
+
 use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt};
+use hyper::{Method, StatusCode};
+use nightshift_protocol::sandbox::NetworkMode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use self::client::{DockerClient, DockerHost, docker_error};
+use super::remote::{self, RemoteEvent};
+use super::{
+    BuiltTemplate, Capabilities, ProviderError, ProviderHandle, Reconciled, RunnerPlacement,
+    SandboxSpec, StdinStream, TemplateBuild, TemplateRef,
+};
+use crate::exec::{ExecPlan, ExecRun};
+use crate::files::WorkspacePath;
+
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    pub host: DockerHost,
+    pub image: String,
+    pub pids_limit: i64,
+    pub memory_mb: Option<i64>,
+    pub workspace: String,
+}
+
+impl DockerConfig {
+    pub fn from_lookup(
+        lookup: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+    ) -> Result<Option<DockerConfig>, String> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let Some(image) = get("SANDBOX_DOCKER_IMAGE") else {
+            return Ok(None);
+        };
+        let host = DockerHost::parse(&get("DOCKER_HOST").unwrap_or_else(|| DEFAULT_HOST.into()))?;
+        let number = |name: &str| -> Result<Option<i64>, String> {
+            get(name)
+                .map(|text| {
+                    text.trim()
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|value| *value > 0)
+                        .ok_or_else(|| format!("{name}={text:?} is not a positive number"))
+                })
+                .transpose()
+        };
+        Ok(Some(DockerConfig {
+            host,
+            image,
+            pids_limit: number("SANDBOX_DOCKER_PIDS_LIMIT")?.unwrap_or(1024),
+            memory_mb: number("SANDBOX_DOCKER_MEMORY_MB")?,
+            workspace: remote::DEFAULT_WORKSPACE.into(),
+        }))
+    }
+}
+
+pub struct DockerProvider {
+    client: DockerClient,
+    config: DockerConfig,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Handle {
+    container_id: String,
+}
+
+fn handle_of(sandbox: &SandboxSpec) -> Result<Handle, ProviderError> {
+    serde_json::from_value(sandbox.handle.0.clone()).map_err(|_| {
+        ProviderError::Unavailable(format!("sandbox {} has no container recorded", sandbox.id))
+    })
+}
+
+/// Percent-encodes what an image name may contain that a path segment may not.
+fn encode(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('/', "%2F")
+        .replace('?', "%3F")
+        .replace('#', "%23")
+}
+
+impl DockerProvider {
+    pub fn new(config: DockerConfig) -> DockerProvider {
+        DockerProvider {
+            client: DockerClient::new(config.host.clone()),
+            config,
+        }
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), ProviderError> {
+        let inspect = self
+            .client
+            .call(
+                Method::GET,
+                &format!("/images/{}/json", encode(image)),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        if inspect.status.is_success() {
+            return Ok(());
+        }
+        if inspect.status != StatusCode::NOT_FOUND {
+            return Err(docker_error("image inspect", &inspect));
+        }
+        let (name, tag) = match image.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, tag),
+            _ => (image, "latest"),
+        };
+        let pulled = self
+            .client
+            .call(
+                Method::POST,
+                &format!(
+                    "/images/create?fromImage={}&tag={}",
+                    encode(name),
+                    encode(tag)
+                ),
+                None,
+                remote::CREATE_TIMEOUT,
+            )
+            .await?;
+        if !pulled.status.is_success() {
+            return Err(docker_error(&format!("pulling {image}"), &pulled));
+        }
+        // Progress lines; a failure arrives as a line with "error".
+        for line in pulled.body.split(|byte| *byte == b'\n') {
+            if let Ok(value) = serde_json::from_slice::<Value>(line)
+                && let Some(error) = value["error"].as_str()
+            {
+                return Err(ProviderError::Unavailable(format!(
+                    "Docker could not pull {image}: {error}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_from_image(
+        &self,
+        sandbox: &SandboxSpec,
+        image: &str,
+    ) -> Result<ProviderHandle, ProviderError> {
+        self.ensure_image(image).await?;
+        let env: Vec<String> = sandbox
+            .env
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        let mut labels = serde_json::Map::new();
+        for (name, value) in &sandbox.labels {
+            labels.insert(name.clone(), Value::String(value.clone()));
+        }
+        labels.insert(
+            "nightshift.sandbox".into(),
+            Value::String(sandbox.id.clone()),
+        );
+        let mut host_config = json!({
+            "NetworkMode": if sandbox.network == NetworkMode::None { "none" } else { "bridge" },
+            "Init": true,
+            "PidsLimit": self.config.pids_limit,
+            "SecurityOpt": ["no-new-privileges"],
+        });
+        if let Some(mb) = self.config.memory_mb {
+            host_config["Memory"] = json!(mb * 1024 * 1024);
+        }
+        let created = self
+            .client
+            .call(
+                Method::POST,
+                &format!("/containers/create?name=nightshift-{}", sandbox.id),
+                Some(json!({
+                    "Image": image,
+                    "Cmd": ["sleep", "infinity"],
+                    "WorkingDir": self.config.workspace,
+                    "Env": env,
+                    "Labels": labels,
+                    "HostConfig": host_config,
+                })),
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        if created.status != StatusCode::CREATED {
+            return Err(docker_error("container create", &created));
+        }
+        let container_id = created.json()["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let handle = ProviderHandle(json!({ "container_id": container_id }));
+        if let Err(error) = self.start_container(&container_id).await {
+            self.remove(&container_id).await;
+            return Err(error);
+        }
+        Ok(handle)
+    }
+
+    async fn start_container(&self, container_id: &str) -> Result<(), ProviderError> {
+        let started = self
+            .client
+            .call(
+                Method::POST,
+                &format!("/containers/{container_id}/start"),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        if started.status.is_success() || started.status == StatusCode::NOT_MODIFIED {
+            Ok(())
+        } else {
+            Err(docker_error("container start", &started))
+        }
+    }
+
+    async fn remove(&self, container_id: &str) {
+        let result = self
+            .client
+            .call(
+                Method::DELETE,
+                &format!("/containers/{container_id}?force=true&v=true"),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await;
+        match result {
+            Ok(answer) if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND => {}
+            Ok(answer) => {
+                tracing::warn!(container_id, message = %answer.message(), "could not remove a container")
+            }
+            Err(error) => tracing::warn!(container_id, %error, "could not remove a container"),
+        }
+    }
+
+    async fn commit(&self, sandbox: &SandboxSpec, repo: &str) -> Result<String, ProviderError> {
+        let handle = handle_of(sandbox)?;
+        let committed = self
+            .client
+            .call(
+                Method::POST,
+                &format!(
+                    "/commit?container={}&repo={repo}&tag={}",
+                    handle.container_id,
+                    uuid::Uuid::new_v4().simple()
+                ),
+                Some(json!({})),
+                Duration::from_secs(300),
+            )
+            .await?;
+        if !committed.status.is_success() {
+            return Err(docker_error("commit", &committed));
+        }
+        committed.json()["Id"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| {
+                ProviderError::Unavailable("Docker's commit returned no image id".into())
+            })
+    }
+
+    /// Creates an exec of `argv` and hijacks its streams.
+    async fn open_exec(
+        &self,
+        container_id: &str,
+        argv: Vec<String>,
+    ) -> Result<(String, client::Hijacked), ProviderError> {
+        let created = self
+            .client
+            .call(
+                Method::POST,
+                &format!("/containers/{container_id}/exec"),
+                Some(json!({
+                    "AttachStdin": true,
+                    "AttachStdout": true,
+                    "AttachStderr": true,
+                    "Tty": false,
+                    "Cmd": argv,
+                    "WorkingDir": self.config.workspace,
+                })),
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        if created.status != StatusCode::CREATED {
+            return Err(docker_error("exec create", &created));
+        }
+        let exec_id = created.json()["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let io = self.client.start_exec(&exec_id).await?;
+        Ok((exec_id, io))
+    }
+
+    async fn start_exec(
+        &self,
+        sandbox: &SandboxSpec,
+        plan: ExecPlan,
+        stdin: Option<StdinStream>,
+        cancel: CancellationToken,
+    ) -> Result<ExecRun, ProviderError> {
+        let handle = handle_of(sandbox)?;
+        let run_id = remote::run_id();
+        let argv = remote::command_argv(&self.config.workspace, &sandbox.env, &plan, &run_id);
+        let (exec_id, io) = self.open_exec(&handle.container_id, argv).await?;
+        let (mut reader, mut writer) = tokio::io::split(io);
+
+        let fixed_input = plan.stdin.clone();
+        tokio::spawn(async move {
+            if let Some(text) = fixed_input
+                && writer.write_all(text.as_bytes()).await.is_err()
+            {
+                return;
+            }
+            if let Some(mut stream) = stdin {
+                while let Some(bytes) = stream.recv().await {
+                    if writer.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            // Half-close: the command sees end-of-file.
+            let _ = writer.shutdown().await;
+        });
+
+        let (sender, receiver) = mpsc::channel(64);
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let mut header = [0u8; 8];
+            loop {
+                if reader.read_exact(&mut header).await.is_err() {
+                    break;
+                }
+                let length = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+                let mut payload = vec![0u8; length as usize];
+                if reader.read_exact(&mut payload).await.is_err() {
+                    break;
+                }
+                let event = match header[0] {
+                    2 => RemoteEvent::Stderr(payload),
+                    _ => RemoteEvent::Stdout(payload),
+                };
+                if sender.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+            let _ = sender.send(exit_code(&client, &exec_id).await).await;
+        });
+        let events = futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|event| (event, receiver))
+        })
+        .boxed();
+
+        let kill_provider = DockerProvider::new(self.config.clone());
+        let container_id = handle.container_id.clone();
+        let kill: remote::Killer = Box::new(move || {
+            async move {
+                let argv = vec!["sh".into(), "-c".into(), remote::kill_command(&run_id)];
+                if let Ok((_, mut io)) = kill_provider.open_exec(&container_id, argv).await {
+                    let mut sink = Vec::new();
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(10), io.read_to_end(&mut sink))
+                            .await;
+                }
+            }
+            .boxed()
+        });
+        Ok(remote::drive(events, kill, plan.timeout, cancel))
+    }
+
+    async fn run_to_end(
+        &self,
+        sandbox: &SandboxSpec,
+        plan: ExecPlan,
+    ) -> Result<(String, String, nightshift_protocol::sandbox::ExecExit), ProviderError> {
+        let run = self
+            .start_exec(sandbox, plan, None, CancellationToken::new())
+            .await?;
+        Ok(remote::collect_raw(run).await)
+    }
+
+    async fn container_state(&self, container_id: &str) -> Result<Option<Value>, ProviderError> {
+        let inspect = self
+            .client
+            .call(
+                Method::GET,
+                &format!("/containers/{container_id}/json"),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        match inspect.status {
+            StatusCode::OK => Ok(Some(inspect.json()["State"].clone())),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(docker_error("container inspect", &inspect)),
+        }
+    }
+}
+
+/// The exit code of a finished exec (Docker may take a moment to record it).
+async fn exit_code(client: &DockerClient, exec_id: &str) -> Result<RemoteEvent, ProviderError> {
+    for _ in 0..50 {
+        let inspect = client
+            .call(
+                Method::GET,
+                &format!("/exec/{exec_id}/json"),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        if !inspect.status.is_success() {
+            return Err(docker_error("exec inspect", &inspect));
+        }
+        let state = inspect.json();
+        if state["Running"] != Value::Bool(true)
+            && let Some(code) = state["ExitCode"].as_i64()
+        {
+            return Ok(RemoteEvent::Exit(i32::try_from(code).unwrap_or(-1)));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(ProviderError::Unavailable(
+        "Docker did not report the exit code of a finished command".into(),
+    ))
+}
+
+#[async_trait]
+impl super::Provider for DockerProvider {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            // The default bridge network reaches the host and its networks; Docker
+            // alone cannot enforce "outbound internet only".
+            network_modes: vec![NetworkMode::Private, NetworkMode::None],
+            isolated: true,
+            fork: true,
+            templates: true,
+            stdin: true,
+            processes: true,
+            snapshots: true,
+            reattach: true,
+            restart: true,
+            tunnels: false,
+            package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
+        }
+    }
+
+    async fn create(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        let image = sandbox
+            .template
+            .as_ref()
+            .and_then(|template| template.handle.0.get("image"))
+            .and_then(Value::as_str)
+            .unwrap_or(&self.config.image)
+            .to_string();
+        self.create_from_image(sandbox, &image).await
+    }
+
+    fn runner_placement(&self, _sandbox: &SandboxSpec) -> RunnerPlacement {
+        RunnerPlacement {
+            workspace_dir: self.config.workspace.clone(),
+            sandbox_workspace_dir: self.config.workspace.clone(),
+            command_wrapper: Vec::new(),
+        }
+    }
+
+    async fn exec(
+        &self,
+        sandbox: &SandboxSpec,
+        plan: ExecPlan,
+        cancel: CancellationToken,
+    ) -> Result<ExecRun, ProviderError> {
+        self.start_exec(sandbox, plan, None, cancel).await
+    }
+
+    async fn spawn(
+        &self,
+        sandbox: &SandboxSpec,
+        plan: ExecPlan,
+        stdin: StdinStream,
+        cancel: CancellationToken,
+    ) -> Result<ExecRun, ProviderError> {
+        self.start_exec(sandbox, plan, Some(stdin), cancel).await
+    }
+
+    async fn read_file(
+        &self,
+        sandbox: &SandboxSpec,
+        path: &WorkspacePath,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let plan = remote::read_file_plan(&self.config.workspace, path);
+        let (stdout, stderr, exit) = self.run_to_end(sandbox, plan).await?;
+        remote::read_file_result(path, &stdout, &stderr, &exit)
+    }
+
+    async fn write_file(
+        &self,
+        sandbox: &SandboxSpec,
+        path: &WorkspacePath,
+        contents: Vec<u8>,
+    ) -> Result<(), ProviderError> {
+        let plan = remote::write_file_plan(&self.config.workspace, path, &contents);
+        let (_, stderr, exit) = self.run_to_end(sandbox, plan).await?;
+        remote::file_error(path, &stderr, &exit)
+    }
+
+    async fn fork(
+        &self,
+        source: &SandboxSpec,
+        target: &SandboxSpec,
+    ) -> Result<ProviderHandle, ProviderError> {
+        let image = self.commit(source, "nightshift-fork").await?;
+        self.create_from_image(target, &image).await
+    }
+
+    async fn build_template(&self, build: &TemplateBuild) -> Result<BuiltTemplate, ProviderError> {
+        let base = build.spec.base.as_deref().unwrap_or(&self.config.image);
+        let lines = super::modal::template_dockerfile(base, &self.config.workspace, &build.spec)?;
+        let dockerfile = lines.join("\n") + "\n";
+        let mut archive = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(dockerfile.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+            .map_err(|error| ProviderError::io("packing the Dockerfile", error))?;
+        let context = archive
+            .into_inner()
+            .map_err(|error| ProviderError::io("packing the Dockerfile", error))?;
+        let tag = format!("nightshift-template:{}", build.id.to_ascii_lowercase());
+        let built = self
+            .client
+            .call_bytes(
+                Method::POST,
+                &format!("/build?t={}&rm=1&forcerm=1", encode(&tag)),
+                Bytes::from(context),
+                "application/x-tar",
+                Duration::from_secs(1800),
+            )
+            .await?;
+        if !built.status.is_success() {
+            return Err(docker_error("image build", &built));
+        }
+        let mut log = String::new();
+        for line in built.body.split(|byte| *byte == b'\n') {
+            let Ok(value) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            if let Some(text) = value["stream"].as_str() {
+                log.push_str(text);
+            }
+            if let Some(error) = value["error"].as_str() {
+                return Err(ProviderError::InvalidRequest(format!(
+                    "the template failed to build: {error}\n{log}"
+                )));
+            }
+        }
+        Ok(BuiltTemplate {
+            handle: ProviderHandle(json!({ "image": tag })),
+            log,
+        })
+    }
+
+    async fn delete_template(&self, template: &TemplateRef) -> Result<(), ProviderError> {
+        if let Some(image) = template.handle.0["image"].as_str() {
+            let _ = self
+                .client
+                .call(
+                    Method::DELETE,
+                    &format!("/images/{}?force=1", encode(image)),
+                    None,
+                    remote::CALL_TIMEOUT,
+                )
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn snapshot(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        let image = self.commit(sandbox, "nightshift-snapshot").await?;
+        Ok(ProviderHandle(json!({ "image": image })))
+    }
+
+    async fn start(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        let handle = handle_of(sandbox)?;
+        self.start_container(&handle.container_id).await?;
+        Ok(sandbox.handle.clone())
+    }
+
+    async fn reconcile(&self, sandbox: &SandboxSpec) -> Result<Reconciled, ProviderError> {
+        let Ok(handle) = handle_of(sandbox) else {
+            return Ok(Reconciled::Gone("no container was recorded".into()));
+        };
+        match self.container_state(&handle.container_id).await? {
+            None => Ok(Reconciled::Gone(format!(
+                "container {} no longer exists",
+                handle.container_id
+            ))),
+            Some(state) if state["Running"] == Value::Bool(true) => {
+                Ok(Reconciled::Running(sandbox.handle.clone()))
+            }
+            Some(state) => Ok(Reconciled::Stopped(format!(
+                "the container stopped while the backend was down (exit code {})",
+                state["ExitCode"]
+            ))),
+        }
+    }
+
+    async fn stop(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
+        let Ok(handle) = handle_of(sandbox) else {
+            return Ok(());
+        };
+        let stopped = self
+            .client
+            .call(
+                Method::POST,
+                &format!("/containers/{}/stop?t=5", handle.container_id),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        match stopped.status.as_u16() {
+            200..=299 | 304 | 404 => Ok(()),
+            _ => Err(docker_error("container stop", &stopped)),
+        }
+    }
+
+    async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
+        if let Ok(handle) = handle_of(sandbox) {
+            self.remove(&handle.container_id).await;
+        }
+        Ok(())
+    }
+}
+
+/// Sets up the provider from the environment, if configured.
 pub fn from_lookup(
-    _lookup: &(dyn Fn(&str) -> Option<String> + Send + Sync),
+    lookup: &(dyn Fn(&str) -> Option<String> + Send + Sync),
 ) -> Result<Option<Arc<dyn super::Provider>>, String> {
-    Ok(None)
+    Ok(DockerConfig::from_lookup(lookup)?
+        .map(|config| Arc::new(DockerProvider::new(config)) as Arc<dyn super::Provider>))
 }

@@ -252,6 +252,14 @@ impl Images {
         Ok(dir)
     }
 
+    /// Gives image `id` a second name.
+    pub async fn alias(&self, id: &str, name: &str) -> Option<()> {
+        let mut by_name = self.by_name.lock().await;
+        let dir = by_name.get(id)?.clone();
+        by_name.insert(name.to_string(), dir);
+        Some(())
+    }
+
     /// Records a machine's file system as image `id`.
     pub async fn snapshot(&self, machine: &Machine, id: &str) -> std::io::Result<()> {
         let dir = self.dir.join(next_id("image"));
@@ -317,6 +325,20 @@ impl Images {
         self.by_name.lock().await.insert(id.to_string(), dir);
         Ok(log)
     }
+}
+
+/// Suite cases a fake cannot make meaningful, with the reason.
+pub fn unconfined_skips() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            "fork_bomb_is_contained",
+            "the fake runs commands unconfined on this host; containment is the service's",
+        ),
+        (
+            "other_sandboxes_files_are_invisible",
+            "the fake's machines are directories on one host; the service isolates them",
+        ),
+    ]
 }
 
 /// The paths every remote provider must get right, through the backend's HTTP API:

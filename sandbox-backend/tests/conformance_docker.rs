@@ -1,0 +1,99 @@
+//! The conformance suite against the `docker` provider, through a fake Docker Engine
+//! that speaks the Engine HTTP API on a unix socket and runs commands for real
+//! (`tests/fakes`). No Docker daemon is involved.
+
+mod conformance;
+mod fakes;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use conformance::Harness;
+use fakes::backend::{Backend, IDLE_MINUTE_MS, TOKEN};
+use fakes::docker::FakeDocker;
+
+struct DockerHarness {
+    backend: Backend,
+    fake: FakeDocker,
+}
+
+fn docker_env(fake: &FakeDocker) -> Vec<(String, String)> {
+    vec![
+        ("DOCKER_HOST".into(), fake.host.clone()),
+        ("SANDBOX_DOCKER_IMAGE".into(), "debian:bookworm-slim".into()),
+    ]
+}
+
+#[async_trait]
+impl Harness for DockerHarness {
+    fn base_url(&self) -> String {
+        self.backend.base_url()
+    }
+    fn token(&self) -> String {
+        TOKEN.into()
+    }
+    fn provider(&self) -> String {
+        "docker".into()
+    }
+    fn skipped(&self) -> Vec<(&'static str, &'static str)> {
+        fakes::unconfined_skips()
+    }
+    async fn restart_backend(&self) -> bool {
+        self.backend.terminate();
+        self.backend.boot().await;
+        true
+    }
+    fn idle_minute(&self) -> Duration {
+        Duration::from_millis(IDLE_MINUTE_MS)
+    }
+    fn runs_real_commands(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_provider_conforms() {
+    let fake = FakeDocker::start().await;
+    let backend = Backend::start("docker", docker_env(&fake)).await;
+    let harness = DockerHarness { backend, fake };
+    let only = fakes::backend::only();
+    let only: Vec<&str> = only.iter().map(String::as_str).collect();
+    conformance::run_selected(&harness, &only).await;
+    let calls = harness.fake.state.calls.lock().await.clone();
+    for call in ["/containers/create", "/exec/", "/commit"] {
+        assert!(
+            calls.iter().any(|c| c.contains(call)),
+            "{call} was never called"
+        );
+    }
+}
+
+/// The provider's own paths through the fake, independent of the suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_round_trip_through_the_fake() {
+    let fake = FakeDocker::start().await;
+    let backend = Backend::start("docker", docker_env(&fake)).await;
+    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    fakes::round_trip(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_unreachable_daemon_is_a_clear_error() {
+    let backend = Backend::start(
+        "docker",
+        vec![
+            (
+                "DOCKER_HOST".into(),
+                "unix:///nonexistent/docker.sock".into(),
+            ),
+            ("SANDBOX_DOCKER_IMAGE".into(), "debian:bookworm-slim".into()),
+        ],
+    )
+    .await;
+    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    let answer = client
+        .call("POST", "/v1/sandboxes", Some(serde_json::json!({})))
+        .await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert!(answer.text().contains("Docker daemon"), "{}", answer.text());
+}
