@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything the service needs to know before it starts.
 #[derive(Clone)]
@@ -28,6 +29,16 @@ pub struct Config {
     /// Host directories bound read-only at the same path into every local sandbox
     /// (`SANDBOX_RO_BINDS`, colon-separated), e.g. where extra tools are installed.
     pub ro_binds: Vec<PathBuf>,
+    /// The `sandbox-backend` executable used as the agent inside local sandboxes and
+    /// as the runner's `command_wrapper` (`SANDBOX_AGENT_BIN`, default: this
+    /// executable).
+    pub agent_bin: Option<PathBuf>,
+    /// How long a local sandbox outlives a backend that went away without coming
+    /// back (`SANDBOX_ORPHAN_GRACE_SECS`, default 600).
+    pub orphan_grace: Duration,
+    /// The length of one `idle_timeout_minutes` minute (`SANDBOX_IDLE_MINUTE_MS`,
+    /// default 60000; tests shorten it).
+    pub idle_minute: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -41,6 +52,9 @@ impl std::fmt::Debug for Config {
             .field("allow_unisolated", &self.allow_unisolated)
             .field("default_provider", &self.default_provider)
             .field("ro_binds", &self.ro_binds)
+            .field("agent_bin", &self.agent_bin)
+            .field("orphan_grace", &self.orphan_grace)
+            .field("idle_minute", &self.idle_minute)
             .finish()
     }
 }
@@ -58,6 +72,8 @@ pub enum ConfigError {
     InvalidListen(String),
     #[error("SANDBOX_ALLOW_UNISOLATED={0:?} is not a boolean (use true or false)")]
     InvalidBoolean(String),
+    #[error("{0}={1:?} is not a positive whole number")]
+    InvalidNumber(&'static str, String),
     #[error("cannot find the backend's own executable to locate the runner next to it: {0}")]
     NoOwnExecutable(std::io::Error),
 }
@@ -77,6 +93,9 @@ impl Config {
             allow_unisolated: false,
             default_provider: "local".into(),
             ro_binds: Vec::new(),
+            agent_bin: None,
+            orphan_grace: Duration::from_secs(600),
+            idle_minute: Duration::from_secs(60),
         }
     }
 
@@ -117,6 +136,20 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
+        let number = |name: &'static str| -> Result<Option<u64>, ConfigError> {
+            non_empty(name)
+                .map(|text| {
+                    text.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|value| *value > 0)
+                        .ok_or(ConfigError::InvalidNumber(name, text))
+                })
+                .transpose()
+        };
+        let orphan_grace = Duration::from_secs(number("SANDBOX_ORPHAN_GRACE_SECS")?.unwrap_or(600));
+        let idle_minute =
+            Duration::from_millis(number("SANDBOX_IDLE_MINUTE_MS")?.unwrap_or(60_000));
         Ok(Config {
             listen,
             token,
@@ -125,6 +158,9 @@ impl Config {
             allow_unisolated,
             default_provider,
             ro_binds,
+            agent_bin: non_empty("SANDBOX_AGENT_BIN").map(PathBuf::from),
+            orphan_grace,
+            idle_minute,
         })
     }
 }

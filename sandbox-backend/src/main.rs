@@ -18,8 +18,22 @@ use tokio_util::sync::CancellationToken;
 /// How long open connections (streamed execs) get to finish after a shutdown signal.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
 
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        // Inside a sandbox: its agent.
+        Some("__agent") => return sandbox_backend::agent::server::main(&args[1..]),
+        // The local provider's `command_wrapper`.
+        Some("enter") => return sandbox_backend::agent::enter::main(&args[1..]),
+        // Joins resource-control groups, then becomes the given command.
+        Some("__launch") => return sandbox_backend::providers::local::launch::main(&args[1..]),
+        _ => {}
+    }
+    serve_main()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn serve_main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

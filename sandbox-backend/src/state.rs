@@ -8,7 +8,7 @@ use std::sync::Arc;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::Config;
-use crate::providers::local::{LocalProvider, LocalProviderError};
+use crate::providers::local::{LocalProvider, LocalProviderError, LocalSettings};
 use crate::providers::{self, Provider, Registry};
 use crate::sandboxes::Sandboxes;
 use crate::sandboxes::store::{Store, StoreError};
@@ -77,7 +77,14 @@ impl AppState {
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| StartError::DataDirInUse(data_dir.clone()))?;
 
-        let provider = LocalProvider::start(&data_dir, config.allow_unisolated).await?;
+        let mut settings = LocalSettings::new(&data_dir);
+        settings.allow_unisolated = config.allow_unisolated;
+        if let Some(agent_bin) = &config.agent_bin {
+            settings.agent_bin = absolute(agent_bin);
+        }
+        settings.ro_binds = config.ro_binds.iter().map(|dir| absolute(dir)).collect();
+        settings.orphan_grace = config.orphan_grace;
+        let provider = LocalProvider::start(settings).await?;
         let runner_bin = absolute(&config.runner_bin);
         if !runner_bin.is_file() {
             tracing::warn!(

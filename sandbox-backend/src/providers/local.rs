@@ -1,25 +1,55 @@
-//! The local provider: sandboxes are directories on this host, and every command runs
-//! under bubblewrap with the sandbox's workspace as its only writable host directory.
+//! The local provider: sandboxes are directories on this host, each run by one
+//! long-lived bubblewrap instance with an agent inside ([`crate::agent`]) that starts
+//! commands on request, so a command costs a fork inside existing namespaces.
+//!
+//! Layout of a sandbox's directory (`<data>/sandboxes/<id>/`, owner-only):
+//!
+//! ```text
+//! workspace/    bound read-write at /workspace
+//! home/         bound read-write at /home/sandbox
+//! agent.sock    the agent's socket (not visible inside the sandbox)
+//! agent.log     bubblewrap's and the agent's own stderr
+//! ```
+//!
+//! The sandbox (bubblewrap and the agent) runs in a session of its own and is not a
+//! child that dies with the backend: a restarted backend finds it through its socket
+//! ([`Provider::reconcile`]). An agent whose backend has been gone for
+//! `SANDBOX_ORPHAN_GRACE_SECS` (default 600) ends its sandbox, so sandboxes of a
+//! backend that never comes back do not live forever.
 //!
 //! At start-up the provider proves that bubblewrap can create namespaces here and
 //! refuses to start otherwise, because silently running commands unisolated would be
 //! worse than not running them. `SANDBOX_ALLOW_UNISOLATED=true` is the explicit,
-//! loudly logged escape hatch for machines without user namespaces.
+//! loudly logged escape hatch for machines without user namespaces (plain host
+//! processes, one per command, no agent, no background processes).
 
 pub mod bubblewrap;
+pub mod cgroups;
+pub mod launch;
 pub mod limits;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use nightshift_protocol::sandbox::NetworkMode;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use self::bubblewrap::{Bubblewrap, CommandScope, SANDBOX_PATH, SANDBOX_WORKSPACE, sandbox_cwd};
+use self::bubblewrap::{
+    Bubblewrap, GROUP, Layout, PASSWD, SANDBOX_AGENT, SANDBOX_HOME, SANDBOX_PATH,
+    SANDBOX_WORKSPACE, sandbox_cwd,
+};
+use self::cgroups::Cgroups;
 use self::limits::{ResourceLimits, find_prlimit};
-use super::{Capabilities, Provider, ProviderError, ProviderHandle, RunnerPlacement, SandboxSpec};
+use super::{
+    BuiltTemplate, Capabilities, Provider, ProviderError, ProviderHandle, Reconciled,
+    RunnerPlacement, SandboxSpec, StdinStream, TemplateBuild,
+};
+use crate::agent::client::{self as agent, Spawn, Stdin};
+use crate::agent::wire::Request;
 use crate::exec::{ExecPlan, ExecRun, run};
 use crate::files::{self, WorkspacePath};
 
@@ -47,19 +77,66 @@ pub enum LocalProviderError {
     CannotIsolate { reason: String },
 }
 
+/// How the local provider is set up (from the backend's configuration).
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    pub data_dir: PathBuf,
+    pub allow_unisolated: bool,
+    /// The `sandbox-backend` binary: the agent inside sandboxes and the runner's
+    /// `command_wrapper`.
+    pub agent_bin: PathBuf,
+    /// Host directories bound read-only into every sandbox (`SANDBOX_RO_BINDS`).
+    pub ro_binds: Vec<PathBuf>,
+    /// How long an agent outlives its backend (`SANDBOX_ORPHAN_GRACE_SECS`).
+    pub orphan_grace: Duration,
+}
+
+impl LocalSettings {
+    pub fn new(data_dir: &Path) -> LocalSettings {
+        LocalSettings {
+            data_dir: data_dir.to_path_buf(),
+            allow_unisolated: false,
+            agent_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandbox-backend")),
+            ro_binds: Vec::new(),
+            orphan_grace: Duration::from_secs(600),
+        }
+    }
+}
+
+/// How long a new sandbox's agent gets to answer.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopped sandbox's processes get to go away.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Package managers a template may name, and how each installs into the sandbox's
+/// home (so the packages are part of the template's image).
+const PACKAGE_MANAGERS: [&str; 2] = ["pip", "npm"];
+
 pub struct LocalProvider {
     isolation: Isolation,
     /// `prlimit ... --`, or empty when `prlimit` is missing.
     limits_prefix: Vec<String>,
+    settings: LocalSettings,
+    /// The generated `passwd` and `group` every sandbox sees.
+    etc_dir: PathBuf,
+    cgroups: Option<Cgroups>,
+    /// Per sandbox: the connection that tells its agent the backend is alive.
+    holds: Mutex<HashMap<String, tokio::net::UnixStream>>,
+}
+
+/// What the local provider persists about a running sandbox.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct LocalHandle {
+    /// Bubblewrap's pid on the host, with its start time (a recycled pid differs).
+    pid: u32,
+    start_ticks: Option<u64>,
 }
 
 impl LocalProvider {
     /// Probes bubblewrap (in a scratch directory under `data_dir`) and picks the
     /// isolation to use.
-    pub async fn start(
-        data_dir: &Path,
-        allow_unisolated: bool,
-    ) -> Result<LocalProvider, LocalProviderError> {
+    pub async fn start(settings: LocalSettings) -> Result<LocalProvider, LocalProviderError> {
+        let data_dir = settings.data_dir.as_path();
+        let allow_unisolated = settings.allow_unisolated;
         let limits_prefix = match find_prlimit() {
             Some(prlimit) => ResourceLimits::default()
                 .clamped_to_own_limits()
@@ -97,10 +174,277 @@ impl LocalProvider {
             }
             Err(reason) => return Err(LocalProviderError::CannotIsolate { reason }),
         };
+        let etc_dir = data_dir.join("sandbox-etc");
+        let written = std::fs::create_dir_all(&etc_dir)
+            .and_then(|()| std::fs::write(etc_dir.join("passwd"), PASSWD))
+            .and_then(|()| std::fs::write(etc_dir.join("group"), GROUP));
+        if let Err(error) = written {
+            return Err(LocalProviderError::CannotIsolate {
+                reason: format!("cannot write {}: {error}", etc_dir.display()),
+            });
+        }
+        let cgroup_name = format!(
+            "nightshift-{:016x}",
+            fnv1a(data_dir.as_os_str().as_encoded_bytes())
+        );
+        let cgroups = match isolation {
+            Isolation::Bubblewrap(_) => Cgroups::detect(&cgroup_name),
+            Isolation::Unisolated => None,
+        };
+        match &cgroups {
+            Some(cgroups) => {
+                tracing::info!(groups = %cgroups.describe(), "each sandbox gets its own process and memory limits")
+            }
+            None => tracing::info!(
+                "no writable cgroups: sandboxes are limited by per-process rlimits only"
+            ),
+        }
         Ok(LocalProvider {
             isolation,
             limits_prefix,
+            settings,
+            etc_dir,
+            cgroups,
+            holds: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn home(sandbox: &SandboxSpec) -> PathBuf {
+        sandbox.dir.join("home")
+    }
+
+    fn socket(sandbox: &SandboxSpec) -> PathBuf {
+        sandbox.dir.join("agent.sock")
+    }
+
+    /// The environment every command of the sandbox starts with.
+    fn base_env(sandbox: &SandboxSpec) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = [
+            ("PATH", format!("{SANDBOX_HOME}/.local/bin:{SANDBOX_PATH}")),
+            ("HOME", SANDBOX_HOME.to_string()),
+            ("USER", "sandbox".to_string()),
+            ("LOGNAME", "sandbox".to_string()),
+            ("LANG", "C.UTF-8".to_string()),
+            ("TMPDIR", "/tmp".to_string()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+        env.extend(sandbox.env.clone());
+        env
+    }
+
+    /// The default working directory: the workspace, or the template's `workdir`.
+    fn default_cwd(sandbox: &SandboxSpec) -> String {
+        match sandbox
+            .template
+            .as_ref()
+            .and_then(|template| template.spec.workdir.as_deref())
+        {
+            Some(workdir) => sandbox_cwd(Some(workdir)),
+            None => SANDBOX_WORKSPACE.into(),
+        }
+    }
+
+    fn cwd(sandbox: &SandboxSpec, cwd: Option<&str>) -> String {
+        match cwd {
+            None => LocalProvider::default_cwd(sandbox),
+            Some(cwd) => sandbox_cwd(Some(cwd)),
+        }
+    }
+
+    /// Starts the sandbox's bubblewrap and agent and waits until the agent answers.
+    async fn boot(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        let Isolation::Bubblewrap(bubblewrap) = &self.isolation else {
+            return Ok(ProviderHandle::none());
+        };
+        let workspace = LocalProvider::workspace(sandbox);
+        let home = LocalProvider::home(sandbox);
+        for dir in [&workspace, &home] {
+            std::fs::create_dir_all(dir).map_err(|error| {
+                ProviderError::io(format!("cannot create {}", dir.display()), error)
+            })?;
+        }
+        let socket = LocalProvider::socket(sandbox);
+        let listener = agent::bind(&socket).map_err(|error| {
+            ProviderError::io(format!("cannot listen on {}", socket.display()), error)
+        })?;
+        let log_path = sandbox.dir.join("agent.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|error| ProviderError::io("cannot open the agent log", error))?;
+        let mut argv = vec![
+            self.settings.agent_bin.display().to_string(),
+            "__launch".to_string(),
+        ];
+        if let Some(cgroups) = &self.cgroups {
+            for procs in cgroups.create(&sandbox.id) {
+                argv.extend(["--cgroup".to_string(), procs.display().to_string()]);
+            }
+        }
+        argv.push("--".into());
+        argv.extend(self.limits_prefix.iter().cloned());
+        argv.extend(bubblewrap.sandbox_args(&Layout {
+            workspace: &workspace,
+            home: &home,
+            network: sandbox.network,
+            etc_dir: &self.etc_dir,
+            agent: Some(&self.settings.agent_bin),
+            ro_binds: &self.settings.ro_binds,
+        }));
+        argv.extend([
+            SANDBOX_AGENT.to_string(),
+            "__agent".to_string(),
+            "--orphan-grace-secs".to_string(),
+            self.settings.orphan_grace.as_secs().to_string(),
+        ]);
+        let stderr = log
+            .try_clone()
+            .map_err(|error| ProviderError::io("cannot open the agent log", error))?;
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                listener,
+            )))
+            .stdout(std::process::Stdio::from(log))
+            .stderr(std::process::Stdio::from(stderr))
+            .spawn()
+            .map_err(|error| ProviderError::io(format!("cannot start {}", argv[0]), error))?;
+        let pid = child.id().unwrap_or(0);
+        let handle = LocalHandle {
+            pid,
+            start_ticks: crate::process::start_ticks(pid),
+        };
+        // Reaps bubblewrap when the sandbox ends (while this backend runs).
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        let configure = Request::Configure {
+            env: LocalProvider::base_env(sandbox),
+        };
+        let booted = tokio::time::timeout(BOOT_TIMEOUT, async {
+            loop {
+                match agent::simple(&socket, &configure).await {
+                    Ok(()) => return Ok(()),
+                    Err(error) if !alive(&handle) => return Err(error),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err("the sandbox agent did not start in time".into()));
+        if let Err(error) = booted {
+            kill_sandbox(&handle).await;
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(ProviderError::Unavailable(format!(
+                "the sandbox did not start: {error}: {}",
+                log.trim()
+            )));
+        }
+        self.hold(sandbox).await;
+        Ok(handle_value(&handle))
+    }
+
+    async fn hold(&self, sandbox: &SandboxSpec) {
+        match agent::hold(&LocalProvider::socket(sandbox)).await {
+            Ok(stream) => {
+                self.lock_holds().insert(sandbox.id.clone(), stream);
+            }
+            Err(error) => {
+                tracing::warn!(sandbox = %sandbox.id, %error, "cannot hold the sandbox agent")
+            }
+        }
+    }
+
+    fn lock_holds(&self) -> std::sync::MutexGuard<'_, HashMap<String, tokio::net::UnixStream>> {
+        self.holds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends the sandbox's processes (agent first, bubblewrap by force if needed).
+    async fn halt(&self, sandbox: &SandboxSpec) {
+        self.lock_holds().remove(&sandbox.id);
+        let handle = parse_handle(&sandbox.handle);
+        let _ = agent::shutdown(&LocalProvider::socket(sandbox)).await;
+        if let Some(handle) = &handle {
+            let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+            while alive(handle) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if alive(handle) {
+                kill_sandbox(handle).await;
+            }
+        }
+        if let Some(cgroups) = &self.cgroups {
+            let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+            while cgroups.populated(&sandbox.id) && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            cgroups.remove(&sandbox.id);
+        }
+        let _ = std::fs::remove_file(LocalProvider::socket(sandbox));
+    }
+
+    /// Copies `from` (a directory) into `to` (created), reflinking where the file
+    /// system can.
+    async fn copy_tree(from: &Path, to: &Path) -> Result<(), ProviderError> {
+        std::fs::create_dir_all(to)
+            .map_err(|error| ProviderError::io(format!("cannot create {}", to.display()), error))?;
+        if !from.is_dir() {
+            return Ok(());
+        }
+        let output = Command::new("cp")
+            .arg("--reflink=auto")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(to)
+            .env_clear()
+            .env("PATH", SANDBOX_PATH)
+            .output()
+            .await
+            .map_err(|error| ProviderError::io("cannot run cp", error))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(ProviderError::io(
+                format!("cannot copy {}", from.display()),
+                std::io::Error::other(String::from_utf8_lossy(&output.stderr).trim().to_string()),
+            ))
+        }
+    }
+
+    /// Runs one build step of a template in its build sandbox; its output goes to
+    /// `log`. `Err` carries the log when the step failed.
+    async fn build_step(
+        &self,
+        sandbox: &SandboxSpec,
+        script: String,
+        env: &BTreeMap<String, String>,
+        log: &mut String,
+    ) -> Result<(), ProviderError> {
+        log.push_str(&format!("$ {script}\n"));
+        let plan = ExecPlan {
+            argv: vec!["sh".into(), "-c".into(), script],
+            env: env.clone(),
+            cwd: None,
+            timeout: Duration::from_secs(30 * 60),
+            stdin: None,
+        };
+        let run = self.exec(sandbox, plan, CancellationToken::new()).await?;
+        tokio::spawn(run.driver);
+        let result = crate::exec::collect(run.output).await;
+        log.push_str(&result.stdout);
+        log.push_str(&result.stderr);
+        if result.exit.code != 0 {
+            log.push_str(&format!("(exit code {})\n", result.exit.code));
+            return Err(ProviderError::InvalidRequest(format!(
+                "the template's build failed:\n{}",
+                tail(log, 4000)
+            )));
+        }
+        Ok(())
     }
 
     fn workspace(sandbox: &SandboxSpec) -> PathBuf {
@@ -155,13 +499,18 @@ impl Provider for LocalProvider {
 
     fn capabilities(&self) -> Capabilities {
         match self.isolation {
-            // `isolated` and `private` both share the host's network namespace for
-            // now; only `none` is enforced (by an empty network namespace).
             Isolation::Bubblewrap(_) => Capabilities {
                 network_modes: vec![NetworkMode::Private, NetworkMode::None],
                 isolated: true,
+                fork: true,
+                templates: true,
                 stdin: true,
-                ..Capabilities::default()
+                processes: true,
+                snapshots: false,
+                reattach: true,
+                restart: true,
+                tunnels: false,
+                package_managers: PACKAGE_MANAGERS.map(String::from).to_vec(),
             },
             Isolation::Unisolated => Capabilities {
                 network_modes: vec![NetworkMode::Private],
@@ -174,34 +523,144 @@ impl Provider for LocalProvider {
 
     async fn create(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
         let workspace = LocalProvider::workspace(sandbox);
+        if let Some(template) = &sandbox.template {
+            LocalProvider::copy_tree(&template.dir.join("workspace"), &workspace).await?;
+            LocalProvider::copy_tree(&template.dir.join("home"), &LocalProvider::home(sandbox))
+                .await?;
+        }
         tokio::fs::create_dir_all(&workspace)
             .await
             .map_err(|error| {
                 ProviderError::io(format!("cannot create {}", workspace.display()), error)
             })?;
-        Ok(ProviderHandle::none())
+        self.boot(sandbox).await
+    }
+
+    async fn start(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        self.boot(sandbox).await
+    }
+
+    async fn fork(
+        &self,
+        source: &SandboxSpec,
+        target: &SandboxSpec,
+    ) -> Result<ProviderHandle, ProviderError> {
+        LocalProvider::copy_tree(
+            &LocalProvider::workspace(source),
+            &LocalProvider::workspace(target),
+        )
+        .await?;
+        LocalProvider::copy_tree(&LocalProvider::home(source), &LocalProvider::home(target))
+            .await?;
+        self.boot(target).await
+    }
+
+    async fn build_template(&self, build: &TemplateBuild) -> Result<BuiltTemplate, ProviderError> {
+        if !matches!(self.isolation, Isolation::Bubblewrap(_)) {
+            return Err(ProviderError::unsupported(
+                NAME,
+                "templates without bubblewrap",
+            ));
+        }
+        match build.spec.base.as_deref() {
+            None | Some("host") => {}
+            Some(other) => {
+                return Err(ProviderError::InvalidRequest(format!(
+                    "the local provider has no image {other:?}: its only base is \"host\" (the host's read-only system directories)"
+                )));
+            }
+        }
+        let mut installs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for package in &build.spec.packages {
+            let Some((manager, name)) = package.split_once(':') else {
+                return Err(ProviderError::InvalidRequest(format!(
+                    "package {package:?} must be `manager:name`, with manager one of {PACKAGE_MANAGERS:?}"
+                )));
+            };
+            if !PACKAGE_MANAGERS.contains(&manager) {
+                return Err(ProviderError::InvalidRequest(format!(
+                    "the local provider cannot install {manager} packages (it has no image to install system packages into); supported managers: {PACKAGE_MANAGERS:?}"
+                )));
+            }
+            if name.is_empty()
+                || name.starts_with('-')
+                || name
+                    .chars()
+                    .any(|c| c.is_whitespace() || "'\"`$;&|<>\\".contains(c))
+            {
+                return Err(ProviderError::InvalidRequest(format!(
+                    "invalid package name {name:?}"
+                )));
+            }
+            installs.entry(manager).or_default().push(name);
+        }
+        let sandbox = SandboxSpec {
+            id: build.id.clone(),
+            dir: build.dir.clone(),
+            env: BTreeMap::new(),
+            network: NetworkMode::Private,
+            handle: ProviderHandle::none(),
+            template: None,
+            labels: BTreeMap::new(),
+        };
+        let handle = self.boot(&sandbox).await?;
+        let sandbox = SandboxSpec { handle, ..sandbox };
+        let mut log = String::new();
+        let result = async {
+            for (manager, names) in &installs {
+                let names = names.join(" ");
+                let script = match *manager {
+                    "pip" => {
+                        format!("python3 -m pip install --user --break-system-packages {names}")
+                    }
+                    _ => format!("npm install --global --prefix \"$HOME/.local\" {names}"),
+                };
+                self.build_step(&sandbox, script, &build.spec.env, &mut log)
+                    .await?;
+            }
+            if let Some(workdir) = &build.spec.workdir {
+                let workdir = WorkspacePath::parse(workdir)?;
+                let dir = LocalProvider::workspace(&sandbox).join(workdir.as_path());
+                std::fs::create_dir_all(&dir)
+                    .map_err(|error| ProviderError::io("cannot create the workdir", error))?;
+            }
+            for command in &build.spec.commands {
+                let script = format!(
+                    "cd {} && {command}",
+                    shell_quote(&LocalProvider::cwd(&sandbox, build.spec.workdir.as_deref()))
+                );
+                self.build_step(&sandbox, script, &build.spec.env, &mut log)
+                    .await?;
+            }
+            Ok::<(), ProviderError>(())
+        }
+        .await;
+        self.halt(&sandbox).await;
+        let _ = std::fs::remove_file(build.dir.join("agent.log"));
+        result?;
+        Ok(BuiltTemplate {
+            handle: ProviderHandle::none(),
+            log,
+        })
     }
 
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement {
         let workspace = LocalProvider::workspace(sandbox);
-        let no_env = BTreeMap::new();
-        let mut command_wrapper = self.limits_prefix.clone();
         match &self.isolation {
-            Isolation::Bubblewrap(bubblewrap) => {
-                command_wrapper.extend(bubblewrap.prefix(CommandScope {
-                    workspace: &workspace,
-                    network: sandbox.network,
-                    sandbox_env: &sandbox.env,
-                    command_env: &no_env,
-                    cwd: SANDBOX_WORKSPACE,
-                }));
-                RunnerPlacement {
-                    workspace_dir: workspace.display().to_string(),
-                    sandbox_workspace_dir: SANDBOX_WORKSPACE.into(),
-                    command_wrapper,
-                }
-            }
+            Isolation::Bubblewrap(_) => RunnerPlacement {
+                workspace_dir: workspace.display().to_string(),
+                sandbox_workspace_dir: SANDBOX_WORKSPACE.into(),
+                command_wrapper: vec![
+                    self.settings.agent_bin.display().to_string(),
+                    "enter".into(),
+                    "--socket".into(),
+                    LocalProvider::socket(sandbox).display().to_string(),
+                    "--".into(),
+                ],
+            },
             Isolation::Unisolated => {
+                let no_env = BTreeMap::new();
+                let mut command_wrapper = self.limits_prefix.clone();
                 command_wrapper.extend(["/usr/bin/env".into(), "-i".into()]);
                 command_wrapper.push(format!("--chdir={}", workspace.display()));
                 command_wrapper.extend(
@@ -223,26 +682,28 @@ impl Provider for LocalProvider {
         plan: ExecPlan,
         cancel: CancellationToken,
     ) -> Result<ExecRun, ProviderError> {
-        let workspace = LocalProvider::workspace(sandbox);
-        let mut argv = self.limits_prefix.clone();
-        let mut command = match &self.isolation {
-            Isolation::Bubblewrap(bubblewrap) => {
-                argv.extend(bubblewrap.prefix(CommandScope {
-                    workspace: &workspace,
-                    network: sandbox.network,
-                    sandbox_env: &sandbox.env,
-                    command_env: &plan.env,
-                    cwd: &sandbox_cwd(plan.cwd.as_deref()),
-                }));
-                argv.extend(plan.argv);
-                let mut command = Command::new(&argv[0]);
-                // Bubblewrap clears the environment itself; clearing it here too keeps
-                // the backend's own (its token included) away even from bwrap.
-                command.args(&argv[1..]).env_clear();
-                command
+        match &self.isolation {
+            Isolation::Bubblewrap(_) => {
+                let spawn = Spawn {
+                    cwd: LocalProvider::cwd(sandbox, plan.cwd.as_deref()),
+                    argv: plan.argv,
+                    env: plan.env,
+                    stdin: match plan.stdin {
+                        Some(text) => Stdin::Once(text),
+                        None => Stdin::Null,
+                    },
+                    timeout: plan.timeout,
+                };
+                agent::start(&LocalProvider::socket(sandbox), spawn, cancel)
+                    .await
+                    .map_err(|error| {
+                        ProviderError::Unavailable(format!("the sandbox is not running: {error}"))
+                    })
             }
             Isolation::Unisolated => {
+                let workspace = LocalProvider::workspace(sandbox);
                 let cwd = LocalProvider::unisolated_cwd(&workspace, plan.cwd.as_deref())?;
+                let mut argv = self.limits_prefix.clone();
                 argv.extend(plan.argv);
                 let mut command = Command::new(&argv[0]);
                 command
@@ -252,12 +713,37 @@ impl Provider for LocalProvider {
                         &workspace, sandbox, &plan.env,
                     ))
                     .current_dir(cwd);
-                command
+                run::start(command, plan.stdin, plan.timeout, cancel)
+                    .map_err(|error| ProviderError::io(format!("cannot start {}", argv[0]), error))
             }
+        }
+    }
+
+    async fn spawn(
+        &self,
+        sandbox: &SandboxSpec,
+        plan: ExecPlan,
+        stdin: StdinStream,
+        cancel: CancellationToken,
+    ) -> Result<ExecRun, ProviderError> {
+        if !matches!(self.isolation, Isolation::Bubblewrap(_)) {
+            return Err(ProviderError::unsupported(
+                NAME,
+                "background processes without bubblewrap",
+            ));
+        }
+        let spawn = Spawn {
+            cwd: LocalProvider::cwd(sandbox, plan.cwd.as_deref()),
+            argv: plan.argv,
+            env: plan.env,
+            stdin: Stdin::Stream(stdin),
+            timeout: plan.timeout,
         };
-        command.env("PATH", SANDBOX_PATH);
-        run::start(command, plan.stdin, plan.timeout, cancel)
-            .map_err(|error| ProviderError::io(format!("cannot start {}", argv[0]), error))
+        agent::start(&LocalProvider::socket(sandbox), spawn, cancel)
+            .await
+            .map_err(|error| {
+                ProviderError::Unavailable(format!("the sandbox is not running: {error}"))
+            })
     }
 
     async fn read_file(
@@ -289,22 +775,127 @@ impl Provider for LocalProvider {
             })?
     }
 
-    async fn stop(&self, _sandbox: &SandboxSpec) -> Result<(), ProviderError> {
-        // A stopped local sandbox keeps its workspace; there is nothing else to free.
+    async fn reconcile(&self, sandbox: &SandboxSpec) -> Result<Reconciled, ProviderError> {
+        if !matches!(self.isolation, Isolation::Bubblewrap(_)) {
+            return Ok(Reconciled::Stopped(
+                "unisolated commands do not survive a backend restart".into(),
+            ));
+        }
+        let socket = LocalProvider::socket(sandbox);
+        if agent::simple(&socket, &Request::Ping).await.is_ok() {
+            // The sandbox's environment may have been changed (by a fork's overrides)
+            // since it booted: say it again.
+            let configure = Request::Configure {
+                env: LocalProvider::base_env(sandbox),
+            };
+            agent::simple(&socket, &configure)
+                .await
+                .map_err(ProviderError::Unavailable)?;
+            self.hold(sandbox).await;
+            return Ok(Reconciled::Running(sandbox.handle.clone()));
+        }
+        self.halt(sandbox).await;
+        Ok(Reconciled::Stopped(
+            "its processes were gone when the backend restarted".into(),
+        ))
+    }
+
+    async fn stop(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
+        // The workspace and home stay; only the processes end.
+        self.halt(sandbox).await;
         Ok(())
     }
 
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
-        let workspace = LocalProvider::workspace(sandbox);
-        tokio::task::spawn_blocking(move || files::remove_tree(&workspace))
-            .await
-            .map_err(|error| {
-                ProviderError::io(
-                    "workspace removal task failed",
-                    std::io::Error::other(error),
-                )
-            })?
+        self.halt(sandbox).await;
+        for dir in [
+            LocalProvider::workspace(sandbox),
+            LocalProvider::home(sandbox),
+        ] {
+            tokio::task::spawn_blocking(move || files::remove_tree(&dir))
+                .await
+                .map_err(|error| {
+                    ProviderError::io(
+                        "workspace removal task failed",
+                        std::io::Error::other(error),
+                    )
+                })??;
+        }
+        Ok(())
     }
+
+    async fn shutdown(&self) {
+        // Sandboxes keep running for the next backend process; their agents end them
+        // if none comes back within the orphan grace.
+        self.lock_holds().clear();
+    }
+}
+
+fn handle_value(handle: &LocalHandle) -> ProviderHandle {
+    ProviderHandle(serde_json::to_value(handle).unwrap_or_default())
+}
+
+fn parse_handle(handle: &ProviderHandle) -> Option<LocalHandle> {
+    serde_json::from_value(handle.0.clone()).ok()
+}
+
+/// Whether the recorded bubblewrap still runs.
+fn alive(handle: &LocalHandle) -> bool {
+    handle.pid > 1
+        && match handle.start_ticks {
+            Some(ticks) => crate::process::start_ticks(handle.pid) == Some(ticks),
+            None => crate::process::start_ticks(handle.pid).is_some(),
+        }
+}
+
+/// Kills a sandbox by force: bubblewrap's child (the sandbox's init, whose death
+/// ends every process of its PID namespace) and bubblewrap itself.
+async fn kill_sandbox(handle: &LocalHandle) {
+    if !alive(handle) {
+        return;
+    }
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", handle.pid))
+        .unwrap_or_default();
+    for child in children
+        .split_whitespace()
+        .filter_map(|pid| pid.parse::<i32>().ok())
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    if let Ok(pid) = i32::try_from(handle.pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+    while alive(handle) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a) for naming things after a path.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The last `max` bytes of `text` (on a character boundary).
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// `text` as one single-quoted shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 #[cfg(test)]

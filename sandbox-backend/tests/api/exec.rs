@@ -78,7 +78,7 @@ async fn non_streamed_results_come_as_one_object() {
         serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(
         result.stdout,
-        "from stdin hello there /workspace /workspace/sub\n"
+        "from stdin hello there /home/sandbox /workspace/sub\n"
     );
     assert_eq!(result.exit.code, 0);
     assert!(!result.exit.timed_out && !result.exit.killed);

@@ -51,6 +51,7 @@ pub fn config(data_dir: &Path, runner_bin: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         runner_bin: runner_bin.to_path_buf(),
+        agent_bin: Some(PathBuf::from(env!("CARGO_BIN_EXE_sandbox-backend"))),
         ..Config::new(TOKEN, data_dir)
     }
 }

@@ -1,11 +1,11 @@
-//! The bubblewrap command line that puts a command into a sandbox: fresh namespaces,
-//! a read-only view of the host's `/usr` (and `/etc`), private `/tmp`, `/proc` and
-//! `/dev`, and the sandbox's workspace as the only writable host directory, at
-//! `/workspace`.
-//!
-//! Hardening still to come: `/etc` is bound read-only in full so that name
-//! resolution, certificates and locale data work; a later version binds only the
-//! files commands need.
+//! The bubblewrap command line that builds a sandbox: fresh mount, PID, IPC, UTS,
+//! user and (unless `network` is shared) network namespaces, no capabilities, a new
+//! session, an unprivileged uid (1000) whatever uid the backend runs as, a read-only
+//! view of the host's `/usr` and of the few `/etc` files commands need (name
+//! resolution, certificates, locale and linker data), private `/tmp`, `/proc` and
+//! `/dev`, and two writable host directories: the workspace at `/workspace` and a
+//! private home at `/home/sandbox`. Nothing else of the host is visible: not the rest
+//! of `/etc`, not the backend's data directory, not other sandboxes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,60 @@ use nightshift_protocol::sandbox::NetworkMode;
 
 /// Where the workspace appears inside the sandbox.
 pub const SANDBOX_WORKSPACE: &str = "/workspace";
+/// The sandbox user's home (backed by `<sandbox dir>/home`).
+pub const SANDBOX_HOME: &str = "/home/sandbox";
+/// Where the agent binary appears inside the sandbox.
+pub const SANDBOX_AGENT: &str = "/.nightshift/agent";
+/// The uid and gid commands run as inside the sandbox.
+pub const SANDBOX_UID: u32 = 1000;
+/// The `/etc` entries bound read-only (when they exist on the host).
+const ETC_ENTRIES: [&str; 27] = [
+    "hosts",
+    "resolv.conf",
+    "nsswitch.conf",
+    "host.conf",
+    "gai.conf",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "pki",
+    "alternatives",
+    "localtime",
+    "timezone",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "mime.types",
+    "protocols",
+    "services",
+    "bash.bashrc",
+    "profile",
+    "profile.d",
+    "inputrc",
+    "gitconfig",
+    "terminfo",
+    "magic",
+    "os-release",
+    "debian_version",
+];
+
+/// The contents of the sandbox's `/etc/passwd` and `/etc/group`.
+pub const PASSWD: &str = "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:1000:1000:sandbox:/home/sandbox:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+pub const GROUP: &str = "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n";
+
+/// Everything that shapes one sandbox's mounts.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    pub workspace: &'a Path,
+    pub home: &'a Path,
+    pub network: NetworkMode,
+    /// Directory holding the generated `passwd` and `group`.
+    pub etc_dir: &'a Path,
+    /// The agent binary, bound at [`SANDBOX_AGENT`].
+    pub agent: Option<&'a Path>,
+    /// Host directories bound read-only at the same path.
+    pub ro_binds: &'a [PathBuf],
+}
 /// `PATH` inside the sandbox (the host's `/usr` is all there is).
 pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -76,6 +130,89 @@ impl Bubblewrap {
             program,
             root_entries,
         }
+    }
+
+    /// The argv (ending in `--`) that builds a sandbox as `layout` says, with an
+    /// empty environment and `/workspace` as working directory; the sandbox's first
+    /// command follows it.
+    pub fn sandbox_args(&self, layout: &Layout<'_>) -> Vec<String> {
+        let mut argv: Vec<String> = vec![
+            self.program.display().to_string(),
+            "--unshare-all".into(),
+            "--unshare-user".into(),
+        ];
+        if layout.network == NetworkMode::Private {
+            argv.push("--share-net".into());
+        }
+        let uid = SANDBOX_UID.to_string();
+        argv.extend(
+            [
+                "--uid",
+                &uid,
+                "--gid",
+                &uid,
+                "--cap-drop",
+                "ALL",
+                "--new-session",
+                "--hostname",
+                "sandbox",
+                "--clearenv",
+                "--ro-bind",
+                "/usr",
+                "/usr",
+            ]
+            .map(String::from),
+        );
+        for entry in &self.root_entries {
+            match entry {
+                RootEntry::Symlink { target, path } => {
+                    argv.extend(["--symlink".into(), target.clone(), path.clone()]);
+                }
+                RootEntry::Bind(path) => {
+                    argv.extend(["--ro-bind".into(), path.clone(), path.clone()])
+                }
+            }
+        }
+        for name in ["passwd", "group"] {
+            argv.extend([
+                "--ro-bind".into(),
+                layout.etc_dir.join(name).display().to_string(),
+                format!("/etc/{name}"),
+            ]);
+        }
+        for name in ETC_ENTRIES {
+            let host = format!("/etc/{name}");
+            if Path::new(&host).exists() {
+                argv.extend(["--ro-bind-try".into(), host.clone(), host]);
+            }
+        }
+        argv.extend(
+            [
+                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
+            ]
+            .map(String::from),
+        );
+        argv.extend([
+            "--bind".into(),
+            layout.workspace.display().to_string(),
+            SANDBOX_WORKSPACE.into(),
+            "--bind".into(),
+            layout.home.display().to_string(),
+            SANDBOX_HOME.into(),
+        ]);
+        for dir in layout.ro_binds {
+            let dir = dir.display().to_string();
+            argv.extend(["--ro-bind-try".into(), dir.clone(), dir]);
+        }
+        if let Some(agent) = layout.agent {
+            argv.extend([
+                "--ro-bind".into(),
+                agent.display().to_string(),
+                SANDBOX_AGENT.into(),
+            ]);
+        }
+        argv.extend(["--chdir".into(), SANDBOX_WORKSPACE.into(), "--".into()]);
+        argv
     }
 
     /// The argv prefix (ending in `--`) that runs a command as `scope` says; the
