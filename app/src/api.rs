@@ -7,9 +7,11 @@
 //! decided by the callers and the `state` reducers.
 
 use nightshift_protocol::api::{
-    CreateSessionRequest, MessageList, PostMessageRequest, PostMessageResponse, Session,
-    SessionList,
+    AnswerQuestionRequest, CreateSessionRequest, EditMessageRequest, Message, MessageList,
+    ModelInfo, PostMessageRequest, PostMessageResponse, QueueMode, Session, SessionList,
+    UpdateSessionRequest,
 };
+use nightshift_protocol::events::SessionEvent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
@@ -39,6 +41,46 @@ pub async fn create_session() -> Result<Session, ApiError> {
     .await
 }
 
+/// `POST /api/sessions` with the chosen agent, model and so on.
+pub async fn create_session_with(request: &CreateSessionRequest) -> Result<Session, ApiError> {
+    request_json("POST", "/api/sessions", Some(request)).await
+}
+
+/// `PATCH /api/sessions/{id}`: agent, model, permission mode or title.
+pub async fn update_session(
+    session_id: &str,
+    request: &UpdateSessionRequest,
+) -> Result<Session, ApiError> {
+    request_json("PATCH", &session_path(session_id, ""), Some(request)).await
+}
+
+/// `GET /api/models`: the models this user can choose.
+pub async fn list_models() -> Result<Vec<ModelInfo>, ApiError> {
+    request_json("GET", "/api/models", None::<&()>).await
+}
+
+/// `PATCH /api/sessions/{id}/messages/{message_id}`: rewrites a queued prompt.
+pub async fn edit_message(
+    session_id: &str,
+    message_id: &str,
+    content: String,
+) -> Result<Message, ApiError> {
+    let suffix = format!("/messages/{}", encode(message_id));
+    let body = EditMessageRequest { content };
+    request_json("PATCH", &session_path(session_id, &suffix), Some(&body)).await
+}
+
+/// `POST /api/sessions/{id}/questions/{question_id}/answer`.
+pub async fn answer_question(
+    session_id: &str,
+    question_id: &str,
+    answer: String,
+) -> Result<SessionEvent, ApiError> {
+    let suffix = format!("/questions/{}/answer", encode(question_id));
+    let body = AnswerQuestionRequest { answer };
+    request_json("POST", &session_path(session_id, &suffix), Some(&body)).await
+}
+
 /// `GET /api/sessions/{id}`.
 pub async fn get_session(session_id: &str) -> Result<Session, ApiError> {
     request_json("GET", &session_path(session_id, ""), None::<&()>).await
@@ -53,8 +95,9 @@ pub async fn list_messages(session_id: &str) -> Result<MessageList, ApiError> {
 pub async fn post_message(
     session_id: &str,
     content: String,
+    mode: QueueMode,
 ) -> Result<PostMessageResponse, ApiError> {
-    let body = PostMessageRequest { content };
+    let body = PostMessageRequest { content, mode };
     request_json("POST", &session_path(session_id, "/messages"), Some(&body)).await
 }
 

@@ -20,6 +20,7 @@ async fn stack_with_llm(vars: &[(&str, &str)]) -> anyhow::Result<(Stack, Scripte
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..Default::default()
     })
     .await?;
     Ok((stack, llm))
@@ -81,7 +82,7 @@ async fn wait_for_process(pattern: &str) -> anyhow::Result<()> {
 #[tokio::test]
 async fn steer_aborts_the_running_turn_and_runs_next_with_its_work_kept() {
     let (stack, llm) = stack_with_llm(&[]).await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         llm.on(
             "MARK-STEER-ONE",
@@ -180,7 +181,7 @@ async fn collect_merges_quick_prompts_and_queued_prompts_can_be_edited() {
     let (stack, llm) = stack_with_llm(&[("COLLECT_WINDOW_MS", "1500")])
         .await
         .unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         let session = api.create_session().await?;
         api.wait_status(&session.id, "idle").await?;
@@ -258,7 +259,7 @@ async fn model_and_agent_changes_apply_to_the_next_turn_and_usage_adds_up() {
     let (stack, llm) = stack_with_llm(&[("LLM_MODELS", "other-model")])
         .await
         .unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         let models = api.models().await?;
         let ids: Vec<_> = models.iter().map(|m| m.id.as_str()).collect();
@@ -359,7 +360,7 @@ async fn model_and_agent_changes_apply_to_the_next_turn_and_usage_adds_up() {
 #[tokio::test]
 async fn a_question_round_trips_through_the_api() {
     let (stack, llm) = stack_with_llm(&[]).await.unwrap();
-    let api: Api = stack.api();
+    let api: Api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         llm.on(
             "MARK-ASK",

@@ -5,9 +5,11 @@
 //! folds the stream into the timeline through `Timeline::apply` and hands the signal to
 //! the child components, which only read it.
 
+mod agent_picker;
 mod composer;
 mod header;
 mod prompt_queue;
+mod question;
 mod timeline;
 mod tool_call;
 
@@ -69,6 +71,8 @@ fn SessionView(session_id: String) -> impl IntoView {
         action_error: RwSignal::new(None),
         access: SessionAccessState::start(&session_id),
     };
+    // Deeper components (question cards) reach the session through context.
+    provide_context(context);
     let missing = RwSignal::new(false);
     let stream = follow_events(context);
 

@@ -1,9 +1,13 @@
-//! The composer: a textarea and a Send button. Enter sends, Shift+Enter starts a new
-//! line. Sending while a turn runs queues the prompt as a follow-up.
+//! The composer: a textarea, a queue-mode selector and a Send button. Enter sends,
+//! Shift+Enter starts a new line. The mode says what a prompt sent while a turn runs
+//! does: `followup` (the default) runs after the current work, `steer` stops the
+//! running turn and runs next, `collect` merges prompts sent within a moment of each
+//! other into one.
 
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use nightshift_protocol::api::QueueMode;
 
 use super::SessionContext;
 use crate::api;
@@ -12,6 +16,7 @@ use crate::api;
 pub fn Composer(context: SessionContext) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let sending = RwSignal::new(false);
+    let mode = RwSignal::new(QueueMode::Followup);
     let busy = Memo::new(move |_| {
         context
             .timeline
@@ -31,8 +36,13 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
         // a refused prompt comes back unless something new was typed meanwhile.
         draft.set(String::new());
         let session_id = context.session_id.get_value();
+        let queue_mode = mode.get_untracked();
+        // A steer is a one-off; the next prompt is a follow-up again unless chosen.
+        if queue_mode == QueueMode::Steer {
+            mode.set(QueueMode::Followup);
+        }
         spawn_local(async move {
-            match api::post_message(&session_id, content.clone()).await {
+            match api::post_message(&session_id, content.clone(), queue_mode).await {
                 Ok(answer) => context.timeline.update(|timeline| {
                     timeline.merge_messages(std::slice::from_ref(&answer.message))
                 }),
@@ -85,19 +95,40 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
                 <span class="composer__hint" data-testid="composer-hint">{move || {
                     if read_only() {
                         "Read-only: ask the owner for collaborator access to prompt."
-                    } else if busy.get() {
-                        "Runs after the current work"
                     } else {
-                        ""
+                        match (mode.get(), busy.get()) {
+                            (QueueMode::Steer, true) => "Stops the running turn and runs next",
+                            (QueueMode::Collect, _) => "Prompts sent within a moment are merged",
+                            (_, true) => "Runs after the current work",
+                            _ => "",
+                        }
                     }
                 }}</span>
+                <select
+                    class="composer__mode"
+                    data-testid="queue-mode"
+                    title="What a prompt sent while the agent works does"
+                    disabled=read_only
+                    prop:value=move || mode.get().as_str()
+                    on:change=move |event| {
+                        mode.set(QueueMode::parse(&event_target_value(&event)).unwrap_or_default())
+                    }
+                >
+                    <option value="followup">"Follow-up"</option>
+                    <option value="steer">"Steer"</option>
+                    <option value="collect">"Collect"</option>
+                </select>
                 <button
                     class="button button--primary"
                     data-testid="send"
                     type="submit"
                     disabled=move || sending.get() || read_only() || draft.with(|draft| draft.trim().is_empty())
                 >
-                    {move || if busy.get() { "Queue" } else { "Send" }}
+                    {move || match (mode.get(), busy.get()) {
+                        (QueueMode::Steer, true) => "Steer",
+                        (_, true) => "Queue",
+                        _ => "Send",
+                    }}
                     <span class="button__kbd" aria-hidden="true">"↵"</span>
                 </button>
             </div>

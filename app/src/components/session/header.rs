@@ -1,10 +1,12 @@
-//! The session header: title, status badge, connection state and the Abort button.
+//! The session header: title, status badge, connection state, the agent settings
+//! (agent, model, permission mode, usage totals) and the Abort button.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use nightshift_protocol::api::SessionStatus;
 
 use super::SessionContext;
+use super::agent_picker::AgentPicker;
 use crate::api;
 use crate::components::StatusBadge;
 use crate::components::session_access::SessionAccessBar;
@@ -63,14 +65,6 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
         StreamState::Open { .. } => ("live", "Live"),
         StreamState::Reconnecting => ("reconnecting", "Reconnecting…"),
     };
-    let detail = move || {
-        session.with(|session| {
-            session.as_ref().map(|session| match &session.model {
-                Some(model) => format!("{} · {model}", session.agent),
-                None => session.agent.clone(),
-            })
-        })
-    };
     // Shown as a banner unless the timeline already tells the same story.
     let session_error = move || {
         session
@@ -89,7 +83,7 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
                     <span class="connection__dot"></span>
                     {move || connection().1}
                 </span>
-                <span class="session-header__detail">{detail}</span>
+                <AgentPicker context=context/>
                 <SessionAccessBar state=context.access session_id=context.session_id.get_value()/>
                 <Show when=move || !context.access.read_only()>
                 <button

@@ -1,4 +1,5 @@
-//! The queued prompts above the composer, each with a Cancel button.
+//! The queued prompts above the composer, each with Edit and Cancel buttons. Editing
+//! rewrites the prompt in place (`PATCH .../messages/{id}`) while it is still queued.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -52,11 +53,101 @@ fn QueuedPromptRow(context: SessionContext, prompt: QueuedPrompt) -> impl IntoVi
             }
         });
     };
+    let editing = RwSignal::new(None::<String>);
+    let saving = RwSignal::new(false);
+    let save = {
+        let message_id = prompt.message_id.clone();
+        move || {
+            let Some(content) = editing.get_untracked() else {
+                return;
+            };
+            if content.trim().is_empty() || saving.get_untracked() {
+                return;
+            }
+            saving.set(true);
+            let session_id = context.session_id.get_value();
+            let message_id = message_id.clone();
+            spawn_local(async move {
+                match api::edit_message(&session_id, &message_id, content).await {
+                    Ok(message) => {
+                        context
+                            .timeline
+                            .update(|timeline| timeline.merge_messages(&[message]));
+                        editing.set(None);
+                    }
+                    Err(error) => context
+                        .action_error
+                        .set(Some(format!("Could not edit: {error}"))),
+                }
+                saving.set(false);
+            });
+        }
+    };
+    let save_on_click = save.clone();
+    let original = prompt.content.clone();
+    // The row is re-created when the queue changes, so its text is current.
     let full_text = prompt.content.clone();
     view! {
         <div class="queued-prompt" data-testid="queued-prompt" data-message-id=prompt.message_id>
             <span class="queued-prompt__icon" aria-hidden="true"></span>
-            <span class="queued-prompt__text" title=full_text>{prompt.content}</span>
+            {move || match editing.get() {
+                None => {
+                    let title = full_text.clone();
+                    let text = full_text.clone();
+                    view! { <span class="queued-prompt__text" data-testid="queued-prompt-text" title=title>{text}</span> }.into_any()
+                }
+                Some(value) => {
+                    let save = save.clone();
+                    view! {
+                        <textarea
+                            class="queued-prompt__editor"
+                            data-testid="queued-prompt-editor"
+                            rows="2"
+                            prop:value=value
+                            on:input=move |event| editing.set(Some(event_target_value(&event)))
+                            on:keydown=move |event: leptos::ev::KeyboardEvent| {
+                                if event.key() == "Enter" && !event.shift_key() {
+                                    event.prevent_default();
+                                    save();
+                                } else if event.key() == "Escape" {
+                                    editing.set(None);
+                                }
+                            }
+                        ></textarea>
+                    }
+                    .into_any()
+                }
+            }}
+            <Show
+                when=move || editing.with(Option::is_some)
+                fallback=move || {
+                    let original = original.clone();
+                    view! {
+                        <button
+                            class="button button--ghost button--small"
+                            data-testid="edit-prompt"
+                            on:click=move |_| editing.set(Some(original.clone()))
+                            title="Change this prompt before it runs"
+                        >
+                            "Edit"
+                        </button>
+                    }
+                }
+            >
+                {
+                    let save = save_on_click.clone();
+                    view! {
+                        <button
+                            class="button button--primary button--small"
+                            data-testid="save-prompt"
+                            disabled=move || saving.get()
+                            on:click=move |_| save()
+                        >
+                            "Save"
+                        </button>
+                    }
+                }
+            </Show>
             <button
                 class="button button--ghost button--small"
                 data-testid="cancel-prompt"

@@ -10,6 +10,7 @@ use leptos::prelude::*;
 use nightshift_protocol::events::TurnOutcome;
 
 use super::depend_on;
+use super::question::{QuestionCard, RetryNotice};
 use super::tool_call::ToolCallCard;
 use crate::format;
 use crate::markdown::{Block, split_code_blocks};
@@ -116,7 +117,11 @@ fn turn_end_view(end: TurnEnd) -> AnyView {
             </div>
         }
         .into_any(),
-        TurnEnd::Finished { outcome, usage } => {
+        TurnEnd::Finished {
+            outcome,
+            usage,
+            duration_ms,
+        } => {
             let (name, label) = match outcome {
                 TurnOutcome::Done => ("done", "Done"),
                 TurnOutcome::Failed => ("failed", "Failed"),
@@ -128,6 +133,9 @@ fn turn_end_view(end: TurnEnd) -> AnyView {
                     <span class="turn-footer__usage" data-testid="turn-usage">
                         {format::token_count(usage.input_tokens)} " in · "
                         {format::token_count(usage.output_tokens)} " out"
+                    </span>
+                    <span class="turn-footer__duration" data-testid="turn-duration">
+                        {(duration_ms > 0).then(|| format!(" · {}", format_duration(duration_ms)))}
                     </span>
                 </footer>
             }
@@ -152,6 +160,8 @@ fn TurnItemView(
                 TurnItem::Text(_) => ItemKind::Text,
                 TurnItem::ToolCall(_) => ItemKind::ToolCall,
                 TurnItem::Error(message) => ItemKind::Error(message.clone()),
+                TurnItem::Retry(retry) => ItemKind::Retry(retry.clone()),
+                TurnItem::Question(_) => ItemKind::Question,
             })
     });
     match kind {
@@ -167,6 +177,19 @@ fn TurnItemView(
             <div class="turn-error" data-testid="turn-error" role="alert">{message}</div>
         }
         .into_any(),
+        Some(ItemKind::Retry(retry)) => view! {
+            <RetryNotice
+                attempt=retry.attempt
+                max_attempts=retry.max_attempts
+                delay_ms=retry.delay_ms
+                reason=retry.reason
+            />
+        }
+        .into_any(),
+        Some(ItemKind::Question) => {
+            view! { <QuestionCard timeline=timeline revision=revision turn=turn item=item/> }
+                .into_any()
+        }
         None => ().into_any(),
     }
 }
@@ -175,6 +198,19 @@ enum ItemKind {
     Text,
     ToolCall,
     Error(String),
+    Retry(crate::state::Retry),
+    Question,
+}
+
+/// "850 ms", "12.3 s", "2 min 5 s".
+pub fn format_duration(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
 }
 
 /// Reply text, re-rendered as it grows. Only text length is compared on each change
