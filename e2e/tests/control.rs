@@ -427,3 +427,89 @@ async fn a_question_round_trips_through_the_api() {
     })
     .await;
 }
+
+/// Sends `signal` to every runner process of `stack` (processes this test started).
+fn signal_runners(stack: &Stack, signal: nix::sys::signal::Signal) -> usize {
+    let pids = stack.runner_pids();
+    for pid in &pids {
+        if let Ok(raw) = i32::try_from(*pid)
+            && raw > 1
+        {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), signal);
+        }
+    }
+    pids.len()
+}
+
+#[tokio::test]
+async fn a_runner_that_never_confirms_an_abort_does_not_hold_the_turn() {
+    let (stack, llm) = stack_with_llm(&[("ABORT_TIMEOUT_MS", "2000")])
+        .await
+        .unwrap();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
+    let result = async {
+        llm.on(
+            "MARK-HANG",
+            Script::new(vec![Step::slow_text("h", 300, Duration::from_millis(50))]),
+        );
+        let session = api.create_session().await?;
+        api.wait_status(&session.id, "idle").await?;
+        let mut stream = api.events(&session.id, None).await?;
+        api.send(&session.id, "MARK-HANG stream for a long time")
+            .await?;
+        stream
+            .until(|b| matches!(b, EventBody::TextDelta { .. }))
+            .await?;
+        // The runner is frozen: its link stays open but nothing answers the abort.
+        anyhow::ensure!(
+            signal_runners(&stack, nix::sys::signal::Signal::SIGSTOP) >= 1,
+            "a runner was running"
+        );
+        let asked = tokio::time::Instant::now();
+        api.abort(&session.id).await?;
+        let seen = stream.until(is_turn_finished).await?;
+        let waited = asked.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1_500) && waited < Duration::from_secs(20),
+            "ended after {waited:?}"
+        );
+        assert!(seen.iter().any(|e| matches!(&e.body,
+            EventBody::Error { message } if message.contains("did not confirm the abort"))));
+        assert!(matches!(
+            seen.last().map(|e| &e.body),
+            Some(EventBody::TurnFinished {
+                outcome: TurnOutcome::Aborted,
+                ..
+            })
+        ));
+        let messages = api.wait_settled(&session.id).await?;
+        assert_eq!(messages[0].state, MessageState::Aborted);
+
+        // The runner wakes up, ends the turn itself (ignored: it already ended), and
+        // the session takes the next prompt.
+        signal_runners(&stack, nix::sys::signal::Signal::SIGCONT);
+        api.send(&session.id, "after the hang").await?;
+        let messages = api.wait_settled(&session.id).await?;
+        assert_eq!(messages[1].state, MessageState::Done);
+        assert_eq!(messages[1].reply.as_deref(), Some("echo: after the hang"));
+        let history = api
+            .history_until(&session.id, |h| {
+                h.iter().filter(|e| is_turn_finished(&e.body)).count() == 2
+            })
+            .await?;
+        let first_turn = messages[0].turn_id.clone().expect("it ran");
+        let endings = history
+            .iter()
+            .filter(|e| e.turn_id.as_deref() == Some(&first_turn) && is_turn_finished(&e.body))
+            .count();
+        assert_eq!(endings, 1, "a turn has exactly one turn_finished");
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    // Never leave a frozen runner behind, whatever happened.
+    signal_runners(&stack, nix::sys::signal::Signal::SIGCONT);
+    if let Err(error) = result {
+        stack.dump_logs();
+        panic!("{error:?}");
+    }
+}
