@@ -36,6 +36,8 @@ pub enum ErrorCode {
     NotQueued,
     /// Answering a question that was already answered or expired.
     QuestionClosed,
+    /// A model that is not among the user's models (`GET /api/models`).
+    UnknownModel,
     /// The sandbox backend could not be reached or refused to create a sandbox.
     SandboxUnavailable,
     /// A sandbox that does not exist.
@@ -58,6 +60,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest | ErrorCode::EmptyMessage => 400,
+            ErrorCode::UnknownModel => 400,
             ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unauthorized | ErrorCode::InvalidRunnerToken => 401,
             ErrorCode::Unauthenticated => 401,
@@ -86,6 +89,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::NotQueued => "not_queued",
             ErrorCode::QuestionClosed => "question_closed",
+            ErrorCode::UnknownModel => "unknown_model",
             ErrorCode::SandboxUnavailable => "sandbox_unavailable",
             ErrorCode::SandboxNotFound => "sandbox_not_found",
             ErrorCode::Internal => "internal",
@@ -150,6 +154,7 @@ mod tests {
             ErrorCode::Conflict,
             ErrorCode::NotQueued,
             ErrorCode::QuestionClosed,
+            ErrorCode::UnknownModel,
             ErrorCode::SandboxUnavailable,
             ErrorCode::SandboxNotFound,
             ErrorCode::Internal,
