@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use nightshift_protocol::api::{Session, SessionStatus};
+use nightshift_protocol::api::{AgentKind, PermissionMode, Session, SessionStatus, UsageTotals};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
@@ -44,6 +44,16 @@ struct SessionRow {
     error: Option<String>,
     created_at: i64,
     updated_at: i64,
+    #[serde(default)]
+    permission_mode: Option<String>,
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    turns: Option<u64>,
+    #[serde(default)]
+    duration_ms: Option<u64>,
 }
 
 impl From<SessionRow> for Session {
@@ -54,8 +64,20 @@ impl From<SessionRow> for Session {
             // A status this version does not know is shown as an error rather than
             // failing the whole list.
             status: SessionStatus::parse(&row.status).unwrap_or(SessionStatus::Error),
-            agent: row.agent,
+            // An agent this version does not know is shown as the built-in one.
+            agent: AgentKind::parse(&row.agent).unwrap_or_default(),
             model: row.model,
+            permission_mode: row
+                .permission_mode
+                .as_deref()
+                .and_then(PermissionMode::parse)
+                .unwrap_or_default(),
+            usage: UsageTotals {
+                input_tokens: row.input_tokens.unwrap_or(0),
+                output_tokens: row.output_tokens.unwrap_or(0),
+                turns: row.turns.unwrap_or(0),
+                duration_ms: row.duration_ms.unwrap_or(0),
+            },
             owner_id: row.owner_id,
             sandbox_id: row.sandbox_id,
             error: row.error,
@@ -65,8 +87,8 @@ impl From<SessionRow> for Session {
     }
 }
 
-const COLUMNS: &str =
-    "id, owner_id, title, status, agent, model, sandbox_id, error, created_at, updated_at";
+const COLUMNS: &str = "id, owner_id, title, status, agent, model, sandbox_id, error, created_at, \
+     updated_at, permission_mode, input_tokens, output_tokens, turns, duration_ms";
 
 fn db(env: &Env) -> ApiResult<D1Database> {
     Ok(env.d1("DB")?)
@@ -95,19 +117,58 @@ async fn run(statement: D1PreparedStatement) -> ApiResult<()> {
 pub async fn insert(env: &Env, session: &Session) -> ApiResult<()> {
     let statement = db(env)?
         .prepare(format!(
-            "INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&[
             text(&session.id),
             text(&session.owner_id),
             text(&session.title),
             text(session.status.as_str()),
-            text(&session.agent),
+            text(session.agent.as_str()),
             optional_text(session.model.as_deref()),
             optional_text(session.sandbox_id.as_deref()),
             optional_text(session.error.as_deref()),
             number(session.created_at),
             number(session.updated_at),
+            text(session.permission_mode.as_str()),
+            unsigned(session.usage.input_tokens),
+            unsigned(session.usage.output_tokens),
+            unsigned(session.usage.turns),
+            unsigned(session.usage.duration_ms),
+        ])?;
+    run(statement).await
+}
+
+fn unsigned(value: u64) -> JsValue {
+    // Token counts and milliseconds stay far below 2^53.
+    JsValue::from_f64(value as f64)
+}
+
+/// The agent columns of a session that its `SessionAgent` keeps current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentUpdate {
+    pub agent: AgentKind,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    pub usage: UsageTotals,
+}
+
+/// Writes the agent settings and usage totals the `SessionAgent` of `id` holds.
+pub async fn update_agent(env: &Env, id: &str, update: &AgentUpdate) -> ApiResult<()> {
+    let statement = db(env)?
+        .prepare(
+            "UPDATE sessions SET agent = ?, model = ?, permission_mode = ?, input_tokens = ?, \
+             output_tokens = ?, turns = ?, duration_ms = ? WHERE id = ?",
+        )
+        .bind(&[
+            text(update.agent.as_str()),
+            optional_text(update.model.as_deref()),
+            text(update.permission_mode.as_str()),
+            unsigned(update.usage.input_tokens),
+            unsigned(update.usage.output_tokens),
+            unsigned(update.usage.turns),
+            unsigned(update.usage.duration_ms),
+            text(id),
         ])?;
     run(statement).await
 }
