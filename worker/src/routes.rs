@@ -13,6 +13,8 @@ use crate::auth;
 
 mod health;
 mod messages;
+mod models;
+mod questions;
 mod sessions;
 mod streams;
 
@@ -30,6 +32,16 @@ pub enum Route<'a> {
         message_id: &'a str,
     },
     Abort(&'a str),
+    UpdateSession(&'a str),
+    Models,
+    EditMessage {
+        session_id: &'a str,
+        message_id: &'a str,
+    },
+    AnswerQuestion {
+        session_id: &'a str,
+        question_id: &'a str,
+    },
     SessionEvents(&'a str),
     RunnerLink(&'a str),
     SessionListEvents,
@@ -57,6 +69,7 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Miss> {
     let get = *method == Method::Get;
     let post = *method == Method::Post;
     let delete = *method == Method::Delete;
+    let patch = *method == Method::Patch;
     let wrong = |allow| Err(Miss::MethodNotAllowed { allow });
     match segments.as_slice() {
         ["health"] if get => Ok(Route::Health),
@@ -66,8 +79,11 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Miss> {
         ["sessions"] if get => Ok(Route::ListSessions),
         ["sessions"] if post => Ok(Route::CreateSession),
         ["sessions"] => wrong("GET, POST"),
+        ["models"] if get => Ok(Route::Models),
+        ["models"] => wrong("GET"),
         ["sessions", id] if get => Ok(Route::GetSession(id)),
-        ["sessions", _] => wrong("GET"),
+        ["sessions", id] if patch => Ok(Route::UpdateSession(id)),
+        ["sessions", _] => wrong("GET, PATCH"),
         ["sessions", id, "messages"] if get => Ok(Route::ListMessages(id)),
         ["sessions", id, "messages"] if post => Ok(Route::PostMessage(id)),
         ["sessions", _, "messages"] => wrong("GET, POST"),
@@ -75,7 +91,18 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Miss> {
             session_id: id,
             message_id,
         }),
-        ["sessions", _, "messages", _] => wrong("DELETE"),
+        ["sessions", id, "messages", message_id] if patch => Ok(Route::EditMessage {
+            session_id: id,
+            message_id,
+        }),
+        ["sessions", _, "messages", _] => wrong("PATCH, DELETE"),
+        ["sessions", id, "questions", question_id, "answer"] if post => {
+            Ok(Route::AnswerQuestion {
+                session_id: id,
+                question_id,
+            })
+        }
+        ["sessions", _, "questions", _, "answer"] => wrong("POST"),
         ["sessions", id, "abort"] if post => Ok(Route::Abort(id)),
         ["sessions", _, "abort"] => wrong("POST"),
         ["sessions", id, "events"] if get => Ok(Route::SessionEvents(id)),
@@ -122,6 +149,16 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
             message_id,
         } => messages::cancel(env, principal.user()?, session_id, message_id).await,
         Route::Abort(id) => messages::abort(env, principal.user()?, id).await,
+        Route::UpdateSession(id) => sessions::update(&mut req, env, principal.user()?, id).await,
+        Route::Models => models::list(env, principal.user()?),
+        Route::EditMessage {
+            session_id,
+            message_id,
+        } => messages::edit(&mut req, env, principal.user()?, session_id, message_id).await,
+        Route::AnswerQuestion {
+            session_id,
+            question_id,
+        } => questions::answer(&mut req, env, principal.user()?, session_id, question_id).await,
         Route::SessionEvents(id) => streams::session_events(&req, env, principal.user()?, id).await,
         Route::RunnerLink(id) => streams::runner_link(&req, env, principal.runner_of(id)?).await,
         Route::SessionListEvents => {
@@ -195,7 +232,9 @@ mod tests {
         );
         assert_eq!(
             resolve(&Method::Get, "/api/sessions/s1/messages/m1"),
-            Err(Miss::MethodNotAllowed { allow: "DELETE" })
+            Err(Miss::MethodNotAllowed {
+                allow: "PATCH, DELETE"
+            })
         );
     }
 
