@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use nightshift_protocol::api::{Message, MessageList, PostMessageResponse, Session, SessionList};
+use nightshift_protocol::api::{
+    Message, MessageList, ModelInfo, PostMessageResponse, QueueMode, Session, SessionList,
+};
 use nightshift_protocol::events::{EventBody, SessionEvent, SessionListEvent};
 use serde_json::Value;
 
@@ -119,6 +121,83 @@ impl Api {
             &format!("/api/sessions/{id}/messages"),
             Some(&body),
             202,
+        )
+        .await
+    }
+
+    /// `POST /api/sessions` with a JSON body (agent, model, title, ...).
+    pub async fn create_session_with(&self, body: Value) -> anyhow::Result<Session> {
+        self.expect(
+            reqwest::Method::POST,
+            "/api/sessions",
+            Some(&body.to_string()),
+            201,
+        )
+        .await
+    }
+
+    /// `PATCH /api/sessions/{id}`.
+    pub async fn update_session(&self, id: &str, body: Value) -> anyhow::Result<Session> {
+        self.expect(
+            reqwest::Method::PATCH,
+            &format!("/api/sessions/{id}"),
+            Some(&body.to_string()),
+            200,
+        )
+        .await
+    }
+
+    /// `GET /api/models`.
+    pub async fn models(&self) -> anyhow::Result<Vec<ModelInfo>> {
+        self.expect(reqwest::Method::GET, "/api/models", None, 200)
+            .await
+    }
+
+    /// `POST /api/sessions/{id}/messages` in a queue mode.
+    pub async fn send_mode(
+        &self,
+        id: &str,
+        content: &str,
+        mode: QueueMode,
+    ) -> anyhow::Result<PostMessageResponse> {
+        let body = serde_json::json!({ "content": content, "mode": mode }).to_string();
+        self.expect(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{id}/messages"),
+            Some(&body),
+            202,
+        )
+        .await
+    }
+
+    /// `PATCH /api/sessions/{id}/messages/{message_id}`, answered as is.
+    pub async fn edit_message(
+        &self,
+        id: &str,
+        message_id: &str,
+        content: &str,
+    ) -> anyhow::Result<Answer> {
+        let body = serde_json::json!({ "content": content }).to_string();
+        self.raw(
+            reqwest::Method::PATCH,
+            &format!("/api/sessions/{id}/messages/{message_id}"),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `POST /api/sessions/{id}/questions/{question_id}/answer`, answered as is.
+    pub async fn answer_question(
+        &self,
+        id: &str,
+        question_id: &str,
+        answer: &str,
+    ) -> anyhow::Result<Answer> {
+        let body = serde_json::json!({ "answer": answer }).to_string();
+        self.raw(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{id}/questions/{question_id}/answer"),
+            Some(&body),
         )
         .await
     }
