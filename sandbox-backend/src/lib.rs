@@ -13,6 +13,8 @@
 //! This crate speaks the wire types of `nightshift-protocol` and depends on no other
 //! Nightshift crate; nothing in it knows about the Worker beyond the runner's config.
 
+#![recursion_limit = "256"]
+
 pub mod agent;
 pub mod auth;
 pub mod config;

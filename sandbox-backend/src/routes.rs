@@ -4,7 +4,10 @@
 
 mod exec;
 mod files;
+pub mod openapi;
+mod processes;
 mod sandboxes;
+mod templates;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,6 +24,34 @@ use crate::error::ApiError;
 use crate::files::MAX_FILE_BYTES;
 use crate::state::AppState;
 
+/// Every route: method and path (as in the OpenAPI document, which a test keeps equal
+/// to this list and to the router).
+pub const ROUTES: [(&str, &str); 23] = [
+    ("GET", "/v1/health"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/providers"),
+    ("GET", "/v1/sandboxes"),
+    ("POST", "/v1/sandboxes"),
+    ("GET", "/v1/sandboxes/{id}"),
+    ("DELETE", "/v1/sandboxes/{id}"),
+    ("POST", "/v1/sandboxes/{id}/stop"),
+    ("POST", "/v1/sandboxes/{id}/start"),
+    ("POST", "/v1/sandboxes/{id}/fork"),
+    ("POST", "/v1/sandboxes/{id}/exec"),
+    ("GET", "/v1/sandboxes/{id}/files"),
+    ("PUT", "/v1/sandboxes/{id}/files"),
+    ("GET", "/v1/sandboxes/{id}/processes"),
+    ("POST", "/v1/sandboxes/{id}/processes"),
+    ("GET", "/v1/sandboxes/{id}/processes/{pid}"),
+    ("GET", "/v1/sandboxes/{id}/processes/{pid}/output"),
+    ("POST", "/v1/sandboxes/{id}/processes/{pid}/stdin"),
+    ("POST", "/v1/sandboxes/{id}/processes/{pid}/kill"),
+    ("GET", "/v1/templates"),
+    ("POST", "/v1/templates"),
+    ("GET", "/v1/templates/{id}"),
+    ("DELETE", "/v1/templates/{id}"),
+];
+
 /// JSON bodies (sandbox creation, exec requests with their stdin) up to this size.
 const MAX_JSON_BYTES: usize = 4 * 1024 * 1024;
 
@@ -35,7 +66,39 @@ pub fn router(state: AppState) -> Router {
             get(sandboxes::get_one).delete(sandboxes::destroy),
         )
         .route("/v1/sandboxes/{id}/stop", post(sandboxes::stop))
+        .route("/v1/sandboxes/{id}/start", post(sandboxes::start))
+        .route("/v1/sandboxes/{id}/fork", post(sandboxes::fork))
         .route("/v1/sandboxes/{id}/exec", post(exec::exec))
+        .route(
+            "/v1/sandboxes/{id}/processes",
+            get(processes::list).post(processes::start),
+        )
+        .route(
+            "/v1/sandboxes/{id}/processes/{pid}",
+            get(processes::get_one),
+        )
+        .route(
+            "/v1/sandboxes/{id}/processes/{pid}/output",
+            get(processes::output),
+        )
+        .route(
+            "/v1/sandboxes/{id}/processes/{pid}/stdin",
+            post(processes::stdin),
+        )
+        .route(
+            "/v1/sandboxes/{id}/processes/{pid}/kill",
+            post(processes::kill),
+        )
+        .route("/v1/providers", get(templates::providers))
+        .route(
+            "/v1/templates",
+            get(templates::list).post(templates::create),
+        )
+        .route(
+            "/v1/templates/{id}",
+            get(templates::get_one).delete(templates::delete),
+        )
+        .route("/v1/openapi.json", get(openapi::serve))
         .route(
             "/v1/sandboxes/{id}/files",
             get(files::read)

@@ -11,9 +11,11 @@
 
 mod entry;
 pub mod lifecycle;
+pub mod processes;
 pub mod record;
 mod startup;
 pub mod store;
+pub mod templates;
 mod validation;
 
 use std::collections::HashMap;
@@ -23,8 +25,9 @@ use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::sandbox::{
-    CreateSandboxRequest, ExecOutput, ExecRequest, RunnerBootConfig, RunnerLaunch, Sandbox,
-    SandboxStatus,
+    CreateSandboxRequest, ExecOutput, ExecRequest, ForkRequest, ProcessInfo, ProcessOutput,
+    ProviderInfo, RunnerBootConfig, RunnerLaunch, Sandbox, SandboxStatus, StartProcessRequest,
+    Template, TemplateRef, TemplateSpec,
 };
 use tokio::sync::mpsc;
 
@@ -51,6 +54,9 @@ pub struct Sandboxes {
     runner_bin: PathBuf,
     entries: RwLock<HashMap<String, Arc<SandboxEntry>>>,
     closing: AtomicBool,
+    templates: templates::Templates,
+    /// The length of one `idle_timeout_minutes` minute.
+    idle_minute: std::time::Duration,
 }
 
 impl Sandboxes {
@@ -82,6 +88,29 @@ impl Sandboxes {
         self.refuse_when_closing()?;
         let provider = validation::pick_provider(&request, &self.providers)?;
         let network = validation::check_create(&request, provider.as_ref(), &self.runner_bin)?;
+        let template = match request.template.clone() {
+            None => None,
+            Some(TemplateRef::Id(id)) => {
+                let template = self.templates.get(&id).ok_or_else(|| {
+                    ApiError::new(ErrorCode::NotFound, format!("no template with id {id:?}"))
+                })?;
+                if template.provider != provider.name() {
+                    return Err(ApiError::invalid_request(format!(
+                        "template {id} was built for the {} provider, not {}",
+                        template.provider,
+                        provider.name()
+                    )));
+                }
+                Some(id)
+            }
+            Some(TemplateRef::Spec(spec)) => Some(
+                self.templates
+                    .build(&provider, spec, now_millis())
+                    .await?
+                    .0
+                    .id,
+            ),
+        };
 
         let id = format!("sbx_{}", uuid::Uuid::new_v4().simple());
         let record = SandboxRecord {
@@ -102,6 +131,7 @@ impl Sandboxes {
                 start_ticks: None,
                 starts: 0,
             }),
+            template,
             ..SandboxRecord::blank()
         };
         let entry = Arc::new(SandboxEntry::new(record));
@@ -181,6 +211,15 @@ impl Sandboxes {
 
     /// Kills the runner and every exec'd command; the workspace stays.
     pub async fn stop(&self, id: &str) -> Result<Sandbox, ApiError> {
+        self.stop_because(id, None).await
+    }
+
+    /// Stops the sandbox, recording why when it was not asked for.
+    pub async fn stop_because(
+        &self,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<Sandbox, ApiError> {
         self.refuse_when_closing()?;
         let entry = self.entry(id)?;
         let mut live = entry.live.write().await;
@@ -188,7 +227,8 @@ impl Sandboxes {
             return Ok(entry.snapshot().to_wire());
         }
         entry.update(&self.store, |record| {
-            record.status = SandboxStatus::Stopping
+            record.status = SandboxStatus::Stopping;
+            record.status_reason = reason.clone();
         })?;
         stop_processes(&mut live).await;
         let record = entry.snapshot();
@@ -261,7 +301,12 @@ impl Sandboxes {
             .provider_of(&record)?
             .exec(&self.spec(&record), plan, live.exec_cancel.child_token())
             .await?;
-        live.exec_tasks.spawn(run.driver);
+        entry.exec_started();
+        let active = entry.clone();
+        live.exec_tasks.spawn(async move {
+            run.driver.await;
+            active.exec_ended();
+        });
         Ok(run.output)
     }
 
@@ -295,6 +340,319 @@ impl Sandboxes {
             .await?)
     }
 
+    /// Starts a stopped sandbox again (its files kept, its runner restarted).
+    pub async fn start(&self, id: &str) -> Result<Sandbox, ApiError> {
+        self.refuse_when_closing()?;
+        let entry = self.entry(id)?;
+        let mut live = entry.live.write().await;
+        let record = entry.snapshot();
+        if admit(id, record.status, Operation::Start)? == Admission::AlreadyDone {
+            return Ok(record.to_wire());
+        }
+        let provider = self.provider_of(&record)?;
+        if !provider.capabilities().restart {
+            return Err(ApiError::invalid_request(format!(
+                "the {} provider cannot start a stopped sandbox again",
+                provider.name()
+            )));
+        }
+        let handle = match provider.start(&self.spec(&record)).await {
+            Ok(handle) => handle,
+            Err(error) => {
+                let message = format!("starting failed: {error}");
+                entry.update(&self.store, |record| {
+                    record.status = SandboxStatus::Error;
+                    record.error = Some(message.clone());
+                })?;
+                return Err(error.into());
+            }
+        };
+        live.restart();
+        let record = entry.update(&self.store, |record| {
+            record.handle = handle.clone();
+            record.status = SandboxStatus::Ready;
+            record.status_reason = None;
+        })?;
+        if record
+            .runner
+            .as_ref()
+            .is_some_and(|runner| runner.state != RunnerState::TokenRejected)
+            && self.store.runner_config_path(id).is_file()
+        {
+            live.runner = Some(self.start_runner(id, &entry));
+        }
+        entry.touch();
+        tracing::info!(sandbox = %id, "sandbox started again");
+        Ok(record.to_wire())
+    }
+
+    /// A new, started sandbox with a copy of a running one's files.
+    pub async fn fork(&self, id: &str, request: ForkRequest) -> Result<Sandbox, ApiError> {
+        self.refuse_when_closing()?;
+        let source_entry = self.entry(id)?;
+        let _source_live = source_entry.live.read().await;
+        let source = source_entry.snapshot();
+        admit(id, source.status, Operation::Fork)?;
+        let provider = self.provider_of(&source)?;
+        let capabilities = provider.capabilities();
+        if !capabilities.fork {
+            return Err(ApiError::invalid_request(format!(
+                "the {} provider does not support fork",
+                provider.name()
+            )));
+        }
+        let network = request.network.unwrap_or(source.network);
+        if !capabilities.network_modes.contains(&network) {
+            return Err(ApiError::invalid_request(format!(
+                "the {} provider cannot enforce network mode {network:?}",
+                provider.name()
+            )));
+        }
+        let env = request.env.unwrap_or_else(|| source.env.clone());
+        crate::exec::validate_env(&env).map_err(ApiError::invalid_request)?;
+        let new_id = format!("sbx_{}", uuid::Uuid::new_v4().simple());
+        let record = SandboxRecord {
+            id: new_id.clone(),
+            provider: source.provider.clone(),
+            status: SandboxStatus::Initializing,
+            network,
+            labels: request.labels.unwrap_or_else(|| source.labels.clone()),
+            env,
+            default_timeout_ms: source.default_timeout_ms,
+            idle_timeout_minutes: request.idle_timeout_minutes.or(source.idle_timeout_minutes),
+            created_at: now_millis(),
+            template: source.template.clone(),
+            forked_from: Some(source.id.clone()),
+            ..SandboxRecord::blank()
+        };
+        let entry = Arc::new(SandboxEntry::new(record));
+        let mut live = entry.live.write().await;
+        self.entries_mut().insert(new_id.clone(), entry.clone());
+        let forked = async {
+            self.store.create_dirs(&new_id)?;
+            let record = entry.update(&self.store, |_| {})?;
+            let handle = provider
+                .fork(&self.spec(&source), &self.spec(&record))
+                .await?;
+            let record = entry.update(&self.store, |record| {
+                record.handle = handle.clone();
+                record.status = SandboxStatus::Ready;
+            })?;
+            Ok::<Sandbox, ApiError>(record.to_wire())
+        }
+        .await;
+        match forked {
+            Ok(sandbox) => {
+                tracing::info!(sandbox = %new_id, source = %id, "sandbox forked");
+                Ok(sandbox)
+            }
+            Err(error) => {
+                stop_processes(&mut live).await;
+                self.remove_resources(&entry.snapshot()).await;
+                self.entries_mut().remove(&new_id);
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts a background process.
+    pub async fn start_process(
+        &self,
+        id: &str,
+        request: StartProcessRequest,
+    ) -> Result<ProcessInfo, ApiError> {
+        self.refuse_when_closing()?;
+        let entry = self.entry(id)?;
+        let live = entry.live.read().await;
+        let record = entry.snapshot();
+        admit(id, record.status, Operation::Exec)?;
+        let provider = self.provider_of(&record)?;
+        if !provider.capabilities().processes {
+            return Err(ApiError::invalid_request(format!(
+                "the {} provider does not support background processes",
+                provider.name()
+            )));
+        }
+        if !entry.processes.make_room() {
+            return Err(ApiError::conflict(format!(
+                "sandbox {id} already runs {} processes",
+                processes::MAX_PROCESSES
+            )));
+        }
+        let exec_request = ExecRequest {
+            command: request.command.clone(),
+            args: request.args.clone(),
+            env: request.env,
+            cwd: request.cwd,
+            timeout_ms: None,
+            stdin: None,
+        };
+        let mut plan = ExecPlan::from_request(exec_request, None)?;
+        plan.timeout = processes::PROCESS_TIMEOUT;
+        let (stdin, stdin_rx) = mpsc::channel(16);
+        let cancel = live.exec_cancel.child_token();
+        let run = provider
+            .spawn(&self.spec(&record), plan, stdin_rx, cancel.clone())
+            .await?;
+        let active = entry.clone();
+        let (process, pump) = entry.processes.add(
+            request.command,
+            request.args,
+            now_millis(),
+            stdin,
+            cancel,
+            run.output,
+            move || active.touch(),
+        );
+        live.exec_tasks.spawn(run.driver);
+        live.exec_tasks.spawn(pump);
+        entry.touch();
+        Ok(process.info())
+    }
+
+    fn process(
+        &self,
+        id: &str,
+        pid: &str,
+    ) -> Result<(Arc<SandboxEntry>, Arc<processes::Process>), ApiError> {
+        let entry = self.entry(id)?;
+        if entry.snapshot().status == SandboxStatus::Destroyed {
+            return Err(ApiError::sandbox_not_found(id));
+        }
+        let process = entry.processes.get(pid).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("no process {pid:?} in sandbox {id}"),
+            )
+        })?;
+        Ok((entry, process))
+    }
+
+    pub fn processes(&self, id: &str) -> Result<Vec<ProcessInfo>, ApiError> {
+        let entry = self.entry(id)?;
+        if entry.snapshot().status == SandboxStatus::Destroyed {
+            return Err(ApiError::sandbox_not_found(id));
+        }
+        Ok(entry.processes.list())
+    }
+
+    pub fn process_info(&self, id: &str, pid: &str) -> Result<ProcessInfo, ApiError> {
+        Ok(self.process(id, pid)?.1.info())
+    }
+
+    pub fn process_output(
+        &self,
+        id: &str,
+        pid: &str,
+        stdout_offset: u64,
+        stderr_offset: u64,
+        follow: bool,
+    ) -> Result<mpsc::Receiver<ProcessOutput>, ApiError> {
+        let (_, process) = self.process(id, pid)?;
+        Ok(process.output_lines(stdout_offset, stderr_offset, follow))
+    }
+
+    pub async fn process_stdin(
+        &self,
+        id: &str,
+        pid: &str,
+        data: String,
+        eof: bool,
+    ) -> Result<(), ApiError> {
+        let (entry, process) = self.process(id, pid)?;
+        if !process.running() || !process.write_stdin(data.into_bytes(), eof).await {
+            return Err(ApiError::conflict(format!(
+                "the stdin of process {pid} is closed (it ended, or was closed with eof)"
+            )));
+        }
+        entry.touch();
+        Ok(())
+    }
+
+    pub async fn kill_process(&self, id: &str, pid: &str) -> Result<ProcessInfo, ApiError> {
+        let (entry, process) = self.process(id, pid)?;
+        entry.touch();
+        Ok(process.kill().await)
+    }
+
+    /// Every configured provider with its capabilities.
+    pub fn provider_infos(&self) -> Vec<ProviderInfo> {
+        self.providers
+            .all()
+            .iter()
+            .map(|provider| ProviderInfo {
+                name: provider.name().to_string(),
+                default: provider.name() == self.providers.default_name(),
+                capabilities: provider.capabilities(),
+            })
+            .collect()
+    }
+
+    /// Builds a template (or finds it built); `true` when built now.
+    pub async fn build_template(
+        &self,
+        provider: Option<String>,
+        spec: TemplateSpec,
+    ) -> Result<(Template, bool), ApiError> {
+        self.refuse_when_closing()?;
+        let name = provider.unwrap_or_else(|| self.providers.default_name().to_string());
+        let provider = self.providers.get(&name).cloned().ok_or_else(|| {
+            ApiError::invalid_request(format!(
+                "unknown provider {name:?}; configured providers: {}",
+                self.providers.names().join(", ")
+            ))
+        })?;
+        self.templates.build(&provider, spec, now_millis()).await
+    }
+
+    pub fn templates(&self) -> Vec<Template> {
+        self.templates.list()
+    }
+
+    pub fn template(&self, id: &str) -> Result<Template, ApiError> {
+        self.templates.get(id).ok_or_else(|| {
+            ApiError::new(ErrorCode::NotFound, format!("no template with id {id:?}"))
+        })
+    }
+
+    pub async fn delete_template(&self, id: &str) -> Result<(), ApiError> {
+        let template = self.template(id)?;
+        let provider = self.providers.get(&template.provider).cloned();
+        self.templates.delete(provider.as_ref(), id).await
+    }
+
+    /// Stops every ready sandbox that has been idle for longer than it allows.
+    pub async fn reap_idle(&self) {
+        let entries: Vec<Arc<SandboxEntry>> = self.entries_ref().values().cloned().collect();
+        for entry in entries {
+            let record = entry.snapshot();
+            let Some(minutes) = record.idle_timeout_minutes.filter(|minutes| *minutes > 0) else {
+                continue;
+            };
+            if record.status != SandboxStatus::Ready {
+                continue;
+            }
+            let limit = self.idle_minute * minutes;
+            if entry.idle_for() < limit {
+                continue;
+            }
+            let reason =
+                format!("stopped after {minutes} idle minute(s) without exec or process activity");
+            tracing::info!(sandbox = %record.id, %reason, "stopping an idle sandbox");
+            if let Err(error) = self.stop_because(&record.id, Some(reason)).await {
+                tracing::warn!(sandbox = %record.id, %error, "cannot stop an idle sandbox");
+            }
+        }
+    }
+
+    /// How often [`Sandboxes::reap_idle`] should run.
+    pub fn idle_check_interval(&self) -> std::time::Duration {
+        (self.idle_minute / 4).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(15),
+        )
+    }
+
     /// Stops every runner and command, for a backend that is going away. Records keep
     /// their status, so the next start brings the runners back.
     pub async fn shutdown(&self) {
@@ -305,6 +663,9 @@ impl Sandboxes {
             stop_processes(&mut live).await;
         });
         futures::future::join_all(stops).await;
+        for provider in self.providers.all() {
+            provider.shutdown().await;
+        }
     }
 
     fn start_runner(&self, id: &str, entry: &Arc<SandboxEntry>) -> RunnerSupervisor {
@@ -348,7 +709,10 @@ impl Sandboxes {
             env: record.env.clone(),
             network: record.network,
             handle: record.handle.clone(),
-            template: None,
+            template: record
+                .template
+                .as_deref()
+                .and_then(|id| self.templates.reference(id)),
             labels: record.labels.clone(),
         }
     }

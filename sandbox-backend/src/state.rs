@@ -12,6 +12,7 @@ use crate::providers::local::{LocalProvider, LocalProviderError, LocalSettings};
 use crate::providers::{self, Provider, Registry};
 use crate::sandboxes::Sandboxes;
 use crate::sandboxes::store::{Store, StoreError};
+use crate::sandboxes::templates::Templates;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -97,15 +98,29 @@ impl AppState {
         all.extend(remote);
         let registry =
             Registry::new(all, &config.default_provider).map_err(StartError::Providers)?;
-        let sandboxes = Sandboxes::load(store, registry, runner_bin).await?;
+        let templates = Templates::open(&data_dir).map_err(|source| StartError::DataDir {
+            path: data_dir.join("templates"),
+            source,
+        })?;
+        let sandboxes =
+            Sandboxes::load(store, registry, runner_bin, templates, config.idle_minute).await?;
         tracing::info!(data_dir = %data_dir.display(), sandboxes = sandboxes.list().len(), "sandbox backend ready");
-        Ok(AppState {
-            inner: Arc::new(Inner {
-                sandboxes,
-                token: config.token.clone(),
-                _data_dir_lock: lock,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            sandboxes,
+            token: config.token.clone(),
+            _data_dir_lock: lock,
+        });
+        // The idle reaper lives as long as the state does.
+        let weak = Arc::downgrade(&inner);
+        let interval = inner.sandboxes.idle_check_interval();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.sandboxes.reap_idle().await;
+            }
+        });
+        Ok(AppState { inner })
     }
 
     pub fn sandboxes(&self) -> &Sandboxes {

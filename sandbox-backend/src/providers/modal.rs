@@ -367,6 +367,7 @@ impl ModalProvider {
         cancel: CancellationToken,
     ) -> Result<ExecRun, ProviderError> {
         let handle = handle_of(sandbox)?;
+        let plan = remote::with_default_cwd(sandbox, plan);
         let run_id = remote::run_id();
         let argv = remote::command_argv(&self.config.workspace, &sandbox.env, &plan, &run_id);
         let started: proto::ContainerExecResponse = self

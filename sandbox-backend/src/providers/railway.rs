@@ -244,6 +244,7 @@ impl RailwayProvider {
     ) -> Result<ExecRun, ProviderError> {
         let handle = handle_of(sandbox)?;
         self.heartbeat(&handle.sandbox_id).await;
+        let plan = remote::with_default_cwd(sandbox, plan);
         let run_id = remote::run_id();
         let command = remote::command_line(&self.config.workspace, &sandbox.env, &plan, &run_id);
         let socket = self

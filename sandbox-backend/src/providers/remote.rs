@@ -57,6 +57,19 @@ pub fn plan_cwd(workspace: &str, plan: &ExecPlan) -> String {
     }
 }
 
+/// `plan` with the sandbox's default working directory (its template's `workdir`)
+/// when it names none.
+pub fn with_default_cwd(sandbox: &super::SandboxSpec, mut plan: ExecPlan) -> ExecPlan {
+    if plan.cwd.is_none() {
+        plan.cwd = sandbox
+            .template
+            .as_ref()
+            .and_then(|template| template.spec.workdir.clone())
+            .filter(|dir| !dir.is_empty() && dir != ".");
+    }
+    plan
+}
+
 /// The file the run's process-group id is written to.
 pub fn pid_file(run_id: &str) -> String {
     format!("/tmp/.nightshift-exec-{run_id}.pid")
@@ -267,9 +280,10 @@ const TOO_LARGE: i32 = 47;
 /// `path` if it resolves inside the workspace.
 pub fn read_file_plan(workspace: &str, path: &WorkspacePath) -> ExecPlan {
     let script = format!(
-        "w=$(pwd -P) || exit 70; f={path}; [ -e \"$f\" ] || [ -L \"$f\" ] || exit {NOT_FOUND}; \
-         r=$(realpath -e -- \"$f\" 2>/dev/null) || exit {ESCAPES}; \
+        "w=$(pwd -P) || exit 70; f={path}; \
+         r=$(realpath -m -- \"$f\") || exit {ESCAPES}; \
          case \"$r\" in \"$w\"/*) ;; *) exit {ESCAPES};; esac; \
+         [ -e \"$r\" ] || exit {NOT_FOUND}; \
          [ -f \"$r\" ] || exit {NOT_A_FILE}; \
          [ \"$(wc -c < \"$r\")\" -le {MAX_FILE_BYTES} ] || exit {TOO_LARGE}; \
          exec base64 -w0 -- \"$r\"",

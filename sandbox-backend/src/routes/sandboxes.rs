@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use nightshift_protocol::sandbox::{BackendHealth, CreateSandboxRequest, Sandbox, SandboxList};
+use nightshift_protocol::sandbox::{
+    BackendHealth, CreateSandboxRequest, ForkRequest, Sandbox, SandboxList,
+};
 
 use super::JsonBody;
 use crate::error::ApiError;
@@ -50,4 +52,28 @@ pub async fn destroy(
     Path(id): Path<String>,
 ) -> Result<Json<Sandbox>, ApiError> {
     Ok(Json(state.sandboxes().destroy(&id).await?))
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Sandbox>, ApiError> {
+    Ok(Json(state.sandboxes().start(&id).await?))
+}
+
+/// The body is optional: an empty one forks with no overrides.
+pub async fn fork(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Sandbox>), ApiError> {
+    let request: ForkRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ForkRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::invalid_json(format!("the body is not a fork request: {error}"))
+        })?
+    };
+    let sandbox = state.sandboxes().fork(&id, request).await?;
+    Ok((StatusCode::CREATED, Json(sandbox)))
 }

@@ -1,13 +1,15 @@
 //! One sandbox in memory: its record (behind a short mutex the runner supervisor
 //! also updates) and its processes (behind the lifecycle lock).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nightshift_protocol::sandbox::SandboxStatus;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::processes::ProcessTable;
 use super::record::{RunnerState, SandboxRecord, TOKEN_REJECTED_MESSAGE};
 use super::store::{Store, StoreError};
 use crate::runner::{RunnerEvent, RunnerSupervisor};
@@ -18,6 +20,11 @@ const EXEC_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct SandboxEntry {
     pub(super) record: Mutex<SandboxRecord>,
     pub(super) live: tokio::sync::RwLock<Live>,
+    pub(super) processes: ProcessTable,
+    /// When an exec, a process or a client last did something here.
+    last_active: Mutex<Instant>,
+    /// Execs running right now (a sandbox is never idle while one runs).
+    running_execs: AtomicUsize,
 }
 
 /// The processes of a sandbox.
@@ -34,7 +41,38 @@ impl SandboxEntry {
         SandboxEntry {
             record: Mutex::new(record),
             live: tokio::sync::RwLock::new(Live::default()),
+            processes: ProcessTable::default(),
+            last_active: Mutex::new(Instant::now()),
+            running_execs: AtomicUsize::new(0),
         }
+    }
+
+    pub(super) fn touch(&self) {
+        *self
+            .last_active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// How long nothing happened in the sandbox (zero while an exec runs).
+    pub(super) fn idle_for(&self) -> Duration {
+        if self.running_execs.load(Ordering::SeqCst) > 0 {
+            return Duration::ZERO;
+        }
+        self.last_active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+    }
+
+    pub(super) fn exec_started(&self) {
+        self.running_execs.fetch_add(1, Ordering::SeqCst);
+        self.touch();
+    }
+
+    pub(super) fn exec_ended(&self) {
+        self.running_execs.fetch_sub(1, Ordering::SeqCst);
+        self.touch();
     }
 
     pub(super) fn snapshot(&self) -> SandboxRecord {
@@ -97,6 +135,14 @@ impl SandboxEntry {
         if let Err(error) = saved {
             tracing::warn!(sandbox = %id, %error, "cannot record the runner's state");
         }
+    }
+}
+
+impl Live {
+    /// Fresh process bookkeeping for a sandbox that starts again.
+    pub(super) fn restart(&mut self) {
+        self.exec_cancel = CancellationToken::new();
+        self.exec_tasks = TaskTracker::new();
     }
 }
 

@@ -16,6 +16,10 @@ pub enum Operation {
     WriteFiles,
     Stop,
     Destroy,
+    /// Starting a stopped sandbox again.
+    Start,
+    /// Forking (the source must be running).
+    Fork,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +50,11 @@ pub fn admit(id: &str, status: SandboxStatus, operation: Operation) -> Result<Ad
         )))
     };
     match (operation, status) {
-        (Exec, Ready) => Ok(Admission::Proceed),
-        (Exec, _) => refuse(),
+        (Exec | Fork, Ready) => Ok(Admission::Proceed),
+        (Exec | Fork, _) => refuse(),
+        (Start, Ready) => Ok(Admission::AlreadyDone),
+        (Start, Stopped) => Ok(Admission::Proceed),
+        (Start, _) => refuse(),
         // A stopped sandbox keeps its workspace, so its files stay reachable.
         (ReadFiles | WriteFiles, Ready | Stopped) => Ok(Admission::Proceed),
         (ReadFiles | WriteFiles, _) => refuse(),

@@ -13,7 +13,8 @@ use super::Sandboxes;
 use super::entry::SandboxEntry;
 use super::record::{RunnerState, SandboxRecord};
 use super::store::{Store, StoreError};
-use crate::providers::Registry;
+use super::templates::Templates;
+use crate::providers::{Reconciled, Registry};
 
 /// How long a runner left over from a crashed backend gets to exit.
 const ORPHAN_GRACE: Duration = Duration::from_secs(5);
@@ -27,6 +28,8 @@ impl Sandboxes {
         store: Store,
         providers: Registry,
         runner_bin: PathBuf,
+        templates: Templates,
+        idle_minute: Duration,
     ) -> Result<Sandboxes, StoreError> {
         let sandboxes = Sandboxes {
             store: store.clone(),
@@ -34,6 +37,8 @@ impl Sandboxes {
             runner_bin,
             entries: RwLock::new(HashMap::new()),
             closing: AtomicBool::new(false),
+            templates,
+            idle_minute,
         };
         for mut record in store.load_all()? {
             retire_orphan_runner(&record).await;
@@ -46,8 +51,15 @@ impl Sandboxes {
                     sandboxes.remove_resources(&record).await;
                     continue;
                 }
-                SandboxStatus::Stopping => record.status = SandboxStatus::Stopped,
-                SandboxStatus::Ready | SandboxStatus::Stopped | SandboxStatus::Error => {}
+                SandboxStatus::Stopping => {
+                    // Finish the stop: whatever still runs of it goes.
+                    if let Some(provider) = sandboxes.providers.get(&record.provider) {
+                        let _ = provider.stop(&sandboxes.spec(&record)).await;
+                    }
+                    record.status = SandboxStatus::Stopped;
+                }
+                SandboxStatus::Ready => sandboxes.reconcile(&mut record).await,
+                SandboxStatus::Stopped | SandboxStatus::Error => {}
             }
             if let Some(runner) = record.runner.as_mut() {
                 runner.pid = None;
@@ -72,6 +84,39 @@ impl Sandboxes {
             sandboxes.entries_mut().insert(id, entry);
         }
         Ok(sandboxes)
+    }
+}
+
+impl Sandboxes {
+    /// Asks the provider whether a sandbox recorded as ready still runs.
+    async fn reconcile(&self, record: &mut SandboxRecord) {
+        let Some(provider) = self.providers.get(&record.provider).cloned() else {
+            record.status = SandboxStatus::Error;
+            record.error = Some(format!(
+                "its provider {} is not configured in this backend",
+                record.provider
+            ));
+            return;
+        };
+        match provider.reconcile(&self.spec(record)).await {
+            Ok(Reconciled::Running(handle)) => {
+                tracing::info!(sandbox = %record.id, "reattached to a running sandbox");
+                record.handle = handle;
+            }
+            Ok(Reconciled::Stopped(reason)) => {
+                tracing::info!(sandbox = %record.id, %reason, "a sandbox stopped while the backend was away");
+                record.status = SandboxStatus::Stopped;
+                record.status_reason = Some(reason);
+            }
+            Ok(Reconciled::Gone(reason)) => {
+                record.status = SandboxStatus::Error;
+                record.error = Some(reason);
+            }
+            Err(error) => {
+                record.status = SandboxStatus::Error;
+                record.error = Some(format!("cannot reattach: {error}"));
+            }
+        }
     }
 }
 

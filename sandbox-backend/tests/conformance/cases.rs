@@ -927,7 +927,7 @@ async fn other_sandboxes_files_are_invisible(ctx: &Ctx<'_>) -> Outcome {
         .await?;
     let attacker = ctx.client.create(json!({})).await?;
     let probe = format!(
-        "grep -rs victim-file-secret / --exclude-dir=proc --exclude-dir=sys 2>/dev/null | head -3; \
+        "grep -rs victim-file-secret / --exclude-dir=proc --exclude-dir=sys --exclude-dir=usr 2>/dev/null | head -3; \
          grep -s victim-secret-42 /proc/*/environ 2>/dev/null | head -3; \
          ls / ; cat /proc/1/cmdline | tr '\\0' ' '; echo; \
          find / -name '{}*' -not -path '/proc/*' 2>/dev/null | head -3; \

@@ -338,6 +338,19 @@ pub fn unconfined_skips() -> Vec<(&'static str, &'static str)> {
             "other_sandboxes_files_are_invisible",
             "the fake's machines are directories on one host; the service isolates them",
         ),
+        (
+            "network_isolated_refuses_host_and_private",
+            "the isolated network is enforced by the service; the fake's commands share this host's network",
+        ),
+        (
+            "network_none_reaches_nothing",
+            "no network is enforced by the service; the fake's commands share this host's network",
+        ),
+        (
+            "sigterm_ignoring_process_is_killed",
+            "it counts `sleep` processes machine-wide, and the fake's commands share this host's process table; \
+             group kills are covered by exec_timeout_kills_the_group and the process cases",
+        ),
     ]
 }
 

@@ -60,8 +60,25 @@ pub struct FakeSandbox {
     pub ended: Option<i32>,
 }
 
+/// An exec's output as Modal keeps it: numbered batches, dropped once both streams'
+/// readers are past them, and a bound on what is held (the command waits).
+#[derive(Default)]
+struct Items {
+    list: std::collections::VecDeque<(i32, Vec<u8>)>,
+    /// The index of `list[0]`.
+    base: usize,
+    exit: Option<i32>,
+    /// How far the reader of each file descriptor got.
+    cursors: HashMap<i32, usize>,
+}
+
+/// Output items held before the command has to wait for readers.
+const HELD_ITEMS: usize = 256;
+/// The most bytes sent in one batch.
+const BATCH_BYTES: usize = 1024 * 1024;
+
 struct FakeExec {
-    items: Mutex<(Vec<(i32, Vec<u8>)>, Option<i32>)>,
+    items: Mutex<Items>,
     changed: Notify,
     stdin: Mutex<Option<tokio::process::ChildStdin>>,
     next_input: Mutex<u64>,
@@ -452,7 +469,7 @@ async fn container_exec(
         .spawn(&request.command, request.workdir.as_deref(), &env)
         .map_err(|error| Status(INTERNAL, format!("cannot start the command: {error}")))?;
     let exec = Arc::new(FakeExec {
-        items: Mutex::new((Vec::new(), None)),
+        items: Mutex::new(Items::default()),
         changed: Notify::new(),
         stdin: Mutex::new(running.stdin.take()),
         next_input: Mutex::new(1),
@@ -465,11 +482,18 @@ async fn container_exec(
         .insert(exec_id.clone(), exec.clone());
     tokio::spawn(async move {
         while let Some(output) = running.output.recv().await {
+            loop {
+                let drained = exec.changed.notified();
+                if exec.items.lock().await.list.len() < HELD_ITEMS {
+                    break;
+                }
+                drained.await;
+            }
             let mut items = exec.items.lock().await;
             match output {
-                Output::Stdout(bytes) => items.0.push((proto::FILE_DESCRIPTOR_STDOUT, bytes)),
-                Output::Stderr(bytes) => items.0.push((proto::FILE_DESCRIPTOR_STDERR, bytes)),
-                Output::Exit(code) => items.1 = Some(code),
+                Output::Stdout(bytes) => items.list.push_back((proto::FILE_DESCRIPTOR_STDOUT, bytes)),
+                Output::Stderr(bytes) => items.list.push_back((proto::FILE_DESCRIPTOR_STDERR, bytes)),
+                Output::Exit(code) => items.exit = Some(code),
             }
             drop(items);
             exec.changed.notify_waiters();
@@ -520,7 +544,7 @@ async fn container_exec_wait(
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f32(request.timeout.max(0.0));
     loop {
         let changed = exec.changed.notified();
-        if let Some(code) = exec.items.lock().await.1 {
+        if let Some(code) = exec.items.lock().await.exit {
             return Ok(proto::ContainerExecWaitResponse {
                 exit_code: Some(code),
                 completed: true,
@@ -552,21 +576,42 @@ async fn container_exec_get_output(state: &ModalState, body: &[u8]) -> Response<
         loop {
             let changed = exec.changed.notified();
             let (batch, exit) = {
-                let items = exec.items.lock().await;
-                let batch: Vec<proto::RuntimeOutputMessage> = items.0[sent.min(items.0.len())..]
+                let mut items = exec.items.lock().await;
+                let base = items.base;
+                let start = sent.max(base);
+                let mut bytes = 0;
+                let mut batch = Vec::new();
+                let mut next = start;
+                for (fd, chunk) in items.list.iter().skip(start - base) {
+                    if bytes >= BATCH_BYTES {
+                        break;
+                    }
+                    next += 1;
+                    if request.file_descriptor == 0 || *fd == request.file_descriptor {
+                        bytes += chunk.len();
+                        batch.push(proto::RuntimeOutputMessage {
+                            file_descriptor: *fd,
+                            message: String::new(),
+                            message_bytes: chunk.clone(),
+                        });
+                    }
+                }
+                sent = next;
+                let all_read = next == base + items.list.len();
+                items.cursors.insert(request.file_descriptor, next);
+                // Drop what every reader has seen.
+                let low = [proto::FILE_DESCRIPTOR_STDOUT, proto::FILE_DESCRIPTOR_STDERR]
                     .iter()
-                    .filter(|(fd, _)| {
-                        request.file_descriptor == 0 || *fd == request.file_descriptor
-                    })
-                    .map(|(fd, bytes)| proto::RuntimeOutputMessage {
-                        file_descriptor: *fd,
-                        message: String::new(),
-                        message_bytes: bytes.clone(),
-                    })
-                    .collect();
-                sent = items.0.len();
-                (batch, items.1)
+                    .map(|fd| items.cursors.get(fd).copied().unwrap_or(0))
+                    .min()
+                    .unwrap_or(0)
+                    .max(items.cursors.get(&0).copied().unwrap_or(0));
+                while items.base < low && items.list.pop_front().is_some() {
+                    items.base += 1;
+                }
+                (batch, items.exit.filter(|_| all_read))
             };
+            exec.changed.notify_waiters();
             if !batch.is_empty() || exit.is_some() {
                 let message = proto::RuntimeOutputBatch {
                     items: batch,

@@ -17,6 +17,9 @@ use crate::providers::ProviderError;
 /// Behaves like this Modal client version (libmodal sends the same header).
 const CLIENT_VERSION: &str = "1.0.0";
 
+/// The largest message accepted from Modal (output batches can be large).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct ModalClient {
     channel: Channel,
@@ -85,7 +88,8 @@ impl ModalClient {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut grpc = Grpc::new(self.channel.clone());
+        let mut grpc =
+            Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let call = async {
             grpc.ready()
                 .await
@@ -120,7 +124,8 @@ impl ModalClient {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut grpc = Grpc::new(self.channel.clone());
+        let mut grpc =
+            Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let call = async {
             grpc.ready()
                 .await

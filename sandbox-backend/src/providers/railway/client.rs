@@ -32,7 +32,11 @@ pub struct RailwayClient {
 }
 
 impl RailwayClient {
-    pub fn new(graphql_url: String, exec_url: String, token: String) -> Result<RailwayClient, String> {
+    pub fn new(
+        graphql_url: String,
+        exec_url: String,
+        token: String,
+    ) -> Result<RailwayClient, String> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
@@ -68,9 +72,7 @@ impl RailwayClient {
             .send()
             .await
             .map_err(|error| {
-                ProviderError::Unavailable(format!(
-                    "cannot reach Railway for {operation}: {error}"
-                ))
+                ProviderError::Unavailable(format!("cannot reach Railway for {operation}: {error}"))
             })?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -122,9 +124,16 @@ impl RailwayClient {
         let jwt = data["generateShellToken"]
             .as_str()
             .ok_or_else(|| ProviderError::Unavailable("Railway returned no shell token".into()))?;
-        let mut request = self.exec_url.as_str().into_client_request().map_err(|error| {
-            ProviderError::Unavailable(format!("bad Railway exec URL {}: {error}", self.exec_url))
-        })?;
+        let mut request = self
+            .exec_url
+            .as_str()
+            .into_client_request()
+            .map_err(|error| {
+                ProviderError::Unavailable(format!(
+                    "bad Railway exec URL {}: {error}",
+                    self.exec_url
+                ))
+            })?;
         request.headers_mut().insert(
             "sec-websocket-protocol",
             format!("{SHELL_SUBPROTOCOL}, {jwt}").parse().map_err(|_| {
@@ -135,7 +144,9 @@ impl RailwayClient {
         let (socket, _) = tokio::time::timeout(Duration::from_secs(15), connect)
             .await
             .map_err(|_| {
-                ProviderError::Unavailable("Railway's exec bridge did not answer within 15 s".into())
+                ProviderError::Unavailable(
+                    "Railway's exec bridge did not answer within 15 s".into(),
+                )
             })?
             .map_err(|error| {
                 ProviderError::Unavailable(format!("cannot open Railway's exec bridge: {error}"))

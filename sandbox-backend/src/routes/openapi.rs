@@ -1,0 +1,240 @@
+//! `GET /v1/openapi.json`: the API described as OpenAPI 3.1. Kept true by
+//! `tests/api/openapi.rs`, which checks that its operations are exactly the router's
+//! routes ([`super::ROUTES`]) and validates real responses against its schemas.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+pub async fn serve() -> Json<Value> {
+    Json(document())
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn json_body(schema: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": reference(schema)}}})
+}
+
+fn answer(description: &str, schema: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": reference(schema)}}})
+}
+
+fn ndjson(description: &str, schema: &str) -> Value {
+    json!({"description": description, "content": {"application/x-ndjson": {"schema": reference(schema)}}})
+}
+
+fn errors() -> Value {
+    json!({
+        "400": answer("Invalid request (`invalid_request`, `invalid_json`)", "Error"),
+        "401": answer("Missing or wrong bearer token (`unauthorized`)", "Error"),
+        "404": answer("No such sandbox, process or template", "Error"),
+        "409": answer("Not allowed in the sandbox's current status (`conflict`)", "Error"),
+        "503": answer("The provider is unavailable (`sandbox_unavailable`)", "Error"),
+    })
+}
+
+fn operation(summary: &str, responses: Value, body: Option<Value>, parameters: &[Value]) -> Value {
+    let mut all = errors();
+    if let (Some(all), Some(extra)) = (all.as_object_mut(), responses.as_object()) {
+        for (status, response) in extra {
+            all.insert(status.clone(), response.clone());
+        }
+    }
+    let mut op = json!({"summary": summary, "responses": all, "parameters": parameters});
+    if let Some(body) = body {
+        op["requestBody"] = body;
+    }
+    op
+}
+
+fn path_param(name: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+fn query_param(name: &str, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let id = path_param("id");
+    let pid = path_param("pid");
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Nightshift sandbox backend",
+            "version": nightshift_protocol::VERSION,
+            "description": "Sandboxes through one provider-neutral API. Every route but /v1/health needs `Authorization: Bearer <SANDBOX_BACKEND_TOKEN>`."
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/health": {"get": {"summary": "Liveness (no token needed)", "security": [], "responses": {"200": answer("Up", "BackendHealth")}}},
+            "/v1/openapi.json": {"get": operation("This document", json!({"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}), None, &[])},
+            "/v1/providers": {"get": operation("Configured providers and their capabilities", json!({"200": answer("Providers", "ProviderList")}), None, &[])},
+            "/v1/sandboxes": {
+                "get": operation("Sandboxes that are not destroyed, oldest first", json!({"200": answer("Sandboxes", "SandboxList")}), None, &[]),
+                "post": operation("Create and start a sandbox", json!({"201": answer("Created (status `ready`)", "Sandbox")}), Some(json_body("CreateSandboxRequest")), &[]),
+            },
+            "/v1/sandboxes/{id}": {
+                "get": operation("One sandbox", json!({"200": answer("The sandbox", "Sandbox")}), None, &[id.clone()]),
+                "delete": operation("Destroy (final; repeating it is harmless)", json!({"200": answer("Destroyed", "Sandbox")}), None, &[id.clone()]),
+            },
+            "/v1/sandboxes/{id}/stop": {"post": operation("Stop its processes; files stay (concurrent lifecycle calls share one operation)", json!({"200": answer("Stopped", "Sandbox")}), None, &[id.clone()])},
+            "/v1/sandboxes/{id}/start": {"post": operation("Start a stopped sandbox again (not a destroyed one)", json!({"200": answer("Ready", "Sandbox")}), None, &[id.clone()])},
+            "/v1/sandboxes/{id}/fork": {"post": operation("A new, started sandbox with a copy of this one's files", json!({"201": answer("The fork", "Sandbox")}), Some(json!({"required": false, "content": {"application/json": {"schema": reference("ForkRequest")}}})), &[id.clone()])},
+            "/v1/sandboxes/{id}/exec": {"post": operation(
+                "Run a command: NDJSON lines as output happens, the exit line last; one object with ?stream=false",
+                json!({"200": {"description": "Output", "content": {
+                    "application/x-ndjson": {"schema": reference("ExecOutputLine")},
+                    "application/json": {"schema": reference("ExecResult")}
+                }}}),
+                Some(json_body("ExecRequest")),
+                &[id.clone(), query_param("stream", json!({"type": "boolean"}), "false for one JSON object")],
+            )},
+            "/v1/sandboxes/{id}/files": {
+                "get": operation("Read one file of the workspace", json!({"200": {"description": "Its bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}), None, &[id.clone(), json!({"name": "path", "in": "query", "required": true, "schema": {"type": "string"}, "description": "Relative to the workspace; `..`, absolute paths and symlinks leading out are refused"})]),
+                "put": operation("Write one file (parents created)", json!({"204": {"description": "Written"}}), Some(json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})), &[id.clone(), json!({"name": "path", "in": "query", "required": true, "schema": {"type": "string"}})]),
+            },
+            "/v1/sandboxes/{id}/processes": {
+                "get": operation("Background processes", json!({"200": answer("Processes", "ProcessList")}), None, &[id.clone()]),
+                "post": operation("Start a background process", json!({"201": answer("Started", "ProcessInfo")}), Some(json_body("StartProcessRequest")), &[id.clone()]),
+            },
+            "/v1/sandboxes/{id}/processes/{pid}": {"get": operation("One process: running or its exit, with bounded output buffers", json!({"200": answer("The process", "ProcessInfo")}), None, &[id.clone(), pid.clone()])},
+            "/v1/sandboxes/{id}/processes/{pid}/output": {"get": operation(
+                "Its stdout and stderr as NDJSON from an offset; with follow (default) until it exits",
+                json!({"200": ndjson("Output lines, `dropped` when the offset is older than the buffer, `exit` last", "ProcessOutputLine")}),
+                None,
+                &[id.clone(), pid.clone(),
+                  query_param("offset", json!({"type": "integer", "minimum": 0}), "Start of both streams"),
+                  query_param("stdout_offset", json!({"type": "integer", "minimum": 0}), "Start of stdout"),
+                  query_param("stderr_offset", json!({"type": "integer", "minimum": 0}), "Start of stderr"),
+                  query_param("follow", json!({"type": "boolean"}), "Keep streaming until the process exits (default true)")],
+            )},
+            "/v1/sandboxes/{id}/processes/{pid}/stdin": {"post": operation("Write to its stdin", json!({"204": {"description": "Written"}}), Some(json_body("ProcessStdinRequest")), &[id.clone(), pid.clone()])},
+            "/v1/sandboxes/{id}/processes/{pid}/kill": {"post": operation("Kill it with its children and wait for it to exit", json!({"200": answer("The ended process", "ProcessInfo")}), None, &[id.clone(), pid.clone()])},
+            "/v1/templates": {
+                "get": operation("Built templates", json!({"200": answer("Templates", "TemplateList")}), None, &[]),
+                "post": operation("Build a template (cached by its spec)", json!({"201": answer("Built now", "Template"), "200": answer("Built before", "Template")}), Some(json_body("CreateTemplateRequest")), &[]),
+            },
+            "/v1/templates/{id}": {
+                "get": operation("One template", json!({"200": answer("The template", "Template")}), None, &[id.clone()]),
+                "delete": operation("Remove a template", json!({"204": {"description": "Removed"}}), None, &[id]),
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas(),
+        }
+    })
+}
+
+fn schemas() -> Value {
+    let string_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    let mut all = serde_json::Map::new();
+    for part in [
+        sandbox_schemas(&string_map),
+        exec_schemas(&string_map),
+        other_schemas(&string_map),
+    ] {
+        if let Value::Object(part) = part {
+            all.extend(part);
+        }
+    }
+    Value::Object(all)
+}
+
+fn sandbox_schemas(string_map: &Value) -> Value {
+    let string_map = string_map.clone();
+    json!({
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "BackendHealth": {"type": "object", "required": ["ok", "version", "providers"], "properties": {"ok": {"type": "boolean"}, "version": {"type": "string"}, "providers": {"type": "array", "items": {"type": "string"}}}},
+                "NetworkMode": {"type": "string", "enum": ["isolated", "private", "none"]},
+                "SandboxStatus": {"type": "string", "enum": ["pending", "initializing", "ready", "stopping", "stopped", "destroying", "destroyed", "error"]},
+                "Sandbox": {"type": "object", "required": ["id", "provider", "status", "error", "network", "labels", "created_at"], "properties": {
+                    "id": {"type": "string"}, "provider": {"type": "string"}, "status": reference("SandboxStatus"),
+                    "error": {"type": ["string", "null"]}, "network": reference("NetworkMode"), "labels": string_map,
+                    "created_at": {"type": "integer"}, "status_reason": {"type": ["string", "null"]},
+                    "template": {"type": ["string", "null"]}, "forked_from": {"type": ["string", "null"]}
+                }},
+                "SandboxList": {"type": "object", "required": ["sandboxes"], "properties": {"sandboxes": {"type": "array", "items": reference("Sandbox")}}},
+                "RunnerLaunch": {"type": "object", "required": ["worker_url", "session_id", "token"], "properties": {"worker_url": {"type": "string"}, "session_id": {"type": "string"}, "token": {"type": "string"}}},
+                "CreateSandboxRequest": {"type": "object", "additionalProperties": false, "properties": {
+                    "provider": {"type": ["string", "null"]}, "template": {"oneOf": [{"type": "string"}, reference("TemplateSpec"), {"type": "null"}]},
+                    "env": string_map, "network": {"oneOf": [reference("NetworkMode"), {"type": "null"}]},
+                    "idle_timeout_minutes": {"type": ["integer", "null"], "minimum": 0}, "default_timeout_ms": {"type": ["integer", "null"], "minimum": 1},
+                    "labels": string_map, "runner": {"oneOf": [reference("RunnerLaunch"), {"type": "null"}]}
+                }}
+    })
+}
+
+fn exec_schemas(string_map: &Value) -> Value {
+    let string_map = string_map.clone();
+    json!({
+                "ForkRequest": {"type": "object", "additionalProperties": false, "properties": {
+                    "idle_timeout_minutes": {"type": ["integer", "null"]}, "network": {"oneOf": [reference("NetworkMode"), {"type": "null"}]},
+                    "env": {"oneOf": [string_map, {"type": "null"}]}, "labels": {"oneOf": [string_map, {"type": "null"}]}
+                }},
+                "ExecRequest": {"type": "object", "required": ["command"], "additionalProperties": false, "properties": {
+                    "command": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}, "env": string_map,
+                    "cwd": {"type": ["string", "null"]}, "timeout_ms": {"type": ["integer", "null"], "minimum": 1}, "stdin": {"type": ["string", "null"]}
+                }},
+                "ExecExit": {"type": "object", "required": ["code", "timed_out", "killed", "duration_ms"], "properties": {
+                    "code": {"type": "integer"}, "timed_out": {"type": "boolean"}, "killed": {"type": "boolean"}, "duration_ms": {"type": "integer"}
+                }},
+                "ExecOutputLine": {"oneOf": [
+                    {"type": "object", "required": ["stdout"], "properties": {"stdout": {"type": "string"}}},
+                    {"type": "object", "required": ["stderr"], "properties": {"stderr": {"type": "string"}}},
+                    {"type": "object", "required": ["exit"], "properties": {"exit": reference("ExecExit")}}
+                ]},
+                "ExecResult": {"type": "object", "required": ["stdout", "stderr", "exit", "truncated"], "properties": {
+                    "stdout": {"type": "string"}, "stderr": {"type": "string"}, "exit": reference("ExecExit"), "truncated": {"type": "boolean"}
+                }},
+                "StartProcessRequest": {"type": "object", "required": ["command"], "additionalProperties": false, "properties": {
+                    "command": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}, "env": string_map, "cwd": {"type": ["string", "null"]}
+                }},
+                "OutputBuffer": {"type": "object", "required": ["total_bytes", "dropped_bytes", "tail"], "properties": {
+                    "total_bytes": {"type": "integer"}, "dropped_bytes": {"type": "integer"}, "tail": {"type": "string"}
+                }},
+                "ProcessInfo": {"type": "object", "required": ["id", "command", "args", "running", "exit", "started_at", "stdout", "stderr"], "properties": {
+                    "id": {"type": "string"}, "command": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}},
+                    "running": {"type": "boolean"}, "exit": {"oneOf": [reference("ExecExit"), {"type": "null"}]}, "started_at": {"type": "integer"},
+                    "stdout": reference("OutputBuffer"), "stderr": reference("OutputBuffer")
+                }}
+    })
+}
+
+fn other_schemas(string_map: &Value) -> Value {
+    let string_map = string_map.clone();
+    json!({
+                "ProcessList": {"type": "object", "required": ["processes"], "properties": {"processes": {"type": "array", "items": reference("ProcessInfo")}}},
+                "ProcessOutputLine": {"oneOf": [
+                    {"type": "object", "required": ["stdout"], "properties": {"stdout": {"type": "object", "required": ["offset", "data"], "properties": {"offset": {"type": "integer"}, "data": {"type": "string"}}}}},
+                    {"type": "object", "required": ["stderr"], "properties": {"stderr": {"type": "object", "required": ["offset", "data"], "properties": {"offset": {"type": "integer"}, "data": {"type": "string"}}}}},
+                    {"type": "object", "required": ["dropped"], "properties": {"dropped": {"type": "object", "required": ["stream", "bytes"], "properties": {"stream": {"type": "string"}, "bytes": {"type": "integer"}}}}},
+                    {"type": "object", "required": ["exit"], "properties": {"exit": reference("ExecExit")}}
+                ]},
+                "ProcessStdinRequest": {"type": "object", "additionalProperties": false, "properties": {"data": {"type": "string"}, "eof": {"type": "boolean"}}},
+                "ProviderCapabilities": {"type": "object", "required": ["network_modes", "isolated", "fork", "templates", "stdin", "processes", "snapshots", "reattach", "restart", "tunnels", "package_managers"], "properties": {
+                    "network_modes": {"type": "array", "items": reference("NetworkMode")}, "isolated": {"type": "boolean"}, "fork": {"type": "boolean"},
+                    "templates": {"type": "boolean"}, "stdin": {"type": "boolean"}, "processes": {"type": "boolean"}, "snapshots": {"type": "boolean"},
+                    "reattach": {"type": "boolean"}, "restart": {"type": "boolean"}, "tunnels": {"type": "boolean"},
+                    "package_managers": {"type": "array", "items": {"type": "string"}}
+                }},
+                "ProviderInfo": {"type": "object", "required": ["name", "default", "capabilities"], "properties": {"name": {"type": "string"}, "default": {"type": "boolean"}, "capabilities": reference("ProviderCapabilities")}},
+                "ProviderList": {"type": "object", "required": ["providers"], "properties": {"providers": {"type": "array", "items": reference("ProviderInfo")}}},
+                "TemplateSpec": {"type": "object", "additionalProperties": false, "properties": {
+                    "base": {"type": ["string", "null"]}, "packages": {"type": "array", "items": {"type": "string"}, "description": "`manager:name`, e.g. `pip:requests`"},
+                    "commands": {"type": "array", "items": {"type": "string"}}, "workdir": {"type": ["string", "null"]}, "env": string_map
+                }},
+                "CreateTemplateRequest": {"type": "object", "description": "A TemplateSpec plus an optional provider", "properties": {
+                    "provider": {"type": ["string", "null"]}, "base": {"type": ["string", "null"]}, "packages": {"type": "array", "items": {"type": "string"}},
+                    "commands": {"type": "array", "items": {"type": "string"}}, "workdir": {"type": ["string", "null"]}, "env": string_map
+                }},
+                "Template": {"type": "object", "required": ["id", "provider", "spec", "created_at", "build_log"], "properties": {
+                    "id": {"type": "string"}, "provider": {"type": "string"}, "spec": reference("TemplateSpec"), "created_at": {"type": "integer"}, "build_log": {"type": "string"}
+                }},
+                "TemplateList": {"type": "object", "required": ["templates"], "properties": {"templates": {"type": "array", "items": reference("Template")}}}
+    })
+}

@@ -1,0 +1,92 @@
+//! The conformance suite against the `railway` provider, through a fake Railway that
+//! speaks GraphQL over HTTP and the exec WebSocket and runs commands for real
+//! (`tests/fakes`). Railway itself is not reached from here.
+
+mod conformance;
+mod fakes;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use conformance::Harness;
+use fakes::backend::{Backend, IDLE_MINUTE_MS, TOKEN};
+use fakes::railway::{ENVIRONMENT_ID, FakeRailway};
+
+struct RailwayHarness {
+    backend: Backend,
+    fake: FakeRailway,
+}
+
+fn railway_env(fake: &FakeRailway, token: &str) -> Vec<(String, String)> {
+    vec![
+        ("RAILWAY_TOKEN".into(), token.into()),
+        ("RAILWAY_ENVIRONMENT_ID".into(), ENVIRONMENT_ID.into()),
+        ("RAILWAY_GRAPHQL_URL".into(), fake.graphql_url.clone()),
+        ("RAILWAY_TCP_PROXY_WS_ENDPOINT".into(), fake.exec_url.clone()),
+    ]
+}
+
+#[async_trait]
+impl Harness for RailwayHarness {
+    fn base_url(&self) -> String {
+        self.backend.base_url()
+    }
+    fn token(&self) -> String {
+        TOKEN.into()
+    }
+    fn provider(&self) -> String {
+        "railway".into()
+    }
+    fn skipped(&self) -> Vec<(&'static str, &'static str)> {
+        fakes::unconfined_skips()
+    }
+    async fn restart_backend(&self) -> bool {
+        self.backend.terminate();
+        self.backend.boot().await;
+        true
+    }
+    fn idle_minute(&self) -> Duration {
+        Duration::from_millis(IDLE_MINUTE_MS)
+    }
+    fn runs_real_commands(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn railway_provider_conforms() {
+    let fake = FakeRailway::start().await;
+    let backend = Backend::start("railway", railway_env(&fake, fakes::railway::TOKEN)).await;
+    let harness = RailwayHarness { backend, fake };
+    let only = fakes::backend::only();
+    let only: Vec<&str> = only.iter().map(String::as_str).collect();
+    conformance::run_selected(&harness, &only).await;
+    let operations = harness.fake.state.operations.lock().await.clone();
+    for operation in ["sandboxCreate", "generateShellToken", "sandboxDestroy"] {
+        assert!(
+            operations.iter().any(|o| o == operation),
+            "{operation} was never called"
+        );
+    }
+}
+
+/// The provider's own paths through the fake, independent of the suite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn railway_round_trip_through_the_fake() {
+    let fake = FakeRailway::start().await;
+    let backend = Backend::start("railway", railway_env(&fake, fakes::railway::TOKEN)).await;
+    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    fakes::round_trip(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn railway_rejects_a_bad_token_with_a_clear_error() {
+    let fake = FakeRailway::start().await;
+    let backend = Backend::start("railway", railway_env(&fake, "wrong-token")).await;
+    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    let answer = client
+        .call("POST", "/v1/sandboxes", Some(serde_json::json!({})))
+        .await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert!(answer.text().contains("RAILWAY_TOKEN"), "{}", answer.text());
+}
