@@ -31,16 +31,6 @@ pub async fn list_sessions() -> Result<SessionList, ApiError> {
     request_json("GET", "/api/sessions", None::<&()>).await
 }
 
-/// `POST /api/sessions` with `{}`.
-pub async fn create_session() -> Result<Session, ApiError> {
-    request_json(
-        "POST",
-        "/api/sessions",
-        Some(&CreateSessionRequest::default()),
-    )
-    .await
-}
-
 /// `POST /api/sessions` with the chosen agent, model and so on.
 pub async fn create_session_with(request: &CreateSessionRequest) -> Result<Session, ApiError> {
     request_json("POST", "/api/sessions", Some(request)).await

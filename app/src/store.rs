@@ -75,7 +75,9 @@ impl SessionsStore {
     /// `POST /api/sessions`; the new session is listed at once, before its
     /// `session_created` event arrives. Answers its id.
     pub async fn create_session(self) -> Result<String, ApiError> {
-        let session = api::create_session().await?;
+        // The agent and model chosen next to the "New session" button.
+        let request = crate::components::session::new_session_request();
+        let session = api::create_session_with(&request).await?;
         let id = session.id.clone();
         self.remember(session);
         Ok(id)

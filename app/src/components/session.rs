@@ -8,6 +8,7 @@
 mod agent_picker;
 mod composer;
 mod header;
+mod new_session;
 mod prompt_queue;
 mod question;
 mod timeline;
@@ -32,6 +33,7 @@ use crate::store::SessionsStore;
 
 use composer::Composer;
 use header::SessionHeader;
+pub use new_session::{NewSessionOptions, new_session_request};
 use prompt_queue::PromptQueueView;
 use timeline::TimelineView;
 

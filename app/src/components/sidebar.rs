@@ -35,6 +35,7 @@ pub fn Sidebar() -> impl IntoView {
                 }></span>
             </div>
             <NewSessionButton class="button button--primary sidebar__new" test_id="new-session"/>
+            <crate::components::session::NewSessionOptions/>
             <div class="sidebar__label">"Sessions"</div>
             <nav class="session-list" data-testid="session-list">
                 <For
