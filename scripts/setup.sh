@@ -70,6 +70,17 @@ if [ ! -f .env ]; then
   log "writing .env from .env.example with fresh secrets"
   sed -e "s/^RUNNER_TOKEN_SECRET=.*/RUNNER_TOKEN_SECRET=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \
       -e "s/^SANDBOX_BACKEND_TOKEN=.*/SANDBOX_BACKEND_TOKEN=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \
+      -e "s|^ENCRYPTION_KEY=.*|ENCRYPTION_KEY=$(head -c32 /dev/urandom | base64 -w0)|" \
       .env.example > .env
+fi
+# Settings added after a .env was written: appended once, never changed.
+if ! grep -q '^ENCRYPTION_KEY=.' .env; then
+  log "adding a fresh ENCRYPTION_KEY to .env"
+  sed -i '/^ENCRYPTION_KEY=$/d' .env
+  echo "ENCRYPTION_KEY=$(head -c32 /dev/urandom | base64 -w0)" >> .env
+fi
+if ! grep -q '^DEV_AUTH=' .env; then
+  log "enabling the development sign-in in .env (local stacks only)"
+  echo "DEV_AUTH=true" >> .env
 fi
 log "done"

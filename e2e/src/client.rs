@@ -16,6 +16,20 @@ use crate::WAIT;
 pub struct Api {
     pub base: String,
     http: reqwest::Client,
+    auth: Credentials,
+}
+
+/// What an [`Api`] signs its requests with.
+#[derive(Clone, Debug, Default)]
+pub enum Credentials {
+    /// Nothing: an anonymous visitor.
+    #[default]
+    None,
+    /// A signed-in browser's `ns_session` cookie, and the CSRF token `/api/me` gave
+    /// for it (sent as `X-CSRF-Token` on every request; harmless on reads).
+    Cookie { session: String, csrf: String },
+    /// A personal API token (`Authorization: Bearer`).
+    Bearer(String),
 }
 
 /// An HTTP answer, kept whole for assertions on status and body.
@@ -41,7 +55,80 @@ impl Api {
         Api {
             base: base.trim_end_matches('/').to_string(),
             http,
+            auth: Credentials::None,
         }
+    }
+
+    /// The same client, signing its requests with `auth`.
+    pub fn with_credentials(&self, auth: Credentials) -> Api {
+        Api {
+            auth,
+            ..self.clone()
+        }
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.auth
+    }
+
+    /// The `ns_session` cookie value, when signed in with one.
+    pub fn session_cookie(&self) -> Option<&str> {
+        match &self.auth {
+            Credentials::Cookie { session, .. } => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Adds this client's credentials to a request.
+    pub fn sign(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Credentials::None => request,
+            Credentials::Cookie { session, csrf } => request
+                .header("cookie", format!("ns_session={session}"))
+                .header("x-csrf-token", csrf),
+            Credentials::Bearer(token) => request.bearer_auth(token),
+        }
+    }
+
+    /// Signs in through the development sign-in (`POST /auth/dev/login`, which the
+    /// test stack enables) and answers a client holding the session cookie and its
+    /// CSRF token. `invite` is an invite token, for teams that are invite-only.
+    pub async fn dev_sign_in(
+        &self,
+        email: &str,
+        name: &str,
+        invite: Option<&str>,
+    ) -> anyhow::Result<Api> {
+        let body = serde_json::json!({ "email": email, "name": name, "invite": invite });
+        let response = self
+            .http
+            .post(self.url("/auth/dev/login"))
+            .json(&body)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .context("POST /auth/dev/login")?;
+        let status = response.status();
+        let session = session_cookie_of(response.headers());
+        if !status.is_success() {
+            bail!(
+                "dev sign-in of {email} answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        let session = session.context("dev sign-in set no ns_session cookie")?;
+        let signed_in = self.with_credentials(Credentials::Cookie {
+            session: session.clone(),
+            csrf: String::new(),
+        });
+        let me = signed_in
+            .expect::<Value>(reqwest::Method::GET, "/api/me", None, 200)
+            .await?;
+        let csrf = me["csrf_token"]
+            .as_str()
+            .context("/api/me has no csrf_token")?
+            .to_string();
+        Ok(self.with_credentials(Credentials::Cookie { session, csrf }))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -55,10 +142,11 @@ impl Api {
         path: &str,
         body: Option<&str>,
     ) -> anyhow::Result<Answer> {
-        let mut request = self
-            .http
-            .request(method, self.url(path))
-            .timeout(Duration::from_secs(30));
+        let mut request = self.sign(
+            self.http
+                .request(method, self.url(path))
+                .timeout(Duration::from_secs(30)),
+        );
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -74,7 +162,7 @@ impl Api {
         Ok(Answer { status, body })
     }
 
-    async fn expect<T: serde::de::DeserializeOwned>(
+    pub async fn expect<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -259,9 +347,10 @@ impl Api {
 
     /// Opens the session's event stream, replaying after `last_event_id`.
     pub async fn events(&self, id: &str, last_event_id: Option<u64>) -> anyhow::Result<SseStream> {
-        let mut request = self
-            .http
-            .get(self.url(&format!("/api/sessions/{id}/events")));
+        let mut request = self.sign(
+            self.http
+                .get(self.url(&format!("/api/sessions/{id}/events"))),
+        );
         if let Some(last) = last_event_id {
             request = request.header("last-event-id", last.to_string());
         }
@@ -270,7 +359,7 @@ impl Api {
 
     /// Opens the sessions-list stream.
     pub async fn list_events(&self) -> anyhow::Result<SseStream> {
-        SseStream::open(self.http.get(self.url("/api/events"))).await
+        SseStream::open(self.sign(self.http.get(self.url("/api/events")))).await
     }
 
     /// Every stored event of a session, read through a fresh SSE connection until
@@ -287,6 +376,19 @@ impl Api {
         }
         Ok(events)
     }
+}
+
+/// The value of the `ns_session` cookie a response sets, if any.
+pub fn session_cookie_of(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|cookie| {
+            let first = cookie.split(';').next()?.trim();
+            let value = first.strip_prefix("ns_session=")?;
+            (!value.is_empty()).then(|| value.to_string())
+        })
 }
 
 /// One SSE message as received.

@@ -42,7 +42,8 @@ pub fn free_port() -> u16 {
 pub struct StackOptions {
     /// `LLM_BASE_URL`; `None` leaves the LLM unconfigured.
     pub llm_base_url: Option<String>,
-    /// Extra Worker variables.
+    /// Extra Worker variables. `DEV_AUTH` is `true` unless set here (set it to
+    /// `false` to boot like a deployed Worker, which refuses the development sign-in).
     pub worker_vars: Vec<(String, String)>,
 }
 
@@ -135,8 +136,33 @@ impl Stack {
         Ok(stack)
     }
 
+    /// An anonymous client.
     pub fn api(&self) -> Api {
         Api::new(&self.worker_url())
+    }
+
+    /// A client signed in as `email` through the development sign-in. On a fresh
+    /// stack the first person to sign in becomes the team's admin; later people need
+    /// an invite (see [`Stack::signed_in_member`]).
+    pub async fn signed_in_api(&self, email: &str) -> anyhow::Result<Api> {
+        let name = email.split('@').next().unwrap_or(email);
+        self.api().dev_sign_in(email, name, None).await
+    }
+
+    /// Signs `email` in as a new team member, with an invite `admin` creates.
+    pub async fn signed_in_member(&self, admin: &Api, email: &str) -> anyhow::Result<Api> {
+        let body = serde_json::json!({"role": "member", "expires_in_hours": 1, "max_uses": 1});
+        let invite: serde_json::Value = admin
+            .expect(
+                reqwest::Method::POST,
+                "/api/admin/invites",
+                Some(&body.to_string()),
+                201,
+            )
+            .await?;
+        let token = invite["token"].as_str().context("the invite has a token")?;
+        let name = email.split('@').next().unwrap_or(email);
+        self.api().dev_sign_in(email, name, Some(token)).await
     }
 
     pub fn worker_url(&self) -> String {
@@ -177,7 +203,17 @@ impl Stack {
             "LLM_MODEL=".to_string(),
             "LLM_API_KEY=".to_string(),
             "ANTHROPIC_API_KEY=".to_string(),
+            // Encrypts stored LLM keys (32 bytes, base64).
+            "ENCRYPTION_KEY=ZTJlLXRlc3Qta2V5LW5vdC1zZWNyZXQtMzItYnl0ZXM=".to_string(),
         ];
+        if !self
+            .options
+            .worker_vars
+            .iter()
+            .any(|(k, _)| k == "DEV_AUTH")
+        {
+            lines.push("DEV_AUTH=true".to_string());
+        }
         if let Some(url) = &self.options.llm_base_url {
             lines.retain(|l| !l.starts_with("LLM_"));
             lines.push(format!("LLM_BASE_URL={url}"));
@@ -217,6 +253,38 @@ impl Stack {
             );
         }
         Ok(())
+    }
+
+    /// Runs SQL against the stack's local D1 (`wrangler d1 execute --local`) and
+    /// answers the rows of its last statement. For tests that must see what is
+    /// stored, or move a stored time into the past.
+    pub async fn d1(&self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let output = tokio::time::timeout(
+            Duration::from_secs(60),
+            self.wrangler()
+                .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
+                .arg(self.persist_dir())
+                .args(["--command", sql])
+                .stdin(Stdio::null())
+                .output(),
+        )
+        .await
+        .context("wrangler d1 execute timed out")??;
+        if !output.status.success() {
+            bail!(
+                "d1 execute failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let results: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("d1 output {}", String::from_utf8_lossy(&output.stdout)))?;
+        Ok(results
+            .as_array()
+            .and_then(|all| all.last())
+            .and_then(|last| last["results"].as_array())
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Starts (or restarts) `wrangler dev` on the stack's port with its state dir.
@@ -274,6 +342,12 @@ impl Stack {
             .env("SANDBOX_BACKEND_TOKEN", &self.backend_token)
             .env("NIGHTSHIFT_DATA_DIR", self.data_dir())
             .env("RUNNER_BIN", bin_dir().join("runner"))
+            // Sandboxes outlive a killed test backend only briefly (the variable,
+            // like SANDBOX_RO_BINDS, is passed through when the caller sets it).
+            .env(
+                "SANDBOX_ORPHAN_GRACE_SECS",
+                std::env::var("SANDBOX_ORPHAN_GRACE_SECS").unwrap_or_else(|_| "30".into()),
+            )
             .env("RUST_LOG", "info");
         self.backend = Some(Process::spawn(
             "sandbox-backend",

@@ -132,7 +132,20 @@ async fn a_user_creates_a_session_sends_a_prompt_and_watches_the_agent_work() {
 }
 
 async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
-    let api = stack.api();
+    // Signed in through the development sign-in; the browser gets the same session
+    // cookie (set on the Worker's origin before the app loads).
+    let api = stack.signed_in_api("alice@example.com").await?;
+    client
+        .goto(&format!("{}/api/health", stack.worker_url()))
+        .await?;
+    let mut cookie = fantoccini::cookies::Cookie::new(
+        "ns_session",
+        api.session_cookie()
+            .context("a session cookie")?
+            .to_string(),
+    );
+    cookie.set_path("/");
+    client.add_cookie(cookie).await?;
     client.goto(&stack.worker_url()).await?;
     client
         .wait()

@@ -40,7 +40,7 @@ fn turn_finished_count(events: &[SessionEvent]) -> usize {
 #[tokio::test]
 async fn scripted_tool_call_writes_the_file_in_that_sessions_workspace() {
     let (stack, llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         llm.on(
             "MARK-WRITE",
@@ -104,7 +104,7 @@ async fn scripted_tool_call_writes_the_file_in_that_sessions_workspace() {
 #[tokio::test]
 async fn last_event_id_replays_exactly_the_missed_events() {
     let (stack, llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         llm.on(
             "MARK-REPLAY",
@@ -139,7 +139,7 @@ async fn last_event_id_replays_exactly_the_missed_events() {
 #[tokio::test]
 async fn history_survives_a_wrangler_restart() {
     let (mut stack, llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     llm.on("MARK-PERSIST", Script::new(vec![Step::text("remembered")]));
     let session = api.create_session().await.unwrap();
     api.send(&session.id, "MARK-PERSIST keep this")
@@ -176,7 +176,7 @@ async fn history_survives_a_wrangler_restart() {
 #[tokio::test]
 async fn restarting_wrangler_mid_turn_loses_and_doubles_no_event() {
     let (mut stack, llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     let step = Step::slow_text("chunk", 60, Duration::from_millis(100));
     let expected = step.full_text();
     llm.on("MARK-BLIP", Script::new(vec![step]));
@@ -223,7 +223,7 @@ async fn restarting_wrangler_mid_turn_loses_and_doubles_no_event() {
 #[tokio::test]
 async fn a_killed_runner_interrupts_the_turn_and_the_prompt_completes_on_a_new_runner() {
     let (stack, llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         llm.on(
             "MARK-CRASH",
@@ -280,7 +280,7 @@ async fn a_killed_runner_interrupts_the_turn_and_the_prompt_completes_on_a_new_r
 #[tokio::test]
 async fn abort_stops_a_long_tool_call() {
     let (stack, llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         llm.on(
             "MARK-ABORT",
@@ -335,7 +335,7 @@ async fn abort_stops_a_long_tool_call() {
 #[tokio::test]
 async fn follow_ups_queue_and_run_in_order_and_queued_ones_can_be_cancelled() {
     let (stack, llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         llm.on(
             "MARK-FIRST",
@@ -411,7 +411,7 @@ async fn follow_ups_queue_and_run_in_order_and_queued_ones_can_be_cancelled() {
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     let (stack, _llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         let session = api.create_session().await?;
         let path = format!("/api/sessions/{}/messages", session.id);
@@ -495,7 +495,7 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
 #[tokio::test]
 async fn a_wrong_runner_token_is_refused_before_the_upgrade() {
     let (stack, _llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         let session = api.create_session().await?;
         let other = api.create_session().await?;
@@ -553,7 +553,7 @@ async fn a_wrong_runner_token_is_refused_before_the_upgrade() {
 #[tokio::test]
 async fn a_session_without_llm_configuration_fails_its_turn_saying_what_to_set() {
     let stack = Stack::start(StackOptions::default()).await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         let session = api.create_session().await?;
         let mut stream = api.events(&session.id, None).await?;
@@ -579,7 +579,7 @@ async fn a_session_without_llm_configuration_fails_its_turn_saying_what_to_set()
 #[tokio::test]
 async fn the_sessions_stream_announces_created_sessions_and_status_changes() {
     let (stack, _llm) = stack_with_llm().await.unwrap();
-    let api = stack.api();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
         let mut list = api.list_events().await?;
         let session = api.create_session().await?;

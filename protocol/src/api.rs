@@ -73,6 +73,16 @@ pub struct Session {
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The asking user's role on this session (`owner`, `co_owner`, `collaborator`,
+    /// `viewer`, or `admin` for a team admin who is none of those).
+    #[serde(default)]
+    pub my_role: Option<crate::auth::SessionRole>,
+    /// Who owns the session.
+    #[serde(default)]
+    pub owner: Option<Box<crate::auth::OwnerInfo>>,
+    /// Whose LLM key the latest turn used.
+    #[serde(default)]
+    pub llm_source: Option<crate::auth::LlmSource>,
 }
 
 /// `POST /api/sessions`. Every field is optional; `{}` is a valid body.

@@ -11,6 +11,7 @@
 //! runner, the sandbox backend, the tests). It never depends on a platform crate.
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod events;
 pub mod limits;

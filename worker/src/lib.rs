@@ -13,6 +13,7 @@
 
 use worker::{Context, Env, Request, Response, Result, event};
 
+mod access;
 mod api_error;
 mod auth;
 mod body;
@@ -25,6 +26,7 @@ mod llm_config;
 mod routes;
 mod sandbox_client;
 mod session_agent;
+mod session_access;
 mod sessions_table;
 mod sse;
 mod timeout;
@@ -37,6 +39,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let path = req.path();
     if path == "/api" || path.starts_with("/api/") {
         return Ok(routes::handle(req, env).await);
+    }
+    if path.starts_with("/auth/") {
+        return Ok(routes::auth_routes::handle(req, env).await);
     }
     // `wrangler.toml` sends only `/api/*` to the Worker first; this covers requests the
     // asset router hands over anyway (for example when assets are not configured).

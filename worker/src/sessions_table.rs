@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use nightshift_protocol::api::{AgentKind, PermissionMode, Session, SessionStatus, UsageTotals};
+use nightshift_protocol::auth::{LlmSource, OwnerInfo, SessionRole};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
@@ -54,6 +55,12 @@ struct SessionRow {
     turns: Option<u64>,
     #[serde(default)]
     duration_ms: Option<u64>,
+    #[serde(default)]
+    llm_source: Option<String>,
+    #[serde(default)]
+    owner_name: Option<String>,
+    #[serde(default)]
+    my_role: Option<String>,
 }
 
 impl From<SessionRow> for Session {
@@ -78,11 +85,19 @@ impl From<SessionRow> for Session {
                 turns: row.turns.unwrap_or(0),
                 duration_ms: row.duration_ms.unwrap_or(0),
             },
-            owner_id: row.owner_id,
             sandbox_id: row.sandbox_id,
             error: row.error,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            my_role: row.my_role.as_deref().and_then(SessionRole::parse),
+            owner: row.owner_name.map(|name| {
+                Box::new(OwnerInfo {
+                    id: row.owner_id.clone(),
+                    name,
+                })
+            }),
+            owner_id: row.owner_id,
+            llm_source: row.llm_source.as_deref().and_then(LlmSource::parse),
         }
     }
 }
@@ -173,39 +188,67 @@ pub async fn update_agent(env: &Env, id: &str, update: &AgentUpdate) -> ApiResul
     run(statement).await
 }
 
-/// The session `id` if it exists and belongs to `owner_id`.
-pub async fn get(env: &Env, id: &str, owner_id: &str) -> ApiResult<Option<Session>> {
+/// A session's columns as seen by the user `?1`: its owner's name, which key its
+/// latest turn used, and `my_role` (NULL when the session is invisible to them:
+/// neither theirs, nor shared with them, nor are they a team admin).
+fn visible_select() -> String {
+    format!(
+        "SELECT * FROM (SELECT {COLUMNS}, rowid AS row_order, llm_source, \
+         (SELECT display_name FROM users WHERE users.id = sessions.owner_id) AS owner_name, \
+         CASE WHEN owner_id = ?1 THEN 'owner' \
+         WHEN EXISTS (SELECT 1 FROM memberships WHERE memberships.user_id = ?1 \
+         AND memberships.role = 'admin') THEN 'admin' \
+         ELSE (SELECT role FROM session_shares WHERE session_shares.session_id = sessions.id \
+         AND session_shares.user_id = ?1) END AS my_role FROM sessions) \
+         WHERE my_role IS NOT NULL"
+    )
+}
+
+/// The session `id` if it exists and `viewer_id` may see it (its owner, someone it
+/// is shared with, or a team admin), with `my_role` set for them.
+pub async fn get(env: &Env, id: &str, viewer_id: &str) -> ApiResult<Option<Session>> {
     let statement = db(env)?
-        .prepare(format!(
-            "SELECT {COLUMNS} FROM sessions WHERE id = ? AND owner_id = ?"
-        ))
-        .bind(&[text(id), text(owner_id)])?;
+        .prepare(format!("{} AND id = ?2", visible_select()))
+        .bind(&[text(viewer_id), text(id)])?;
     let row = with_timeout(D1_TIMEOUT, statement.first::<SessionRow>(None))
         .await
         .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
     Ok(row.map(Session::from))
 }
 
-/// [`get`], answering `not_found` when there is no such session.
-pub async fn require(env: &Env, id: &str, owner_id: &str) -> ApiResult<Session> {
-    get(env, id, owner_id)
+/// [`get`], answering `not_found` when there is no such session (or it is not
+/// visible to `viewer_id`: its existence does not leak).
+pub async fn require(env: &Env, id: &str, viewer_id: &str) -> ApiResult<Session> {
+    get(env, id, viewer_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no session {id}")))
 }
 
-/// The sessions of `owner_id`, newest first.
-pub async fn list(env: &Env, owner_id: &str) -> ApiResult<Vec<Session>> {
+/// The sessions `viewer_id` owns or that are shared with them (for team admins also
+/// those the team owns, from removed members), newest first.
+pub async fn list(env: &Env, viewer_id: &str) -> ApiResult<Vec<Session>> {
     let statement = db(env)?
         .prepare(format!(
-            "SELECT {COLUMNS} FROM sessions WHERE owner_id = ? \
-             ORDER BY created_at DESC, rowid DESC LIMIT {LIST_LIMIT}"
+            "{} AND (my_role <> 'admin' OR owner_id = 'team') \
+             ORDER BY created_at DESC, row_order DESC LIMIT {LIST_LIMIT}",
+            visible_select()
         ))
-        .bind(&[text(owner_id)])?;
+        .bind(&[text(viewer_id)])?;
     let result = with_timeout(D1_TIMEOUT, statement.all())
         .await
         .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
     let rows: Vec<SessionRow> = result.results()?;
     Ok(rows.into_iter().map(Session::from).collect())
+}
+
+/// Records which key (`user`, `team` or `environment`) the latest turn of session
+/// `id` used.
+#[allow(dead_code)] // called once stored keys are resolved
+pub async fn set_llm_source(env: &Env, id: &str, source: LlmSource) -> ApiResult<()> {
+    let statement = db(env)?
+        .prepare("UPDATE sessions SET llm_source = ? WHERE id = ?")
+        .bind(&[text(source.as_str()), text(id)])?;
+    run(statement).await
 }
 
 /// Writes what the `SessionAgent` of session `id` currently says.

@@ -97,6 +97,9 @@ mod tests {
             error: None,
             created_at,
             updated_at: created_at,
+            my_role: None,
+            owner: None,
+            llm_source: None,
         }
     }
 

@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
 async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     let prompts = setting("BENCH_PROMPTS", 200);
     let clients_wanted = setting("BENCH_CLIENTS", 50);
-    let api = stack.api();
+    let api = stack.signed_in_api("bench@example.com").await?;
     let session = api.create_session().await?;
     api.wait_status(&session.id, "idle").await?;
     let mut stream = api.events(&session.id, None).await?;

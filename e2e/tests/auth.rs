@@ -1,0 +1,344 @@
+//! Sign-in on the real Worker under `wrangler dev`: the development sign-in and its
+//! refusal on a deployed Worker, the session cookie (attributes, hashed storage,
+//! sign-out), CSRF, the first user becoming admin, invites (use limit, expiry,
+//! revocation), the sign-in policy, and API tokens with enforced scopes. The GitHub
+//! and Google flows run against the fake providers of `e2e/src/fake_oauth.rs`.
+
+use nightshift_e2e::client::{Credentials, session_cookie_of};
+use nightshift_e2e::stack::{Stack, StackOptions};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, test: F) {
+    if let Err(error) = test.await {
+        stack.dump_logs();
+        panic!("{error:?}");
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn dev_sign_in_cookie_csrf_invites_and_sign_out() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    with_logs(&stack, async {
+        let anonymous = stack.api();
+        // Nothing under /api answers without sign-in, except health.
+        for (method, path) in [
+            (Method::GET, "/api/me"),
+            (Method::GET, "/api/sessions"),
+            (Method::POST, "/api/sessions"),
+        ] {
+            let answer = anonymous.raw(method, path, Some("{}")).await?;
+            assert_eq!(answer.status, 401, "{path}");
+            assert_eq!(answer.error_code(), Some("unauthenticated"), "{path}");
+        }
+        assert_eq!(
+            anonymous
+                .raw(Method::GET, "/api/health", None)
+                .await?
+                .status,
+            200
+        );
+        let providers = anonymous.raw(Method::GET, "/auth/providers", None).await?;
+        assert_eq!(
+            providers.body,
+            json!({"github": false, "google": false, "dev": true})
+        );
+
+        // The dev sign-in answers with the user and an HttpOnly, SameSite=Lax cookie
+        // (not Secure on localhost), whose hash alone is stored.
+        let response = reqwest::Client::new()
+            .post(anonymous.url("/auth/dev/login"))
+            .json(&json!({"email": "Alice@Example.com", "name": "Alice"}))
+            .send()
+            .await?;
+        assert_eq!(response.status().as_u16(), 200);
+        let set_cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+        assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+        assert!(set_cookie.contains("Path=/"), "{set_cookie}");
+        assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+        let cookie = session_cookie_of(response.headers()).expect("ns_session");
+        let body: Value = response.json().await?;
+        assert_eq!(body["user"]["role"], "admin", "the first user is admin");
+        assert_eq!(body["user"]["email"], "alice@example.com");
+        let stored = stack.d1("SELECT token_hash FROM auth_sessions").await?;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0]["token_hash"], sha256_hex(&cookie));
+        assert_ne!(stored[0]["token_hash"], cookie);
+
+        let alice = stack
+            .api()
+            .dev_sign_in("alice@example.com", "Alice", None)
+            .await?;
+        let me: Value = alice.expect(Method::GET, "/api/me", None, 200).await?;
+        assert_eq!(me["user"]["name"], "Alice");
+        assert_eq!(me["team"]["id"], "default");
+        let Credentials::Cookie { session, csrf } = alice.credentials().clone() else {
+            panic!("a cookie client");
+        };
+        assert!(!csrf.is_empty());
+
+        // A state change with the cookie but without the right CSRF token is refused
+        // and changes nothing.
+        for token in ["", "wrong"] {
+            let forged = alice.with_credentials(Credentials::Cookie {
+                session: session.clone(),
+                csrf: token.to_string(),
+            });
+            let answer = forged
+                .raw(Method::POST, "/api/sessions", Some("{}"))
+                .await?;
+            assert_eq!(answer.status, 403, "csrf {token:?}");
+            assert_eq!(answer.error_code(), Some("csrf_failed"));
+            // Reads need no token.
+            assert_eq!(
+                forged.raw(Method::GET, "/api/sessions", None).await?.status,
+                200
+            );
+        }
+        assert!(alice.sessions().await?.is_empty());
+        alice.create_session().await?;
+
+        // Invite-only by default: a stranger is refused, an invitee gets in once.
+        let refused = stack
+            .api()
+            .dev_sign_in("bob@example.com", "Bob", None)
+            .await;
+        assert!(
+            format!("{:?}", refused.err()).contains("signin_not_allowed"),
+            "strangers are refused"
+        );
+        let invite: Value = alice
+            .expect(
+                Method::POST,
+                "/api/admin/invites",
+                Some(&json!({"role": "member", "expires_in_hours": 24, "max_uses": 1}).to_string()),
+                201,
+            )
+            .await?;
+        let token = invite["token"].as_str().unwrap().to_string();
+        assert!(
+            invite["url"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/invite/{token}"))
+        );
+        let bob = stack
+            .api()
+            .dev_sign_in("bob@example.com", "Bob", Some(&token))
+            .await?;
+        let bob_me: Value = bob.expect(Method::GET, "/api/me", None, 200).await?;
+        assert_eq!(bob_me["user"]["role"], "member");
+        // Used up.
+        let again = stack
+            .api()
+            .dev_sign_in("carol@example.com", "Carol", Some(&token))
+            .await;
+        assert!(format!("{:?}", again.err()).contains("invite_invalid"));
+        // A member is no admin.
+        let answer = bob.raw(Method::GET, "/api/admin/members", None).await?;
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (403, Some("forbidden"))
+        );
+
+        // An expired invite and a revoked one are refused.
+        let create = json!({"role": "member", "expires_in_hours": 1, "max_uses": 5}).to_string();
+        let expiring: Value = alice
+            .expect(Method::POST, "/api/admin/invites", Some(&create), 201)
+            .await?;
+        stack
+            .d1(&format!(
+                "UPDATE invites SET expires_at = 1 WHERE id = '{}'",
+                expiring["id"].as_str().unwrap()
+            ))
+            .await?;
+        let expired = stack
+            .api()
+            .dev_sign_in("carol@example.com", "Carol", expiring["token"].as_str())
+            .await;
+        assert!(format!("{:?}", expired.err()).contains("invite_invalid"));
+        let revoked: Value = alice
+            .expect(Method::POST, "/api/admin/invites", Some(&create), 201)
+            .await?;
+        let answer = alice
+            .raw(
+                Method::DELETE,
+                &format!("/api/admin/invites/{}", revoked["id"].as_str().unwrap()),
+                None,
+            )
+            .await?;
+        assert_eq!(answer.status, 204);
+        let refused = stack
+            .api()
+            .dev_sign_in("carol@example.com", "Carol", revoked["token"].as_str())
+            .await;
+        assert!(format!("{:?}", refused.err()).contains("invite_invalid"));
+
+        // The domain policy lets that domain in.
+        let policy = json!({"signin_policy": "domain", "allowed_domain": "corp.example"});
+        alice
+            .expect::<Value>(
+                Method::PUT,
+                "/api/admin/settings",
+                Some(&policy.to_string()),
+                200,
+            )
+            .await?;
+        stack
+            .api()
+            .dev_sign_in("dan@corp.example", "Dan", None)
+            .await?;
+        assert!(
+            stack
+                .api()
+                .dev_sign_in("eve@else.example", "Eve", None)
+                .await
+                .is_err()
+        );
+
+        // Sign-out deletes the server-side session: the old cookie stops working.
+        let response = reqwest::Client::new()
+            .post(alice.url("/auth/logout"))
+            .header("cookie", format!("ns_session={session}"))
+            .send()
+            .await?;
+        assert_eq!(response.status().as_u16(), 204);
+        let cleared = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(cleared.contains("Max-Age=0"), "{cleared}");
+        let answer = alice.raw(Method::GET, "/api/me", None).await?;
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (401, Some("unauthenticated"))
+        );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_tokens_are_shown_once_stored_hashed_scoped_and_revocable() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    with_logs(&stack, async {
+        let alice = stack.signed_in_api("alice@example.com").await?;
+        let session = alice.create_session().await?;
+        let create = |scopes: Value| json!({"name": "ci", "scopes": scopes}).to_string();
+        let read: Value = alice
+            .expect(
+                Method::POST,
+                "/api/tokens",
+                Some(&create(json!(["read"]))),
+                201,
+            )
+            .await?;
+        let read_token = read["token"].as_str().unwrap().to_string();
+        assert!(read_token.starts_with("ns_"));
+        let listed: Value = alice.expect(Method::GET, "/api/tokens", None, 200).await?;
+        assert_eq!(listed[0]["scopes"], json!(["read"]));
+        assert!(!listed.to_string().contains(&read_token), "shown only once");
+        let stored = stack.d1("SELECT token_hash FROM api_tokens").await?;
+        assert_eq!(stored[0]["token_hash"], sha256_hex(&read_token));
+
+        // A read-only token reads, but cannot prompt (and needs no CSRF token).
+        let reader = stack
+            .api()
+            .with_credentials(Credentials::Bearer(read_token.clone()));
+        assert_eq!(reader.session(&session.id).await?.id, session.id);
+        let body = json!({"content": "hi"}).to_string();
+        let path = format!("/api/sessions/{}/messages", session.id);
+        let answer = reader.raw(Method::POST, &path, Some(&body)).await?;
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (403, Some("insufficient_scope"))
+        );
+        assert!(
+            alice.messages(&session.id).await?.is_empty(),
+            "nothing was queued"
+        );
+
+        let write: Value = alice
+            .expect(
+                Method::POST,
+                "/api/tokens",
+                Some(&create(json!(["read", "write"]))),
+                201,
+            )
+            .await?;
+        let writer = stack
+            .api()
+            .with_credentials(Credentials::Bearer(write["token"].as_str().unwrap().into()));
+        assert_eq!(
+            writer.raw(Method::POST, &path, Some(&body)).await?.status,
+            202
+        );
+
+        // Revoked: refused from then on.
+        let answer = alice
+            .raw(
+                Method::DELETE,
+                &format!("/api/tokens/{}", read["id"].as_str().unwrap()),
+                None,
+            )
+            .await?;
+        assert_eq!(answer.status, 204);
+        let answer = reader.raw(Method::GET, "/api/sessions", None).await?;
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (401, Some("unauthenticated"))
+        );
+        let garbage = stack
+            .api()
+            .with_credentials(Credentials::Bearer("ns_nope".into()));
+        assert_eq!(garbage.raw(Method::GET, "/api/me", None).await?.status, 401);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_deployed_worker_refuses_the_dev_sign_in() {
+    let stack = Stack::start(StackOptions {
+        worker_vars: vec![("DEV_AUTH".into(), "false".into())],
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    with_logs(&stack, async {
+        let api = stack.api();
+        let answer = api
+            .raw(
+                Method::POST,
+                "/auth/dev/login",
+                Some(&json!({"email": "alice@example.com", "name": "Alice"}).to_string()),
+            )
+            .await?;
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (404, Some("dev_auth_disabled"))
+        );
+        let providers = api.raw(Method::GET, "/auth/providers", None).await?;
+        assert_eq!(providers.body["dev"], false);
+        assert!(
+            stack
+                .d1("SELECT user_id FROM memberships")
+                .await?
+                .is_empty()
+        );
+        Ok(())
+    })
+    .await;
+}

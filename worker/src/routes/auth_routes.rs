@@ -1,0 +1,117 @@
+//! The sign-in routes outside `/api` (`/auth/*`): the development sign-in, sign-out,
+//! which providers are offered, and the GitHub and Google OAuth flows
+//! ([`crate::auth::oauth`]).
+//!
+//! Errors use the same JSON envelope as `/api`, except the OAuth callbacks, which
+//! send the browser to `/signin?error=<code>`.
+
+use nightshift_protocol::ErrorCode;
+use nightshift_protocol::auth::{DevLoginRequest, LoginResponse, Providers};
+use worker::{Env, Headers, Method, Request, Response};
+
+use crate::access;
+use crate::api_error::{ApiError, ApiResult, json};
+use crate::auth::signin::{self, Identity, Provider};
+use crate::auth::{self, SESSION_COOKIE, d1, oauth};
+use crate::{body, config};
+
+/// Answers one `/auth/*` request.
+pub async fn handle(req: Request, env: Env) -> Response {
+    match dispatch(req, &env).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Whether the development sign-in is enabled (`DEV_AUTH=true`, local stacks only).
+pub fn dev_auth_enabled(env: &Env) -> bool {
+    config::var(env, "DEV_AUTH").is_some_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
+    let path = req.path();
+    let method = req.method();
+    match (method, path.trim_end_matches('/')) {
+        (Method::Get, "/auth/providers") => Ok(json(
+            200,
+            &Providers {
+                github: oauth::configured(env, oauth::Kind::Github),
+                google: oauth::configured(env, oauth::Kind::Google),
+                dev: dev_auth_enabled(env),
+            },
+        )),
+        (Method::Post, "/auth/dev/login") => dev_login(&mut req, env).await,
+        (Method::Post, "/auth/logout") => logout(&req, env).await,
+        (Method::Get, "/auth/github/login") => oauth::login(&req, env, oauth::Kind::Github).await,
+        (Method::Get, "/auth/google/login") => oauth::login(&req, env, oauth::Kind::Google).await,
+        (Method::Get, "/auth/github/callback") => {
+            Ok(oauth::callback(&req, env, oauth::Kind::Github).await)
+        }
+        (Method::Get, "/auth/google/callback") => {
+            Ok(oauth::callback(&req, env, oauth::Kind::Google).await)
+        }
+        _ => Err(ApiError::not_found(format!("no route {path}"))),
+    }
+}
+
+async fn dev_login(req: &mut Request, env: &Env) -> ApiResult<Response> {
+    if !dev_auth_enabled(env) {
+        return Err(ApiError::new(
+            ErrorCode::DevAuthDisabled,
+            "the development sign-in exists only on local stacks (DEV_AUTH=true)",
+        ));
+    }
+    let request: DevLoginRequest = body::read_json(req).await?;
+    if !access::valid_email(&request.email) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "email is not an email address",
+        ));
+    }
+    let identity = Identity {
+        email: request.email.trim().to_owned(),
+        name: request.name,
+        avatar_url: None,
+        provider: Provider::Dev,
+    };
+    let user_id = match signin::sign_in(env, &identity, request.invite.as_deref()).await? {
+        Ok(user_id) => user_id,
+        Err(code) => {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("{code}: this email may not sign in"),
+            ));
+        }
+    };
+    let cookie = signin::start_session(env, req, &user_id).await?;
+    let token = access::cookie_value(&cookie, SESSION_COOKIE)
+        .map(|value| value.split(';').next().unwrap_or(value).to_owned())
+        .unwrap_or_default();
+    let user = auth::authenticate_cookie(env, &token).await?;
+    let mut response = json(200, &LoginResponse { user: user.info() });
+    response.headers_mut().append("set-cookie", &cookie)?;
+    Ok(response)
+}
+
+async fn logout(req: &Request, env: &Env) -> ApiResult<Response> {
+    let cookie = req
+        .headers()
+        .get("cookie")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if let Some(token) = access::cookie_value(&cookie, SESSION_COOKIE) {
+        d1::run(
+            env,
+            "DELETE FROM auth_sessions WHERE token_hash = ?",
+            &[d1::Arg::Text(&access::sha256_hex(token))],
+        )
+        .await?;
+    }
+    let headers = Headers::new();
+    headers.append(
+        "set-cookie",
+        &access::set_cookie(SESSION_COOKIE, "", 0, signin::secure_cookies(req)),
+    )?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}
