@@ -7,14 +7,22 @@
 //! ([`crate::turns`]) does, exactly once per turn, whatever the agent did.
 
 mod builtin;
+pub mod opencode;
 mod prompt;
+pub mod questions;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use nightshift_protocol::api::{AgentKind, PermissionMode};
 use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
 use nightshift_protocol::runner_link::LlmConfig;
 use tokio_util::sync::CancellationToken;
 
 pub use builtin::{BuiltinAgent, MAX_STEPS};
+pub use opencode::OpencodeAgent;
+pub use questions::{DEFAULT_QUESTION_TIMEOUT, Question, QuestionBroker, QuestionOutcome};
 
 use crate::link::EventQueue;
 
@@ -24,7 +32,12 @@ pub struct TurnInput {
     pub turn_id: String,
     pub message_id: String,
     pub content: String,
+    /// The LLM, with the session's chosen model already applied.
     pub llm: LlmConfig,
+    /// Which agent runs the turn.
+    pub agent: AgentKind,
+    /// Whether permission requests are asked of the user or allowed.
+    pub permission_mode: PermissionMode,
 }
 
 /// How a turn ended, reported by the agent.
@@ -76,19 +89,56 @@ pub trait Agent: Send {
     ) -> TurnEnd;
 }
 
-/// Where an agent sends the events of one turn.
+/// Where an agent sends the events of one turn, and asks the user questions.
 #[derive(Clone)]
 pub struct TurnEvents {
     queue: EventQueue,
     turn_id: String,
+    questions: Arc<QuestionBroker>,
+    question_timeout: Duration,
 }
 
 impl TurnEvents {
+    /// Events of one turn, with a broker of its own (nobody can answer its
+    /// questions: they expire after the default timeout).
     pub fn new(queue: EventQueue, turn_id: impl Into<String>) -> TurnEvents {
+        TurnEvents::with_questions(
+            queue,
+            turn_id,
+            Arc::new(QuestionBroker::new()),
+            DEFAULT_QUESTION_TIMEOUT,
+        )
+    }
+
+    /// Events of one turn whose questions are answered through `questions`.
+    pub fn with_questions(
+        queue: EventQueue,
+        turn_id: impl Into<String>,
+        questions: Arc<QuestionBroker>,
+        question_timeout: Duration,
+    ) -> TurnEvents {
         TurnEvents {
             queue,
             turn_id: turn_id.into(),
+            questions,
+            question_timeout,
         }
+    }
+
+    /// Asks the user and waits for the answer, the timeout or `cancel`.
+    pub async fn ask(&self, question: Question, cancel: &CancellationToken) -> QuestionOutcome {
+        questions::ask(
+            &self.questions,
+            question,
+            self.question_timeout,
+            cancel,
+            |event| self.emit(event),
+        )
+        .await
+    }
+
+    pub fn question_timeout(&self) -> Duration {
+        self.question_timeout
     }
 
     pub fn turn_id(&self) -> &str {
@@ -98,5 +148,32 @@ impl TurnEvents {
     /// Queues an event for delivery; waits only while the outbox is full.
     pub async fn emit(&self, event: EventBody) {
         self.queue.push(&self.turn_id, event).await;
+    }
+}
+
+/// The agents a runner offers; each turn goes to the one its prompt names.
+pub struct AgentSet {
+    builtin: Box<dyn Agent>,
+    opencode: Box<dyn Agent>,
+}
+
+impl AgentSet {
+    pub fn new(builtin: Box<dyn Agent>, opencode: Box<dyn Agent>) -> AgentSet {
+        AgentSet { builtin, opencode }
+    }
+}
+
+#[async_trait]
+impl Agent for AgentSet {
+    async fn run_turn(
+        &mut self,
+        input: TurnInput,
+        events: &TurnEvents,
+        cancel: &CancellationToken,
+    ) -> TurnEnd {
+        match input.agent {
+            AgentKind::Builtin => self.builtin.run_turn(input, events, cancel).await,
+            AgentKind::Opencode => self.opencode.run_turn(input, events, cancel).await,
+        }
     }
 }

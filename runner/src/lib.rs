@@ -29,7 +29,7 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::BuiltinAgent;
+use crate::agent::{AgentSet, BuiltinAgent, OpencodeAgent};
 use crate::config::ConfigFile;
 use crate::link::{EventQueue, LinkEnd, LinkSettings, RunnerLink};
 use crate::tools::ToolSet;
@@ -57,8 +57,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
     );
 
     let tools = ToolSet::from_config(&config).context("opening the workspace")?;
-    let agent =
+    let builtin =
         BuiltinAgent::new(tools, &config.sandbox_workspace_dir).context("creating the agent")?;
+    let opencode = OpencodeAgent::new(agent::opencode::OpencodeSettings::from_boot(
+        &config,
+        config_path,
+    ));
+    let agent = AgentSet::new(Box::new(builtin), Box::new(opencode));
 
     // Two stop signals, because order matters on shutdown: first the turn stops (its
     // last events are queued), then the link flushes the queue and closes.
@@ -80,7 +85,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
     );
     let mut link_task = tokio::spawn(link.run(stop_link.clone()));
 
-    let controller = TurnController::new(Box::new(agent), events, active_turn_sender);
+    let controller = TurnController::new(Box::new(agent), events, active_turn_sender)
+        .with_question_timeout(question_timeout());
     let controller_task = tokio::spawn(controller.run(commands, stop_turns.clone()));
 
     let link_end = tokio::select! {
@@ -103,6 +109,16 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         Err(error) => anyhow::bail!("the link task failed: {error}"),
     };
     Ok(end)
+}
+
+/// `NIGHTSHIFT_QUESTION_TIMEOUT_MS`, or ten minutes.
+fn question_timeout() -> std::time::Duration {
+    std::env::var("NIGHTSHIFT_QUESTION_TIMEOUT_MS")
+        .ok()
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(agent::DEFAULT_QUESTION_TIMEOUT)
 }
 
 /// Resolves on SIGTERM (how the sandbox backend stops a runner) or SIGINT (a person

@@ -219,12 +219,7 @@ impl LlmClient {
         };
         let status = response.status();
         if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = retry_after(response.headers());
             let body = tokio::time::timeout(Duration::from_secs(10), response.text())
                 .await
                 .ok()
@@ -306,6 +301,21 @@ impl LlmStream {
     pub fn finish(self) -> Result<LlmResponse, LlmError> {
         self.parser.finish()
     }
+}
+
+/// The wait a refusal asks for: `retry-after-ms` (OpenAI) or `Retry-After` in
+/// seconds (fractions allowed). An HTTP-date is not understood and means "no advice".
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .filter(|number| number.is_finite() && *number >= 0.0)
+    };
+    value("retry-after-ms")
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| value("retry-after").map(Duration::from_secs_f64))
 }
 
 /// The most useful words of an error answer: the `error.message` both APIs use, or

@@ -10,12 +10,14 @@
 //!   set, without starting the agent.
 //! - An abort cancels the running turn; the agent stops (killing any command) and the
 //!   turn finishes as aborted.
+//! - An answer goes to the question waiting for it (see [`crate::agent::questions`]).
+//! - Every `turn_finished` carries how long the turn ran, measured here.
 //! - On shutdown the running turn is stopped but not finished: the runner is going
 //!   away, and the `SessionAgent` treats its turn as interrupted and runs it again.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
@@ -23,7 +25,9 @@ use nightshift_protocol::runner_link::SessionFrame;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{Agent, TurnEnd, TurnEvents, TurnInput};
+use crate::agent::{
+    Agent, DEFAULT_QUESTION_TIMEOUT, QuestionBroker, TurnEnd, TurnEvents, TurnInput,
+};
 use crate::link::EventQueue;
 
 /// What a runner says when the `SessionAgent` has no LLM to offer.
@@ -47,6 +51,8 @@ pub struct TurnController {
     active: Option<ActiveTurn>,
     finished_sender: mpsc::UnboundedSender<String>,
     finished: mpsc::UnboundedReceiver<String>,
+    questions: Arc<QuestionBroker>,
+    question_timeout: Duration,
 }
 
 impl TurnController {
@@ -63,7 +69,15 @@ impl TurnController {
             active: None,
             finished_sender,
             finished,
+            questions: Arc::new(QuestionBroker::new()),
+            question_timeout: DEFAULT_QUESTION_TIMEOUT,
         }
+    }
+
+    /// How long the agent's questions wait for an answer.
+    pub fn with_question_timeout(mut self, timeout: Duration) -> TurnController {
+        self.question_timeout = timeout;
+        self
     }
 
     /// Handles frames until `shutdown`, or until the link is gone.
@@ -103,7 +117,9 @@ impl TurnController {
                 message_id,
                 content,
                 llm,
-                ..
+                agent,
+                model,
+                permission_mode,
             } => {
                 if let Some(active) = &self.active {
                     if active.turn_id == turn_id {
@@ -118,19 +134,24 @@ impl TurnController {
                     self.fail_at_once(&turn_id, message).await;
                     return;
                 }
-                let Some(llm) = llm else {
+                let Some(mut llm) = llm else {
                     tracing::warn!(%turn_id, "prompt without an LLM configuration");
                     self.fail_at_once(&turn_id, NO_LLM_MESSAGE.to_string())
                         .await;
                     return;
                 };
-                tracing::info!(%turn_id, %message_id, model = %llm.model, "turn started");
+                if let Some(model) = model.filter(|model| !model.trim().is_empty()) {
+                    llm.model = model;
+                }
+                tracing::info!(%turn_id, %message_id, model = %llm.model, agent = agent.as_str(), "turn started");
                 self.start(
                     TurnInput {
                         turn_id,
                         message_id,
                         content,
                         llm,
+                        agent,
+                        permission_mode,
                     },
                     shutdown,
                 );
@@ -145,7 +166,17 @@ impl TurnController {
                 }
             },
             // The link handles these itself.
-            SessionFrame::Answer { .. } => {}
+            SessionFrame::Answer {
+                turn_id,
+                question_id,
+                answer,
+            } => {
+                if self.questions.answer(&question_id, answer) {
+                    tracing::info!(%turn_id, %question_id, "question answered");
+                } else {
+                    tracing::info!(%turn_id, %question_id, "answer for a question that is not waiting; ignored");
+                }
+            }
             // The link handles these itself.
             SessionFrame::Welcome { .. } | SessionFrame::Ack { .. } | SessionFrame::Pong { .. } => {
             }
@@ -175,10 +206,16 @@ impl TurnController {
         let turn_id = input.turn_id.clone();
         // A child token: shutdown stops the turn too, an abort stops only the turn.
         let cancel = shutdown.child_token();
+        let events = TurnEvents::with_questions(
+            self.events.clone(),
+            turn_id.clone(),
+            self.questions.clone(),
+            self.question_timeout,
+        );
         let task = tokio::spawn(run_turn(
             self.agent.clone(),
             input,
-            self.events.clone(),
+            events,
             cancel.clone(),
             shutdown.clone(),
             self.finished_sender.clone(),
@@ -195,13 +232,13 @@ impl TurnController {
 async fn run_turn(
     agent: Arc<Mutex<Box<dyn Agent>>>,
     input: TurnInput,
-    queue: EventQueue,
+    events: TurnEvents,
     cancel: CancellationToken,
     shutdown: CancellationToken,
     finished: mpsc::UnboundedSender<String>,
 ) {
     let turn_id = input.turn_id.clone();
-    let events = TurnEvents::new(queue, turn_id.clone());
+    let started = Instant::now();
     let end = {
         let mut agent = agent.lock().await;
         // A panicking agent must still end its turn, or the session would wait for it
@@ -235,7 +272,7 @@ async fn run_turn(
                 outcome: end.outcome,
                 usage: end.usage,
                 error: end.error,
-                duration_ms: 0,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             })
             .await;
     }

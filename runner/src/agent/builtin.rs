@@ -6,7 +6,10 @@
 //! then `tool_call_finished` with the output cut to `MAX_TOOL_OUTPUT_BYTES`), feed the
 //! results back, and take another step; a reply without tool calls ends the turn.
 //! LLM calls that fail before any text was shown are retried (429, 5xx, network)
-//! up to three times with backoff. An abort stops the stream or the running command
+//! up to three times with backoff (or the wait the server asked for in
+//! `Retry-After`), each retry announced with a `retrying` event as it starts waiting.
+//! The `ask_user` tool puts a question to the user and waits for the answer (see
+//! [`super::questions`]). An abort stops the stream or the running command
 //! at once, and the conversation is left consistent: every tool call the model made
 //! gets a result, so the next turn can continue from it.
 
@@ -19,12 +22,14 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::prompt::system_prompt;
+use super::questions::{Question, QuestionOutcome};
 use super::{Agent, TurnEnd, TurnEvents, TurnInput};
 use crate::llm::{
     ConversationItem, LlmClient, LlmError, LlmRequest, LlmResponse, LlmTimeouts, ToolCall,
     ToolDefinition,
 };
 use crate::tools::{ToolOutput, ToolSet, truncate_output};
+use nightshift_protocol::events::QuestionKind;
 
 /// LLM calls in one turn before the agent gives up on reaching a final answer.
 pub const MAX_STEPS: usize = 50;
@@ -35,6 +40,10 @@ const MAX_REPLY_TOKENS: u32 = 8192;
 /// Longest single string argument shown in a `tool_call_started` event (the model
 /// still gets and the tool still uses the whole value).
 const MAX_SHOWN_ARGUMENT_BYTES: usize = 16 * 1024;
+/// The longest wait between two tries, whatever the server asks for.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+/// The built-in tool that asks the user a question.
+pub const ASK_USER_TOOL: &str = "ask_user";
 
 pub struct BuiltinAgent {
     tools: ToolSet,
@@ -69,8 +78,10 @@ impl BuiltinAgent {
     /// system prompt.
     pub fn new(tools: ToolSet, workspace: &str) -> reqwest::Result<BuiltinAgent> {
         let timeouts = LlmTimeouts::default();
+        let mut tool_definitions = tools.definitions();
+        tool_definitions.push(ask_user_definition());
         Ok(BuiltinAgent {
-            tool_definitions: tools.definitions(),
+            tool_definitions,
             tools,
             system_prompt: system_prompt(workspace),
             conversation: Vec::new(),
@@ -130,11 +141,16 @@ impl BuiltinAgent {
                         });
                     }
                     let backoff = self.first_retry_delay.saturating_mul(1 << (attempt - 1));
-                    let delay = error
-                        .retry_after()
-                        .unwrap_or(backoff)
-                        .min(Duration::from_secs(30));
+                    let delay = error.retry_after().unwrap_or(backoff).min(MAX_RETRY_DELAY);
                     tracing::warn!(%error, attempt, ?delay, "LLM call failed; retrying");
+                    events
+                        .emit(EventBody::Retrying {
+                            attempt,
+                            max_attempts: LLM_ATTEMPTS,
+                            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                            reason: error.to_string(),
+                        })
+                        .await;
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = cancel.cancelled() => return Err(StepError::Aborted { partial_text: String::new() }),
@@ -165,6 +181,9 @@ impl BuiltinAgent {
             })
             .await;
         let output = match arguments {
+            Ok(value) if value.is_object() && call.name == ASK_USER_TOOL => {
+                ask_user(&call.id, &value, events, cancel).await
+            }
             Ok(value) if value.is_object() => self.tools.run(&call.name, &value, cancel).await,
             Ok(_) => ToolOutput::error("the arguments must be a JSON object"),
             Err(error) => ToolOutput::error(format!(
@@ -292,6 +311,68 @@ async fn stream_once(
         events.emit(EventBody::TextDelta { text }).await;
     }
     stream.finish().map_err(StreamFailure::Llm)
+}
+
+fn ask_user_definition() -> ToolDefinition {
+    ToolDefinition {
+        name: ASK_USER_TOOL.to_string(),
+        description:
+            "Ask the user a question and wait for the answer. Use it only when you cannot \
+            go on sensibly without the user's decision; offer options when the choices are known. \
+            If nobody answers in time, the result says so: then go on with a reasonable assumption \
+            and say which one you made."
+                .to_string(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {
+                "question": {"type": "string", "description": "The question, complete and self-contained."},
+                "options": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Answers to choose from (optional; the user may also answer freely)."
+                }
+            },
+            "required": ["question"]
+        }),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AskUserArgs {
+    question: String,
+    #[serde(default)]
+    options: Vec<String>,
+}
+
+/// The `ask_user` tool: the question goes to the user, the answer back to the model.
+async fn ask_user(
+    call_id: &str,
+    args: &Value,
+    events: &TurnEvents,
+    cancel: &CancellationToken,
+) -> ToolOutput {
+    let args: AskUserArgs = match serde_json::from_value(args.clone()) {
+        Ok(args) => args,
+        Err(error) => return ToolOutput::error(format!("invalid arguments for ask_user: {error}")),
+    };
+    if args.question.trim().is_empty() {
+        return ToolOutput::error("the question is empty");
+    }
+    let question = Question {
+        id: format!("ask_{call_id}"),
+        kind: QuestionKind::Question,
+        text: args.question,
+        options: args.options,
+    };
+    match events.ask(question, cancel).await {
+        QuestionOutcome::Answered(answer) => ToolOutput::ok(format!("The user answered: {answer}")),
+        QuestionOutcome::Expired => ToolOutput::error(format!(
+            "The user did not answer within {} seconds. Go on with a reasonable assumption and say which one you made.",
+            events.question_timeout().as_secs()
+        )),
+        QuestionOutcome::Aborted => ToolOutput::error("Not answered: the user aborted the turn."),
+    }
 }
 
 /// Tool arguments as shown in events: long strings (a whole file's content, say) are

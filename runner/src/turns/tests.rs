@@ -13,6 +13,10 @@ enum Behaviour {
     /// Works until cancelled.
     WaitForAbort,
     Panic,
+    /// Asks a question and answers with what the user said, or "expired".
+    Ask,
+    /// Answers with the model it was given.
+    EchoModel,
 }
 
 struct StandInAgent(Behaviour);
@@ -50,6 +54,28 @@ impl Agent for StandInAgent {
                 })
             }
             Behaviour::Panic => panic!("the stand-in agent panics on purpose"),
+            Behaviour::Ask => {
+                let question = crate::agent::Question {
+                    id: "q1".into(),
+                    kind: nightshift_protocol::events::QuestionKind::Question,
+                    text: "Really?".into(),
+                    options: Vec::new(),
+                };
+                let text = match events.ask(question, cancel).await {
+                    crate::agent::QuestionOutcome::Answered(answer) => answer,
+                    other => format!("{other:?}"),
+                };
+                events.emit(EventBody::TextDelta { text }).await;
+                TurnEnd::done(TokenUsage::default())
+            }
+            Behaviour::EchoModel => {
+                events
+                    .emit(EventBody::TextDelta {
+                        text: format!("{} {}", input.llm.model, input.agent.as_str()),
+                    })
+                    .await;
+                TurnEnd::done(TokenUsage::default())
+            }
         }
     }
 }
@@ -113,8 +139,30 @@ fn events_of(queue: &EventQueue, turn_id: &str) -> Vec<EventBody> {
         .collect()
 }
 
-/// Waits until `turn_id` has a `turn_finished` event, and returns its events.
+/// Waits until `turn_id` has a `turn_finished` event, and returns its events with
+/// the measured duration set to 0 (see `durations_are_measured`).
 async fn finished(queue: &EventQueue, turn_id: &str) -> Vec<EventBody> {
+    finished_raw(queue, turn_id)
+        .await
+        .into_iter()
+        .map(|event| match event {
+            EventBody::TurnFinished {
+                outcome,
+                usage,
+                error,
+                ..
+            } => EventBody::TurnFinished {
+                outcome,
+                usage,
+                error,
+                duration_ms: 0,
+            },
+            other => other,
+        })
+        .collect()
+}
+
+async fn finished_raw(queue: &EventQueue, turn_id: &str) -> Vec<EventBody> {
     for _ in 0..500 {
         let events = events_of(queue, turn_id);
         if events
@@ -286,4 +334,84 @@ async fn a_panicking_agent_still_finishes_its_turn() {
             ..
         }
     ));
+}
+
+#[tokio::test]
+async fn durations_are_measured() {
+    let mut harness = start(Behaviour::WaitForAbort);
+    harness.frames.send(prompt("t1", llm())).await.unwrap();
+    wait_for_active(&mut harness.active_turn, Some("t1")).await;
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    harness
+        .frames
+        .send(SessionFrame::Abort {
+            turn_id: "t1".into(),
+        })
+        .await
+        .unwrap();
+    let events = finished_raw(&harness.queue, "t1").await;
+    assert!(
+        matches!(events.last(), Some(EventBody::TurnFinished { duration_ms, .. }) if *duration_ms >= 120),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_frame_reaches_the_waiting_question() {
+    let mut harness = start(Behaviour::Ask);
+    harness.frames.send(prompt("t1", llm())).await.unwrap();
+    wait_for_active(&mut harness.active_turn, Some("t1")).await;
+    for _ in 0..200 {
+        if events_of(&harness.queue, "t1")
+            .iter()
+            .any(|e| matches!(e, EventBody::QuestionAsked { .. }))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // An answer to an unknown question changes nothing; the right one resumes.
+    for (question_id, answer) in [("nope", "x"), ("q1", "yes, really")] {
+        harness
+            .frames
+            .send(SessionFrame::Answer {
+                turn_id: "t1".into(),
+                question_id: question_id.into(),
+                answer: answer.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let events = finished(&harness.queue, "t1").await;
+    assert!(
+        matches!(&events[0], EventBody::QuestionAsked { question_id, .. } if question_id == "q1")
+    );
+    assert_eq!(
+        events[1],
+        EventBody::TextDelta {
+            text: "yes, really".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_sessions_model_and_agent_reach_the_agent() {
+    let harness = start(Behaviour::EchoModel);
+    let frame = SessionFrame::Prompt {
+        turn_id: "t1".into(),
+        message_id: "m1".into(),
+        content: "hi".into(),
+        llm: llm(),
+        agent: nightshift_protocol::api::AgentKind::Opencode,
+        model: Some("chosen-model".into()),
+        permission_mode: Default::default(),
+    };
+    harness.frames.send(frame).await.unwrap();
+    let events = finished(&harness.queue, "t1").await;
+    assert_eq!(
+        events[0],
+        EventBody::TextDelta {
+            text: "chosen-model opencode".into()
+        }
+    );
 }

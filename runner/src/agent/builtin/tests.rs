@@ -39,6 +39,8 @@ fn input(llm: &TestLlm, api: LlmApi, turn_id: &str, content: &str) -> TurnInput 
         message_id: format!("m-{turn_id}"),
         content: content.into(),
         llm: llm.config(api),
+        agent: Default::default(),
+        permission_mode: Default::default(),
     }
 }
 
@@ -256,11 +258,16 @@ async fn failures_before_any_output_are_retried() {
     } = setup();
     let llm = TestLlm::start(vec![
         Reply::status(500, "boom"),
-        Reply::status(429, r#"{"error":{"message":"rate limited"}}"#),
+        Reply::Status {
+            status: 429,
+            body: r#"{"error":{"message":"rate limited"}}"#.into(),
+            retry_after: Some(1),
+        },
         Reply::stream(openai_text(&["ok"], 1, 1)),
     ])
     .await;
     let turn_events = TurnEvents::new(queue.clone(), "t1");
+    let started = Instant::now();
     let end = agent
         .run_turn(
             input(&llm, LlmApi::OpenAiCompatible, "t1", "hi"),
@@ -270,10 +277,135 @@ async fn failures_before_any_output_are_retried() {
         .await;
     assert_eq!(end.outcome, TurnOutcome::Done);
     assert_eq!(llm.requests().len(), 3);
-    assert_eq!(
-        events(&queue),
-        vec![EventBody::TextDelta { text: "ok".into() }]
+    // The server's Retry-After (1 s) wins over the test's 10 ms backoff.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let events = events(&queue);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        matches!(&events[0], EventBody::Retrying { attempt: 1, max_attempts: 4, delay_ms: 10, reason }
+            if reason.contains("500")),
+        "{events:?}"
     );
+    assert!(
+        matches!(&events[1], EventBody::Retrying { attempt: 2, max_attempts: 4, delay_ms: 1000, reason }
+            if reason.contains("rate limited")),
+        "{events:?}"
+    );
+    assert_eq!(events[2], EventBody::TextDelta { text: "ok".into() });
+}
+
+#[tokio::test]
+async fn retries_stop_after_the_last_attempt() {
+    let Setup {
+        workspace: _workspace,
+        mut agent,
+        queue,
+    } = setup();
+    let llm = TestLlm::start(vec![Reply::status(503, "busy"); 5]).await;
+    let turn_events = TurnEvents::new(queue.clone(), "t1");
+    let end = agent
+        .run_turn(
+            input(&llm, LlmApi::Anthropic, "t1", "hi"),
+            &turn_events,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(end.outcome, TurnOutcome::Failed);
+    assert!(end.error.unwrap().contains("503"));
+    assert_eq!(llm.requests().len(), 4, "four attempts in all");
+    let retries = events(&queue)
+        .into_iter()
+        .filter(|event| matches!(event, EventBody::Retrying { .. }))
+        .count();
+    assert_eq!(retries, 3);
+}
+
+#[tokio::test]
+async fn ask_user_waits_for_the_answer_and_gives_it_to_the_model() {
+    let Setup {
+        workspace: _workspace,
+        mut agent,
+        queue,
+    } = setup();
+    let llm = TestLlm::start(vec![
+        Reply::stream(openai_tool_call(
+            "call_q",
+            "ask_user",
+            &json!({"question": "Tabs or spaces?", "options": ["tabs", "spaces"]}),
+            5,
+            2,
+        )),
+        Reply::stream(openai_text(&["Spaces it is."], 8, 3)),
+    ])
+    .await;
+    let broker = std::sync::Arc::new(crate::agent::QuestionBroker::new());
+    let turn_events =
+        TurnEvents::with_questions(queue.clone(), "t1", broker.clone(), Duration::from_secs(30));
+    let answerer = tokio::spawn(async move {
+        while broker.waiting() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(broker.answer("ask_call_q", "spaces".into()));
+    });
+    let end = agent
+        .run_turn(
+            input(&llm, LlmApi::OpenAiCompatible, "t1", "format it"),
+            &turn_events,
+            &CancellationToken::new(),
+        )
+        .await;
+    answerer.await.unwrap();
+    assert_eq!(end.outcome, TurnOutcome::Done);
+    let events = events(&queue);
+    assert!(events.iter().any(|event| matches!(event,
+        EventBody::QuestionAsked { question_id, text, options, timeout_ms: 30_000, .. }
+            if question_id == "ask_call_q" && text == "Tabs or spaces?" && options.len() == 2)));
+    assert!(events.iter().any(|event| matches!(event,
+        EventBody::ToolCallFinished { output, is_error: false, .. } if output.contains("spaces"))));
+    let second = &llm.requests()[1].body;
+    assert!(
+        second.to_string().contains("The user answered: spaces"),
+        "{second}"
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_question_expires_and_the_turn_goes_on() {
+    let Setup {
+        workspace: _workspace,
+        mut agent,
+        queue,
+    } = setup();
+    let llm = TestLlm::start(vec![
+        Reply::stream(openai_tool_call(
+            "call_q",
+            "ask_user",
+            &json!({"question": "Which branch?"}),
+            5,
+            2,
+        )),
+        Reply::stream(openai_text(&["Assuming main."], 8, 3)),
+    ])
+    .await;
+    let turn_events = TurnEvents::with_questions(
+        queue.clone(),
+        "t1",
+        std::sync::Arc::new(crate::agent::QuestionBroker::new()),
+        Duration::from_millis(50),
+    );
+    let end = agent
+        .run_turn(
+            input(&llm, LlmApi::OpenAiCompatible, "t1", "merge"),
+            &turn_events,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(end.outcome, TurnOutcome::Done);
+    let events = events(&queue);
+    assert!(events.iter().any(|event| matches!(event,
+        EventBody::QuestionExpired { question_id } if question_id == "ask_call_q")));
+    assert!(events.iter().any(|event| matches!(event,
+        EventBody::ToolCallFinished { is_error: true, output, .. } if output.contains("did not answer"))));
 }
 
 #[tokio::test]

@@ -1,0 +1,736 @@
+//! The OpenCode adapter: runs a turn by driving `opencode serve` (npm `opencode-ai`,
+//! tested against 1.18.33) over its HTTP API, and maps what OpenCode does onto
+//! Nightshift's events, so an OpenCode turn looks like a built-in one.
+//!
+//! Per runner: one loopback LLM proxy ([`proxy`]) that holds the session's LLM key,
+//! and at most one OpenCode server ([`server`]), started inside the sandbox through
+//! the command wrapper on first use with the configuration of [`config`] (a custom
+//! provider pointing at the proxy, the session's model and permission rules). The
+//! server is restarted when that configuration changes (another model or permission
+//! mode) or after it died. One OpenCode session is kept across turns, so OpenCode
+//! keeps its own history (it lives in the sandbox's home and survives a restart).
+//!
+//! A turn: subscribe to `GET /event`, then `POST /session/{id}/prompt_async`, then
+//! map events ([`mapper`]) until the session is idle. A missing `session.idle` does
+//! not hang the turn: the session's status is also polled. Before the turn ends the
+//! session's messages are read once, so text or tool results the event stream
+//! missed are still shown and the token usage is complete. Permission requests and
+//! questions become `question_asked` (answered through the link, or expired); an
+//! abort becomes `POST /session/{id}/abort`; if OpenCode dies mid-turn the turn
+//! fails with an error saying so and the next turn starts a new server.
+
+mod config;
+mod mapper;
+mod proxy;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use nightshift_protocol::api::PermissionMode;
+use nightshift_protocol::events::QuestionKind;
+use nightshift_protocol::sandbox::RunnerBootConfig;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ConfigInputs, PROVIDER_ID, opencode_config};
+pub use mapper::{Ask, AskedQuestion, Mapped, TurnMapper, permission_reply};
+pub use proxy::LlmProxy;
+pub use server::{Launch, OpencodeClient, ServerError, ServerProcess};
+
+use super::questions::{Question, QuestionOutcome};
+use super::{Agent, TurnEnd, TurnEvents, TurnInput};
+use crate::llm::SseDecoder;
+
+/// The environment variable naming the `opencode` binary.
+pub const BINARY_ENV: &str = "NIGHTSHIFT_OPENCODE_BIN";
+/// OpenCode's own session title for the session the runner keeps.
+const SESSION_TITLE: &str = "Nightshift session";
+/// After the session went idle, events still arriving within this gap belong to the
+/// turn (OpenCode may report a tool's end after `session.idle`).
+const TRAILING_QUIET: Duration = Duration::from_millis(300);
+const TRAILING_MAX: Duration = Duration::from_secs(2);
+/// How long an aborted turn waits for OpenCode to confirm it stopped.
+const ABORT_WAIT: Duration = Duration::from_secs(5);
+/// A status poll that says "idle" ends the turn only after this long, unless
+/// OpenCode was seen busy (it may not have started working yet).
+const IDLE_WITHOUT_BUSY: Duration = Duration::from_secs(10);
+
+/// Where and how this runner runs OpenCode.
+#[derive(Debug, Clone)]
+pub struct OpencodeSettings {
+    /// The `opencode` binary, as the sandbox sees it (the local provider binds it at
+    /// the same path, see `SANDBOX_RO_BINDS`); `None` when none was found.
+    pub binary: Option<PathBuf>,
+    pub wrapper: Vec<String>,
+    pub workspace_dir: PathBuf,
+    /// A directory of the runner's own (outside the workspace): the configuration
+    /// as written, the server's log and port.
+    pub state_dir: PathBuf,
+    pub start_timeout: Duration,
+    pub poll_interval: Duration,
+}
+
+impl OpencodeSettings {
+    pub fn from_boot(config: &RunnerBootConfig, config_path: &Path) -> OpencodeSettings {
+        let runner_dir = config_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
+        OpencodeSettings {
+            binary: find_binary(),
+            wrapper: config.command_wrapper.clone(),
+            workspace_dir: PathBuf::from(&config.workspace_dir),
+            state_dir: runner_dir.join("opencode"),
+            start_timeout: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `NIGHTSHIFT_OPENCODE_BIN`, else `opencode` on `PATH`, else the npm package next
+/// to this build (`node_modules/` of the repository the runner was built in). The
+/// result has its symlinks resolved, so binding its directory into the sandbox is
+/// enough.
+pub fn find_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(BINARY_ENV).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        return Some(std::fs::canonicalize(&path).unwrap_or(path));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("opencode"))
+            .find(|candidate| candidate.is_file())
+    });
+    let next_to_build = || {
+        let exe = std::env::current_exe().ok()?;
+        // target/<profile>/runner -> the repository root.
+        let root = exe.parent()?.parent()?.parent()?;
+        [
+            "node_modules/opencode-linux-x64/bin/opencode",
+            "node_modules/opencode-linux-arm64/bin/opencode",
+            "node_modules/.bin/opencode",
+        ]
+        .into_iter()
+        .map(|relative| root.join(relative))
+        .find(|candidate| candidate.is_file())
+    };
+    on_path
+        .or_else(next_to_build)
+        .map(|path| std::fs::canonicalize(&path).unwrap_or(path))
+}
+
+/// A fresh random secret (hex, 128 bits).
+pub(crate) fn random_secret() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness: a v4 UUID is still unguessable enough for a loopback token.
+        return uuid::Uuid::new_v4().simple().to_string();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+struct RunningServer {
+    process: ServerProcess,
+    client: OpencodeClient,
+    inputs: ConfigInputs,
+    log_path: PathBuf,
+}
+
+pub struct OpencodeAgent {
+    settings: OpencodeSettings,
+    http: reqwest::Client,
+    proxy: Option<LlmProxy>,
+    server: Option<RunningServer>,
+    session_id: Option<String>,
+}
+
+impl OpencodeAgent {
+    pub fn new(settings: OpencodeSettings) -> OpencodeAgent {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        OpencodeAgent {
+            settings,
+            http,
+            proxy: None,
+            server: None,
+            session_id: None,
+        }
+    }
+
+    /// The running server's host pid (of its wrapper), for tests.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().and_then(|s| s.process.pid())
+    }
+
+    /// Makes sure a healthy server with this turn's configuration runs and the
+    /// OpenCode session exists.
+    async fn prepare(&mut self, input: &TurnInput) -> Result<String, String> {
+        let Some(binary) = self.settings.binary.clone() else {
+            return Err(format!(
+                "OpenCode is not available to this runner: install the npm package opencode-ai (`npm ci` in the \
+                 Nightshift checkout) or set {BINARY_ENV} to the opencode binary, and make its directory \
+                 visible in sandboxes (SANDBOX_RO_BINDS)."
+            ));
+        };
+        if self.proxy.is_none() {
+            let proxy = LlmProxy::start()
+                .await
+                .map_err(|error| format!("cannot start the LLM proxy for OpenCode: {error}"))?;
+            self.proxy = Some(proxy);
+        }
+        let Some(proxy) = self.proxy.as_ref() else {
+            return Err("the LLM proxy is missing".into());
+        };
+        proxy.set_upstream(input.llm.clone());
+        let inputs = ConfigInputs {
+            api: input.llm.api,
+            model: input.llm.model.clone(),
+            permission_mode: input.permission_mode,
+            proxy_url: proxy.url(),
+            proxy_token: proxy.token().to_string(),
+        };
+        if let Some(server) = &self.server {
+            if let Some(status) = server.process.exit_status() {
+                tracing::warn!(%status, "OpenCode is gone; starting it again");
+                self.server = None;
+            } else if server.inputs != inputs {
+                tracing::info!(
+                    "the session's model or permission mode changed; restarting OpenCode"
+                );
+                self.server = None;
+            }
+        }
+        if self.server.is_none() {
+            self.server = Some(self.start_server(&binary, inputs).await?);
+        }
+        let Some(server) = self.server.as_ref() else {
+            return Err("OpenCode is not running".into());
+        };
+        if let Some(id) = &self.session_id
+            && server.client.session_exists(id).await
+        {
+            return Ok(id.clone());
+        }
+        let id = server
+            .client
+            .create_session(SESSION_TITLE)
+            .await
+            .map_err(|error| error.to_string())?;
+        tracing::info!(session = %id, "OpenCode session created");
+        self.session_id = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn start_server(
+        &self,
+        binary: &Path,
+        inputs: ConfigInputs,
+    ) -> Result<RunningServer, String> {
+        let state_dir = &self.settings.state_dir;
+        std::fs::create_dir_all(state_dir)
+            .map_err(|error| format!("cannot create {}: {error}", state_dir.display()))?;
+        let config = opencode_config(&inputs);
+        write_private(
+            &state_dir.join("opencode.json"),
+            &serde_json::to_string_pretty(&config).unwrap_or_default(),
+        );
+        let port = free_port().map_err(|error| format!("no free port for OpenCode: {error}"))?;
+        write_private(&state_dir.join("opencode.port"), &port.to_string());
+        let log_path = state_dir.join("opencode.log");
+        let launch = Launch {
+            binary: binary.to_path_buf(),
+            wrapper: self.settings.wrapper.clone(),
+            workspace_dir: self.settings.workspace_dir.clone(),
+            home_without_wrapper: state_dir.join("home"),
+            log_path: log_path.clone(),
+            port,
+            password: random_secret(),
+            config: config.to_string(),
+        };
+        tracing::info!(port, binary = %binary.display(), "starting OpenCode");
+        let process = ServerProcess::start(&launch).map_err(|error| error.to_string())?;
+        let client = OpencodeClient::new(self.http.clone(), port, launch.password.clone());
+        client
+            .wait_healthy(&process, &log_path, self.settings.start_timeout)
+            .await
+            .map_err(|error| format!("OpenCode could not start: {error}"))?;
+        tracing::info!(port, "OpenCode is up");
+        Ok(RunningServer {
+            process,
+            client,
+            inputs,
+            log_path,
+        })
+    }
+}
+
+fn write_private(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()));
+    if let Err(error) = written {
+        tracing::warn!(path = %path.display(), %error, "cannot write");
+    }
+}
+
+#[async_trait]
+impl Agent for OpencodeAgent {
+    async fn run_turn(
+        &mut self,
+        input: TurnInput,
+        events: &TurnEvents,
+        cancel: &CancellationToken,
+    ) -> TurnEnd {
+        let prepared = tokio::select! {
+            prepared = self.prepare(&input) => prepared,
+            _ = cancel.cancelled() => return TurnEnd::aborted(Default::default()),
+        };
+        let session_id = match prepared {
+            Ok(id) => id,
+            Err(message) => return TurnEnd::failed(Default::default(), message),
+        };
+        let Some(server) = self.server.as_ref() else {
+            return TurnEnd::failed(Default::default(), "OpenCode is not running");
+        };
+        let mut turn = Turn {
+            server,
+            died: false,
+            session_id,
+            events,
+            cancel,
+            mapper: TurnMapper::new(""),
+            body: None,
+            decoder: SseDecoder::new(),
+            asks: JoinSet::new(),
+            asks_cancel: cancel.child_token(),
+            permission_mode: input.permission_mode,
+            poll_interval: self.settings.poll_interval,
+        };
+        turn.mapper = TurnMapper::new(&turn.session_id);
+        let outcome = turn.run(&input).await;
+        if turn.died {
+            self.server = None;
+        }
+        outcome
+    }
+}
+
+/// The start of the error of a turn whose OpenCode died.
+const DIED: &str = "OpenCode exited unexpectedly";
+
+type EventStream = Pin<Box<dyn Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>;
+
+enum Step {
+    Event(Value),
+    StreamEnded,
+    Died(String),
+    Cancelled,
+    Poll,
+    Nothing,
+}
+
+struct Turn<'a> {
+    server: &'a RunningServer,
+    /// OpenCode's process exited during the turn.
+    died: bool,
+    session_id: String,
+    events: &'a TurnEvents,
+    cancel: &'a CancellationToken,
+    mapper: TurnMapper,
+    body: Option<EventStream>,
+    decoder: SseDecoder,
+    asks: JoinSet<()>,
+    asks_cancel: CancellationToken,
+    permission_mode: PermissionMode,
+    poll_interval: Duration,
+}
+
+impl Turn<'_> {
+    async fn run(&mut self, input: &TurnInput) -> TurnEnd {
+        let started_ms = now_ms();
+        let started = Instant::now();
+        // Subscribe first: nothing the prompt causes may be missed.
+        if let Err(error) = self.subscribe().await {
+            return self.fail(format!("cannot follow OpenCode's events: {error}"));
+        }
+        let client = &self.server.client;
+        if let Err(error) = client
+            .prompt(
+                &self.session_id,
+                PROVIDER_ID,
+                &input.llm.model,
+                &input.content,
+            )
+            .await
+        {
+            return self.fail(error.to_string());
+        }
+        let mut poll = tokio::time::interval(self.poll_interval);
+        poll.tick().await;
+        loop {
+            match self.next_step(&mut poll).await {
+                Step::Event(event) => {
+                    if self.handle(&event).await {
+                        break;
+                    }
+                }
+                Step::StreamEnded => {
+                    self.body = None;
+                    tracing::info!("OpenCode's event stream ended; following its status");
+                }
+                Step::Poll => {
+                    if self.body.is_none() {
+                        let _ = self.subscribe().await;
+                    }
+                    match self.server.client.status(&self.session_id).await {
+                        Ok(status) if status == "idle" => {
+                            if self.mapper.busy_seen() || started.elapsed() > IDLE_WITHOUT_BUSY {
+                                tracing::info!("OpenCode is idle (by its status)");
+                                break;
+                            }
+                        }
+                        Ok(_) => self.mapper.note_busy(),
+                        Err(error) => tracing::debug!(%error, "status poll failed"),
+                    }
+                }
+                Step::Died(status) => return self.died(&status).await,
+                Step::Cancelled => return self.abort().await,
+                Step::Nothing => {}
+            }
+        }
+        self.drain().await;
+        self.catch_up(started_ms).await;
+        self.finish_asks().await;
+        for event in self
+            .mapper
+            .close_open_tools("OpenCode finished without reporting this tool's result.")
+        {
+            self.events.emit(event).await;
+        }
+        let usage = self.mapper.usage();
+        match self.mapper.error() {
+            Some(error) => TurnEnd::failed(usage, error),
+            None if self.mapper.aborted() => TurnEnd::aborted(usage),
+            None => TurnEnd::done(usage),
+        }
+    }
+
+    fn fail(&self, message: String) -> TurnEnd {
+        TurnEnd::failed(self.mapper.usage(), message)
+    }
+
+    async fn subscribe(&mut self) -> Result<(), ServerError> {
+        let response = self.server.client.events().await?;
+        self.body = Some(Box::pin(response.bytes_stream()));
+        self.decoder = SseDecoder::new();
+        // OpenCode greets every subscriber with `server.connected`; once it is here,
+        // the subscription is live.
+        let greeted = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match self.read_events().await {
+                    Some(events) => {
+                        let mut connected = false;
+                        for event in events {
+                            if event["type"] == "server.connected" {
+                                connected = true;
+                            } else {
+                                self.handle(&event).await;
+                            }
+                        }
+                        if connected {
+                            return true;
+                        }
+                    }
+                    None => return false,
+                }
+            }
+        })
+        .await;
+        match greeted {
+            Ok(true) => Ok(()),
+            _ => {
+                self.body = None;
+                Err(ServerError::Call {
+                    call: "GET /event".into(),
+                    reason: "no server.connected event".into(),
+                })
+            }
+        }
+    }
+
+    /// The next chunk's events; `None` when the stream ended or broke.
+    async fn read_events(&mut self) -> Option<Vec<Value>> {
+        let body = self.body.as_mut()?;
+        match body.next().await {
+            Some(Ok(bytes)) => {
+                let events = self.decoder.feed(&bytes).ok()?;
+                Some(
+                    events
+                        .into_iter()
+                        .filter_map(|event| serde_json::from_str(&event.data).ok())
+                        .collect(),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    async fn next_step(&mut self, poll: &mut tokio::time::Interval) -> Step {
+        let process = &self.server.process;
+        let body = self.body.as_mut();
+        tokio::select! {
+            _ = self.cancel.cancelled() => Step::Cancelled,
+            status = process.exited() => Step::Died(status),
+            _ = poll.tick() => Step::Poll,
+            Some(_) = self.asks.join_next(), if !self.asks.is_empty() => Step::Nothing,
+            chunk = async {
+                match body {
+                    Some(body) => body.next().await,
+                    None => std::future::pending().await,
+                }
+            } => match chunk {
+                Some(Ok(bytes)) => match self.decoder.feed(&bytes) {
+                    Ok(events) => {
+                        // One chunk may hold several events; hand them over one by one.
+                        let mut values: Vec<Value> = events
+                            .into_iter()
+                            .filter_map(|event| serde_json::from_str(&event.data).ok())
+                            .collect();
+                        match values.len() {
+                            0 => Step::Nothing,
+                            1 => Step::Event(values.remove(0)),
+                            _ => Step::Event(json!({"type": "nightshift.batch", "events": values})),
+                        }
+                    }
+                    Err(_) => Step::StreamEnded,
+                },
+                _ => Step::StreamEnded,
+            },
+        }
+    }
+
+    /// Handles one event (or a batch); true when the session went idle.
+    async fn handle(&mut self, event: &Value) -> bool {
+        if event["type"] == "nightshift.batch" {
+            let mut idle = false;
+            for inner in event["events"].as_array().cloned().unwrap_or_default() {
+                idle |= Box::pin(self.handle(&inner)).await;
+            }
+            return idle;
+        }
+        let mut idle = false;
+        for mapped in self.mapper.map(event, now_ms()) {
+            match mapped {
+                Mapped::Emit(body) => self.events.emit(body).await,
+                Mapped::Ask(ask) => self.spawn_ask(ask),
+                Mapped::Idle => idle = true,
+            }
+        }
+        idle
+    }
+
+    fn spawn_ask(&mut self, ask: Ask) {
+        let client = self.server.client.clone();
+        let events = self.events.clone();
+        let cancel = self.asks_cancel.clone();
+        let allow = self.permission_mode == PermissionMode::Allow;
+        self.asks.spawn(async move {
+            let result = match ask {
+                Ask::Permission { request_id, .. } if allow => {
+                    client.reply_permission(&request_id, "always").await
+                }
+                Ask::Permission {
+                    request_id,
+                    text,
+                    options,
+                } => {
+                    let question = Question {
+                        id: request_id.clone(),
+                        kind: QuestionKind::Permission,
+                        text,
+                        options,
+                    };
+                    match events.ask(question, &cancel).await {
+                        QuestionOutcome::Answered(answer) => {
+                            client
+                                .reply_permission(&request_id, permission_reply(&answer))
+                                .await
+                        }
+                        QuestionOutcome::Expired => {
+                            client.reply_permission(&request_id, "reject").await
+                        }
+                        QuestionOutcome::Aborted => Ok(()),
+                    }
+                }
+                Ask::Question {
+                    request_id,
+                    questions,
+                } => {
+                    let several = questions.len() > 1;
+                    let mut answers = Vec::new();
+                    let mut outcome = None;
+                    for (index, asked) in questions.into_iter().enumerate() {
+                        let question = Question {
+                            id: if several {
+                                format!("{request_id}.{index}")
+                            } else {
+                                request_id.clone()
+                            },
+                            kind: QuestionKind::Question,
+                            text: asked.text,
+                            options: asked.options,
+                        };
+                        match events.ask(question, &cancel).await {
+                            QuestionOutcome::Answered(answer) => answers.push(vec![answer]),
+                            other => {
+                                outcome = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    match outcome {
+                        None => client.reply_question(&request_id, answers).await,
+                        Some(QuestionOutcome::Expired) => client.reject_question(&request_id).await,
+                        Some(_) => Ok(()),
+                    }
+                }
+            };
+            if let Err(error) = result {
+                tracing::warn!(%error, "cannot pass an answer on to OpenCode");
+            }
+        });
+    }
+
+    /// Events that still arrive right after the session went idle.
+    async fn drain(&mut self) {
+        let deadline = Instant::now() + TRAILING_MAX;
+        while self.body.is_some() && Instant::now() < deadline {
+            match tokio::time::timeout(TRAILING_QUIET, self.read_events()).await {
+                Ok(Some(events)) => {
+                    for event in events {
+                        self.handle(&event).await;
+                    }
+                }
+                Ok(None) => self.body = None,
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Reads the turn's messages once and maps them as if their final states had
+    /// arrived as events: what the stream missed is shown, usage is complete.
+    async fn catch_up(&mut self, started_ms: i64) {
+        let messages = match self.server.client.messages(&self.session_id).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::debug!(%error, "cannot read OpenCode's messages");
+                return;
+            }
+        };
+        for message in messages {
+            let info = &message["info"];
+            // Only this turn's replies (allowing for a second of clock rounding).
+            if info["role"] != "assistant"
+                || info["time"]["created"].as_i64().unwrap_or(0) < started_ms - 1000
+            {
+                continue;
+            }
+            let updated = json!({"type": "message.updated",
+                "properties": {"sessionID": self.session_id, "info": info}});
+            self.handle(&updated).await;
+            for part in message["parts"].as_array().cloned().unwrap_or_default() {
+                let part = json!({"type": "message.part.updated",
+                    "properties": {"sessionID": self.session_id, "part": part}});
+                self.handle(&part).await;
+            }
+        }
+    }
+
+    /// Questions still waiting when the turn ends are withdrawn.
+    async fn finish_asks(&mut self) {
+        self.asks_cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.asks.join_next().await.is_some() {}
+        })
+        .await;
+        self.asks.abort_all();
+    }
+
+    async fn abort(&mut self) -> TurnEnd {
+        tracing::info!("aborting the OpenCode turn");
+        self.asks_cancel.cancel();
+        if let Err(error) = self.server.client.abort(&self.session_id).await {
+            tracing::warn!(%error, "OpenCode's abort failed");
+        }
+        // Wait for OpenCode to confirm (its last tool results come with it).
+        let deadline = Instant::now() + ABORT_WAIT;
+        while self.body.is_some() && Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline.into(), self.read_events()).await {
+                Ok(Some(events)) => {
+                    let mut idle = false;
+                    for event in events {
+                        idle |= self.handle(&event).await;
+                    }
+                    if idle {
+                        break;
+                    }
+                }
+                Ok(None) => self.body = None,
+                Err(_) => break,
+            }
+        }
+        self.drain().await;
+        self.finish_asks().await;
+        for event in self.mapper.close_open_tools("Aborted by the user.") {
+            self.events.emit(event).await;
+        }
+        TurnEnd::aborted(self.mapper.usage())
+    }
+
+    async fn died(&mut self, status: &str) -> TurnEnd {
+        self.died = true;
+        self.finish_asks().await;
+        for event in self
+            .mapper
+            .close_open_tools("OpenCode stopped before this tool finished.")
+        {
+            self.events.emit(event).await;
+        }
+        let log = server::log_tail(&self.server.log_path, 3);
+        tracing::warn!(%status, "OpenCode died during a turn");
+        TurnEnd::failed(
+            self.mapper.usage(),
+            format!(
+                "{DIED} ({status}) during this turn; it is started again for the next prompt. Its log ends with: {log}"
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;
