@@ -59,6 +59,9 @@ async fn docker_provider_conforms() {
     let only = fakes::backend::only();
     let only: Vec<&str> = only.iter().map(String::as_str).collect();
     conformance::run_selected(&harness, &only).await;
+    if !only.is_empty() {
+        return;
+    }
     let calls = harness.fake.state.calls.lock().await.clone();
     for call in ["/containers/create", "/exec/", "/commit"] {
         assert!(

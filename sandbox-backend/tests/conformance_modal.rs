@@ -67,6 +67,9 @@ async fn modal_provider_conforms() {
     let only = fakes::backend::only();
     let only: Vec<&str> = only.iter().map(String::as_str).collect();
     conformance::run_selected(&harness, &only).await;
+    if !only.is_empty() {
+        return;
+    }
     let calls = harness._fake.state.calls.lock().await.clone();
     for method in [
         "SandboxCreate",

@@ -22,7 +22,10 @@ fn railway_env(fake: &FakeRailway, token: &str) -> Vec<(String, String)> {
         ("RAILWAY_TOKEN".into(), token.into()),
         ("RAILWAY_ENVIRONMENT_ID".into(), ENVIRONMENT_ID.into()),
         ("RAILWAY_GRAPHQL_URL".into(), fake.graphql_url.clone()),
-        ("RAILWAY_TCP_PROXY_WS_ENDPOINT".into(), fake.exec_url.clone()),
+        (
+            "RAILWAY_TCP_PROXY_WS_ENDPOINT".into(),
+            fake.exec_url.clone(),
+        ),
     ]
 }
 
@@ -61,6 +64,9 @@ async fn railway_provider_conforms() {
     let only = fakes::backend::only();
     let only: Vec<&str> = only.iter().map(String::as_str).collect();
     conformance::run_selected(&harness, &only).await;
+    if !only.is_empty() {
+        return;
+    }
     let operations = harness.fake.state.operations.lock().await.clone();
     for operation in ["sandboxCreate", "generateShellToken", "sandboxDestroy"] {
         assert!(

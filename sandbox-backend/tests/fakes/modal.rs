@@ -491,8 +491,12 @@ async fn container_exec(
             }
             let mut items = exec.items.lock().await;
             match output {
-                Output::Stdout(bytes) => items.list.push_back((proto::FILE_DESCRIPTOR_STDOUT, bytes)),
-                Output::Stderr(bytes) => items.list.push_back((proto::FILE_DESCRIPTOR_STDERR, bytes)),
+                Output::Stdout(bytes) => {
+                    items.list.push_back((proto::FILE_DESCRIPTOR_STDOUT, bytes))
+                }
+                Output::Stderr(bytes) => {
+                    items.list.push_back((proto::FILE_DESCRIPTOR_STDERR, bytes))
+                }
                 Output::Exit(code) => items.exit = Some(code),
             }
             drop(items);

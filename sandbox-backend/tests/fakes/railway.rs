@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
@@ -109,7 +109,11 @@ fn data(value: Value) -> Response {
 
 /// `(kind, root field)` of a GraphQL document: `("mutation", "sandboxCreate")`.
 fn operation(query: &str) -> (String, String) {
-    let kind = query.split_whitespace().next().unwrap_or("query").to_string();
+    let kind = query
+        .split_whitespace()
+        .next()
+        .unwrap_or("query")
+        .to_string();
     let after = query.split_once('{').map(|(_, rest)| rest).unwrap_or("");
     let field: String = after
         .trim_start()
@@ -165,7 +169,9 @@ async fn graphql(
         ("mutation", "sandboxHeartbeat") => {
             let id = variables["id"].as_str().unwrap_or_default();
             match state.sandboxes.lock().await.get(id) {
-                Some(sandbox) => data(json!({"sandboxHeartbeat": {"id": id, "status": sandbox.status, "idleTimeoutMinutes": 120}})),
+                Some(sandbox) => data(
+                    json!({"sandboxHeartbeat": {"id": id, "status": sandbox.status, "idleTimeoutMinutes": 120}}),
+                ),
                 None => gql_error("Sandbox not found"),
             }
         }
@@ -199,13 +205,21 @@ async fn graphql(
                 Ok(_) => "READY",
                 Err(_) => "FAILED",
             };
-            state.templates.lock().await.insert(id.clone(), status.into());
-            data(json!({"sandboxTemplateBuild": {"id": id, "status": "PENDING", "environmentId": ENVIRONMENT_ID}}))
+            state
+                .templates
+                .lock()
+                .await
+                .insert(id.clone(), status.into());
+            data(
+                json!({"sandboxTemplateBuild": {"id": id, "status": "PENDING", "environmentId": ENVIRONMENT_ID}}),
+            )
         }
         ("query", "sandboxTemplateBuild") => {
             let id = variables["id"].as_str().unwrap_or_default();
             match state.templates.lock().await.get(id) {
-                Some(status) => data(json!({"sandboxTemplateBuild": {"id": id, "status": status, "environmentId": ENVIRONMENT_ID}})),
+                Some(status) => data(
+                    json!({"sandboxTemplateBuild": {"id": id, "status": status, "environmentId": ENVIRONMENT_ID}}),
+                ),
                 None => gql_error("Template build not found"),
             }
         }
@@ -221,19 +235,30 @@ async fn graphql(
                 return gql_error(why.to_string());
             }
             state.checkpoints.lock().await.insert(name.clone(), image);
-            data(json!({"sandboxCheckpointCreate": {"id": next_id("ck"), "key": name, "createdAt": "2026-01-01T00:00:00Z", "environmentId": ENVIRONMENT_ID}}))
+            data(
+                json!({"sandboxCheckpointCreate": {"id": next_id("ck"), "key": name, "createdAt": "2026-01-01T00:00:00Z", "environmentId": ENVIRONMENT_ID}}),
+            )
         }
         (kind, field) => gql_error(format!("Cannot query field \"{field}\" on type \"{kind}\"")),
     }
 }
 
 fn uuid_like() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }
 
 /// Templates are content-addressed by their recipe.
 fn template_key(input: &Value) -> String {
-    format!("template:{}:{}", input["instructions"], input["baseImageDigest"])
+    format!(
+        "template:{}:{}",
+        input["instructions"], input["baseImageDigest"]
+    )
 }
 
 async fn sandbox_create(state: &RailwayState, input: &Value) -> Response {
@@ -300,10 +325,19 @@ async fn exec(
     let protocols: Vec<String> = headers
         .get("sec-websocket-protocol")
         .and_then(|value| value.to_str().ok())
-        .map(|value| value.split(',').map(|part| part.trim().to_string()).collect())
+        .map(|value| {
+            value
+                .split(',')
+                .map(|part| part.trim().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     if protocols.first().map(String::as_str) != Some("railway-shell") {
-        return (axum::http::StatusCode::BAD_REQUEST, "missing railway-shell subprotocol").into_response();
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "missing railway-shell subprotocol",
+        )
+            .into_response();
     }
     let sandbox_id = match protocols.get(1) {
         Some(token) => state.tokens.lock().await.get(token).cloned(),
@@ -313,7 +347,9 @@ async fn exec(
         return (axum::http::StatusCode::UNAUTHORIZED, "invalid shell token").into_response();
     };
     let (machine, env) = match state.sandboxes.lock().await.get(&sandbox_id) {
-        Some(sandbox) if sandbox.status == "RUNNING" => (sandbox.machine.clone(), sandbox.env.clone()),
+        Some(sandbox) if sandbox.status == "RUNNING" => {
+            (sandbox.machine.clone(), sandbox.env.clone())
+        }
         _ => return (axum::http::StatusCode::NOT_FOUND, "sandbox is not running").into_response(),
     };
     upgrade
@@ -342,7 +378,9 @@ async fn bridge(socket: WebSocket, machine: Machine, env: BTreeMap<String, Strin
         Ok(running) => running,
         Err(_) => {
             let _ = sink
-                .send(Message::text(json!({"type": "exit", "data": {"exit_code": 127}}).to_string()))
+                .send(Message::text(
+                    json!({"type": "exit", "data": {"exit_code": 127}}).to_string(),
+                ))
                 .await;
             return;
         }
@@ -388,7 +426,9 @@ async fn bridge(socket: WebSocket, machine: Machine, env: BTreeMap<String, Strin
             Output::Stderr(bytes) => [vec![0x03], bytes].concat(),
             Output::Exit(code) => {
                 let _ = sink
-                    .send(Message::text(json!({"type": "exit", "data": {"exit_code": code}}).to_string()))
+                    .send(Message::text(
+                        json!({"type": "exit", "data": {"exit_code": code}}).to_string(),
+                    ))
                     .await;
                 let _ = sink.close().await;
                 return;

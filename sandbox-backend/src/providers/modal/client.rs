@@ -88,8 +88,7 @@ impl ModalClient {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut grpc =
-            Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut grpc = Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let call = async {
             grpc.ready()
                 .await
@@ -124,8 +123,7 @@ impl ModalClient {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut grpc =
-            Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut grpc = Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let call = async {
             grpc.ready()
                 .await
