@@ -14,6 +14,8 @@
 //! connection kills the command's process group. See [`server`] and [`client`].
 
 pub mod client;
+pub mod egress;
 pub mod enter;
+pub mod proxy;
 pub mod server;
 pub mod wire;

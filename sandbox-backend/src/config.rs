@@ -39,6 +39,10 @@ pub struct Config {
     /// The length of one `idle_timeout_minutes` minute (`SANDBOX_IDLE_MINUTE_MS`,
     /// default 60000; tests shorten it).
     pub idle_minute: Duration,
+    /// Addresses (CIDRs) `isolated` sandboxes may reach although they are private or
+    /// the host's (`SANDBOX_ISOLATED_ALLOW`, comma-separated), e.g. an internal package
+    /// mirror.
+    pub isolated_allow: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -55,6 +59,7 @@ impl std::fmt::Debug for Config {
             .field("agent_bin", &self.agent_bin)
             .field("orphan_grace", &self.orphan_grace)
             .field("idle_minute", &self.idle_minute)
+            .field("isolated_allow", &self.isolated_allow)
             .finish()
     }
 }
@@ -96,6 +101,7 @@ impl Config {
             agent_bin: None,
             orphan_grace: Duration::from_secs(600),
             idle_minute: Duration::from_secs(60),
+            isolated_allow: String::new(),
         }
     }
 
@@ -161,6 +167,7 @@ impl Config {
             agent_bin: non_empty("SANDBOX_AGENT_BIN").map(PathBuf::from),
             orphan_grace,
             idle_minute,
+            isolated_allow: non_empty("SANDBOX_ISOLATED_ALLOW").unwrap_or_default(),
         })
     }
 }

@@ -48,6 +48,7 @@ impl LocalHarness {
             .env("SANDBOX_BACKEND_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("NIGHTSHIFT_DATA_DIR", &self.data_dir)
             .env("SANDBOX_IDLE_MINUTE_MS", IDLE_MINUTE_MS.to_string())
+            .env("SANDBOX_ISOLATED_ALLOW", "127.0.0.2")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
@@ -107,6 +108,9 @@ impl Harness for LocalHarness {
     }
     fn runs_real_commands(&self) -> bool {
         true
+    }
+    fn isolated_allowed_address(&self) -> Option<String> {
+        Some("127.0.0.2".into())
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
+use super::proxy::EgressQueue;
 use super::wire::{Frame, Request, read_frame, write_frame};
 use crate::process::signal_group;
 
@@ -24,6 +25,10 @@ const MAX_REQUEST_LINE: usize = 4 * 1024 * 1024;
 
 struct State {
     env: Mutex<BTreeMap<String, String>>,
+    /// Ways out for the egress proxy, offered by the backend.
+    egress: mpsc::Sender<BufReader<UnixStream>>,
+    egress_queue: EgressQueue,
+    proxy_started: std::sync::atomic::AtomicBool,
     groups: Mutex<HashSet<u32>>,
     holders: Mutex<(usize, Instant)>,
 }
@@ -70,8 +75,12 @@ async fn serve(listener: std::os::unix::net::UnixListener, grace: Duration) -> E
     let Ok(listener) = tokio::net::UnixListener::from_std(listener) else {
         return ExitCode::FAILURE;
     };
+    let (egress, egress_rx) = mpsc::channel(64);
     let state = Arc::new(State {
         env: Mutex::new(BTreeMap::new()),
+        egress,
+        egress_queue: Arc::new(tokio::sync::Mutex::new(egress_rx)),
+        proxy_started: std::sync::atomic::AtomicBool::new(false),
         groups: Mutex::new(HashSet::new()),
         holders: Mutex::new((0, Instant::now())),
     });
@@ -100,8 +109,7 @@ async fn serve(listener: std::os::unix::net::UnixListener, grace: Duration) -> E
 }
 
 async fn connection(stream: UnixStream, state: Arc<State>, shutdown: mpsc::Sender<()>) {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
+    let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     let request = match read_line(&mut reader, &mut line).await {
         Some(()) => serde_json::from_slice::<Request>(&line),
@@ -110,24 +118,38 @@ async fn connection(stream: UnixStream, state: Arc<State>, shutdown: mpsc::Sende
     let request = match request {
         Ok(request) => request,
         Err(error) => {
-            let _ = write_frame(&mut write, &Frame::Error(format!("bad request: {error}"))).await;
+            let _ = write_frame(
+                reader.get_mut(),
+                &Frame::Error(format!("bad request: {error}")),
+            )
+            .await;
             return;
         }
     };
     match request {
         Request::Ping => {
-            let _ = write_frame(&mut write, &Frame::Ok).await;
+            let _ = write_frame(reader.get_mut(), &Frame::Ok).await;
         }
-        Request::Configure { env } => {
+        Request::Configure { env, proxy_port } => {
             *State::lock(&state.env) = env;
-            let _ = write_frame(&mut write, &Frame::Ok).await;
+            if let Some(port) = proxy_port
+                && !state
+                    .proxy_started
+                    .swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                tokio::spawn(super::proxy::serve(port, state.egress_queue.clone()));
+            }
+            let _ = write_frame(reader.get_mut(), &Frame::Ok).await;
+        }
+        Request::Egress => {
+            let _ = state.egress.send(reader).await;
         }
         Request::Hold => {
             {
                 let mut holders = State::lock(&state.holders);
                 holders.0 += 1;
             }
-            let _ = write_frame(&mut write, &Frame::Ok).await;
+            let _ = write_frame(reader.get_mut(), &Frame::Ok).await;
             // Held until the backend goes away.
             let mut sink = [0u8; 64];
             while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
@@ -136,8 +158,8 @@ async fn connection(stream: UnixStream, state: Arc<State>, shutdown: mpsc::Sende
             holders.1 = Instant::now();
         }
         Request::Shutdown => {
-            let _ = write_frame(&mut write, &Frame::Ok).await;
-            let _ = write.flush().await;
+            let _ = write_frame(reader.get_mut(), &Frame::Ok).await;
+            let _ = reader.get_mut().flush().await;
             let _ = shutdown.send(()).await;
         }
         Request::Spawn {
@@ -145,7 +167,12 @@ async fn connection(stream: UnixStream, state: Arc<State>, shutdown: mpsc::Sende
             env,
             cwd,
             stdin,
-        } => spawn(reader, write, &state, argv, env, cwd, stdin).await,
+        } => {
+            let buffered = std::io::Cursor::new(reader.buffer().to_vec());
+            let (read, write) = reader.into_inner().into_split();
+            let reader = BufReader::new(buffered.chain(read));
+            spawn(reader, write, &state, argv, env, cwd, stdin).await
+        }
     }
 }
 

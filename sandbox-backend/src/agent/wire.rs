@@ -15,8 +15,17 @@ pub const MAX_FRAME: usize = 1024 * 1024;
 pub enum Request {
     /// Answered with [`Frame::Ok`].
     Ping,
-    /// Sets the environment every command starts with (answered with `Ok`).
-    Configure { env: BTreeMap<String, String> },
+    /// Sets the environment every command starts with (answered with `Ok`), and, for
+    /// an `isolated` sandbox, the loopback port of its egress proxy.
+    Configure {
+        env: BTreeMap<String, String>,
+        #[serde(default)]
+        proxy_port: Option<u16>,
+    },
+    /// Held open by the backend until the sandbox's egress proxy needs a way out:
+    /// the agent then writes one [`EgressTarget`] line, the backend answers `Ok` (and
+    /// the connection carries the proxied bytes) or `Error`.
+    Egress,
     /// Starts a command in a process group of its own; frames follow both ways until
     /// [`Frame::Exit`].
     Spawn {
@@ -33,6 +42,13 @@ pub enum Request {
     Hold,
     /// Kills every command and exits (ending the sandbox); answered with `Ok` first.
     Shutdown,
+}
+
+/// Where a proxied connection wants to go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressTarget {
+    pub host: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,7 +30,7 @@ pub mod limits;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -49,6 +49,7 @@ use super::{
     RunnerPlacement, SandboxSpec, StdinStream, TemplateBuild,
 };
 use crate::agent::client::{self as agent, Spawn, Stdin};
+use crate::agent::egress::EgressPolicy;
 use crate::agent::wire::Request;
 use crate::exec::{ExecPlan, ExecRun, run};
 use crate::files::{self, WorkspacePath};
@@ -89,6 +90,8 @@ pub struct LocalSettings {
     pub ro_binds: Vec<PathBuf>,
     /// How long an agent outlives its backend (`SANDBOX_ORPHAN_GRACE_SECS`).
     pub orphan_grace: Duration,
+    /// Where `isolated` sandboxes may connect through their egress proxy.
+    pub egress: Arc<EgressPolicy>,
 }
 
 impl LocalSettings {
@@ -99,6 +102,7 @@ impl LocalSettings {
             agent_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandbox-backend")),
             ro_binds: Vec::new(),
             orphan_grace: Duration::from_secs(600),
+            egress: Arc::new(EgressPolicy::default()),
         }
     }
 }
@@ -121,7 +125,12 @@ pub struct LocalProvider {
     cgroups: Option<Cgroups>,
     /// Per sandbox: the connection that tells its agent the backend is alive.
     holds: Mutex<HashMap<String, tokio::net::UnixStream>>,
+    /// Per `isolated` sandbox: the task offering its egress proxy ways out.
+    egress_pools: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
+
+/// The loopback port of an `isolated` sandbox's egress proxy.
+pub const PROXY_PORT: u16 = 3128;
 
 /// What the local provider persists about a running sandbox.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -206,6 +215,7 @@ impl LocalProvider {
             etc_dir,
             cgroups,
             holds: Mutex::new(HashMap::new()),
+            egress_pools: Mutex::new(HashMap::new()),
         })
     }
 
@@ -230,8 +240,49 @@ impl LocalProvider {
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
         .collect();
+        if sandbox.network == NetworkMode::Isolated {
+            let proxy = format!("http://127.0.0.1:{PROXY_PORT}");
+            for name in [
+                "HTTP_PROXY",
+                "HTTPS_PROXY",
+                "http_proxy",
+                "https_proxy",
+                "ALL_PROXY",
+                "all_proxy",
+            ] {
+                env.insert(name.to_string(), proxy.clone());
+            }
+            for name in ["NO_PROXY", "no_proxy"] {
+                env.insert(name.to_string(), "localhost,127.0.0.1,::1".to_string());
+            }
+        }
         env.extend(sandbox.env.clone());
         env
+    }
+
+    fn configure_request(sandbox: &SandboxSpec) -> Request {
+        Request::Configure {
+            env: LocalProvider::base_env(sandbox),
+            proxy_port: (sandbox.network == NetworkMode::Isolated).then_some(PROXY_PORT),
+        }
+    }
+
+    fn start_egress(&self, sandbox: &SandboxSpec) {
+        if sandbox.network != NetworkMode::Isolated {
+            return;
+        }
+        let task = tokio::spawn(crate::agent::egress::pool(
+            LocalProvider::socket(sandbox),
+            self.settings.egress.clone(),
+        ));
+        if let Some(old) = self
+            .egress_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sandbox.id.clone(), task)
+        {
+            old.abort();
+        }
     }
 
     /// The default working directory: the workspace, or the template's `workdir`.
@@ -322,9 +373,7 @@ impl LocalProvider {
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
-        let configure = Request::Configure {
-            env: LocalProvider::base_env(sandbox),
-        };
+        let configure = LocalProvider::configure_request(sandbox);
         let booted = tokio::time::timeout(BOOT_TIMEOUT, async {
             loop {
                 match agent::simple(&socket, &configure).await {
@@ -345,6 +394,7 @@ impl LocalProvider {
             )));
         }
         self.hold(sandbox).await;
+        self.start_egress(sandbox);
         Ok(handle_value(&handle))
     }
 
@@ -366,6 +416,14 @@ impl LocalProvider {
     /// Ends the sandbox's processes (agent first, bubblewrap by force if needed).
     async fn halt(&self, sandbox: &SandboxSpec) {
         self.lock_holds().remove(&sandbox.id);
+        if let Some(task) = self
+            .egress_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&sandbox.id)
+        {
+            task.abort();
+        }
         let handle = parse_handle(&sandbox.handle);
         let _ = agent::shutdown(&LocalProvider::socket(sandbox)).await;
         if let Some(handle) = &handle {
@@ -500,7 +558,11 @@ impl Provider for LocalProvider {
     fn capabilities(&self) -> Capabilities {
         match self.isolation {
             Isolation::Bubblewrap(_) => Capabilities {
-                network_modes: vec![NetworkMode::Private, NetworkMode::None],
+                network_modes: vec![
+                    NetworkMode::Private,
+                    NetworkMode::Isolated,
+                    NetworkMode::None,
+                ],
                 isolated: true,
                 fork: true,
                 templates: true,
@@ -785,13 +847,11 @@ impl Provider for LocalProvider {
         if agent::simple(&socket, &Request::Ping).await.is_ok() {
             // The sandbox's environment may have been changed (by a fork's overrides)
             // since it booted: say it again.
-            let configure = Request::Configure {
-                env: LocalProvider::base_env(sandbox),
-            };
-            agent::simple(&socket, &configure)
+            agent::simple(&socket, &LocalProvider::configure_request(sandbox))
                 .await
                 .map_err(ProviderError::Unavailable)?;
             self.hold(sandbox).await;
+            self.start_egress(sandbox);
             return Ok(Reconciled::Running(sandbox.handle.clone()));
         }
         self.halt(sandbox).await;
@@ -828,6 +888,14 @@ impl Provider for LocalProvider {
         // Sandboxes keep running for the next backend process; their agents end them
         // if none comes back within the orphan grace.
         self.lock_holds().clear();
+        for (_, task) in self
+            .egress_pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+        {
+            task.abort();
+        }
     }
 }
 

@@ -768,6 +768,7 @@ async fn network_isolated_refuses_host_and_private(ctx: &Ctx<'_>) -> Outcome {
         "10.0.0.1".to_string(),
         "192.168.0.1".to_string(),
         "169.254.169.254".to_string(),
+        "localhost".to_string(),
     ];
     targets.extend(host_private_address());
     let mut outcomes = Vec::new();
@@ -776,29 +777,56 @@ async fn network_isolated_refuses_host_and_private(ctx: &Ctx<'_>) -> Outcome {
             .client
             .sh(&sandbox.id, &connect_script(target, port))
             .await?;
-        // Through the sandbox's egress proxy, when it has one.
+        check(!direct.stdout.contains("connected"), || {
+            format!("isolated reached {target}:{port} directly")
+        })?;
+        // Through the sandbox's egress proxy, when it has one: refused (403).
         let proxied = ctx
             .client
             .sh(
                 &sandbox.id,
                 &format!(
-                    "if [ -n \"$HTTP_PROXY\" ]; then curl -s -o /dev/null -w '%{{http_code}}' --max-time 3 -x \"$HTTP_PROXY\" http://{target}:{port}/ ; fi"
+                    "if [ -n \"$HTTP_PROXY\" ]; then curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 --noproxy '' -x \"$HTTP_PROXY\" http://{target}:{port}/ ; else echo no-proxy; fi"
                 ),
             )
             .await?;
+        let code = proxied.stdout.trim().to_string();
         outcomes.push(format!(
-            "{target}: direct={} proxied={}",
-            direct.stdout.trim(),
-            proxied.stdout.trim()
+            "{target}: direct={} proxied={code}",
+            direct.stdout.trim()
         ));
-        check(!direct.stdout.contains("connected"), || {
-            format!("isolated reached {target}:{port} directly")
+        check(code == "403" || code == "no-proxy", || {
+            format!("the proxy did not refuse {target}:{port}: {outcomes:?} {proxied:?}")
         })?;
     }
+    // The way out works for an allowed destination (when the harness has one).
+    let allowed = match ctx.harness.isolated_allowed_address() {
+        None => None,
+        Some(address) => {
+            let (allowed_port, allowed_hit) = host_listener(&address).await;
+            let reached = ctx
+                .client
+                .sh(
+                    &sandbox.id,
+                    &format!("curl -s -o /dev/null --max-time 5 --noproxy '' -p -x \"$HTTP_PROXY\" http://{address}:{allowed_port}/; true"),
+                )
+                .await?;
+            Some((
+                allowed_hit.load(std::sync::atomic::Ordering::SeqCst),
+                reached,
+            ))
+        }
+    };
     ctx.client.destroy(&sandbox.id).await?;
     check(!hit.load(std::sync::atomic::Ordering::SeqCst), || {
         format!("isolated mode reached the host listener: {outcomes:?}")
-    })
+    })?;
+    if let Some((reached, result)) = allowed {
+        check(reached, || {
+            format!("the egress proxy does not reach an allowed destination: {result:?}")
+        })?;
+    }
+    Ok(())
 }
 
 async fn fork_bomb_is_contained(ctx: &Ctx<'_>) -> Outcome {

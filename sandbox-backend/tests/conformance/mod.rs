@@ -48,6 +48,11 @@ pub trait Harness: Send + Sync {
     fn shares_host_loopback(&self) -> bool {
         false
     }
+    /// An address the backend's `isolated` policy was told to allow (so the suite can
+    /// prove the egress path works, with a listener there), if any.
+    fn isolated_allowed_address(&self) -> Option<String> {
+        None
+    }
     /// Whether commands really run (false for a fake server that only scripts
     /// answers: the security cases that need a real kernel are then skipped).
     fn runs_real_commands(&self) -> bool {

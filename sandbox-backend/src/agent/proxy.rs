@@ -1,0 +1,205 @@
+//! The egress proxy of an `isolated` sandbox. The sandbox has a network namespace of
+//! its own with nothing but loopback, so its only way out is this HTTP proxy, served
+//! by the agent on `127.0.0.1:<port>` inside the sandbox (commands find it in
+//! `HTTP_PROXY`/`HTTPS_PROXY`). Each proxied connection leaves through a connection
+//! the backend holds open to the agent ([`super::wire::Request::Egress`]); the
+//! backend checks the destination ([`super::egress`]) and refuses loopback, private,
+//! link-local and the host's own addresses before it dials.
+//!
+//! Supported: `CONNECT host:port` (HTTPS and anything tunnelled) and plain HTTP
+//! requests in absolute form (`GET http://host/...`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::sync::{Mutex, mpsc};
+
+use super::wire::{EgressTarget, Frame, read_frame};
+
+/// How long a proxied connection waits for a way out.
+const EGRESS_WAIT: Duration = Duration::from_secs(10);
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Ways out the backend has offered.
+pub type EgressQueue = Arc<Mutex<mpsc::Receiver<BufReader<UnixStream>>>>;
+
+/// Serves the proxy on `127.0.0.1:port` until the agent exits.
+pub async fn serve(port: u16, queue: EgressQueue) {
+    let listener = match TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("sandbox agent: cannot serve the egress proxy on port {port}: {error}");
+            return;
+        }
+    };
+    while let Ok((client, _)) = listener.accept().await {
+        tokio::spawn(handle(client, queue.clone()));
+    }
+}
+
+async fn handle(mut client: TcpStream, queue: EgressQueue) {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let end = loop {
+        if let Some(end) = find_head_end(&head) {
+            break end;
+        }
+        if head.len() > MAX_HEAD {
+            let _ = client
+                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
+                .await;
+            return;
+        }
+        match tokio::time::timeout(EGRESS_WAIT, client.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
+            _ => return,
+        }
+    };
+    let text = String::from_utf8_lossy(&head[..end]).into_owned();
+    let Some((connect, target)) = parse_target(&text) else {
+        let _ = client
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    };
+    let egress = {
+        let mut queue = queue.lock().await;
+        tokio::time::timeout(EGRESS_WAIT, queue.recv()).await
+    };
+    let Ok(Some(mut egress)) = egress else {
+        let _ = client
+            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    };
+    let mut line = serde_json::to_vec(&target).unwrap_or_default();
+    line.push(b'\n');
+    if egress.get_mut().write_all(&line).await.is_err() {
+        return;
+    }
+    match read_frame(&mut egress).await {
+        Ok(Some(Frame::Ok)) => {}
+        Ok(Some(Frame::Error(reason))) => {
+            let body = format!("refused by the sandbox's network policy: {reason}\n");
+            let _ = client
+                .write_all(
+                    format!(
+                        "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await;
+            return;
+        }
+        _ => {
+            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+            return;
+        }
+    }
+    if connect {
+        if client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await
+            .is_err()
+        {
+            return;
+        }
+        // Bytes that came after the CONNECT head belong to the tunnel.
+        if head.len() > end && egress.get_mut().write_all(&head[end..]).await.is_err() {
+            return;
+        }
+    } else if egress.get_mut().write_all(&head).await.is_err() {
+        return;
+    }
+    // Anything still buffered from the agent side goes to the client first.
+    let buffered = egress.buffer().to_vec();
+    if !buffered.is_empty() && client.write_all(&buffered).await.is_err() {
+        return;
+    }
+    let mut egress = egress.into_inner();
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut egress).await;
+}
+
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4)
+}
+
+/// `(is CONNECT, target)` of a request head.
+fn parse_target(head: &str) -> Option<(bool, EgressTarget)> {
+    let first = head.lines().next()?;
+    let mut parts = first.split_whitespace();
+    let method = parts.next()?;
+    let uri = parts.next()?;
+    if method.eq_ignore_ascii_case("CONNECT") {
+        let (host, port) = split_host_port(uri, 443)?;
+        return Some((true, EgressTarget { host, port }));
+    }
+    let rest = uri.strip_prefix("http://")?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = split_host_port(authority, 80)?;
+    Some((false, EgressTarget { host, port }))
+}
+
+fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    let authority = authority.rsplit('@').next()?;
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port.parse().ok()?,
+            None => default_port,
+        };
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
+        None => Some((authority.to_string(), default_port)),
+    }
+    .filter(|(host, _)| !host.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_come_from_connect_and_absolute_requests() {
+        assert_eq!(
+            parse_target("CONNECT example.com:8443 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some((
+                true,
+                EgressTarget {
+                    host: "example.com".into(),
+                    port: 8443
+                }
+            ))
+        );
+        assert_eq!(
+            parse_target("GET http://10.0.0.1/x HTTP/1.1\r\n\r\n"),
+            Some((
+                false,
+                EgressTarget {
+                    host: "10.0.0.1".into(),
+                    port: 80
+                }
+            ))
+        );
+        assert_eq!(
+            parse_target("CONNECT [::1]:22 HTTP/1.1\r\n\r\n"),
+            Some((
+                true,
+                EgressTarget {
+                    host: "::1".into(),
+                    port: 22
+                }
+            ))
+        );
+        assert_eq!(parse_target("GET /relative HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(find_head_end(b"a\r\n\r\nbody"), Some(5));
+    }
+}
