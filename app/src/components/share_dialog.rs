@@ -9,7 +9,7 @@ use crate::account::SessionRole;
 use crate::account::forms::new_share_link;
 use crate::account::wire::{SessionShares, TeamMember};
 use crate::api;
-use crate::pages::{CopyField, FormError, when};
+use crate::pages::{Choice, CopyField, FormError, TextInput, when};
 
 #[component]
 pub fn ShareDialog(
@@ -103,22 +103,25 @@ pub fn ShareDialog(
         });
     };
 
-    let role_options = move || {
+    let role_options = || {
         SessionRole::SHARABLE
             .iter()
             .map(|role| {
-                view! {
-                    <option value=role.as_str()>{role.label()} " (" {role.description()} ")"</option>
-                }
+                let label = format!("{} ({})", role.label(), role.description());
+                (role.as_str().to_owned(), label)
             })
-            .collect_view()
+            .collect::<Vec<_>>()
     };
+    // Redrawn when the teammates arrive; the picked one is kept in `pick`.
     let member_options = move || {
-        members
-            .get()
-            .into_iter()
-            .map(|member| view! { <option value=member.id.clone()>{member.label()}</option> })
-            .collect_view()
+        let mut options = vec![(String::new(), "Pick a teammate…".to_owned())];
+        options.extend(
+            members
+                .get()
+                .into_iter()
+                .map(|member| (member.id.clone(), member.label())),
+        );
+        view! { <Choice value=pick options=options test_id="share-member"/> }
     };
 
     view! {
@@ -130,15 +133,8 @@ pub fn ShareDialog(
                     on:click=move |_| on_close()>"Close"</button>
             </header>
             <form class="form form--inline" on:submit=share>
-                <select class="input" data-testid="share-member"
-                    on:change=move |event| pick.set(event_target_value(&event))>
-                    <option value="" selected=true>"Pick a teammate…"</option>
-                    {member_options}
-                </select>
-                <select class="input input--short" data-testid="share-role"
-                    on:change=move |event| pick_role.set(event_target_value(&event))>
-                    {role_options}
-                </select>
+                {member_options}
+                <Choice value=pick_role options=role_options() test_id="share-role" class="input--short"/>
                 <button class="button button--primary" type="submit" data-testid="share-submit">"Share"</button>
             </form>
             <ul class="share-list" data-testid="share-list">
@@ -155,19 +151,14 @@ pub fn ShareDialog(
             </ul>
             <h3 class="panel__subtitle">"Share links"</h3>
             <form class="form form--inline" on:submit=create_link>
-                <select class="input input--short" data-testid="link-role"
-                    on:change=move |event| link_role.set(event_target_value(&event))>
-                    {role_options}
-                </select>
+                <Choice value=link_role options=role_options() test_id="link-role" class="input--short"/>
                 <label class="field field--inline">
                     <span class="field__label">"Hours"</span>
-                    <input class="input input--tiny" data-testid="link-hours" prop:value=move || link_hours.get()
-                        on:input=move |event| link_hours.set(event_target_value(&event))/>
+                    <TextInput value=link_hours test_id="link-hours" class="input--tiny"/>
                 </label>
                 <label class="field field--inline">
                     <span class="field__label">"Uses"</span>
-                    <input class="input input--tiny" data-testid="link-uses" prop:value=move || link_uses.get()
-                        on:input=move |event| link_uses.set(event_target_value(&event))/>
+                    <TextInput value=link_uses test_id="link-uses" class="input--tiny"/>
                 </label>
                 <button class="button" type="submit" data-testid="link-create">"Create link"</button>
             </form>

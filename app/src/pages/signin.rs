@@ -12,6 +12,7 @@ use crate::account::signin::{
 use crate::account::wire::Providers;
 use crate::api;
 use crate::auth::go_to;
+use crate::pages::TextInput;
 
 #[component]
 pub fn SignInPage() -> impl IntoView {
@@ -150,15 +151,11 @@ fn DevSignIn(redirect: Signal<String>, invite: StoredValue<Option<String>>) -> i
             <div class="auth-card__divider"><span>"Local development sign-in"</span></div>
             <label class="field">
                 <span class="field__label">"Name"</span>
-                <input class="input" data-testid="signin-dev-name" autocomplete="name"
-                    prop:value=move || name.get()
-                    on:input=move |event| name.set(event_target_value(&event))/>
+                <TextInput value=name test_id="signin-dev-name"/>
             </label>
             <label class="field">
                 <span class="field__label">"Email"</span>
-                <input class="input" type="email" data-testid="signin-dev-email" autocomplete="email"
-                    prop:value=move || email.get()
-                    on:input=move |event| email.set(event_target_value(&event))/>
+                <TextInput value=email test_id="signin-dev-email" kind="email"/>
             </label>
             <button class="button button--primary" type="submit" data-testid="signin-dev-submit"
                 disabled=move || busy.get()>

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use crate::account::forms::new_invite;
 use crate::account::wire::Invite;
 use crate::api;
-use crate::pages::{CopyField, FormError, Panel, when};
+use crate::pages::{Choice, CopyField, FormError, Panel, TextInput, choices, when};
 
 #[component]
 pub fn InvitesPanel() -> impl IntoView {
@@ -63,23 +63,17 @@ pub fn InvitesPanel() -> impl IntoView {
     view! {
         <Panel title="Invites" test_id="admin-invites">
             <form class="form form--inline" on:submit=create>
-                <select class="input input--short" data-testid="invite-role"
-                    on:change=move |event| role.set(event_target_value(&event))>
-                    <option value="member" selected=true>"Member"</option>
-                    <option value="admin">"Admin"</option>
-                </select>
+                <Choice value=role options=choices(&[("member", "Member"), ("admin", "Admin")])
+                    test_id="invite-role" class="input--short"/>
                 <label class="field field--inline">
                     <span class="field__label">"Expires in (hours)"</span>
-                    <input class="input input--short" data-testid="invite-hours" prop:value=move || hours.get()
-                        on:input=move |event| hours.set(event_target_value(&event))/>
+                    <TextInput value=hours test_id="invite-hours" class="input--short"/>
                 </label>
                 <label class="field field--inline">
                     <span class="field__label">"Uses"</span>
-                    <input class="input input--short" data-testid="invite-uses" prop:value=move || uses.get()
-                        on:input=move |event| uses.set(event_target_value(&event))/>
+                    <TextInput value=uses test_id="invite-uses" class="input--short"/>
                 </label>
-                <input class="input" placeholder="For email (optional)" data-testid="invite-email"
-                    prop:value=move || email.get() on:input=move |event| email.set(event_target_value(&event))/>
+                <TextInput value=email test_id="invite-email" placeholder="For email (optional)"/>
                 <button class="button button--primary" type="submit" data-testid="invite-create">"Create invite link"</button>
             </form>
             {move || created.get().map(|url| view! {

@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 
 use crate::account::forms::{SIGNIN_POLICIES, team_settings};
 use crate::api;
-use crate::pages::{FormError, Panel};
+use crate::pages::{FormError, Panel, TextInput};
 
 #[component]
 pub fn PolicyPanel() -> impl IntoView {
@@ -59,8 +59,7 @@ pub fn PolicyPanel() -> impl IntoView {
                 <Show when=move || policy.with(|policy| policy == "domain")>
                     <label class="field">
                         <span class="field__label">"Email domain"</span>
-                        <input class="input" placeholder="example.com" data-testid="policy-domain"
-                            prop:value=move || domain.get() on:input=move |event| domain.set(event_target_value(&event))/>
+                        <TextInput value=domain test_id="policy-domain" placeholder="example.com"/>
                     </label>
                 </Show>
                 <div class="form__actions">

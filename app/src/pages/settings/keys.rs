@@ -9,7 +9,7 @@ use crate::account::forms::{KEY_PROVIDERS, new_llm_key};
 use crate::account::wire::LlmKey;
 use crate::api;
 use crate::auth::Auth;
-use crate::pages::{FormError, Panel, when};
+use crate::pages::{Choice, FormError, Panel, TextInput, choices, when};
 
 #[component]
 pub fn KeysPanel() -> impl IntoView {
@@ -125,23 +125,14 @@ fn KeyForm(scope: &'static str, reload: impl Fn() + Copy + Send + Sync + 'static
             }
         });
     };
-    let options = KEY_PROVIDERS
-        .iter()
-        .map(|(id, label)| view! { <option value=*id>{*label}</option> })
-        .collect_view();
     view! {
         <form class="form form--inline" on:submit=submit data-testid=format!("key-form-{scope}")>
-            <select class="input input--short" data-testid="key-provider"
-                on:change=move |event| provider.set(event_target_value(&event))>{options}</select>
-            <input class="input" type="password" autocomplete="off" placeholder="API key" data-testid="key-secret"
-                prop:value=move || api_key.get() on:input=move |event| api_key.set(event_target_value(&event))/>
-            <input class="input input--short" placeholder="Name (optional)" data-testid="key-name"
-                prop:value=move || name.get() on:input=move |event| name.set(event_target_value(&event))/>
+            <Choice value=provider options=choices(&KEY_PROVIDERS) test_id="key-provider" class="input--short"/>
+            <TextInput value=api_key test_id="key-secret" placeholder="API key" kind="password"/>
+            <TextInput value=name test_id="key-name" placeholder="Name (optional)" class="input--short"/>
             <Show when=compatible>
-                <input class="input" placeholder="Base URL, e.g. https://host/v1" data-testid="key-base-url"
-                    prop:value=move || base_url.get() on:input=move |event| base_url.set(event_target_value(&event))/>
-                <input class="input" placeholder="Models, comma-separated" data-testid="key-models"
-                    prop:value=move || models.get() on:input=move |event| models.set(event_target_value(&event))/>
+                <TextInput value=base_url test_id="key-base-url" placeholder="Base URL, e.g. https://host/v1"/>
+                <TextInput value=models test_id="key-models" placeholder="Models, comma-separated"/>
             </Show>
             <button class="button button--primary" type="submit" data-testid="key-add">
                 {if scope == "team" { "Add team key" } else { "Add key" }}

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use crate::account::wire::ProfileUpdate;
 use crate::api;
 use crate::auth::Auth;
-use crate::pages::{FormError, Panel};
+use crate::pages::{Choice, FormError, Panel, TextInput};
 
 #[component]
 pub fn ProfilePanel() -> impl IntoView {
@@ -68,28 +68,13 @@ pub fn ProfilePanel() -> impl IntoView {
         let listed = models.get().unwrap_or_default();
         if listed.is_empty() {
             view! {
-                <input class="input" data-testid="profile-model" placeholder="e.g. claude-sonnet-4-5"
-                    prop:value=move || model.get()
-                    on:input=move |event| model.set(event_target_value(&event))/>
+                <TextInput value=model test_id="profile-model" placeholder="e.g. claude-sonnet-4-5"/>
             }
             .into_any()
         } else {
-            let current = model.get_untracked();
-            let options = listed
-                .into_iter()
-                .map(|id| {
-                    let selected = id == current;
-                    view! { <option value=id.clone() selected=selected>{id.clone()}</option> }
-                })
-                .collect_view();
-            view! {
-                <select class="input" data-testid="profile-model"
-                    on:change=move |event| model.set(event_target_value(&event))>
-                    <option value="" selected=current.is_empty()>"The server's default"</option>
-                    {options}
-                </select>
-            }
-            .into_any()
+            let mut options = vec![(String::new(), "The server's default".to_owned())];
+            options.extend(listed.into_iter().map(|id| (id.clone(), id)));
+            view! { <Choice value=model options=options test_id="profile-model"/> }.into_any()
         }
     };
 
@@ -99,8 +84,7 @@ pub fn ProfilePanel() -> impl IntoView {
                 <p class="form-note" data-testid="profile-email">{email} " · " {role}</p>
                 <label class="field">
                     <span class="field__label">"Name"</span>
-                    <input class="input" data-testid="profile-name" prop:value=move || name.get()
-                        on:input=move |event| name.set(event_target_value(&event))/>
+                    <TextInput value=name test_id="profile-name"/>
                 </label>
                 <label class="field">
                     <span class="field__label">"Default model"</span>

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use crate::account::forms::new_token;
 use crate::account::wire::ApiToken;
 use crate::api;
-use crate::pages::{CopyField, FormError, Panel, when};
+use crate::pages::{CopyField, FormError, Panel, TextInput, when};
 
 #[component]
 pub fn TokensPanel() -> impl IntoView {
@@ -66,15 +66,13 @@ pub fn TokensPanel() -> impl IntoView {
                 ". A read-only token cannot send prompts or change anything."
             </p>
             <form class="form form--inline" on:submit=create>
-                <input class="input" placeholder="Token name" data-testid="token-name"
-                    prop:value=move || name.get() on:input=move |event| name.set(event_target_value(&event))/>
+                <TextInput value=name test_id="token-name" placeholder="Token name"/>
                 <label class="check">
                     <input type="checkbox" data-testid="token-write" prop:checked=move || write.get()
                         on:change=move |event| write.set(event_target_checked(&event))/>
                     "Can write"
                 </label>
-                <input class="input input--short" placeholder="Days (optional)" data-testid="token-days"
-                    prop:value=move || days.get() on:input=move |event| days.set(event_target_value(&event))/>
+                <TextInput value=days test_id="token-days" placeholder="Days (optional)" class="input--short"/>
                 <button class="button button--primary" type="submit" data-testid="token-create">"Create token"</button>
             </form>
             {move || created.get().map(|token| view! {
