@@ -7,9 +7,11 @@
 #   SANDBOX_GATEWAY_PORT    default 9000
 #   SANDBOX_SERVICES        which services to start, default "code desktop terminal"
 #   SANDBOX_SCREEN          virtual screen size, default 1440x900x24
+#   NIGHTSHIFT_STATE_DIR    pid files, logs and the gateway's config (default /run/nightshift)
 set -eu
 
-state=/run/nightshift
+state="${NIGHTSHIFT_STATE_DIR:-/run/nightshift}"
+template="${NIGHTSHIFT_GATEWAY_TEMPLATE:-/etc/nightshift/gateway.conf.template}"
 mkdir -p "$state/logs"
 services="${SANDBOX_SERVICES:-code desktop terminal}"
 port="${SANDBOX_GATEWAY_PORT:-9000}"
@@ -55,10 +57,11 @@ if [ -n "${SANDBOX_GATEWAY_TOKEN:-}" ]; then
             log "SANDBOX_GATEWAY_TOKEN may only contain letters, digits, _ and -; the gateway is not started"
             ;;
         *)
-            export SANDBOX_GATEWAY_TOKEN SANDBOX_GATEWAY_PORT="$port"
-            # Only these two variables are substituted; nginx's own $variables stay.
-            envsubst '${SANDBOX_GATEWAY_TOKEN} ${SANDBOX_GATEWAY_PORT}' \
-                </etc/nightshift/gateway.conf.template >"$state/gateway.conf"
+            export SANDBOX_GATEWAY_TOKEN SANDBOX_GATEWAY_PORT="$port" NIGHTSHIFT_STATE_DIR="$state"
+            # Only these variables are substituted; nginx's own $variables stay.
+            # shellcheck disable=SC2016
+            envsubst '${SANDBOX_GATEWAY_TOKEN} ${SANDBOX_GATEWAY_PORT} ${NIGHTSHIFT_STATE_DIR}' \
+                <"$template" >"$state/gateway.conf"
             start gateway nginx -c "$state/gateway.conf" -g 'daemon off;'
             ;;
     esac
