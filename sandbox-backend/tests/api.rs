@@ -4,6 +4,7 @@
 mod api {
     pub mod exec;
     pub mod files;
+    pub mod openapi;
     pub mod routes;
     pub mod runner;
     pub mod support;
