@@ -1,1 +1,414 @@
-//! tests
+//! The adapter against a real `opencode serve` (the binary from `node_modules`, as
+//! `npm ci` installs it) and a real HTTP server speaking the LLM wire formats. No
+//! sandbox wrapper here: these run OpenCode as a plain child process in a temporary
+//! workspace (the end-to-end tests run it inside bubblewrap).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nightshift_protocol::api::{AgentKind, PermissionMode};
+use nightshift_protocol::events::{EventBody, QuestionKind, TurnOutcome};
+use nightshift_protocol::runner_link::LlmApi;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::agent::QuestionBroker;
+use crate::link::EventQueue;
+use crate::test_llm::{Reply, TestLlm, anthropic_text, openai_text, openai_tool_call};
+
+fn opencode_binary() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    [
+        "node_modules/opencode-linux-x64/bin/opencode",
+        "node_modules/opencode-linux-arm64/bin/opencode",
+        "node_modules/.bin/opencode",
+    ]
+    .into_iter()
+    .map(|relative| root.join(relative))
+    .find(|path| path.is_file())
+    .expect("the opencode binary is missing: run `npm ci` (or `make setup`) in the repository")
+}
+
+struct Setup {
+    workspace: tempfile::TempDir,
+    state: tempfile::TempDir,
+    agent: OpencodeAgent,
+    queue: EventQueue,
+    broker: Arc<QuestionBroker>,
+}
+
+fn setup() -> Setup {
+    let workspace = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let agent = OpencodeAgent::new(OpencodeSettings {
+        binary: Some(opencode_binary()),
+        wrapper: Vec::new(),
+        workspace_dir: workspace.path().to_path_buf(),
+        state_dir: state.path().join("opencode"),
+        start_timeout: Duration::from_secs(90),
+        poll_interval: Duration::from_millis(500),
+    });
+    Setup {
+        workspace,
+        state,
+        agent,
+        queue: EventQueue::new(10_000),
+        broker: Arc::new(QuestionBroker::new()),
+    }
+}
+
+impl Setup {
+    fn events(&self, turn_id: &str) -> TurnEvents {
+        TurnEvents::with_questions(
+            self.queue.clone(),
+            turn_id,
+            self.broker.clone(),
+            Duration::from_secs(60),
+        )
+    }
+
+    fn emitted(&self, turn_id: &str) -> Vec<EventBody> {
+        self.queue
+            .after(0, 10_000)
+            .into_iter()
+            .filter(|event| event.turn_id == turn_id)
+            .map(|event| event.event)
+            .collect()
+    }
+}
+
+fn input(
+    llm: &TestLlm,
+    api: LlmApi,
+    turn_id: &str,
+    content: &str,
+    mode: PermissionMode,
+) -> TurnInput {
+    TurnInput {
+        turn_id: turn_id.into(),
+        message_id: format!("m-{turn_id}"),
+        content: content.into(),
+        llm: llm.config(api),
+        agent: AgentKind::Opencode,
+        permission_mode: mode,
+    }
+}
+
+fn text_of(events: &[EventBody]) -> String {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            EventBody::TextDelta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn wait_for(setup: &Setup, turn_id: &str, what: impl Fn(&EventBody) -> bool) {
+    for _ in 0..600 {
+        if setup.emitted(turn_id).iter().any(&what) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened: {:?}", setup.emitted(turn_id));
+}
+
+#[tokio::test]
+async fn a_tool_call_writes_the_file_and_the_key_stays_behind_the_proxy() {
+    let mut setup = setup();
+    let target = setup.workspace.path().join("hello.txt");
+    let llm = TestLlm::start(vec![
+        Reply::stream(openai_tool_call(
+            "call_1",
+            "write",
+            &json!({"filePath": target.display().to_string(), "content": "hi from opencode\n"}),
+            10,
+            5,
+        )),
+        Reply::stream(openai_text(&["Wrote ", "it."], 20, 2)),
+    ])
+    .await;
+    let events = setup.events("t1");
+    let end = setup
+        .agent
+        .run_turn(
+            input(
+                &llm,
+                LlmApi::OpenAiCompatible,
+                "t1",
+                "write it",
+                PermissionMode::Allow,
+            ),
+            &events,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(end.outcome, TurnOutcome::Done, "{end:?}");
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "hi from opencode\n"
+    );
+    let emitted = setup.emitted("t1");
+    assert!(emitted.iter().any(|e| matches!(e,
+        EventBody::ToolCallStarted { call_id, tool, .. } if call_id == "call_1" && tool == "write")));
+    assert!(emitted.iter().any(|e| matches!(e,
+        EventBody::ToolCallFinished { call_id, is_error: false, .. } if call_id == "call_1")));
+    assert_eq!(text_of(&emitted), "Wrote it.");
+    assert_eq!(end.usage.input_tokens, 30);
+    assert_eq!(end.usage.output_tokens, 7);
+
+    // The LLM saw the real key; OpenCode's configuration holds only the proxy's.
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].headers["authorization"], "Bearer test-key");
+    assert_eq!(requests[0].body["model"], "test-model");
+    let written =
+        std::fs::read_to_string(setup.state.path().join("opencode/opencode.json")).unwrap();
+    assert!(!written.contains("test-key"));
+    assert!(written.contains("nightshift/test-model"));
+}
+
+#[tokio::test]
+async fn permission_requests_and_questions_round_trip_through_the_user() {
+    let mut setup = setup();
+    let llm = TestLlm::start(vec![
+        Reply::stream(openai_tool_call(
+            "call_b",
+            "bash",
+            &json!({"command": "echo approved > approved.txt", "description": "write a file"}),
+            10,
+            5,
+        )),
+        Reply::stream(openai_tool_call(
+            "call_q",
+            "question",
+            &json!({"questions": [{"question": "Which colour?", "header": "Colour",
+                    "options": [{"label": "red", "description": "warm"}, {"label": "blue", "description": "cool"}]}]}),
+            10,
+            5,
+        )),
+        Reply::stream(openai_text(&["Blue it is."], 10, 2)),
+    ])
+    .await;
+    let events = setup.events("t1");
+    let broker = setup.broker.clone();
+    let queue = setup.queue.clone();
+    let answerer = tokio::spawn(async move {
+        let mut answered = 0;
+        for _ in 0..1200 {
+            for event in queue.after(0, 10_000) {
+                if let EventBody::QuestionAsked {
+                    question_id, kind, ..
+                } = event.event
+                {
+                    let answer = match kind {
+                        QuestionKind::Permission => "allow",
+                        QuestionKind::Question => "blue",
+                    };
+                    if broker.answer(&question_id, answer.into()) {
+                        answered += 1;
+                    }
+                }
+            }
+            if answered == 2 {
+                return answered;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        answered
+    });
+    let end = setup
+        .agent
+        .run_turn(
+            input(
+                &llm,
+                LlmApi::OpenAiCompatible,
+                "t1",
+                "go",
+                PermissionMode::Ask,
+            ),
+            &events,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(answerer.await.unwrap(), 2);
+    assert_eq!(end.outcome, TurnOutcome::Done, "{end:?}");
+    assert_eq!(
+        std::fs::read_to_string(setup.workspace.path().join("approved.txt"))
+            .unwrap()
+            .trim(),
+        "approved"
+    );
+    let emitted = setup.emitted("t1");
+    assert!(emitted.iter().any(|e| matches!(e,
+        EventBody::QuestionAsked { kind: QuestionKind::Permission, text, .. } if text.contains("bash"))));
+    assert!(emitted.iter().any(|e| matches!(e,
+        EventBody::QuestionAsked { kind: QuestionKind::Question, text, options, .. }
+            if text.contains("Which colour?") && options == &vec!["red".to_string(), "blue".to_string()])));
+    // OpenCode told the model the answer.
+    let last = llm.requests().last().unwrap().body.to_string();
+    assert!(last.contains("blue"), "{last}");
+}
+
+#[tokio::test]
+async fn abort_stops_a_long_command_and_the_next_turn_works() {
+    let mut setup = setup();
+    let llm = TestLlm::start(vec![
+        Reply::stream(openai_tool_call(
+            "call_s",
+            "bash",
+            &json!({"command": "sleep 60", "description": "wait"}),
+            10,
+            5,
+        )),
+        Reply::stream(openai_text(&["Again."], 10, 2)),
+    ])
+    .await;
+    let cancel = CancellationToken::new();
+    let events = setup.events("t1");
+    let aborter = cancel.clone();
+    let queue = setup.queue.clone();
+    tokio::spawn(async move {
+        for _ in 0..1200 {
+            if queue.after(0, 10_000).iter().any(|e| {
+                matches!(&e.event, EventBody::ToolCallStarted { call_id, .. } if call_id == "call_s")
+            }) {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                aborter.cancel();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let started = std::time::Instant::now();
+    let end = setup
+        .agent
+        .run_turn(
+            input(
+                &llm,
+                LlmApi::OpenAiCompatible,
+                "t1",
+                "wait",
+                PermissionMode::Allow,
+            ),
+            &events,
+            &cancel,
+        )
+        .await;
+    assert_eq!(end.outcome, TurnOutcome::Aborted, "{end:?}");
+    assert!(started.elapsed() < Duration::from_secs(50));
+    assert!(setup.emitted("t1").iter().any(|e| matches!(e,
+        EventBody::ToolCallFinished { call_id, .. } if call_id == "call_s")));
+
+    let events = setup.events("t2");
+    let end = setup
+        .agent
+        .run_turn(
+            input(
+                &llm,
+                LlmApi::OpenAiCompatible,
+                "t2",
+                "again",
+                PermissionMode::Allow,
+            ),
+            &events,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(end.outcome, TurnOutcome::Done, "{end:?}");
+    assert_eq!(text_of(&setup.emitted("t2")), "Again.");
+}
+
+#[tokio::test]
+async fn opencode_killed_mid_turn_fails_the_turn_and_the_next_one_works() {
+    let mut setup = setup();
+    let llm = TestLlm::start(vec![
+        Reply::stream(openai_text(&["Up."], 10, 2)),
+        Reply::Stream {
+            chunks: openai_text(&["Thinking"], 10, 2)[..2].to_vec(),
+            pause: Duration::from_millis(10),
+            hang: true,
+        },
+        Reply::stream(anthropic_text(&["Back."], 10, 2)),
+    ])
+    .await;
+    // A first turn starts the server.
+    let events = setup.events("t1");
+    let end = setup
+        .agent
+        .run_turn(
+            input(
+                &llm,
+                LlmApi::OpenAiCompatible,
+                "t1",
+                "hi",
+                PermissionMode::Allow,
+            ),
+            &events,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(end.outcome, TurnOutcome::Done, "{end:?}");
+    let pid = setup.agent.server_pid().unwrap();
+
+    let killer_queue = setup.queue.clone();
+    tokio::spawn(async move {
+        for _ in 0..1200 {
+            if killer_queue
+                .after(0, 10_000)
+                .iter()
+                .any(|e| e.turn_id == "t2" && matches!(&e.event, EventBody::TextDelta { .. }))
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let events = setup.events("t2");
+    let end = setup
+        .agent
+        .run_turn(
+            input(
+                &llm,
+                LlmApi::OpenAiCompatible,
+                "t2",
+                "think",
+                PermissionMode::Allow,
+            ),
+            &events,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(end.outcome, TurnOutcome::Failed, "{end:?}");
+    assert!(end.error.as_deref().unwrap().contains(DIED), "{end:?}");
+
+    // The next turn starts a new server (and speaks Anthropic through the proxy).
+    let events = setup.events("t3");
+    let end = setup
+        .agent
+        .run_turn(
+            input(
+                &llm,
+                LlmApi::Anthropic,
+                "t3",
+                "back?",
+                PermissionMode::Allow,
+            ),
+            &events,
+            &CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(end.outcome, TurnOutcome::Done, "{end:?}");
+    assert_eq!(text_of(&setup.emitted("t3")), "Back.");
+    let last = llm.requests().last().unwrap().clone();
+    assert_eq!(last.path, "/v1/messages");
+    assert_eq!(last.headers["x-api-key"], "test-key");
+    assert_ne!(setup.agent.server_pid(), Some(pid));
+}
