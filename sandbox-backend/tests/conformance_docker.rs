@@ -100,3 +100,24 @@ async fn docker_unreachable_daemon_is_a_clear_error() {
     assert_eq!(answer.status, 503, "{}", answer.text());
     assert!(answer.text().contains("Docker daemon"), "{}", answer.text());
 }
+
+/// A remote sandbox cannot host a session's runner (the runner runs on the backend's
+/// host), so such a request is refused instead of running the runner's commands here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_sandboxes_refuse_a_session_runner() {
+    let fake = FakeDocker::start().await;
+    let backend = Backend::start("docker", docker_env(&fake)).await;
+    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    let answer = client
+        .call(
+            "POST",
+            "/v1/sandboxes",
+            Some(serde_json::json!({"runner": {
+                "worker_url": "http://127.0.0.1:1", "session_id": "s1", "token": "t"
+            }})),
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert!(answer.text().contains("runner"), "{}", answer.text());
+    assert!(fake.state.containers.lock().await.is_empty());
+}

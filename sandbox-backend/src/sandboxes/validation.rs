@@ -62,6 +62,14 @@ pub fn check_create(
         )));
     }
     if let Some(launch) = &request.runner {
+        // The runner is started on this host and works on the workspace through the
+        // provider's placement, which only the local provider can give: a remote
+        // sandbox's workspace is not on this host.
+        if wanted != "local" {
+            return Err(ApiError::invalid_request(format!(
+                "the {wanted} provider cannot host a session's runner (the runner runs on this host); use the local provider for sandboxes linked to a session"
+            )));
+        }
         validate_launch(launch)?;
         if !runner_bin.is_file() {
             return Err(ApiError::new(
