@@ -105,6 +105,9 @@ pub struct Turn {
     /// The user's prompt, when the stream said which one this turn runs.
     pub prompt: Option<String>,
     pub attempt: u32,
+    /// When its `turn_started` was stored (ms), to time the turn when the runner did
+    /// not say how long it took.
+    pub started_at: Option<i64>,
     pub items: Vec<TurnItem>,
     pub end: TurnEnd,
     /// Bumped on every change to this turn, so a view can watch one number instead
@@ -316,6 +319,7 @@ impl Timeline {
                 turn.message_id = Some(message_id);
                 turn.prompt = Some(content);
                 turn.attempt = attempt;
+                turn.started_at = Some(event.at);
                 turn.revision += 1;
             }
             EventBody::TurnInterrupted { message_id, reason } => {
@@ -389,6 +393,12 @@ impl Timeline {
                         turn.items.push(TurnItem::Error(error));
                     }
                 }
+                // The session's own clock times a turn the runner did not time, as the
+                // server's totals do.
+                let duration_ms = match (duration_ms, turn.started_at) {
+                    (0, Some(started)) => u64::try_from(event.at - started).unwrap_or(0),
+                    (measured, _) => measured,
+                };
                 turn.end = TurnEnd::Finished {
                     outcome,
                     usage,
@@ -457,6 +467,7 @@ impl Timeline {
             message_id: None,
             prompt: None,
             attempt: 1,
+            started_at: None,
             items: Vec::new(),
             end: TurnEnd::Running,
             revision: 0,

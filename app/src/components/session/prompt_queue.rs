@@ -84,17 +84,29 @@ fn QueuedPromptRow(context: SessionContext, prompt: QueuedPrompt) -> impl IntoVi
         }
     };
     let save_on_click = save.clone();
-    let original = prompt.content.clone();
-    // The row is re-created when the queue changes, so its text is current.
-    let full_text = prompt.content.clone();
+    // Rows are keyed by id, so an edit (here or by anyone else) changes the text of
+    // the existing row: it is read from the queue, not captured.
+    let content = {
+        let message_id = prompt.message_id.clone();
+        let initial = prompt.content.clone();
+        Memo::new(move |_| {
+            context.timeline.with(|timeline| {
+                timeline
+                    .queue()
+                    .prompts()
+                    .iter()
+                    .find(|queued| queued.message_id == message_id)
+                    .map(|queued| queued.content.clone())
+                    .unwrap_or_else(|| initial.clone())
+            })
+        })
+    };
     view! {
         <div class="queued-prompt" data-testid="queued-prompt" data-message-id=prompt.message_id>
             <span class="queued-prompt__icon" aria-hidden="true"></span>
             {move || match editing.get() {
                 None => {
-                    let title = full_text.clone();
-                    let text = full_text.clone();
-                    view! { <span class="queued-prompt__text" data-testid="queued-prompt-text" title=title>{text}</span> }.into_any()
+                    view! { <span class="queued-prompt__text" data-testid="queued-prompt-text" title=move || content.get()>{move || content.get()}</span> }.into_any()
                 }
                 Some(value) => {
                     let save = save.clone();
@@ -121,12 +133,11 @@ fn QueuedPromptRow(context: SessionContext, prompt: QueuedPrompt) -> impl IntoVi
             <Show
                 when=move || editing.with(Option::is_some)
                 fallback=move || {
-                    let original = original.clone();
                     view! {
                         <button
                             class="button button--ghost button--small"
                             data-testid="edit-prompt"
-                            on:click=move |_| editing.set(Some(original.clone()))
+                            on:click=move |_| editing.set(Some(content.get_untracked()))
                             title="Change this prompt before it runs"
                         >
                             "Edit"

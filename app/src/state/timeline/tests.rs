@@ -446,3 +446,26 @@ fn retries_settings_edits_and_totals() {
     assert_eq!(settings.agent, AgentKind::Opencode);
     assert_eq!(settings.model.as_deref(), Some("m"));
 }
+
+#[test]
+fn a_turn_the_runner_did_not_time_is_timed_from_its_events() {
+    let mut timeline = Timeline::default();
+    let at = |seq: u64, at: i64, body: EventBody| SessionEvent {
+        seq,
+        turn_id: Some("t".into()),
+        at,
+        body,
+    };
+    timeline.apply(at(1, 1_000, started("m", "p")));
+    timeline.apply(at(
+        2,
+        3_500,
+        EventBody::TurnFinished {
+            outcome: TurnOutcome::Done,
+            usage: TokenUsage::default(),
+            error: None,
+            duration_ms: 0,
+        },
+    ));
+    assert_eq!(timeline.usage_totals().duration_ms, 2_500);
+}
