@@ -15,7 +15,11 @@ fn docker_dir() -> PathBuf {
 fn entrypoint(dir: &Path, env: &[(&str, &str)], command: &[&str]) -> (String, String) {
     let etc = dir.join("etc");
     std::fs::create_dir_all(&etc).unwrap();
-    std::fs::copy(docker_dir().join("gateway-index.html"), etc.join("index.html")).unwrap();
+    std::fs::copy(
+        docker_dir().join("gateway-index.html"),
+        etc.join("index.html"),
+    )
+    .unwrap();
     let template = std::fs::read_to_string(docker_dir().join("gateway.conf.template"))
         .unwrap()
         .replace("/etc/nightshift", etc.to_str().unwrap());
@@ -24,7 +28,10 @@ fn entrypoint(dir: &Path, env: &[(&str, &str)], command: &[&str]) -> (String, St
         .arg(docker_dir().join("entrypoint.sh"))
         .args(command)
         .env("NIGHTSHIFT_STATE_DIR", dir.join("state"))
-        .env("NIGHTSHIFT_GATEWAY_TEMPLATE", dir.join("gateway.conf.template"))
+        .env(
+            "NIGHTSHIFT_GATEWAY_TEMPLATE",
+            dir.join("gateway.conf.template"),
+        )
         .env("SANDBOX_SERVICES", "none")
         .envs(env.iter().copied())
         .output()
@@ -47,7 +54,10 @@ fn the_entrypoint_runs_the_command_and_refuses_a_gateway_without_a_good_token() 
     let dir = tempfile::tempdir().unwrap();
     let (stdout, stderr) = entrypoint(dir.path(), &[], &["echo", "ran"]);
     assert_eq!(stdout, "ran\n");
-    assert!(stderr.contains("SANDBOX_GATEWAY_TOKEN is not set"), "{stderr}");
+    assert!(
+        stderr.contains("SANDBOX_GATEWAY_TOKEN is not set"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("state/gateway.conf").exists());
 
     let (stdout, stderr) = entrypoint(
@@ -87,7 +97,10 @@ fn the_gateway_config_carries_the_token_and_keeps_nginx_variables() {
     assert!(config.contains(&format!("Bearer {token}")), "{config}");
     assert!(config.contains(&format!("listen {port};")), "{config}");
     assert!(config.contains("$http_upgrade") && config.contains("$cookie_nightshift_token"));
-    assert!(!config.contains("${"), "an unsubstituted variable is left: {config}");
+    assert!(
+        !config.contains("${"),
+        "an unsubstituted variable is left: {config}"
+    );
 
     if !has("nginx") {
         eprintln!("SKIPPED the live gateway part: nginx is not installed");
@@ -104,13 +117,15 @@ fn the_gateway_config_carries_the_token_and_keeps_nginx_variables() {
     };
     let mut up = false;
     for _ in 0..50 {
-        if pid_file.exists() && status(&["-H", &format!("Authorization: Bearer {token}")]) == "200" {
+        if pid_file.exists() && status(&["-H", &format!("Authorization: Bearer {token}")]) == "200"
+        {
             up = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let log = std::fs::read_to_string(dir.path().join("state/logs/gateway.log")).unwrap_or_default();
+    let log =
+        std::fs::read_to_string(dir.path().join("state/logs/gateway.log")).unwrap_or_default();
     let stop = || {
         if let Some(pid) = std::fs::read_to_string(&pid_file)
             .ok()

@@ -528,10 +528,11 @@ async fn container_exec_put_input(state: &ModalState, body: &[u8]) -> Result<pro
     }
     *next = input.message_index + 1;
     let mut stdin = exec.stdin.lock().await;
-    if let Some(pipe) = stdin.as_mut() {
-        if !input.message.is_empty() && pipe.write_all(&input.message).await.is_err() {
-            *stdin = None;
-        }
+    if let Some(pipe) = stdin.as_mut()
+        && !input.message.is_empty()
+        && pipe.write_all(&input.message).await.is_err()
+    {
+        *stdin = None;
     }
     if input.eof {
         *stdin = None;
