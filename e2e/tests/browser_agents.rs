@@ -1,0 +1,347 @@
+//! The agent controls of the app in real headless Chromium against the real stack:
+//! choose a model for a new session, switch agent and model in the session header,
+//! edit a queued prompt, steer a running turn from the composer, and see the session's
+//! totals, all against the built-in agent and the scripted LLM.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use nightshift_e2e::client::Api;
+use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
+use nightshift_e2e::stack::{Stack, StackOptions, free_port, repo_root};
+use nightshift_protocol::api::AgentKind;
+use serde_json::{Value, json};
+
+struct Chromedriver {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Chromedriver {
+    async fn start() -> anyhow::Result<Chromedriver> {
+        let port = free_port();
+        let child = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting chromedriver (make setup installs it)")?;
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http
+                .get(format!("http://127.0.0.1:{port}/status"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Ok(Chromedriver { child, port });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("chromedriver did not start")
+    }
+
+    async fn client(&self, profile: &std::path::Path) -> anyhow::Result<Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1400,900", format!("--user-data-dir={}", profile.display())],
+            }),
+        );
+        Ok(ClientBuilder::rustls()?
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await?)
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        if let Ok(Some(value)) = probe().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+async fn text_of(client: &Client, css: &str) -> anyhow::Result<Option<String>> {
+    let mut texts = Vec::new();
+    for element in client.find_all(Locator::Css(css)).await? {
+        texts.push(element.text().await?);
+    }
+    Ok(if texts.is_empty() {
+        None
+    } else {
+        Some(texts.join("\n"))
+    })
+}
+
+/// Picks `value` in the `<select>` matching `css` once that option exists.
+async fn choose(client: &Client, css: &str, value: &str) -> anyhow::Result<()> {
+    let option = format!("{css} option[value='{value}']");
+    wait_for(&format!("option {value} of {css}"), || async {
+        Ok(text_of(client, &option).await?.map(|_| ()))
+    })
+    .await?;
+    client
+        .find(Locator::Css(css))
+        .await?
+        .select_by_value(value)
+        .await?;
+    Ok(())
+}
+
+async fn type_and_send(client: &Client, text: &str) -> anyhow::Result<()> {
+    let textarea = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("[data-testid=composer] textarea"))
+        .await?;
+    textarea.send_keys(text).await?;
+    client
+        .find(Locator::Css("[data-testid=send]"))
+        .await?
+        .click()
+        .await?;
+    Ok(())
+}
+
+/// The model of the last LLM request whose prompt contains `marker`.
+fn model_for(llm: &ScriptedLlm, marker: &str) -> Option<String> {
+    llm.requests()
+        .into_iter()
+        .rev()
+        .find(|body| body["messages"].to_string().contains(marker))
+        .and_then(|body| body["model"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn a_user_picks_agent_and_model_edits_the_queue_and_steers_a_turn() {
+    let llm = ScriptedLlm::start().await.unwrap();
+    llm.on(
+        "MARK-B-SLOW",
+        Script::new(vec![Step::slow_text(
+            "slow",
+            200,
+            Duration::from_millis(100),
+        )]),
+    );
+    llm.on(
+        "MARK-B-STEER",
+        Script::new(vec![Step::text("steered in the browser")]),
+    );
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(llm.base_url()),
+        worker_vars: vec![("LLM_MODELS".into(), "other-model".into())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let driver = Chromedriver::start().await.unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let client = driver.client(profile.path()).await.unwrap();
+    let result = journey(&stack, &llm, &client).await;
+    let shot = repo_root().join("target/browser-agents.png");
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(&shot, png);
+    }
+    let _ = client.close().await;
+    if let Err(error) = result {
+        stack.dump_logs();
+        panic!("{error:?} (screenshot: {})", shot.display());
+    }
+}
+
+/// Signs in through the app's development sign-in page, then opens a client for the
+/// same person for assertions.
+async fn sign_in(stack: &Stack, client: &Client) -> anyhow::Result<Api> {
+    client
+        .goto(&format!("{}/signin", stack.worker_url()))
+        .await?;
+    for (field, value) in [
+        ("[data-testid=signin-dev-name]", "Alice"),
+        ("[data-testid=signin-dev-email]", "alice@example.com"),
+    ] {
+        client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(field))
+            .await?
+            .send_keys(value)
+            .await?;
+    }
+    client
+        .find(Locator::Css("[data-testid=signin-dev-submit]"))
+        .await?
+        .click()
+        .await?;
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("[data-testid=new-session]"))
+        .await?;
+    stack.signed_in_api("alice@example.com").await
+}
+
+async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::Result<()> {
+    let api = sign_in(stack, client).await?;
+
+    // The new session gets the model chosen beside the button.
+    choose(client, "[data-testid=new-session-model]", "other-model").await?;
+    client
+        .find(Locator::Css("[data-testid=new-session]"))
+        .await?
+        .click()
+        .await?;
+    let session_id = wait_for("navigation to the new session", || async {
+        let url = client.current_url().await?;
+        Ok(url.path().strip_prefix("/sessions/").map(str::to_string))
+    })
+    .await?;
+    let session = api.session(&session_id).await?;
+    assert_eq!(session.model.as_deref(), Some("other-model"));
+    wait_for("the idle badge", || async {
+        Ok(text_of(
+            client,
+            "[data-testid=session-header] [data-testid=status-badge]",
+        )
+        .await?
+        .filter(|t| t.to_lowercase().contains("idle")))
+    })
+    .await?;
+
+    // The header switches agent and model; each change is stored for the next turn.
+    choose(client, "[data-testid=agent-select]", "opencode").await?;
+    wait_for("the agent to be OpenCode", || async {
+        Ok((api.session(&session_id).await?.agent == AgentKind::Opencode).then_some(()))
+    })
+    .await?;
+    choose(client, "[data-testid=agent-select]", "builtin").await?;
+    wait_for("the agent to be built-in again", || async {
+        Ok((api.session(&session_id).await?.agent == AgentKind::Builtin).then_some(()))
+    })
+    .await?;
+    choose(client, "[data-testid=model-select]", "scripted-model").await?;
+    wait_for("the model to change", || async {
+        Ok(
+            (api.session(&session_id).await?.model.as_deref() == Some("scripted-model"))
+                .then_some(()),
+        )
+    })
+    .await?;
+
+    // A slow turn runs; a follow-up waits in the queue and is edited there.
+    type_and_send(client, "MARK-B-SLOW take your time").await?;
+    wait_for("the slow reply to stream", || async {
+        Ok(text_of(client, "[data-testid=assistant-text]")
+            .await?
+            .filter(|t| t.contains("slow1")))
+    })
+    .await?;
+    assert_eq!(
+        model_for(llm, "MARK-B-SLOW").as_deref(),
+        Some("scripted-model")
+    );
+    type_and_send(client, "the first wording").await?;
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("[data-testid=edit-prompt]"))
+        .await?
+        .click()
+        .await?;
+    let editor = client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=queued-prompt-editor]"))
+        .await?;
+    editor.clear().await?;
+    editor.send_keys("the second wording").await?;
+    client
+        .find(Locator::Css("[data-testid=save-prompt]"))
+        .await?
+        .click()
+        .await?;
+    wait_for("the edited prompt in the queue", || async {
+        Ok(text_of(client, "[data-testid=queued-prompt-text]")
+            .await?
+            .filter(|t| t.contains("the second wording")))
+    })
+    .await?;
+
+    // Steer: the running turn is aborted and the steering prompt runs before the
+    // queued follow-up.
+    choose(client, "[data-testid=queue-mode]", "steer").await?;
+    type_and_send(client, "MARK-B-STEER change course").await?;
+    wait_for("the slow turn to end as aborted", || async {
+        Ok(text_of(client, "[data-testid=turn-footer][data-outcome=aborted]").await?)
+    })
+    .await?;
+    wait_for("the steered reply", || async {
+        Ok(text_of(client, "[data-testid=assistant-text]")
+            .await?
+            .filter(|t| t.contains("steered in the browser")))
+    })
+    .await?;
+    wait_for("the edited follow-up to run", || async {
+        Ok(text_of(client, "[data-testid=assistant-text]")
+            .await?
+            .filter(|t| t.contains("echo: the second wording")))
+    })
+    .await?;
+    let prompts = text_of(client, "[data-testid=user-prompt]")
+        .await?
+        .unwrap_or_default();
+    let steer_at = prompts.find("MARK-B-STEER").context("steer prompt shown")?;
+    let followup_at = prompts
+        .find("the second wording")
+        .context("follow-up shown")?;
+    assert!(steer_at < followup_at, "{prompts}");
+
+    // The header totals count the three finished turns, as the API does.
+    let totals = wait_for("the session totals", || async {
+        Ok(text_of(client, "[data-testid=session-totals]")
+            .await?
+            .filter(|t| t.contains("3 turns")))
+    })
+    .await?;
+    let session = api.session(&session_id).await?;
+    assert_eq!(session.usage.turns, 3, "{totals}");
+    let messages: Vec<Value> = api
+        .messages(&session_id)
+        .await?
+        .into_iter()
+        .map(|m| json!({"content": m.content, "state": m.state}))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            json!({"content": "MARK-B-SLOW take your time", "state": "aborted"}),
+            json!({"content": "the second wording", "state": "done"}),
+            json!({"content": "MARK-B-STEER change course", "state": "done"}),
+        ]
+    );
+    Ok(())
+}
