@@ -674,3 +674,58 @@ pub fn from_lookup(
     Ok(DockerConfig::from_lookup(lookup)?
         .map(|config| Arc::new(DockerProvider::new(config)) as Arc<dyn super::Provider>))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> + Send + Sync {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        }
+    }
+
+    #[test]
+    fn settings_enable_docker_with_an_image() {
+        assert!(
+            DockerConfig::from_lookup(&lookup(&[("DOCKER_HOST", "tcp://x:2375")]))
+                .unwrap()
+                .is_none()
+        );
+        let config = DockerConfig::from_lookup(&lookup(&[("SANDBOX_DOCKER_IMAGE", "debian:12")]))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(config.host, DockerHost::Unix(ref path) if path.ends_with("docker.sock")));
+        assert_eq!(config.pids_limit, 1024);
+        let tcp = DockerConfig::from_lookup(&lookup(&[
+            ("SANDBOX_DOCKER_IMAGE", "debian:12"),
+            ("DOCKER_HOST", "tcp://10.0.0.2:2375"),
+            ("SANDBOX_DOCKER_MEMORY_MB", "512"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(matches!(tcp.host, DockerHost::Tcp(ref address) if address == "10.0.0.2:2375"));
+        assert_eq!(tcp.memory_mb, Some(512));
+        let ssh = lookup(&[
+            ("SANDBOX_DOCKER_IMAGE", "debian:12"),
+            ("DOCKER_HOST", "ssh://host"),
+        ]);
+        assert!(DockerConfig::from_lookup(&ssh).is_err());
+        let pids = lookup(&[
+            ("SANDBOX_DOCKER_IMAGE", "debian:12"),
+            ("SANDBOX_DOCKER_PIDS_LIMIT", "-1"),
+        ]);
+        assert!(DockerConfig::from_lookup(&pids).is_err());
+    }
+
+    #[test]
+    fn image_names_are_path_safe() {
+        assert_eq!(encode("ghcr.io/a/b:1"), "ghcr.io%2Fa%2Fb:1");
+        assert_eq!(encode("a?b#c%"), "a%3Fb%23c%25");
+    }
+}

@@ -922,3 +922,83 @@ pub fn from_lookup(
         Some(config) => Ok(Some(Arc::new(ModalProvider::new(config)?))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> + Send + Sync {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        }
+    }
+
+    #[test]
+    fn settings_enable_modal_only_with_both_token_parts() {
+        assert!(ModalConfig::from_lookup(&lookup(&[])).unwrap().is_none());
+        let half = ModalConfig::from_lookup(&lookup(&[("MODAL_TOKEN_ID", "ak-1")]));
+        assert!(half.unwrap_err().contains("MODAL_TOKEN_SECRET"));
+        let config = ModalConfig::from_lookup(&lookup(&[
+            ("MODAL_TOKEN_ID", "ak-1"),
+            ("MODAL_TOKEN_SECRET", "as-1"),
+            ("MODAL_PORTS", "9000, 8080"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.server_url, DEFAULT_SERVER_URL);
+        assert_eq!(config.app_name, "nightshift");
+        assert_eq!(config.image, DEFAULT_IMAGE);
+        assert_eq!(config.ports, [9000, 8080]);
+        assert!(!format!("{config:?}").contains("as-1"));
+        let bad = ModalConfig::from_lookup(&lookup(&[
+            ("MODAL_TOKEN_ID", "ak-1"),
+            ("MODAL_TOKEN_SECRET", "as-1"),
+            ("MODAL_PORTS", "http"),
+        ]));
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn templates_become_dockerfile_lines_and_bad_packages_are_refused() {
+        let spec = nightshift_protocol::sandbox::TemplateSpec {
+            base: None,
+            packages: vec!["apt:jq".into(), "pip:requests".into()],
+            commands: vec!["echo hi > a".into()],
+            workdir: Some("app".into()),
+            env: [("A".to_string(), "1".to_string())].into(),
+        };
+        let lines = template_dockerfile("debian:bookworm-slim", "/workspace", &spec).unwrap();
+        assert_eq!(lines[0], "FROM debian:bookworm-slim");
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("apt-get install") && line.contains("jq"))
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("pip install") && line.contains("requests"))
+        );
+        let last = lines.last().unwrap();
+        assert!(
+            last.contains("/workspace/app") && last.contains("A=1"),
+            "{last}"
+        );
+        for package in ["cargo:x", "apt:", "apt:a;rm -rf /", "noseparator"] {
+            let mut bad = spec.clone();
+            bad.packages = vec![package.into()];
+            assert!(
+                template_dockerfile("b", "/workspace", &bad).is_err(),
+                "{package}"
+            );
+        }
+        let mut escape = spec.clone();
+        escape.workdir = Some("../etc".into());
+        assert!(template_dockerfile("b", "/workspace", &escape).is_err());
+    }
+}

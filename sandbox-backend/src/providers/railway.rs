@@ -634,3 +634,57 @@ pub fn from_lookup(
         Some(config) => Ok(Some(Arc::new(RailwayProvider::new(config)?))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> + Send + Sync {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        }
+    }
+
+    #[test]
+    fn settings_need_a_token_and_an_environment() {
+        assert!(RailwayConfig::from_lookup(&lookup(&[])).unwrap().is_none());
+        let no_env = RailwayConfig::from_lookup(&lookup(&[("RAILWAY_TOKEN", "t")]));
+        assert!(no_env.unwrap_err().contains("RAILWAY_ENVIRONMENT_ID"));
+        let config = RailwayConfig::from_lookup(&lookup(&[
+            ("RAILWAY_API_TOKEN", "secret-t"),
+            ("RAILWAY_ENVIRONMENT_ID", "env-1"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.graphql_url, client::DEFAULT_GRAPHQL_URL);
+        assert_eq!(config.exec_url, client::DEFAULT_EXEC_URL);
+        assert_eq!(config.idle_timeout_minutes, 120);
+        assert!(!format!("{config:?}").contains("secret-t"));
+        let bad = RailwayConfig::from_lookup(&lookup(&[
+            ("RAILWAY_TOKEN", "t"),
+            ("RAILWAY_ENVIRONMENT_ID", "env-1"),
+            ("RAILWAY_IDLE_TIMEOUT_MINUTES", "soon"),
+        ]));
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn template_handles_become_create_inputs() {
+        assert_eq!(
+            RailwayProvider::template_input(&json!({"checkpoint": "c1"})),
+            Some(json!({"name": "c1"}))
+        );
+        assert_eq!(
+            RailwayProvider::template_input(
+                &json!({"instructions": ["echo"], "base_image_digest": "sha256:ab"})
+            ),
+            Some(json!({"instructions": ["echo"], "baseImageDigest": "sha256:ab"}))
+        );
+        assert_eq!(RailwayProvider::template_input(&json!({})), None);
+    }
+}
