@@ -345,3 +345,123 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_user_runs_a_session_on_opencode_and_answers_its_permission_request() {
+    let llm = ScriptedLlm::start().await.unwrap();
+    llm.on(
+        "MARK-OC-WRITE",
+        Script::new(vec![
+            Step::tool(
+                "write",
+                json!({"filePath": "/workspace/oc.txt", "content": "written by opencode\n"}),
+            ),
+            Step::text("Wrote oc.txt from OpenCode."),
+        ]),
+    );
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(llm.base_url()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let driver = Chromedriver::start().await.unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let client = driver.client(profile.path()).await.unwrap();
+    let result = opencode_journey(&stack, &client).await;
+    let shot = repo_root().join("target/browser-opencode.png");
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(&shot, png);
+    }
+    let _ = client.close().await;
+    if let Err(error) = result {
+        stack.dump_logs();
+        panic!("{error:?} (screenshot: {})", shot.display());
+    }
+}
+
+async fn opencode_journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
+    let api = sign_in(stack, client).await?;
+    choose(client, "[data-testid=new-session-agent]", "opencode").await?;
+    client
+        .find(Locator::Css("[data-testid=new-session]"))
+        .await?
+        .click()
+        .await?;
+    let session_id = wait_for("navigation to the new session", || async {
+        let url = client.current_url().await?;
+        Ok(url.path().strip_prefix("/sessions/").map(str::to_string))
+    })
+    .await?;
+    assert_eq!(api.session(&session_id).await?.agent, AgentKind::Opencode);
+    wait_for("the idle badge", || async {
+        Ok(text_of(
+            client,
+            "[data-testid=session-header] [data-testid=status-badge]",
+        )
+        .await?
+        .filter(|t| t.to_lowercase().contains("idle")))
+    })
+    .await?;
+    type_and_send(client, "MARK-OC-WRITE please write oc.txt").await?;
+
+    // OpenCode asks before writing; the card shows the request and a countdown, and
+    // the answer is given with a click.
+    let card = wait_for("the permission request", || async {
+        Ok(text_of(client, "[data-testid=question]").await?)
+    })
+    .await?;
+    assert!(
+        card.to_lowercase().contains("permission requested"),
+        "{card}"
+    );
+    let countdown = text_of(client, "[data-testid=question-countdown]")
+        .await?
+        .unwrap_or_default();
+    assert!(countdown.contains("left"), "{countdown}");
+    let mut clicked = false;
+    for button in client
+        .find_all(Locator::Css("[data-testid=question-option]"))
+        .await?
+    {
+        if button.text().await? == "allow" {
+            button.click().await?;
+            clicked = true;
+            break;
+        }
+    }
+    anyhow::ensure!(clicked, "no allow button on {card}");
+    wait_for("the answer on the card", || async {
+        Ok(text_of(client, "[data-testid=question-answered]")
+            .await?
+            .filter(|t| t.contains("allow")))
+    })
+    .await?;
+
+    // The OpenCode turn renders like a built-in one: the tool call, the reply, the
+    // outcome.
+    wait_for("the write tool call", || async {
+        Ok(text_of(client, "[data-testid=tool-call][data-tool=write]").await?)
+    })
+    .await?;
+    wait_for("OpenCode's reply", || async {
+        Ok(text_of(client, "[data-testid=assistant-text]")
+            .await?
+            .filter(|t| t.contains("Wrote oc.txt from OpenCode.")))
+    })
+    .await?;
+    wait_for("the finished turn", || async {
+        Ok(text_of(client, "[data-testid=turn-footer][data-outcome=done]").await?)
+    })
+    .await?;
+    let sandbox = api
+        .session(&session_id)
+        .await?
+        .sandbox_id
+        .context("sandbox id")?;
+    assert_eq!(
+        std::fs::read_to_string(stack.workspace(&sandbox).join("oc.txt"))?,
+        "written by opencode\n"
+    );
+    Ok(())
+}
