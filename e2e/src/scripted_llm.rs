@@ -95,6 +95,8 @@ impl Script {
 struct Book {
     scripts: Vec<(String, Script)>,
     requests: Vec<Value>,
+    /// The `Authorization` header of each request (the key the caller used).
+    authorizations: Vec<String>,
     calls_per_marker: HashMap<String, usize>,
 }
 
@@ -144,6 +146,11 @@ impl ScriptedLlm {
             .unwrap_or(0)
     }
 
+    /// The `Authorization` header of every request so far, in order.
+    pub fn authorizations(&self) -> Vec<String> {
+        lock(&self.book).authorizations.clone()
+    }
+
     /// Every request body received so far.
     pub fn requests(&self) -> Vec<Value> {
         lock(&self.book).requests.clone()
@@ -175,7 +182,16 @@ fn turn_position(body: &Value) -> (String, usize) {
     (prompt, step)
 }
 
-async fn chat_completions(State(book): State<Arc<Mutex<Book>>>, body: String) -> Response {
+async fn chat_completions(
+    State(book): State<Arc<Mutex<Book>>>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let Ok(body) = serde_json::from_str::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "invalid json").into_response();
     };
@@ -184,6 +200,7 @@ async fn chat_completions(State(book): State<Arc<Mutex<Book>>>, body: String) ->
     let step = {
         let mut book = lock(&book);
         book.requests.push(body.clone());
+        book.authorizations.push(authorization);
         let found = book
             .scripts
             .iter()

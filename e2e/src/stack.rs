@@ -29,6 +29,35 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target/debug"))
 }
 
+/// The OpenCode binary `npm ci` installed, for runners' OpenCode agent: named by
+/// `NIGHTSHIFT_OPENCODE_BIN` and its directory bound read-only into sandboxes
+/// (`SANDBOX_RO_BINDS`), unless the caller's environment already sets them.
+fn opencode_env() -> Vec<(String, String)> {
+    let Some(binary) = [
+        "node_modules/opencode-linux-x64/bin/opencode",
+        "node_modules/opencode-linux-arm64/bin/opencode",
+    ]
+    .into_iter()
+    .map(|relative| repo_root().join(relative))
+    .find(|path| path.is_file())
+    .and_then(|path| std::fs::canonicalize(path).ok()) else {
+        return Vec::new();
+    };
+    let mut env = Vec::new();
+    if std::env::var_os("NIGHTSHIFT_OPENCODE_BIN").is_none() {
+        env.push((
+            "NIGHTSHIFT_OPENCODE_BIN".to_string(),
+            binary.display().to_string(),
+        ));
+    }
+    if std::env::var_os("SANDBOX_RO_BINDS").is_none()
+        && let Some(dir) = binary.parent()
+    {
+        env.push(("SANDBOX_RO_BINDS".to_string(), dir.display().to_string()));
+    }
+    env
+}
+
 /// A free TCP port on loopback (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -348,7 +377,8 @@ impl Stack {
                 "SANDBOX_ORPHAN_GRACE_SECS",
                 std::env::var("SANDBOX_ORPHAN_GRACE_SECS").unwrap_or_else(|_| "30".into()),
             )
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .envs(opencode_env());
         self.backend = Some(Process::spawn(
             "sandbox-backend",
             command,

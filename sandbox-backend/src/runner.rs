@@ -28,8 +28,15 @@ use crate::process::{signal_group, terminate_group};
 /// How long a runner gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The only variables a runner inherits from the backend: it must not see the
-/// backend's token or anything else of its environment.
-const INHERITED_ENV: [&str; 3] = ["PATH", "HOME", "RUST_LOG"];
+/// backend's token or anything else of its environment. (`NIGHTSHIFT_OPENCODE_BIN`
+/// and `NIGHTSHIFT_QUESTION_TIMEOUT_MS` configure the runner's agents.)
+const INHERITED_ENV: [&str; 5] = [
+    "PATH",
+    "HOME",
+    "RUST_LOG",
+    "NIGHTSHIFT_OPENCODE_BIN",
+    "NIGHTSHIFT_QUESTION_TIMEOUT_MS",
+];
 
 /// What to start.
 #[derive(Debug, Clone)]
