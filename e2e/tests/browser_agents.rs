@@ -155,7 +155,6 @@ async fn a_user_picks_agent_and_model_edits_the_queue_and_steers_a_turn() {
     let stack = Stack::start(StackOptions {
         llm_base_url: Some(llm.base_url()),
         worker_vars: vec![("LLM_MODELS".into(), "other-model".into())],
-        ..Default::default()
     })
     .await
     .unwrap();
@@ -296,7 +295,7 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
     choose(client, "[data-testid=queue-mode]", "steer").await?;
     type_and_send(client, "MARK-B-STEER change course").await?;
     wait_for("the slow turn to end as aborted", || async {
-        Ok(text_of(client, "[data-testid=turn-footer][data-outcome=aborted]").await?)
+        text_of(client, "[data-testid=turn-footer][data-outcome=aborted]").await
     })
     .await?;
     wait_for("the steered reply", || async {
@@ -408,7 +407,7 @@ async fn opencode_journey(stack: &Stack, client: &Client) -> anyhow::Result<()> 
     // OpenCode asks before writing; the card shows the request and a countdown, and
     // the answer is given with a click.
     let card = wait_for("the permission request", || async {
-        Ok(text_of(client, "[data-testid=question]").await?)
+        text_of(client, "[data-testid=question]").await
     })
     .await?;
     assert!(
@@ -441,7 +440,7 @@ async fn opencode_journey(stack: &Stack, client: &Client) -> anyhow::Result<()> 
     // The OpenCode turn renders like a built-in one: the tool call, the reply, the
     // outcome.
     wait_for("the write tool call", || async {
-        Ok(text_of(client, "[data-testid=tool-call][data-tool=write]").await?)
+        text_of(client, "[data-testid=tool-call][data-tool=write]").await
     })
     .await?;
     wait_for("OpenCode's reply", || async {
@@ -451,7 +450,7 @@ async fn opencode_journey(stack: &Stack, client: &Client) -> anyhow::Result<()> 
     })
     .await?;
     wait_for("the finished turn", || async {
-        Ok(text_of(client, "[data-testid=turn-footer][data-outcome=done]").await?)
+        text_of(client, "[data-testid=turn-footer][data-outcome=done]").await
     })
     .await?;
     let sandbox = api

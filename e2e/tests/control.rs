@@ -20,7 +20,6 @@ async fn stack_with_llm(vars: &[(&str, &str)]) -> anyhow::Result<(Stack, Scripte
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        ..Default::default()
     })
     .await?;
     Ok((stack, llm))
