@@ -14,6 +14,17 @@ backend_pid=""
 cleanup() { [ -n "$backend_pid" ] && kill "$backend_pid" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
+# Runners start OpenCode (npm opencode-ai) inside sandboxes: name its binary and make
+# its directory visible there, unless .env already does.
+for candidate in node_modules/opencode-linux-x64/bin/opencode node_modules/opencode-linux-arm64/bin/opencode; do
+  if [ -x "$candidate" ]; then
+    opencode_bin=$(readlink -f "$candidate")
+    export NIGHTSHIFT_OPENCODE_BIN="${NIGHTSHIFT_OPENCODE_BIN:-$opencode_bin}"
+    export SANDBOX_RO_BINDS="${SANDBOX_RO_BINDS:-$(dirname "$opencode_bin")}"
+    break
+  fi
+done
+
 RUNNER_BIN="$PWD/target/release/runner" ./target/release/sandbox-backend &
 backend_pid=$!
 

@@ -6,7 +6,8 @@
 #   - the wasm32-unknown-unknown target: through rustup when it can download it;
 #     otherwise Debian's rustc-web toolchain with its std built once for wasm32
 #   - wasm-bindgen CLI at the exact version in Cargo.lock, and worker-build
-#   - npm packages from the committed package-lock (wrangler, esbuild, binaryen)
+#   - npm packages from the committed package-lock (wrangler, esbuild, binaryen,
+#     opencode-ai)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/toolchain.sh
@@ -60,9 +61,15 @@ if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUIL
 fi
 
 # 4. npm packages.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+   || [ ! -d node_modules/opencode-ai ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+# opencode-ai ships its binary in a platform package (an optional dependency); the
+# runner's OpenCode agent needs it.
+if ! ls node_modules/opencode-linux-*/bin/opencode >/dev/null 2>&1; then
+  log "warning: no opencode binary in node_modules; sessions cannot use the OpenCode agent"
 fi
 
 # 5. A local .env with generated secrets (never overwritten).
