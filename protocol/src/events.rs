@@ -97,6 +97,8 @@ pub enum EventBody {
     Retrying {
         /// The attempt that failed, from 1.
         attempt: u32,
+        /// How many attempts are made in all; 0 when the agent does not say
+        /// (OpenCode's own retries).
         max_attempts: u32,
         delay_ms: u64,
         reason: String,
