@@ -98,6 +98,8 @@ struct Book {
     /// The `Authorization` header of each request (the key the caller used).
     authorizations: Vec<String>,
     calls_per_marker: HashMap<String, usize>,
+    /// Per marker: how many more calls are refused with 429 before the script plays.
+    refusals: HashMap<String, usize>,
 }
 
 /// A running scripted LLM server. Dropping it stops the server.
@@ -130,6 +132,12 @@ impl ScriptedLlm {
     /// The base URL to configure as `LLM_BASE_URL`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// Refuse the next `count` calls for prompts containing `marker` with
+    /// `429 Too Many Requests` (`retry-after-ms: 200`), as a rate-limited API does.
+    pub fn refuse_next(&self, marker: &str, count: usize) {
+        lock(&self.book).refusals.insert(marker.to_string(), count);
     }
 
     /// Answer prompts containing `marker` with `script`.
@@ -201,6 +209,21 @@ async fn chat_completions(
         let mut book = lock(&book);
         book.requests.push(body.clone());
         book.authorizations.push(authorization);
+        let refused = book
+            .refusals
+            .iter_mut()
+            .find(|(marker, left)| **left > 0 && prompt.contains(marker.as_str()));
+        if let Some((_, left)) = refused {
+            *left -= 1;
+            return Response::builder()
+                .status(StatusCode::TOO_MANY_REQUESTS)
+                .header("retry-after-ms", "200")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    r#"{"error":{"message":"Rate limit reached (scripted)","type":"rate_limit_error"}}"#,
+                ))
+                .unwrap_or_else(|_| StatusCode::TOO_MANY_REQUESTS.into_response());
+        }
         let found = book
             .scripts
             .iter()

@@ -292,6 +292,8 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
 
     // Steer: the running turn is aborted and the steering prompt runs before the
     // queued follow-up.
+    // The steering turn meets a rate limit once; the retry shows in its turn.
+    llm.refuse_next("MARK-B-STEER", 1);
     choose(client, "[data-testid=queue-mode]", "steer").await?;
     type_and_send(client, "MARK-B-STEER change course").await?;
     wait_for("the slow turn to end as aborted", || async {
@@ -304,6 +306,10 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
             .filter(|t| t.contains("steered in the browser")))
     })
     .await?;
+    let notice = text_of(client, "[data-testid=retry-notice]")
+        .await?
+        .context("the retry notice")?;
+    assert!(notice.contains("attempt 2"), "{notice}");
     wait_for("the edited follow-up to run", || async {
         Ok(text_of(client, "[data-testid=assistant-text]")
             .await?

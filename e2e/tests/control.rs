@@ -279,7 +279,30 @@ async fn model_and_agent_changes_apply_to_the_next_turn_and_usage_adds_up() {
             .await?;
         assert_eq!(session.model.as_deref(), Some("scripted-model"));
         api.wait_status(&session.id, "idle").await?;
+        // The first turn meets a rate limit twice; each retry is announced.
+        llm.refuse_next("MARK-MODEL-ONE", 2);
+        let mut stream = api.events(&session.id, None).await?;
         api.send(&session.id, "MARK-MODEL-ONE first").await?;
+        let seen = stream.until(is_turn_finished).await?;
+        let retries: Vec<u32> = seen
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Retrying {
+                    attempt, reason, ..
+                } if reason.contains("429") || reason.to_lowercase().contains("rate") => {
+                    Some(*attempt)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(retries, [1, 2], "{seen:#?}");
+        assert!(matches!(
+            seen.last().map(|e| &e.body),
+            Some(EventBody::TurnFinished {
+                outcome: TurnOutcome::Done,
+                ..
+            })
+        ));
         api.wait_settled(&session.id).await?;
         let first = last_request_for(&llm, "MARK-MODEL-ONE").expect("the first turn ran");
         assert_eq!(first["model"], "scripted-model");
