@@ -28,6 +28,27 @@ pub fn error_message(code: &str) -> String {
     .to_owned()
 }
 
+/// What to show when `POST /auth/dev/login` is refused: the readable sentence for a
+/// sign-in code, whether the server sent it as the error's code or at the start of its
+/// message (`"signin_not_allowed: ..."`), else the server's own message.
+pub fn refusal_message(code: Option<&str>, message: &str) -> String {
+    const KNOWN: [&str; 4] = [
+        "invite_invalid",
+        "signin_not_allowed",
+        "dev_auth_disabled",
+        "email_unverified",
+    ];
+    let prefix = message.split(':').next().unwrap_or_default().trim();
+    match [code.unwrap_or_default(), prefix]
+        .into_iter()
+        .find(|candidate| KNOWN.contains(candidate))
+    {
+        Some(known) => error_message(known),
+        None if message.is_empty() => "Sign-in failed. Please try again.".to_owned(),
+        None => message.to_owned(),
+    }
+}
+
 /// Where to send the user after signing in: a path on this site, never another
 /// origin (`//evil.example`, `https://...`) and never back to a sign-in page.
 pub fn safe_redirect(requested: Option<&str>) -> String {
@@ -123,6 +144,19 @@ mod tests {
             assert!(message.ends_with('.'), "{message}");
         }
         assert!(error_message("weird_thing").contains("weird_thing"));
+    }
+
+    #[test]
+    fn refusals_read_as_sentences_whichever_way_the_code_comes() {
+        let by_code = refusal_message(Some("signin_not_allowed"), "no");
+        let by_prefix = refusal_message(
+            Some("forbidden"),
+            "signin_not_allowed: this email may not sign in",
+        );
+        assert_eq!(by_code, by_prefix);
+        assert!(by_code.contains("invite"), "{by_code}");
+        assert_eq!(refusal_message(Some("forbidden"), "go away"), "go away");
+        assert!(refusal_message(None, "").contains("failed"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::account::wire::Viewer;
 use crate::api;
 use crate::components::presence::PresenceAvatars;
 use crate::components::share_dialog::ShareDialog;
+use crate::store::SessionsStore;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SessionAccessState {
@@ -29,6 +30,26 @@ impl SessionAccessState {
             viewers: RwSignal::new(Vec::new()),
         };
         let id = session_id.to_owned();
+        // The key source is that of the latest turn: read the session again whenever its
+        // status changes (the sessions list follows status live).
+        if let Some(store) = use_context::<SessionsStore>() {
+            let status = Memo::new({
+                let id = id.clone();
+                move |_| {
+                    store
+                        .list
+                        .with(|list| list.get(&id).map(|session| session.status))
+                }
+            });
+            let id = id.clone();
+            Effect::new(move |previous: Option<()>| {
+                // Read, not `track()`: a memo that never ran has no sources yet.
+                status.with(|_| ());
+                if previous.is_some() {
+                    state.refresh(&id);
+                }
+            });
+        }
         spawn_local(async move {
             if let Ok(access) = api::account::session_access(&id).await {
                 state.access.try_set(Some(access));
@@ -43,6 +64,15 @@ impl SessionAccessState {
             }
         });
         state
+    }
+
+    fn refresh(self, session_id: &str) {
+        let id = session_id.to_owned();
+        spawn_local(async move {
+            if let Ok(access) = api::account::session_access(&id).await {
+                self.access.try_set(Some(access));
+            }
+        });
     }
 
     /// Takes a `presence_changed` event from the session stream; answers whether the
@@ -77,27 +107,26 @@ pub fn SessionAccessBar(state: SessionAccessState, session_id: String) -> impl I
                 .is_some_and(|access| access.role().can_share())
         })
     };
+    // The pill names the user's role; its tooltip names the owner.
     let role = move || {
         state.access.with(|access| {
-            access
-                .as_ref()
-                .map(|access| (access.role().as_str(), access.role().label()))
+            access.as_ref().map(|access| {
+                let owner = access
+                    .owner
+                    .as_ref()
+                    .map(|owner| format!("Owned by {}", owner.name))
+                    .unwrap_or_default();
+                (access.role().as_str(), access.role().label(), owner)
+            })
         })
     };
+    // Known once a turn has run; before that there is nothing to show.
     let source = move || {
         state.access.with(|access| {
             access
                 .as_ref()
-                .map(|access| access.llm_source.clone().unwrap_or_default())
-        })
-    };
-    let owner = move || {
-        state.access.with(|access| {
-            access
-                .as_ref()
-                .filter(|access| access.role().as_str() != "owner")
-                .and_then(|access| access.owner.as_ref())
-                .map(|owner| format!("owned by {}", owner.name))
+                .and_then(|access| access.llm_source.clone())
+                .filter(|source| !source.is_empty())
         })
     };
     let session_id = StoredValue::new(session_id);
@@ -109,10 +138,9 @@ pub fn SessionAccessBar(state: SessionAccessState, session_id: String) -> impl I
                     {llm_source_label(&source)}
                 </span>
             })}
-            {move || role().map(|(id, label)| view! {
-                <span class="role-pill" data-testid="my-role" data-role=id>{label}</span>
+            {move || role().map(|(id, label, owner)| view! {
+                <span class="role-pill" data-testid="my-role" data-role=id title=owner>{label}</span>
             })}
-            {move || owner().map(|owner| view! { <span class="access-bar__owner">{owner}</span> })}
             <PresenceAvatars viewers=state.viewers/>
             <Show when=can_share>
                 <button class="button button--small" data-testid="share-open" on:click=move |_| open.set(true)>

@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 use leptos_router::hooks::use_query_map;
 
 use crate::account::signin::{
-    OAUTH_PROVIDERS, check_dev_signin, error_message, login_url, safe_redirect,
+    OAUTH_PROVIDERS, check_dev_signin, error_message, login_url, refusal_message, safe_redirect,
 };
 use crate::account::wire::Providers;
 use crate::api;
@@ -134,13 +134,10 @@ fn DevSignIn(redirect: Signal<String>, invite: StoredValue<Option<String>>) -> i
             match api::account::dev_login(&name, &email, invite.as_deref()).await {
                 Ok(()) => go_to(&target),
                 Err(failure) => {
-                    let message = match failure.code.as_deref() {
-                        Some(
-                            code @ ("invite_invalid" | "signin_not_allowed" | "dev_auth_disabled"),
-                        ) => crate::account::signin::error_message(code),
-                        _ => failure.to_string(),
-                    };
-                    error.set(Some(message));
+                    error.set(Some(refusal_message(
+                        failure.code.as_deref(),
+                        &failure.message,
+                    )));
                     busy.set(false);
                 }
             }
