@@ -342,3 +342,139 @@ async fn a_deployed_worker_refuses_the_dev_sign_in() {
     })
     .await;
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn llm_keys_are_encrypted_never_answered_and_used_by_turns() {
+    use nightshift_e2e::scripted_llm::ScriptedLlm;
+    // The environment's LLM and a second endpoint only a stored key points at.
+    let environment_llm = ScriptedLlm::start().await.unwrap();
+    let keyed_llm = ScriptedLlm::start().await.unwrap();
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(environment_llm.base_url()),
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    with_logs(&stack, async {
+        let alice = stack.signed_in_api("alice@example.com").await?;
+        let bob = stack.signed_in_member(&alice, "bob@example.com").await?;
+        let secret = "sk-user-secret-value-7788";
+        let create = json!({
+            "scope": "user", "provider": "openai_compatible", "api_key": secret,
+            "base_url": keyed_llm.base_url(), "models": ["keyed-model"], "name": "mine"
+        });
+        let answer = alice
+            .raw(Method::POST, "/api/keys", Some(&create.to_string()))
+            .await?;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        assert_eq!(answer.body["last4"], "7788");
+        assert!(
+            !answer.body.to_string().contains(secret),
+            "never answered back"
+        );
+        let listed = alice.raw(Method::GET, "/api/keys", None).await?;
+        assert_eq!(listed.body.as_array().map(Vec::len), Some(1));
+        assert!(!listed.body.to_string().contains(secret));
+        // Another member does not see it; a member cannot store a team key.
+        let theirs = bob.raw(Method::GET, "/api/keys", None).await?;
+        assert_eq!(theirs.body, json!([]));
+        let mut team = create.clone();
+        team["scope"] = json!("team");
+        let answer = bob
+            .raw(Method::POST, "/api/keys", Some(&team.to_string()))
+            .await?;
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (403, Some("forbidden"))
+        );
+        let bad =
+            json!({"scope": "user", "provider": "openai_compatible", "api_key": "sk-123456789"});
+        let answer = alice
+            .raw(Method::POST, "/api/keys", Some(&bad.to_string()))
+            .await?;
+        assert_eq!(
+            answer.status, 400,
+            "an OpenAI-compatible key needs a URL and models"
+        );
+
+        // The key's model is offered, and a turn with it uses the key, decrypted,
+        // against the key's endpoint; the session says whose key it was.
+        let models: Value = alice.expect(Method::GET, "/api/models", None, 200).await?;
+        let keyed = models
+            .as_array()
+            .and_then(|all| all.iter().find(|m| m["id"] == "keyed-model"))
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the key's model is not listed: {models}"))?;
+        assert_eq!(keyed["source"], "user");
+        let session = alice
+            .create_session_with(json!({"model": "keyed-model"}))
+            .await?;
+        alice.wait_status(&session.id, "idle").await?;
+        alice.send(&session.id, "hello keyed").await?;
+        alice.wait_settled(&session.id).await?;
+        assert_eq!(keyed_llm.authorizations(), vec![format!("Bearer {secret}")]);
+        assert_eq!(keyed_llm.requests()[0]["model"], "keyed-model");
+        let session = alice.session(&session.id).await?;
+        assert_eq!(session.llm_source.map(|s| s.as_str()), Some("user"));
+        // Bob's session with the default model uses the environment.
+        let other = bob.create_session().await?;
+        bob.wait_status(&other.id, "idle").await?;
+        bob.send(&other.id, "hello environment").await?;
+        bob.wait_settled(&other.id).await?;
+        assert_eq!(
+            bob.session(&other.id).await?.llm_source.map(|s| s.as_str()),
+            Some("environment")
+        );
+        assert_eq!(keyed_llm.authorizations().len(), 1);
+
+        // Nowhere in the Worker's state (D1, Durable Objects) is the key in plaintext.
+        let leaks = files_containing(stack.dir.path(), secret.as_bytes());
+        let leaks: Vec<_> = leaks
+            .into_iter()
+            .filter(|path| {
+                // The runner of the keyed session holds it in its config: that is
+                // where it must go, and only there.
+                !path.to_string_lossy().contains("backend-data")
+            })
+            .collect();
+        assert!(leaks.is_empty(), "plaintext key in {leaks:?}");
+
+        let id = listed.body[0]["id"].as_str().unwrap().to_string();
+        let answer = bob
+            .raw(Method::DELETE, &format!("/api/keys/{id}"), None)
+            .await?;
+        assert_eq!(answer.status, 404, "someone else's key is invisible");
+        let answer = alice
+            .raw(Method::DELETE, &format!("/api/keys/{id}"), None)
+            .await?;
+        assert_eq!(answer.status, 204);
+        assert_eq!(
+            alice.raw(Method::GET, "/api/keys", None).await?.body,
+            json!([])
+        );
+        Ok(())
+    })
+    .await;
+}

@@ -15,6 +15,7 @@ use worker::{Context, Env, Request, Response, Result, event};
 
 mod access;
 mod api_error;
+mod api_keys;
 mod auth;
 mod body;
 mod clock;
@@ -31,6 +32,7 @@ mod sessions_table;
 mod sse;
 mod timeout;
 
+pub use api_keys::APIKeys;
 pub use event_bus::EventBus;
 pub use session_agent::SessionAgent;
 

@@ -12,10 +12,11 @@
 //! then fails the turn with a message naming these variables.
 
 use nightshift_protocol::api::ModelInfo;
+use nightshift_protocol::auth::{KeyInfo, KeyProvider, KeyScope, LlmSource};
 use nightshift_protocol::runner_link::{LlmApi, LlmConfig};
 use worker::Env;
 
-use crate::config;
+use crate::{api_keys, config, sessions_table};
 
 pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
@@ -23,11 +24,142 @@ pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 /// Where keys from the deployment's environment are said to come from.
 const ENVIRONMENT_SOURCE: &str = "environment";
 
-/// The LLM for the next turn of a session owned by `owner_id`.
+/// The LLM for the next turn of a session owned by `owner_id`: their own stored
+/// key, else the team's, else the environment.
 pub async fn resolve(env: &Env, owner_id: &str) -> Option<LlmConfig> {
-    // Per-user and per-team keys will be consulted here, before the environment.
-    let _ = owner_id;
+    if let Some(config) = from_stored_keys(env, owner_id, None).await {
+        return Some(config);
+    }
     from_lookup(|name| config::var(env, name))
+}
+
+/// [`resolve_model`] for a turn of session `session_id`, recording in D1 whose key
+/// it uses (the session's `llm_source`).
+pub async fn resolve_for_session(
+    env: &Env,
+    session_id: &str,
+    owner_id: &str,
+    model: Option<&str>,
+) -> Option<LlmConfig> {
+    let config = resolve_model(env, owner_id, model).await;
+    if let Some(source) = config.as_ref().and_then(|c| LlmSource::parse(&c.source))
+        && let Err(error) = sessions_table::set_llm_source(env, session_id, source).await
+    {
+        worker::console_error!(
+            "recording the LLM source of {session_id}: {}",
+            error.message
+        );
+    }
+    config
+}
+
+/// The default model of a stored key's provider, when the key names none.
+pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o";
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// The models a stored key serves.
+pub fn key_models(key: &KeyInfo) -> Vec<String> {
+    if !key.models.is_empty() {
+        return key.models.clone();
+    }
+    match key.provider {
+        KeyProvider::Anthropic => vec![DEFAULT_ANTHROPIC_MODEL.to_owned()],
+        KeyProvider::Openai => vec![DEFAULT_OPENAI_MODEL.to_owned()],
+        KeyProvider::OpenaiCompatible => Vec::new(),
+    }
+}
+
+/// The configuration a stored key gives for `model`.
+pub fn config_for_key(key: &KeyInfo, api_key: String, model: String) -> LlmConfig {
+    let (api, default_base) = match key.provider {
+        KeyProvider::Anthropic => (LlmApi::Anthropic, DEFAULT_ANTHROPIC_BASE_URL),
+        KeyProvider::Openai => (LlmApi::OpenAiCompatible, DEFAULT_OPENAI_BASE_URL),
+        KeyProvider::OpenaiCompatible => (LlmApi::OpenAiCompatible, ""),
+    };
+    LlmConfig {
+        api,
+        base_url: key
+            .base_url
+            .clone()
+            .unwrap_or_else(|| default_base.to_owned())
+            .trim_end_matches('/')
+            .to_owned(),
+        api_key,
+        model,
+        source: match key.scope {
+            KeyScope::User => LlmSource::User,
+            KeyScope::Team => LlmSource::Team,
+        }
+        .as_str()
+        .to_owned(),
+    }
+}
+
+/// The user's own key (else the team's) serving `model` (`None`: the first key and
+/// its first model).
+async fn from_stored_keys(env: &Env, user_id: &str, model: Option<&str>) -> Option<LlmConfig> {
+    let keys = match api_keys::list(env, user_id).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            worker::console_error!("reading stored LLM keys: {}", error.message);
+            return None;
+        }
+    };
+    let (key, model) = keys.iter().find_map(|key| {
+        let models = key_models(key);
+        match model {
+            Some(wanted) => models
+                .iter()
+                .any(|m| m == wanted)
+                .then(|| (key, wanted.to_owned())),
+            None => models.first().map(|first| (key, first.clone())),
+        }
+    })?;
+    match api_keys::secret(env, user_id, &key.id).await {
+        Ok(api_key) => Some(config_for_key(key, api_key, model)),
+        Err(error) => {
+            worker::console_error!("decrypting LLM key {}: {}", key.id, error.message);
+            None
+        }
+    }
+}
+
+/// [`available_models`] plus the models of the stored keys `user_id` may use (their
+/// own first, then the team's), for `GET /api/models`.
+pub async fn available_models_with_keys(env: &Env, user_id: &str) -> Vec<ModelInfo> {
+    let mut models: Vec<ModelInfo> = Vec::new();
+    let keys = api_keys::list(env, user_id).await.unwrap_or_else(|error| {
+        worker::console_error!("reading stored LLM keys: {}", error.message);
+        Vec::new()
+    });
+    {
+        for key in &keys {
+            let config = config_for_key(key, String::new(), String::new());
+            for model in key_models(key) {
+                if models.iter().any(|known| known.id == model) {
+                    continue;
+                }
+                models.push(ModelInfo {
+                    id: model.clone(),
+                    name: model,
+                    provider: match key.provider {
+                        KeyProvider::Anthropic => "anthropic",
+                        KeyProvider::Openai => "openai",
+                        KeyProvider::OpenaiCompatible => "openai_compatible",
+                    }
+                    .to_owned(),
+                    api: config.api,
+                    source: config.source.clone(),
+                });
+            }
+        }
+    }
+    for info in available_models(env, user_id) {
+        if !models.iter().any(|known| known.id == info.id) {
+            models.push(info);
+        }
+    }
+    models
 }
 
 /// The model a new session will use, for showing in the session list.
@@ -56,6 +188,9 @@ pub async fn resolve_model(env: &Env, owner_id: &str, model: Option<&str>) -> Op
     let Some(model) = model else {
         return resolve(env, owner_id).await;
     };
+    if let Some(config) = from_stored_keys(env, owner_id, Some(model)).await {
+        return Some(config);
+    }
     models_from_lookup(|name| config::var(env, name))
         .into_iter()
         .find(|(info, _)| info.id == model)

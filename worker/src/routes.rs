@@ -377,7 +377,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         } => messages::cancel(env, user, session_id, message_id).await,
         Route::Abort(id) => messages::abort(env, user, id).await,
         Route::UpdateSession(id) => sessions::update(&mut req, env, user, id).await,
-        Route::Models => models::list(env, user),
+        Route::Models => models::list(env, user).await,
         Route::EditMessage {
             session_id,
             message_id,

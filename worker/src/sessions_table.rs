@@ -243,7 +243,6 @@ pub async fn list(env: &Env, viewer_id: &str) -> ApiResult<Vec<Session>> {
 
 /// Records which key (`user`, `team` or `environment`) the latest turn of session
 /// `id` used.
-#[allow(dead_code)] // called once stored keys are resolved
 pub async fn set_llm_source(env: &Env, id: &str, source: LlmSource) -> ApiResult<()> {
     let statement = db(env)?
         .prepare("UPDATE sessions SET llm_source = ? WHERE id = ?")

@@ -7,6 +7,9 @@ use crate::api_error::{ApiResult, json};
 use crate::auth::User;
 use crate::llm_config;
 
-pub fn list(env: &Env, user: &User) -> ApiResult<Response> {
-    Ok(json(200, &llm_config::available_models(env, &user.id)))
+pub async fn list(env: &Env, user: &User) -> ApiResult<Response> {
+    Ok(json(
+        200,
+        &llm_config::available_models_with_keys(env, &user.id).await,
+    ))
 }

@@ -20,11 +20,11 @@ use crate::internal::{self, InitSession};
 use crate::{body, clock, config, ids, llm_config, sessions_table};
 
 /// Refuses a model the user cannot use (`unknown_model`).
-fn check_model(env: &Env, user: &User, model: Option<&str>) -> ApiResult<()> {
+async fn check_model(env: &Env, user: &User, model: Option<&str>) -> ApiResult<()> {
     let Some(model) = model else {
         return Ok(());
     };
-    let models = llm_config::available_models(env, &user.id);
+    let models = llm_config::available_models_with_keys(env, &user.id).await;
     if models.iter().any(|info| info.id == model) {
         return Ok(());
     }
@@ -46,7 +46,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
     let request: CreateSessionRequest = body::read_json_or_default(req).await?;
     let title = normalize_title(request.title.as_deref().unwrap_or_default())
         .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
-    check_model(env, user, request.model.as_deref())?;
+    check_model(env, user, request.model.as_deref()).await?;
     let agent = request.agent.unwrap_or_default();
     let permission_mode = request.permission_mode.unwrap_or_default();
     let worker_url = config::worker_url(env, req)?;
@@ -142,7 +142,7 @@ pub async fn update(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiR
         normalize_title(title)
             .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
     }
-    check_model(env, user, request.model.as_deref())?;
+    check_model(env, user, request.model.as_deref()).await?;
     let session = sessions_table::require(env, id, &user.id).await?;
     let response = internal::call_agent(env, id, Method::Patch, "/settings", Some(&request)).await;
     agent_ok(response).await?;

@@ -112,8 +112,13 @@ impl SessionAgent {
         {
             return Ok(());
         }
-        let llm =
-            llm_config::resolve_model(&self.env, &record.owner_id, record.model.as_deref()).await;
+        let llm = llm_config::resolve_for_session(
+            &self.env,
+            &record.session_id,
+            &record.owner_id,
+            record.model.as_deref(),
+        )
+        .await;
 
         // Read again: other events may have been handled while the LLM was resolved.
         let record = self.store.record()?;
