@@ -51,6 +51,7 @@ async fn serve_main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let config = Config::from_env()?;
+    raise_open_file_limit();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -103,4 +104,16 @@ async fn wait_for_signal(stopping: CancellationToken) {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
     }
     stopping.cancel();
+}
+
+/// Every sandbox costs the backend a few sockets; raise the soft limit on open files
+/// to the hard one, so hundreds of sandboxes fit.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(%error, "cannot raise the open-file limit");
+    }
 }

@@ -309,6 +309,7 @@ impl LocalProvider {
         let Isolation::Bubblewrap(bubblewrap) = &self.isolation else {
             return Ok(ProviderHandle::none());
         };
+        let boot_started = std::time::Instant::now();
         let workspace = LocalProvider::workspace(sandbox);
         let home = LocalProvider::home(sandbox);
         for dir in [&workspace, &home] {
@@ -335,8 +336,12 @@ impl LocalProvider {
                 argv.extend(["--cgroup".to_string(), procs.display().to_string()]);
             }
         }
+        argv.extend(
+            ResourceLimits::default()
+                .clamped_to_own_limits()
+                .launch_options(),
+        );
         argv.push("--".into());
-        argv.extend(self.limits_prefix.iter().cloned());
         argv.extend(bubblewrap.sandbox_args(&Layout {
             workspace: &workspace,
             home: &home,
@@ -365,6 +370,7 @@ impl LocalProvider {
             .spawn()
             .map_err(|error| ProviderError::io(format!("cannot start {}", argv[0]), error))?;
         let pid = child.id().unwrap_or(0);
+        tracing::debug!(sandbox = %sandbox.id, elapsed = ?boot_started.elapsed(), "sandbox launched");
         let handle = LocalHandle {
             pid,
             start_ticks: crate::process::start_ticks(pid),
@@ -393,6 +399,7 @@ impl LocalProvider {
                 log.trim()
             )));
         }
+        tracing::debug!(sandbox = %sandbox.id, elapsed = ?boot_started.elapsed(), "sandbox agent answered");
         self.hold(sandbox).await;
         self.start_egress(sandbox);
         Ok(handle_value(&handle))
@@ -435,12 +442,17 @@ impl LocalProvider {
                 kill_sandbox(handle).await;
             }
         }
-        if let Some(cgroups) = &self.cgroups {
-            let deadline = std::time::Instant::now() + STOP_TIMEOUT;
-            while cgroups.populated(&sandbox.id) && std::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            cgroups.remove(&sandbox.id);
+        if let Some(cgroups) = self.cgroups.clone() {
+            // Removed in the background: the kernel frees a group only once its last
+            // process is reaped, which need not hold up the caller.
+            let id = sandbox.id.clone();
+            tokio::spawn(async move {
+                let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+                while cgroups.populated(&id) && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                cgroups.remove(&id);
+            });
         }
         let _ = std::fs::remove_file(LocalProvider::socket(sandbox));
     }

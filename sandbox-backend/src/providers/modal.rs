@@ -377,7 +377,13 @@ impl ModalProvider {
                 proto::ContainerExecRequest {
                     task_id: handle.task_id.clone(),
                     command: argv,
-                    timeout_secs: 0,
+                    // A backstop in case this backend goes away mid-command: Modal
+                    // ends a plain exec a little after its own timeout.
+                    timeout_secs: if stdin.is_some() {
+                        0
+                    } else {
+                        u32::try_from(plan.timeout.as_secs().saturating_add(30)).unwrap_or(u32::MAX)
+                    },
                     workdir: Some(self.config.workspace.clone()),
                 },
                 remote::CALL_TIMEOUT,

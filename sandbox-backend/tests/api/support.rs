@@ -52,6 +52,8 @@ pub fn config(data_dir: &Path, runner_bin: &Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         runner_bin: runner_bin.to_path_buf(),
         agent_bin: Some(PathBuf::from(env!("CARGO_BIN_EXE_sandbox-backend"))),
+        // A test's sandboxes end soon after the test (and its backend) do.
+        orphan_grace: std::time::Duration::from_secs(5),
         ..Config::new(TOKEN, data_dir)
     }
 }

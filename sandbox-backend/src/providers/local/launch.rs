@@ -1,6 +1,8 @@
-//! `sandbox-backend __launch [--cgroup <cgroup.procs file>]... -- <command>...`: puts
-//! itself into the given resource-control groups and a new session, then becomes
-//! `command` (bubblewrap). Joining before the exec means every process of the
+//! `sandbox-backend __launch [--cgroup <cgroup.procs file>]... [--rlimit <name>=<n>]...
+//! -- <command>...`: puts itself into the given resource-control groups, sets the
+//! resource limits (`nproc`, `cpu`, `as`, `nofile`; soft and hard), starts a new
+//! session, then becomes `command` (bubblewrap), which passes all of it on to every
+//! process of the sandbox. Joining before the exec means every process of the
 //! sandbox is born inside the groups, without a window in which it is not.
 
 use std::os::unix::process::CommandExt;
@@ -19,6 +21,12 @@ pub fn main(args: &[String]) -> ExitCode {
     let mut options = options.iter();
     while let Some(option) = options.next() {
         match (option.as_str(), options.next()) {
+            ("--rlimit", Some(limit)) => {
+                if let Err(message) = set_limit(limit) {
+                    eprintln!("sandbox-backend __launch: {message}");
+                    return ExitCode::from(125);
+                }
+            }
             ("--cgroup", Some(procs)) => {
                 if let Err(error) = std::fs::write(procs, std::process::id().to_string()) {
                     eprintln!("sandbox-backend __launch: cannot join {procs}: {error}");
@@ -42,4 +50,22 @@ pub fn main(args: &[String]) -> ExitCode {
         command[0]
     );
     ExitCode::from(126)
+}
+
+fn set_limit(text: &str) -> Result<(), String> {
+    use nix::sys::resource::{Resource, setrlimit};
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--rlimit {text:?} is not name=value"))?;
+    let value: u64 = value
+        .parse()
+        .map_err(|_| format!("--rlimit {text:?}: not a number"))?;
+    let resource = match name {
+        "nproc" => Resource::RLIMIT_NPROC,
+        "cpu" => Resource::RLIMIT_CPU,
+        "as" => Resource::RLIMIT_AS,
+        "nofile" => Resource::RLIMIT_NOFILE,
+        other => return Err(format!("unknown limit {other:?}")),
+    };
+    setrlimit(resource, value, value).map_err(|error| format!("cannot set {name}: {error}"))
 }

@@ -65,6 +65,21 @@ impl ResourceLimits {
     }
 }
 
+impl ResourceLimits {
+    /// The `--rlimit` options of `sandbox-backend __launch` setting these limits.
+    pub fn launch_options(&self) -> Vec<String> {
+        [
+            ("nproc", self.processes),
+            ("cpu", self.cpu_seconds),
+            ("as", self.address_space_bytes),
+            ("nofile", self.open_files),
+        ]
+        .into_iter()
+        .flat_map(|(name, value)| ["--rlimit".to_string(), format!("{name}={value}")])
+        .collect()
+    }
+}
+
 /// Finds `prlimit` on the usual system paths.
 pub fn find_prlimit() -> Option<PathBuf> {
     ["/usr/bin/prlimit", "/bin/prlimit", "/usr/local/bin/prlimit"]

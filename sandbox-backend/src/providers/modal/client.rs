@@ -38,6 +38,9 @@ impl ModalClient {
         let mut endpoint = Endpoint::from_shared(server_url.to_string())
             .map_err(|error| format!("MODAL_SERVER_URL {server_url:?} is not a URL: {error}"))?
             .connect_timeout(Duration::from_secs(10))
+            // Output arrives in large batches: a 64 KiB window would stall on them.
+            .initial_stream_window_size(Some(8 * 1024 * 1024))
+            .initial_connection_window_size(Some(16 * 1024 * 1024))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
         if server_url.starts_with("https://") {
