@@ -144,7 +144,7 @@ async fn a_user_picks_agent_and_model_edits_the_queue_and_steers_a_turn() {
         "MARK-B-SLOW",
         Script::new(vec![Step::slow_text(
             "slow",
-            200,
+            400,
             Duration::from_millis(100),
         )]),
     );

@@ -177,7 +177,7 @@ async fn steer_aborts_the_running_turn_and_runs_next_with_its_work_kept() {
 
 #[tokio::test]
 async fn collect_merges_quick_prompts_and_queued_prompts_can_be_edited() {
-    let (stack, llm) = stack_with_llm(&[("COLLECT_WINDOW_MS", "1500")])
+    let (stack, llm) = stack_with_llm(&[("COLLECT_WINDOW_MS", "3000")])
         .await
         .unwrap();
     let api = stack.signed_in_api("alice@example.com").await.unwrap();
