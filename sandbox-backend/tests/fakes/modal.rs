@@ -73,9 +73,9 @@ struct Items {
 }
 
 /// Output items held before the command has to wait for readers.
-const HELD_ITEMS: usize = 256;
+const HELD_ITEMS: usize = 1024;
 /// The most bytes sent in one batch.
-const BATCH_BYTES: usize = 1024 * 1024;
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 struct FakeExec {
     items: Mutex<Items>,
@@ -480,6 +480,23 @@ async fn container_exec(
         .lock()
         .await
         .insert(exec_id.clone(), exec.clone());
+    if request.timeout_secs > 0 {
+        // Modal ends an exec that outlives its timeout.
+        let pid = running.pid as i32;
+        let timeout = Duration::from_secs(u64::from(request.timeout_secs));
+        let watched = exec.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            // Only a command still running: its process group id is still its own.
+            if watched.items.lock().await.exit.is_some() {
+                return;
+            }
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(-pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        });
+    }
     tokio::spawn(async move {
         while let Some(output) = running.output.recv().await {
             loop {
