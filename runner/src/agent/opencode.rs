@@ -54,8 +54,10 @@ const SESSION_TITLE: &str = "Nightshift session";
 /// turn (OpenCode may report a tool's end after `session.idle`).
 const TRAILING_QUIET: Duration = Duration::from_millis(300);
 const TRAILING_MAX: Duration = Duration::from_secs(2);
-/// How long an aborted turn waits for OpenCode to confirm it stopped.
-const ABORT_WAIT: Duration = Duration::from_secs(5);
+/// How long an aborted turn waits for OpenCode to confirm it stopped (the abort
+/// call included); with the trailing events and withdrawn questions an abort ends
+/// the turn in under 10 s, before the `SessionAgent` gives up on it (15 s).
+const ABORT_WAIT: Duration = Duration::from_secs(6);
 /// A status poll that says "idle" ends the turn only after this long, unless
 /// OpenCode was seen busy (it may not have started working yet).
 const IDLE_WITHOUT_BUSY: Duration = Duration::from_secs(10);
@@ -674,7 +676,7 @@ impl Turn<'_> {
     /// Questions still waiting when the turn ends are withdrawn.
     async fn finish_asks(&mut self) {
         self.asks_cancel.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
             while self.asks.join_next().await.is_some() {}
         })
         .await;
@@ -683,12 +685,12 @@ impl Turn<'_> {
 
     async fn abort(&mut self) -> TurnEnd {
         tracing::info!("aborting the OpenCode turn");
+        let deadline = Instant::now() + ABORT_WAIT;
         self.asks_cancel.cancel();
         if let Err(error) = self.server.client.abort(&self.session_id).await {
             tracing::warn!(%error, "OpenCode's abort failed");
         }
         // Wait for OpenCode to confirm (its last tool results come with it).
-        let deadline = Instant::now() + ABORT_WAIT;
         while self.body.is_some() && Instant::now() < deadline {
             match tokio::time::timeout_at(deadline.into(), self.read_events()).await {
                 Ok(Some(events)) => {

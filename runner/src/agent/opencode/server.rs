@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 const USERNAME: &str = "opencode";
 /// Every plain API call gets this long.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// `POST /session/{id}/abort` gets this long.
+const ABORT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A health probe gets this long (a server still starting may hold the request).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Between SIGTERM and SIGKILL when stopping.
@@ -236,12 +238,22 @@ impl OpencodeClient {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, ServerError> {
+        self.call_within(CALL_TIMEOUT, method, path, body).await
+    }
+
+    async fn call_within(
+        &self,
+        timeout: Duration,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ServerError> {
         let name = format!("{method} {}", path.split('?').next().unwrap_or(path));
         let failed = |reason: String| ServerError::Call {
             call: name.clone(),
             reason,
         };
-        let mut request = self.request(method.clone(), path).timeout(CALL_TIMEOUT);
+        let mut request = self.request(method.clone(), path).timeout(timeout);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -345,10 +357,16 @@ impl OpencodeClient {
         .map(|_| ())
     }
 
+    /// Quick, so an aborted turn ends well within the `SessionAgent`'s patience.
     pub async fn abort(&self, session_id: &str) -> Result<(), ServerError> {
-        self.call(Method::POST, &format!("/session/{session_id}/abort"), None)
-            .await
-            .map(|_| ())
+        self.call_within(
+            ABORT_TIMEOUT,
+            Method::POST,
+            &format!("/session/{session_id}/abort"),
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The session's status type (`idle`, `busy`, `retry`); sessions that are not
