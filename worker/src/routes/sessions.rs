@@ -143,10 +143,10 @@ pub async fn update(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiR
             .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
     }
     check_model(env, user, request.model.as_deref()).await?;
-    let session = sessions_table::require(env, id, &user.id).await?;
+    sessions_table::require(env, id, &user.id).await?;
     let response = internal::call_agent(env, id, Method::Patch, "/settings", Some(&request)).await;
     agent_ok(response).await?;
-    // The agent has written the row; read it back for the answer.
-    let updated = sessions_table::require(env, id, &session.owner_id).await?;
+    // The agent has written the row; read it back, as the caller sees it, to answer.
+    let updated = sessions_table::require(env, id, &user.id).await?;
     Ok(json(200, &updated))
 }
