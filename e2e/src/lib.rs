@@ -13,6 +13,7 @@
 //! them only over HTTP, SSE and processes, as users and operators do.
 
 pub mod client;
+pub mod fake_oauth;
 pub mod scripted_llm;
 pub mod stack;
 

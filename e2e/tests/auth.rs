@@ -478,3 +478,292 @@ async fn llm_keys_are_encrypted_never_answered_and_used_by_turns() {
     })
     .await;
 }
+
+/// A browser as far as sign-in needs one: keeps cookies, follows nothing by itself.
+struct Browser {
+    http: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+/// One hop: the status and where it points.
+struct Hop {
+    status: u16,
+    location: String,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> anyhow::Result<Hop> {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let response = self
+            .http
+            .get(url)
+            .header("cookie", cookie.join("; "))
+            .timeout(std::time::Duration::from_secs(30))
+            .send()
+            .await?;
+        for value in response.headers().get_all("set-cookie") {
+            let value = value.to_str()?;
+            let first = value.split(';').next().unwrap_or_default();
+            let (name, val) = first.split_once('=').unwrap_or_default();
+            if value.contains("Max-Age=0") || val.is_empty() {
+                self.cookies.remove(name.trim());
+            } else {
+                assert!(value.contains("HttpOnly"), "{value}");
+                self.cookies
+                    .insert(name.trim().to_string(), val.to_string());
+            }
+        }
+        Ok(Hop {
+            status: response.status().as_u16(),
+            location: response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+
+    /// Starts a sign-in at the Worker and follows it to the provider's answer: the
+    /// callback URL the provider sends the browser to.
+    async fn start_flow(&mut self, worker: &str, start: &str) -> anyhow::Result<String> {
+        let hop = self.get(&format!("{worker}{start}")).await?;
+        anyhow::ensure!(hop.status == 302, "login answered {}", hop.status);
+        anyhow::ensure!(self.cookies.contains_key("ns_oauth"), "no ns_oauth cookie");
+        let hop = self.get(&hop.location).await?;
+        anyhow::ensure!(
+            hop.status == 303 || hop.status == 302,
+            "provider answered {}",
+            hop.status
+        );
+        Ok(hop.location)
+    }
+
+    /// Follows the callback; answers where the Worker sends the browser.
+    async fn finish(&mut self, callback: &str) -> anyhow::Result<String> {
+        let hop = self.get(callback).await?;
+        anyhow::ensure!(hop.status == 302, "callback answered {}", hop.status);
+        Ok(hop.location)
+    }
+
+    async fn sign_in(&mut self, worker: &str, start: &str) -> anyhow::Result<String> {
+        let callback = self.start_flow(worker, start).await?;
+        self.finish(&callback).await
+    }
+}
+
+#[tokio::test]
+async fn github_and_google_sign_in_run_the_whole_flow_and_refuse_what_they_must() {
+    use nightshift_e2e::fake_oauth::{FakeOauth, FakeUser};
+    let fake = FakeOauth::start().await.unwrap();
+    let stack = Stack::start(StackOptions {
+        worker_vars: fake.worker_vars(),
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    with_logs(&stack, async {
+        let worker = stack.worker_url();
+        let providers = stack
+            .api()
+            .raw(Method::GET, "/auth/providers", None)
+            .await?;
+        assert_eq!(
+            providers.body,
+            json!({"github": true, "google": true, "dev": true})
+        );
+
+        // The first person through GitHub becomes admin and lands where they started.
+        fake.sign_in_as(FakeUser::verified("101", "alice@example.com", "Alice A."));
+        let mut alice = Browser::new();
+        let callback = alice
+            .start_flow(&worker, "/auth/github/login?redirect=/sessions/abc")
+            .await?;
+        let asked = fake.authorize_requests().pop().unwrap();
+        assert_eq!(asked["code_challenge_method"], "S256");
+        assert_eq!(asked["scope"], "repo read:user user:email");
+        assert_eq!(
+            asked["redirect_uri"],
+            format!("{worker}/auth/github/callback")
+        );
+        assert!(asked["state"].len() >= 16);
+        assert_eq!(alice.finish(&callback).await?, "/sessions/abc");
+        let session = alice.cookies.get("ns_session").cloned().expect("signed in");
+        assert!(
+            !alice.cookies.contains_key("ns_oauth"),
+            "the flow cookie is cleared"
+        );
+        let api = stack.api().with_credentials(Credentials::Cookie {
+            session,
+            csrf: String::new(),
+        });
+        let me: Value = api.expect(Method::GET, "/api/me", None, 200).await?;
+        assert_eq!(me["user"]["role"], "admin");
+        assert_eq!(me["user"]["email"], "alice@example.com");
+        assert_eq!(me["user"]["name"], "Alice A.");
+        let csrf = me["csrf_token"].as_str().unwrap().to_string();
+        let admin = api.with_credentials(Credentials::Cookie {
+            session: alice.cookies["ns_session"].clone(),
+            csrf,
+        });
+
+        // A replayed callback (same state, same browser) is refused.
+        assert_eq!(
+            alice.finish(&callback).await?,
+            "/signin?error=oauth_state_mismatch"
+        );
+        // A wrong state is refused.
+        let mut eve = Browser::new();
+        let callback = eve.start_flow(&worker, "/auth/github/login").await?;
+        let mut forged = url::Url::parse(&callback)?;
+        let code = forged
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        forged
+            .query_pairs_mut()
+            .clear()
+            .append_pair("code", &code)
+            .append_pair("state", "not-the-state");
+        assert_eq!(
+            eve.finish(forged.as_str()).await?,
+            "/signin?error=oauth_state_mismatch"
+        );
+        // A state is bound to the browser that started the flow.
+        let callback = eve.start_flow(&worker, "/auth/github/login").await?;
+        let mut other_browser = Browser::new();
+        assert_eq!(
+            other_browser.finish(&callback).await?,
+            "/signin?error=oauth_state_mismatch"
+        );
+        // An error returned by the provider.
+        fake.deny_next();
+        let mut denied = Browser::new();
+        assert_eq!(
+            denied.sign_in(&worker, "/auth/github/login").await?,
+            "/signin?error=oauth_denied"
+        );
+        // An unverified primary email.
+        fake.sign_in_as(FakeUser {
+            email_verified: false,
+            ..FakeUser::verified("102", "bob@example.com", "Bob")
+        });
+        assert_eq!(
+            Browser::new()
+                .sign_in(&worker, "/auth/github/login")
+                .await?,
+            "/signin?error=email_unverified"
+        );
+        // Verified, but the team is invite-only.
+        fake.sign_in_as(FakeUser::verified("102", "bob@example.com", "Bob"));
+        assert_eq!(
+            Browser::new()
+                .sign_in(&worker, "/auth/github/login")
+                .await?,
+            "/signin?error=signin_not_allowed"
+        );
+        // An expired invite.
+        let create = json!({"role": "member", "expires_in_hours": 1, "max_uses": 1}).to_string();
+        let expired: Value = admin
+            .expect(Method::POST, "/api/admin/invites", Some(&create), 201)
+            .await?;
+        stack
+            .d1(&format!(
+                "UPDATE invites SET expires_at = 1 WHERE id = '{}'",
+                expired["id"].as_str().unwrap()
+            ))
+            .await?;
+        let start = format!(
+            "/auth/github/login?invite={}",
+            expired["token"].as_str().unwrap()
+        );
+        assert_eq!(
+            Browser::new().sign_in(&worker, &start).await?,
+            "/signin?error=invite_invalid"
+        );
+        // A good invite lets Bob in as a member.
+        let invite: Value = admin
+            .expect(Method::POST, "/api/admin/invites", Some(&create), 201)
+            .await?;
+        let start = format!(
+            "/auth/github/login?invite={}",
+            invite["token"].as_str().unwrap()
+        );
+        let mut bob = Browser::new();
+        assert_eq!(bob.sign_in(&worker, &start).await?, "/");
+        let members: Value = admin
+            .expect(Method::GET, "/api/admin/members", None, 200)
+            .await?;
+        let roles: Vec<(String, String)> = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["email"].as_str().unwrap().into(),
+                    m["role"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                ("alice@example.com".into(), "admin".into()),
+                ("bob@example.com".into(), "member".into())
+            ]
+        );
+
+        // Google: OpenID userinfo; an unverified email is refused, a verified invitee
+        // gets in; Alice signing in with Google is the same account (same email).
+        fake.sign_in_as(FakeUser {
+            email_verified: false,
+            ..FakeUser::verified("g-7", "carol@example.com", "Carol")
+        });
+        assert_eq!(
+            Browser::new()
+                .sign_in(&worker, "/auth/google/login")
+                .await?,
+            "/signin?error=email_unverified"
+        );
+        fake.sign_in_as(FakeUser::verified("g-7", "carol@example.com", "Carol"));
+        let invite: Value = admin
+            .expect(Method::POST, "/api/admin/invites", Some(&create), 201)
+            .await?;
+        let start = format!(
+            "/auth/google/login?invite={}",
+            invite["token"].as_str().unwrap()
+        );
+        assert_eq!(Browser::new().sign_in(&worker, &start).await?, "/");
+        assert_eq!(
+            fake.authorize_requests().pop().unwrap()["scope"],
+            "openid email profile"
+        );
+        fake.sign_in_as(FakeUser::verified("g-8", "alice@example.com", "Alice G."));
+        let mut alice_google = Browser::new();
+        assert_eq!(
+            alice_google.sign_in(&worker, "/auth/google/login").await?,
+            "/"
+        );
+        let members: Value = admin
+            .expect(Method::GET, "/api/admin/members", None, 200)
+            .await?;
+        assert_eq!(members.as_array().map(Vec::len), Some(3));
+        Ok(())
+    })
+    .await;
+}

@@ -166,7 +166,6 @@ pub fn cookie_secure(host: &str) -> bool {
     !matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
 }
 
-#[allow(dead_code)] // used by the OAuth flows
 /// A same-site path to send the browser to after sign-in: only local paths
 /// (`/x`, not `//host` or `https://...`), else `/`.
 pub fn safe_redirect(redirect: Option<&str>) -> String {

@@ -17,7 +17,6 @@ use crate::{clock, ids};
 
 /// Where an identity comes from, with the provider's stable user id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(dead_code)] // GitHub and Google come with the OAuth flows
 pub enum Provider {
     Dev,
     Github(String),
