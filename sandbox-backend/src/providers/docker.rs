@@ -9,7 +9,8 @@
 //!   [`super::remote`]), `POST /exec/{id}/start` hijacked for stdin and the
 //!   multiplexed output, `GET /exec/{id}/json` for the exit code; a timeout or kill
 //!   runs `kill -KILL -- -<pgid>` through a second exec.
-//! - files: through commands, confined to the workspace by `realpath`.
+//! - files: the container's `realpath` resolves the path and checks it stays in the
+//!   workspace, then `GET`/`PUT /containers/{id}/archive` move the bytes.
 //! - stop/start: `POST /containers/{id}/stop` and `/start` (the filesystem is kept).
 //! - fork and snapshots: `POST /commit` gives an image; a fork is a new container from
 //!   it. Templates: `POST /build` of a generated Dockerfile.
@@ -100,6 +101,19 @@ fn handle_of(sandbox: &SandboxSpec) -> Result<Handle, ProviderError> {
     serde_json::from_value(sandbox.handle.0.clone()).map_err(|_| {
         ProviderError::Unavailable(format!("sandbox {} has no container recorded", sandbox.id))
     })
+}
+
+/// Percent-encodes a query value.
+fn query_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~/".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 /// Percent-encodes what an image name may contain that a path segment may not.
@@ -409,6 +423,25 @@ impl DockerProvider {
         Ok(remote::collect_raw(run).await)
     }
 
+    /// Where `path` really is in the container, checked to stay in the workspace
+    /// (symlinks resolved by the container's own `realpath`).
+    async fn resolve(
+        &self,
+        sandbox: &SandboxSpec,
+        path: &WorkspacePath,
+        for_write: bool,
+    ) -> Result<String, ProviderError> {
+        let plan = remote::resolve_file_plan(&self.config.workspace, path, for_write);
+        let (stdout, stderr, exit) = self.run_to_end(sandbox, plan).await?;
+        remote::file_error(path, &stderr, &exit)?;
+        if !stdout.starts_with('/') {
+            return Err(ProviderError::Unavailable(format!(
+                "the container did not resolve {path}: {stdout:?}"
+            )));
+        }
+        Ok(stdout)
+    }
+
     async fn container_state(&self, container_id: &str) -> Result<Option<Value>, ProviderError> {
         let inspect = self
             .client
@@ -521,9 +554,50 @@ impl super::Provider for DockerProvider {
         sandbox: &SandboxSpec,
         path: &WorkspacePath,
     ) -> Result<Vec<u8>, ProviderError> {
-        let plan = remote::read_file_plan(&self.config.workspace, path);
-        let (stdout, stderr, exit) = self.run_to_end(sandbox, plan).await?;
-        remote::read_file_result(path, &stdout, &stderr, &exit)
+        let handle = handle_of(sandbox)?;
+        let real = self.resolve(sandbox, path, false).await?;
+        let answer = self
+            .client
+            .call(
+                Method::GET,
+                &format!(
+                    "/containers/{}/archive?path={}",
+                    handle.container_id,
+                    query_encode(&real)
+                ),
+                None,
+                Duration::from_secs(120),
+            )
+            .await?;
+        match answer.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Err(ProviderError::FileNotFound(path.to_string())),
+            _ => return Err(docker_error("archive read", &answer)),
+        }
+        let mut archive = tar::Archive::new(&answer.body[..]);
+        let mut entries = archive
+            .entries()
+            .map_err(|error| ProviderError::io("reading Docker's archive", error))?;
+        let mut entry = entries
+            .next()
+            .ok_or_else(|| ProviderError::FileNotFound(path.to_string()))?
+            .map_err(|error| ProviderError::io("reading Docker's archive", error))?;
+        if !entry.header().entry_type().is_file() {
+            return Err(ProviderError::NotAFile(path.to_string()));
+        }
+        let mut contents = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(&mut entry, crate::files::MAX_FILE_BYTES as u64 + 1),
+            &mut contents,
+        )
+        .map_err(|error| ProviderError::io("reading Docker's archive", error))?;
+        if contents.len() > crate::files::MAX_FILE_BYTES {
+            return Err(ProviderError::InvalidRequest(format!(
+                "{path} is larger than {} bytes",
+                crate::files::MAX_FILE_BYTES
+            )));
+        }
+        Ok(contents)
     }
 
     async fn write_file(
@@ -532,9 +606,50 @@ impl super::Provider for DockerProvider {
         path: &WorkspacePath,
         contents: Vec<u8>,
     ) -> Result<(), ProviderError> {
-        let plan = remote::write_file_plan(&self.config.workspace, path, &contents);
-        let (_, stderr, exit) = self.run_to_end(sandbox, plan).await?;
-        remote::file_error(path, &stderr, &exit)
+        let handle = handle_of(sandbox)?;
+        let real = self.resolve(sandbox, path, true).await?;
+        let (parent, name) = real
+            .rsplit_once('/')
+            .filter(|(_, name)| !name.is_empty())
+            .ok_or_else(|| ProviderError::InvalidPath(path.to_string()))?;
+        let mut archive = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mtime(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_secs())
+                .unwrap_or(0),
+        );
+        header.set_cksum();
+        archive
+            .append_data(&mut header, name, &contents[..])
+            .map_err(|error| ProviderError::io("packing the file", error))?;
+        let body = archive
+            .into_inner()
+            .map_err(|error| ProviderError::io("packing the file", error))?;
+        // copyUIDGID: the file belongs to the container's user, as if it wrote it.
+        let answer = self
+            .client
+            .call_bytes(
+                Method::PUT,
+                &format!(
+                    "/containers/{}/archive?path={}&noOverwriteDirNonDir=true&copyUIDGID=true",
+                    handle.container_id,
+                    query_encode(if parent.is_empty() { "/" } else { parent })
+                ),
+                Bytes::from(body),
+                "application/x-tar",
+                Duration::from_secs(120),
+            )
+            .await?;
+        match answer.status {
+            StatusCode::OK => Ok(()),
+            StatusCode::NOT_FOUND => Err(ProviderError::FileNotFound(path.to_string())),
+            _ => Err(docker_error("archive write", &answer)),
+        }
     }
 
     async fn fork(

@@ -292,6 +292,33 @@ pub fn read_file_plan(workspace: &str, path: &WorkspacePath) -> ExecPlan {
     file_plan(workspace, script, None)
 }
 
+/// A shell script that prints where `path` really is (every symlink resolved) if
+/// that stays inside the workspace: for reading, an existing regular file; for
+/// writing, a file that may be created, its parent directories made.
+pub fn resolve_file_plan(workspace: &str, path: &WorkspacePath, for_write: bool) -> ExecPlan {
+    let check = if for_write {
+        format!(
+            "d=$(dirname -- \"$r\"); mkdir -p -- \"$d\" || exit {NOT_A_FILE}; \
+             rd=$(realpath -e -- \"$d\") || exit {ESCAPES}; \
+             case \"$rd/\" in \"$w\"/*) ;; *) exit {ESCAPES};; esac; \
+             if [ -e \"$r\" ] && [ ! -f \"$r\" ]; then exit {NOT_A_FILE}; fi;"
+        )
+    } else {
+        format!(
+            "[ -e \"$r\" ] || exit {NOT_FOUND}; [ -f \"$r\" ] || exit {NOT_A_FILE}; \
+             [ \"$(wc -c < \"$r\")\" -le {MAX_FILE_BYTES} ] || exit {TOO_LARGE};"
+        )
+    };
+    let script = format!(
+        "w=$(pwd -P) || exit 70; f={path}; \
+         r=$(realpath -m -- \"$f\") || exit {ESCAPES}; \
+         case \"$r\" in \"$w\"/*) ;; *) exit {ESCAPES};; esac; \
+         {check} printf %s \"$r\"",
+        path = shell_quote(&path.to_string()),
+    );
+    file_plan(workspace, script, None)
+}
+
 /// A shell script that writes its stdin (base64) to `path`, creating parents, if the
 /// file and its directory resolve inside the workspace.
 pub fn write_file_plan(workspace: &str, path: &WorkspacePath, contents: &[u8]) -> ExecPlan {

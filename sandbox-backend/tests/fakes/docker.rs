@@ -94,6 +94,10 @@ impl FakeDocker {
             .route("/{version}/exec/{id}/start", post(exec_start))
             .route("/{version}/exec/{id}/json", get(exec_inspect))
             .route("/{version}/commit", post(commit))
+            .route(
+                "/{version}/containers/{id}/archive",
+                get(archive_get).put(archive_put),
+            )
             .layer(axum::middleware::from_fn_with_state(state.clone(), check))
             .with_state(state.clone());
         let socket = dir.path().join("docker.sock");
@@ -518,4 +522,154 @@ async fn commit(State(state): State<Arc<DockerState>>, Query(params): Query<Para
             .await;
     }
     (StatusCode::CREATED, axum::Json(json!({"Id": image_id}))).into_response()
+}
+
+/// Where a container path is on this host, resolved inside the container's root the
+/// way Docker does (a symlink cannot lead out of the container).
+async fn container_path(state: &DockerState, id: &str, path: &str) -> Result<PathBuf, Response> {
+    let root = match state.containers.lock().await.get(id) {
+        None => {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                format!("No such container: {id}"),
+            ));
+        }
+        Some(container) => container.machine.root.clone(),
+    };
+    if !path.starts_with('/') {
+        return Err(error(StatusCode::BAD_REQUEST, "path must be absolute"));
+    }
+    // A path the machine's own commands printed (`realpath`) is a host path here: the
+    // inverse of the fake's `/workspace` rewriting.
+    let canonical_root = tokio::fs::canonicalize(&root)
+        .await
+        .unwrap_or_else(|_| root.clone());
+    let path = [
+        root.display().to_string(),
+        canonical_root.display().to_string(),
+    ]
+    .iter()
+    .find_map(|prefix| path.strip_prefix(prefix.as_str()))
+    .unwrap_or(path);
+    let host = root.join(path.trim_start_matches('/'));
+    let resolved = match tokio::fs::canonicalize(&host).await {
+        Ok(resolved) => resolved,
+        Err(_) => {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                format!("Could not find the file {path} in container {id}"),
+            ));
+        }
+    };
+    let root = tokio::fs::canonicalize(&root).await.unwrap_or(root);
+    if !resolved.starts_with(&root) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("Could not find the file {path} in container {id}"),
+        ));
+    }
+    Ok(resolved)
+}
+
+async fn archive_get(
+    State(state): State<Arc<DockerState>>,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Query<Params>,
+) -> Response {
+    let Some(path) = params.get("path") else {
+        return error(StatusCode::BAD_REQUEST, "path is required");
+    };
+    let host = match container_path(&state, &id, path).await {
+        Ok(host) => host,
+        Err(response) => return response,
+    };
+    let Ok(contents) = tokio::fs::read(&host).await else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the fake archives only regular files",
+        );
+    };
+    let name = host.file_name().unwrap().to_string_lossy().into_owned();
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(contents.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    archive
+        .append_data(&mut header, &name, &contents[..])
+        .unwrap();
+    let stat = json!({"name": name, "size": contents.len(), "mode": 0o644, "mtime": "2026-01-01T00:00:00Z", "linkTarget": ""});
+    use base64::Engine as _;
+    Response::builder()
+        .header("content-type", "application/x-tar")
+        .header(
+            "x-docker-container-path-stat",
+            base64::engine::general_purpose::STANDARD.encode(stat.to_string()),
+        )
+        .body(Body::from(archive.into_inner().unwrap()))
+        .unwrap()
+}
+
+async fn archive_put(
+    State(state): State<Arc<DockerState>>,
+    Path((_, id)): Path<(String, String)>,
+    Query(params): Query<Params>,
+    body: Bytes,
+) -> Response {
+    let Some(path) = params.get("path") else {
+        return error(StatusCode::BAD_REQUEST, "path is required");
+    };
+    let dir = match container_path(&state, &id, path).await {
+        Ok(dir) => dir,
+        Err(response) => return response,
+    };
+    if !dir.is_dir() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{path} is not a directory"),
+        );
+    }
+    let mut archive = tar::Archive::new(&body[..]);
+    let Ok(entries) = archive.entries() else {
+        return error(StatusCode::BAD_REQUEST, "not a tar archive");
+    };
+    for entry in entries {
+        let Ok(mut entry) = entry else {
+            return error(StatusCode::BAD_REQUEST, "not a tar archive");
+        };
+        let name = entry
+            .path()
+            .ok()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.is_empty()
+            || name.contains('/')
+            || name == ".."
+            || !entry.header().entry_type().is_file()
+        {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the fake extracts only plain file entries",
+            );
+        }
+        let target = dir.join(&name);
+        if target.is_dir() && params.get("noOverwriteDirNonDir").map(String::as_str) == Some("true")
+        {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot overwrite directory {name} with non-directory"),
+            );
+        }
+        let mut contents = Vec::new();
+        if std::io::Read::read_to_end(&mut entry, &mut contents).is_err()
+            || std::fs::write(&target, contents).is_err()
+        {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot write {name}"),
+            );
+        }
+    }
+    StatusCode::OK.into_response()
 }
