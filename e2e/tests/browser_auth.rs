@@ -223,6 +223,7 @@ async fn journey(stack: &Stack, admin: &Client, viewer: &Client) -> anyhow::Resu
     element(admin, "[data-testid=settings-page]").await?;
     let admin_me = me(admin).await?;
     ensure!(admin_me["user"]["role"] == "admin", "{admin_me}");
+    settings(admin).await?;
 
     // The admin creates an invite link on the team page.
     click(admin, "[data-testid=nav-admin]").await?;
@@ -336,18 +337,6 @@ async fn journey(stack: &Stack, admin: &Client, viewer: &Client) -> anyhow::Resu
         .unwrap_or_default();
     ensure!(hint.contains("Read-only"), "{hint}");
 
-    // The admin sees them watching.
-    wait_for("the viewer's avatar for the admin", || async {
-        Ok(admin
-            .find_all(Locator::Css(&format!(
-                "[data-testid=presence-avatar][data-user-id='{viewer_id}']"
-            )))
-            .await?
-            .first()
-            .map(drop))
-    })
-    .await?;
-
     // The admin prompts; the viewer watches the reply stream in live.
     element(admin, "[data-testid=composer] textarea")
         .await?
@@ -397,5 +386,76 @@ async fn journey(stack: &Stack, admin: &Client, viewer: &Client) -> anyhow::Resu
     )
     .await?;
     ensure!(status == 202, "the owner's prompt: {status} {body}");
+
+    // The admin sees who is watching.
+    wait_for("the viewer's avatar for the admin", || async {
+        Ok(admin
+            .find_all(Locator::Css(&format!(
+                "[data-testid=presence-avatar][data-user-id='{viewer_id}']"
+            )))
+            .await?
+            .first()
+            .map(drop))
+    })
+    .await?;
+    Ok(())
+}
+
+/// The settings page: an API token is shown once and listed; an LLM key is listed by
+/// its last four characters only, never whole.
+async fn settings(client: &Client) -> anyhow::Result<()> {
+    element(client, "[data-testid=token-name]")
+        .await?
+        .send_keys("ci-script")
+        .await?;
+    click(client, "[data-testid=token-create]").await?;
+    let secret = wait_for("the new token, shown once", || async {
+        let field = client
+            .find(Locator::Css("[data-testid=token-secret]"))
+            .await?;
+        Ok(field.prop("value").await?.filter(|token| !token.is_empty()))
+    })
+    .await?;
+    let rows = wait_for("the token in the list", || async {
+        Ok(text_of(client, "[data-testid=token-row]")
+            .await?
+            .filter(|rows| rows.contains("ci-script")))
+    })
+    .await?;
+    ensure!(rows.contains("read") && !rows.contains("write"), "{rows}");
+    ensure!(!rows.contains(&secret), "the list never shows the token");
+
+    let key = "sk-ant-e2e-secret-9f3c";
+    element(
+        client,
+        "[data-testid=key-form-user] [data-testid=key-secret]",
+    )
+    .await?
+    .send_keys(key)
+    .await?;
+    click(client, "[data-testid=key-form-user] [data-testid=key-add]").await?;
+    let listed = wait_for("the key in the list", || async {
+        text_of(client, "[data-testid=key-list-user] [data-testid=key-row]").await
+    })
+    .await?;
+    ensure!(listed.contains("9f3c"), "{listed}");
+    let page = client.source().await?;
+    ensure!(!page.contains(key), "the page never holds the whole key");
+    // Deleted again: the session below runs on the scripted LLM of the environment.
+    click(
+        client,
+        "[data-testid=key-list-user] [data-testid=key-delete]",
+    )
+    .await?;
+    wait_for("the key to go", || async {
+        Ok(client
+            .find_all(Locator::Css(
+                "[data-testid=key-list-user] [data-testid=key-row]",
+            ))
+            .await?
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
     Ok(())
 }

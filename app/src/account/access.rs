@@ -106,7 +106,8 @@ impl SessionRole {
 /// Where a session's agent gets its LLM key (`llm_source` in the session's JSON).
 pub fn llm_source_label(source: &str) -> &'static str {
     match source {
-        "user" => "your key",
+        // The prompting user's own key, which need not be the viewer's.
+        "user" => "personal key",
         "team" => "team key",
         "environment" => "server key",
         _ => "no key",
