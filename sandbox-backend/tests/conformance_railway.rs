@@ -96,3 +96,22 @@ async fn railway_rejects_a_bad_token_with_a_clear_error() {
     assert_eq!(answer.status, 503, "{}", answer.text());
     assert!(answer.text().contains("RAILWAY_TOKEN"), "{}", answer.text());
 }
+
+/// The fake's exec bridge, like Railway's, only opens for a shell token it issued.
+#[tokio::test]
+async fn the_exec_bridge_refuses_an_unknown_shell_token() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let fake = FakeRailway::start().await;
+    for protocols in [
+        "railway-shell, jwt.forged",
+        "railway-shell",
+        "other, jwt.forged",
+    ] {
+        let mut request = fake.exec_url.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocols.parse().unwrap());
+        let result = tokio_tungstenite::connect_async(request).await;
+        assert!(result.is_err(), "{protocols}: the bridge opened");
+    }
+}
