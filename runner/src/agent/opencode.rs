@@ -374,7 +374,6 @@ struct Turn<'a> {
 
 impl Turn<'_> {
     async fn run(&mut self, input: &TurnInput) -> TurnEnd {
-        let started_ms = now_ms();
         let started = Instant::now();
         // Subscribe first: nothing the prompt causes may be missed.
         if let Err(error) = self.subscribe().await {
@@ -426,7 +425,7 @@ impl Turn<'_> {
             }
         }
         self.drain().await;
-        self.catch_up(started_ms).await;
+        self.catch_up().await;
         self.finish_asks().await;
         for event in self
             .mapper
@@ -645,8 +644,10 @@ impl Turn<'_> {
     }
 
     /// Reads the turn's messages once and maps them as if their final states had
-    /// arrived as events: what the stream missed is shown, usage is complete.
-    async fn catch_up(&mut self, started_ms: i64) {
+    /// arrived as events: what the stream missed is shown, usage is complete. The
+    /// turn's messages are the assistant messages after the session's last user
+    /// message (this turn's prompt: turns run one at a time).
+    async fn catch_up(&mut self) {
         let messages = match self.server.client.messages(&self.session_id).await {
             Ok(messages) => messages,
             Err(error) => {
@@ -654,12 +655,15 @@ impl Turn<'_> {
                 return;
             }
         };
-        for message in messages {
+        let Some(prompt) = messages
+            .iter()
+            .rposition(|message| message["info"]["role"] == "user")
+        else {
+            return;
+        };
+        for message in &messages[prompt + 1..] {
             let info = &message["info"];
-            // Only this turn's replies (allowing for a second of clock rounding).
-            if info["role"] != "assistant"
-                || info["time"]["created"].as_i64().unwrap_or(0) < started_ms - 1000
-            {
+            if info["role"] != "assistant" {
                 continue;
             }
             let updated = json!({"type": "message.updated",
