@@ -62,6 +62,9 @@ pub struct ModalConfig {
     pub image: String,
     pub ports: Vec<u16>,
     pub workspace: String,
+    /// Modal's image builder version (`MODAL_IMAGE_BUILDER_VERSION`, libmodal's
+    /// default `2024.10`).
+    pub image_builder_version: String,
 }
 
 impl std::fmt::Debug for ModalConfig {
@@ -109,6 +112,8 @@ impl ModalConfig {
             image: get("MODAL_IMAGE").unwrap_or_else(|| DEFAULT_IMAGE.into()),
             ports,
             workspace: remote::DEFAULT_WORKSPACE.into(),
+            image_builder_version: get("MODAL_IMAGE_BUILDER_VERSION")
+                .unwrap_or_else(|| "2024.10".into()),
         }))
     }
 }
@@ -192,7 +197,7 @@ impl ModalProvider {
                     }),
                     app_id,
                     force_build: false,
-                    builder_version: String::new(),
+                    builder_version: self.config.image_builder_version.clone(),
                 },
                 remote::CALL_TIMEOUT,
             )

@@ -262,6 +262,12 @@ async fn image_get_or_create(
     let image = request
         .image
         .ok_or_else(|| Status(INVALID_ARGUMENT, "image is required".into()))?;
+    if request.builder_version.is_empty() {
+        return Err(Status(
+            INVALID_ARGUMENT,
+            "builder_version is required".into(),
+        ));
+    }
     let image_id = next_id("im");
     let base = image.base_images.first().map(|base| base.image_id.clone());
     let result = match state
