@@ -55,7 +55,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want_wbg" ]
   log "installing wasm-bindgen-cli $want_wbg (a few minutes)"
   cargo install -q wasm-bindgen-cli --version "$want_wbg" --force
 fi
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
   log "installing worker-build $WORKER_BUILD_VERSION (a few minutes)"
   cargo install -q worker-build --version "$WORKER_BUILD_VERSION" --force
 fi
