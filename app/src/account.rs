@@ -16,3 +16,36 @@ pub use wire::{
     ApiToken, Invite, LlmKey, Me, Member, Providers, SessionShares, ShareLink, SharedUser,
     TeamMember, TeamSettings, Viewer,
 };
+
+/// When something expires, relative to `now_ms` (both ms since the epoch): "in 3d",
+/// "in 5h", "expired 2m ago", or "never".
+pub fn expires(at_ms: Option<i64>, now_ms: i64) -> String {
+    let Some(at_ms) = at_ms else {
+        return "never".to_owned();
+    };
+    if at_ms <= now_ms {
+        return format!("expired {}", crate::format::relative_time(at_ms, now_ms));
+    }
+    let seconds = (at_ms - now_ms) / 1000;
+    match seconds {
+        0..60 => "in under a minute".to_owned(),
+        60..3_600 => format!("in {}m", seconds / 60),
+        3_600..86_400 => format!("in {}h", seconds / 3_600),
+        _ => format!("in {}d", seconds / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expires;
+
+    #[test]
+    fn expiry_reads_forward_and_backward() {
+        let now = 1_000_000_000;
+        assert_eq!(expires(None, now), "never");
+        assert_eq!(expires(Some(now + 72 * 3_600_000), now), "in 3d");
+        assert_eq!(expires(Some(now + 5 * 3_600_000 + 10), now), "in 5h");
+        assert_eq!(expires(Some(now + 30_000), now), "in under a minute");
+        assert_eq!(expires(Some(now - 120_000), now), "expired 2m ago");
+    }
+}

@@ -19,6 +19,11 @@ pub fn when(ms: Option<i64>) -> String {
     }
 }
 
+/// "in 3d" / "expired 5m ago" / "never" for an expiry in ms.
+pub fn expiry(ms: Option<i64>) -> String {
+    crate::account::expires(ms, js_sys::Date::now() as i64)
+}
+
 /// Copies `text` to the clipboard; answers whether the browser allowed it.
 pub fn copy_to_clipboard(text: &str) -> bool {
     // `navigator.clipboard.writeText`, reached without extra web-sys features.

@@ -146,6 +146,16 @@ async fn fetch_in_page(
     ))
 }
 
+/// Keeps a picture of the page in `target/` for whoever reads a failure.
+async fn shot(client: &Client, name: &str) {
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(
+            repo_root().join(format!("target/browser-auth-{name}.png")),
+            png,
+        );
+    }
+}
+
 /// The signed-in user of a browser, from `GET /api/me`.
 async fn me(client: &Client) -> anyhow::Result<Value> {
     let (status, body) = fetch_in_page(client, "GET", "/api/me", None).await?;
@@ -241,8 +251,19 @@ async fn journey(stack: &Stack, admin: &Client, viewer: &Client) -> anyhow::Resu
     .await?;
     let invite_path = &invite_url[invite_url.find("/invite/").context("invite path")?..];
 
+    shot(admin, "team").await;
+
+    // A failed OAuth callback lands on the sign-in page with a readable reason.
+    viewer
+        .goto(&format!("{base}/signin?error=oauth_state_mismatch"))
+        .await?;
+    let reason = wait_for("the callback's error", || async {
+        text_of(viewer, "[data-testid=signin-error]").await
+    })
+    .await?;
+    ensure!(reason.contains("try again"), "{reason}");
+
     // Invite-only by default: without the invite the second user is refused.
-    viewer.goto(&format!("{base}/signin")).await?;
     element(viewer, "[data-testid=signin-dev-email]").await?;
     element(viewer, "[data-testid=signin-dev-email]")
         .await?
@@ -441,6 +462,7 @@ async fn settings(client: &Client) -> anyhow::Result<()> {
     ensure!(listed.contains("9f3c"), "{listed}");
     let page = client.source().await?;
     ensure!(!page.contains(key), "the page never holds the whole key");
+    shot(client, "settings").await;
     // Deleted again: the session below runs on the scripted LLM of the environment.
     click(
         client,

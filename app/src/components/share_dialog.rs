@@ -9,7 +9,7 @@ use crate::account::SessionRole;
 use crate::account::forms::new_share_link;
 use crate::account::wire::{SessionShares, TeamMember};
 use crate::api;
-use crate::pages::{Choice, CopyField, FormError, TextInput, when};
+use crate::pages::{Choice, CopyField, FormError, TextInput, expiry};
 
 #[component]
 pub fn ShareDialog(
@@ -167,7 +167,7 @@ pub fn ShareDialog(
                 <For each=move || shares.with(|shares| shares.links.clone()) key=|link| (link.id.clone(), link.uses) let:link>
                     <li class="share-list__item" data-testid="link-row">
                         <span class="role-pill">{link.role.clone()}</span>
-                        <span class="form-note">{link.uses} " / " {link.max_uses.map_or_else(|| "∞".to_owned(), |max| max.to_string())} " uses · expires " {when(link.expires_at)}</span>
+                        <span class="form-note">{link.uses} " / " {link.max_uses.map_or_else(|| "∞".to_owned(), |max| max.to_string())} " uses · expires " {expiry(link.expires_at)}</span>
                         <button class="button button--small button--ghost" data-testid="link-revoke" on:click={
                             let id = link.id.clone();
                             move |_| revoke_link(id.clone())

@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use crate::account::forms::new_invite;
 use crate::account::wire::Invite;
 use crate::api;
-use crate::pages::{Choice, CopyField, FormError, Panel, TextInput, choices, when};
+use crate::pages::{Choice, CopyField, FormError, Panel, TextInput, choices, expiry};
 
 #[component]
 pub fn InvitesPanel() -> impl IntoView {
@@ -88,7 +88,7 @@ pub fn InvitesPanel() -> impl IntoView {
                             <td>{invite.role.as_str()}</td>
                             <td>{invite.email.clone().unwrap_or_else(|| "anyone with the link".to_owned())}</td>
                             <td>{invite.uses} " / " {invite.max_uses.map_or_else(|| "∞".to_owned(), |max| max.to_string())}</td>
-                            <td>{when(invite.expires_at)}</td>
+                            <td>{expiry(invite.expires_at)}</td>
                             <td class="table__actions">
                                 <button class="button button--small button--danger" data-testid="invite-revoke"
                                     on:click={

@@ -68,7 +68,7 @@ fn KeyList(
             <For each=listed key=|key| key.id.clone() let:key>
                 <li class="key-list__item" data-testid="key-row">
                     <span class="key-list__provider">{provider_label(&key.provider)}</span>
-                    <span class="key-list__name">{key.name.clone().unwrap_or_default()}</span>
+                    <span class="key-list__name">{key.name.clone().filter(|name| name != provider_label(&key.provider)).unwrap_or_default()}</span>
                     <code class="key-list__last4">"…" {key.last4.clone()}</code>
                     <span class="key-list__meta">
                         {key.base_url.clone().unwrap_or_default()}

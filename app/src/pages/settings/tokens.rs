@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use crate::account::forms::new_token;
 use crate::account::wire::ApiToken;
 use crate::api;
-use crate::pages::{CopyField, FormError, Panel, TextInput, when};
+use crate::pages::{CopyField, FormError, Panel, TextInput, expiry, when};
 
 #[component]
 pub fn TokensPanel() -> impl IntoView {
@@ -88,7 +88,7 @@ pub fn TokensPanel() -> impl IntoView {
                             <td>{token.name.clone()}</td>
                             <td>{token.scopes.join(", ")}</td>
                             <td>{when(token.last_used_at)}</td>
-                            <td>{token.expires_at.map_or_else(|| "never".to_owned(), |at| when(Some(at)))}</td>
+                            <td>{expiry(token.expires_at)}</td>
                             <td class="table__actions">
                                 <button class="button button--small button--danger" data-testid="token-revoke"
                                     on:click={
