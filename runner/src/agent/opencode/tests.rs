@@ -410,3 +410,169 @@ async fn opencode_killed_mid_turn_fails_the_turn_and_the_next_one_works() {
     assert_eq!(last.headers["x-api-key"], "test-key");
     assert_ne!(setup.agent.server_pid(), Some(pid));
 }
+
+/// A stand-in OpenCode server that never sends `session.idle` (nor an idle status)
+/// and streams only part of its reply: the turn must end by polling the status and
+/// show the rest of the reply from the session's messages.
+mod without_idle {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::Response;
+    use axum::routing::{get, post};
+    use futures::stream;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Fake {
+        prompted: AtomicBool,
+        prompted_signal: tokio::sync::Notify,
+    }
+
+    fn sse(event: Value) -> Result<String, std::convert::Infallible> {
+        Ok(format!("data: {event}\n\n"))
+    }
+
+    async fn events(State(fake): State<Arc<Fake>>) -> Response {
+        let first = stream::iter(vec![sse(
+            json!({"type": "server.connected", "properties": {}}),
+        )]);
+        let after_prompt = stream::once(async move {
+            if !fake.prompted.load(Ordering::SeqCst) {
+                fake.prompted_signal.notified().await;
+            }
+            let s = "ses_fake";
+            let events = [
+                json!({"type": "session.status", "properties": {"sessionID": s, "status": {"type": "busy"}}}),
+                json!({"type": "message.updated", "properties": {"sessionID": s,
+                    "info": {"id": "msg_a", "role": "assistant", "tokens": {"input": 0, "output": 0}}}}),
+                json!({"type": "message.part.updated", "properties": {"sessionID": s,
+                    "part": {"id": "prt_t", "messageID": "msg_a", "sessionID": s, "type": "text", "text": ""}}}),
+                json!({"type": "message.part.delta", "properties": {"sessionID": s,
+                    "messageID": "msg_a", "partID": "prt_t", "field": "text", "delta": "Hello"}}),
+            ];
+            Ok::<_, std::convert::Infallible>(
+                events
+                    .iter()
+                    .map(|event| format!("data: {event}\n\n"))
+                    .collect::<String>(),
+            )
+        });
+        let body = first.chain(after_prompt).chain(stream::pending());
+        Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(body))
+            .unwrap()
+    }
+
+    async fn prompt(State(fake): State<Arc<Fake>>) -> StatusCode {
+        fake.prompted.store(true, Ordering::SeqCst);
+        fake.prompted_signal.notify_waiters();
+        StatusCode::NO_CONTENT
+    }
+
+    async fn status(State(fake): State<Arc<Fake>>) -> axum::Json<Value> {
+        // Busy until prompted and a moment after; then idle (absent from the map).
+        if fake.prompted.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            axum::Json(json!({}))
+        } else {
+            axum::Json(json!({"ses_fake": {"type": "busy"}}))
+        }
+    }
+
+    async fn messages() -> axum::Json<Value> {
+        axum::Json(json!([
+            {"info": {"id": "msg_old", "role": "assistant", "tokens": {"input": 100, "output": 100}},
+             "parts": [{"id": "prt_old", "messageID": "msg_old", "type": "text", "text": "an earlier turn"}]},
+            {"info": {"id": "msg_u", "role": "user"}, "parts": []},
+            {"info": {"id": "msg_a", "role": "assistant",
+                      "tokens": {"input": 7, "output": 3, "reasoning": 0, "cache": {"read": 0, "write": 0}}},
+             "parts": [{"id": "prt_t", "messageID": "msg_a", "type": "text", "text": "Hello world"}]}
+        ]))
+    }
+
+    #[tokio::test]
+    async fn a_turn_without_session_idle_ends_by_polling_and_catches_up() {
+        let fake = Arc::new(Fake::default());
+        let app = Router::new()
+            .route("/event", get(events))
+            .route("/session/ses_fake/prompt_async", post(prompt))
+            .route("/session/status", get(status))
+            .route("/session/ses_fake/message", get(messages))
+            .with_state(fake);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        // A stand-in process: the turn watches it, it never exits on its own.
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("fake-opencode");
+        std::fs::write(&binary, "#!/bin/sh\nexec sleep 600\n").unwrap();
+        std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let launch = Launch {
+            binary,
+            wrapper: Vec::new(),
+            workspace_dir: dir.path().to_path_buf(),
+            home_without_wrapper: dir.path().join("home"),
+            log_path: dir.path().join("log"),
+            port,
+            password: "pw".into(),
+            config: "{}".into(),
+        };
+        let server = RunningServer {
+            process: ServerProcess::start(&launch).unwrap(),
+            client: OpencodeClient::new(reqwest::Client::new(), port, "pw".into()),
+            inputs: ConfigInputs {
+                api: LlmApi::OpenAiCompatible,
+                model: "m".into(),
+                permission_mode: PermissionMode::Allow,
+                proxy_url: String::new(),
+                proxy_token: String::new(),
+            },
+            log_path: launch.log_path.clone(),
+        };
+        let queue = EventQueue::new(100);
+        let events = TurnEvents::new(queue.clone(), "t1");
+        let cancel = CancellationToken::new();
+        let mut turn = Turn {
+            server: &server,
+            died: false,
+            session_id: "ses_fake".into(),
+            events: &events,
+            cancel: &cancel,
+            mapper: TurnMapper::new("ses_fake"),
+            body: None,
+            decoder: SseDecoder::new(),
+            asks: JoinSet::new(),
+            asks_cancel: cancel.child_token(),
+            permission_mode: PermissionMode::Allow,
+            poll_interval: Duration::from_millis(200),
+        };
+        let llm = TestLlm::start(Vec::new()).await;
+        let end = tokio::time::timeout(
+            Duration::from_secs(30),
+            turn.run(&input(
+                &llm,
+                LlmApi::OpenAiCompatible,
+                "t1",
+                "hi",
+                PermissionMode::Allow,
+            )),
+        )
+        .await
+        .expect("the turn ended without session.idle");
+        assert_eq!(end.outcome, TurnOutcome::Done, "{end:?}");
+        let emitted: Vec<EventBody> = queue.after(0, 100).into_iter().map(|e| e.event).collect();
+        assert_eq!(text_of(&emitted), "Hello world", "{emitted:?}");
+        assert_eq!(end.usage.input_tokens, 7, "only this turn's messages count");
+        assert_eq!(end.usage.output_tokens, 3);
+    }
+}
