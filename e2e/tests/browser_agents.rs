@@ -152,6 +152,16 @@ async fn a_user_picks_agent_and_model_edits_the_queue_and_steers_a_turn() {
         "MARK-B-STEER",
         Script::new(vec![Step::text("steered in the browser")]),
     );
+    llm.on(
+        "MARK-B-ASK",
+        Script::new(vec![
+            Step::tool(
+                "ask_user",
+                json!({"question": "Which colour should it be?"}),
+            ),
+            Step::text("noted the colour"),
+        ]),
+    );
     let stack = Stack::start(StackOptions {
         llm_base_url: Some(llm.base_url()),
         worker_vars: vec![("LLM_MODELS".into(), "other-model".into())],
@@ -325,15 +335,45 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
         .context("follow-up shown")?;
     assert!(steer_at < followup_at, "{prompts}");
 
-    // The header totals count the three finished turns, as the API does.
+    // The agent asks; the answer is typed into the question card.
+    type_and_send(client, "MARK-B-ASK pick a colour").await?;
+    let input = client
+        .wait()
+        .at_most(Duration::from_secs(45))
+        .for_element(Locator::Css("[data-testid=question-input]"))
+        .await?;
+    let card = text_of(client, "[data-testid=question]")
+        .await?
+        .unwrap_or_default();
+    assert!(card.contains("Which colour should it be?"), "{card}");
+    input.send_keys("green").await?;
+    client
+        .find(Locator::Css("[data-testid=question-submit]"))
+        .await?
+        .click()
+        .await?;
+    wait_for("the answer on the card", || async {
+        Ok(text_of(client, "[data-testid=question-answered]")
+            .await?
+            .filter(|t| t.contains("green")))
+    })
+    .await?;
+    wait_for("the reply after the answer", || async {
+        Ok(text_of(client, "[data-testid=assistant-text]")
+            .await?
+            .filter(|t| t.contains("noted the colour")))
+    })
+    .await?;
+
+    // The header totals count the four finished turns, as the API does.
     let totals = wait_for("the session totals", || async {
         Ok(text_of(client, "[data-testid=session-totals]")
             .await?
-            .filter(|t| t.contains("3 turns")))
+            .filter(|t| t.contains("4 turns")))
     })
     .await?;
     let session = api.session(&session_id).await?;
-    assert_eq!(session.usage.turns, 3, "{totals}");
+    assert_eq!(session.usage.turns, 4, "{totals}");
     let messages: Vec<Value> = api
         .messages(&session_id)
         .await?
@@ -346,6 +386,7 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
             json!({"content": "MARK-B-SLOW take your time", "state": "aborted"}),
             json!({"content": "the second wording", "state": "done"}),
             json!({"content": "MARK-B-STEER change course", "state": "done"}),
+            json!({"content": "MARK-B-ASK pick a colour", "state": "done"}),
         ]
     );
     Ok(())
