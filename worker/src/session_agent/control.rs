@@ -32,6 +32,15 @@ pub const DEFAULT_COLLECT_WINDOW_MS: i64 = 1_500;
 /// `SessionAgent` ends the turn itself, unless `ABORT_TIMEOUT_MS` says.
 pub const DEFAULT_ABORT_TIMEOUT_MS: i64 = 15_000;
 
+/// What the `error` event says when the session ends a turn whose abort the runner
+/// did not confirm within `timeout_ms`.
+pub fn abort_timeout_reason(timeout_ms: i64) -> String {
+    let seconds = timeout_ms as f64 / 1000.0;
+    format!(
+        "The runner did not confirm the abort within {seconds} s, so the turn was ended without it."
+    )
+}
+
 fn millis_var(env: &worker::Env, name: &str, default: i64) -> i64 {
     config::var(env, name)
         .and_then(|value| value.parse::<i64>().ok())
@@ -327,17 +336,24 @@ impl SessionAgent {
                 record.abort_requested = None;
                 self.store.save_record(&record)?;
             } else if overdue {
-                let seconds = self.abort_timeout_ms() / 1000;
-                self.end_turn_here(
-                    &abort.turn_id,
-                    Some(format!(
-                        "The runner did not confirm the abort within {seconds} s, so the turn was ended without it."
-                    )),
-                )?;
+                let reason = abort_timeout_reason(self.abort_timeout_ms());
+                self.end_turn_here(&abort.turn_id, Some(reason))?;
             }
         }
         self.dispatch().await?;
         self.publish().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_abort_timeout_reason_names_the_wait() {
+        assert!(abort_timeout_reason(15_000).contains("within 15 s"));
+        assert!(abort_timeout_reason(1_500).contains("within 1.5 s"));
+        assert!(abort_timeout_reason(2_000).contains("did not confirm the abort"));
     }
 }
