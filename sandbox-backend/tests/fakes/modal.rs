@@ -653,6 +653,9 @@ async fn container_exec_get_output(state: &ModalState, body: &[u8]) -> Response<
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 return; // the long poll ends; the client resumes
             }
+            // Let output gather into a batch, as Modal does, rather than one message
+            // per pipe read.
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     });
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
