@@ -17,7 +17,7 @@
 //! missed are still shown and the token usage is complete. Permission requests and
 //! questions become `question_asked` (answered through the link, or expired); an
 //! abort becomes `POST /session/{id}/abort`; if OpenCode dies mid-turn the turn
-//! fails with an error saying so and the next turn starts a new server.
+//! fails with an error saying so and a new server is started at once.
 
 mod config;
 mod mapper;
@@ -160,6 +160,8 @@ pub struct OpencodeAgent {
     http: reqwest::Client,
     proxy: Option<LlmProxy>,
     server: Option<RunningServer>,
+    /// A server being started again after the last one died mid-turn.
+    restarting: Option<tokio::task::JoinHandle<Result<RunningServer, String>>>,
     session_id: Option<String>,
 }
 
@@ -174,6 +176,7 @@ impl OpencodeAgent {
             http,
             proxy: None,
             server: None,
+            restarting: None,
             session_id: None,
         }
     }
@@ -210,6 +213,18 @@ impl OpencodeAgent {
             proxy_url: proxy.url(),
             proxy_token: proxy.token().to_string(),
         };
+        if let Some(restart) = self.restarting.take() {
+            match restart.await {
+                Ok(Ok(server)) if server.inputs == inputs => self.server = Some(server),
+                Ok(Ok(_)) => {
+                    tracing::info!("the session's settings changed since OpenCode was restarted")
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "restarting OpenCode failed; trying again")
+                }
+                Err(error) => tracing::warn!(%error, "the OpenCode restart was lost"),
+            }
+        }
         if let Some(server) = &self.server {
             if let Some(status) = server.process.exit_status() {
                 tracing::warn!(%status, "OpenCode is gone; starting it again");
@@ -222,7 +237,9 @@ impl OpencodeAgent {
             }
         }
         if self.server.is_none() {
-            self.server = Some(self.start_server(&binary, inputs).await?);
+            let started =
+                start_server(self.settings.clone(), self.http.clone(), binary, inputs).await?;
+            self.server = Some(started);
         }
         let Some(server) = self.server.as_ref() else {
             return Err("OpenCode is not running".into());
@@ -241,48 +258,51 @@ impl OpencodeAgent {
         self.session_id = Some(id.clone());
         Ok(id)
     }
+}
 
-    async fn start_server(
-        &self,
-        binary: &Path,
-        inputs: ConfigInputs,
-    ) -> Result<RunningServer, String> {
-        let state_dir = &self.settings.state_dir;
-        std::fs::create_dir_all(state_dir)
-            .map_err(|error| format!("cannot create {}: {error}", state_dir.display()))?;
-        let config = opencode_config(&inputs);
-        write_private(
-            &state_dir.join("opencode.json"),
-            &serde_json::to_string_pretty(&config).unwrap_or_default(),
-        );
-        let port = free_port().map_err(|error| format!("no free port for OpenCode: {error}"))?;
-        write_private(&state_dir.join("opencode.port"), &port.to_string());
-        let log_path = state_dir.join("opencode.log");
-        let launch = Launch {
-            binary: binary.to_path_buf(),
-            wrapper: self.settings.wrapper.clone(),
-            workspace_dir: self.settings.workspace_dir.clone(),
-            home_without_wrapper: state_dir.join("home"),
-            log_path: log_path.clone(),
-            port,
-            password: random_secret(),
-            config: config.to_string(),
-        };
-        tracing::info!(port, binary = %binary.display(), "starting OpenCode");
-        let process = ServerProcess::start(&launch).map_err(|error| error.to_string())?;
-        let client = OpencodeClient::new(self.http.clone(), port, launch.password.clone());
-        client
-            .wait_healthy(&process, &log_path, self.settings.start_timeout)
-            .await
-            .map_err(|error| format!("OpenCode could not start: {error}"))?;
-        tracing::info!(port, "OpenCode is up");
-        Ok(RunningServer {
-            process,
-            client,
-            inputs,
-            log_path,
-        })
-    }
+/// Starts a server with `inputs` and waits until it is healthy.
+async fn start_server(
+    settings: OpencodeSettings,
+    http: reqwest::Client,
+    binary: PathBuf,
+    inputs: ConfigInputs,
+) -> Result<RunningServer, String> {
+    let binary = binary.as_path();
+    let state_dir = &settings.state_dir;
+    std::fs::create_dir_all(state_dir)
+        .map_err(|error| format!("cannot create {}: {error}", state_dir.display()))?;
+    let config = opencode_config(&inputs);
+    write_private(
+        &state_dir.join("opencode.json"),
+        &serde_json::to_string_pretty(&config).unwrap_or_default(),
+    );
+    let port = free_port().map_err(|error| format!("no free port for OpenCode: {error}"))?;
+    write_private(&state_dir.join("opencode.port"), &port.to_string());
+    let log_path = state_dir.join("opencode.log");
+    let launch = Launch {
+        binary: binary.to_path_buf(),
+        wrapper: settings.wrapper.clone(),
+        workspace_dir: settings.workspace_dir.clone(),
+        home_without_wrapper: state_dir.join("home"),
+        log_path: log_path.clone(),
+        port,
+        password: random_secret(),
+        config: config.to_string(),
+    };
+    tracing::info!(port, binary = %binary.display(), "starting OpenCode");
+    let process = ServerProcess::start(&launch).map_err(|error| error.to_string())?;
+    let client = OpencodeClient::new(http, port, launch.password.clone());
+    client
+        .wait_healthy(&process, &log_path, settings.start_timeout)
+        .await
+        .map_err(|error| format!("OpenCode could not start: {error}"))?;
+    tracing::info!(port, "OpenCode is up");
+    Ok(RunningServer {
+        process,
+        client,
+        inputs,
+        log_path,
+    })
 }
 
 fn write_private(path: &Path, text: &str) {
@@ -336,7 +356,16 @@ impl Agent for OpencodeAgent {
         turn.mapper = TurnMapper::new(&turn.session_id);
         let outcome = turn.run(&input).await;
         if turn.died {
-            self.server = None;
+            // Started again at once, so the next prompt finds it (nearly) ready.
+            if let (Some(dead), Some(binary)) = (self.server.take(), self.settings.binary.clone()) {
+                tracing::info!("restarting OpenCode");
+                self.restarting = Some(tokio::spawn(start_server(
+                    self.settings.clone(),
+                    self.http.clone(),
+                    binary,
+                    dead.inputs.clone(),
+                )));
+            }
         }
         outcome
     }

@@ -386,6 +386,10 @@ async fn opencode_killed_mid_turn_fails_the_turn_and_the_next_one_works() {
         .await;
     assert_eq!(end.outcome, TurnOutcome::Failed, "{end:?}");
     assert!(end.error.as_deref().unwrap().contains(DIED), "{end:?}");
+    assert!(
+        setup.agent.restarting.is_some(),
+        "OpenCode is started again right away"
+    );
 
     // The next turn starts a new server (and speaks Anthropic through the proxy).
     let events = setup.events("t3");
