@@ -1,14 +1,17 @@
 //! Sign-in, invites and sharing in real headless Chromium against the real stack: the
-//! first user signs in and is admin, creates an invite link, a second user signs in
-//! with it in another browser, the admin shares a session with them as viewer, and the
-//! viewer watches a turn live but cannot prompt (the composer is locked, and a direct
-//! API call with their own cookie and CSRF token is refused with 403).
+//! first user signs in through GitHub (the fake provider of `e2e/src/fake_oauth.rs`,
+//! the whole redirect-and-callback flow) and is admin, creates an invite link, a
+//! second user is refused without it and signs in with it in another browser, the
+//! admin shares a session with them as viewer, and the viewer watches a turn live but
+//! cannot prompt (the composer is locked, and a direct API call with their own cookie
+//! and CSRF token is refused with 403).
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use fantoccini::{Client, ClientBuilder, Locator};
+use nightshift_e2e::fake_oauth::{FakeOauth, FakeUser};
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
 use nightshift_e2e::stack::{Stack, StackOptions, free_port, repo_root};
 use serde_json::{Value, json};
@@ -163,19 +166,11 @@ async fn me(client: &Client) -> anyhow::Result<Value> {
     Ok(body)
 }
 
-/// Signs in on the page the browser is on (the sign-in or invite page) with the
-/// local development sign-in, and waits for the app.
-async fn dev_sign_in(client: &Client, name: &str, email: &str) -> anyhow::Result<()> {
-    element(client, "[data-testid=signin-dev-name]")
-        .await?
-        .send_keys(name)
-        .await?;
-    element(client, "[data-testid=signin-dev-email]")
-        .await?
-        .send_keys(email)
-        .await?;
-    click(client, "[data-testid=signin-dev-submit]").await?;
-    element(client, "[data-testid=user-menu]").await?;
+/// Signs in as `user` with the GitHub button of the page the browser is on (the
+/// sign-in or the invite page): authorize, callback and back into the app.
+async fn github_sign_in(client: &Client, fake: &FakeOauth, user: FakeUser) -> anyhow::Result<()> {
+    fake.sign_in_as(user);
+    click(client, "[data-testid=signin-github]").await?;
     Ok(())
 }
 
@@ -190,9 +185,10 @@ async fn an_admin_invites_a_teammate_and_shares_a_session_they_can_only_watch() 
             Duration::from_millis(150),
         )]),
     );
+    let fake = FakeOauth::start().await.unwrap();
     let stack = Stack::start(StackOptions {
         llm_base_url: Some(llm.base_url()),
-        worker_vars: vec![("DEV_AUTH".into(), "true".into())],
+        worker_vars: fake.worker_vars(),
     })
     .await
     .unwrap();
@@ -201,7 +197,7 @@ async fn an_admin_invites_a_teammate_and_shares_a_session_they_can_only_watch() 
     let viewer_profile = tempfile::tempdir().unwrap();
     let admin = driver.client(admin_profile.path()).await.unwrap();
     let viewer = driver.client(viewer_profile.path()).await.unwrap();
-    let result = journey(&stack, &admin, &viewer).await;
+    let result = journey(&stack, &fake, &admin, &viewer).await;
     for (client, name) in [(&admin, "admin"), (&viewer, "viewer")] {
         if let Ok(png) = client.screenshot().await {
             let _ = std::fs::write(
@@ -218,7 +214,12 @@ async fn an_admin_invites_a_teammate_and_shares_a_session_they_can_only_watch() 
     }
 }
 
-async fn journey(stack: &Stack, admin: &Client, viewer: &Client) -> anyhow::Result<()> {
+async fn journey(
+    stack: &Stack,
+    fake: &FakeOauth,
+    admin: &Client,
+    viewer: &Client,
+) -> anyhow::Result<()> {
     let base = stack.worker_url();
 
     // A visitor is sent to the sign-in page; the first user to sign in is admin.
@@ -228,9 +229,11 @@ async fn journey(stack: &Stack, admin: &Client, viewer: &Client) -> anyhow::Resu
         admin.current_url().await?.path() == "/signin",
         "not redirected"
     );
-    dev_sign_in(admin, "Ada Admin", "ada@example.com").await?;
+    let ada = FakeUser::verified("7001", "ada@example.com", "Ada Admin");
+    github_sign_in(admin, fake, ada).await?;
     // Back where the visit started.
     element(admin, "[data-testid=settings-page]").await?;
+    ensure!(admin.current_url().await?.path() == "/settings");
     let admin_me = me(admin).await?;
     ensure!(admin_me["user"]["role"] == "admin", "{admin_me}");
     settings(admin).await?;
@@ -263,8 +266,8 @@ async fn journey(stack: &Stack, admin: &Client, viewer: &Client) -> anyhow::Resu
     .await?;
     ensure!(reason.contains("try again"), "{reason}");
 
-    // Invite-only by default: without the invite the second user is refused.
-    element(viewer, "[data-testid=signin-dev-email]").await?;
+    // Invite-only by default: without the invite the second user is refused, through
+    // the development sign-in form and through GitHub alike.
     element(viewer, "[data-testid=signin-dev-email]")
         .await?
         .send_keys("vic@example.com")
@@ -275,11 +278,24 @@ async fn journey(stack: &Stack, admin: &Client, viewer: &Client) -> anyhow::Resu
     })
     .await?;
     ensure!(refused.contains("invite"), "{refused}");
+    let vic = FakeUser::verified("7002", "vic@example.com", "Vic Viewer");
+    viewer.goto(&format!("{base}/signin")).await?;
+    github_sign_in(viewer, fake, vic.clone()).await?;
+    let refused = wait_for("the callback's refusal", || async {
+        text_of(viewer, "[data-testid=signin-error]").await
+    })
+    .await?;
+    ensure!(refused.contains("invite"), "{refused}");
+    ensure!(
+        viewer.current_url().await?.query() == Some("error=signin_not_allowed"),
+        "refused at the callback"
+    );
 
     // With the invite link, they get in.
     viewer.goto(&format!("{base}{invite_path}")).await?;
     element(viewer, "[data-testid=invite-page]").await?;
-    dev_sign_in(viewer, "Vic Viewer", "vic@example.com").await?;
+    github_sign_in(viewer, fake, vic).await?;
+    element(viewer, "[data-testid=user-menu]").await?;
     let viewer_me = me(viewer).await?;
     ensure!(viewer_me["user"]["role"] == "member", "{viewer_me}");
     let viewer_id = viewer_me["user"]["id"]
