@@ -467,7 +467,11 @@ impl SseStream {
 
     /// The next session event; checks that SSE `id` equals the event's `seq`.
     pub async fn next_event(&mut self) -> anyhow::Result<SessionEvent> {
-        let message = self.next_message().await?;
+        let mut message = self.next_message().await?;
+        // Presence frames (who is watching) carry no id: they are not events.
+        while message.id.is_none() && message.data.contains("\"presence_changed\"") {
+            message = self.next_message().await?;
+        }
         let event: SessionEvent = serde_json::from_str(&message.data)
             .with_context(|| format!("decoding event {}", message.data))?;
         if message.id.as_deref() != Some(event.seq.to_string().as_str()) {

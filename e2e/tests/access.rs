@@ -256,7 +256,8 @@ async fn invite(admin: &Api) -> anyhow::Result<String> {
 
 async fn member(stack: &Stack, admin: &Api, email: &str) -> anyhow::Result<Api> {
     let token = invite(admin).await?;
-    stack.api().dev_sign_in(email, email, Some(&token)).await
+    let name = email.split('@').next().unwrap_or(email);
+    stack.api().dev_sign_in(email, name, Some(&token)).await
 }
 
 #[tokio::test]
@@ -382,5 +383,139 @@ async fn walk(stack: &Stack) -> anyhow::Result<()> {
     );
     // The walk changed nothing: the session is as it was, with no prompt.
     anyhow::ensure!(admin.messages(&session.id).await?.is_empty());
+    Ok(())
+}
+
+/// The next raw SSE data of a stream, within `limit` (None when nothing came).
+async fn next_data(
+    stream: &mut nightshift_e2e::client::SseStream,
+    limit: Duration,
+) -> Option<String> {
+    tokio::time::timeout(limit, stream.next_message())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|message| message.data)
+}
+
+#[tokio::test]
+async fn streams_share_links_and_presence_show_only_what_the_caller_may_see() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    if let Err(error) = streams_and_links(&stack).await {
+        stack.dump_logs();
+        panic!("{error:?}");
+    }
+}
+
+async fn streams_and_links(stack: &Stack) -> anyhow::Result<()> {
+    let alice = stack.signed_in_api("alice@example.com").await?;
+    let bob = member(stack, &alice, "bob@example.com").await?;
+    let carol = member(stack, &alice, "carol@example.com").await?;
+
+    // Bob's session-list stream carries his sessions, not Alice's.
+    let mut bobs_list = bob.list_events().await?;
+    let private = alice.create_session().await?;
+    let his = bob.create_session().await?;
+    let first = next_data(&mut bobs_list, Duration::from_secs(20))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no list event for Bob"))?;
+    anyhow::ensure!(first.contains(&his.id), "Bob first sees {first}");
+    anyhow::ensure!(!first.contains(&private.id));
+    for _ in 0..3 {
+        if let Some(data) = next_data(&mut bobs_list, Duration::from_secs(2)).await {
+            anyhow::ensure!(
+                !data.contains(&private.id),
+                "Bob saw Alice's session: {data}"
+            );
+        }
+    }
+
+    // A share link as viewer: Carol accepts it, watches, and cannot prompt.
+    let link: Value = bob
+        .expect(
+            Method::POST,
+            &format!("/api/sessions/{}/share-links", his.id),
+            Some(&json!({"role": "viewer", "expires_in_hours": 1, "max_uses": 1}).to_string()),
+            201,
+        )
+        .await?;
+    let token = link["url"]
+        .as_str()
+        .and_then(|url| url.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
+    let answer = carol
+        .raw(Method::GET, &format!("/api/sessions/{}", his.id), None)
+        .await?;
+    anyhow::ensure!(answer.status == 404, "not shared yet: {answer:?}");
+    let accepted: Value = carol
+        .expect(
+            Method::POST,
+            &format!("/api/share-links/{token}/accept"),
+            None,
+            200,
+        )
+        .await?;
+    anyhow::ensure!(accepted["role"] == "viewer" && accepted["session_id"] == his.id.as_str());
+    anyhow::ensure!(carol.session(&his.id).await?.my_role.map(|r| r.as_str()) == Some("viewer"));
+    let body = json!({"content": "hi"}).to_string();
+    let answer = carol
+        .raw(
+            Method::POST,
+            &format!("/api/sessions/{}/messages", his.id),
+            Some(&body),
+        )
+        .await?;
+    anyhow::ensure!(answer.status == 403, "a viewer cannot prompt: {answer:?}");
+    // Used up: a second person gets nothing.
+    let dave = member(stack, &alice, "dave@example.com").await?;
+    let answer = dave
+        .raw(
+            Method::POST,
+            &format!("/api/share-links/{token}/accept"),
+            None,
+        )
+        .await?;
+    anyhow::ensure!(answer.status == 404, "a used-up link: {answer:?}");
+    let shares: Value = bob
+        .expect(
+            Method::GET,
+            &format!("/api/sessions/{}/shares", his.id),
+            None,
+            200,
+        )
+        .await?;
+    anyhow::ensure!(shares["shares"][0]["role"] == "viewer", "{shares}");
+    anyhow::ensure!(shares["links"][0]["uses"] == 1, "{shares}");
+
+    // Presence: Carol watching shows up for Bob, live and on request, and leaves.
+    let mut bobs_events = bob.events(&his.id, None).await?;
+    let carols_events = carol.events(&his.id, None).await?;
+    let mut seen_carol = false;
+    for _ in 0..10 {
+        match next_data(&mut bobs_events, Duration::from_secs(5)).await {
+            Some(data) if data.contains("presence_changed") && data.contains("carol") => {
+                seen_carol = true;
+                break;
+            }
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    anyhow::ensure!(seen_carol, "Bob's stream never said Carol is watching");
+    let viewers: Value = bob
+        .expect(
+            Method::GET,
+            &format!("/api/sessions/{}/presence", his.id),
+            None,
+            200,
+        )
+        .await?;
+    let names: BTreeSet<&str> = viewers
+        .as_array()
+        .map(|all| all.iter().filter_map(|v| v["name"].as_str()).collect())
+        .unwrap_or_default();
+    anyhow::ensure!(names == BTreeSet::from(["bob", "carol"]), "{viewers}");
+    drop(carols_events);
     Ok(())
 }

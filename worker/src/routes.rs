@@ -363,7 +363,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         return streams::runner_link(&req, env, principal.runner_of(id)?).await;
     }
     let user = principal.user()?;
-    let session_role = crate::session_access::authorize(env, user, &route).await?;
+    crate::session_access::authorize(env, user, &route).await?;
     match route {
         Route::Health | Route::RunnerLink(_) => Err(ApiError::internal("handled above")),
         Route::ListSessions => sessions::list(env, user).await,
@@ -387,7 +387,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
             question_id,
         } => questions::answer(&mut req, env, user, session_id, question_id).await,
         Route::SessionEvents(id) => streams::session_events(&req, env, user, id).await,
-        Route::SessionListEvents => streams::session_list_events(env).await,
+        Route::SessionListEvents => streams::session_list_events(env, user).await,
         Route::GetMe => me::get(env, user).await,
         Route::PatchMe => me::patch(&mut req, env, user).await,
         Route::ListTokens => tokens::list(env, user).await,
@@ -418,7 +418,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
             link_id,
         } => shares::delete_link(env, session_id, link_id).await,
         Route::AcceptShareLink(token) => shares::accept(env, user, token).await,
-        Route::Presence(id) => presence::get(env, id, session_role).await,
+        Route::Presence(id) => presence::get(env, id).await,
         Route::ListKeys => keys::list(env, user).await,
         Route::CreateKey => keys::create(&mut req, env, user).await,
         Route::DeleteKey(id) => keys::delete(env, user, id).await,

@@ -2,9 +2,10 @@
 //! session routes by the user's role on that session (owner, share, or team admin),
 //! read from D1. The rules themselves are [`crate::access`].
 
+use futures::StreamExt;
 use nightshift_protocol::auth::{Access, SessionRole, TeamRole};
 use serde::Deserialize;
-use worker::Env;
+use worker::{Env, Response};
 
 use crate::access::{self, Denial};
 use crate::api_error::{ApiError, ApiResult};
@@ -71,4 +72,92 @@ fn refusal(denial: Denial, session_id: &str) -> ApiError {
         Denial::Forbidden => "your role on this session does not allow this".to_owned(),
     };
     ApiError::new(denial.code(), message)
+}
+
+/// The session a session-list frame (`data: {...}`) is about, if any.
+pub fn frame_session_id(frame: &str) -> Option<String> {
+    let data: String = frame
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|rest| rest.strip_prefix(' ').unwrap_or(rest))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let value: serde_json::Value = serde_json::from_str(&data).ok()?;
+    value["session_id"]
+        .as_str()
+        .or_else(|| value["session"]["id"].as_str())
+        .map(str::to_owned)
+}
+
+/// `GET /api/events` for `user`: the bus's stream of every session-list change,
+/// narrowed to the sessions in their list (their own and those shared with them).
+/// Keep-alive comments pass; frames about other sessions never leave the Worker.
+pub fn narrow_list_stream(env: &Env, user: &User, mut response: Response) -> ApiResult<Response> {
+    let headers = response.headers().clone();
+    let status = response.status_code();
+    let body = response.stream()?;
+    let state = ListFilter {
+        env: env.clone(),
+        user_id: user.id.clone(),
+        team_role: user.role,
+        buffer: String::new(),
+        visible: std::collections::HashMap::new(),
+    };
+    let stream = futures::stream::unfold((body, state), |(mut body, mut state)| async move {
+        loop {
+            let chunk = match body.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(error)) => return Some((Err(error), (body, state))),
+                None => return None,
+            };
+            state
+                .buffer
+                .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+            let mut out = String::new();
+            while let Some(end) = state.buffer.find("\n\n") {
+                let frame: String = state.buffer.drain(..end + 2).collect();
+                if state.allows(&frame).await {
+                    out.push_str(&frame);
+                }
+            }
+            if !out.is_empty() {
+                return Some((Ok(out.into_bytes()), (body, state)));
+            }
+        }
+    });
+    Ok(Response::from_stream(stream)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+struct ListFilter {
+    env: Env,
+    user_id: String,
+    team_role: TeamRole,
+    buffer: String,
+    visible: std::collections::HashMap<String, bool>,
+}
+
+impl ListFilter {
+    async fn allows(&mut self, frame: &str) -> bool {
+        if !frame.lines().any(|line| line.starts_with("data:")) {
+            // Comments (keep-alives) and the like.
+            return true;
+        }
+        let Some(session_id) = frame_session_id(frame) else {
+            return false;
+        };
+        if let Some(visible) = self.visible.get(&session_id) {
+            return *visible;
+        }
+        let role = role_of(&self.env, &self.user_id, self.team_role, &session_id)
+            .await
+            .ok()
+            .flatten();
+        // The list shows a user's own and shared sessions, not everything an admin
+        // could open.
+        let visible = role.is_some_and(|role| role != SessionRole::Admin);
+        self.visible.insert(session_id, visible);
+        visible
+    }
 }

@@ -30,6 +30,7 @@ use worker::{
 use crate::sse::Subscribers;
 
 mod control;
+pub mod presence;
 mod provisioning;
 mod publishing;
 mod requests;
@@ -45,7 +46,9 @@ pub struct SessionAgent {
     env: Env,
     store: Store,
     /// Open `GET /events` streams of this session.
-    subscribers: Subscribers,
+    subscribers: std::rc::Rc<Subscribers>,
+    /// Who watches those streams (see [`presence`]).
+    presence: std::rc::Rc<presence::Presence>,
     /// A publishing loop is running (see [`publishing`]).
     publishing: Cell<bool>,
     /// Something changed while it was running; it goes round once more.
@@ -60,7 +63,8 @@ impl DurableObject for SessionAgent {
             state,
             env,
             store,
-            subscribers: Subscribers::new(),
+            subscribers: std::rc::Rc::new(Subscribers::new()),
+            presence: std::rc::Rc::default(),
             publishing: Cell::new(false),
             publish_again: Cell::new(false),
         }

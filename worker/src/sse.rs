@@ -60,9 +60,18 @@ impl Subscribers {
 /// it fires): a timer per frame would put a `setTimeout` on every delivery, which
 /// costs far more than the frame itself when one session feeds many clients.
 pub fn response(frames: UnboundedReceiver<String>) -> worker::Result<Response> {
+    response_keeping(frames, ())
+}
+
+/// [`response`], keeping `guard` alive exactly as long as the stream (it is dropped
+/// when the client goes away).
+pub fn response_keeping<G: 'static>(
+    frames: UnboundedReceiver<String>,
+    guard: G,
+) -> worker::Result<Response> {
     let stream = futures::stream::unfold(
-        (frames, None::<Delay>),
-        |(mut frames, keep_alive)| async move {
+        (frames, None::<Delay>, guard),
+        |(mut frames, keep_alive, guard)| async move {
             let timer = keep_alive.unwrap_or_else(|| Delay::from(KEEP_ALIVE_INTERVAL));
             let (next, timer) = match select(frames.next(), timer).await {
                 Either::Left((Some(frame), timer)) => (Some(frame), Some(timer)),
@@ -72,7 +81,7 @@ pub fn response(frames: UnboundedReceiver<String>) -> worker::Result<Response> {
             next.map(|frame| {
                 (
                     Ok::<Vec<u8>, worker::Error>(frame.into_bytes()),
-                    (frames, timer),
+                    (frames, timer, guard),
                 )
             })
         },

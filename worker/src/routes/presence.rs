@@ -1,13 +1,17 @@
-//! `GET /api/sessions/{id}/presence`: who is watching the session now (filled in by
-//! the session's event streams).
+//! `GET /api/sessions/{id}/presence`: who is watching the session now (one entry per
+//! person with an open event stream), as its `SessionAgent` counts them.
 
-use nightshift_protocol::auth::{SessionRole, Viewer};
-use worker::{Env, Response};
+use worker::{Env, Method, Response};
 
-use crate::api_error::{ApiResult, json};
+use crate::api_error::{self, ApiResult};
+use crate::internal;
 
-pub async fn get(env: &Env, session_id: &str, role: Option<SessionRole>) -> ApiResult<Response> {
-    let _ = (env, session_id, role);
-    let viewers: Vec<Viewer> = Vec::new();
-    Ok(json(200, &viewers))
+pub async fn get(env: &Env, session_id: &str) -> ApiResult<Response> {
+    let response =
+        internal::call_agent::<()>(env, session_id, Method::Get, "/presence", None).await?;
+    if (200..300).contains(&response.status_code()) {
+        Ok(response)
+    } else {
+        Err(api_error::from_response(response).await)
+    }
 }

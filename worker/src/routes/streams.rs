@@ -12,6 +12,7 @@ use worker::{Env, Headers, Method, Request, Response};
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{RunnerGrant, User};
 use crate::internal::{self, TOKEN_EXPIRES_HEADER};
+use crate::session_agent::presence;
 use crate::sessions_table;
 
 /// `GET /api/sessions/{id}/events`: everything after `Last-Event-ID` (or `?after=`
@@ -24,11 +25,15 @@ pub async fn session_events(
 ) -> ApiResult<Response> {
     let after = replay_position(req)?;
     sessions_table::require(env, session_id, &user.id).await?;
+    // Who watches, for the session's presence.
+    let viewer = Headers::new();
+    viewer.set(presence::VIEWER_ID_HEADER, &user.id)?;
+    viewer.set(presence::VIEWER_NAME_HEADER, &user.name)?;
     let request = internal::agent_request(
         session_id,
         Method::Get,
         &format!("/events?after={after}"),
-        None,
+        Some(viewer),
         None,
     )?;
     internal::forward_to_agent(env, session_id, request).await
@@ -94,6 +99,7 @@ pub async fn runner_link(req: &Request, env: &Env, grant: &RunnerGrant) -> ApiRe
 }
 
 /// `GET /api/events`: session-list changes, live.
-pub async fn session_list_events(env: &Env) -> ApiResult<Response> {
-    internal::subscribe_to_bus(env).await
+pub async fn session_list_events(env: &Env, user: &User) -> ApiResult<Response> {
+    let response = internal::subscribe_to_bus(env).await?;
+    crate::session_access::narrow_list_stream(env, user, response)
 }

@@ -56,6 +56,7 @@ impl SessionAgent {
                 self.answer_question(question_id, &mut req).await
             }
             (Method::Get, "/events") => self.events(&req),
+            (Method::Get, "/presence") => Ok(json(200, &self.presence.viewers())),
             (Method::Get, "/runner") => Ok(self.accept_runner(&req).await?),
             (_, path) => Err(ApiError::not_found(format!("no session route {path}"))),
         }
@@ -150,6 +151,7 @@ impl SessionAgent {
             .map(sse_frame)
             .collect::<Result<Vec<_>, _>>()?;
         let frames = self.subscribers.subscribe(backlog);
-        Ok(sse::response(frames)?)
+        let watching = self.presence.join(req, &self.subscribers);
+        Ok(sse::response_keeping(frames, watching)?)
     }
 }
