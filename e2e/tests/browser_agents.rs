@@ -1,7 +1,9 @@
-//! The agent controls of the app in real headless Chromium against the real stack:
-//! choose a model for a new session, switch agent and model in the session header,
-//! edit a queued prompt, steer a running turn from the composer, and see the session's
-//! totals, all against the built-in agent and the scripted LLM.
+//! The agent controls of the app in real headless Chromium against the real stack and
+//! the scripted LLM: choose a model for a new session, switch agent and model in the
+//! session header, edit a queued prompt, steer a running turn from the composer, see
+//! a retry, answer the built-in agent's question by typing, see the session's totals;
+//! and switch a session to OpenCode (really `opencode serve` in the sandbox), answer its
+//! permission request with a click, and watch its turn render.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -393,7 +395,7 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
 }
 
 #[tokio::test]
-async fn a_user_runs_a_session_on_opencode_and_answers_its_permission_request() {
+async fn a_user_switches_a_session_to_opencode_and_answers_its_permission_request() {
     let llm = ScriptedLlm::start().await.unwrap();
     llm.on(
         "MARK-OC-WRITE",
@@ -414,7 +416,7 @@ async fn a_user_runs_a_session_on_opencode_and_answers_its_permission_request() 
     let driver = Chromedriver::start().await.unwrap();
     let profile = tempfile::tempdir().unwrap();
     let client = driver.client(profile.path()).await.unwrap();
-    let result = opencode_journey(&stack, &client).await;
+    let result = opencode_journey(&stack, &llm, &client).await;
     let shot = repo_root().join("target/browser-opencode.png");
     if let Ok(png) = client.screenshot().await {
         let _ = std::fs::write(&shot, png);
@@ -426,9 +428,21 @@ async fn a_user_runs_a_session_on_opencode_and_answers_its_permission_request() 
     }
 }
 
-async fn opencode_journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
+/// The tool names the LLM was offered in the last call for `marker`.
+fn tools_offered(llm: &ScriptedLlm, marker: &str) -> Vec<String> {
+    llm.requests()
+        .into_iter()
+        .rev()
+        .find(|body| body["messages"].to_string().contains(marker))
+        .and_then(|body| body["tools"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|tool| tool["function"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn opencode_journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::Result<()> {
     let api = sign_in(stack, client).await?;
-    choose(client, "[data-testid=new-session-agent]", "opencode").await?;
     client
         .find(Locator::Css("[data-testid=new-session]"))
         .await?
@@ -439,7 +453,7 @@ async fn opencode_journey(stack: &Stack, client: &Client) -> anyhow::Result<()> 
         Ok(url.path().strip_prefix("/sessions/").map(str::to_string))
     })
     .await?;
-    assert_eq!(api.session(&session_id).await?.agent, AgentKind::Opencode);
+    assert_eq!(api.session(&session_id).await?.agent, AgentKind::Builtin);
     wait_for("the idle badge", || async {
         Ok(text_of(
             client,
@@ -447,6 +461,26 @@ async fn opencode_journey(stack: &Stack, client: &Client) -> anyhow::Result<()> 
         )
         .await?
         .filter(|t| t.to_lowercase().contains("idle")))
+    })
+    .await?;
+
+    // A first turn on the built-in agent, then the session is switched to OpenCode
+    // in its header; the next turn runs there (OpenCode offers the LLM its own tools).
+    type_and_send(client, "MARK-OC-FIRST hello").await?;
+    wait_for("the built-in reply", || async {
+        Ok(text_of(client, "[data-testid=assistant-text]")
+            .await?
+            .filter(|t| t.contains("echo: MARK-OC-FIRST hello")))
+    })
+    .await?;
+    let builtin_tools = tools_offered(llm, "MARK-OC-FIRST");
+    assert!(
+        builtin_tools.iter().any(|t| t == "write_file"),
+        "{builtin_tools:?}"
+    );
+    choose(client, "[data-testid=agent-select]", "opencode").await?;
+    wait_for("the switch to OpenCode", || async {
+        Ok((api.session(&session_id).await?.agent == AgentKind::Opencode).then_some(()))
     })
     .await?;
     type_and_send(client, "MARK-OC-WRITE please write oc.txt").await?;
@@ -508,6 +542,12 @@ async fn opencode_journey(stack: &Stack, client: &Client) -> anyhow::Result<()> 
     assert_eq!(
         std::fs::read_to_string(stack.workspace(&sandbox).join("oc.txt"))?,
         "written by opencode\n"
+    );
+    let opencode_tools = tools_offered(llm, "MARK-OC-WRITE");
+    assert!(
+        opencode_tools.iter().any(|t| t == "write")
+            && !opencode_tools.iter().any(|t| t == "write_file"),
+        "{opencode_tools:?}"
     );
     Ok(())
 }
