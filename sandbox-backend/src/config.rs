@@ -43,6 +43,9 @@ pub struct Config {
     /// the host's (`SANDBOX_ISOLATED_ALLOW`, comma-separated), e.g. an internal package
     /// mirror.
     pub isolated_allow: String,
+    /// Local sandboxes kept started ahead of demand (`SANDBOX_WARM_POOL`, default 2;
+    /// 0 turns the pool off).
+    pub warm_pool: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for Config {
             .field("orphan_grace", &self.orphan_grace)
             .field("idle_minute", &self.idle_minute)
             .field("isolated_allow", &self.isolated_allow)
+            .field("warm_pool", &self.warm_pool)
             .finish()
     }
 }
@@ -102,6 +106,7 @@ impl Config {
             orphan_grace: Duration::from_secs(600),
             idle_minute: Duration::from_secs(60),
             isolated_allow: String::new(),
+            warm_pool: 2,
         }
     }
 
@@ -168,6 +173,13 @@ impl Config {
             orphan_grace,
             idle_minute,
             isolated_allow: non_empty("SANDBOX_ISOLATED_ALLOW").unwrap_or_default(),
+            warm_pool: match non_empty("SANDBOX_WARM_POOL") {
+                None => 2,
+                Some(text) => text
+                    .trim()
+                    .parse()
+                    .map_err(|_| ConfigError::InvalidNumber("SANDBOX_WARM_POOL", text))?,
+            },
         })
     }
 }

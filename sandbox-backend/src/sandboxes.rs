@@ -162,11 +162,14 @@ impl Sandboxes {
         live: &mut Live,
         launch: Option<RunnerLaunch>,
     ) -> Result<Sandbox, ApiError> {
+        let started = std::time::Instant::now();
         self.store.create_dirs(id)?;
         let record = entry.update(&self.store, |_| {})?;
         let provider = self.provider_of(&record)?;
         let spec = self.spec(&record);
+        tracing::debug!(sandbox = %id, elapsed = ?started.elapsed(), "record stored");
         let handle = provider.create(&spec).await?;
+        tracing::debug!(sandbox = %id, elapsed = ?started.elapsed(), "provider created the sandbox");
         let record = entry.update(&self.store, |record| record.handle = handle.clone())?;
         let spec = self.spec(&record);
         if let Some(launch) = launch {

@@ -85,6 +85,7 @@ impl AppState {
         }
         settings.ro_binds = config.ro_binds.iter().map(|dir| absolute(dir)).collect();
         settings.orphan_grace = config.orphan_grace;
+        settings.warm_pool = config.warm_pool;
         settings.egress = Arc::new(
             crate::agent::egress::EgressPolicy::with_allow_list(&config.isolated_allow).map_err(
                 |error| StartError::Providers(format!("SANDBOX_ISOLATED_ALLOW: {error}")),

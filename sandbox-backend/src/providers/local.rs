@@ -92,6 +92,8 @@ pub struct LocalSettings {
     pub orphan_grace: Duration,
     /// Where `isolated` sandboxes may connect through their egress proxy.
     pub egress: Arc<EgressPolicy>,
+    /// Sandboxes kept started ahead of demand (`SANDBOX_WARM_POOL`, default 2).
+    pub warm_pool: usize,
 }
 
 impl LocalSettings {
@@ -103,6 +105,7 @@ impl LocalSettings {
             ro_binds: Vec::new(),
             orphan_grace: Duration::from_secs(600),
             egress: Arc::new(EgressPolicy::default()),
+            warm_pool: 2,
         }
     }
 }
@@ -120,9 +123,10 @@ pub struct LocalProvider {
     /// `prlimit ... --`, or empty when `prlimit` is missing.
     limits_prefix: Vec<String>,
     settings: LocalSettings,
-    /// The generated `passwd` and `group` every sandbox sees.
-    etc_dir: PathBuf,
-    cgroups: Option<Cgroups>,
+    /// Starts sandboxes (absent without bubblewrap).
+    launcher: Option<Arc<Launcher>>,
+    /// Sandboxes started ahead of demand.
+    warm: Arc<WarmPool>,
     /// Per sandbox: the connection that tells its agent the backend is alive.
     holds: Mutex<HashMap<String, tokio::net::UnixStream>>,
     /// Per `isolated` sandbox: the task offering its egress proxy ways out.
@@ -138,6 +142,9 @@ struct LocalHandle {
     /// Bubblewrap's pid on the host, with its start time (a recycled pid differs).
     pid: u32,
     start_ticks: Option<u64>,
+    /// The name of its cgroups, when not the sandbox's id (a warm sandbox's).
+    #[serde(default)]
+    cgroup: Option<String>,
 }
 
 impl LocalProvider {
@@ -200,6 +207,20 @@ impl LocalProvider {
             Isolation::Bubblewrap(_) => Cgroups::detect(&cgroup_name),
             Isolation::Unisolated => None,
         };
+        let launcher = match &isolation {
+            Isolation::Bubblewrap(bubblewrap) => Some(Arc::new(Launcher {
+                bubblewrap: bubblewrap.clone(),
+                settings: settings.clone(),
+                etc_dir: etc_dir.clone(),
+                cgroups: cgroups.clone(),
+            })),
+            Isolation::Unisolated => None,
+        };
+        let warm = Arc::new(WarmPool::new(data_dir.join("warm"), settings.warm_pool));
+        warm.clear_leftovers().await;
+        if let Some(launcher) = &launcher {
+            warm.refill(launcher);
+        }
         match &cgroups {
             Some(cgroups) => {
                 tracing::info!(groups = %cgroups.describe(), "each sandbox gets its own process and memory limits")
@@ -212,8 +233,8 @@ impl LocalProvider {
             isolation,
             limits_prefix,
             settings,
-            etc_dir,
-            cgroups,
+            launcher,
+            warm,
             holds: Mutex::new(HashMap::new()),
             egress_pools: Mutex::new(HashMap::new()),
         })
@@ -304,102 +325,45 @@ impl LocalProvider {
         }
     }
 
-    /// Starts the sandbox's bubblewrap and agent and waits until the agent answers.
+    /// Starts the sandbox (from the warm pool when one fits) and waits until its agent
+    /// answers with the sandbox's environment set.
     async fn boot(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
-        let Isolation::Bubblewrap(bubblewrap) = &self.isolation else {
+        let Some(launcher) = &self.launcher else {
             return Ok(ProviderHandle::none());
         };
         let boot_started = std::time::Instant::now();
-        let workspace = LocalProvider::workspace(sandbox);
-        let home = LocalProvider::home(sandbox);
-        for dir in [&workspace, &home] {
-            std::fs::create_dir_all(dir).map_err(|error| {
-                ProviderError::io(format!("cannot create {}", dir.display()), error)
-            })?;
-        }
-        let socket = LocalProvider::socket(sandbox);
-        let listener = agent::bind(&socket).map_err(|error| {
-            ProviderError::io(format!("cannot listen on {}", socket.display()), error)
-        })?;
-        let log_path = sandbox.dir.join("agent.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|error| ProviderError::io("cannot open the agent log", error))?;
-        let mut argv = vec![
-            self.settings.agent_bin.display().to_string(),
-            "__launch".to_string(),
-        ];
-        if let Some(cgroups) = &self.cgroups {
-            for procs in cgroups.create(&sandbox.id) {
-                argv.extend(["--cgroup".to_string(), procs.display().to_string()]);
-            }
-        }
-        argv.extend(
-            ResourceLimits::default()
-                .clamped_to_own_limits()
-                .launch_options(),
-        );
-        argv.push("--".into());
-        argv.extend(bubblewrap.sandbox_args(&Layout {
-            workspace: &workspace,
-            home: &home,
-            network: sandbox.network,
-            etc_dir: &self.etc_dir,
-            agent: Some(&self.settings.agent_bin),
-            ro_binds: &self.settings.ro_binds,
-        }));
-        argv.extend([
-            SANDBOX_AGENT.to_string(),
-            "__agent".to_string(),
-            "--orphan-grace-secs".to_string(),
-            self.settings.orphan_grace.as_secs().to_string(),
-        ]);
-        let stderr = log
-            .try_clone()
-            .map_err(|error| ProviderError::io("cannot open the agent log", error))?;
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .env_clear()
-            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
-                listener,
-            )))
-            .stdout(std::process::Stdio::from(log))
-            .stderr(std::process::Stdio::from(stderr))
-            .spawn()
-            .map_err(|error| ProviderError::io(format!("cannot start {}", argv[0]), error))?;
-        let pid = child.id().unwrap_or(0);
-        tracing::debug!(sandbox = %sandbox.id, elapsed = ?boot_started.elapsed(), "sandbox launched");
-        let handle = LocalHandle {
-            pid,
-            start_ticks: crate::process::start_ticks(pid),
+        let warm = if sandbox.network == WARM_NETWORK {
+            self.warm.take()
+        } else {
+            None
         };
-        // Reaps bubblewrap when the sandbox ends (while this backend runs).
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
-        let configure = LocalProvider::configure_request(sandbox);
-        let booted = tokio::time::timeout(BOOT_TIMEOUT, async {
-            loop {
-                match agent::simple(&socket, &configure).await {
-                    Ok(()) => return Ok(()),
-                    Err(error) if !alive(&handle) => return Err(error),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        let handle = match warm {
+            Some(warm) => match warm.adopt(&sandbox.dir) {
+                Ok(()) => warm.handle,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot adopt a warm sandbox; starting a new one");
+                    halt_orphan(&warm.dir.join("agent.sock"), &warm.handle).await;
+                    launcher
+                        .launch(&sandbox.dir, &cgroup_name(&sandbox.id), sandbox.network)
+                        .await?
                 }
+            },
+            None => {
+                launcher
+                    .launch(&sandbox.dir, &cgroup_name(&sandbox.id), sandbox.network)
+                    .await?
             }
-        })
-        .await
-        .unwrap_or_else(|_| Err("the sandbox agent did not start in time".into()));
-        if let Err(error) = booted {
+        };
+        self.warm.refill(launcher);
+        let socket = LocalProvider::socket(sandbox);
+        if let Err(error) = agent::simple(&socket, &LocalProvider::configure_request(sandbox)).await
+        {
             kill_sandbox(&handle).await;
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             return Err(ProviderError::Unavailable(format!(
-                "the sandbox did not start: {error}: {}",
-                log.trim()
+                "the sandbox did not start: {error}"
             )));
         }
-        tracing::debug!(sandbox = %sandbox.id, elapsed = ?boot_started.elapsed(), "sandbox agent answered");
+        tracing::debug!(sandbox = %sandbox.id, elapsed = ?boot_started.elapsed(), "sandbox ready");
         self.hold(sandbox).await;
         self.start_egress(sandbox);
         Ok(handle_value(&handle))
@@ -442,10 +406,13 @@ impl LocalProvider {
                 kill_sandbox(handle).await;
             }
         }
-        if let Some(cgroups) = self.cgroups.clone() {
+        if let Some(cgroups) = self.launcher.as_ref().and_then(|l| l.cgroups.clone()) {
             // Removed in the background: the kernel frees a group only once its last
             // process is reaped, which need not hold up the caller.
-            let id = sandbox.id.clone();
+            let id = handle
+                .as_ref()
+                .and_then(|handle| handle.cgroup.clone())
+                .unwrap_or_else(|| sandbox.id.clone());
             tokio::spawn(async move {
                 let deadline = std::time::Instant::now() + STOP_TIMEOUT;
                 while cgroups.populated(&id) && std::time::Instant::now() < deadline {
@@ -597,17 +564,25 @@ impl Provider for LocalProvider {
 
     async fn create(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
         let workspace = LocalProvider::workspace(sandbox);
+        let handle = self.boot(sandbox).await?;
         if let Some(template) = &sandbox.template {
-            LocalProvider::copy_tree(&template.dir.join("workspace"), &workspace).await?;
-            LocalProvider::copy_tree(&template.dir.join("home"), &LocalProvider::home(sandbox))
-                .await?;
+            // Into the running sandbox's directories (bound, so it sees them at once).
+            let copied = async {
+                LocalProvider::copy_tree(&template.dir.join("workspace"), &workspace).await?;
+                LocalProvider::copy_tree(&template.dir.join("home"), &LocalProvider::home(sandbox))
+                    .await
+            }
+            .await;
+            if let Err(error) = copied {
+                let booted = SandboxSpec {
+                    handle: handle.clone(),
+                    ..sandbox.clone()
+                };
+                self.halt(&booted).await;
+                return Err(error);
+            }
         }
-        tokio::fs::create_dir_all(&workspace)
-            .await
-            .map_err(|error| {
-                ProviderError::io(format!("cannot create {}", workspace.display()), error)
-            })?;
-        self.boot(sandbox).await
+        Ok(handle)
     }
 
     async fn start(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
@@ -898,7 +873,8 @@ impl Provider for LocalProvider {
 
     async fn shutdown(&self) {
         // Sandboxes keep running for the next backend process; their agents end them
-        // if none comes back within the orphan grace.
+        // if none comes back within the orphan grace. Warm ones belong to nobody yet.
+        self.warm.close().await;
         self.lock_holds().clear();
         for (_, task) in self
             .egress_pools
@@ -955,6 +931,252 @@ async fn kill_sandbox(handle: &LocalHandle) {
     while alive(handle) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The network mode warm sandboxes are started with (the one the Worker asks for).
+const WARM_NETWORK: NetworkMode = NetworkMode::Private;
+
+/// What it takes to start a sandbox's bubblewrap and agent.
+struct Launcher {
+    bubblewrap: Bubblewrap,
+    settings: LocalSettings,
+    /// The generated `passwd` and `group` every sandbox sees.
+    etc_dir: PathBuf,
+    cgroups: Option<Cgroups>,
+}
+
+impl Launcher {
+    /// Starts bubblewrap and the agent for the sandbox directory `dir` (its
+    /// `workspace/` and `home/` are created), with cgroups named `cgroup`, and waits
+    /// until the agent answers.
+    async fn launch(
+        &self,
+        dir: &Path,
+        cgroup: &str,
+        network: NetworkMode,
+    ) -> Result<LocalHandle, ProviderError> {
+        let workspace = dir.join("workspace");
+        let home = dir.join("home");
+        for dir in [&workspace, &home] {
+            std::fs::create_dir_all(dir).map_err(|error| {
+                ProviderError::io(format!("cannot create {}", dir.display()), error)
+            })?;
+        }
+        let socket = dir.join("agent.sock");
+        let listener = agent::bind(&socket).map_err(|error| {
+            ProviderError::io(format!("cannot listen on {}", socket.display()), error)
+        })?;
+        let log_path = dir.join("agent.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|error| ProviderError::io("cannot open the agent log", error))?;
+        let mut argv = vec![
+            self.settings.agent_bin.display().to_string(),
+            "__launch".to_string(),
+        ];
+        if let Some(cgroups) = &self.cgroups {
+            for procs in cgroups.create(cgroup) {
+                argv.extend(["--cgroup".to_string(), procs.display().to_string()]);
+            }
+        }
+        argv.extend(
+            ResourceLimits::default()
+                .clamped_to_own_limits()
+                .launch_options(),
+        );
+        argv.push("--".into());
+        argv.extend(self.bubblewrap.sandbox_args(&Layout {
+            workspace: &workspace,
+            home: &home,
+            network,
+            etc_dir: &self.etc_dir,
+            agent: Some(&self.settings.agent_bin),
+            ro_binds: &self.settings.ro_binds,
+        }));
+        argv.extend([
+            SANDBOX_AGENT.to_string(),
+            "__agent".to_string(),
+            "--orphan-grace-secs".to_string(),
+            self.settings.orphan_grace.as_secs().to_string(),
+        ]);
+        let stderr = log
+            .try_clone()
+            .map_err(|error| ProviderError::io("cannot open the agent log", error))?;
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                listener,
+            )))
+            .stdout(std::process::Stdio::from(log))
+            .stderr(std::process::Stdio::from(stderr))
+            .spawn()
+            .map_err(|error| ProviderError::io(format!("cannot start {}", argv[0]), error))?;
+        let pid = child.id().unwrap_or(0);
+        let handle = LocalHandle {
+            pid,
+            start_ticks: crate::process::start_ticks(pid),
+            cgroup: Some(cgroup.to_string()),
+        };
+        // Reaps bubblewrap when the sandbox ends (while this backend runs).
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        let booted = tokio::time::timeout(BOOT_TIMEOUT, async {
+            loop {
+                match agent::simple(&socket, &Request::Ping).await {
+                    Ok(()) => return Ok(()),
+                    Err(error) if !alive(&handle) => return Err(error),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err("the sandbox agent did not start in time".into()));
+        if let Err(error) = booted {
+            kill_sandbox(&handle).await;
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(ProviderError::Unavailable(format!(
+                "the sandbox did not start: {error}: {}",
+                log.trim()
+            )));
+        }
+        Ok(handle)
+    }
+}
+
+/// A sandbox started ahead of demand, in `<data>/warm/<name>/`.
+struct WarmSandbox {
+    dir: PathBuf,
+    handle: LocalHandle,
+}
+
+impl WarmSandbox {
+    /// Moves its directories and socket into the sandbox's directory. Its mounts
+    /// follow (they hold the directories, not their paths), and so does its socket.
+    fn adopt(&self, target: &Path) -> std::io::Result<()> {
+        for name in ["workspace", "home", "agent.sock", "agent.log"] {
+            let to = target.join(name);
+            if name == "workspace" || name == "home" {
+                // An empty directory left by an earlier attempt is replaced.
+                let _ = std::fs::remove_dir(&to);
+            }
+            std::fs::rename(self.dir.join(name), to)?;
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+        Ok(())
+    }
+}
+
+/// Sandboxes kept started for the next creations: a creation then costs a rename
+/// and a configuration message instead of a bubblewrap start.
+struct WarmPool {
+    root: PathBuf,
+    size: usize,
+    ready: Mutex<Vec<WarmSandbox>>,
+    starting: std::sync::atomic::AtomicUsize,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl WarmPool {
+    fn new(root: PathBuf, size: usize) -> WarmPool {
+        WarmPool {
+            root,
+            size,
+            ready: Mutex::new(Vec::new()),
+            starting: std::sync::atomic::AtomicUsize::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<WarmSandbox>> {
+        self.ready.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take(&self) -> Option<WarmSandbox> {
+        loop {
+            let warm = self.lock().pop()?;
+            if alive(&warm.handle) {
+                return Some(warm);
+            }
+            let _ = files::remove_tree(&warm.dir);
+        }
+    }
+
+    /// Starts warm sandboxes in the background until the pool is full.
+    fn refill(self: &Arc<Self>, launcher: &Arc<Launcher>) {
+        use std::sync::atomic::Ordering;
+        loop {
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let have = self.lock().len() + self.starting.load(Ordering::SeqCst);
+            if have >= self.size {
+                return;
+            }
+            self.starting.fetch_add(1, Ordering::SeqCst);
+            let pool = self.clone();
+            let launcher = launcher.clone();
+            tokio::spawn(async move {
+                let name = format!("warm_{}", uuid::Uuid::new_v4().simple());
+                let dir = pool.root.join(&name);
+                let launched = launcher.launch(&dir, &name, WARM_NETWORK).await;
+                match launched {
+                    Ok(handle) if !pool.closed.load(Ordering::SeqCst) => {
+                        pool.lock().push(WarmSandbox { dir, handle });
+                    }
+                    Ok(handle) => {
+                        halt_orphan(&dir.join("agent.sock"), &handle).await;
+                        let _ = files::remove_tree(&dir);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot start a warm sandbox");
+                        let _ = files::remove_tree(&dir);
+                    }
+                }
+                pool.starting.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    }
+
+    /// Ends the warm sandboxes (a backend that goes away cannot hand them out).
+    async fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let warm: Vec<WarmSandbox> = self.lock().drain(..).collect();
+        for warm in warm {
+            halt_orphan(&warm.dir.join("agent.sock"), &warm.handle).await;
+            let _ = files::remove_tree(&warm.dir);
+        }
+    }
+
+    /// Ends warm sandboxes a previous backend process left behind.
+    async fn clear_leftovers(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let _ = agent::shutdown(&entry.path().join("agent.sock")).await;
+            let _ = files::remove_tree(&entry.path());
+        }
+    }
+}
+
+/// Ends a sandbox no record knows: through its agent, else by force.
+async fn halt_orphan(socket: &Path, handle: &LocalHandle) {
+    let _ = agent::shutdown(socket).await;
+    let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+    while alive(handle) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kill_sandbox(handle).await;
+}
+
+/// A fresh cgroup name for one start of a sandbox (a restarted sandbox must not
+/// reuse the groups of its previous start, which are removed in the background).
+fn cgroup_name(id: &str) -> String {
+    format!("{id}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
 /// A stable 64-bit hash (FNV-1a) for naming things after a path.

@@ -54,6 +54,8 @@ pub fn config(data_dir: &Path, runner_bin: &Path) -> Config {
         agent_bin: Some(PathBuf::from(env!("CARGO_BIN_EXE_sandbox-backend"))),
         // A test's sandboxes end soon after the test (and its backend) do.
         orphan_grace: std::time::Duration::from_secs(5),
+        // Sandboxes start cold here; the conformance suite covers the warm pool.
+        warm_pool: 0,
         ..Config::new(TOKEN, data_dir)
     }
 }
