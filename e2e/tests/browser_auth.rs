@@ -298,6 +298,20 @@ async fn journey(
     element(viewer, "[data-testid=user-menu]").await?;
     let viewer_me = me(viewer).await?;
     ensure!(viewer_me["user"]["role"] == "member", "{viewer_me}");
+    // The team page lists the new member and counts the invite as used.
+    admin.refresh().await?;
+    wait_for("the new member on the team page", || async {
+        Ok(text_of(
+            admin,
+            "[data-testid=member-row][data-email='vic@example.com']",
+        )
+        .await?)
+    })
+    .await?;
+    let invites = text_of(admin, "[data-testid=invite-row]")
+        .await?
+        .unwrap_or_default();
+    ensure!(invites.contains("1 / 1"), "{invites}");
     let viewer_id = viewer_me["user"]["id"]
         .as_str()
         .context("viewer id")?
@@ -350,12 +364,26 @@ async fn journey(
         .filter(|row| row.contains("Viewer")))
     })
     .await?;
+    // And a share link, which opens the session for whoever follows it.
+    click(admin, "[data-testid=link-create]").await?;
+    let link = wait_for("the share link", || async {
+        let field = admin.find(Locator::Css("[data-testid=share-link]")).await?;
+        Ok(field
+            .prop("value")
+            .await?
+            .filter(|url| url.contains("/share/")))
+    })
+    .await?;
+    let link_path = &link[link.find("/share/").context("share path")?..];
     click(admin, "[data-testid=share-close]").await?;
 
-    // The viewer opens the session: it is read-only for them.
-    viewer
-        .goto(&format!("{base}/sessions/{session_id}"))
-        .await?;
+    // The viewer follows the link to the session: it is read-only for them.
+    viewer.goto(&format!("{base}{link_path}")).await?;
+    wait_for("the shared session to open", || async {
+        let url = viewer.current_url().await?;
+        Ok((url.path() == format!("/sessions/{session_id}")).then_some(()))
+    })
+    .await?;
     element(viewer, "[data-testid=my-role][data-role=viewer]").await?;
     let textarea = element(viewer, "[data-testid=composer] textarea").await?;
     ensure!(
