@@ -301,11 +301,11 @@ async fn journey(
     // The team page lists the new member and counts the invite as used.
     admin.refresh().await?;
     wait_for("the new member on the team page", || async {
-        Ok(text_of(
+        text_of(
             admin,
             "[data-testid=member-row][data-email='vic@example.com']",
         )
-        .await?)
+        .await
     })
     .await?;
     let invites = text_of(admin, "[data-testid=invite-row]")
