@@ -342,10 +342,10 @@ impl Agent for OpencodeAgent {
         let mut turn = Turn {
             server,
             died: false,
+            mapper: TurnMapper::new(&session_id),
             session_id,
             events,
             cancel,
-            mapper: TurnMapper::new(""),
             body: None,
             decoder: SseDecoder::new(),
             asks: JoinSet::new(),
@@ -353,7 +353,6 @@ impl Agent for OpencodeAgent {
             permission_mode: input.permission_mode,
             poll_interval: self.settings.poll_interval,
         };
-        turn.mapper = TurnMapper::new(&turn.session_id);
         let outcome = turn.run(&input).await;
         if turn.died {
             // Started again at once, so the next prompt finds it (nearly) ready.
