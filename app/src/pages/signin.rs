@@ -11,7 +11,7 @@ use crate::account::signin::{
 };
 use crate::account::wire::Providers;
 use crate::api;
-use crate::auth::go_to;
+use crate::auth::{Auth, AuthPhase, go_to};
 use crate::pages::TextInput;
 
 #[component]
@@ -24,6 +24,13 @@ pub fn SignInPage() -> impl IntoView {
             .with(|query| query.get("error"))
             .map(|code| error_message(&code))
     };
+    // Someone already signed in (a bookmark, the back button) goes straight on.
+    let auth = expect_context::<Auth>();
+    Effect::new(move |_| {
+        if auth.phase() == AuthPhase::SignedIn {
+            go_to(&redirect.get_untracked());
+        }
+    });
     view! {
         <SignInCard
             title="Sign in to Nightshift"
