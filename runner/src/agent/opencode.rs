@@ -276,6 +276,7 @@ async fn start_server(
         &state_dir.join("opencode.json"),
         &serde_json::to_string_pretty(&config).unwrap_or_default(),
     );
+    stop_left_over(&state_dir.join("opencode.pid"));
     let port = free_port().map_err(|error| format!("no free port for OpenCode: {error}"))?;
     write_private(&state_dir.join("opencode.port"), &port.to_string());
     let log_path = state_dir.join("opencode.log");
@@ -291,6 +292,9 @@ async fn start_server(
     };
     tracing::info!(port, binary = %binary.display(), "starting OpenCode");
     let process = ServerProcess::start(&launch).map_err(|error| error.to_string())?;
+    if let Some(pid) = process.pid() {
+        write_private(&state_dir.join("opencode.pid"), &pid.to_string());
+    }
     let client = OpencodeClient::new(http, port, launch.password.clone());
     client
         .wait_healthy(&process, &log_path, settings.start_timeout)
@@ -303,6 +307,33 @@ async fn start_server(
         inputs,
         log_path,
     })
+}
+
+/// Stops the OpenCode a previous runner of this sandbox started and could not stop
+/// (it was killed): SIGTERM to the process recorded in `pid_file`, if that process
+/// is still the one that started OpenCode (its command line says so).
+fn stop_left_over(pid_file: &Path) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .filter(|pid| *pid > 1)
+    else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    // The wrapper's command line holds the start script; without a wrapper the
+    // process is OpenCode itself.
+    let ours = cmdline.contains("OPENCODE_SERVER_PASSWORD")
+        || (cmdline.contains("serve") && cmdline.contains("--hostname"));
+    if ours {
+        tracing::info!(pid, "stopping the OpenCode a previous runner left behind");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let _ = std::fs::remove_file(pid_file);
 }
 
 fn write_private(path: &Path, text: &str) {

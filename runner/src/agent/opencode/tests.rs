@@ -580,3 +580,34 @@ mod without_idle {
         assert_eq!(end.usage.output_tokens, 3);
     }
 }
+
+#[tokio::test]
+async fn a_server_left_by_a_killed_runner_is_stopped_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("opencode.pid");
+    let spawn = |script: &str| {
+        tokio::process::Command::new("bash")
+            .args(["-c", script])
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let mut left_over = spawn("sleep 30; : OPENCODE_SERVER_PASSWORD");
+    let mut unrelated = spawn("sleep 30; : something else");
+
+    std::fs::write(&pid_file, unrelated.id().unwrap().to_string()).unwrap();
+    stop_left_over(&pid_file);
+    assert!(!pid_file.exists());
+    std::fs::write(&pid_file, left_over.id().unwrap().to_string()).unwrap();
+    stop_left_over(&pid_file);
+
+    let status = tokio::time::timeout(Duration::from_secs(10), left_over.wait())
+        .await
+        .expect("the left-over server was stopped")
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        unrelated.try_wait().unwrap().is_none(),
+        "an unrelated process is left alone"
+    );
+}
