@@ -78,12 +78,12 @@ pub fn document() -> Value {
                 "post": operation("Create and start a sandbox", json!({"201": answer("Created (status `ready`)", "Sandbox")}), Some(json_body("CreateSandboxRequest")), &[]),
             },
             "/v1/sandboxes/{id}": {
-                "get": operation("One sandbox", json!({"200": answer("The sandbox", "Sandbox")}), None, &[id.clone()]),
-                "delete": operation("Destroy (final; repeating it is harmless)", json!({"200": answer("Destroyed", "Sandbox")}), None, &[id.clone()]),
+                "get": operation("One sandbox", json!({"200": answer("The sandbox", "Sandbox")}), None, std::slice::from_ref(&id)),
+                "delete": operation("Destroy (final; repeating it is harmless)", json!({"200": answer("Destroyed", "Sandbox")}), None, std::slice::from_ref(&id)),
             },
-            "/v1/sandboxes/{id}/stop": {"post": operation("Stop its processes; files stay (concurrent lifecycle calls share one operation)", json!({"200": answer("Stopped", "Sandbox")}), None, &[id.clone()])},
-            "/v1/sandboxes/{id}/start": {"post": operation("Start a stopped sandbox again (not a destroyed one)", json!({"200": answer("Ready", "Sandbox")}), None, &[id.clone()])},
-            "/v1/sandboxes/{id}/fork": {"post": operation("A new, started sandbox with a copy of this one's files", json!({"201": answer("The fork", "Sandbox")}), Some(json!({"required": false, "content": {"application/json": {"schema": reference("ForkRequest")}}})), &[id.clone()])},
+            "/v1/sandboxes/{id}/stop": {"post": operation("Stop its processes; files stay (concurrent lifecycle calls share one operation)", json!({"200": answer("Stopped", "Sandbox")}), None, std::slice::from_ref(&id))},
+            "/v1/sandboxes/{id}/start": {"post": operation("Start a stopped sandbox again (not a destroyed one)", json!({"200": answer("Ready", "Sandbox")}), None, std::slice::from_ref(&id))},
+            "/v1/sandboxes/{id}/fork": {"post": operation("A new, started sandbox with a copy of this one's files", json!({"201": answer("The fork", "Sandbox")}), Some(json!({"required": false, "content": {"application/json": {"schema": reference("ForkRequest")}}})), std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/exec": {"post": operation(
                 "Run a command: NDJSON lines as output happens, the exit line last; one object with ?stream=false",
                 json!({"200": {"description": "Output", "content": {
@@ -98,8 +98,8 @@ pub fn document() -> Value {
                 "put": operation("Write one file (parents created)", json!({"204": {"description": "Written"}}), Some(json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})), &[id.clone(), json!({"name": "path", "in": "query", "required": true, "schema": {"type": "string"}})]),
             },
             "/v1/sandboxes/{id}/processes": {
-                "get": operation("Background processes", json!({"200": answer("Processes", "ProcessList")}), None, &[id.clone()]),
-                "post": operation("Start a background process", json!({"201": answer("Started", "ProcessInfo")}), Some(json_body("StartProcessRequest")), &[id.clone()]),
+                "get": operation("Background processes", json!({"200": answer("Processes", "ProcessList")}), None, std::slice::from_ref(&id)),
+                "post": operation("Start a background process", json!({"201": answer("Started", "ProcessInfo")}), Some(json_body("StartProcessRequest")), std::slice::from_ref(&id)),
             },
             "/v1/sandboxes/{id}/processes/{pid}": {"get": operation("One process: running or its exit, with bounded output buffers", json!({"200": answer("The process", "ProcessInfo")}), None, &[id.clone(), pid.clone()])},
             "/v1/sandboxes/{id}/processes/{pid}/output": {"get": operation(
@@ -119,7 +119,7 @@ pub fn document() -> Value {
                 "post": operation("Build a template (cached by its spec)", json!({"201": answer("Built now", "Template"), "200": answer("Built before", "Template")}), Some(json_body("CreateTemplateRequest")), &[]),
             },
             "/v1/templates/{id}": {
-                "get": operation("One template", json!({"200": answer("The template", "Template")}), None, &[id.clone()]),
+                "get": operation("One template", json!({"200": answer("The template", "Template")}), None, std::slice::from_ref(&id)),
                 "delete": operation("Remove a template", json!({"204": {"description": "Removed"}}), None, &[id]),
             },
         },

@@ -242,6 +242,7 @@ impl ProcessTable {
 
     /// Registers a started process and returns it with the task that pumps its
     /// output (to be spawned by the caller, who tracks it).
+    #[allow(clippy::too_many_arguments)]
     pub fn add(
         &self,
         command: String,

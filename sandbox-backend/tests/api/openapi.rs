@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use sandbox_backend::routes::ROUTES;
 use sandbox_backend::routes::openapi::document;
 use serde_json::{Value, json};
