@@ -432,6 +432,39 @@ mod tests {
     }
 
     #[test]
+    fn process_output_lines_and_template_refs_have_the_documented_shape() {
+        let line = ProcessOutput::Stdout {
+            offset: 4,
+            data: "x".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&line).unwrap(),
+            r#"{"stdout":{"offset":4,"data":"x"}}"#
+        );
+        let dropped = ProcessOutput::Dropped {
+            stream: "stderr".into(),
+            bytes: 9,
+        };
+        assert_eq!(
+            serde_json::to_string(&dropped).unwrap(),
+            r#"{"dropped":{"stream":"stderr","bytes":9}}"#
+        );
+        let by_id: CreateSandboxRequest = serde_json::from_str(r#"{"template":"tpl_1"}"#).unwrap();
+        assert_eq!(by_id.template, Some(TemplateRef::Id("tpl_1".into())));
+        let inline: CreateSandboxRequest =
+            serde_json::from_str(r#"{"template":{"commands":["make"]}}"#).unwrap();
+        assert!(
+            matches!(inline.template, Some(TemplateRef::Spec(spec)) if spec.commands == ["make"])
+        );
+        // A sandbox from an older backend (no new fields) still reads.
+        let old: Sandbox = serde_json::from_str(
+            r#"{"id":"s","provider":"local","status":"ready","error":null,"network":"private","labels":{},"created_at":1}"#,
+        )
+        .unwrap();
+        assert_eq!(old.status_reason, None);
+    }
+
+    #[test]
     fn exec_request_needs_only_a_command() {
         let request: ExecRequest = serde_json::from_str(r#"{"command":"ls"}"#).unwrap();
         assert_eq!(request.command, "ls");

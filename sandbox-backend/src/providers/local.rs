@@ -173,7 +173,7 @@ impl LocalProvider {
                     Err(error) => Err(format!("cannot create {}: {error}", scratch.display())),
                     Ok(()) => bubblewrap.probe(&scratch, &limits_prefix).await,
                 };
-                let _ = std::fs::remove_dir(&scratch);
+                let _ = std::fs::remove_dir_all(&scratch);
                 result.map(|()| bubblewrap)
             }
         };

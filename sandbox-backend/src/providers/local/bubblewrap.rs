@@ -283,16 +283,22 @@ impl Bubblewrap {
     /// Checks that bubblewrap can create its namespaces here, by running `true` in a
     /// sandbox over `scratch`. The error carries bubblewrap's own complaint.
     pub async fn probe(&self, scratch: &Path, prefix: &[String]) -> Result<(), String> {
-        let empty = BTreeMap::new();
-        let scope = CommandScope {
+        // Exactly the sandboxes' own command line (user namespace, dropped
+        // capabilities, uid 1000, no network), over a scratch directory.
+        for (name, contents) in [("passwd", PASSWD), ("group", GROUP)] {
+            std::fs::write(scratch.join(name), contents)
+                .map_err(|error| format!("cannot write to {}: {error}", scratch.display()))?;
+        }
+        let layout = Layout {
             workspace: scratch,
+            home: scratch,
             network: NetworkMode::None,
-            sandbox_env: &empty,
-            command_env: &empty,
-            cwd: SANDBOX_WORKSPACE,
+            etc_dir: scratch,
+            agent: None,
+            ro_binds: &[],
         };
         let mut argv: Vec<String> = prefix.to_vec();
-        argv.extend(self.prefix(scope));
+        argv.extend(self.sandbox_args(&layout));
         argv.push("true".into());
         let output = tokio::process::Command::new(&argv[0])
             .args(&argv[1..])
