@@ -307,6 +307,7 @@ async fn walk(stack: &Stack) -> anyhow::Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let left_behind = gone.create_session().await?;
     let answer = admin
         .raw(
             Method::DELETE,
@@ -315,6 +316,17 @@ async fn walk(stack: &Stack) -> anyhow::Result<()> {
         )
         .await?;
     anyhow::ensure!(answer.status == 204, "removing a member: {answer:?}");
+    // Their session stays, owned by the team, in the admins' list.
+    let kept = admin
+        .sessions()
+        .await?
+        .into_iter()
+        .find(|s| s.id == left_behind.id)
+        .ok_or_else(|| anyhow::anyhow!("the removed member's session is gone"))?;
+    anyhow::ensure!(
+        kept.owner_id == "team" && kept.my_role.map(|r| r.as_str()) == Some("admin"),
+        "{kept:?}"
+    );
 
     let session = owner.create_session().await?;
     for (api, role) in [(&viewer, "viewer"), (&collaborator, "collaborator")] {
