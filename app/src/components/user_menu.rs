@@ -18,11 +18,18 @@ pub fn UserMenu() -> impl IntoView {
         auth.me()
             .and_then(|me| me.user.avatar_url.filter(|url| url.starts_with("https://")))
     };
+    // A picture that does not load (offline, blocked) falls back to initials.
+    let broken = RwSignal::new(false);
     view! {
         <div class="user-menu" data-testid="user-menu">
             <div class="user-menu__who">
-                {move || match avatar() {
-                    Some(url) => view! { <img class="avatar avatar--image" src=url alt=""/> }.into_any(),
+                {move || match avatar().filter(|_| !broken.get()) {
+                    Some(url) => {
+                        view! {
+                            <img class="avatar avatar--image" src=url alt="" on:error=move |_| broken.set(true)/>
+                        }
+                            .into_any()
+                    }
                     None => view! { <span class="avatar">{initials(&name())}</span> }.into_any(),
                 }}
                 <span class="user-menu__name" data-testid="user-name">{name}</span>
