@@ -132,20 +132,27 @@ async fn a_user_creates_a_session_sends_a_prompt_and_watches_the_agent_work() {
 }
 
 async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
-    // Signed in through the development sign-in; the browser gets the same session
-    // cookie (set on the Worker's origin before the app loads).
+    // Signed in through the development sign-in: the test's client, and the browser
+    // itself (the page calls it, so the browser keeps its own HttpOnly cookie).
     let api = stack.signed_in_api("alice@example.com").await?;
     client
         .goto(&format!("{}/api/health", stack.worker_url()))
         .await?;
-    let mut cookie = fantoccini::cookies::Cookie::new(
-        "ns_session",
-        api.session_cookie()
-            .context("a session cookie")?
-            .to_string(),
+    let status = client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               fetch('/auth/dev/login', {
+                 method: 'POST',
+                 headers: {'content-type': 'application/json'},
+                 body: JSON.stringify({email: 'alice@example.com', name: 'alice'}),
+               }).then(r => done(r.status), e => done(String(e)));"#,
+            vec![],
+        )
+        .await?;
+    anyhow::ensure!(
+        status == serde_json::json!(200),
+        "browser sign-in: {status}"
     );
-    cookie.set_path("/");
-    client.add_cookie(cookie).await?;
     client.goto(&stack.worker_url()).await?;
     client
         .wait()
