@@ -137,6 +137,7 @@ fn QueuedPromptRow(context: SessionContext, prompt: QueuedPrompt) -> impl IntoVi
                         <button
                             class="button button--ghost button--small"
                             data-testid="edit-prompt"
+                            disabled=move || context.access.read_only()
                             on:click=move |_| editing.set(Some(content.get_untracked()))
                             title="Change this prompt before it runs"
                         >
@@ -162,7 +163,7 @@ fn QueuedPromptRow(context: SessionContext, prompt: QueuedPrompt) -> impl IntoVi
             <button
                 class="button button--ghost button--small"
                 data-testid="cancel-prompt"
-                disabled=move || cancelling.get()
+                disabled=move || cancelling.get() || context.access.read_only()
                 on:click=cancel
                 title="Remove this prompt from the queue"
             >
