@@ -474,6 +474,73 @@ async fn llm_keys_are_encrypted_never_answered_and_used_by_turns() {
             alice.raw(Method::GET, "/api/keys", None).await?.body,
             json!([])
         );
+
+        // A turn uses the key of the user who prompted it: a collaborator with a key
+        // of their own prompting Alice's session uses theirs, one without uses the
+        // team's key.
+        let bob_secret = "sk-bob-secret-value-3344";
+        let team_secret = "sk-team-secret-value-5566";
+        let mut bobs = create.clone();
+        bobs["api_key"] = json!(bob_secret);
+        let answer = bob
+            .raw(Method::POST, "/api/keys", Some(&bobs.to_string()))
+            .await?;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let carol = stack.signed_in_member(&alice, "carol@example.com").await?;
+        let mut ids = Vec::new();
+        for api in [&alice, &bob, &carol] {
+            let me: Value = api.expect(Method::GET, "/api/me", None, 200).await?;
+            ids.push(me["user"]["id"].as_str().unwrap_or_default().to_string());
+        }
+        for user_id in &ids[1..] {
+            alice
+                .expect::<Value>(
+                    Method::PUT,
+                    &format!("/api/sessions/{}/shares/{user_id}", session.id),
+                    Some(&json!({"role": "collaborator"}).to_string()),
+                    200,
+                )
+                .await?;
+        }
+        bob.send(&session.id, "hello from bob").await?;
+        alice.wait_settled(&session.id).await?;
+        assert_eq!(
+            keyed_llm.authorizations().last(),
+            Some(&format!("Bearer {bob_secret}")),
+            "the collaborator's own key"
+        );
+        let session_now = alice.session(&session.id).await?;
+        assert_eq!(session_now.llm_source.map(|s| s.as_str()), Some("user"));
+
+        team["api_key"] = json!(team_secret);
+        let answer = alice
+            .raw(Method::POST, "/api/keys", Some(&team.to_string()))
+            .await?;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        carol.send(&session.id, "hello from carol").await?;
+        let messages = alice.wait_settled(&session.id).await?;
+        assert_eq!(
+            keyed_llm.authorizations().last(),
+            Some(&format!("Bearer {team_secret}")),
+            "a collaborator without a key falls back to the team's"
+        );
+        let session_now = alice.session(&session.id).await?;
+        assert_eq!(session_now.llm_source.map(|s| s.as_str()), Some("team"));
+        assert_eq!(keyed_llm.authorizations().len(), 3);
+        // Each message says who sent it.
+        let senders: Vec<_> = messages.iter().map(|m| m.sent_by.clone()).collect();
+        assert_eq!(
+            senders,
+            ids.iter().cloned().map(Some).collect::<Vec<_>>(),
+            "{messages:#?}"
+        );
+        for secret in [bob_secret, team_secret] {
+            let leaks: Vec<_> = files_containing(stack.dir.path(), secret.as_bytes())
+                .into_iter()
+                .filter(|path| !path.to_string_lossy().contains("backend-data"))
+                .collect();
+            assert!(leaks.is_empty(), "plaintext key in {leaks:?}");
+        }
         Ok(())
     })
     .await;

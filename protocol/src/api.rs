@@ -329,6 +329,11 @@ pub struct Message {
     /// How long its turn took, once the turn has finished.
     #[serde(default)]
     pub duration_ms: Option<u64>,
+    /// The id of the user who sent it (for prompts merged by `collect`, the first
+    /// one's sender). Its turn uses this user's LLM key, else the team's. `None` for
+    /// prompts stored before senders were recorded.
+    #[serde(default)]
+    pub sent_by: Option<String>,
 }
 
 /// `POST /api/sessions/{id}/messages`.
@@ -505,18 +510,21 @@ mod tests {
                 output_tokens: 2,
             }),
             duration_ms: Some(1),
+            sent_by: Some("u".into()),
         };
         let json = serde_json::to_value(&message).unwrap();
         assert_eq!(json["mode"], "collect");
+        assert_eq!(json["sent_by"], "u");
         assert_eq!(serde_json::from_value::<Message>(json).unwrap(), message);
 
         let mut old = serde_json::to_value(&message).unwrap();
-        for field in ["mode", "usage", "duration_ms"] {
+        for field in ["mode", "usage", "duration_ms", "sent_by"] {
             old.as_object_mut().unwrap().remove(field);
         }
         let parsed: Message = serde_json::from_value(old).unwrap();
         assert_eq!(parsed.mode, QueueMode::Followup);
         assert_eq!(parsed.usage, None);
+        assert_eq!(parsed.sent_by, None);
 
         let model = ModelInfo {
             id: "gpt".into(),

@@ -137,6 +137,21 @@ impl PromptQueue {
         now: i64,
         collect_window_ms: i64,
     ) -> Enqueued {
+        self.enqueue_sent_by(id, content, mode, None, now, collect_window_ms)
+    }
+
+    /// [`enqueue_with_mode`](Self::enqueue_with_mode) for a prompt sent by the user
+    /// `sent_by`. A prompt merged by `collect` keeps the sender of the prompt it is
+    /// merged into (the first one); any other prompt records its own.
+    pub fn enqueue_sent_by(
+        &mut self,
+        id: String,
+        content: String,
+        mode: QueueMode,
+        sent_by: Option<String>,
+        now: i64,
+        collect_window_ms: i64,
+    ) -> Enqueued {
         if mode == QueueMode::Collect
             && let Some(open) = self.open_collect(now)
         {
@@ -188,6 +203,7 @@ impl PromptQueue {
                 mode,
                 usage: None,
                 duration_ms: None,
+                sent_by,
             },
             queue_order,
             runner_epoch: None,

@@ -57,6 +57,9 @@ pub struct EnqueuePrompt {
     pub worker_url: String,
     #[serde(default)]
     pub mode: QueueMode,
+    /// The id of the user who sent it; its turn uses their LLM key, else the team's.
+    #[serde(default)]
+    pub sent_by: Option<String>,
 }
 
 /// `POST /questions/{question_id}/answer`: a validated answer and who gave it.

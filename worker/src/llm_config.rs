@@ -1,10 +1,11 @@
 //! Which LLM a turn uses, and with which key.
 //!
-//! This is the one seam for LLM credentials: the `SessionAgent` asks [`resolve`] for
-//! every turn it starts and sends the answer to its runner in the `prompt` frame.
-//! Today the answer comes from the deployment's environment; per-user and per-team
-//! keys (an `APIKeys` Durable Object holding them encrypted) will be looked up here
-//! first, by the session owner's id, without the callers changing.
+//! This is the one seam for LLM credentials: the `SessionAgent` asks
+//! [`resolve_for_session`] for every turn it starts and sends the answer to its runner
+//! in the `prompt` frame. Keys are looked up by the user who sent the turn's prompt
+//! (the session owner for prompts stored before senders were recorded): their own
+//! stored key, else the team's (both in the `APIKeys` Durable Object, encrypted),
+//! else the deployment's environment.
 //!
 //! Order: an OpenAI-compatible endpoint (`LLM_BASE_URL` + `LLM_MODEL`, with
 //! `LLM_API_KEY` when it needs one), else Anthropic (`ANTHROPIC_API_KEY`, with
@@ -24,24 +25,24 @@ pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 /// Where keys from the deployment's environment are said to come from.
 const ENVIRONMENT_SOURCE: &str = "environment";
 
-/// The LLM for the next turn of a session owned by `owner_id`: their own stored
-/// key, else the team's, else the environment.
-pub async fn resolve(env: &Env, owner_id: &str) -> Option<LlmConfig> {
-    if let Some(config) = from_stored_keys(env, owner_id, None).await {
+/// The LLM for a turn prompted by `user_id`: their own stored key, else the team's,
+/// else the environment.
+pub async fn resolve(env: &Env, user_id: &str) -> Option<LlmConfig> {
+    if let Some(config) = from_stored_keys(env, user_id, None).await {
         return Some(config);
     }
     from_lookup(|name| config::var(env, name))
 }
 
-/// [`resolve_model`] for a turn of session `session_id`, recording in D1 whose key
-/// it uses (the session's `llm_source`).
+/// [`resolve_model`] for a turn of session `session_id` whose prompt `sender_id`
+/// sent, recording in D1 whose key it uses (the session's `llm_source`).
 pub async fn resolve_for_session(
     env: &Env,
     session_id: &str,
-    owner_id: &str,
+    sender_id: &str,
     model: Option<&str>,
 ) -> Option<LlmConfig> {
-    let config = resolve_model(env, owner_id, model).await;
+    let config = resolve_model(env, sender_id, model).await;
     if let Some(source) = config.as_ref().and_then(|c| LlmSource::parse(&c.source))
         && let Err(error) = sessions_table::set_llm_source(env, session_id, source).await
     {
@@ -184,11 +185,11 @@ pub fn available_models(env: &Env, user_id: &str) -> Vec<ModelInfo> {
 
 /// The LLM for the next turn with `model` chosen (`None`: the default). `None` when
 /// nothing is configured or the model is not offered any more.
-pub async fn resolve_model(env: &Env, owner_id: &str, model: Option<&str>) -> Option<LlmConfig> {
+pub async fn resolve_model(env: &Env, user_id: &str, model: Option<&str>) -> Option<LlmConfig> {
     let Some(model) = model else {
-        return resolve(env, owner_id).await;
+        return resolve(env, user_id).await;
     };
-    if let Some(config) = from_stored_keys(env, owner_id, Some(model)).await {
+    if let Some(config) = from_stored_keys(env, user_id, Some(model)).await {
         return Some(config);
     }
     models_from_lookup(|name| config::var(env, name))

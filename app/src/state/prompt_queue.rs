@@ -197,6 +197,7 @@ mod tests {
             mode: Default::default(),
             usage: None,
             duration_ms: None,
+            sent_by: None,
         }
     }
 

@@ -319,3 +319,25 @@ fn usage_totals_add_up_finished_turns() {
         }
     );
 }
+
+#[test]
+fn senders_are_recorded_and_a_collect_merge_keeps_the_first() {
+    let mut queue = PromptQueue::new();
+    let sent = |queue: &mut PromptQueue, id: &str, mode, by: &str, now| {
+        queue.enqueue_sent_by(id.into(), id.into(), mode, Some(by.into()), now, 1_500)
+    };
+    sent(&mut queue, "c1", QueueMode::Collect, "alice", 1);
+    let merged = sent(&mut queue, "c2", QueueMode::Collect, "bob", 2);
+    assert!(matches!(merged, Enqueued::Merged { .. }));
+    assert_eq!(merged.prompt().message.sent_by.as_deref(), Some("alice"));
+    let steer = sent(&mut queue, "s", QueueMode::Steer, "carol", 3);
+    assert_eq!(steer.prompt().message.sent_by.as_deref(), Some("carol"));
+    let started = queue.start_next("t".into(), "e".into(), 4).unwrap();
+    assert_eq!(started.message.id, "s");
+    assert_eq!(started.message.sent_by.as_deref(), Some("carol"));
+    let listed = queue.messages();
+    assert_eq!(listed[0].sent_by.as_deref(), Some("alice"));
+    // Without a sender (prompts stored before senders were recorded): none.
+    queue.enqueue("f".into(), "f".into(), 5);
+    assert_eq!(queue.get("f").unwrap().message.sent_by, None);
+}

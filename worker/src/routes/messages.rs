@@ -30,6 +30,7 @@ pub async fn post(
         content: request.content,
         worker_url: config::worker_url(env, req)?,
         mode: request.mode,
+        sent_by: Some(user.id.clone()),
     };
     internal::call_agent(env, session_id, Method::Post, "/messages", Some(&enqueue)).await
 }

@@ -63,12 +63,19 @@ impl SessionAgent {
             content,
             worker_url,
             mode,
+            sent_by,
         } = body::read_json(req).await?;
         let id = ids::new_id()?;
         let now = clock::now_ms();
         let mut queue = self.store.queue()?;
-        let enqueued =
-            queue.enqueue_with_mode(id, content.clone(), mode, now, self.collect_window_ms());
+        let enqueued = queue.enqueue_sent_by(
+            id,
+            content.clone(),
+            mode,
+            sent_by,
+            now,
+            self.collect_window_ms(),
+        );
         let prompt = enqueued.prompt().clone();
         let position = enqueued.position();
         self.store.save_prompt(&prompt)?;

@@ -9,7 +9,7 @@
 //! - `runner_epochs`: per runner epoch, the highest `local_seq` taken in.
 //!
 //! Columns added after the first release (`mode`, `usage_*`, `duration_ms`,
-//! `collect_until` on `prompts`) are added by [`UPGRADES`] to objects created before
+//! `collect_until`, `sent_by` on `prompts`, all nullable or defaulted) are added by [`UPGRADES`] to objects created before
 //! them; each statement fails harmlessly once its column exists.
 //!
 //! Because every call here is synchronous, a handler that does its reads and writes
@@ -62,6 +62,7 @@ const UPGRADES: &[&str] = &[
     "ALTER TABLE prompts ADD COLUMN usage_output INTEGER",
     "ALTER TABLE prompts ADD COLUMN duration_ms INTEGER",
     "ALTER TABLE prompts ADD COLUMN collect_until INTEGER",
+    "ALTER TABLE prompts ADD COLUMN sent_by TEXT",
 ];
 
 /// What the `SessionAgent` knows about its session besides the queue and the log.
@@ -178,6 +179,9 @@ struct PromptRow {
     duration_ms: Option<u64>,
     #[serde(default)]
     collect_until: Option<i64>,
+    /// NULL for prompts stored before senders were recorded.
+    #[serde(default)]
+    sent_by: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -284,6 +288,7 @@ impl Store {
                         }),
                     },
                     duration_ms: row.duration_ms,
+                    sent_by: row.sent_by,
                 },
                 queue_order: row.queue_order,
                 runner_epoch: row.runner_epoch,
@@ -299,8 +304,8 @@ impl Store {
         self.sql.exec(
             "INSERT INTO prompts (id, content, state, queue_order, turn_id, runner_epoch, attempts, \
                                   reply, error, created_at, started_at, finished_at, mode, \
-                                  usage_input, usage_output, duration_ms, collect_until) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                                  usage_input, usage_output, duration_ms, collect_until, sent_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET content = excluded.content, state = excluded.state, \
                 queue_order = excluded.queue_order, \
                 turn_id = excluded.turn_id, runner_epoch = excluded.runner_epoch, \
@@ -328,6 +333,7 @@ impl Store {
                     .map_or(SqlStorageValue::Null, |u| unsigned(u.output_tokens)),
                 m.duration_ms.map_or(SqlStorageValue::Null, unsigned),
                 prompt.collect_until.map_or(SqlStorageValue::Null, integer),
+                optional_text(m.sent_by.as_deref()),
             ],
         )?;
         Ok(())

@@ -3,11 +3,12 @@
 //! prompt to the runner, and finishing or interrupting a turn.
 //!
 //! Everything here is synchronous except [`SessionAgent::dispatch`], which first asks
-//! `llm_config` for the turn's LLM and only then reads and changes state, and ends by
-//! setting the alarm for a collect window that holds the queue.
+//! `llm_config` for the turn's LLM (by the user who sent the prompt about to start,
+//! else the session owner) and only then reads and changes state, and ends by setting
+//! the alarm for a collect window that holds the queue.
 
 use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage, TurnOutcome};
-use nightshift_protocol::runner_link::SessionFrame;
+use nightshift_protocol::runner_link::{LlmConfig, SessionFrame};
 use nightshift_session::event_log::sse_frame;
 use nightshift_session::lifecycle::{SessionFacts, derive_status};
 use nightshift_session::queue::{PromptQueue, TurnResult};
@@ -16,6 +17,11 @@ use worker::Result;
 use super::SessionAgent;
 use super::storage::SessionRecord;
 use crate::{clock, ids, llm_config};
+
+/// How often a dispatch resolves the LLM again because another user's prompt moved
+/// to the front of the queue while it was resolving; after that it gives up until
+/// the next dispatch.
+const MAX_LLM_RESOLVES: usize = 4;
 
 /// Why a prompt goes back to the queue when its frame could not be sent.
 const UNSENT_REASON: &str =
@@ -102,23 +108,44 @@ impl SessionAgent {
     }
 
     async fn dispatch_now(&self) -> Result<()> {
-        let record = self.store.record()?;
-        if self.current_runner(&record).is_none()
-            || self
-                .store
-                .queue()?
-                .next_to_dispatch(clock::now_ms())
-                .is_none()
-        {
-            return Ok(());
-        }
-        let llm = llm_config::resolve_for_session(
-            &self.env,
-            &record.session_id,
-            &record.owner_id,
-            record.model.as_deref(),
-        )
-        .await;
+        // The turn uses the LLM key of whoever sent the prompt about to start. Resolving
+        // awaits, so the queue is read again afterwards; when another sender's prompt
+        // is at the front by then, the LLM is resolved again for them.
+        let mut resolved: Option<(String, Option<LlmConfig>)> = None;
+        let mut attempts = 0;
+        let llm = loop {
+            let record = self.store.record()?;
+            if self.current_runner(&record).is_none() {
+                return Ok(());
+            }
+            let queue = self.store.queue()?;
+            let Some(next) = queue.next_to_dispatch(clock::now_ms()) else {
+                return Ok(());
+            };
+            let sender = next
+                .message
+                .sent_by
+                .clone()
+                .unwrap_or_else(|| record.owner_id.clone());
+            if let Some((user, llm)) = resolved.take()
+                && user == sender
+            {
+                break llm;
+            }
+            if attempts == MAX_LLM_RESOLVES {
+                worker::console_warn!("the next prompt's sender kept changing; not dispatching");
+                return Ok(());
+            }
+            attempts += 1;
+            let llm = llm_config::resolve_for_session(
+                &self.env,
+                &record.session_id,
+                &sender,
+                record.model.as_deref(),
+            )
+            .await;
+            resolved = Some((sender, llm));
+        };
 
         // Read again: other events may have been handled while the LLM was resolved.
         let record = self.store.record()?;

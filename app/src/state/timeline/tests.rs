@@ -296,6 +296,7 @@ fn messages_snapshot_and_cancel_feed_the_queue() {
         mode: Default::default(),
         usage: None,
         duration_ms: None,
+        sent_by: None,
     };
     timeline.merge_messages(std::slice::from_ref(&queued));
     assert_eq!(timeline.queue().prompts()[0].content, "later");
