@@ -63,8 +63,12 @@ fi
 # 4. npm packages.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
    || [ ! -d node_modules/opencode-ai ]; then
-  log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` (not `npm ci`): it installs exactly the versions in the committed
+  # package-lock, but tolerates optional platform packages (opencode-ai's binaries for
+  # other systems) that a registry mirror does not carry; `npm ci` refuses a lock
+  # without them. The lock is left unchanged.
+  log "npm install (versions from package-lock.json)"
+  npm install --no-audit --no-fund --loglevel=error
 fi
 # opencode-ai ships its binary in a platform package (an optional dependency); the
 # runner's OpenCode agent needs it.
