@@ -54,6 +54,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/api/sessions/{id}/events", "session_viewer"),
     ("GET", "/api/sessions/{id}/runner", "runner"),
     ("GET", "/api/sessions/{id}/presence", "session_viewer"),
+    ("POST", "/api/sessions/{id}/presence", "session_viewer"),
+    ("DELETE", "/api/sessions/{id}/presence", "session_viewer"),
     ("GET", "/api/sessions/{id}/shares", "session_manager"),
     (
         "PUT",
@@ -398,6 +400,47 @@ async fn walk(stack: &Stack) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The presence lease of the stack that tests presence.
+const PRESENCE_LEASE_MS: u64 = 4_000;
+
+/// The names in a presence list (`GET`/`POST .../presence`).
+fn viewer_names(viewers: &Value) -> BTreeSet<String> {
+    viewers
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|v| v["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits on `stream` for a `presence_changed` frame whose names satisfy `wanted`;
+/// answers those names (an error after `limit`).
+async fn presence_until(
+    stream: &mut nightshift_e2e::client::SseStream,
+    limit: Duration,
+    wanted: impl Fn(&BTreeSet<String>) -> bool,
+) -> anyhow::Result<BTreeSet<String>> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(tokio::time::Instant::now()) {
+        let Some(data) = next_data(stream, left).await else {
+            break;
+        };
+        let frame: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        if frame["type"] != "presence_changed" {
+            continue;
+        }
+        let names = viewer_names(&frame["viewers"]);
+        if wanted(&names) {
+            return Ok(names);
+        }
+        seen.push(names);
+    }
+    anyhow::bail!("no presence_changed frame as wanted within {limit:?}; saw {seen:?}")
+}
+
 /// The next raw SSE data of a stream, within `limit` (None when nothing came).
 async fn next_data(
     stream: &mut nightshift_e2e::client::SseStream,
@@ -412,7 +455,13 @@ async fn next_data(
 
 #[tokio::test]
 async fn streams_share_links_and_presence_show_only_what_the_caller_may_see() {
-    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    // A short presence lease, so a viewer who stops heartbeating leaves quickly.
+    let stack = Stack::start(StackOptions {
+        worker_vars: vec![("PRESENCE_LEASE_MS".into(), PRESENCE_LEASE_MS.to_string())],
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
     if let Err(error) = streams_and_links(&stack).await {
         stack.dump_logs();
         panic!("{error:?}");
@@ -500,34 +549,68 @@ async fn streams_and_links(stack: &Stack) -> anyhow::Result<()> {
     anyhow::ensure!(shares["shares"][0]["role"] == "viewer", "{shares}");
     anyhow::ensure!(shares["links"][0]["uses"] == 1, "{shares}");
 
-    // Presence: Carol watching shows up for Bob, live and on request, and leaves.
+    // Presence: Carol watching shows up for Bob, live and on request. Bob keeps his
+    // lease with a heartbeat, as the app does while the page is open.
+    let presence = format!("/api/sessions/{}/presence", his.id);
     let mut bobs_events = bob.events(&his.id, None).await?;
-    let carols_events = carol.events(&his.id, None).await?;
-    let mut seen_carol = false;
-    for _ in 0..10 {
-        match next_data(&mut bobs_events, Duration::from_secs(5)).await {
-            Some(data) if data.contains("presence_changed") && data.contains("carol") => {
-                seen_carol = true;
-                break;
+    let bobs_heartbeat = tokio::spawn({
+        let (bob, presence) = (bob.clone(), presence.clone());
+        async move {
+            loop {
+                let _ = bob.raw(Method::POST, &presence, None).await;
+                tokio::time::sleep(Duration::from_millis(PRESENCE_LEASE_MS / 4)).await;
             }
-            Some(_) => continue,
-            None => break,
         }
-    }
-    anyhow::ensure!(seen_carol, "Bob's stream never said Carol is watching");
-    let viewers: Value = bob
-        .expect(
-            Method::GET,
-            &format!("/api/sessions/{}/presence", his.id),
-            None,
-            200,
-        )
+    });
+    let outcome = presence_checks(&bob, &carol, &his.id, &presence, &mut bobs_events).await;
+    bobs_heartbeat.abort();
+    outcome
+}
+
+async fn presence_checks(
+    bob: &Api,
+    carol: &Api,
+    session_id: &str,
+    presence: &str,
+    bobs_events: &mut nightshift_e2e::client::SseStream,
+) -> anyhow::Result<()> {
+    let watching = Duration::from_secs(20);
+    // Opening the stream counts as Carol's heartbeat.
+    let carols_events = carol.events(session_id, None).await?;
+    presence_until(bobs_events, watching, |names| names.contains("carol")).await?;
+    let viewers: Value = carol.expect(Method::POST, presence, None, 200).await?;
+    anyhow::ensure!(viewer_names(&viewers).contains("carol"), "{viewers}");
+    let viewers: Value = bob.expect(Method::GET, presence, None, 200).await?;
+    let both = BTreeSet::from(["bob".to_string(), "carol".to_string()]);
+    anyhow::ensure!(viewer_names(&viewers) == both, "{viewers}");
+
+    // Carol stops heartbeating; her stream stays open, yet her lease runs out and
+    // Bob's stream says she left.
+    let stopped = tokio::time::Instant::now();
+    let names = presence_until(bobs_events, watching, |names| !names.contains("carol")).await?;
+    anyhow::ensure!(
+        stopped.elapsed() >= Duration::from_millis(PRESENCE_LEASE_MS / 2),
+        "Carol left before her lease could run out"
+    );
+    anyhow::ensure!(
+        names.contains("bob"),
+        "Bob's heartbeats keep him: {names:?}"
+    );
+    let viewers: Value = bob.expect(Method::GET, presence, None, 200).await?;
+    anyhow::ensure!(!viewer_names(&viewers).contains("carol"), "{viewers}");
+
+    // Back with a heartbeat, then gone at once with the page's leave.
+    let viewers: Value = carol.expect(Method::POST, presence, None, 200).await?;
+    anyhow::ensure!(viewer_names(&viewers) == both, "{viewers}");
+    presence_until(bobs_events, watching, |names| names.contains("carol")).await?;
+    let viewers: Value = carol.expect(Method::DELETE, presence, None, 200).await?;
+    anyhow::ensure!(!viewer_names(&viewers).contains("carol"), "{viewers}");
+    presence_until(bobs_events, watching, |names| !names.contains("carol")).await?;
+    // A heartbeat with a field it does not know is refused.
+    let answer = carol
+        .raw(Method::POST, presence, Some(r#"{"lease_ms": 1}"#))
         .await?;
-    let names: BTreeSet<&str> = viewers
-        .as_array()
-        .map(|all| all.iter().filter_map(|v| v["name"].as_str()).collect())
-        .unwrap_or_default();
-    anyhow::ensure!(names == BTreeSet::from(["bob", "carol"]), "{viewers}");
+    anyhow::ensure!(answer.status == 400, "an unknown field: {answer:?}");
     drop(carols_events);
     Ok(())
 }

@@ -91,6 +91,8 @@ pub enum Route<'a> {
     },
     AcceptShareLink(&'a str),
     Presence(&'a str),
+    PresenceHeartbeat(&'a str),
+    PresenceLeave(&'a str),
     ListKeys,
     CreateKey,
     DeleteKey(&'a str),
@@ -114,6 +116,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/sessions/{id}/events"),
     ("GET", "/api/sessions/{id}/runner"),
     ("GET", "/api/sessions/{id}/presence"),
+    ("POST", "/api/sessions/{id}/presence"),
+    ("DELETE", "/api/sessions/{id}/presence"),
     ("GET", "/api/sessions/{id}/shares"),
     ("PUT", "/api/sessions/{id}/shares/{user_id}"),
     ("DELETE", "/api/sessions/{id}/shares/{user_id}"),
@@ -173,7 +177,9 @@ impl Route<'_> {
             Route::GetSession(_)
             | Route::ListMessages(_)
             | Route::SessionEvents(_)
-            | Route::Presence(_) => SessionViewer,
+            | Route::Presence(_)
+            | Route::PresenceHeartbeat(_)
+            | Route::PresenceLeave(_) => SessionViewer,
             Route::PostMessage(_)
             | Route::CancelMessage { .. }
             | Route::Abort(_)
@@ -200,7 +206,9 @@ impl Route<'_> {
             | Route::RunnerLink(id)
             | Route::ListShares(id)
             | Route::CreateShareLink(id)
-            | Route::Presence(id) => Some(id),
+            | Route::Presence(id)
+            | Route::PresenceHeartbeat(id)
+            | Route::PresenceLeave(id) => Some(id),
             Route::CancelMessage { session_id, .. }
             | Route::EditMessage { session_id, .. }
             | Route::AnswerQuestion { session_id, .. }
@@ -274,7 +282,9 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Miss> {
         ["sessions", id, "runner"] if get => Ok(Route::RunnerLink(id)),
         ["sessions", _, "runner"] => wrong("GET"),
         ["sessions", id, "presence"] if get => Ok(Route::Presence(id)),
-        ["sessions", _, "presence"] => wrong("GET"),
+        ["sessions", id, "presence"] if post => Ok(Route::PresenceHeartbeat(id)),
+        ["sessions", id, "presence"] if delete => Ok(Route::PresenceLeave(id)),
+        ["sessions", _, "presence"] => wrong("GET, POST, DELETE"),
         ["sessions", id, "shares"] if get => Ok(Route::ListShares(id)),
         ["sessions", _, "shares"] => wrong("GET"),
         ["sessions", id, "shares", user_id] if put => Ok(Route::PutShare {
@@ -419,6 +429,8 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         } => shares::delete_link(env, session_id, link_id).await,
         Route::AcceptShareLink(token) => shares::accept(env, user, token).await,
         Route::Presence(id) => presence::get(env, id).await,
+        Route::PresenceHeartbeat(id) => presence::heartbeat(&mut req, env, user, id).await,
+        Route::PresenceLeave(id) => presence::leave(env, user, id).await,
         Route::ListKeys => keys::list(env, user).await,
         Route::CreateKey => keys::create(&mut req, env, user).await,
         Route::DeleteKey(id) => keys::delete(env, user, id).await,
@@ -494,6 +506,23 @@ mod tests {
                 question_id: "q1"
             })
         );
+    }
+
+    #[test]
+    fn presence_has_a_heartbeat_and_a_leave() {
+        assert_eq!(
+            resolve(&Method::Post, "/api/sessions/s1/presence"),
+            Ok(Route::PresenceHeartbeat("s1"))
+        );
+        assert_eq!(
+            resolve(&Method::Delete, "/api/sessions/s1/presence"),
+            Ok(Route::PresenceLeave("s1"))
+        );
+        assert_eq!(
+            Route::PresenceHeartbeat("s1").access(),
+            Route::Presence("s1").access()
+        );
+        assert_eq!(Route::PresenceLeave("s1").session_id(), Some("s1"));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct SessionAgent {
     store: Store,
     /// Open `GET /events` streams of this session.
     subscribers: std::rc::Rc<Subscribers>,
-    /// Who watches those streams (see [`presence`]).
+    /// Who is watching the session: heartbeat leases (see [`presence`]).
     presence: std::rc::Rc<presence::Presence>,
     /// A publishing loop is running (see [`publishing`]).
     publishing: Cell<bool>,
@@ -78,6 +78,9 @@ impl DurableObject for SessionAgent {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        // Presence leases that ran out; `on_alarm` sets the alarm again for the rest.
+        self.presence
+            .expire(crate::clock::now_ms(), &self.subscribers);
         if let Err(error) = self.on_alarm().await {
             worker::console_error!("alarm: {}", error.message);
         }

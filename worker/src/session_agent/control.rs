@@ -41,7 +41,7 @@ pub fn abort_timeout_reason(timeout_ms: i64) -> String {
     )
 }
 
-fn millis_var(env: &worker::Env, name: &str, default: i64) -> i64 {
+pub(super) fn millis_var(env: &worker::Env, name: &str, default: i64) -> i64 {
     config::var(env, name)
         .and_then(|value| value.parse::<i64>().ok())
         .filter(|value| *value >= 0)
@@ -302,7 +302,7 @@ impl SessionAgent {
     }
 
     /// Sets the object's alarm for the next deadline: a collect window that holds the
-    /// queue, or an abort the runner has not confirmed.
+    /// queue, an abort the runner has not confirmed, or a presence lease running out.
     pub(super) async fn schedule_alarm(&self) -> ApiResult<()> {
         let now = clock::now_ms();
         let record = self.store.record()?;
@@ -311,10 +311,14 @@ impl SessionAgent {
             .abort_requested
             .as_ref()
             .map(|abort| abort.at + self.abort_timeout_ms());
-        let next = [queue.collect_deadline(now), abort_deadline]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            queue.collect_deadline(now),
+            abort_deadline,
+            self.presence.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if let Some(at) = next {
             // One alarm per object: setting it replaces an earlier one, which is fine
             // because the handler looks at every deadline.

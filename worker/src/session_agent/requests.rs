@@ -1,8 +1,9 @@
 //! The internal routes the Worker calls on a `SessionAgent` (see
 //! `crate::internal`): `POST /init`, `POST /messages`, `GET /messages`,
 //! `PATCH /messages/{id}`, `DELETE /messages/{id}`, `POST /abort`, `PATCH /settings`,
-//! `POST /questions/{id}/answer`, `GET /events?after=N` and `GET /runner`. The
-//! handlers that control turns live in [`super::control`].
+//! `POST /questions/{id}/answer`, `GET /events?after=N`, `GET`/`POST`/`DELETE
+//! /presence` and `GET /runner`. The handlers that control turns live in
+//! [`super::control`]; presence leases in [`super::presence`].
 //!
 //! The Worker has already authenticated the caller, validated bodies and checked
 //! that the session exists; these handlers apply the change, tell the event log,
@@ -15,8 +16,9 @@ use nightshift_session::event_log::{parse_replay_position, sse_frame};
 use nightshift_session::queue::QueueError;
 use worker::{Method, Request, Response};
 
-use super::SessionAgent;
+use super::presence::{self, DEFAULT_LEASE_MS};
 use super::storage::{Published, PublishedAgent};
+use super::{SessionAgent, control};
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::internal::{InitSession, SESSION_ID_HEADER};
 use crate::{body, clock, sse};
@@ -55,8 +57,25 @@ impl SessionAgent {
                 let question_id = &path["/questions/".len()..path.len() - "/answer".len()];
                 self.answer_question(question_id, &mut req).await
             }
-            (Method::Get, "/events") => self.events(&req),
-            (Method::Get, "/presence") => Ok(json(200, &self.presence.viewers())),
+            (Method::Get, "/events") => {
+                let response = self.events(&req)?;
+                self.presence_heartbeat(&req).await;
+                Ok(response)
+            }
+            (Method::Get, "/presence") => {
+                self.presence.expire(clock::now_ms(), &self.subscribers);
+                Ok(json(200, &self.presence.viewers()))
+            }
+            (Method::Post, "/presence") => {
+                self.presence_heartbeat(&req).await;
+                Ok(json(200, &self.presence.viewers()))
+            }
+            (Method::Delete, "/presence") => {
+                if let Some(viewer) = presence::viewer_of(&req) {
+                    self.presence.leave(&viewer.user_id, &self.subscribers);
+                }
+                Ok(json(200, &self.presence.viewers()))
+            }
             (Method::Get, "/runner") => Ok(self.accept_runner(&req).await?),
             (_, path) => Err(ApiError::not_found(format!("no session route {path}"))),
         }
@@ -151,7 +170,20 @@ impl SessionAgent {
             .map(sse_frame)
             .collect::<Result<Vec<_>, _>>()?;
         let frames = self.subscribers.subscribe(backlog);
-        let watching = self.presence.join(req, &self.subscribers);
-        Ok(sse::response_keeping(frames, watching)?)
+        Ok(sse::response(frames)?)
+    }
+
+    /// Grants or renews the lease of the viewer the Worker named (see
+    /// [`super::presence`]), and sets the alarm for when it runs out.
+    async fn presence_heartbeat(&self, req: &Request) {
+        let Some(viewer) = presence::viewer_of(req) else {
+            return;
+        };
+        let lease_ms = control::millis_var(&self.env, "PRESENCE_LEASE_MS", DEFAULT_LEASE_MS);
+        self.presence
+            .heartbeat(viewer, clock::now_ms(), lease_ms.max(1), &self.subscribers);
+        if let Err(error) = self.schedule_alarm().await {
+            worker::console_warn!("setting the alarm failed: {}", error.message);
+        }
     }
 }
