@@ -463,6 +463,23 @@ async fn journey(
             .map(drop))
     })
     .await?;
+    // Leaving the page gives the viewer's presence back at once (its keepalive
+    // DELETE), long before the 35 s lease would run out.
+    let left = tokio::time::Instant::now();
+    viewer.goto(&format!("{base}/")).await?;
+    wait_for("the viewer's avatar to go for the admin", || async {
+        let avatars = admin
+            .find_all(Locator::Css(&format!(
+                "[data-testid=presence-avatar][data-user-id='{viewer_id}']"
+            )))
+            .await?;
+        Ok(avatars.is_empty().then_some(()))
+    })
+    .await?;
+    ensure!(
+        left.elapsed() < Duration::from_secs(30),
+        "the viewer left only when the lease ran out"
+    );
     Ok(())
 }
 

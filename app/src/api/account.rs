@@ -132,6 +132,34 @@ pub async fn presence(session_id: &str) -> Result<Vec<Viewer>, ApiError> {
     list(&session_path(session_id, "/presence"), "viewers").await
 }
 
+/// `POST /api/sessions/{id}/presence`: the heartbeat that keeps the caller listed as
+/// watching (the server's lease lasts about two heartbeats).
+pub async fn presence_heartbeat(session_id: &str) -> Result<(), ApiError> {
+    request_text("POST", &session_path(session_id, "/presence"), NO_BODY)
+        .await
+        .map(drop)
+}
+
+/// `DELETE /api/sessions/{id}/presence`, sent with `keepalive` so it still goes out
+/// while the page is being hidden or unloaded; nothing waits for the answer.
+pub fn leave_presence(session_id: &str) {
+    use wasm_bindgen::JsValue;
+    let init = web_sys::RequestInit::new();
+    init.set_method("DELETE");
+    // `keepalive` has no setter in this web-sys; it is a plain dictionary member.
+    let _ = js_sys::Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE);
+    if let Ok(headers) = web_sys::Headers::new() {
+        if let Some(token) = crate::auth::csrf_token() {
+            let _ = headers.set("X-CSRF-Token", &token);
+        }
+        init.set_headers(&headers);
+    }
+    if let Some(window) = web_sys::window() {
+        // The promise is dropped: a page going away cannot read the answer anyway.
+        let _ = window.fetch_with_str_and_init(&session_path(session_id, "/presence"), &init);
+    }
+}
+
 /// `GET /api/sessions/{id}/shares`.
 pub async fn shares(session_id: &str) -> Result<SessionShares, ApiError> {
     request_json("GET", &session_path(session_id, "/shares"), NO_BODY).await

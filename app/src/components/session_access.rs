@@ -5,9 +5,17 @@
 //!
 //! The header shows it ([`SessionAccessBar`]); the composer reads
 //! [`SessionAccessState::read_only`] to lock itself for viewers.
+//!
+//! Being listed is a lease the server keeps only while it hears heartbeats: while
+//! the session page is open and visible it sends `POST .../presence` every
+//! [`HEARTBEAT`]; when the page is hidden, unloaded or left it sends a keepalive
+//! `DELETE .../presence` so the others see it go at once.
+
+use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use send_wrapper::SendWrapper;
 
 use crate::account::access::{SessionAccess, llm_source_label, presence_update};
 use crate::account::wire::Viewer;
@@ -15,6 +23,64 @@ use crate::api;
 use crate::components::presence::PresenceAvatars;
 use crate::components::share_dialog::ShareDialog;
 use crate::store::SessionsStore;
+
+/// How often an open, visible session page renews its presence lease.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Whether the page is visible (`document.hidden` is false); true when unknown.
+fn page_visible() -> bool {
+    let Some(window) = web_sys::window() else {
+        return true;
+    };
+    let document = js_sys::Reflect::get(&window, &wasm_bindgen::JsValue::from_str("document"));
+    let hidden = document
+        .and_then(|document| js_sys::Reflect::get(&document, &"hidden".into()))
+        .ok()
+        .and_then(|hidden| hidden.as_bool());
+    hidden != Some(true)
+}
+
+/// Keeps the caller listed as watching `session_id` while this component lives and
+/// the page is visible (see the module docs).
+fn keep_presence(session_id: &str) {
+    let id = session_id.to_owned();
+    let beat = {
+        let id = id.clone();
+        move || {
+            if page_visible() {
+                let id = id.clone();
+                spawn_local(async move {
+                    let _ = api::account::presence_heartbeat(&id).await;
+                });
+            }
+        }
+    };
+    beat();
+    let interval = set_interval_with_handle(beat.clone(), HEARTBEAT).ok();
+    let visibility = window_event_listener_untyped("visibilitychange", {
+        let id = id.clone();
+        move |_| {
+            if page_visible() {
+                beat();
+            } else {
+                api::account::leave_presence(&id);
+            }
+        }
+    });
+    let hide = window_event_listener_untyped("pagehide", {
+        let id = id.clone();
+        move |_| api::account::leave_presence(&id)
+    });
+    let id = SendWrapper::new(id);
+    on_cleanup(move || {
+        if let Some(interval) = interval {
+            interval.clear();
+        }
+        visibility.remove();
+        hide.remove();
+        api::account::leave_presence(&id);
+    });
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct SessionAccessState {
@@ -30,6 +96,7 @@ impl SessionAccessState {
             viewers: RwSignal::new(Vec::new()),
         };
         let id = session_id.to_owned();
+        keep_presence(&id);
         // The key source is that of the latest turn: read the session again whenever its
         // status changes (the sessions list follows status live).
         if let Some(store) = use_context::<SessionsStore>() {

@@ -142,7 +142,7 @@ mod tests {
         assert!(presence.viewers().is_empty());
         assert_eq!(presence.next_expiry(), None);
         let mut seen = Vec::new();
-        while let Ok(Some(frame)) = frames.try_next() {
+        while let Ok(frame) = frames.try_recv() {
             seen.push(frame);
         }
         assert_eq!(seen.len(), 4, "{seen:?}");
