@@ -12,6 +12,7 @@
 //! Nothing here knows the Worker's or the runner's internals: the harness talks to
 //! them only over HTTP, SSE and processes, as users and operators do.
 
+pub mod browser;
 pub mod client;
 pub mod fake_oauth;
 pub mod scripted_llm;

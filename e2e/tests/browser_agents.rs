@@ -5,100 +5,16 @@
 //! and switch a session to OpenCode (really `opencode serve` in the sandbox), answer its
 //! permission request with a click, and watch its turn render.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use fantoccini::{Client, ClientBuilder, Locator};
+use anyhow::Context;
+use fantoccini::{Client, Locator};
+use nightshift_e2e::browser::{Chromedriver, text_of, wait_for};
 use nightshift_e2e::client::Api;
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-use nightshift_e2e::stack::{Stack, StackOptions, free_port, repo_root};
+use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
 use nightshift_protocol::api::AgentKind;
 use serde_json::{Value, json};
-
-struct Chromedriver {
-    child: tokio::process::Child,
-    port: u16,
-}
-
-impl Chromedriver {
-    async fn start() -> anyhow::Result<Chromedriver> {
-        let port = free_port();
-        let child = tokio::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting chromedriver (make setup installs it)")?;
-        let http = reqwest::Client::new();
-        for _ in 0..100 {
-            if http
-                .get(format!("http://127.0.0.1:{port}/status"))
-                .send()
-                .await
-                .is_ok()
-            {
-                return Ok(Chromedriver { child, port });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("chromedriver did not start")
-    }
-
-    async fn client(&self, profile: &std::path::Path) -> anyhow::Result<Client> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--window-size=1400,900", format!("--user-data-dir={}", profile.display())],
-            }),
-        );
-        Ok(ClientBuilder::rustls()?
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await?)
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
-    loop {
-        if let Ok(Some(value)) = probe().await {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-}
-
-async fn text_of(client: &Client, css: &str) -> anyhow::Result<Option<String>> {
-    let mut texts = Vec::new();
-    for element in client.find_all(Locator::Css(css)).await? {
-        texts.push(element.text().await?);
-    }
-    Ok(if texts.is_empty() {
-        None
-    } else {
-        Some(texts.join("\n"))
-    })
-}
 
 /// Picks `value` in the `<select>` matching `css` once that option exists.
 async fn choose(client: &Client, css: &str, value: &str) -> anyhow::Result<()> {
@@ -172,7 +88,7 @@ async fn a_user_picks_agent_and_model_edits_the_queue_and_steers_a_turn() {
     .unwrap();
     let driver = Chromedriver::start().await.unwrap();
     let profile = tempfile::tempdir().unwrap();
-    let client = driver.client(profile.path()).await.unwrap();
+    let client = driver.client(profile.path(), 1400).await.unwrap();
     let result = journey(&stack, &llm, &client).await;
     let shot = repo_root().join("target/browser-agents.png");
     if let Ok(png) = client.screenshot().await {
@@ -415,7 +331,7 @@ async fn a_user_switches_a_session_to_opencode_and_answers_its_permission_reques
     .unwrap();
     let driver = Chromedriver::start().await.unwrap();
     let profile = tempfile::tempdir().unwrap();
-    let client = driver.client(profile.path()).await.unwrap();
+    let client = driver.client(profile.path(), 1400).await.unwrap();
     let result = opencode_journey(&stack, &llm, &client).await;
     let shot = repo_root().join("target/browser-opencode.png");
     if let Ok(png) = client.screenshot().await {

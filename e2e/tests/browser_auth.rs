@@ -6,100 +6,15 @@
 //! cannot prompt (the composer is locked, and a direct API call with their own cookie
 //! and CSRF token is refused with 403).
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
-use fantoccini::{Client, ClientBuilder, Locator};
+use anyhow::{Context, ensure};
+use fantoccini::{Client, Locator};
+use nightshift_e2e::browser::{Chromedriver, text_of, wait_for};
 use nightshift_e2e::fake_oauth::{FakeOauth, FakeUser};
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-use nightshift_e2e::stack::{Stack, StackOptions, free_port, repo_root};
+use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
 use serde_json::{Value, json};
-
-struct Chromedriver {
-    child: tokio::process::Child,
-    port: u16,
-}
-
-impl Chromedriver {
-    async fn start() -> anyhow::Result<Chromedriver> {
-        let port = free_port();
-        let child = tokio::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting chromedriver (make setup installs it)")?;
-        let http = reqwest::Client::new();
-        for _ in 0..100 {
-            if http
-                .get(format!("http://127.0.0.1:{port}/status"))
-                .send()
-                .await
-                .is_ok()
-            {
-                return Ok(Chromedriver { child, port });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("chromedriver did not start")
-    }
-
-    /// A browser with its own profile, so its cookies are its own.
-    async fn client(&self, profile: &std::path::Path) -> anyhow::Result<Client> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--window-size=1280,900", format!("--user-data-dir={}", profile.display())],
-            }),
-        );
-        Ok(ClientBuilder::rustls()?
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await?)
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
-    loop {
-        if let Ok(Some(value)) = probe().await {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-}
-
-async fn text_of(client: &Client, css: &str) -> anyhow::Result<Option<String>> {
-    let mut texts = Vec::new();
-    for element in client.find_all(Locator::Css(css)).await? {
-        texts.push(element.text().await?);
-    }
-    Ok(if texts.is_empty() {
-        None
-    } else {
-        Some(texts.join("\n"))
-    })
-}
 
 async fn element(client: &Client, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
     client
@@ -195,8 +110,8 @@ async fn an_admin_invites_a_teammate_and_shares_a_session_they_can_only_watch() 
     let driver = Chromedriver::start().await.unwrap();
     let admin_profile = tempfile::tempdir().unwrap();
     let viewer_profile = tempfile::tempdir().unwrap();
-    let admin = driver.client(admin_profile.path()).await.unwrap();
-    let viewer = driver.client(viewer_profile.path()).await.unwrap();
+    let admin = driver.client(admin_profile.path(), 1280).await.unwrap();
+    let viewer = driver.client(viewer_profile.path(), 1280).await.unwrap();
     let result = journey(&stack, &fake, &admin, &viewer).await;
     for (client, name) in [(&admin, "admin"), (&viewer, "viewer")] {
         if let Ok(png) = client.screenshot().await {
