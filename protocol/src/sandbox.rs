@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
-    /// Outbound internet only: no host or private-network access.
-    Isolated,
-    /// May also reach the host's and the deployment's private services.
+    /// Outbound internet only (through the backend's egress proxy): no host, loopback,
+    /// private-network, link-local or other sandboxes' services. The default.
     #[default]
+    Isolated,
+    /// Shares the host's network: reaches the host's loopback services and the
+    /// deployment's private network. Only for trusted templates, and only where the
+    /// operator allowed it (`SANDBOX_ALLOW_PRIVATE_NETWORK`).
     Private,
     /// No network at all.
     None,
@@ -324,7 +327,21 @@ pub struct RunnerBootConfig {
     pub command_wrapper: Vec<String>,
     /// The workspace path as commands inside the sandbox see it (e.g. `/workspace`).
     pub sandbox_workspace_dir: String,
+    /// Argv prefix that runs the sandbox's byte bridges inside it: the runner appends
+    /// `__connect <port>` (a pipe to a loopback port inside the sandbox) or `__listen
+    /// <unix socket>` (a loopback port inside the sandbox forwarded to a socket the
+    /// runner serves). Empty: the runner shares the sandbox's loopback.
+    #[serde(default)]
+    pub bridge: Vec<String>,
+    /// The host directory that the sandbox sees, read-only, at
+    /// [`SANDBOX_SOCKETS_DIR`]: the runner serves what the sandbox needs from it (the
+    /// LLM key proxy) as unix sockets there, never as host TCP ports.
+    #[serde(default)]
+    pub sockets_dir: Option<String>,
 }
+
+/// Where a sandbox sees the sockets its runner serves for it.
+pub const SANDBOX_SOCKETS_DIR: &str = "/run/nightshift";
 
 impl std::fmt::Debug for RunnerBootConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -335,6 +352,8 @@ impl std::fmt::Debug for RunnerBootConfig {
             .field("workspace_dir", &self.workspace_dir)
             .field("command_wrapper", &self.command_wrapper)
             .field("sandbox_workspace_dir", &self.sandbox_workspace_dir)
+            .field("bridge", &self.bridge)
+            .field("sockets_dir", &self.sockets_dir)
             .finish()
     }
 }

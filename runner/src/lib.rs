@@ -17,6 +17,7 @@ pub mod agent;
 pub mod config;
 pub mod link;
 pub mod llm;
+pub mod sandbox_bridge;
 pub mod tools;
 pub mod turns;
 

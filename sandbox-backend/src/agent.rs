@@ -13,6 +13,7 @@
 //! spawn, the frames of that command both ways ([`wire::Frame`]). Closing the
 //! connection kills the command's process group. See [`server`] and [`client`].
 
+pub mod bridge;
 pub mod client;
 pub mod egress;
 pub mod enter;

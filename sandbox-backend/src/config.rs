@@ -46,6 +46,10 @@ pub struct Config {
     /// Local sandboxes kept started ahead of demand (`SANDBOX_WARM_POOL`, default 2;
     /// 0 turns the pool off).
     pub warm_pool: usize,
+    /// Whether a sandbox may ask for network mode `private`, sharing the host's
+    /// network and so every loopback service on it (`SANDBOX_ALLOW_PRIVATE_NETWORK`,
+    /// default false). Only for trusted templates.
+    pub allow_private_network: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -64,6 +68,7 @@ impl std::fmt::Debug for Config {
             .field("idle_minute", &self.idle_minute)
             .field("isolated_allow", &self.isolated_allow)
             .field("warm_pool", &self.warm_pool)
+            .field("allow_private_network", &self.allow_private_network)
             .finish()
     }
 }
@@ -81,6 +86,8 @@ pub enum ConfigError {
     InvalidListen(String),
     #[error("SANDBOX_ALLOW_UNISOLATED={0:?} is not a boolean (use true or false)")]
     InvalidBoolean(String),
+    #[error("{0}={1:?} is not a boolean (use true or false)")]
+    InvalidFlag(&'static str, String),
     #[error("{0}={1:?} is not a positive whole number")]
     InvalidNumber(&'static str, String),
     #[error("cannot find the backend's own executable to locate the runner next to it: {0}")]
@@ -107,6 +114,7 @@ impl Config {
             idle_minute: Duration::from_secs(60),
             isolated_allow: String::new(),
             warm_pool: 2,
+            allow_private_network: false,
         }
     }
 
@@ -179,6 +187,13 @@ impl Config {
                     .trim()
                     .parse()
                     .map_err(|_| ConfigError::InvalidNumber("SANDBOX_WARM_POOL", text))?,
+            },
+            allow_private_network: match non_empty("SANDBOX_ALLOW_PRIVATE_NETWORK") {
+                None => false,
+                Some(text) => parse_bool(&text).ok_or(ConfigError::InvalidFlag(
+                    "SANDBOX_ALLOW_PRIVATE_NETWORK",
+                    text,
+                ))?,
             },
         })
     }

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
         // The local provider's `command_wrapper`.
         Some("enter") => return sandbox_backend::agent::enter::main(&args[1..]),
         // Joins resource-control groups, then becomes the given command.
+        // Inside a sandbox: byte bridges between the runner and services in it.
+        Some("__connect") => return sandbox_backend::agent::bridge::connect_main(&args[1..]),
+        Some("__listen") => return sandbox_backend::agent::bridge::listen_main(&args[1..]),
         Some("__launch") => return sandbox_backend::providers::local::launch::main(&args[1..]),
         _ => {}
     }

@@ -171,6 +171,11 @@ pub struct RunnerPlacement {
     pub sandbox_workspace_dir: String,
     /// The argv prefix that runs a command in the sandbox.
     pub command_wrapper: Vec<String>,
+    /// The argv prefix that runs the sandbox's byte bridges (see
+    /// `RunnerBootConfig::bridge`); empty when the runner shares the sandbox's loopback.
+    pub bridge: Vec<String>,
+    /// The host directory the sandbox sees read-only at `SANDBOX_SOCKETS_DIR`.
+    pub sockets_dir: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

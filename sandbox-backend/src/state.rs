@@ -86,6 +86,13 @@ impl AppState {
         settings.ro_binds = config.ro_binds.iter().map(|dir| absolute(dir)).collect();
         settings.orphan_grace = config.orphan_grace;
         settings.warm_pool = config.warm_pool;
+        settings.allow_private_network = config.allow_private_network;
+        if config.allow_private_network {
+            tracing::warn!(
+                "SANDBOX_ALLOW_PRIVATE_NETWORK=true: sandboxes that ask for network mode \
+                 `private` share this host's network and reach every service on its loopback"
+            );
+        }
         settings.egress = Arc::new(
             crate::agent::egress::EgressPolicy::with_allow_list(&config.isolated_allow).map_err(
                 |error| StartError::Providers(format!("SANDBOX_ISOLATED_ALLOW: {error}")),

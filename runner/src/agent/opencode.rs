@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use nightshift_protocol::api::PermissionMode;
 use nightshift_protocol::events::QuestionKind;
-use nightshift_protocol::sandbox::RunnerBootConfig;
+use nightshift_protocol::sandbox::{RunnerBootConfig, SANDBOX_SOCKETS_DIR};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -40,11 +40,15 @@ use tokio_util::sync::CancellationToken;
 pub use config::{ConfigInputs, PROVIDER_ID, opencode_config};
 pub use mapper::{Ask, AskedQuestion, Mapped, TurnMapper, permission_reply};
 pub use proxy::LlmProxy;
-pub use server::{Launch, OpencodeClient, ServerError, ServerProcess};
+pub use server::{Launch, OpencodeClient, ServerError, ServerProcess, wait_listening};
 
 use super::questions::{Question, QuestionOutcome};
 use super::{Agent, TurnEnd, TurnEvents, TurnInput};
 use crate::llm::SseDecoder;
+use crate::sandbox_bridge::{Bridge, Exposed, Forward};
+
+/// The key proxy's socket in the sandbox's sockets directory.
+const PROXY_SOCKET: &str = "llm.sock";
 
 /// The environment variable naming the `opencode` binary.
 pub const BINARY_ENV: &str = "NIGHTSHIFT_OPENCODE_BIN";
@@ -75,6 +79,12 @@ pub struct OpencodeSettings {
     pub state_dir: PathBuf,
     pub start_timeout: Duration,
     pub poll_interval: Duration,
+    /// How the runner reaches OpenCode's loopback inside the sandbox, and OpenCode
+    /// the runner's key proxy; `None` when both share one loopback.
+    pub bridge: Option<Bridge>,
+    /// The host directory the sandbox sees at `SANDBOX_SOCKETS_DIR` (where the key
+    /// proxy's socket goes when there is a bridge).
+    pub sockets_dir: Option<PathBuf>,
 }
 
 impl OpencodeSettings {
@@ -90,6 +100,8 @@ impl OpencodeSettings {
             state_dir: runner_dir.join("opencode"),
             start_timeout: Duration::from_secs(60),
             poll_interval: Duration::from_secs(2),
+            bridge: Bridge::new(&config.bridge),
+            sockets_dir: config.sockets_dir.as_ref().map(PathBuf::from),
         }
     }
 }
@@ -150,6 +162,8 @@ fn now_ms() -> i64 {
 
 struct RunningServer {
     process: ServerProcess,
+    /// The runner's way to the server's port inside the sandbox (with a bridge).
+    _forward: Option<Forward>,
     client: OpencodeClient,
     inputs: ConfigInputs,
     log_path: PathBuf,
@@ -159,6 +173,8 @@ pub struct OpencodeAgent {
     settings: OpencodeSettings,
     http: reqwest::Client,
     proxy: Option<LlmProxy>,
+    /// The proxy's port on the sandbox's loopback (with a bridge).
+    proxy_exposed: Option<Exposed>,
     server: Option<RunningServer>,
     /// A server being started again after the last one died mid-turn.
     restarting: Option<tokio::task::JoinHandle<Result<RunningServer, String>>>,
@@ -166,6 +182,41 @@ pub struct OpencodeAgent {
 }
 
 impl OpencodeAgent {
+    /// Starts the key proxy when none runs, and returns its URL as OpenCode sees it:
+    /// with a bridge, a unix socket in the sandbox's sockets directory exposed on
+    /// the sandbox's loopback; without, a port on the shared loopback.
+    async fn start_proxy(&mut self) -> Result<String, String> {
+        let failed =
+            |error: std::io::Error| format!("cannot start the LLM proxy for OpenCode: {error}");
+        match (&self.settings.bridge, &self.settings.sockets_dir) {
+            (Some(bridge), Some(sockets_dir)) => {
+                if self.proxy.is_none() {
+                    let path = sockets_dir.join(PROXY_SOCKET);
+                    self.proxy = Some(LlmProxy::start_unix(&path).await.map_err(failed)?);
+                    self.proxy_exposed = None;
+                }
+                // Processes in the sandbox can end the bridge (they share its
+                // user); a fresh one gets a new port, and OpenCode restarts with it.
+                let alive = self.proxy_exposed.as_mut().is_some_and(Exposed::is_running);
+                if !alive {
+                    let socket = format!("{SANDBOX_SOCKETS_DIR}/{PROXY_SOCKET}");
+                    self.proxy_exposed = Some(bridge.expose_socket(&socket).await.map_err(failed)?);
+                }
+                let port = self.proxy_exposed.as_ref().map(Exposed::port).unwrap_or(0);
+                Ok(format!("http://127.0.0.1:{port}"))
+            }
+            _ => {
+                if self.proxy.is_none() {
+                    self.proxy = Some(LlmProxy::start().await.map_err(failed)?);
+                }
+                self.proxy
+                    .as_ref()
+                    .and_then(LlmProxy::url)
+                    .ok_or_else(|| "the LLM proxy has no address".to_string())
+            }
+        }
+    }
+
     pub fn new(settings: OpencodeSettings) -> OpencodeAgent {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -175,6 +226,7 @@ impl OpencodeAgent {
             settings,
             http,
             proxy: None,
+            proxy_exposed: None,
             server: None,
             restarting: None,
             session_id: None,
@@ -196,21 +248,16 @@ impl OpencodeAgent {
                  visible in sandboxes (SANDBOX_RO_BINDS)."
             ));
         };
-        if self.proxy.is_none() {
-            let proxy = LlmProxy::start()
-                .await
-                .map_err(|error| format!("cannot start the LLM proxy for OpenCode: {error}"))?;
-            self.proxy = Some(proxy);
-        }
+        let proxy_url = self.start_proxy().await?;
         let Some(proxy) = self.proxy.as_ref() else {
             return Err("the LLM proxy is missing".into());
         };
-        proxy.set_upstream(input.llm.clone());
+        proxy.arm(input.llm.clone());
         let inputs = ConfigInputs {
             api: input.llm.api,
             model: input.llm.model.clone(),
             permission_mode: input.permission_mode,
-            proxy_url: proxy.url(),
+            proxy_url,
             proxy_token: proxy.token().to_string(),
         };
         if let Some(restart) = self.restarting.take() {
@@ -291,11 +338,27 @@ async fn start_server(
         config: config.to_string(),
     };
     tracing::info!(port, binary = %binary.display(), "starting OpenCode");
+    let log_start = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
     let process = ServerProcess::start(&launch).map_err(|error| error.to_string())?;
     if let Some(pid) = process.pid() {
         write_private(&state_dir.join("opencode.pid"), &pid.to_string());
     }
-    let client = OpencodeClient::new(http, port, launch.password.clone());
+    // Only the port OpenCode says it listens on is trusted: a process in the
+    // sandbox may have taken the one asked for, and must not receive the password.
+    let port = wait_listening(&process, &log_path, log_start, settings.start_timeout)
+        .await
+        .map_err(|error| format!("OpenCode could not start: {error}"))?;
+    let forward = match &settings.bridge {
+        Some(bridge) => Some(
+            bridge
+                .forward_into(port)
+                .await
+                .map_err(|error| format!("cannot reach OpenCode inside the sandbox: {error}"))?,
+        ),
+        None => None,
+    };
+    let client_port = forward.as_ref().map(Forward::port).unwrap_or(port);
+    let client = OpencodeClient::new(http, client_port, launch.password.clone());
     client
         .wait_healthy(&process, &log_path, settings.start_timeout)
         .await
@@ -303,6 +366,7 @@ async fn start_server(
     tracing::info!(port, "OpenCode is up");
     Ok(RunningServer {
         process,
+        _forward: forward,
         client,
         inputs,
         log_path,
@@ -385,6 +449,9 @@ impl Agent for OpencodeAgent {
             poll_interval: self.settings.poll_interval,
         };
         let outcome = turn.run(&input).await;
+        if let Some(proxy) = &self.proxy {
+            proxy.disarm();
+        }
         if turn.died {
             // Started again at once, so the next prompt finds it (nearly) ready.
             if let (Some(dead), Some(binary)) = (self.server.take(), self.settings.binary.clone()) {

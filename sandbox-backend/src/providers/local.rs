@@ -94,6 +94,9 @@ pub struct LocalSettings {
     pub egress: Arc<EgressPolicy>,
     /// Sandboxes kept started ahead of demand (`SANDBOX_WARM_POOL`, default 2).
     pub warm_pool: usize,
+    /// Whether a sandbox may share the host's network (`SANDBOX_ALLOW_PRIVATE_NETWORK`,
+    /// off by default): it then reaches every loopback service of the host.
+    pub allow_private_network: bool,
 }
 
 impl LocalSettings {
@@ -106,6 +109,7 @@ impl LocalSettings {
             orphan_grace: Duration::from_secs(600),
             egress: Arc::new(EgressPolicy::default()),
             warm_pool: 2,
+            allow_private_network: false,
         }
     }
 }
@@ -132,6 +136,9 @@ pub struct LocalProvider {
     /// Per `isolated` sandbox: the task offering its egress proxy ways out.
     egress_pools: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
 }
+
+/// The name of the sockets directory inside a sandbox's directory.
+const SOCKETS_DIR_NAME: &str = "sockets";
 
 /// The loopback port of an `isolated` sandbox's egress proxy.
 pub const PROXY_PORT: u16 = 3128;
@@ -248,6 +255,12 @@ impl LocalProvider {
         sandbox.dir.join("agent.sock")
     }
 
+    /// The directory the sandbox sees read-only at `SANDBOX_SOCKETS_DIR`, where its
+    /// runner serves sockets for it.
+    fn sockets_dir(sandbox: &SandboxSpec) -> PathBuf {
+        sandbox.dir.join(SOCKETS_DIR_NAME)
+    }
+
     /// The environment every command of the sandbox starts with.
     fn base_env(sandbox: &SandboxSpec) -> BTreeMap<String, String> {
         let mut env: BTreeMap<String, String> = [
@@ -332,7 +345,9 @@ impl LocalProvider {
             return Ok(ProviderHandle::none());
         };
         let boot_started = std::time::Instant::now();
-        let warm = if sandbox.network == WARM_NETWORK {
+        // Warm sandboxes have a network namespace of their own, which is what both
+        // `isolated` and `none` are; only the egress proxy (configured below) differs.
+        let warm = if sandbox.network != NetworkMode::Private {
             self.warm.take()
         } else {
             None
@@ -537,11 +552,15 @@ impl Provider for LocalProvider {
     fn capabilities(&self) -> Capabilities {
         match self.isolation {
             Isolation::Bubblewrap(_) => Capabilities {
-                network_modes: vec![
-                    NetworkMode::Private,
-                    NetworkMode::Isolated,
-                    NetworkMode::None,
-                ],
+                network_modes: if self.settings.allow_private_network {
+                    vec![
+                        NetworkMode::Isolated,
+                        NetworkMode::None,
+                        NetworkMode::Private,
+                    ]
+                } else {
+                    vec![NetworkMode::Isolated, NetworkMode::None]
+                },
                 isolated: true,
                 fork: true,
                 templates: true,
@@ -652,6 +671,12 @@ impl Provider for LocalProvider {
             template: None,
             labels: BTreeMap::new(),
         };
+        // Packages come from the public registries, through the egress proxy
+        // (pip and npm honour HTTPS_PROXY) like every sandbox's traffic.
+        let sandbox = SandboxSpec {
+            network: NetworkMode::Isolated,
+            ..sandbox
+        };
         let handle = self.boot(&sandbox).await?;
         let sandbox = SandboxSpec { handle, ..sandbox };
         let mut log = String::new();
@@ -696,17 +721,24 @@ impl Provider for LocalProvider {
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement {
         let workspace = LocalProvider::workspace(sandbox);
         match &self.isolation {
-            Isolation::Bubblewrap(_) => RunnerPlacement {
-                workspace_dir: workspace.display().to_string(),
-                sandbox_workspace_dir: SANDBOX_WORKSPACE.into(),
-                command_wrapper: vec![
+            Isolation::Bubblewrap(_) => {
+                let command_wrapper = vec![
                     self.settings.agent_bin.display().to_string(),
                     "enter".into(),
                     "--socket".into(),
                     LocalProvider::socket(sandbox).display().to_string(),
                     "--".into(),
-                ],
-            },
+                ];
+                let mut bridge = command_wrapper.clone();
+                bridge.push(SANDBOX_AGENT.into());
+                RunnerPlacement {
+                    workspace_dir: workspace.display().to_string(),
+                    sandbox_workspace_dir: SANDBOX_WORKSPACE.into(),
+                    command_wrapper,
+                    bridge,
+                    sockets_dir: Some(LocalProvider::sockets_dir(sandbox).display().to_string()),
+                }
+            }
             Isolation::Unisolated => {
                 let no_env = BTreeMap::new();
                 let mut command_wrapper = self.limits_prefix.clone();
@@ -720,6 +752,8 @@ impl Provider for LocalProvider {
                     workspace_dir: workspace.display().to_string(),
                     sandbox_workspace_dir: workspace.display().to_string(),
                     command_wrapper,
+                    bridge: Vec::new(),
+                    sockets_dir: None,
                 }
             }
         }
@@ -933,8 +967,8 @@ async fn kill_sandbox(handle: &LocalHandle) {
     }
 }
 
-/// The network mode warm sandboxes are started with (the one the Worker asks for).
-const WARM_NETWORK: NetworkMode = NetworkMode::Private;
+/// The network mode warm sandboxes are started with (the default, which sessions use).
+const WARM_NETWORK: NetworkMode = NetworkMode::Isolated;
 
 /// What it takes to start a sandbox's bubblewrap and agent.
 struct Launcher {
@@ -957,7 +991,8 @@ impl Launcher {
     ) -> Result<LocalHandle, ProviderError> {
         let workspace = dir.join("workspace");
         let home = dir.join("home");
-        for dir in [&workspace, &home] {
+        let sockets = dir.join(SOCKETS_DIR_NAME);
+        for dir in [&workspace, &home, &sockets] {
             std::fs::create_dir_all(dir).map_err(|error| {
                 ProviderError::io(format!("cannot create {}", dir.display()), error)
             })?;
@@ -994,6 +1029,7 @@ impl Launcher {
             etc_dir: &self.etc_dir,
             agent: Some(&self.settings.agent_bin),
             ro_binds: &self.settings.ro_binds,
+            sockets: Some(&sockets),
         }));
         argv.extend([
             SANDBOX_AGENT.to_string(),
@@ -1057,9 +1093,15 @@ impl WarmSandbox {
     /// Moves its directories and socket into the sandbox's directory. Its mounts
     /// follow (they hold the directories, not their paths), and so does its socket.
     fn adopt(&self, target: &Path) -> std::io::Result<()> {
-        for name in ["workspace", "home", "agent.sock", "agent.log"] {
+        for name in [
+            "workspace",
+            "home",
+            SOCKETS_DIR_NAME,
+            "agent.sock",
+            "agent.log",
+        ] {
             let to = target.join(name);
-            if name == "workspace" || name == "home" {
+            if name == "workspace" || name == "home" || name == SOCKETS_DIR_NAME {
                 // An empty directory left by an earlier attempt is replaced.
                 let _ = std::fs::remove_dir(&to);
             }

@@ -41,7 +41,14 @@ pub fn all() -> Vec<Case> {
         case!(idle_sandboxes_stop, Need::IdleMinute),
         case!(reattach_after_backend_restart, Need::Reattach),
         case!(network_none_reaches_nothing, Need::NoNetwork),
-        case!(network_private_reaches_host_loopback, Need::HostLoopback),
+        case!(
+            network_private_needs_the_operators_consent,
+            Need::HostLoopback
+        ),
+        case!(
+            sandboxes_default_to_isolated_and_see_nothing_of_the_host,
+            Need::IsolatedNetwork
+        ),
         case!(
             network_isolated_refuses_host_and_private,
             Need::IsolatedNetwork
@@ -746,8 +753,36 @@ async fn network_none_reaches_nothing(ctx: &Ctx<'_>) -> Outcome {
     )
 }
 
-async fn network_private_reaches_host_loopback(ctx: &Ctx<'_>) -> Outcome {
+async fn network_private_needs_the_operators_consent(ctx: &Ctx<'_>) -> Outcome {
+    use nightshift_protocol::sandbox::NetworkMode;
+    let before = ctx.client.call("GET", "/v1/sandboxes", None).await.json();
     let (port, hit) = host_listener("127.0.0.1").await;
+    if !ctx
+        .capabilities
+        .network_modes
+        .contains(&NetworkMode::Private)
+    {
+        // Off by default: asking for the host's network is refused, and nothing is made.
+        let answer = ctx
+            .client
+            .call("POST", "/v1/sandboxes", Some(json!({"network": "private"})))
+            .await;
+        check(
+            answer.status == 400 && answer.code() == "invalid_request",
+            || {
+                format!(
+                    "private without consent: {} {}",
+                    answer.status,
+                    answer.text()
+                )
+            },
+        )?;
+        let after = ctx.client.call("GET", "/v1/sandboxes", None).await.json();
+        return check(before == after, || {
+            "a refused create left a sandbox behind".into()
+        });
+    }
+    // The operator allowed it: the sandbox then shares the host's loopback.
     let sandbox = ctx.client.create(json!({"network": "private"})).await?;
     let result = ctx
         .client
@@ -758,6 +793,68 @@ async fn network_private_reaches_host_loopback(ctx: &Ctx<'_>) -> Outcome {
         result.stdout.contains("connected") && hit.load(std::sync::atomic::Ordering::SeqCst),
         || format!("private mode cannot reach the host's loopback: {result:?}"),
     )
+}
+
+async fn sandboxes_default_to_isolated_and_see_nothing_of_the_host(ctx: &Ctx<'_>) -> Outcome {
+    use nightshift_protocol::sandbox::NetworkMode;
+    let (port, hit) = host_listener("127.0.0.1").await;
+    let backend_port = ctx
+        .harness
+        .base_url()
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.trim_end_matches('/').parse::<u16>().ok())
+        .unwrap_or(0);
+    let sandbox = ctx.client.create(json!({})).await?;
+    let id = sandbox.id.clone();
+    let outcome = async {
+        check(sandbox.network == NetworkMode::Isolated, || {
+            format!("a sandbox asked for no mode got {:?}", sandbox.network)
+        })?;
+        // Neither the host's listener nor the backend itself is reachable.
+        for target_port in [port, backend_port] {
+            let result = ctx
+                .client
+                .sh(&id, &connect_script("127.0.0.1", target_port))
+                .await?;
+            check(!result.stdout.contains("connected"), || {
+                format!("the sandbox reached the host's 127.0.0.1:{target_port}")
+            })?;
+        }
+        // The sandbox's socket tables are its own: the host's listeners are not in them.
+        let tables = ctx
+            .client
+            .sh(&id, "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null")
+            .await?;
+        for listening in [port, backend_port] {
+            let needle = format!(":{listening:04X} ");
+            check(!tables.stdout.contains(&needle), || {
+                format!("/proc/net/tcp in the sandbox shows the host's port {listening}: {}", tables.stdout)
+            })?;
+        }
+        // Binding the host listener's port inside takes nothing from the host.
+        let bound = ctx
+            .client
+            .sh(
+                &id,
+                &format!(
+                    "python3 -c 'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\", {port})); s.listen(); print(\"bound\")'"
+                ),
+            )
+            .await?;
+        check(bound.stdout.contains("bound"), || {
+            format!("the sandbox could not use a port of its own loopback: {bound:?}")
+        })?;
+        let reached = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        check(
+            reached.is_ok() && hit.load(std::sync::atomic::Ordering::SeqCst),
+            || "the host's listener lost its port to the sandbox".into(),
+        )
+    }
+    .await;
+    ctx.client.destroy(&id).await?;
+    outcome
 }
 
 async fn network_isolated_refuses_host_and_private(ctx: &Ctx<'_>) -> Outcome {

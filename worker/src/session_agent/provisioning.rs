@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use nightshift_protocol::events::EventBody;
-use nightshift_protocol::sandbox::{CreateSandboxRequest, RunnerLaunch, Sandbox, SandboxStatus};
+use nightshift_protocol::sandbox::{
+    CreateSandboxRequest, NetworkMode, RunnerLaunch, Sandbox, SandboxStatus,
+};
 use nightshift_session::lifecycle::SandboxState;
 use worker::Result;
 
@@ -75,6 +77,9 @@ impl SessionAgent {
         })?;
         let request = CreateSandboxRequest {
             labels: BTreeMap::from([(SESSION_LABEL.to_owned(), session_id.to_owned())]),
+            // A session's sandbox reaches the public internet only: never this
+            // host's loopback, the deployment's private network or other sessions.
+            network: Some(NetworkMode::Isolated),
             runner: Some(RunnerLaunch {
                 worker_url: worker_url.to_owned(),
                 session_id: session_id.to_owned(),

@@ -9,8 +9,17 @@
 //! endpoint takes effect without restarting OpenCode.
 //!
 //! Path mapping: a request for `/<path>` goes to `<base_url>/<path>`.
+//!
+//! The proxy is narrow on purpose, because anything in the sandbox can reach it and
+//! may have read its token from OpenCode's environment: it forwards only the one
+//! call a turn makes (`POST /chat/completions` for OpenAI-compatible endpoints, `POST
+//! /v1/messages` for Anthropic's), only while a turn runs ([`LlmProxy::arm`] at the
+//! start of a turn, [`LlmProxy::disarm`] at its end), and only with the key that turn
+//! was given. With a sandbox bridge it listens on a unix socket in the sandbox's
+//! sockets directory ([`LlmProxy::start_unix`]), never on a host TCP port.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -40,43 +49,84 @@ struct ProxyState {
 
 /// A running proxy; dropping it stops it.
 pub struct LlmProxy {
-    addr: SocketAddr,
+    address: ProxyAddress,
     state: Arc<ProxyState>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Where the proxy listens.
+#[derive(Debug, Clone)]
+enum ProxyAddress {
+    Loopback(SocketAddr),
+    Socket(PathBuf),
 }
 
 impl Drop for LlmProxy {
     fn drop(&mut self) {
         self.task.abort();
+        if let ProxyAddress::Socket(path) = &self.address {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
 impl LlmProxy {
-    /// Listens on a free loopback port.
-    pub async fn start() -> std::io::Result<LlmProxy> {
+    fn state() -> std::io::Result<Arc<ProxyState>> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(std::io::Error::other)?;
-        let state = Arc::new(ProxyState {
+        Ok(Arc::new(ProxyState {
             token: super::random_secret(),
             upstream: RwLock::new(None),
             http,
-        });
+        }))
+    }
+
+    /// Listens on a free port of the host's loopback (a runner without a sandbox
+    /// bridge, which shares its loopback with OpenCode).
+    pub async fn start() -> std::io::Result<LlmProxy> {
+        let state = LlmProxy::state()?;
         let app = Router::new().fallback(forward).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let address = ProxyAddress::Loopback(listener.local_addr()?);
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::warn!(%error, "the LLM proxy stopped");
             }
         });
-        Ok(LlmProxy { addr, state, task })
+        Ok(LlmProxy {
+            address,
+            state,
+            task,
+        })
     }
 
-    /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    /// Listens on the unix socket `path` (replacing a stale one).
+    pub async fn start_unix(path: &Path) -> std::io::Result<LlmProxy> {
+        let state = LlmProxy::state()?;
+        let app = Router::new().fallback(forward).with_state(state.clone());
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path)?;
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::warn!(%error, "the LLM proxy stopped");
+            }
+        });
+        Ok(LlmProxy {
+            address: ProxyAddress::Socket(path.to_path_buf()),
+            state,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>` for a proxy on the loopback; `None` for one on a
+    /// unix socket (reached through a bridge instead).
+    pub fn url(&self) -> Option<String> {
+        match &self.address {
+            ProxyAddress::Loopback(address) => Some(format!("http://{address}")),
+            ProxyAddress::Socket(_) => None,
+        }
     }
 
     /// The token OpenCode must present.
@@ -84,14 +134,34 @@ impl LlmProxy {
         &self.state.token
     }
 
-    /// Where requests go from now on, and with which key.
-    pub fn set_upstream(&self, config: LlmConfig) {
+    /// Forwards the turn's calls to this endpoint with this key until [`disarm`].
+    ///
+    /// [`disarm`]: LlmProxy::disarm
+    pub fn arm(&self, config: LlmConfig) {
         *self
             .state
             .upstream
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(config);
     }
+
+    /// Refuses everything until the next turn arms it again.
+    pub fn disarm(&self) {
+        *self
+            .state
+            .upstream
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+    }
+}
+
+/// Whether `method path` is the call a turn makes to an endpoint of this kind.
+fn allowed_call(api: LlmApi, method: &Method, path: &str) -> bool {
+    let allowed_path = match api {
+        LlmApi::OpenAiCompatible => "/chat/completions",
+        LlmApi::Anthropic => "/v1/messages",
+    };
+    method == Method::POST && path == allowed_path
 }
 
 fn presented_token(headers: &HeaderMap) -> Option<&str> {
@@ -134,8 +204,14 @@ async fn forward(
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
     let Some(upstream) = upstream else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "no LLM is configured");
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "no turn is running");
     };
+    if !allowed_call(upstream.api, &method, uri.path()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            &format!("{method} {} is not a call a turn makes", uri.path()),
+        );
+    }
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!(
         "{}{}",
@@ -194,7 +270,7 @@ mod tests {
         let llm = TestLlm::start(vec![Reply::stream(openai_text(&["hi"], 1, 1))]).await;
         let proxy = LlmProxy::start().await.unwrap();
         let http = reqwest::Client::new();
-        let url = format!("{}/chat/completions", proxy.url());
+        let url = format!("{}/chat/completions", proxy.url().unwrap());
 
         // Before a turn set the upstream, there is nothing to reach.
         let early = http
@@ -208,7 +284,7 @@ mod tests {
 
         let config = llm.config(LlmApi::OpenAiCompatible);
         let key = config.api_key.clone();
-        proxy.set_upstream(config);
+        proxy.arm(config);
         let refused = http
             .post(&url)
             .bearer_auth("guess")
@@ -239,5 +315,103 @@ mod tests {
             format!("Bearer {key}").as_str()
         );
         assert_ne!(proxy.token(), key);
+    }
+
+    #[tokio::test]
+    async fn the_proxy_forwards_only_the_turns_call_and_only_while_armed() {
+        let llm = TestLlm::start(vec![
+            Reply::stream(openai_text(&["one"], 1, 1)),
+            Reply::stream(openai_text(&["two"], 1, 1)),
+        ])
+        .await;
+        let proxy = LlmProxy::start().await.unwrap();
+        let http = reqwest::Client::new();
+        let base = proxy.url().unwrap();
+        proxy.arm(llm.config(LlmApi::OpenAiCompatible));
+
+        // Anything but the one call a turn makes is refused, token or not.
+        for (method, path) in [
+            (reqwest::Method::GET, "/models"),
+            (reqwest::Method::POST, "/embeddings"),
+            (reqwest::Method::POST, "/files"),
+            (reqwest::Method::GET, "/chat/completions"),
+            (reqwest::Method::DELETE, "/chat/completions"),
+            (reqwest::Method::POST, "/chat/completions/../models"),
+            (reqwest::Method::POST, "/v1/messages"),
+        ] {
+            let answer = http
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(proxy.token())
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 403, "{method} {path}");
+        }
+        assert!(llm.requests().is_empty(), "refused calls never leave");
+
+        let answer = http
+            .post(format!("{base}/chat/completions"))
+            .bearer_auth(proxy.token())
+            .body(r#"{"stream":true}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+
+        // After the turn, the token buys nothing.
+        proxy.disarm();
+        let after = http
+            .post(format!("{base}/chat/completions"))
+            .bearer_auth(proxy.token())
+            .body(r#"{"stream":true}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(after.status(), 503);
+        assert_eq!(llm.requests().len(), 1);
+    }
+
+    #[test]
+    fn anthropic_turns_may_only_post_messages() {
+        assert!(allowed_call(
+            LlmApi::Anthropic,
+            &Method::POST,
+            "/v1/messages"
+        ));
+        assert!(!allowed_call(
+            LlmApi::Anthropic,
+            &Method::POST,
+            "/v1/complete"
+        ));
+        assert!(!allowed_call(
+            LlmApi::Anthropic,
+            &Method::GET,
+            "/v1/messages"
+        ));
+        assert!(!allowed_call(
+            LlmApi::Anthropic,
+            &Method::POST,
+            "/chat/completions"
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_proxy_on_a_unix_socket_answers_there_and_has_no_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("llm.sock");
+        let proxy = LlmProxy::start_unix(&path).await.unwrap();
+        assert!(proxy.url().is_none());
+        let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(b"POST /chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        drop(proxy);
+        assert!(!path.exists(), "a stopped proxy removes its socket");
     }
 }

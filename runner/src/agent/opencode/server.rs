@@ -209,6 +209,40 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     }
 }
 
+/// How OpenCode announces its server on standard output.
+const LISTENING: &str = "listening on http://127.0.0.1:";
+
+/// Waits until OpenCode's log (from byte `from` on, what this start wrote) says
+/// which port it listens on; fails when the process exits or `limit` passes.
+pub async fn wait_listening(
+    process: &ServerProcess,
+    log_path: &Path,
+    from: u64,
+    limit: Duration,
+) -> Result<u16, ServerError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let log = std::fs::read(log_path).unwrap_or_default();
+        let fresh = String::from_utf8_lossy(log.get(from as usize..).unwrap_or_default());
+        if let Some(port) = fresh.lines().find_map(|line| {
+            let (_, rest) = line.split_once(LISTENING)?;
+            rest.trim_end_matches('/').trim().parse::<u16>().ok()
+        }) {
+            return Ok(port);
+        }
+        if let Some(status) = process.exit_status() {
+            return Err(ServerError::ExitedEarly {
+                status,
+                log: log_tail(log_path, 5),
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ServerError::NotHealthy(limit.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A client for one server.
 #[derive(Clone)]
 pub struct OpencodeClient {

@@ -49,6 +49,8 @@ fn setup() -> Setup {
         state_dir: state.path().join("opencode"),
         start_timeout: Duration::from_secs(90),
         poll_interval: Duration::from_millis(500),
+        bridge: None,
+        sockets_dir: None,
     });
     Setup {
         workspace,

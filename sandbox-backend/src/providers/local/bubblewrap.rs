@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nightshift_protocol::sandbox::NetworkMode;
+use nightshift_protocol::sandbox::{NetworkMode, SANDBOX_SOCKETS_DIR};
 
 /// Where the workspace appears inside the sandbox.
 pub const SANDBOX_WORKSPACE: &str = "/workspace";
@@ -69,6 +69,10 @@ pub struct Layout<'a> {
     pub agent: Option<&'a Path>,
     /// Host directories bound read-only at the same path.
     pub ro_binds: &'a [PathBuf],
+    /// The directory of sockets the runner serves for the sandbox, bound read-only at
+    /// [`SANDBOX_SOCKETS_DIR`] (read-only: the sandbox cannot plant a socket of its
+    /// own there, but connecting to one needs no write access to the mount).
+    pub sockets: Option<&'a Path>,
 }
 /// `PATH` inside the sandbox (the host's `/usr` is all there is).
 pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -211,6 +215,13 @@ impl Bubblewrap {
                 SANDBOX_AGENT.into(),
             ]);
         }
+        if let Some(sockets) = layout.sockets {
+            argv.extend([
+                "--ro-bind".into(),
+                sockets.display().to_string(),
+                SANDBOX_SOCKETS_DIR.into(),
+            ]);
+        }
         argv.extend(["--chdir".into(), SANDBOX_WORKSPACE.into(), "--".into()]);
         argv
     }
@@ -296,6 +307,7 @@ impl Bubblewrap {
             etc_dir: scratch,
             agent: None,
             ro_binds: &[],
+            sockets: None,
         };
         let mut argv: Vec<String> = prefix.to_vec();
         argv.extend(self.sandbox_args(&layout));
