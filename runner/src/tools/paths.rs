@@ -579,4 +579,72 @@ mod tests {
             ws.root().join("src/main.rs")
         );
     }
+
+    #[test]
+    fn absolute_symlinks_naming_the_workspace_as_the_sandbox_sees_it_stay_inside() {
+        let (dir, _outside, ws) = setup();
+        symlink("/workspace/src", dir.path().join("linked")).unwrap();
+        assert_eq!(
+            ws.resolve("linked/main.rs").unwrap(),
+            ws.root().join("src/main.rs")
+        );
+        symlink("/workspace/../etc", dir.path().join("climbing")).unwrap();
+        assert!(matches!(
+            ws.resolve("climbing/passwd"),
+            Err(PathError::Outside(_))
+        ));
+    }
+
+    #[test]
+    fn symlink_loops_are_refused() {
+        let (dir, _outside, ws) = setup();
+        symlink("b", dir.path().join("a")).unwrap();
+        symlink("a", dir.path().join("b")).unwrap();
+        assert!(matches!(ws.resolve("a/x"), Err(PathError::SymlinkLoop(_))));
+    }
+
+    #[test]
+    fn writes_replace_the_target_of_an_inside_symlink_keeping_its_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, _outside, ws) = setup();
+        fs::set_permissions(
+            dir.path().join("src/main.rs"),
+            fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        symlink("src/main.rs", dir.path().join("alias")).unwrap();
+        ws.locate("alias")
+            .unwrap()
+            .write(b"fn main() { run() }")
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("src/main.rs")).unwrap(),
+            "fn main() { run() }"
+        );
+        assert!(
+            fs::symlink_metadata(dir.path().join("alias"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let metadata = fs::metadata(dir.path().join("src/main.rs")).unwrap();
+        assert_eq!(metadata.permissions().mode() & 0o7777, 0o750);
+        // The temporary file was renamed away, not left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("src"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["main.rs"]);
+    }
+
+    #[test]
+    fn writes_never_create_directories_through_an_outward_symlink() {
+        let (dir, outside, ws) = setup();
+        symlink(outside.path(), dir.path().join("escape_dir")).unwrap();
+        symlink("../", dir.path().join("up")).unwrap();
+        for path in ["escape_dir/new/file.txt", "up/new/file.txt"] {
+            assert!(ws.locate(path).is_err(), "{path} must be refused");
+        }
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+    }
 }
