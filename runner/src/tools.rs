@@ -14,6 +14,9 @@ pub mod files;
 pub mod paths;
 pub mod search;
 
+#[cfg(test)]
+mod confinement_tests;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

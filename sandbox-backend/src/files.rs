@@ -6,13 +6,22 @@
 //! directory handle, which resolves each component relative to the workspace and
 //! refuses symlinks that lead out of it. The second layer matters because commands in
 //! the sandbox can create symlinks (or swap a directory for one) at any moment, so a
-//! check-then-open on ordinary paths would race with them.
+//! check-then-open on ordinary paths would race with them. `cap-std` resolves a whole
+//! path in one `openat2` call with `RESOLVE_BENEATH` where the kernel has it, and
+//! otherwise walks it one component at a time from directory handles, never following
+//! a symlink out; either way nothing is checked first and opened later.
+//!
+//! Files are opened without blocking and refused unless regular, so a named pipe cannot
+//! hang a request. A write goes to a temporary file in the target's directory (reached
+//! through the handle) and is renamed over the target, so readers never see a partial
+//! file and a symlink swapped in meanwhile is replaced rather than written through.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 
 use crate::providers::ProviderError;
 
@@ -72,10 +81,12 @@ impl std::fmt::Display for WorkspacePath {
 pub fn read_file(root: &Path, path: &WorkspacePath) -> Result<Vec<u8>, ProviderError> {
     let dir = open_root(root)?;
     let mut options = OpenOptions::new();
-    // O_NONBLOCK so a FIFO planted by a command cannot hang the open; regular files
-    // ignore the flag.
-    options.read(true).custom_flags(nix::libc::O_NONBLOCK);
-    let mut file = dir
+    // O_NONBLOCK so a FIFO planted by a command cannot hang the open (regular files
+    // ignore the flag); O_NOCTTY so a terminal device never becomes the backend's.
+    options
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY);
+    let file = dir
         .open_with(path.as_path(), &options)
         .map_err(|error| file_error(path, error))?;
     let metadata = file.metadata().map_err(|error| file_error(path, error))?;
@@ -89,13 +100,19 @@ pub fn read_file(root: &Path, path: &WorkspacePath) -> Result<Vec<u8>, ProviderE
         )));
     }
     let mut contents = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    file.read_to_end(&mut contents)
+    // A command may keep the file growing while it is read; never take more than the
+    // limit.
+    file.take(MAX_FILE_BYTES as u64)
+        .read_to_end(&mut contents)
         .map_err(|error| file_error(path, error))?;
     Ok(contents)
 }
 
 /// Creates or replaces a file of the workspace at `root`, creating missing parent
-/// directories. Blocking: call it off the runtime.
+/// directories. The contents go to a temporary file beside the target, renamed over it
+/// once complete; a file that is replaced keeps its permissions (and, where the backend
+/// may, its owner). A symlink in the target's place is followed only to a file inside
+/// the workspace. Blocking: call it off the runtime.
 pub fn write_file(root: &Path, path: &WorkspacePath, contents: &[u8]) -> Result<(), ProviderError> {
     let dir = open_root(root)?;
     if let Some(parent) = path
@@ -114,22 +131,79 @@ pub fn write_file(root: &Path, path: &WorkspacePath, contents: &[u8]) -> Result<
                 _ => file_error(path, error),
             })?;
     }
+    let mut target = path.as_path().to_path_buf();
+    let mut links = 0;
+    let (parent, name, existing) = loop {
+        let (parent, name) =
+            split(&target).ok_or_else(|| ProviderError::NotAFile(path.to_string()))?;
+        let parent = dir
+            .open_dir(parent)
+            .map_err(|error| file_error(path, error))?;
+        match parent.symlink_metadata(name) {
+            Ok(metadata) if metadata.is_file() => break (parent, name.to_owned(), Some(metadata)),
+            Ok(metadata) if metadata.is_symlink() => {
+                // Write where the link leads, as long as that is inside the workspace;
+                // cap-std resolves it beneath the workspace handle. The rename below
+                // replaces whatever entry it finds and never follows one.
+                // A command swapping the entry back and forth could keep this going; give
+                // up after as many rounds as Linux allows symlinks in one path.
+                links += 1;
+                if links > 40 {
+                    return Err(ProviderError::InvalidPath(format!(
+                        "{path} kept changing while it was being written"
+                    )));
+                }
+                target = dir
+                    .canonicalize(&target)
+                    .map_err(|error| file_error(path, error))?;
+            }
+            Ok(_) => return Err(ProviderError::NotAFile(path.to_string())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                break (parent, name.to_owned(), None);
+            }
+            Err(error) => return Err(file_error(path, error)),
+        }
+    };
+
+    let temporary = format!(".nightshift-write-{}.tmp", uuid::Uuid::new_v4().simple());
     let mut options = OpenOptions::new();
     options
         .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(nix::libc::O_NONBLOCK);
-    let mut file = dir
-        .open_with(path.as_path(), &options)
-        .map_err(|error| file_error(path, error))?;
-    let metadata = file.metadata().map_err(|error| file_error(path, error))?;
-    if !metadata.is_file() {
-        return Err(ProviderError::NotAFile(path.to_string()));
-    }
-    file.write_all(contents)
-        .map_err(|error| file_error(path, error))?;
-    Ok(())
+        .create_new(true)
+        .mode(0o666)
+        .custom_flags(nix::libc::O_NOFOLLOW);
+    let mut file = parent
+        .open_with(&temporary, &options)
+        .map_err(|error| file_error(path, error))?
+        .into_std();
+    let written = (|| {
+        if let Some(existing) = &existing {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(existing.mode() & 0o7777))?;
+            // Only a privileged backend may give the file back to its owner; otherwise it
+            // stays the backend's, as a newly written file would be.
+            let _ = std::os::unix::fs::fchown(&file, Some(existing.uid()), Some(existing.gid()));
+        }
+        file.write_all(contents)?;
+        drop(file);
+        parent.rename(&temporary, &parent, &name)
+    })();
+    written.map_err(|error| {
+        let _ = parent.remove_file(&temporary);
+        file_error(path, error)
+    })
+}
+
+/// A path's directory (empty for the workspace itself) and its last name.
+fn split(path: &Path) -> Option<(&Path, &OsStr)> {
+    let name = path.file_name()?;
+    let parent = path.parent().unwrap_or(Path::new(""));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    Some((parent, name))
 }
 
 /// Removes a directory tree that sandboxed commands may have made read-only. A tree
@@ -304,3 +378,6 @@ mod tests {
         assert!(matches!(read, Err(ProviderError::NotAFile(_))), "{read:?}");
     }
 }
+
+#[cfg(test)]
+mod race_tests;

@@ -1,13 +1,14 @@
 //! The file tools: `read_file`, `write_file` and `edit_file`, working on paths
-//! confined by [`Workspace`]. Synchronous; the tool set runs them off the async
-//! threads.
+//! confined by [`Workspace`]: each opens what [`Workspace::locate`] found, through the
+//! workspace handle, so a symlink swapped in by a command cannot lead it outside.
+//! Synchronous; the tool set runs them off the async threads.
 
-use std::fs;
+use std::io::Read;
 
 use serde::Deserialize;
 
 use super::ToolOutput;
-use super::paths::Workspace;
+use super::paths::{Location, PathError, Workspace};
 
 /// Lines `read_file` returns when no `limit` is given.
 const DEFAULT_READ_LINES: usize = 2000;
@@ -32,27 +33,13 @@ pub struct ReadFileArgs {
 }
 
 pub fn read_file(workspace: &Workspace, args: ReadFileArgs) -> ToolOutput {
-    let path = match workspace.resolve(&args.path) {
-        Ok(path) => path,
+    let location = match workspace.locate(&args.path) {
+        Ok(location) => location,
         Err(error) => return ToolOutput::error(error.to_string()),
     };
-    let metadata = match fs::metadata(&path) {
-        Ok(metadata) => metadata,
-        Err(error) => return ToolOutput::error(format!("cannot read {}: {error}", args.path)),
-    };
-    if metadata.is_dir() {
-        return ToolOutput::error(format!("{} is a directory; use the list tool", args.path));
-    }
-    if metadata.len() > MAX_READ_BYTES {
-        return ToolOutput::error(format!(
-            "{} has {} bytes, more than read_file reads; use bash (head, sed -n, grep) instead",
-            args.path,
-            metadata.len()
-        ));
-    }
-    let bytes = match fs::read(&path) {
+    let bytes = match read_bytes(&location, &args.path) {
         Ok(bytes) => bytes,
-        Err(error) => return ToolOutput::error(format!("cannot read {}: {error}", args.path)),
+        Err(message) => return ToolOutput::error(message),
     };
     if bytes.iter().take(8192).any(|&b| b == 0) {
         return ToolOutput::error(format!("{} looks like a binary file", args.path));
@@ -105,28 +92,48 @@ pub struct WriteFileArgs {
 }
 
 pub fn write_file(workspace: &Workspace, args: WriteFileArgs) -> ToolOutput {
-    let path = match workspace.resolve(&args.path) {
-        Ok(path) => path,
+    let location = match workspace.locate(&args.path) {
+        Ok(location) => location,
         Err(error) => return ToolOutput::error(error.to_string()),
     };
-    if path.is_dir() {
-        return ToolOutput::error(format!("{} is a directory", args.path));
-    }
-    if let Some(parent) = path.parent()
-        && let Err(error) = fs::create_dir_all(parent)
-    {
-        return ToolOutput::error(format!(
-            "cannot create the directories of {}: {error}",
-            args.path
-        ));
-    }
-    match fs::write(&path, args.content.as_bytes()) {
+    match location.write(args.content.as_bytes()) {
         Ok(()) => ToolOutput::ok(format!(
             "Wrote {} bytes to {}",
             args.content.len(),
-            workspace.display(&path)
+            location.display()
         )),
-        Err(error) => ToolOutput::error(format!("cannot write {}: {error}", args.path)),
+        Err(error) => ToolOutput::error(write_error(error, &args.path)),
+    }
+}
+
+/// The whole content of the regular file at `location`, at most [`MAX_READ_BYTES`].
+fn read_bytes(location: &Location, shown: &str) -> Result<Vec<u8>, String> {
+    let file = location.open_file().map_err(|error| match error {
+        PathError::IsADirectory(_) => format!("{shown} is a directory; use the list tool"),
+        PathError::NotFound(_) => format!("cannot read {shown}: it does not exist"),
+        error => error.to_string(),
+    })?;
+    let size = file
+        .metadata()
+        .map_err(|error| format!("cannot read {shown}: {error}"))?
+        .len();
+    if size > MAX_READ_BYTES {
+        return Err(format!(
+            "{shown} has {size} bytes, more than read_file reads; use bash (head, sed -n, grep) instead"
+        ));
+    }
+    // The file may grow while it is read; never take more than the limit.
+    let mut bytes = Vec::new();
+    file.take(MAX_READ_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("cannot read {shown}: {error}"))?;
+    Ok(bytes)
+}
+
+fn write_error(error: PathError, shown: &str) -> String {
+    match error {
+        PathError::Io { cause, .. } => format!("cannot write {shown}: {cause}"),
+        error => error.to_string(),
     }
 }
 
@@ -180,13 +187,16 @@ pub fn apply_edit(
 }
 
 pub fn edit_file(workspace: &Workspace, args: EditFileArgs) -> ToolOutput {
-    let path = match workspace.resolve(&args.path) {
-        Ok(path) => path,
+    let location = match workspace.locate(&args.path) {
+        Ok(location) => location,
         Err(error) => return ToolOutput::error(error.to_string()),
     };
-    let content = match fs::read_to_string(&path) {
+    let content = match read_bytes(&location, &args.path).and_then(|bytes| {
+        String::from_utf8(bytes)
+            .map_err(|_| format!("cannot read {}: it is not UTF-8 text", args.path))
+    }) {
         Ok(content) => content,
-        Err(error) => return ToolOutput::error(format!("cannot read {}: {error}", args.path)),
+        Err(message) => return ToolOutput::error(message),
     };
     match apply_edit(
         &content,
@@ -194,13 +204,15 @@ pub fn edit_file(workspace: &Workspace, args: EditFileArgs) -> ToolOutput {
         &args.new_string,
         args.replace_all,
     ) {
-        Ok((updated, count)) => match fs::write(&path, updated) {
+        // The new content replaces the file in the same directory handle it was read
+        // from, so a path swapped meanwhile cannot redirect the write.
+        Ok((updated, count)) => match location.write(updated.as_bytes()) {
             Ok(()) => ToolOutput::ok(format!(
                 "Replaced {count} occurrence{} in {}",
                 if count == 1 { "" } else { "s" },
-                workspace.display(&path)
+                location.display()
             )),
-            Err(error) => ToolOutput::error(format!("cannot write {}: {error}", args.path)),
+            Err(error) => ToolOutput::error(write_error(error, &args.path)),
         },
         Err(error) => ToolOutput::error(format!("{}: {error}", args.path)),
     }
@@ -208,6 +220,7 @@ pub fn edit_file(workspace: &Workspace, args: EditFileArgs) -> ToolOutput {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::path::Path;
 
     use super::*;
