@@ -327,17 +327,28 @@ pub struct RunnerBootConfig {
     pub command_wrapper: Vec<String>,
     /// The workspace path as commands inside the sandbox see it (e.g. `/workspace`).
     pub sandbox_workspace_dir: String,
-    /// Argv prefix that runs the sandbox's byte bridges inside it: the runner appends
-    /// `__connect <port>` (a pipe to a loopback port inside the sandbox) or `__listen
-    /// <unix socket>` (a loopback port inside the sandbox forwarded to a socket the
-    /// runner serves). Empty: the runner shares the sandbox's loopback.
+    /// Where OpenCode runs, when the provider keeps it apart from the commands it
+    /// runs (the local provider: a sandbox of its own on the same workspace, whose
+    /// shell runs each command in the session's sandbox). `None`: OpenCode runs
+    /// through `command_wrapper` and shares the sandbox's loopback with the runner.
     #[serde(default)]
+    pub opencode: Option<OpencodePlacement>,
+}
+
+/// How the runner starts and reaches OpenCode in a sandbox of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpencodePlacement {
+    /// Argv prefix that runs a command in OpenCode's sandbox (its working directory
+    /// the workspace, at `sandbox_workspace_dir`).
+    pub command_wrapper: Vec<String>,
+    /// Argv prefix that runs a byte bridge there: the runner appends `__connect
+    /// <port>` (a pipe to a port on that sandbox's loopback) or `__listen <unix
+    /// socket>` (a port on that loopback forwarded to a socket the runner serves).
     pub bridge: Vec<String>,
-    /// The host directory that the sandbox sees, read-only, at
-    /// [`SANDBOX_SOCKETS_DIR`]: the runner serves what the sandbox needs from it (the
-    /// LLM key proxy) as unix sockets there, never as host TCP ports.
-    #[serde(default)]
-    pub sockets_dir: Option<String>,
+    /// The host directory OpenCode's sandbox sees, read-only, at
+    /// [`SANDBOX_SOCKETS_DIR`]: the runner serves the LLM key proxy there as a unix
+    /// socket. The session's sandbox, where the commands run, does not see it.
+    pub sockets_dir: String,
 }
 
 /// Where a sandbox sees the sockets its runner serves for it.
@@ -352,8 +363,7 @@ impl std::fmt::Debug for RunnerBootConfig {
             .field("workspace_dir", &self.workspace_dir)
             .field("command_wrapper", &self.command_wrapper)
             .field("sandbox_workspace_dir", &self.sandbox_workspace_dir)
-            .field("bridge", &self.bridge)
-            .field("sockets_dir", &self.sockets_dir)
+            .field("opencode", &self.opencode)
             .finish()
     }
 }

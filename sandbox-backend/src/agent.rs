@@ -19,4 +19,6 @@ pub mod egress;
 pub mod enter;
 pub mod proxy;
 pub mod server;
+pub mod tool_relay;
+pub mod tool_shell;
 pub mod wire;

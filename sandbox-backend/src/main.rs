@@ -19,7 +19,13 @@ use tokio_util::sync::CancellationToken;
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
+    let argv0 = std::env::args().next().unwrap_or_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Inside OpenCode's sandbox, as its `$SHELL`: runs the command in the session's
+    // sandbox instead.
+    if sandbox_backend::agent::tool_shell::invoked_as_tool_shell(&argv0) {
+        return sandbox_backend::agent::tool_shell::main(&args);
+    }
     match args.first().map(String::as_str) {
         // Inside a sandbox: its agent.
         Some("__agent") => return sandbox_backend::agent::server::main(&args[1..]),

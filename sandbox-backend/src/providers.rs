@@ -61,7 +61,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use nightshift_protocol::sandbox::{NetworkMode, TemplateSpec};
+use nightshift_protocol::sandbox::{NetworkMode, OpencodePlacement, TemplateSpec};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -171,11 +171,9 @@ pub struct RunnerPlacement {
     pub sandbox_workspace_dir: String,
     /// The argv prefix that runs a command in the sandbox.
     pub command_wrapper: Vec<String>,
-    /// The argv prefix that runs the sandbox's byte bridges (see
-    /// `RunnerBootConfig::bridge`); empty when the runner shares the sandbox's loopback.
-    pub bridge: Vec<String>,
-    /// The host directory the sandbox sees read-only at `SANDBOX_SOCKETS_DIR`.
-    pub sockets_dir: Option<String>,
+    /// Where OpenCode runs, when apart from the commands it runs (see
+    /// `RunnerBootConfig::opencode`).
+    pub opencode: Option<OpencodePlacement>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -181,8 +181,7 @@ impl Sandboxes {
                 workspace_dir: placement.workspace_dir,
                 command_wrapper: placement.command_wrapper,
                 sandbox_workspace_dir: placement.sandbox_workspace_dir,
-                bridge: placement.bridge,
-                sockets_dir: placement.sockets_dir,
+                opencode: placement.opencode,
             };
             let json = serde_json::to_vec_pretty(&config).map_err(|error| {
                 ApiError::internal(format!("cannot serialize the runner config: {error}"))

@@ -93,15 +93,20 @@ impl OpencodeSettings {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(std::env::temp_dir);
+        // OpenCode in a sandbox of its own (apart from the commands it runs) when the
+        // provider offers one; else through the session sandbox's command wrapper.
+        let placement = config.opencode.as_ref();
         OpencodeSettings {
             binary: find_binary(),
-            wrapper: config.command_wrapper.clone(),
+            wrapper: placement
+                .map(|placement| placement.command_wrapper.clone())
+                .unwrap_or_else(|| config.command_wrapper.clone()),
             workspace_dir: PathBuf::from(&config.workspace_dir),
             state_dir: runner_dir.join("opencode"),
             start_timeout: Duration::from_secs(60),
             poll_interval: Duration::from_secs(2),
-            bridge: Bridge::new(&config.bridge),
-            sockets_dir: config.sockets_dir.as_ref().map(PathBuf::from),
+            bridge: placement.and_then(|placement| Bridge::new(&placement.bridge)),
+            sockets_dir: placement.map(|placement| PathBuf::from(&placement.sockets_dir)),
         }
     }
 }

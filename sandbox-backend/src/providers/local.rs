@@ -729,14 +729,11 @@ impl Provider for LocalProvider {
                     LocalProvider::socket(sandbox).display().to_string(),
                     "--".into(),
                 ];
-                let mut bridge = command_wrapper.clone();
-                bridge.push(SANDBOX_AGENT.into());
                 RunnerPlacement {
                     workspace_dir: workspace.display().to_string(),
                     sandbox_workspace_dir: SANDBOX_WORKSPACE.into(),
                     command_wrapper,
-                    bridge,
-                    sockets_dir: Some(LocalProvider::sockets_dir(sandbox).display().to_string()),
+                    opencode: None,
                 }
             }
             Isolation::Unisolated => {
@@ -752,8 +749,7 @@ impl Provider for LocalProvider {
                     workspace_dir: workspace.display().to_string(),
                     sandbox_workspace_dir: workspace.display().to_string(),
                     command_wrapper,
-                    bridge: Vec::new(),
-                    sockets_dir: None,
+                    opencode: None,
                 }
             }
         }

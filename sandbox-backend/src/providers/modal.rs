@@ -744,8 +744,7 @@ impl super::Provider for ModalProvider {
             workspace_dir: self.config.workspace.clone(),
             sandbox_workspace_dir: self.config.workspace.clone(),
             command_wrapper: Vec::new(),
-            bridge: Vec::new(),
-            sockets_dir: None,
+            opencode: None,
         }
     }
 

@@ -1,0 +1,68 @@
+//! The tool relay: the backend's end of [`super::tool_shell`]. It listens on a unix
+//! socket in OpenCode's sockets directory (bound read-only into OpenCode's sandbox
+//! only) and passes each connection on to the session sandbox's agent, after checking
+//! that it asks for one thing: to start a command ([`Request::Spawn`]). Everything
+//! else the agent's socket offers (configuring the sandbox's environment, shutting it
+//! down, its egress connections) stays with the backend.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::client::connect;
+use super::wire::{Frame, Request, write_frame};
+
+/// The longest request line accepted (as the agent's own limit).
+const MAX_REQUEST_LINE: u64 = 4 * 1024 * 1024;
+/// How long a new connection gets to say what it wants.
+const REQUEST_WAIT: Duration = Duration::from_secs(10);
+
+/// Serves the relay on `listen` (replacing a stale socket) until the task is
+/// aborted, passing spawns on to the agent at `agent_socket`.
+pub async fn serve(listen: PathBuf, agent_socket: PathBuf) {
+    let _ = std::fs::remove_file(&listen);
+    let listener = match UnixListener::bind(&listen) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(socket = %listen.display(), %error, "cannot serve the tool relay");
+            return;
+        }
+    };
+    while let Ok((client, _)) = listener.accept().await {
+        let agent_socket = agent_socket.clone();
+        tokio::spawn(async move {
+            if let Err(error) = relay(client, &agent_socket).await {
+                tracing::debug!(%error, "a tool relay connection ended early");
+            }
+        });
+    }
+}
+
+async fn relay(client: UnixStream, agent_socket: &Path) -> std::io::Result<()> {
+    let mut client = BufReader::new(client);
+    let mut line = Vec::new();
+    let read = tokio::time::timeout(
+        REQUEST_WAIT,
+        AsyncReadExt::take(&mut client, MAX_REQUEST_LINE).read_until(b'\n', &mut line),
+    )
+    .await
+    .map_err(|_| std::io::Error::other("no request in time"))??;
+    if read == 0 || !line.ends_with(b"\n") {
+        return Err(std::io::Error::other("no request line"));
+    }
+    if !matches!(serde_json::from_slice::<Request>(&line), Ok(Request::Spawn { .. })) {
+        let refusal = Frame::Error("the tool relay only starts commands".into());
+        write_frame(client.get_mut(), &refusal).await?;
+        return Ok(());
+    }
+    let mut agent = connect(agent_socket).await?;
+    agent.write_all(&line).await?;
+    // What the client sent after its request line is already in the buffer.
+    let buffered = client.buffer().to_vec();
+    agent.write_all(&buffered).await?;
+    let mut client = client.into_inner();
+    tokio::io::copy_bidirectional(&mut client, &mut agent).await?;
+    Ok(())
+}
