@@ -535,6 +535,7 @@ mod without_idle {
         };
         let server = RunningServer {
             process: ServerProcess::start(&launch).unwrap(),
+            _forward: None,
             client: OpencodeClient::new(reqwest::Client::new(), port, "pw".into()),
             inputs: ConfigInputs {
                 api: LlmApi::OpenAiCompatible,
