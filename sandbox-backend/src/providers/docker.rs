@@ -508,6 +508,7 @@ impl super::Provider for DockerProvider {
             restart: true,
             tunnels: false,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
+            ..Capabilities::default()
         }
     }
 
