@@ -458,11 +458,11 @@ async fn a_disk_filler_is_stopped_at_the_budget_and_told_so() {
         .map(|m| m.len())
         .unwrap_or(0);
     assert!(size <= 24 << 20, "one file grew to {size} bytes");
-    // And /tmp is a small tmpfs.
+    // And /tmp is a small tmpfs (two files, each under the per-file cap).
     let tmp = sh(
         &client,
         &filler.id,
-        "head -c 33554432 /dev/zero > /tmp/x; echo status=$?",
+        "head -c 12000000 /dev/zero > /tmp/x && head -c 12000000 /dev/zero > /tmp/y; echo status=$?",
         20_000,
     )
     .await;
