@@ -1121,12 +1121,17 @@ fn annotate_disk(run: ExecRun, disk: Option<Arc<DiskState>>, budget: u64) -> Exe
     let (sender, output) = tokio::sync::mpsc::channel(64);
     let mut upstream = run.output;
     let forward = async move {
-        while let Some(line) = upstream.recv().await {
+        loop {
+            let line = tokio::select! {
+                line = upstream.recv() => line,
+                // Nobody listening any more: dropping `upstream` kills the command.
+                () = sender.closed() => return,
+            };
+            let Some(line) = line else { return };
             if matches!(line, ExecOutput::Exit(_)) && state.kills() != kills_before {
                 let message = format!("{}\n", disk::exceeded_message(state.used(), budget));
                 let _ = sender.send(ExecOutput::Stderr(message)).await;
             }
-            // Nobody listening any more: dropping `upstream` kills the command.
             if sender.send(line).await.is_err() {
                 return;
             }
