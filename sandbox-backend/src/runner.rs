@@ -23,8 +23,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::backoff::Backoff;
-use crate::providers::local::host_user::HostUser;
 use crate::process::{signal_group, terminate_group};
+use crate::providers::local::host_user::HostUser;
 
 /// How long a runner gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);

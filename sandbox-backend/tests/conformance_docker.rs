@@ -139,7 +139,10 @@ async fn docker_containers_are_created_unprivileged_and_within_a_budget() {
     assert_eq!(body["User"], "1000:1000");
     let host = &body["HostConfig"];
     assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
-    assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(
+        host["SecurityOpt"],
+        serde_json::json!(["no-new-privileges"])
+    );
     assert_eq!(host["PidsLimit"], 1024);
     assert_eq!(host["Memory"], 4096i64 * 1024 * 1024);
     assert_eq!(host["MemorySwap"], host["Memory"]);

@@ -131,12 +131,10 @@ async fn under_attack<F: std::future::Future<Output = ExecResult>>(
                 .unwrap_or_else(|_| Err(format!("no answer within {NEIGHBOUR_BOUND:?}")))
                 .unwrap_or_else(|error| panic!("the neighbour failed during the attack: {error}"));
             assert_eq!(echoed.stdout, "ok\n", "the neighbour suffered: {echoed:?}");
-            let health = tokio::time::timeout(
-                NEIGHBOUR_BOUND,
-                client.call("GET", "/v1/health", None),
-            )
-            .await
-            .expect("/v1/health answers during the attack");
+            let health =
+                tokio::time::timeout(NEIGHBOUR_BOUND, client.call("GET", "/v1/health", None))
+                    .await
+                    .expect("/v1/health answers during the attack");
             assert_eq!(health.status, 200);
             assert!(
                 started.elapsed() < NEIGHBOUR_BOUND,
@@ -328,19 +326,16 @@ async fn a_fork_bomb_hits_the_pids_limit_while_a_neighbour_answers() {
     let (bombed, passed) = under_attack(
         &client,
         &neighbour.id,
-        sh(
-            &client,
-            &bomb.id,
-            "b() { b | b & }; b; sleep 6",
-            6_000,
-        ),
+        sh(&client, &bomb.id, "b() { b | b & }; b; sleep 6", 6_000),
     )
     .await;
     assert!(passed >= 3, "only {passed} neighbour checks ran");
     assert_ne!(bombed.exit.code, 0, "{:?}", bombed.exit);
     if running_as_root() {
         assert!(
-            bombed.stderr.contains("retry: Resource temporarily unavailable")
+            bombed
+                .stderr
+                .contains("retry: Resource temporarily unavailable")
                 || bombed.stderr.contains("fork"),
             "the bomb did not hit a process limit: {}",
             &bombed.stderr[..bombed.stderr.len().min(500)]
@@ -495,7 +490,10 @@ async fn a_cpu_burner_is_throttled_and_does_not_starve_a_neighbour() {
     assert!(passed >= 3, "only {passed} neighbour checks ran");
     if running_as_root() {
         let seconds: f64 = burned.stdout.trim().parse().unwrap_or(f64::MAX);
-        assert!(seconds < 6.0, "the burner got {seconds} s of CPU in 6 s: {burned:?}");
+        assert!(
+            seconds < 6.0,
+            "the burner got {seconds} s of CPU in 6 s: {burned:?}"
+        );
     }
     client.destroy(&burner.id).await.unwrap();
     client.destroy(&neighbour.id).await.unwrap();
@@ -506,7 +504,7 @@ fn host_status_of(arg: &str) -> Option<String> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let words: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
-        if words.iter().any(|word| *word == arg.as_bytes()) && words[0] == b"sleep" {
+        if words.contains(&arg.as_bytes()) && words[0] == b"sleep" {
             return std::fs::read_to_string(entry.path().join("status")).ok();
         }
     }
@@ -524,4 +522,3 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         })
         .unwrap_or(0)
 }
-

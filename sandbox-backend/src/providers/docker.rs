@@ -105,7 +105,9 @@ impl DockerConfig {
                     .parse::<f64>()
                     .ok()
                     .filter(|cpus| cpus.is_finite() && *cpus > 0.0)
-                    .ok_or_else(|| format!("SANDBOX_DOCKER_CPUS={text:?} is not a positive number"))?,
+                    .ok_or_else(|| {
+                        format!("SANDBOX_DOCKER_CPUS={text:?} is not a positive number")
+                    })?,
             },
             tmp_mb: number("SANDBOX_DOCKER_TMP_MB")?.unwrap_or(512),
         }))

@@ -169,8 +169,11 @@ pub struct LocalProvider {
     enforced: Vec<Limit>,
     missing: Vec<Limit>,
     /// Per running sandbox: its disk state and the task watching it.
-    disks: Mutex<HashMap<String, (Arc<DiskState>, tokio::task::JoinHandle<()>)>>,
+    disks: Mutex<HashMap<String, DiskWatch>>,
 }
+
+/// A running sandbox's disk state and the task measuring it.
+type DiskWatch = (Arc<DiskState>, tokio::task::JoinHandle<()>);
 
 /// The loopback port of an `isolated` sandbox's egress proxy.
 pub const PROXY_PORT: u16 = 3128;
@@ -301,7 +304,9 @@ impl LocalProvider {
             }
         }
         if !seccomp && matches!(isolation, Isolation::Bubblewrap(_)) {
-            tracing::warn!("no seccomp filter exists for this architecture: sandboxes run without one");
+            tracing::warn!(
+                "no seccomp filter exists for this architecture: sandboxes run without one"
+            );
         }
         match host_user {
             Some(user) => tracing::info!(
@@ -352,10 +357,7 @@ impl LocalProvider {
         })
     }
 
-    fn lock_disks(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<DiskState>, tokio::task::JoinHandle<()>)>>
-    {
+    fn lock_disks(&self) -> std::sync::MutexGuard<'_, HashMap<String, DiskWatch>> {
         self.disks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -384,10 +386,7 @@ impl LocalProvider {
                 }
             }
         });
-        if let Some((_, old)) = self
-            .lock_disks()
-            .insert(sandbox.id.clone(), (state, task))
-        {
+        if let Some((_, old)) = self.lock_disks().insert(sandbox.id.clone(), (state, task)) {
             old.abort();
         }
     }
@@ -400,12 +399,19 @@ impl LocalProvider {
         sandbox: &SandboxSpec,
         argv: &[String],
     ) -> Result<Option<Arc<DiskState>>, ProviderError> {
-        let state = self.lock_disks().get(&sandbox.id).map(|(state, _)| state.clone());
+        let state = self
+            .lock_disks()
+            .get(&sandbox.id)
+            .map(|(state, _)| state.clone());
         let Some(state) = state else {
             return Ok(None);
         };
         if state.over() {
-            let (user, dirs, budget) = (self.host_user, disk::covered(&sandbox.dir), self.budget.disk_bytes);
+            let (user, dirs, budget) = (
+                self.host_user,
+                disk::covered(&sandbox.dir),
+                self.budget.disk_bytes,
+            );
             if let Ok(usage) =
                 tokio::task::spawn_blocking(move || disk::measure_as(user, &dirs, budget)).await
             {
@@ -551,7 +557,10 @@ impl LocalProvider {
             // A warm sandbox moved into a directory its runner must reach.
             if let Err(error) = user.make_reachable(&sandbox.dir) {
                 kill_sandbox(&handle).await;
-                return Err(ProviderError::io("cannot prepare the sandbox directory", error));
+                return Err(ProviderError::io(
+                    "cannot prepare the sandbox directory",
+                    error,
+                ));
             }
         }
         let socket = LocalProvider::socket(sandbox);
@@ -1023,10 +1032,8 @@ impl Provider for LocalProvider {
         tokio::task::spawn_blocking(move || {
             LocalProvider::as_sandbox_user(user, || files::read_file(&workspace, &path))
         })
-            .await
-            .map_err(|error| {
-                ProviderError::io("file read task failed", std::io::Error::other(error))
-            })?
+        .await
+        .map_err(|error| ProviderError::io("file read task failed", std::io::Error::other(error)))?
     }
 
     async fn write_file(
@@ -1041,10 +1048,10 @@ impl Provider for LocalProvider {
         tokio::task::spawn_blocking(move || {
             LocalProvider::as_sandbox_user(user, || files::write_file(&workspace, &path, &contents))
         })
-            .await
-            .map_err(|error| {
-                ProviderError::io("file write task failed", std::io::Error::other(error))
-            })?
+        .await
+        .map_err(|error| {
+            ProviderError::io("file write task failed", std::io::Error::other(error))
+        })?
     }
 
     async fn reconcile(&self, sandbox: &SandboxSpec) -> Result<Reconciled, ProviderError> {
@@ -1239,7 +1246,10 @@ impl Launcher {
                 user.give(&home)
             });
             prepared.map_err(|error| {
-                ProviderError::io(format!("cannot prepare {} for the sandbox user", dir.display()), error)
+                ProviderError::io(
+                    format!("cannot prepare {} for the sandbox user", dir.display()),
+                    error,
+                )
             })?;
         }
         let socket = dir.join("agent.sock");

@@ -122,14 +122,18 @@ async fn a_root_backends_runner_runs_as_the_sandbox_user_and_shares_files_with_t
     let runner_dir = backend.runner_dir(&sandbox.id);
     assert!(eventually(Duration::from_secs(5), || runner_dir.join("list").is_file()).await);
     assert_eq!(
-        std::fs::read_to_string(runner_dir.join("uid")).unwrap().trim(),
+        std::fs::read_to_string(runner_dir.join("uid"))
+            .unwrap()
+            .trim(),
         "100000"
     );
     let config_path = runner_dir.join("config.json");
     let metadata = std::fs::metadata(&config_path).unwrap();
     assert_eq!((metadata.uid(), metadata.mode() & 0o777), (100_000, 0o600));
     assert_eq!(
-        std::fs::read_to_string(runner_dir.join("list")).unwrap().trim(),
+        std::fs::read_to_string(runner_dir.join("list"))
+            .unwrap()
+            .trim(),
         "refused"
     );
     // The sandbox edits the runner's file...

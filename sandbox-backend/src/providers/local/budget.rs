@@ -127,7 +127,13 @@ impl Budget {
                 .parse()
                 .ok()
                 .filter(|millis| *millis >= 50)
-                .ok_or_else(|| error(name, &value, "must be a number of milliseconds, at least 50"))?;
+                .ok_or_else(|| {
+                    error(
+                        name,
+                        &value,
+                        "must be a number of milliseconds, at least 50",
+                    )
+                })?;
             budget.disk_check_interval = Duration::from_millis(millis);
         }
         Ok(budget)
@@ -157,7 +163,13 @@ pub enum Limit {
 }
 
 impl Limit {
-    pub const ALL: [Limit; 5] = [Limit::Pids, Limit::Memory, Limit::Cpu, Limit::Tmp, Limit::Disk];
+    pub const ALL: [Limit; 5] = [
+        Limit::Pids,
+        Limit::Memory,
+        Limit::Cpu,
+        Limit::Tmp,
+        Limit::Disk,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -121,14 +121,16 @@ impl Cgroups {
             let Some(controller) = controller_of(limit) else {
                 continue;
             };
-            let v1 = host.v1.iter().find(|(c, _, _)| c == controller).and_then(
-                |(_, mount, path)| {
-                    let parent = mount.join(path.trim_start_matches('/')).join(name);
-                    (std::fs::create_dir_all(&parent).is_ok()
-                        && parent.join("cgroup.procs").exists())
-                    .then_some(parent)
-                },
-            );
+            let v1 =
+                host.v1
+                    .iter()
+                    .find(|(c, _, _)| c == controller)
+                    .and_then(|(_, mount, path)| {
+                        let parent = mount.join(path.trim_start_matches('/')).join(name);
+                        (std::fs::create_dir_all(&parent).is_ok()
+                            && parent.join("cgroup.procs").exists())
+                        .then_some(parent)
+                    });
             if let Some(parent) = v1 {
                 places.push(Place {
                     limit,
@@ -195,7 +197,10 @@ impl Cgroups {
                 // Swap counts too where the kernel accounts it (memsw), so a hog
                 // cannot push its excess into swap.
                 if dir.join("memory.memsw.limit_in_bytes").exists() {
-                    let _ = write("memory.memsw.limit_in_bytes", budget.memory_bytes.to_string());
+                    let _ = write(
+                        "memory.memsw.limit_in_bytes",
+                        budget.memory_bytes.to_string(),
+                    );
                 }
                 Ok(())
             }
@@ -207,7 +212,10 @@ impl Cgroups {
                 Ok(())
             }
             (Limit::Cpu, Version::V1) => {
-                write("cpu.shares", (budget.cpu_weight * 1024 / 100).max(2).to_string())?;
+                write(
+                    "cpu.shares",
+                    (budget.cpu_weight * 1024 / 100).max(2).to_string(),
+                )?;
                 if let Some(cores) = budget.cpu_cores {
                     write("cpu.cfs_period_us", CPU_PERIOD_US.to_string())?;
                     write("cpu.cfs_quota_us", cpu_quota_us(cores).to_string())?;
@@ -286,9 +294,15 @@ fn v2_prepare(mount: &Path, own: &str, name: &str) -> Option<(PathBuf, BTreeSet<
             .collect();
     for controller in ["pids", "memory", "cpu"] {
         if available.contains(controller) {
-            let _ = std::fs::write(own_dir.join("cgroup.subtree_control"), format!("+{controller}"));
-            if std::fs::write(parent.join("cgroup.subtree_control"), format!("+{controller}"))
-                .is_ok()
+            let _ = std::fs::write(
+                own_dir.join("cgroup.subtree_control"),
+                format!("+{controller}"),
+            );
+            if std::fs::write(
+                parent.join("cgroup.subtree_control"),
+                format!("+{controller}"),
+            )
+            .is_ok()
             {
                 enabled.insert(controller.to_string());
             }
@@ -380,7 +394,10 @@ mod tests {
         };
         let group = parent.join("s1");
         std::fs::create_dir(&group).unwrap();
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         std::fs::write(group.join("cgroup.procs"), child.id().to_string()).unwrap();
         let members = std::fs::read_to_string(group.join("cgroup.procs")).unwrap();
         child.kill().unwrap();

@@ -52,7 +52,10 @@ pub fn measure(dirs: &[PathBuf], budget: u64, max_entries: usize) -> Usage {
             let Ok(metadata) = std::fs::symlink_metadata(entry.path()) else {
                 continue;
             };
-            if metadata.nlink() > 1 && !metadata.is_dir() && !seen.insert((metadata.dev(), metadata.ino())) {
+            if metadata.nlink() > 1
+                && !metadata.is_dir()
+                && !seen.insert((metadata.dev(), metadata.ino()))
+            {
                 continue;
             }
             bytes = bytes.saturating_add(metadata.blocks().saturating_mul(512));
@@ -154,7 +157,10 @@ pub fn kill_commands(bwrap: u32) -> usize {
         return 0;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok())
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
         else {
             continue;
         };
@@ -196,7 +202,10 @@ mod tests {
         std::fs::write(outside.join("big"), vec![1u8; 4 * 1024 * 1024]).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
         let usage = measure(std::slice::from_ref(&root), u64::MAX, MAX_ENTRIES);
-        assert!(usage.bytes >= 1024 * 1024 && usage.bytes < 2 * 1024 * 1024, "{usage:?}");
+        assert!(
+            usage.bytes >= 1024 * 1024 && usage.bytes < 2 * 1024 * 1024,
+            "{usage:?}"
+        );
         assert!(!usage.cut_short);
     }
 

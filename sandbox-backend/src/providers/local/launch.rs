@@ -71,19 +71,18 @@ fn launch(args: &[String]) -> Result<std::convert::Infallible, String> {
         let fd = seccomp_fd()?;
         argv.splice(1..1, ["--seccomp".to_string(), fd.to_string()]);
     }
-    let error = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .exec();
+    let error = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
     Err(format!("cannot run {}: {error}", argv[0]))
 }
 
 /// The seccomp program in a memory file that stays open across the exec (no
 /// close-on-exec flag), positioned at its start, as bubblewrap reads it.
 fn seccomp_fd() -> Result<i32, String> {
-    let program = super::seccomp::filter()
-        .ok_or("no seccomp filter exists for this architecture")?;
-    let fd = nix::sys::memfd::memfd_create("nightshift-seccomp", nix::sys::memfd::MFdFlags::empty())
-        .map_err(|error| format!("memfd_create: {error}"))?;
+    let program =
+        super::seccomp::filter().ok_or("no seccomp filter exists for this architecture")?;
+    let fd =
+        nix::sys::memfd::memfd_create("nightshift-seccomp", nix::sys::memfd::MFdFlags::empty())
+            .map_err(|error| format!("memfd_create: {error}"))?;
     let mut file = std::fs::File::from(fd);
     file.write_all(&super::seccomp::to_bytes(&program))
         .and_then(|()| file.rewind())

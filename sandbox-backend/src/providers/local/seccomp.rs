@@ -68,8 +68,14 @@ const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// Every namespace flag of `clone` and `unshare`, `CLONE_NEWTIME` included.
-pub const NAMESPACE_FLAGS: u32 =
-    0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000 | 0x80;
+pub const NAMESPACE_FLAGS: u32 = 0x0002_0000
+    | 0x0200_0000
+    | 0x0400_0000
+    | 0x0800_0000
+    | 0x1000_0000
+    | 0x2000_0000
+    | 0x4000_0000
+    | 0x80;
 
 /// x86-64 numbers of the system calls refused outright, with their names.
 const DENIED: [(u32, &str); 51] = [
@@ -135,12 +141,21 @@ const ALLOWED_PERSONALITIES: [u32; 5] = [0, 0x8, 0x2_0000, 0x2_0008, 0xffff_ffff
 /// The names of the refused system calls (for documentation and logs).
 pub fn denied_names() -> Vec<&'static str> {
     let mut names: Vec<&str> = DENIED.iter().map(|(_, name)| *name).collect();
-    names.extend(["clone (namespace flags)", "unshare (namespace flags)", "clone3 (ENOSYS)"]);
+    names.extend([
+        "clone (namespace flags)",
+        "unshare (namespace flags)",
+        "clone3 (ENOSYS)",
+    ]);
     names
 }
 
 fn stmt(code: u16, k: u32) -> Instruction {
-    Instruction { code, jt: 0, jf: 0, k }
+    Instruction {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Instruction {
@@ -166,10 +181,7 @@ fn program() -> Vec<Instruction> {
     for (number, _) in DENIED {
         program.extend([jump(JEQ_K, number, 0, 1), deny]);
     }
-    program.extend([
-        jump(JEQ_K, CLONE3, 0, 1),
-        stmt(RET_K, RET_ERRNO | ENOSYS),
-    ]);
+    program.extend([jump(JEQ_K, CLONE3, 0, 1), stmt(RET_K, RET_ERRNO | ENOSYS)]);
     // `clone` and `unshare`: refused when a namespace flag is set. Each block ends in
     // a return, so a call that does not match keeps the number in the accumulator.
     for number in [CLONE, UNSHARE] {
@@ -237,7 +249,11 @@ mod tests {
                         JGE_K => acc >= instruction.k,
                         _ => acc & instruction.k != 0,
                     };
-                    pc += usize::from(if taken { instruction.jt } else { instruction.jf });
+                    pc += usize::from(if taken {
+                        instruction.jt
+                    } else {
+                        instruction.jf
+                    });
                 }
                 other => panic!("unexpected opcode {other:#x}"),
             }
