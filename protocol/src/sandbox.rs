@@ -170,6 +170,14 @@ pub struct ProviderCapabilities {
     /// Package managers accepted in a template's `packages`.
     #[serde(default)]
     pub package_managers: Vec<String>,
+    /// Per-sandbox limits the provider enforces on this host, among `pids`, `memory`,
+    /// `cpu`, `tmp` (size of `/tmp`) and `disk` (workspace and home).
+    #[serde(default)]
+    pub enforced_limits: Vec<String>,
+    /// Per-sandbox limits it cannot enforce here: the operator started it anyway
+    /// (`SANDBOX_ALLOW_UNLIMITED=true` for the local provider).
+    #[serde(default)]
+    pub missing_limits: Vec<String>,
 }
 
 /// One entry of `GET /v1/providers`.

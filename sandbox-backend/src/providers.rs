@@ -229,6 +229,12 @@ pub trait Provider: Send + Sync + 'static {
     /// How a runner started on this host works with the sandbox.
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement;
 
+    /// The unprivileged host user a sandbox's runner must run as (so that it and the
+    /// sandbox can edit each other's files), when not the backend's own.
+    fn runner_user(&self) -> Option<local::host_user::HostUser> {
+        None
+    }
+
     /// Starts a command. The returned run's driver must be polled; `cancel` kills it.
     async fn exec(
         &self,

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::backoff::Backoff;
 use crate::process::{signal_group, terminate_group};
+use crate::providers::local::host_user::HostUser;
 
 /// How long a runner gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -46,6 +47,10 @@ pub struct RunnerCommand {
     /// Its stdout and stderr are appended here.
     pub log_path: PathBuf,
     pub working_dir: PathBuf,
+    /// The unprivileged host user it runs as (a root backend's local sandboxes: the
+    /// sandbox's own host user, so each can edit the other's files). Its directory
+    /// and config file are given to that user first; `HOME` is its directory.
+    pub run_as: Option<HostUser>,
 }
 
 /// What happened to a supervised runner.
@@ -173,7 +178,37 @@ fn spawn(command: &RunnerCommand, start: u64) -> std::io::Result<Child> {
         // Its own group: a terminal's Ctrl-C does not reach it, and stopping it can
         // signal everything it started at once.
         .process_group(0);
+    if let Some(user) = command.run_as {
+        give_runner_files(command, &user)?;
+        process
+            .uid(user.uid)
+            .gid(user.gid)
+            .env("HOME", &command.working_dir);
+    }
     process.spawn()
+}
+
+/// Gives the runner's directory and config file to `user`. The config is opened
+/// without following links and must be a plain file with one link, so a runner that
+/// replaced it cannot make the backend give away another file.
+fn give_runner_files(command: &RunnerCommand, user: &HostUser) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    user.give(&command.working_dir)?;
+    let config = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(&command.config_path)?;
+    let metadata = config.metadata()?;
+    if !metadata.is_file() || metadata.nlink() != 1 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a plain file",
+            command.config_path.display()
+        )));
+    }
+    if metadata.uid() != user.uid {
+        std::os::unix::fs::fchown(&config, Some(user.uid), Some(user.gid))?;
+    }
+    Ok(())
 }
 
 /// Notes a supervision step in the runner's log, between its own lines.

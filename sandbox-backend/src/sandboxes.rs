@@ -678,6 +678,10 @@ impl Sandboxes {
             config_path: self.store.runner_config_path(id),
             log_path: self.store.runner_log_path(id),
             working_dir: self.store.runner_dir(id),
+            run_as: self
+                .provider_of(&entry.snapshot())
+                .ok()
+                .and_then(|provider| provider.runner_user()),
         };
         let weak: Weak<SandboxEntry> = Arc::downgrade(entry);
         let store = self.store.clone();

@@ -121,3 +121,45 @@ async fn docker_sandboxes_refuse_a_session_runner() {
     assert!(answer.text().contains("runner"), "{}", answer.text());
     assert!(fake.state.containers.lock().await.is_empty());
 }
+
+/// A container is created as an unprivileged user without capabilities, within a
+/// budget of processes, memory, CPU and `/tmp`, and the provider says which limits it
+/// enforces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_containers_are_created_unprivileged_and_within_a_budget() {
+    let fake = FakeDocker::start().await;
+    let backend = Backend::start("docker", docker_env(&fake)).await;
+    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    let sandbox = client
+        .create(serde_json::json!({"network": "none"}))
+        .await
+        .unwrap();
+    let bodies = fake.state.create_bodies.lock().await.clone();
+    let body = bodies.last().expect("a container was created");
+    assert_eq!(body["User"], "1000:1000");
+    let host = &body["HostConfig"];
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        host["SecurityOpt"],
+        serde_json::json!(["no-new-privileges"])
+    );
+    assert_eq!(host["PidsLimit"], 1024);
+    assert_eq!(host["Memory"], 4096i64 * 1024 * 1024);
+    assert_eq!(host["MemorySwap"], host["Memory"]);
+    assert_eq!(host["NanoCpus"], 2_000_000_000i64);
+    assert_eq!(host["Tmpfs"]["/tmp"], "rw,nosuid,nodev,size=512m");
+    assert_eq!(host["NetworkMode"], "none");
+    assert_ne!(host["Privileged"], true);
+    let providers = client.providers().await;
+    let docker = providers
+        .providers
+        .iter()
+        .find(|info| info.name == "docker")
+        .unwrap();
+    assert_eq!(
+        docker.capabilities.enforced_limits,
+        ["pids", "memory", "cpu", "tmp"]
+    );
+    assert_eq!(docker.capabilities.missing_limits, ["disk"]);
+    client.destroy(&sandbox.id).await.unwrap();
+}

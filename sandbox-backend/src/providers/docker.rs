@@ -3,8 +3,15 @@
 //!
 //! - create: pull the image when missing (`POST /images/create`), `POST
 //!   /containers/create` (`sleep infinity`, working directory `/workspace`, `init`,
-//!   `no-new-privileges`, a pids limit, network `none` or the default bridge) and
-//!   start it.
+//!   network `none` or the default bridge) and start it. The container gets the local
+//!   provider's posture as far as the Engine allows: an unprivileged `User`
+//!   (`SANDBOX_DOCKER_USER`, default `1000:1000`, which owns `/workspace` in the image
+//!   built from `docker/`), every capability dropped, `no-new-privileges`, a pids limit,
+//!   memory without extra swap, a CPU cap (`NanoCpus`) and a size-limited tmpfs `/tmp`.
+//!   The root file system stays writable: templates install packages into it and fork
+//!   and snapshots commit it. The disk a container writes is not limited (the Engine's
+//!   `StorageOpt` size works only on some storage drivers), so `disk` is reported
+//!   missing.
 //! - exec: `POST /containers/{id}/exec` of the command in its own process group (see
 //!   [`super::remote`]), `POST /exec/{id}/start` hijacked for stdin and the
 //!   multiplexed output, `GET /exec/{id}/json` for the exit code; a timeout or kill
@@ -20,7 +27,10 @@
 //! Settings: `SANDBOX_DOCKER_IMAGE` (enables the provider; e.g.
 //! `debian:bookworm-slim` or the image built from `docker/`), `DOCKER_HOST` (default
 //! `unix:///var/run/docker.sock`), `SANDBOX_DOCKER_PIDS_LIMIT` (default 1024),
-//! `SANDBOX_DOCKER_MEMORY_MB` (default no limit).
+//! `SANDBOX_DOCKER_MEMORY_MB` (default 4096), `SANDBOX_DOCKER_CPUS` (default 2),
+//! `SANDBOX_DOCKER_TMP_MB` (default 512), `SANDBOX_DOCKER_USER` (default `1000:1000`;
+//! `0:0` for an image whose `/workspace` only root can write, still without
+//! capabilities).
 
 pub mod client;
 
@@ -55,6 +65,10 @@ pub struct DockerConfig {
     pub pids_limit: i64,
     pub memory_mb: Option<i64>,
     pub workspace: String,
+    /// `uid:gid` the container runs as.
+    pub user: String,
+    pub cpus: f64,
+    pub tmp_mb: i64,
 }
 
 impl DockerConfig {
@@ -81,8 +95,21 @@ impl DockerConfig {
             host,
             image,
             pids_limit: number("SANDBOX_DOCKER_PIDS_LIMIT")?.unwrap_or(1024),
-            memory_mb: number("SANDBOX_DOCKER_MEMORY_MB")?,
+            memory_mb: Some(number("SANDBOX_DOCKER_MEMORY_MB")?.unwrap_or(4096)),
             workspace: remote::DEFAULT_WORKSPACE.into(),
+            user: get("SANDBOX_DOCKER_USER").unwrap_or_else(|| "1000:1000".into()),
+            cpus: match get("SANDBOX_DOCKER_CPUS") {
+                None => 2.0,
+                Some(text) => text
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|cpus| cpus.is_finite() && *cpus > 0.0)
+                    .ok_or_else(|| {
+                        format!("SANDBOX_DOCKER_CPUS={text:?} is not a positive number")
+                    })?,
+            },
+            tmp_mb: number("SANDBOX_DOCKER_TMP_MB")?.unwrap_or(512),
         }))
     }
 }
@@ -205,9 +232,14 @@ impl DockerProvider {
             "Init": true,
             "PidsLimit": self.config.pids_limit,
             "SecurityOpt": ["no-new-privileges"],
+            "CapDrop": ["ALL"],
+            "NanoCpus": (self.config.cpus * 1e9) as i64,
+            "Tmpfs": {"/tmp": format!("rw,nosuid,nodev,size={}m", self.config.tmp_mb)},
         });
         if let Some(mb) = self.config.memory_mb {
             host_config["Memory"] = json!(mb * 1024 * 1024);
+            // The same figure for memory and swap together: no swap on top.
+            host_config["MemorySwap"] = json!(mb * 1024 * 1024);
         }
         let created = self
             .client
@@ -216,6 +248,7 @@ impl DockerProvider {
                 &format!("/containers/create?name=nightshift-{}", sandbox.id),
                 Some(json!({
                     "Image": image,
+                    "User": self.config.user,
                     "Cmd": ["sleep", "infinity"],
                     "WorkingDir": self.config.workspace,
                     "Env": env,
@@ -508,6 +541,8 @@ impl super::Provider for DockerProvider {
             restart: true,
             tunnels: false,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
+            enforced_limits: ["pids", "memory", "cpu", "tmp"].map(String::from).to_vec(),
+            missing_limits: vec!["disk".into()],
         }
     }
 

@@ -17,6 +17,15 @@
 //! `SANDBOX_ORPHAN_GRACE_SECS` (default 600) ends its sandbox, so sandboxes of a
 //! backend that never comes back do not live forever.
 //!
+//! Sandboxes never run as host root: under a root backend, `__launch` drops to an
+//! unprivileged host user before it becomes bubblewrap ([`host_user`]), and so does
+//! the sandbox's runner. Every sandbox runs under a seccomp filter ([`seccomp`]) and
+//! within a budget ([`budget`]): processes, memory and CPU through cgroups v1 or v2
+//! ([`cgroups`]), the size of `/tmp`, and the disk its workspace and home use
+//! ([`disk`]). A limit the host gives no way to enforce is logged and reported in
+//! `GET /v1/providers`, and the provider refuses to start without it unless
+//! `SANDBOX_ALLOW_UNLIMITED=true`.
+//!
 //! At start-up the provider proves that bubblewrap can create namespaces here and
 //! refuses to start otherwise, because silently running commands unisolated would be
 //! worse than not running them. `SANDBOX_ALLOW_UNISOLATED=true` is the explicit,
@@ -24,11 +33,16 @@
 //! processes, one per command, no agent, no background processes).
 
 pub mod bubblewrap;
+pub mod budget;
 pub mod cgroups;
+pub mod disk;
+pub mod host_user;
 pub mod launch;
 pub mod limits;
+pub mod seccomp;
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -42,7 +56,10 @@ use self::bubblewrap::{
     Bubblewrap, GROUP, Layout, PASSWD, SANDBOX_AGENT, SANDBOX_HOME, SANDBOX_PATH,
     SANDBOX_WORKSPACE, sandbox_cwd,
 };
+use self::budget::{Budget, Limit};
 use self::cgroups::Cgroups;
+use self::disk::DiskState;
+use self::host_user::HostUser;
 use self::limits::{ResourceLimits, find_prlimit};
 use super::{
     BuiltTemplate, Capabilities, Provider, ProviderError, ProviderHandle, Reconciled,
@@ -76,6 +93,15 @@ pub enum LocalProviderError {
          SANDBOX_ALLOW_UNISOLATED=true"
     )]
     CannotIsolate { reason: String },
+    #[error(
+        "the local provider cannot enforce these per-sandbox limits on this machine: {missing}. \
+         Run the backend as root on a host whose cgroup v1 or v2 hierarchy has the pids, memory \
+         and cpu controllers, or set SANDBOX_ALLOW_UNLIMITED=true to run sandboxes without them \
+         (unsafe with untrusted code)"
+    )]
+    Unlimited { missing: String },
+    #[error("invalid sandbox configuration: {0}")]
+    Config(String),
 }
 
 /// How the local provider is set up (from the backend's configuration).
@@ -97,6 +123,9 @@ pub struct LocalSettings {
     /// Whether a sandbox may share the host's network (`SANDBOX_ALLOW_PRIVATE_NETWORK`,
     /// off by default): it then reaches every loopback service of the host.
     pub allow_private_network: bool,
+    /// Start even when a per-sandbox limit cannot be enforced here
+    /// (`SANDBOX_ALLOW_UNLIMITED=true`).
+    pub allow_unlimited: bool,
 }
 
 impl LocalSettings {
@@ -110,6 +139,8 @@ impl LocalSettings {
             egress: Arc::new(EgressPolicy::default()),
             warm_pool: 2,
             allow_private_network: false,
+            allow_unlimited: std::env::var("SANDBOX_ALLOW_UNLIMITED")
+                .is_ok_and(|value| value.trim().eq_ignore_ascii_case("true")),
         }
     }
 }
@@ -135,10 +166,20 @@ pub struct LocalProvider {
     holds: Mutex<HashMap<String, tokio::net::UnixStream>>,
     /// Per `isolated` sandbox: the task offering its egress proxy ways out.
     egress_pools: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// The unprivileged host user sandboxes and runners run as (root backends only).
+    host_user: Option<HostUser>,
+    budget: Budget,
+    /// The limits enforced here, and those missing.
+    enforced: Vec<Limit>,
+    missing: Vec<Limit>,
+    /// Per running sandbox: its disk state and the task watching it.
+    disks: Mutex<HashMap<String, DiskWatch>>,
 }
 
 /// The name of the sockets directory inside a sandbox's directory.
 const SOCKETS_DIR_NAME: &str = "sockets";
+/// A running sandbox's disk state and the task measuring it.
+type DiskWatch = (Arc<DiskState>, tokio::task::JoinHandle<()>);
 
 /// The loopback port of an `isolated` sandbox's egress proxy.
 pub const PROXY_PORT: u16 = 3128;
@@ -160,6 +201,10 @@ impl LocalProvider {
     pub async fn start(settings: LocalSettings) -> Result<LocalProvider, LocalProviderError> {
         let data_dir = settings.data_dir.as_path();
         let allow_unisolated = settings.allow_unisolated;
+        let host_user =
+            HostUser::from_env().map_err(|error| LocalProviderError::Config(error.to_string()))?;
+        let budget =
+            Budget::from_env().map_err(|error| LocalProviderError::Config(error.to_string()))?;
         let limits_prefix = match find_prlimit() {
             Some(prlimit) => ResourceLimits::default()
                 .clamped_to_own_limits()
@@ -175,10 +220,28 @@ impl LocalProvider {
             None => Err("bubblewrap (`bwrap`) is not installed".to_string()),
             Some(bubblewrap) => {
                 let scratch = data_dir.join("probe");
-                let created = std::fs::create_dir_all(&scratch);
+                let created = std::fs::create_dir_all(&scratch).and_then(|()| match host_user {
+                    Some(user) => {
+                        user.make_reachable(&scratch)?;
+                        user.give(&scratch)
+                    }
+                    None => Ok(()),
+                });
+                // The probe runs as sandboxes will: as the unprivileged host user.
+                let mut prefix = Vec::new();
+                if let Some(user) = host_user {
+                    prefix.extend([
+                        settings.agent_bin.display().to_string(),
+                        "__launch".into(),
+                        "--user".into(),
+                        user.spec(),
+                        "--".into(),
+                    ]);
+                }
+                prefix.extend(limits_prefix.iter().cloned());
                 let result = match created {
                     Err(error) => Err(format!("cannot create {}: {error}", scratch.display())),
-                    Ok(()) => bubblewrap.probe(&scratch, &limits_prefix).await,
+                    Ok(()) => bubblewrap.probe(&scratch, &prefix).await,
                 };
                 let _ = std::fs::remove_dir_all(&scratch);
                 result.map(|()| bubblewrap)
@@ -211,15 +274,63 @@ impl LocalProvider {
             fnv1a(data_dir.as_os_str().as_encoded_bytes())
         );
         let cgroups = match isolation {
-            Isolation::Bubblewrap(_) => Cgroups::detect(&cgroup_name),
+            Isolation::Bubblewrap(_) => Cgroups::detect(&cgroup_name, budget),
             Isolation::Unisolated => None,
         };
+        let seccomp = seccomp::filter().is_some();
+        let enforced: Vec<Limit> = match isolation {
+            Isolation::Bubblewrap(_) => Limit::ALL
+                .into_iter()
+                .filter(|limit| match limit {
+                    Limit::Tmp | Limit::Disk => true,
+                    _ => cgroups
+                        .as_ref()
+                        .is_some_and(|cgroups| cgroups.enforced().contains(limit)),
+                })
+                .collect(),
+            Isolation::Unisolated => Vec::new(),
+        };
+        let missing: Vec<Limit> = Limit::ALL
+            .into_iter()
+            .filter(|limit| !enforced.contains(limit))
+            .collect();
+        if !missing.is_empty() {
+            let names = missing
+                .iter()
+                .map(|limit| limit.name())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if settings.allow_unlimited || allow_unisolated {
+                tracing::warn!(
+                    missing = %names,
+                    "SANDBOX_ALLOW_UNLIMITED=true: sandboxes run WITHOUT these per-sandbox limits"
+                );
+            } else {
+                return Err(LocalProviderError::Unlimited { missing: names });
+            }
+        }
+        if !seccomp && matches!(isolation, Isolation::Bubblewrap(_)) {
+            tracing::warn!(
+                "no seccomp filter exists for this architecture: sandboxes run without one"
+            );
+        }
+        match host_user {
+            Some(user) => tracing::info!(
+                uid = user.uid,
+                gid = user.gid,
+                "the backend runs as root: sandboxes and runners run as this unprivileged host user"
+            ),
+            None => tracing::info!("sandboxes and runners run as the backend's own user"),
+        }
         let launcher = match &isolation {
             Isolation::Bubblewrap(bubblewrap) => Some(Arc::new(Launcher {
                 bubblewrap: bubblewrap.clone(),
                 settings: settings.clone(),
                 etc_dir: etc_dir.clone(),
                 cgroups: cgroups.clone(),
+                host_user,
+                budget,
+                seccomp,
             })),
             Isolation::Unisolated => None,
         };
@@ -230,7 +341,7 @@ impl LocalProvider {
         }
         match &cgroups {
             Some(cgroups) => {
-                tracing::info!(groups = %cgroups.describe(), "each sandbox gets its own process and memory limits")
+                tracing::info!(groups = %cgroups.describe(), "each sandbox gets its own process, memory and CPU limits")
             }
             None => tracing::info!(
                 "no writable cgroups: sandboxes are limited by per-process rlimits only"
@@ -244,7 +355,93 @@ impl LocalProvider {
             warm,
             holds: Mutex::new(HashMap::new()),
             egress_pools: Mutex::new(HashMap::new()),
+            host_user,
+            budget,
+            enforced,
+            missing,
+            disks: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn lock_disks(&self) -> std::sync::MutexGuard<'_, HashMap<String, DiskWatch>> {
+        self.disks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Watches the running sandbox's disk use: going over budget, or growing while
+    /// over it, kills its commands.
+    fn watch_disk(&self, sandbox: &SandboxSpec, handle: &LocalHandle) {
+        let state = Arc::new(DiskState::default());
+        let dirs = disk::covered(&sandbox.dir);
+        let (budget, user, pid, id) = (self.budget, self.host_user, handle.pid, sandbox.id.clone());
+        let watched = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(budget.disk_check_interval).await;
+                let dirs = dirs.clone();
+                let measured = tokio::task::spawn_blocking(move || {
+                    disk::measure_as(user, &dirs, budget.disk_bytes)
+                })
+                .await;
+                let Ok(usage) = measured else { continue };
+                let before = watched.used();
+                let just_over = watched.record(usage, budget.disk_bytes);
+                if just_over || (watched.over() && usage.bytes > before) {
+                    watched.note_kill();
+                    let killed = disk::kill_commands(pid);
+                    tracing::warn!(sandbox = %id, used = usage.bytes, budget = budget.disk_bytes, killed, "disk budget exceeded: the sandbox's commands were killed");
+                }
+            }
+        });
+        if let Some((_, old)) = self.lock_disks().insert(sandbox.id.clone(), (state, task)) {
+            old.abort();
+        }
+    }
+
+    /// Refuses a command (other than `rm`) while the sandbox is over its disk budget
+    /// (measured again first: files may have been deleted since); returns the state
+    /// to annotate the command's result with.
+    async fn check_disk(
+        &self,
+        sandbox: &SandboxSpec,
+        argv: &[String],
+    ) -> Result<Option<Arc<DiskState>>, ProviderError> {
+        let state = self
+            .lock_disks()
+            .get(&sandbox.id)
+            .map(|(state, _)| state.clone());
+        let Some(state) = state else {
+            return Ok(None);
+        };
+        if state.over() {
+            let (user, dirs, budget) = (
+                self.host_user,
+                disk::covered(&sandbox.dir),
+                self.budget.disk_bytes,
+            );
+            if let Ok(usage) =
+                tokio::task::spawn_blocking(move || disk::measure_as(user, &dirs, budget)).await
+            {
+                state.record(usage, budget);
+            }
+            let is_rm = argv
+                .first()
+                .is_some_and(|program| program == "rm" || program.ends_with("/rm"));
+            if state.over() && !is_rm {
+                return Err(ProviderError::InvalidRequest(disk::exceeded_message(
+                    state.used(),
+                    budget,
+                )));
+            }
+        }
+        Ok(Some(state))
+    }
+
+    /// Runs blocking file work as the sandbox's host user when there is one.
+    fn as_sandbox_user<T>(user: Option<HostUser>, work: impl FnOnce() -> T) -> T {
+        match user {
+            Some(user) => user.act_as(work),
+            None => work(),
+        }
     }
 
     fn home(sandbox: &SandboxSpec) -> PathBuf {
@@ -370,6 +567,16 @@ impl LocalProvider {
             }
         };
         self.warm.refill(launcher);
+        if let Some(user) = self.host_user {
+            // A warm sandbox moved into a directory its runner must reach.
+            if let Err(error) = user.make_reachable(&sandbox.dir) {
+                kill_sandbox(&handle).await;
+                return Err(ProviderError::io(
+                    "cannot prepare the sandbox directory",
+                    error,
+                ));
+            }
+        }
         let socket = LocalProvider::socket(sandbox);
         if let Err(error) = agent::simple(&socket, &LocalProvider::configure_request(sandbox)).await
         {
@@ -379,6 +586,7 @@ impl LocalProvider {
             )));
         }
         tracing::debug!(sandbox = %sandbox.id, elapsed = ?boot_started.elapsed(), "sandbox ready");
+        self.watch_disk(sandbox, &handle);
         self.hold(sandbox).await;
         self.start_egress(sandbox);
         Ok(handle_value(&handle))
@@ -402,6 +610,9 @@ impl LocalProvider {
     /// Ends the sandbox's processes (agent first, bubblewrap by force if needed).
     async fn halt(&self, sandbox: &SandboxSpec) {
         self.lock_holds().remove(&sandbox.id);
+        if let Some((_, watcher)) = self.lock_disks().remove(&sandbox.id) {
+            watcher.abort();
+        }
         if let Some(task) = self
             .egress_pools
             .lock()
@@ -571,11 +782,14 @@ impl Provider for LocalProvider {
                 restart: true,
                 tunnels: false,
                 package_managers: PACKAGE_MANAGERS.map(String::from).to_vec(),
+                enforced_limits: self.enforced.iter().map(|l| l.name().to_string()).collect(),
+                missing_limits: self.missing.iter().map(|l| l.name().to_string()).collect(),
             },
             Isolation::Unisolated => Capabilities {
                 network_modes: vec![NetworkMode::Private],
                 isolated: false,
                 stdin: true,
+                missing_limits: self.missing.iter().map(|l| l.name().to_string()).collect(),
                 ..Capabilities::default()
             },
         }
@@ -695,7 +909,7 @@ impl Provider for LocalProvider {
             if let Some(workdir) = &build.spec.workdir {
                 let workdir = WorkspacePath::parse(workdir)?;
                 let dir = LocalProvider::workspace(&sandbox).join(workdir.as_path());
-                std::fs::create_dir_all(&dir)
+                LocalProvider::as_sandbox_user(self.host_user, || std::fs::create_dir_all(&dir))
                     .map_err(|error| ProviderError::io("cannot create the workdir", error))?;
             }
             for command in &build.spec.commands {
@@ -716,6 +930,13 @@ impl Provider for LocalProvider {
             handle: ProviderHandle::none(),
             log,
         })
+    }
+
+    fn runner_user(&self) -> Option<HostUser> {
+        match self.isolation {
+            Isolation::Bubblewrap(_) => self.host_user,
+            Isolation::Unisolated => None,
+        }
     }
 
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement {
@@ -763,6 +984,7 @@ impl Provider for LocalProvider {
     ) -> Result<ExecRun, ProviderError> {
         match &self.isolation {
             Isolation::Bubblewrap(_) => {
+                let disk = self.check_disk(sandbox, &plan.argv).await?;
                 let spawn = Spawn {
                     cwd: LocalProvider::cwd(sandbox, plan.cwd.as_deref()),
                     argv: plan.argv,
@@ -775,6 +997,7 @@ impl Provider for LocalProvider {
                 };
                 agent::start(&LocalProvider::socket(sandbox), spawn, cancel)
                     .await
+                    .map(|run| annotate_disk(run, disk, self.budget.disk_bytes))
                     .map_err(|error| {
                         ProviderError::Unavailable(format!("the sandbox is not running: {error}"))
                     })
@@ -811,6 +1034,7 @@ impl Provider for LocalProvider {
                 "background processes without bubblewrap",
             ));
         }
+        let disk = self.check_disk(sandbox, &plan.argv).await?;
         let spawn = Spawn {
             cwd: LocalProvider::cwd(sandbox, plan.cwd.as_deref()),
             argv: plan.argv,
@@ -820,6 +1044,7 @@ impl Provider for LocalProvider {
         };
         agent::start(&LocalProvider::socket(sandbox), spawn, cancel)
             .await
+            .map(|run| annotate_disk(run, disk, self.budget.disk_bytes))
             .map_err(|error| {
                 ProviderError::Unavailable(format!("the sandbox is not running: {error}"))
             })
@@ -832,11 +1057,12 @@ impl Provider for LocalProvider {
     ) -> Result<Vec<u8>, ProviderError> {
         let workspace = LocalProvider::workspace(sandbox);
         let path = path.clone();
-        tokio::task::spawn_blocking(move || files::read_file(&workspace, &path))
-            .await
-            .map_err(|error| {
-                ProviderError::io("file read task failed", std::io::Error::other(error))
-            })?
+        let user = self.host_user;
+        tokio::task::spawn_blocking(move || {
+            LocalProvider::as_sandbox_user(user, || files::read_file(&workspace, &path))
+        })
+        .await
+        .map_err(|error| ProviderError::io("file read task failed", std::io::Error::other(error)))?
     }
 
     async fn write_file(
@@ -847,11 +1073,14 @@ impl Provider for LocalProvider {
     ) -> Result<(), ProviderError> {
         let workspace = LocalProvider::workspace(sandbox);
         let path = path.clone();
-        tokio::task::spawn_blocking(move || files::write_file(&workspace, &path, &contents))
-            .await
-            .map_err(|error| {
-                ProviderError::io("file write task failed", std::io::Error::other(error))
-            })?
+        let user = self.host_user;
+        tokio::task::spawn_blocking(move || {
+            LocalProvider::as_sandbox_user(user, || files::write_file(&workspace, &path, &contents))
+        })
+        .await
+        .map_err(|error| {
+            ProviderError::io("file write task failed", std::io::Error::other(error))
+        })?
     }
 
     async fn reconcile(&self, sandbox: &SandboxSpec) -> Result<Reconciled, ProviderError> {
@@ -917,6 +1146,43 @@ impl Provider for LocalProvider {
     }
 }
 
+/// Adds "disk budget exceeded" to the result of a command the disk watcher killed.
+fn annotate_disk(run: ExecRun, disk: Option<Arc<DiskState>>, budget: u64) -> ExecRun {
+    use futures::FutureExt;
+    use nightshift_protocol::sandbox::ExecOutput;
+    let Some(state) = disk else {
+        return run;
+    };
+    let kills_before = state.kills();
+    let (sender, output) = tokio::sync::mpsc::channel(64);
+    let mut upstream = run.output;
+    let forward = async move {
+        loop {
+            let line = tokio::select! {
+                line = upstream.recv() => line,
+                // Nobody listening any more: dropping `upstream` kills the command.
+                () = sender.closed() => return,
+            };
+            let Some(line) = line else { return };
+            if matches!(line, ExecOutput::Exit(_)) && state.kills() != kills_before {
+                let message = format!("{}\n", disk::exceeded_message(state.used(), budget));
+                let _ = sender.send(ExecOutput::Stderr(message)).await;
+            }
+            if sender.send(line).await.is_err() {
+                return;
+            }
+        }
+    };
+    let driver = run.driver;
+    ExecRun {
+        output,
+        driver: async move {
+            futures::join!(driver, forward);
+        }
+        .boxed(),
+    }
+}
+
 fn handle_value(handle: &LocalHandle) -> ProviderHandle {
     ProviderHandle(serde_json::to_value(handle).unwrap_or_default())
 }
@@ -973,6 +1239,11 @@ struct Launcher {
     /// The generated `passwd` and `group` every sandbox sees.
     etc_dir: PathBuf,
     cgroups: Option<Cgroups>,
+    /// Who the sandbox runs as on the host (root backends only).
+    host_user: Option<HostUser>,
+    budget: Budget,
+    /// Whether a seccomp filter exists for this architecture.
+    seccomp: bool,
 }
 
 impl Launcher {
@@ -993,14 +1264,38 @@ impl Launcher {
                 ProviderError::io(format!("cannot create {}", dir.display()), error)
             })?;
         }
+        if let Some(user) = self.host_user {
+            // Bubblewrap (as the user) binds the workspace and home by path, and the
+            // runner (as the user too) reaches them and the socket: the directories
+            // above become searchable, never listable, and these two become the user's.
+            let prepared = user.make_reachable(dir).and_then(|changed| {
+                for path in changed {
+                    tracing::debug!(path = %path.display(), "made searchable for the sandbox user");
+                }
+                user.give(&workspace)?;
+                user.give(&home)
+            });
+            prepared.map_err(|error| {
+                ProviderError::io(
+                    format!("cannot prepare {} for the sandbox user", dir.display()),
+                    error,
+                )
+            })?;
+        }
         let socket = dir.join("agent.sock");
         let listener = agent::bind(&socket).map_err(|error| {
             ProviderError::io(format!("cannot listen on {}", socket.display()), error)
         })?;
+        if let Some(user) = self.host_user {
+            // The runner connects to it for its command wrapper.
+            user.give(&socket)
+                .map_err(|error| ProviderError::io("cannot give the agent socket away", error))?;
+        }
         let log_path = dir.join("agent.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log_path)
             .map_err(|error| ProviderError::io("cannot open the agent log", error))?;
         let mut argv = vec![
@@ -1017,6 +1312,16 @@ impl Launcher {
                 .clamped_to_own_limits()
                 .launch_options(),
         );
+        argv.extend([
+            "--rlimit".to_string(),
+            format!("fsize={}", self.budget.file_bytes),
+        ]);
+        if let Some(user) = self.host_user {
+            argv.extend(["--user".to_string(), user.spec()]);
+        }
+        if self.seccomp {
+            argv.push("--seccomp".into());
+        }
         argv.push("--".into());
         argv.extend(self.bubblewrap.sandbox_args(&Layout {
             workspace: &workspace,
@@ -1026,6 +1331,7 @@ impl Launcher {
             agent: Some(&self.settings.agent_bin),
             ro_binds: &self.settings.ro_binds,
             sockets: Some(&sockets),
+            tmp_bytes: Some(self.budget.tmp_bytes),
         }));
         argv.extend([
             SANDBOX_AGENT.to_string(),

@@ -699,6 +699,7 @@ impl super::Provider for ModalProvider {
             restart: false,
             tunnels: !self.config.ports.is_empty(),
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
+            ..Capabilities::default()
         }
     }
 

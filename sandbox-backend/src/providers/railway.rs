@@ -423,6 +423,7 @@ impl super::Provider for RailwayProvider {
             restart: false,
             tunnels: false,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
+            ..Capabilities::default()
         }
     }
 

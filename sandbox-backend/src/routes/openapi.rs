@@ -220,7 +220,9 @@ fn other_schemas(string_map: &Value) -> Value {
                     "network_modes": {"type": "array", "items": reference("NetworkMode")}, "isolated": {"type": "boolean"}, "fork": {"type": "boolean"},
                     "templates": {"type": "boolean"}, "stdin": {"type": "boolean"}, "processes": {"type": "boolean"}, "snapshots": {"type": "boolean"},
                     "reattach": {"type": "boolean"}, "restart": {"type": "boolean"}, "tunnels": {"type": "boolean"},
-                    "package_managers": {"type": "array", "items": {"type": "string"}}
+                    "package_managers": {"type": "array", "items": {"type": "string"}},
+                    "enforced_limits": {"type": "array", "items": {"type": "string", "enum": ["pids", "memory", "cpu", "tmp", "disk"]}},
+                    "missing_limits": {"type": "array", "items": {"type": "string", "enum": ["pids", "memory", "cpu", "tmp", "disk"]}}
                 }},
                 "ProviderInfo": {"type": "object", "required": ["name", "default", "capabilities"], "properties": {"name": {"type": "string"}, "default": {"type": "boolean"}, "capabilities": reference("ProviderCapabilities")}},
                 "ProviderList": {"type": "object", "required": ["providers"], "properties": {"providers": {"type": "array", "items": reference("ProviderInfo")}}},

@@ -101,6 +101,78 @@ async fn the_runner_gets_a_private_config_and_a_clean_environment() {
 }
 
 #[tokio::test]
+async fn a_root_backends_runner_runs_as_the_sandbox_user_and_shares_files_with_the_sandbox() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let scripts = tempfile::tempdir().unwrap();
+    // The runner notes who it is, writes into the workspace, and tries to list the
+    // backend's sandboxes directory.
+    let runner = runner_script(
+        scripts.path(),
+        "id -u > \"$dir/uid\"\n\
+         echo runner > \"$dir/../workspace/by-runner\"\n\
+         ls \"$dir/../..\" > /dev/null 2>&1 || echo refused > \"$dir/list\"\n\
+         exec sleep 1000",
+    );
+    let backend = Backend::with_runner(&runner).await;
+    let sandbox = backend.create(launch()).await;
+    let runner_dir = backend.runner_dir(&sandbox.id);
+    assert!(eventually(Duration::from_secs(5), || runner_dir.join("list").is_file()).await);
+    assert_eq!(
+        std::fs::read_to_string(runner_dir.join("uid"))
+            .unwrap()
+            .trim(),
+        "100000"
+    );
+    let config_path = runner_dir.join("config.json");
+    let metadata = std::fs::metadata(&config_path).unwrap();
+    assert_eq!((metadata.uid(), metadata.mode() & 0o777), (100_000, 0o600));
+    assert_eq!(
+        std::fs::read_to_string(runner_dir.join("list"))
+            .unwrap()
+            .trim(),
+        "refused"
+    );
+    // The sandbox edits the runner's file...
+    let output = backend
+        .exec(
+            &sandbox.id,
+            json!({"command": "sh", "args": ["-c", "echo sandbox >> by-runner && echo made > by-sandbox"]}),
+        )
+        .await;
+    assert!(format!("{output:?}").contains("code: 0"), "{output:?}");
+    // ...and the runner's command wrapper, run as the runner's user, edits the
+    // sandbox's.
+    let config: RunnerBootConfig =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    let mut argv = config.command_wrapper.clone();
+    argv.extend(["sh".into(), "-c".into(), "echo runner >> by-sandbox".into()]);
+    let wrapped = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .uid(100_000)
+        .gid(100_000)
+        .output()
+        .unwrap();
+    assert!(wrapped.status.success(), "{wrapped:?}");
+    let workspace = backend.workspace(&sandbox.id);
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("by-runner")).unwrap(),
+        "runner\nsandbox\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("by-sandbox")).unwrap(),
+        "made\nrunner\n"
+    );
+    let (status, _) = backend
+        .call("DELETE", &format!("/v1/sandboxes/{}", sandbox.id), None)
+        .await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_crashed_runner_is_restarted_quickly_and_killed_on_delete() {
     let scripts = tempfile::tempdir().unwrap();
     // The first start crashes; later ones stay up.

@@ -46,6 +46,8 @@ pub struct DockerState {
     pub containers: Mutex<HashMap<String, Container>>,
     execs: Mutex<HashMap<String, Exec>>,
     pub calls: Mutex<Vec<String>>,
+    /// Every `POST /containers/create` body, in order.
+    pub create_bodies: Mutex<Vec<Value>>,
 }
 
 pub struct Container {
@@ -78,6 +80,7 @@ impl FakeDocker {
             containers: Mutex::default(),
             execs: Mutex::default(),
             calls: Mutex::default(),
+            create_bodies: Mutex::default(),
         });
         let app = Router::new()
             .route("/_ping", get(|| async { "OK" }))
@@ -248,6 +251,7 @@ async fn container_create(
         .filter_map(|pair| pair.split_once('='))
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect();
+    state.create_bodies.lock().await.push(body.clone());
     let id = format!("{:0>64}", next_id("c").replace('-', ""));
     let _ = params.get("name");
     state.containers.lock().await.insert(

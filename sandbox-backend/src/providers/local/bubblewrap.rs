@@ -4,7 +4,8 @@
 //! view of the host's `/usr` and of the few `/etc` files commands need (name
 //! resolution, certificates, locale and linker data), private `/tmp`, `/proc` and
 //! `/dev`, and two writable host directories: the workspace at `/workspace` and a
-//! private home at `/home/sandbox`. Nothing else of the host is visible: not the rest
+//! private home at `/home/sandbox`. No user namespace can be created inside
+//! (`--disable-userns`), and `/tmp` and `/run` are tmpfs of a bounded size. Nothing else of the host is visible: not the rest
 //! of `/etc`, not the backend's data directory, not other sandboxes.
 
 use std::collections::BTreeMap;
@@ -73,6 +74,8 @@ pub struct Layout<'a> {
     /// [`SANDBOX_SOCKETS_DIR`] (read-only: the sandbox cannot plant a socket of its
     /// own there, but connecting to one needs no write access to the mount).
     pub sockets: Option<&'a Path>,
+    /// The size of the sandbox's `/tmp` (a tmpfs), unlimited when `None`.
+    pub tmp_bytes: Option<u64>,
 }
 /// `PATH` inside the sandbox (the host's `/usr` is all there is).
 pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -144,6 +147,10 @@ impl Bubblewrap {
             self.program.display().to_string(),
             "--unshare-all".into(),
             "--unshare-user".into(),
+            // No user namespace can be created inside: a new one would hand its
+            // creator capabilities over fresh kernel objects (the seccomp filter
+            // refuses the same calls; this holds even without it).
+            "--disable-userns".into(),
         ];
         if layout.network == NetworkMode::Private {
             argv.push("--share-net".into());
@@ -190,12 +197,11 @@ impl Bubblewrap {
                 argv.extend(["--ro-bind-try".into(), host.clone(), host]);
             }
         }
-        argv.extend(
-            [
-                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
-            ]
-            .map(String::from),
-        );
+        argv.extend(["--proc", "/proc", "--dev", "/dev"].map(String::from));
+        if let Some(bytes) = layout.tmp_bytes {
+            argv.extend(["--size".into(), bytes.to_string()]);
+        }
+        argv.extend(["--tmpfs", "/tmp", "--size", "1048576", "--tmpfs", "/run"].map(String::from));
         argv.extend([
             "--bind".into(),
             layout.workspace.display().to_string(),
@@ -308,6 +314,7 @@ impl Bubblewrap {
             agent: None,
             ro_binds: &[],
             sockets: None,
+            tmp_bytes: Some(1024 * 1024),
         };
         let mut argv: Vec<String> = prefix.to_vec();
         argv.extend(self.sandbox_args(&layout));
