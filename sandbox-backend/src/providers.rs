@@ -229,6 +229,13 @@ pub trait Provider: Send + Sync + 'static {
     /// How a runner started on this host works with the sandbox.
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement;
 
+    /// Readies what a session's runner needs beside the sandbox before it starts
+    /// (the local provider: OpenCode's own sandbox). Called at creation and at every
+    /// start of the runner; must be idempotent.
+    async fn prepare_runner(&self, _sandbox: &SandboxSpec) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// The unprivileged host user a sandbox's runner must run as (so that it and the
     /// sandbox can edit each other's files), when not the backend's own.
     fn runner_user(&self) -> Option<local::host_user::HostUser> {

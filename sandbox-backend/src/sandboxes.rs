@@ -173,6 +173,7 @@ impl Sandboxes {
         let record = entry.update(&self.store, |record| record.handle = handle.clone())?;
         let spec = self.spec(&record);
         if let Some(launch) = launch {
+            provider.prepare_runner(&spec).await?;
             let placement = provider.runner_placement(&spec);
             let config = RunnerBootConfig {
                 worker_url: launch.worker_url,
@@ -383,6 +384,7 @@ impl Sandboxes {
             .is_some_and(|runner| runner.state != RunnerState::TokenRejected)
             && self.store.runner_config_path(id).is_file()
         {
+            provider.prepare_runner(&self.spec(&record)).await?;
             live.runner = Some(self.start_runner(id, &entry));
         }
         entry.touch();

@@ -39,6 +39,7 @@ pub mod disk;
 pub mod host_user;
 pub mod launch;
 pub mod limits;
+mod opencode_sandbox;
 pub mod seccomp;
 
 use std::collections::{BTreeMap, HashMap};
@@ -166,6 +167,8 @@ pub struct LocalProvider {
     holds: Mutex<HashMap<String, tokio::net::UnixStream>>,
     /// Per `isolated` sandbox: the task offering its egress proxy ways out.
     egress_pools: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
+    /// Per sandbox with a runner: the tool relay of OpenCode's sandbox.
+    relays: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     /// The unprivileged host user sandboxes and runners run as (root backends only).
     host_user: Option<HostUser>,
     budget: Budget,
@@ -355,6 +358,7 @@ impl LocalProvider {
             warm,
             holds: Mutex::new(HashMap::new()),
             egress_pools: Mutex::new(HashMap::new()),
+            relays: Mutex::new(HashMap::new()),
             host_user,
             budget,
             enforced,
@@ -452,11 +456,6 @@ impl LocalProvider {
         sandbox.dir.join("agent.sock")
     }
 
-    /// The directory the sandbox sees read-only at `SANDBOX_SOCKETS_DIR`, where its
-    /// runner serves sockets for it.
-    fn sockets_dir(sandbox: &SandboxSpec) -> PathBuf {
-        sandbox.dir.join(SOCKETS_DIR_NAME)
-    }
 
     /// The environment every command of the sandbox starts with.
     fn base_env(sandbox: &SandboxSpec) -> BTreeMap<String, String> {
@@ -607,8 +606,15 @@ impl LocalProvider {
         self.holds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn lock_relays(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, tokio::task::JoinHandle<()>>> {
+        self.relays.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Ends the sandbox's processes (agent first, bubblewrap by force if needed).
     async fn halt(&self, sandbox: &SandboxSpec) {
+        opencode_sandbox::halt(self, sandbox).await;
         self.lock_holds().remove(&sandbox.id);
         if let Some((_, watcher)) = self.lock_disks().remove(&sandbox.id) {
             watcher.abort();
@@ -939,6 +945,10 @@ impl Provider for LocalProvider {
         }
     }
 
+    async fn prepare_runner(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
+        opencode_sandbox::ensure(self, sandbox).await
+    }
+
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement {
         let workspace = LocalProvider::workspace(sandbox);
         match &self.isolation {
@@ -954,7 +964,7 @@ impl Provider for LocalProvider {
                     workspace_dir: workspace.display().to_string(),
                     sandbox_workspace_dir: SANDBOX_WORKSPACE.into(),
                     command_wrapper,
-                    opencode: None,
+                    opencode: Some(opencode_sandbox::placement(self, sandbox)),
                 }
             }
             Isolation::Unisolated => {
@@ -1114,6 +1124,8 @@ impl Provider for LocalProvider {
 
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
         self.halt(sandbox).await;
+        let opencode = sandbox.clone();
+        let _ = tokio::task::spawn_blocking(move || opencode_sandbox::remove(&opencode)).await;
         for dir in [
             LocalProvider::workspace(sandbox),
             LocalProvider::home(sandbox),
@@ -1135,6 +1147,9 @@ impl Provider for LocalProvider {
         // if none comes back within the orphan grace. Warm ones belong to nobody yet.
         self.warm.close().await;
         self.lock_holds().clear();
+        for (_, task) in self.lock_relays().drain() {
+            task.abort();
+        }
         for (_, task) in self
             .egress_pools
             .lock()
@@ -1259,7 +1274,34 @@ impl Launcher {
         let workspace = dir.join("workspace");
         let home = dir.join("home");
         let sockets = dir.join(SOCKETS_DIR_NAME);
-        for dir in [&workspace, &home, &sockets] {
+        let dirs = LaunchDirs {
+            dir,
+            workspace: &workspace,
+            home: &home,
+            sockets: &sockets,
+            tool_shell: false,
+        };
+        self.launch_in(&dirs, cgroup, network).await
+    }
+
+    /// Starts bubblewrap and the agent as [`launch`] does, over directories that
+    /// need not lie in `dirs.dir` (OpenCode's sandbox shares its session's workspace).
+    ///
+    /// [`launch`]: Launcher::launch
+    async fn launch_in(
+        &self,
+        dirs: &LaunchDirs<'_>,
+        cgroup: &str,
+        network: NetworkMode,
+    ) -> Result<LocalHandle, ProviderError> {
+        let LaunchDirs {
+            dir,
+            workspace,
+            home,
+            sockets,
+            tool_shell,
+        } = *dirs;
+        for dir in [dir, workspace, home, sockets] {
             std::fs::create_dir_all(dir).map_err(|error| {
                 ProviderError::io(format!("cannot create {}", dir.display()), error)
             })?;
@@ -1272,8 +1314,10 @@ impl Launcher {
                 for path in changed {
                     tracing::debug!(path = %path.display(), "made searchable for the sandbox user");
                 }
-                user.give(&workspace)?;
-                user.give(&home)
+                user.give(workspace)?;
+                user.give(home)?;
+                // The runner serves its sockets for the sandbox here.
+                user.give(sockets)
             });
             prepared.map_err(|error| {
                 ProviderError::io(
@@ -1330,8 +1374,9 @@ impl Launcher {
             etc_dir: &self.etc_dir,
             agent: Some(&self.settings.agent_bin),
             ro_binds: &self.settings.ro_binds,
-            sockets: Some(&sockets),
+            sockets: Some(sockets),
             tmp_bytes: Some(self.budget.tmp_bytes),
+            tool_shell,
         }));
         argv.extend([
             SANDBOX_AGENT.to_string(),
@@ -1383,6 +1428,19 @@ impl Launcher {
         }
         Ok(handle)
     }
+}
+
+/// Where one bubblewrap instance's pieces are on the host.
+#[derive(Debug, Clone, Copy)]
+struct LaunchDirs<'a> {
+    /// Holds `agent.sock` and `agent.log`.
+    dir: &'a Path,
+    workspace: &'a Path,
+    home: &'a Path,
+    /// Bound read-only at `SANDBOX_SOCKETS_DIR`.
+    sockets: &'a Path,
+    /// Whether the agent binary is also bound as OpenCode's tool shell.
+    tool_shell: bool,
 }
 
 /// A sandbox started ahead of demand, in `<data>/warm/<name>/`.

@@ -76,9 +76,16 @@ impl Sandboxes {
                     .is_some_and(|runner| runner.state != RunnerState::TokenRejected)
                 && store.runner_config_path(&record.id).is_file();
             let id = record.id.clone();
+            let provider_name = record.provider.clone();
+            let spec = sandboxes.spec(&record);
             let entry = Arc::new(SandboxEntry::new(record));
             if restart {
                 tracing::info!(sandbox = %id, "restarting the runner of a ready sandbox");
+                if let Some(provider) = sandboxes.providers.get(&provider_name).cloned()
+                    && let Err(error) = provider.prepare_runner(&spec).await
+                {
+                    tracing::warn!(sandbox = %id, %error, "cannot ready what the runner needs");
+                }
                 entry.live.write().await.runner = Some(sandboxes.start_runner(&id, &entry));
             }
             sandboxes.entries_mut().insert(id, entry);

@@ -76,6 +76,9 @@ pub struct Layout<'a> {
     pub sockets: Option<&'a Path>,
     /// The size of the sandbox's `/tmp` (a tmpfs), unlimited when `None`.
     pub tmp_bytes: Option<u64>,
+    /// Also bind the agent binary at the tool shell's path (OpenCode's sandbox: its
+    /// `$SHELL` runs each command in the session's sandbox).
+    pub tool_shell: bool,
 }
 /// `PATH` inside the sandbox (the host's `/usr` is all there is).
 pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -221,6 +224,13 @@ impl Bubblewrap {
                 SANDBOX_AGENT.into(),
             ]);
         }
+        if let (true, Some(agent)) = (layout.tool_shell, layout.agent) {
+            argv.extend([
+                "--ro-bind".into(),
+                agent.display().to_string(),
+                crate::agent::tool_shell::TOOL_SHELL.into(),
+            ]);
+        }
         if let Some(sockets) = layout.sockets {
             argv.extend([
                 "--ro-bind".into(),
@@ -315,6 +325,7 @@ impl Bubblewrap {
             ro_binds: &[],
             sockets: None,
             tmp_bytes: Some(1024 * 1024),
+            tool_shell: false,
         };
         let mut argv: Vec<String> = prefix.to_vec();
         argv.extend(self.sandbox_args(&layout));

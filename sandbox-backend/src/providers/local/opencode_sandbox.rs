@@ -1,0 +1,201 @@
+//! OpenCode's sandbox: a second bubblewrap instance beside a session's sandbox, on
+//! the same workspace, where the runner starts `opencode serve`.
+//!
+//! OpenCode keeps secrets in its process (its server password, the token of the
+//! runner's LLM key proxy), and the commands it runs are the agent's, that is, an
+//! attacker's. In one sandbox those commands could read OpenCode's environment and
+//! memory (same user, same PID namespace), reach its server and the key proxy, and
+//! drop plugins or configuration into its home. So OpenCode gets a sandbox of its own:
+//!
+//! - its own PID, mount and network namespaces (network `none`: it needs nothing but
+//!   the key proxy, which it reaches through the runner's unix socket in its sockets
+//!   directory, bound read-only at `/run/nightshift`; the session's sandbox does not
+//!   see that directory);
+//! - its own home (`<sandbox dir>/opencode/home`), so nothing the commands write lands
+//!   in OpenCode's configuration or plugin directories; the workspace is shared;
+//! - `$SHELL` is the tool shell ([`crate::agent::tool_shell`]): every command OpenCode
+//!   runs goes through the tool relay ([`crate::agent::tool_relay`], served by the
+//!   backend on `/run/nightshift/tools.sock` there) into the session's sandbox, with
+//!   the session's environment and network, where OpenCode's processes do not exist.
+//!
+//! It joins its session's resource-control groups, so the budget covers both.
+
+use std::path::{Path, PathBuf};
+
+use nightshift_protocol::sandbox::{NetworkMode, OpencodePlacement};
+
+use super::bubblewrap::{SANDBOX_AGENT, SANDBOX_HOME, SANDBOX_PATH};
+use super::{
+    LaunchDirs, LocalHandle, LocalProvider, SOCKETS_DIR_NAME, agent, alive, cgroup_name,
+    kill_sandbox, parse_handle,
+};
+use crate::agent::tool_relay;
+use crate::agent::tool_shell::{TOOL_SHELL, TOOL_SOCKET_NAME};
+use crate::agent::wire::Request;
+use crate::providers::{ProviderError, SandboxSpec};
+
+/// The directory of OpenCode's sandbox inside its session sandbox's directory.
+const DIR_NAME: &str = "opencode";
+/// Where its bubblewrap's pid is kept (to end it after a backend restart).
+const HANDLE_FILE: &str = "handle.json";
+
+fn dir(sandbox: &SandboxSpec) -> PathBuf {
+    sandbox.dir.join(DIR_NAME)
+}
+
+fn socket(sandbox: &SandboxSpec) -> PathBuf {
+    dir(sandbox).join("agent.sock")
+}
+
+fn sockets(sandbox: &SandboxSpec) -> PathBuf {
+    dir(sandbox).join(SOCKETS_DIR_NAME)
+}
+
+/// The key under which its hold and relay are kept.
+fn key(sandbox: &SandboxSpec) -> String {
+    format!("{}/{DIR_NAME}", sandbox.id)
+}
+
+/// What the runner needs to start and reach OpenCode there.
+pub(super) fn placement(provider: &LocalProvider, sandbox: &SandboxSpec) -> OpencodePlacement {
+    let command_wrapper = vec![
+        provider.settings.agent_bin.display().to_string(),
+        "enter".into(),
+        "--socket".into(),
+        socket(sandbox).display().to_string(),
+        "--".into(),
+    ];
+    let mut bridge = command_wrapper.clone();
+    bridge.push(SANDBOX_AGENT.into());
+    OpencodePlacement {
+        command_wrapper,
+        bridge,
+        sockets_dir: sockets(sandbox).display().to_string(),
+    }
+}
+
+/// The environment of everything started in OpenCode's sandbox.
+fn environment() -> std::collections::BTreeMap<String, String> {
+    [
+        ("PATH", format!("{SANDBOX_HOME}/.local/bin:{SANDBOX_PATH}")),
+        ("HOME", SANDBOX_HOME.to_string()),
+        ("USER", "sandbox".to_string()),
+        ("LOGNAME", "sandbox".to_string()),
+        ("LANG", "C.UTF-8".to_string()),
+        ("TMPDIR", "/tmp".to_string()),
+        ("SHELL", TOOL_SHELL.to_string()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value))
+    .collect()
+}
+
+/// Starts OpenCode's sandbox beside `sandbox` unless it runs (a restarted backend
+/// finds it through its socket), holds it and serves its tool relay.
+pub(super) async fn ensure(
+    provider: &LocalProvider,
+    sandbox: &SandboxSpec,
+) -> Result<(), ProviderError> {
+    let Some(launcher) = &provider.launcher else {
+        return Ok(());
+    };
+    let dir = dir(sandbox);
+    let socket = socket(sandbox);
+    if agent::simple(&socket, &Request::Ping).await.is_err() {
+        let home = dir.join("home");
+        let sockets = sockets(sandbox);
+        let workspace = LocalProvider::workspace(sandbox);
+        // Its session's groups, so one budget covers both.
+        let cgroup = parse_handle(&sandbox.handle)
+            .and_then(|handle| handle.cgroup)
+            .unwrap_or_else(|| cgroup_name(&sandbox.id));
+        let dirs = LaunchDirs {
+            dir: &dir,
+            workspace: &workspace,
+            home: &home,
+            sockets: &sockets,
+            tool_shell: true,
+        };
+        let handle = launcher
+            .launch_in(&dirs, &cgroup, NetworkMode::None)
+            .await?;
+        let json = serde_json::to_vec(&handle).unwrap_or_default();
+        if let Err(error) = std::fs::write(dir.join(HANDLE_FILE), json) {
+            kill_sandbox(&handle).await;
+            return Err(ProviderError::io("cannot record OpenCode's sandbox", error));
+        }
+    }
+    let configure = Request::Configure {
+        env: environment(),
+        proxy_port: None,
+    };
+    agent::simple(&socket, &configure)
+        .await
+        .map_err(|error| ProviderError::Unavailable(format!("OpenCode's sandbox: {error}")))?;
+    match agent::hold(&socket).await {
+        Ok(stream) => {
+            provider.lock_holds().insert(key(sandbox), stream);
+        }
+        Err(error) => {
+            tracing::warn!(sandbox = %sandbox.id, %error, "cannot hold OpenCode's sandbox")
+        }
+    }
+    let relay_socket = sockets(sandbox).join(TOOL_SOCKET_NAME);
+    let task = tokio::spawn(tool_relay::serve(
+        relay_socket.clone(),
+        LocalProvider::socket(sandbox),
+    ));
+    // The relay's socket must be the sandbox user's, who connects to it.
+    wait_for(&relay_socket).await;
+    if let Some(user) = provider.host_user
+        && let Err(error) = user.give(&relay_socket)
+    {
+        task.abort();
+        return Err(ProviderError::io("cannot give the tool relay away", error));
+    }
+    if let Some(old) = provider.lock_relays().insert(key(sandbox), task) {
+        old.abort();
+    }
+    Ok(())
+}
+
+/// Ends OpenCode's sandbox, if one runs beside `sandbox`.
+pub(super) async fn halt(provider: &LocalProvider, sandbox: &SandboxSpec) {
+    provider.lock_holds().remove(&key(sandbox));
+    if let Some(task) = provider.lock_relays().remove(&key(sandbox)) {
+        task.abort();
+    }
+    let dir = dir(sandbox);
+    if !dir.is_dir() {
+        return;
+    }
+    let socket = socket(sandbox);
+    let _ = agent::shutdown(&socket).await;
+    let handle: Option<LocalHandle> = std::fs::read(dir.join(HANDLE_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if let Some(handle) = &handle {
+        let deadline = std::time::Instant::now() + super::STOP_TIMEOUT;
+        while alive(handle) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        kill_sandbox(handle).await;
+    }
+    let _ = std::fs::remove_file(dir.join(HANDLE_FILE));
+    let _ = std::fs::remove_file(&socket);
+}
+
+/// Removes what OpenCode's sandbox kept (its home and sockets), once it is halted.
+pub(super) fn remove(sandbox: &SandboxSpec) {
+    let _ = crate::files::remove_tree(&dir(sandbox));
+}
+
+/// Waits briefly until `path` exists (a listener bound by a task just spawned).
+async fn wait_for(path: &Path) {
+    for _ in 0..100 {
+        if path.exists() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
