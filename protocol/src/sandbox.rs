@@ -357,6 +357,14 @@ pub struct OpencodePlacement {
     /// [`SANDBOX_SOCKETS_DIR`]: the runner serves the LLM key proxy there as a unix
     /// socket. The session's sandbox, where the commands run, does not see it.
     pub sockets_dir: String,
+    /// A directory of the workspace that OpenCode's sandbox hides behind an empty
+    /// read-only mount (the project's `.opencode/`, whose plugins OpenCode would load
+    /// whatever its settings say). The session's sandbox can detach that mount by
+    /// removing the directory underneath it, and a detached mount never comes back,
+    /// so the runner checks that it is still there after OpenCode loaded the project
+    /// and after every turn, and stops using OpenCode when it is not.
+    #[serde(default)]
+    pub masked_dir: Option<String>,
 }
 
 /// Where a sandbox sees the sockets its runner serves for it.

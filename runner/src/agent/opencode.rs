@@ -49,6 +49,12 @@ use crate::sandbox_bridge::{Bridge, Exposed, Forward};
 
 /// The key proxy's socket in the sandbox's sockets directory.
 const PROXY_SOCKET: &str = "llm.sock";
+/// How long the check of OpenCode's project mask may take.
+const MASK_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+/// Why OpenCode is refused once its mask is gone.
+const UNMASKED: &str = "The workspace's .opencode directory was replaced while OpenCode's sandbox ran, so \
+     OpenCode could have loaded plugins from it; OpenCode stays stopped until the sandbox is started again. \
+     The built-in agent still works.";
 
 /// The environment variable naming the `opencode` binary.
 pub const BINARY_ENV: &str = "NIGHTSHIFT_OPENCODE_BIN";
@@ -85,6 +91,9 @@ pub struct OpencodeSettings {
     /// The host directory the sandbox sees at `SANDBOX_SOCKETS_DIR` (where the key
     /// proxy's socket goes when there is a bridge).
     pub sockets_dir: Option<PathBuf>,
+    /// The project configuration directory OpenCode's sandbox masks; checked to be
+    /// still mounted before OpenCode is trusted (`OpencodePlacement::masked_dir`).
+    pub masked_dir: Option<String>,
 }
 
 impl OpencodeSettings {
@@ -107,6 +116,7 @@ impl OpencodeSettings {
             poll_interval: Duration::from_secs(2),
             bridge: placement.and_then(|placement| Bridge::new(&placement.bridge)),
             sockets_dir: placement.map(|placement| PathBuf::from(&placement.sockets_dir)),
+            masked_dir: placement.and_then(|placement| placement.masked_dir.clone()),
         }
     }
 }
@@ -183,6 +193,9 @@ pub struct OpencodeAgent {
     server: Option<RunningServer>,
     /// A server being started again after the last one died mid-turn.
     restarting: Option<tokio::task::JoinHandle<Result<RunningServer, String>>>,
+    /// Set once the project's configuration directory was found unmasked: OpenCode
+    /// may have loaded plugins from it, so it is not started again in this sandbox.
+    unmasked: bool,
     session_id: Option<String>,
 }
 
@@ -234,6 +247,7 @@ impl OpencodeAgent {
             proxy_exposed: None,
             server: None,
             restarting: None,
+            unmasked: false,
             session_id: None,
         }
     }
@@ -243,9 +257,51 @@ impl OpencodeAgent {
         self.server.as_ref().and_then(|s| s.process.pid())
     }
 
+    /// Whether OpenCode's sandbox still hides the project's configuration directory
+    /// (always true without such a mask). A detached mount never comes back, so a
+    /// mask found in place was in place the whole time before.
+    async fn mask_intact(&self) -> bool {
+        let Some(mask) = &self.settings.masked_dir else {
+            return true;
+        };
+        let Some((program, args)) = self.settings.wrapper.split_first() else {
+            return true;
+        };
+        let check = tokio::process::Command::new(program)
+            .args(args)
+            .args([
+                "awk",
+                &format!("$5 == \"{mask}\" {{ found = 1 }} END {{ exit !found }}"),
+                "/proc/self/mountinfo",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .status();
+        matches!(
+            tokio::time::timeout(MASK_CHECK_TIMEOUT, check).await,
+            Ok(Ok(status)) if status.success()
+        )
+    }
+
+    /// Stops OpenCode for good in this sandbox when the mask is gone.
+    async fn refuse_if_unmasked(&mut self) -> Result<(), String> {
+        if !self.unmasked && self.mask_intact().await {
+            return Ok(());
+        }
+        self.unmasked = true;
+        self.server = None;
+        self.session_id = None;
+        Err(UNMASKED.to_string())
+    }
+
     /// Makes sure a healthy server with this turn's configuration runs and the
     /// OpenCode session exists.
     async fn prepare(&mut self, input: &TurnInput) -> Result<String, String> {
+        if self.unmasked {
+            return Err(UNMASKED.to_string());
+        }
         let Some(binary) = self.settings.binary.clone() else {
             return Err(format!(
                 "OpenCode is not available to this runner: install the npm package opencode-ai (`npm ci` in the \
@@ -299,7 +355,9 @@ impl OpencodeAgent {
         if let Some(id) = &self.session_id
             && server.client.session_exists(id).await
         {
-            return Ok(id.clone());
+            let id = id.clone();
+            self.refuse_if_unmasked().await?;
+            return Ok(id);
         }
         let id = server
             .client
@@ -308,6 +366,8 @@ impl OpencodeAgent {
             .map_err(|error| error.to_string())?;
         tracing::info!(session = %id, "OpenCode session created");
         self.session_id = Some(id.clone());
+        // OpenCode has read the project now: it must not have seen its `.opencode/`.
+        self.refuse_if_unmasked().await?;
         Ok(id)
     }
 }
@@ -457,7 +517,12 @@ impl Agent for OpencodeAgent {
         if let Some(proxy) = &self.proxy {
             proxy.disarm();
         }
-        if turn.died {
+        let died = turn.died;
+        drop(turn);
+        if let Err(message) = self.refuse_if_unmasked().await {
+            return TurnEnd::failed(Default::default(), message);
+        }
+        if died {
             // Started again at once, so the next prompt finds it (nearly) ready.
             if let (Some(dead), Some(binary)) = (self.server.take(), self.settings.binary.clone()) {
                 tracing::info!("restarting OpenCode");

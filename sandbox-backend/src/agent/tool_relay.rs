@@ -22,8 +22,10 @@ const REQUEST_WAIT: Duration = Duration::from_secs(10);
 /// Serves the relay on `listen` (replacing a stale socket) until the task is
 /// aborted, passing spawns on to the agent at `agent_socket`.
 pub async fn serve(listen: PathBuf, agent_socket: PathBuf) {
-    let _ = std::fs::remove_file(&listen);
-    let listener = match UnixListener::bind(&listen) {
+    let listener = match super::client::bind(&listen).and_then(|listener| {
+        listener.set_nonblocking(true)?;
+        UnixListener::from_std(listener)
+    }) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::warn!(socket = %listen.display(), %error, "cannot serve the tool relay");
@@ -52,7 +54,10 @@ async fn relay(client: UnixStream, agent_socket: &Path) -> std::io::Result<()> {
     if read == 0 || !line.ends_with(b"\n") {
         return Err(std::io::Error::other("no request line"));
     }
-    if !matches!(serde_json::from_slice::<Request>(&line), Ok(Request::Spawn { .. })) {
+    if !matches!(
+        serde_json::from_slice::<Request>(&line),
+        Ok(Request::Spawn { .. })
+    ) {
         let refusal = Frame::Error("the tool relay only starts commands".into());
         write_frame(client.get_mut(), &refusal).await?;
         return Ok(());

@@ -456,7 +456,6 @@ impl LocalProvider {
         sandbox.dir.join("agent.sock")
     }
 
-
     /// The environment every command of the sandbox starts with.
     fn base_env(sandbox: &SandboxSpec) -> BTreeMap<String, String> {
         let mut env: BTreeMap<String, String> = [

@@ -107,7 +107,7 @@ impl LlmProxy {
         let state = LlmProxy::state()?;
         let app = Router::new().fallback(forward).with_state(state.clone());
         let _ = std::fs::remove_file(path);
-        let listener = tokio::net::UnixListener::bind(path)?;
+        let listener = bind_unix(path)?;
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::warn!(%error, "the LLM proxy stopped");
@@ -153,6 +153,21 @@ impl LlmProxy {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
+}
+
+/// Binds a unix socket at `path`; a path longer than a socket address allows is
+/// bound through `/proc/self/fd/<directory fd>/<name>`.
+fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    if path.as_os_str().len() < 100 {
+        return tokio::net::UnixListener::bind(path);
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return tokio::net::UnixListener::bind(path);
+    };
+    let dir = std::fs::File::open(dir)?;
+    use std::os::fd::AsRawFd;
+    let short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+    tokio::net::UnixListener::bind(&short)
 }
 
 /// Whether `method path` is the call a turn makes to an endpoint of this kind.
@@ -399,10 +414,17 @@ mod tests {
     #[tokio::test]
     async fn a_proxy_on_a_unix_socket_answers_there_and_has_no_url() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("llm.sock");
+        // Longer than a socket address can hold, as sandbox directories often are.
+        let deep = dir.path().join("d".repeat(60)).join("e".repeat(40));
+        std::fs::create_dir_all(&deep).unwrap();
+        let path = deep.join("llm.sock");
+        assert!(path.as_os_str().len() > 108);
         let proxy = LlmProxy::start_unix(&path).await.unwrap();
         assert!(proxy.url().is_none());
-        let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let dir_file = std::fs::File::open(&deep).unwrap();
+        use std::os::fd::AsRawFd;
+        let short = format!("/proc/self/fd/{}/llm.sock", dir_file.as_raw_fd());
+        let mut stream = tokio::net::UnixStream::connect(&short).await.unwrap();
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         stream
             .write_all(b"POST /chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")

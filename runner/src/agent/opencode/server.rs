@@ -37,13 +37,16 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// port. The `OPENCODE_*` switches keep it from reaching the internet on its own
 /// (updates, model lists, sharing, LSP downloads) and from reading configuration
 /// the session did not write (another tool's settings, the repository's own
-/// `opencode.json`), and enable the question tool.
+/// `opencode.json`), loading plugins or skills (`OPENCODE_PURE`: a repository's
+/// `.opencode/plugin/` would otherwise run inside OpenCode, next to its secrets), and
+/// enable the question tool.
 const START_SCRIPT: &str = r#"IFS= read -r OPENCODE_SERVER_PASSWORD || exit 97
 IFS= read -r OPENCODE_CONFIG_CONTENT || exit 97
 export OPENCODE_SERVER_PASSWORD OPENCODE_CONFIG_CONTENT
 export OPENCODE_DISABLE_AUTOUPDATE=1 OPENCODE_DISABLE_MODELS_FETCH=1 OPENCODE_DISABLE_SHARE=1
 export OPENCODE_DISABLE_LSP_DOWNLOAD=1 OPENCODE_DISABLE_CLAUDE_CODE=1 OPENCODE_DISABLE_DEFAULT_PLUGINS=1
 export OPENCODE_DISABLE_PROJECT_CONFIG=1 OPENCODE_ENABLE_QUESTION_TOOL=1
+export OPENCODE_PURE=1 OPENCODE_DISABLE_EXTERNAL_SKILLS=1
 exec "$0" serve --hostname 127.0.0.1 --port "$1" </dev/null"#;
 
 #[derive(Debug, thiserror::Error)]

@@ -51,6 +51,7 @@ fn setup() -> Setup {
         poll_interval: Duration::from_millis(500),
         bridge: None,
         sockets_dir: None,
+        masked_dir: None,
     });
     Setup {
         workspace,

@@ -21,6 +21,9 @@ pub const SANDBOX_WORKSPACE: &str = "/workspace";
 pub const SANDBOX_HOME: &str = "/home/sandbox";
 /// Where the agent binary appears inside the sandbox.
 pub const SANDBOX_AGENT: &str = "/.nightshift/agent";
+/// The project configuration directory OpenCode's sandbox masks with an empty
+/// read-only mount (see `RunnerBootConfig::opencode`).
+pub const OPENCODE_PROJECT_MASK: &str = "/workspace/.opencode";
 /// The uid and gid commands run as inside the sandbox.
 pub const SANDBOX_UID: u32 = 1000;
 /// The `/etc` entries bound read-only (when they exist on the host).
@@ -213,6 +216,22 @@ impl Bubblewrap {
             layout.home.display().to_string(),
             SANDBOX_HOME.into(),
         ]);
+        if layout.tool_shell {
+            // OpenCode loads plugins and agents from the project's `.opencode/`
+            // whatever its settings say; in its sandbox that directory is an empty,
+            // read-only mount. The session's sandbox can still detach it (by removing
+            // the directory underneath), which the runner checks for: see
+            // OPENCODE_PROJECT_MASK.
+            argv.extend(
+                [
+                    "--tmpfs",
+                    OPENCODE_PROJECT_MASK,
+                    "--remount-ro",
+                    OPENCODE_PROJECT_MASK,
+                ]
+                .map(String::from),
+            );
+        }
         for dir in layout.ro_binds {
             let dir = dir.display().to_string();
             argv.extend(["--ro-bind-try".into(), dir.clone(), dir]);

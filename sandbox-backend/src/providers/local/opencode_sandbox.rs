@@ -12,7 +12,10 @@
 //!   directory, bound read-only at `/run/nightshift`; the session's sandbox does not
 //!   see that directory);
 //! - its own home (`<sandbox dir>/opencode/home`), so nothing the commands write lands
-//!   in OpenCode's configuration or plugin directories; the workspace is shared;
+//!   in OpenCode's configuration or plugin directories; the workspace is shared, but
+//!   its `.opencode/` (plugins and agents OpenCode would load from the project,
+//!   whatever its settings say) is an empty read-only mount there, which the runner
+//!   checks is still in place (`OpencodePlacement::masked_dir`);
 //! - `$SHELL` is the tool shell ([`crate::agent::tool_shell`]): every command OpenCode
 //!   runs goes through the tool relay ([`crate::agent::tool_relay`], served by the
 //!   backend on `/run/nightshift/tools.sock` there) into the session's sandbox, with
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use nightshift_protocol::sandbox::{NetworkMode, OpencodePlacement};
 
-use super::bubblewrap::{SANDBOX_AGENT, SANDBOX_HOME, SANDBOX_PATH};
+use super::bubblewrap::{OPENCODE_PROJECT_MASK, SANDBOX_AGENT, SANDBOX_HOME, SANDBOX_PATH};
 use super::{
     LaunchDirs, LocalHandle, LocalProvider, SOCKETS_DIR_NAME, agent, alive, cgroup_name,
     kill_sandbox, parse_handle,
@@ -71,6 +74,7 @@ pub(super) fn placement(provider: &LocalProvider, sandbox: &SandboxSpec) -> Open
         command_wrapper,
         bridge,
         sockets_dir: sockets(sandbox).display().to_string(),
+        masked_dir: Some(OPENCODE_PROJECT_MASK.to_string()),
     }
 }
 
