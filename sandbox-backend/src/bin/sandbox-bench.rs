@@ -9,7 +9,10 @@
 //!   the same command started directly on the host, p50 of each and the difference;
 //! - density: sandboxes created, each with a background `sleep`, until
 //!   `BENCH_SANDBOXES` (default 220) or the first failure; then a command must still
-//!   run in the first and the last one.
+//!   run in the first and the last one;
+//! - a neighbour under attack: `sh -c 'echo hi'` through the exec API in one sandbox,
+//!   p50 and p99, while a fork bomb, a memory hog and a CPU burner each run in a
+//!   sandbox of their own (their budgets hold them), beside the same figure at rest.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -208,6 +211,46 @@ async fn main() -> anyhow::Result<()> {
     sandboxed.sort();
     backend.destroy(&id).await;
 
+    // A neighbour under attack.
+    let victim = backend.create().await?;
+    let attacks = [
+        // A fork bomb: stopped by the sandbox's process limit.
+        "f() { f | f & }; f",
+        // A memory hog, started again whenever the memory limit kills it.
+        "while true; do python3 -c 'a = []\nwhile True: a.append(bytearray(64 << 20))'; done",
+        // A CPU burner on more cores than the machine has.
+        "for i in 1 2 3 4 5 6 7 8; do (while :; do :; done) & done; wait",
+    ];
+    let mut attackers = Vec::new();
+    for attack in attacks {
+        let id = backend.create().await?;
+        backend
+            .post(
+                &format!("/v1/sandboxes/{id}/processes"),
+                json!({"command": "bash", "args": ["-c", attack]}),
+            )
+            .await?;
+        attackers.push(id);
+    }
+    // Let the attacks reach their limits.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut under_attack = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let result = backend
+            .post(
+                &format!("/v1/sandboxes/{victim}/exec?stream=false"),
+                json!({"command": "sh", "args": ["-c", "echo hi"]}),
+            )
+            .await?;
+        ensure!(result["stdout"] == "hi\n", "{result}");
+        under_attack.push(started.elapsed());
+    }
+    under_attack.sort();
+    for id in attackers.iter().chain([&victim]) {
+        backend.destroy(id).await;
+    }
+
     let mut held = Vec::new();
     let started = Instant::now();
     let mut failure = None;
@@ -272,6 +315,14 @@ async fn main() -> anyhow::Result<()> {
         } else {
             "**missed**"
         }
+    );
+    println!(
+        "| the same exec in a sandbox beside a fork bomb, a memory hog and a CPU burner, p50 | {} | |",
+        ms(percentile(&under_attack, 50.0))
+    );
+    println!(
+        "| the same, p99 | {} | |",
+        ms(percentile(&under_attack, 99.0))
     );
     println!(
         "| sandboxes held at once, each with a sleeping process | {}{} | at least 200: {} |",

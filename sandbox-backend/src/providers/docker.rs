@@ -69,6 +69,9 @@ pub struct DockerConfig {
     pub user: String,
     pub cpus: f64,
     pub tmp_mb: i64,
+    /// Whether a sandbox may ask for `private` (Docker's default bridge, which reaches
+    /// the host and its networks): only with `SANDBOX_ALLOW_PRIVATE_NETWORK=true`.
+    pub allow_private_network: bool,
 }
 
 impl DockerConfig {
@@ -110,6 +113,8 @@ impl DockerConfig {
                     })?,
             },
             tmp_mb: number("SANDBOX_DOCKER_TMP_MB")?.unwrap_or(512),
+            allow_private_network: get("SANDBOX_ALLOW_PRIVATE_NETWORK")
+                .is_some_and(|text| matches!(text.trim(), "1" | "true" | "yes" | "on")),
         }))
     }
 }
@@ -528,9 +533,14 @@ impl super::Provider for DockerProvider {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            // The default bridge network reaches the host and its networks; Docker
-            // alone cannot enforce "outbound internet only".
-            network_modes: vec![NetworkMode::Private, NetworkMode::None],
+            // The default bridge network reaches the host and its networks, and Docker
+            // alone cannot enforce "outbound internet only": without the operator's
+            // consent a container gets no network at all.
+            network_modes: if self.config.allow_private_network {
+                vec![NetworkMode::None, NetworkMode::Private]
+            } else {
+                vec![NetworkMode::None]
+            },
             isolated: true,
             fork: true,
             templates: true,

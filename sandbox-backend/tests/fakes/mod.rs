@@ -343,6 +343,10 @@ pub fn unconfined_skips() -> Vec<(&'static str, &'static str)> {
             "the isolated network is enforced by the service; the fake's commands share this host's network",
         ),
         (
+            "sandboxes_default_to_isolated_and_see_nothing_of_the_host",
+            "the isolated network is enforced by the service; the fake's commands share this host's network",
+        ),
+        (
             "network_none_reaches_nothing",
             "no network is enforced by the service; the fake's commands share this host's network",
         ),
