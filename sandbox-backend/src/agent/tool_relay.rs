@@ -71,3 +71,99 @@ async fn relay(client: UnixStream, agent_socket: &Path) -> std::io::Result<()> {
     tokio::io::copy_bidirectional(&mut client, &mut agent).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::agent::wire::{read_frame, write_request};
+
+    async fn relay_to_fake_agent() -> (tempfile::TempDir, PathBuf, tokio::net::UnixListener) {
+        let dir = tempfile::tempdir().unwrap();
+        let agent_path = dir.path().join("agent.sock");
+        let agent = UnixListener::bind(&agent_path).unwrap();
+        let relay_path = dir.path().join("tools.sock");
+        tokio::spawn(serve(relay_path.clone(), agent_path));
+        for _ in 0..100 {
+            if relay_path.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (dir, relay_path, agent)
+    }
+
+    #[tokio::test]
+    async fn the_relay_refuses_everything_but_starting_a_command() {
+        let (_dir, relay, agent) = relay_to_fake_agent().await;
+        for request in [
+            Request::Shutdown,
+            Request::Hold,
+            Request::Egress,
+            Request::Configure {
+                env: BTreeMap::new(),
+                proxy_port: None,
+            },
+        ] {
+            let mut client = UnixStream::connect(&relay).await.unwrap();
+            write_request(&mut client, &request).await.unwrap();
+            let answer = read_frame(&mut client).await.unwrap();
+            assert!(
+                matches!(answer, Some(Frame::Error(_))),
+                "{request:?}: {answer:?}"
+            );
+        }
+        let reached = tokio::time::timeout(Duration::from_millis(200), agent.accept()).await;
+        assert!(
+            reached.is_err(),
+            "a refused request never reaches the agent"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spawn_is_passed_on_to_the_agent_with_what_follows_it() {
+        let (_dir, relay, agent) = relay_to_fake_agent().await;
+        let mut client = UnixStream::connect(&relay).await.unwrap();
+        let spawn = Request::Spawn {
+            argv: vec!["bash".into(), "-c".into(), "true".into()],
+            env: BTreeMap::new(),
+            cwd: "/workspace".into(),
+            stdin: true,
+        };
+        write_request(&mut client, &spawn).await.unwrap();
+        write_frame(&mut client, &Frame::CloseStdin).await.unwrap();
+        let (mut upstream, _) = tokio::time::timeout(Duration::from_secs(5), agent.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while upstream.read_exact(&mut byte).await.is_ok() && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        assert_eq!(serde_json::from_slice::<Request>(&line).unwrap(), spawn);
+        assert_eq!(
+            read_frame(&mut upstream).await.unwrap(),
+            Some(Frame::CloseStdin)
+        );
+        write_frame(
+            &mut upstream,
+            &Frame::Exit {
+                code: 0,
+                signaled: false,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            read_frame(&mut client).await.unwrap(),
+            Some(Frame::Exit {
+                code: 0,
+                signaled: false
+            })
+        );
+    }
+}
