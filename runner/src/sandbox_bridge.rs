@@ -141,7 +141,7 @@ impl Bridge {
             _ => None,
         };
         match port {
-            Some(port) if port > 0 => Ok(Exposed { port, child: child }),
+            Some(port) if port > 0 => Ok(Exposed { port, child }),
             _ => {
                 let _ = child.kill().await;
                 Err(std::io::Error::other(format!(

@@ -1367,8 +1367,8 @@ impl Launcher {
         }
         argv.push("--".into());
         argv.extend(self.bubblewrap.sandbox_args(&Layout {
-            workspace: &workspace,
-            home: &home,
+            workspace,
+            home,
             network,
             etc_dir: &self.etc_dir,
             agent: Some(&self.settings.agent_bin),
