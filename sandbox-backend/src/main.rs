@@ -79,6 +79,15 @@ async fn run() -> anyhow::Result<()> {
             state.shutdown().await;
         }
     });
+    // Streamed answers (exec output, NDJSON lines) are many small writes: without
+    // TCP_NODELAY, Nagle's algorithm holds each after the first until the client's
+    // delayed ACK, about 40 ms.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let serve = axum::serve(listener, app(state))
         .with_graceful_shutdown(stopping.clone().cancelled_owned());
     let drain_deadline = async {
