@@ -227,6 +227,8 @@ impl Stack {
             format!("SANDBOX_BACKEND_URL={}", self.backend_url()),
             format!("SANDBOX_BACKEND_TOKEN={}", self.backend_token),
             format!("RUNNER_TOKEN_SECRET=e2e-secret-{}", self.worker_port),
+            // Runners dial the Worker back here, whatever Host a request named.
+            format!("WORKER_URL={}", self.worker_url()),
             // Keep tokens out of a developer's real keys and endpoints.
             "LLM_BASE_URL=".to_string(),
             "LLM_MODEL=".to_string(),

@@ -53,6 +53,8 @@ pub enum ErrorCode {
     InsufficientScope,
     /// The development sign-in is not enabled on this deployment.
     DevAuthDisabled,
+    /// A runner connection while a live connection holds the session's runner link.
+    RunnerLinkTaken,
 }
 
 impl ErrorCode {
@@ -68,6 +70,7 @@ impl ErrorCode {
             ErrorCode::NotFound | ErrorCode::SandboxNotFound | ErrorCode::DevAuthDisabled => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::NotQueued | ErrorCode::QuestionClosed => 409,
+            ErrorCode::RunnerLinkTaken => 409,
             ErrorCode::SandboxUnavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -97,6 +100,7 @@ impl ErrorCode {
             ErrorCode::CsrfFailed => "csrf_failed",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::DevAuthDisabled => "dev_auth_disabled",
+            ErrorCode::RunnerLinkTaken => "runner_link_taken",
         }
     }
 }
@@ -162,6 +166,7 @@ mod tests {
             ErrorCode::CsrfFailed,
             ErrorCode::InsufficientScope,
             ErrorCode::DevAuthDisabled,
+            ErrorCode::RunnerLinkTaken,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

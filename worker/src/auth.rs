@@ -90,6 +90,9 @@ impl User {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerGrant {
     pub session_id: String,
+    /// The sandbox generation the token was issued for; the session's
+    /// `SessionAgent` refuses it unless it is the current one.
+    pub generation: u64,
     /// When the presented token expires (Unix seconds).
     pub token_expires_at: u64,
 }
@@ -273,6 +276,7 @@ fn authenticate_runner(req: &Request, env: &Env, session_id: &str) -> ApiResult<
         .map_err(|error| invalid_runner_token(error.to_string()))?;
     Ok(Principal::Runner(RunnerGrant {
         session_id: claims.session_id,
+        generation: claims.generation,
         token_expires_at: claims.expires_at,
     }))
 }
@@ -343,7 +347,7 @@ mod tests {
 
     #[test]
     fn bearer_tokens_are_parsed() {
-        assert_eq!(bearer_token("Bearer v1.a.1.x"), Some("v1.a.1.x"));
+        assert_eq!(bearer_token("Bearer v2.a.1.1.x"), Some("v2.a.1.1.x"));
         assert_eq!(bearer_token("bearer  tok "), Some("tok"));
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearer "), None);

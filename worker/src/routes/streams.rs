@@ -11,7 +11,7 @@ use worker::{Env, Headers, Method, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{RunnerGrant, User};
-use crate::internal::{self, TOKEN_EXPIRES_HEADER};
+use crate::internal::{self, TOKEN_EXPIRES_HEADER, TOKEN_GENERATION_HEADER};
 use crate::session_agent::presence;
 use crate::sessions_table;
 
@@ -88,6 +88,7 @@ pub async fn runner_link(req: &Request, env: &Env, grant: &RunnerGrant) -> ApiRe
         }
     }
     headers.set(TOKEN_EXPIRES_HEADER, &grant.token_expires_at.to_string())?;
+    headers.set(TOKEN_GENERATION_HEADER, &grant.generation.to_string())?;
     let request = internal::agent_request(
         &grant.session_id,
         Method::Get,
