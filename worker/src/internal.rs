@@ -64,6 +64,13 @@ pub struct EnqueuePrompt {
     pub sent_by: Option<String>,
 }
 
+/// `PATCH /messages/{id}`: a validated new content and who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditPrompt {
+    pub content: String,
+    pub edited_by: Option<String>,
+}
+
 /// `POST /questions/{question_id}/answer`: a validated answer and who gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnswerQuestion {

@@ -316,7 +316,8 @@ impl Store {
                 attempts = excluded.attempts, reply = excluded.reply, error = excluded.error, \
                 started_at = excluded.started_at, finished_at = excluded.finished_at, \
                 usage_input = excluded.usage_input, usage_output = excluded.usage_output, \
-                duration_ms = excluded.duration_ms, collect_until = excluded.collect_until",
+                duration_ms = excluded.duration_ms, collect_until = excluded.collect_until, \
+                sent_by = excluded.sent_by",
             vec![
                 text(&m.id),
                 text(&m.content),
