@@ -59,8 +59,12 @@ pub enum AuthMethod {
         csrf_token: String,
         token_hash: String,
     },
-    /// A personal API token.
-    Token { id: String, scopes: Vec<TokenScope> },
+    /// A personal API token, with when it expires (ms; `None`: never).
+    Token {
+        id: String,
+        scopes: Vec<TokenScope>,
+        expires_at: Option<i64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,6 +230,7 @@ pub async fn authenticate_cookie(env: &Env, session_token: &str) -> ApiResult<Us
 struct TokenRow {
     token_id: String,
     scopes: String,
+    token_expires_at: Option<i64>,
     #[serde(flatten)]
     member: MemberRow,
 }
@@ -239,7 +244,8 @@ async fn authenticate_api_token(env: &Env, token: &str) -> ApiResult<User> {
     let row: Option<TokenRow> = d1::first(
         env,
         &format!(
-            "SELECT t.id AS token_id, t.scopes AS scopes, {MEMBER_COLUMNS} \
+            "SELECT t.id AS token_id, t.scopes AS scopes, t.expires_at AS token_expires_at, \
+             {MEMBER_COLUMNS} \
              FROM api_tokens t JOIN users u ON u.id = t.user_id {MEMBER_JOIN} \
              WHERE t.token_hash = ? AND t.revoked_at IS NULL \
              AND (t.expires_at IS NULL OR t.expires_at > ?)"
@@ -258,6 +264,7 @@ async fn authenticate_api_token(env: &Env, token: &str) -> ApiResult<User> {
     row.member.into_user(AuthMethod::Token {
         id: row.token_id,
         scopes,
+        expires_at: row.token_expires_at,
     })
 }
 
