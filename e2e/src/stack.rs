@@ -251,6 +251,9 @@ impl Stack {
             lines.push("LLM_MODEL=scripted-model".to_string());
             lines.push("LLM_API_KEY=scripted-key".to_string());
         }
+        // The scripted LLM servers listen on loopback, which stored keys may otherwise
+        // not point at.
+        lines.push("LLM_BASE_URL_ALLOW=127.0.0.1".to_string());
         for (k, v) in &self.options.worker_vars {
             lines.push(format!("{k}={v}"));
         }

@@ -55,6 +55,9 @@ pub enum ErrorCode {
     DevAuthDisabled,
     /// A runner connection while a live connection holds the session's runner link.
     RunnerLinkTaken,
+    /// An LLM base URL that points at loopback, private, link-local or the platform's
+    /// own hosts (and is not allowlisted by the operator).
+    BaseUrlNotAllowed,
 }
 
 impl ErrorCode {
@@ -62,7 +65,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest | ErrorCode::EmptyMessage => 400,
-            ErrorCode::UnknownModel => 400,
+            ErrorCode::UnknownModel | ErrorCode::BaseUrlNotAllowed => 400,
             ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unauthorized | ErrorCode::InvalidRunnerToken => 401,
             ErrorCode::Unauthenticated => 401,
@@ -101,6 +104,7 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::DevAuthDisabled => "dev_auth_disabled",
             ErrorCode::RunnerLinkTaken => "runner_link_taken",
+            ErrorCode::BaseUrlNotAllowed => "base_url_not_allowed",
         }
     }
 }
@@ -167,6 +171,7 @@ mod tests {
             ErrorCode::InsufficientScope,
             ErrorCode::DevAuthDisabled,
             ErrorCode::RunnerLinkTaken,
+            ErrorCode::BaseUrlNotAllowed,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));
