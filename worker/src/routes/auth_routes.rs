@@ -13,7 +13,7 @@ use crate::access;
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::auth::signin::{self, Identity, Provider};
 use crate::auth::{self, SESSION_COOKIE, d1, oauth};
-use crate::{body, config};
+use crate::{body, config, hosts};
 
 /// Answers one `/auth/*` request.
 pub async fn handle(req: Request, env: Env) -> Response {
@@ -23,9 +23,16 @@ pub async fn handle(req: Request, env: Env) -> Response {
     }
 }
 
-/// Whether the development sign-in is enabled (`DEV_AUTH=true`, local stacks only).
-pub fn dev_auth_enabled(env: &Env) -> bool {
-    config::var(env, "DEV_AUTH").is_some_and(|value| value.eq_ignore_ascii_case("true"))
+/// Whether the development sign-in answers `req`: only with `DEV_AUTH=true`, and only
+/// when the request came to a loopback host (127.0.0.1, localhost, [::1]), so a
+/// deployment that was given `DEV_AUTH` by mistake still refuses it.
+pub fn dev_auth_enabled(env: &Env, req: &Request) -> bool {
+    let loopback = req
+        .url()
+        .ok()
+        .and_then(|url| url.host_str().map(hosts::is_loopback_host))
+        .unwrap_or(false);
+    loopback && config::var(env, "DEV_AUTH").is_some_and(|value| value.eq_ignore_ascii_case("true"))
 }
 
 async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
@@ -37,7 +44,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
             &Providers {
                 github: oauth::configured(env, oauth::Kind::Github),
                 google: oauth::configured(env, oauth::Kind::Google),
-                dev: dev_auth_enabled(env),
+                dev: dev_auth_enabled(env, &req),
             },
         )),
         (Method::Post, "/auth/dev/login") => dev_login(&mut req, env).await,
@@ -55,10 +62,10 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
 }
 
 async fn dev_login(req: &mut Request, env: &Env) -> ApiResult<Response> {
-    if !dev_auth_enabled(env) {
+    if !dev_auth_enabled(env, req) {
         return Err(ApiError::new(
             ErrorCode::DevAuthDisabled,
-            "the development sign-in exists only on local stacks (DEV_AUTH=true)",
+            "the development sign-in exists only on local stacks (DEV_AUTH=true, on a loopback host)",
         ));
     }
     let request: DevLoginRequest = body::read_json(req).await?;
