@@ -21,6 +21,7 @@ mod body;
 mod clock;
 mod config;
 mod event_bus;
+mod header_text;
 mod hosts;
 mod ids;
 mod internal;

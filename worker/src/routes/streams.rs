@@ -28,7 +28,10 @@ pub async fn session_events(
     // Who watches, for the session's presence.
     let viewer = Headers::new();
     viewer.set(presence::VIEWER_ID_HEADER, &user.id)?;
-    viewer.set(presence::VIEWER_NAME_HEADER, &user.name)?;
+    viewer.set(
+        presence::VIEWER_NAME_HEADER,
+        &crate::header_text::encode(&user.name),
+    )?;
     let request = internal::agent_request(
         session_id,
         Method::Get,
