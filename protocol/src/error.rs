@@ -58,6 +58,8 @@ pub enum ErrorCode {
     /// An LLM base URL that points at loopback, private, link-local or the platform's
     /// own hosts (and is not allowlisted by the operator).
     BaseUrlNotAllowed,
+    /// Too many requests from this client; try again later (the message says when).
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -66,6 +68,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest | ErrorCode::EmptyMessage => 400,
             ErrorCode::UnknownModel | ErrorCode::BaseUrlNotAllowed => 400,
+            ErrorCode::RateLimited => 429,
             ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unauthorized | ErrorCode::InvalidRunnerToken => 401,
             ErrorCode::Unauthenticated => 401,
@@ -105,6 +108,7 @@ impl ErrorCode {
             ErrorCode::DevAuthDisabled => "dev_auth_disabled",
             ErrorCode::RunnerLinkTaken => "runner_link_taken",
             ErrorCode::BaseUrlNotAllowed => "base_url_not_allowed",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -172,6 +176,7 @@ mod tests {
             ErrorCode::DevAuthDisabled,
             ErrorCode::RunnerLinkTaken,
             ErrorCode::BaseUrlNotAllowed,
+            ErrorCode::RateLimited,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

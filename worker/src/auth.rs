@@ -231,6 +231,7 @@ struct TokenRow {
     token_id: String,
     scopes: String,
     token_expires_at: Option<i64>,
+    token_last_used_at: Option<i64>,
     #[serde(flatten)]
     member: MemberRow,
 }
@@ -245,6 +246,7 @@ async fn authenticate_api_token(env: &Env, token: &str) -> ApiResult<User> {
         env,
         &format!(
             "SELECT t.id AS token_id, t.scopes AS scopes, t.expires_at AS token_expires_at, \
+             t.last_used_at AS token_last_used_at, \
              {MEMBER_COLUMNS} \
              FROM api_tokens t JOIN users u ON u.id = t.user_id {MEMBER_JOIN} \
              WHERE t.token_hash = ? AND t.revoked_at IS NULL \
@@ -254,12 +256,15 @@ async fn authenticate_api_token(env: &Env, token: &str) -> ApiResult<User> {
     )
     .await?;
     let row = row.ok_or_else(|| unauthenticated("the API token is unknown, expired or revoked"))?;
-    d1::run(
-        env,
-        "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
-        &[Arg::Int(now), Arg::Text(&row.token_id)],
-    )
-    .await?;
+    // Recorded at most once a minute: reading with a token does not write D1 each time.
+    if crate::rate_limit::last_used_due(row.token_last_used_at, now) {
+        d1::run(
+            env,
+            "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
+            &[Arg::Int(now), Arg::Text(&row.token_id)],
+        )
+        .await?;
+    }
     let scopes = access::parse_scopes(&row.scopes);
     row.member.into_user(AuthMethod::Token {
         id: row.token_id,

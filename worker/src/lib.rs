@@ -26,6 +26,7 @@ mod hosts;
 mod ids;
 mod internal;
 mod llm_config;
+mod rate_limit;
 mod routes;
 mod sandbox_client;
 mod session_access;

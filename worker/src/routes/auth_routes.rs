@@ -13,7 +13,7 @@ use crate::access;
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::auth::signin::{self, Identity, Provider};
 use crate::auth::{self, SESSION_COOKIE, d1, oauth};
-use crate::{body, config, hosts};
+use crate::{body, config, hosts, rate_limit};
 
 /// Answers one `/auth/*` request.
 pub async fn handle(req: Request, env: Env) -> Response {
@@ -35,9 +35,55 @@ pub fn dev_auth_enabled(env: &Env, req: &Request) -> bool {
     loopback && config::var(env, "DEV_AUTH").is_some_and(|value| value.eq_ignore_ascii_case("true"))
 }
 
+/// The `/auth/*` routes that write (sign-in starts, callbacks, sign-out): every
+/// route but the list of providers.
+fn writes(method: &Method, path: &str) -> bool {
+    !(*method == Method::Get && path == "/auth/providers")
+}
+
+/// Counts `req` against its client's sign-in budget; 429 `rate_limited` over it.
+async fn check_rate(req: &Request, env: &Env) -> ApiResult<()> {
+    #[derive(serde::Deserialize)]
+    struct Counted {
+        count: i64,
+    }
+    let ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    let key = rate_limit::client_key("auth", ip.as_deref());
+    let now = crate::clock::now_ms();
+    let window = rate_limit::window_start(now);
+    let counted: Option<Counted> = d1::first(
+        env,
+        "INSERT INTO rate_limits (key, window_start, count) VALUES (?, ?, 1) \
+         ON CONFLICT (key) DO UPDATE SET \
+           count = CASE WHEN rate_limits.window_start = excluded.window_start \
+                   THEN rate_limits.count + 1 ELSE 1 END, \
+           window_start = excluded.window_start \
+         RETURNING count",
+        &[d1::Arg::Text(&key), d1::Arg::Int(window)],
+    )
+    .await?;
+    let limit = config::var(env, "AUTH_RATE_LIMIT_PER_MINUTE")
+        .and_then(|value| value.parse().ok())
+        .filter(|limit: &i64| *limit > 0)
+        .unwrap_or(rate_limit::DEFAULT_AUTH_LIMIT);
+    if counted.is_some_and(|counted| !rate_limit::allowed(counted.count, limit)) {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many sign-in requests from this client; try again in {} s",
+                rate_limit::retry_after_secs(now)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
     let path = req.path();
     let method = req.method();
+    if writes(&method, path.trim_end_matches('/')) {
+        check_rate(&req, env).await?;
+    }
     match (method, path.trim_end_matches('/')) {
         (Method::Get, "/auth/providers") => Ok(json(
             200,
