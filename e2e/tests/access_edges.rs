@@ -524,3 +524,53 @@ async fn a_display_name_in_any_script_is_shown_and_streamed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_the_team_an_admin() {
+    let stack = stack_with(&[]).await;
+    with_logs(&stack, async {
+        let alice = stack.signed_in_api("alice@example.com").await?;
+        let bob = stack.signed_in_member(&alice, "bob@example.com").await?;
+        let alice_path = format!("/api/admin/members/{}", user_id(&alice).await?);
+        let bob_path = format!("/api/admin/members/{}", user_id(&bob).await?);
+        let admin = json!({"role": "admin"}).to_string();
+        let member = json!({"role": "member"}).to_string();
+        for round in 0..5 {
+            // Both admins again, then each demotes the other at the same moment.
+            let answer = alice.raw(Method::PATCH, &bob_path, Some(&admin)).await?;
+            assert_eq!(answer.status, 200, "round {round}: {}", answer.body);
+            let (a, b) = tokio::join!(
+                alice.raw(Method::PATCH, &bob_path, Some(&member)),
+                bob.raw(Method::PATCH, &alice_path, Some(&member)),
+            );
+            let (a, b) = (a?, b?);
+            let admins = stack
+                .d1("SELECT user_id FROM memberships WHERE role = 'admin'")
+                .await?;
+            assert_eq!(
+                admins.len(),
+                1,
+                "round {round}: {admins:?} ({} / {})",
+                a.body,
+                b.body
+            );
+            // One demotion lands; the other is refused: as the last admin's (409), or
+            // because its sender was no longer admin when it was checked (403).
+            let mut statuses = [a.status, b.status];
+            statuses.sort_unstable();
+            assert!(
+                statuses == [200, 409] || statuses == [200, 403],
+                "round {round}: {statuses:?}: {} / {}",
+                a.body,
+                b.body
+            );
+            if a.status != 200 {
+                // Bob demoted Alice: he makes her admin again for the next round.
+                let answer = bob.raw(Method::PATCH, &alice_path, Some(&admin)).await?;
+                assert_eq!(answer.status, 200, "{}", answer.body);
+            }
+        }
+        Ok(())
+    })
+    .await;
+}
