@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 [ -f .env ] || { echo ".env is missing: run 'make setup'" >&2; exit 1; }
 set -a; source .env; set +a
 export WRANGLER_SEND_METRICS=false
+# Runners dial the Worker back here, never at whatever Host a request named.
+export WORKER_URL="${WORKER_URL:-http://127.0.0.1:8787}"
 
 npx wrangler d1 migrations apply DB --local >/dev/null
 
@@ -31,4 +33,5 @@ backend_pid=$!
 echo
 echo "  Nightshift is starting: open http://127.0.0.1:8787"
 echo
-npx wrangler dev --ip 127.0.0.1 --port 8787 --env-file .env --show-interactive-dev-session=false
+npx wrangler dev --ip 127.0.0.1 --port 8787 --env-file .env --var "WORKER_URL:$WORKER_URL" \
+  --show-interactive-dev-session=false

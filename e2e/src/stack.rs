@@ -227,6 +227,8 @@ impl Stack {
             format!("SANDBOX_BACKEND_URL={}", self.backend_url()),
             format!("SANDBOX_BACKEND_TOKEN={}", self.backend_token),
             format!("RUNNER_TOKEN_SECRET=e2e-secret-{}", self.worker_port),
+            // Runners dial the Worker back here, whatever Host a request named.
+            format!("WORKER_URL={}", self.worker_url()),
             // Keep tokens out of a developer's real keys and endpoints.
             "LLM_BASE_URL=".to_string(),
             "LLM_MODEL=".to_string(),
@@ -249,6 +251,9 @@ impl Stack {
             lines.push("LLM_MODEL=scripted-model".to_string());
             lines.push("LLM_API_KEY=scripted-key".to_string());
         }
+        // The scripted LLM servers listen on loopback, which stored keys may otherwise
+        // not point at.
+        lines.push("LLM_BASE_URL_ALLOW=127.0.0.1".to_string());
         for (k, v) in &self.options.worker_vars {
             lines.push(format!("{k}={v}"));
         }

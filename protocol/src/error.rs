@@ -53,6 +53,13 @@ pub enum ErrorCode {
     InsufficientScope,
     /// The development sign-in is not enabled on this deployment.
     DevAuthDisabled,
+    /// A runner connection while a live connection holds the session's runner link.
+    RunnerLinkTaken,
+    /// An LLM base URL that points at loopback, private, link-local or the platform's
+    /// own hosts (and is not allowlisted by the operator).
+    BaseUrlNotAllowed,
+    /// Too many requests from this client; try again later (the message says when).
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -60,7 +67,8 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest | ErrorCode::EmptyMessage => 400,
-            ErrorCode::UnknownModel => 400,
+            ErrorCode::UnknownModel | ErrorCode::BaseUrlNotAllowed => 400,
+            ErrorCode::RateLimited => 429,
             ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unauthorized | ErrorCode::InvalidRunnerToken => 401,
             ErrorCode::Unauthenticated => 401,
@@ -68,6 +76,7 @@ impl ErrorCode {
             ErrorCode::NotFound | ErrorCode::SandboxNotFound | ErrorCode::DevAuthDisabled => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::NotQueued | ErrorCode::QuestionClosed => 409,
+            ErrorCode::RunnerLinkTaken => 409,
             ErrorCode::SandboxUnavailable => 503,
             ErrorCode::Internal => 500,
         }
@@ -97,6 +106,9 @@ impl ErrorCode {
             ErrorCode::CsrfFailed => "csrf_failed",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::DevAuthDisabled => "dev_auth_disabled",
+            ErrorCode::RunnerLinkTaken => "runner_link_taken",
+            ErrorCode::BaseUrlNotAllowed => "base_url_not_allowed",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -162,6 +174,9 @@ mod tests {
             ErrorCode::CsrfFailed,
             ErrorCode::InsufficientScope,
             ErrorCode::DevAuthDisabled,
+            ErrorCode::RunnerLinkTaken,
+            ErrorCode::BaseUrlNotAllowed,
+            ErrorCode::RateLimited,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

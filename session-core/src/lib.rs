@@ -5,7 +5,8 @@
 //! ([`lifecycle`]), how prompts move through the queue ([`queue`]), how runner events are
 //! numbered and deduplicated so each is stored exactly once ([`event_log`]), whether an
 //! agent's question can still be answered ([`questions`]), what to do when a runner
-//! says hello ([`runner_link`]), how runner tokens are issued and checked
+//! says hello ([`runner_link`]), who may hold the runner link and how much a runner may
+//! send ([`runner_intake`]), how runner tokens are issued and checked
 //! ([`runner_token`]) and how a session is titled ([`title`]).
 //!
 //! Invariant: this crate never depends on `worker`, `tokio` or any other platform crate,
@@ -16,6 +17,7 @@ pub mod event_log;
 pub mod lifecycle;
 pub mod questions;
 pub mod queue;
+pub mod runner_intake;
 pub mod runner_link;
 pub mod runner_token;
 pub mod title;

@@ -11,11 +11,14 @@
 //!   one goes back to the front.
 //! - Queue modes ([`QueueMode`]) say where a new prompt goes: `followup` to the back;
 //!   `steer` to the front (the caller aborts the running turn, so it runs next);
-//!   `collect` into the newest queued `collect` prompt whose collect window is still
-//!   open (the contents are joined), else to the back with a window of its own. A
+//!   `collect` into the newest queued `collect` prompt of the same sender whose
+//!   collect window is still open (the contents are joined), else to the back with a
+//!   window of its own; prompts of different people are never merged, since a prompt
+//!   runs on the LLM key of whoever wrote it. A
 //!   prompt whose window is open is not started until the window closes, so prompts
 //!   sent in quick succession become one turn.
-//! - Only a queued prompt can be cancelled or edited.
+//! - Only a queued prompt can be cancelled or edited; an edited prompt's text is its
+//!   editor's, so it becomes theirs (`sent_by`).
 //! - A prompt's position is the number of queued prompts ahead of it.
 
 use nightshift_protocol::api::{Message, MessageState, QueueMode, UsageTotals};
@@ -141,8 +144,8 @@ impl PromptQueue {
     }
 
     /// [`enqueue_with_mode`](Self::enqueue_with_mode) for a prompt sent by the user
-    /// `sent_by`. A prompt merged by `collect` keeps the sender of the prompt it is
-    /// merged into (the first one); any other prompt records its own.
+    /// `sent_by`. A `collect` prompt merges only into an open `collect` prompt of the
+    /// same sender; any other prompt records its own.
     pub fn enqueue_sent_by(
         &mut self,
         id: String,
@@ -153,7 +156,7 @@ impl PromptQueue {
         collect_window_ms: i64,
     ) -> Enqueued {
         if mode == QueueMode::Collect
-            && let Some(open) = self.open_collect(now)
+            && let Some(open) = self.open_collect(now, sent_by.as_deref())
         {
             let target = open.message.id.clone();
             if let Some(prompt) = self.find_mut(&target) {
@@ -214,11 +217,12 @@ impl PromptQueue {
         Enqueued::Added { prompt, position }
     }
 
-    /// The newest queued `collect` prompt whose window is open at `now`.
-    fn open_collect(&self, now: i64) -> Option<&Prompt> {
+    /// The newest queued `collect` prompt of `sent_by` whose window is open at `now`.
+    fn open_collect(&self, now: i64, sent_by: Option<&str>) -> Option<&Prompt> {
         self.prompts.iter().rev().find(|p| {
             p.message.state == MessageState::Queued
                 && p.message.mode == QueueMode::Collect
+                && p.message.sent_by.as_deref() == sent_by
                 && p.collect_until.is_some_and(|until| now < until)
         })
     }
@@ -325,10 +329,19 @@ impl PromptQueue {
         Ok(prompt.clone())
     }
 
-    /// Replaces the content of a queued prompt. Any other state is a conflict.
-    pub fn edit(&mut self, id: &str, content: String) -> Result<Prompt, QueueError> {
+    /// Replaces the content of a queued prompt; the prompt becomes `edited_by`'s
+    /// (when known), whose key its turn then uses. Any other state is a conflict.
+    pub fn edit(
+        &mut self,
+        id: &str,
+        content: String,
+        edited_by: Option<String>,
+    ) -> Result<Prompt, QueueError> {
         let prompt = self.queued_mut(id)?;
         prompt.message.content = content;
+        if edited_by.is_some() {
+            prompt.message.sent_by = edited_by;
+        }
         Ok(prompt.clone())
     }
 

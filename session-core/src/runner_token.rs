@@ -1,11 +1,17 @@
 //! Session-scoped runner tokens: what a runner presents to open its session's link.
 //!
-//! Format: `v1.<session_id>.<expires_unix>.<mac>`, where `mac` is the unpadded
-//! base64url HMAC-SHA256 of `v1|<session_id>|<expires_unix>` under the deployment's
-//! `RUNNER_TOKEN_SECRET`. A token names its session and its expiry in clear text and
-//! proves both with the MAC; it never contains the secret, so a sandbox that leaks its
-//! token leaks access to one session's link for at most the token's lifetime.
-//! Tokens are short-lived and renewed over the link once past half their life.
+//! Format: `v2.<session_id>.<generation>.<expires_unix>.<mac>`, where `mac` is the
+//! unpadded base64url HMAC-SHA256 of `v2|<session_id>|<generation>|<expires_unix>`
+//! under the deployment's `RUNNER_TOKEN_SECRET`. A token names its session, the
+//! sandbox generation it was issued for and its expiry in clear text and proves all
+//! three with the MAC; it never contains the secret.
+//!
+//! The generation is a counter the session's `SessionAgent` bumps every time it
+//! requests a sandbox (and whenever a sandbox is given up), so a token dies with the
+//! sandbox it was issued for: the `SessionAgent` refuses any token whose generation is
+//! not its current one ([`RunnerTokenClaims::check_generation`]). Tokens are
+//! short-lived and renewed over the link, to the connection that holds the link only,
+//! once past half their life.
 //!
 //! The clock is passed in (Unix seconds). This module must not depend on a platform.
 
@@ -16,7 +22,7 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const VERSION: &str = "v1";
+const VERSION: &str = "v2";
 
 /// The shortest secret accepted, in bytes. Anything shorter is guessable.
 pub const MIN_SECRET_BYTES: usize = 16;
@@ -36,17 +42,30 @@ pub enum TokenError {
     WrongSession,
     #[error("the token has expired")]
     Expired,
+    #[error("the token was issued for a sandbox this session no longer has")]
+    StaleGeneration,
 }
 
 /// What a valid token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerTokenClaims {
     pub session_id: String,
+    /// The sandbox generation the token was issued for.
+    pub generation: u64,
     /// Unix seconds after which the token is refused.
     pub expires_at: u64,
 }
 
 impl RunnerTokenClaims {
+    /// Refuses a token issued for another sandbox than the session's current one.
+    pub fn check_generation(&self, current: u64) -> Result<(), TokenError> {
+        if self.generation == current {
+            Ok(())
+        } else {
+            Err(TokenError::StaleGeneration)
+        }
+    }
+
     /// True once less than half of a `ttl_secs` lifetime is left: time to hand the
     /// runner a fresh token, well before the old one stops working.
     pub fn needs_renewal(&self, now: u64, ttl_secs: u64) -> bool {
@@ -82,12 +101,24 @@ impl RunnerTokenKey {
         Ok(Self { keyed })
     }
 
-    /// A token for `session_id`, valid for `ttl_secs` from `now`.
-    pub fn issue(&self, session_id: &str, now: u64, ttl_secs: u64) -> Result<String, TokenError> {
+    /// A token for `session_id`'s sandbox `generation`, valid for `ttl_secs` from `now`.
+    pub fn issue(
+        &self,
+        session_id: &str,
+        generation: u64,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<String, TokenError> {
         check_session_id(session_id)?;
         let expires_at = now.saturating_add(ttl_secs);
-        let mac = URL_SAFE_NO_PAD.encode(self.mac(session_id, expires_at).finalize().into_bytes());
-        Ok(format!("{VERSION}.{session_id}.{expires_at}.{mac}"))
+        let mac = URL_SAFE_NO_PAD.encode(
+            self.mac(session_id, generation, expires_at)
+                .finalize()
+                .into_bytes(),
+        );
+        Ok(format!(
+            "{VERSION}.{session_id}.{generation}.{expires_at}.{mac}"
+        ))
     }
 
     /// Checks that `token` is genuine, names `session_id` and has not expired at `now`.
@@ -98,7 +129,8 @@ impl RunnerTokenKey {
         now: u64,
     ) -> Result<RunnerTokenClaims, TokenError> {
         let mut parts = token.split('.');
-        let (Some(version), Some(token_session), Some(expires), Some(mac), None) = (
+        let (Some(version), Some(token_session), Some(generation), Some(expires), Some(mac), None) = (
+            parts.next(),
             parts.next(),
             parts.next(),
             parts.next(),
@@ -110,19 +142,13 @@ impl RunnerTokenKey {
         if version != VERSION || token_session.is_empty() {
             return Err(TokenError::Malformed);
         }
-        // Only canonical decimal: "+5" or "05" would sign differently than they parse.
-        if expires.is_empty() || !expires.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(TokenError::Malformed);
-        }
-        let expires_at: u64 = expires.parse().map_err(|_| TokenError::Malformed)?;
-        if expires_at.to_string() != expires {
-            return Err(TokenError::Malformed);
-        }
+        let generation = canonical_u64(generation)?;
+        let expires_at = canonical_u64(expires)?;
         let mac = URL_SAFE_NO_PAD
             .decode(mac)
             .map_err(|_| TokenError::Malformed)?;
         // `verify_slice` compares in constant time.
-        self.mac(token_session, expires_at)
+        self.mac(token_session, generation, expires_at)
             .verify_slice(&mac)
             .map_err(|_| TokenError::BadSignature)?;
         if token_session != session_id {
@@ -133,15 +159,28 @@ impl RunnerTokenKey {
         }
         Ok(RunnerTokenClaims {
             session_id: token_session.to_owned(),
+            generation,
             expires_at,
         })
     }
 
-    fn mac(&self, session_id: &str, expires_at: u64) -> HmacSha256 {
+    fn mac(&self, session_id: &str, generation: u64, expires_at: u64) -> HmacSha256 {
         let mut mac = self.keyed.clone();
-        mac.update(format!("{VERSION}|{session_id}|{expires_at}").as_bytes());
+        mac.update(format!("{VERSION}|{session_id}|{generation}|{expires_at}").as_bytes());
         mac
     }
+}
+
+/// Only canonical decimal: "+5" or "05" would sign differently than they parse.
+fn canonical_u64(text: &str) -> Result<u64, TokenError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(TokenError::Malformed);
+    }
+    let value: u64 = text.parse().map_err(|_| TokenError::Malformed)?;
+    if value.to_string() != text {
+        return Err(TokenError::Malformed);
+    }
+    Ok(value)
 }
 
 fn check_session_id(session_id: &str) -> Result<(), TokenError> {
@@ -164,28 +203,30 @@ mod tests {
 
     #[test]
     fn a_fresh_token_verifies_for_its_session() {
-        let token = key().issue("s1", NOW, 3600).unwrap();
-        assert!(token.starts_with("v1.s1.1700003600."));
+        let token = key().issue("s1", 7, NOW, 3600).unwrap();
+        assert!(token.starts_with("v2.s1.7.1700003600."));
         let claims = key().verify(&token, "s1", NOW + 10).unwrap();
         assert_eq!(
             claims,
             RunnerTokenClaims {
                 session_id: "s1".into(),
+                generation: 7,
                 expires_at: NOW + 3600
             }
         );
+        assert_eq!(claims.check_generation(7), Ok(()));
     }
 
     #[test]
     fn the_token_never_contains_the_secret() {
-        let token = key().issue("s1", NOW, 3600).unwrap();
+        let token = key().issue("s1", 7, NOW, 3600).unwrap();
         assert!(!token.contains("0123456789abcdef"));
         assert!(!format!("{:?}", key()).contains("0123456789abcdef"));
     }
 
     #[test]
     fn another_session_is_refused() {
-        let token = key().issue("s1", NOW, 3600).unwrap();
+        let token = key().issue("s1", 7, NOW, 3600).unwrap();
         assert_eq!(
             key().verify(&token, "s2", NOW),
             Err(TokenError::WrongSession)
@@ -194,7 +235,7 @@ mod tests {
 
     #[test]
     fn expiry_is_enforced() {
-        let token = key().issue("s1", NOW, 60).unwrap();
+        let token = key().issue("s1", 7, NOW, 60).unwrap();
         assert!(key().verify(&token, "s1", NOW + 59).is_ok());
         assert_eq!(
             key().verify(&token, "s1", NOW + 60),
@@ -203,14 +244,28 @@ mod tests {
     }
 
     #[test]
+    fn a_token_dies_with_its_sandbox_generation() {
+        let token = key().issue("s1", 3, NOW, 3600).unwrap();
+        let claims = key().verify(&token, "s1", NOW).unwrap();
+        assert_eq!(claims.check_generation(3), Ok(()));
+        assert_eq!(claims.check_generation(4), Err(TokenError::StaleGeneration));
+        assert_eq!(claims.check_generation(2), Err(TokenError::StaleGeneration));
+    }
+
+    #[test]
     fn tampering_breaks_the_signature() {
-        let token = key().issue("s1", NOW, 60).unwrap();
+        let token = key().issue("s1", 7, NOW, 60).unwrap();
         let longer = token.replace(".1700000060.", ".1700009999.");
         assert_eq!(
             key().verify(&longer, "s1", NOW),
             Err(TokenError::BadSignature)
         );
-        let other_session = token.replacen("v1.s1.", "v1.s2.", 1);
+        let other_generation = token.replacen("v2.s1.7.", "v2.s1.8.", 1);
+        assert_eq!(
+            key().verify(&other_generation, "s1", NOW),
+            Err(TokenError::BadSignature)
+        );
+        let other_session = token.replacen("v2.s1.", "v2.s2.", 1);
         assert_eq!(
             key().verify(&other_session, "s2", NOW),
             Err(TokenError::BadSignature)
@@ -226,15 +281,18 @@ mod tests {
     fn malformed_tokens_are_refused() {
         for token in [
             "",
-            "v1",
-            "v1.s1.5",
+            "v2",
+            "v2.s1.5",
             "v2.s1.5.abc",
-            "v1..5.abc",
-            "v1.s1.x.abc",
-            "v1.s1.05.abc",
-            "v1.s1.+5.abc",
-            "v1.s1.5.!!!",
-            "v1.s1.5.abc.extra",
+            "v1.s1.1.5.abc",
+            "v2..1.5.abc",
+            "v2.s1.1.x.abc",
+            "v2.s1.x.5.abc",
+            "v2.s1.1.05.abc",
+            "v2.s1.01.5.abc",
+            "v2.s1.1.+5.abc",
+            "v2.s1.1.5.!!!",
+            "v2.s1.1.5.abc.extra",
         ] {
             assert_eq!(
                 key().verify(token, "s1", NOW),
@@ -251,16 +309,20 @@ mod tests {
             TokenError::WeakSecret
         );
         assert_eq!(
-            key().issue("a.b", NOW, 60),
+            key().issue("a.b", 7, NOW, 60),
             Err(TokenError::InvalidSessionId)
         );
-        assert_eq!(key().issue("", NOW, 60), Err(TokenError::InvalidSessionId));
+        assert_eq!(
+            key().issue("", 7, NOW, 60),
+            Err(TokenError::InvalidSessionId)
+        );
     }
 
     #[test]
     fn renewal_is_due_past_half_the_life() {
         let claims = RunnerTokenClaims {
             session_id: "s".into(),
+            generation: 1,
             expires_at: NOW + 3600,
         };
         assert!(!claims.needs_renewal(NOW, 3600));

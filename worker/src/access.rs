@@ -88,6 +88,43 @@ pub fn scope_allows(scopes: &[TokenScope], method: &str) -> bool {
     }
 }
 
+/// Whether a token with `child` scopes asks for nothing its parent (`parent`) lacks.
+pub fn scopes_within(child: &[TokenScope], parent: &[TokenScope]) -> bool {
+    child.iter().all(|scope| parent.contains(scope))
+}
+
+/// The expiry (ms) of a token created with a token that expires at `parent`: what
+/// was asked for, capped at the parent's (a child never outlives its parent).
+pub fn child_expiry(requested: Option<i64>, parent: Option<i64>) -> Option<i64> {
+    match (requested, parent) {
+        (Some(requested), Some(parent)) => Some(requested.min(parent)),
+        (None, parent) => parent,
+        (requested, None) => requested,
+    }
+}
+
+/// Whether a request authenticated with `scopes` may read grant tokens (invite and
+/// share-link tokens, which let their holder in): only with the `write` scope.
+pub fn may_read_grants(scopes: &[TokenScope]) -> bool {
+    scopes.contains(&TokenScope::Write)
+}
+
+/// Whether a share link still grants its role: its creator must still manage the
+/// session (`creator_role`), and the person accepting must not have been removed
+/// from the session's shares after the link was made (`removed_at` vs `created_at`),
+/// since a removed co-owner may have made or seen it.
+pub fn share_link_grants(
+    creator_role: Option<SessionRole>,
+    removed_at: Option<i64>,
+    link_created_at: i64,
+) -> bool {
+    let creator_manages = matches!(
+        creator_role,
+        Some(SessionRole::Owner | SessionRole::CoOwner | SessionRole::Admin)
+    );
+    creator_manages && removed_at.is_none_or(|removed| removed < link_created_at)
+}
+
 /// Parses stored scopes (`"read write"`), ignoring unknown words.
 pub fn parse_scopes(text: &str) -> Vec<TokenScope> {
     text.split_whitespace()
@@ -303,6 +340,39 @@ pub fn valid_email(email: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_token_never_out_scopes_or_outlives_its_parent() {
+        use TokenScope::{Read, Write};
+        assert!(scopes_within(&[Read], &[Read, Write]));
+        assert!(scopes_within(&[Read, Write], &[Read, Write]));
+        assert!(!scopes_within(&[Read, Write], &[Read]));
+        assert_eq!(child_expiry(None, Some(100)), Some(100));
+        assert_eq!(child_expiry(Some(500), Some(100)), Some(100));
+        assert_eq!(child_expiry(Some(50), Some(100)), Some(50));
+        assert_eq!(child_expiry(Some(50), None), Some(50));
+        assert_eq!(child_expiry(None, None), None);
+    }
+
+    #[test]
+    fn grant_tokens_need_the_write_scope() {
+        assert!(!may_read_grants(&[TokenScope::Read]));
+        assert!(may_read_grants(&[TokenScope::Read, TokenScope::Write]));
+    }
+
+    #[test]
+    fn a_share_link_dies_with_its_creators_access_and_cannot_return_the_removed() {
+        use SessionRole::*;
+        assert!(share_link_grants(Some(Owner), None, 100));
+        assert!(share_link_grants(Some(CoOwner), None, 100));
+        assert!(share_link_grants(Some(Admin), None, 100));
+        assert!(!share_link_grants(Some(Collaborator), None, 100));
+        assert!(!share_link_grants(None, None, 100));
+        // Removed after the link was made: it cannot bring them back.
+        assert!(!share_link_grants(Some(Owner), Some(200), 100));
+        // A link made after the removal is a deliberate new invitation.
+        assert!(share_link_grants(Some(Owner), Some(50), 100));
+    }
 
     const NOW: i64 = 1_000_000;
 

@@ -59,8 +59,12 @@ pub enum AuthMethod {
         csrf_token: String,
         token_hash: String,
     },
-    /// A personal API token.
-    Token { id: String, scopes: Vec<TokenScope> },
+    /// A personal API token, with when it expires (ms; `None`: never).
+    Token {
+        id: String,
+        scopes: Vec<TokenScope>,
+        expires_at: Option<i64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +94,9 @@ impl User {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunnerGrant {
     pub session_id: String,
+    /// The sandbox generation the token was issued for; the session's
+    /// `SessionAgent` refuses it unless it is the current one.
+    pub generation: u64,
     /// When the presented token expires (Unix seconds).
     pub token_expires_at: u64,
 }
@@ -223,6 +230,8 @@ pub async fn authenticate_cookie(env: &Env, session_token: &str) -> ApiResult<Us
 struct TokenRow {
     token_id: String,
     scopes: String,
+    token_expires_at: Option<i64>,
+    token_last_used_at: Option<i64>,
     #[serde(flatten)]
     member: MemberRow,
 }
@@ -236,7 +245,9 @@ async fn authenticate_api_token(env: &Env, token: &str) -> ApiResult<User> {
     let row: Option<TokenRow> = d1::first(
         env,
         &format!(
-            "SELECT t.id AS token_id, t.scopes AS scopes, {MEMBER_COLUMNS} \
+            "SELECT t.id AS token_id, t.scopes AS scopes, t.expires_at AS token_expires_at, \
+             t.last_used_at AS token_last_used_at, \
+             {MEMBER_COLUMNS} \
              FROM api_tokens t JOIN users u ON u.id = t.user_id {MEMBER_JOIN} \
              WHERE t.token_hash = ? AND t.revoked_at IS NULL \
              AND (t.expires_at IS NULL OR t.expires_at > ?)"
@@ -245,16 +256,20 @@ async fn authenticate_api_token(env: &Env, token: &str) -> ApiResult<User> {
     )
     .await?;
     let row = row.ok_or_else(|| unauthenticated("the API token is unknown, expired or revoked"))?;
-    d1::run(
-        env,
-        "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
-        &[Arg::Int(now), Arg::Text(&row.token_id)],
-    )
-    .await?;
+    // Recorded at most once a minute: reading with a token does not write D1 each time.
+    if crate::rate_limit::last_used_due(row.token_last_used_at, now) {
+        d1::run(
+            env,
+            "UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
+            &[Arg::Int(now), Arg::Text(&row.token_id)],
+        )
+        .await?;
+    }
     let scopes = access::parse_scopes(&row.scopes);
     row.member.into_user(AuthMethod::Token {
         id: row.token_id,
         scopes,
+        expires_at: row.token_expires_at,
     })
 }
 
@@ -273,6 +288,7 @@ fn authenticate_runner(req: &Request, env: &Env, session_id: &str) -> ApiResult<
         .map_err(|error| invalid_runner_token(error.to_string()))?;
     Ok(Principal::Runner(RunnerGrant {
         session_id: claims.session_id,
+        generation: claims.generation,
         token_expires_at: claims.expires_at,
     }))
 }
@@ -343,7 +359,7 @@ mod tests {
 
     #[test]
     fn bearer_tokens_are_parsed() {
-        assert_eq!(bearer_token("Bearer v1.a.1.x"), Some("v1.a.1.x"));
+        assert_eq!(bearer_token("Bearer v2.a.1.1.x"), Some("v2.a.1.1.x"));
         assert_eq!(bearer_token("bearer  tok "), Some("tok"));
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearer "), None);

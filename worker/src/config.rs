@@ -4,10 +4,12 @@
 //! An empty value counts as unset, so a `.env` line like `LLM_MODEL=` means "not
 //! configured" rather than "configured as empty".
 
+use nightshift_session::runner_intake::DEFAULT_SILENT_AFTER_MS;
 use nightshift_session::runner_token::RunnerTokenKey;
 use worker::{Env, Request};
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::hosts;
 
 pub const DEFAULT_SANDBOX_BACKEND_URL: &str = "http://127.0.0.1:8788";
 pub const DEFAULT_RUNNER_TOKEN_TTL_SECS: u64 = 3600;
@@ -48,13 +50,27 @@ pub fn runner_token_ttl_secs(env: &Env) -> u64 {
         .unwrap_or(DEFAULT_RUNNER_TOKEN_TTL_SECS)
 }
 
-/// The URL runners dial: `WORKER_URL`, or else the origin `req` came to.
+/// How long a runner connection holding the link may stay silent before a newcomer
+/// may take the link (`RUNNER_SILENT_AFTER_MS`).
+pub fn runner_silent_after_ms(env: &Env) -> i64 {
+    var(env, "RUNNER_SILENT_AFTER_MS")
+        .and_then(|value| value.parse().ok())
+        .filter(|ms: &i64| *ms > 0)
+        .unwrap_or(DEFAULT_SILENT_AFTER_MS)
+}
+
+/// The URL runners dial: `WORKER_URL`. Without it, the origin `req` came to, but
+/// only on a loopback host (a local stack): elsewhere the request's `Host` is the
+/// caller's to choose, and runners (with their tokens) would dial wherever it says.
 pub fn worker_url(env: &Env, req: &Request) -> ApiResult<String> {
-    if let Some(url) = var(env, "WORKER_URL") {
-        return Ok(url.trim_end_matches('/').to_owned());
-    }
     let url = req
         .url()
         .map_err(|error| ApiError::internal(format!("request URL: {error}")))?;
-    Ok(url.origin().ascii_serialization())
+    let host = url.host_str().unwrap_or_default();
+    hosts::runner_dial_url(
+        var(env, "WORKER_URL").as_deref(),
+        &url.origin().ascii_serialization(),
+        host,
+    )
+    .map_err(ApiError::internal)
 }

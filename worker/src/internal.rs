@@ -22,6 +22,8 @@ use crate::timeout::with_timeout;
 pub const SESSION_ID_HEADER: &str = "x-nightshift-session-id";
 /// The expiry (Unix seconds) of the token a runner link was opened with.
 pub const TOKEN_EXPIRES_HEADER: &str = "x-nightshift-runner-token-expires";
+/// The sandbox generation the token of a runner link was issued for.
+pub const TOKEN_GENERATION_HEADER: &str = "x-nightshift-runner-generation";
 
 /// A `SessionAgent` answers ordinary calls within this.
 pub const AGENT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,6 +62,13 @@ pub struct EnqueuePrompt {
     /// The id of the user who sent it; its turn uses their LLM key, else the team's.
     #[serde(default)]
     pub sent_by: Option<String>,
+}
+
+/// `PATCH /messages/{id}`: a validated new content and who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditPrompt {
+    pub content: String,
+    pub edited_by: Option<String>,
 }
 
 /// `POST /questions/{question_id}/answer`: a validated answer and who gave it.

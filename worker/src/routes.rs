@@ -407,13 +407,16 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Route::ListMembers => admin::list_members(env).await,
         Route::PatchMember(id) => admin::patch_member(&mut req, env, user, id).await,
         Route::RemoveMember(id) => admin::remove_member(env, user, id).await,
-        Route::ListInvites => admin::list_invites(&req, env).await,
+        Route::ListInvites => {
+            shares::require_grant_reader(user)?;
+            admin::list_invites(&req, env).await
+        }
         Route::CreateInvite => admin::create_invite(&mut req, env, user).await,
         Route::RevokeInvite(id) => admin::revoke_invite(env, id).await,
         Route::GetSettings => admin::get_settings(env).await,
         Route::PutSettings => admin::put_settings(&mut req, env).await,
         Route::ListRoutes => Ok(admin::list_routes()),
-        Route::ListShares(id) => shares::list(&req, env, id).await,
+        Route::ListShares(id) => shares::list(&req, env, user, id).await,
         Route::PutShare {
             session_id,
             user_id,

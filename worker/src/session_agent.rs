@@ -53,6 +53,9 @@ pub struct SessionAgent {
     publishing: Cell<bool>,
     /// Something changed while it was running; it goes round once more.
     publish_again: Cell<bool>,
+    /// The runner's intake budget (see `runner_link`); in memory only, since the
+    /// object only hibernates while no events flow, which refills it anyway.
+    intake: Cell<Option<nightshift_session::runner_intake::IntakeBucket>>,
 }
 
 impl DurableObject for SessionAgent {
@@ -67,6 +70,7 @@ impl DurableObject for SessionAgent {
             presence: std::rc::Rc::default(),
             publishing: Cell::new(false),
             publish_again: Cell::new(false),
+            intake: Cell::new(None),
         }
     }
 

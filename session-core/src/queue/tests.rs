@@ -254,15 +254,15 @@ fn collect_after_the_window_or_after_the_start_is_a_new_prompt() {
 fn only_queued_prompts_can_be_edited() {
     let mut queue = queue_of(&["a", "b"]);
     queue.start_next("t1".into(), "e".into(), 1).unwrap();
-    let edited = queue.edit("b", "better".into()).unwrap();
+    let edited = queue.edit("b", "better".into(), None).unwrap();
     assert_eq!(edited.message.content, "better");
     assert_eq!(queue.message("b").unwrap().content, "better");
     assert!(matches!(
-        queue.edit("a", "x".into()),
+        queue.edit("a", "x".into(), None),
         Err(QueueError::NotQueued { .. })
     ));
     assert_eq!(
-        queue.edit("zzz", "x".into()),
+        queue.edit("zzz", "x".into(), None),
         Err(QueueError::NotFound("zzz".into()))
     );
 }
@@ -321,15 +321,25 @@ fn usage_totals_add_up_finished_turns() {
 }
 
 #[test]
-fn senders_are_recorded_and_a_collect_merge_keeps_the_first() {
+fn senders_are_recorded_and_a_collect_merge_never_mixes_senders() {
     let mut queue = PromptQueue::new();
     let sent = |queue: &mut PromptQueue, id: &str, mode, by: &str, now| {
         queue.enqueue_sent_by(id.into(), id.into(), mode, Some(by.into()), now, 1_500)
     };
     sent(&mut queue, "c1", QueueMode::Collect, "alice", 1);
-    let merged = sent(&mut queue, "c2", QueueMode::Collect, "bob", 2);
+    // Bob's collect prompt is his own, with a window of its own.
+    let own = sent(&mut queue, "c2", QueueMode::Collect, "bob", 2);
+    assert!(matches!(own, Enqueued::Added { .. }));
+    assert_eq!(own.prompt().message.sent_by.as_deref(), Some("bob"));
+    assert_eq!(queue.get("c1").unwrap().message.content, "c1");
+    // Alice's next one merges into hers, past Bob's.
+    let merged = sent(&mut queue, "c3", QueueMode::Collect, "alice", 3);
     assert!(matches!(merged, Enqueued::Merged { .. }));
+    assert_eq!(merged.prompt().message.id, "c1");
     assert_eq!(merged.prompt().message.sent_by.as_deref(), Some("alice"));
+    // And Bob's merges into his.
+    let merged = sent(&mut queue, "c4", QueueMode::Collect, "bob", 3);
+    assert_eq!(merged.prompt().message.id, "c2");
     let steer = sent(&mut queue, "s", QueueMode::Steer, "carol", 3);
     assert_eq!(steer.prompt().message.sent_by.as_deref(), Some("carol"));
     let started = queue.start_next("t".into(), "e".into(), 4).unwrap();
@@ -340,4 +350,25 @@ fn senders_are_recorded_and_a_collect_merge_keeps_the_first() {
     // Without a sender (prompts stored before senders were recorded): none.
     queue.enqueue("f".into(), "f".into(), 5);
     assert_eq!(queue.get("f").unwrap().message.sent_by, None);
+}
+
+#[test]
+fn an_edited_prompt_belongs_to_whoever_edited_it() {
+    let mut queue = PromptQueue::new();
+    queue.enqueue_sent_by(
+        "p".into(),
+        "alice's text".into(),
+        QueueMode::Followup,
+        Some("alice".into()),
+        1,
+        1_500,
+    );
+    let edited = queue
+        .edit("p", "bob's text".into(), Some("bob".into()))
+        .unwrap();
+    assert_eq!(edited.message.sent_by.as_deref(), Some("bob"));
+    assert_eq!(
+        queue.get("p").unwrap().message.sent_by.as_deref(),
+        Some("bob")
+    );
 }

@@ -66,6 +66,21 @@ pub async fn list_members(env: &Env) -> ApiResult<Response> {
 }
 
 /// Refuses a change that would leave the team without an admin.
+/// The condition (binding: the new role or `'removed'`, the team, the user) under
+/// which a membership may change: it is not an admin's, or the change keeps it
+/// admin, or another admin remains. Used inside the changing statement itself.
+const KEEPS_AN_ADMIN: &str = "(memberships.role != 'admin' OR ? = 'admin' OR EXISTS \
+     (SELECT 1 FROM memberships other WHERE other.team_id = ? AND other.role = 'admin' \
+      AND other.user_id != ?))";
+
+fn last_admin() -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        "the team's last admin cannot be demoted or removed; make someone else admin first",
+    )
+}
+
+/// A friendly early refusal (404 or 409); the guarantee is [`KEEPS_AN_ADMIN`].
 async fn keep_an_admin(env: &Env, user_id: &str) -> ApiResult<()> {
     let list = members(env).await?;
     let target = list
@@ -77,10 +92,7 @@ async fn keep_an_admin(env: &Env, user_id: &str) -> ApiResult<()> {
         .filter(|member| member.role == TeamRole::Admin)
         .count();
     if target.role == TeamRole::Admin && admins <= 1 {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the team's last admin cannot be demoted or removed; make someone else admin first",
-        ));
+        return Err(last_admin());
     }
     Ok(())
 }
@@ -95,10 +107,17 @@ pub async fn patch_member(
     if request.role == TeamRole::Member {
         keep_an_admin(env, user_id).await?;
     }
+    // The check and the change are one statement, so two admins demoting each other
+    // at once cannot both pass a check made before either change.
     let changed = d1::run(
         env,
-        "UPDATE memberships SET role = ? WHERE team_id = ? AND user_id = ?",
+        &format!(
+            "UPDATE memberships SET role = ? WHERE team_id = ? AND user_id = ? AND {KEEPS_AN_ADMIN}"
+        ),
         &[
+            Arg::Text(request.role.as_str()),
+            Arg::Text(TEAM_ID),
+            Arg::Text(user_id),
             Arg::Text(request.role.as_str()),
             Arg::Text(TEAM_ID),
             Arg::Text(user_id),
@@ -106,7 +125,9 @@ pub async fn patch_member(
     )
     .await?;
     if changed == 0 {
-        return Err(ApiError::not_found(format!("no member {user_id}")));
+        // Gone meanwhile (404), or the last admin by now (409).
+        keep_an_admin(env, user_id).await?;
+        return Err(last_admin());
     }
     let member = members(env)
         .await?
@@ -118,35 +139,64 @@ pub async fn patch_member(
 
 pub async fn remove_member(env: &Env, _admin: &User, user_id: &str) -> ApiResult<Response> {
     keep_an_admin(env, user_id).await?;
+    // One transaction: the removal is conditional on an admin remaining (checked in
+    // the statement), and the rest applies only if the membership is gone.
+    const GONE: &str =
+        "NOT EXISTS (SELECT 1 FROM memberships WHERE team_id = 'default' AND user_id = ?)";
     let statements = vec![
         d1::statement(
             env,
-            "DELETE FROM memberships WHERE team_id = ? AND user_id = ?",
-            &[Arg::Text(TEAM_ID), Arg::Text(user_id)],
+            &format!(
+                "DELETE FROM memberships WHERE team_id = ? AND user_id = ? AND {KEEPS_AN_ADMIN}"
+            ),
+            &[
+                Arg::Text(TEAM_ID),
+                Arg::Text(user_id),
+                Arg::Text("removed"),
+                Arg::Text(TEAM_ID),
+                Arg::Text(user_id),
+            ],
         )?,
         // Their sessions stay, owned by the team.
         d1::statement(
             env,
-            "UPDATE sessions SET owner_id = ? WHERE owner_id = ?",
-            &[Arg::Text(TEAM_USER_ID), Arg::Text(user_id)],
+            &format!("UPDATE sessions SET owner_id = ? WHERE owner_id = ? AND {GONE}"),
+            &[
+                Arg::Text(TEAM_USER_ID),
+                Arg::Text(user_id),
+                Arg::Text(user_id),
+            ],
         )?,
         d1::statement(
             env,
-            "DELETE FROM session_shares WHERE user_id = ?",
-            &[Arg::Text(user_id)],
+            &format!("DELETE FROM session_shares WHERE user_id = ? AND {GONE}"),
+            &[Arg::Text(user_id), Arg::Text(user_id)],
         )?,
         d1::statement(
             env,
-            "DELETE FROM auth_sessions WHERE user_id = ?",
-            &[Arg::Text(user_id)],
+            &format!("DELETE FROM auth_sessions WHERE user_id = ? AND {GONE}"),
+            &[Arg::Text(user_id), Arg::Text(user_id)],
         )?,
         d1::statement(
             env,
-            "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-            &[Arg::Int(clock::now_ms()), Arg::Text(user_id)],
+            &format!(
+                "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND {GONE}"
+            ),
+            &[
+                Arg::Int(clock::now_ms()),
+                Arg::Text(user_id),
+                Arg::Text(user_id),
+            ],
         )?,
     ];
     d1::batch(env, statements).await?;
+    let still_member = members(env)
+        .await?
+        .iter()
+        .any(|member| member.id == user_id);
+    if still_member {
+        return Err(last_admin());
+    }
     Ok(Response::empty()?.with_status(204))
 }
 

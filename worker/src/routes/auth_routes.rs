@@ -13,7 +13,7 @@ use crate::access;
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::auth::signin::{self, Identity, Provider};
 use crate::auth::{self, SESSION_COOKIE, d1, oauth};
-use crate::{body, config};
+use crate::{body, config, hosts, rate_limit};
 
 /// Answers one `/auth/*` request.
 pub async fn handle(req: Request, env: Env) -> Response {
@@ -23,21 +23,74 @@ pub async fn handle(req: Request, env: Env) -> Response {
     }
 }
 
-/// Whether the development sign-in is enabled (`DEV_AUTH=true`, local stacks only).
-pub fn dev_auth_enabled(env: &Env) -> bool {
-    config::var(env, "DEV_AUTH").is_some_and(|value| value.eq_ignore_ascii_case("true"))
+/// Whether the development sign-in answers `req`: only with `DEV_AUTH=true`, and only
+/// when the request came to a loopback host (127.0.0.1, localhost, [::1]), so a
+/// deployment that was given `DEV_AUTH` by mistake still refuses it.
+pub fn dev_auth_enabled(env: &Env, req: &Request) -> bool {
+    let loopback = req
+        .url()
+        .ok()
+        .and_then(|url| url.host_str().map(hosts::is_loopback_host))
+        .unwrap_or(false);
+    loopback && config::var(env, "DEV_AUTH").is_some_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+/// The `/auth/*` routes that write (sign-in starts, callbacks, sign-out): every
+/// route but the list of providers.
+fn writes(method: &Method, path: &str) -> bool {
+    !(*method == Method::Get && path == "/auth/providers")
+}
+
+/// Counts `req` against its client's sign-in budget; 429 `rate_limited` over it.
+async fn check_rate(req: &Request, env: &Env) -> ApiResult<()> {
+    #[derive(serde::Deserialize)]
+    struct Counted {
+        count: i64,
+    }
+    let ip = req.headers().get("cf-connecting-ip").ok().flatten();
+    let key = rate_limit::client_key("auth", ip.as_deref());
+    let now = crate::clock::now_ms();
+    let window = rate_limit::window_start(now);
+    let counted: Option<Counted> = d1::first(
+        env,
+        "INSERT INTO rate_limits (key, window_start, count) VALUES (?, ?, 1) \
+         ON CONFLICT (key) DO UPDATE SET \
+           count = CASE WHEN rate_limits.window_start = excluded.window_start \
+                   THEN rate_limits.count + 1 ELSE 1 END, \
+           window_start = excluded.window_start \
+         RETURNING count",
+        &[d1::Arg::Text(&key), d1::Arg::Int(window)],
+    )
+    .await?;
+    let limit = config::var(env, "AUTH_RATE_LIMIT_PER_MINUTE")
+        .and_then(|value| value.parse().ok())
+        .filter(|limit: &i64| *limit > 0)
+        .unwrap_or(rate_limit::DEFAULT_AUTH_LIMIT);
+    if counted.is_some_and(|counted| !rate_limit::allowed(counted.count, limit)) {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many sign-in requests from this client; try again in {} s",
+                rate_limit::retry_after_secs(now)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
     let path = req.path();
     let method = req.method();
+    if writes(&method, path.trim_end_matches('/')) {
+        check_rate(&req, env).await?;
+    }
     match (method, path.trim_end_matches('/')) {
         (Method::Get, "/auth/providers") => Ok(json(
             200,
             &Providers {
                 github: oauth::configured(env, oauth::Kind::Github),
                 google: oauth::configured(env, oauth::Kind::Google),
-                dev: dev_auth_enabled(env),
+                dev: dev_auth_enabled(env, &req),
             },
         )),
         (Method::Post, "/auth/dev/login") => dev_login(&mut req, env).await,
@@ -55,10 +108,10 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
 }
 
 async fn dev_login(req: &mut Request, env: &Env) -> ApiResult<Response> {
-    if !dev_auth_enabled(env) {
+    if !dev_auth_enabled(env, req) {
         return Err(ApiError::new(
             ErrorCode::DevAuthDisabled,
-            "the development sign-in exists only on local stacks (DEV_AUTH=true)",
+            "the development sign-in exists only on local stacks (DEV_AUTH=true, on a loopback host)",
         ));
     }
     let request: DevLoginRequest = body::read_json(req).await?;

@@ -10,7 +10,7 @@ use worker::{Env, Request, Response};
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::api_keys::{self, StoreKey};
 use crate::auth::User;
-use crate::{body, clock, ids};
+use crate::{body, clock, config, hosts, ids};
 
 pub async fn list(env: &Env, user: &User) -> ApiResult<Response> {
     Ok(json(200, &api_keys::list(env, &user.id).await?))
@@ -39,10 +39,8 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         .as_deref()
         .map(|url| url.trim().trim_end_matches('/').to_owned())
         .filter(|url| !url.is_empty());
-    if let Some(url) = &base_url
-        && !(url.starts_with("https://") || url.starts_with("http://"))
-    {
-        return Err(invalid("base_url must be an http(s) URL"));
+    if let Some(url) = &base_url {
+        check_base_url(env, url)?;
     }
     let models: Vec<String> = request
         .models
@@ -85,6 +83,38 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         created_at: clock::now_ms(),
     };
     Ok(json(201, &api_keys::store(env, &key).await?))
+}
+
+/// An http(s) URL whose host is neither internal nor the platform's own, unless the
+/// operator allowlisted it (`LLM_BASE_URL_ALLOW`); see `crate::hosts`.
+fn check_base_url(env: &Env, url: &str) -> ApiResult<()> {
+    let parsed = worker::Url::parse(url)
+        .ok()
+        .filter(|parsed| matches!(parsed.scheme(), "http" | "https"));
+    let Some(host) = parsed.as_ref().and_then(|parsed| parsed.host_str()) else {
+        return Err(invalid("base_url must be an http(s) URL"));
+    };
+    let own_hosts: Vec<String> = ["WORKER_URL", "SANDBOX_BACKEND_URL"]
+        .iter()
+        .filter_map(|name| config::var(env, name))
+        .chain([config::sandbox_backend_url(env)])
+        .filter_map(|own| {
+            worker::Url::parse(&own)
+                .ok()
+                .and_then(|own| own.host_str().map(str::to_owned))
+        })
+        .collect();
+    let allow = hosts::parse_allowlist(&config::var(env, "LLM_BASE_URL_ALLOW").unwrap_or_default());
+    if hosts::llm_host_allowed(host, &own_hosts, &allow) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::BaseUrlNotAllowed,
+            format!(
+                "base_url points at `{host}`, an internal or platform address; an operator can allow it with LLM_BASE_URL_ALLOW"
+            ),
+        ))
+    }
 }
 
 pub async fn delete(env: &Env, user: &User, id: &str) -> ApiResult<Response> {

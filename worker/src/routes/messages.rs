@@ -83,7 +83,11 @@ pub async fn edit(
     validate_content(&request.content)?;
     sessions_table::require(env, session_id, &user.id).await?;
     let path = format!("/messages/{message_id}");
-    internal::call_agent(env, session_id, Method::Patch, &path, Some(&request)).await
+    let edit = internal::EditPrompt {
+        content: request.content,
+        edited_by: Some(user.id.clone()),
+    };
+    internal::call_agent(env, session_id, Method::Patch, &path, Some(&edit)).await
 }
 
 pub async fn abort(env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {

@@ -47,7 +47,7 @@ async fn call(
         Some(user) => {
             let headers = Headers::new();
             headers.set(VIEWER_ID_HEADER, &user.id)?;
-            headers.set(VIEWER_NAME_HEADER, &user.name)?;
+            headers.set(VIEWER_NAME_HEADER, &crate::header_text::encode(&user.name))?;
             Some(headers)
         }
         None => None,

@@ -2,11 +2,16 @@
 //! link (`/api/sessions/{id}/share-links`, accepted with
 //! `POST /api/share-links/{token}/accept`). The router admits only those who manage
 //! the session (owner, co-owner, team admin) to the share routes.
+//!
+//! A link grants only while its creator still manages the session, and never to
+//! someone removed from the session's shares after it was made
+//! ([`access::share_link_grants`]). Listing links (their tokens) needs a cookie or
+//! a `write` token ([`access::may_read_grants`]).
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::auth::{
     AcceptShareResponse, CreateShareLinkRequest, PutShareRequest, SessionRole, ShareInfo,
-    ShareLinkInfo, SharesList,
+    ShareLinkInfo, SharesList, TeamRole,
 };
 use serde::Deserialize;
 use worker::{Env, Request, Response};
@@ -14,8 +19,8 @@ use worker::{Env, Request, Response};
 use super::admin::{check_link_limits, origin};
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::auth::d1::{self, Arg};
-use crate::auth::{TEAM_ID, User, random_token};
-use crate::session_access;
+use crate::auth::{AuthMethod, TEAM_ID, User, random_token};
+use crate::{access, session_access};
 use crate::{body, clock, ids};
 
 #[derive(Deserialize)]
@@ -47,7 +52,8 @@ fn link_info(row: LinkRow, origin: &str) -> ShareLinkInfo {
     }
 }
 
-pub async fn list(req: &Request, env: &Env, session_id: &str) -> ApiResult<Response> {
+pub async fn list(req: &Request, env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
+    require_grant_reader(user)?;
     let shares: Vec<ShareRow> = d1::all(
         env,
         "SELECT sh.user_id AS user_id, u.display_name AS display_name, u.email AS email, \
@@ -165,7 +171,30 @@ pub async fn delete(env: &Env, session_id: &str, user_id: &str) -> ApiResult<Res
             "session {session_id} is not shared with {user_id}"
         )));
     }
+    // Links made before now cannot bring them back.
+    d1::run(
+        env,
+        "INSERT INTO share_removals (session_id, user_id, removed_at) VALUES (?, ?, ?) \
+         ON CONFLICT (session_id, user_id) DO UPDATE SET removed_at = excluded.removed_at",
+        &[
+            Arg::Text(session_id),
+            Arg::Text(user_id),
+            Arg::Int(clock::now_ms()),
+        ],
+    )
+    .await?;
     Ok(Response::empty()?.with_status(204))
+}
+
+/// Refuses a read-only API token: grant tokens let their holder in.
+pub fn require_grant_reader(user: &User) -> ApiResult<()> {
+    match &user.method {
+        AuthMethod::Token { scopes, .. } if !access::may_read_grants(scopes) => Err(ApiError::new(
+            ErrorCode::InsufficientScope,
+            "invite and share-link tokens are shown only with a cookie or a `write` token",
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub async fn create_link(
@@ -222,6 +251,10 @@ pub async fn delete_link(env: &Env, session_id: &str, link_id: &str) -> ApiResul
 struct AcceptRow {
     session_id: String,
     role: String,
+    created_by: String,
+    created_at: i64,
+    creator_team_role: Option<String>,
+    removed_at: Option<i64>,
 }
 
 /// Accepting a link grants its role, never less than the user already has.
@@ -230,12 +263,31 @@ pub async fn accept(env: &Env, user: &User, token: &str) -> ApiResult<Response> 
     let invalid = || ApiError::not_found("this share link is unknown, expired or used up");
     let link: AcceptRow = d1::first(
         env,
-        "SELECT session_id, role FROM share_links WHERE token = ? AND expires_at > ? AND uses < max_uses",
-        &[Arg::Text(token), Arg::Int(now)],
+        "SELECT l.session_id AS session_id, l.role AS role, l.created_by AS created_by, \
+         l.created_at AS created_at, m.role AS creator_team_role, r.removed_at AS removed_at \
+         FROM share_links l \
+         LEFT JOIN memberships m ON m.user_id = l.created_by AND m.team_id = ? \
+         LEFT JOIN share_removals r ON r.session_id = l.session_id AND r.user_id = ? \
+         WHERE l.token = ? AND l.expires_at > ? AND l.uses < l.max_uses",
+        &[
+            Arg::Text(TEAM_ID),
+            Arg::Text(&user.id),
+            Arg::Text(token),
+            Arg::Int(now),
+        ],
     )
     .await?
     .ok_or_else(invalid)?;
     let granted = SessionRole::parse(&link.role).ok_or_else(invalid)?;
+    let creator_role = match link.creator_team_role.as_deref().and_then(TeamRole::parse) {
+        Some(team_role) => {
+            session_access::role_of(env, &link.created_by, team_role, &link.session_id).await?
+        }
+        None => None,
+    };
+    if !access::share_link_grants(creator_role, link.removed_at, link.created_at) {
+        return Err(invalid());
+    }
     let current = session_access::role_of(env, &user.id, user.role, &link.session_id).await?;
     if let Some(current) = current
         && current >= granted

@@ -11,7 +11,7 @@ use worker::{Env, Headers, Method, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{RunnerGrant, User};
-use crate::internal::{self, TOKEN_EXPIRES_HEADER};
+use crate::internal::{self, TOKEN_EXPIRES_HEADER, TOKEN_GENERATION_HEADER};
 use crate::session_agent::presence;
 use crate::sessions_table;
 
@@ -28,7 +28,10 @@ pub async fn session_events(
     // Who watches, for the session's presence.
     let viewer = Headers::new();
     viewer.set(presence::VIEWER_ID_HEADER, &user.id)?;
-    viewer.set(presence::VIEWER_NAME_HEADER, &user.name)?;
+    viewer.set(
+        presence::VIEWER_NAME_HEADER,
+        &crate::header_text::encode(&user.name),
+    )?;
     let request = internal::agent_request(
         session_id,
         Method::Get,
@@ -88,6 +91,7 @@ pub async fn runner_link(req: &Request, env: &Env, grant: &RunnerGrant) -> ApiRe
         }
     }
     headers.set(TOKEN_EXPIRES_HEADER, &grant.token_expires_at.to_string())?;
+    headers.set(TOKEN_GENERATION_HEADER, &grant.generation.to_string())?;
     let request = internal::agent_request(
         &grant.session_id,
         Method::Get,

@@ -2,6 +2,8 @@
 //!
 //! A token is shown once, when it is created; only its SHA-256 is stored. Its scopes
 //! are enforced by the authentication gate (`read` tokens cannot change anything).
+//! A token created with a token has no scope its parent lacks and expires no later
+//! than its parent (the expiry is capped at the parent's).
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::auth::{ApiTokenInfo, CreateTokenRequest, CreatedToken};
@@ -11,7 +13,7 @@ use worker::{Env, Request, Response};
 use crate::access;
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::auth::d1::{self, Arg};
-use crate::auth::{API_TOKEN_PREFIX, User, random_token};
+use crate::auth::{API_TOKEN_PREFIX, AuthMethod, User, random_token};
 use crate::{body, clock, ids};
 
 /// The longest lifetime a token may be given.
@@ -68,15 +70,34 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         return Err(invalid(format!("expires_in_days is 1 to {MAX_DAYS}")));
     }
     let now = clock::now_ms();
+    let requested_expiry = request
+        .expires_in_days
+        .map(|days| now + i64::from(days) * 86_400_000);
+    let scopes = access::parse_scopes(&access::format_scopes(&request.scopes));
+    // A token mints no child with more scopes, and none that outlives it.
+    let expires_at = match &user.method {
+        AuthMethod::Token {
+            scopes: parent_scopes,
+            expires_at: parent_expiry,
+            ..
+        } => {
+            if !access::scopes_within(&scopes, parent_scopes) {
+                return Err(ApiError::new(
+                    ErrorCode::InsufficientScope,
+                    "a token cannot create a token with scopes it does not have",
+                ));
+            }
+            access::child_expiry(requested_expiry, *parent_expiry)
+        }
+        AuthMethod::Cookie { .. } => requested_expiry,
+    };
     let info = ApiTokenInfo {
         id: ids::new_id()?,
         name: name.to_owned(),
-        scopes: access::parse_scopes(&access::format_scopes(&request.scopes)),
+        scopes,
         created_at: now,
         last_used_at: None,
-        expires_at: request
-            .expires_in_days
-            .map(|days| now + i64::from(days) * 86_400_000),
+        expires_at,
     };
     let token = random_token(API_TOKEN_PREFIX, 32)?;
     d1::run(

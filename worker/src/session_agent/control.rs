@@ -11,7 +11,7 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::{
-    AbortResponse, EditMessageRequest, PostMessageResponse, QueueMode, UpdateSessionRequest,
+    AbortResponse, PostMessageResponse, QueueMode, UpdateSessionRequest,
 };
 use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
 use nightshift_protocol::runner_link::SessionFrame;
@@ -23,7 +23,7 @@ use worker::{Request, Response};
 use super::SessionAgent;
 use super::storage::AbortRequest;
 use crate::api_error::{ApiError, ApiResult, json};
-use crate::internal::{AnswerQuestion, EnqueuePrompt};
+use crate::internal::{AnswerQuestion, EditPrompt, EnqueuePrompt};
 use crate::{body, clock, config, ids};
 
 /// How long `collect` keeps a prompt open for more, unless `COLLECT_WINDOW_MS` says.
@@ -139,9 +139,9 @@ impl SessionAgent {
         message_id: &str,
         req: &mut Request,
     ) -> ApiResult<Response> {
-        let EditMessageRequest { content } = body::read_json(req).await?;
+        let EditPrompt { content, edited_by } = body::read_json(req).await?;
         let mut queue = self.store.queue()?;
-        match queue.edit(message_id, content.clone()) {
+        match queue.edit(message_id, content.clone(), edited_by) {
             Ok(prompt) => {
                 self.store.save_prompt(&prompt)?;
                 self.record_event(

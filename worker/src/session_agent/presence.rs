@@ -20,7 +20,8 @@ use worker::Request;
 
 use crate::sse::Subscribers;
 
-/// The internal headers that name who calls (a stream or a heartbeat).
+/// The internal headers that name who calls (a stream or a heartbeat); the name is
+/// percent-encoded (`crate::header_text`), since a header carries only ASCII.
 pub const VIEWER_ID_HEADER: &str = "x-nightshift-viewer-id";
 pub const VIEWER_NAME_HEADER: &str = "x-nightshift-viewer-name";
 
@@ -42,7 +43,9 @@ pub struct Presence {
 pub fn viewer_of(req: &Request) -> Option<Viewer> {
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let user_id = header(VIEWER_ID_HEADER)?;
-    let name = header(VIEWER_NAME_HEADER).unwrap_or_else(|| user_id.clone());
+    let name = header(VIEWER_NAME_HEADER)
+        .and_then(|name| crate::header_text::decode(&name))
+        .unwrap_or_else(|| user_id.clone());
     Some(Viewer { user_id, name })
 }
 

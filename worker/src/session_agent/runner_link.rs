@@ -2,17 +2,25 @@
 //! with the hibernation API so the object can sleep while the link idles.
 //!
 //! Per-socket state lives in the socket's attachment ([`RunnerAttachment`]), which
-//! survives hibernation: the connection number, the epoch once the runner said hello,
-//! and when its current token expires. Only the newest connection counts; a new one
-//! closes the older ones, so a session has one runner at a time.
+//! survives hibernation: the connection number, the sandbox generation its token was
+//! issued for, the epoch once the runner said hello, when its current token expires
+//! and when it was last heard from. A session has one runner at a time, and the link
+//! belongs to the first live connection (`nightshift_session::runner_intake::admit`):
+//! a newcomer is refused with 409 `runner_link_taken` while the holder is live, and
+//! replaces it once the holder is closed or silent for `RUNNER_SILENT_AFTER_MS`. A
+//! token issued for an earlier sandbox (an older generation) is refused with 401.
+//! Tokens are renewed, past half their life, only to the connection holding the link.
 //!
 //! Exactly-once intake of events follows `nightshift_session::event_log`: a frame is
 //! new, a resend (acknowledged again, not stored), or out of order (the link is
-//! restarted so the runner resends from what is stored).
+//! restarted so the runner resends from what is stored). Intake also enforces the
+//! event size and rate limits of `nightshift_session::runner_intake`.
 
+use nightshift_protocol::ErrorCode;
 use nightshift_protocol::events::EventBody;
 use nightshift_protocol::runner_link::{RunnerFrame, SessionFrame};
 use nightshift_session::event_log::{RunnerIntake, classify_runner_event, welcome_acked};
+use nightshift_session::runner_intake::{Admission, Holder, IntakeBucket, admit, check_event_size};
 use nightshift_session::runner_link::{
     HelloDecision, INTERRUPTED_REASON, ProcessingTurn, on_hello,
 };
@@ -22,7 +30,8 @@ use worker::{Request, Response, Result, WebSocket, WebSocketIncomingMessage, Web
 
 use super::SessionAgent;
 use super::storage::SessionRecord;
-use crate::internal::TOKEN_EXPIRES_HEADER;
+use crate::api_error::{ApiError, ApiResult};
+use crate::internal::{TOKEN_EXPIRES_HEADER, TOKEN_GENERATION_HEADER};
 use crate::{clock, config};
 
 /// The hibernation tag of runner sockets.
@@ -33,6 +42,8 @@ const CLOSE_REPLACED: u16 = 4000;
 const CLOSE_WRONG_SESSION: u16 = 4003;
 const CLOSE_PROTOCOL: u16 = 4008;
 const CLOSE_OUT_OF_ORDER: u16 = 4009;
+const CLOSE_SANDBOX_REPLACED: u16 = 4010;
+const CLOSE_RATE: u16 = 4029;
 
 /// What the object remembers about one runner socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +53,12 @@ pub(super) struct RunnerAttachment {
     pub epoch: Option<String>,
     /// When the token the runner holds expires (Unix seconds).
     pub token_expires_at: u64,
+    /// The sandbox generation its token was issued for.
+    #[serde(default)]
+    pub generation: u64,
+    /// When it connected or last sent a frame (ms).
+    #[serde(default)]
+    pub last_seen_ms: i64,
 }
 
 impl SessionAgent {
@@ -62,13 +79,54 @@ impl SessionAgent {
             })
     }
 
-    /// `GET /runner`: accepts the upgrade the Worker forwarded after checking the token.
-    pub(super) async fn accept_runner(&self, req: &Request) -> Result<Response> {
-        let token_expires_at = req
-            .headers()
-            .get(TOKEN_EXPIRES_HEADER)?
-            .and_then(|value| value.parse().ok())
-            .unwrap_or(0);
+    /// The socket holding the link (said hello or not) and its attachment.
+    fn link_holder(&self, record: &SessionRecord) -> Option<(WebSocket, RunnerAttachment)> {
+        let current = record.runner_connection?;
+        self.state
+            .get_websockets_with_tag(RUNNER_TAG)
+            .into_iter()
+            .find_map(|socket| {
+                let attachment: RunnerAttachment =
+                    socket.deserialize_attachment().ok().flatten()?;
+                (attachment.connection == current).then_some((socket, attachment))
+            })
+    }
+
+    /// `GET /runner`: accepts the upgrade the Worker forwarded after checking the
+    /// token's signature, session and expiry; here its sandbox generation is checked
+    /// and a live connection keeps the link.
+    pub(super) async fn accept_runner(&self, req: &Request) -> ApiResult<Response> {
+        let header_number = |name: &str| -> Option<u64> {
+            req.headers()
+                .get(name)
+                .ok()
+                .flatten()
+                .and_then(|value| value.parse().ok())
+        };
+        let token_expires_at = header_number(TOKEN_EXPIRES_HEADER).unwrap_or(0);
+        let Some(generation) = header_number(TOKEN_GENERATION_HEADER) else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRunnerToken,
+                "the runner token names no sandbox generation",
+            ));
+        };
+        let mut record = self.store.record()?;
+        if generation != record.sandbox_generation {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRunnerToken,
+                "the token was issued for a sandbox this session no longer has",
+            ));
+        }
+        let now = clock::now_ms();
+        let holder = self.link_holder(&record).map(|(_, attachment)| Holder {
+            last_seen_ms: attachment.last_seen_ms,
+        });
+        if admit(holder, now, config::runner_silent_after_ms(&self.env)) == Admission::Refuse {
+            return Err(ApiError::new(
+                ErrorCode::RunnerLinkTaken,
+                "a live runner connection holds this session's link",
+            ));
+        }
         for older in self.state.get_websockets_with_tag(RUNNER_TAG) {
             close(
                 &older,
@@ -76,7 +134,6 @@ impl SessionAgent {
                 "replaced by a newer runner connection",
             );
         }
-        let mut record = self.store.record()?;
         record.last_connection += 1;
         let connection = record.last_connection;
         record.runner_connection = Some(connection);
@@ -90,11 +147,14 @@ impl SessionAgent {
             connection,
             epoch: None,
             token_expires_at,
+            generation,
+            last_seen_ms: now,
         })?;
+        self.intake.set(Some(IntakeBucket::with_defaults(now)));
         if self.refresh_status()? {
             self.publish().await;
         }
-        Response::from_websocket(pair.client)
+        Ok(Response::from_websocket(pair.client)?)
     }
 
     pub(super) async fn on_runner_message(
@@ -110,14 +170,26 @@ impl SessionAgent {
             );
             return Ok(());
         };
-        let Some(attachment) = ws.deserialize_attachment::<RunnerAttachment>()? else {
+        let Some(mut attachment) = ws.deserialize_attachment::<RunnerAttachment>()? else {
             close(ws, CLOSE_PROTOCOL, "unknown connection");
             return Ok(());
         };
-        if self.store.record()?.runner_connection != Some(attachment.connection) {
+        let record = self.store.record()?;
+        if record.runner_connection != Some(attachment.connection) {
             close(ws, CLOSE_REPLACED, "replaced by a newer runner connection");
             return Ok(());
         }
+        if attachment.generation != record.sandbox_generation {
+            close(
+                ws,
+                CLOSE_SANDBOX_REPLACED,
+                "this runner's sandbox was replaced",
+            );
+            return self.on_runner_gone(ws).await;
+        }
+        attachment.last_seen_ms = clock::now_ms();
+        ws.serialize_attachment(&attachment)?;
+        let frame_bytes = text.len();
         let frame: RunnerFrame = match serde_json::from_str(&text) {
             Ok(frame) => frame,
             Err(error) => {
@@ -140,7 +212,7 @@ impl SessionAgent {
                 turn_id,
                 event,
             } => {
-                self.on_event(ws, attachment, local_seq, &turn_id, event)
+                self.on_event(ws, attachment, frame_bytes, local_seq, &turn_id, event)
                     .await
             }
             RunnerFrame::Ping => self.on_ping(ws, attachment),
@@ -164,9 +236,15 @@ impl SessionAgent {
             );
             return self.on_runner_gone(ws).await;
         }
-        // Every hello gets a fresh token, so a runner that reconnects late in its
-        // token's life is not locked out at the next reconnect.
-        let token = self.issue_token(&record.session_id);
+        // A hello late in the token's life gets a fresh one, so a runner that
+        // reconnects then is not locked out at the next reconnect; an earlier hello
+        // gets none (a token is not extended by reconnecting with it).
+        let ttl = config::runner_token_ttl_secs(&self.env);
+        let token = if needs_renewal(attachment.token_expires_at, clock::now_secs(), ttl) {
+            self.renew_token(&record)
+        } else {
+            None
+        };
         if let Some((_, expires_at)) = &token {
             attachment.token_expires_at = *expires_at;
         }
@@ -216,6 +294,7 @@ impl SessionAgent {
         &self,
         ws: &WebSocket,
         attachment: RunnerAttachment,
+        frame_bytes: usize,
         local_seq: u64,
         turn_id: &str,
         event: EventBody,
@@ -225,7 +304,24 @@ impl SessionAgent {
             return self.on_runner_gone(ws).await;
         };
         let acked = self.store.epoch_acked(&epoch)?.unwrap_or(0);
-        match classify_runner_event(acked, local_seq) {
+        let intake = classify_runner_event(acked, local_seq);
+        if intake == RunnerIntake::Accept && !self.take_intake(clock::now_ms()) {
+            // Not acknowledged: the runner resends after its reconnect backoff.
+            close(
+                ws,
+                CLOSE_RATE,
+                "the runner sends events faster than the session takes them",
+            );
+            return self.on_runner_gone(ws).await;
+        }
+        // An oversized event is taken in (numbering goes on) as an error saying so.
+        let event = match check_event_size(frame_bytes, &event) {
+            Ok(()) => event,
+            Err(oversize) => EventBody::Error {
+                message: oversize.message(),
+            },
+        };
+        match intake {
             RunnerIntake::Duplicate => {
                 ws.send(&SessionFrame::Ack { up_to: acked })?;
                 Ok(())
@@ -286,7 +382,7 @@ impl SessionAgent {
         let mut token = None;
         if needs_renewal(attachment.token_expires_at, clock::now_secs(), ttl) {
             let record = self.store.record()?;
-            if let Some((renewed, expires_at)) = self.issue_token(&record.session_id) {
+            if let Some((renewed, expires_at)) = self.renew_token(&record) {
                 attachment.token_expires_at = expires_at;
                 ws.serialize_attachment(&attachment)?;
                 token = Some(renewed);
@@ -319,13 +415,56 @@ impl SessionAgent {
         Ok(())
     }
 
-    /// A fresh runner token and its expiry, or `None` (logged) when the secret is
+    /// Takes one event from the runner's intake budget; false when it is over its
+    /// rate.
+    fn take_intake(&self, now_ms: i64) -> bool {
+        let mut bucket = self
+            .intake
+            .get()
+            .unwrap_or_else(|| IntakeBucket::with_defaults(now_ms));
+        let allowed = bucket.take(now_ms);
+        self.intake.set(Some(bucket));
+        allowed
+    }
+
+    /// The token for a new sandbox: bumps the session's sandbox generation first, so
+    /// every token issued for an earlier sandbox stops working, and closes any
+    /// runner socket of an earlier generation. `None` (logged) when the secret is
     /// missing.
     pub(super) fn issue_token(&self, session_id: &str) -> Option<(String, u64)> {
+        let mut record = match self.store.record() {
+            Ok(record) => record,
+            Err(error) => {
+                worker::console_error!("no runner token: {error}");
+                return None;
+            }
+        };
+        record.sandbox_generation += 1;
+        record.runner_connection = None;
+        if let Err(error) = self.store.save_record(&record) {
+            worker::console_error!("no runner token: {error}");
+            return None;
+        }
+        for older in self.state.get_websockets_with_tag(RUNNER_TAG) {
+            close(
+                &older,
+                CLOSE_SANDBOX_REPLACED,
+                "this runner's sandbox was replaced",
+            );
+        }
+        self.token_for(session_id, record.sandbox_generation)
+    }
+
+    /// A renewed token for the runner holding the link, for the current sandbox.
+    fn renew_token(&self, record: &SessionRecord) -> Option<(String, u64)> {
+        self.token_for(&record.session_id, record.sandbox_generation)
+    }
+
+    fn token_for(&self, session_id: &str, generation: u64) -> Option<(String, u64)> {
         let ttl = config::runner_token_ttl_secs(&self.env);
         let now = clock::now_secs();
         let issued = config::runner_token_key(&self.env).and_then(|key| {
-            key.issue(session_id, now, ttl)
+            key.issue(session_id, generation, now, ttl)
                 .map_err(|error| error.to_string())
         });
         match issued {

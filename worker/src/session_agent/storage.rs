@@ -86,6 +86,9 @@ pub struct SessionRecord {
     /// The epoch the newest runner socket said hello with.
     pub runner_epoch: Option<String>,
     pub runner_ever_connected: bool,
+    /// The sandbox generation: bumped every time a sandbox is requested, so runner
+    /// tokens issued for an earlier sandbox are refused.
+    pub sandbox_generation: u64,
     /// The status as last derived.
     pub status: SessionStatus,
     /// What D1 and the session-list stream were last told.
@@ -119,6 +122,7 @@ impl Default for SessionRecord {
             runner_connection: None,
             runner_epoch: None,
             runner_ever_connected: false,
+            sandbox_generation: 0,
             status: SessionStatus::Provisioning,
             published: None,
             agent: AgentKind::default(),
@@ -312,7 +316,8 @@ impl Store {
                 attempts = excluded.attempts, reply = excluded.reply, error = excluded.error, \
                 started_at = excluded.started_at, finished_at = excluded.finished_at, \
                 usage_input = excluded.usage_input, usage_output = excluded.usage_output, \
-                duration_ms = excluded.duration_ms, collect_until = excluded.collect_until",
+                duration_ms = excluded.duration_ms, collect_until = excluded.collect_until, \
+                sent_by = excluded.sent_by",
             vec![
                 text(&m.id),
                 text(&m.content),
