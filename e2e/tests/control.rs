@@ -535,3 +535,58 @@ async fn a_runner_that_never_confirms_an_abort_does_not_hold_the_turn() {
         panic!("{error:?}");
     }
 }
+
+#[tokio::test]
+async fn a_session_refuses_prompts_past_its_queue_cap_and_stores_nothing() {
+    let (stack, llm) = stack_with_llm(&[("MAX_QUEUED_PROMPTS", "3")])
+        .await
+        .unwrap();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
+    with_logs(&stack, async {
+        llm.on(
+            "MARK-HOLD",
+            Script::new(vec![Step::tool("bash", json!({"command": "sleep 618"}))]),
+        );
+        let session = api.create_session().await?;
+        let mut stream = api.events(&session.id, None).await?;
+        api.send(&session.id, "MARK-HOLD keep the queue waiting")
+            .await?;
+        stream
+            .until(|b| matches!(b, EventBody::ToolCallStarted { .. }))
+            .await?;
+        let mut queued = Vec::new();
+        for n in 0..3 {
+            queued.push(
+                api.send(&session.id, &format!("waiting {n}"))
+                    .await?
+                    .message_id,
+            );
+        }
+        let path = format!("/api/sessions/{}/messages", session.id);
+        let refused = api
+            .raw(
+                reqwest::Method::POST,
+                &path,
+                Some(r#"{"content":"one too many"}"#),
+            )
+            .await?;
+        assert_eq!(refused.status, 429, "{:?}", refused.body);
+        assert_eq!(refused.error_code(), Some("quota_exceeded"));
+        let messages = api.messages(&session.id).await?;
+        assert_eq!(messages.len(), 4, "the refused prompt is not stored");
+        assert!(!messages.iter().any(|m| m.content == "one too many"));
+        // Room again once a waiting prompt is cancelled.
+        let cancelled = api
+            .raw(
+                reqwest::Method::DELETE,
+                &format!("{path}/{}", queued[0]),
+                None,
+            )
+            .await?;
+        assert_eq!(cancelled.status, 200, "{:?}", cancelled.body);
+        api.send(&session.id, "fits now").await?;
+        api.abort(&session.id).await?;
+        Ok(())
+    })
+    .await;
+}

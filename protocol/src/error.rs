@@ -60,6 +60,8 @@ pub enum ErrorCode {
     BaseUrlNotAllowed,
     /// Too many requests from this client; try again later (the message says when).
     RateLimited,
+    /// A per-session or per-user cap is reached (the message names it and its limit).
+    QuotaExceeded,
 }
 
 impl ErrorCode {
@@ -68,7 +70,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest | ErrorCode::EmptyMessage => 400,
             ErrorCode::UnknownModel | ErrorCode::BaseUrlNotAllowed => 400,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::MessageTooLarge | ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Unauthorized | ErrorCode::InvalidRunnerToken => 401,
             ErrorCode::Unauthenticated => 401,
@@ -109,6 +111,7 @@ impl ErrorCode {
             ErrorCode::RunnerLinkTaken => "runner_link_taken",
             ErrorCode::BaseUrlNotAllowed => "base_url_not_allowed",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
         }
     }
 }
@@ -177,6 +180,7 @@ mod tests {
             ErrorCode::RunnerLinkTaken,
             ErrorCode::BaseUrlNotAllowed,
             ErrorCode::RateLimited,
+            ErrorCode::QuotaExceeded,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

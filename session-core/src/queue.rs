@@ -119,6 +119,28 @@ impl PromptQueue {
         self.prompts.iter().find(|p| p.message.id == id)
     }
 
+    /// How many prompts wait to run.
+    pub fn queued_count(&self) -> usize {
+        self.prompts
+            .iter()
+            .filter(|p| p.message.state == MessageState::Queued)
+            .count()
+    }
+
+    /// Whether a prompt in `mode` from `sent_by` fits under a cap of `max_queued`
+    /// waiting prompts: it does when it would merge into an open `collect` prompt
+    /// (adding nothing), or when fewer than `max_queued` prompts wait.
+    pub fn admits(
+        &self,
+        mode: QueueMode,
+        sent_by: Option<&str>,
+        now: i64,
+        max_queued: usize,
+    ) -> bool {
+        (mode == QueueMode::Collect && self.open_collect(now, sent_by).is_some())
+            || self.queued_count() < max_queued
+    }
+
     /// Adds a `followup` prompt at the back of the queue and returns it with its
     /// position.
     pub fn enqueue(&mut self, id: String, content: String, now: i64) -> (Prompt, u32) {

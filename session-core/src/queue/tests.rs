@@ -372,3 +372,26 @@ fn an_edited_prompt_belongs_to_whoever_edited_it() {
         Some("bob")
     );
 }
+
+#[test]
+fn a_full_queue_admits_only_a_merge_into_an_open_collect_prompt() {
+    let mut queue = queue_of(&["a", "b"]);
+    assert_eq!(queue.queued_count(), 2);
+    assert!(queue.admits(QueueMode::Followup, None, 10, 3));
+    assert!(!queue.admits(QueueMode::Followup, None, 10, 2));
+    assert!(!queue.admits(QueueMode::Steer, None, 10, 2));
+    // An open collect prompt of the same sender takes more text without growing
+    // the queue; another sender's would add a prompt.
+    queue.enqueue_sent_by(
+        "c".into(),
+        "collect".into(),
+        QueueMode::Collect,
+        Some("alice".into()),
+        20,
+        1_000,
+    );
+    assert_eq!(queue.queued_count(), 3);
+    assert!(queue.admits(QueueMode::Collect, Some("alice"), 30, 3));
+    assert!(!queue.admits(QueueMode::Collect, Some("bob"), 30, 3));
+    assert!(!queue.admits(QueueMode::Collect, Some("alice"), 5_000, 3));
+}

@@ -41,6 +41,9 @@ pub fn abort_timeout_reason(timeout_ms: i64) -> String {
     )
 }
 
+/// Prompts that may wait in one session unless `MAX_QUEUED_PROMPTS` says otherwise.
+const DEFAULT_MAX_QUEUED_PROMPTS: i64 = 100;
+
 pub(super) fn millis_var(env: &worker::Env, name: &str, default: i64) -> i64 {
     config::var(env, name)
         .and_then(|value| value.parse::<i64>().ok())
@@ -51,6 +54,16 @@ pub(super) fn millis_var(env: &worker::Env, name: &str, default: i64) -> i64 {
 impl SessionAgent {
     fn collect_window_ms(&self) -> i64 {
         millis_var(&self.env, "COLLECT_WINDOW_MS", DEFAULT_COLLECT_WINDOW_MS)
+    }
+
+    /// How many prompts may wait in one session (`MAX_QUEUED_PROMPTS`, default 100).
+    fn max_queued_prompts(&self) -> usize {
+        usize::try_from(millis_var(
+            &self.env,
+            "MAX_QUEUED_PROMPTS",
+            DEFAULT_MAX_QUEUED_PROMPTS,
+        ))
+        .unwrap_or(0)
     }
 
     fn abort_timeout_ms(&self) -> i64 {
@@ -68,6 +81,16 @@ impl SessionAgent {
         let id = ids::new_id()?;
         let now = clock::now_ms();
         let mut queue = self.store.queue()?;
+        let max_queued = self.max_queued_prompts();
+        if !queue.admits(mode, sent_by.as_deref(), now, max_queued) {
+            return Err(ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "this session already has {max_queued} prompts waiting (MAX_QUEUED_PROMPTS); \
+                     wait for some to run, or cancel one"
+                ),
+            ));
+        }
         let enqueued = queue.enqueue_sent_by(
             id,
             content.clone(),
