@@ -19,19 +19,17 @@ const MAX_REQUEST_LINE: u64 = 4 * 1024 * 1024;
 /// How long a new connection gets to say what it wants.
 const REQUEST_WAIT: Duration = Duration::from_secs(10);
 
-/// Serves the relay on `listen` (replacing a stale socket) until the task is
-/// aborted, passing spawns on to the agent at `agent_socket`.
-pub async fn serve(listen: PathBuf, agent_socket: PathBuf) {
-    let listener = match super::client::bind(&listen).and_then(|listener| {
-        listener.set_nonblocking(true)?;
-        UnixListener::from_std(listener)
-    }) {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::warn!(socket = %listen.display(), %error, "cannot serve the tool relay");
-            return;
-        }
-    };
+/// Binds the relay's socket at `path` (replacing a stale one), so that it exists
+/// before anyone is told about it.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    let listener = super::client::bind(path)?;
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener)
+}
+
+/// Serves the relay on `listener` until the task is aborted, passing spawns on to
+/// the agent at `agent_socket`.
+pub async fn serve(listener: UnixListener, agent_socket: PathBuf) {
     while let Ok((client, _)) = listener.accept().await {
         let agent_socket = agent_socket.clone();
         tokio::spawn(async move {
@@ -86,13 +84,7 @@ mod tests {
         let agent_path = dir.path().join("agent.sock");
         let agent = UnixListener::bind(&agent_path).unwrap();
         let relay_path = dir.path().join("tools.sock");
-        tokio::spawn(serve(relay_path.clone(), agent_path));
-        for _ in 0..100 {
-            if relay_path.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        tokio::spawn(serve(bind(&relay_path).unwrap(), agent_path));
         (dir, relay_path, agent)
     }
 

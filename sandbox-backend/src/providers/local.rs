@@ -456,9 +456,9 @@ impl LocalProvider {
         sandbox.dir.join("agent.sock")
     }
 
-    /// The environment every command of the sandbox starts with.
-    fn base_env(sandbox: &SandboxSpec) -> BTreeMap<String, String> {
-        let mut env: BTreeMap<String, String> = [
+    /// The sandbox user's login environment, before anything the sandbox adds.
+    fn user_env() -> BTreeMap<String, String> {
+        [
             ("PATH", format!("{SANDBOX_HOME}/.local/bin:{SANDBOX_PATH}")),
             ("HOME", SANDBOX_HOME.to_string()),
             ("USER", "sandbox".to_string()),
@@ -468,7 +468,12 @@ impl LocalProvider {
         ]
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
-        .collect();
+        .collect()
+    }
+
+    /// The environment every command of the sandbox starts with.
+    fn base_env(sandbox: &SandboxSpec) -> BTreeMap<String, String> {
+        let mut env = LocalProvider::user_env();
         if sandbox.network == NetworkMode::Isolated {
             let proxy = format!("http://127.0.0.1:{PROXY_PORT}");
             for name in [

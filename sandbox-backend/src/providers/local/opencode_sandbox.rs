@@ -23,11 +23,11 @@
 //!
 //! It joins its session's resource-control groups, so the budget covers both.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nightshift_protocol::sandbox::{NetworkMode, OpencodePlacement};
 
-use super::bubblewrap::{OPENCODE_PROJECT_MASK, SANDBOX_AGENT, SANDBOX_HOME, SANDBOX_PATH};
+use super::bubblewrap::{OPENCODE_PROJECT_MASK, SANDBOX_AGENT};
 use super::{
     LaunchDirs, LocalHandle, LocalProvider, SOCKETS_DIR_NAME, agent, alive, cgroup_name,
     kill_sandbox, parse_handle,
@@ -78,20 +78,12 @@ pub(super) fn placement(provider: &LocalProvider, sandbox: &SandboxSpec) -> Open
     }
 }
 
-/// The environment of everything started in OpenCode's sandbox.
+/// The environment of everything started in OpenCode's sandbox: the sandbox user's,
+/// with the tool shell as `$SHELL` (no egress proxy: it has no network).
 fn environment() -> std::collections::BTreeMap<String, String> {
-    [
-        ("PATH", format!("{SANDBOX_HOME}/.local/bin:{SANDBOX_PATH}")),
-        ("HOME", SANDBOX_HOME.to_string()),
-        ("USER", "sandbox".to_string()),
-        ("LOGNAME", "sandbox".to_string()),
-        ("LANG", "C.UTF-8".to_string()),
-        ("TMPDIR", "/tmp".to_string()),
-        ("SHELL", TOOL_SHELL.to_string()),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value))
-    .collect()
+    let mut env = LocalProvider::user_env();
+    env.insert("SHELL".to_string(), TOOL_SHELL.to_string());
+    env
 }
 
 /// Starts OpenCode's sandbox beside `sandbox` unless it runs (a restarted backend
@@ -145,18 +137,14 @@ pub(super) async fn ensure(
         }
     }
     let relay_socket = sockets(sandbox).join(TOOL_SOCKET_NAME);
-    let task = tokio::spawn(tool_relay::serve(
-        relay_socket.clone(),
-        LocalProvider::socket(sandbox),
-    ));
+    let listener = tool_relay::bind(&relay_socket)
+        .map_err(|error| ProviderError::io("cannot serve the tool relay", error))?;
     // The relay's socket must be the sandbox user's, who connects to it.
-    wait_for(&relay_socket).await;
-    if let Some(user) = provider.host_user
-        && let Err(error) = user.give(&relay_socket)
-    {
-        task.abort();
-        return Err(ProviderError::io("cannot give the tool relay away", error));
+    if let Some(user) = provider.host_user {
+        user.give(&relay_socket)
+            .map_err(|error| ProviderError::io("cannot give the tool relay away", error))?;
     }
+    let task = tokio::spawn(tool_relay::serve(listener, LocalProvider::socket(sandbox)));
     if let Some(old) = provider.lock_relays().insert(key(sandbox), task) {
         old.abort();
     }
@@ -192,14 +180,4 @@ pub(super) async fn halt(provider: &LocalProvider, sandbox: &SandboxSpec) {
 /// Removes what OpenCode's sandbox kept (its home and sockets), once it is halted.
 pub(super) fn remove(sandbox: &SandboxSpec) {
     let _ = crate::files::remove_tree(&dir(sandbox));
-}
-
-/// Waits briefly until `path` exists (a listener bound by a task just spawned).
-async fn wait_for(path: &Path) {
-    for _ in 0..100 {
-        if path.exists() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
 }
