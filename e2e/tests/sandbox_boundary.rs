@@ -2,7 +2,8 @@
 //! (wrangler dev, the sandbox backend, runners and OpenCode under bubblewrap): the
 //! agent's commands try to reach the Worker, the sandbox backend, the LLM the runner
 //! talks to, the host's other addresses and cloud metadata, look for the host's
-//! sockets, and look for secrets, with each agent. Each probe prints `REACHED`,
+//! sockets, and look for secrets, with each agent, and OpenCode's commands knock on
+//! the port through which the runner reaches OpenCode. Each probe prints `REACHED`,
 //! `SEEN` or `LEAKED` when a defence failed, so the tests fail if one is removed
 //! (with network `private`, every `REACHED` line appears).
 
@@ -103,8 +104,18 @@ fn assert_contained(output: &str, targets: usize) {
     assert!(output.contains("proxied 403"), "{output}");
 }
 
-async fn run_turn(api: &Api, session_id: &str, content: &str) -> anyhow::Result<Vec<SessionEvent>> {
-    let mut stream = api.events(session_id, None).await?;
+/// Sends `content` and returns the session's events up to the end of its turn, from
+/// the event after `after` (a turn earlier in the session ends before that).
+async fn run_turn_after(
+    api: &Api,
+    session_id: &str,
+    content: &str,
+    after: Option<&[SessionEvent]>,
+) -> anyhow::Result<Vec<SessionEvent>> {
+    let last_seen = after
+        .and_then(|events| events.last())
+        .map(|event| event.seq);
+    let mut stream = api.events(session_id, last_seen).await?;
     api.send(session_id, content).await?;
     let events = tokio::time::timeout(
         Duration::from_secs(240),
@@ -112,6 +123,10 @@ async fn run_turn(api: &Api, session_id: &str, content: &str) -> anyhow::Result<
     )
     .await??;
     Ok(events)
+}
+
+async fn run_turn(api: &Api, session_id: &str, content: &str) -> anyhow::Result<Vec<SessionEvent>> {
+    run_turn_after(api, session_id, content, None).await
 }
 
 fn target_count() -> usize {
@@ -177,6 +192,83 @@ async fn opencodes_commands_reach_nothing_of_the_platform_and_its_turns_still_re
         )),
         "the turn's answer came through"
     );
+
+    // The runner now holds a port on the host's loopback that leads to OpenCode's
+    // server: the commands OpenCode runs try it, and any other port the runner holds.
+    let ports = listening_ports_of(&stack.runner_pids());
+    assert!(
+        !ports.is_empty(),
+        "the runner forwards to OpenCode through a port"
+    );
+    let knock = ports
+        .iter()
+        .map(|port| {
+            format!(
+                r#"if timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/{port}" 2>/dev/null; then echo "REACHED {port}"; else echo "blocked {port}"; fi"#
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    llm.on(
+        "MARK-KNOCK",
+        Script::new(vec![
+            Step::tool("bash", json!({"command": knock, "description": "knock"})),
+            Step::text("knocked"),
+        ]),
+    );
+    let events = run_turn_after(
+        &api,
+        &session.id,
+        "MARK-KNOCK the runner's ports",
+        Some(&events),
+    )
+    .await
+    .unwrap();
+    assert!(llm.calls_for("MARK-KNOCK") > 0, "the knocking turn ran");
+    let output = tool_output(&events);
+    for port in &ports {
+        let blocked = format!("blocked {port}");
+        assert!(
+            output.lines().any(|line| line == blocked),
+            "{port}: {output}"
+        );
+    }
+    assert!(!output.contains("REACHED"), "{output}");
+}
+
+/// The TCP ports the processes `pids` listen on (from their file descriptors and
+/// the host's `/proc/net/tcp`).
+fn listening_ports_of(pids: &[u32]) -> Vec<u16> {
+    let mut inodes = std::collections::HashSet::new();
+    for pid in pids {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let target = std::fs::read_link(fd.path()).unwrap_or_default();
+            if let Some(inode) = target
+                .to_string_lossy()
+                .strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+            {
+                inodes.insert(inode.to_string());
+            }
+        }
+    }
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(3) == Some(&"0A");
+            let ours = fields.get(9).is_some_and(|inode| inodes.contains(*inode));
+            let port = fields.get(1)?.rsplit(':').next()?;
+            (listening && ours)
+                .then(|| u16::from_str_radix(port, 16).ok())
+                .flatten()
+        })
+        .collect()
 }
 
 #[tokio::test]
