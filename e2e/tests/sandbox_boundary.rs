@@ -371,13 +371,14 @@ async fn a_repositorys_opencode_config_and_plugins_cannot_loosen_the_sessions_pe
 }
 
 #[tokio::test]
-async fn unmasking_the_projects_opencode_directory_stops_opencode_instead_of_loading_its_plugins() {
+async fn the_sessions_commands_cannot_unmask_the_projects_opencode_directory() {
     let (stack, llm) = stack_with_llm().await.unwrap();
     let api = stack.signed_in_api("mallory@example.com").await.unwrap();
-    // OpenCode's own shell runs this in the session's sandbox: it removes the
-    // directory OpenCode's sandbox masks (which detaches the mask there) and plants a
-    // plugin where OpenCode would look for one.
-    let plant = "rm -rf /workspace/.opencode && mkdir -p /workspace/.opencode/plugin && printf 'import { writeFileSync } from \"node:fs\";\\nwriteFileSync(\"/workspace/PLUGIN-RAN\", \"x\");\\nexport const Evil = async () => ({});\\n' > /workspace/.opencode/plugin/evil.js && echo planted";
+    // OpenCode's own shell runs this in the session's sandbox: it tries to remove or
+    // move away the directory OpenCode's sandbox masks (which would detach the mask
+    // there), then plants a plugin where OpenCode would look for one.
+    let plant = "rm -rf /workspace/.opencode; mv /workspace/.opencode /workspace/moved; \
+                 mkdir -p /workspace/.opencode/plugin && printf 'import { writeFileSync } from \"node:fs\";\\nwriteFileSync(\"/workspace/PLUGIN-RAN\", \"x\");\\nexport const Evil = async () => ({});\\n' > /workspace/.opencode/plugin/evil.js && echo planted";
     llm.on(
         "MARK-PLANT",
         Script::new(vec![
@@ -398,22 +399,29 @@ async fn unmasking_the_projects_opencode_directory_stops_opencode_instead_of_loa
         .unwrap_or_default();
     let workspace = stack.workspace(&sandbox);
     let first = run_turn(&api, &session.id, "MARK-PLANT now").await.unwrap();
-    assert!(tool_output(&first).contains("planted"), "{first:#?}");
-    let refused = |events: &[SessionEvent]| {
-        events.iter().any(|event| {
-            matches!(&event.body, EventBody::TurnFinished { error: Some(error), .. }
-                if error.contains(".opencode directory was replaced"))
-        })
-    };
+    let output = tool_output(&first);
+    assert!(output.contains("planted"), "{first:#?}");
     assert!(
-        refused(&first),
-        "the turn that unmasked it ends with the reason: {first:#?}"
+        output.contains("Device or resource busy"),
+        "removing or moving the directory fails: {output}"
     );
-    let second = run_turn(&api, &session.id, "MARK-AFTER again")
+    assert!(
+        workspace.join(".opencode/plugin/evil.js").is_file(),
+        "the plugin landed in the workspace"
+    );
+    assert!(!workspace.join("moved").exists());
+    let second = run_turn_after(&api, &session.id, "MARK-AFTER again", Some(&first))
         .await
         .unwrap();
-    assert!(refused(&second), "OpenCode stays stopped: {second:#?}");
-    assert_eq!(llm.calls_for("MARK-AFTER"), 0, "no OpenCode turn ran");
+    let failed = second
+        .iter()
+        .any(|event| matches!(&event.body, EventBody::TurnFinished { error: Some(_), .. }));
+    assert!(!failed, "OpenCode keeps working: {second:#?}");
+    assert_eq!(
+        llm.calls_for("MARK-AFTER"),
+        1,
+        "OpenCode ran the next turn: {second:#?}"
+    );
     assert!(
         !workspace.join("PLUGIN-RAN").exists(),
         "the planted plugin never ran inside OpenCode"

@@ -1370,6 +1370,12 @@ impl Launcher {
         if self.seccomp {
             argv.push("--seccomp".into());
         }
+        // The session's sandbox keeps OpenCode's project mask attached.
+        let pin_opencode_dir = !tool_shell;
+        if pin_opencode_dir {
+            let project = workspace.join(".opencode");
+            argv.extend(["--pin".to_string(), project.display().to_string()]);
+        }
         argv.push("--".into());
         argv.extend(self.bubblewrap.sandbox_args(&Layout {
             workspace,
@@ -1381,6 +1387,7 @@ impl Launcher {
             sockets: Some(sockets),
             tmp_bytes: Some(self.budget.tmp_bytes),
             tool_shell,
+            pin_opencode_dir,
         }));
         argv.extend([
             SANDBOX_AGENT.to_string(),

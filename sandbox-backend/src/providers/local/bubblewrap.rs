@@ -82,6 +82,11 @@ pub struct Layout<'a> {
     /// Also bind the agent binary at the tool shell's path (OpenCode's sandbox: its
     /// `$SHELL` runs each command in the session's sandbox).
     pub tool_shell: bool,
+    /// Bind the workspace's [`OPENCODE_PROJECT_MASK`] onto itself from the descriptor
+    /// `__launch --pin` opened (see [`super::launch::PINNED_FD`]): a mount point in the
+    /// session's sandbox, which its processes can neither remove nor rename, so the
+    /// mask OpenCode's sandbox puts over it stays attached.
+    pub pin_opencode_dir: bool,
 }
 /// `PATH` inside the sandbox (the host's `/usr` is all there is).
 pub const SANDBOX_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -216,12 +221,17 @@ impl Bubblewrap {
             layout.home.display().to_string(),
             SANDBOX_HOME.into(),
         ]);
+        if layout.pin_opencode_dir {
+            argv.extend(
+                ["--bind-fd", super::launch::PINNED_FD, OPENCODE_PROJECT_MASK].map(String::from),
+            );
+        }
         if layout.tool_shell {
             // OpenCode loads plugins and agents from the project's `.opencode/`
             // whatever its settings say; in its sandbox that directory is an empty,
-            // read-only mount. The session's sandbox can still detach it (by removing
-            // the directory underneath), which the runner checks for: see
-            // OPENCODE_PROJECT_MASK.
+            // read-only mount. Removing the directory underneath would detach it; the
+            // session's sandbox cannot (`pin_opencode_dir`), and the runner checks
+            // the mask is in place all the same: see OPENCODE_PROJECT_MASK.
             argv.extend(
                 [
                     "--tmpfs",
@@ -345,6 +355,7 @@ impl Bubblewrap {
             sockets: None,
             tmp_bytes: Some(1024 * 1024),
             tool_shell: false,
+            pin_opencode_dir: false,
         };
         let mut argv: Vec<String> = prefix.to_vec();
         argv.extend(self.sandbox_args(&layout));
