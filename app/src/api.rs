@@ -27,8 +27,19 @@ use web_sys::{AbortSignal, Headers, Request, RequestInit, Response};
 const REQUEST_TIMEOUT_MS: u32 = 15_000;
 
 /// `GET /api/sessions`.
-pub async fn list_sessions() -> Result<SessionList, ApiError> {
-    request_json("GET", "/api/sessions", None::<&()>).await
+pub async fn list_sessions(cursor: Option<&str>) -> Result<SessionList, ApiError> {
+    let path = match cursor {
+        Some(cursor) => format!("/api/sessions?cursor={}", encode(cursor)),
+        None => "/api/sessions".to_owned(),
+    };
+    request_json("GET", &path, None::<&()>).await
+}
+
+/// `DELETE /api/sessions/{id}`.
+pub async fn delete_session(session_id: &str) -> Result<(), ApiError> {
+    request_text("DELETE", &session_path(session_id, ""), None::<&()>)
+        .await
+        .map(drop)
 }
 
 /// `POST /api/sessions` with the chosen agent, model and so on.

@@ -24,6 +24,8 @@ pub struct SessionsStore {
     /// Why the last load failed, until one succeeds.
     pub load_error: RwSignal<Option<String>>,
     pub stream: RwSignal<StreamState>,
+    /// Where the next (older) page of the list starts, while there is one.
+    pub next_cursor: RwSignal<Option<String>>,
 }
 
 impl SessionsStore {
@@ -35,6 +37,7 @@ impl SessionsStore {
             loaded: RwSignal::new(false),
             load_error: RwSignal::new(None),
             stream: RwSignal::new(StreamState::Connecting),
+            next_cursor: RwSignal::new(None),
         };
         store.reload();
         let stream = EventStream::connect(
@@ -57,19 +60,45 @@ impl SessionsStore {
         store
     }
 
-    /// Loads `GET /api/sessions` and merges it into the list.
+    /// Loads the first page of `GET /api/sessions` and merges it into the list.
     pub fn reload(self) {
         spawn_local(async move {
-            match api::list_sessions().await {
+            match api::list_sessions(None).await {
                 Ok(answer) => {
                     self.list
                         .update(|list| list.merge_snapshot(answer.sessions));
+                    self.next_cursor.set(answer.next_cursor);
                     self.loaded.set(true);
                     self.load_error.set(None);
                 }
                 Err(error) => self.load_error.set(Some(error.to_string())),
             }
         });
+    }
+
+    /// Loads the next (older) page and adds it to the list.
+    pub fn load_more(self) {
+        let Some(cursor) = self.next_cursor.get_untracked() else {
+            return;
+        };
+        spawn_local(async move {
+            match api::list_sessions(Some(&cursor)).await {
+                Ok(answer) => {
+                    self.list
+                        .update(|list| list.merge_snapshot(answer.sessions));
+                    self.next_cursor.set(answer.next_cursor);
+                    self.load_error.set(None);
+                }
+                Err(error) => self.load_error.set(Some(error.to_string())),
+            }
+        });
+    }
+
+    /// `DELETE /api/sessions/{id}`; it leaves the list at once.
+    pub async fn delete_session(self, session_id: String) -> Result<(), ApiError> {
+        api::delete_session(&session_id).await?;
+        self.list.update(|list| list.remove(&session_id));
+        Ok(())
     }
 
     /// `POST /api/sessions`; the new session is listed at once, before its

@@ -29,6 +29,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/api/models", "member"),
     ("GET", "/api/sessions/{id}", "session_viewer"),
     ("PATCH", "/api/sessions/{id}", "session_collaborator"),
+    // The walk's body is refused (400) before anything is deleted.
+    ("DELETE", "/api/sessions/{id}", "session_manager"),
     ("GET", "/api/sessions/{id}/messages", "session_viewer"),
     (
         "POST",

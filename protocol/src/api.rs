@@ -243,10 +243,18 @@ pub struct ModelInfo {
     pub source: String,
 }
 
-/// `GET /api/sessions`: newest first.
+/// `DELETE /api/sessions/{id}`: no body, or an empty object (anything else is refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteSessionRequest {}
+
+/// `GET /api/sessions[?limit=N&cursor=C]`: one page, newest first. `next_cursor`,
+/// when set, is the `cursor` of the next page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionList {
     pub sessions: Vec<Session>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// The state of a prompt in its session's queue.

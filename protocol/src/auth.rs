@@ -298,6 +298,46 @@ pub struct TeamSettings {
     pub signin_policy: SigninPolicy,
     #[serde(default)]
     pub allowed_domain: Option<String>,
+    /// The caps every member is held to: always answered; a `PUT` without it keeps
+    /// them as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<UsageLimits>,
+}
+
+/// The caps every member is held to (`TeamSettings::limits`). Going over one answers
+/// 429 `quota_exceeded` and changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageLimits {
+    /// Sessions one member may own that are not in `error`; each holds one sandbox,
+    /// so this caps their sandboxes too.
+    pub live_sessions: u32,
+    /// Prompts that may wait in one session.
+    pub queued_prompts: u32,
+    /// Event streams (a session's, or the session list's) one member may hold open.
+    pub open_streams: u32,
+    /// LLM keys one member may store; the team's keys are capped by the same number.
+    pub keys: u32,
+}
+
+impl UsageLimits {
+    /// The largest value any cap takes.
+    pub const MAX: u32 = 100_000;
+
+    /// Each cap lies within `1..=MAX`.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("live_sessions", self.live_sessions),
+            ("queued_prompts", self.queued_prompts),
+            ("open_streams", self.open_streams),
+            ("keys", self.keys),
+        ] {
+            if !(1..=Self::MAX).contains(&value) {
+                return Err(format!("{name} must be between 1 and {}", Self::MAX));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A teammate, for the share picker (`GET /api/team/members`) and presence.

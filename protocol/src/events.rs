@@ -207,6 +207,10 @@ pub enum SessionListEvent {
         session_id: String,
         title: String,
     },
+    /// The session was deleted (with its sandbox, prompts and events).
+    SessionDeleted {
+        session_id: String,
+    },
 }
 
 #[cfg(test)]

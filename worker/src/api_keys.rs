@@ -41,6 +41,9 @@ pub struct StoreKey {
     pub models: Vec<String>,
     pub name: String,
     pub created_at: i64,
+    /// How many keys of its scope its owner (or the team) may hold, this one
+    /// included.
+    pub max_keys: u32,
 }
 
 impl std::fmt::Debug for StoreKey {
@@ -155,11 +158,20 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS keys (
     ciphertext TEXT NOT NULL
 )";
 
+/// A user's keys are found without reading anyone else's.
+const INDEX: &str = "CREATE INDEX IF NOT EXISTS keys_by_user ON keys (user_id)";
+
+/// The usable keys of a user (theirs, then the team's), newest first.
+const USABLE: &str = "SELECT * FROM keys WHERE user_id = ?1 OR scope = 'team' \
+     ORDER BY CASE scope WHEN 'user' THEN 0 ELSE 1 END, created_at DESC";
+
 impl DurableObject for APIKeys {
     fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
-        if let Err(error) = sql.exec(SCHEMA, None) {
-            worker::console_error!("APIKeys schema: {error}");
+        for statement in [SCHEMA, INDEX] {
+            if let Err(error) = sql.exec(statement, None) {
+                worker::console_error!("APIKeys schema: {error}");
+            }
         }
         Self { sql, env }
     }
@@ -190,19 +202,16 @@ impl DurableObject for APIKeys {
 }
 
 impl APIKeys {
-    fn rows(&self) -> ApiResult<Vec<KeyRow>> {
+    fn usable_rows(&self, user_id: &str) -> ApiResult<Vec<KeyRow>> {
         Ok(self
             .sql
-            .exec(
-                "SELECT * FROM keys ORDER BY CASE scope WHEN 'user' THEN 0 ELSE 1 END, created_at DESC",
-                None,
-            )?
+            .exec(USABLE, vec![SqlStorageValue::String(user_id.to_owned())])?
             .to_array()?)
     }
 
     fn list(&self, user_id: &str) -> ApiResult<Response> {
         let keys: Vec<KeyInfo> = self
-            .rows()?
+            .usable_rows(user_id)?
             .iter()
             .filter(|row| row.usable_by(user_id))
             .map(KeyRow::info)
@@ -235,6 +244,19 @@ impl APIKeys {
             iv,
             ciphertext,
         };
+        // Counted right before the insert, with no await between: two stores at once
+        // cannot both slip under the cap.
+        if self.count(&row.scope, &key.user_id)? >= key.max_keys {
+            let whose = if key.scope == KeyScope::Team {
+                "the team already has"
+            } else {
+                "you already have"
+            };
+            return Err(crate::limits::exceeded(
+                &format!("{whose} {} keys; delete one first", key.max_keys),
+                key.max_keys,
+            ));
+        }
         let text = |value: &str| SqlStorageValue::String(value.to_owned());
         self.sql.exec(
             "INSERT INTO keys (id, scope, user_id, provider, name, base_url, models, last4, \
@@ -257,7 +279,33 @@ impl APIKeys {
     }
 
     fn find(&self, id: &str) -> ApiResult<Option<KeyRow>> {
-        Ok(self.rows()?.into_iter().find(|row| row.id == id))
+        let rows: Vec<KeyRow> = self
+            .sql
+            .exec(
+                "SELECT * FROM keys WHERE id = ?",
+                vec![SqlStorageValue::String(id.to_owned())],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// How many keys of `scope` its owner holds (`user_id` for user keys).
+    fn count(&self, scope: &str, user_id: &str) -> ApiResult<u32> {
+        #[derive(Deserialize)]
+        struct Count {
+            n: u32,
+        }
+        let rows: Vec<Count> = self
+            .sql
+            .exec(
+                "SELECT COUNT(*) AS n FROM keys WHERE scope = ?1 AND (?1 = 'team' OR user_id = ?2)",
+                vec![
+                    SqlStorageValue::String(scope.to_owned()),
+                    SqlStorageValue::String(user_id.to_owned()),
+                ],
+            )?
+            .to_array()?;
+        Ok(rows.first().map_or(0, |row| row.n))
     }
 
     fn delete(&self, id: &str, user_id: &str, admin: bool) -> ApiResult<Response> {

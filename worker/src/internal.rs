@@ -62,6 +62,9 @@ pub struct EnqueuePrompt {
     /// The id of the user who sent it; its turn uses their LLM key, else the team's.
     #[serde(default)]
     pub sent_by: Option<String>,
+    /// How many prompts may wait in the session (the team's cap).
+    #[serde(default)]
+    pub max_queued: Option<u32>,
 }
 
 /// `PATCH /messages/{id}`: a validated new content and who wrote it.

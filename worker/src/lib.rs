@@ -25,6 +25,7 @@ mod header_text;
 mod hosts;
 mod ids;
 mod internal;
+mod limits;
 mod llm_config;
 mod rate_limit;
 mod routes;

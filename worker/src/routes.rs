@@ -48,6 +48,7 @@ pub enum Route<'a> {
     },
     Abort(&'a str),
     UpdateSession(&'a str),
+    DeleteSession(&'a str),
     Models,
     EditMessage {
         session_id: &'a str,
@@ -110,6 +111,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/sessions/{id}/messages/{message_id}"),
     ("POST", "/api/sessions/{id}/abort"),
     ("PATCH", "/api/sessions/{id}"),
+    ("DELETE", "/api/sessions/{id}"),
     ("GET", "/api/models"),
     ("PATCH", "/api/sessions/{id}/messages/{message_id}"),
     ("POST", "/api/sessions/{id}/questions/{question_id}/answer"),
@@ -190,7 +192,8 @@ impl Route<'_> {
             | Route::PutShare { .. }
             | Route::DeleteShare { .. }
             | Route::CreateShareLink(_)
-            | Route::DeleteShareLink { .. } => SessionManager,
+            | Route::DeleteShareLink { .. }
+            | Route::DeleteSession(_) => SessionManager,
         }
     }
 
@@ -202,6 +205,7 @@ impl Route<'_> {
             | Route::ListMessages(id)
             | Route::Abort(id)
             | Route::UpdateSession(id)
+            | Route::DeleteSession(id)
             | Route::SessionEvents(id)
             | Route::RunnerLink(id)
             | Route::ListShares(id)
@@ -257,7 +261,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Miss> {
         ["models"] => wrong("GET"),
         ["sessions", id] if get => Ok(Route::GetSession(id)),
         ["sessions", id] if patch => Ok(Route::UpdateSession(id)),
-        ["sessions", _] => wrong("GET, PATCH"),
+        ["sessions", id] if delete => Ok(Route::DeleteSession(id)),
+        ["sessions", _] => wrong("GET, PATCH, DELETE"),
         ["sessions", id, "messages"] if get => Ok(Route::ListMessages(id)),
         ["sessions", id, "messages"] if post => Ok(Route::PostMessage(id)),
         ["sessions", _, "messages"] => wrong("GET, POST"),
@@ -376,7 +381,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
     crate::session_access::authorize(env, user, &route).await?;
     match route {
         Route::Health | Route::RunnerLink(_) => Err(ApiError::internal("handled above")),
-        Route::ListSessions => sessions::list(env, user).await,
+        Route::ListSessions => sessions::list(&req, env, user).await,
         Route::CreateSession => sessions::create(&mut req, env, user).await,
         Route::GetSession(id) => sessions::get(env, user, id).await,
         Route::PostMessage(id) => messages::post(&mut req, env, user, id).await,
@@ -387,6 +392,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         } => messages::cancel(env, user, session_id, message_id).await,
         Route::Abort(id) => messages::abort(env, user, id).await,
         Route::UpdateSession(id) => sessions::update(&mut req, env, user, id).await,
+        Route::DeleteSession(id) => sessions::delete(&mut req, env, user, id).await,
         Route::Models => models::list(env, user).await,
         Route::EditMessage {
             session_id,

@@ -56,6 +56,30 @@ pub async fn create_sandbox(env: &Env, request: &CreateSandboxRequest) -> Result
     .map_err(|error| format!("the sandbox backend at {base} could not create a sandbox: {error}"))
 }
 
+/// Destroys a sandbox for good (repeating it is harmless; an unknown one is gone
+/// already).
+pub async fn destroy_sandbox(env: &Env, sandbox_id: &str) -> Result<(), String> {
+    let base = config::sandbox_backend_url(env);
+    let token = config::sandbox_backend_token(env)
+        .ok_or_else(|| "SANDBOX_BACKEND_TOKEN is not set".to_owned())?;
+    let url = format!("{base}/v1/sandboxes/{}", urlencoding_path(sandbox_id));
+    match call::<serde_json::Value>(Method::Delete, &url, Some(&token), None, CREATE_TIMEOUT).await
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.contains("(not_found)") => Ok(()),
+        Err(error) => Err(format!(
+            "the sandbox backend could not destroy {sandbox_id}: {error}"
+        )),
+    }
+}
+
+/// A sandbox id as one path segment (ids are the backend's, but never trusted raw).
+fn urlencoding_path(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect()
+}
+
 async fn call<T: DeserializeOwned>(
     method: Method,
     url: &str,

@@ -147,6 +147,11 @@ impl ListFilter {
         let Some(session_id) = frame_session_id(frame) else {
             return false;
         };
+        if frame.contains("\"type\":\"session_deleted\"") {
+            // Its row is gone, so its visibility cannot be checked any more; the frame
+            // carries nothing but the (random) id, which only a list showing it uses.
+            return true;
+        }
         if let Some(visible) = self.visible.get(&session_id) {
             return *visible;
         }

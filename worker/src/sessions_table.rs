@@ -20,8 +20,10 @@ use crate::timeout::with_timeout;
 /// A D1 query answers within this.
 pub const D1_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The most sessions `GET /api/sessions` lists.
-pub const LIST_LIMIT: u32 = 500;
+/// Sessions per page of `GET /api/sessions` unless `limit` says otherwise.
+pub const PAGE_DEFAULT: u32 = 50;
+/// The largest page `limit` asks for.
+pub const PAGE_MAX: u32 = 200;
 
 /// The columns of a session that its `SessionAgent` keeps current.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,10 +131,15 @@ async fn run(statement: D1PreparedStatement) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn insert(env: &Env, session: &Session) -> ApiResult<()> {
+/// Inserts `session` unless its owner already has `max_live` sessions that are not
+/// in `error` (one statement, so two requests at once cannot both slip under the
+/// cap). Answers whether it was inserted.
+pub async fn insert_within(env: &Env, session: &Session, max_live: u32) -> ApiResult<bool> {
     let statement = db(env)?
         .prepare(format!(
-            "INSERT INTO sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO sessions ({COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             ?11, ?12, ?13, ?14, ?15 WHERE (SELECT COUNT(*) FROM sessions WHERE owner_id = ?2 \
+             AND status <> 'error') < ?16"
         ))
         .bind(&[
             text(&session.id),
@@ -150,8 +157,12 @@ pub async fn insert(env: &Env, session: &Session) -> ApiResult<()> {
             unsigned(session.usage.output_tokens),
             unsigned(session.usage.turns),
             unsigned(session.usage.duration_ms),
+            JsValue::from_f64(f64::from(max_live)),
         ])?;
-    run(statement).await
+    let result = with_timeout(D1_TIMEOUT, statement.run())
+        .await
+        .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
+    Ok(result.meta()?.and_then(|meta| meta.changes).unwrap_or(0) > 0)
 }
 
 fn unsigned(value: u64) -> JsValue {
@@ -224,21 +235,94 @@ pub async fn require(env: &Env, id: &str, viewer_id: &str) -> ApiResult<Session>
         .ok_or_else(|| ApiError::not_found(format!("no session {id}")))
 }
 
-/// The sessions `viewer_id` owns or that are shared with them (for team admins also
-/// those the team owns, from removed members), newest first.
-pub async fn list(env: &Env, viewer_id: &str) -> ApiResult<Vec<Session>> {
-    let statement = db(env)?
-        .prepare(format!(
-            "{} AND (my_role <> 'admin' OR owner_id = 'team') \
-             ORDER BY created_at DESC, row_order DESC LIMIT {LIST_LIMIT}",
-            visible_select()
-        ))
-        .bind(&[text(viewer_id)])?;
+/// Where a page of the session list starts: after the session created at
+/// `created_at` with id `id` (the list is ordered by both, newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    /// The opaque text a client passes back: `<created_at>.<id>`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at, self.id)
+    }
+
+    pub fn parse(text: &str) -> Option<Cursor> {
+        let (created_at, id) = text.split_once('.')?;
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        Some(Cursor {
+            created_at: created_at.parse().ok()?,
+            id: id_ok.then(|| id.to_owned())?,
+        })
+    }
+}
+
+/// One page of the sessions `viewer_id` owns or that are shared with them (for team
+/// admins instead of shares, which their role outranks: those the team owns, from
+/// removed members), newest first, and the cursor of the next page if there is one.
+///
+/// Each of the three sources is read through an index (`sessions_by_owner_page`,
+/// `session_shares_by_user`) and cut at the page size before they are merged, so a
+/// page costs the same however many sessions exist.
+pub async fn list_page(
+    env: &Env,
+    viewer_id: &str,
+    admin: bool,
+    after: Option<&Cursor>,
+    limit: u32,
+) -> ApiResult<(Vec<Session>, Option<Cursor>)> {
+    let page = format!(
+        "(s.created_at < ?2 OR (s.created_at = ?2 AND s.id < ?3)) \
+         ORDER BY s.created_at DESC, s.id DESC LIMIT ?4"
+    );
+    let columns = COLUMNS
+        .split(", ")
+        .map(|column| format!("s.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT p.*, s.llm_source AS llm_source, u.display_name AS owner_name FROM ( \
+         SELECT * FROM (SELECT {columns}, 'owner' AS my_role FROM sessions s \
+           WHERE s.owner_id = ?1 AND {page}) \
+         UNION ALL SELECT * FROM (SELECT {columns}, \
+           sh.role AS my_role \
+           FROM session_shares sh JOIN sessions s ON s.id = sh.session_id \
+           WHERE sh.user_id = ?1 AND s.owner_id <> ?1 AND NOT ?5 \
+           AND {page}) \
+         UNION ALL SELECT * FROM (SELECT {columns}, 'admin' AS my_role FROM sessions s \
+           WHERE ?5 AND s.owner_id = 'team' AND {page}) \
+         ) p JOIN sessions s ON s.id = p.id LEFT JOIN users u ON u.id = p.owner_id \
+         ORDER BY p.created_at DESC, p.id DESC LIMIT ?4"
+    );
+    // One more than the page, to know whether another follows.
+    let fetch = limit + 1;
+    let (created_at, id) = match after {
+        Some(cursor) => (cursor.created_at, cursor.id.clone()),
+        // Past every real session: ids are never empty, and "~" sorts after them.
+        None => (i64::MAX / 2, "~".to_owned()),
+    };
+    let statement = db(env)?.prepare(sql).bind(&[
+        text(viewer_id),
+        number(created_at),
+        text(&id),
+        JsValue::from_f64(f64::from(fetch)),
+        JsValue::from_f64(if admin { 1.0 } else { 0.0 }),
+    ])?;
     let result = with_timeout(D1_TIMEOUT, statement.all())
         .await
         .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
-    let rows: Vec<SessionRow> = result.results()?;
-    Ok(rows.into_iter().map(Session::from).collect())
+    let mut rows: Vec<SessionRow> = result.results()?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = more.then(|| rows.last()).flatten().map(|row| Cursor {
+        created_at: row.created_at,
+        id: row.id.clone(),
+    });
+    Ok((rows.into_iter().map(Session::from).collect(), next))
 }
 
 /// Records which key (`user`, `team` or `environment`) the latest turn of session
@@ -277,4 +361,48 @@ pub async fn get_owner(env: &Env, id: &str) -> ApiResult<Option<String>> {
         .await
         .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
     Ok(owner)
+}
+
+/// Deletes session `id` and everything D1 keeps about it (shares, share links,
+/// removals), in one batch: all of it or none.
+pub async fn delete(env: &Env, id: &str) -> ApiResult<()> {
+    let db = db(env)?;
+    let statements = [
+        "DELETE FROM share_links WHERE session_id = ?",
+        "DELETE FROM session_shares WHERE session_id = ?",
+        "DELETE FROM share_removals WHERE session_id = ?",
+        "DELETE FROM sessions WHERE id = ?",
+    ]
+    .into_iter()
+    .map(|sql| db.prepare(sql).bind(&[text(id)]))
+    .collect::<Result<Vec<_>, _>>()?;
+    with_timeout(D1_TIMEOUT, db.batch(statements))
+        .await
+        .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_junk_is_refused() {
+        let cursor = Cursor {
+            created_at: 1_796_596_977_454,
+            id: "c88cd97f-c6d7-44a5-8cab-113a88116a0d".into(),
+        };
+        assert_eq!(Cursor::parse(&cursor.encode()), Some(cursor));
+        for junk in [
+            "",
+            "12",
+            "x.abc",
+            "12.",
+            "12.a'b",
+            "12.a b",
+            &format!("1.{}", "a".repeat(65)),
+        ] {
+            assert_eq!(Cursor::parse(junk), None, "{junk:?}");
+        }
+    }
 }

@@ -51,6 +51,11 @@ impl Subscribers {
     pub fn count(&self) -> usize {
         self.senders.borrow().len()
     }
+
+    /// Ends every stream (after the frames already queued for it).
+    pub fn close_all(&self) {
+        self.senders.borrow_mut().clear();
+    }
 }
 
 /// A `text/event-stream` response that forwards `frames` and sends a keep-alive

@@ -43,6 +43,12 @@ pub fn Sidebar() -> impl IntoView {
                     key=|id| id.clone()
                     children=move |id| view! { <SessionRow session_id=id/> }
                 />
+                <Show when=move || store.next_cursor.with(Option::is_some)>
+                    <button class="button button--ghost session-list__more" data-testid="more-sessions"
+                        on:click=move |_| store.load_more()>
+                        "Show older sessions"
+                    </button>
+                </Show>
                 <Show when=move || store.loaded.get() && session_ids.with(Vec::is_empty)>
                     <p class="session-list__empty">"No sessions yet."</p>
                 </Show>

@@ -34,6 +34,7 @@ impl SessionList {
                     session.title = title;
                 }
             }
+            SessionListEvent::SessionDeleted { session_id } => self.remove(&session_id),
         }
     }
 
@@ -63,6 +64,11 @@ impl SessionList {
             }
         }
         self.sort();
+    }
+
+    /// Forgets the session `id` (deleted).
+    pub fn remove(&mut self, id: &str) {
+        self.sessions.retain(|session| session.id != id);
     }
 
     fn get_mut(&mut self, id: &str) -> Option<&mut Session> {

@@ -16,7 +16,7 @@ use crate::api_error::{ApiError, ApiResult, json};
 use crate::auth::d1::{self, Arg};
 use crate::auth::{TEAM_ID, TEAM_USER_ID, User, random_token};
 use crate::routes::{ROUTES, resolve};
-use crate::{body, clock, ids};
+use crate::{body, clock, ids, limits};
 
 #[derive(Deserialize)]
 struct MemberRow {
@@ -346,6 +346,7 @@ async fn settings(env: &Env) -> ApiResult<TeamSettings> {
     Ok(TeamSettings {
         signin_policy: SigninPolicy::parse(&row.signin_policy).unwrap_or(SigninPolicy::InviteOnly),
         allowed_domain: row.allowed_domain,
+        limits: Some(limits::read(env).await?),
     })
 }
 
@@ -370,6 +371,11 @@ pub async fn put_settings(req: &mut Request, env: &Env) -> ApiResult<Response> {
             "the domain policy needs allowed_domain, such as example.com",
         ));
     }
+    if let Some(limits) = &request.limits {
+        limits
+            .validate()
+            .map_err(|message| ApiError::new(ErrorCode::InvalidRequest, message))?;
+    }
     d1::run(
         env,
         "UPDATE teams SET signin_policy = ?, allowed_domain = ? WHERE id = ?",
@@ -380,6 +386,9 @@ pub async fn put_settings(req: &mut Request, env: &Env) -> ApiResult<Response> {
         ],
     )
     .await?;
+    if let Some(limits) = &request.limits {
+        limits::store(env, limits).await?;
+    }
     Ok(json(200, &settings(env).await?))
 }
 

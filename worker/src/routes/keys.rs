@@ -10,7 +10,7 @@ use worker::{Env, Request, Response};
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::api_keys::{self, StoreKey};
 use crate::auth::User;
-use crate::{body, clock, config, hosts, ids};
+use crate::{body, clock, config, hosts, ids, limits};
 
 pub async fn list(env: &Env, user: &User) -> ApiResult<Response> {
     Ok(json(200, &api_keys::list(env, &user.id).await?))
@@ -81,6 +81,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         models,
         name,
         created_at: clock::now_ms(),
+        max_keys: limits::current(env).await?.keys,
     };
     Ok(json(201, &api_keys::store(env, &key).await?))
 }

@@ -15,7 +15,7 @@ use worker::{Env, Method, Request, Response};
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::User;
 use crate::internal::{self, EnqueuePrompt};
-use crate::{body, config, sessions_table};
+use crate::{body, config, limits, sessions_table};
 
 pub async fn post(
     req: &mut Request,
@@ -31,6 +31,7 @@ pub async fn post(
         worker_url: config::worker_url(env, req)?,
         mode: request.mode,
         sent_by: Some(user.id.clone()),
+        max_queued: Some(limits::current(env).await?.queued_prompts),
     };
     internal::call_agent(env, session_id, Method::Post, "/messages", Some(&enqueue)).await
 }

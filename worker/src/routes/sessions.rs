@@ -1,5 +1,5 @@
 //! `POST /api/sessions`, `GET /api/sessions`, `GET /api/sessions/{id}`,
-//! `PATCH /api/sessions/{id}`.
+//! `PATCH /api/sessions/{id}`, `DELETE /api/sessions/{id}`.
 //!
 //! Creating a session writes its D1 row first (so it is listed and addressable at
 //! once), announces it on the session-list stream, then initializes its
@@ -8,8 +8,10 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::{
-    CreateSessionRequest, Session, SessionList, SessionStatus, UpdateSessionRequest, UsageTotals,
+    CreateSessionRequest, DeleteSessionRequest, Session, SessionList, SessionStatus,
+    UpdateSessionRequest, UsageTotals,
 };
+use nightshift_protocol::auth::SessionRole;
 use nightshift_protocol::events::SessionListEvent;
 use nightshift_session::title::normalize_title;
 use worker::{Env, Method, Request, Response};
@@ -17,7 +19,7 @@ use worker::{Env, Method, Request, Response};
 use crate::api_error::{self, ApiError, ApiResult, json};
 use crate::auth::User;
 use crate::internal::{self, InitSession};
-use crate::{body, clock, config, ids, llm_config, sessions_table};
+use crate::{body, clock, config, ids, limits, llm_config, sessions_table};
 
 /// Refuses a model the user cannot use (`unknown_model`).
 async fn check_model(env: &Env, user: &User, model: Option<&str>) -> ApiResult<()> {
@@ -71,7 +73,16 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         owner: None,
         llm_source: None,
     };
-    sessions_table::insert(env, &session).await?;
+    let max_live = limits::current(env).await?.live_sessions;
+    if !sessions_table::insert_within(env, &session, max_live).await? {
+        return Err(limits::exceeded(
+            &format!(
+                "you already have {max_live} live sessions, each with its sandbox; delete one \
+                 first"
+            ),
+            max_live,
+        ));
+    }
     internal::publish(
         env,
         &SessionListEvent::SessionCreated {
@@ -124,9 +135,75 @@ async fn agent_ok(response: ApiResult<Response>) -> ApiResult<()> {
     }
 }
 
-pub async fn list(env: &Env, user: &User) -> ApiResult<Response> {
-    let sessions = sessions_table::list(env, &user.id).await?;
-    Ok(json(200, &SessionList { sessions }))
+/// `GET /api/sessions?limit=&cursor=`: one page of the caller's list (see
+/// [`sessions_table::list_page`]).
+pub async fn list(req: &Request, env: &Env, user: &User) -> ApiResult<Response> {
+    let url = req.url()?;
+    let query = |name: &str| {
+        url.query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    };
+    let limit = match query("limit") {
+        None => sessions_table::PAGE_DEFAULT,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|limit| (1..=sessions_table::PAGE_MAX).contains(limit))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("limit must be between 1 and {}", sessions_table::PAGE_MAX),
+                )
+            })?,
+    };
+    let cursor = match query("cursor") {
+        None => None,
+        Some(text) => Some(sessions_table::Cursor::parse(&text).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "cursor is not one this list answered",
+            )
+        })?),
+    };
+    let admin = user.role == nightshift_protocol::auth::TeamRole::Admin;
+    let (sessions, next) =
+        sessions_table::list_page(env, &user.id, admin, cursor.as_ref(), limit).await?;
+    Ok(json(
+        200,
+        &SessionList {
+            sessions,
+            next_cursor: next.map(|cursor| cursor.encode()),
+        },
+    ))
+}
+
+/// `DELETE /api/sessions/{id}` (its owner or an admin): destroys its sandbox, ends
+/// its runner link and streams, forgets its prompts and events, and removes it from
+/// every list.
+pub async fn delete(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiResult<Response> {
+    let _: DeleteSessionRequest = body::read_json_or_default(req).await?;
+    let session = sessions_table::require(env, id, &user.id).await?;
+    if !matches!(
+        session.my_role,
+        Some(SessionRole::Owner | SessionRole::Admin)
+    ) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only the session's owner or a team admin can delete it",
+        ));
+    }
+    let response = internal::call_agent::<()>(env, id, Method::Delete, "/", None).await;
+    agent_ok(response).await?;
+    sessions_table::delete(env, id).await?;
+    internal::publish(
+        env,
+        &SessionListEvent::SessionDeleted {
+            session_id: id.to_owned(),
+        },
+    )
+    .await;
+    Ok(Response::empty()?.with_status(204))
 }
 
 pub async fn get(env: &Env, user: &User, id: &str) -> ApiResult<Response> {

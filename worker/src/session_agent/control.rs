@@ -41,9 +41,6 @@ pub fn abort_timeout_reason(timeout_ms: i64) -> String {
     )
 }
 
-/// Prompts that may wait in one session unless `MAX_QUEUED_PROMPTS` says otherwise.
-const DEFAULT_MAX_QUEUED_PROMPTS: i64 = 100;
-
 pub(super) fn millis_var(env: &worker::Env, name: &str, default: i64) -> i64 {
     config::var(env, name)
         .and_then(|value| value.parse::<i64>().ok())
@@ -54,16 +51,6 @@ pub(super) fn millis_var(env: &worker::Env, name: &str, default: i64) -> i64 {
 impl SessionAgent {
     fn collect_window_ms(&self) -> i64 {
         millis_var(&self.env, "COLLECT_WINDOW_MS", DEFAULT_COLLECT_WINDOW_MS)
-    }
-
-    /// How many prompts may wait in one session (`MAX_QUEUED_PROMPTS`, default 100).
-    fn max_queued_prompts(&self) -> usize {
-        usize::try_from(millis_var(
-            &self.env,
-            "MAX_QUEUED_PROMPTS",
-            DEFAULT_MAX_QUEUED_PROMPTS,
-        ))
-        .unwrap_or(0)
     }
 
     fn abort_timeout_ms(&self) -> i64 {
@@ -77,18 +64,21 @@ impl SessionAgent {
             worker_url,
             mode,
             sent_by,
+            max_queued,
         } = body::read_json(req).await?;
         let id = ids::new_id()?;
         let now = clock::now_ms();
         let mut queue = self.store.queue()?;
-        let max_queued = self.max_queued_prompts();
-        if !queue.admits(mode, sent_by.as_deref(), now, max_queued) {
-            return Err(ApiError::new(
-                ErrorCode::QuotaExceeded,
-                format!(
-                    "this session already has {max_queued} prompts waiting (MAX_QUEUED_PROMPTS); \
-                     wait for some to run, or cancel one"
+        // The Worker passes the team's cap; the environment's default otherwise.
+        let max_queued =
+            max_queued.unwrap_or_else(|| crate::limits::defaults(&self.env).queued_prompts);
+        if !queue.admits(mode, sent_by.as_deref(), now, max_queued as usize) {
+            return Err(crate::limits::exceeded(
+                &format!(
+                    "this session already has {max_queued} prompts waiting; wait for some to run, \
+                     or cancel one"
                 ),
+                max_queued,
             ));
         }
         let enqueued = queue.enqueue_sent_by(

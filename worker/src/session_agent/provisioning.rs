@@ -13,7 +13,7 @@ use nightshift_protocol::sandbox::{
     CreateSandboxRequest, NetworkMode, RunnerLaunch, Sandbox, SandboxStatus,
 };
 use nightshift_session::lifecycle::SandboxState;
-use worker::Result;
+use worker::{Response, Result};
 
 use super::SessionAgent;
 use crate::{clock, sandbox_client};
@@ -31,6 +31,7 @@ impl SessionAgent {
         let mut record = self.store.record()?;
         let now = clock::now_ms();
         if !record.initialized
+            || record.deleted
             || !record.sandbox.should_request(now, STALE_REQUEST_MS)
             || self.current_runner(&record).is_some()
         {
@@ -47,6 +48,15 @@ impl SessionAgent {
 
         // Read again: the runner may have said hello while the backend answered.
         let mut record = self.store.record()?;
+        if record.deleted {
+            // Deleted while the backend was creating it: it goes too.
+            if let Ok(sandbox) = outcome
+                && let Err(error) = sandbox_client::destroy_sandbox(&self.env, &sandbox.id).await
+            {
+                worker::console_warn!("{error}");
+            }
+            return Ok(());
+        }
         record.sandbox = match outcome {
             Ok(sandbox) => SandboxState::Created {
                 sandbox_id: sandbox.id,
@@ -65,6 +75,31 @@ impl SessionAgent {
         self.store.save_record(&record)?;
         self.refresh_status()?;
         Ok(())
+    }
+
+    /// `DELETE /`: deletes the session. Its runner's token stops working (the
+    /// generation moves past it), its runner link closes, its sandbox is destroyed,
+    /// and its prompts and events are wiped; a tombstone stays so that nothing is
+    /// provisioned again.
+    pub(super) async fn delete_session(&self) -> crate::api_error::ApiResult<Response> {
+        let record = self.store.record()?;
+        let sandbox = record.sandbox.sandbox_id().map(str::to_owned);
+        self.store.wipe(record.sandbox_generation + 1)?;
+        for socket in self.state.get_websockets() {
+            let _ = socket.close(Some(1000), Some("the session was deleted"));
+        }
+        self.subscribers.close_all();
+        let _ = self.state.storage().delete_alarm().await;
+        if let Some(sandbox) = sandbox
+            && let Err(error) = sandbox_client::destroy_sandbox(&self.env, &sandbox).await
+        {
+            // The backend's idle timeout still ends it; the session is gone either way.
+            worker::console_warn!("{error}");
+        }
+        Ok(crate::api_error::json(
+            200,
+            &serde_json::json!({ "deleted": true }),
+        ))
     }
 
     async fn request_sandbox(

@@ -77,6 +77,7 @@ impl SessionAgent {
                 Ok(json(200, &self.presence.viewers()))
             }
             (Method::Get, "/runner") => Ok(self.accept_runner(&req).await?),
+            (Method::Delete, "/") => self.delete_session().await,
             (_, path) => Err(ApiError::not_found(format!("no session route {path}"))),
         }
     }

@@ -100,6 +100,10 @@ pub struct SessionRecord {
     /// The runner was told to abort this turn at this time (ms); if it has not
     /// finished the turn by the abort deadline, the `SessionAgent` ends it itself.
     pub abort_requested: Option<AbortRequest>,
+    /// The session was deleted: everything else was wiped, and nothing is provisioned
+    /// or accepted any more (a sandbox that was being created is destroyed as soon as
+    /// the backend answers).
+    pub deleted: bool,
 }
 
 /// An abort the runner has not confirmed yet.
@@ -129,6 +133,7 @@ impl Default for SessionRecord {
             model: None,
             permission_mode: PermissionMode::default(),
             abort_requested: None,
+            deleted: false,
         }
     }
 }
@@ -255,6 +260,19 @@ impl Store {
             vec![text(&value)],
         )?;
         Ok(())
+    }
+
+    /// Forgets everything (prompts, events, runner epochs) and leaves a tombstone
+    /// record: deleted, with a sandbox generation past every token issued.
+    pub fn wipe(&self, generation: u64) -> Result<()> {
+        for table in ["prompts", "events", "runner_epochs", "meta"] {
+            self.sql.exec(&format!("DELETE FROM {table}"), None)?;
+        }
+        self.save_record(&SessionRecord {
+            deleted: true,
+            sandbox_generation: generation,
+            ..SessionRecord::default()
+        })
     }
 
     /// The whole queue, in creation order.

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use nightshift_protocol::api::SessionStatus;
+use nightshift_protocol::auth::SessionRole;
 
 use super::SessionContext;
 use super::agent_picker::AgentPicker;
@@ -60,6 +61,43 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
         });
     };
 
+    // Its owner or a team admin may delete it (after a confirmation).
+    let can_delete = move || {
+        session.with(|session| {
+            session.as_ref().is_some_and(|session| {
+                matches!(
+                    session.my_role,
+                    Some(SessionRole::Owner | SessionRole::Admin)
+                )
+            })
+        })
+    };
+    let navigate = leptos_router::hooks::use_navigate();
+    let delete = move |_| {
+        let confirmed = web_sys::window()
+            .and_then(|window| {
+                window
+                    .confirm_with_message(
+                        "Delete this session? Its sandbox, prompts and events are removed for good.",
+                    )
+                    .ok()
+            })
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        let session_id = context.session_id.get_value();
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match store.delete_session(session_id).await {
+                Ok(()) => navigate("/", Default::default()),
+                Err(error) => context
+                    .action_error
+                    .set(Some(format!("Could not delete the session: {error}"))),
+            }
+        });
+    };
+
     let connection = move || match context.stream.get() {
         StreamState::Connecting => ("connecting", "Connecting…"),
         StreamState::Open { .. } => ("live", "Live"),
@@ -95,6 +133,16 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
                 >
                     <span class="button__stop" aria-hidden="true"></span>
                     {move || if aborting.get() { "Aborting…" } else { "Abort" }}
+                </button>
+                </Show>
+                <Show when=can_delete>
+                <button
+                    class="button button--ghost"
+                    data-testid="delete-session"
+                    on:click=delete.clone()
+                    title="Delete the session, its sandbox and its history"
+                >
+                    "Delete"
                 </button>
                 </Show>
             </div>
