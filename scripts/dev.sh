@@ -32,6 +32,10 @@ backend_pid=$!
 
 echo
 echo "  Nightshift is starting: open http://127.0.0.1:8787"
+if [ -n "${SETUP_CODE:-}" ]; then
+  echo "  The first admin signs in at http://127.0.0.1:8787/signin?invite=$SETUP_CODE"
+  echo "  (the development sign-in on this machine works without it; so does ADMIN_EMAILS)"
+fi
 echo
 npx wrangler dev --ip 127.0.0.1 --port 8787 --env-file .env --var "WORKER_URL:$WORKER_URL" \
   --show-interactive-dev-session=false

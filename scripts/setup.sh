@@ -90,6 +90,11 @@ if ! grep -q '^ENCRYPTION_KEY=.' .env; then
   sed -i '/^ENCRYPTION_KEY=$/d' .env
   echo "ENCRYPTION_KEY=$(head -c32 /dev/urandom | base64 -w0)" >> .env
 fi
+if ! grep -q '^SETUP_CODE=.' .env; then
+  log "adding a one-time SETUP_CODE (the first admin's sign-in link) to .env"
+  sed -i '/^SETUP_CODE=$/d' .env
+  echo "SETUP_CODE=$(head -c18 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> .env
+fi
 if ! grep -q '^DEV_AUTH=' .env; then
   log "enabling the development sign-in in .env (local stacks only)"
   echo "DEV_AUTH=true" >> .env

@@ -637,8 +637,11 @@ impl Browser {
 async fn github_and_google_sign_in_run_the_whole_flow_and_refuse_what_they_must() {
     use nightshift_e2e::fake_oauth::{FakeOauth, FakeUser};
     let fake = FakeOauth::start().await.unwrap();
+    let setup_code = "setup-7b1f0c9e2d4a";
+    let mut worker_vars = fake.worker_vars();
+    worker_vars.push(("SETUP_CODE".into(), setup_code.into()));
     let stack = Stack::start(StackOptions {
-        worker_vars: fake.worker_vars(),
+        worker_vars,
         ..StackOptions::default()
     })
     .await
@@ -654,11 +657,29 @@ async fn github_and_google_sign_in_run_the_whole_flow_and_refuse_what_they_must(
             json!({"github": true, "google": true, "dev": true})
         );
 
-        // The first person through GitHub becomes admin and lands where they started.
+        // Whoever arrives first is not admin by that alone: without the operator's
+        // setup code (or ADMIN_EMAILS) the empty team admits nobody, and a wrong code
+        // is no better.
+        for login in [
+            "/auth/github/login".to_string(),
+            "/auth/github/login?invite=setup-wrong".to_string(),
+        ] {
+            fake.sign_in_as(FakeUser::verified("100", "mallory@example.com", "Mallory"));
+            let mut mallory = Browser::new();
+            let callback = mallory.start_flow(&worker, &login).await?;
+            let landed = mallory.finish(&callback).await?;
+            assert_eq!(landed, "/signin?error=setup_required", "{login}");
+            assert!(!mallory.cookies.contains_key("ns_session"), "{login}");
+        }
+        // The first person through GitHub with the setup code becomes admin and lands
+        // where they started.
         fake.sign_in_as(FakeUser::verified("101", "alice@example.com", "Alice A."));
         let mut alice = Browser::new();
         let callback = alice
-            .start_flow(&worker, "/auth/github/login?redirect=/sessions/abc")
+            .start_flow(
+                &worker,
+                &format!("/auth/github/login?redirect=/sessions/abc&invite={setup_code}"),
+            )
             .await?;
         let asked = fake.authorize_requests().pop().unwrap();
         assert_eq!(asked["code_challenge_method"], "S256");

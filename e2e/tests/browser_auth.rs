@@ -101,9 +101,12 @@ async fn an_admin_invites_a_teammate_and_shares_a_session_they_can_only_watch() 
         )]),
     );
     let fake = FakeOauth::start().await.unwrap();
+    // The operator names the first admin.
+    let mut worker_vars = fake.worker_vars();
+    worker_vars.push(("ADMIN_EMAILS".into(), "ada@example.com".into()));
     let stack = Stack::start(StackOptions {
         llm_base_url: Some(llm.base_url()),
-        worker_vars: fake.worker_vars(),
+        worker_vars,
     })
     .await
     .unwrap();
@@ -137,7 +140,7 @@ async fn journey(
 ) -> anyhow::Result<()> {
     let base = stack.worker_url();
 
-    // A visitor is sent to the sign-in page; the first user to sign in is admin.
+    // A visitor is sent to the sign-in page; the admin the operator named signs in.
     admin.goto(&format!("{base}/settings")).await?;
     element(admin, "[data-testid=signin-page]").await?;
     ensure!(

@@ -248,6 +248,8 @@ pub enum SigninDecision {
     Member(TeamRole),
     /// Join the team with this role; `use_invite` says the invite was consumed.
     Join { role: TeamRole, use_invite: bool },
+    /// Become the team's first member and admin (only while the team is empty).
+    FirstAdmin,
     /// Refused, with the code `/signin?error=` shows.
     Refuse(&'static str),
 }
@@ -267,10 +269,18 @@ pub struct SigninFacts<'a> {
     /// Their verified email.
     pub email: &'a str,
     pub now_ms: i64,
+    /// The operator named them an admin (`ADMIN_EMAILS`).
+    pub operator_admin: bool,
+    /// The operator vouches for this sign-in as the first admin's: the setup code
+    /// was presented, or it is the development sign-in (loopback only).
+    pub operator_vouched: bool,
 }
 
-/// The sign-in rules: members always get in; the first person ever becomes admin; a
-/// presented invite must be usable; otherwise the team's policy decides.
+/// The sign-in rules: members always get in; people the operator named
+/// (`ADMIN_EMAILS`) join as admins; on an empty team only someone the operator
+/// vouched for (the setup code, or the loopback-only development sign-in) becomes
+/// the first admin, and anyone else is told setup is needed; a presented invite must
+/// be usable; otherwise the team's policy decides.
 pub fn decide_signin(facts: SigninFacts<'_>) -> SigninDecision {
     let SigninFacts {
         existing,
@@ -281,14 +291,23 @@ pub fn decide_signin(facts: SigninFacts<'_>) -> SigninDecision {
         allowed_domain,
         email,
         now_ms,
+        operator_admin,
+        operator_vouched,
     } = facts;
     if let Some(role) = existing {
         return SigninDecision::Member(role);
     }
-    if !team_has_members {
+    if operator_admin {
         return SigninDecision::Join {
             role: TeamRole::Admin,
             use_invite: false,
+        };
+    }
+    if !team_has_members {
+        return if operator_vouched {
+            SigninDecision::FirstAdmin
+        } else {
+            SigninDecision::Refuse("setup_required")
         };
     }
     if invite_presented {
@@ -535,6 +554,21 @@ mod tests {
     fn signin_rules() {
         use SigninDecision::*;
         use SigninPolicy::*;
+        let facts =
+            |existing, members, inv: Option<&'static InviteFacts>, presented, policy, domain| {
+                SigninFacts {
+                    existing,
+                    team_has_members: members,
+                    invite: inv,
+                    invite_presented: presented,
+                    policy,
+                    allowed_domain: domain,
+                    email: "a@corp.io",
+                    now_ms: NOW,
+                    operator_admin: false,
+                    operator_vouched: false,
+                }
+            };
         let decide = |existing, members, inv: Option<&InviteFacts>, presented, policy, domain| {
             decide_signin(SigninFacts {
                 existing,
@@ -545,16 +579,47 @@ mod tests {
                 allowed_domain: domain,
                 email: "a@corp.io",
                 now_ms: NOW,
+                operator_admin: false,
+                operator_vouched: false,
             })
         };
-        // The first person becomes admin whatever the policy.
+        // Whoever arrives first on an empty team is not admin by that alone, whatever
+        // the policy...
+        for policy in [InviteOnly, Open, Domain] {
+            assert_eq!(
+                decide(None, false, None, false, policy, Some("corp.io")),
+                Refuse("setup_required")
+            );
+        }
+        // ...only someone the operator vouched for (setup code, loopback dev sign-in).
         assert_eq!(
-            decide(None, false, None, false, InviteOnly, None),
-            Join {
-                role: TeamRole::Admin,
-                use_invite: false
-            }
+            decide_signin(SigninFacts {
+                operator_vouched: true,
+                ..facts(None, false, None, true, Open, None)
+            }),
+            FirstAdmin
         );
+        // A vouched sign-in on a team that has members is an ordinary one.
+        assert_eq!(
+            decide_signin(SigninFacts {
+                operator_vouched: true,
+                ..facts(None, true, None, false, InviteOnly, None)
+            }),
+            Refuse("signin_not_allowed")
+        );
+        // People the operator named join as admins, first or later.
+        for members in [false, true] {
+            assert_eq!(
+                decide_signin(SigninFacts {
+                    operator_admin: true,
+                    ..facts(None, members, None, false, InviteOnly, None)
+                }),
+                Join {
+                    role: TeamRole::Admin,
+                    use_invite: false
+                }
+            );
+        }
         // Members keep their role.
         assert_eq!(
             decide(Some(TeamRole::Member), true, None, false, InviteOnly, None),

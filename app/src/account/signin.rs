@@ -20,6 +20,10 @@ pub fn error_message(code: &str) -> String {
         "signin_not_allowed" => {
             "This team only admits invited people. Ask an admin for an invite link."
         }
+        "setup_required" => {
+            "This Nightshift has no admin yet. The first admin signs in with the setup link the \
+             operator was given (or the operator lists their email in ADMIN_EMAILS)."
+        }
         "oauth_failed" => "The provider did not complete the sign-in. Please try again.",
         "dev_auth_disabled" => "Development sign-in is not available on this server.",
         "session_expired" | "unauthenticated" => "Your session ended. Please sign in again.",
@@ -32,9 +36,10 @@ pub fn error_message(code: &str) -> String {
 /// sign-in code, whether the server sent it as the error's code or at the start of its
 /// message (`"signin_not_allowed: ..."`), else the server's own message.
 pub fn refusal_message(code: Option<&str>, message: &str) -> String {
-    const KNOWN: [&str; 4] = [
+    const KNOWN: [&str; 5] = [
         "invite_invalid",
         "signin_not_allowed",
+        "setup_required",
         "dev_auth_disabled",
         "email_unverified",
     ];

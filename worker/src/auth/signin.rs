@@ -68,6 +68,24 @@ pub async fn sign_in(
     .await?
     .ok_or_else(|| crate::api_error::ApiError::internal("the team row is missing"))?;
     let invite = invite.map(str::trim).filter(|token| !token.is_empty());
+    // The setup code stands in for an invite to the first admin's seat; it is no
+    // invite at all once the team has members.
+    let setup_code = crate::config::var(env, "SETUP_CODE");
+    let presented_setup = match (invite, setup_code.as_deref()) {
+        (Some(token), Some(code)) => constant_time_eq(token.as_bytes(), code.as_bytes()),
+        _ => false,
+    };
+    let operator_admin = crate::config::var(env, "ADMIN_EMAILS").is_some_and(|list| {
+        list.split([',', ' ', '\n'])
+            .map(str::trim)
+            .any(|listed| !listed.is_empty() && listed.eq_ignore_ascii_case(&email))
+    });
+    let operator_vouched = presented_setup || identity.provider == Provider::Dev;
+    let invite = if presented_setup && team.members == 0 {
+        None
+    } else {
+        invite
+    };
     let invite_facts = match invite {
         Some(token) => d1::first::<InviteRow>(
             env,
@@ -101,6 +119,8 @@ pub async fn sign_in(
         allowed_domain: team.allowed_domain.as_deref(),
         email: &email,
         now_ms: now,
+        operator_admin,
+        operator_vouched,
     });
     let (role, use_invite) = match decision {
         SigninDecision::Refuse(code) => return Ok(Err(code)),
@@ -110,7 +130,9 @@ pub async fn sign_in(
             return Ok(Ok(user_id));
         }
         SigninDecision::Join { role, use_invite } => (role, use_invite),
+        SigninDecision::FirstAdmin => (TeamRole::Admin, false),
     };
+    let first_admin = decision == SigninDecision::FirstAdmin;
     if use_invite {
         let token = invite.unwrap_or_default();
         let used = d1::run(
@@ -133,7 +155,7 @@ pub async fn sign_in(
     };
     // The first member becomes admin only if the team is still empty when the row
     // is written, so two simultaneous first sign-ins cannot both become admin.
-    let joined = if role == TeamRole::Admin && !use_invite {
+    let joined = if first_admin {
         d1::run(
             env,
             "INSERT INTO memberships (team_id, user_id, role, joined_at) \
@@ -189,6 +211,11 @@ async fn find_user(env: &Env, identity: &Identity, email: &str) -> ApiResult<Opt
         &[Arg::Text(email)],
     )
     .await
+}
+
+/// Compares two secrets without stopping at the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn provider_column(provider: &Provider) -> Option<(&'static str, &str)> {
