@@ -2,7 +2,8 @@
 //! out of a sandbox's runner config gets no prompt (and so no LLM key) while the
 //! real runner is connected; a restarted runner takes the link over from a silent
 //! one; the Worker enforces the event size and rate limits on what a runner sends;
-//! and runners are dialled back at the configured URL, not at a request's Host.
+//! a token dies with its sandbox; and runners are dialled back at the configured
+//! URL, not at a request's Host.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -146,6 +147,43 @@ async fn a_copied_runner_token_gets_no_link_while_the_runner_is_live() {
             llm.authorizations().len() > calls_before,
             "the real runner ran it"
         );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_runner_token_dies_with_its_sandbox() {
+    let (stack, _llm) = stack_with(&[]).await.unwrap();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
+    with_logs(&stack, async {
+        let session = api.create_session().await?;
+        api.wait_status(&session.id, "idle").await?;
+        let token = copied_token(&stack.data_dir(), &session.id)?;
+        // While the sandbox lives, the token is good but the link is taken.
+        let (status, _) = upgrade_refusal(&stack, &session.id, &token).await?;
+        assert_eq!(status, 409);
+        let deleted = api
+            .raw(
+                reqwest::Method::DELETE,
+                &format!("/api/sessions/{}", session.id),
+                None,
+            )
+            .await?;
+        assert_eq!(deleted.status, 204, "{deleted:?}");
+        // The sandbox is gone, and its token with it: refused outright, no link.
+        let (status, body) = upgrade_refusal(&stack, &session.id, &token).await?;
+        assert!(
+            matches!(status, 401 | 404),
+            "a dead sandbox's token was not refused: {status} {body}"
+        );
+        match connect(&stack, &session.id, &token).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert!(matches!(response.status().as_u16(), 401 | 404))
+            }
+            Err(other) => anyhow::bail!("unexpected error {other}"),
+            Ok(_) => anyhow::bail!("a dead sandbox's token opened the link"),
+        }
         Ok(())
     })
     .await;
