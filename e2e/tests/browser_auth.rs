@@ -174,6 +174,21 @@ async fn journey(
 
     shot(admin, "team").await;
 
+    // The admin lowers a member's cap on live sessions on the same page.
+    let field = element(admin, "[data-testid=limit-live-sessions]").await?;
+    wait_for("the caps loaded", || async {
+        Ok(field.prop("value").await?.filter(|value| !value.is_empty()))
+    })
+    .await?;
+    field.clear().await?;
+    field.send_keys("7").await?;
+    click(admin, "[data-testid=limits-save]").await?;
+    wait_for("the caps saved", || async {
+        let (status, body) = fetch_in_page(admin, "GET", "/api/admin/settings", None).await?;
+        Ok((status == 200 && body["limits"]["live_sessions"] == 7).then_some(()))
+    })
+    .await?;
+
     // A failed OAuth callback lands on the sign-in page with a readable reason.
     viewer
         .goto(&format!("{base}/signin?error=oauth_state_mismatch"))

@@ -129,6 +129,28 @@ pub fn new_share_link(
 }
 
 /// The sign-in policy form.
+/// The caps form's fields as [`UsageLimits`]: whole numbers within their range.
+pub fn usage_limits(
+    live_sessions: &str,
+    queued_prompts: &str,
+    open_streams: &str,
+    keys: &str,
+) -> Result<nightshift_protocol::auth::UsageLimits, String> {
+    let number = |label: &str, text: &str| {
+        text.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{label} must be a whole number"))
+    };
+    let limits = nightshift_protocol::auth::UsageLimits {
+        live_sessions: number("Live sessions", live_sessions)?,
+        queued_prompts: number("Queued prompts", queued_prompts)?,
+        open_streams: number("Open streams", open_streams)?,
+        keys: number("Keys", keys)?,
+    };
+    limits.validate()?;
+    Ok(limits)
+}
+
 pub fn team_settings(policy: &str, domain: &str) -> Result<TeamSettings, String> {
     if !SIGNIN_POLICIES.iter().any(|(id, _)| *id == policy) {
         return Err("Pick a sign-in policy.".to_owned());
@@ -143,6 +165,7 @@ pub fn team_settings(policy: &str, domain: &str) -> Result<TeamSettings, String>
         None
     };
     Ok(TeamSettings {
+        limits: None,
         signin_policy: policy.to_owned(),
         allowed_domain,
     })
@@ -158,6 +181,22 @@ fn positive(text: &str, what: &str, max: u32) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caps_are_whole_numbers_in_range() {
+        let limits = usage_limits("3", " 50 ", "10", "5").unwrap();
+        assert_eq!((limits.live_sessions, limits.queued_prompts), (3, 50));
+        assert!(
+            usage_limits("x", "1", "1", "1")
+                .unwrap_err()
+                .contains("Live sessions")
+        );
+        assert!(
+            usage_limits("1", "1", "0", "1")
+                .unwrap_err()
+                .contains("open_streams")
+        );
+    }
 
     #[test]
     fn tokens_are_read_only_unless_write_is_ticked() {

@@ -167,6 +167,9 @@ pub struct TeamSettings {
     pub signin_policy: String,
     #[serde(default)]
     pub allowed_domain: Option<String>,
+    /// Always answered; sent only to change them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<nightshift_protocol::auth::UsageLimits>,
 }
 
 fn default_policy() -> String {

@@ -1,7 +1,9 @@
-//! `/admin`: team members (role, removal), invite links and the sign-in policy. Only
+//! `/admin`: team members (role, removal), invite links, the sign-in policy and the
+//! caps every member is held to. Only
 //! admins get the page; the server refuses everyone else's calls anyway.
 
 mod invites;
+mod limits;
 mod members;
 mod policy;
 
@@ -9,6 +11,7 @@ use leptos::prelude::*;
 
 use crate::auth::Auth;
 use invites::InvitesPanel;
+use limits::LimitsPanel;
 use members::MembersPanel;
 use policy::PolicyPanel;
 
@@ -33,6 +36,7 @@ pub fn AdminPage() -> impl IntoView {
                     <MembersPanel/>
                     <InvitesPanel/>
                     <PolicyPanel/>
+                    <LimitsPanel/>
                 </div>
             </section>
         </Show>
