@@ -276,3 +276,47 @@ async fn a_member_pages_through_600_sessions_each_once_newest_first() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_long_history_is_listed_by_its_newest_part_and_still_counted_whole() {
+    let llm = nightshift_e2e::scripted_llm::ScriptedLlm::start()
+        .await
+        .unwrap();
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(llm.base_url()),
+        worker_vars: vec![("MAX_QUEUED_PROMPTS".into(), "1000".into())],
+    })
+    .await
+    .unwrap();
+    with_logs(&stack, async {
+        let api = stack.signed_in_api("alice@example.com").await?;
+        let session = api.create_session().await?;
+        let total = 260;
+        for n in 0..total {
+            api.send(&session.id, &format!("prompt {n}")).await?;
+        }
+        let messages = api.wait_settled(&session.id).await?;
+        // Queue operations and the listing read the open queue and the newest 200
+        // prompts, not every prompt ever stored...
+        anyhow::ensure!(messages.len() == 200, "listed {}", messages.len());
+        anyhow::ensure!(
+            messages.first().map(|m| m.content.as_str()) == Some("prompt 60")
+                && messages.last().map(|m| m.content.as_str()) == Some("prompt 259"),
+            "not the newest 200, oldest first"
+        );
+        // ...while the usage totals still count every turn.
+        let usage = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            loop {
+                let usage = api.session(&session.id).await?.usage;
+                if usage.turns == total {
+                    return anyhow::Ok(usage);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+        .await??;
+        anyhow::ensure!(usage.turns == total, "{usage:?}");
+        Ok(())
+    })
+    .await;
+}

@@ -133,7 +133,7 @@ impl SessionAgent {
         let message_id = prompt.message.id.clone();
         let message = self
             .store
-            .queue()?
+            .queue_with(&message_id)?
             .message(&message_id)
             .ok_or_else(|| ApiError::internal("the queued prompt vanished"))?;
         Ok(json(
@@ -153,7 +153,7 @@ impl SessionAgent {
         req: &mut Request,
     ) -> ApiResult<Response> {
         let EditPrompt { content, edited_by } = body::read_json(req).await?;
-        let mut queue = self.store.queue()?;
+        let mut queue = self.store.queue_with(message_id)?;
         match queue.edit(message_id, content.clone(), edited_by) {
             Ok(prompt) => {
                 self.store.save_prompt(&prompt)?;

@@ -51,7 +51,7 @@ impl SessionAgent {
                 agent: record.agent,
                 model: record.model.clone(),
                 permission_mode: record.permission_mode,
-                usage: queue.usage_totals(),
+                usage: self.store.usage_totals()?,
             }),
         };
         if record.published.as_ref() == Some(&current) {

@@ -39,7 +39,7 @@ impl SessionAgent {
             (Method::Get, "/messages") => Ok(json(
                 200,
                 &MessageList {
-                    messages: self.store.queue()?.messages(),
+                    messages: self.store.recent_queue()?.messages(),
                 },
             )),
             (Method::Delete, path) if path.starts_with("/messages/") => {
@@ -132,7 +132,7 @@ impl SessionAgent {
     }
 
     async fn cancel(&self, message_id: &str) -> ApiResult<Response> {
-        let mut queue = self.store.queue()?;
+        let mut queue = self.store.queue_with(message_id)?;
         match queue.cancel(message_id, clock::now_ms()) {
             Ok(prompt) => {
                 self.store.save_prompt(&prompt)?;

@@ -26,6 +26,11 @@ use nightshift_session::queue::{Prompt, PromptQueue};
 use serde::{Deserialize, Serialize};
 use worker::{Result, SqlStorage, SqlStorageValue};
 
+/// The states of a prompt that is still in the queue.
+const OPEN_STATES: &str = "('queued', 'processing')";
+/// How many of the newest prompts `GET /messages` shows besides the open ones.
+const HISTORY: i64 = 200;
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS prompts (
@@ -52,6 +57,7 @@ const SCHEMA: &[&str] = &[
         UNIQUE (epoch, local_seq)
     )",
     "CREATE INDEX IF NOT EXISTS events_by_turn ON events (turn_id, seq)",
+    "CREATE INDEX IF NOT EXISTS prompts_by_state ON prompts (state)",
     "CREATE TABLE IF NOT EXISTS runner_epochs (epoch TEXT PRIMARY KEY, acked INTEGER NOT NULL)",
 ];
 
@@ -275,11 +281,68 @@ impl Store {
         })
     }
 
-    /// The whole queue, in creation order.
+    /// The open part of the queue (prompts waiting or running), in creation order:
+    /// what every queue operation works on. Finished prompts are never loaded for
+    /// them, so a session's long history costs nothing per prompt.
     pub fn queue(&self) -> Result<PromptQueue> {
+        self.prompts_where(&format!("state IN {OPEN_STATES}"), Vec::new())
+    }
+
+    /// The open queue and the prompt `id` whatever its state (so that editing or
+    /// cancelling a finished prompt is told why it cannot be, not that it is
+    /// unknown).
+    pub fn queue_with(&self, id: &str) -> Result<PromptQueue> {
+        self.prompts_where(&format!("state IN {OPEN_STATES} OR id = ?"), vec![text(id)])
+    }
+
+    /// What `GET /messages` shows: the open queue and the newest [`HISTORY`]
+    /// prompts, oldest first.
+    pub fn recent_queue(&self) -> Result<PromptQueue> {
+        self.prompts_where(
+            &format!(
+                "state IN {OPEN_STATES} OR rowid > (SELECT COALESCE(MAX(rowid), 0) FROM prompts) - {HISTORY}"
+            ),
+            Vec::new(),
+        )
+    }
+
+    /// Token usage and time of every finished turn, added up in SQL.
+    pub fn usage_totals(&self) -> Result<UsageTotals> {
+        #[derive(Deserialize)]
+        struct Totals {
+            input: Option<i64>,
+            output: Option<i64>,
+            duration: Option<i64>,
+            turns: i64,
+        }
+        let rows: Vec<Totals> = self
+            .sql
+            .exec(
+                "SELECT SUM(usage_input) AS input, SUM(usage_output) AS output, \
+                 SUM(duration_ms) AS duration, COUNT(*) AS turns FROM prompts \
+                 WHERE state IN ('done', 'failed', 'aborted')",
+                None,
+            )?
+            .to_array()?;
+        let totals = rows.into_iter().next();
+        let count = |value: Option<i64>| u64::try_from(value.unwrap_or(0)).unwrap_or(0);
+        Ok(
+            totals.map_or_else(UsageTotals::default, |totals| UsageTotals {
+                input_tokens: count(totals.input),
+                output_tokens: count(totals.output),
+                duration_ms: count(totals.duration),
+                turns: count(Some(totals.turns)),
+            }),
+        )
+    }
+
+    fn prompts_where(&self, condition: &str, args: Vec<SqlStorageValue>) -> Result<PromptQueue> {
         let rows: Vec<PromptRow> = self
             .sql
-            .exec("SELECT * FROM prompts ORDER BY rowid", None)?
+            .exec(
+                &format!("SELECT * FROM prompts WHERE {condition} ORDER BY rowid"),
+                args,
+            )?
             .to_array()?;
         let prompts = rows
             .into_iter()
