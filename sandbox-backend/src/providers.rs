@@ -56,6 +56,7 @@ pub mod local;
 pub mod modal;
 pub mod railway;
 pub mod remote;
+pub mod shell;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -71,6 +71,7 @@ use crate::agent::egress::EgressPolicy;
 use crate::agent::wire::Request;
 use crate::exec::{ExecPlan, ExecRun, run};
 use crate::files::{self, WorkspacePath};
+use crate::providers::shell::shell_quote;
 
 pub const NAME: &str = "local";
 
@@ -1606,11 +1607,6 @@ fn tail(text: &str, max: usize) -> &str {
         start += 1;
     }
     &text[start..]
-}
-
-/// `text` as one single-quoted shell word.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 #[cfg(test)]
