@@ -15,7 +15,6 @@
 
 #![recursion_limit = "256"]
 
-pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::Config;
+use crate::providers::local::sandbox_agent::egress::EgressPolicy;
 use crate::providers::local::{LocalProvider, LocalProviderError, LocalSettings};
 use crate::providers::{self, Provider, Registry};
 use crate::sandboxes::Sandboxes;
@@ -94,9 +95,9 @@ impl AppState {
             );
         }
         settings.egress = Arc::new(
-            crate::agent::egress::EgressPolicy::with_allow_list(&config.isolated_allow).map_err(
-                |error| StartError::Providers(format!("SANDBOX_ISOLATED_ALLOW: {error}")),
-            )?,
+            EgressPolicy::with_allow_list(&config.isolated_allow).map_err(|error| {
+                StartError::Providers(format!("SANDBOX_ISOLATED_ALLOW: {error}"))
+            })?,
         );
         let provider = LocalProvider::start(settings).await?;
         let runner_bin = absolute(&config.runner_bin);

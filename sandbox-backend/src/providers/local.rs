@@ -1,5 +1,5 @@
 //! The local provider: sandboxes are directories on this host, each run by one
-//! long-lived bubblewrap instance with an agent inside ([`crate::agent`]) that starts
+//! long-lived bubblewrap instance with an agent inside ([`sandbox_agent`]) that starts
 //! commands on request, so a command costs a fork inside existing namespaces.
 //!
 //! Layout of a sandbox's directory (`<data>/sandboxes/<id>/`, owner-only):
@@ -40,6 +40,7 @@ pub mod host_user;
 pub mod launch;
 pub mod limits;
 mod opencode_sandbox;
+pub mod sandbox_agent;
 pub mod seccomp;
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,13 +63,13 @@ use self::cgroups::Cgroups;
 use self::disk::DiskState;
 use self::host_user::HostUser;
 use self::limits::{ResourceLimits, find_prlimit};
+use self::sandbox_agent::client::{self as agent, Spawn, Stdin};
+use self::sandbox_agent::egress::EgressPolicy;
+use self::sandbox_agent::wire::Request;
 use super::{
     BuiltTemplate, Capabilities, Provider, ProviderError, ProviderHandle, Reconciled,
     RunnerPlacement, SandboxSpec, StdinStream, TemplateBuild,
 };
-use crate::agent::client::{self as agent, Spawn, Stdin};
-use crate::agent::egress::EgressPolicy;
-use crate::agent::wire::Request;
 use crate::exec::{ExecPlan, ExecRun, run};
 use crate::files::{self, WorkspacePath};
 use crate::providers::shell::shell_quote;
@@ -506,7 +507,7 @@ impl LocalProvider {
         if sandbox.network != NetworkMode::Isolated {
             return;
         }
-        let task = tokio::spawn(crate::agent::egress::pool(
+        let task = tokio::spawn(self::sandbox_agent::egress::pool(
             LocalProvider::socket(sandbox),
             self.settings.egress.clone(),
         ));

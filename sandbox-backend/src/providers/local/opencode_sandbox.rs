@@ -16,9 +16,10 @@
 //!   its `.opencode/` (plugins and agents OpenCode would load from the project,
 //!   whatever its settings say) is an empty read-only mount there, which the runner
 //!   checks is still in place (`OpencodePlacement::masked_dir`);
-//! - `$SHELL` is the tool shell ([`crate::agent::tool_shell`]): every command OpenCode
-//!   runs goes through the tool relay ([`crate::agent::tool_relay`], served by the
-//!   backend on `/run/nightshift/tools.sock` there) into the session's sandbox, with
+//! - `$SHELL` is the tool shell ([`super::sandbox_agent::tool_shell`]): every
+//!   command OpenCode runs goes through the tool relay
+//!   ([`super::sandbox_agent::tool_relay`], served by the backend on
+//!   `/run/nightshift/tools.sock` there) into the session's sandbox, with
 //!   the session's environment and network, where OpenCode's processes do not exist.
 //!
 //! It joins its session's resource-control groups, so the budget covers both.
@@ -28,13 +29,13 @@ use std::path::PathBuf;
 use nightshift_protocol::sandbox::{NetworkMode, OpencodePlacement};
 
 use super::bubblewrap::{OPENCODE_PROJECT_MASK, SANDBOX_AGENT};
+use super::sandbox_agent::tool_relay;
+use super::sandbox_agent::tool_shell::{TOOL_SHELL, TOOL_SOCKET_NAME};
+use super::sandbox_agent::wire::Request;
 use super::{
     LaunchDirs, LocalHandle, LocalProvider, SOCKETS_DIR_NAME, agent, alive, cgroup_name,
     kill_sandbox, parse_handle,
 };
-use crate::agent::tool_relay;
-use crate::agent::tool_shell::{TOOL_SHELL, TOOL_SOCKET_NAME};
-use crate::agent::wire::Request;
 use crate::providers::{ProviderError, SandboxSpec};
 
 /// The directory of OpenCode's sandbox inside its session sandbox's directory.
