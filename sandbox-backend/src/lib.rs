@@ -5,17 +5,16 @@
 //! Layers, top to bottom: [`routes`] (thin axum handlers, bearer auth in [`auth`]) call
 //! [`sandboxes::Sandboxes`], which owns the lifecycle rules for every provider (one
 //! operation at a time per sandbox, destroyed is final, runner supervision in
-//! [`runner`], exec'd processes killed on stop); below it a [`providers::Provider`]
-//! does the provider-specific work (the [`providers::local`] one with bubblewrap).
-//! Plain logic (exec planning, path confinement, back-off, the transition table) is
-//! unit-tested on its own.
+//! [`runner_supervision`], exec'd processes killed on stop); below it a
+//! [`providers::Provider`] does the provider-specific work (the [`providers::local`]
+//! one with bubblewrap). Plain logic (exec planning, path confinement, back-off, the
+//! transition table) is unit-tested on its own.
 //!
 //! This crate speaks the wire types of `nightshift-protocol` and depends on no other
 //! Nightshift crate; nothing in it knows about the Worker beyond the runner's config.
 
 #![recursion_limit = "256"]
 
-pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -24,7 +23,7 @@ pub mod files;
 pub mod process;
 pub mod providers;
 pub mod routes;
-pub mod runner;
+pub mod runner_supervision;
 pub mod sandboxes;
 pub mod state;
 

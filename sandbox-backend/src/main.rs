@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use sandbox_backend::providers::local::{launch, sandbox_agent};
 use sandbox_backend::{AppState, Config, app};
 use tokio_util::sync::CancellationToken;
 
@@ -23,19 +24,19 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Inside OpenCode's sandbox, as its `$SHELL`: runs the command in the session's
     // sandbox instead.
-    if sandbox_backend::agent::tool_shell::invoked_as_tool_shell(&argv0) {
-        return sandbox_backend::agent::tool_shell::main(&args);
+    if sandbox_agent::tool_shell::invoked_as_tool_shell(&argv0) {
+        return sandbox_agent::tool_shell::main(&args);
     }
     match args.first().map(String::as_str) {
         // Inside a sandbox: its agent.
-        Some("__agent") => return sandbox_backend::agent::server::main(&args[1..]),
+        Some("__agent") => return sandbox_agent::server::main(&args[1..]),
         // The local provider's `command_wrapper`.
-        Some("enter") => return sandbox_backend::agent::enter::main(&args[1..]),
-        // Joins resource-control groups, then becomes the given command.
+        Some("enter") => return sandbox_agent::enter::main(&args[1..]),
         // Inside a sandbox: byte bridges between the runner and services in it.
-        Some("__connect") => return sandbox_backend::agent::bridge::connect_main(&args[1..]),
-        Some("__listen") => return sandbox_backend::agent::bridge::listen_main(&args[1..]),
-        Some("__launch") => return sandbox_backend::providers::local::launch::main(&args[1..]),
+        Some("__connect") => return sandbox_agent::bridge::connect_main(&args[1..]),
+        Some("__listen") => return sandbox_agent::bridge::listen_main(&args[1..]),
+        // Joins resource-control groups, then becomes the given command.
+        Some("__launch") => return launch::main(&args[1..]),
         _ => {}
     }
     serve_main()

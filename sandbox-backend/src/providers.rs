@@ -51,10 +51,12 @@
 //! reason (`Harness::skipped`).
 
 pub mod docker;
+mod error;
 pub mod local;
 pub mod modal;
 pub mod railway;
 pub mod remote;
+pub mod shell;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -67,6 +69,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::WorkspacePath;
+
+pub use self::error::ProviderError;
 
 /// What a provider can do, so callers can refuse unsupported requests up front. The
 /// wire type of `GET /v1/providers`.
@@ -174,45 +178,6 @@ pub struct RunnerPlacement {
     /// Where OpenCode runs, when apart from the commands it runs (see
     /// `RunnerBootConfig::opencode`).
     pub opencode: Option<OpencodePlacement>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    #[error("invalid path: {0}")]
-    InvalidPath(String),
-    #[error("no such file in the workspace: {0}")]
-    FileNotFound(String),
-    #[error("not a regular file: {0}")]
-    NotAFile(String),
-    #[error("{0}")]
-    Unavailable(String),
-    /// The provider does not implement this operation (answered as a 400).
-    #[error("{0}")]
-    Unsupported(String),
-    /// The request cannot be honoured by this provider (answered as a 400).
-    #[error("{0}")]
-    InvalidRequest(String),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-}
-
-impl ProviderError {
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> ProviderError {
-        ProviderError::Io {
-            context: context.into(),
-            source,
-        }
-    }
-
-    /// The default answer of an operation a provider does not implement.
-    pub fn unsupported(provider: &str, operation: &str) -> ProviderError {
-        ProviderError::Unsupported(format!(
-            "the {provider} provider does not support {operation}"
-        ))
-    }
 }
 
 #[async_trait]

@@ -39,7 +39,7 @@ use crate::error::ApiError;
 use crate::exec::ExecPlan;
 use crate::files::WorkspacePath;
 use crate::providers::{Provider, Registry, SandboxSpec};
-use crate::runner::{RunnerCommand, RunnerObserver, RunnerSupervisor};
+use crate::runner_supervision::{RunnerCommand, RunnerObserver, RunnerSupervisor};
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::Config;
-use crate::providers::local::{LocalProvider, LocalProviderError, LocalSettings};
+use crate::providers::local::sandbox_agent::egress::EgressPolicy;
+use crate::providers::local::{self, LocalProviderError, LocalSettings};
 use crate::providers::{self, Provider, Registry};
 use crate::sandboxes::Sandboxes;
 use crate::sandboxes::store::{Store, StoreError};
@@ -94,11 +95,11 @@ impl AppState {
             );
         }
         settings.egress = Arc::new(
-            crate::agent::egress::EgressPolicy::with_allow_list(&config.isolated_allow).map_err(
-                |error| StartError::Providers(format!("SANDBOX_ISOLATED_ALLOW: {error}")),
-            )?,
+            EgressPolicy::with_allow_list(&config.isolated_allow).map_err(|error| {
+                StartError::Providers(format!("SANDBOX_ISOLATED_ALLOW: {error}"))
+            })?,
         );
-        let provider = LocalProvider::start(settings).await?;
+        let local = local::start(settings).await?;
         let runner_bin = absolute(&config.runner_bin);
         if !runner_bin.is_file() {
             tracing::warn!(
@@ -107,7 +108,7 @@ impl AppState {
             );
         }
         let store = Store::open(&data_dir)?;
-        let mut all: Vec<Arc<dyn Provider>> = vec![Arc::new(provider)];
+        let mut all: Vec<Arc<dyn Provider>> = vec![local];
         all.extend(remote);
         let registry =
             Registry::new(all, &config.default_provider).map_err(StartError::Providers)?;

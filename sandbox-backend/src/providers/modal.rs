@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::client::ModalClient;
 use super::remote::{self, RemoteEvent};
+use super::shell::shell_quote;
 use super::{
     BuiltTemplate, Capabilities, ProviderError, ProviderHandle, Reconciled, RunnerPlacement,
     SandboxSpec, StdinStream, TemplateBuild, Tunnel,
@@ -631,7 +632,7 @@ pub fn template_dockerfile(
             "apt" | "pip" | "npm" => by_manager
                 .entry(manager)
                 .or_default()
-                .push(remote::shell_quote(name)),
+                .push(shell_quote(name)),
             other => {
                 return Err(ProviderError::InvalidRequest(format!(
                     "package manager {other:?} is not supported (apt, pip, npm)"
@@ -661,7 +662,7 @@ pub fn template_dockerfile(
     let mut env = String::new();
     for (name, value) in &spec.env {
         env.push(' ');
-        env.push_str(&remote::shell_quote(&format!("{name}={value}")));
+        env.push_str(&shell_quote(&format!("{name}={value}")));
     }
     for command in &spec.commands {
         if command.contains('\n') {
@@ -671,8 +672,8 @@ pub fn template_dockerfile(
         }
         lines.push(format!(
             "RUN mkdir -p {dir} && cd {dir} && env{env} sh -c {command}",
-            dir = remote::shell_quote(&workdir),
-            command = remote::shell_quote(command),
+            dir = shell_quote(&workdir),
+            command = shell_quote(command),
         ));
     }
     Ok(lines)

@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::client::RailwayClient;
 use super::remote::{self, RemoteEvent};
+use super::shell::shell_quote;
 use super::{
     BuiltTemplate, Capabilities, ProviderError, ProviderHandle, Reconciled, RunnerPlacement,
     SandboxSpec, StdinStream, TemplateBuild,
@@ -509,10 +510,7 @@ impl super::Provider for RailwayProvider {
             }
         };
         // The Dockerfile's RUN lines are the shell instructions Railway runs.
-        let mut instructions = vec![format!(
-            "mkdir -p {}",
-            remote::shell_quote(&self.config.workspace)
-        )];
+        let mut instructions = vec![format!("mkdir -p {}", shell_quote(&self.config.workspace))];
         instructions.extend(
             super::modal::template_dockerfile("base", &self.config.workspace, &build.spec)?
                 .into_iter()

@@ -25,6 +25,7 @@ use crate::exec::utf8::Utf8Chunker;
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::{MAX_FILE_BYTES, WorkspacePath};
 use crate::providers::ProviderError;
+use crate::providers::shell::shell_quote;
 
 /// Where the workspace lives inside a remote sandbox (its image's working directory).
 pub const DEFAULT_WORKSPACE: &str = "/workspace";
@@ -35,18 +36,6 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Creating a sandbox may pull an image or boot a VM.
 pub const CREATE_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Quotes `text` for a POSIX shell.
-pub fn shell_quote(text: &str) -> String {
-    if !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@+%".contains(&b))
-    {
-        return text.to_string();
-    }
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
 
 /// The working directory of a plan inside the remote sandbox.
 pub fn plan_cwd(workspace: &str, plan: &ExecPlan) -> String {
@@ -389,17 +378,6 @@ pub fn file_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting_survives_a_shell() {
-        for text in ["plain", "with space", "it's", "$HOME", "a\"b", "", "*"] {
-            let output = std::process::Command::new("sh")
-                .args(["-c", &format!("printf %s {}", shell_quote(text))])
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8(output.stdout).unwrap(), text);
-        }
-    }
 
     #[test]
     fn command_lines_set_env_cwd_and_a_process_group() {

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::processes::ProcessTable;
 use super::record::{RunnerState, SandboxRecord, TOKEN_REJECTED_MESSAGE};
 use super::store::{Store, StoreError};
-use crate::runner::{RunnerEvent, RunnerSupervisor};
+use crate::runner_supervision::{RunnerEvent, RunnerSupervisor};
 
 /// How long a stop waits for killed commands to be reaped.
 const EXEC_STOP_TIMEOUT: Duration = Duration::from_secs(10);

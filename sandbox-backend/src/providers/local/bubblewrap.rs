@@ -257,7 +257,7 @@ impl Bubblewrap {
             argv.extend([
                 "--ro-bind".into(),
                 agent.display().to_string(),
-                crate::agent::tool_shell::TOOL_SHELL.into(),
+                super::sandbox_agent::tool_shell::TOOL_SHELL.into(),
             ]);
         }
         if let Some(sockets) = layout.sockets {

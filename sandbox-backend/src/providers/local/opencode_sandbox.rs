@@ -16,9 +16,10 @@
 //!   its `.opencode/` (plugins and agents OpenCode would load from the project,
 //!   whatever its settings say) is an empty read-only mount there, which the runner
 //!   checks is still in place (`OpencodePlacement::masked_dir`);
-//! - `$SHELL` is the tool shell ([`crate::agent::tool_shell`]): every command OpenCode
-//!   runs goes through the tool relay ([`crate::agent::tool_relay`], served by the
-//!   backend on `/run/nightshift/tools.sock` there) into the session's sandbox, with
+//! - `$SHELL` is the tool shell ([`super::sandbox_agent::tool_shell`]): every
+//!   command OpenCode runs goes through the tool relay
+//!   ([`super::sandbox_agent::tool_relay`], served by the backend on
+//!   `/run/nightshift/tools.sock` there) into the session's sandbox, with
 //!   the session's environment and network, where OpenCode's processes do not exist.
 //!
 //! It joins its session's resource-control groups, so the budget covers both.
@@ -27,14 +28,16 @@ use std::path::PathBuf;
 
 use nightshift_protocol::sandbox::{NetworkMode, OpencodePlacement};
 
+use super::LocalProvider;
 use super::bubblewrap::{OPENCODE_PROJECT_MASK, SANDBOX_AGENT};
-use super::{
-    LaunchDirs, LocalHandle, LocalProvider, SOCKETS_DIR_NAME, agent, alive, cgroup_name,
-    kill_sandbox, parse_handle,
-};
-use crate::agent::tool_relay;
-use crate::agent::tool_shell::{TOOL_SHELL, TOOL_SOCKET_NAME};
-use crate::agent::wire::Request;
+use super::environment::user_env;
+use super::handle::{LocalHandle, end_sandbox, kill_sandbox, parse_handle};
+use super::launcher::{LaunchDirs, SOCKETS_DIR_NAME, cgroup_name};
+use super::sandbox_agent::client as agent;
+use super::sandbox_agent::tool_relay;
+use super::sandbox_agent::tool_shell::{TOOL_SHELL, TOOL_SOCKET_NAME};
+use super::sandbox_agent::wire::Request;
+use super::sandbox_dir;
 use crate::providers::{ProviderError, SandboxSpec};
 
 /// The directory of OpenCode's sandbox inside its session sandbox's directory.
@@ -81,7 +84,7 @@ pub(super) fn placement(provider: &LocalProvider, sandbox: &SandboxSpec) -> Open
 /// The environment of everything started in OpenCode's sandbox: the sandbox user's,
 /// with the tool shell as `$SHELL` (no egress proxy: it has no network).
 fn environment() -> std::collections::BTreeMap<String, String> {
-    let mut env = LocalProvider::user_env();
+    let mut env = user_env();
     env.insert("SHELL".to_string(), TOOL_SHELL.to_string());
     env
 }
@@ -92,15 +95,13 @@ pub(super) async fn ensure(
     provider: &LocalProvider,
     sandbox: &SandboxSpec,
 ) -> Result<(), ProviderError> {
-    let Some(launcher) = &provider.launcher else {
-        return Ok(());
-    };
+    let launcher = &provider.launcher;
     let dir = dir(sandbox);
     let socket = socket(sandbox);
     if agent::simple(&socket, &Request::Ping).await.is_err() {
         let home = dir.join("home");
         let sockets = sockets(sandbox);
-        let workspace = LocalProvider::workspace(sandbox);
+        let workspace = sandbox_dir::workspace(sandbox);
         // Its session's groups, so one budget covers both.
         let cgroup = parse_handle(&sandbox.handle)
             .and_then(|handle| handle.cgroup)
@@ -144,35 +145,24 @@ pub(super) async fn ensure(
         user.give(&relay_socket)
             .map_err(|error| ProviderError::io("cannot give the tool relay away", error))?;
     }
-    let task = tokio::spawn(tool_relay::serve(listener, LocalProvider::socket(sandbox)));
-    if let Some(old) = provider.lock_relays().insert(key(sandbox), task) {
-        old.abort();
-    }
+    let task = tokio::spawn(tool_relay::serve(listener, sandbox_dir::socket(sandbox)));
+    provider.relays.insert(key(sandbox), task);
     Ok(())
 }
 
 /// Ends OpenCode's sandbox, if one runs beside `sandbox`.
 pub(super) async fn halt(provider: &LocalProvider, sandbox: &SandboxSpec) {
     provider.lock_holds().remove(&key(sandbox));
-    if let Some(task) = provider.lock_relays().remove(&key(sandbox)) {
-        task.abort();
-    }
+    provider.relays.abort(&key(sandbox));
     let dir = dir(sandbox);
     if !dir.is_dir() {
         return;
     }
     let socket = socket(sandbox);
-    let _ = agent::shutdown(&socket).await;
     let handle: Option<LocalHandle> = std::fs::read(dir.join(HANDLE_FILE))
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-    if let Some(handle) = &handle {
-        let deadline = std::time::Instant::now() + super::STOP_TIMEOUT;
-        while alive(handle) && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        kill_sandbox(handle).await;
-    }
+    end_sandbox(&socket, handle.as_ref()).await;
     let _ = std::fs::remove_file(dir.join(HANDLE_FILE));
     let _ = std::fs::remove_file(&socket);
 }

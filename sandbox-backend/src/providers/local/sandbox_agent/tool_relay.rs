@@ -77,7 +77,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
-    use crate::agent::wire::{read_frame, write_request};
+    use crate::providers::local::sandbox_agent::wire::{read_frame, write_request};
 
     async fn relay_to_fake_agent() -> (tempfile::TempDir, PathBuf, tokio::net::UnixListener) {
         let dir = tempfile::tempdir().unwrap();
