@@ -198,6 +198,18 @@ pub struct LocalProvider {
 }
 
 impl LocalProvider {
+    /// The argv prefix (ending in `--`) that runs a command inside the sandbox whose
+    /// agent listens on `socket`.
+    pub(super) fn enter_prefix(&self, socket: &std::path::Path) -> Vec<String> {
+        vec![
+            self.settings.agent_bin.display().to_string(),
+            "enter".into(),
+            "--socket".into(),
+            socket.display().to_string(),
+            "--".into(),
+        ]
+    }
+
     /// Starts a command through the sandbox's agent, unless the sandbox is over its
     /// disk budget.
     async fn run_command(
@@ -299,13 +311,7 @@ impl Provider for LocalProvider {
     }
 
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement {
-        let command_wrapper = vec![
-            self.settings.agent_bin.display().to_string(),
-            "enter".into(),
-            "--socket".into(),
-            socket(sandbox).display().to_string(),
-            "--".into(),
-        ];
+        let command_wrapper = self.enter_prefix(&socket(sandbox));
         RunnerPlacement {
             workspace_dir: workspace(sandbox).display().to_string(),
             sandbox_workspace_dir: SANDBOX_WORKSPACE.into(),

@@ -64,13 +64,7 @@ fn key(sandbox: &SandboxSpec) -> String {
 
 /// What the runner needs to start and reach OpenCode there.
 pub(super) fn placement(provider: &LocalProvider, sandbox: &SandboxSpec) -> OpencodePlacement {
-    let command_wrapper = vec![
-        provider.settings.agent_bin.display().to_string(),
-        "enter".into(),
-        "--socket".into(),
-        socket(sandbox).display().to_string(),
-        "--".into(),
-    ];
+    let command_wrapper = provider.enter_prefix(&socket(sandbox));
     let mut bridge = command_wrapper.clone();
     bridge.push(SANDBOX_AGENT.into());
     OpencodePlacement {
