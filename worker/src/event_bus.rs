@@ -5,33 +5,56 @@
 //! It keeps nothing: an event reaches the streams open when it is published, and a
 //! browser that (re)connects loads the list first. Publishers are the Worker (a
 //! session was created) and each `SessionAgent` (its status or title changed).
+//! Each stream has a bounded outbox (`crate::sse`): one that falls too far behind
+//! is closed, and its browser reconnects and reloads the list. A user holds at most
+//! `MAX_OPEN_STREAMS` of these streams at once (429 `quota_exceeded` beyond).
 //!
-//! Internal routes: `GET /events` (the stream) and `POST /publish` (one event).
+//! Internal routes: `GET /events` (the stream, for the user the Worker names) and
+//! `POST /publish` (one event).
 
+use std::rc::Rc;
+
+use nightshift_protocol::ErrorCode;
 use nightshift_protocol::events::SessionListEvent;
 use nightshift_session::event_log::sse_data_frame;
+use nightshift_session::streams::may_open_stream;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
 use crate::api_error::{ApiError, json};
-use crate::body;
 use crate::sse::{self, Subscribers};
+use crate::{body, config};
 
 #[durable_object(fetch)]
 pub struct EventBus {
-    subscribers: Subscribers,
+    env: Env,
+    subscribers: Rc<Subscribers>,
 }
 
 impl DurableObject for EventBus {
-    fn new(_state: State, _env: Env) -> Self {
+    fn new(_state: State, env: Env) -> Self {
         Self {
-            subscribers: Subscribers::new(),
+            env,
+            subscribers: Rc::new(Subscribers::new()),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let path = req.path();
         match (req.method(), path.as_str()) {
-            (Method::Get, "/events") => sse::response(self.subscribers.subscribe(Vec::new())),
+            (Method::Get, "/events") => {
+                let user_id = crate::session_agent::presence::viewer_of(&req)
+                    .map(|viewer| viewer.user_id)
+                    .unwrap_or_default();
+                let cap = config::max_open_streams(&self.env);
+                if !may_open_stream(self.subscribers.count_of(&user_id), cap) {
+                    let message = format!(
+                        "you already have {cap} session-list streams open (MAX_OPEN_STREAMS); \
+                         close one first"
+                    );
+                    return Ok(ApiError::new(ErrorCode::QuotaExceeded, message).into_response());
+                }
+                sse::live_response(self.subscribers.open(&user_id))
+            }
             (Method::Post, "/publish") => {
                 let event: SessionListEvent = match body::read_json(&mut req).await {
                     Ok(event) => event,

@@ -78,6 +78,12 @@ pub struct AnswerQuestion {
     pub answered_by: Option<String>,
 }
 
+/// `POST /streams/close`: the users whose open streams of the session must end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseStreams {
+    pub user_ids: Vec<String>,
+}
+
 fn session_agent(env: &Env, session_id: &str) -> worker::Result<Stub> {
     env.durable_object("SESSION_AGENT")?
         .id_from_name(session_id)?
@@ -137,10 +143,34 @@ fn event_bus(env: &Env) -> worker::Result<Stub> {
     env.durable_object("EVENT_BUS")?.get_by_name(BUS_NAME)
 }
 
-/// Opens the session-list stream of the `EventBus`.
-pub async fn subscribe_to_bus(env: &Env) -> ApiResult<Response> {
+/// Ends the open streams of `user_ids` on a session (they lost access to it). Best
+/// effort: a failure is logged, and the session's periodic access check ends them
+/// anyway.
+pub async fn close_streams(env: &Env, session_id: &str, user_ids: &[String]) {
+    if user_ids.is_empty() {
+        return;
+    }
+    let body = CloseStreams {
+        user_ids: user_ids.to_vec(),
+    };
+    if let Err(error) =
+        call_agent(env, session_id, Method::Post, "/streams/close", Some(&body)).await
+    {
+        worker::console_warn!(
+            "closing streams of session {session_id} failed: {}",
+            error.message
+        );
+    }
+}
+
+/// Opens the session-list stream of the `EventBus` for `user_id`.
+pub async fn subscribe_to_bus(env: &Env, user_id: &str) -> ApiResult<Response> {
     let stub = event_bus(env)?;
-    let request = Request::new(&format!("{BUS_ORIGIN}/events"), Method::Get)?;
+    let headers = Headers::new();
+    headers.set(crate::session_agent::presence::VIEWER_ID_HEADER, user_id)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let request = Request::new_with_init(&format!("{BUS_ORIGIN}/events"), &init)?;
     with_timeout(AGENT_CALL_TIMEOUT, stub.fetch_with_request(request))
         .await
         .map_err(|timed_out| {

@@ -104,6 +104,10 @@ pub async fn runner_link(req: &Request, env: &Env, grant: &RunnerGrant) -> ApiRe
 
 /// `GET /api/events`: session-list changes, live.
 pub async fn session_list_events(env: &Env, user: &User) -> ApiResult<Response> {
-    let response = internal::subscribe_to_bus(env).await?;
+    let response = internal::subscribe_to_bus(env, &user.id).await?;
+    if response.status_code() != 200 {
+        // A refusal (the stream cap) is an error envelope, not a stream to filter.
+        return Err(crate::api_error::from_response(response).await);
+    }
     crate::session_access::narrow_list_stream(env, user, response)
 }

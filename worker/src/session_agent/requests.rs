@@ -1,8 +1,8 @@
 //! The internal routes the Worker calls on a `SessionAgent` (see
 //! `crate::internal`): `POST /init`, `POST /messages`, `GET /messages`,
 //! `PATCH /messages/{id}`, `DELETE /messages/{id}`, `POST /abort`, `PATCH /settings`,
-//! `POST /questions/{id}/answer`, `GET /events?after=N`, `GET`/`POST`/`DELETE
-//! /presence` and `GET /runner`. The handlers that control turns live in
+//! `POST /questions/{id}/answer`, `GET /events?after=N`, `POST /streams/close`,
+//! `GET`/`POST`/`DELETE /presence` and `GET /runner`. The handlers that control turns live in
 //! [`super::control`]; presence leases in [`super::presence`].
 //!
 //! The Worker has already authenticated the caller, validated bodies and checked
@@ -14,14 +14,15 @@ use nightshift_protocol::api::MessageList;
 use nightshift_protocol::events::EventBody;
 use nightshift_session::event_log::{parse_replay_position, sse_frame};
 use nightshift_session::queue::QueueError;
+use nightshift_session::streams::may_open_stream;
 use worker::{Method, Request, Response};
 
 use super::presence::{self, DEFAULT_LEASE_MS};
 use super::storage::{Published, PublishedAgent};
 use super::{SessionAgent, control};
 use crate::api_error::{ApiError, ApiResult, json};
-use crate::internal::{InitSession, SESSION_ID_HEADER};
-use crate::{body, clock, sse};
+use crate::internal::{CloseStreams, InitSession, SESSION_ID_HEADER};
+use crate::{body, clock, config, sse};
 
 impl SessionAgent {
     pub(super) async fn route(&self, mut req: Request) -> ApiResult<Response> {
@@ -76,6 +77,7 @@ impl SessionAgent {
                 }
                 Ok(json(200, &self.presence.viewers()))
             }
+            (Method::Post, "/streams/close") => self.close_streams(&mut req).await,
             (Method::Get, "/runner") => Ok(self.accept_runner(&req).await?),
             (_, path) => Err(ApiError::not_found(format!("no session route {path}"))),
         }
@@ -151,8 +153,9 @@ impl SessionAgent {
         }
     }
 
-    /// The event stream: the backlog after `after`, then live. Reading the backlog
-    /// and registering the subscriber happen in one synchronous step.
+    /// The event stream: the log after `after`, replayed a page at a time, then live
+    /// (see [`crate::sse`]). Refused with 429 `quota_exceeded` when the viewer already
+    /// holds `MAX_OPEN_STREAMS` streams of this session; nothing changes then.
     fn events(&self, req: &Request) -> ApiResult<Response> {
         let after = req
             .url()?
@@ -163,14 +166,51 @@ impl SessionAgent {
         let after = parse_replay_position(&after).ok_or_else(|| {
             ApiError::new(ErrorCode::InvalidRequest, format!("bad event id `{after}`"))
         })?;
-        let backlog = self
-            .store
-            .events_after(after)?
-            .iter()
-            .map(sse_frame)
-            .collect::<Result<Vec<_>, _>>()?;
-        let frames = self.subscribers.subscribe(backlog);
-        Ok(sse::response(frames)?)
+        // Streams the Worker opens name their viewer; an unnamed caller counts as one.
+        let user_id = presence::viewer_of(req)
+            .map(|viewer| viewer.user_id)
+            .unwrap_or_default();
+        let cap = config::max_open_streams(&self.env);
+        if !may_open_stream(self.subscribers.count_of(&user_id), cap) {
+            return Err(ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "you already have {cap} streams of this session open (MAX_OPEN_STREAMS); \
+                     close one first"
+                ),
+            ));
+        }
+        let slot = self.subscribers.open(&user_id);
+        // The caller sets the alarm for the access check (with the presence lease).
+        self.stream_opened();
+        let store = self.store.clone();
+        let read_page = move |after: u64, limit: usize| -> Result<sse::Page, String> {
+            let events = store
+                .events_after(after, limit)
+                .map_err(|error| error.to_string())?;
+            events
+                .iter()
+                .map(|event| {
+                    sse_frame(event)
+                        .map(|frame| (event.seq, frame))
+                        .map_err(|error| error.to_string())
+                })
+                .collect()
+        };
+        Ok(sse::replay_response(slot, after, read_page)?)
+    }
+
+    /// `POST /streams/close`: ends the open streams of the users named who may no
+    /// longer see the session (the Worker calls it when it revokes access).
+    async fn close_streams(&self, req: &mut Request) -> ApiResult<Response> {
+        let CloseStreams { user_ids } = body::read_json(req).await?;
+        let closed = self
+            .subscribers
+            .close_where(|user_id| user_ids.iter().any(|gone| gone == user_id));
+        for user_id in &user_ids {
+            self.presence.leave(user_id, &self.subscribers);
+        }
+        Ok(json(200, &serde_json::json!({ "closed": closed })))
     }
 
     /// Grants or renews the lease of the viewer the Worker named (see
