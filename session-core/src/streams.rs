@@ -34,6 +34,11 @@ pub const FRAME_OVERHEAD_BYTES: usize = 64;
 /// Open streams a user may hold at once, unless configured otherwise.
 pub const DEFAULT_MAX_OPEN_STREAMS: usize = 20;
 
+/// How long a stream lasts before the server ends it (the client reconnects where
+/// it left off), unless configured otherwise: this bounds how long the slot of a
+/// client that vanished unnoticed stays taken.
+pub const DEFAULT_STREAM_MAX_AGE_MS: i64 = 5 * 60 * 1000;
+
 /// Where a replay stands: everything up to `after` has been given to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Replay {

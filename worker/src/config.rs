@@ -6,7 +6,7 @@
 
 use nightshift_session::runner_intake::{DEFAULT_SILENT_AFTER_MS, INTAKE_PER_SEC, IntakeBucket};
 use nightshift_session::runner_token::RunnerTokenKey;
-use nightshift_session::streams::DEFAULT_MAX_OPEN_STREAMS;
+use nightshift_session::streams::{DEFAULT_MAX_OPEN_STREAMS, DEFAULT_STREAM_MAX_AGE_MS};
 use worker::{Env, Request};
 
 use crate::api_error::{ApiError, ApiResult};
@@ -93,4 +93,13 @@ pub fn runner_intake_bucket(env: &Env, now_ms: i64) -> IntakeBucket {
         .filter(|rate| rate.is_finite() && *rate > 0.0)
         .unwrap_or(INTAKE_PER_SEC);
     IntakeBucket::new(now_ms, per_sec * 10.0, per_sec)
+}
+
+/// How long a stream lasts before the server ends it (`STREAM_MAX_AGE_MS`, default
+/// [`DEFAULT_STREAM_MAX_AGE_MS`]); clients reconnect where they left off.
+pub fn stream_max_age_ms(env: &Env) -> i64 {
+    var(env, "STREAM_MAX_AGE_MS")
+        .and_then(|value| value.parse().ok())
+        .filter(|ms: &i64| *ms > 0)
+        .unwrap_or(DEFAULT_STREAM_MAX_AGE_MS)
 }

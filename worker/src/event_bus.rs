@@ -46,14 +46,16 @@ impl DurableObject for EventBus {
                     .map(|viewer| viewer.user_id)
                     .unwrap_or_default();
                 let cap = config::max_open_streams(&self.env);
-                if !may_open_stream(self.subscribers.count_of(&user_id), cap) {
+                let now = crate::clock::now_ms();
+                if !may_open_stream(self.subscribers.count_of(&user_id, now), cap) {
                     let message = format!(
                         "you already have {cap} session-list streams open (MAX_OPEN_STREAMS); \
                          close one first"
                     );
                     return Ok(ApiError::new(ErrorCode::QuotaExceeded, message).into_response());
                 }
-                sse::live_response(self.subscribers.open(&user_id))
+                let max_age = config::stream_max_age_ms(&self.env);
+                sse::live_response(self.subscribers.open(&user_id, now, max_age))
             }
             (Method::Post, "/publish") => {
                 let event: SessionListEvent = match body::read_json(&mut req).await {

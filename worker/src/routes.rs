@@ -93,6 +93,7 @@ pub enum Route<'a> {
     Presence(&'a str),
     PresenceHeartbeat(&'a str),
     PresenceLeave(&'a str),
+    StreamStats(&'a str),
     ListKeys,
     CreateKey,
     DeleteKey(&'a str),
@@ -118,6 +119,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/sessions/{id}/presence"),
     ("POST", "/api/sessions/{id}/presence"),
     ("DELETE", "/api/sessions/{id}/presence"),
+    ("GET", "/api/sessions/{id}/streams"),
     ("GET", "/api/sessions/{id}/shares"),
     ("PUT", "/api/sessions/{id}/shares/{user_id}"),
     ("DELETE", "/api/sessions/{id}/shares/{user_id}"),
@@ -190,7 +192,8 @@ impl Route<'_> {
             | Route::PutShare { .. }
             | Route::DeleteShare { .. }
             | Route::CreateShareLink(_)
-            | Route::DeleteShareLink { .. } => SessionManager,
+            | Route::DeleteShareLink { .. }
+            | Route::StreamStats(_) => SessionManager,
         }
     }
 
@@ -208,7 +211,8 @@ impl Route<'_> {
             | Route::CreateShareLink(id)
             | Route::Presence(id)
             | Route::PresenceHeartbeat(id)
-            | Route::PresenceLeave(id) => Some(id),
+            | Route::PresenceLeave(id)
+            | Route::StreamStats(id) => Some(id),
             Route::CancelMessage { session_id, .. }
             | Route::EditMessage { session_id, .. }
             | Route::AnswerQuestion { session_id, .. }
@@ -285,6 +289,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Miss> {
         ["sessions", id, "presence"] if post => Ok(Route::PresenceHeartbeat(id)),
         ["sessions", id, "presence"] if delete => Ok(Route::PresenceLeave(id)),
         ["sessions", _, "presence"] => wrong("GET, POST, DELETE"),
+        ["sessions", id, "streams"] if get => Ok(Route::StreamStats(id)),
+        ["sessions", _, "streams"] => wrong("GET"),
         ["sessions", id, "shares"] if get => Ok(Route::ListShares(id)),
         ["sessions", _, "shares"] => wrong("GET"),
         ["sessions", id, "shares", user_id] if put => Ok(Route::PutShare {
@@ -434,6 +440,9 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Route::Presence(id) => presence::get(env, id).await,
         Route::PresenceHeartbeat(id) => presence::heartbeat(&mut req, env, user, id).await,
         Route::PresenceLeave(id) => presence::leave(env, user, id).await,
+        Route::StreamStats(id) => {
+            crate::internal::call_agent::<()>(env, id, Method::Get, "/streams", None).await
+        }
         Route::ListKeys => keys::list(env, user).await,
         Route::CreateKey => keys::create(&mut req, env, user).await,
         Route::DeleteKey(id) => keys::delete(env, user, id).await,

@@ -10,6 +10,11 @@
 //! outbox bounds, when to go live) are `nightshift_session::streams`; this module
 //! moves frames.
 //!
+//! Every stream also ends at its maximum age (`STREAM_MAX_AGE_MS`), and its slot is
+//! freed then even if the runtime never reports that the client went away (`wrangler
+//! dev` reports it only sometimes): the client reconnects where it left off, and a
+//! slot leaked by a client that vanished comes back by then at the latest.
+//!
 //! Frames are formatted by `nightshift_session::event_log`.
 
 use std::cell::{Cell, RefCell};
@@ -32,6 +37,8 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 struct Entry {
     id: u64,
     user_id: String,
+    /// When the stream ends (ms since the epoch), whatever happens.
+    expires_at: i64,
     /// Replaying: broadcasts pass it by (the log has them).
     live: bool,
     outbox: Rc<RefCell<Outbox>>,
@@ -45,6 +52,17 @@ pub struct Subscribers {
     /// The latest frame of a kind that replaces the one before (presence), given to
     /// a stream when it goes live.
     snapshot: RefCell<Option<String>>,
+    /// High-water marks, for `GET /api/sessions/{id}/streams`.
+    peaks: Cell<Peaks>,
+}
+
+/// The most the streams of one object have held, since it started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Peaks {
+    pub replay_page_events: usize,
+    pub replay_page_bytes: usize,
+    pub outbox_bytes: usize,
+    pub dropped_behind: u64,
 }
 
 impl std::fmt::Debug for Subscribers {
@@ -59,6 +77,7 @@ impl std::fmt::Debug for Subscribers {
 /// the runtime drops the stream) frees the slot.
 pub struct Slot {
     id: u64,
+    expires_at: i64,
     outbox: Rc<RefCell<Outbox>>,
     subscribers: Rc<Subscribers>,
 }
@@ -121,22 +140,40 @@ impl Subscribers {
         Self::default()
     }
 
-    /// Opens a slot for a stream of `user_id` that will go live after a replay.
-    pub fn open(self: &Rc<Self>, user_id: &str) -> Slot {
+    /// Opens a slot for a stream of `user_id` that will go live after a replay and
+    /// ends `max_age_ms` after `now_ms`.
+    pub fn open(self: &Rc<Self>, user_id: &str, now_ms: i64, max_age_ms: i64) -> Slot {
+        self.expire(now_ms);
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
+        let expires_at = now_ms.saturating_add(max_age_ms.max(1));
         let outbox = Rc::new(RefCell::new(Outbox::new(0, OUTBOX_MAX_BYTES)));
         self.entries.borrow_mut().push(Entry {
             id,
             user_id: user_id.to_owned(),
+            expires_at,
             live: false,
             outbox: outbox.clone(),
         });
         Slot {
             id,
+            expires_at,
             outbox,
             subscribers: self.clone(),
         }
+    }
+
+    /// Ends and forgets the streams past their maximum age at `now_ms` (their
+    /// clients, if still there, reconnect).
+    pub fn expire(&self, now_ms: i64) {
+        self.entries.borrow_mut().retain(|entry| {
+            if entry.expires_at <= now_ms {
+                entry.outbox.borrow_mut().end(Ended::Closed);
+                false
+            } else {
+                true
+            }
+        });
     }
 
     fn remove(&self, id: u64) {
@@ -166,9 +203,21 @@ impl Subscribers {
             if !entry.live {
                 return true;
             }
-            match entry.outbox.borrow_mut().offer(seq, frame) {
-                Offered::Queued | Offered::AlreadySent => true,
+            let offered = entry.outbox.borrow_mut().offer(seq, frame);
+            match offered {
+                Offered::Queued => {
+                    let bytes = entry.outbox.borrow().bytes();
+                    let mut peaks = self.peaks.get();
+                    peaks.outbox_bytes = peaks.outbox_bytes.max(bytes);
+                    self.peaks.set(peaks);
+                    true
+                }
+                Offered::AlreadySent => true,
                 Offered::Overflowed => {
+                    let mut peaks = self.peaks.get();
+                    peaks.dropped_behind += 1;
+                    self.peaks.set(peaks);
+                    #[cfg(target_arch = "wasm32")]
                     worker::console_warn!(
                         "a stream of {} fell too far behind and was closed",
                         entry.user_id
@@ -180,13 +229,26 @@ impl Subscribers {
         });
     }
 
+    /// The high-water marks so far.
+    pub fn peaks(&self) -> Peaks {
+        self.peaks.get()
+    }
+
+    fn note_page(&self, events: usize, bytes: usize) {
+        let mut peaks = self.peaks.get();
+        peaks.replay_page_events = peaks.replay_page_events.max(events);
+        peaks.replay_page_bytes = peaks.replay_page_bytes.max(bytes);
+        self.peaks.set(peaks);
+    }
+
     /// Open streams (replaying or live).
     pub fn count(&self) -> usize {
         self.entries.borrow().len()
     }
 
-    /// Open streams of `user_id`.
-    pub fn count_of(&self, user_id: &str) -> usize {
+    /// Open streams of `user_id` at `now_ms`.
+    pub fn count_of(&self, user_id: &str, now_ms: i64) -> usize {
+        self.expire(now_ms);
         self.entries
             .borrow()
             .iter()
@@ -293,7 +355,9 @@ where
             state.slot.go_live(last_seq);
         }
         if !page.is_empty() {
-            let mut chunk = Vec::with_capacity(page.iter().map(|(_, f)| f.len()).sum());
+            let bytes = page.iter().map(|(_, frame)| frame.len()).sum();
+            state.slot.subscribers.note_page(page.len(), bytes);
+            let mut chunk = Vec::with_capacity(bytes);
             for (_, frame) in page {
                 chunk.extend_from_slice(frame.as_bytes());
             }
@@ -305,16 +369,21 @@ where
             return None;
         }
     }
-    let timer = state
-        .keep_alive
-        .take()
-        .unwrap_or_else(|| Delay::from(KEEP_ALIVE_INTERVAL));
+    let left_ms = state.slot.expires_at - crate::clock::now_ms();
+    if left_ms <= 0 {
+        return None;
+    }
+    let timer = state.keep_alive.take().unwrap_or_else(|| {
+        let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(u64::MAX));
+        Delay::from(KEEP_ALIVE_INTERVAL.min(left))
+    });
     match select(state.slot.next_frame(), timer).await {
         Either::Left((Some(frame), timer)) => {
             state.keep_alive = Some(timer);
             Some(frame.into_bytes())
         }
         Either::Left((None, _)) => None,
+        Either::Right(_) if state.slot.expires_at <= crate::clock::now_ms() => None,
         Either::Right(_) => Some(SSE_KEEP_ALIVE.as_bytes().to_vec()),
     }
 }
@@ -328,4 +397,71 @@ where
     headers.set("cache-control", "no-cache, no-store")?;
     headers.set("x-accel-buffering", "no")?;
     Ok(Response::from_stream(stream.boxed_local())?.with_headers(headers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_count_per_user_until_closed_dropped_or_expired() {
+        let subscribers = Rc::new(Subscribers::new());
+        let a1 = subscribers.open("ada", 0, 1_000);
+        let a2 = subscribers.open("ada", 10, 1_000);
+        let b1 = subscribers.open("bob", 20, 1_000);
+        assert_eq!(subscribers.count_of("ada", 30), 2);
+        assert_eq!(subscribers.count_of("bob", 30), 1);
+        drop(a2);
+        assert_eq!(
+            subscribers.count_of("ada", 30),
+            1,
+            "a dropped stream frees its slot"
+        );
+        // Past its maximum age a stream ends and its slot is free, reported or not.
+        assert_eq!(subscribers.count_of("ada", 1_000), 0);
+        assert!(a1.ended());
+        assert_eq!(subscribers.count_of("bob", 1_000), 1);
+        assert_eq!(subscribers.close_where(|user| user == "bob"), 1);
+        assert!(b1.ended());
+        assert_eq!(subscribers.count(), 0);
+    }
+
+    #[test]
+    fn broadcasts_reach_live_streams_only_and_a_replaying_one_after_it_caught_up() {
+        let subscribers = Rc::new(Subscribers::new());
+        let live = subscribers.open("ada", 0, 60_000);
+        live.go_live(0);
+        let replaying = subscribers.open("bob", 0, 60_000);
+        subscribers.broadcast_event(1, "one");
+        subscribers.broadcast_snapshot("viewers");
+        assert_eq!(live.waiting(), ["one", "viewers"]);
+        assert!(replaying.waiting().is_empty(), "the log has it");
+        // It caught up after reading event 1 from the log.
+        replaying.go_live(1);
+        subscribers.broadcast_event(1, "one again");
+        subscribers.broadcast_event(2, "two");
+        assert_eq!(replaying.waiting(), ["viewers", "two"]);
+        assert_eq!(live.waiting(), ["two"]);
+    }
+
+    #[test]
+    fn a_stream_that_falls_behind_is_dropped_and_the_others_go_on() {
+        let subscribers = Rc::new(Subscribers::new());
+        let reader = subscribers.open("ada", 0, 60_000);
+        reader.go_live(0);
+        let stalled = subscribers.open("bob", 0, 60_000);
+        stalled.go_live(0);
+        let frame = "z".repeat(64 * 1024);
+        for seq in 1..=64 {
+            subscribers.broadcast_event(seq, &frame);
+            assert_eq!(reader.waiting().len(), 1);
+        }
+        assert!(stalled.ended(), "the stalled stream was dropped");
+        assert!(!reader.ended());
+        assert_eq!(subscribers.count(), 1);
+        assert!(
+            stalled.outbox.borrow().bytes() == 0,
+            "its frames were freed"
+        );
+    }
 }

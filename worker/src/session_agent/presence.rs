@@ -10,8 +10,9 @@
 //! A person with several tabs holds one lease. When the set of people changes,
 //! every stream gets a `{"type":"presence_changed","viewers":[...]}` frame without
 //! an `id:` (it is not part of the event log, so `Last-Event-ID` never points at
-//! it). A stream that goes live later starts with the latest such frame. Leases live in memory: a heartbeat keeps the object awake, and an object
-//! that was evicted had no open streams to tell.
+//! it); a stream that goes live later starts with the latest such frame. Leases
+//! live in memory: a heartbeat keeps the object awake, and an object that was
+//! evicted had no open streams to tell.
 
 use std::cell::RefCell;
 
@@ -131,7 +132,7 @@ mod tests {
     fn a_lease_lasts_until_it_is_renewed_given_back_or_runs_out() {
         let presence = Presence::default();
         let subscribers = std::rc::Rc::new(Subscribers::new());
-        let slot = subscribers.open("ada");
+        let slot = subscribers.open("ada", 0, 60_000);
         slot.go_live(0);
         presence.heartbeat(viewer("ada"), 0, 1_000, &subscribers);
         presence.heartbeat(viewer("bob"), 500, 1_000, &subscribers);

@@ -1,7 +1,8 @@
 //! The internal routes the Worker calls on a `SessionAgent` (see
 //! `crate::internal`): `POST /init`, `POST /messages`, `GET /messages`,
 //! `PATCH /messages/{id}`, `DELETE /messages/{id}`, `POST /abort`, `PATCH /settings`,
-//! `POST /questions/{id}/answer`, `GET /events?after=N`, `POST /streams/close`,
+//! `POST /questions/{id}/answer`, `GET /events?after=N`, `GET /streams`,
+//! `POST /streams/close`,
 //! `GET`/`POST`/`DELETE /presence` and `GET /runner`. The handlers that control turns live in
 //! [`super::control`]; presence leases in [`super::presence`].
 //!
@@ -10,7 +11,7 @@
 //! and answer with protocol bodies or error envelopes.
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::api::MessageList;
+use nightshift_protocol::api::{MessageList, StreamStats};
 use nightshift_protocol::events::EventBody;
 use nightshift_session::event_log::{parse_replay_position, sse_frame};
 use nightshift_session::queue::QueueError;
@@ -78,6 +79,21 @@ impl SessionAgent {
                 Ok(json(200, &self.presence.viewers()))
             }
             (Method::Post, "/streams/close") => self.close_streams(&mut req).await,
+            (Method::Get, "/streams") => {
+                let peaks = self.subscribers.peaks();
+                let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+                Ok(json(
+                    200,
+                    &StreamStats {
+                        open: count(self.subscribers.count()),
+                        peak_replay_page_events: count(peaks.replay_page_events),
+                        peak_replay_page_bytes: bytes(peaks.replay_page_bytes),
+                        peak_outbox_bytes: bytes(peaks.outbox_bytes),
+                        dropped_behind: peaks.dropped_behind,
+                    },
+                ))
+            }
             (Method::Get, "/runner") => Ok(self.accept_runner(&req).await?),
             (_, path) => Err(ApiError::not_found(format!("no session route {path}"))),
         }
@@ -171,7 +187,8 @@ impl SessionAgent {
             .map(|viewer| viewer.user_id)
             .unwrap_or_default();
         let cap = config::max_open_streams(&self.env);
-        if !may_open_stream(self.subscribers.count_of(&user_id), cap) {
+        let now = clock::now_ms();
+        if !may_open_stream(self.subscribers.count_of(&user_id, now), cap) {
             return Err(ApiError::new(
                 ErrorCode::QuotaExceeded,
                 format!(
@@ -180,7 +197,9 @@ impl SessionAgent {
                 ),
             ));
         }
-        let slot = self.subscribers.open(&user_id);
+        let slot = self
+            .subscribers
+            .open(&user_id, now, config::stream_max_age_ms(&self.env));
         // The caller sets the alarm for the access check (with the presence lease).
         self.stream_opened();
         let store = self.store.clone();
