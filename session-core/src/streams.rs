@@ -151,10 +151,10 @@ impl Outbox {
         if self.ended.is_some() {
             return Offered::Ended;
         }
-        if let Some(seq) = seq {
-            if seq <= self.last_seq {
-                return Offered::AlreadySent;
-            }
+        if let Some(seq) = seq
+            && seq <= self.last_seq
+        {
+            return Offered::AlreadySent;
         }
         let cost = cost(frame);
         if !self.frames.is_empty() && self.bytes + cost > self.max_bytes {
