@@ -216,6 +216,9 @@ struct IdStream {
     buffer: String,
     /// The last event id received.
     last: u64,
+    /// Text to look for, and the id of the first frame that held it: reading stops
+    /// there.
+    marker: Option<(String, Option<u64>)>,
 }
 
 /// Opens a session's stream after `after` (as `Last-Event-ID`); answers the status
@@ -244,6 +247,7 @@ async fn open_stream(
         body: response.bytes_stream().boxed(),
         buffer: String::new(),
         last: after.unwrap_or(0),
+        marker: None,
     }))
 }
 
@@ -304,8 +308,16 @@ impl IdStream {
                     bail!("event {id} came after {}: a gap or a repeat", self.last);
                 }
                 self.last = id;
+                if let Some((marker, found @ None)) = &mut self.marker
+                    && frame.contains(marker.as_str())
+                {
+                    *found = Some(id);
+                }
             }
             self.buffer.drain(..used);
+            if matches!(self.marker, Some((_, Some(_)))) {
+                return Ok(ReadEnd::Reached);
+            }
         }
         Ok(ReadEnd::Reached)
     }
@@ -335,11 +347,24 @@ impl IdStream {
 
 /// The seq of the newest event, read through a fresh stream from the start (which
 /// also checks the whole log replays without a gap).
-async fn newest_seq(http: &reqwest::Client, api: &Api, session_id: &str) -> anyhow::Result<u64> {
-    session_stream(http, api, session_id, None)
-        .await?
-        .read_until_quiet()
-        .await
+/// The seq of the event whose frame holds `marker`, read through a fresh stream from
+/// the start (which also checks that the log replays without a gap up to it).
+async fn seq_of(
+    http: &reqwest::Client,
+    api: &Api,
+    session_id: &str,
+    marker: &str,
+) -> anyhow::Result<u64> {
+    let mut stream = session_stream(http, api, session_id, None).await?;
+    stream.marker = Some((marker.to_owned(), None));
+    match stream.read_until(u64::MAX, Duration::from_secs(300)).await {
+        Ok(ReadEnd::Reached) => stream
+            .marker
+            .and_then(|(_, seq)| seq)
+            .context("the marker's seq"),
+        Ok(ReadEnd::Ended) => bail!("the stream ended before {marker:?}"),
+        Err(error) => Err(error),
+    }
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -385,7 +410,7 @@ async fn fifty_replays_of_a_long_log_run_in_bounded_memory_and_miss_nothing() {
         link.send_deltas(20_000, 500, |i| format!("delta {i} {filler}"))
             .await?;
         eprintln!("20,000 events stored in {:?}", started.elapsed());
-        let last = newest_seq(&http, &alice, &session.id).await?;
+        let last = seq_of(&http, &alice, &session.id, "delta 19999 ").await?;
         anyhow::ensure!(last >= 20_000, "only {last} events in the log");
 
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -493,7 +518,7 @@ async fn a_stalled_subscriber_is_dropped_and_resumes_where_it_left_off() {
         let session = alice.create_session().await?;
         let mut link = Link::take_over(&stack, &alice, &session.id).await?;
         link.send_deltas(1, 1, |_| "start".to_owned()).await?;
-        let start = newest_seq(&http, &alice, &session.id).await?;
+        let start = seq_of(&http, &alice, &session.id, "\"start\"").await?;
 
         // One subscriber reads everything; the other opens and never reads.
         let mut reader = session_stream(&http, &alice, &session.id, Some(start)).await?;
