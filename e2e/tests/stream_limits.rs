@@ -9,12 +9,16 @@
 //! with the intake rate raised (`RUNNER_INTAKE_PER_SEC`) so 20,000 of them take
 //! seconds rather than minutes.
 //!
-//! Memory is measured as the resident memory (`VmRSS` in `/proc/<pid>/status`) of
-//! the `workerd` processes that run the Worker and its Durable Objects, sampled
-//! while the replays run and compared with a baseline taken just before: a replay
-//! that queued its whole backlog per subscriber holds every frame of all fifty in
-//! memory at once (about 50 x 20,000 frames of ~400 bytes, over 400 MB), a paged
-//! one holds a page per subscriber.
+//! Memory is measured two ways. The session reports what its streams held at most
+//! (`GET /api/sessions/{id}/streams`: events and bytes of one replay page, bytes of
+//! one live outbox), which must stay within a page and an outbox however long the
+//! log. And the resident memory (`VmRSS` in `/proc/<pid>/status`) of the `workerd`
+//! processes that run the Worker and its Durable Objects is sampled while the
+//! replays run and compared with a baseline taken just before: it includes what the
+//! runtime buffers per stream and its JavaScript heap, so its bound is looser, but
+//! a replay that queued its whole backlog per subscriber would add every frame of
+//! all fifty at once (50 x 20,000 frames of ~360 bytes, about 360 MB, more as
+//! strings). Figures are in BENCHMARKS.md.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -375,8 +379,8 @@ fn mib(bytes: u64) -> f64 {
 
 /// How much more memory workerd may hold while 50 replays of 20,000 events run than
 /// before them. The runtime itself buffers about 2 MiB per unread stream and its
-/// JavaScript heap grows with the traffic (together about 200 MiB here); queuing
-/// every backlog whole would add over 400 MB of frames on top.
+/// JavaScript heap grows with the traffic (together about 220 MiB here); queuing
+/// every backlog whole would add about 360 MB of frames on top.
 const REPLAY_GROWTH_LIMIT: u64 = 320 * 1024 * 1024;
 
 /// The session's own bounds (`nightshift_session::streams`): events per replay page
@@ -695,6 +699,18 @@ async fn a_viewer_who_loses_access_has_their_open_stream_ended_promptly() {
         let mut carols = session_stream(&http, &carol, &session.id, None).await?;
         let mut daves = session_stream(&http, &dave, &session.id, None).await?;
         let mut alices = session_stream(&http, &alice, &session.id, None).await?;
+        // Their session lists (which show the session) are open too.
+        let list = |api: &Api| {
+            let (http, api) = (http.clone(), api.clone());
+            async move {
+                match open_stream(&http, &api, "/api/events", None).await? {
+                    Ok(stream) => Ok(stream),
+                    Err((status, body)) => bail!("the list stream was refused: {status} {body}"),
+                }
+            }
+        };
+        let mut bobs_list = list(&bob).await?;
+        let mut carols_list = list(&carol).await?;
         for stream in [&mut bobs, &mut carols, &mut daves, &mut alices] {
             stream.read_until(1, Duration::from_secs(30)).await?;
         }
@@ -711,6 +727,10 @@ async fn a_viewer_who_loses_access_has_their_open_stream_ended_promptly() {
         assert!(
             bobs.ends_within(Duration::from_secs(5)).await?,
             "the removed collaborator's stream kept flowing"
+        );
+        assert!(
+            bobs_list.ends_within(Duration::from_secs(5)).await?,
+            "the removed collaborator's session list kept its view of the session"
         );
         match open_stream(
             &http,
@@ -736,6 +756,10 @@ async fn a_viewer_who_loses_access_has_their_open_stream_ended_promptly() {
         assert!(
             carols.ends_within(Duration::from_secs(5)).await?,
             "the removed member's stream kept flowing"
+        );
+        assert!(
+            carols_list.ends_within(Duration::from_secs(5)).await?,
+            "the removed member's session list kept flowing"
         );
 
         // An admin demoted to member sees the session no more: the session's periodic

@@ -9,8 +9,10 @@
 //! is closed, and its browser reconnects and reloads the list. A user holds at most
 //! `MAX_OPEN_STREAMS` of these streams at once (429 `quota_exceeded` beyond).
 //!
-//! Internal routes: `GET /events` (the stream, for the user the Worker names) and
-//! `POST /publish` (one event).
+//! Internal routes: `GET /events` (the stream, for the user the Worker names),
+//! `POST /publish` (one event) and `POST /streams/close` (ends the streams of users
+//! who lost access to a session: their browsers reconnect and reload the list,
+//! whose visibility the Worker then reads afresh).
 
 use std::rc::Rc;
 
@@ -56,6 +58,16 @@ impl DurableObject for EventBus {
                 }
                 let max_age = config::stream_max_age_ms(&self.env);
                 sse::live_response(self.subscribers.open(&user_id, now, max_age))
+            }
+            (Method::Post, "/streams/close") => {
+                let close: crate::internal::CloseStreams = match body::read_json(&mut req).await {
+                    Ok(close) => close,
+                    Err(error) => return Ok(error.into_response()),
+                };
+                let closed = self
+                    .subscribers
+                    .close_where(|user_id| close.user_ids.iter().any(|gone| gone == user_id));
+                Ok(json(200, &serde_json::json!({ "closed": closed })))
             }
             (Method::Post, "/publish") => {
                 let event: SessionListEvent = match body::read_json(&mut req).await {

@@ -163,6 +163,33 @@ pub async fn close_streams(env: &Env, session_id: &str, user_ids: &[String]) {
     }
 }
 
+/// Ends the session-list streams of `user_ids` (they lost access to a session the
+/// Worker had let their stream show). Best effort, like [`close_streams`]; a stream
+/// ends at its maximum age anyway.
+pub async fn close_list_streams(env: &Env, user_ids: &[String]) {
+    if user_ids.is_empty() {
+        return;
+    }
+    let result = async {
+        let stub = event_bus(env)?;
+        let body = serde_json::to_string(&CloseStreams {
+            user_ids: user_ids.to_vec(),
+        })?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&body)));
+        let request = Request::new_with_init(&format!("{BUS_ORIGIN}/streams/close"), &init)?;
+        match with_timeout(PUBLISH_TIMEOUT, stub.fetch_with_request(request)).await {
+            Ok(response) => response.map(|_| ()),
+            Err(timed_out) => Err(worker::Error::RustError(timed_out.to_string())),
+        }
+    }
+    .await;
+    if let Err(error) = result {
+        worker::console_warn!("closing session-list streams failed: {error}");
+    }
+}
+
 /// Opens the session-list stream of the `EventBus` for `user_id`.
 pub async fn subscribe_to_bus(env: &Env, user_id: &str) -> ApiResult<Response> {
     let stub = event_bus(env)?;

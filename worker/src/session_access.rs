@@ -89,10 +89,14 @@ pub async fn without_access(
         .collect())
 }
 
-/// Ends `user_id`'s open streams of `session_id` if they can no longer see it.
+/// Ends `user_id`'s open streams of `session_id` if they can no longer see it, and
+/// their session-list streams (which may have shown it).
 pub async fn end_streams_without_access(env: &Env, session_id: &str, user_id: &str) {
     match without_access(env, session_id, &[user_id.to_owned()]).await {
-        Ok(gone) => crate::internal::close_streams(env, session_id, &gone).await,
+        Ok(gone) => {
+            crate::internal::close_streams(env, session_id, &gone).await;
+            crate::internal::close_list_streams(env, &gone).await;
+        }
         Err(error) => worker::console_warn!(
             "checking access to {session_id} failed: {}; the session's periodic check \
              ends the streams",

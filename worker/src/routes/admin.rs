@@ -222,6 +222,7 @@ pub async fn remove_member(env: &Env, _admin: &User, user_id: &str) -> ApiResult
     for session in watched {
         crate::internal::close_streams(env, &session.id, &gone).await;
     }
+    crate::internal::close_list_streams(env, &gone).await;
     Ok(Response::empty()?.with_status(204))
 }
 
