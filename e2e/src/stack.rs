@@ -443,6 +443,56 @@ impl Stack {
         pids.len()
     }
 
+    /// The resident memory (`VmRSS`, bytes) of the `workerd` processes serving this
+    /// stack's Worker and Durable Objects (children of its `wrangler dev`), summed;
+    /// `None` when none is found.
+    pub fn workerd_rss_bytes(&self) -> Option<u64> {
+        let group = self.worker.as_ref()?.child.id()?;
+        let mut total = None;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ')'.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let comm = head.split_once('(').map(|(_, comm)| comm).unwrap_or("");
+            let pgrp = rest
+                .split_whitespace()
+                .nth(2)
+                .and_then(|g| g.parse::<u32>().ok());
+            if pgrp != Some(group) || !comm.starts_with("workerd") {
+                continue;
+            }
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                continue;
+            };
+            let rss_kb = status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                });
+            if let Some(kb) = rss_kb {
+                *total.get_or_insert(0) += kb * 1024;
+            }
+        }
+        total
+    }
+
     /// Prints the logs; call when a test fails to see why.
     pub fn dump_logs(&self) {
         for name in ["wrangler", "backend"] {

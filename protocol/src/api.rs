@@ -387,6 +387,23 @@ pub struct MessageList {
     pub messages: Vec<Message>,
 }
 
+/// `GET /api/sessions/{id}/streams` (those who manage the session): its open event
+/// streams and the most any of them has held in the session's memory since the
+/// session's object last started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamStats {
+    /// Streams open now (replaying or live).
+    pub open: u32,
+    /// The most events one replay page held.
+    pub peak_replay_page_events: u32,
+    /// The most bytes of frames one replay page held.
+    pub peak_replay_page_bytes: u64,
+    /// The most bytes one live stream's outbox held.
+    pub peak_outbox_bytes: u64,
+    /// Streams ended because they fell too far behind.
+    pub dropped_behind: u64,
+}
+
 /// `POST /api/sessions/{id}/abort`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortResponse {

@@ -4,8 +4,9 @@
 //! An empty value counts as unset, so a `.env` line like `LLM_MODEL=` means "not
 //! configured" rather than "configured as empty".
 
-use nightshift_session::runner_intake::DEFAULT_SILENT_AFTER_MS;
+use nightshift_session::runner_intake::{DEFAULT_SILENT_AFTER_MS, INTAKE_PER_SEC, IntakeBucket};
 use nightshift_session::runner_token::RunnerTokenKey;
+use nightshift_session::streams::{DEFAULT_MAX_OPEN_STREAMS, DEFAULT_STREAM_MAX_AGE_MS};
 use worker::{Env, Request};
 
 use crate::api_error::{ApiError, ApiResult};
@@ -73,4 +74,32 @@ pub fn worker_url(env: &Env, req: &Request) -> ApiResult<String> {
         host,
     )
     .map_err(ApiError::internal)
+}
+
+/// How many streams a user may hold open at once (`MAX_OPEN_STREAMS`, default
+/// [`DEFAULT_MAX_OPEN_STREAMS`]): per session for session streams, and of the
+/// session-list stream.
+pub fn max_open_streams(env: &Env) -> usize {
+    var(env, "MAX_OPEN_STREAMS")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(DEFAULT_MAX_OPEN_STREAMS)
+}
+
+/// A full intake bucket for a runner link: `RUNNER_INTAKE_PER_SEC` events a second
+/// (default 200), with a burst of ten seconds' worth.
+pub fn runner_intake_bucket(env: &Env, now_ms: i64) -> IntakeBucket {
+    let per_sec = var(env, "RUNNER_INTAKE_PER_SEC")
+        .and_then(|value| value.parse::<f64>().ok())
+        .filter(|rate| rate.is_finite() && *rate > 0.0)
+        .unwrap_or(INTAKE_PER_SEC);
+    IntakeBucket::new(now_ms, per_sec * 10.0, per_sec)
+}
+
+/// How long a stream lasts before the server ends it (`STREAM_MAX_AGE_MS`, default
+/// [`DEFAULT_STREAM_MAX_AGE_MS`]); clients reconnect where they left off.
+pub fn stream_max_age_ms(env: &Env) -> i64 {
+    var(env, "STREAM_MAX_AGE_MS")
+        .and_then(|value| value.parse().ok())
+        .filter(|ms: &i64| *ms > 0)
+        .unwrap_or(DEFAULT_STREAM_MAX_AGE_MS)
 }

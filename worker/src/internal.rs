@@ -81,6 +81,12 @@ pub struct AnswerQuestion {
     pub answered_by: Option<String>,
 }
 
+/// `POST /streams/close`: the users whose open streams of the session must end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseStreams {
+    pub user_ids: Vec<String>,
+}
+
 fn session_agent(env: &Env, session_id: &str) -> worker::Result<Stub> {
     env.durable_object("SESSION_AGENT")?
         .id_from_name(session_id)?
@@ -140,10 +146,75 @@ fn event_bus(env: &Env) -> worker::Result<Stub> {
     env.durable_object("EVENT_BUS")?.get_by_name(BUS_NAME)
 }
 
-/// Opens the session-list stream of the `EventBus`.
-pub async fn subscribe_to_bus(env: &Env) -> ApiResult<Response> {
+/// Ends the open streams of `user_ids` on a session (they lost access to it). Best
+/// effort: a failure is logged, and the session's periodic access check ends them
+/// anyway.
+pub async fn close_streams(env: &Env, session_id: &str, user_ids: &[String]) {
+    if user_ids.is_empty() {
+        return;
+    }
+    let body = CloseStreams {
+        user_ids: user_ids.to_vec(),
+    };
+    if let Err(error) =
+        call_agent(env, session_id, Method::Post, "/streams/close", Some(&body)).await
+    {
+        worker::console_warn!(
+            "closing streams of session {session_id} failed: {}",
+            error.message
+        );
+    }
+}
+
+/// Ends the session-list streams of `user_ids` (they lost access to a session the
+/// Worker had let their stream show). Best effort, like [`close_streams`]; a stream
+/// ends at its maximum age anyway.
+pub async fn close_list_streams(env: &Env, user_ids: &[String]) {
+    if user_ids.is_empty() {
+        return;
+    }
+    let result = async {
+        let stub = event_bus(env)?;
+        let body = serde_json::to_string(&CloseStreams {
+            user_ids: user_ids.to_vec(),
+        })?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&body)));
+        let request = Request::new_with_init(&format!("{BUS_ORIGIN}/streams/close"), &init)?;
+        match with_timeout(PUBLISH_TIMEOUT, stub.fetch_with_request(request)).await {
+            Ok(response) => response.map(|_| ()),
+            Err(timed_out) => Err(worker::Error::RustError(timed_out.to_string())),
+        }
+    }
+    .await;
+    if let Err(error) = result {
+        worker::console_warn!("closing session-list streams failed: {error}");
+    }
+}
+
+/// The header a stream request carries the team's cap on open streams in.
+pub const MAX_STREAMS_HEADER: &str = "x-nightshift-max-streams";
+
+/// The cap on open streams a stream request names, else the environment's.
+pub fn max_streams_of(req: &Request, env: &Env) -> usize {
+    req.headers()
+        .get(MAX_STREAMS_HEADER)
+        .ok()
+        .flatten()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| crate::config::max_open_streams(env))
+}
+
+/// Opens the session-list stream of the `EventBus` for `user_id`, held to `max_streams`.
+pub async fn subscribe_to_bus(env: &Env, user_id: &str, max_streams: u32) -> ApiResult<Response> {
     let stub = event_bus(env)?;
-    let request = Request::new(&format!("{BUS_ORIGIN}/events"), Method::Get)?;
+    let headers = Headers::new();
+    headers.set(crate::session_agent::presence::VIEWER_ID_HEADER, user_id)?;
+    headers.set(MAX_STREAMS_HEADER, &max_streams.to_string())?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let request = Request::new_with_init(&format!("{BUS_ORIGIN}/events"), &init)?;
     with_timeout(AGENT_CALL_TIMEOUT, stub.fetch_with_request(request))
         .await
         .map_err(|timed_out| {

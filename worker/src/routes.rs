@@ -94,6 +94,7 @@ pub enum Route<'a> {
     Presence(&'a str),
     PresenceHeartbeat(&'a str),
     PresenceLeave(&'a str),
+    StreamStats(&'a str),
     ListKeys,
     CreateKey,
     DeleteKey(&'a str),
@@ -120,6 +121,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/sessions/{id}/presence"),
     ("POST", "/api/sessions/{id}/presence"),
     ("DELETE", "/api/sessions/{id}/presence"),
+    ("GET", "/api/sessions/{id}/streams"),
     ("GET", "/api/sessions/{id}/shares"),
     ("PUT", "/api/sessions/{id}/shares/{user_id}"),
     ("DELETE", "/api/sessions/{id}/shares/{user_id}"),
@@ -193,7 +195,8 @@ impl Route<'_> {
             | Route::DeleteShare { .. }
             | Route::CreateShareLink(_)
             | Route::DeleteShareLink { .. }
-            | Route::DeleteSession(_) => SessionManager,
+            | Route::DeleteSession(_)
+            | Route::StreamStats(_) => SessionManager,
         }
     }
 
@@ -212,7 +215,8 @@ impl Route<'_> {
             | Route::CreateShareLink(id)
             | Route::Presence(id)
             | Route::PresenceHeartbeat(id)
-            | Route::PresenceLeave(id) => Some(id),
+            | Route::PresenceLeave(id)
+            | Route::StreamStats(id) => Some(id),
             Route::CancelMessage { session_id, .. }
             | Route::EditMessage { session_id, .. }
             | Route::AnswerQuestion { session_id, .. }
@@ -290,6 +294,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, Miss> {
         ["sessions", id, "presence"] if post => Ok(Route::PresenceHeartbeat(id)),
         ["sessions", id, "presence"] if delete => Ok(Route::PresenceLeave(id)),
         ["sessions", _, "presence"] => wrong("GET, POST, DELETE"),
+        ["sessions", id, "streams"] if get => Ok(Route::StreamStats(id)),
+        ["sessions", _, "streams"] => wrong("GET"),
         ["sessions", id, "shares"] if get => Ok(Route::ListShares(id)),
         ["sessions", _, "shares"] => wrong("GET"),
         ["sessions", id, "shares", user_id] if put => Ok(Route::PutShare {
@@ -440,6 +446,9 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Route::Presence(id) => presence::get(env, id).await,
         Route::PresenceHeartbeat(id) => presence::heartbeat(&mut req, env, user, id).await,
         Route::PresenceLeave(id) => presence::leave(env, user, id).await,
+        Route::StreamStats(id) => {
+            crate::internal::call_agent::<()>(env, id, Method::Get, "/streams", None).await
+        }
         Route::ListKeys => keys::list(env, user).await,
         Route::CreateKey => keys::create(&mut req, env, user).await,
         Route::DeleteKey(id) => keys::delete(env, user, id).await,

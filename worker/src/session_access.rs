@@ -41,6 +41,70 @@ pub async fn role_of(
     }))
 }
 
+#[derive(Deserialize)]
+struct AccessRow {
+    user_id: String,
+    team_role: String,
+    owner_id: String,
+    share: Option<String>,
+}
+
+/// Of `user_ids`, those who can no longer see session `session_id`: no longer team
+/// members, or without a role on it (a share removed, an admin demoted, the session
+/// deleted). One D1 read for them all.
+pub async fn without_access(
+    env: &Env,
+    session_id: &str,
+    user_ids: &[String],
+) -> ApiResult<Vec<String>> {
+    if user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; user_ids.len()].join(", ");
+    let sql = format!(
+        "SELECT m.user_id AS user_id, m.role AS team_role, s.owner_id AS owner_id, \
+         sh.role AS share FROM memberships m JOIN sessions s ON s.id = ? \
+         LEFT JOIN session_shares sh ON sh.session_id = s.id AND sh.user_id = m.user_id \
+         WHERE m.team_id = ? AND m.user_id IN ({placeholders})"
+    );
+    let mut args = vec![Arg::Text(session_id), Arg::Text(crate::auth::TEAM_ID)];
+    args.extend(user_ids.iter().map(|id| Arg::Text(id)));
+    let rows: Vec<AccessRow> = d1::all(env, &sql, &args).await?;
+    Ok(user_ids
+        .iter()
+        .filter(|user_id| {
+            !rows.iter().any(|row| {
+                &row.user_id == *user_id
+                    && TeamRole::parse(&row.team_role).is_some_and(|team_role| {
+                        let share = row.share.as_deref().and_then(SessionRole::parse);
+                        access::check_session(
+                            Access::SessionViewer,
+                            access::session_role(user_id, team_role, &row.owner_id, share),
+                        )
+                        .is_ok()
+                    })
+            })
+        })
+        .cloned()
+        .collect())
+}
+
+/// Ends `user_id`'s open streams of `session_id` if they can no longer see it, and
+/// their session-list streams (which may have shown it).
+pub async fn end_streams_without_access(env: &Env, session_id: &str, user_id: &str) {
+    match without_access(env, session_id, &[user_id.to_owned()]).await {
+        Ok(gone) => {
+            crate::internal::close_streams(env, session_id, &gone).await;
+            crate::internal::close_list_streams(env, &gone).await;
+        }
+        Err(error) => worker::console_warn!(
+            "checking access to {session_id} failed: {}; the session's periodic check \
+             ends the streams",
+            error.message
+        ),
+    }
+}
+
 /// Refuses `user` unless `route`'s access admits them; answers their role on the
 /// route's session, for session routes.
 pub async fn authorize(

@@ -12,7 +12,8 @@
 //! - [`runner_link`]: the runner's hibernatable WebSocket (hello, events, pings);
 //! - [`turns`]: starting, finishing and interrupting turns, events and status;
 //! - [`provisioning`]: requesting the sandbox from the backend;
-//! - [`publishing`]: keeping the D1 row and the session-list stream current.
+//! - [`publishing`]: keeping the D1 row and the session-list stream current;
+//! - [`stream_access`]: ending the streams of viewers who lost access.
 //!
 //! Invariants: all state lives in SQLite, so the object can be evicted or hibernate
 //! at any time and rebuilds nothing but its list of live SSE subscribers (which only
@@ -36,6 +37,7 @@ mod publishing;
 mod requests;
 mod runner_link;
 mod storage;
+mod stream_access;
 mod turns;
 
 use storage::Store;
@@ -56,6 +58,9 @@ pub struct SessionAgent {
     /// The runner's intake budget (see `runner_link`); in memory only, since the
     /// object only hibernates while no events flow, which refills it anyway.
     intake: Cell<Option<nightshift_session::runner_intake::IntakeBucket>>,
+    /// When the open streams' viewers are next checked for access (see
+    /// [`stream_access`]); `None` while no stream is open.
+    stream_access_check_at: Cell<Option<i64>>,
 }
 
 impl DurableObject for SessionAgent {
@@ -71,6 +76,7 @@ impl DurableObject for SessionAgent {
             publishing: Cell::new(false),
             publish_again: Cell::new(false),
             intake: Cell::new(None),
+            stream_access_check_at: Cell::new(None),
         }
     }
 
@@ -85,6 +91,7 @@ impl DurableObject for SessionAgent {
         // Presence leases that ran out; `on_alarm` sets the alarm again for the rest.
         self.presence
             .expire(crate::clock::now_ms(), &self.subscribers);
+        self.check_stream_access().await;
         if let Err(error) = self.on_alarm().await {
             worker::console_error!("alarm: {}", error.message);
         }

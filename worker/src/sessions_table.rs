@@ -275,10 +275,8 @@ pub async fn list_page(
     after: Option<&Cursor>,
     limit: u32,
 ) -> ApiResult<(Vec<Session>, Option<Cursor>)> {
-    let page = format!(
-        "(s.created_at < ?2 OR (s.created_at = ?2 AND s.id < ?3)) \
-         ORDER BY s.created_at DESC, s.id DESC LIMIT ?4"
-    );
+    let page = "(s.created_at < ?2 OR (s.created_at = ?2 AND s.id < ?3)) \
+         ORDER BY s.created_at DESC, s.id DESC LIMIT ?4";
     let columns = COLUMNS
         .split(", ")
         .map(|column| format!("s.{column}"))

@@ -59,9 +59,11 @@ fn find_wasm(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let llm = ScriptedLlm::start().await?;
+    // One user opens every fan-out client, more than a user's default stream cap.
+    let streams = (setting("BENCH_CLIENTS", 50) + 5).to_string();
     let stack = Stack::start(StackOptions {
         llm_base_url: Some(llm.base_url()),
-        ..Default::default()
+        worker_vars: vec![("MAX_OPEN_STREAMS".to_owned(), streams)],
     })
     .await?;
     let result = run(&stack, &llm).await;

@@ -137,8 +137,29 @@ pub async fn patch_member(
     Ok(json(200, &member))
 }
 
+#[derive(Deserialize)]
+struct SessionIdRow {
+    id: String,
+}
+
+/// Sessions whose open streams of a removed member end at once; the rest (for
+/// example ones they watched as an admin) end at the sessions' periodic access
+/// checks.
+const STREAMS_CLOSED_ON_REMOVAL: i64 = 100;
+
 pub async fn remove_member(env: &Env, _admin: &User, user_id: &str) -> ApiResult<Response> {
     keep_an_admin(env, user_id).await?;
+    let watched: Vec<SessionIdRow> = d1::all(
+        env,
+        "SELECT session_id AS id FROM session_shares WHERE user_id = ? \
+         UNION SELECT id FROM sessions WHERE owner_id = ? LIMIT ?",
+        &[
+            Arg::Text(user_id),
+            Arg::Text(user_id),
+            Arg::Int(STREAMS_CLOSED_ON_REMOVAL),
+        ],
+    )
+    .await?;
     // One transaction: the removal is conditional on an admin remaining (checked in
     // the statement), and the rest applies only if the membership is gone.
     const GONE: &str =
@@ -197,6 +218,11 @@ pub async fn remove_member(env: &Env, _admin: &User, user_id: &str) -> ApiResult
     if still_member {
         return Err(last_admin());
     }
+    let gone = [user_id.to_owned()];
+    for session in watched {
+        crate::internal::close_streams(env, &session.id, &gone).await;
+    }
+    crate::internal::close_list_streams(env, &gone).await;
     Ok(Response::empty()?.with_status(204))
 }
 

@@ -183,6 +183,8 @@ pub async fn delete(env: &Env, session_id: &str, user_id: &str) -> ApiResult<Res
         ],
     )
     .await?;
+    // Streams they hold open end now, unless they still see it another way.
+    session_access::end_streams_without_access(env, session_id, user_id).await;
     Ok(Response::empty()?.with_status(204))
 }
 

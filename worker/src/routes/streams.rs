@@ -32,6 +32,8 @@ pub async fn session_events(
         presence::VIEWER_NAME_HEADER,
         &crate::header_text::encode(&user.name),
     )?;
+    let max_streams = crate::limits::current(env).await?.open_streams;
+    viewer.set(internal::MAX_STREAMS_HEADER, &max_streams.to_string())?;
     let request = internal::agent_request(
         session_id,
         Method::Get,
@@ -104,6 +106,11 @@ pub async fn runner_link(req: &Request, env: &Env, grant: &RunnerGrant) -> ApiRe
 
 /// `GET /api/events`: session-list changes, live.
 pub async fn session_list_events(env: &Env, user: &User) -> ApiResult<Response> {
-    let response = internal::subscribe_to_bus(env).await?;
+    let max_streams = crate::limits::current(env).await?.open_streams;
+    let response = internal::subscribe_to_bus(env, &user.id, max_streams).await?;
+    if response.status_code() != 200 {
+        // A refusal (the stream cap) is an error envelope, not a stream to filter.
+        return Err(crate::api_error::from_response(response).await);
+    }
     crate::session_access::narrow_list_stream(env, user, response)
 }

@@ -328,6 +328,7 @@ impl SessionAgent {
             queue.collect_deadline(now),
             abort_deadline,
             self.presence.next_expiry(),
+            self.stream_access_check_at.get(),
         ]
         .into_iter()
         .flatten()

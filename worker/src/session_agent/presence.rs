@@ -10,8 +10,9 @@
 //! A person with several tabs holds one lease. When the set of people changes,
 //! every stream gets a `{"type":"presence_changed","viewers":[...]}` frame without
 //! an `id:` (it is not part of the event log, so `Last-Event-ID` never points at
-//! it). Leases live in memory: a heartbeat keeps the object awake, and an object
-//! that was evicted had no open streams to tell.
+//! it); a stream that goes live later starts with the latest such frame. Leases
+//! live in memory: a heartbeat keeps the object awake, and an object that was
+//! evicted had no open streams to tell.
 
 use std::cell::RefCell;
 
@@ -107,7 +108,7 @@ impl Presence {
         let after = self.viewers();
         if after != before {
             let body = serde_json::json!({"type": "presence_changed", "viewers": after});
-            subscribers.broadcast(&format!("data: {body}\n\n"));
+            subscribers.broadcast_snapshot(&format!("data: {body}\n\n"));
         }
     }
 }
@@ -130,8 +131,9 @@ mod tests {
     #[test]
     fn a_lease_lasts_until_it_is_renewed_given_back_or_runs_out() {
         let presence = Presence::default();
-        let subscribers = Subscribers::new();
-        let mut frames = subscribers.subscribe(Vec::new());
+        let subscribers = std::rc::Rc::new(Subscribers::new());
+        let slot = subscribers.open("ada", 0, 60_000);
+        slot.go_live(0);
         presence.heartbeat(viewer("ada"), 0, 1_000, &subscribers);
         presence.heartbeat(viewer("bob"), 500, 1_000, &subscribers);
         assert_eq!(names(&presence), ["ada", "bob"]);
@@ -144,10 +146,7 @@ mod tests {
         presence.leave("ada", &subscribers);
         assert!(presence.viewers().is_empty());
         assert_eq!(presence.next_expiry(), None);
-        let mut seen = Vec::new();
-        while let Ok(frame) = frames.try_recv() {
-            seen.push(frame);
-        }
+        let seen = slot.waiting();
         assert_eq!(seen.len(), 4, "{seen:?}");
         assert!(seen[2].contains("presence_changed") && !seen[2].contains("bob"));
         assert!(seen[3].contains(r#""viewers":[]"#));

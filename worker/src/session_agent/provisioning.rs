@@ -88,7 +88,7 @@ impl SessionAgent {
         for socket in self.state.get_websockets() {
             let _ = socket.close(Some(1000), Some("the session was deleted"));
         }
-        self.subscribers.close_all();
+        let _ = self.subscribers.close_all();
         let _ = self.state.storage().delete_alarm().await;
         if let Some(sandbox) = sandbox
             && let Err(error) = sandbox_client::destroy_sandbox(&self.env, &sandbox).await

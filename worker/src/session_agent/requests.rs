@@ -1,8 +1,9 @@
 //! The internal routes the Worker calls on a `SessionAgent` (see
 //! `crate::internal`): `POST /init`, `POST /messages`, `GET /messages`,
 //! `PATCH /messages/{id}`, `DELETE /messages/{id}`, `POST /abort`, `PATCH /settings`,
-//! `POST /questions/{id}/answer`, `GET /events?after=N`, `GET`/`POST`/`DELETE
-//! /presence` and `GET /runner`. The handlers that control turns live in
+//! `POST /questions/{id}/answer`, `GET /events?after=N`, `GET /streams`,
+//! `POST /streams/close`,
+//! `GET`/`POST`/`DELETE /presence` and `GET /runner`. The handlers that control turns live in
 //! [`super::control`]; presence leases in [`super::presence`].
 //!
 //! The Worker has already authenticated the caller, validated bodies and checked
@@ -10,18 +11,19 @@
 //! and answer with protocol bodies or error envelopes.
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::api::MessageList;
+use nightshift_protocol::api::{MessageList, StreamStats};
 use nightshift_protocol::events::EventBody;
 use nightshift_session::event_log::{parse_replay_position, sse_frame};
 use nightshift_session::queue::QueueError;
+use nightshift_session::streams::may_open_stream;
 use worker::{Method, Request, Response};
 
 use super::presence::{self, DEFAULT_LEASE_MS};
 use super::storage::{Published, PublishedAgent};
 use super::{SessionAgent, control};
 use crate::api_error::{ApiError, ApiResult, json};
-use crate::internal::{InitSession, SESSION_ID_HEADER};
-use crate::{body, clock, sse};
+use crate::internal::{CloseStreams, InitSession, SESSION_ID_HEADER};
+use crate::{body, clock, config, sse};
 
 impl SessionAgent {
     pub(super) async fn route(&self, mut req: Request) -> ApiResult<Response> {
@@ -75,6 +77,22 @@ impl SessionAgent {
                     self.presence.leave(&viewer.user_id, &self.subscribers);
                 }
                 Ok(json(200, &self.presence.viewers()))
+            }
+            (Method::Post, "/streams/close") => self.close_streams(&mut req).await,
+            (Method::Get, "/streams") => {
+                let peaks = self.subscribers.peaks();
+                let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+                Ok(json(
+                    200,
+                    &StreamStats {
+                        open: count(self.subscribers.count()),
+                        peak_replay_page_events: count(peaks.replay_page_events),
+                        peak_replay_page_bytes: bytes(peaks.replay_page_bytes),
+                        peak_outbox_bytes: bytes(peaks.outbox_bytes),
+                        dropped_behind: peaks.dropped_behind,
+                    },
+                ))
             }
             (Method::Get, "/runner") => Ok(self.accept_runner(&req).await?),
             (Method::Delete, "/") => self.delete_session().await,
@@ -152,8 +170,9 @@ impl SessionAgent {
         }
     }
 
-    /// The event stream: the backlog after `after`, then live. Reading the backlog
-    /// and registering the subscriber happen in one synchronous step.
+    /// The event stream: the log after `after`, replayed a page at a time, then live
+    /// (see [`crate::sse`]). Refused with 429 `quota_exceeded` when the viewer already
+    /// holds `MAX_OPEN_STREAMS` streams of this session; nothing changes then.
     fn events(&self, req: &Request) -> ApiResult<Response> {
         let after = req
             .url()?
@@ -164,14 +183,52 @@ impl SessionAgent {
         let after = parse_replay_position(&after).ok_or_else(|| {
             ApiError::new(ErrorCode::InvalidRequest, format!("bad event id `{after}`"))
         })?;
-        let backlog = self
-            .store
-            .events_after(after)?
-            .iter()
-            .map(sse_frame)
-            .collect::<Result<Vec<_>, _>>()?;
-        let frames = self.subscribers.subscribe(backlog);
-        Ok(sse::response(frames)?)
+        // Streams the Worker opens name their viewer; an unnamed caller counts as one.
+        let user_id = presence::viewer_of(req)
+            .map(|viewer| viewer.user_id)
+            .unwrap_or_default();
+        // The Worker names the team's cap; the environment's otherwise.
+        let cap = crate::internal::max_streams_of(req, &self.env);
+        let now = clock::now_ms();
+        if !may_open_stream(self.subscribers.count_of(&user_id, now), cap) {
+            return Err(crate::limits::exceeded(
+                &format!("you already have {cap} streams of this session open; close one first"),
+                u32::try_from(cap).unwrap_or(u32::MAX),
+            ));
+        }
+        let slot = self
+            .subscribers
+            .open(&user_id, now, config::stream_max_age_ms(&self.env));
+        // The caller sets the alarm for the access check (with the presence lease).
+        self.stream_opened();
+        let store = self.store.clone();
+        let read_page = move |after: u64, limit: usize| -> Result<sse::Page, String> {
+            let events = store
+                .events_after(after, limit)
+                .map_err(|error| error.to_string())?;
+            events
+                .iter()
+                .map(|event| {
+                    sse_frame(event)
+                        .map(|frame| (event.seq, frame))
+                        .map_err(|error| error.to_string())
+                })
+                .collect()
+        };
+        Ok(sse::replay_response(slot, after, read_page)?)
+    }
+
+    /// `POST /streams/close`: ends the open streams of the users named who may no
+    /// longer see the session (the Worker calls it when it revokes access).
+    async fn close_streams(&self, req: &mut Request) -> ApiResult<Response> {
+        let CloseStreams { user_ids } = body::read_json(req).await?;
+        let closed = self
+            .subscribers
+            .close_where(|user_id| user_ids.iter().any(|gone| gone == user_id));
+        for user_id in &user_ids {
+            self.presence.leave(user_id, &self.subscribers);
+        }
+        Ok(json(200, &serde_json::json!({ "closed": closed })))
     }
 
     /// Grants or renews the lease of the viewer the Worker named (see

@@ -20,7 +20,7 @@ use nightshift_protocol::ErrorCode;
 use nightshift_protocol::events::EventBody;
 use nightshift_protocol::runner_link::{RunnerFrame, SessionFrame};
 use nightshift_session::event_log::{RunnerIntake, classify_runner_event, welcome_acked};
-use nightshift_session::runner_intake::{Admission, Holder, IntakeBucket, admit, check_event_size};
+use nightshift_session::runner_intake::{Admission, Holder, admit, check_event_size};
 use nightshift_session::runner_link::{
     HelloDecision, INTERRUPTED_REASON, ProcessingTurn, on_hello,
 };
@@ -150,7 +150,8 @@ impl SessionAgent {
             generation,
             last_seen_ms: now,
         })?;
-        self.intake.set(Some(IntakeBucket::with_defaults(now)));
+        self.intake
+            .set(Some(config::runner_intake_bucket(&self.env, now)));
         if self.refresh_status()? {
             self.publish().await;
         }
@@ -421,7 +422,7 @@ impl SessionAgent {
         let mut bucket = self
             .intake
             .get()
-            .unwrap_or_else(|| IntakeBucket::with_defaults(now_ms));
+            .unwrap_or_else(|| config::runner_intake_bucket(&self.env, now_ms));
         let allowed = bucket.take(now_ms);
         self.intake.set(Some(bucket));
         allowed

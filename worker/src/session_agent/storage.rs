@@ -459,13 +459,16 @@ impl Store {
         })
     }
 
-    /// Every event after `after`, in order.
-    pub fn events_after(&self, after: u64) -> Result<Vec<SessionEvent>> {
+    /// At most `limit` events after `after`, in order (one page of a replay).
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<SessionEvent>> {
         let rows: Vec<EventRow> = self
             .sql
             .exec(
-                "SELECT seq, turn_id, body, at FROM events WHERE seq > ? ORDER BY seq",
-                vec![unsigned(after)],
+                "SELECT seq, turn_id, body, at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                vec![
+                    unsigned(after),
+                    unsigned(u64::try_from(limit).unwrap_or(u64::MAX)),
+                ],
             )?
             .to_array()?;
         rows.into_iter()

@@ -62,7 +62,7 @@ impl SessionAgent {
 
     fn broadcast(&self, event: &SessionEvent) {
         match sse_frame(event) {
-            Ok(frame) => self.subscribers.broadcast(&frame),
+            Ok(frame) => self.subscribers.broadcast_event(event.seq, &frame),
             Err(error) => {
                 worker::console_error!("event {} could not be encoded: {error}", event.seq)
             }
