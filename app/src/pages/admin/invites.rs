@@ -4,15 +4,15 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use nightshift_protocol::auth::InviteInfo;
 
 use crate::account::forms::new_invite;
-use crate::account::wire::Invite;
 use crate::api;
 use crate::pages::{Choice, CopyField, FormError, Panel, TextInput, choices, expiry};
 
 #[component]
 pub fn InvitesPanel() -> impl IntoView {
-    let invites = RwSignal::new(Vec::<Invite>::new());
+    let invites = RwSignal::new(Vec::<InviteInfo>::new());
     let error = RwSignal::new(None::<String>);
     let reload = move || {
         spawn_local(async move {
@@ -87,8 +87,8 @@ pub fn InvitesPanel() -> impl IntoView {
                         <tr data-testid="invite-row">
                             <td>{invite.role.as_str()}</td>
                             <td>{invite.email.clone().unwrap_or_else(|| "anyone with the link".to_owned())}</td>
-                            <td>{invite.uses} " / " {invite.max_uses.map_or_else(|| "∞".to_owned(), |max| max.to_string())}</td>
-                            <td>{expiry(invite.expires_at)}</td>
+                            <td>{invite.uses} " / " {invite.max_uses}</td>
+                            <td>{expiry(Some(invite.expires_at))}</td>
                             <td class="table__actions">
                                 <button class="button button--small button--danger" data-testid="invite-revoke"
                                     on:click={
@@ -105,9 +105,10 @@ pub fn InvitesPanel() -> impl IntoView {
 }
 
 /// The invite's link: the server's `url`, else one made from its token.
-fn invite_url(invite: &Invite) -> Option<String> {
-    invite.url.clone().or_else(|| {
-        let origin = web_sys::window()?.location().origin().ok()?;
-        Some(format!("{origin}/invite/{}", invite.token.as_deref()?))
-    })
+fn invite_url(invite: &InviteInfo) -> Option<String> {
+    if !invite.url.is_empty() {
+        return Some(invite.url.clone());
+    }
+    let origin = web_sys::window()?.location().origin().ok()?;
+    (!invite.token.is_empty()).then(|| format!("{origin}/invite/{}", invite.token))
 }

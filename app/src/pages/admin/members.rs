@@ -3,9 +3,8 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use nightshift_protocol::auth::{MemberInfo, TeamRole};
 
-use crate::account::TeamRole;
-use crate::account::wire::Member;
 use crate::api;
 use crate::auth::Auth;
 use crate::pages::{FormError, Panel, when};
@@ -14,7 +13,7 @@ use crate::pages::{FormError, Panel, when};
 pub fn MembersPanel() -> impl IntoView {
     let auth = expect_context::<Auth>();
     let my_id = auth.me().map(|me| me.user.id).unwrap_or_default();
-    let members = RwSignal::new(Vec::<Member>::new());
+    let members = RwSignal::new(Vec::<MemberInfo>::new());
     let error = RwSignal::new(None::<String>);
     let reload = move || {
         spawn_local(async move {
@@ -61,9 +60,9 @@ pub fn MembersPanel() -> impl IntoView {
                             let remove_id = member.id.clone();
                             let role = member.role;
                             view! {
-                                <tr data-testid="member-row" data-email=member.email.clone()>
+                                <tr data-testid="member-row" data-email=member.email.clone().unwrap_or_default()>
                                     <td>{member.name.clone()} {is_me.then_some(" (you)")}</td>
-                                    <td>{member.email.clone()}</td>
+                                    <td>{member.email.clone().unwrap_or_default()}</td>
                                     <td>
                                         <select class="input input--short" data-testid="member-role" disabled=is_me
                                             on:change=move |event| set_role(id.clone(), event_target_value(&event))>
@@ -71,7 +70,7 @@ pub fn MembersPanel() -> impl IntoView {
                                             <option value="admin" selected=role == TeamRole::Admin>"Admin"</option>
                                         </select>
                                     </td>
-                                    <td>{when(member.joined_at)}</td>
+                                    <td>{when(Some(member.joined_at))}</td>
                                     <td class="table__actions">
                                         <button class="button button--small button--danger" data-testid="member-remove"
                                             disabled=is_me on:click=move |_| remove(remove_id.clone())>"Remove"</button>

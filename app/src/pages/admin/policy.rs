@@ -18,7 +18,7 @@ pub fn PolicyPanel() -> impl IntoView {
     spawn_local(async move {
         match api::account::team_settings().await {
             Ok(settings) => {
-                policy.set(settings.signin_policy);
+                policy.set(settings.signin_policy.as_str().to_owned());
                 domain.set(settings.allowed_domain.unwrap_or_default());
             }
             Err(failure) => error.set(Some(failure.to_string())),

@@ -4,9 +4,9 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use nightshift_protocol::auth::{KeyInfo, KeyProvider};
 
 use crate::account::forms::{KEY_PROVIDERS, new_llm_key};
-use crate::account::wire::LlmKey;
 use crate::api;
 use crate::auth::Auth;
 use crate::pages::{Choice, FormError, Panel, TextInput, choices, when};
@@ -14,7 +14,7 @@ use crate::pages::{Choice, FormError, Panel, TextInput, choices, when};
 #[component]
 pub fn KeysPanel() -> impl IntoView {
     let auth = expect_context::<Auth>();
-    let keys = RwSignal::new(Vec::<LlmKey>::new());
+    let keys = RwSignal::new(Vec::<KeyInfo>::new());
     let error = RwSignal::new(None::<String>);
     let reload = move || {
         spawn_local(async move {
@@ -44,7 +44,7 @@ pub fn KeysPanel() -> impl IntoView {
 
 #[component]
 fn KeyList(
-    keys: RwSignal<Vec<LlmKey>>,
+    keys: RwSignal<Vec<KeyInfo>>,
     scope: &'static str,
     reload: impl Fn() + Copy + Send + Sync + 'static,
     error: RwSignal<Option<String>>,
@@ -52,7 +52,7 @@ fn KeyList(
     let listed = move || {
         keys.get()
             .into_iter()
-            .filter(|key| key.scope == scope)
+            .filter(|key| key.scope.as_str() == scope)
             .collect::<Vec<_>>()
     };
     let delete = move |id: String| {
@@ -67,13 +67,13 @@ fn KeyList(
         <ul class="key-list" data-testid=format!("key-list-{scope}")>
             <For each=listed key=|key| key.id.clone() let:key>
                 <li class="key-list__item" data-testid="key-row">
-                    <span class="key-list__provider">{provider_label(&key.provider)}</span>
-                    <span class="key-list__name">{key.name.clone().filter(|name| name != provider_label(&key.provider)).unwrap_or_default()}</span>
+                    <span class="key-list__provider">{provider_label(key.provider)}</span>
+                    <span class="key-list__name">{(key.name != provider_label(key.provider)).then(|| key.name.clone())}</span>
                     <code class="key-list__last4">"…" {key.last4.clone()}</code>
                     <span class="key-list__meta">
                         {key.base_url.clone().unwrap_or_default()}
                         {(!key.models.is_empty()).then(|| format!(" · {}", key.models.join(", ")))}
-                        " · added " {when(key.created_at)}
+                        " · added " {when(Some(key.created_at))}
                     </span>
                     <button class="button button--small button--danger" data-testid="key-delete" on:click={
                         let id = key.id.clone();
@@ -85,10 +85,10 @@ fn KeyList(
     }
 }
 
-fn provider_label(provider: &str) -> &'static str {
+fn provider_label(provider: KeyProvider) -> &'static str {
     KEY_PROVIDERS
         .iter()
-        .find(|(id, _)| *id == provider)
+        .find(|(id, _)| *id == provider.as_str())
         .map_or("Other", |(_, label)| label)
 }
 

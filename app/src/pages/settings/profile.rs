@@ -4,8 +4,8 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use nightshift_protocol::auth::PatchMeRequest;
 
-use crate::account::wire::ProfileUpdate;
 use crate::api;
 use crate::auth::Auth;
 use crate::pages::{Choice, FormError, Panel, TextInput};
@@ -16,7 +16,7 @@ pub fn ProfilePanel() -> impl IntoView {
     let me = auth.me();
     let email = me
         .as_ref()
-        .map(|me| me.user.email.clone())
+        .and_then(|me| me.user.email.clone())
         .unwrap_or_default();
     let role = me
         .as_ref()
@@ -40,7 +40,7 @@ pub fn ProfilePanel() -> impl IntoView {
     let save = move |event: SubmitEvent| {
         event.prevent_default();
         let model = model.get_untracked().trim().to_owned();
-        let update = ProfileUpdate {
+        let update = PatchMeRequest {
             name: Some(name.get_untracked().trim().to_owned()),
             default_model: Some(model),
         };
@@ -51,7 +51,7 @@ pub fn ProfilePanel() -> impl IntoView {
             match api::account::update_me(&update).await {
                 Ok(me) => {
                     // The PATCH answer may leave out the CSRF token; keep ours.
-                    if me.csrf_token.is_some() {
+                    if !me.csrf_token.is_empty() {
                         auth.set_me(me);
                     } else {
                         auth.reload();

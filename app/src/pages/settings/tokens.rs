@@ -4,15 +4,15 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use nightshift_protocol::auth::ApiTokenInfo;
 
 use crate::account::forms::new_token;
-use crate::account::wire::ApiToken;
 use crate::api;
 use crate::pages::{CopyField, FormError, Panel, TextInput, expiry, when};
 
 #[component]
 pub fn TokensPanel() -> impl IntoView {
-    let tokens = RwSignal::new(Vec::<ApiToken>::new());
+    let tokens = RwSignal::new(Vec::<ApiTokenInfo>::new());
     let error = RwSignal::new(None::<String>);
     let reload = move || {
         spawn_local(async move {
@@ -42,7 +42,7 @@ pub fn TokensPanel() -> impl IntoView {
         spawn_local(async move {
             match api::account::create_token(&body).await {
                 Ok(token) => {
-                    created.set(token.token.clone());
+                    created.set(Some(token.token));
                     name.set(String::new());
                     reload();
                 }
@@ -86,7 +86,7 @@ pub fn TokensPanel() -> impl IntoView {
                     <For each=move || tokens.get() key=|token| token.id.clone() let:token>
                         <tr data-testid="token-row">
                             <td>{token.name.clone()}</td>
-                            <td>{token.scopes.join(", ")}</td>
+                            <td>{token.scopes.iter().map(|scope| scope.as_str()).collect::<Vec<_>>().join(", ")}</td>
                             <td>{when(token.last_used_at)}</td>
                             <td>{expiry(token.expires_at)}</td>
                             <td class="table__actions">
