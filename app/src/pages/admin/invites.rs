@@ -3,66 +3,65 @@
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
-use nightshift_protocol::auth::InviteInfo;
+use nightshift_protocol::auth::{CreateInviteRequest, InviteInfo};
 
 use crate::account::forms::new_invite;
 use crate::api;
-use crate::pages::{Choice, CopyField, FormError, Panel, TextInput, choices, expiry};
+use crate::pages::{
+    Choice, CopyField, FormError, Panel, TextInput, choices, expiry, form_or_list_error, rows,
+};
 
 #[component]
 pub fn InvitesPanel() -> impl IntoView {
-    let invites = RwSignal::new(Vec::<InviteInfo>::new());
     let error = RwSignal::new(None::<String>);
-    let reload = move || {
-        spawn_local(async move {
-            match api::account::invites().await {
-                Ok(list) => invites.set(list),
-                Err(failure) => error.set(Some(failure.to_string())),
-            }
-        })
-    };
-    reload();
-
     let role = RwSignal::new("member".to_owned());
     let hours = RwSignal::new("72".to_owned());
     let uses = RwSignal::new("1".to_owned());
     let email = RwSignal::new(String::new());
     let created = RwSignal::new(None::<String>);
-    let create = move |event: SubmitEvent| {
+    let create = Action::new_local(move |body: &CreateInviteRequest| {
+        let body = body.clone();
+        async move {
+            match api::account::create_invite(&body).await {
+                Ok(invite) => created.set(invite_url(&invite)),
+                Err(failure) => error.set(Some(failure.to_string())),
+            }
+        }
+    });
+    let revoke = Action::new_local(move |id: &String| {
+        let id = id.clone();
+        async move {
+            if let Err(failure) = api::account::revoke_invite(&id).await {
+                error.set(Some(failure.to_string()));
+            }
+        }
+    });
+    // Listed again whenever an invite was created or revoked.
+    let invites = LocalResource::new(move || {
+        create.version().track();
+        revoke.version().track();
+        api::account::invites()
+    });
+
+    let submit = move |event: SubmitEvent| {
         event.prevent_default();
-        let body = match new_invite(
+        match new_invite(
             &role.get_untracked(),
             &hours.get_untracked(),
             &uses.get_untracked(),
             &email.get_untracked(),
         ) {
-            Ok(body) => body,
-            Err(problem) => return error.set(Some(problem)),
-        };
-        error.set(None);
-        spawn_local(async move {
-            match api::account::create_invite(&body).await {
-                Ok(invite) => {
-                    created.set(invite_url(&invite));
-                    reload();
-                }
-                Err(failure) => error.set(Some(failure.to_string())),
+            Ok(body) => {
+                error.set(None);
+                create.dispatch_local(body);
             }
-        });
-    };
-    let revoke = move |id: String| {
-        spawn_local(async move {
-            if let Err(failure) = api::account::revoke_invite(&id).await {
-                error.set(Some(failure.to_string()));
-            }
-            reload();
-        });
+            Err(problem) => error.set(Some(problem)),
+        }
     };
 
     view! {
         <Panel title="Invites" test_id="admin-invites">
-            <form class="form form--inline" on:submit=create>
+            <form class="form form--inline" on:submit=submit>
                 <Choice value=role options=choices(&[("member", "Member"), ("admin", "Admin")])
                     test_id="invite-role" class="input--short"/>
                 <label class="field field--inline">
@@ -74,16 +73,17 @@ pub fn InvitesPanel() -> impl IntoView {
                     <TextInput value=uses test_id="invite-uses" class="input--short"/>
                 </label>
                 <TextInput value=email test_id="invite-email" placeholder="For email (optional)"/>
-                <button class="button button--primary" type="submit" data-testid="invite-create">"Create invite link"</button>
+                <button class="button button--primary" type="submit" data-testid="invite-create"
+                    disabled=move || create.pending().get()>"Create invite link"</button>
             </form>
             {move || created.get().map(|url| view! {
                 <CopyField value=url test_id="invite-link" note="Send this link to the person you invite."/>
             })}
-            <FormError error=error/>
+            <FormError error=form_or_list_error(error, invites)/>
             <table class="table" data-testid="invite-list">
                 <thead><tr><th>"Role"</th><th>"For"</th><th>"Uses"</th><th>"Expires"</th><th></th></tr></thead>
                 <tbody>
-                    <For each=move || invites.get() key=|invite| (invite.id.clone(), invite.uses) let:invite>
+                    <For each=move || rows(invites) key=|invite| (invite.id.clone(), invite.uses) let:invite>
                         <tr data-testid="invite-row">
                             <td>{invite.role.as_str()}</td>
                             <td>{invite.email.clone().unwrap_or_else(|| "anyone with the link".to_owned())}</td>
@@ -93,7 +93,9 @@ pub fn InvitesPanel() -> impl IntoView {
                                 <button class="button button--small button--danger" data-testid="invite-revoke"
                                     on:click={
                                         let id = invite.id.clone();
-                                        move |_| revoke(id.clone())
+                                        move |_| {
+                                            revoke.dispatch_local(id.clone());
+                                        }
                                     }>"Revoke"</button>
                             </td>
                         </tr>
