@@ -150,6 +150,24 @@ pub fn Panel(
 /// that reads the version of the actions that change it).
 pub type Listed<T> = LocalResource<Result<Vec<T>, ApiError>>;
 
+/// An action that removes (deletes, revokes) what the id it is given names, with
+/// `call`; a refusal goes to `error`. A [`Listed`] that reads its version loads again
+/// once it has run.
+pub fn removal<F, Fu>(error: RwSignal<Option<String>>, call: F) -> Action<String, ()>
+where
+    F: Fn(String) -> Fu + 'static,
+    Fu: Future<Output = Result<(), ApiError>> + 'static,
+{
+    Action::new_local(move |id: &String| {
+        let removed = call(id.clone());
+        async move {
+            if let Err(failure) = removed.await {
+                error.set(Some(failure.to_string()));
+            }
+        }
+    })
+}
+
 /// The rows of `list`: the last ones loaded, kept while it loads again; none until
 /// it first loads or when it could not.
 pub fn rows<T: Clone + 'static>(list: Listed<T>) -> Vec<T> {

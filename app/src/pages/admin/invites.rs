@@ -8,7 +8,8 @@ use nightshift_protocol::auth::{CreateInviteRequest, InviteInfo};
 use crate::account::forms::new_invite;
 use crate::api;
 use crate::pages::{
-    Choice, CopyField, FormError, Panel, TextInput, choices, expiry, form_or_list_error, rows,
+    Choice, CopyField, FormError, Panel, TextInput, choices, expiry, form_or_list_error, removal,
+    rows,
 };
 
 #[component]
@@ -28,14 +29,10 @@ pub fn InvitesPanel() -> impl IntoView {
             }
         }
     });
-    let revoke = Action::new_local(move |id: &String| {
-        let id = id.clone();
-        async move {
-            if let Err(failure) = api::account::revoke_invite(&id).await {
-                error.set(Some(failure.to_string()));
-            }
-        }
-    });
+    let revoke = removal(
+        error,
+        |id| async move { api::account::revoke_invite(&id).await },
+    );
     // Listed again whenever an invite was created or revoked.
     let invites = LocalResource::new(move || {
         create.version().track();

@@ -6,7 +6,7 @@ use nightshift_protocol::auth::TeamRole;
 
 use crate::api;
 use crate::auth::Auth;
-use crate::pages::{FormError, Panel, form_or_list_error, rows, when};
+use crate::pages::{FormError, Panel, form_or_list_error, removal, rows, when};
 
 #[component]
 pub fn MembersPanel() -> impl IntoView {
@@ -21,14 +21,10 @@ pub fn MembersPanel() -> impl IntoView {
             }
         }
     });
-    let remove = Action::new_local(move |id: &String| {
-        let id = id.clone();
-        async move {
-            if let Err(failure) = api::account::remove_member(&id).await {
-                error.set(Some(failure.to_string()));
-            }
-        }
-    });
+    let remove = removal(
+        error,
+        |id| async move { api::account::remove_member(&id).await },
+    );
     // Listed again after every change, refused ones included (the list shows what holds).
     let members = LocalResource::new(move || {
         set_role.version().track();

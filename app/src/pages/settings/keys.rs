@@ -9,21 +9,17 @@ use crate::account::forms::{KEY_PROVIDERS, new_llm_key};
 use crate::api;
 use crate::auth::Auth;
 use crate::pages::{
-    Choice, FormError, Listed, Panel, TextInput, choices, form_or_list_error, rows, when,
+    Choice, FormError, Listed, Panel, TextInput, choices, form_or_list_error, removal, rows, when,
 };
 
 #[component]
 pub fn KeysPanel() -> impl IntoView {
     let auth = expect_context::<Auth>();
     let error = RwSignal::new(None::<String>);
-    let delete = Action::new_local(move |id: &String| {
-        let id = id.clone();
-        async move {
-            if let Err(failure) = api::account::delete_key(&id).await {
-                error.set(Some(failure.to_string()));
-            }
-        }
-    });
+    let delete = removal(
+        error,
+        |id| async move { api::account::delete_key(&id).await },
+    );
     // Listed again after a deletion; each form asks for a refetch after an addition.
     let keys = LocalResource::new(move || {
         delete.version().track();

@@ -8,7 +8,7 @@ use nightshift_protocol::auth::CreateTokenRequest;
 use crate::account::forms::new_token;
 use crate::api;
 use crate::pages::{
-    CopyField, FormError, Panel, TextInput, expiry, form_or_list_error, rows, when,
+    CopyField, FormError, Panel, TextInput, expiry, form_or_list_error, removal, rows, when,
 };
 
 #[component]
@@ -30,14 +30,10 @@ pub fn TokensPanel() -> impl IntoView {
             }
         }
     });
-    let revoke = Action::new_local(move |id: &String| {
-        let id = id.clone();
-        async move {
-            if let Err(failure) = api::account::revoke_token(&id).await {
-                error.set(Some(failure.to_string()));
-            }
-        }
-    });
+    let revoke = removal(
+        error,
+        |id| async move { api::account::revoke_token(&id).await },
+    );
     // Listed again whenever a token was created or revoked.
     let tokens = LocalResource::new(move || {
         create.version().track();
