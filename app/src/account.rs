@@ -1,21 +1,17 @@
-//! Sign-in, teams, sharing and keys as plain data: the wire types of those API routes
-//! (see `docs/API.md`), what a role allows, and the checks the forms make before
-//! sending anything.
+//! Sign-in, teams, sharing and keys as plain data: what a role means on screen, the
+//! checks the forms make before sending anything, and the few answer shapes the app
+//! reads its own way. The bodies themselves are `nightshift_protocol::auth`'s types,
+//! read leniently there (missing fields take defaults).
 //!
 //! Like [`crate::state`], nothing here knows Leptos or the DOM, so it is unit-tested
-//! natively. The wire types are read leniently (missing fields take defaults) so a
-//! newer server that adds fields never breaks an older app.
+//! natively.
 
 pub mod access;
+pub mod answers;
 pub mod forms;
 pub mod signin;
-pub mod wire;
 
 pub use access::{SessionAccess, SessionRole, TeamRole};
-pub use wire::{
-    ApiToken, Invite, LlmKey, Me, Member, Providers, SessionShares, ShareLink, SharedUser,
-    TeamMember, TeamSettings, Viewer,
-};
 
 /// When something expires, relative to `now_ms` (both ms since the epoch): "in 3d",
 /// "in 5h", "expired 2m ago", or "never".

@@ -12,6 +12,7 @@ use leptos_router::{NavigateOptions, path};
 use crate::account::signin::signin_url;
 use crate::auth::{Auth, AuthPhase, AuthState};
 use crate::components::empty_state::{EmptyState, NotFound};
+use crate::components::new_session::NewSessionChoice;
 use crate::components::session::SessionPage;
 use crate::components::sidebar::Sidebar;
 use crate::pages::admin::AdminPage;
@@ -93,6 +94,7 @@ fn SignedIn() -> impl IntoView {
 #[component]
 fn SignedInLayout() -> impl IntoView {
     provide_context(SessionsStore::start());
+    NewSessionChoice::provide();
     view! {
         <div class="shell">
             <Sidebar/>

@@ -10,8 +10,8 @@ use std::cell::{Cell, RefCell};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::account::TeamRole;
-use crate::account::wire::Me;
+use nightshift_protocol::auth::{Me, TeamRole};
+
 use crate::api;
 
 thread_local! {
@@ -83,8 +83,9 @@ impl Auth {
 
     /// Stores a fresh `/api/me` answer (also what `PATCH /api/me` answers).
     pub fn set_me(self, me: Me) {
-        if let Some(token) = &me.csrf_token {
-            CSRF_TOKEN.with(|csrf| *csrf.borrow_mut() = Some(token.clone()));
+        // Empty when the answer carries none (a bearer-token request); keep ours then.
+        if !me.csrf_token.is_empty() {
+            CSRF_TOKEN.with(|csrf| *csrf.borrow_mut() = Some(me.csrf_token.clone()));
         }
         self.state.set(AuthState::SignedIn(Box::new(me)));
     }

@@ -5,6 +5,7 @@
 //! decide nothing about what an event or an answer means.
 
 pub mod empty_state;
+pub mod new_session;
 pub mod presence;
 pub mod session;
 pub mod session_access;

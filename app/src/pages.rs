@@ -9,6 +9,7 @@ pub mod signin;
 
 use leptos::prelude::*;
 
+use crate::api::ApiError;
 use crate::format::relative_time;
 
 /// "in 3 hours" / "5 minutes ago" for a timestamp in ms, or "never".
@@ -145,9 +146,51 @@ pub fn Panel(
     }
 }
 
+/// A list the page loads with `GET` and loads again after each change (a resource
+/// that reads the version of the actions that change it).
+pub type Listed<T> = LocalResource<Result<Vec<T>, ApiError>>;
+
+/// An action that removes (deletes, revokes) what the id it is given names, with
+/// `call`; a refusal goes to `error`. A [`Listed`] that reads its version loads again
+/// once it has run.
+pub fn removal<F, Fu>(error: RwSignal<Option<String>>, call: F) -> Action<String, ()>
+where
+    F: Fn(String) -> Fu + 'static,
+    Fu: Future<Output = Result<(), ApiError>> + 'static,
+{
+    Action::new_local(move |id: &String| {
+        let removed = call(id.clone());
+        async move {
+            if let Err(failure) = removed.await {
+                error.set(Some(failure.to_string()));
+            }
+        }
+    })
+}
+
+/// The rows of `list`: the last ones loaded, kept while it loads again; none until
+/// it first loads or when it could not.
+pub fn rows<T: Clone + 'static>(list: Listed<T>) -> Vec<T> {
+    list.get().and_then(Result::ok).unwrap_or_default()
+}
+
+/// A form's own error (a check or a failed change), else why its list did not load.
+pub fn form_or_list_error<T: Clone + 'static>(
+    error: RwSignal<Option<String>>,
+    list: Listed<T>,
+) -> Signal<Option<String>> {
+    Signal::derive(move || {
+        error.get().or_else(|| {
+            list.get()
+                .and_then(|answer| answer.err())
+                .map(|failure| failure.to_string())
+        })
+    })
+}
+
 /// The last error of a form or list, when there is one.
 #[component]
-pub fn FormError(error: RwSignal<Option<String>>) -> impl IntoView {
+pub fn FormError(#[prop(into)] error: Signal<Option<String>>) -> impl IntoView {
     move || {
         error
             .get()

@@ -8,7 +8,7 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use nightshift_protocol::api::Session;
+use nightshift_protocol::api::{CreateSessionRequest, Session};
 use nightshift_protocol::events::SessionListEvent;
 use send_wrapper::SendWrapper;
 
@@ -103,10 +103,8 @@ impl SessionsStore {
 
     /// `POST /api/sessions`; the new session is listed at once, before its
     /// `session_created` event arrives. Answers its id.
-    pub async fn create_session(self) -> Result<String, ApiError> {
-        // The agent and model chosen next to the "New session" button.
-        let request = crate::components::session::new_session_request();
-        let session = api::create_session_with(&request).await?;
+    pub async fn create_session(self, request: &CreateSessionRequest) -> Result<String, ApiError> {
+        let session = api::create_session_with(request).await?;
         let id = session.id.clone();
         self.remember(session);
         Ok(id)

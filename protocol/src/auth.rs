@@ -3,81 +3,18 @@
 //! `/api/keys`). See docs/API.md for the routes.
 //!
 //! Requests refuse unknown fields; answers may gain fields (clients ignore unknown
-//! ones).
+//! ones). Answers are also read leniently where a field may be missing or `null`
+//! (it takes its default), so an app never fails on a server that leaves one out;
+//! that changes nothing the Worker sends or accepts.
 
 use serde::{Deserialize, Serialize};
 
-/// A team role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TeamRole {
-    Admin,
-    Member,
-}
+use crate::roles::strict_team_role;
+pub use crate::roles::{Access, SessionRole, TeamRole};
 
-impl TeamRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TeamRole::Admin => "admin",
-            TeamRole::Member => "member",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "admin" => Some(TeamRole::Admin),
-            "member" => Some(TeamRole::Member),
-            _ => None,
-        }
-    }
-}
-
-/// What a user may do with one session. Ordered by what it allows: a later role can
-/// do everything an earlier one can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionRole {
-    /// Watches: reads the session, its messages and its event stream.
-    Viewer,
-    /// Also prompts, aborts and cancels prompts.
-    Collaborator,
-    /// Also shares the session and manages its share links.
-    CoOwner,
-    /// A team admin who is not the owner: everything a co-owner can do.
-    Admin,
-    /// The session's owner.
-    Owner,
-}
-
-impl SessionRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionRole::Viewer => "viewer",
-            SessionRole::Collaborator => "collaborator",
-            SessionRole::CoOwner => "co_owner",
-            SessionRole::Admin => "admin",
-            SessionRole::Owner => "owner",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "viewer" => SessionRole::Viewer,
-            "collaborator" => SessionRole::Collaborator,
-            "co_owner" => SessionRole::CoOwner,
-            "admin" => SessionRole::Admin,
-            "owner" => SessionRole::Owner,
-            _ => return None,
-        })
-    }
-
-    /// Roles a session can be shared with (or a share link can grant).
-    pub fn is_shareable(self) -> bool {
-        matches!(
-            self,
-            SessionRole::Viewer | SessionRole::Collaborator | SessionRole::CoOwner
-        )
-    }
+/// A string field that may come as `null` or not at all: read as `""`.
+fn nullable<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Whose LLM key a turn used (shown in the session).
@@ -112,7 +49,8 @@ impl LlmSource {
 }
 
 /// A session's owner, as the session JSON names them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OwnerInfo {
     pub id: String,
     pub name: String,
@@ -122,14 +60,31 @@ pub struct OwnerInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {
     pub id: String,
+    #[serde(default)]
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
+    #[serde(default)]
     pub avatar_url: Option<String>,
+    #[serde(default)]
     pub role: TeamRole,
+    #[serde(default)]
     pub default_model: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl UserInfo {
+    /// The name to show: the profile name, else the email.
+    pub fn display_name(&self) -> &str {
+        if self.name.trim().is_empty() {
+            self.email.as_deref().unwrap_or_default()
+        } else {
+            &self.name
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TeamInfo {
     pub id: String,
     pub name: String,
@@ -139,9 +94,11 @@ pub struct TeamInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Me {
     pub user: UserInfo,
+    #[serde(default)]
     pub team: TeamInfo,
     /// Send as `X-CSRF-Token` with every state-changing request authenticated by the
     /// session cookie. Empty for bearer-token requests (they need none).
+    #[serde(default, deserialize_with = "nullable")]
     pub csrf_token: String,
 }
 
@@ -149,10 +106,10 @@ pub struct Me {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMeRequest {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A model id; `""` clears it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_model: Option<String>,
 }
 
@@ -173,7 +130,8 @@ pub struct LoginResponse {
 }
 
 /// `GET /auth/providers`: which sign-in buttons to show.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Providers {
     pub github: bool,
     pub google: bool,
@@ -190,14 +148,28 @@ pub enum TokenScope {
     Write,
 }
 
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Read => "read",
+            TokenScope::Write => "write",
+        }
+    }
+}
+
 /// An API token as listed (the secret itself is shown only once, at creation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiTokenInfo {
     pub id: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
+    #[serde(default)]
     pub scopes: Vec<TokenScope>,
+    #[serde(default)]
     pub created_at: i64,
+    #[serde(default)]
     pub last_used_at: Option<i64>,
+    #[serde(default)]
     pub expires_at: Option<i64>,
 }
 
@@ -207,7 +179,7 @@ pub struct ApiTokenInfo {
 pub struct CreateTokenRequest {
     pub name: String,
     pub scopes: Vec<TokenScope>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_days: Option<u32>,
 }
 
@@ -223,9 +195,13 @@ pub struct CreatedToken {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberInfo {
     pub id: String,
+    #[serde(default)]
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
+    #[serde(default)]
     pub role: TeamRole,
+    #[serde(default)]
     pub joined_at: i64,
 }
 
@@ -233,6 +209,7 @@ pub struct MemberInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMemberRequest {
+    #[serde(deserialize_with = "strict_team_role")]
     pub role: TeamRole,
 }
 
@@ -240,12 +217,19 @@ pub struct PatchMemberRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteInfo {
     pub id: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub token: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub url: String,
+    #[serde(default)]
     pub role: TeamRole,
+    #[serde(default)]
     pub email: Option<String>,
+    #[serde(default)]
     pub expires_at: i64,
+    #[serde(default)]
     pub max_uses: u32,
+    #[serde(default)]
     pub uses: u32,
 }
 
@@ -253,10 +237,11 @@ pub struct InviteInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
+    #[serde(deserialize_with = "strict_team_role")]
     pub role: TeamRole,
     pub expires_in_hours: u32,
     pub max_uses: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }
 
@@ -344,15 +329,31 @@ impl UsageLimits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamMember {
     pub id: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
+    #[serde(default)]
     pub email: Option<String>,
+}
+
+impl TeamMember {
+    /// "Name <email>", or whichever of the two is known.
+    pub fn label(&self) -> String {
+        let email = self.email.as_deref().unwrap_or_default();
+        match (self.name.trim().is_empty(), email.is_empty()) {
+            (false, false) => format!("{} <{email}>", self.name),
+            (false, true) => self.name.clone(),
+            _ => email.to_owned(),
+        }
+    }
 }
 
 /// One person a session is shared with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareInfo {
     pub user_id: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
+    #[serde(default)]
     pub email: Option<String>,
     pub role: SessionRole,
 }
@@ -361,15 +362,20 @@ pub struct ShareInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareLinkInfo {
     pub id: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub url: String,
     pub role: SessionRole,
+    #[serde(default)]
     pub expires_at: i64,
+    #[serde(default)]
     pub max_uses: u32,
+    #[serde(default)]
     pub uses: u32,
 }
 
 /// `GET /api/sessions/{id}/shares`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SharesList {
     pub shares: Vec<ShareInfo>,
     pub links: Vec<ShareLinkInfo>,
@@ -402,27 +408,8 @@ pub struct AcceptShareResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Viewer {
     pub user_id: String,
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
-}
-
-/// Who may call a route, as `GET /api/admin/routes` lists the router's table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Access {
-    /// Anyone, signed in or not.
-    Public,
-    /// Any signed-in team member.
-    Member,
-    /// Team admins.
-    Admin,
-    /// Someone who can see the session (viewer or more).
-    SessionViewer,
-    /// Someone who can prompt in the session (collaborator or more).
-    SessionCollaborator,
-    /// Someone who can manage the session's sharing (co-owner, owner, admin).
-    SessionManager,
-    /// The session's runner, with its runner token.
-    Runner,
 }
 
 /// One row of the router's table.
@@ -442,6 +429,25 @@ pub enum KeyProvider {
     OpenaiCompatible,
 }
 
+impl KeyProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyProvider::Anthropic => "anthropic",
+            KeyProvider::Openai => "openai",
+            KeyProvider::OpenaiCompatible => "openai_compatible",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "anthropic" => KeyProvider::Anthropic,
+            "openai" => KeyProvider::Openai,
+            "openai_compatible" => KeyProvider::OpenaiCompatible,
+            _ => return None,
+        })
+    }
+}
+
 /// Whose a stored key is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -450,16 +456,30 @@ pub enum KeyScope {
     Team,
 }
 
+impl KeyScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::User => "user",
+            KeyScope::Team => "team",
+        }
+    }
+}
+
 /// A stored LLM key as listed: never the key itself, only its last four characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
     pub id: String,
     pub scope: KeyScope,
     pub provider: KeyProvider,
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
+    #[serde(default)]
     pub base_url: Option<String>,
+    #[serde(default)]
     pub models: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
     pub last4: String,
+    #[serde(default)]
     pub created_at: i64,
 }
 
@@ -470,11 +490,11 @@ pub struct CreateKeyRequest {
     pub scope: KeyScope,
     pub provider: KeyProvider,
     pub api_key: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -531,6 +551,67 @@ mod tests {
             name: None,
         };
         assert!(!format!("{request:?}").contains("sk-secret"));
+    }
+
+    #[test]
+    fn me_reads_the_contract_shape_and_tolerates_missing_fields() {
+        let me: Me = serde_json::from_str(
+            r#"{"user":{"id":"u1","email":"a@x.dev","name":"Ada","avatar_url":null,
+                "role":"admin","default_model":null},"team":{"id":"t","name":"T"},
+                "csrf_token":"c"}"#,
+        )
+        .unwrap();
+        assert_eq!(me.user.role, TeamRole::Admin);
+        assert_eq!(me.csrf_token, "c");
+        let bare: Me =
+            serde_json::from_str(r#"{"user":{"id":"u2","email":"b@x.dev","name":null}}"#).unwrap();
+        assert_eq!(bare.user.role, TeamRole::Member);
+        assert_eq!(bare.user.display_name(), "b@x.dev");
+        let emailless: MemberInfo =
+            serde_json::from_str(r#"{"id":"m","email":null,"name":"Bo","role":"admin"}"#).unwrap();
+        assert_eq!(emailless.email.as_deref().unwrap_or_default(), "");
+    }
+
+    #[test]
+    fn a_profile_update_sends_only_what_changed() {
+        let update = PatchMeRequest {
+            name: Some("Ada".into()),
+            default_model: None,
+        };
+        assert_eq!(serde_json::to_string(&update).unwrap(), r#"{"name":"Ada"}"#);
+        let clear = PatchMeRequest {
+            name: None,
+            default_model: Some(String::new()),
+        };
+        assert_eq!(
+            serde_json::to_string(&clear).unwrap(),
+            r#"{"default_model":""}"#
+        );
+    }
+
+    #[test]
+    fn requests_name_team_roles_exactly() {
+        let refused = serde_json::from_str::<PatchMemberRequest>(r#"{"role":"guest"}"#);
+        assert!(refused.is_err());
+        let refused = serde_json::from_str::<CreateInviteRequest>(
+            r#"{"role":"owner","expires_in_hours":1,"max_uses":1}"#,
+        );
+        assert!(refused.is_err());
+    }
+
+    #[test]
+    fn team_member_labels() {
+        let member = TeamMember {
+            id: "1".into(),
+            name: "Bo".into(),
+            email: Some("bo@x.dev".into()),
+        };
+        assert_eq!(member.label(), "Bo <bo@x.dev>");
+        let nameless = TeamMember {
+            name: " ".into(),
+            ..member
+        };
+        assert_eq!(nameless.label(), "bo@x.dev");
     }
 
     #[test]

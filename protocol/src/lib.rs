@@ -5,6 +5,9 @@
 //! receives ([`events`]), the WebSocket frames between a sandbox's runner and its
 //! session's `SessionAgent` ([`runner_link`]), the sandbox backend's HTTP API
 //! ([`sandbox`]) and the one error envelope every HTTP edge answers with ([`error`]).
+//! Beside them, [`roles`] holds the one copy of what each role allows, since both
+//! the Worker (which enforces it) and the app (which hides what would be refused)
+//! decide with it.
 //!
 //! Invariant: this crate depends on `serde` and `serde_json` only, so it builds for
 //! both `wasm32-unknown-unknown` (the Worker, the app) and native targets (the
@@ -15,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod limits;
+pub mod roles;
 pub mod runner_link;
 pub mod sandbox;
 

@@ -6,6 +6,8 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::auth::{Access, SessionRole, SigninPolicy, TeamRole, TokenScope};
+/// The role a user has on a session: one rule for the Worker and the app.
+pub use nightshift_protocol::roles::session_role;
 use sha2::{Digest, Sha256};
 
 /// Why a request is refused.
@@ -26,36 +28,13 @@ impl Denial {
     }
 }
 
-/// The role `user_id` has on a session owned by `owner_id`, given the user's team
-/// role and the session's share with them, if any. `None`: the session is invisible
-/// to them.
-pub fn session_role(
-    user_id: &str,
-    team_role: TeamRole,
-    owner_id: &str,
-    share: Option<SessionRole>,
-) -> Option<SessionRole> {
-    if user_id == owner_id {
-        return Some(SessionRole::Owner);
-    }
-    if team_role == TeamRole::Admin {
-        return Some(SessionRole::Admin);
-    }
-    share.filter(|role| role.is_shareable())
-}
-
 /// Whether `role` (None: cannot see the session) passes a session route's `access`.
 /// Someone who cannot see the session gets [`Denial::NotFound`], so its existence
 /// does not leak; someone who sees it but may not do this gets [`Denial::Forbidden`].
+/// What each role allows is [`SessionRole::allows`], shared with the app.
 pub fn check_session(access: Access, role: Option<SessionRole>) -> Result<SessionRole, Denial> {
     let role = role.ok_or(Denial::NotFound)?;
-    let needed = match access {
-        Access::SessionViewer => SessionRole::Viewer,
-        Access::SessionCollaborator => SessionRole::Collaborator,
-        Access::SessionManager => SessionRole::CoOwner,
-        _ => return Err(Denial::Forbidden),
-    };
-    if role >= needed {
+    if role.allows(access) {
         Ok(role)
     } else {
         Err(Denial::Forbidden)
@@ -118,10 +97,7 @@ pub fn share_link_grants(
     removed_at: Option<i64>,
     link_created_at: i64,
 ) -> bool {
-    let creator_manages = matches!(
-        creator_role,
-        Some(SessionRole::Owner | SessionRole::CoOwner | SessionRole::Admin)
-    );
+    let creator_manages = creator_role.is_some_and(SessionRole::can_share);
     creator_manages && removed_at.is_none_or(|removed| removed < link_created_at)
 }
 

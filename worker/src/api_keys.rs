@@ -84,27 +84,9 @@ struct KeyRow {
     ciphertext: String,
 }
 
-fn scope_str(scope: KeyScope) -> &'static str {
-    match scope {
-        KeyScope::User => "user",
-        KeyScope::Team => "team",
-    }
-}
-
-fn provider_str(provider: KeyProvider) -> &'static str {
-    match provider {
-        KeyProvider::Anthropic => "anthropic",
-        KeyProvider::Openai => "openai",
-        KeyProvider::OpenaiCompatible => "openai_compatible",
-    }
-}
-
+/// A stored provider name; anything unknown is an OpenAI-compatible endpoint.
 fn provider_parse(text: &str) -> KeyProvider {
-    match text {
-        "anthropic" => KeyProvider::Anthropic,
-        "openai" => KeyProvider::Openai,
-        _ => KeyProvider::OpenaiCompatible,
-    }
+    KeyProvider::parse(text).unwrap_or(KeyProvider::OpenaiCompatible)
 }
 
 impl KeyRow {
@@ -233,9 +215,9 @@ impl APIKeys {
             .map_err(|error| ApiError::internal(error.0))?;
         let row = KeyRow {
             id: key.id.clone(),
-            scope: scope_str(key.scope).to_owned(),
+            scope: key.scope.as_str().to_owned(),
             user_id: (key.scope == KeyScope::User).then(|| key.user_id.clone()),
-            provider: provider_str(key.provider).to_owned(),
+            provider: key.provider.as_str().to_owned(),
             name: key.name.clone(),
             base_url: key.base_url.clone(),
             models: serde_json::to_string(&key.models)?,

@@ -143,12 +143,7 @@ pub async fn available_models_with_keys(env: &Env, user_id: &str) -> Vec<ModelIn
                 models.push(ModelInfo {
                     id: model.clone(),
                     name: model,
-                    provider: match key.provider {
-                        KeyProvider::Anthropic => "anthropic",
-                        KeyProvider::Openai => "openai",
-                        KeyProvider::OpenaiCompatible => "openai_compatible",
-                    }
-                    .to_owned(),
+                    provider: key.provider.as_str().to_owned(),
                     api: config.api,
                     source: config.source.clone(),
                 });

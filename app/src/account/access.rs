@@ -1,116 +1,45 @@
-//! What a role allows in the app: team roles (admin, member) and a user's role in
-//! one session (owner, co-owner, collaborator, viewer, or admin of the team).
+//! What a role means on screen: the names and descriptions of session roles, the key
+//! source's label, and the access fields of a session read apart from the rest.
 //!
-//! The server enforces all of this on every route; the app only uses it to hide or
+//! The roles themselves and what each allows are `nightshift_protocol::roles`, the
+//! same rules the Worker enforces on every route; the app only uses them to hide or
 //! disable controls the user could not use anyway.
 
-use serde::{Deserialize, Serialize};
+use nightshift_protocol::auth::{LlmSource, OwnerInfo, Viewer};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use super::wire::Viewer;
+pub use nightshift_protocol::roles::{SessionRole, TeamRole};
 
-/// A user's role in the team.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TeamRole {
-    Admin,
-    #[default]
-    #[serde(other)]
-    Member,
-}
-
-impl TeamRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TeamRole::Admin => "admin",
-            TeamRole::Member => "member",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<TeamRole> {
-        match text {
-            "admin" => Some(TeamRole::Admin),
-            "member" => Some(TeamRole::Member),
-            _ => None,
-        }
+/// A session role's name, as the role pill and the share dialog show it.
+pub fn role_label(role: SessionRole) -> &'static str {
+    match role {
+        SessionRole::Owner => "Owner",
+        SessionRole::CoOwner => "Co-owner",
+        SessionRole::Collaborator => "Collaborator",
+        SessionRole::Viewer => "Viewer",
+        SessionRole::Admin => "Admin",
     }
 }
 
-/// The user's role in one session (`my_role` in the session's JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionRole {
-    Owner,
-    CoOwner,
-    Collaborator,
-    Viewer,
-    /// A team admin looking at someone else's session.
-    Admin,
-}
-
-impl SessionRole {
-    /// The roles a session can be shared with, in the order the share dialog lists them.
-    pub const SHARABLE: [SessionRole; 3] = [
-        SessionRole::Viewer,
-        SessionRole::Collaborator,
-        SessionRole::CoOwner,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionRole::Owner => "owner",
-            SessionRole::CoOwner => "co_owner",
-            SessionRole::Collaborator => "collaborator",
-            SessionRole::Viewer => "viewer",
-            SessionRole::Admin => "admin",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<SessionRole> {
-        serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            SessionRole::Owner => "Owner",
-            SessionRole::CoOwner => "Co-owner",
-            SessionRole::Collaborator => "Collaborator",
-            SessionRole::Viewer => "Viewer",
-            SessionRole::Admin => "Admin",
-        }
-    }
-
-    /// What the share dialog says a role may do.
-    pub fn description(self) -> &'static str {
-        match self {
-            SessionRole::Viewer => "can watch",
-            SessionRole::Collaborator => "can prompt and abort",
-            SessionRole::CoOwner | SessionRole::Owner => "can prompt and share",
-            SessionRole::Admin => "manages the team",
-        }
-    }
-
-    /// Sending prompts, cancelling them and aborting turns.
-    pub fn can_prompt(self) -> bool {
-        !matches!(self, SessionRole::Viewer)
-    }
-
-    /// Sharing the session and managing its share links.
-    pub fn can_share(self) -> bool {
-        matches!(
-            self,
-            SessionRole::Owner | SessionRole::CoOwner | SessionRole::Admin
-        )
+/// What the share dialog says a role may do.
+pub fn role_description(role: SessionRole) -> &'static str {
+    match role {
+        SessionRole::Viewer => "can watch",
+        SessionRole::Collaborator => "can prompt and abort",
+        SessionRole::CoOwner | SessionRole::Owner => "can prompt and share",
+        SessionRole::Admin => "manages the team",
     }
 }
 
 /// Where a session's agent gets its LLM key (`llm_source` in the session's JSON).
 pub fn llm_source_label(source: &str) -> &'static str {
-    match source {
+    match LlmSource::parse(source) {
         // The prompting user's own key, which need not be the viewer's.
-        "user" => "personal key",
-        "team" => "team key",
-        "environment" => "server key",
-        _ => "no key",
+        Some(LlmSource::User) => "personal key",
+        Some(LlmSource::Team) => "team key",
+        Some(LlmSource::Environment) => "server key",
+        None => "no key",
     }
 }
 
@@ -120,17 +49,12 @@ pub fn llm_source_label(source: &str) -> &'static str {
 #[serde(default)]
 pub struct SessionAccess {
     /// `None` for a server that predates roles: the user is then its only owner.
-    #[serde(deserialize_with = "lenient_role")]
+    #[serde(deserialize_with = "lenient")]
     pub my_role: Option<SessionRole>,
-    pub owner: Option<SessionOwner>,
-    pub llm_source: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct SessionOwner {
-    pub id: String,
-    pub name: String,
+    pub owner: Option<OwnerInfo>,
+    /// Whose LLM key the latest turn used; `None` before any turn (or when unknown).
+    #[serde(deserialize_with = "lenient")]
+    pub llm_source: Option<LlmSource>,
 }
 
 impl SessionAccess {
@@ -144,11 +68,13 @@ impl SessionAccess {
     }
 }
 
-fn lenient_role<'de, D: serde::Deserializer<'de>>(
+/// A field this build may not understand (a newer role or key source): `None` then,
+/// rather than failing the whole answer.
+fn lenient<'de, D: serde::Deserializer<'de>, T: DeserializeOwned>(
     deserializer: D,
-) -> Result<Option<SessionRole>, D::Error> {
-    let text = Option::<String>::deserialize(deserializer)?;
-    Ok(text.as_deref().and_then(SessionRole::parse))
+) -> Result<Option<T>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(value.and_then(|value| serde_json::from_value(value).ok()))
 }
 
 /// Reads a `presence_changed` event from a session stream's `data`; `None` for any

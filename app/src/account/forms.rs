@@ -1,8 +1,10 @@
 //! The settings, admin and share forms: their raw text fields turned into request
 //! bodies, or a sentence saying what to fix. Nothing is sent until a form checks out.
 
-use super::access::{SessionRole, TeamRole};
-use super::wire::{NewInvite, NewLlmKey, NewShareLink, NewToken, TeamSettings};
+use nightshift_protocol::auth::{
+    CreateInviteRequest, CreateKeyRequest, CreateShareLinkRequest, CreateTokenRequest, KeyProvider,
+    KeyScope, SessionRole, SigninPolicy, TeamRole, TeamSettings, TokenScope, UsageLimits,
+};
 
 /// Longest expiry and use limit the forms accept; the server has its own limits.
 const MAX_EXPIRY_HOURS: u32 = 24 * 365;
@@ -23,7 +25,11 @@ pub const SIGNIN_POLICIES: [(&str, &str); 3] = [
 ];
 
 /// The API token form: a name and whether the token may also write.
-pub fn new_token(name: &str, write: bool, expires_in_days: &str) -> Result<NewToken, String> {
+pub fn new_token(
+    name: &str,
+    write: bool,
+    expires_in_days: &str,
+) -> Result<CreateTokenRequest, String> {
     let name = name.trim();
     if name.is_empty() {
         return Err("Give the token a name, e.g. the script that will use it.".to_owned());
@@ -35,11 +41,11 @@ pub fn new_token(name: &str, write: bool, expires_in_days: &str) -> Result<NewTo
         "" => None,
         days => Some(positive(days, "Expiry in days", 3650)?),
     };
-    let mut scopes = vec!["read".to_owned()];
+    let mut scopes = vec![TokenScope::Read];
     if write {
-        scopes.push("write".to_owned());
+        scopes.push(TokenScope::Write);
     }
-    Ok(NewToken {
+    Ok(CreateTokenRequest {
         name: name.to_owned(),
         scopes,
         expires_in_days,
@@ -54,15 +60,13 @@ pub fn new_llm_key(
     base_url: &str,
     models: &str,
     name: &str,
-) -> Result<NewLlmKey, String> {
-    if !KEY_PROVIDERS.iter().any(|(id, _)| *id == provider) {
-        return Err("Pick a provider.".to_owned());
-    }
+) -> Result<CreateKeyRequest, String> {
+    let provider = KeyProvider::parse(provider).ok_or("Pick a provider.")?;
     let api_key = api_key.trim();
     if api_key.len() < 8 {
         return Err("Paste the whole API key.".to_owned());
     }
-    let compatible = provider == "openai_compatible";
+    let compatible = provider == KeyProvider::OpenaiCompatible;
     let base_url = base_url.trim().trim_end_matches('/');
     let models: Vec<String> = models
         .split([',', '\n'])
@@ -82,12 +86,16 @@ pub fn new_llm_key(
         }
     }
     let name = name.trim();
-    Ok(NewLlmKey {
-        scope: if scope == "team" { "team" } else { "user" }.to_owned(),
-        provider: provider.to_owned(),
+    Ok(CreateKeyRequest {
+        scope: if scope == "team" {
+            KeyScope::Team
+        } else {
+            KeyScope::User
+        },
+        provider,
         api_key: api_key.to_owned(),
         base_url: (compatible || !base_url.is_empty()).then(|| base_url.to_owned()),
-        models,
+        models: (!models.is_empty()).then_some(models),
         name: (!name.is_empty()).then(|| name.to_owned()),
     })
 }
@@ -98,13 +106,13 @@ pub fn new_invite(
     expires_in_hours: &str,
     max_uses: &str,
     email: &str,
-) -> Result<NewInvite, String> {
+) -> Result<CreateInviteRequest, String> {
     let role = TeamRole::parse(role).ok_or("Pick a role.")?;
     let email = email.trim();
     if !email.is_empty() && !email.contains('@') {
         return Err("That email address is not valid.".to_owned());
     }
-    Ok(NewInvite {
+    Ok(CreateInviteRequest {
         role,
         expires_in_hours: positive(expires_in_hours, "Expiry in hours", MAX_EXPIRY_HOURS)?,
         max_uses: positive(max_uses, "Use limit", MAX_USES)?,
@@ -117,31 +125,30 @@ pub fn new_share_link(
     role: &str,
     expires_in_hours: &str,
     max_uses: &str,
-) -> Result<NewShareLink, String> {
+) -> Result<CreateShareLinkRequest, String> {
     let role = SessionRole::parse(role)
-        .filter(|role| SessionRole::SHARABLE.contains(role))
+        .filter(|role| role.is_shareable())
         .ok_or("Pick a role.")?;
-    Ok(NewShareLink {
-        role: role.as_str().to_owned(),
+    Ok(CreateShareLinkRequest {
+        role,
         expires_in_hours: positive(expires_in_hours, "Expiry in hours", MAX_EXPIRY_HOURS)?,
         max_uses: positive(max_uses, "Use limit", MAX_USES)?,
     })
 }
 
-/// The sign-in policy form.
 /// The caps form's fields as [`UsageLimits`]: whole numbers within their range.
 pub fn usage_limits(
     live_sessions: &str,
     queued_prompts: &str,
     open_streams: &str,
     keys: &str,
-) -> Result<nightshift_protocol::auth::UsageLimits, String> {
+) -> Result<UsageLimits, String> {
     let number = |label: &str, text: &str| {
         text.trim()
             .parse::<u32>()
             .map_err(|_| format!("{label} must be a whole number"))
     };
-    let limits = nightshift_protocol::auth::UsageLimits {
+    let limits = UsageLimits {
         live_sessions: number("Live sessions", live_sessions)?,
         queued_prompts: number("Queued prompts", queued_prompts)?,
         open_streams: number("Open streams", open_streams)?,
@@ -151,12 +158,11 @@ pub fn usage_limits(
     Ok(limits)
 }
 
+/// The sign-in policy form.
 pub fn team_settings(policy: &str, domain: &str) -> Result<TeamSettings, String> {
-    if !SIGNIN_POLICIES.iter().any(|(id, _)| *id == policy) {
-        return Err("Pick a sign-in policy.".to_owned());
-    }
+    let policy = SigninPolicy::parse(policy).ok_or("Pick a sign-in policy.")?;
     let domain = domain.trim().trim_start_matches('@').to_ascii_lowercase();
-    let allowed_domain = if policy == "domain" {
+    let allowed_domain = if policy == SigninPolicy::Domain {
         if !domain.contains('.') || domain.contains(|c: char| c.is_whitespace() || c == '@') {
             return Err("Enter the email domain to admit, e.g. example.com.".to_owned());
         }
@@ -166,7 +172,7 @@ pub fn team_settings(policy: &str, domain: &str) -> Result<TeamSettings, String>
     };
     Ok(TeamSettings {
         limits: None,
-        signin_policy: policy.to_owned(),
+        signin_policy: policy,
         allowed_domain,
     })
 }
@@ -202,10 +208,10 @@ mod tests {
     fn tokens_are_read_only_unless_write_is_ticked() {
         let token = new_token(" ci ", false, "").unwrap();
         assert_eq!(token.name, "ci");
-        assert_eq!(token.scopes, vec!["read"]);
+        assert_eq!(token.scopes, vec![TokenScope::Read]);
         assert_eq!(token.expires_in_days, None);
         let writer = new_token("bot", true, "30").unwrap();
-        assert_eq!(writer.scopes, vec!["read", "write"]);
+        assert_eq!(writer.scopes, vec![TokenScope::Read, TokenScope::Write]);
         assert_eq!(writer.expires_in_days, Some(30));
         assert!(new_token("  ", true, "").is_err());
         assert!(new_token("x", true, "0").is_err());
@@ -225,7 +231,7 @@ mod tests {
         .unwrap();
         assert_eq!(key.api_key, "sk-123456789");
         assert_eq!(key.base_url.as_deref(), Some("http://llm.local/v1"));
-        assert_eq!(key.models, vec!["a", "b", "c"]);
+        assert_eq!(key.models, Some(vec!["a".into(), "b".into(), "c".into()]));
         assert_eq!(key.name, None);
         assert!(new_llm_key("user", "openai_compatible", "sk-123456789", "", "a", "").is_err());
         assert!(
@@ -240,7 +246,7 @@ mod tests {
             .is_err()
         );
         let plain = new_llm_key("team", "anthropic", "sk-ant-12345", "", "", "Main").unwrap();
-        assert_eq!(plain.scope, "team");
+        assert_eq!(plain.scope, KeyScope::Team);
         assert_eq!(plain.base_url, None);
         let json = serde_json::to_value(&plain).unwrap();
         assert!(json.get("models").is_none(), "{json}");
@@ -260,7 +266,7 @@ mod tests {
         assert!(new_invite("admin", "1", "-1", "").is_err());
         assert!(new_invite("admin", "1", "1", "nope").is_err());
         let link = new_share_link("viewer", "24", "1").unwrap();
-        assert_eq!(link.role, "viewer");
+        assert_eq!(link.role, SessionRole::Viewer);
         assert!(new_share_link("owner", "24", "1").is_err());
         assert!(new_share_link("admin", "24", "1").is_err());
     }

@@ -1,16 +1,17 @@
 //! The sign-in, profile, team, sharing and key routes. URLs and bodies only, like the
-//! rest of [`crate::api`]; the bodies are the plain types of [`crate::account`].
+//! rest of [`crate::api`]; the bodies are `nightshift_protocol::auth`'s types.
 
+use nightshift_protocol::auth::{
+    AcceptShareResponse, ApiTokenInfo, CreateInviteRequest, CreateKeyRequest,
+    CreateShareLinkRequest, CreateTokenRequest, CreatedToken, DevLoginRequest, InviteInfo, KeyInfo,
+    Me, MemberInfo, PatchMeRequest, PatchMemberRequest, Providers, PutShareRequest, SessionRole,
+    ShareLinkInfo, SharesList, TeamMember, TeamRole, TeamSettings, Viewer,
+};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, encode, request_json, request_text, session_path};
 use crate::account::access::SessionAccess;
-use crate::account::wire::{
-    AcceptedShare, ApiToken, Invite, LlmKey, Me, Member, NewInvite, NewLlmKey, NewShareLink,
-    NewToken, ProfileUpdate, Providers, SessionShares, ShareLink, TeamMember, TeamSettings, Viewer,
-    parse_list, parse_models,
-};
-use crate::account::{SessionRole, TeamRole};
+use crate::account::answers::{parse_list, parse_models};
 
 const NO_BODY: Option<&()> = None;
 
@@ -21,7 +22,11 @@ pub async fn providers() -> Result<Providers, ApiError> {
 
 /// `POST /auth/dev/login`; the answer sets the session cookie.
 pub async fn dev_login(name: &str, email: &str, invite: Option<&str>) -> Result<(), ApiError> {
-    let body = serde_json::json!({"name": name, "email": email, "invite": invite});
+    let body = DevLoginRequest {
+        email: email.to_owned(),
+        name: name.to_owned(),
+        invite: invite.map(str::to_owned),
+    };
     request_text("POST", "/auth/dev/login", Some(&body))
         .await
         .map(drop)
@@ -40,7 +45,7 @@ pub async fn me() -> Result<Me, ApiError> {
 }
 
 /// `PATCH /api/me`.
-pub async fn update_me(update: &ProfileUpdate) -> Result<Me, ApiError> {
+pub async fn update_me(update: &PatchMeRequest) -> Result<Me, ApiError> {
     request_json("PATCH", "/api/me", Some(update)).await
 }
 
@@ -54,12 +59,12 @@ pub async fn models() -> Vec<String> {
 }
 
 /// `GET /api/tokens`.
-pub async fn tokens() -> Result<Vec<ApiToken>, ApiError> {
+pub async fn tokens() -> Result<Vec<ApiTokenInfo>, ApiError> {
     list("/api/tokens", "tokens").await
 }
 
 /// `POST /api/tokens`: the answer carries the token, once.
-pub async fn create_token(token: &NewToken) -> Result<ApiToken, ApiError> {
+pub async fn create_token(token: &CreateTokenRequest) -> Result<CreatedToken, ApiError> {
     request_json("POST", "/api/tokens", Some(token)).await
 }
 
@@ -69,13 +74,13 @@ pub async fn revoke_token(id: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /api/admin/members`.
-pub async fn members() -> Result<Vec<Member>, ApiError> {
+pub async fn members() -> Result<Vec<MemberInfo>, ApiError> {
     list("/api/admin/members", "members").await
 }
 
 /// `PATCH /api/admin/members/{id}`.
 pub async fn set_member_role(user_id: &str, role: TeamRole) -> Result<(), ApiError> {
-    let body = serde_json::json!({"role": role});
+    let body = PatchMemberRequest { role };
     request_text(
         "PATCH",
         &format!("/api/admin/members/{}", encode(user_id)),
@@ -91,12 +96,12 @@ pub async fn remove_member(user_id: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /api/admin/invites`.
-pub async fn invites() -> Result<Vec<Invite>, ApiError> {
+pub async fn invites() -> Result<Vec<InviteInfo>, ApiError> {
     list("/api/admin/invites", "invites").await
 }
 
 /// `POST /api/admin/invites`.
-pub async fn create_invite(invite: &NewInvite) -> Result<Invite, ApiError> {
+pub async fn create_invite(invite: &CreateInviteRequest) -> Result<InviteInfo, ApiError> {
     request_json("POST", "/api/admin/invites", Some(invite)).await
 }
 
@@ -161,7 +166,7 @@ pub fn leave_presence(session_id: &str) {
 }
 
 /// `GET /api/sessions/{id}/shares`.
-pub async fn shares(session_id: &str) -> Result<SessionShares, ApiError> {
+pub async fn shares(session_id: &str) -> Result<SharesList, ApiError> {
     request_json("GET", &session_path(session_id, "/shares"), NO_BODY).await
 }
 
@@ -172,7 +177,7 @@ pub async fn share_with(
     role: SessionRole,
 ) -> Result<(), ApiError> {
     let path = session_path(session_id, &format!("/shares/{}", encode(user_id)));
-    let body = serde_json::json!({"role": role});
+    let body = PutShareRequest { role };
     request_text("PUT", &path, Some(&body)).await.map(drop)
 }
 
@@ -188,8 +193,8 @@ pub async fn unshare(session_id: &str, user_id: &str) -> Result<(), ApiError> {
 /// `POST /api/sessions/{id}/share-links`.
 pub async fn create_share_link(
     session_id: &str,
-    link: &NewShareLink,
-) -> Result<ShareLink, ApiError> {
+    link: &CreateShareLinkRequest,
+) -> Result<ShareLinkInfo, ApiError> {
     request_json(
         "POST",
         &session_path(session_id, "/share-links"),
@@ -208,18 +213,18 @@ pub async fn revoke_share_link(session_id: &str, link_id: &str) -> Result<(), Ap
 }
 
 /// `POST /api/share-links/{token}/accept`.
-pub async fn accept_share(token: &str) -> Result<AcceptedShare, ApiError> {
+pub async fn accept_share(token: &str) -> Result<AcceptShareResponse, ApiError> {
     let path = format!("/api/share-links/{}/accept", encode(token));
     request_json("POST", &path, Some(&serde_json::json!({}))).await
 }
 
 /// `GET /api/keys`.
-pub async fn keys() -> Result<Vec<LlmKey>, ApiError> {
+pub async fn keys() -> Result<Vec<KeyInfo>, ApiError> {
     list("/api/keys", "keys").await
 }
 
 /// `POST /api/keys`.
-pub async fn add_key(key: &NewLlmKey) -> Result<LlmKey, ApiError> {
+pub async fn add_key(key: &CreateKeyRequest) -> Result<KeyInfo, ApiError> {
     request_json("POST", "/api/keys", Some(key)).await
 }
 

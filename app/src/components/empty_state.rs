@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::components::sidebar::NewSessionButton;
+use crate::components::new_session::NewSessionButton;
 
 #[component]
 pub fn EmptyState() -> impl IntoView {

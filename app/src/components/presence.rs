@@ -2,8 +2,9 @@
 
 use leptos::prelude::*;
 
+use nightshift_protocol::auth::Viewer;
+
 use crate::account::access::initials;
-use crate::account::wire::Viewer;
 
 /// At most this many avatars; the rest are counted.
 const MAX_AVATARS: usize = 5;

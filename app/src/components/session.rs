@@ -8,7 +8,6 @@
 mod agent_picker;
 mod composer;
 mod header;
-mod new_session;
 mod prompt_queue;
 mod question;
 mod timeline;
@@ -33,7 +32,6 @@ use crate::store::SessionsStore;
 
 use composer::Composer;
 use header::SessionHeader;
-pub use new_session::{NewSessionOptions, new_session_request};
 use prompt_queue::PromptQueueView;
 use timeline::TimelineView;
 

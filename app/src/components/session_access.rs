@@ -17,8 +17,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use send_wrapper::SendWrapper;
 
-use crate::account::access::{SessionAccess, llm_source_label, presence_update};
-use crate::account::wire::Viewer;
+use nightshift_protocol::auth::{LlmSource, Viewer};
+
+use crate::account::access::{SessionAccess, llm_source_label, presence_update, role_label};
 use crate::api;
 use crate::components::presence::PresenceAvatars;
 use crate::components::share_dialog::ShareDialog;
@@ -183,7 +184,7 @@ pub fn SessionAccessBar(state: SessionAccessState, session_id: String) -> impl I
                     .as_ref()
                     .map(|owner| format!("Owned by {}", owner.name))
                     .unwrap_or_default();
-                (access.role().as_str(), access.role().label(), owner)
+                (access.role().as_str(), role_label(access.role()), owner)
             })
         })
     };
@@ -192,17 +193,17 @@ pub fn SessionAccessBar(state: SessionAccessState, session_id: String) -> impl I
         state.access.with(|access| {
             access
                 .as_ref()
-                .and_then(|access| access.llm_source.clone())
-                .filter(|source| !source.is_empty())
+                .and_then(|access| access.llm_source)
+                .map(LlmSource::as_str)
         })
     };
     let session_id = StoredValue::new(session_id);
     view! {
         <div class="access-bar" data-testid="session-access">
             {move || source().map(|source| view! {
-                <span class="key-source" data-testid="llm-source" data-source=source.clone()
+                <span class="key-source" data-testid="llm-source" data-source=source
                     title="Which LLM key this session's turns use">
-                    {llm_source_label(&source)}
+                    {llm_source_label(source)}
                 </span>
             })}
             {move || role().map(|(id, label, owner)| view! {

@@ -5,9 +5,10 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::account::SessionRole;
+use nightshift_protocol::auth::{SessionRole, SharesList, TeamMember};
+
+use crate::account::access::{role_description, role_label};
 use crate::account::forms::new_share_link;
-use crate::account::wire::{SessionShares, TeamMember};
 use crate::api;
 use crate::pages::{Choice, CopyField, FormError, TextInput, expiry};
 
@@ -17,7 +18,7 @@ pub fn ShareDialog(
     on_close: impl Fn() + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
     let session_id = StoredValue::new(session_id);
-    let shares = RwSignal::new(SessionShares::default());
+    let shares = RwSignal::new(SharesList::default());
     let members = RwSignal::new(Vec::<TeamMember>::new());
     let error = RwSignal::new(None::<String>);
     let reload = move || {
@@ -82,10 +83,7 @@ pub fn ShareDialog(
         spawn_local(async move {
             match api::account::create_share_link(&session_id.get_value(), &body).await {
                 Ok(link) => {
-                    new_link.set(link.url.or_else(|| {
-                        let origin = web_sys::window()?.location().origin().ok()?;
-                        Some(format!("{origin}/share/{}", link.token?))
-                    }));
+                    new_link.set(Some(link.url));
                     reload();
                 }
                 Err(failure) => error.set(Some(failure.to_string())),
@@ -104,10 +102,10 @@ pub fn ShareDialog(
     };
 
     let role_options = || {
-        SessionRole::SHARABLE
+        SessionRole::SHAREABLE
             .iter()
             .map(|role| {
-                let label = format!("{} ({})", role.label(), role.description());
+                let label = format!("{} ({})", role_label(*role), role_description(*role));
                 (role.as_str().to_owned(), label)
             })
             .collect::<Vec<_>>()
@@ -138,10 +136,10 @@ pub fn ShareDialog(
                 <button class="button button--primary" type="submit" data-testid="share-submit">"Share"</button>
             </form>
             <ul class="share-list" data-testid="share-list">
-                <For each=move || shares.with(|shares| shares.shares.clone()) key=|share| (share.user_id.clone(), share.role.clone()) let:share>
+                <For each=move || shares.with(|shares| shares.shares.clone()) key=|share| (share.user_id.clone(), share.role) let:share>
                     <li class="share-list__item" data-testid="share-row" data-user-id=share.user_id.clone()>
-                        <span>{if share.name.is_empty() { share.email.clone() } else { share.name.clone() }}</span>
-                        <span class="role-pill">{SessionRole::parse(&share.role).map_or(share.role.clone(), |role| role.label().to_owned())}</span>
+                        <span>{if share.name.is_empty() { share.email.clone().unwrap_or_default() } else { share.name.clone() }}</span>
+                        <span class="role-pill">{role_label(share.role)}</span>
                         <button class="button button--small button--ghost" data-testid="share-remove" on:click={
                             let user_id = share.user_id.clone();
                             move |_| unshare(user_id.clone())
@@ -166,8 +164,8 @@ pub fn ShareDialog(
             <ul class="share-list">
                 <For each=move || shares.with(|shares| shares.links.clone()) key=|link| (link.id.clone(), link.uses) let:link>
                     <li class="share-list__item" data-testid="link-row">
-                        <span class="role-pill">{link.role.clone()}</span>
-                        <span class="form-note">{link.uses} " / " {link.max_uses.map_or_else(|| "∞".to_owned(), |max| max.to_string())} " uses · expires " {expiry(link.expires_at)}</span>
+                        <span class="role-pill">{link.role.as_str()}</span>
+                        <span class="form-note">{link.uses} " / " {link.max_uses} " uses · expires " {expiry(Some(link.expires_at))}</span>
                         <button class="button button--small button--ghost" data-testid="link-revoke" on:click={
                             let id = link.id.clone();
                             move |_| revoke_link(id.clone())

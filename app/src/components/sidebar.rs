@@ -1,10 +1,10 @@
 //! The left sidebar: the "New session" button and the live list of sessions.
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
-use leptos_router::hooks::{use_location, use_navigate};
+use leptos_router::hooks::use_location;
 
 use crate::components::StatusBadge;
+use crate::components::new_session::{NewSessionButton, NewSessionOptions};
 use crate::components::user_menu::UserMenu;
 use crate::sse::StreamState;
 use crate::store::{SessionsStore, session_href};
@@ -35,7 +35,7 @@ pub fn Sidebar() -> impl IntoView {
                 }></span>
             </div>
             <NewSessionButton class="button button--primary sidebar__new" test_id="new-session"/>
-            <crate::components::session::NewSessionOptions/>
+            <NewSessionOptions/>
             <div class="sidebar__label">"Sessions"</div>
             <nav class="session-list" data-testid="session-list">
                 <For
@@ -100,43 +100,5 @@ fn SessionRow(session_id: String) -> impl IntoView {
             <span class="session-item__title" title=title>{title}</span>
             <StatusBadge status=status/>
         </a>
-    }
-}
-
-/// Creates a session (`POST /api/sessions {}`) and opens it. Used by the sidebar and
-/// by the empty state.
-#[component]
-pub fn NewSessionButton(
-    #[prop(into)] class: String,
-    test_id: &'static str,
-    #[prop(optional)] label: Option<&'static str>,
-) -> impl IntoView {
-    let store = expect_context::<SessionsStore>();
-    let navigate = use_navigate();
-    let creating = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
-    let create = move |_| {
-        if creating.get_untracked() {
-            return;
-        }
-        creating.set(true);
-        error.set(None);
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            match store.create_session().await {
-                Ok(id) => navigate(&session_href(&id), Default::default()),
-                Err(failure) => error.set(Some(failure.to_string())),
-            }
-            creating.set(false);
-        });
-    };
-    view! {
-        <button class=class data-testid=test_id on:click=create disabled=move || creating.get()>
-            <span class="button__plus" aria-hidden="true">"+"</span>
-            {move || if creating.get() { "Creating…" } else { label.unwrap_or("New session") }}
-        </button>
-        {move || error.get().map(|error| view! {
-            <p class="inline-error" data-testid="new-session-error">{error}</p>
-        })}
     }
 }

@@ -9,10 +9,10 @@ use leptos_router::hooks::use_query_map;
 use crate::account::signin::{
     OAUTH_PROVIDERS, check_dev_signin, error_message, login_url, refusal_message, safe_redirect,
 };
-use crate::account::wire::Providers;
 use crate::api;
 use crate::auth::{Auth, AuthPhase, go_to};
 use crate::pages::TextInput;
+use nightshift_protocol::auth::Providers;
 
 #[component]
 pub fn SignInPage() -> impl IntoView {

@@ -3,7 +3,7 @@
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
+use nightshift_protocol::auth::TeamSettings;
 
 use crate::account::forms::{SIGNIN_POLICIES, team_settings};
 use crate::api;
@@ -14,30 +14,36 @@ pub fn PolicyPanel() -> impl IntoView {
     let policy = RwSignal::new("invite_only".to_owned());
     let domain = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    let saved = RwSignal::new(false);
-    spawn_local(async move {
-        match api::account::team_settings().await {
-            Ok(settings) => {
-                policy.set(settings.signin_policy);
-                domain.set(settings.allowed_domain.unwrap_or_default());
+    let settings = LocalResource::new(api::account::team_settings);
+    // The form starts from the settings as they stand, once they arrive.
+    Effect::new(move || match settings.get() {
+        Some(Ok(settings)) => {
+            policy.set(settings.signin_policy.as_str().to_owned());
+            domain.set(settings.allowed_domain.unwrap_or_default());
+        }
+        Some(Err(failure)) => error.set(Some(failure.to_string())),
+        None => {}
+    });
+    let save = Action::new_local(move |settings: &TeamSettings| {
+        let settings = settings.clone();
+        async move {
+            let result = api::account::save_team_settings(&settings).await;
+            if let Err(failure) = &result {
+                error.set(Some(failure.to_string()));
             }
-            Err(failure) => error.set(Some(failure.to_string())),
+            result.is_ok()
         }
     });
-    let save = move |event: SubmitEvent| {
+    let saved = move || !save.pending().get() && save.value().get() == Some(true);
+    let submit = move |event: SubmitEvent| {
         event.prevent_default();
-        let settings = match team_settings(&policy.get_untracked(), &domain.get_untracked()) {
-            Ok(settings) => settings,
-            Err(problem) => return error.set(Some(problem)),
-        };
-        error.set(None);
-        saved.set(false);
-        spawn_local(async move {
-            match api::account::save_team_settings(&settings).await {
-                Ok(()) => saved.set(true),
-                Err(failure) => error.set(Some(failure.to_string())),
+        match team_settings(&policy.get_untracked(), &domain.get_untracked()) {
+            Ok(settings) => {
+                error.set(None);
+                save.dispatch_local(settings);
             }
-        });
+            Err(problem) => error.set(Some(problem)),
+        }
     };
     let choices = SIGNIN_POLICIES
         .iter()
@@ -54,7 +60,7 @@ pub fn PolicyPanel() -> impl IntoView {
         .collect_view();
     view! {
         <Panel title="Sign-in policy" test_id="admin-policy">
-            <form class="form" on:submit=save>
+            <form class="form" on:submit=submit>
                 <div class="form__choices">{choices}</div>
                 <Show when=move || policy.with(|policy| policy == "domain")>
                     <label class="field">
@@ -64,7 +70,7 @@ pub fn PolicyPanel() -> impl IntoView {
                 </Show>
                 <div class="form__actions">
                     <button class="button button--primary" type="submit" data-testid="policy-save">"Save"</button>
-                    <Show when=move || saved.get()><span class="form-note">"Saved."</span></Show>
+                    <Show when=saved><span class="form-note">"Saved."</span></Show>
                 </div>
                 <FormError error=error/>
             </form>

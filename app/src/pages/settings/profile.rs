@@ -3,9 +3,8 @@
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
+use nightshift_protocol::auth::PatchMeRequest;
 
-use crate::account::wire::ProfileUpdate;
 use crate::api;
 use crate::auth::Auth;
 use crate::pages::{Choice, FormError, Panel, TextInput};
@@ -16,7 +15,7 @@ pub fn ProfilePanel() -> impl IntoView {
     let me = auth.me();
     let email = me
         .as_ref()
-        .map(|me| me.user.email.clone())
+        .and_then(|me| me.user.email.clone())
         .unwrap_or_default();
     let role = me
         .as_ref()
@@ -33,34 +32,37 @@ pub fn ProfilePanel() -> impl IntoView {
             .unwrap_or_default(),
     );
     let models = LocalResource::new(api::account::models);
-    let saving = RwSignal::new(false);
-    let saved = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
-
-    let save = move |event: SubmitEvent| {
-        event.prevent_default();
-        let model = model.get_untracked().trim().to_owned();
-        let update = ProfileUpdate {
-            name: Some(name.get_untracked().trim().to_owned()),
-            default_model: Some(model),
-        };
-        saving.set(true);
-        saved.set(false);
-        error.set(None);
-        spawn_local(async move {
+    let save = Action::new_local(move |update: &PatchMeRequest| {
+        let update = update.clone();
+        async move {
             match api::account::update_me(&update).await {
                 Ok(me) => {
                     // The PATCH answer may leave out the CSRF token; keep ours.
-                    if me.csrf_token.is_some() {
+                    if !me.csrf_token.is_empty() {
                         auth.set_me(me);
                     } else {
                         auth.reload();
                     }
-                    saved.set(true);
+                    true
                 }
-                Err(failure) => error.set(Some(failure.to_string())),
+                Err(failure) => {
+                    error.set(Some(failure.to_string()));
+                    false
+                }
             }
-            saving.set(false);
+        }
+    });
+    let saving = save.pending();
+    let saved = move || !saving.get() && save.value().get() == Some(true);
+
+    let submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        let model = model.get_untracked().trim().to_owned();
+        error.set(None);
+        save.dispatch_local(PatchMeRequest {
+            name: Some(name.get_untracked().trim().to_owned()),
+            default_model: Some(model),
         });
     };
 
@@ -80,7 +82,7 @@ pub fn ProfilePanel() -> impl IntoView {
 
     view! {
         <Panel title="Profile" test_id="settings-profile">
-            <form class="form" on:submit=save>
+            <form class="form" on:submit=submit>
                 <p class="form-note" data-testid="profile-email">{email} " · " {role}</p>
                 <label class="field">
                     <span class="field__label">"Name"</span>
@@ -93,7 +95,7 @@ pub fn ProfilePanel() -> impl IntoView {
                 <div class="form__actions">
                     <button class="button button--primary" type="submit" data-testid="profile-save"
                         disabled=move || saving.get()>"Save"</button>
-                    <Show when=move || saved.get()><span class="form-note">"Saved."</span></Show>
+                    <Show when=saved><span class="form-note">"Saved."</span></Show>
                 </div>
                 <FormError error=error/>
             </form>
