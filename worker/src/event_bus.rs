@@ -49,8 +49,9 @@ impl DurableObject for EventBus {
                 let cap = crate::internal::max_streams_of(&req, &self.env);
                 let now = crate::clock::now_ms();
                 if !may_open_stream(self.subscribers.count_of(&user_id, now), cap) {
-                    let message =
-                        format!("you already have {cap} session-list streams open; close one first");
+                    let message = format!(
+                        "you already have {cap} session-list streams open; close one first"
+                    );
                     return Ok(crate::limits::exceeded(
                         &message,
                         u32::try_from(cap).unwrap_or(u32::MAX),
