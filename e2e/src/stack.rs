@@ -518,3 +518,26 @@ impl Drop for Stack {
         self.kill_runners();
     }
 }
+
+/// Runs `test` against `stack`; when it fails, prints every log of the stack first,
+/// then fails the test with the error.
+pub async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(
+    stack: &Stack,
+    test: F,
+) {
+    if let Err(error) = test.await {
+        stack.dump_logs();
+        panic!("{error:?}");
+    }
+}
+
+/// A stack whose agents talk to a scripted LLM (see [`crate::scripted_llm`]).
+pub async fn stack_with_llm() -> anyhow::Result<(Stack, crate::scripted_llm::ScriptedLlm)> {
+    let llm = crate::scripted_llm::ScriptedLlm::start().await?;
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(llm.base_url()),
+        ..StackOptions::default()
+    })
+    .await?;
+    Ok((stack, llm))
+}

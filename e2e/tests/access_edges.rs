@@ -8,17 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use nightshift_e2e::client::{Api, Credentials};
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use nightshift_protocol::api::QueueMode;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, test: F) {
-    if let Err(error) = test.await {
-        stack.dump_logs();
-        panic!("{error:?}");
-    }
-}
 
 async fn stack_with(vars: &[(&str, &str)]) -> Stack {
     Stack::start(StackOptions {

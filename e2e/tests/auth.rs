@@ -5,17 +5,10 @@
 //! and Google flows run against the fake providers of `e2e/src/fake_oauth.rs`.
 
 use nightshift_e2e::client::{Credentials, session_cookie_of};
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, test: F) {
-    if let Err(error) = test.await {
-        stack.dump_logs();
-        panic!("{error:?}");
-    }
-}
 
 fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))

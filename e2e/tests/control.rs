@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nightshift_e2e::client::Api;
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use nightshift_protocol::api::{AgentKind, MessageState, QueueMode};
 use nightshift_protocol::events::{EventBody, SessionEvent, TurnOutcome};
 use serde_json::{Value, json};
@@ -26,13 +26,6 @@ async fn stack_with_llm(vars: &[(&str, &str)]) -> anyhow::Result<(Stack, Scripte
 }
 
 /// Runs a test body; on failure prints the stack's logs before failing.
-async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, body: F) {
-    if let Err(error) = body.await {
-        stack.dump_logs();
-        panic!("{error:?}");
-    }
-}
-
 fn is_turn_finished(body: &EventBody) -> bool {
     matches!(body, EventBody::TurnFinished { .. })
 }

@@ -6,21 +6,11 @@
 use std::time::Duration;
 
 use nightshift_e2e::client::{Api, turn_text};
-use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::scripted_llm::{Script, Step};
+use nightshift_e2e::stack::{Stack, stack_with_llm};
 use nightshift_protocol::api::AgentKind;
 use nightshift_protocol::events::{EventBody, QuestionKind, SessionEvent, TurnOutcome};
 use serde_json::json;
-
-async fn stack_with_llm() -> anyhow::Result<(Stack, ScriptedLlm)> {
-    let llm = ScriptedLlm::start().await?;
-    let stack = Stack::start(StackOptions {
-        llm_base_url: Some(llm.base_url()),
-        ..Default::default()
-    })
-    .await?;
-    Ok((stack, llm))
-}
 
 async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, body: F) {
     if let Err(error) = body.await {

@@ -5,17 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use nightshift_protocol::api::SessionList;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, test: F) {
-    if let Err(error) = test.await {
-        stack.dump_logs();
-        panic!("{error:?}");
-    }
-}
 
 /// Sets the team's caps as an admin and answers the settings as stored.
 async fn set_limits(

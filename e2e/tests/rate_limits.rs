@@ -5,16 +5,9 @@
 use std::time::Duration;
 
 use nightshift_e2e::client::Credentials;
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, test: F) {
-    if let Err(error) = test.await {
-        stack.dump_logs();
-        panic!("{error:?}");
-    }
-}
 
 #[tokio::test]
 async fn sign_in_starts_are_rate_limited_per_client() {

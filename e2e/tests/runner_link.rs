@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use nightshift_e2e::scripted_llm::ScriptedLlm;
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use nightshift_protocol::events::EventBody;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -28,13 +28,6 @@ async fn stack_with(vars: &[(&str, &str)]) -> anyhow::Result<(Stack, ScriptedLlm
     })
     .await?;
     Ok((stack, llm))
-}
-
-async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, body: F) {
-    if let Err(error) = body.await {
-        stack.dump_logs();
-        panic!("{error:?}");
-    }
 }
 
 /// The token in the runner config of `session_id`'s sandbox, as someone who copied

@@ -11,19 +11,9 @@ use std::time::Duration;
 
 use nightshift_e2e::client::Api;
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::stack::{Stack, stack_with_llm};
 use nightshift_protocol::events::{EventBody, SessionEvent};
 use serde_json::json;
-
-async fn stack_with_llm() -> anyhow::Result<(Stack, ScriptedLlm)> {
-    let llm = ScriptedLlm::start().await?;
-    let stack = Stack::start(StackOptions {
-        llm_base_url: Some(llm.base_url()),
-        ..Default::default()
-    })
-    .await?;
-    Ok((stack, llm))
-}
 
 fn port_of(url: &str) -> u16 {
     url.rsplit(':')

@@ -5,30 +5,13 @@
 use std::time::Duration;
 
 use nightshift_e2e::client::{assert_contiguous, turn_text};
-use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::scripted_llm::{Script, Step};
+use nightshift_e2e::stack::{Stack, StackOptions, stack_with_llm, with_logs};
 use nightshift_protocol::api::{MessageState, SessionStatus};
 use nightshift_protocol::events::{EventBody, SessionEvent, SessionListEvent, TurnOutcome};
 use serde_json::json;
 
-async fn stack_with_llm() -> anyhow::Result<(Stack, ScriptedLlm)> {
-    let llm = ScriptedLlm::start().await?;
-    let stack = Stack::start(StackOptions {
-        llm_base_url: Some(llm.base_url()),
-        ..Default::default()
-    })
-    .await?;
-    Ok((stack, llm))
-}
-
 /// Runs a test body; on failure prints the stack's logs before failing.
-async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, body: F) {
-    if let Err(error) = body.await {
-        stack.dump_logs();
-        panic!("{error:?}");
-    }
-}
-
 fn is_turn_finished(body: &EventBody) -> bool {
     matches!(body, EventBody::TurnFinished { .. })
 }

@@ -29,7 +29,7 @@ use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use nightshift_e2e::client::Api;
 use nightshift_e2e::scripted_llm::ScriptedLlm;
-use nightshift_e2e::stack::{Stack, StackOptions};
+use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -53,13 +53,6 @@ async fn stack_with(vars: &[(&str, &str)]) -> (Stack, ScriptedLlm) {
     .await
     .unwrap();
     (stack, llm)
-}
-
-async fn with_logs<F: std::future::Future<Output = anyhow::Result<()>>>(stack: &Stack, body: F) {
-    if let Err(error) = body.await {
-        stack.dump_logs();
-        panic!("{error:?}");
-    }
 }
 
 async fn user_id(api: &Api) -> anyhow::Result<String> {
