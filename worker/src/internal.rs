@@ -35,6 +35,102 @@ const BUS_ORIGIN: &str = "https://event-bus.internal";
 /// The single `EventBus` instance's name.
 const BUS_NAME: &str = "global";
 
+/// A `SessionAgent`'s internal routes: what the Worker asks of it and what the object
+/// reads back from the request, one enum for both sides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentCall<'a> {
+    /// `POST /init` ([`InitSession`]).
+    Init,
+    /// `POST /messages` ([`EnqueuePrompt`]).
+    Enqueue,
+    /// `GET /messages`.
+    ListMessages,
+    /// `DELETE /messages/{id}`.
+    CancelMessage(&'a str),
+    /// `PATCH /messages/{id}` ([`EditPrompt`]).
+    EditMessage(&'a str),
+    /// `POST /abort`.
+    Abort,
+    /// `PATCH /settings`.
+    UpdateSettings,
+    /// `POST /questions/{id}/answer` ([`AnswerQuestion`]).
+    AnswerQuestion(&'a str),
+    /// `GET /events?after=N`: the event stream.
+    Events,
+    /// `GET /presence`.
+    Presence,
+    /// `POST /presence`.
+    PresenceHeartbeat,
+    /// `DELETE /presence`.
+    PresenceLeave,
+    /// `POST /streams/close` ([`CloseStreams`]).
+    CloseStreams,
+    /// `GET /streams`.
+    StreamStats,
+    /// `GET /runner`: the runner's WebSocket.
+    Runner,
+    /// `DELETE /`: the session is deleted.
+    Delete,
+}
+
+impl<'a> AgentCall<'a> {
+    pub fn method(&self) -> Method {
+        use AgentCall::*;
+        match self {
+            ListMessages | Events | Presence | StreamStats | Runner => Method::Get,
+            Init | Enqueue | Abort | AnswerQuestion(_) | PresenceHeartbeat | CloseStreams => {
+                Method::Post
+            }
+            EditMessage(_) | UpdateSettings => Method::Patch,
+            CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
+        }
+    }
+
+    pub fn path(&self) -> String {
+        use AgentCall::*;
+        match self {
+            Init => "/init".into(),
+            Enqueue | ListMessages => "/messages".into(),
+            CancelMessage(id) | EditMessage(id) => format!("/messages/{id}"),
+            Abort => "/abort".into(),
+            UpdateSettings => "/settings".into(),
+            AnswerQuestion(id) => format!("/questions/{id}/answer"),
+            Events => "/events".into(),
+            Presence | PresenceHeartbeat | PresenceLeave => "/presence".into(),
+            CloseStreams => "/streams/close".into(),
+            StreamStats => "/streams".into(),
+            Runner => "/runner".into(),
+            Delete => "/".into(),
+        }
+    }
+
+    /// The call a request to the object is (`path` without its query).
+    pub fn parse(method: &Method, path: &'a str) -> Option<AgentCall<'a>> {
+        use AgentCall::*;
+        let segments: Vec<&'a str> = path.trim_start_matches('/').split('/').collect();
+        let call = match (method, segments.as_slice()) {
+            (Method::Post, ["init"]) => Init,
+            (Method::Post, ["messages"]) => Enqueue,
+            (Method::Get, ["messages"]) => ListMessages,
+            (Method::Delete, ["messages", id]) => CancelMessage(id),
+            (Method::Patch, ["messages", id]) => EditMessage(id),
+            (Method::Post, ["abort"]) => Abort,
+            (Method::Patch, ["settings"]) => UpdateSettings,
+            (Method::Post, ["questions", id, "answer"]) => AnswerQuestion(id),
+            (Method::Get, ["events"]) => Events,
+            (Method::Get, ["presence"]) => Presence,
+            (Method::Post, ["presence"]) => PresenceHeartbeat,
+            (Method::Delete, ["presence"]) => PresenceLeave,
+            (Method::Post, ["streams", "close"]) => CloseStreams,
+            (Method::Get, ["streams"]) => StreamStats,
+            (Method::Get, ["runner"]) => Runner,
+            (Method::Delete, [""]) => Delete,
+            _ => return None,
+        };
+        Some(call)
+    }
+}
+
 /// `POST /init`: a new session's first call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitSession {
@@ -96,8 +192,8 @@ fn session_agent(env: &Env, session_id: &str) -> worker::Result<Stub> {
 /// A request to `path` of a session's `SessionAgent`, with `extra` headers.
 pub fn agent_request(
     session_id: &str,
-    method: Method,
-    path: &str,
+    call: AgentCall<'_>,
+    query: Option<&str>,
     extra: Option<Headers>,
     body: Option<String>,
 ) -> worker::Result<Request> {
@@ -107,10 +203,11 @@ pub fn agent_request(
         headers.set("content-type", "application/json")?;
     }
     let mut init = RequestInit::new();
-    init.with_method(method)
+    init.with_method(call.method())
         .with_headers(headers)
         .with_body(body.map(|b| JsValue::from_str(&b)));
-    Request::new_with_init(&format!("{AGENT_ORIGIN}{path}"), &init)
+    let query = query.map(|query| format!("?{query}")).unwrap_or_default();
+    Request::new_with_init(&format!("{AGENT_ORIGIN}{}{query}", call.path()), &init)
 }
 
 /// Sends `request` to the session's `SessionAgent` and returns its answer as is.
@@ -133,12 +230,11 @@ pub async fn forward_to_agent(
 pub async fn call_agent<T: Serialize>(
     env: &Env,
     session_id: &str,
-    method: Method,
-    path: &str,
+    call: AgentCall<'_>,
     body: Option<&T>,
 ) -> ApiResult<Response> {
     let body = body.map(serde_json::to_string).transpose()?;
-    let request = agent_request(session_id, method, path, None, body)?;
+    let request = agent_request(session_id, call, None, None, body)?;
     forward_to_agent(env, session_id, request).await
 }
 
@@ -156,9 +252,7 @@ pub async fn close_streams(env: &Env, session_id: &str, user_ids: &[String]) {
     let body = CloseStreams {
         user_ids: user_ids.to_vec(),
     };
-    if let Err(error) =
-        call_agent(env, session_id, Method::Post, "/streams/close", Some(&body)).await
-    {
+    if let Err(error) = call_agent(env, session_id, AgentCall::CloseStreams, Some(&body)).await {
         worker::console_warn!(
             "closing streams of session {session_id} failed: {}",
             error.message
@@ -241,5 +335,44 @@ pub async fn publish(env: &Env, event: &SessionListEvent) {
     .await;
     if let Err(error) = result {
         worker::console_warn!("publishing a session-list event failed: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_agent_call_reads_back_as_itself() {
+        use AgentCall::*;
+        let calls = [
+            Init,
+            Enqueue,
+            ListMessages,
+            CancelMessage("m1"),
+            EditMessage("m1"),
+            Abort,
+            UpdateSettings,
+            AnswerQuestion("q1"),
+            Events,
+            Presence,
+            PresenceHeartbeat,
+            PresenceLeave,
+            CloseStreams,
+            StreamStats,
+            Runner,
+            Delete,
+        ];
+        for call in calls {
+            let path = call.path();
+            assert_eq!(
+                AgentCall::parse(&call.method(), &path),
+                Some(call),
+                "{path}"
+            );
+        }
+        assert_eq!(AgentCall::parse(&Method::Put, "/messages"), None);
+        assert_eq!(AgentCall::parse(&Method::Get, "/nope"), None);
+        assert_eq!(AgentCall::parse(&Method::Post, "/questions/q1"), None);
     }
 }

@@ -11,7 +11,6 @@ use crate::access::{self, Denial};
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::User;
 use crate::auth::d1::{self, Arg};
-use crate::routes::Route;
 
 #[derive(Deserialize)]
 struct RoleRow {
@@ -110,10 +109,10 @@ pub async fn end_streams_without_access(env: &Env, session_id: &str, user_id: &s
 pub async fn authorize(
     env: &Env,
     user: &User,
-    route: &Route<'_>,
+    access: Access,
+    session_id: Option<&str>,
 ) -> ApiResult<Option<SessionRole>> {
-    let access = route.access();
-    match (access, route.session_id()) {
+    match (access, session_id) {
         (
             Access::SessionViewer | Access::SessionCollaborator | Access::SessionManager,
             Some(session_id),

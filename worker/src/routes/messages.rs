@@ -10,11 +10,11 @@
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::{EditMessageRequest, PostMessageRequest};
 use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::User;
-use crate::internal::{self, EnqueuePrompt};
+use crate::internal::{self, AgentCall, EnqueuePrompt};
 use crate::{body, config, limits, sessions_table};
 
 pub async fn post(
@@ -33,7 +33,7 @@ pub async fn post(
         sent_by: Some(user.id.clone()),
         max_queued: Some(limits::current(env).await?.queued_prompts),
     };
-    internal::call_agent(env, session_id, Method::Post, "/messages", Some(&enqueue)).await
+    internal::call_agent(env, session_id, AgentCall::Enqueue, Some(&enqueue)).await
 }
 
 /// Refuses prompts that are blank or too large.
@@ -58,7 +58,7 @@ pub fn validate_content(content: &str) -> ApiResult<()> {
 
 pub async fn list(env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
     sessions_table::require(env, session_id, &user.id).await?;
-    internal::call_agent::<()>(env, session_id, Method::Get, "/messages", None).await
+    internal::call_agent::<()>(env, session_id, AgentCall::ListMessages, None).await
 }
 
 pub async fn cancel(
@@ -68,8 +68,8 @@ pub async fn cancel(
     message_id: &str,
 ) -> ApiResult<Response> {
     sessions_table::require(env, session_id, &user.id).await?;
-    let path = format!("/messages/{message_id}");
-    internal::call_agent::<()>(env, session_id, Method::Delete, &path, None).await
+    let call = AgentCall::CancelMessage(message_id);
+    internal::call_agent::<()>(env, session_id, call, None).await
 }
 
 /// `PATCH .../messages/{message_id}`: replaces a queued prompt's content.
@@ -83,17 +83,22 @@ pub async fn edit(
     let request: EditMessageRequest = body::read_json(req).await?;
     validate_content(&request.content)?;
     sessions_table::require(env, session_id, &user.id).await?;
-    let path = format!("/messages/{message_id}");
     let edit = internal::EditPrompt {
         content: request.content,
         edited_by: Some(user.id.clone()),
     };
-    internal::call_agent(env, session_id, Method::Patch, &path, Some(&edit)).await
+    internal::call_agent(
+        env,
+        session_id,
+        AgentCall::EditMessage(message_id),
+        Some(&edit),
+    )
+    .await
 }
 
 pub async fn abort(env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
     sessions_table::require(env, session_id, &user.id).await?;
-    internal::call_agent::<()>(env, session_id, Method::Post, "/abort", None).await
+    internal::call_agent::<()>(env, session_id, AgentCall::Abort, None).await
 }
 
 #[cfg(test)]

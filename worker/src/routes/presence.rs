@@ -11,7 +11,7 @@ use worker::{Env, Headers, Method, Request, Response};
 use crate::api_error::{self, ApiResult};
 use crate::auth::User;
 use crate::body;
-use crate::internal;
+use crate::internal::{self, AgentCall};
 use crate::session_agent::presence::{VIEWER_ID_HEADER, VIEWER_NAME_HEADER};
 
 /// The heartbeat's body: nothing yet, and nothing unknown.
@@ -52,7 +52,12 @@ async fn call(
         }
         None => None,
     };
-    let request = internal::agent_request(session_id, method, "/presence", viewer, None)?;
+    let call = match method {
+        Method::Post => AgentCall::PresenceHeartbeat,
+        Method::Delete => AgentCall::PresenceLeave,
+        _ => AgentCall::Presence,
+    };
+    let request = internal::agent_request(session_id, call, None, viewer, None)?;
     let response = internal::forward_to_agent(env, session_id, request).await?;
     if (200..300).contains(&response.status_code()) {
         Ok(response)

@@ -6,11 +6,11 @@
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::AnswerQuestionRequest;
 use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::User;
-use crate::internal::{self, AnswerQuestion};
+use crate::internal::{self, AgentCall, AnswerQuestion};
 use crate::{body, sessions_table};
 
 pub async fn answer(
@@ -38,6 +38,6 @@ pub async fn answer(
         answer: request.answer,
         answered_by: Some(user.id.clone()),
     };
-    let path = format!("/questions/{question_id}/answer");
-    internal::call_agent(env, session_id, Method::Post, &path, Some(&answer)).await
+    let call = AgentCall::AnswerQuestion(question_id);
+    internal::call_agent(env, session_id, call, Some(&answer)).await
 }

@@ -14,11 +14,11 @@ use nightshift_protocol::api::{
 use nightshift_protocol::auth::SessionRole;
 use nightshift_protocol::events::SessionListEvent;
 use nightshift_session::title::normalize_title;
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Request, Response};
 
 use crate::api_error::{self, ApiError, ApiResult, json};
 use crate::auth::User;
-use crate::internal::{self, InitSession};
+use crate::internal::{self, AgentCall, InitSession};
 use crate::{body, clock, config, ids, limits, llm_config, sessions_table};
 
 /// Refuses a model the user cannot use (`unknown_model`).
@@ -99,7 +99,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         model: request.model,
         permission_mode,
     };
-    let response = internal::call_agent(env, &session.id, Method::Post, "/init", Some(&init)).await;
+    let response = internal::call_agent(env, &session.id, AgentCall::Init, Some(&init)).await;
     if let Err(error) = agent_ok(response).await {
         // The row stays, so the session is visible with the reason; a later prompt
         // retries.
@@ -193,7 +193,7 @@ pub async fn delete(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiR
             "only the session's owner or a team admin can delete it",
         ));
     }
-    let response = internal::call_agent::<()>(env, id, Method::Delete, "/", None).await;
+    let response = internal::call_agent::<()>(env, id, AgentCall::Delete, None).await;
     agent_ok(response).await?;
     sessions_table::delete(env, id).await?;
     internal::publish(
@@ -221,7 +221,7 @@ pub async fn update(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiR
     }
     check_model(env, user, request.model.as_deref()).await?;
     sessions_table::require(env, id, &user.id).await?;
-    let response = internal::call_agent(env, id, Method::Patch, "/settings", Some(&request)).await;
+    let response = internal::call_agent(env, id, AgentCall::UpdateSettings, Some(&request)).await;
     agent_ok(response).await?;
     // The agent has written the row; read it back, as the caller sees it, to answer.
     let updated = sessions_table::require(env, id, &user.id).await?;

@@ -7,11 +7,11 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_session::event_log::parse_replay_position;
-use worker::{Env, Headers, Method, Request, Response};
+use worker::{Env, Headers, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{RunnerGrant, User};
-use crate::internal::{self, TOKEN_EXPIRES_HEADER, TOKEN_GENERATION_HEADER};
+use crate::internal::{self, AgentCall, TOKEN_EXPIRES_HEADER, TOKEN_GENERATION_HEADER};
 use crate::session_agent::presence;
 use crate::sessions_table;
 
@@ -34,10 +34,11 @@ pub async fn session_events(
     )?;
     let max_streams = crate::limits::current(env).await?.open_streams;
     viewer.set(internal::MAX_STREAMS_HEADER, &max_streams.to_string())?;
+    let query = format!("after={after}");
     let request = internal::agent_request(
         session_id,
-        Method::Get,
-        &format!("/events?after={after}"),
+        AgentCall::Events,
+        Some(&query),
         Some(viewer),
         None,
     )?;
@@ -96,8 +97,8 @@ pub async fn runner_link(req: &Request, env: &Env, grant: &RunnerGrant) -> ApiRe
     headers.set(TOKEN_GENERATION_HEADER, &grant.generation.to_string())?;
     let request = internal::agent_request(
         &grant.session_id,
-        Method::Get,
-        "/runner",
+        AgentCall::Runner,
+        None,
         Some(headers),
         None,
     )?;

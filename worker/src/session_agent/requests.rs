@@ -1,10 +1,7 @@
-//! The internal routes the Worker calls on a `SessionAgent` (see
-//! `crate::internal`): `POST /init`, `POST /messages`, `GET /messages`,
-//! `PATCH /messages/{id}`, `DELETE /messages/{id}`, `POST /abort`, `PATCH /settings`,
-//! `POST /questions/{id}/answer`, `GET /events?after=N`, `GET /streams`,
-//! `POST /streams/close`,
-//! `GET`/`POST`/`DELETE /presence` and `GET /runner`. The handlers that control turns live in
-//! [`super::control`]; presence leases in [`super::presence`].
+//! The internal routes the Worker calls on a `SessionAgent`: one
+//! [`crate::internal::AgentCall`] each, the enum the Worker builds its requests
+//! from. The handlers that control turns live in [`super::control`]; presence
+//! leases in [`super::presence`].
 //!
 //! The Worker has already authenticated the caller, validated bodies and checked
 //! that the session exists; these handlers apply the change, tell the event log,
@@ -16,13 +13,13 @@ use nightshift_protocol::events::EventBody;
 use nightshift_session::event_log::{parse_replay_position, sse_frame};
 use nightshift_session::queue::QueueError;
 use nightshift_session::streams::may_open_stream;
-use worker::{Method, Request, Response};
+use worker::{Request, Response};
 
 use super::presence::{self, DEFAULT_LEASE_MS};
 use super::storage::{Published, PublishedAgent};
 use super::{SessionAgent, control};
 use crate::api_error::{ApiError, ApiResult, json};
-use crate::internal::{CloseStreams, InitSession, SESSION_ID_HEADER};
+use crate::internal::{AgentCall, CloseStreams, InitSession, SESSION_ID_HEADER};
 use crate::{body, clock, config, sse};
 
 impl SessionAgent {
@@ -34,52 +31,44 @@ impl SessionAgent {
             self.publish().await;
         }
         let path = req.path();
-        let method = req.method();
-        match (method, path.as_str()) {
-            (Method::Post, "/init") => self.init(&mut req).await,
-            (Method::Post, "/messages") => self.enqueue(&mut req).await,
-            (Method::Get, "/messages") => Ok(json(
+        let Some(call) = AgentCall::parse(&req.method(), &path) else {
+            return Err(ApiError::not_found(format!("no session route {path}")));
+        };
+        match call {
+            AgentCall::Init => self.init(&mut req).await,
+            AgentCall::Enqueue => self.enqueue(&mut req).await,
+            AgentCall::ListMessages => Ok(json(
                 200,
                 &MessageList {
                     messages: self.store.recent_queue()?.messages(),
                 },
             )),
-            (Method::Delete, path) if path.starts_with("/messages/") => {
-                self.cancel(&path["/messages/".len()..]).await
-            }
-            (Method::Patch, path) if path.starts_with("/messages/") => {
-                self.edit_prompt(&path["/messages/".len()..], &mut req)
-                    .await
-            }
-            (Method::Post, "/abort") => self.abort().await,
-            (Method::Patch, "/settings") => self.update_settings(&mut req).await,
-            (Method::Post, path)
-                if path.starts_with("/questions/") && path.ends_with("/answer") =>
-            {
-                let question_id = &path["/questions/".len()..path.len() - "/answer".len()];
-                self.answer_question(question_id, &mut req).await
-            }
-            (Method::Get, "/events") => {
+            AgentCall::CancelMessage(id) => self.cancel(id).await,
+            AgentCall::EditMessage(id) => self.edit_prompt(id, &mut req).await,
+            AgentCall::Abort => self.abort().await,
+            AgentCall::UpdateSettings => self.update_settings(&mut req).await,
+            AgentCall::AnswerQuestion(id) => self.answer_question(id, &mut req).await,
+            AgentCall::Events => {
                 let response = self.events(&req)?;
                 self.presence_heartbeat(&req).await;
                 Ok(response)
             }
-            (Method::Get, "/presence") => {
+            AgentCall::Presence => {
                 self.presence.expire(clock::now_ms(), &self.subscribers);
                 Ok(json(200, &self.presence.viewers()))
             }
-            (Method::Post, "/presence") => {
+            AgentCall::PresenceHeartbeat => {
                 self.presence_heartbeat(&req).await;
                 Ok(json(200, &self.presence.viewers()))
             }
-            (Method::Delete, "/presence") => {
+            AgentCall::PresenceLeave => {
                 if let Some(viewer) = presence::viewer_of(&req) {
                     self.presence.leave(&viewer.user_id, &self.subscribers);
                 }
                 Ok(json(200, &self.presence.viewers()))
             }
-            (Method::Post, "/streams/close") => self.close_streams(&mut req).await,
-            (Method::Get, "/streams") => {
+            AgentCall::CloseStreams => self.close_streams(&mut req).await,
+            AgentCall::StreamStats => {
                 let peaks = self.subscribers.peaks();
                 let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
                 let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
@@ -94,9 +83,8 @@ impl SessionAgent {
                     },
                 ))
             }
-            (Method::Get, "/runner") => Ok(self.accept_runner(&req).await?),
-            (Method::Delete, "/") => self.delete_session().await,
-            (_, path) => Err(ApiError::not_found(format!("no session route {path}"))),
+            AgentCall::Runner => Ok(self.accept_runner(&req).await?),
+            AgentCall::Delete => self.delete_session().await,
         }
     }
 
