@@ -484,31 +484,18 @@ pub struct KeyInfo {
 }
 
 /// `POST /api/keys`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     pub scope: KeyScope,
     pub provider: KeyProvider,
-    pub api_key: String,
+    pub api_key: crate::redacted::Redacted<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-}
-
-impl std::fmt::Debug for CreateKeyRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateKeyRequest")
-            .field("scope", &self.scope)
-            .field("provider", &self.provider)
-            .field("api_key", &"<redacted>")
-            .field("base_url", &self.base_url)
-            .field("models", &self.models)
-            .field("name", &self.name)
-            .finish()
-    }
 }
 
 #[cfg(test)]

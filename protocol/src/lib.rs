@@ -18,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod limits;
+pub mod redacted;
 pub mod roles;
 pub mod runner_link;
 pub mod sandbox;

@@ -95,27 +95,14 @@ pub enum LlmApi {
 
 /// An LLM endpoint and the key to call it with, for one turn. It travels only from
 /// the `SessionAgent` to its own runner; commands the agent runs never see it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LlmConfig {
     pub api: LlmApi,
     pub base_url: String,
-    pub api_key: String,
+    pub api_key: crate::redacted::Redacted<String>,
     pub model: String,
     /// Where the key came from (`"environment"` for now), for showing in the session.
     pub source: String,
-}
-
-impl std::fmt::Debug for LlmConfig {
-    // The key never reaches a log through `{:?}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmConfig")
-            .field("api", &self.api)
-            .field("base_url", &self.base_url)
-            .field("api_key", &"<redacted>")
-            .field("model", &self.model)
-            .field("source", &self.source)
-            .finish()
-    }
 }
 
 #[cfg(test)]

@@ -37,21 +37,11 @@ pub enum SandboxStatus {
 
 /// The runner a sandbox should start: it dials `worker_url` +
 /// `/api/sessions/{session_id}/runner` with `token`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunnerLaunch {
     pub worker_url: String,
     pub session_id: String,
-    pub token: String,
-}
-
-impl std::fmt::Debug for RunnerLaunch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunnerLaunch")
-            .field("worker_url", &self.worker_url)
-            .field("session_id", &self.session_id)
-            .field("token", &"<redacted>")
-            .finish()
-    }
+    pub token: crate::redacted::Redacted<String>,
 }
 
 /// `POST /v1/sandboxes`.
@@ -320,12 +310,12 @@ pub struct BackendHealth {
 /// `runner --config <path>`. The file lives outside the sandbox's workspace, where
 /// commands the agent runs cannot read it; the runner rewrites `token` in it when the
 /// `SessionAgent` renews the token, so a restarted runner can still connect.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunnerBootConfig {
     /// Base URL of the Worker, e.g. `http://127.0.0.1:8787`.
     pub worker_url: String,
     pub session_id: String,
-    pub token: String,
+    pub token: crate::redacted::Redacted<String>,
     /// The workspace as the runner sees it (file tools work here).
     pub workspace_dir: String,
     /// Argv prefix that runs a command inside the sandbox, with the workspace as its
@@ -369,20 +359,6 @@ pub struct OpencodePlacement {
 
 /// Where a sandbox sees the sockets its runner serves for it.
 pub const SANDBOX_SOCKETS_DIR: &str = "/run/nightshift";
-
-impl std::fmt::Debug for RunnerBootConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunnerBootConfig")
-            .field("worker_url", &self.worker_url)
-            .field("session_id", &self.session_id)
-            .field("token", &"<redacted>")
-            .field("workspace_dir", &self.workspace_dir)
-            .field("command_wrapper", &self.command_wrapper)
-            .field("sandbox_workspace_dir", &self.sandbox_workspace_dir)
-            .field("opencode", &self.opencode)
-            .finish()
-    }
-}
 
 /// `POST /v1/sandboxes/{id}/exec`: run one command in the sandbox, with the workspace
 /// as its working directory unless `cwd` says otherwise.

@@ -155,7 +155,7 @@ mod tests {
         let path = write_config(dir.path());
         let (_, config) = ConfigFile::load(&path).unwrap();
         assert_eq!(config.session_id, "s1");
-        assert_eq!(config.token, "old-token");
+        assert_eq!(config.token.expose(), "old-token");
         assert_eq!(config.command_wrapper, vec!["bwrap", "--"]);
     }
 
@@ -167,7 +167,7 @@ mod tests {
         file.store_token("new-token").unwrap();
 
         let (_, config) = ConfigFile::load(&path).unwrap();
-        assert_eq!(config.token, "new-token");
+        assert_eq!(config.token.expose(), "new-token");
         assert_eq!(config.sandbox_workspace_dir, "/workspace");
         let raw: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();

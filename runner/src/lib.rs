@@ -78,7 +78,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         .context("the runner config's worker_url")?;
     let link = RunnerLink::new(
         settings,
-        config.token.clone(),
+        config.token.expose().clone(),
         Some(config_file),
         events.clone(),
         active_turn,

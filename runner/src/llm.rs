@@ -189,9 +189,9 @@ impl LlmClient {
             .json(&body)
             .header("accept", "text/event-stream");
         builder = match self.config.api {
-            LlmApi::OpenAiCompatible => builder.bearer_auth(&self.config.api_key),
+            LlmApi::OpenAiCompatible => builder.bearer_auth(self.config.api_key.expose()),
             LlmApi::Anthropic => builder
-                .header("x-api-key", &self.config.api_key)
+                .header("x-api-key", self.config.api_key.expose())
                 .header("anthropic-version", anthropic::API_VERSION),
         };
 

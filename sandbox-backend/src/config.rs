@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything the service needs to know before it starts.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where the HTTP API listens (`SANDBOX_BACKEND_LISTEN`).
     pub listen: SocketAddr,
     /// The bearer token every `/v1` route except health requires
     /// (`SANDBOX_BACKEND_TOKEN`).
-    pub token: String,
+    pub token: nightshift_protocol::redacted::Redacted<String>,
     /// Sandboxes, their records and runner files live under `<data_dir>/sandboxes/`
     /// (`NIGHTSHIFT_DATA_DIR`).
     pub data_dir: PathBuf,
@@ -52,27 +52,6 @@ pub struct Config {
     pub allow_private_network: bool,
 }
 
-impl std::fmt::Debug for Config {
-    // The token never reaches a log through `{:?}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("listen", &self.listen)
-            .field("token", &"<redacted>")
-            .field("data_dir", &self.data_dir)
-            .field("runner_bin", &self.runner_bin)
-            .field("allow_unisolated", &self.allow_unisolated)
-            .field("default_provider", &self.default_provider)
-            .field("ro_binds", &self.ro_binds)
-            .field("agent_bin", &self.agent_bin)
-            .field("orphan_grace", &self.orphan_grace)
-            .field("idle_minute", &self.idle_minute)
-            .field("isolated_allow", &self.isolated_allow)
-            .field("warm_pool", &self.warm_pool)
-            .field("allow_private_network", &self.allow_private_network)
-            .finish()
-    }
-}
-
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -103,7 +82,7 @@ impl Config {
     pub fn new(token: impl Into<String>, data_dir: impl Into<PathBuf>) -> Config {
         Config {
             listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
-            token: token.into(),
+            token: Into::<String>::into(token).into(),
             data_dir: data_dir.into(),
             runner_bin: PathBuf::from("runner"),
             allow_unisolated: false,
@@ -171,7 +150,7 @@ impl Config {
             Duration::from_millis(number("SANDBOX_IDLE_MINUTE_MS")?.unwrap_or(60_000));
         Ok(Config {
             listen,
-            token,
+            token: token.into(),
             data_dir,
             runner_bin,
             allow_unisolated,

@@ -121,7 +121,7 @@ impl AppState {
         tracing::info!(data_dir = %data_dir.display(), sandboxes = sandboxes.list().len(), "sandbox backend ready");
         let inner = Arc::new(Inner {
             sandboxes,
-            token: config.token.clone(),
+            token: config.token.expose().clone(),
             _data_dir_lock: lock,
         });
         // The idle reaper lives as long as the state does.

@@ -12,6 +12,7 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::auth::{KeyInfo, KeyProvider, KeyScope};
+use nightshift_protocol::redacted::Redacted;
 use serde::{Deserialize, Serialize};
 use worker::{
     DurableObject, Env, Method, Request, RequestInit, Response, Result, SqlStorage,
@@ -29,14 +30,14 @@ const KEYS_ORIGIN: &str = "https://api-keys.internal";
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `POST /keys`: a key to store, validated by the Worker.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoreKey {
     pub id: String,
     pub scope: KeyScope,
     /// The user storing it (the owner of a user key).
     pub user_id: String,
     pub provider: KeyProvider,
-    pub api_key: String,
+    pub api_key: Redacted<String>,
     pub base_url: Option<String>,
     pub models: Vec<String>,
     pub name: String,
@@ -46,27 +47,10 @@ pub struct StoreKey {
     pub max_keys: u32,
 }
 
-impl std::fmt::Debug for StoreKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreKey")
-            .field("id", &self.id)
-            .field("scope", &self.scope)
-            .field("provider", &self.provider)
-            .field("api_key", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
 /// `GET /secret/{id}`.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Secret {
-    pub api_key: String,
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
+    pub api_key: Redacted<String>,
 }
 
 #[derive(Deserialize)]
@@ -210,7 +194,7 @@ impl APIKeys {
 
     async fn store(&self, key: StoreKey) -> ApiResult<Response> {
         let encryption_key = self.encryption_key()?;
-        let (iv, ciphertext) = crypto::encrypt(&encryption_key, &key.id, &key.api_key)
+        let (iv, ciphertext) = crypto::encrypt(&encryption_key, &key.id, key.api_key.expose())
             .await
             .map_err(|error| ApiError::internal(error.0))?;
         let row = KeyRow {
@@ -221,7 +205,7 @@ impl APIKeys {
             name: key.name.clone(),
             base_url: key.base_url.clone(),
             models: serde_json::to_string(&key.models)?,
-            last4: last4(&key.api_key),
+            last4: last4(key.api_key.expose()),
             created_at: key.created_at,
             iv,
             ciphertext,
@@ -316,7 +300,12 @@ impl APIKeys {
         let api_key = crypto::decrypt(&self.encryption_key()?, &row.id, &row.iv, &row.ciphertext)
             .await
             .map_err(|error| ApiError::internal(error.0))?;
-        Ok(json(200, &Secret { api_key }))
+        Ok(json(
+            200,
+            &Secret {
+                api_key: api_key.into(),
+            },
+        ))
     }
 }
 
@@ -398,5 +387,5 @@ pub async fn secret(env: &Env, user_id: &str, id: &str) -> ApiResult<String> {
     )
     .await?;
     let secret: Secret = response.json().await?;
-    Ok(secret.api_key)
+    Ok(secret.api_key.into_inner())
 }

@@ -85,7 +85,7 @@ pub fn config_for_key(key: &KeyInfo, api_key: String, model: String) -> LlmConfi
             .unwrap_or_else(|| default_base.to_owned())
             .trim_end_matches('/')
             .to_owned(),
-        api_key,
+        api_key: api_key.into(),
         model,
         source: match key.scope {
             KeyScope::User => LlmSource::User,
@@ -249,7 +249,7 @@ pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Option<LlmConfig>
         return Some(LlmConfig {
             api: LlmApi::OpenAiCompatible,
             base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key: lookup("LLM_API_KEY").unwrap_or_default(),
+            api_key: lookup("LLM_API_KEY").unwrap_or_default().into(),
             model,
             source: ENVIRONMENT_SOURCE.to_owned(),
         });
@@ -261,7 +261,7 @@ pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Option<LlmConfig>
             .unwrap_or_else(|| DEFAULT_ANTHROPIC_BASE_URL.to_owned())
             .trim_end_matches('/')
             .to_owned(),
-        api_key,
+        api_key: api_key.into(),
         model: lookup("ANTHROPIC_MODEL").unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.to_owned()),
         source: ENVIRONMENT_SOURCE.to_owned(),
     })
@@ -288,7 +288,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.api, LlmApi::OpenAiCompatible);
         assert_eq!(config.base_url, "http://127.0.0.1:9/v1");
-        assert_eq!(config.api_key, "");
+        assert_eq!(config.api_key.expose(), "");
         assert_eq!(config.model, "m");
     }
 
@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(config.api, LlmApi::Anthropic);
         assert_eq!(config.base_url, DEFAULT_ANTHROPIC_BASE_URL);
         assert_eq!(config.model, DEFAULT_ANTHROPIC_MODEL);
-        assert_eq!(config.api_key, "sk-ant");
+        assert_eq!(config.api_key.expose(), "sk-ant");
     }
 
     #[test]
@@ -326,7 +326,7 @@ mod tests {
         let (info, config) = &models[4];
         assert_eq!(info.api, LlmApi::Anthropic);
         assert_eq!(config.model, "claude-x");
-        assert_eq!(config.api_key, "sk-ant");
+        assert_eq!(config.api_key.expose(), "sk-ant");
         assert!(models_from_lookup(|_| None).is_empty());
     }
 

@@ -93,7 +93,7 @@ pub fn new_llm_key(
             KeyScope::User
         },
         provider,
-        api_key: api_key.to_owned(),
+        api_key: api_key.into(),
         base_url: (compatible || !base_url.is_empty()).then(|| base_url.to_owned()),
         models: (!models.is_empty()).then_some(models),
         name: (!name.is_empty()).then(|| name.to_owned()),
@@ -229,7 +229,7 @@ mod tests {
             "",
         )
         .unwrap();
-        assert_eq!(key.api_key, "sk-123456789");
+        assert_eq!(key.api_key.expose(), "sk-123456789");
         assert_eq!(key.base_url.as_deref(), Some("http://llm.local/v1"));
         assert_eq!(key.models, Some(vec!["a".into(), "b".into(), "c".into()]));
         assert_eq!(key.name, None);

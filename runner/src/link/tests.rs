@@ -265,7 +265,7 @@ async fn a_renewed_token_is_used_for_reconnects_and_saved() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(ConfigFile::load(&path).unwrap().1.token, "token-3");
+    assert_eq!(ConfigFile::load(&path).unwrap().1.token.expose(), "token-3");
     drop(socket);
 
     let (_socket, _, authorization) = session.accept(None).await.unwrap();

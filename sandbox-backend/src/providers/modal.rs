@@ -53,11 +53,11 @@ const SANDBOX_LIFETIME_SECS: u32 = 24 * 60 * 60;
 const POLL_SECS: f32 = 55.0;
 
 /// The provider's settings.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ModalConfig {
     pub server_url: String,
     pub token_id: String,
-    pub token_secret: String,
+    pub token_secret: nightshift_protocol::redacted::Redacted<String>,
     pub app_name: String,
     pub environment: String,
     pub image: String,
@@ -66,18 +66,6 @@ pub struct ModalConfig {
     /// Modal's image builder version (`MODAL_IMAGE_BUILDER_VERSION`, libmodal's
     /// default `2024.10`).
     pub image_builder_version: String,
-}
-
-impl std::fmt::Debug for ModalConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModalConfig")
-            .field("server_url", &self.server_url)
-            .field("token_id", &self.token_id)
-            .field("token_secret", &"<redacted>")
-            .field("app_name", &self.app_name)
-            .field("image", &self.image)
-            .finish()
-    }
 }
 
 impl ModalConfig {
@@ -107,7 +95,7 @@ impl ModalConfig {
         Ok(Some(ModalConfig {
             server_url: get("MODAL_SERVER_URL").unwrap_or_else(|| DEFAULT_SERVER_URL.into()),
             token_id,
-            token_secret,
+            token_secret: token_secret.into(),
             app_name: get("MODAL_APP").unwrap_or_else(|| "nightshift".into()),
             environment: get("MODAL_ENVIRONMENT").unwrap_or_default(),
             image: get("MODAL_IMAGE").unwrap_or_else(|| DEFAULT_IMAGE.into()),
@@ -136,7 +124,11 @@ struct Handle {
 
 impl ModalProvider {
     pub fn new(config: ModalConfig) -> Result<ModalProvider, String> {
-        let client = ModalClient::new(&config.server_url, &config.token_id, &config.token_secret)?;
+        let client = ModalClient::new(
+            &config.server_url,
+            &config.token_id,
+            config.token_secret.expose(),
+        )?;
         Ok(ModalProvider {
             client,
             config,

@@ -43,25 +43,14 @@ use super::{
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::WorkspacePath;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RailwayConfig {
-    pub token: String,
+    pub token: nightshift_protocol::redacted::Redacted<String>,
     pub environment_id: String,
     pub graphql_url: String,
     pub exec_url: String,
     pub idle_timeout_minutes: u32,
     pub workspace: String,
-}
-
-impl std::fmt::Debug for RailwayConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RailwayConfig")
-            .field("token", &"<redacted>")
-            .field("environment_id", &self.environment_id)
-            .field("graphql_url", &self.graphql_url)
-            .field("exec_url", &self.exec_url)
-            .finish()
-    }
 }
 
 impl RailwayConfig {
@@ -82,7 +71,7 @@ impl RailwayConfig {
             })?,
         };
         Ok(Some(RailwayConfig {
-            token,
+            token: token.into(),
             environment_id,
             graphql_url: get("RAILWAY_GRAPHQL_URL")
                 .unwrap_or_else(|| client::DEFAULT_GRAPHQL_URL.into()),
@@ -120,7 +109,7 @@ impl RailwayProvider {
         let client = RailwayClient::new(
             config.graphql_url.clone(),
             config.exec_url.clone(),
-            config.token.clone(),
+            config.token.expose().clone(),
         )?;
         Ok(RailwayProvider { client, config })
     }

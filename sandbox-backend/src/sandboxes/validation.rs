@@ -106,9 +106,10 @@ fn validate_launch(launch: &RunnerLaunch) -> Result<(), ApiError> {
             "`runner.session_id` must be 1-128 letters, digits, `-` or `_`",
         ));
     }
-    if launch.token.is_empty()
+    if launch.token.expose().is_empty()
         || launch
             .token
+            .expose()
             .chars()
             .any(|c| c.is_whitespace() || c.is_control())
     {

@@ -57,7 +57,7 @@ async fn the_runner_gets_a_private_config_and_a_clean_environment() {
     let config: RunnerBootConfig =
         serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
     assert_eq!(
-        (config.session_id.as_str(), config.token.as_str()),
+        (config.session_id.as_str(), config.token.expose().as_str()),
         ("sess-1", "tok.en")
     );
     assert_eq!(config.worker_url, "http://127.0.0.1:8787");

@@ -28,7 +28,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
             "only team admins may store team keys",
         ));
     }
-    let api_key = request.api_key.trim().to_owned();
+    let api_key = request.api_key.expose().trim().to_owned();
     if api_key.len() < 8 || api_key.len() > 4096 || api_key.chars().any(char::is_whitespace) {
         return Err(invalid(
             "api_key must be 8 to 4096 characters without spaces",
@@ -76,7 +76,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         scope: request.scope,
         user_id: user.id.clone(),
         provider: request.provider,
-        api_key,
+        api_key: api_key.into(),
         base_url,
         models,
         name,

@@ -118,7 +118,7 @@ impl SessionAgent {
             runner: Some(RunnerLaunch {
                 worker_url: worker_url.to_owned(),
                 session_id: session_id.to_owned(),
-                token,
+                token: token.into(),
             }),
             ..CreateSandboxRequest::default()
         };

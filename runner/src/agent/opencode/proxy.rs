@@ -240,8 +240,8 @@ async fn forward(
         }
     }
     request = match upstream.api {
-        LlmApi::OpenAiCompatible => request.bearer_auth(&upstream.api_key),
-        LlmApi::Anthropic => request.header("x-api-key", &upstream.api_key),
+        LlmApi::OpenAiCompatible => request.bearer_auth(upstream.api_key.expose()),
+        LlmApi::Anthropic => request.header("x-api-key", upstream.api_key.expose()),
     };
     let response = match request.send().await {
         Ok(response) => response,
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(early.status(), 503);
 
         let config = llm.config(LlmApi::OpenAiCompatible);
-        let key = config.api_key.clone();
+        let key = config.api_key.expose().clone();
         proxy.arm(config);
         let refused = http
             .post(&url)
