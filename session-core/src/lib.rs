@@ -2,7 +2,7 @@
 //! Durable Object and by any native code that needs the same rules.
 //!
 //! It owns the decisions, not the storage or the sockets: which status a session is in
-//! ([`lifecycle`]), how prompts move through the queue ([`queue`]), how runner events are
+//! ([`lifecycle`]), when an unconfirmed abort ends its turn ([`abort`]), how prompts move through the queue ([`queue`]), how runner events are
 //! numbered and deduplicated so each is stored exactly once ([`event_log`]), whether an
 //! agent's question can still be answered ([`questions`]), what to do when a runner
 //! says hello ([`runner_link`]), who may hold the runner link and how much a runner may
@@ -14,6 +14,7 @@
 //! and it reads no clock of its own (callers pass the time in). That keeps it building
 //! for `wasm32-unknown-unknown` and native targets and makes every rule unit-testable.
 
+pub mod abort;
 pub mod event_log;
 pub mod lifecycle;
 pub mod questions;
