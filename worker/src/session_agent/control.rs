@@ -4,8 +4,9 @@
 //! windows and ends turns whose runner never confirmed an abort.
 //!
 //! The rules are `nightshift_session`'s ([`PromptQueue::enqueue_with_mode`],
-//! [`QuestionBook`], the abort deadline in [`nightshift_session::abort`]); this file reads and writes storage, records events and sends
-//! frames.
+//! [`QuestionBook`], the abort deadline in [`nightshift_session::abort`], the choice of
+//! the next alarm in [`nightshift_session::alarm`]); this file reads and writes
+//! storage, records events and sends frames.
 //!
 //! [`PromptQueue::enqueue_with_mode`]: nightshift_session::queue::PromptQueue::enqueue_with_mode
 
@@ -18,6 +19,7 @@ use nightshift_protocol::runner_link::SessionFrame;
 use nightshift_session::abort::{
     AbortStep, DEFAULT_ABORT_TIMEOUT_MS, abort_step, start_abort_clock,
 };
+use nightshift_session::alarm::{AlarmFacts, next_alarm};
 use nightshift_session::questions::{QuestionBook, QuestionError};
 use nightshift_session::queue::{Enqueued, QueueError};
 use nightshift_session::title::{normalize_title, title_from_prompt};
@@ -302,31 +304,29 @@ impl SessionAgent {
         Ok(json(200, &event))
     }
 
-    /// Sets the object's alarm for the next deadline: a collect window that holds the
-    /// queue, an abort the runner has not confirmed, or a presence lease running out.
+    /// Sets the object's alarm for the next deadline ([`next_alarm`]): a collect
+    /// window that holds the queue, an abort the runner has not confirmed, a presence
+    /// lease running out or the streams' access check.
     pub(super) async fn schedule_alarm(&self) -> ApiResult<()> {
         let now = clock::now_ms();
         let record = self.store.record()?;
         let queue = self.store.queue()?;
-        let abort_deadline = record
-            .abort_requested
-            .as_ref()
-            .map(|abort| abort.deadline(self.abort_timeout_ms()));
-        let next = [
-            queue.collect_deadline(now),
-            abort_deadline,
-            self.presence.next_expiry(),
-            self.stream_access_check_at.get(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if let Some(at) = next {
+        let facts = AlarmFacts {
+            now,
+            collect_deadline: queue.collect_deadline(now),
+            abort_deadline: record
+                .abort_requested
+                .as_ref()
+                .map(|abort| abort.deadline(self.abort_timeout_ms())),
+            lease_expiry: self.presence.next_expiry(),
+            stream_access_check: self.stream_access_check_at.get(),
+        };
+        if let Some(delay_ms) = next_alarm(&facts) {
             // One alarm per object: setting it replaces an earlier one, which is fine
             // because the handler looks at every deadline.
             self.state
                 .storage()
-                .set_alarm((at - now).max(1))
+                .set_alarm(delay_ms)
                 .await
                 .map_err(ApiError::from)?;
         }
