@@ -9,8 +9,8 @@
 //! question can still be answered ([`questions`]), what to do when a runner says hello
 //! ([`runner_link`]), who may hold the runner link and how much a runner may send
 //! ([`runner_intake`]), how runner tokens are issued and checked ([`runner_token`]),
-//! how an event stream replays and buffers in bounded memory ([`streams`]) and how a
-//! session is titled ([`title`]).
+//! what a settings request changes ([`settings`]), how an event stream replays and
+//! buffers in bounded memory ([`streams`]) and how a session is titled ([`title`]).
 //!
 //! Invariant: this crate never depends on `worker`, `tokio` or any other platform crate,
 //! and it reads no clock of its own (callers pass the time in). That keeps it building
@@ -26,5 +26,6 @@ pub mod queue;
 pub mod runner_intake;
 pub mod runner_link;
 pub mod runner_token;
+pub mod settings;
 pub mod streams;
 pub mod title;

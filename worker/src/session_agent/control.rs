@@ -5,8 +5,9 @@
 //!
 //! The rules are `nightshift_session`'s ([`PromptQueue::enqueue_with_mode`],
 //! [`QuestionBook`], the abort deadline in [`nightshift_session::abort`], the choice of
-//! the next alarm in [`nightshift_session::alarm`]); this file reads and writes
-//! storage, records events and sends frames.
+//! the next alarm in [`nightshift_session::alarm`], the settings diff in
+//! [`nightshift_session::settings`]); this file reads and writes storage, records
+//! events and sends frames.
 //!
 //! [`PromptQueue::enqueue_with_mode`]: nightshift_session::queue::PromptQueue::enqueue_with_mode
 
@@ -22,6 +23,7 @@ use nightshift_session::abort::{
 use nightshift_session::alarm::{AlarmFacts, next_alarm};
 use nightshift_session::questions::{QuestionBook, QuestionError};
 use nightshift_session::queue::{Enqueued, QueueError};
+use nightshift_session::settings::{AgentSettings, settings_change};
 use nightshift_session::title::{normalize_title, title_from_prompt};
 use worker::{Request, Response};
 
@@ -233,26 +235,20 @@ impl SessionAgent {
             record.title = normalize_title(title)
                 .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
         }
-        let before = (record.agent, record.model.clone(), record.permission_mode);
-        if let Some(agent) = update.agent {
-            record.agent = agent;
-        }
-        if let Some(model) = update.model {
-            record.model = Some(model);
-        }
-        if let Some(permission_mode) = update.permission_mode {
-            record.permission_mode = permission_mode;
+        let current = AgentSettings {
+            agent: record.agent,
+            model: record.model.clone(),
+            permission_mode: record.permission_mode,
+        };
+        let change = settings_change(&current, &update);
+        if let Some(settings) = &change {
+            record.agent = settings.agent;
+            record.model = settings.model.clone();
+            record.permission_mode = settings.permission_mode;
         }
         self.store.save_record(&record)?;
-        if before != (record.agent, record.model.clone(), record.permission_mode) {
-            self.record_event(
-                None,
-                EventBody::SessionUpdated {
-                    agent: record.agent,
-                    model: record.model.clone(),
-                    permission_mode: record.permission_mode,
-                },
-            )?;
+        if let Some(settings) = change {
+            self.record_event(None, settings.updated_event())?;
         }
         self.publish().await;
         Ok(json(200, &serde_json::json!({ "updated": true })))
