@@ -2,24 +2,30 @@
 //! Durable Object and by any native code that needs the same rules.
 //!
 //! It owns the decisions, not the storage or the sockets: which status a session is in
-//! ([`lifecycle`]), how prompts move through the queue ([`queue`]), how runner events are
-//! numbered and deduplicated so each is stored exactly once ([`event_log`]), whether an
-//! agent's question can still be answered ([`questions`]), what to do when a runner
-//! says hello ([`runner_link`]), who may hold the runner link and how much a runner may
-//! send ([`runner_intake`]), how runner tokens are issued and checked
-//! ([`runner_token`]), how an event stream replays and buffers in bounded memory
-//! ([`streams`]) and how a session is titled ([`title`]).
+//! ([`lifecycle`]), when an unconfirmed abort ends its turn ([`abort`]), when the
+//! session's one alarm rings ([`alarm`]), who is watching it ([`presence`]), how
+//! prompts move through the queue ([`queue`]), how runner events are numbered and
+//! deduplicated so each is stored exactly once ([`event_log`]), whether an agent's
+//! question can still be answered ([`questions`]), what to do when a runner says hello
+//! ([`runner_link`]), who may hold the runner link and how much a runner may send
+//! ([`runner_intake`]), how runner tokens are issued and checked ([`runner_token`]),
+//! what a settings request changes ([`settings`]), how an event stream replays and
+//! buffers in bounded memory ([`streams`]) and how a session is titled ([`title`]).
 //!
 //! Invariant: this crate never depends on `worker`, `tokio` or any other platform crate,
 //! and it reads no clock of its own (callers pass the time in). That keeps it building
 //! for `wasm32-unknown-unknown` and native targets and makes every rule unit-testable.
 
+pub mod abort;
+pub mod alarm;
 pub mod event_log;
 pub mod lifecycle;
+pub mod presence;
 pub mod questions;
 pub mod queue;
 pub mod runner_intake;
 pub mod runner_link;
 pub mod runner_token;
+pub mod settings;
 pub mod streams;
 pub mod title;

@@ -4,8 +4,10 @@
 //! windows and ends turns whose runner never confirmed an abort.
 //!
 //! The rules are `nightshift_session`'s ([`PromptQueue::enqueue_with_mode`],
-//! [`QuestionBook`]); this file reads and writes storage, records events and sends
-//! frames.
+//! [`QuestionBook`], the abort deadline in [`nightshift_session::abort`], the choice of
+//! the next alarm in [`nightshift_session::alarm`], the settings diff in
+//! [`nightshift_session::settings`]); this file reads and writes storage, records
+//! events and sends frames.
 //!
 //! [`PromptQueue::enqueue_with_mode`]: nightshift_session::queue::PromptQueue::enqueue_with_mode
 
@@ -15,31 +17,23 @@ use nightshift_protocol::api::{
 };
 use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
 use nightshift_protocol::runner_link::SessionFrame;
+use nightshift_session::abort::{
+    AbortStep, DEFAULT_ABORT_TIMEOUT_MS, abort_step, start_abort_clock,
+};
+use nightshift_session::alarm::{AlarmFacts, next_alarm};
 use nightshift_session::questions::{QuestionBook, QuestionError};
 use nightshift_session::queue::{Enqueued, QueueError};
+use nightshift_session::settings::{AgentSettings, settings_change};
 use nightshift_session::title::{normalize_title, title_from_prompt};
 use worker::{Request, Response};
 
 use super::SessionAgent;
-use super::storage::AbortRequest;
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::internal::{AnswerQuestion, EditPrompt, EnqueuePrompt};
 use crate::{body, clock, config, ids};
 
 /// How long `collect` keeps a prompt open for more, unless `COLLECT_WINDOW_MS` says.
 pub const DEFAULT_COLLECT_WINDOW_MS: i64 = 1_500;
-/// How long a runner has to confirm an abort (its `turn_finished`) before the
-/// `SessionAgent` ends the turn itself, unless `ABORT_TIMEOUT_MS` says.
-pub const DEFAULT_ABORT_TIMEOUT_MS: i64 = 15_000;
-
-/// What the `error` event says when the session ends a turn whose abort the runner
-/// did not confirm within `timeout_ms`.
-pub fn abort_timeout_reason(timeout_ms: i64) -> String {
-    let seconds = timeout_ms as f64 / 1000.0;
-    format!(
-        "The runner did not confirm the abort within {seconds} s, so the turn was ended without it."
-    )
-}
 
 pub(super) fn millis_var(env: &worker::Env, name: &str, default: i64) -> i64 {
     config::var(env, name)
@@ -199,12 +193,10 @@ impl SessionAgent {
                 .is_ok()
         });
         if told_runner {
-            // A second abort of the same turn keeps the first deadline.
-            if record.abort_requested.as_ref().map(|a| a.turn_id.as_str()) != Some(&turn_id) {
-                record.abort_requested = Some(AbortRequest {
-                    turn_id: turn_id.clone(),
-                    at: clock::now_ms(),
-                });
+            if let Some(abort) =
+                start_abort_clock(record.abort_requested.as_ref(), &turn_id, clock::now_ms())
+            {
+                record.abort_requested = Some(abort);
                 self.store.save_record(&record)?;
             }
         } else {
@@ -243,26 +235,20 @@ impl SessionAgent {
             record.title = normalize_title(title)
                 .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
         }
-        let before = (record.agent, record.model.clone(), record.permission_mode);
-        if let Some(agent) = update.agent {
-            record.agent = agent;
-        }
-        if let Some(model) = update.model {
-            record.model = Some(model);
-        }
-        if let Some(permission_mode) = update.permission_mode {
-            record.permission_mode = permission_mode;
+        let current = AgentSettings {
+            agent: record.agent,
+            model: record.model.clone(),
+            permission_mode: record.permission_mode,
+        };
+        let change = settings_change(&current, &update);
+        if let Some(settings) = &change {
+            record.agent = settings.agent;
+            record.model = settings.model.clone();
+            record.permission_mode = settings.permission_mode;
         }
         self.store.save_record(&record)?;
-        if before != (record.agent, record.model.clone(), record.permission_mode) {
-            self.record_event(
-                None,
-                EventBody::SessionUpdated {
-                    agent: record.agent,
-                    model: record.model.clone(),
-                    permission_mode: record.permission_mode,
-                },
-            )?;
+        if let Some(settings) = change {
+            self.record_event(None, settings.updated_event())?;
         }
         self.publish().await;
         Ok(json(200, &serde_json::json!({ "updated": true })))
@@ -314,31 +300,29 @@ impl SessionAgent {
         Ok(json(200, &event))
     }
 
-    /// Sets the object's alarm for the next deadline: a collect window that holds the
-    /// queue, an abort the runner has not confirmed, or a presence lease running out.
+    /// Sets the object's alarm for the next deadline ([`next_alarm`]): a collect
+    /// window that holds the queue, an abort the runner has not confirmed, a presence
+    /// lease running out or the streams' access check.
     pub(super) async fn schedule_alarm(&self) -> ApiResult<()> {
         let now = clock::now_ms();
         let record = self.store.record()?;
         let queue = self.store.queue()?;
-        let abort_deadline = record
-            .abort_requested
-            .as_ref()
-            .map(|abort| abort.at + self.abort_timeout_ms());
-        let next = [
-            queue.collect_deadline(now),
-            abort_deadline,
-            self.presence.next_expiry(),
-            self.stream_access_check_at.get(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if let Some(at) = next {
+        let facts = AlarmFacts {
+            now,
+            collect_deadline: queue.collect_deadline(now),
+            abort_deadline: record
+                .abort_requested
+                .as_ref()
+                .map(|abort| abort.deadline(self.abort_timeout_ms())),
+            lease_expiry: self.presence.next_expiry(),
+            stream_access_check: self.stream_access_check_at.get(),
+        };
+        if let Some(delay_ms) = next_alarm(&facts) {
             // One alarm per object: setting it replaces an earlier one, which is fine
             // because the handler looks at every deadline.
             self.state
                 .storage()
-                .set_alarm((at - now).max(1))
+                .set_alarm(delay_ms)
                 .await
                 .map_err(ApiError::from)?;
         }
@@ -347,38 +331,28 @@ impl SessionAgent {
 
     /// The alarm: ends a turn whose abort went unanswered, then starts what may run.
     pub(super) async fn on_alarm(&self) -> ApiResult<()> {
-        let record = self.store.record()?;
-        if let Some(abort) = record.abort_requested.clone() {
-            let overdue = clock::now_ms() >= abort.at + self.abort_timeout_ms();
-            let still_running = self
-                .store
-                .queue()?
-                .processing()
-                .and_then(|prompt| prompt.message.turn_id.as_deref())
-                == Some(abort.turn_id.as_str());
-            if !still_running {
-                let mut record = record;
+        let mut record = self.store.record()?;
+        let queue = self.store.queue()?;
+        let running_turn = queue
+            .processing()
+            .and_then(|prompt| prompt.message.turn_id.as_deref());
+        match abort_step(
+            record.abort_requested.as_ref(),
+            running_turn,
+            clock::now_ms(),
+            self.abort_timeout_ms(),
+        ) {
+            AbortStep::Nothing => {}
+            AbortStep::Clear => {
                 record.abort_requested = None;
                 self.store.save_record(&record)?;
-            } else if overdue {
-                let reason = abort_timeout_reason(self.abort_timeout_ms());
-                self.end_turn_here(&abort.turn_id, Some(reason))?;
+            }
+            AbortStep::EndTurn { turn_id, reason } => {
+                self.end_turn_here(&turn_id, Some(reason))?;
             }
         }
         self.dispatch().await?;
         self.publish().await;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_abort_timeout_reason_names_the_wait() {
-        assert!(abort_timeout_reason(15_000).contains("within 15 s"));
-        assert!(abort_timeout_reason(1_500).contains("within 1.5 s"));
-        assert!(abort_timeout_reason(2_000).contains("did not confirm the abort"));
     }
 }

@@ -13,10 +13,15 @@
 //! it); a stream that goes live later starts with the latest such frame. Leases
 //! live in memory: a heartbeat keeps the object awake, and an object that was
 //! evicted had no open streams to tell.
+//!
+//! The lease rules are [`nightshift_session::presence`]'s; this file keeps the table
+//! in the object's memory, names the caller from the internal headers and sends the
+//! frames.
 
 use std::cell::RefCell;
 
 use nightshift_protocol::auth::Viewer;
+use nightshift_session::presence::Presence as Leases;
 use worker::Request;
 
 use crate::sse::Subscribers;
@@ -26,18 +31,13 @@ use crate::sse::Subscribers;
 pub const VIEWER_ID_HEADER: &str = "x-nightshift-viewer-id";
 pub const VIEWER_NAME_HEADER: &str = "x-nightshift-viewer-name";
 
-/// How long a lease lasts without a heartbeat: two 15 s heartbeats and some slack.
-pub const DEFAULT_LEASE_MS: i64 = 35_000;
+pub use nightshift_session::presence::DEFAULT_LEASE_MS;
 
-#[derive(Debug, Clone, PartialEq)]
-struct Lease {
-    viewer: Viewer,
-    expires_at: i64,
-}
-
+/// The session's lease table ([`nightshift_session::presence::Presence`], which
+/// decides) and the frame that tells every stream when the set of people changed.
 #[derive(Debug, Default)]
 pub struct Presence {
-    leases: RefCell<Vec<Lease>>,
+    leases: RefCell<Leases>,
 }
 
 /// The viewer named in `req`'s internal headers (none: an unnamed caller).
@@ -53,63 +53,39 @@ pub fn viewer_of(req: &Request) -> Option<Viewer> {
 impl Presence {
     /// The people holding a lease, in the order they came.
     pub fn viewers(&self) -> Vec<Viewer> {
-        self.leases
-            .borrow()
-            .iter()
-            .map(|lease| lease.viewer.clone())
-            .collect()
+        self.leases.borrow().viewers()
     }
 
     /// When the next lease runs out, for the object's alarm.
     pub fn next_expiry(&self) -> Option<i64> {
-        self.leases
-            .borrow()
-            .iter()
-            .map(|lease| lease.expires_at)
-            .min()
+        self.leases.borrow().next_expiry()
     }
 
     /// Grants or renews `viewer`'s lease until `now + lease_ms`, dropping leases
     /// that ran out; tells every stream if the set of people changed.
     pub fn heartbeat(&self, viewer: Viewer, now: i64, lease_ms: i64, subscribers: &Subscribers) {
-        self.change(subscribers, |leases| {
-            leases.retain(|lease| lease.expires_at > now);
-            let expires_at = now + lease_ms;
-            match leases
-                .iter_mut()
-                .find(|lease| lease.viewer.user_id == viewer.user_id)
-            {
-                Some(lease) => {
-                    lease.viewer.name = viewer.name;
-                    lease.expires_at = lease.expires_at.max(expires_at);
-                }
-                None => leases.push(Lease { viewer, expires_at }),
-            }
-        });
+        let changed = self.leases.borrow_mut().heartbeat(viewer, now, lease_ms);
+        tell(changed, subscribers);
     }
 
     /// Gives `user_id`'s lease back (they left the page).
     pub fn leave(&self, user_id: &str, subscribers: &Subscribers) {
-        self.change(subscribers, |leases| {
-            leases.retain(|lease| lease.viewer.user_id != user_id);
-        });
+        let changed = self.leases.borrow_mut().leave(user_id);
+        tell(changed, subscribers);
     }
 
     /// Drops the leases that ran out by `now`.
     pub fn expire(&self, now: i64, subscribers: &Subscribers) {
-        self.change(subscribers, |leases| {
-            leases.retain(|lease| lease.expires_at > now);
-        });
+        let changed = self.leases.borrow_mut().expire(now);
+        tell(changed, subscribers);
     }
+}
 
-    fn change(&self, subscribers: &Subscribers, edit: impl FnOnce(&mut Vec<Lease>)) {
-        let before = self.viewers();
-        edit(&mut self.leases.borrow_mut());
-        let after = self.viewers();
-        if after != before {
-            let body = serde_json::json!({"type": "presence_changed", "viewers": after});
-            subscribers.broadcast_snapshot(&format!("data: {body}\n\n"));
-        }
+/// Sends every stream the new set of people, if it changed.
+fn tell(changed: Option<Vec<Viewer>>, subscribers: &Subscribers) {
+    if let Some(viewers) = changed {
+        let body = serde_json::json!({"type": "presence_changed", "viewers": viewers});
+        subscribers.broadcast_snapshot(&format!("data: {body}\n\n"));
     }
 }
 

@@ -112,12 +112,8 @@ pub struct SessionRecord {
     pub deleted: bool,
 }
 
-/// An abort the runner has not confirmed yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AbortRequest {
-    pub turn_id: String,
-    pub at: i64,
-}
+/// An abort the runner has not confirmed yet (kept in the record as JSON).
+pub use nightshift_session::abort::AbortRequest;
 
 impl Default for SessionRecord {
     fn default() -> Self {
