@@ -43,7 +43,8 @@
 //!
 //! `sandbox-backend/tests/conformance/mod.rs` holds the provider contract as HTTP
 //! test cases (`conformance::run_all(&harness)`). A provider's test file
-//! (`tests/conformance_<name>.rs`, see `tests/conformance_local.rs`) starts a real
+//! (`tests/providers/<name>.rs`, see `tests/providers/local.rs`; all in the one test
+//! binary `tests/conformance_suite.rs`) starts a real
 //! backend on a TCP port configured with its provider (and, for remote providers, the
 //! fake server it talks to), implements `conformance::Harness`, and
 //! calls `run_all`. Cases whose capability the provider does not claim in

@@ -1,6 +1,7 @@
 //! The provider contract as one HTTP test suite, run against every provider: for real
-//! against `local` (`tests/conformance_local.rs`), and against fake servers speaking
-//! the real wire protocols for the remote providers (`tests/conformance_<name>.rs`).
+//! against `local` (`tests/providers/local.rs`), and against fake servers speaking
+//! the real wire protocols for the remote providers (`tests/providers/<name>.rs`),
+//! all in one test binary (`tests/conformance_suite.rs`).
 //!
 //! A provider's test file starts a real backend configured with that provider as the
 //! default, implements [`Harness`] and calls [`run_all`]. Cases needing a capability

@@ -12,8 +12,6 @@
 //! the real services. Images are directories too: a build runs its `RUN` lines in a
 //! fresh machine, a snapshot or commit copies a machine's directory.
 
-#![allow(dead_code)]
-
 pub mod backend;
 pub mod docker;
 pub mod modal;

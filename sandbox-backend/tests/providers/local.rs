@@ -2,15 +2,13 @@
 //! `sandbox-backend` binary on a TCP port, bubblewrap sandboxes, a restart of the
 //! binary for reattach.
 
-mod conformance;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::conformance::Harness;
 use async_trait::async_trait;
-use conformance::Harness;
 
 const TOKEN: &str = "conformance-token";
 const IDLE_MINUTE_MS: u64 = 1000;
@@ -121,5 +119,5 @@ async fn local_provider_conforms() {
         .map(|list| list.split(',').map(String::from).collect())
         .unwrap_or_default();
     let only: Vec<&str> = only.iter().map(String::as_str).collect();
-    conformance::run_selected(&harness, &only).await;
+    crate::conformance::run_selected(&harness, &only).await;
 }

@@ -2,15 +2,12 @@
 //! plane that speaks gRPC over HTTP/2 and runs commands for real (`tests/fakes`).
 //! Modal itself is not reached from here.
 
-mod conformance;
-mod fakes;
-
 use std::time::Duration;
 
+use crate::conformance::Harness;
+use crate::fakes::backend::{Backend, IDLE_MINUTE_MS, TOKEN};
+use crate::fakes::modal::{FakeModal, TOKEN_ID, TOKEN_SECRET};
 use async_trait::async_trait;
-use conformance::Harness;
-use fakes::backend::{Backend, IDLE_MINUTE_MS, TOKEN};
-use fakes::modal::{FakeModal, TOKEN_ID, TOKEN_SECRET};
 
 struct ModalHarness {
     backend: Backend,
@@ -41,7 +38,7 @@ impl Harness for ModalHarness {
         "modal".into()
     }
     fn skipped(&self) -> Vec<(&'static str, &'static str)> {
-        fakes::unconfined_skips()
+        crate::fakes::unconfined_skips()
     }
     async fn restart_backend(&self) -> bool {
         self.backend.terminate();
@@ -64,9 +61,9 @@ async fn modal_provider_conforms() {
         backend,
         _fake: fake,
     };
-    let only = fakes::backend::only();
+    let only = crate::fakes::backend::only();
     let only: Vec<&str> = only.iter().map(String::as_str).collect();
-    conformance::run_selected(&harness, &only).await;
+    crate::conformance::run_selected(&harness, &only).await;
     if !only.is_empty() {
         return;
     }
@@ -89,7 +86,7 @@ async fn modal_provider_conforms() {
 async fn modal_rejects_bad_credentials_with_a_clear_error() {
     let fake = FakeModal::start().await;
     let backend = Backend::start("modal", modal_env(&fake, "wrong-secret")).await;
-    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
     let answer = client
         .call("POST", "/v1/sandboxes", Some(serde_json::json!({})))
         .await;
@@ -107,6 +104,6 @@ async fn modal_rejects_bad_credentials_with_a_clear_error() {
 async fn modal_round_trip_through_the_fake() {
     let fake = FakeModal::start().await;
     let backend = Backend::start("modal", modal_env(&fake, TOKEN_SECRET)).await;
-    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
-    fakes::round_trip(&client).await;
+    let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
+    crate::fakes::round_trip(&client).await;
 }

@@ -2,15 +2,12 @@
 //! that speaks the Engine HTTP API on a unix socket and runs commands for real
 //! (`tests/fakes`). No Docker daemon is involved.
 
-mod conformance;
-mod fakes;
-
 use std::time::Duration;
 
+use crate::conformance::Harness;
+use crate::fakes::backend::{Backend, IDLE_MINUTE_MS, TOKEN};
+use crate::fakes::docker::FakeDocker;
 use async_trait::async_trait;
-use conformance::Harness;
-use fakes::backend::{Backend, IDLE_MINUTE_MS, TOKEN};
-use fakes::docker::FakeDocker;
 
 struct DockerHarness {
     backend: Backend,
@@ -36,7 +33,7 @@ impl Harness for DockerHarness {
         "docker".into()
     }
     fn skipped(&self) -> Vec<(&'static str, &'static str)> {
-        fakes::unconfined_skips()
+        crate::fakes::unconfined_skips()
     }
     async fn restart_backend(&self) -> bool {
         self.backend.terminate();
@@ -56,9 +53,9 @@ async fn docker_provider_conforms() {
     let fake = FakeDocker::start().await;
     let backend = Backend::start("docker", docker_env(&fake)).await;
     let harness = DockerHarness { backend, fake };
-    let only = fakes::backend::only();
+    let only = crate::fakes::backend::only();
     let only: Vec<&str> = only.iter().map(String::as_str).collect();
-    conformance::run_selected(&harness, &only).await;
+    crate::conformance::run_selected(&harness, &only).await;
     if !only.is_empty() {
         return;
     }
@@ -76,8 +73,8 @@ async fn docker_provider_conforms() {
 async fn docker_round_trip_through_the_fake() {
     let fake = FakeDocker::start().await;
     let backend = Backend::start("docker", docker_env(&fake)).await;
-    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
-    fakes::round_trip(&client).await;
+    let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
+    crate::fakes::round_trip(&client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +90,7 @@ async fn docker_unreachable_daemon_is_a_clear_error() {
         ],
     )
     .await;
-    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
     let answer = client
         .call("POST", "/v1/sandboxes", Some(serde_json::json!({})))
         .await;
@@ -107,7 +104,7 @@ async fn docker_unreachable_daemon_is_a_clear_error() {
 async fn docker_sandboxes_refuse_a_session_runner() {
     let fake = FakeDocker::start().await;
     let backend = Backend::start("docker", docker_env(&fake)).await;
-    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
     let answer = client
         .call(
             "POST",
@@ -129,7 +126,7 @@ async fn docker_sandboxes_refuse_a_session_runner() {
 async fn docker_containers_are_created_unprivileged_and_within_a_budget() {
     let fake = FakeDocker::start().await;
     let backend = Backend::start("docker", docker_env(&fake)).await;
-    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
     let sandbox = client
         .create(serde_json::json!({"network": "none"}))
         .await

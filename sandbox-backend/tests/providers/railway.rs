@@ -2,15 +2,12 @@
 //! speaks GraphQL over HTTP and the exec WebSocket and runs commands for real
 //! (`tests/fakes`). Railway itself is not reached from here.
 
-mod conformance;
-mod fakes;
-
 use std::time::Duration;
 
+use crate::conformance::Harness;
+use crate::fakes::backend::{Backend, IDLE_MINUTE_MS, TOKEN};
+use crate::fakes::railway::{ENVIRONMENT_ID, FakeRailway};
 use async_trait::async_trait;
-use conformance::Harness;
-use fakes::backend::{Backend, IDLE_MINUTE_MS, TOKEN};
-use fakes::railway::{ENVIRONMENT_ID, FakeRailway};
 
 struct RailwayHarness {
     backend: Backend,
@@ -41,7 +38,7 @@ impl Harness for RailwayHarness {
         "railway".into()
     }
     fn skipped(&self) -> Vec<(&'static str, &'static str)> {
-        fakes::unconfined_skips()
+        crate::fakes::unconfined_skips()
     }
     async fn restart_backend(&self) -> bool {
         self.backend.terminate();
@@ -59,11 +56,11 @@ impl Harness for RailwayHarness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn railway_provider_conforms() {
     let fake = FakeRailway::start().await;
-    let backend = Backend::start("railway", railway_env(&fake, fakes::railway::TOKEN)).await;
+    let backend = Backend::start("railway", railway_env(&fake, crate::fakes::railway::TOKEN)).await;
     let harness = RailwayHarness { backend, fake };
-    let only = fakes::backend::only();
+    let only = crate::fakes::backend::only();
     let only: Vec<&str> = only.iter().map(String::as_str).collect();
-    conformance::run_selected(&harness, &only).await;
+    crate::conformance::run_selected(&harness, &only).await;
     if !only.is_empty() {
         return;
     }
@@ -80,16 +77,30 @@ async fn railway_provider_conforms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn railway_round_trip_through_the_fake() {
     let fake = FakeRailway::start().await;
-    let backend = Backend::start("railway", railway_env(&fake, fakes::railway::TOKEN)).await;
-    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
-    fakes::round_trip(&client).await;
+    let backend = Backend::start("railway", railway_env(&fake, crate::fakes::railway::TOKEN)).await;
+    let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
+    crate::fakes::round_trip(&client).await;
+    // Railway was asked for sandboxes on an isolated network, never the private one.
+    let networks: Vec<String> = fake
+        .state
+        .sandboxes
+        .lock()
+        .await
+        .values()
+        .map(|sandbox| sandbox.network.clone())
+        .collect();
+    assert!(!networks.is_empty(), "the round trip created a sandbox");
+    assert!(
+        networks.iter().all(|network| network == "ISOLATED"),
+        "{networks:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn railway_rejects_a_bad_token_with_a_clear_error() {
     let fake = FakeRailway::start().await;
     let backend = Backend::start("railway", railway_env(&fake, "wrong-token")).await;
-    let client = conformance::Client::new(backend.base_url(), TOKEN.into());
+    let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
     let answer = client
         .call("POST", "/v1/sandboxes", Some(serde_json::json!({})))
         .await;
