@@ -124,6 +124,31 @@ impl Client {
         serde_json::from_slice(&answer.body).map_err(|error| error.to_string())
     }
 
+    /// Destroys every sandbox the backend still holds, whatever state it is in; what
+    /// destroying could not end is named in the error.
+    pub async fn destroy_all(&self) -> Result<(), String> {
+        let answer = self
+            .call("GET", "/v1/sandboxes", None)
+            .await
+            .expect(200, "list")?;
+        let list: nightshift_protocol::sandbox::SandboxList =
+            serde_json::from_slice(&answer.body).map_err(|error| error.to_string())?;
+        let mut left = Vec::new();
+        for sandbox in list.sandboxes {
+            if sandbox.status == nightshift_protocol::sandbox::SandboxStatus::Destroyed {
+                continue;
+            }
+            if let Err(error) = self.destroy(&sandbox.id).await {
+                left.push(format!("{}: {error}", sandbox.id));
+            }
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("could not destroy {}", left.join(", ")))
+        }
+    }
+
     pub async fn destroy(&self, id: &str) -> Result<Sandbox, String> {
         let answer = self
             .call("DELETE", &format!("/v1/sandboxes/{id}"), None)

@@ -178,6 +178,12 @@ pub async fn run_selected(harness: &dyn Harness, only: &[&str]) {
             Ok(()) => cases::still_serving(&ctx).await,
             Err(error) => Err(error),
         };
+        // Whatever the case left (a failing case included) is destroyed before the
+        // next one, so no sandbox outlives its case.
+        let outcome = match (outcome, ctx.client.destroy_all().await) {
+            (Ok(()), Err(leak)) => Err(format!("after the case: {leak}")),
+            (outcome, _) => outcome,
+        };
         ran += 1;
         match outcome {
             Ok(()) => eprintln!(
