@@ -172,7 +172,7 @@ async fn request_text(
     // Cookie-authenticated changes must prove they come from this app. The session
     // cookie itself goes along by default: every URL is same-origin.
     if !matches!(method, "GET" | "HEAD")
-        && let Some(token) = crate::auth::csrf_token()
+        && let Some(token) = crate::browser_session::csrf_token()
     {
         headers.set("X-CSRF-Token", &token).map_err(js_error)?;
     }
@@ -206,7 +206,7 @@ async fn request_text(
         Ok((status, text))
     } else {
         if status == 401 {
-            crate::auth::signed_out();
+            crate::browser_session::signed_out();
         }
         Err(ApiError::from_answer(
             status,

@@ -2,30 +2,25 @@
 //! the app starts, and dropped when any API call answers 401 (the cookie expired or
 //! was revoked), which sends the user to `/signin`.
 //!
-//! It also keeps the CSRF token from that answer, which [`crate::api`] sends as
-//! `X-CSRF-Token` with every request that changes something.
+//! It also keeps the CSRF token from that answer in [`crate::browser_session`],
+//! where [`crate::api`] reads it to send as `X-CSRF-Token` with every change.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use nightshift_protocol::auth::{Me, TeamRole};
 
-use crate::api;
+use crate::{api, browser_session};
 
 thread_local! {
-    static CSRF_TOKEN: RefCell<Option<String>> = const { RefCell::new(None) };
     static CURRENT: Cell<Option<Auth>> = const { Cell::new(None) };
 }
 
-/// The CSRF token of the signed-in browser session, once `GET /api/me` has answered.
-pub fn csrf_token() -> Option<String> {
-    CSRF_TOKEN.with(|token| token.borrow().clone())
-}
-
-/// Called by [`crate::api`] on any 401: the browser is no longer signed in.
-pub fn signed_out() {
+/// Called (through [`crate::browser_session`]) on any 401: the browser is no longer
+/// signed in.
+fn signed_out() {
     if let Some(auth) = CURRENT.with(Cell::get) {
         auth.state.try_update(|state| {
             if !matches!(state, AuthState::SignedOut) {
@@ -66,6 +61,7 @@ impl Auth {
             state: RwSignal::new(AuthState::Loading),
         };
         CURRENT.with(|current| current.set(Some(auth)));
+        browser_session::on_signed_out(signed_out);
         provide_context(auth);
         auth.reload();
         auth
@@ -85,7 +81,7 @@ impl Auth {
     pub fn set_me(self, me: Me) {
         // Empty when the answer carries none (a bearer-token request); keep ours then.
         if !me.csrf_token.is_empty() {
-            CSRF_TOKEN.with(|csrf| *csrf.borrow_mut() = Some(me.csrf_token.clone()));
+            browser_session::set_csrf_token(Some(me.csrf_token.clone()));
         }
         self.state.set(AuthState::SignedIn(Box::new(me)));
     }
@@ -120,7 +116,7 @@ impl Auth {
             if let Err(error) = api::account::logout().await {
                 leptos::logging::warn!("sign-out failed: {error}");
             }
-            CSRF_TOKEN.with(|csrf| csrf.borrow_mut().take());
+            browser_session::set_csrf_token(None);
             go_to("/signin");
         });
     }

@@ -21,6 +21,7 @@ mod api;
 mod app;
 #[cfg(target_arch = "wasm32")]
 mod auth;
+mod browser_session;
 #[cfg(target_arch = "wasm32")]
 mod components;
 #[cfg(target_arch = "wasm32")]

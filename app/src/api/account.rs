@@ -154,7 +154,7 @@ pub fn leave_presence(session_id: &str) {
     // `keepalive` has no setter in this web-sys; it is a plain dictionary member.
     let _ = js_sys::Reflect::set(&init, &JsValue::from_str("keepalive"), &JsValue::TRUE);
     if let Ok(headers) = web_sys::Headers::new() {
-        if let Some(token) = crate::auth::csrf_token() {
+        if let Some(token) = crate::browser_session::csrf_token() {
             let _ = headers.set("X-CSRF-Token", &token);
         }
         init.set_headers(&headers);
