@@ -55,6 +55,7 @@ pub mod limits;
 mod opencode_sandbox;
 pub mod sandbox_agent;
 mod sandbox_dir;
+pub mod sandbox_paths;
 pub mod seccomp;
 mod startup;
 mod templates;

@@ -15,17 +15,9 @@ use std::time::Duration;
 
 use nightshift_protocol::sandbox::{NetworkMode, SANDBOX_SOCKETS_DIR};
 
-/// Where the workspace appears inside the sandbox.
-pub const SANDBOX_WORKSPACE: &str = "/workspace";
-/// The sandbox user's home (backed by `<sandbox dir>/home`).
-pub const SANDBOX_HOME: &str = "/home/sandbox";
-/// Where the agent binary appears inside the sandbox.
-pub const SANDBOX_AGENT: &str = "/.nightshift/agent";
-/// The project configuration directory OpenCode's sandbox masks with an empty
-/// read-only mount (see `RunnerBootConfig::opencode`).
-pub const OPENCODE_PROJECT_MASK: &str = "/workspace/.opencode";
-/// The uid and gid commands run as inside the sandbox.
-pub const SANDBOX_UID: u32 = 1000;
+pub use super::sandbox_paths::{
+    OPENCODE_PROJECT_MASK, SANDBOX_AGENT, SANDBOX_HOME, SANDBOX_UID, SANDBOX_WORKSPACE,
+};
 /// The `/etc` entries bound read-only (when they exist on the host).
 const ETC_ENTRIES: [&str; 27] = [
     "hosts",

@@ -27,7 +27,7 @@ struct Args {
 
 fn parse(args: &[String]) -> Result<Args, String> {
     let mut socket = None;
-    let mut cwd = crate::providers::local::bubblewrap::SANDBOX_WORKSPACE.to_string();
+    let mut cwd = crate::providers::local::sandbox_paths::SANDBOX_WORKSPACE.to_string();
     let mut env = BTreeMap::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {

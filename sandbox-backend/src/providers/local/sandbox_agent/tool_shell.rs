@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use nightshift_protocol::sandbox::SANDBOX_SOCKETS_DIR;
 
-use crate::providers::local::bubblewrap::SANDBOX_WORKSPACE;
+use crate::providers::local::sandbox_paths::SANDBOX_WORKSPACE;
 
 /// Where OpenCode's sandbox sees this shell (its `$SHELL`).
 pub const TOOL_SHELL: &str = "/.nightshift/shell/bash";

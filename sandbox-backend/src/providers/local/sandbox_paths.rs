@@ -1,0 +1,15 @@
+//! Where things are inside a local sandbox, as its processes see them: shared by the
+//! launcher ([`super::bubblewrap`]) and the helper that runs inside
+//! ([`super::sandbox_agent`]).
+
+/// Where the workspace appears inside the sandbox.
+pub const SANDBOX_WORKSPACE: &str = "/workspace";
+/// The sandbox user's home (backed by `<sandbox dir>/home`).
+pub const SANDBOX_HOME: &str = "/home/sandbox";
+/// Where the agent binary appears inside the sandbox.
+pub const SANDBOX_AGENT: &str = "/.nightshift/agent";
+/// The project configuration directory OpenCode's sandbox masks with an empty
+/// read-only mount (see `RunnerBootConfig::opencode`).
+pub const OPENCODE_PROJECT_MASK: &str = "/workspace/.opencode";
+/// The uid and gid commands run as inside the sandbox.
+pub const SANDBOX_UID: u32 = 1000;
