@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nightshift_protocol::{ErrorBody, ErrorCode};
 
-use crate::providers::ProviderError;
+use crate::providers::error::ProviderError;
 
 /// An error answered to an HTTP client.
 #[derive(Debug, Clone, PartialEq, Eq)]

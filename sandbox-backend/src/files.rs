@@ -23,7 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 
-use crate::providers::ProviderError;
+use crate::providers::error::ProviderError;
 
 /// The largest file the files API reads or writes in one request.
 pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;

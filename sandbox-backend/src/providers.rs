@@ -52,7 +52,7 @@
 //! reason (`Harness::skipped`).
 
 pub mod docker;
-mod error;
+pub mod error;
 pub mod local;
 pub mod modal;
 pub mod railway;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use nix::fcntl::{RenameFlags, renameat2};
 
 use super::{WorkspacePath, read_file, write_file};
-use crate::providers::ProviderError;
+use crate::providers::error::ProviderError;
 
 const SECRET: &[u8] = b"CANARY-SECRET: the host's own file";
 const HARMLESS: &[u8] = b"harmless\n";
