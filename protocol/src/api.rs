@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::TokenUsage;
-use crate::runner_link::LlmApi;
+pub use crate::agent::{AgentKind, PermissionMode};
+
+use crate::agent::{LlmApi, TokenUsage};
 
 /// Where a session is in its life. Derived by the `SessionAgent` from its sandbox,
 /// its runner link and its queue (see `nightshift_session::lifecycle`); never set
@@ -120,34 +121,6 @@ pub struct UpdateSessionRequest {
     pub title: Option<String>,
 }
 
-/// Which agent works in a session.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgentKind {
-    /// Nightshift's own agent loop (`runner/src/agent/builtin.rs`).
-    #[default]
-    Builtin,
-    /// OpenCode (`opencode serve`), driven by the runner over its HTTP API.
-    Opencode,
-}
-
-impl AgentKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AgentKind::Builtin => "builtin",
-            AgentKind::Opencode => "opencode",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "builtin" => AgentKind::Builtin,
-            "opencode" => AgentKind::Opencode,
-            _ => return None,
-        })
-    }
-}
-
 /// What happens to a prompt sent while a turn is running.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,35 +148,6 @@ impl QueueMode {
             "followup" => QueueMode::Followup,
             "steer" => QueueMode::Steer,
             "collect" => QueueMode::Collect,
-            _ => return None,
-        })
-    }
-}
-
-/// How the agent's requests for permission (to run a command, edit a file, ...) are
-/// handled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PermissionMode {
-    /// Each request becomes a question to the user; no answer in time denies it.
-    #[default]
-    Ask,
-    /// Everything is allowed without asking.
-    Allow,
-}
-
-impl PermissionMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PermissionMode::Ask => "ask",
-            PermissionMode::Allow => "allow",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "ask" => PermissionMode::Ask,
-            "allow" => PermissionMode::Allow,
             _ => return None,
         })
     }

@@ -9,21 +9,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{AgentKind, PermissionMode, Session, SessionStatus};
-
-/// Tokens an LLM reported for one turn.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenUsage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-}
-
-impl TokenUsage {
-    pub fn add(&mut self, other: TokenUsage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-    }
-}
+pub use crate::agent::TokenUsage;
+use crate::agent::{AgentKind, PermissionMode};
+use crate::api::{Session, SessionStatus};
 
 /// How a turn ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -13,6 +13,7 @@
 //! both `wasm32-unknown-unknown` (the Worker, the app) and native targets (the
 //! runner, the sandbox backend, the tests). It never depends on a platform crate.
 
+pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod error;

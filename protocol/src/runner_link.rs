@@ -15,7 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{AgentKind, PermissionMode};
+pub use crate::agent::LlmApi;
+
+use crate::agent::{AgentKind, PermissionMode};
 use crate::events::EventBody;
 
 /// Sent by the runner.
@@ -81,16 +83,6 @@ pub enum SessionFrame {
     Ack { up_to: u64 },
     /// Answer to `ping`, with a renewed token when the current one is getting old.
     Pong { token: Option<String> },
-}
-
-/// Which wire format an LLM endpoint speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LlmApi {
-    /// `POST {base_url}/chat/completions` with streaming and tool calls.
-    OpenAiCompatible,
-    /// Anthropic's Messages API, `POST {base_url}/v1/messages`.
-    Anthropic,
 }
 
 /// An LLM endpoint and the key to call it with, for one turn. It travels only from
