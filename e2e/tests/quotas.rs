@@ -43,6 +43,12 @@ async fn live_sessions_are_capped_per_member_and_deleting_one_frees_its_slot() {
             "{over:?}"
         );
         anyhow::ensure!(
+            over.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("MAX_LIVE_SESSIONS")),
+            "the refusal names the cap: {over:?}"
+        );
+        anyhow::ensure!(
             member.sessions().await?.len() == 2,
             "the refusal stored nothing"
         );
@@ -177,6 +183,12 @@ async fn keys_are_capped_per_member_and_bad_caps_change_nothing() {
         anyhow::ensure!(
             (over.status, over.error_code()) == (429, Some("quota_exceeded")),
             "{over:?}"
+        );
+        anyhow::ensure!(
+            over.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("MAX_KEYS")),
+            "the refusal names the cap: {over:?}"
         );
         let keys: Vec<Value> = member.expect(Method::GET, "/api/keys", None, 200).await?;
         anyhow::ensure!(keys.len() == 2, "the refusal stored nothing: {keys:?}");

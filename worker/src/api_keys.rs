@@ -219,8 +219,9 @@ impl APIKeys {
                 "you already have"
             };
             return Err(crate::limits::exceeded(
-                &format!("{whose} {} keys; delete one first", key.max_keys),
+                crate::limits::Cap::Keys,
                 key.max_keys,
+                &format!("{whose} {} keys; delete one first", key.max_keys),
             ));
         }
         let text = |value: &str| SqlStorageValue::String(value.to_owned());

@@ -53,8 +53,9 @@ impl DurableObject for EventBus {
                         "you already have {cap} session-list streams open; close one first"
                     );
                     return Ok(crate::limits::exceeded(
-                        &message,
+                        crate::limits::Cap::OpenStreams,
                         u32::try_from(cap).unwrap_or(u32::MAX),
+                        &message,
                     )
                     .into_response());
                 }

@@ -123,11 +123,37 @@ pub async fn store(env: &Env, limits: &UsageLimits) -> ApiResult<()> {
     Ok(())
 }
 
-/// The 429 a request over `cap` gets.
-pub fn exceeded(what: &str, cap: u32) -> ApiError {
+/// Which cap a refusal is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    LiveSessions,
+    QueuedPrompts,
+    OpenStreams,
+    Keys,
+}
+
+impl Cap {
+    /// The variable that sets its default.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Cap::LiveSessions => "MAX_LIVE_SESSIONS",
+            Cap::QueuedPrompts => "MAX_QUEUED_PROMPTS",
+            Cap::OpenStreams => "MAX_OPEN_STREAMS",
+            Cap::Keys => "MAX_KEYS",
+        }
+    }
+}
+
+/// The 429 a request over `cap` (whose value is `limit`) gets: what is full, and how
+/// the limit is set.
+pub fn exceeded(cap: Cap, limit: u32, what: &str) -> ApiError {
     ApiError::new(
         ErrorCode::QuotaExceeded,
-        format!("{what} (the limit is {cap}; an admin can change it in the team's settings)"),
+        format!(
+            "{what} (the limit is {limit}: {} by default, which an admin can change in the \
+             team's settings)",
+            cap.variable()
+        ),
     )
 }
 

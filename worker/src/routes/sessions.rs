@@ -76,11 +76,12 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
     let max_live = limits::current(env).await?.live_sessions;
     if !sessions_table::insert_within(env, &session, max_live).await? {
         return Err(limits::exceeded(
+            limits::Cap::LiveSessions,
+            max_live,
             &format!(
                 "you already have {max_live} live sessions, each with its sandbox; delete one \
                  first"
             ),
-            max_live,
         ));
     }
     internal::publish(

@@ -68,11 +68,12 @@ impl SessionAgent {
             max_queued.unwrap_or_else(|| crate::limits::defaults(&self.env).queued_prompts);
         if !queue.admits(mode, sent_by.as_deref(), now, max_queued as usize) {
             return Err(crate::limits::exceeded(
+                crate::limits::Cap::QueuedPrompts,
+                max_queued,
                 &format!(
                     "this session already has {max_queued} prompts waiting; wait for some to run, \
                      or cancel one"
                 ),
-                max_queued,
             ));
         }
         let enqueued = queue.enqueue_sent_by(

@@ -180,8 +180,9 @@ impl SessionAgent {
         let now = clock::now_ms();
         if !may_open_stream(self.subscribers.count_of(&user_id, now), cap) {
             return Err(crate::limits::exceeded(
-                &format!("you already have {cap} streams of this session open; close one first"),
+                crate::limits::Cap::OpenStreams,
                 u32::try_from(cap).unwrap_or(u32::MAX),
+                &format!("you already have {cap} streams of this session open; close one first"),
             ));
         }
         let slot = self
