@@ -180,6 +180,17 @@ impl Api {
         serde_json::from_value(answer.body).with_context(|| format!("decoding {path}"))
     }
 
+    /// The signed-in user's id, from `GET /api/me`.
+    pub async fn user_id(&self) -> anyhow::Result<String> {
+        let me: Value = self
+            .expect(reqwest::Method::GET, "/api/me", None, 200)
+            .await?;
+        me["user"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("/api/me names no user id")
+    }
+
     pub async fn create_session(&self) -> anyhow::Result<Session> {
         self.expect(reqwest::Method::POST, "/api/sessions", Some("{}"), 201)
             .await

@@ -429,15 +429,17 @@ impl Stack {
 
     /// Kills every runner of this stack with SIGKILL, as a crash would.
     pub fn kill_runners(&self) -> usize {
+        self.signal_runners(nix::sys::signal::Signal::SIGKILL)
+    }
+
+    /// Sends `signal` to every runner process of the stack; answers how many.
+    pub fn signal_runners(&self, signal: nix::sys::signal::Signal) -> usize {
         let pids = self.runner_pids();
         for pid in &pids {
             if let Ok(raw) = i32::try_from(*pid)
                 && raw > 1
             {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(raw),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), signal);
             }
         }
         pids.len()

@@ -25,14 +25,6 @@ async fn stack_with(vars: &[(&str, &str)]) -> Stack {
     .unwrap()
 }
 
-async fn user_id(api: &Api) -> anyhow::Result<String> {
-    let me: Value = api.expect(Method::GET, "/api/me", None, 200).await?;
-    me["user"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("an id")
-}
-
 /// The token at the end of a share link's URL.
 fn link_token(link: &Value) -> anyhow::Result<String> {
     let url = link["url"].as_str().context("a url")?;
@@ -70,7 +62,7 @@ async fn a_removed_co_owner_cannot_come_back_through_a_share_link_they_created_o
         let alice = stack.signed_in_api("alice@example.com").await?;
         let bob = stack.signed_in_member(&alice, "bob@example.com").await?;
         let carol = stack.signed_in_member(&alice, "carol@example.com").await?;
-        let bob_id = user_id(&bob).await?;
+        let bob_id = bob.user_id().await?;
         let session = alice.create_session().await?;
         share(&alice, &session.id, &bob_id, "co_owner").await?;
 
@@ -278,8 +270,8 @@ async fn a_prompt_runs_on_the_key_of_whoever_wrote_its_text() {
     with_logs(&stack, async {
         let alice = stack.signed_in_api("alice@example.com").await?;
         let bob = stack.signed_in_member(&alice, "bob@example.com").await?;
-        let alice_id = user_id(&alice).await?;
-        let bob_id = user_id(&bob).await?;
+        let alice_id = alice.user_id().await?;
+        let bob_id = bob.user_id().await?;
         let session = alice.create_session().await?;
         share(&alice, &session.id, &bob_id, "collaborator").await?;
 
@@ -524,8 +516,8 @@ async fn two_admins_demoting_each_other_at_once_leave_the_team_an_admin() {
     with_logs(&stack, async {
         let alice = stack.signed_in_api("alice@example.com").await?;
         let bob = stack.signed_in_member(&alice, "bob@example.com").await?;
-        let alice_path = format!("/api/admin/members/{}", user_id(&alice).await?);
-        let bob_path = format!("/api/admin/members/{}", user_id(&bob).await?);
+        let alice_path = format!("/api/admin/members/{}", alice.user_id().await?);
+        let bob_path = format!("/api/admin/members/{}", bob.user_id().await?);
         let admin = json!({"role": "admin"}).to_string();
         let member = json!({"role": "member"}).to_string();
         for round in 0..5 {

@@ -443,19 +443,6 @@ async fn a_question_round_trips_through_the_api() {
     .await;
 }
 
-/// Sends `signal` to every runner process of `stack` (processes this test started).
-fn signal_runners(stack: &Stack, signal: nix::sys::signal::Signal) -> usize {
-    let pids = stack.runner_pids();
-    for pid in &pids {
-        if let Ok(raw) = i32::try_from(*pid)
-            && raw > 1
-        {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), signal);
-        }
-    }
-    pids.len()
-}
-
 #[tokio::test]
 async fn a_runner_that_never_confirms_an_abort_does_not_hold_the_turn() {
     let (stack, llm) = stack_with_llm(&[("ABORT_TIMEOUT_MS", "2000")])
@@ -477,7 +464,7 @@ async fn a_runner_that_never_confirms_an_abort_does_not_hold_the_turn() {
             .await?;
         // The runner is frozen: its link stays open but nothing answers the abort.
         anyhow::ensure!(
-            signal_runners(&stack, nix::sys::signal::Signal::SIGSTOP) >= 1,
+            stack.signal_runners(nix::sys::signal::Signal::SIGSTOP) >= 1,
             "a runner was running"
         );
         let asked = tokio::time::Instant::now();
@@ -502,7 +489,7 @@ async fn a_runner_that_never_confirms_an_abort_does_not_hold_the_turn() {
 
         // The runner wakes up, ends the turn itself (ignored: it already ended), and
         // the session takes the next prompt.
-        signal_runners(&stack, nix::sys::signal::Signal::SIGCONT);
+        stack.signal_runners(nix::sys::signal::Signal::SIGCONT);
         api.send(&session.id, "after the hang").await?;
         let messages = api.wait_settled(&session.id).await?;
         assert_eq!(messages[1].state, MessageState::Done);
@@ -522,7 +509,7 @@ async fn a_runner_that_never_confirms_an_abort_does_not_hold_the_turn() {
     }
     .await;
     // Never leave a frozen runner behind, whatever happened.
-    signal_runners(&stack, nix::sys::signal::Signal::SIGCONT);
+    stack.signal_runners(nix::sys::signal::Signal::SIGCONT);
     if let Err(error) = result {
         stack.dump_logs();
         panic!("{error:?}");

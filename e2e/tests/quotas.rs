@@ -210,9 +210,8 @@ async fn a_member_pages_through_600_sessions_each_once_newest_first() {
         let admin = stack.signed_in_api("admin@example.com").await?;
         let member = stack.signed_in_member(&admin, "member@example.com").await?;
         let other = stack.signed_in_member(&admin, "other@example.com").await?;
-        let id_of = |me: Value| me["user"]["id"].as_str().unwrap_or_default().to_string();
-        let member_id = id_of(member.expect(Method::GET, "/api/me", None, 200).await?);
-        let other_id = id_of(other.expect(Method::GET, "/api/me", None, 200).await?);
+        let member_id = member.user_id().await?;
+        let other_id = other.user_id().await?;
         // 550 of the member's own (some sharing a creation time, so the cursor's tie
         // break counts), 50 of another member's shared with them, and 30 of the other
         // member's they may not see. Rows only: listing needs no sandbox.

@@ -97,18 +97,6 @@ async fn next_json(socket: &mut Socket) -> anyhow::Result<serde_json::Value> {
     }
 }
 
-fn signal_runners(stack: &Stack, signal: nix::sys::signal::Signal) -> usize {
-    let pids = stack.runner_pids();
-    for pid in &pids {
-        if let Ok(raw) = i32::try_from(*pid)
-            && raw > 1
-        {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), signal);
-        }
-    }
-    pids.len()
-}
-
 #[tokio::test]
 async fn a_copied_runner_token_gets_no_link_while_the_runner_is_live() {
     let (stack, llm) = stack_with(&[]).await.unwrap();
@@ -196,7 +184,7 @@ async fn a_silent_runner_gives_way_and_intake_enforces_event_size_and_rate() {
 
         // The runner hangs (as a frozen process would): once it has been silent
         // past RUNNER_SILENT_AFTER_MS, a runner with the sandbox's token takes over.
-        assert!(signal_runners(&stack, nix::sys::signal::Signal::SIGSTOP) >= 1);
+        assert!(stack.signal_runners(nix::sys::signal::Signal::SIGSTOP) >= 1);
         let result = async {
             tokio::time::sleep(Duration::from_millis(3500)).await;
             let mut socket = connect(&stack, &session.id, &token)
@@ -272,7 +260,7 @@ async fn a_silent_runner_gives_way_and_intake_enforces_event_size_and_rate() {
             anyhow::Ok(())
         }
         .await;
-        signal_runners(&stack, nix::sys::signal::Signal::SIGCONT);
+        stack.signal_runners(nix::sys::signal::Signal::SIGCONT);
         result
     })
     .await;

@@ -55,14 +55,6 @@ async fn stack_with(vars: &[(&str, &str)]) -> (Stack, ScriptedLlm) {
     (stack, llm)
 }
 
-async fn user_id(api: &Api) -> anyhow::Result<String> {
-    let me: Value = api.expect(Method::GET, "/api/me", None, 200).await?;
-    me["user"]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("an id")
-}
-
 async fn share(owner: &Api, session_id: &str, user_id: &str, role: &str) -> anyhow::Result<()> {
     let body = json!({ "role": role }).to_string();
     owner
@@ -586,7 +578,7 @@ async fn a_user_cannot_hold_more_streams_than_the_cap_and_closing_one_frees_a_sl
     with_logs(&stack, async {
         let http = reqwest::Client::new();
         let session = alice.create_session().await?;
-        share(&alice, &session.id, &user_id(&bob).await?, "viewer").await?;
+        share(&alice, &session.id, &bob.user_id().await?, "viewer").await?;
         let path = format!("/api/sessions/{}/events", session.id);
 
         for (what, path) in [("session", path.as_str()), ("session-list", "/api/events")] {
@@ -673,9 +665,9 @@ async fn a_viewer_who_loses_access_has_their_open_stream_ended_promptly() {
         let http = reqwest::Client::new();
         let session = alice.create_session().await?;
         let (bob_id, carol_id, dave_id) = (
-            user_id(&bob).await?,
-            user_id(&carol).await?,
-            user_id(&dave).await?,
+            bob.user_id().await?,
+            carol.user_id().await?,
+            dave.user_id().await?,
         );
         share(&alice, &session.id, &bob_id, "collaborator").await?;
         share(&alice, &session.id, &carol_id, "viewer").await?;
