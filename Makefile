@@ -16,8 +16,8 @@ setup: ## install everything needed (idempotent: skips what is there)
 
 build: build-native build-app build-worker ## build every part
 
-build-native: ## the runner and the sandbox backend (debug)
-	$(CARGO) build -p sandbox-backend -p nightshift-runner
+build-native: ## the runner, the sandbox backend and the nightshift CLI (debug)
+	$(CARGO) build -p sandbox-backend -p nightshift-runner -p nightshift-cli
 
 build-native-release:
 	$(CARGO) build --release -p sandbox-backend -p nightshift-runner

@@ -29,6 +29,12 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target/debug"))
 }
 
+/// A binary of this workspace that the harness runs (the sandbox backend, the runner,
+/// the `nightshift` CLI), from `target/debug` or `NIGHTSHIFT_BIN_DIR`.
+pub fn binary(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
 /// The OpenCode binary `npm ci` installed, for runners' OpenCode agent: named by
 /// `NIGHTSHIFT_OPENCODE_BIN` and its directory bound read-only into sandboxes
 /// (`SANDBOX_RO_BINDS`), unless the caller's environment already sets them.

@@ -1,0 +1,170 @@
+//! The command line: commands, their arguments and the help text (with the exit
+//! codes, which are part of the interface).
+
+use clap::{Args, Parser, Subcommand};
+use nightshift_protocol::api::{AgentKind, PermissionMode};
+
+use crate::error::EXIT_CODES_HELP;
+
+/// Nightshift from the terminal: start sessions, prompt them, watch agents work.
+#[derive(Debug, Parser)]
+#[command(name = "nightshift", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Print JSON for scripts: one document, or one event per line for `watch`.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check an API token against a server and store both for the other commands.
+    Login(LoginArgs),
+    /// Forget the stored token (the server keeps it until it is revoked in Settings).
+    Logout,
+    /// List your sessions (and those shared with you), newest first.
+    Sessions(SessionsArgs),
+    /// Start a session, optionally with its first prompt.
+    New(NewArgs),
+    /// Send a prompt to a session.
+    Send(SendArgs),
+    /// Stream a session's events live until Ctrl-C (which leaves the session running).
+    Watch(WatchArgs),
+    /// Answer a question the agent asked (its id is in `watch --json`).
+    Answer(AnswerArgs),
+    /// Stop the session's running turn.
+    Abort(SessionArg),
+    /// Print the session's web page, and open it with $BROWSER when set.
+    Open(SessionArg),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The deployment's URL, e.g. https://nightshift.example.com.
+    #[arg(long)]
+    pub server: String,
+    /// The API token (Settings, API tokens). Read from standard input when absent,
+    /// without echo on a terminal; prefer that, since arguments are visible to other
+    /// local users.
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// How many sessions to list.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub limit: u32,
+    /// List every session, page after page.
+    #[arg(long, conflicts_with = "limit")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The agent: builtin or opencode.
+    #[arg(long, value_parser = parse_agent)]
+    pub agent: Option<AgentKind>,
+    /// A model id the server offers (the web app's model picker lists them).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The title; by default the session is titled after its first prompt.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// ask (the default) or allow: whether the agent's permission requests are asked.
+    #[arg(long, value_parser = parse_permission_mode)]
+    pub permission_mode: Option<PermissionMode>,
+    /// Watch the session after starting it.
+    #[arg(long)]
+    pub watch: bool,
+    /// The first prompt; `-` reads it from standard input.
+    pub prompt: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The session: its id or a unique prefix of it.
+    pub session: String,
+    /// The prompt; `-` reads it from standard input.
+    pub text: String,
+    /// Stop the running turn and run this next (the agent keeps that turn's work).
+    #[arg(long, conflicts_with = "collect")]
+    pub steer: bool,
+    /// Merge with your other prompts sent within a moment into one prompt.
+    #[arg(long)]
+    pub collect: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The session: its id or a unique prefix of it.
+    pub session: String,
+    /// Start after this event number (0, the default, replays the whole session).
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// The session: its id or a unique prefix of it.
+    pub session: String,
+    /// The question's id (`question_id` of its `question_asked` event).
+    pub question_id: String,
+    /// The answer; for a permission request one of its options (allow, always, deny).
+    pub answer: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionArg {
+    /// The session: its id or a unique prefix of it.
+    pub session: String,
+}
+
+fn parse_agent(value: &str) -> Result<AgentKind, String> {
+    AgentKind::parse(value).ok_or_else(|| format!("{value:?} is not an agent: builtin or opencode"))
+}
+
+fn parse_permission_mode(value: &str) -> Result<PermissionMode, String> {
+    PermissionMode::parse(value).ok_or_else(|| format!("{value:?} is not a mode: ask or allow"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn steer_and_collect_exclude_each_other() {
+        let parsed = Cli::try_parse_from(["nightshift", "send", "abc", "hi", "--steer", "--collect"]);
+        assert!(parsed.is_err());
+        let parsed = Cli::try_parse_from(["nightshift", "--json", "send", "abc", "hi", "--collect"]).unwrap();
+        assert!(parsed.json);
+        assert!(matches!(parsed.command, Command::Send(SendArgs { collect: true, steer: false, .. })));
+    }
+
+    #[test]
+    fn agents_and_modes_are_the_protocols() {
+        let parsed = Cli::try_parse_from(["nightshift", "new", "--agent", "opencode", "hello"]).unwrap();
+        let Command::New(new) = parsed.command else {
+            panic!("not new");
+        };
+        assert_eq!(new.agent, Some(AgentKind::Opencode));
+        assert_eq!(new.prompt.as_deref(), Some("hello"));
+        assert!(Cli::try_parse_from(["nightshift", "new", "--agent", "claude"]).is_err());
+        assert!(Cli::try_parse_from(["nightshift", "sessions", "--limit", "0"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_the_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit codes"), "{help}");
+        assert!(help.contains("4  no such session"), "{help}");
+    }
+}
