@@ -142,16 +142,27 @@ mod tests {
 
     #[test]
     fn steer_and_collect_exclude_each_other() {
-        let parsed = Cli::try_parse_from(["nightshift", "send", "abc", "hi", "--steer", "--collect"]);
+        let parsed =
+            Cli::try_parse_from(["nightshift", "send", "abc", "hi", "--steer", "--collect"]);
         assert!(parsed.is_err());
-        let parsed = Cli::try_parse_from(["nightshift", "--json", "send", "abc", "hi", "--collect"]).unwrap();
+        let parsed =
+            Cli::try_parse_from(["nightshift", "--json", "send", "abc", "hi", "--collect"])
+                .unwrap();
         assert!(parsed.json);
-        assert!(matches!(parsed.command, Command::Send(SendArgs { collect: true, steer: false, .. })));
+        assert!(matches!(
+            parsed.command,
+            Command::Send(SendArgs {
+                collect: true,
+                steer: false,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn agents_and_modes_are_the_protocols() {
-        let parsed = Cli::try_parse_from(["nightshift", "new", "--agent", "opencode", "hello"]).unwrap();
+        let parsed =
+            Cli::try_parse_from(["nightshift", "new", "--agent", "opencode", "hello"]).unwrap();
         let Command::New(new) = parsed.command else {
             panic!("not new");
         };

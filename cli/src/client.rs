@@ -119,7 +119,8 @@ impl Client {
     }
 
     pub async fn create_session(&self, request: &CreateSessionRequest) -> CliResult<Session> {
-        self.call(Method::POST, "/api/sessions", Some(request)).await
+        self.call(Method::POST, "/api/sessions", Some(request))
+            .await
     }
 
     pub async fn post_message(
@@ -148,7 +149,10 @@ impl Client {
         question_id: &str,
         answer: &str,
     ) -> CliResult<SessionEvent> {
-        let path = session_path(id, &format!("/questions/{}/answer", encode_path(question_id)));
+        let path = session_path(
+            id,
+            &format!("/questions/{}/answer", encode_path(question_id)),
+        );
         let body = AnswerQuestionRequest {
             answer: answer.to_string(),
         };
@@ -248,7 +252,10 @@ mod tests {
 
     #[test]
     fn path_segments_cannot_escape_their_route() {
-        assert_eq!(session_path("abc-123", "/abort"), "/api/sessions/abc-123/abort");
+        assert_eq!(
+            session_path("abc-123", "/abort"),
+            "/api/sessions/abc-123/abort"
+        );
         assert_eq!(
             session_path("../admin/routes", ""),
             "/api/sessions/..%2Fadmin%2Froutes"

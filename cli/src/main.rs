@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(commands::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(error::EXIT_OK),
         Err(error) => {
             if json {
                 println!("{}", error.to_json());

@@ -160,11 +160,17 @@ mod tests {
     #[test]
     fn replies_pick_options_by_number_or_text() {
         let mut questions = Questions::default();
-        questions.observe(&event("t", asked("q", QuestionKind::Question, &["red", "blue"])));
+        questions.observe(&event(
+            "t",
+            asked("q", QuestionKind::Question, &["red", "blue"]),
+        ));
         let question = questions.oldest().unwrap().clone();
         assert_eq!(parse_answer(&question, "2").unwrap(), "blue");
         assert_eq!(parse_answer(&question, " RED ").unwrap(), "red");
-        assert_eq!(parse_answer(&question, "green, please").unwrap(), "green, please");
+        assert_eq!(
+            parse_answer(&question, "green, please").unwrap(),
+            "green, please"
+        );
         assert_eq!(parse_answer(&question, "7").unwrap(), "7");
         assert!(parse_answer(&question, "  ").is_err());
 

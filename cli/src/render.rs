@@ -44,7 +44,9 @@ impl Renderer {
                 &format!(
                     "  $ {}{}",
                     clean(tool, false),
-                    args_summary(args).map(|s| format!(" {s}")).unwrap_or_default()
+                    args_summary(args)
+                        .map(|s| format!(" {s}"))
+                        .unwrap_or_default()
                 ),
             ),
             EventBody::ToolCallFinished {
@@ -168,9 +170,10 @@ impl Renderer {
             EventBody::StatusChanged { status } => {
                 self.line(Style::Dim, &format!("  [{}]", status.as_str()))
             }
-            EventBody::PromptEdited { content, .. } => {
-                self.line(Style::Dim, &format!("~ prompt edited: {}", summary(content)))
-            }
+            EventBody::PromptEdited { content, .. } => self.line(
+                Style::Dim,
+                &format!("~ prompt edited: {}", summary(content)),
+            ),
             EventBody::PromptsMerged {
                 merged_ids,
                 content,
@@ -192,7 +195,10 @@ impl Renderer {
                 &format!(
                     "  [agent {}, model {}, permissions {}]",
                     agent.as_str(),
-                    model.as_deref().map(|m| clean(m, false)).unwrap_or("default".into()),
+                    model
+                        .as_deref()
+                        .map(|m| clean(m, false))
+                        .unwrap_or_else(|| "default".into()),
                     permission_mode.as_str()
                 ),
             ),
@@ -288,7 +294,15 @@ fn truncate(text: &str, max: usize) -> String {
 /// A tool call's arguments in one line: the command or path when there is one (what
 /// a person looks for), else the compact JSON.
 fn args_summary(args: &Value) -> Option<String> {
-    for key in ["command", "cmd", "path", "file_path", "pattern", "url", "question"] {
+    for key in [
+        "command",
+        "cmd",
+        "path",
+        "file_path",
+        "pattern",
+        "url",
+        "question",
+    ] {
         if let Some(value) = args.get(key).and_then(Value::as_str) {
             return Some(summary(value));
         }

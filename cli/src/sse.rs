@@ -77,7 +77,8 @@ mod tests {
     #[test]
     fn messages_comments_and_crlf() {
         let mut parser = SseParser::default();
-        let items = parser.push(b": keep-alive\n\nid: 3\ndata: {\"a\":1}\n\ndata:x\r\ndata: y\r\n\r\n");
+        let items =
+            parser.push(b": keep-alive\n\nid: 3\ndata: {\"a\":1}\n\ndata:x\r\ndata: y\r\n\r\n");
         assert_eq!(
             items,
             [

@@ -26,7 +26,11 @@ pub fn sessions_table(sessions: &[Session], now_ms: i64) -> String {
                 s.status.as_str().to_string(),
                 s.agent.as_str().to_string(),
                 ago(now_ms - s.updated_at),
-                if title.is_empty() { "(untitled)".into() } else { title },
+                if title.is_empty() {
+                    "(untitled)".into()
+                } else {
+                    title
+                },
             ]
         })
         .collect();
@@ -83,14 +87,24 @@ mod tests {
     #[test]
     fn the_table_aligns_its_columns() {
         let sessions = [
-            session("3b241101-e2bb-4255-8caf-4136c566a962", "Fix the build", SessionStatus::Running, 95_000),
-            session("7c000000-0000-0000-0000-000000000000", "", SessionStatus::Idle, 0),
+            session(
+                "3b241101-e2bb-4255-8caf-4136c566a962",
+                "Fix the build",
+                SessionStatus::Running,
+                95_000,
+            ),
+            session(
+                "7c000000-0000-0000-0000-000000000000",
+                "",
+                SessionStatus::Idle,
+                0,
+            ),
         ];
         assert_eq!(
             sessions_table(&sessions, 100_000),
-            "ID        STATUS   AGENT    UPDATED   TITLE\n\
-             3b241101  running  builtin  5s ago    Fix the build\n\
-             7c000000  idle     builtin  1m ago    (untitled)\n"
+            "ID        STATUS   AGENT    UPDATED  TITLE\n\
+             3b241101  running  builtin  5s ago   Fix the build\n\
+             7c000000  idle     builtin  1m ago   (untitled)\n"
         );
     }
 

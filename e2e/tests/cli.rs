@@ -48,7 +48,9 @@ impl Cli {
             bail!("{} is missing: run `make build` first", bin.display());
         }
         Ok(Cli {
-            home: tempfile::Builder::new().prefix("nightshift-cli-").tempdir()?,
+            home: tempfile::Builder::new()
+                .prefix("nightshift-cli-")
+                .tempdir()?,
         })
     }
 
@@ -72,7 +74,12 @@ impl Cli {
     }
 
     /// Runs to the end, with `stdin` as standard input.
-    async fn run_with(&self, args: &[&str], env: &[(&str, &str)], stdin: &str) -> anyhow::Result<Run> {
+    async fn run_with(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &str,
+    ) -> anyhow::Result<Run> {
         let mut child = self
             .command(args, env)
             .stdin(Stdio::piped())
@@ -142,8 +149,11 @@ async fn lines_until(
 
 fn interrupt(child: &Child) {
     let pid = child.id().expect("the child is running") as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT)
-        .expect("signalling the CLI");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("signalling the CLI");
 }
 
 async fn exit_code(child: &mut Child) -> anyhow::Result<Option<i32>> {
@@ -174,7 +184,11 @@ async fn journey(
     );
     llm.on(
         "MARK-CLI-SLOW",
-        Script::new(vec![Step::slow_text("tick", 200, Duration::from_millis(100))]),
+        Script::new(vec![Step::slow_text(
+            "tick",
+            200,
+            Duration::from_millis(100),
+        )]),
     );
     let cli = Cli::new()?;
     let server = stack.worker_url();
@@ -187,7 +201,13 @@ async fn journey(
 
     // A bad token is refused by the server, and nothing is stored.
     let run = cli
-        .run(&["login", "--server", &server, "--token", "ns_not-a-real-token"])
+        .run(&[
+            "login",
+            "--server",
+            &server,
+            "--token",
+            "ns_not-a-real-token",
+        ])
         .await?;
     assert_eq!(run.code, Some(3), "{run:?}");
     assert!(run.stderr.contains("unauthenticated"), "{run:?}");
@@ -196,19 +216,37 @@ async fn journey(
 
     // The real token, typed on standard input: checked, then stored privately.
     let run = cli
-        .run_with(&["login", "--server", &format!("{server}/")], &[], &format!("{write_token}\n"))
+        .run_with(
+            &["login", "--server", &format!("{server}/")],
+            &[],
+            &format!("{write_token}\n"),
+        )
         .await?;
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("alice@example.com"), "{run:?}");
     let stored = std::fs::read_to_string(cli.config_file())?;
-    assert!(stored.contains(&write_token) && stored.contains(&server), "{stored}");
+    assert!(
+        stored.contains(&write_token) && stored.contains(&server),
+        "{stored}"
+    );
     let mode = std::fs::metadata(cli.config_file())?.permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
     // A session with its first prompt.
-    let run = cli.ok(&["--json", "new", "--title", "From the CLI", "MARK-CLI-HELLO say hello"]).await?;
+    let run = cli
+        .ok(&[
+            "--json",
+            "new",
+            "--title",
+            "From the CLI",
+            "MARK-CLI-HELLO say hello",
+        ])
+        .await?;
     let created = run.json()?;
-    let id = created["session"]["id"].as_str().context("the new session's id")?.to_string();
+    let id = created["session"]["id"]
+        .as_str()
+        .context("the new session's id")?
+        .to_string();
     assert_eq!(created["session"]["title"], "From the CLI");
     assert_eq!(created["message"]["position"], 0);
     assert_eq!(created["url"], format!("{server}/sessions/{id}"));
@@ -230,10 +268,17 @@ async fn journey(
         .filter_map(|v| v["text"].as_str())
         .collect();
     assert_eq!(text, "Hello from the scripted agent.");
-    assert!(seen.iter().any(|v| v["type"] == "tool_call_started" && v["tool"] == "bash"));
+    assert!(
+        seen.iter()
+            .any(|v| v["type"] == "tool_call_started" && v["tool"] == "bash")
+    );
     assert_eq!(seen.last().unwrap()["outcome"], "done");
     let seqs: Vec<u64> = seen.iter().filter_map(|v| v["seq"].as_u64()).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
 
     // Ctrl-C stops watching, successfully, and leaves the session alone.
     interrupt(&watch);
@@ -256,7 +301,9 @@ async fn journey(
         let mut buffer = [0u8; 4096];
         let read = tokio::time::timeout_at(deadline, stdout.read(&mut buffer))
             .await
-            .with_context(|| format!("the transcript never showed the turn's end: {transcript}"))??;
+            .with_context(|| {
+                format!("the transcript never showed the turn's end: {transcript}")
+            })??;
         if read == 0 {
             bail!("watch ended early: {transcript}");
         }
@@ -271,7 +318,10 @@ async fn journey(
         "Hello from the scripted agent.",
         "= done in",
     ] {
-        assert!(transcript.contains(expected), "{expected:?} missing from:\n{transcript}");
+        assert!(
+            transcript.contains(expected),
+            "{expected:?} missing from:\n{transcript}"
+        );
     }
 
     // The list shows it, for scripts and for people.
@@ -283,24 +333,42 @@ async fn journey(
     assert_eq!(row["status"], "idle");
     let table = cli.ok(&["sessions"]).await?.stdout;
     assert!(table.starts_with("ID"), "{table}");
-    assert!(table.contains(prefix) && table.contains("From the CLI"), "{table}");
+    assert!(
+        table.contains(prefix) && table.contains("From the CLI"),
+        "{table}"
+    );
 
     // send, then abort the turn it started.
-    let run = cli.ok(&["--json", "send", prefix, "MARK-CLI-SLOW count slowly"]).await?;
+    let run = cli
+        .ok(&["--json", "send", prefix, "MARK-CLI-SLOW count slowly"])
+        .await?;
     let sent = run.json()?;
     assert_eq!(sent["message"]["mode"], "followup");
     api.wait_status(&id, "running").await?;
     let run = cli.ok(&["--json", "abort", prefix]).await?;
     assert!(run.json()?["aborted_turn_id"].is_string(), "{run:?}");
     let messages = api.wait_settled(&id).await?;
-    assert_eq!(messages.last().map(|m| m.state), Some(MessageState::Aborted));
+    assert_eq!(
+        messages.last().map(|m| m.state),
+        Some(MessageState::Aborted)
+    );
 
     // --collect and --steer are the API's queue modes.
-    let run = cli.ok(&["--json", "send", "--collect", prefix, "MARK-CLI-HELLO once more"]).await?;
+    let run = cli
+        .ok(&[
+            "--json",
+            "send",
+            "--collect",
+            prefix,
+            "MARK-CLI-HELLO once more",
+        ])
+        .await?;
     assert_eq!(run.json()?["message"]["mode"], "collect");
     let messages = api.wait_settled(&id).await?;
     assert_eq!(messages.last().map(|m| m.mode), Some(QueueMode::Collect));
-    let run = cli.ok(&["send", "--steer", prefix, "MARK-CLI-HELLO steer"]).await?;
+    let run = cli
+        .ok(&["send", "--steer", prefix, "MARK-CLI-HELLO steer"])
+        .await?;
     assert!(run.stdout.contains("steer"), "{run:?}");
 
     // open prints the page and hands it to $BROWSER as one argument.
@@ -308,20 +376,32 @@ async fn journey(
     assert_eq!(run.stdout.trim(), format!("{server}/sessions/{id}"));
     let opened = cli.home.path().join("opened");
     let browser = cli.home.path().join("browser.sh");
-    std::fs::write(&browser, format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", opened.display()))?;
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", opened.display()),
+    )?;
     std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755))?;
     let run = cli
-        .run_with(&["open", prefix], &[("BROWSER", browser.to_str().unwrap())], "")
+        .run_with(
+            &["open", prefix],
+            &[("BROWSER", browser.to_str().unwrap())],
+            "",
+        )
         .await?;
     assert_eq!(run.code, Some(0), "{run:?}");
     let deadline = tokio::time::Instant::now() + WAIT;
     while !opened.exists() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(std::fs::read_to_string(&opened)?, format!("{server}/sessions/{id}"));
+    assert_eq!(
+        std::fs::read_to_string(&opened)?,
+        format!("{server}/sessions/{id}")
+    );
 
     // Unknown sessions: exit 4, by whole id and by prefix.
-    let run = cli.run(&["abort", "00000000-0000-0000-0000-000000000000"]).await?;
+    let run = cli
+        .run(&["abort", "00000000-0000-0000-0000-000000000000"])
+        .await?;
     assert_eq!(run.code, Some(4), "{run:?}");
     assert!(run.stderr.contains("not_found"), "{run:?}");
     let run = cli.run(&["--json", "watch", "zzzz"]).await?;
@@ -334,19 +414,27 @@ async fn journey(
     let env = [("NIGHTSHIFT_TOKEN", read_token.as_str())];
     let run = cli.run_with(&["--json", "sessions"], &env, "").await?;
     assert_eq!(run.code, Some(0), "{run:?}");
-    let run = cli.run_with(&["send", prefix, "MARK-CLI-HELLO no"], &env, "").await?;
+    let run = cli
+        .run_with(&["send", prefix, "MARK-CLI-HELLO no"], &env, "")
+        .await?;
     assert_eq!(run.code, Some(5), "{run:?}");
     assert!(run.stderr.contains("insufficient_scope"), "{run:?}");
     assert!(run.stderr.contains("can write"), "{run:?}");
 
     // A bad token from the environment: exit 3.
     let run = cli
-        .run_with(&["sessions"], &[("NIGHTSHIFT_TOKEN", "ns_revoked-or-wrong")], "")
+        .run_with(
+            &["sessions"],
+            &[("NIGHTSHIFT_TOKEN", "ns_revoked-or-wrong")],
+            "",
+        )
         .await?;
     assert_eq!(run.code, Some(3), "{run:?}");
 
     // Usage errors: exit 2, nothing sent.
-    let run = cli.run(&["send", prefix, "x", "--steer", "--collect"]).await?;
+    let run = cli
+        .run(&["send", prefix, "x", "--steer", "--collect"])
+        .await?;
     assert_eq!(run.code, Some(2), "{run:?}");
     let before = api.messages(&id).await?.len();
     let run = cli.run(&["send", prefix, "   "]).await?;
@@ -416,12 +504,17 @@ async fn watch_on_a_terminal_answers_the_agents_question_inline() {
                 typed = true;
             }
         }
-        assert!(screen.contains("? question: Which colour?  [1) red  2) blue]"), "{screen}");
+        assert!(
+            screen.contains("? question: Which colour?  [1) red  2) blue]"),
+            "{screen}"
+        );
         assert!(screen.contains("answered: blue"), "{screen}");
         assert!(screen.contains("Blue it is."), "{screen}");
         let events = api
             .history_until(&session.id, |events| {
-                events.iter().any(|e| matches!(e.body, EventBody::TurnFinished { .. }))
+                events
+                    .iter()
+                    .any(|e| matches!(e.body, EventBody::TurnFinished { .. }))
             })
             .await?;
         assert!(events.iter().any(|e| matches!(&e.body,

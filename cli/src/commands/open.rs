@@ -14,7 +14,9 @@ pub async fn open(context: &Context, args: SessionArg) -> CliResult<()> {
     // Checks the session exists and is visible before a browser is sent to it.
     let session = context.client.session(&id).await?;
     let url = context.client.session_url(&session.id);
-    let browser = std::env::var("BROWSER").ok().and_then(|b| browser_command(&b, &url));
+    let browser = std::env::var("BROWSER")
+        .ok()
+        .and_then(|b| browser_command(&b, &url));
     if let Some(argv) = &browser {
         // Started and left running: a browser may stay open long after we exit.
         Command::new(&argv[0])
@@ -23,7 +25,9 @@ pub async fn open(context: &Context, args: SessionArg) -> CliResult<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|error| CliError::Local(format!("cannot start $BROWSER ({}): {error}", argv[0])))?;
+            .map_err(|error| {
+                CliError::Local(format!("cannot start $BROWSER ({}): {error}", argv[0]))
+            })?;
     }
     if context.json {
         return print_json(&json!({"url": url, "opened": browser.is_some()}));

@@ -49,7 +49,11 @@ pub async fn send(context: &Context, args: SendArgs) -> CliResult<()> {
     if answer.message_id != answer.message.id || answer.message.mode != mode {
         println!("Merged into prompt {} ({place}).", answer.message.id);
     } else {
-        println!("Queued prompt {} ({}, {place}).", answer.message_id, mode.as_str());
+        println!(
+            "Queued prompt {} ({}, {place}).",
+            answer.message_id,
+            mode.as_str()
+        );
     }
     Ok(())
 }

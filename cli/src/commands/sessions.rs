@@ -1,7 +1,7 @@
 //! `sessions` (the list) and `new` (start a session, with its first prompt).
 
 use nightshift_protocol::api::{CreateSessionRequest, PostMessageRequest, QueueMode, SessionList};
-use nightshift_protocol::limits::{MAX_MESSAGE_BYTES, MAX_TITLE_CHARS};
+use nightshift_protocol::limits::MAX_TITLE_CHARS;
 use serde_json::json;
 
 use super::{Context, print_json, prompts, watch};
@@ -62,7 +62,6 @@ pub async fn new(context: &Context, args: NewArgs) -> CliResult<()> {
             title.chars().count()
         )));
     }
-    debug_assert!(prompt.as_ref().is_none_or(|p| p.len() <= MAX_MESSAGE_BYTES));
     let request = CreateSessionRequest {
         title: args.title,
         agent: args.agent,
@@ -89,7 +88,11 @@ pub async fn new(context: &Context, args: NewArgs) -> CliResult<()> {
     if context.json {
         print_json(&json!({"session": session, "message": message, "url": url}))?;
     } else {
-        println!("Started session {} ({}).", session.id, session.agent.as_str());
+        println!(
+            "Started session {} ({}).",
+            session.id,
+            session.agent.as_str()
+        );
         if message.is_some() {
             println!("Its first prompt is queued.");
         }

@@ -84,7 +84,7 @@ pub async fn watch(context: &Context, argument: &str, after: u64) -> CliResult<(
             opened = context.client.open_events(&watch.session_id, watch.last_seq) => Some(opened),
         };
         let Some(opened) = opened else {
-            return Ok(watch.stop());
+            return watch.stop();
         };
         let received = match opened {
             Ok(response) => {
@@ -94,7 +94,7 @@ pub async fn watch(context: &Context, argument: &str, after: u64) -> CliResult<(
                 };
                 match received {
                     Some(received) => received?,
-                    None => return Ok(watch.stop()),
+                    None => return watch.stop(),
                 }
             }
             Err(error) if retryable(&error) => {
@@ -119,7 +119,7 @@ pub async fn watch(context: &Context, argument: &str, after: u64) -> CliResult<(
             _ = tokio::time::sleep(pause) => false,
         };
         if interrupted {
-            return Ok(watch.stop());
+            return watch.stop();
         }
     }
 }
@@ -133,7 +133,7 @@ impl Watch<'_> {
         response: reqwest::Response,
         replies: &mut Option<mpsc::UnboundedReceiver<String>>,
     ) -> CliResult<bool> {
-        let mut body = response.bytes_stream();
+        let mut body = response.bytes_stream().boxed();
         let mut parser = SseParser::default();
         let mut received = false;
         loop {
@@ -229,7 +229,9 @@ impl Watch<'_> {
     async fn reply(&mut self, line: &str) -> CliResult<()> {
         let Some(question) = self.questions.oldest().cloned() else {
             if !line.trim().is_empty() {
-                let text = self.renderer.note("  (no question is waiting for an answer)");
+                let text = self
+                    .renderer
+                    .note("  (no question is waiting for an answer)");
                 self.write(&text);
             }
             return Ok(());
@@ -265,7 +267,11 @@ impl Watch<'_> {
                 self.write(&text);
             }
             // Without the right to answer, or without the token, nothing else works.
-            Err(error @ CliError::Server { status: 401 | 403, .. }) => return Err(error),
+            Err(
+                error @ CliError::Server {
+                    status: 401 | 403, ..
+                },
+            ) => return Err(error),
             Err(error) => {
                 let text = self
                     .renderer
@@ -277,9 +283,10 @@ impl Watch<'_> {
     }
 
     /// Ends an open line of agent text; Ctrl-C leaves the session as it is.
-    fn stop(&mut self) {
+    fn stop(&mut self) -> CliResult<()> {
         let text = self.renderer.finish();
         self.write(&text);
+        Ok(())
     }
 
     /// A note about the stream itself: in the transcript for people, on standard
