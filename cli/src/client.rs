@@ -94,7 +94,11 @@ impl Client {
                 REQUEST_TIMEOUT.as_secs()
             ))
         } else {
-            CliError::Transport(format!("cannot reach {}: {error}", self.server()))
+            CliError::Transport(format!(
+                "cannot reach {}: {}",
+                self.server(),
+                with_causes(&error)
+            ))
         }
     }
 
@@ -185,6 +189,22 @@ impl Client {
             .map_err(|error| self.transport(error))?;
         refusal(response).await
     }
+}
+
+/// An error with the causes under it (reqwest's own message names only the URL;
+/// "connection refused" or a certificate problem is in its sources).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A session's path: the id is percent-encoded, so no argument can reach another route.

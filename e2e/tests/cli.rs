@@ -525,3 +525,71 @@ async fn watch_on_a_terminal_answers_the_agents_question_inline() {
     })
     .await;
 }
+
+/// A dropped stream is reopened with `Last-Event-ID`: after the Worker restarts, the
+/// next turn's events arrive, and none is missed or shown twice.
+#[tokio::test]
+async fn watch_resumes_where_it_left_off_after_the_worker_restarts() {
+    let (mut stack, llm) = stack_with_llm().await.unwrap();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
+    llm.on(
+        "MARK-CLI-ONE",
+        Script::new(vec![Step::text("first answer")]),
+    );
+    llm.on(
+        "MARK-CLI-TWO",
+        Script::new(vec![Step::text("second answer")]),
+    );
+    let result = async {
+        let cli = Cli::new()?;
+        let session = api.create_session().await?;
+        let token = token(&api, &["read", "write"]).await?;
+        let server = stack.worker_url();
+        let env = [
+            ("NIGHTSHIFT_SERVER", server.as_str()),
+            ("NIGHTSHIFT_TOKEN", token.as_str()),
+        ];
+        api.send(&session.id, "MARK-CLI-ONE go").await?;
+        let mut watch = cli
+            .command(&["--json", "watch", &session.id], &env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut lines = BufReader::new(watch.stdout.take().context("stdout")?).lines();
+        let mut seen = lines_until(&mut lines, |v| v["type"] == "turn_finished").await?;
+
+        stack.restart_worker().await?;
+        api.send(&session.id, "MARK-CLI-TWO again").await?;
+        seen.extend(lines_until(&mut lines, |v| v["type"] == "turn_finished").await?);
+
+        let seqs: Vec<u64> = seen.iter().filter_map(|v| v["seq"].as_u64()).collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "no gap, no repeat"
+        );
+        let text: String = seen
+            .iter()
+            .filter(|v| v["type"] == "text_delta")
+            .filter_map(|v| v["text"].as_str())
+            .collect();
+        assert_eq!(text, "first answersecond answer");
+        interrupt(&watch);
+        assert_eq!(exit_code(&mut watch).await?, Some(0));
+        let mut stderr = String::new();
+        watch
+            .stderr
+            .take()
+            .context("stderr")?
+            .read_to_string(&mut stderr)
+            .await?;
+        assert!(stderr.contains("reconnecting"), "{stderr}");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(error) = result {
+        stack.dump_logs();
+        panic!("{error:?}");
+    }
+}
