@@ -22,6 +22,9 @@ pub const EXIT_NOT_FOUND: u8 = 4;
 /// viewer prompting).
 pub const EXIT_FORBIDDEN: u8 = 5;
 
+/// Ctrl-C while `login` asked for the token (the shells' convention: 128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 /// The exit-code table as `--help` prints it.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -31,6 +34,7 @@ Exit codes:
   3  not logged in, or the token is invalid, expired or revoked
   4  no such session
   5  the token may not do this (a read-only token, or a role without the right)
+  130  interrupted while `login` asked for the token
 
 Environment:
   NIGHTSHIFT_SERVER, NIGHTSHIFT_TOKEN  override the stored server and token
@@ -57,6 +61,8 @@ pub enum CliError {
     Usage(String),
     /// A local failure (the config file, the terminal).
     Local(String),
+    /// Ctrl-C while the command waited for input.
+    Interrupted,
 }
 
 impl CliError {
@@ -73,6 +79,7 @@ impl CliError {
             CliError::NotLoggedIn(_) => EXIT_UNAUTHENTICATED,
             CliError::SessionNotFound(_) => EXIT_NOT_FOUND,
             CliError::Usage(_) => EXIT_USAGE,
+            CliError::Interrupted => EXIT_INTERRUPTED,
         }
     }
 
@@ -91,6 +98,7 @@ impl CliError {
     pub fn to_json(&self) -> serde_json::Value {
         let code = self.code().unwrap_or(match self {
             CliError::Usage(_) => "usage",
+            CliError::Interrupted => "interrupted",
             CliError::Transport(_) => "unreachable",
             _ => "local",
         });
@@ -105,6 +113,7 @@ impl CliError {
             | CliError::SessionNotFound(m)
             | CliError::Usage(m)
             | CliError::Local(m) => m.clone(),
+            CliError::Interrupted => "interrupted".to_string(),
         }
     }
 }
@@ -137,6 +146,7 @@ impl fmt::Display for CliError {
             CliError::SessionNotFound(m) => write!(f, "{m}"),
             CliError::Usage(m) => write!(f, "{m}"),
             CliError::Local(m) => write!(f, "{m}"),
+            CliError::Interrupted => write!(f, "interrupted"),
         }
     }
 }
@@ -168,6 +178,7 @@ mod tests {
         assert_eq!(CliError::SessionNotFound("x".into()).exit_code(), 4);
         assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
         assert_eq!(CliError::Transport("x".into()).exit_code(), 1);
+        assert_eq!(CliError::Interrupted.exit_code(), 130);
     }
 
     #[test]

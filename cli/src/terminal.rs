@@ -5,6 +5,8 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 
 use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
 
 use crate::error::{CliError, CliResult};
 
@@ -18,8 +20,9 @@ pub fn use_color() -> bool {
 }
 
 /// Asks for a secret on a terminal with echo off; reads one line from standard input
-/// when it is not a terminal (a pipe, a file).
-pub fn read_secret(prompt: &str) -> CliResult<String> {
+/// when it is not a terminal (a pipe, a file). Ctrl-C while asking gives the terminal
+/// its echo back before the command ends.
+pub async fn read_secret(prompt: &str) -> CliResult<String> {
     let local = |error: std::io::Error| CliError::Local(format!("cannot read the token: {error}"));
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
@@ -27,19 +30,35 @@ pub fn read_secret(prompt: &str) -> CliResult<String> {
         stdin.lock().read_line(&mut line).map_err(local)?;
         return Ok(line.trim().to_string());
     }
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(local)?;
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();
-    let fd = stdin.as_fd();
-    let original = tcgetattr(fd).map_err(|e| local(e.into()))?;
+    let original = tcgetattr(stdin.as_fd()).map_err(|e| local(e.into()))?;
     let mut quiet = original.clone();
     quiet.local_flags.remove(LocalFlags::ECHO);
     // The newline the user types still shows, so the next output starts a line.
     quiet.local_flags.insert(LocalFlags::ECHONL);
-    tcsetattr(fd, SetArg::TCSANOW, &quiet).map_err(|e| local(e.into()))?;
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    let restored = tcsetattr(fd, SetArg::TCSANOW, &original);
-    read.map_err(local)?;
+    tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &quiet).map_err(|e| local(e.into()))?;
+    // A blocking read cannot be cancelled, so it runs on a thread of its own (which
+    // ends with the process) while Ctrl-C is listened for here.
+    let (sender, receiver) = oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+        let _ = sender.send(read);
+    });
+    let read = tokio::select! {
+        read = receiver => Some(read),
+        _ = interrupt.recv() => None,
+    };
+    let restored = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &original);
+    let Some(read) = read else {
+        eprintln!();
+        return Err(CliError::Interrupted);
+    };
+    let line = read
+        .map_err(|_| CliError::Local("cannot read the token".into()))?
+        .map_err(local)?;
     restored.map_err(|e| local(e.into()))?;
     Ok(line.trim().to_string())
 }

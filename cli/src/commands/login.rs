@@ -14,7 +14,7 @@ pub async fn login(args: LoginArgs, json: bool) -> CliResult<()> {
     let server = config::normalize_server(&args.server)?;
     let token = match args.token {
         Some(token) => token.trim().to_string(),
-        None => terminal::read_secret("API token: ")?,
+        None => terminal::read_secret("API token: ").await?,
     };
     if token.is_empty() {
         return Err(CliError::Usage(
