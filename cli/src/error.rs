@@ -8,6 +8,8 @@ use std::fmt;
 
 use nightshift_protocol::ErrorCode;
 
+use crate::render::clean;
+
 /// Success.
 pub const EXIT_OK: u8 = 0;
 /// The server refused the request (its error code is printed), or could not be reached.
@@ -126,6 +128,9 @@ impl fmt::Display for CliError {
                 code,
                 message,
             } => {
+                // A message may quote what a sandbox produced: no control characters
+                // reach the terminal.
+                let (code, message) = (clean(code, false), clean(message, false));
                 write!(f, "the server refused ({status} {code}): {message}")?;
                 match *status {
                     401 => write!(
@@ -188,6 +193,12 @@ mod tests {
         assert!(text.contains("can write"), "{text}");
         let text = server(401, "unauthenticated").to_string();
         assert!(text.contains("nightshift login"), "{text}");
+        let hostile = CliError::Server {
+            status: 500,
+            code: "internal".into(),
+            message: "boom\x1b[2J".into(),
+        };
+        assert!(!hostile.to_string().contains('\x1b'));
     }
 
     #[test]
