@@ -75,9 +75,13 @@ pub struct NewArgs {
     /// ask (the default) or allow: whether the agent's permission requests are asked.
     #[arg(long, value_parser = parse_permission_mode)]
     pub permission_mode: Option<PermissionMode>,
-    /// Watch the session after starting it.
-    #[arg(long)]
+    /// Watch the session after starting it (until Ctrl-C).
+    #[arg(long, conflicts_with = "wait")]
     pub watch: bool,
+    /// Show the first prompt's turn, and exit when it ends: 0 when it is done, 1 when
+    /// it failed or was aborted.
+    #[arg(long, requires = "prompt")]
+    pub wait: bool,
     /// The first prompt; `-` reads it from standard input.
     pub prompt: Option<String>,
 }
@@ -94,6 +98,10 @@ pub struct SendArgs {
     /// Merge with your other prompts sent within a moment into one prompt.
     #[arg(long)]
     pub collect: bool,
+    /// Show the prompt's turn, and exit when it ends: 0 when it is done, 1 when it
+    /// failed, was aborted or was cancelled.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +178,9 @@ mod tests {
         assert_eq!(new.prompt.as_deref(), Some("hello"));
         assert!(Cli::try_parse_from(["nightshift", "new", "--agent", "claude"]).is_err());
         assert!(Cli::try_parse_from(["nightshift", "sessions", "--limit", "0"]).is_err());
+        // Waiting for the first prompt's turn needs a first prompt.
+        assert!(Cli::try_parse_from(["nightshift", "new", "--wait"]).is_err());
+        assert!(Cli::try_parse_from(["nightshift", "new", "--wait", "--watch", "p"]).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::args::{Cli, Command};
 use crate::client::Client;
 use crate::config;
 use crate::error::{CliError, CliResult};
+use watch::Follow;
 
 mod login;
 mod open;
@@ -47,7 +48,9 @@ pub async fn run(cli: Cli) -> CliResult<()> {
                 Command::Send(args) => prompts::send(&context, args).await,
                 Command::Answer(args) => prompts::answer(&context, args).await,
                 Command::Abort(args) => prompts::abort(&context, args).await,
-                Command::Watch(args) => watch::watch(&context, &args.session, args.after).await,
+                Command::Watch(args) => {
+                    watch::watch(&context, &args.session, args.after, Follow::Forever).await
+                }
                 Command::Open(args) => open::open(&context, args).await,
                 Command::Login(_) | Command::Logout => unreachable!("handled above"),
             }
@@ -57,6 +60,15 @@ pub async fn run(cli: Cli) -> CliResult<()> {
 
 fn env_var(key: &str) -> Option<String> {
     std::env::var(key).ok()
+}
+
+/// Prints one JSON document on one line (before the events `--wait` and `--watch`
+/// print one a line).
+pub fn print_json_line(value: &impl Serialize) -> CliResult<()> {
+    let text = serde_json::to_string(value)
+        .map_err(|error| CliError::Local(format!("cannot print JSON: {error}")))?;
+    println!("{text}");
+    Ok(())
 }
 
 /// Prints one JSON document.

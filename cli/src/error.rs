@@ -31,7 +31,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success (also: `watch` stopped with Ctrl-C)
-  1  the server refused the request (its error code is printed) or could not be reached
+  1  the server refused the request (its error code is printed) or could not be reached;
+     with --wait, also: the prompt's turn failed or was aborted
   2  usage error (bad arguments, an ambiguous session prefix)
   3  not logged in, or the token is invalid, expired or revoked
   4  no such session
@@ -65,6 +66,9 @@ pub enum CliError {
     Local(String),
     /// Ctrl-C while the command waited for input.
     Interrupted,
+    /// The prompt that `--wait` followed did not end well (failed, aborted,
+    /// cancelled).
+    TurnEnded(String),
 }
 
 impl CliError {
@@ -77,7 +81,7 @@ impl CliError {
                 (404, _) => EXIT_NOT_FOUND,
                 _ => EXIT_ERROR,
             },
-            CliError::Transport(_) | CliError::Local(_) => EXIT_ERROR,
+            CliError::Transport(_) | CliError::Local(_) | CliError::TurnEnded(_) => EXIT_ERROR,
             CliError::NotLoggedIn(_) => EXIT_UNAUTHENTICATED,
             CliError::SessionNotFound(_) => EXIT_NOT_FOUND,
             CliError::Usage(_) => EXIT_USAGE,
@@ -101,6 +105,7 @@ impl CliError {
         let code = self.code().unwrap_or(match self {
             CliError::Usage(_) => "usage",
             CliError::Interrupted => "interrupted",
+            CliError::TurnEnded(_) => "turn_not_done",
             CliError::Transport(_) => "unreachable",
             _ => "local",
         });
@@ -114,7 +119,8 @@ impl CliError {
             | CliError::NotLoggedIn(m)
             | CliError::SessionNotFound(m)
             | CliError::Usage(m)
-            | CliError::Local(m) => m.clone(),
+            | CliError::Local(m)
+            | CliError::TurnEnded(m) => m.clone(),
             CliError::Interrupted => "interrupted".to_string(),
         }
     }
@@ -151,6 +157,7 @@ impl fmt::Display for CliError {
             CliError::SessionNotFound(m) => write!(f, "{m}"),
             CliError::Usage(m) => write!(f, "{m}"),
             CliError::Local(m) => write!(f, "{m}"),
+            CliError::TurnEnded(m) => write!(f, "{}", clean(m, false)),
             CliError::Interrupted => write!(f, "interrupted"),
         }
     }

@@ -371,6 +371,52 @@ async fn journey(
         .await?;
     assert!(run.stdout.contains("steer"), "{run:?}");
 
+    // send --wait shows only that prompt's turn and exits with how it ended.
+    let run = cli
+        .ok(&[
+            "--json",
+            "send",
+            "--wait",
+            prefix,
+            "MARK-CLI-HELLO wait for it",
+        ])
+        .await?;
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("not JSON lines: {run:?}"))?;
+    let message_id = lines[0]["message_id"]
+        .as_str()
+        .context("the send's answer first")?;
+    assert_eq!(lines[1]["type"], "prompt_queued", "{lines:#?}");
+    assert_eq!(lines[1]["message_id"], message_id);
+    let text: String = lines
+        .iter()
+        .filter(|v| v["type"] == "text_delta")
+        .filter_map(|v| v["text"].as_str())
+        .collect();
+    assert_eq!(text, "Hello from the scripted agent.");
+    assert_eq!(lines.last().unwrap()["type"], "turn_finished");
+    assert_eq!(lines.last().unwrap()["outcome"], "done");
+
+    let waiting = cli
+        .command(&["send", "--wait", prefix, "MARK-CLI-SLOW and wait"], &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    api.wait_status(&id, "running").await?;
+    api.abort(&id).await?;
+    let output = tokio::time::timeout(WAIT, waiting.wait_with_output())
+        .await
+        .context("send --wait did not exit after the abort")??;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("aborted"), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("= aborted"));
+
     // open prints the page and hands it to $BROWSER as one argument.
     let run = cli.ok(&["open", prefix]).await?;
     assert_eq!(run.stdout.trim(), format!("{server}/sessions/{id}"));

@@ -7,7 +7,8 @@
 use nightshift_protocol::api::{PostMessageRequest, QueueMode};
 use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
 
-use super::{Context, print_json};
+use super::watch::{self, Follow};
+use super::{Context, print_json, print_json_line};
 use crate::args::{AnswerArgs, SendArgs, SessionArg};
 use crate::error::{CliError, CliResult};
 use crate::{resolve, terminal};
@@ -39,8 +40,16 @@ pub async fn send(context: &Context, args: SendArgs) -> CliResult<()> {
         .client
         .post_message(&id, &PostMessageRequest { content, mode })
         .await?;
+    let follow = args.wait.then(|| Follow::Prompt(answer.message.id.clone()));
     if context.json {
-        return print_json(&answer);
+        match follow {
+            // Followed by events, one a line: then this is a line too.
+            Some(follow) => {
+                print_json_line(&answer)?;
+                return watch::watch(context, &id, 0, follow).await;
+            }
+            None => return print_json(&answer),
+        }
     }
     let place = match answer.position {
         0 => "runs next".to_string(),
@@ -54,6 +63,9 @@ pub async fn send(context: &Context, args: SendArgs) -> CliResult<()> {
             answer.message_id,
             mode.as_str()
         );
+    }
+    if let Some(follow) = follow {
+        return watch::watch(context, &id, 0, follow).await;
     }
     Ok(())
 }

@@ -4,7 +4,8 @@ use nightshift_protocol::api::{CreateSessionRequest, PostMessageRequest, QueueMo
 use nightshift_protocol::limits::MAX_TITLE_CHARS;
 use serde_json::json;
 
-use super::{Context, print_json, prompts, watch};
+use super::watch::{self, Follow};
+use super::{Context, print_json, print_json_line, prompts};
 use crate::args::{NewArgs, SessionsArgs};
 use crate::error::{CliError, CliResult};
 use crate::{table, terminal};
@@ -85,8 +86,18 @@ pub async fn new(context: &Context, args: NewArgs) -> CliResult<()> {
         None => None,
     };
     let url = context.client.session_url(&session.id);
+    let follow = match (&message, args.wait, args.watch) {
+        (Some(message), true, _) => Some(Follow::Prompt(message.message.id.clone())),
+        (_, _, true) => Some(Follow::Forever),
+        _ => None,
+    };
     if context.json {
-        print_json(&json!({"session": session, "message": message, "url": url}))?;
+        let created = json!({"session": session, "message": message, "url": url});
+        // Followed by events, one a line: then this is a line too.
+        match follow {
+            Some(_) => print_json_line(&created)?,
+            None => print_json(&created)?,
+        }
     } else {
         println!(
             "Started session {} ({}).",
@@ -98,8 +109,8 @@ pub async fn new(context: &Context, args: NewArgs) -> CliResult<()> {
         }
         println!("{url}");
     }
-    if args.watch {
-        return watch::watch(context, &session.id, 0).await;
+    if let Some(follow) = follow {
+        return watch::watch(context, &session.id, 0, follow).await;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use futures::StreamExt;
-use nightshift_protocol::events::SessionEvent;
+use nightshift_protocol::events::{EventBody, SessionEvent, TurnOutcome};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -35,6 +35,16 @@ const QUESTION_SETTLE: Duration = Duration::from_millis(400);
 const MAX_FAILURES: u32 = 12;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// How long a watch goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Follow {
+    /// Until Ctrl-C.
+    Forever,
+    /// Until the turn that runs this prompt ends (`send --wait`, `new --wait`),
+    /// showing only what comes from that prompt on.
+    Prompt(String),
+}
+
 /// What a watch knows between connections.
 struct Watch<'a> {
     context: &'a Context,
@@ -48,9 +58,23 @@ struct Watch<'a> {
     /// The question whose prompt is on screen.
     asked: Option<String>,
     interactive: bool,
+    follow: Follow,
+    /// With [`Follow::Prompt`]: the prompt has appeared, so events are shown (see
+    /// [`Watch::shows`]).
+    showing: bool,
+    /// With [`Follow::Prompt`]: the turn running the prompt, once it started.
+    turn_id: Option<String>,
 }
 
-pub async fn watch(context: &Context, argument: &str, after: u64) -> CliResult<()> {
+/// How a stream ended.
+enum StreamEnd {
+    /// Closed, dropped or silent; `received` tells whether anything came first.
+    Closed { received: bool },
+    /// The followed prompt's turn ended (or the prompt was cancelled).
+    Finished(CliResult<()>),
+}
+
+pub async fn watch(context: &Context, argument: &str, after: u64, follow: Follow) -> CliResult<()> {
     let session_id = resolve::session_id(&context.client, argument).await?;
     let interactive = !context.json && terminal::stdin_is_terminal();
     let mut watch = Watch {
@@ -62,6 +86,9 @@ pub async fn watch(context: &Context, argument: &str, after: u64) -> CliResult<(
         ask_at: None,
         asked: None,
         interactive,
+        showing: follow == Follow::Forever,
+        follow,
+        turn_id: None,
     };
     let mut replies = interactive.then(read_lines);
     // Registered before anything is read, so Ctrl-C never kills the process halfway
@@ -93,7 +120,13 @@ pub async fn watch(context: &Context, argument: &str, after: u64) -> CliResult<(
                     received = watch.read_stream(response, &mut replies) => Some(received),
                 };
                 match received {
-                    Some(received) => received?,
+                    Some(end) => match end? {
+                        StreamEnd::Closed { received } => received,
+                        StreamEnd::Finished(outcome) => {
+                            watch.stop()?;
+                            return outcome;
+                        }
+                    },
                     None => return watch.stop(),
                 }
             }
@@ -132,7 +165,7 @@ impl Watch<'_> {
         &mut self,
         response: reqwest::Response,
         replies: &mut Option<mpsc::UnboundedReceiver<String>>,
-    ) -> CliResult<bool> {
+    ) -> CliResult<StreamEnd> {
         let mut body = response.bytes_stream().boxed();
         let mut parser = SseParser::default();
         let mut received = false;
@@ -144,18 +177,20 @@ impl Watch<'_> {
                         self.notice(&format!(
                             "nothing received for {} s", IDLE_TIMEOUT.as_secs()
                         ));
-                        return Ok(received);
+                        return Ok(StreamEnd::Closed { received });
                     }
                     // The server closed the stream (its maximum age): resume.
-                    Ok(None) => return Ok(received),
+                    Ok(None) => return Ok(StreamEnd::Closed { received }),
                     Ok(Some(Err(error))) => {
                         self.notice(&format!("the stream dropped: {error}"));
-                        return Ok(received);
+                        return Ok(StreamEnd::Closed { received });
                     }
                     Ok(Some(Ok(bytes))) => {
                         received = true;
                         for item in parser.push(&bytes) {
-                            self.item(item)?;
+                            if let Some(outcome) = self.item(item)? {
+                                return Ok(StreamEnd::Finished(outcome));
+                            }
                         }
                     }
                 },
@@ -169,30 +204,38 @@ impl Watch<'_> {
         }
     }
 
-    fn item(&mut self, item: SseItem) -> CliResult<()> {
+    /// Shows one item; answers the outcome when the followed prompt's turn ended.
+    fn item(&mut self, item: SseItem) -> CliResult<Option<CliResult<()>>> {
         let SseItem::Message { id, data } = item else {
-            return Ok(());
+            return Ok(None);
         };
         // Frames without an id are not events of the log (who is watching).
         let Some(seq) = id.and_then(|id| id.trim().parse::<u64>().ok()) else {
-            return Ok(());
+            return Ok(None);
         };
         if self.last_seq.is_some_and(|last| seq <= last) {
-            return Ok(());
+            return Ok(None);
         }
         self.last_seq = Some(seq);
+        let value: serde_json::Value = serde_json::from_str(&data)
+            .map_err(|error| CliError::Transport(format!("event {seq} is not JSON: {error}")))?;
+        let event = serde_json::from_value::<SessionEvent>(value.clone()).ok();
+        let ended = match (&self.follow, &event) {
+            (Follow::Prompt(_), Some(event)) => self.follow_prompt(event),
+            _ => None,
+        };
+        if !self.shows(value["turn_id"].as_str()) {
+            return Ok(ended);
+        }
         if self.context.json {
             // Printed as received (compacted to one line), so a kind of event this
             // build does not know still reaches the script.
-            let value: serde_json::Value = serde_json::from_str(&data).map_err(|error| {
-                CliError::Transport(format!("event {seq} is not JSON: {error}"))
-            })?;
             self.write(&format!("{value}\n"));
-            return Ok(());
+            return Ok(ended);
         }
-        let Ok(event) = serde_json::from_str::<SessionEvent>(&data) else {
+        let Some(event) = event else {
             // A kind of event newer than this build: nothing to show for it.
-            return Ok(());
+            return Ok(ended);
         };
         let text = self.renderer.event(&event);
         self.write(&text);
@@ -205,7 +248,67 @@ impl Watch<'_> {
         if self.interactive && self.questions.oldest().is_some() && self.asked.is_none() {
             self.ask_at = Some(Instant::now() + QUESTION_SETTLE);
         }
-        Ok(())
+        Ok(ended)
+    }
+
+    /// Whether an event of `turn_id` is shown: everything when following the session;
+    /// when following a prompt, from the moment it is queued, the session's own
+    /// events and that prompt's turn (not the turns of prompts ahead of it).
+    fn shows(&self, turn_id: Option<&str>) -> bool {
+        match self.follow {
+            Follow::Forever => true,
+            Follow::Prompt(_) => {
+                self.showing && (turn_id.is_none() || turn_id == self.turn_id.as_deref())
+            }
+        }
+    }
+
+    /// With [`Follow::Prompt`]: notes where the prompt is (queued, merged into
+    /// another, its turn started) and answers the outcome once its turn ended.
+    fn follow_prompt(&mut self, event: &SessionEvent) -> Option<CliResult<()>> {
+        let Follow::Prompt(prompt) = &mut self.follow else {
+            return None;
+        };
+        match &event.body {
+            EventBody::PromptQueued { message_id, .. } if message_id == prompt => {
+                self.showing = true;
+            }
+            // Merged by `collect`: the prompt now runs as the one it was merged into.
+            EventBody::PromptsMerged {
+                message_id,
+                merged_ids,
+                ..
+            } if merged_ids.contains(prompt) => {
+                *prompt = message_id.clone();
+                self.showing = true;
+            }
+            EventBody::TurnStarted { message_id, .. } if message_id == prompt => {
+                self.showing = true;
+                self.turn_id = event.turn_id.clone();
+            }
+            EventBody::PromptCancelled { message_id } if message_id == prompt => {
+                return Some(Err(CliError::TurnEnded(format!(
+                    "prompt {message_id} was cancelled before it ran"
+                ))));
+            }
+            EventBody::TurnFinished { outcome, error, .. }
+                if self.turn_id.is_some() && event.turn_id == self.turn_id =>
+            {
+                return Some(match outcome {
+                    TurnOutcome::Done => Ok(()),
+                    TurnOutcome::Failed => Err(CliError::TurnEnded(format!(
+                        "the turn failed{}",
+                        error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    ))),
+                    TurnOutcome::Aborted => Err(CliError::TurnEnded("the turn was aborted".into())),
+                });
+            }
+            _ => {}
+        }
+        None
     }
 
     fn prompt_question(&mut self) {
