@@ -17,6 +17,7 @@ mod client;
 mod commands;
 mod config;
 mod error;
+mod follow;
 mod questions;
 mod render;
 mod resolve;

@@ -13,13 +13,14 @@ use std::io::Write;
 use std::time::Duration;
 
 use futures::StreamExt;
-use nightshift_protocol::events::{EventBody, SessionEvent, TurnOutcome};
+use nightshift_protocol::events::SessionEvent;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Context;
 use crate::error::{CliError, CliResult};
+use crate::follow::{Ending, PromptFollower};
 use crate::questions::{Questions, parse_answer};
 use crate::render::{Renderer, clean};
 use crate::sse::{SseItem, SseParser};
@@ -58,12 +59,8 @@ struct Watch<'a> {
     /// The question whose prompt is on screen.
     asked: Option<String>,
     interactive: bool,
-    follow: Follow,
-    /// With [`Follow::Prompt`]: the prompt has appeared, so events are shown (see
-    /// [`Watch::shows`]).
-    showing: bool,
-    /// With [`Follow::Prompt`]: the turn running the prompt, once it started.
-    turn_id: Option<String>,
+    /// With [`Follow::Prompt`]: where that prompt is.
+    follower: Option<PromptFollower>,
 }
 
 /// How a stream ended.
@@ -86,9 +83,10 @@ pub async fn watch(context: &Context, argument: &str, after: u64, follow: Follow
         ask_at: None,
         asked: None,
         interactive,
-        showing: follow == Follow::Forever,
-        follow,
-        turn_id: None,
+        follower: match follow {
+            Follow::Forever => None,
+            Follow::Prompt(prompt) => Some(PromptFollower::new(prompt)),
+        },
     };
     let mut replies = interactive.then(read_lines);
     // Registered before anything is read, so Ctrl-C never kills the process halfway
@@ -220,11 +218,13 @@ impl Watch<'_> {
         let value: serde_json::Value = serde_json::from_str(&data)
             .map_err(|error| CliError::Transport(format!("event {seq} is not JSON: {error}")))?;
         let event = serde_json::from_value::<SessionEvent>(value.clone()).ok();
-        let ended = match (&self.follow, &event) {
-            (Follow::Prompt(_), Some(event)) => self.follow_prompt(event),
+        let ended = match (&mut self.follower, &event) {
+            (Some(follower), Some(event)) => follower.observe(event).map(outcome),
             _ => None,
         };
-        if !self.shows(value["turn_id"].as_str()) {
+        if let Some(follower) = &self.follower
+            && !follower.shows(value["turn_id"].as_str())
+        {
             return Ok(ended);
         }
         if self.context.json {
@@ -249,66 +249,6 @@ impl Watch<'_> {
             self.ask_at = Some(Instant::now() + QUESTION_SETTLE);
         }
         Ok(ended)
-    }
-
-    /// Whether an event of `turn_id` is shown: everything when following the session;
-    /// when following a prompt, from the moment it is queued, the session's own
-    /// events and that prompt's turn (not the turns of prompts ahead of it).
-    fn shows(&self, turn_id: Option<&str>) -> bool {
-        match self.follow {
-            Follow::Forever => true,
-            Follow::Prompt(_) => {
-                self.showing && (turn_id.is_none() || turn_id == self.turn_id.as_deref())
-            }
-        }
-    }
-
-    /// With [`Follow::Prompt`]: notes where the prompt is (queued, merged into
-    /// another, its turn started) and answers the outcome once its turn ended.
-    fn follow_prompt(&mut self, event: &SessionEvent) -> Option<CliResult<()>> {
-        let Follow::Prompt(prompt) = &mut self.follow else {
-            return None;
-        };
-        match &event.body {
-            EventBody::PromptQueued { message_id, .. } if message_id == prompt => {
-                self.showing = true;
-            }
-            // Merged by `collect`: the prompt now runs as the one it was merged into.
-            EventBody::PromptsMerged {
-                message_id,
-                merged_ids,
-                ..
-            } if merged_ids.contains(prompt) => {
-                *prompt = message_id.clone();
-                self.showing = true;
-            }
-            EventBody::TurnStarted { message_id, .. } if message_id == prompt => {
-                self.showing = true;
-                self.turn_id = event.turn_id.clone();
-            }
-            EventBody::PromptCancelled { message_id } if message_id == prompt => {
-                return Some(Err(CliError::TurnEnded(format!(
-                    "prompt {message_id} was cancelled before it ran"
-                ))));
-            }
-            EventBody::TurnFinished { outcome, error, .. }
-                if self.turn_id.is_some() && event.turn_id == self.turn_id =>
-            {
-                return Some(match outcome {
-                    TurnOutcome::Done => Ok(()),
-                    TurnOutcome::Failed => Err(CliError::TurnEnded(format!(
-                        "the turn failed{}",
-                        error
-                            .as_deref()
-                            .map(|e| format!(": {e}"))
-                            .unwrap_or_default()
-                    ))),
-                    TurnOutcome::Aborted => Err(CliError::TurnEnded("the turn was aborted".into())),
-                });
-            }
-            _ => {}
-        }
-        None
     }
 
     fn prompt_question(&mut self) {
@@ -408,6 +348,21 @@ impl Watch<'_> {
         // A closed pipe (`watch | head`) is not worth a panic.
         let _ = stdout.write_all(text.as_bytes());
         let _ = stdout.flush();
+    }
+}
+
+/// The exit a followed prompt's ending makes.
+fn outcome(ending: Ending) -> CliResult<()> {
+    match ending {
+        Ending::Done => Ok(()),
+        Ending::Failed(error) => Err(CliError::TurnEnded(format!(
+            "the turn failed{}",
+            error.map(|e| format!(": {e}")).unwrap_or_default()
+        ))),
+        Ending::Aborted => Err(CliError::TurnEnded("the turn was aborted".into())),
+        Ending::Cancelled => Err(CliError::TurnEnded(
+            "the prompt was cancelled before it ran".into(),
+        )),
     }
 }
 
