@@ -3,8 +3,9 @@
 //! bubblewrap), each on a free port with state in a temporary directory.
 //!
 //! Expects the parts to be built: `worker/build` (by `make build-worker`), and the
-//! native `sandbox-backend` and `runner` binaries in `target/debug` (or the directory
-//! `NIGHTSHIFT_BIN_DIR` names). `make test` builds them first.
+//! native `sandbox-backend`, `runner` and (for the CLI's tests) `nightshift` binaries
+//! in `target/debug` (or the directory `NIGHTSHIFT_BIN_DIR` names). `make test`
+//! builds them first.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
