@@ -112,6 +112,20 @@ pub fn normalize_server(url: &str) -> CliResult<String> {
     Ok(url.to_string())
 }
 
+/// True for a plain `http://` server that is not this machine: the token would cross
+/// the network unencrypted.
+pub fn is_plaintext_remote(server: &str) -> bool {
+    let Some(rest) = server.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    !(host == "localhost" || host == "::1" || host.starts_with("127."))
+}
+
 /// The credentials a command uses: the environment's where set, else the file's.
 pub fn resolve(
     stored: &StoredConfig,
@@ -196,6 +210,16 @@ mod tests {
         assert!(normalize_server("ns.example.com").is_err());
         assert!(normalize_server("ftp://x").is_err());
         assert!(normalize_server("https://").is_err());
+    }
+
+    #[test]
+    fn plain_http_is_flagged_unless_it_stays_on_this_machine() {
+        assert!(is_plaintext_remote("http://ns.example.com"));
+        assert!(is_plaintext_remote("http://10.0.0.5:8787/x"));
+        assert!(!is_plaintext_remote("http://127.0.0.1:8787"));
+        assert!(!is_plaintext_remote("http://localhost"));
+        assert!(!is_plaintext_remote("http://[::1]:8787"));
+        assert!(!is_plaintext_remote("https://ns.example.com"));
     }
 
     #[test]

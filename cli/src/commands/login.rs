@@ -12,6 +12,11 @@ use crate::terminal;
 
 pub async fn login(args: LoginArgs, json: bool) -> CliResult<()> {
     let server = config::normalize_server(&args.server)?;
+    if config::is_plaintext_remote(&server) {
+        eprintln!(
+            "nightshift: warning: {server} is plain http: the token crosses the network unencrypted; use https://"
+        );
+    }
     let token = match args.token {
         Some(token) => token.trim().to_string(),
         None => terminal::read_secret("API token: ").await?,
