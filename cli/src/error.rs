@@ -24,7 +24,8 @@ pub const EXIT_NOT_FOUND: u8 = 4;
 /// viewer prompting).
 pub const EXIT_FORBIDDEN: u8 = 5;
 
-/// Ctrl-C while `login` asked for the token (the shells' convention: 128 + SIGINT).
+/// Ctrl-C while `login` asked for the token, or before the turn `--wait` followed
+/// ended (the shells' convention: 128 + SIGINT).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// The exit-code table as `--help` prints it.
@@ -37,7 +38,7 @@ Exit codes:
   3  not logged in, or the token is invalid, expired or revoked
   4  no such session
   5  the token may not do this (a read-only token, or a role without the right)
-  130  interrupted while `login` asked for the token
+  130  Ctrl-C while `login` asked for the token, or before a --wait turn ended
 
 Environment:
   NIGHTSHIFT_SERVER, NIGHTSHIFT_TOKEN  override the stored server and token

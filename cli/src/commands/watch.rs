@@ -109,7 +109,7 @@ pub async fn watch(context: &Context, argument: &str, after: u64, follow: Follow
             opened = context.client.open_events(&watch.session_id, watch.last_seq) => Some(opened),
         };
         let Some(opened) = opened else {
-            return watch.stop();
+            return watch.interrupted();
         };
         let received = match opened {
             Ok(response) => {
@@ -121,11 +121,11 @@ pub async fn watch(context: &Context, argument: &str, after: u64, follow: Follow
                     Some(end) => match end? {
                         StreamEnd::Closed { received } => received,
                         StreamEnd::Finished(outcome) => {
-                            watch.stop()?;
+                            watch.end_line();
                             return outcome;
                         }
                     },
-                    None => return watch.stop(),
+                    None => return watch.interrupted(),
                 }
             }
             Err(error) if retryable(&error) => {
@@ -150,7 +150,7 @@ pub async fn watch(context: &Context, argument: &str, after: u64, follow: Follow
             _ = tokio::time::sleep(pause) => false,
         };
         if interrupted {
-            return watch.stop();
+            return watch.interrupted();
         }
     }
 }
@@ -325,11 +325,20 @@ impl Watch<'_> {
         Ok(())
     }
 
-    /// Ends an open line of agent text; Ctrl-C leaves the session as it is.
-    fn stop(&mut self) -> CliResult<()> {
+    /// Ends an open line of agent text.
+    fn end_line(&mut self) {
         let text = self.renderer.finish();
         self.write(&text);
-        Ok(())
+    }
+
+    /// Ctrl-C: the session is left as it is. Stopping `watch` is how it ends (exit
+    /// 0); stopping `--wait` before the turn ended is not a success (exit 130).
+    fn interrupted(&mut self) -> CliResult<()> {
+        self.end_line();
+        match self.follower {
+            None => Ok(()),
+            Some(_) => Err(CliError::Interrupted),
+        }
     }
 
     /// A note about the stream itself: in the transcript for people, on standard
