@@ -17,6 +17,7 @@
 //! for `wasm32-unknown-unknown` and native targets and makes every rule unit-testable.
 
 pub mod abort;
+pub mod access_facts;
 pub mod alarm;
 pub mod event_log;
 pub mod lifecycle;

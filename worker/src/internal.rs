@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use nightshift_protocol::api::{AgentKind, PermissionMode, QueueMode};
+use nightshift_protocol::auth::{Access, TeamRole};
 use nightshift_protocol::events::SessionListEvent;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -24,6 +25,47 @@ pub const SESSION_ID_HEADER: &str = "x-nightshift-session-id";
 pub const TOKEN_EXPIRES_HEADER: &str = "x-nightshift-runner-token-expires";
 /// The sandbox generation the token of a runner link was issued for.
 pub const TOKEN_GENERATION_HEADER: &str = "x-nightshift-runner-generation";
+
+/// Who a call acts for ([`Caller`], JSON): the `SessionAgent` admits it against the
+/// session's access facts before handling it.
+pub const CALLER_HEADER: &str = "x-nightshift-caller";
+
+/// A signed-in user calling a session route whose access the `SessionAgent` checks
+/// itself (see [`crate::routes::Endpoint::checked_by_agent`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    pub user_id: String,
+    pub team_role: TeamRole,
+    /// The route's access.
+    pub access: Access,
+}
+
+impl Caller {
+    pub fn new(user: &crate::auth::User, access: Access) -> Self {
+        Self {
+            user_id: user.id.clone(),
+            team_role: user.role,
+            access,
+        }
+    }
+
+    /// Headers naming the caller, to send with a call.
+    pub fn headers(&self) -> worker::Result<Headers> {
+        let headers = Headers::new();
+        headers.set(CALLER_HEADER, &serde_json::to_string(self)?)?;
+        Ok(headers)
+    }
+
+    /// The caller a request names, if any.
+    pub fn of(req: &Request) -> ApiResult<Option<Caller>> {
+        let Some(value) = req.headers().get(CALLER_HEADER)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&value)
+            .map(Some)
+            .map_err(|error| ApiError::internal(format!("a malformed caller: {error}")))
+    }
+}
 
 /// A `SessionAgent` answers ordinary calls within this.
 pub const AGENT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +93,8 @@ pub enum AgentCall<'a> {
     EditMessage(&'a str),
     /// `POST /abort`.
     Abort,
+    /// `POST /access`: read the owner and shares from D1 again (after a change).
+    ReloadAccess,
     /// `PATCH /settings`.
     UpdateSettings,
     /// `POST /questions/{id}/answer` ([`AnswerQuestion`]).
@@ -78,9 +122,8 @@ impl<'a> AgentCall<'a> {
         use AgentCall::*;
         match self {
             ListMessages | Events | Presence | StreamStats | Runner => Method::Get,
-            Init | Enqueue | Abort | AnswerQuestion(_) | PresenceHeartbeat | CloseStreams => {
-                Method::Post
-            }
+            Init | Enqueue | Abort | ReloadAccess | AnswerQuestion(_) | PresenceHeartbeat
+            | CloseStreams => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -93,6 +136,7 @@ impl<'a> AgentCall<'a> {
             Enqueue | ListMessages => "/messages".into(),
             CancelMessage(id) | EditMessage(id) => format!("/messages/{id}"),
             Abort => "/abort".into(),
+            ReloadAccess => "/access".into(),
             UpdateSettings => "/settings".into(),
             AnswerQuestion(id) => format!("/questions/{id}/answer"),
             Events => "/events".into(),
@@ -115,6 +159,7 @@ impl<'a> AgentCall<'a> {
             (Method::Delete, ["messages", id]) => CancelMessage(id),
             (Method::Patch, ["messages", id]) => EditMessage(id),
             (Method::Post, ["abort"]) => Abort,
+            (Method::Post, ["access"]) => ReloadAccess,
             (Method::Patch, ["settings"]) => UpdateSettings,
             (Method::Post, ["questions", id, "answer"]) => AnswerQuestion(id),
             (Method::Get, ["events"]) => Events,
@@ -224,6 +269,32 @@ pub async fn forward_to_agent(
             ApiError::internal(format!("the session did not answer: {timed_out}"))
         })?
         .map_err(ApiError::from)
+}
+
+/// Calls a session's `SessionAgent` for `caller`, who the object admits itself.
+pub async fn call_agent_as<T: Serialize>(
+    env: &Env,
+    session_id: &str,
+    caller: &Caller,
+    call: AgentCall<'_>,
+    body: Option<&T>,
+) -> ApiResult<Response> {
+    let body = body.map(serde_json::to_string).transpose()?;
+    let request = agent_request(session_id, call, None, Some(caller.headers()?), body)?;
+    forward_to_agent(env, session_id, request).await
+}
+
+/// Tells a session's `SessionAgent` that its owner or shares changed in D1; it has
+/// read them again when this returns.
+pub async fn reload_access(env: &Env, session_id: &str) -> ApiResult<()> {
+    let response = call_agent::<()>(env, session_id, AgentCall::ReloadAccess, None).await?;
+    if response.status_code() >= 300 && response.status_code() != 404 {
+        return Err(ApiError::internal(format!(
+            "session {session_id} did not take its new access ({})",
+            response.status_code()
+        )));
+    }
+    Ok(())
 }
 
 /// Calls `path` of a session's `SessionAgent` with an optional JSON body.
@@ -352,6 +423,7 @@ mod tests {
             CancelMessage("m1"),
             EditMessage("m1"),
             Abort,
+            ReloadAccess,
             UpdateSettings,
             AnswerQuestion("q1"),
             Events,

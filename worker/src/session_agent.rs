@@ -13,6 +13,7 @@
 //! - [`turns`]: starting, finishing and interrupting turns, events and status;
 //! - [`provisioning`]: requesting the sandbox from the backend;
 //! - [`publishing`]: keeping the D1 row and the session-list stream current;
+//! - [`access`]: admitting calls against the session's owner and shares;
 //! - [`stream_access`]: ending the streams of viewers who lost access.
 //!
 //! Invariants: all state lives in SQLite, so the object can be evicted or hibernate
@@ -21,7 +22,7 @@
 //! `.await` between reading and writing) and no `RefCell` borrow is held across an
 //! `.await`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use worker::{
     DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
@@ -30,6 +31,7 @@ use worker::{
 
 use crate::sse::Subscribers;
 
+mod access;
 mod control;
 pub mod presence;
 mod provisioning;
@@ -61,6 +63,8 @@ pub struct SessionAgent {
     /// When the open streams' viewers are next checked for access (see
     /// [`stream_access`]); `None` while no stream is open.
     stream_access_check_at: Cell<Option<i64>>,
+    /// Orders reloads of the access facts (see [`access`]).
+    access_reloads: RefCell<nightshift_session::access_facts::Reloads>,
 }
 
 impl DurableObject for SessionAgent {
@@ -77,6 +81,7 @@ impl DurableObject for SessionAgent {
             publish_again: Cell::new(false),
             intake: Cell::new(None),
             stream_access_check_at: Cell::new(None),
+            access_reloads: RefCell::default(),
         }
     }
 

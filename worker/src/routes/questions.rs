@@ -9,14 +9,13 @@ use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
 use worker::{Env, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
-use crate::auth::User;
-use crate::internal::{self, AgentCall, AnswerQuestion};
-use crate::{body, sessions_table};
+use crate::body;
+use crate::internal::{self, AgentCall, AnswerQuestion, Caller};
 
 pub async fn answer(
     req: &mut Request,
     env: &Env,
-    user: &User,
+    caller: &Caller,
     session_id: &str,
     question_id: &str,
 ) -> ApiResult<Response> {
@@ -33,11 +32,10 @@ pub async fn answer(
             "the answer is empty",
         ));
     }
-    sessions_table::require(env, session_id, &user.id).await?;
     let answer = AnswerQuestion {
         answer: request.answer,
-        answered_by: Some(user.id.clone()),
+        answered_by: Some(caller.user_id.clone()),
     };
     let call = AgentCall::AnswerQuestion(question_id);
-    internal::call_agent(env, session_id, call, Some(&answer)).await
+    internal::call_agent_as(env, session_id, caller, call, Some(&answer)).await
 }
