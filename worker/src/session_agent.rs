@@ -53,10 +53,9 @@ pub struct SessionAgent {
     subscribers: std::rc::Rc<Subscribers>,
     /// Who is watching the session: heartbeat leases (see [`presence`]).
     presence: std::rc::Rc<presence::Presence>,
-    /// A publishing loop is running (see [`publishing`]).
-    publishing: Cell<bool>,
-    /// Something changed while it was running; it goes round once more.
-    publish_again: Cell<bool>,
+    /// Writes the session's D1 row and list events in the background (see
+    /// [`publishing`]).
+    publisher: std::rc::Rc<publishing::Publisher>,
     /// The runner's intake budget (see `runner_link`); in memory only, since the
     /// object only hibernates while no events flow, which refills it anyway.
     intake: Cell<Option<nightshift_session::runner_intake::IntakeBucket>>,
@@ -71,14 +70,14 @@ impl DurableObject for SessionAgent {
     fn new(state: State, env: Env) -> Self {
         let store = Store::open(state.storage().sql())
             .expect("the SessionAgent schema is valid SQL and its storage is SQLite-backed");
+        let publisher = std::rc::Rc::new(publishing::Publisher::new(env.clone(), store.clone()));
         Self {
             state,
             env,
             store,
             subscribers: std::rc::Rc::new(Subscribers::new()),
             presence: std::rc::Rc::default(),
-            publishing: Cell::new(false),
-            publish_again: Cell::new(false),
+            publisher,
             intake: Cell::new(None),
             stream_access_check_at: Cell::new(None),
             access_reloads: RefCell::default(),

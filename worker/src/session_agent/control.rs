@@ -124,7 +124,7 @@ impl SessionAgent {
         self.dispatch().await?;
         // A session whose sandbox request failed tries again now that there is work.
         self.provision().await?;
-        self.publish().await;
+        self.publish();
         let message_id = prompt.message.id.clone();
         let message = self
             .store
@@ -171,7 +171,7 @@ impl SessionAgent {
     pub(super) async fn abort(&self) -> ApiResult<Response> {
         let aborted_turn_id = self.abort_running()?;
         self.dispatch().await?;
-        self.publish().await;
+        self.publish();
         Ok(json(200, &AbortResponse { aborted_turn_id }))
     }
 
@@ -251,7 +251,7 @@ impl SessionAgent {
         if let Some(settings) = change {
             self.record_event(None, settings.updated_event())?;
         }
-        self.publish().await;
+        self.publish();
         Ok(json(200, &serde_json::json!({ "updated": true })))
     }
 
@@ -353,7 +353,7 @@ impl SessionAgent {
             }
         }
         self.dispatch().await?;
-        self.publish().await;
+        self.publish();
         Ok(())
     }
 }

@@ -33,7 +33,7 @@ impl SessionAgent {
         // The status may be stale after a restart (the runner's socket did not
         // survive it), so it is re-derived on every call.
         if self.refresh_status()? {
-            self.publish().await;
+            self.publish();
         }
         let path = req.path();
         let Some(call) = AgentCall::parse(&req.method(), &path) else {
@@ -150,7 +150,7 @@ impl SessionAgent {
             )?;
         }
         self.provision().await?;
-        self.publish().await;
+        self.publish();
         Ok(json(200, &serde_json::json!({ "initialized": true })))
     }
 
