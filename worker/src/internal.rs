@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use nightshift_protocol::api::{AgentKind, PermissionMode, QueueMode};
+use nightshift_protocol::api::{AgentKind, PermissionMode};
 use nightshift_protocol::auth::{Access, TeamRole};
 use nightshift_protocol::events::SessionListEvent;
 use serde::{Deserialize, Serialize};
@@ -192,14 +192,39 @@ pub struct InitSession {
     pub permission_mode: PermissionMode,
 }
 
-/// `POST /messages`: a validated prompt to queue.
+/// A client's request body, passed to the `SessionAgent` unparsed: on the routes it
+/// admits itself, the caller is admitted before the body is parsed and validated,
+/// so someone without access learns nothing from how their body is judged.
+/// `None`: the body was not UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientBody(pub Option<String>);
+
+impl ClientBody {
+    /// Reads the body (within the request size limit) without parsing it.
+    pub async fn read(req: &mut Request) -> ApiResult<Self> {
+        let bytes = crate::body::read_limited(req).await?;
+        Ok(Self(String::from_utf8(bytes).ok()))
+    }
+
+    /// Parses it as `T`, answering `invalid_json` as [`crate::body::read_json`] does.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> ApiResult<T> {
+        match &self.0 {
+            Some(text) => crate::body::parse_json(text.as_bytes()),
+            None => Err(ApiError::new(
+                nightshift_protocol::ErrorCode::InvalidJson,
+                "invalid JSON body: not UTF-8",
+            )),
+        }
+    }
+}
+
+/// `POST /messages`: a prompt to queue (a [`nightshift_protocol::api::PostMessageRequest`]
+/// in `body`, parsed by the object after admitting the caller).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnqueuePrompt {
-    pub content: String,
+    pub body: ClientBody,
     /// The URL a runner dials, in case provisioning has to be retried.
     pub worker_url: String,
-    #[serde(default)]
-    pub mode: QueueMode,
     /// The id of the user who sent it; its turn uses their LLM key, else the team's.
     #[serde(default)]
     pub sent_by: Option<String>,
@@ -208,17 +233,19 @@ pub struct EnqueuePrompt {
     pub max_queued: Option<u32>,
 }
 
-/// `PATCH /messages/{id}`: a validated new content and who wrote it.
+/// `PATCH /messages/{id}`: a new content (an `EditMessageRequest` in `body`) and
+/// who wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EditPrompt {
-    pub content: String,
+    pub body: ClientBody,
     pub edited_by: Option<String>,
 }
 
-/// `POST /questions/{question_id}/answer`: a validated answer and who gave it.
+/// `POST /questions/{question_id}/answer`: an answer (an `AnswerQuestionRequest` in
+/// `body`) and who gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnswerQuestion {
-    pub answer: String,
+    pub body: ClientBody,
     pub answered_by: Option<String>,
 }
 

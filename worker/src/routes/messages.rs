@@ -2,20 +2,19 @@
 //! `PATCH` and `DELETE /api/sessions/{id}/messages/{message_id}` and
 //! `POST /api/sessions/{id}/abort`.
 //!
-//! Prompts are validated here, before anything is stored and before the session's
-//! `SessionAgent` is touched. The object admits the caller itself, from the owner and
-//! shares it keeps (no D1 read on this path), and stores nothing for an id it was
-//! never initialized for. The agent's answers (protocol bodies or error envelopes)
+//! The session's `SessionAgent` admits the caller itself, from the owner and shares
+//! it keeps (no D1 read on this path), then parses and validates the body (with
+//! [`validate_content`]) before it stores anything; it stores nothing for an id it
+//! was never initialized for. The agent's answers (protocol bodies or error envelopes)
 //! are passed through unchanged.
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::api::{EditMessageRequest, PostMessageRequest};
 use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
 use worker::{Env, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
-use crate::internal::{self, AgentCall, Caller, EnqueuePrompt};
-use crate::{body, config, limits};
+use crate::internal::{self, AgentCall, Caller, ClientBody, EnqueuePrompt};
+use crate::{config, limits};
 
 pub async fn post(
     req: &mut Request,
@@ -23,12 +22,9 @@ pub async fn post(
     caller: &Caller,
     session_id: &str,
 ) -> ApiResult<Response> {
-    let request: PostMessageRequest = body::read_json(req).await?;
-    validate_content(&request.content)?;
     let enqueue = EnqueuePrompt {
-        content: request.content,
+        body: ClientBody::read(req).await?,
         worker_url: config::worker_url(env, req)?,
-        mode: request.mode,
         sent_by: Some(caller.user_id.clone()),
         max_queued: Some(limits::current(env).await?.queued_prompts),
     };
@@ -77,10 +73,8 @@ pub async fn edit(
     session_id: &str,
     message_id: &str,
 ) -> ApiResult<Response> {
-    let request: EditMessageRequest = body::read_json(req).await?;
-    validate_content(&request.content)?;
     let edit = internal::EditPrompt {
-        content: request.content,
+        body: ClientBody::read(req).await?,
         edited_by: Some(caller.user_id.clone()),
     };
     let call = AgentCall::EditMessage(message_id);
