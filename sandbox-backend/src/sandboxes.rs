@@ -415,7 +415,7 @@ impl Sandboxes {
             )));
         }
         let env = request.env.unwrap_or_else(|| source.env.clone());
-        crate::exec::validate_env(&env).map_err(ApiError::invalid_request)?;
+        crate::exec::validate_env(&env)?;
         let new_id = format!("sbx_{}", uuid::Uuid::new_v4().simple());
         let record = SandboxRecord {
             id: new_id.clone(),

@@ -35,7 +35,7 @@ pub fn check_create(
     runner_bin: &Path,
 ) -> Result<NetworkMode, ApiError> {
     let wanted = provider.name();
-    validate_env(&request.env).map_err(ApiError::invalid_request)?;
+    validate_env(&request.env)?;
     // Unset: the default mode, or the provider's first one when it cannot enforce the
     // default (Modal and Railway sandboxes cannot reach the host's private services).
     let network = request.network.unwrap_or_else(|| {
