@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use nightshift_session::gateway_token::GatewayKey;
 
+use crate::services::ServiceName;
+
 /// Where the gateway listens and where its services are.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -30,11 +32,14 @@ pub struct GatewayConfig {
     pub vscode_port: u16,
     /// The most terminal tabs open at once.
     pub max_tabs: usize,
+    /// The services to run (`--services display,vnc,...`, `all` or `none`): all in a
+    /// sandbox; tests start only the ones they exercise.
+    pub services: Vec<ServiceName>,
 }
 
 pub const USAGE: &str = "usage: nightshift-gateway serve --listen ADDR --session ID --key-file PATH \
 [--workspace DIR] [--display N] [--vnc-port P] [--vnc-view-port P] [--devtools-port P] \
-[--vscode-port P] [--max-tabs N]";
+[--vscode-port P] [--max-tabs N] [--services all|none|NAME,NAME...]";
 
 impl GatewayConfig {
     /// Reads `serve` and its flags (the program name already removed).
@@ -58,6 +63,7 @@ impl GatewayConfig {
             devtools_port: 9222,
             vscode_port: 8080,
             max_tabs: 8,
+            services: ServiceName::ALL.to_vec(),
         };
         while let Some(flag) = args.next() {
             let value = args
@@ -79,6 +85,10 @@ impl GatewayConfig {
                 }
                 "--vscode-port" => config.vscode_port = value.parse().map_err(|_| bad("a port"))?,
                 "--max-tabs" => config.max_tabs = value.parse().map_err(|_| bad("a number"))?,
+                "--services" => {
+                    config.services =
+                        parse_services(&value).ok_or_else(|| bad("a list of services"))?
+                }
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
             }
         }
@@ -86,6 +96,22 @@ impl GatewayConfig {
         config.session_id = session_id.ok_or_else(|| format!("--session is required\n{USAGE}"))?;
         config.key_file = key_file.ok_or_else(|| format!("--key-file is required\n{USAGE}"))?;
         Ok(config)
+    }
+}
+
+/// `all`, `none`, or names of [`ServiceName`] separated by commas.
+fn parse_services(text: &str) -> Option<Vec<ServiceName>> {
+    match text {
+        "all" => Some(ServiceName::ALL.to_vec()),
+        "none" => Some(Vec::new()),
+        _ => text
+            .split(',')
+            .map(|name| {
+                ServiceName::ALL
+                    .into_iter()
+                    .find(|known| known.as_str() == name)
+            })
+            .collect(),
     }
 }
 
@@ -148,6 +174,10 @@ mod tests {
                 "unknown flag",
             ),
             ("serve --listen 127.0.0.1:1 --session", "needs a value"),
+            (
+                "serve --listen 127.0.0.1:1 --session s --key-file k --services vnc,x",
+                "not a list",
+            ),
         ] {
             let error = GatewayConfig::from_args(args(line)).unwrap_err();
             assert!(error.contains(wanted), "{line}: {error}");

@@ -4,8 +4,9 @@
 
 use anyhow::Context;
 use nightshift_gateway::config::{GatewayConfig, read_key_file};
-use nightshift_gateway::services::{StatusTable, spec, supervisor::Supervisor};
+use nightshift_gateway::services::{ServiceName, StatusTable, spec, supervisor::Supervisor};
 use nightshift_gateway::{AppState, router};
+use nightshift_protocol::gateway::ServiceState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +32,20 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let status = StatusTable::default();
-    let supervisor = Supervisor::start(spec::services(&config), status.clone());
+    let wanted: Vec<_> = spec::services(&config)
+        .into_iter()
+        .filter(|service| config.services.contains(&service.name))
+        .collect();
+    for name in ServiceName::ALL {
+        if !config.services.contains(&name) {
+            status.set(
+                name,
+                ServiceState::Unavailable,
+                Some("not started by this gateway (--services)".into()),
+            );
+        }
+    }
+    let supervisor = Supervisor::start(wanted, status.clone());
     tracing::info!(listen = %config.listen, session = %config.session_id, "gateway serving");
     let app = router(AppState::new(config, key, status));
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
