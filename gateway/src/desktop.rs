@@ -44,6 +44,7 @@ pub async fn vnc(
     };
     upgrade
         .protocols(["binary"])
+        .max_message_size(crate::routes::MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| bridge(socket, upstream))
 }
 

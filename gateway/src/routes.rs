@@ -28,6 +28,10 @@ use crate::services::StatusTable;
 use crate::terminal::{self, Terminals};
 use crate::{desktop, vscode};
 
+/// The largest WebSocket message a client may send (keystrokes, a paste, RFB input
+/// events); far above any real one, far below what would cost the gateway memory.
+pub const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
+
 /// What every route shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -94,7 +98,9 @@ async fn terminal(
         .into_response();
     }
     match state.terminals.open(&tab) {
-        Ok(tab) => upgrade.on_upgrade(move |socket| terminal::socket::serve(socket, tab)),
+        Ok(tab) => upgrade
+            .max_message_size(MAX_CLIENT_MESSAGE)
+            .on_upgrade(move |socket| terminal::socket::serve(socket, tab)),
         Err(error) => error.into_response(),
     }
 }

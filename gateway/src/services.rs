@@ -17,11 +17,14 @@ use nightshift_protocol::gateway::{ServiceState, ServiceStatus};
 
 pub use spec::{Health, ServiceName, ServiceSpec};
 
+/// A service's state and, when it is not ready, why.
+type Entry = (ServiceState, Option<String>);
+
 /// The current state of every service, shared by the supervisors (which write it)
 /// and the routes (which read it).
 #[derive(Debug, Clone, Default)]
 pub struct StatusTable {
-    inner: Arc<Mutex<BTreeMap<ServiceName, (ServiceState, Option<String>)>>>,
+    inner: Arc<Mutex<BTreeMap<ServiceName, Entry>>>,
 }
 
 impl StatusTable {
@@ -31,7 +34,7 @@ impl StatusTable {
         }
     }
 
-    pub fn get(&self, name: ServiceName) -> (ServiceState, Option<String>) {
+    pub fn get(&self, name: ServiceName) -> Entry {
         self.inner
             .lock()
             .ok()

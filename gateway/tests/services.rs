@@ -33,7 +33,7 @@ async fn first_binary(socket: &mut Socket) -> Vec<u8> {
 #[tokio::test]
 async fn the_desktop_speaks_rfb_through_the_websocket_to_collaborators_and_viewers() {
     let gateway = Gateway::start(Options {
-        services: "display,window_manager,vnc,vnc_view_only",
+        services: "display,window_manager,vnc,vnc_view_only,browser",
         ..Options::default()
     })
     .await;
