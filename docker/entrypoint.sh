@@ -23,8 +23,10 @@ if [ -n "${SANDBOX_GATEWAY_SESSION:-}" ] && [ -n "${SANDBOX_GATEWAY_KEY:-}" ]; t
     # through its environment or command line.
     key_file="$state/gateway.key"
     (umask 077 && printf '%s\n' "$SANDBOX_GATEWAY_KEY" >"$key_file")
+    # The gateway (and the shells and services it starts) do not inherit the key
+    # either: it is read from the file once.
     # shellcheck disable=SC2086 # SANDBOX_GATEWAY_ARGS is a list of flags.
-    nightshift-gateway serve --listen "$listen" --session "$SANDBOX_GATEWAY_SESSION" \
+    env -u SANDBOX_GATEWAY_KEY nightshift-gateway serve --listen "$listen" --session "$SANDBOX_GATEWAY_SESSION" \
         --key-file "$key_file" ${SANDBOX_GATEWAY_ARGS:-} >"$state/logs/gateway.log" 2>&1 &
     echo $! >"$state/gateway.pid"
 else

@@ -49,7 +49,7 @@ async fn the_entrypoint_starts_the_gateway_with_the_sessions_key_and_hides_the_k
     let key_hex = "ab".repeat(32);
     let port = free_port();
     let env_dump = state.path().join("command.env");
-    let mut command = Command::new("sh")
+    let command = Command::new("sh")
         .arg(entrypoint())
         .args([
             "sh",
@@ -65,6 +65,10 @@ async fn the_entrypoint_starts_the_gateway_with_the_sessions_key_and_hides_the_k
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let _running = Running {
+        command,
+        pid_file: state.path().join("gateway.pid"),
+    };
     let token = GatewayKey::from_hex(&key_hex)
         .unwrap()
         .mint(&GatewayClaims {
@@ -111,15 +115,32 @@ async fn the_entrypoint_starts_the_gateway_with_the_sessions_key_and_hides_the_k
         "the command must not inherit the key: {env}"
     );
 
-    let pid: i32 = std::fs::read_to_string(state.path().join("gateway.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
+    let pid = std::fs::read_to_string(state.path().join("gateway.pid")).unwrap();
+    let gateway_env = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&gateway_env).contains(&key_hex),
+        "the gateway's environment (which its shells inherit) must not hold the key"
     );
-    let _ = command.kill();
-    let _ = command.wait();
+}
+
+/// Stops the entrypoint's command and the gateway it started, even when a check failed.
+struct Running {
+    command: std::process::Child,
+    pid_file: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|pid| pid.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = self.command.kill();
+        let _ = self.command.wait();
+    }
 }

@@ -28,8 +28,14 @@ impl Scrollback {
         self.bytes.extend(chunk);
     }
 
+    /// The kept bytes, starting at a character: when the oldest bytes were cut in
+    /// the middle of a UTF-8 character, its leftover continuation bytes are skipped.
     pub fn to_vec(&self) -> Vec<u8> {
-        self.bytes.iter().copied().collect()
+        self.bytes
+            .iter()
+            .copied()
+            .skip_while(|byte| byte & 0b1100_0000 == 0b1000_0000)
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -55,6 +61,13 @@ mod tests {
         scrollback.push(b"0123456789abc");
         assert_eq!(scrollback.to_vec(), b"56789abc");
         assert_eq!(scrollback.len(), 8);
+    }
+
+    #[test]
+    fn a_replay_never_starts_inside_a_character() {
+        let mut scrollback = Scrollback::new(4);
+        scrollback.push("aé€".as_bytes()); // 1 + 2 + 3 bytes: 'a' and half of 'é' are cut
+        assert_eq!(scrollback.to_vec(), "€".as_bytes());
     }
 
     #[test]
