@@ -20,6 +20,8 @@ use super::StatusTable;
 use super::backoff::Backoff;
 use super::spec::{Health, ServiceName, ServiceSpec};
 
+/// Where programs are looked for when `PATH` is not set.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// How often a missing program is looked for again (`make setup` may install it).
 const RECHECK_MISSING: Duration = Duration::from_secs(10);
 /// How long a service may take to stop on SIGTERM before it is killed.
@@ -59,7 +61,9 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         return is_executable(Path::new(program)).then(|| PathBuf::from(program));
     }
-    let path = std::env::var_os("PATH")?;
+    // A sandbox started with a cleared environment may have no PATH: look where
+    // Debian and `make setup` put the programs.
+    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| is_executable(candidate))
