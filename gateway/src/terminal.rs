@@ -33,7 +33,7 @@ use scrollback::{SCROLLBACK_BYTES, Scrollback};
 /// reconnect and get the scroll-back).
 const CLIENT_BACKLOG: usize = 1024;
 /// How many input writes may wait for the shell.
-const INPUT_BACKLOG: usize = 256;
+const INPUT_BACKLOG: usize = 64;
 const MAX_TAB_NAME: usize = 32;
 
 /// What a tab tells its clients.
