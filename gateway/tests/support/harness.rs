@@ -54,15 +54,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A display number no X server on this host uses.
+/// A display number no X server on this host uses. Tests of one binary run at once
+/// and start their servers later, so each call also takes a number no earlier call
+/// of this process took.
 fn free_display() -> u16 {
-    let start = 100 + (std::process::id() % 300) as u16;
-    (start..start + 400)
-        .find(|n| {
-            !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .expect("a free X display number")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 100 + (std::process::id() % 50) as u16 * 16;
+    loop {
+        let n = base + NEXT.fetch_add(1, Ordering::SeqCst) % 2000;
+        if !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        {
+            return n;
+        }
+    }
 }
 
 pub fn now_ms() -> u64 {
