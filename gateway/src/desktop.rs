@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,8 +25,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub async fn vnc(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let upgrade = match crate::routes::websocket(upgrade) {
+        Ok(upgrade) => upgrade,
+        Err(error) => return error.into_response(),
+    };
     let (service, port) = if caller.claims.role.drives_desktop() {
         (ServiceName::Vnc, state.config.vnc_port)
     } else {

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/vscode/", any(vscode::proxy))
         .route("/vscode/{*rest}", any(vscode::proxy))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -81,15 +83,32 @@ async fn status(State(state): State<AppState>) -> Json<GatewayStatus> {
     })
 }
 
+/// The upgrade of a WebSocket route, or the JSON 400 for a request that is not one
+/// (axum's own rejection is plain text).
+pub fn websocket(
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, GatewayError> {
+    upgrade.map_err(|rejection| {
+        GatewayError::new(
+            ErrorCode::InvalidRequest,
+            format!("this route is a WebSocket: {rejection}"),
+        )
+    })
+}
+
 async fn terminal(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(tab): Path<String>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if !caller.claims.role.may_change_workspace() {
         return GatewayError::forbidden("viewers do not get a terminal").into_response();
     }
+    let upgrade = match websocket(upgrade) {
+        Ok(upgrade) => upgrade,
+        Err(error) => return error.into_response(),
+    };
     if !terminal::valid_tab_name(&tab) {
         return GatewayError::new(
             ErrorCode::InvalidRequest,
@@ -103,6 +122,13 @@ async fn terminal(
             .on_upgrade(move |socket| terminal::socket::serve(socket, tab)),
         Err(error) => error.into_response(),
     }
+}
+
+async fn method_not_allowed() -> GatewayError {
+    GatewayError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method",
+    )
 }
 
 async fn not_found() -> GatewayError {

@@ -186,6 +186,16 @@ async fn viewers_get_neither_a_terminal_nor_vs_code() {
             other.map(|_| "a socket")
         ),
     }
+    // A plain request to a WebSocket route is refused in the envelope too.
+    let collaborator = gateway.token(GatewayRole::Collaborator);
+    for path in ["/terminal/main", "/desktop/vnc"] {
+        assert_refused(
+            get(&gateway, path, Some(&collaborator)).await,
+            400,
+            "invalid_request",
+            "WebSocket",
+        );
+    }
     // The same request with a collaborator's token opens the terminal.
     let collaborator = gateway.token(GatewayRole::Collaborator);
     assert!(
