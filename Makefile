@@ -16,11 +16,11 @@ setup: ## install everything needed (idempotent: skips what is there)
 
 build: build-native build-app build-worker ## build every part
 
-build-native: ## the runner and the sandbox backend (debug)
-	$(CARGO) build -p sandbox-backend -p nightshift-runner
+build-native: ## the runner, the sandbox backend and the sandbox gateway (debug)
+	$(CARGO) build -p sandbox-backend -p nightshift-runner -p nightshift-gateway
 
 build-native-release:
-	$(CARGO) build --release -p sandbox-backend -p nightshift-runner
+	$(CARGO) build --release -p sandbox-backend -p nightshift-runner -p nightshift-gateway
 
 build-worker: ## the Worker (wasm, via worker-build)
 	@bash scripts/build-worker.sh
