@@ -62,6 +62,8 @@ pub enum ErrorCode {
     RateLimited,
     /// A per-session or per-user cap is reached (the message names it and its limit).
     QuotaExceeded,
+    /// The provider behind this sandbox does not implement the operation (yet).
+    Unsupported,
 }
 
 impl ErrorCode {
@@ -81,6 +83,7 @@ impl ErrorCode {
             ErrorCode::RunnerLinkTaken => 409,
             ErrorCode::SandboxUnavailable => 503,
             ErrorCode::Internal => 500,
+            ErrorCode::Unsupported => 501,
         }
     }
 
@@ -112,6 +115,7 @@ impl ErrorCode {
             ErrorCode::BaseUrlNotAllowed => "base_url_not_allowed",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::Unsupported => "unsupported",
         }
     }
 }
@@ -181,6 +185,7 @@ mod tests {
             ErrorCode::BaseUrlNotAllowed,
             ErrorCode::RateLimited,
             ErrorCode::QuotaExceeded,
+            ErrorCode::Unsupported,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

@@ -69,6 +69,64 @@ pub struct CreateSandboxRequest {
     /// inline spec (built first, or taken from the cache when the same spec was built).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateRef>,
+    /// Start the sandbox's gateway (`nightshift-gateway serve`) for this session,
+    /// the one way into the services inside the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayLaunch>,
+}
+
+/// The gateway a sandbox should start: it serves `session` on
+/// [`GATEWAY_PORT`] of the sandbox's loopback and accepts only tokens signed with
+/// `key`, the session's derived gateway key (64 hex digits). The key reaches the
+/// gateway through a file only the sandbox can read, which the gateway deletes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayLaunch {
+    pub session: String,
+    pub key: crate::redacted::Redacted<String>,
+}
+
+/// The port the gateway listens on, on the sandbox's own loopback. The backend's
+/// relay connects to this port only, whatever the caller asks for.
+pub const GATEWAY_PORT: u16 = 9000;
+
+/// `GET /v1/sandboxes/{id}/tunnels`: where the sandbox's services can be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxTunnels {
+    pub gateway: GatewayTunnel,
+}
+
+/// Where the sandbox's gateway answers: `url` is the base its routes go under
+/// (`<url>/terminal/1`, ...), and every request to it carries `headers`. For the
+/// local provider `url` is the backend's own relay, which wants the backend's bearer
+/// token like every `/v1` route, so `headers` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayTunnel {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Whether the gateway process runs, as far as the provider knows.
+    pub status: GatewayStatus,
+    /// Why it is not running, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a provider knows of a sandbox's gateway process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayStatus {
+    /// Started (or being started); whether it answers yet is the gateway's
+    /// `/healthz` to tell.
+    Running,
+    /// It exited and is started again after a back-off.
+    Restarting,
+    /// It cannot run (for example its binary is not installed); `reason` says why.
+    Unavailable,
+    /// The sandbox was created without a gateway.
+    None,
+    /// The provider starts it itself (a container image's entrypoint) and cannot tell.
+    Unknown,
 }
 
 /// A template named by id or given inline.
@@ -157,6 +215,9 @@ pub struct ProviderCapabilities {
     pub restart: bool,
     /// Public URLs for the sandbox's ports.
     pub tunnels: bool,
+    /// `gateway` on create, and `GET /v1/sandboxes/{id}/tunnels` answering where it is.
+    #[serde(default)]
+    pub gateway: bool,
     /// Package managers accepted in a template's `packages`.
     #[serde(default)]
     pub package_managers: Vec<String>,
