@@ -99,6 +99,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/sandboxes/{id}/tunnels", get(gateway::tunnels))
         .route("/v1/sandboxes/{id}/gateway", any(gateway::relay))
+        // A wildcard matches no empty rest: the gateway's root needs its own route.
+        .route("/v1/sandboxes/{id}/gateway/", any(gateway::relay))
         .route("/v1/sandboxes/{id}/gateway/{*path}", any(gateway::relay))
         .route("/v1/providers", get(templates::providers))
         .route(
