@@ -496,6 +496,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_gateway_launch_is_sent_whole_and_never_printed() {
+        let key = "ab".repeat(32);
+        let request: CreateSandboxRequest = serde_json::from_value(serde_json::json!({
+            "gateway": {"session": "s1", "key": key}
+        }))
+        .unwrap();
+        let gateway = request.gateway.clone().unwrap();
+        assert_eq!(gateway.key.expose(), &key);
+        assert!(!format!("{request:?}").contains(&key));
+        let sent = serde_json::to_value(&request).unwrap();
+        assert_eq!(sent["gateway"]["key"], key);
+        // Unknown fields (a port of the caller's choosing) are refused.
+        let port = serde_json::json!({"gateway": {"session": "s", "key": key, "port": 22}});
+        assert!(serde_json::from_value::<CreateSandboxRequest>(port).is_err());
+        let tunnels = SandboxTunnels {
+            gateway: GatewayTunnel {
+                url: "http://127.0.0.1:8788/v1/sandboxes/sbx_1/gateway".into(),
+                headers: BTreeMap::new(),
+                status: GatewayStatus::Unavailable,
+                reason: Some("not installed".into()),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&tunnels).unwrap(),
+            serde_json::json!({"gateway": {
+                "url": "http://127.0.0.1:8788/v1/sandboxes/sbx_1/gateway",
+                "headers": {}, "status": "unavailable", "reason": "not installed"
+            }})
+        );
+    }
+
+    #[test]
     fn exec_output_lines_have_the_documented_shape() {
         let stdout = serde_json::to_string(&ExecOutput::Stdout("hi\n".into())).unwrap();
         assert_eq!(stdout, r#"{"stdout":"hi\n"}"#);

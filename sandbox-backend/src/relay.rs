@@ -104,6 +104,8 @@ pub fn request_headers(headers: &HeaderMap, upgrade: bool) -> HeaderMap {
     // The backend's token stays here; the gateway's own comes in its own header.
     kept.remove(header::AUTHORIZATION);
     kept.remove(header::CONTENT_LENGTH);
+    // The body was read whole before the gateway was asked anything.
+    kept.remove(header::EXPECT);
     if let Some(value) = kept.remove(GATEWAY_AUTHORIZATION) {
         kept.insert(header::AUTHORIZATION, value);
     }

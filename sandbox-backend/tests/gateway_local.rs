@@ -219,7 +219,10 @@ async fn serve_echo(client: &Client, id: &str, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let result = client
-            .exec_result(id, json!({"command": "python3", "args": ["-c", probe], "env": {"NO_PROXY": "*"}}))
+            .exec_result(
+                id,
+                json!({"command": "python3", "args": ["-c", probe], "env": {"NO_PROXY": "*"}}),
+            )
             .await
             .unwrap();
         if result.exit.code == 0 {
@@ -236,7 +239,10 @@ async fn serve_echo(client: &Client, id: &str, port: u16) {
 /// What the echo server saw of a request sent through the relay.
 async fn through_relay(backend: &Backend, id: &str, rest: &str) -> (u16, Value) {
     let response = http()
-        .get(format!("{}/v1/sandboxes/{id}/gateway{rest}", backend.base()))
+        .get(format!(
+            "{}/v1/sandboxes/{id}/gateway{rest}",
+            backend.base()
+        ))
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -283,7 +289,10 @@ async fn http_through_the_relay_reaches_port_9000_of_the_sandbox_and_nothing_els
     // The backend's own token never reaches the sandbox; the gateway's does, from
     // its own header.
     let response = http()
-        .post(format!("{}/v1/sandboxes/{target}/gateway/upload", backend.base()))
+        .post(format!(
+            "{}/v1/sandboxes/{target}/gateway/upload",
+            backend.base()
+        ))
         .bearer_auth(TOKEN)
         .header("x-gateway-authorization", "Bearer g1.for-the-gateway")
         .body("payload")
@@ -294,8 +303,14 @@ async fn http_through_the_relay_reaches_port_9000_of_the_sandbox_and_nothing_els
     let seen: Value = response.json().await.unwrap();
     assert_eq!(seen["method"], "POST");
     assert_eq!(seen["body"], "payload");
-    assert_eq!(seen["headers"]["authorization"], "Bearer g1.for-the-gateway");
-    assert!(!seen.to_string().contains(TOKEN), "the backend's token leaked: {seen}");
+    assert_eq!(
+        seen["headers"]["authorization"],
+        "Bearer g1.for-the-gateway"
+    );
+    assert!(
+        !seen.to_string().contains(TOKEN),
+        "the backend's token leaked: {seen}"
+    );
 
     // Path tricks only change the path the gateway reads, never the port (sent
     // raw: an HTTP client would resolve the dot segments before sending).
@@ -320,7 +335,10 @@ async fn http_through_the_relay_reaches_port_9000_of_the_sandbox_and_nothing_els
         assert!(answer.contains("\"port\": 9000"), "{rest}: {answer}");
         // Python's server reads a leading `//` as `/`; the rest arrives as sent.
         let path = format!("/{}", rest.trim_start_matches('/'));
-        assert!(answer.contains(&format!("\"path\": \"{path}\"")), "{rest}: {answer}");
+        assert!(
+            answer.contains(&format!("\"path\": \"{path}\"")),
+            "{rest}: {answer}"
+        );
     }
     // Nor does the Host header or an absolute-form request target.
     let answer = raw_request(
@@ -332,8 +350,14 @@ async fn http_through_the_relay_reaches_port_9000_of_the_sandbox_and_nothing_els
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("\"port\": 9000") && answer.contains("\"path\": \"/abs\""), "{answer}");
-    assert!(answer.contains("\"host\": \"127.0.0.1:9001\""), "Host is passed on as is: {answer}");
+    assert!(
+        answer.contains("\"port\": 9000") && answer.contains("\"path\": \"/abs\""),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("\"host\": \"127.0.0.1:9001\""),
+        "Host is passed on as is: {answer}"
+    );
 
     // The neighbour's relay reaches the neighbour's loopback, where nothing listens
     // on 9000: not this sandbox's port, not the host's.
@@ -354,10 +378,16 @@ async fn http_through_the_relay_reaches_port_9000_of_the_sandbox_and_nothing_els
     }
     // A sandbox that does not exist is a 404 in the usual envelope.
     let (status, seen) = through_relay(&backend, "sbx_none", "/").await;
-    assert_eq!((status, seen["error"]["code"].clone()), (404, json!("sandbox_not_found")));
+    assert_eq!(
+        (status, seen["error"]["code"].clone()),
+        (404, json!("sandbox_not_found"))
+    );
     // A body over the cap is refused before anything reaches the sandbox.
     let response = http()
-        .put(format!("{}/v1/sandboxes/{target}/gateway/big", backend.base()))
+        .put(format!(
+            "{}/v1/sandboxes/{target}/gateway/big",
+            backend.base()
+        ))
         .bearer_auth(TOKEN)
         .body(vec![b'x'; 17 * 1024 * 1024])
         .send()
@@ -370,7 +400,10 @@ async fn http_through_the_relay_reaches_port_9000_of_the_sandbox_and_nothing_els
     // A stopped sandbox has no gateway to reach.
     client.stop(&target).await.unwrap();
     let (status, seen) = through_relay(&backend, &target, "/").await;
-    assert_eq!((status, seen["error"]["code"].clone()), (409, json!("conflict")));
+    assert_eq!(
+        (status, seen["error"]["code"].clone()),
+        (409, json!("conflict"))
+    );
 }
 
 async fn http_get_base(backend: &Backend, id: &str) -> Value {
@@ -394,7 +427,10 @@ async fn a_websocket_through_the_relay_talks_to_the_sandboxes_server_both_ways()
     let id = create(&client, json!({"network": "none"})).await;
     serve_echo(&client, &id, 9000).await;
 
-    let url = format!("ws://127.0.0.1:{}/v1/sandboxes/{id}/gateway/terminal/1", backend.port);
+    let url = format!(
+        "ws://127.0.0.1:{}/v1/sandboxes/{id}/gateway/terminal/1",
+        backend.port
+    );
     let mut request = url.as_str().into_client_request().unwrap();
     request
         .headers_mut()
@@ -432,12 +468,18 @@ async fn a_websocket_through_the_relay_talks_to_the_sandboxes_server_both_ways()
 async fn a_gateway_is_started_with_its_key_restarted_and_its_key_never_shown() {
     // The stand-in gateway lives where the sandbox's host user can read it.
     let bin_dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(bin_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        bin_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let gateway_bin = bin_dir.path().join("nightshift-gateway");
     std::fs::write(&gateway_bin, STAND_IN_GATEWAY).unwrap();
-    std::fs::set_permissions(&gateway_bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        &gateway_bin,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let backend = Backend::start(&gateway_bin).await;
     let client = backend.client();
 
@@ -458,7 +500,10 @@ async fn a_gateway_is_started_with_its_key_restarted_and_its_key_never_shown() {
             "{}",
             answer.text()
         );
-        assert!(!answer.text().contains(&KEY[1..]), "the key is not echoed back");
+        assert!(
+            !answer.text().contains(&KEY[1..]),
+            "the key is not echoed back"
+        );
     }
     let listed = client.call("GET", "/v1/sandboxes", None).await.json();
     assert_eq!(listed["sandboxes"], json!([]), "nothing was created");
@@ -510,17 +555,27 @@ async fn a_gateway_is_started_with_its_key_restarted_and_its_key_never_shown() {
     assert_eq!(killed.stdout, "done\n", "{killed:?}");
     wait_until(Duration::from_secs(20), || started(2)).await;
     let second = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(second.lines().nth(1), Some(format!("start mode=600 key={KEY}").as_str()));
+    assert_eq!(
+        second.lines().nth(1),
+        Some(format!("start mode=600 key={KEY}").as_str())
+    );
     wait_for_relay(&backend, &id, "/gateway.log").await;
 
     // The key is in no answer about the sandbox and in nothing the backend logged.
-    for path in [format!("/v1/sandboxes/{id}"), "/v1/sandboxes".to_string(), format!("/v1/sandboxes/{id}/tunnels")] {
+    for path in [
+        format!("/v1/sandboxes/{id}"),
+        "/v1/sandboxes".to_string(),
+        format!("/v1/sandboxes/{id}/tunnels"),
+    ] {
         let answer = client.call("GET", &path, None).await;
         assert_eq!(answer.status, 200);
         assert!(!answer.text().contains(KEY), "{path} shows the key");
     }
     let logs = backend.logs();
-    assert!(logs.contains("gateway started"), "the log is captured: {logs}");
+    assert!(
+        logs.contains("gateway started"),
+        "the log is captured: {logs}"
+    );
     assert!(!logs.contains(KEY), "the backend logged the key");
 
     // Stopping the sandbox stops its gateway.
@@ -557,10 +612,16 @@ async fn without_the_gateway_binary_the_sandbox_starts_and_says_why_its_gateway_
     };
     assert_eq!(tunnels["gateway"]["status"], "unavailable", "{tunnels}");
     let reason = tunnels["gateway"]["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("/nonexistent/nightshift-gateway"), "{reason}");
+    assert!(
+        reason.contains("/nonexistent/nightshift-gateway"),
+        "{reason}"
+    );
     // Nothing answers on its port, and the relay says so.
     let (status, seen) = through_relay(&backend, &id, "/").await;
-    assert_eq!((status, seen["error"]["code"].clone()), (503, json!("sandbox_unavailable")));
+    assert_eq!(
+        (status, seen["error"]["code"].clone()),
+        (503, json!("sandbox_unavailable"))
+    );
 
     // A sandbox created without a gateway says that instead; one sharing the host's
     // network cannot have one.
@@ -594,7 +655,10 @@ async fn wait_for_relay(backend: &Backend, id: &str, rest: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let response = http()
-            .get(format!("{}/v1/sandboxes/{id}/gateway{rest}", backend.base()))
+            .get(format!(
+                "{}/v1/sandboxes/{id}/gateway{rest}",
+                backend.base()
+            ))
             .bearer_auth(TOKEN)
             .send()
             .await
@@ -604,7 +668,10 @@ async fn wait_for_relay(backend: &Backend, id: &str, rest: &str) -> String {
         if status == 200 {
             return body;
         }
-        assert!(Instant::now() < deadline, "the relay kept answering {status}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "the relay kept answering {status}: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
