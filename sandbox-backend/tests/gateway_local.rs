@@ -110,14 +110,19 @@ struct Backend {
 impl Backend {
     /// A backend whose `GATEWAY_BIN` is `gateway_bin`.
     async fn start(gateway_bin: &Path) -> Backend {
-        let temp = tempfile::tempdir().unwrap();
+        Backend::start_in(gateway_bin, tempfile::tempdir().unwrap(), "data").await
+    }
+
+    /// A backend on `temp/<data>` (a later backend on the same directory reattaches
+    /// to the sandboxes of an earlier one).
+    async fn start_in(gateway_bin: &Path, temp: tempfile::TempDir, data: &str) -> Backend {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let data_dir = temp.path().join("data");
-        let log = temp.path().join("backend.log");
+        let data_dir = temp.path().join(data);
+        let log = temp.path().join(format!("backend-{port}.log"));
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox-backend"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -175,13 +180,26 @@ impl Backend {
     }
 }
 
-impl Drop for Backend {
-    fn drop(&mut self) {
+impl Backend {
+    /// Stops the backend (SIGTERM, as an operator would) and hands back its
+    /// directory; its sandboxes keep running for the next one.
+    fn stop(mut self) -> tempfile::TempDir {
+        self.terminate();
+        std::mem::replace(&mut self._temp, tempfile::tempdir().unwrap())
+    }
+
+    fn terminate(&mut self) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.terminate();
     }
 }
 
@@ -577,6 +595,19 @@ async fn a_gateway_is_started_with_its_key_restarted_and_its_key_never_shown() {
         "the log is captured: {logs}"
     );
     assert!(!logs.contains(KEY), "the backend logged the key");
+
+    // A backend that restarts finds the sandbox running and starts its gateway
+    // again (the old one ended with the old backend's connection to the agent).
+    let temp = backend.stop();
+    let backend = Backend::start_in(&gateway_bin, temp, "data").await;
+    let client = backend.client();
+    wait_until(Duration::from_secs(20), || started(3)).await;
+    let response = wait_for_relay(&backend, &id, "/gateway.log").await;
+    assert_eq!(response.lines().count(), 3, "{response}");
+    assert!(
+        !backend.logs().contains(KEY),
+        "the new backend logged the key"
+    );
 
     // Stopping the sandbox stops its gateway.
     client.stop(&id).await.unwrap();
