@@ -140,6 +140,18 @@ pub(super) fn remove_key(home: &Path) {
     let _ = std::fs::remove_file(home.join(key_file_name()));
 }
 
+/// Why the gateway cannot run at all, when its binary is missing.
+fn missing(binary: Option<&Path>) -> Option<String> {
+    match binary {
+        Some(path) if path.is_file() => None,
+        Some(path) => Some(format!(
+            "the gateway is not installed: {} does not exist (build `nightshift-gateway` or set GATEWAY_BIN)",
+            path.display()
+        )),
+        None => Some("the gateway is not installed (set GATEWAY_BIN)".into()),
+    }
+}
+
 /// Why a gateway run ended, for the `restarting` reason.
 fn exit_reason(code: Option<i32>, tail: &str) -> String {
     let ended = match code {
@@ -173,16 +185,27 @@ impl LocalProvider {
         let Some(launch) = sandbox.gateway.clone() else {
             return;
         };
-        let seen = Arc::new(Mutex::new(Seen {
-            status: GatewayStatus::Running,
-            reason: None,
+        let binary = self.settings.gateway_bin.clone();
+        // Said at once, so no answer ever shows a missing gateway as running.
+        let seen = Arc::new(Mutex::new(match missing(binary.as_deref()) {
+            Some(reason) => {
+                tracing::warn!(sandbox = %sandbox.id, "{reason}");
+                Seen {
+                    status: GatewayStatus::Unavailable,
+                    reason: Some(reason),
+                }
+            }
+            None => Seen {
+                status: GatewayStatus::Running,
+                reason: None,
+            },
         }));
         let run = Run {
             id: sandbox.id.clone(),
             socket: socket(sandbox),
             home: home(sandbox),
             user: self.host_user,
-            binary: self.settings.gateway_bin.clone(),
+            binary,
             launch,
             seen: seen.clone(),
         };
@@ -252,17 +275,7 @@ impl Run {
     }
 
     async fn supervise(self) {
-        let binary_present = self.binary.as_deref().is_some_and(Path::is_file);
-        if !binary_present {
-            let reason = format!(
-                "the gateway is not installed: {} does not exist (build `nightshift-gateway` or set GATEWAY_BIN)",
-                self.binary
-                    .as_deref()
-                    .map(|path| path.display().to_string())
-                    .unwrap_or_else(|| "nightshift-gateway".into())
-            );
-            tracing::warn!(sandbox = %self.id, "{reason}");
-            self.set(GatewayStatus::Unavailable, Some(reason));
+        if missing(self.binary.as_deref()).is_some() {
             return;
         }
         let mut backoff = Backoff::default();
