@@ -110,18 +110,18 @@ struct Backend {
 impl Backend {
     /// A backend whose `GATEWAY_BIN` is `gateway_bin`.
     async fn start(gateway_bin: &Path) -> Backend {
-        Backend::start_in(gateway_bin, tempfile::tempdir().unwrap(), "data").await
+        Backend::start_in(gateway_bin, tempfile::tempdir().unwrap(), 0).await
     }
 
-    /// A backend on `temp/<data>` (a later backend on the same directory reattaches
-    /// to the sandboxes of an earlier one).
-    async fn start_in(gateway_bin: &Path, temp: tempfile::TempDir, data: &str) -> Backend {
+    /// A backend on `temp/data` (a later backend on the same directory reattaches
+    /// to the sandboxes of an earlier one) keeping `warm_pool` sandboxes started.
+    async fn start_in(gateway_bin: &Path, temp: tempfile::TempDir, warm_pool: usize) -> Backend {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let data_dir = temp.path().join(data);
+        let data_dir = temp.path().join("data");
         let log = temp.path().join(format!("backend-{port}.log"));
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox-backend"))
             .env_clear()
@@ -130,7 +130,7 @@ impl Backend {
             .env("SANDBOX_BACKEND_LISTEN", format!("127.0.0.1:{port}"))
             .env("NIGHTSHIFT_DATA_DIR", &data_dir)
             .env("GATEWAY_BIN", gateway_bin)
-            .env("SANDBOX_WARM_POOL", "0")
+            .env("SANDBOX_WARM_POOL", warm_pool.to_string())
             .env("SANDBOX_ORPHAN_GRACE_SECS", "5")
             .env("SANDBOX_ALLOW_UNLIMITED", "true")
             // Everything the backend says, so the test can look for the key in it.
@@ -599,7 +599,7 @@ async fn a_gateway_is_started_with_its_key_restarted_and_its_key_never_shown() {
     // A backend that restarts finds the sandbox running and starts its gateway
     // again (the old one ended with the old backend's connection to the agent).
     let temp = backend.stop();
-    let backend = Backend::start_in(&gateway_bin, temp, "data").await;
+    let backend = Backend::start_in(&gateway_bin, temp, 1).await;
     let client = backend.client();
     wait_until(Duration::from_secs(20), || started(3)).await;
     let response = wait_for_relay(&backend, &id, "/gateway.log").await;
@@ -608,6 +608,18 @@ async fn a_gateway_is_started_with_its_key_restarted_and_its_key_never_shown() {
         !backend.logs().contains(KEY),
         "the new backend logged the key"
     );
+
+    // A sandbox taken from the warm pool (started before anyone asked for a
+    // gateway) has the binary bound all the same.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let warm = create(
+        &client,
+        json!({"gateway": {"session": "sess_43", "key": KEY}}),
+    )
+    .await;
+    let warm_log = backend.workspace(&warm).join("gateway.log");
+    wait_until(Duration::from_secs(20), || warm_log.exists()).await;
+    client.destroy(&warm).await.unwrap();
 
     // Stopping the sandbox stops its gateway.
     client.stop(&id).await.unwrap();
