@@ -65,6 +65,8 @@ pub enum ErrorCode {
     /// A service inside the sandbox (VS Code, the desktop) is not running; the
     /// message says why (for example the program is not installed).
     ServiceUnavailable,
+    /// The provider behind this sandbox does not implement the operation (yet).
+    Unsupported,
 }
 
 impl ErrorCode {
@@ -84,6 +86,7 @@ impl ErrorCode {
             ErrorCode::RunnerLinkTaken => 409,
             ErrorCode::SandboxUnavailable | ErrorCode::ServiceUnavailable => 503,
             ErrorCode::Internal => 500,
+            ErrorCode::Unsupported => 501,
         }
     }
 
@@ -116,6 +119,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::Unsupported => "unsupported",
         }
     }
 }
@@ -186,6 +190,7 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::QuotaExceeded,
             ErrorCode::ServiceUnavailable,
+            ErrorCode::Unsupported,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

@@ -10,6 +10,7 @@
 //! behind a short, never-awaited mutex because the runner supervisor updates it too.
 
 mod entry;
+mod gateway;
 pub mod lifecycle;
 pub mod processes;
 pub mod record;
@@ -132,6 +133,7 @@ impl Sandboxes {
                 starts: 0,
             }),
             template,
+            gateway: request.gateway,
             ..SandboxRecord::blank()
         };
         let entry = Arc::new(SandboxEntry::new(record));
@@ -724,6 +726,7 @@ impl Sandboxes {
                 .as_deref()
                 .and_then(|id| self.templates.reference(id)),
             labels: record.labels.clone(),
+            gateway: record.gateway.clone(),
         }
     }
 
