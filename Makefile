@@ -16,11 +16,11 @@ setup: ## install everything needed (idempotent: skips what is there)
 
 build: build-native build-app build-worker ## build every part
 
-build-native: ## the runner, the sandbox backend and the nightshift CLI (debug)
-	$(CARGO) build -p sandbox-backend -p nightshift-runner -p nightshift-cli
+build-native: ## the runner, the sandbox backend, the sandbox gateway and the nightshift CLI (debug)
+	$(CARGO) build -p sandbox-backend -p nightshift-runner -p nightshift-gateway -p nightshift-cli
 
 build-native-release:
-	$(CARGO) build --release -p sandbox-backend -p nightshift-runner
+	$(CARGO) build --release -p sandbox-backend -p nightshift-runner -p nightshift-gateway
 
 build-worker: ## the Worker (wasm, via worker-build)
 	@bash scripts/build-worker.sh

@@ -8,6 +8,8 @@
 #   - wasm-bindgen CLI at the exact version in Cargo.lock, and worker-build
 #   - npm packages from the committed package-lock (wrangler, esbuild, binaryen,
 #     opencode-ai)
+#   - the services the sandbox gateway runs (nightshift-gateway): Xvfb, x11vnc,
+#     fluxbox, and code-server under /usr/local (bound read-only into every sandbox)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/toolchain.sh
@@ -76,7 +78,15 @@ if ! ls node_modules/opencode-linux-*/bin/opencode >/dev/null 2>&1; then
   log "warning: no opencode binary in node_modules; sessions cannot use the OpenCode agent"
 fi
 
-# 5. A local .env with generated secrets (never overwritten).
+# 5. The services the gateway supervises in each sandbox. Everything goes under /usr,
+# which the local provider binds read-only into every sandbox, so a sandbox runs the
+# same programs the gateway's tests run.
+if command -v apt-get >/dev/null; then
+  apt_install xvfb x11vnc fluxbox
+fi
+bash scripts/install-code-server.sh
+
+# 6. A local .env with generated secrets (never overwritten).
 if [ ! -f .env ]; then
   log "writing .env from .env.example with fresh secrets"
   sed -e "s/^RUNNER_TOKEN_SECRET=.*/RUNNER_TOKEN_SECRET=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \

@@ -559,3 +559,97 @@ async fn two_admins_demoting_each_other_at_once_leave_the_team_an_admin() {
     })
     .await;
 }
+
+/// The status of `method path` for `api`, after a change that must hold at once.
+async fn status(api: &Api, method: Method, path: &str, body: Option<&str>) -> u16 {
+    api.raw(method, path, body)
+        .await
+        .map(|answer| answer.status)
+        .unwrap_or(0)
+}
+
+/// The hot path (prompts, the queue, the event stream) is admitted by the session's
+/// `SessionAgent` from the owner and shares it keeps, and by a sign-in the Worker
+/// remembers for a few seconds; each revocation still holds the moment it returns.
+#[tokio::test]
+async fn revocations_hold_on_the_hot_path_the_moment_they_return() {
+    let stack = stack_with(&[]).await;
+    with_logs(&stack, async {
+        let alice = stack.signed_in_api("alice@example.com").await?;
+        let bob = stack.signed_in_member(&alice, "bob@example.com").await?;
+        let carol = stack.signed_in_member(&alice, "carol@example.com").await?;
+        let bob_id = bob.user_id().await?;
+        let carol_id = carol.user_id().await?;
+        let session = alice.create_session().await?;
+        let messages = format!("/api/sessions/{}/messages", session.id);
+        let events = format!("/api/sessions/{}/events?after=0", session.id);
+        let prompt = json!({"content": "hello"}).to_string();
+
+        // A stranger to the session learns nothing; an unknown id neither.
+        assert_eq!(status(&bob, Method::GET, &messages, None).await, 404);
+        assert_eq!(
+            status(&bob, Method::POST, &messages, Some(&prompt)).await,
+            404
+        );
+        let unknown = "/api/sessions/00000000000000000000000000000000/messages";
+        assert_eq!(status(&alice, Method::GET, unknown, None).await, 404);
+
+        // Shared as collaborator: he prompts; his sign-in is now remembered.
+        share(&alice, &session.id, &bob_id, "collaborator").await?;
+        assert_eq!(
+            status(&bob, Method::POST, &messages, Some(&prompt)).await,
+            202
+        );
+        // Down to viewer: reading still works, prompting is refused at once.
+        share(&alice, &session.id, &bob_id, "viewer").await?;
+        assert_eq!(status(&bob, Method::GET, &messages, None).await, 200);
+        let refused = bob.raw(Method::POST, &messages, Some(&prompt)).await?;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (403, Some("forbidden")),
+            "{}",
+            refused.body
+        );
+        // Share removed: the session is gone for him at once, stream included.
+        let removed = alice
+            .raw(
+                Method::DELETE,
+                &format!("/api/sessions/{}/shares/{bob_id}", session.id),
+                None,
+            )
+            .await?;
+        assert_eq!(removed.status, 204);
+        assert_eq!(status(&bob, Method::GET, &messages, None).await, 404);
+        assert_eq!(status(&bob, Method::GET, &events, None).await, 404);
+        assert_eq!(
+            status(&bob, Method::POST, &messages, Some(&prompt)).await,
+            404
+        );
+
+        // Carol made admin sees every session; demoted, she does not, at once.
+        let member = |role: &str| json!({ "role": role }).to_string();
+        let carol_admin = format!("/api/admin/members/{carol_id}");
+        alice
+            .expect::<Value>(Method::PATCH, &carol_admin, Some(&member("admin")), 200)
+            .await?;
+        assert_eq!(status(&carol, Method::GET, &messages, None).await, 200);
+        alice
+            .expect::<Value>(Method::PATCH, &carol_admin, Some(&member("member")), 200)
+            .await?;
+        assert_eq!(status(&carol, Method::GET, &messages, None).await, 404);
+
+        // Bob removed from the team: signed out everywhere, at once.
+        assert_eq!(status(&bob, Method::GET, "/api/sessions", None).await, 200);
+        let gone = alice
+            .raw(
+                Method::DELETE,
+                &format!("/api/admin/members/{bob_id}"),
+                None,
+            )
+            .await?;
+        assert_eq!(gone.status, 204, "{}", gone.body);
+        assert_eq!(status(&bob, Method::GET, "/api/sessions", None).await, 401);
+        Ok(())
+    })
+    .await;
+}

@@ -62,6 +62,11 @@ pub enum ErrorCode {
     RateLimited,
     /// A per-session or per-user cap is reached (the message names it and its limit).
     QuotaExceeded,
+    /// A service inside the sandbox (VS Code, the desktop) is not running; the
+    /// message says why (for example the program is not installed).
+    ServiceUnavailable,
+    /// The provider behind this sandbox does not implement the operation (yet).
+    Unsupported,
 }
 
 impl ErrorCode {
@@ -79,8 +84,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict | ErrorCode::NotQueued | ErrorCode::QuestionClosed => 409,
             ErrorCode::RunnerLinkTaken => 409,
-            ErrorCode::SandboxUnavailable => 503,
+            ErrorCode::SandboxUnavailable | ErrorCode::ServiceUnavailable => 503,
             ErrorCode::Internal => 500,
+            ErrorCode::Unsupported => 501,
         }
     }
 
@@ -112,6 +118,8 @@ impl ErrorCode {
             ErrorCode::BaseUrlNotAllowed => "base_url_not_allowed",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::ServiceUnavailable => "service_unavailable",
+            ErrorCode::Unsupported => "unsupported",
         }
     }
 }
@@ -181,6 +189,8 @@ mod tests {
             ErrorCode::BaseUrlNotAllowed,
             ErrorCode::RateLimited,
             ErrorCode::QuotaExceeded,
+            ErrorCode::ServiceUnavailable,
+            ErrorCode::Unsupported,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

@@ -4,7 +4,8 @@
 //! the REST bodies of the Worker's `/api` (see [`api`]), the SSE events the browser
 //! receives ([`events`]), the WebSocket frames between a sandbox's runner and its
 //! session's `SessionAgent` ([`runner_link`]), the sandbox backend's HTTP API
-//! ([`sandbox`]) and the one error envelope every HTTP edge answers with ([`error`]).
+//! ([`sandbox`]), what a sandbox's gateway speaks on its terminal WebSockets and
+//! `/status` ([`gateway`]) and the one error envelope every HTTP edge answers with ([`error`]).
 //! Beside them, [`roles`] holds the one copy of what each role allows, since both
 //! the Worker (which enforces it) and the app (which hides what would be refused)
 //! decide with it.
@@ -18,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod gateway;
 pub mod limits;
 pub mod redacted;
 pub mod roles;

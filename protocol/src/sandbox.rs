@@ -69,6 +69,64 @@ pub struct CreateSandboxRequest {
     /// inline spec (built first, or taken from the cache when the same spec was built).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<TemplateRef>,
+    /// Start the sandbox's gateway (`nightshift-gateway serve`) for this session,
+    /// the one way into the services inside the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayLaunch>,
+}
+
+/// The gateway a sandbox should start: it serves `session` on
+/// [`GATEWAY_PORT`] of the sandbox's loopback and accepts only tokens signed with
+/// `key`, the session's derived gateway key (64 hex digits). The key reaches the
+/// gateway through a file only the sandbox can read, which the gateway deletes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayLaunch {
+    pub session: String,
+    pub key: crate::redacted::Redacted<String>,
+}
+
+/// The port the gateway listens on, on the sandbox's own loopback. The backend's
+/// relay connects to this port only, whatever the caller asks for.
+pub const GATEWAY_PORT: u16 = 9000;
+
+/// `GET /v1/sandboxes/{id}/tunnels`: where the sandbox's services can be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxTunnels {
+    pub gateway: GatewayTunnel,
+}
+
+/// Where the sandbox's gateway answers: `url` is the base its routes go under
+/// (`<url>/terminal/1`, ...), and every request to it carries `headers`. For the
+/// local provider `url` is the backend's own relay, which wants the backend's bearer
+/// token like every `/v1` route, so `headers` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayTunnel {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Whether the gateway process runs, as far as the provider knows.
+    pub status: GatewayStatus,
+    /// Why it is not running, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a provider knows of a sandbox's gateway process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayStatus {
+    /// Started (or being started); whether it answers yet is the gateway's
+    /// `/healthz` to tell.
+    Running,
+    /// It exited and is started again after a back-off.
+    Restarting,
+    /// It cannot run (for example its binary is not installed); `reason` says why.
+    Unavailable,
+    /// The sandbox was created without a gateway.
+    None,
+    /// The provider starts it itself (a container image's entrypoint) and cannot tell.
+    Unknown,
 }
 
 /// A template named by id or given inline.
@@ -157,6 +215,9 @@ pub struct ProviderCapabilities {
     pub restart: bool,
     /// Public URLs for the sandbox's ports.
     pub tunnels: bool,
+    /// `gateway` on create, and `GET /v1/sandboxes/{id}/tunnels` answering where it is.
+    #[serde(default)]
+    pub gateway: bool,
     /// Package managers accepted in a template's `packages`.
     #[serde(default)]
     pub package_managers: Vec<String>,
@@ -433,6 +494,38 @@ pub const RUNNER_EXIT_TOKEN_REJECTED: i32 = 3;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gateway_launch_is_sent_whole_and_never_printed() {
+        let key = "ab".repeat(32);
+        let request: CreateSandboxRequest = serde_json::from_value(serde_json::json!({
+            "gateway": {"session": "s1", "key": key}
+        }))
+        .unwrap();
+        let gateway = request.gateway.clone().unwrap();
+        assert_eq!(gateway.key.expose(), &key);
+        assert!(!format!("{request:?}").contains(&key));
+        let sent = serde_json::to_value(&request).unwrap();
+        assert_eq!(sent["gateway"]["key"], key);
+        // Unknown fields (a port of the caller's choosing) are refused.
+        let port = serde_json::json!({"gateway": {"session": "s", "key": key, "port": 22}});
+        assert!(serde_json::from_value::<CreateSandboxRequest>(port).is_err());
+        let tunnels = SandboxTunnels {
+            gateway: GatewayTunnel {
+                url: "http://127.0.0.1:8788/v1/sandboxes/sbx_1/gateway".into(),
+                headers: BTreeMap::new(),
+                status: GatewayStatus::Unavailable,
+                reason: Some("not installed".into()),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&tunnels).unwrap(),
+            serde_json::json!({"gateway": {
+                "url": "http://127.0.0.1:8788/v1/sandboxes/sbx_1/gateway",
+                "headers": {}, "status": "unavailable", "reason": "not installed"
+            }})
+        );
+    }
 
     #[test]
     fn exec_output_lines_have_the_documented_shape() {

@@ -20,6 +20,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The runner executable started for sandboxes linked to a session (`RUNNER_BIN`).
     pub runner_bin: PathBuf,
+    /// The `nightshift-gateway` executable, bound read-only into local sandboxes and
+    /// started in those created with a `gateway` (`GATEWAY_BIN`, default: next to
+    /// this executable). A missing one leaves their gateway `unavailable`.
+    pub gateway_bin: PathBuf,
     /// Run commands as plain processes when bubblewrap cannot isolate them
     /// (`SANDBOX_ALLOW_UNISOLATED`). Only for machines where nothing else is possible.
     pub allow_unisolated: bool,
@@ -85,6 +89,7 @@ impl Config {
             token: Into::<String>::into(token).into(),
             data_dir: data_dir.into(),
             runner_bin: PathBuf::from("runner"),
+            gateway_bin: PathBuf::from("nightshift-gateway"),
             allow_unisolated: false,
             default_provider: "local".into(),
             ro_binds: Vec::new(),
@@ -118,7 +123,11 @@ impl Config {
         );
         let runner_bin = match non_empty("RUNNER_BIN") {
             Some(path) => PathBuf::from(path),
-            None => default_runner_bin()?,
+            None => sibling_bin("runner")?,
+        };
+        let gateway_bin = match non_empty("GATEWAY_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => sibling_bin("nightshift-gateway")?,
         };
         let allow_unisolated = match non_empty("SANDBOX_ALLOW_UNISOLATED") {
             None => false,
@@ -153,6 +162,7 @@ impl Config {
             token: token.into(),
             data_dir,
             runner_bin,
+            gateway_bin,
             allow_unisolated,
             default_provider,
             ro_binds,
@@ -178,11 +188,11 @@ impl Config {
     }
 }
 
-/// The `runner` executable next to this one: both are built into the same
-/// `target/<profile>/` directory, and installed side by side.
-fn default_runner_bin() -> Result<PathBuf, ConfigError> {
+/// An executable next to this one (`runner`, `nightshift-gateway`): all are built
+/// into the same `target/<profile>/` directory, and installed side by side.
+fn sibling_bin(name: &str) -> Result<PathBuf, ConfigError> {
     let own = std::env::current_exe().map_err(ConfigError::NoOwnExecutable)?;
-    Ok(own.with_file_name("runner"))
+    Ok(own.with_file_name(name))
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -221,6 +231,10 @@ mod tests {
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.data_dir, PathBuf::from(".nightshift"));
         assert_eq!(config.runner_bin.file_name().unwrap(), "runner");
+        assert_eq!(
+            config.gateway_bin.file_name().unwrap(),
+            "nightshift-gateway"
+        );
         assert!(!config.allow_unisolated);
         assert!(!format!("{config:?}").contains("secret"));
     }

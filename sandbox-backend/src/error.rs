@@ -84,6 +84,13 @@ impl From<ProviderError> for ApiError {
     }
 }
 
+/// A refused exec request (or environment) is the caller's mistake: 400.
+impl From<crate::exec::ExecRequestError> for ApiError {
+    fn from(error: crate::exec::ExecRequestError) -> ApiError {
+        ApiError::invalid_request(error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 //!
 //! Provider-independent: a provider turns an [`ExecPlan`] into a host command (or a
 //! remote call) and hands back an [`ExecRun`]; the HTTP layer only sees
-//! [`ExecOutput`] lines. Nothing here knows about axum.
+//! [`ExecOutput`] lines. Nothing here knows about axum or HTTP: a refused request is
+//! an [`ExecRequestError`], which the HTTP edge maps to its answer.
 
 pub mod run;
 pub mod utf8;
@@ -15,14 +16,32 @@ use futures::future::BoxFuture;
 use nightshift_protocol::sandbox::{ExecExit, ExecOutput, ExecRequest, ExecResult};
 use tokio::sync::mpsc;
 
-use crate::error::ApiError;
-
 /// Used when neither the request nor the sandbox names a timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest a single command may run.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// `?stream=false` keeps at most this much of each of stdout and stderr.
 pub const MAX_COLLECTED_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why an exec request (or an environment) was refused; the HTTP edge answers each
+/// with 400 `invalid_request` and this text (`crate::error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecRequestError {
+    #[error("`command` must not be empty")]
+    EmptyCommand,
+    #[error("`command` and `args` must not contain NUL bytes")]
+    NulInCommand,
+    #[error("`cwd` must not contain NUL bytes")]
+    NulInCwd,
+    #[error("`timeout_ms` must be at least 1")]
+    ZeroTimeout,
+    #[error("`timeout_ms` must be at most {} ms", MAX_TIMEOUT.as_millis())]
+    TimeoutTooLong,
+    #[error("{0:?} is not a valid environment variable name")]
+    BadEnvName(String),
+    #[error("the value of {0} must not contain NUL bytes")]
+    NulInEnvValue(String),
+}
 
 /// A checked exec request, ready for a provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,35 +62,26 @@ impl ExecPlan {
     pub fn from_request(
         request: ExecRequest,
         sandbox_default: Option<u64>,
-    ) -> Result<ExecPlan, ApiError> {
+    ) -> Result<ExecPlan, ExecRequestError> {
         if request.command.is_empty() {
-            return Err(ApiError::invalid_request("`command` must not be empty"));
+            return Err(ExecRequestError::EmptyCommand);
         }
         if request.command.contains('\0') || request.args.iter().any(|arg| arg.contains('\0')) {
-            return Err(ApiError::invalid_request(
-                "`command` and `args` must not contain NUL bytes",
-            ));
+            return Err(ExecRequestError::NulInCommand);
         }
-        validate_env(&request.env).map_err(ApiError::invalid_request)?;
+        validate_env(&request.env)?;
         let cwd = match request.cwd {
             None => None,
-            Some(cwd) if cwd.contains('\0') => {
-                return Err(ApiError::invalid_request(
-                    "`cwd` must not contain NUL bytes",
-                ));
-            }
+            Some(cwd) if cwd.contains('\0') => return Err(ExecRequestError::NulInCwd),
             Some(cwd) if cwd.trim().is_empty() || cwd == "." => None,
             Some(cwd) => Some(cwd),
         };
         let timeout_ms = request.timeout_ms.or(sandbox_default);
         let timeout = match timeout_ms {
             None => DEFAULT_TIMEOUT,
-            Some(0) => return Err(ApiError::invalid_request("`timeout_ms` must be at least 1")),
+            Some(0) => return Err(ExecRequestError::ZeroTimeout),
             Some(ms) if Duration::from_millis(ms) > MAX_TIMEOUT => {
-                return Err(ApiError::invalid_request(format!(
-                    "`timeout_ms` must be at most {} ms",
-                    MAX_TIMEOUT.as_millis()
-                )));
+                return Err(ExecRequestError::TimeoutTooLong);
             }
             Some(ms) => Duration::from_millis(ms),
         };
@@ -89,17 +99,17 @@ impl ExecPlan {
 
 /// Environment variable names a shell accepts, values without NUL bytes. Applies to
 /// a sandbox's own environment and to each command's.
-pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ExecRequestError> {
     for (name, value) in env {
         let mut chars = name.chars();
         let first_ok = chars
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
         if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("{name:?} is not a valid environment variable name"));
+            return Err(ExecRequestError::BadEnvName(name.clone()));
         }
         if value.contains('\0') {
-            return Err(format!("the value of {name} must not contain NUL bytes"));
+            return Err(ExecRequestError::NulInEnvValue(name.clone()));
         }
     }
     Ok(())

@@ -22,6 +22,7 @@ pub mod exec;
 pub mod files;
 pub mod process;
 pub mod providers;
+pub mod relay;
 pub mod routes;
 pub mod runner_supervision;
 pub mod sandboxes;

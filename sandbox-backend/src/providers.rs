@@ -64,7 +64,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use nightshift_protocol::sandbox::{NetworkMode, OpencodePlacement, TemplateSpec};
+use nightshift_protocol::sandbox::{
+    GatewayLaunch, GatewayStatus, NetworkMode, OpencodePlacement, TemplateSpec,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -121,6 +124,8 @@ pub struct SandboxSpec {
     pub template: Option<TemplateRef>,
     /// Labels given at creation (a remote provider may tag its resources with them).
     pub labels: BTreeMap<String, String>,
+    /// The gateway to run in the sandbox, when it was created with one.
+    pub gateway: Option<GatewayLaunch>,
 }
 
 /// A template to build ([`Provider::build_template`]).
@@ -161,6 +166,28 @@ pub struct Tunnel {
     pub port: u16,
     pub url: String,
 }
+
+/// Where a provider says a sandbox's gateway is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayPlace {
+    /// Reached through the backend's own relay
+    /// (`/v1/sandboxes/{id}/gateway/...`, [`Provider::connect_gateway`]).
+    Relay {
+        status: GatewayStatus,
+        reason: Option<String>,
+    },
+    /// Reached directly at `url` (a provider's tunnel), with `headers` on every request.
+    Remote {
+        url: String,
+        headers: BTreeMap<String, String>,
+        status: GatewayStatus,
+    },
+}
+
+/// A byte stream to the gateway's port inside a sandbox.
+pub trait GatewayStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> GatewayStream for T {}
 
 /// The stdin of a background process: each message is written as it arrives; the
 /// channel closing means end-of-file.
@@ -275,6 +302,21 @@ pub trait Provider: Send + Sync + 'static {
     /// Public URLs of the sandbox's ports.
     async fn tunnels(&self, _sandbox: &SandboxSpec) -> Result<Vec<Tunnel>, ProviderError> {
         Err(ProviderError::unsupported(self.name(), "tunnels"))
+    }
+
+    /// Where the sandbox's gateway is reached (`GET /v1/sandboxes/{id}/tunnels`).
+    async fn gateway(&self, _sandbox: &SandboxSpec) -> Result<GatewayPlace, ProviderError> {
+        Err(ProviderError::unsupported(self.name(), "gateway tunnels"))
+    }
+
+    /// Opens a byte stream to [`nightshift_protocol::sandbox::GATEWAY_PORT`] on the
+    /// sandbox's own loopback, for the backend's relay. Never any other port, and
+    /// never through a port of the host.
+    async fn connect_gateway(
+        &self,
+        _sandbox: &SandboxSpec,
+    ) -> Result<Box<dyn GatewayStream>, ProviderError> {
+        Err(ProviderError::unsupported(self.name(), "the gateway relay"))
     }
 
     /// Starts a stopped sandbox again (its filesystem kept).

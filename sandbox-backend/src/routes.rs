@@ -4,6 +4,7 @@
 
 mod exec;
 mod files;
+mod gateway;
 pub mod openapi;
 mod processes;
 mod sandboxes;
@@ -15,7 +16,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use nightshift_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
 
@@ -26,7 +27,7 @@ use crate::state::AppState;
 
 /// Every route: method and path (as in the OpenAPI document, which a test keeps equal
 /// to this list and to the router).
-pub const ROUTES: [(&str, &str); 23] = [
+pub const ROUTES: [(&str, &str); 29] = [
     ("GET", "/v1/health"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/providers"),
@@ -46,6 +47,13 @@ pub const ROUTES: [(&str, &str); 23] = [
     ("GET", "/v1/sandboxes/{id}/processes/{pid}/output"),
     ("POST", "/v1/sandboxes/{id}/processes/{pid}/stdin"),
     ("POST", "/v1/sandboxes/{id}/processes/{pid}/kill"),
+    ("GET", "/v1/sandboxes/{id}/tunnels"),
+    // The relay takes every method; these are the ones the document lists.
+    ("GET", "/v1/sandboxes/{id}/gateway/{path}"),
+    ("POST", "/v1/sandboxes/{id}/gateway/{path}"),
+    ("PUT", "/v1/sandboxes/{id}/gateway/{path}"),
+    ("DELETE", "/v1/sandboxes/{id}/gateway/{path}"),
+    ("PATCH", "/v1/sandboxes/{id}/gateway/{path}"),
     ("GET", "/v1/templates"),
     ("POST", "/v1/templates"),
     ("GET", "/v1/templates/{id}"),
@@ -89,6 +97,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/sandboxes/{id}/processes/{pid}/kill",
             post(processes::kill),
         )
+        .route("/v1/sandboxes/{id}/tunnels", get(gateway::tunnels))
+        .route("/v1/sandboxes/{id}/gateway", any(gateway::relay))
+        // A wildcard matches no empty rest: the gateway's root needs its own route.
+        .route("/v1/sandboxes/{id}/gateway/", any(gateway::relay))
+        .route("/v1/sandboxes/{id}/gateway/{*path}", any(gateway::relay))
         .route("/v1/providers", get(templates::providers))
         .route(
             "/v1/templates",

@@ -10,6 +10,7 @@
 //! behind a short, never-awaited mutex because the runner supervisor updates it too.
 
 mod entry;
+mod gateway;
 pub mod lifecycle;
 pub mod processes;
 pub mod record;
@@ -132,6 +133,7 @@ impl Sandboxes {
                 starts: 0,
             }),
             template,
+            gateway: request.gateway,
             ..SandboxRecord::blank()
         };
         let entry = Arc::new(SandboxEntry::new(record));
@@ -415,7 +417,7 @@ impl Sandboxes {
             )));
         }
         let env = request.env.unwrap_or_else(|| source.env.clone());
-        crate::exec::validate_env(&env).map_err(ApiError::invalid_request)?;
+        crate::exec::validate_env(&env)?;
         let new_id = format!("sbx_{}", uuid::Uuid::new_v4().simple());
         let record = SandboxRecord {
             id: new_id.clone(),
@@ -724,6 +726,7 @@ impl Sandboxes {
                 .as_deref()
                 .and_then(|id| self.templates.reference(id)),
             labels: record.labels.clone(),
+            gateway: record.gateway.clone(),
         }
     }
 

@@ -44,6 +44,8 @@ pub struct AppState {
 struct Inner {
     sandboxes: Sandboxes,
     token: String,
+    /// Where the HTTP API listens (the relay's URL when a request names no host).
+    listen: std::net::SocketAddr,
     /// Held for the life of the process.
     _data_dir_lock: Flock<std::fs::File>,
 }
@@ -84,6 +86,7 @@ impl AppState {
         if let Some(agent_bin) = &config.agent_bin {
             settings.agent_bin = absolute(agent_bin);
         }
+        settings.gateway_bin = Some(absolute(&config.gateway_bin));
         settings.ro_binds = config.ro_binds.iter().map(|dir| absolute(dir)).collect();
         settings.orphan_grace = config.orphan_grace;
         settings.warm_pool = config.warm_pool;
@@ -122,6 +125,7 @@ impl AppState {
         let inner = Arc::new(Inner {
             sandboxes,
             token: config.token.expose().clone(),
+            listen: config.listen,
             _data_dir_lock: lock,
         });
         // The idle reaper lives as long as the state does.
@@ -139,6 +143,10 @@ impl AppState {
 
     pub fn sandboxes(&self) -> &Sandboxes {
         &self.inner.sandboxes
+    }
+
+    pub(crate) fn listen(&self) -> std::net::SocketAddr {
+        self.inner.listen
     }
 
     pub(crate) fn token(&self) -> &str {

@@ -8,7 +8,8 @@
 //! deduplicated so each is stored exactly once ([`event_log`]), whether an agent's
 //! question can still be answered ([`questions`]), what to do when a runner says hello
 //! ([`runner_link`]), who may hold the runner link and how much a runner may send
-//! ([`runner_intake`]), how runner tokens are issued and checked ([`runner_token`]),
+//! ([`runner_intake`]), how runner tokens are issued and checked ([`runner_token`]), how gateway
+//! keys are derived and gateway tokens minted and checked ([`gateway_token`]),
 //! what a settings request changes ([`settings`]), how an event stream replays and
 //! buffers in bounded memory ([`streams`]) and how a session is titled ([`title`]).
 //!
@@ -17,8 +18,10 @@
 //! for `wasm32-unknown-unknown` and native targets and makes every rule unit-testable.
 
 pub mod abort;
+pub mod access_facts;
 pub mod alarm;
 pub mod event_log;
+pub mod gateway_token;
 pub mod lifecycle;
 pub mod presence;
 pub mod questions;

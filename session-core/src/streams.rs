@@ -112,6 +112,9 @@ pub enum Offered {
     Ended,
 }
 
+/// The most bytes [`Outbox::poll_chunk`] joins into one write.
+pub const CHUNK_MAX_BYTES: usize = 64 * 1024;
+
 /// The frames waiting for one live subscriber, bounded by bytes.
 #[derive(Debug)]
 pub struct Outbox {
@@ -203,6 +206,25 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// Every frame waiting (up to [`CHUNK_MAX_BYTES`], and at least one), as one
+    /// chunk: a client that fell a little behind (deltas arriving faster than one
+    /// write each) catches up in one write instead of one per event. `Ready(None)`
+    /// once the outbox has ended.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let mut chunk = match self.poll_next(cx) {
+            Poll::Ready(Some(frame)) => frame,
+            other => return other,
+        };
+        while let Some(frame) = self.frames.front()
+            && chunk.len() + frame.len() <= CHUNK_MAX_BYTES
+        {
+            let frame = self.frames.pop_front().unwrap_or_default();
+            self.bytes -= cost(&frame);
+            chunk.push_str(&frame);
+        }
+        Poll::Ready(Some(chunk))
+    }
+
     /// Bytes waiting now.
     pub fn bytes(&self) -> usize {
         self.bytes
@@ -239,6 +261,42 @@ mod tests {
                 Poll::Pending => return (frames, false),
             }
         }
+    }
+
+    #[test]
+    fn frames_waiting_together_leave_in_one_chunk_of_bounded_size() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut outbox = Outbox::new(0, 10 * CHUNK_MAX_BYTES);
+        assert_eq!(outbox.poll_chunk(&mut cx), Poll::Pending);
+        for seq in 1..=3 {
+            outbox.offer(Some(seq), &format!("id: {seq}\n\n"));
+        }
+        assert_eq!(
+            outbox.poll_chunk(&mut cx),
+            Poll::Ready(Some("id: 1\n\nid: 2\n\nid: 3\n\n".to_owned()))
+        );
+        assert_eq!(outbox.bytes(), 0);
+        // Large frames: a chunk never exceeds the bound, except one frame alone.
+        let big = "x".repeat(CHUNK_MAX_BYTES / 2 + 1);
+        outbox.offer(Some(4), &big);
+        outbox.offer(Some(5), &big);
+        let Poll::Ready(Some(first)) = outbox.poll_chunk(&mut cx) else {
+            panic!("a chunk")
+        };
+        assert_eq!(
+            first.len(),
+            big.len(),
+            "the second frame waits for the next chunk"
+        );
+        let Poll::Ready(Some(second)) = outbox.poll_chunk(&mut cx) else {
+            panic!("a chunk")
+        };
+        assert_eq!(second.len(), big.len());
+        let huge = "y".repeat(CHUNK_MAX_BYTES * 2);
+        outbox.offer(Some(6), &huge);
+        assert_eq!(outbox.poll_chunk(&mut cx), Poll::Ready(Some(huge)));
+        outbox.end(Ended::Closed);
+        assert_eq!(outbox.poll_chunk(&mut cx), Poll::Ready(None));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::access;
 use crate::api_error::{ApiError, ApiResult};
 use crate::{clock, config};
 
+pub mod cache;
 pub mod d1;
 pub mod oauth;
 pub mod signin;
@@ -210,6 +211,10 @@ pub async fn authenticate(req: &Request, env: &Env) -> ApiResult<Principal> {
 /// The user signed in with the session cookie `session_token`.
 pub async fn authenticate_cookie(env: &Env, session_token: &str) -> ApiResult<User> {
     let token_hash = access::sha256_hex(session_token);
+    let now = clock::now_ms();
+    if let Some(user) = cache::get(&token_hash, now) {
+        return Ok(user);
+    }
     let row: Option<MemberRow> = d1::first(
         env,
         &format!(
@@ -220,10 +225,12 @@ pub async fn authenticate_cookie(env: &Env, session_token: &str) -> ApiResult<Us
     )
     .await?;
     let row = row.ok_or_else(|| unauthenticated("the session has expired or was signed out"))?;
-    row.into_user(AuthMethod::Cookie {
+    let user = row.into_user(AuthMethod::Cookie {
         csrf_token: access::csrf_token(session_token),
-        token_hash,
-    })
+        token_hash: token_hash.clone(),
+    })?;
+    cache::put(token_hash, user.clone(), now);
+    Ok(user)
 }
 
 #[derive(Deserialize)]
@@ -242,6 +249,12 @@ async fn authenticate_api_token(env: &Env, token: &str) -> ApiResult<User> {
     }
     let now = clock::now_ms();
     let token_hash = access::sha256_hex(token);
+    if let Some(user) = cache::get(&token_hash, now)
+        && let AuthMethod::Token { expires_at, .. } = &user.method
+        && expires_at.is_none_or(|expires_at| expires_at > now)
+    {
+        return Ok(user);
+    }
     let row: Option<TokenRow> = d1::first(
         env,
         &format!(
@@ -266,11 +279,13 @@ async fn authenticate_api_token(env: &Env, token: &str) -> ApiResult<User> {
         .await?;
     }
     let scopes = access::parse_scopes(&row.scopes);
-    row.member.into_user(AuthMethod::Token {
+    let user = row.member.into_user(AuthMethod::Token {
         id: row.token_id,
         scopes,
         expires_at: row.token_expires_at,
-    })
+    })?;
+    cache::put(token_hash, user.clone(), now);
+    Ok(user)
 }
 
 fn authenticate_runner(req: &Request, env: &Env, session_id: &str) -> ApiResult<Principal> {

@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use nightshift_protocol::api::{AgentKind, PermissionMode, QueueMode};
+use nightshift_protocol::api::{AgentKind, PermissionMode};
+use nightshift_protocol::auth::{Access, TeamRole};
 use nightshift_protocol::events::SessionListEvent;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -24,6 +25,47 @@ pub const SESSION_ID_HEADER: &str = "x-nightshift-session-id";
 pub const TOKEN_EXPIRES_HEADER: &str = "x-nightshift-runner-token-expires";
 /// The sandbox generation the token of a runner link was issued for.
 pub const TOKEN_GENERATION_HEADER: &str = "x-nightshift-runner-generation";
+
+/// Who a call acts for ([`Caller`], JSON): the `SessionAgent` admits it against the
+/// session's access facts before handling it.
+pub const CALLER_HEADER: &str = "x-nightshift-caller";
+
+/// A signed-in user calling a session route whose access the `SessionAgent` checks
+/// itself (see [`crate::routes::Endpoint::checked_by_agent`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    pub user_id: String,
+    pub team_role: TeamRole,
+    /// The route's access.
+    pub access: Access,
+}
+
+impl Caller {
+    pub fn new(user: &crate::auth::User, access: Access) -> Self {
+        Self {
+            user_id: user.id.clone(),
+            team_role: user.role,
+            access,
+        }
+    }
+
+    /// Headers naming the caller, to send with a call.
+    pub fn headers(&self) -> worker::Result<Headers> {
+        let headers = Headers::new();
+        headers.set(CALLER_HEADER, &serde_json::to_string(self)?)?;
+        Ok(headers)
+    }
+
+    /// The caller a request names, if any.
+    pub fn of(req: &Request) -> ApiResult<Option<Caller>> {
+        let Some(value) = req.headers().get(CALLER_HEADER)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&value)
+            .map(Some)
+            .map_err(|error| ApiError::internal(format!("a malformed caller: {error}")))
+    }
+}
 
 /// A `SessionAgent` answers ordinary calls within this.
 pub const AGENT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +93,8 @@ pub enum AgentCall<'a> {
     EditMessage(&'a str),
     /// `POST /abort`.
     Abort,
+    /// `POST /access`: read the owner and shares from D1 again (after a change).
+    ReloadAccess,
     /// `PATCH /settings`.
     UpdateSettings,
     /// `POST /questions/{id}/answer` ([`AnswerQuestion`]).
@@ -78,9 +122,8 @@ impl<'a> AgentCall<'a> {
         use AgentCall::*;
         match self {
             ListMessages | Events | Presence | StreamStats | Runner => Method::Get,
-            Init | Enqueue | Abort | AnswerQuestion(_) | PresenceHeartbeat | CloseStreams => {
-                Method::Post
-            }
+            Init | Enqueue | Abort | ReloadAccess | AnswerQuestion(_) | PresenceHeartbeat
+            | CloseStreams => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -93,6 +136,7 @@ impl<'a> AgentCall<'a> {
             Enqueue | ListMessages => "/messages".into(),
             CancelMessage(id) | EditMessage(id) => format!("/messages/{id}"),
             Abort => "/abort".into(),
+            ReloadAccess => "/access".into(),
             UpdateSettings => "/settings".into(),
             AnswerQuestion(id) => format!("/questions/{id}/answer"),
             Events => "/events".into(),
@@ -115,6 +159,7 @@ impl<'a> AgentCall<'a> {
             (Method::Delete, ["messages", id]) => CancelMessage(id),
             (Method::Patch, ["messages", id]) => EditMessage(id),
             (Method::Post, ["abort"]) => Abort,
+            (Method::Post, ["access"]) => ReloadAccess,
             (Method::Patch, ["settings"]) => UpdateSettings,
             (Method::Post, ["questions", id, "answer"]) => AnswerQuestion(id),
             (Method::Get, ["events"]) => Events,
@@ -147,14 +192,39 @@ pub struct InitSession {
     pub permission_mode: PermissionMode,
 }
 
-/// `POST /messages`: a validated prompt to queue.
+/// A client's request body, passed to the `SessionAgent` unparsed: on the routes it
+/// admits itself, the caller is admitted before the body is parsed and validated,
+/// so someone without access learns nothing from how their body is judged.
+/// `None`: the body was not UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientBody(pub Option<String>);
+
+impl ClientBody {
+    /// Reads the body (within the request size limit) without parsing it.
+    pub async fn read(req: &mut Request) -> ApiResult<Self> {
+        let bytes = crate::body::read_limited(req).await?;
+        Ok(Self(String::from_utf8(bytes).ok()))
+    }
+
+    /// Parses it as `T`, answering `invalid_json` as [`crate::body::read_json`] does.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> ApiResult<T> {
+        match &self.0 {
+            Some(text) => crate::body::parse_json(text.as_bytes()),
+            None => Err(ApiError::new(
+                nightshift_protocol::ErrorCode::InvalidJson,
+                "invalid JSON body: not UTF-8",
+            )),
+        }
+    }
+}
+
+/// `POST /messages`: a prompt to queue (a [`nightshift_protocol::api::PostMessageRequest`]
+/// in `body`, parsed by the object after admitting the caller).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnqueuePrompt {
-    pub content: String,
+    pub body: ClientBody,
     /// The URL a runner dials, in case provisioning has to be retried.
     pub worker_url: String,
-    #[serde(default)]
-    pub mode: QueueMode,
     /// The id of the user who sent it; its turn uses their LLM key, else the team's.
     #[serde(default)]
     pub sent_by: Option<String>,
@@ -163,17 +233,19 @@ pub struct EnqueuePrompt {
     pub max_queued: Option<u32>,
 }
 
-/// `PATCH /messages/{id}`: a validated new content and who wrote it.
+/// `PATCH /messages/{id}`: a new content (an `EditMessageRequest` in `body`) and
+/// who wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EditPrompt {
-    pub content: String,
+    pub body: ClientBody,
     pub edited_by: Option<String>,
 }
 
-/// `POST /questions/{question_id}/answer`: a validated answer and who gave it.
+/// `POST /questions/{question_id}/answer`: an answer (an `AnswerQuestionRequest` in
+/// `body`) and who gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnswerQuestion {
-    pub answer: String,
+    pub body: ClientBody,
     pub answered_by: Option<String>,
 }
 
@@ -224,6 +296,32 @@ pub async fn forward_to_agent(
             ApiError::internal(format!("the session did not answer: {timed_out}"))
         })?
         .map_err(ApiError::from)
+}
+
+/// Calls a session's `SessionAgent` for `caller`, who the object admits itself.
+pub async fn call_agent_as<T: Serialize>(
+    env: &Env,
+    session_id: &str,
+    caller: &Caller,
+    call: AgentCall<'_>,
+    body: Option<&T>,
+) -> ApiResult<Response> {
+    let body = body.map(serde_json::to_string).transpose()?;
+    let request = agent_request(session_id, call, None, Some(caller.headers()?), body)?;
+    forward_to_agent(env, session_id, request).await
+}
+
+/// Tells a session's `SessionAgent` that its owner or shares changed in D1; it has
+/// read them again when this returns.
+pub async fn reload_access(env: &Env, session_id: &str) -> ApiResult<()> {
+    let response = call_agent::<()>(env, session_id, AgentCall::ReloadAccess, None).await?;
+    if response.status_code() >= 300 && response.status_code() != 404 {
+        return Err(ApiError::internal(format!(
+            "session {session_id} did not take its new access ({})",
+            response.status_code()
+        )));
+    }
+    Ok(())
 }
 
 /// Calls `path` of a session's `SessionAgent` with an optional JSON body.
@@ -352,6 +450,7 @@ mod tests {
             CancelMessage("m1"),
             EditMessage("m1"),
             Abort,
+            ReloadAccess,
             UpdateSettings,
             AnswerQuestion("q1"),
             Events,

@@ -1,8 +1,8 @@
 //! Which LLM a turn uses, and with which key.
 //!
 //! This is the one seam for LLM credentials: the `SessionAgent` asks
-//! [`resolve_for_session`] for every turn it starts and sends the answer to its runner
-//! in the `prompt` frame. Keys are looked up by the user who sent the turn's prompt
+//! [`resolve_model`] for every turn it starts, sends the answer to its runner in the
+//! `prompt` frame, and then has [`record_source`] note whose key it was. Keys are looked up by the user who sent the turn's prompt
 //! (the session owner for prompts stored before senders were recorded): their own
 //! stored key, else the team's (both in the `APIKeys` Durable Object, encrypted),
 //! else the deployment's environment.
@@ -34,24 +34,18 @@ pub async fn resolve(env: &Env, user_id: &str) -> Option<LlmConfig> {
     from_lookup(|name| config::var(env, name))
 }
 
-/// [`resolve_model`] for a turn of session `session_id` whose prompt `sender_id`
-/// sent, recording in D1 whose key it uses (the session's `llm_source`).
-pub async fn resolve_for_session(
-    env: &Env,
-    session_id: &str,
-    sender_id: &str,
-    model: Option<&str>,
-) -> Option<LlmConfig> {
-    let config = resolve_model(env, sender_id, model).await;
-    if let Some(source) = config.as_ref().and_then(|c| LlmSource::parse(&c.source))
-        && let Err(error) = sessions_table::set_llm_source(env, session_id, source).await
-    {
+/// Records in D1 whose key a turn of session `session_id` uses (the session's
+/// `llm_source`, shown in the list). Run after the turn started, off its path.
+pub async fn record_source(env: Env, session_id: String, config: &LlmConfig) {
+    let Some(source) = LlmSource::parse(&config.source) else {
+        return;
+    };
+    if let Err(error) = sessions_table::set_llm_source(&env, &session_id, source).await {
         worker::console_error!(
             "recording the LLM source of {session_id}: {}",
             error.message
         );
     }
-    config
 }
 
 /// The default model of a stored key's provider, when the key names none.

@@ -19,16 +19,17 @@ use worker::{Env, Method, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth;
+use crate::internal::Caller;
 
 pub mod admin;
 pub mod auth_routes;
 mod health;
 pub mod keys;
 pub mod me;
-mod messages;
+pub(crate) mod messages;
 mod models;
 pub mod presence;
-mod questions;
+pub(crate) mod questions;
 mod sessions;
 pub mod shares;
 mod streams;
@@ -99,6 +100,24 @@ const fn row(method: Method, path: &'static str, endpoint: Endpoint, access: Acc
         path,
         endpoint,
         access,
+    }
+}
+
+impl Endpoint {
+    /// Routes whose session access the session's `SessionAgent` checks itself, from
+    /// the owner and shares it keeps (the hot path: no D1 read before the object is
+    /// called). Every other session route is checked against D1 here.
+    pub fn checked_by_agent(self) -> bool {
+        matches!(
+            self,
+            Endpoint::PostMessage
+                | Endpoint::ListMessages
+                | Endpoint::CancelMessage
+                | Endpoint::EditMessage
+                | Endpoint::Abort
+                | Endpoint::AnswerQuestion
+                | Endpoint::SessionEvents
+        )
     }
 }
 
@@ -482,22 +501,25 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         return streams::runner_link(&req, env, principal.runner_of(id)?).await;
     }
     let user = principal.user()?;
-    crate::session_access::authorize(env, user, route.access, route.session_id()).await?;
+    let caller = Caller::new(user, route.access);
+    if !route.endpoint.checked_by_agent() {
+        crate::session_access::authorize(env, user, route.access, route.session_id()).await?;
+    }
     match route.endpoint {
         Endpoint::Health | Endpoint::RunnerLink => Err(ApiError::internal("handled above")),
         Endpoint::ListSessions => sessions::list(&req, env, user).await,
         Endpoint::CreateSession => sessions::create(&mut req, env, user).await,
         Endpoint::GetSession => sessions::get(env, user, id).await,
-        Endpoint::PostMessage => messages::post(&mut req, env, user, id).await,
-        Endpoint::ListMessages => messages::list(env, user, id).await,
-        Endpoint::CancelMessage => messages::cancel(env, user, id, second).await,
-        Endpoint::Abort => messages::abort(env, user, id).await,
+        Endpoint::PostMessage => messages::post(&mut req, env, &caller, id).await,
+        Endpoint::ListMessages => messages::list(env, &caller, id).await,
+        Endpoint::CancelMessage => messages::cancel(env, &caller, id, second).await,
+        Endpoint::Abort => messages::abort(env, &caller, id).await,
         Endpoint::UpdateSession => sessions::update(&mut req, env, user, id).await,
         Endpoint::DeleteSession => sessions::delete(&mut req, env, user, id).await,
         Endpoint::Models => models::list(env, user).await,
-        Endpoint::EditMessage => messages::edit(&mut req, env, user, id, second).await,
-        Endpoint::AnswerQuestion => questions::answer(&mut req, env, user, id, second).await,
-        Endpoint::SessionEvents => streams::session_events(&req, env, user, id).await,
+        Endpoint::EditMessage => messages::edit(&mut req, env, &caller, id, second).await,
+        Endpoint::AnswerQuestion => questions::answer(&mut req, env, &caller, id, second).await,
+        Endpoint::SessionEvents => streams::session_events(&req, env, user, &caller, id).await,
         Endpoint::SessionListEvents => streams::session_list_events(env, user).await,
         Endpoint::GetMe => me::get(env, user).await,
         Endpoint::PatchMe => me::patch(&mut req, env, user).await,

@@ -13,6 +13,7 @@
 //! - [`turns`]: starting, finishing and interrupting turns, events and status;
 //! - [`provisioning`]: requesting the sandbox from the backend;
 //! - [`publishing`]: keeping the D1 row and the session-list stream current;
+//! - [`access`]: admitting calls against the session's owner and shares;
 //! - [`stream_access`]: ending the streams of viewers who lost access.
 //!
 //! Invariants: all state lives in SQLite, so the object can be evicted or hibernate
@@ -21,7 +22,7 @@
 //! `.await` between reading and writing) and no `RefCell` borrow is held across an
 //! `.await`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use worker::{
     DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage,
@@ -30,6 +31,7 @@ use worker::{
 
 use crate::sse::Subscribers;
 
+mod access;
 mod control;
 pub mod presence;
 mod provisioning;
@@ -51,32 +53,34 @@ pub struct SessionAgent {
     subscribers: std::rc::Rc<Subscribers>,
     /// Who is watching the session: heartbeat leases (see [`presence`]).
     presence: std::rc::Rc<presence::Presence>,
-    /// A publishing loop is running (see [`publishing`]).
-    publishing: Cell<bool>,
-    /// Something changed while it was running; it goes round once more.
-    publish_again: Cell<bool>,
+    /// Writes the session's D1 row and list events in the background (see
+    /// [`publishing`]).
+    publisher: std::rc::Rc<publishing::Publisher>,
     /// The runner's intake budget (see `runner_link`); in memory only, since the
     /// object only hibernates while no events flow, which refills it anyway.
     intake: Cell<Option<nightshift_session::runner_intake::IntakeBucket>>,
     /// When the open streams' viewers are next checked for access (see
     /// [`stream_access`]); `None` while no stream is open.
     stream_access_check_at: Cell<Option<i64>>,
+    /// Orders reloads of the access facts (see [`access`]).
+    access_reloads: RefCell<nightshift_session::access_facts::Reloads>,
 }
 
 impl DurableObject for SessionAgent {
     fn new(state: State, env: Env) -> Self {
         let store = Store::open(state.storage().sql())
             .expect("the SessionAgent schema is valid SQL and its storage is SQLite-backed");
+        let publisher = std::rc::Rc::new(publishing::Publisher::new(env.clone(), store.clone()));
         Self {
             state,
             env,
             store,
             subscribers: std::rc::Rc::new(Subscribers::new()),
             presence: std::rc::Rc::default(),
-            publishing: Cell::new(false),
-            publish_again: Cell::new(false),
+            publisher,
             intake: Cell::new(None),
             stream_access_check_at: Cell::new(None),
+            access_reloads: RefCell::default(),
         }
     }
 

@@ -131,7 +131,7 @@ struct NextFrame<'a> {
 impl Future for NextFrame<'_> {
     type Output = Option<String>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
-        self.slot.outbox.borrow_mut().poll_next(cx)
+        self.slot.outbox.borrow_mut().poll_chunk(cx)
     }
 }
 

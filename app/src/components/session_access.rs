@@ -83,64 +83,56 @@ fn keep_presence(session_id: &str) {
     });
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct SessionAccessState {
-    pub access: RwSignal<Option<SessionAccess>>,
+    /// The session's access fields, read again whenever its status changes (the key
+    /// source is that of the latest turn; the sessions list follows status live).
+    /// `None` while loading or when they could not be read.
+    access: LocalResource<Option<SessionAccess>>,
     pub viewers: RwSignal<Vec<Viewer>>,
+}
+
+impl std::fmt::Debug for SessionAccessState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionAccessState").finish_non_exhaustive()
+    }
 }
 
 impl SessionAccessState {
     /// Loads the session's access fields and its current viewers.
     pub fn start(session_id: &str) -> SessionAccessState {
-        let state = SessionAccessState {
-            access: RwSignal::new(None),
-            viewers: RwSignal::new(Vec::new()),
-        };
         let id = session_id.to_owned();
         keep_presence(&id);
-        // The key source is that of the latest turn: read the session again whenever its
-        // status changes (the sessions list follows status live).
-        if let Some(store) = use_context::<SessionsStore>() {
-            let status = Memo::new({
-                let id = id.clone();
-                move |_| {
+        let store = use_context::<SessionsStore>();
+        let access = LocalResource::new({
+            let id = id.clone();
+            move || {
+                if let Some(store) = store {
                     store
                         .list
-                        .with(|list| list.get(&id).map(|session| session.status))
+                        .with(|list| list.get(&id).map(|session| session.status));
                 }
-            });
-            let id = id.clone();
-            Effect::new(move |previous: Option<()>| {
-                // Read, not `track()`: a memo that never ran has no sources yet.
-                status.with(|_| ());
-                if previous.is_some() {
-                    state.refresh(&id);
-                }
-            });
-        }
-        spawn_local(async move {
-            if let Ok(access) = api::account::session_access(&id).await {
-                state.access.try_set(Some(access));
+                let id = id.clone();
+                async move { api::account::session_access(&id).await.ok() }
             }
+        });
+        let viewers = RwSignal::new(Vec::new());
+        spawn_local(async move {
             // The stream's own presence events may already have arrived; they are newer.
-            if let Ok(viewers) = api::account::presence(&id).await {
-                state.viewers.try_update(|current| {
-                    if current.is_empty() {
-                        *current = viewers;
+            if let Ok(current) = api::account::presence(&id).await {
+                viewers.try_update(|shown| {
+                    if shown.is_empty() {
+                        *shown = current;
                     }
                 });
             }
         });
-        state
+        SessionAccessState { access, viewers }
     }
 
-    fn refresh(self, session_id: &str) {
-        let id = session_id.to_owned();
-        spawn_local(async move {
-            if let Ok(access) = api::account::session_access(&id).await {
-                self.access.try_set(Some(access));
-            }
-        });
+    /// The session's access fields once loaded (tracked).
+    fn with_access<T>(self, read: impl FnOnce(Option<&SessionAccess>) -> T) -> T {
+        read(self.access.get().flatten().as_ref())
     }
 
     /// Takes a `presence_changed` event from the session stream; answers whether the
@@ -158,8 +150,7 @@ impl SessionAccessState {
     /// True for a viewer, who may watch but not prompt or abort (tracked). Until the
     /// session has loaded the controls stay enabled; the server decides anyway.
     pub fn read_only(self) -> bool {
-        self.access
-            .with(|access| access.as_ref().is_some_and(SessionAccess::read_only))
+        self.with_access(|access| access.is_some_and(SessionAccess::read_only))
     }
 }
 
@@ -168,17 +159,12 @@ impl SessionAccessState {
 #[component]
 pub fn SessionAccessBar(state: SessionAccessState, session_id: String) -> impl IntoView {
     let open = RwSignal::new(false);
-    let can_share = move || {
-        state.access.with(|access| {
-            access
-                .as_ref()
-                .is_some_and(|access| access.role().can_share())
-        })
-    };
+    let can_share =
+        move || state.with_access(|access| access.is_some_and(|access| access.role().can_share()));
     // The pill names the user's role; its tooltip names the owner.
     let role = move || {
-        state.access.with(|access| {
-            access.as_ref().map(|access| {
+        state.with_access(|access| {
+            access.map(|access| {
                 let owner = access
                     .owner
                     .as_ref()
@@ -190,9 +176,8 @@ pub fn SessionAccessBar(state: SessionAccessState, session_id: String) -> impl I
     };
     // Known once a turn has run; before that there is nothing to show.
     let source = move || {
-        state.access.with(|access| {
+        state.with_access(|access| {
             access
-                .as_ref()
                 .and_then(|access| access.llm_source)
                 .map(LlmSource::as_str)
         })

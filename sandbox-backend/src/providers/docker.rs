@@ -550,6 +550,7 @@ impl super::Provider for DockerProvider {
             reattach: true,
             restart: true,
             tunnels: false,
+            gateway: false,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
             enforced_limits: ["pids", "memory", "cpu", "tmp"].map(String::from).to_vec(),
             missing_limits: vec!["disk".into()],

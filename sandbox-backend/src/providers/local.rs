@@ -38,7 +38,8 @@
 //! [`handle`] (what is persisted about a running sandbox, and ending it),
 //! [`lifecycle`] (booting, holding and halting), [`environment`] (what commands
 //! start with), [`sandbox_dir`] (the sandbox's directory and files), [`templates`],
-//! [`opencode_sandbox`] (OpenCode's sandbox beside a session's).
+//! [`opencode_sandbox`] (OpenCode's sandbox beside a session's), [`gateway`] (the
+//! session's gateway inside the sandbox, supervised, and the relay's way to it).
 
 pub mod bubblewrap;
 pub mod budget;
@@ -46,6 +47,7 @@ pub mod cgroups;
 pub mod disk;
 mod disk_watch;
 mod environment;
+mod gateway;
 mod handle;
 pub mod host_user;
 pub mod launch;
@@ -86,8 +88,8 @@ use self::templates::PACKAGE_MANAGERS;
 use self::unisolated::UnisolatedProvider;
 use self::warm_pool::WarmPool;
 use super::{
-    BuiltTemplate, Capabilities, Provider, ProviderError, ProviderHandle, Reconciled,
-    RunnerPlacement, SandboxSpec, StdinStream, TemplateBuild,
+    BuiltTemplate, Capabilities, GatewayPlace, GatewayStream, Provider, ProviderError,
+    ProviderHandle, Reconciled, RunnerPlacement, SandboxSpec, StdinStream, TemplateBuild,
 };
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::WorkspacePath;
@@ -127,6 +129,8 @@ pub struct LocalSettings {
     /// The `sandbox-backend` binary: the agent inside sandboxes and the runner's
     /// `command_wrapper`.
     pub agent_bin: PathBuf,
+    /// The `nightshift-gateway` binary bound into sessions' sandboxes (`GATEWAY_BIN`).
+    pub gateway_bin: Option<PathBuf>,
     /// Host directories bound read-only into every sandbox (`SANDBOX_RO_BINDS`).
     pub ro_binds: Vec<PathBuf>,
     /// How long an agent outlives its backend (`SANDBOX_ORPHAN_GRACE_SECS`).
@@ -149,6 +153,7 @@ impl LocalSettings {
             data_dir: data_dir.to_path_buf(),
             allow_unisolated: false,
             agent_bin: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sandbox-backend")),
+            gateway_bin: None,
             ro_binds: Vec::new(),
             orphan_grace: Duration::from_secs(600),
             egress: Arc::new(EgressPolicy::default()),
@@ -189,6 +194,8 @@ pub struct LocalProvider {
     egress_pools: Tasks,
     /// Per sandbox with a runner: the tool relay of OpenCode's sandbox.
     relays: Tasks,
+    /// Per sandbox created with a gateway: its supervisor.
+    gateways: gateway::Gateways,
     /// The unprivileged host user sandboxes and runners run as (root backends only).
     host_user: Option<HostUser>,
     /// The limits enforced here, and those missing.
@@ -263,6 +270,7 @@ impl Provider for LocalProvider {
             reattach: true,
             restart: true,
             tunnels: false,
+            gateway: true,
             package_managers: PACKAGE_MANAGERS.map(String::from).to_vec(),
             enforced_limits: self.enforced.iter().map(|l| l.name().to_string()).collect(),
             missing_limits: self.missing.iter().map(|l| l.name().to_string()).collect(),
@@ -282,11 +290,14 @@ impl Provider for LocalProvider {
                 return Err(error);
             }
         }
+        self.start_gateway(sandbox);
         Ok(handle)
     }
 
     async fn start(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
-        self.boot(sandbox).await
+        let handle = self.boot(sandbox).await?;
+        self.start_gateway(sandbox);
+        Ok(handle)
     }
 
     async fn fork(
@@ -296,7 +307,11 @@ impl Provider for LocalProvider {
     ) -> Result<ProviderHandle, ProviderError> {
         sandbox_dir::copy_tree(&workspace(source), &workspace(target)).await?;
         sandbox_dir::copy_tree(&home(source), &home(target)).await?;
-        self.boot(target).await
+        // A key file the source's gateway has not read yet is the source's.
+        gateway::remove_key(&home(target));
+        let handle = self.boot(target).await?;
+        self.start_gateway(target);
+        Ok(handle)
     }
 
     async fn build_template(&self, build: &TemplateBuild) -> Result<BuiltTemplate, ProviderError> {
@@ -372,12 +387,26 @@ impl Provider for LocalProvider {
                 .map_err(ProviderError::Unavailable)?;
             self.hold(sandbox).await;
             self.start_egress(sandbox);
+            // The gateway the previous backend supervised ended with its agent
+            // connection.
+            self.start_gateway(sandbox);
             return Ok(Reconciled::Running(sandbox.handle.clone()));
         }
         self.halt(sandbox).await;
         Ok(Reconciled::Stopped(
             "its processes were gone when the backend restarted".into(),
         ))
+    }
+
+    async fn gateway(&self, sandbox: &SandboxSpec) -> Result<GatewayPlace, ProviderError> {
+        Ok(self.gateway_place(sandbox))
+    }
+
+    async fn connect_gateway(
+        &self,
+        sandbox: &SandboxSpec,
+    ) -> Result<Box<dyn GatewayStream>, ProviderError> {
+        self.open_gateway(sandbox).await
     }
 
     async fn stop(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
@@ -399,6 +428,7 @@ impl Provider for LocalProvider {
         self.warm.close().await;
         self.lock_holds().clear();
         self.relays.abort_all();
+        self.gateways.stop_all();
         self.egress_pools.abort_all();
     }
 }

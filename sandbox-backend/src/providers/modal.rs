@@ -24,13 +24,13 @@
 pub mod client;
 pub mod proto;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
-use nightshift_protocol::sandbox::NetworkMode;
+use nightshift_protocol::sandbox::{GATEWAY_PORT, GatewayStatus, NetworkMode};
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -39,8 +39,8 @@ use self::client::ModalClient;
 use super::remote::{self, RemoteEvent};
 use super::shell::shell_quote;
 use super::{
-    BuiltTemplate, Capabilities, ProviderError, ProviderHandle, Reconciled, RunnerPlacement,
-    SandboxSpec, StdinStream, TemplateBuild, Tunnel,
+    BuiltTemplate, Capabilities, GatewayPlace, ProviderError, ProviderHandle, Reconciled,
+    RunnerPlacement, SandboxSpec, StdinStream, TemplateBuild, Tunnel,
 };
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::WorkspacePath;
@@ -691,6 +691,7 @@ impl super::Provider for ModalProvider {
             reattach: true,
             restart: false,
             tunnels: !self.config.ports.is_empty(),
+            gateway: false,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
             ..Capabilities::default()
         }
@@ -857,6 +858,31 @@ impl super::Provider for ModalProvider {
                 },
             })
             .collect())
+    }
+
+    /// The tunnel of the gateway's port, when `MODAL_PORTS` opens it. The image
+    /// starts the gateway itself, so whether it runs is the gateway's `/healthz`
+    /// to tell.
+    async fn gateway(&self, sandbox: &SandboxSpec) -> Result<GatewayPlace, ProviderError> {
+        if !self.config.ports.contains(&GATEWAY_PORT) {
+            return Err(ProviderError::unsupported(
+                "modal",
+                "gateway tunnels unless MODAL_PORTS includes 9000",
+            ));
+        }
+        let tunnel = self
+            .tunnels(sandbox)
+            .await?
+            .into_iter()
+            .find(|tunnel| tunnel.port == GATEWAY_PORT)
+            .ok_or_else(|| {
+                ProviderError::Unavailable("Modal reports no tunnel for the gateway's port".into())
+            })?;
+        Ok(GatewayPlace::Remote {
+            url: tunnel.url,
+            headers: BTreeMap::new(),
+            status: GatewayStatus::Unknown,
+        })
     }
 
     async fn reconcile(&self, sandbox: &SandboxSpec) -> Result<Reconciled, ProviderError> {

@@ -412,6 +412,7 @@ impl super::Provider for RailwayProvider {
             reattach: true,
             restart: false,
             tunnels: false,
+            gateway: false,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
             ..Capabilities::default()
         }

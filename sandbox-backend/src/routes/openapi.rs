@@ -61,6 +61,17 @@ fn query_param(name: &str, schema: Value, description: &str) -> Value {
 pub fn document() -> Value {
     let id = path_param("id");
     let pid = path_param("pid");
+    let relay = operation(
+        "Relay to the sandbox's gateway (port 9000 of its own loopback, whatever the path says): any method, and WebSocket upgrades; `Authorization` is not passed on, `X-Gateway-Authorization` is passed on as `Authorization`",
+        json!({
+            "200": {"description": "Whatever the gateway answers (any status, headers and body)"},
+            "101": {"description": "The gateway switched protocols; the connection is spliced to it"},
+            "413": answer("A request body over 16 MiB (`payload_too_large`)", "Error"),
+            "501": answer("The provider has no relay (`unsupported`)", "Error"),
+        }),
+        None,
+        &[id.clone(), path_param("path")],
+    );
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -114,6 +125,15 @@ pub fn document() -> Value {
             )},
             "/v1/sandboxes/{id}/processes/{pid}/stdin": {"post": operation("Write to its stdin", json!({"204": {"description": "Written"}}), Some(json_body("ProcessStdinRequest")), &[id.clone(), pid.clone()])},
             "/v1/sandboxes/{id}/processes/{pid}/kill": {"post": operation("Kill it with its children and wait for it to exit", json!({"200": answer("The ended process", "ProcessInfo")}), None, &[id.clone(), pid.clone()])},
+            "/v1/sandboxes/{id}/tunnels": {"get": operation(
+                "Where the sandbox's gateway is reached: this backend's relay (local provider) or the provider's tunnel, with the headers to send and the gateway's status",
+                json!({"200": answer("Where the gateway is", "SandboxTunnels"), "501": answer("The provider does not say (`unsupported`)", "Error")}),
+                None,
+                std::slice::from_ref(&id),
+            )},
+            "/v1/sandboxes/{id}/gateway/{path}": {
+                "get": relay.clone(), "post": relay.clone(), "put": relay.clone(), "delete": relay.clone(), "patch": relay,
+            },
             "/v1/templates": {
                 "get": operation("Built templates", json!({"200": answer("Templates", "TemplateList")}), None, &[]),
                 "post": operation("Build a template (cached by its spec)", json!({"201": answer("Built now", "Template"), "200": answer("Built before", "Template")}), Some(json_body("CreateTemplateRequest")), &[]),
@@ -164,8 +184,17 @@ fn sandbox_schemas(string_map: &Value) -> Value {
                     "provider": {"type": ["string", "null"]}, "template": {"oneOf": [{"type": "string"}, reference("TemplateSpec"), {"type": "null"}]},
                     "env": string_map, "network": {"oneOf": [reference("NetworkMode"), {"type": "null"}]},
                     "idle_timeout_minutes": {"type": ["integer", "null"], "minimum": 0}, "default_timeout_ms": {"type": ["integer", "null"], "minimum": 1},
-                    "labels": string_map, "runner": {"oneOf": [reference("RunnerLaunch"), {"type": "null"}]}
-                }}
+                    "labels": string_map, "runner": {"oneOf": [reference("RunnerLaunch"), {"type": "null"}]},
+                    "gateway": {"oneOf": [reference("GatewayLaunch"), {"type": "null"}]}
+                }},
+                "GatewayLaunch": {"type": "object", "required": ["session", "key"], "additionalProperties": false, "properties": {
+                    "session": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}, "key": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "The session's derived gateway key; never shown again"}
+                }},
+                "GatewayStatus": {"type": "string", "enum": ["running", "restarting", "unavailable", "none", "unknown"]},
+                "GatewayTunnel": {"type": "object", "required": ["url", "headers", "status"], "properties": {
+                    "url": {"type": "string"}, "headers": string_map, "status": reference("GatewayStatus"), "reason": {"type": ["string", "null"]}
+                }},
+                "SandboxTunnels": {"type": "object", "required": ["gateway"], "properties": {"gateway": reference("GatewayTunnel")}}
     })
 }
 
@@ -219,7 +248,7 @@ fn other_schemas(string_map: &Value) -> Value {
                 "ProviderCapabilities": {"type": "object", "required": ["network_modes", "isolated", "fork", "templates", "stdin", "processes", "snapshots", "reattach", "restart", "tunnels", "package_managers"], "properties": {
                     "network_modes": {"type": "array", "items": reference("NetworkMode")}, "isolated": {"type": "boolean"}, "fork": {"type": "boolean"},
                     "templates": {"type": "boolean"}, "stdin": {"type": "boolean"}, "processes": {"type": "boolean"}, "snapshots": {"type": "boolean"},
-                    "reattach": {"type": "boolean"}, "restart": {"type": "boolean"}, "tunnels": {"type": "boolean"},
+                    "reattach": {"type": "boolean"}, "restart": {"type": "boolean"}, "tunnels": {"type": "boolean"}, "gateway": {"type": "boolean"},
                     "package_managers": {"type": "array", "items": {"type": "string"}},
                     "enforced_limits": {"type": "array", "items": {"type": "string", "enum": ["pids", "memory", "cpu", "tmp", "disk"]}},
                     "missing_limits": {"type": "array", "items": {"type": "string", "enum": ["pids", "memory", "cpu", "tmp", "disk"]}}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use nightshift_protocol::sandbox::{NetworkMode, Sandbox, SandboxStatus};
+use nightshift_protocol::sandbox::{GatewayLaunch, NetworkMode, Sandbox, SandboxStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::providers::ProviderHandle;
@@ -41,6 +41,10 @@ pub struct SandboxRecord {
     /// Why the status is what it is, when not by request (idle timeout, reconcile).
     #[serde(default)]
     pub status_reason: Option<String>,
+    /// The gateway it runs, with the session's gateway key (the file is 0600; never
+    /// shown to clients).
+    #[serde(default)]
+    pub gateway: Option<GatewayLaunch>,
 }
 
 /// The runner of a sandbox: enough to restart it after a backend restart, and to
@@ -96,6 +100,7 @@ impl SandboxRecord {
             template: None,
             forked_from: None,
             status_reason: None,
+            gateway: None,
         }
     }
 
@@ -133,10 +138,19 @@ mod tests {
             idle_timeout_minutes: None,
             created_at: 5,
             runner: None,
+            gateway: Some(GatewayLaunch {
+                session: "s1".into(),
+                key: "ab".repeat(32).into(),
+            }),
             ..SandboxRecord::blank()
         };
         let wire = serde_json::to_string(&record.to_wire()).unwrap();
         assert!(wire.contains("\"team\"") && !wire.contains("SECRET"));
+        assert!(
+            !wire.contains(&"ab".repeat(32)),
+            "the gateway key stays private"
+        );
+        assert!(!format!("{record:?}").contains(&"ab".repeat(32)));
         let back: SandboxRecord =
             serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
         assert_eq!(back, record);

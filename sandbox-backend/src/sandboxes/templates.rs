@@ -117,7 +117,7 @@ impl Templates {
                 provider.name()
             )));
         }
-        validate_env(&spec.env).map_err(ApiError::invalid_request)?;
+        validate_env(&spec.env)?;
         if spec.commands.iter().any(|command| command.contains('\0')) {
             return Err(ApiError::invalid_request(
                 "commands must not contain NUL bytes",

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::sandbox::{CreateSandboxRequest, NetworkMode, RunnerLaunch};
+use nightshift_protocol::sandbox::{
+    CreateSandboxRequest, GatewayLaunch, NetworkMode, RunnerLaunch,
+};
 
 use crate::error::ApiError;
 use crate::exec::{MAX_TIMEOUT, validate_env};
@@ -35,7 +37,7 @@ pub fn check_create(
     runner_bin: &Path,
 ) -> Result<NetworkMode, ApiError> {
     let wanted = provider.name();
-    validate_env(&request.env).map_err(ApiError::invalid_request)?;
+    validate_env(&request.env)?;
     // Unset: the default mode, or the provider's first one when it cannot enforce the
     // default (Modal and Railway sandboxes cannot reach the host's private services).
     let network = request.network.unwrap_or_else(|| {
@@ -81,8 +83,54 @@ pub fn check_create(
             ));
         }
     }
+    if let Some(gateway) = &request.gateway {
+        validate_gateway(gateway)?;
+        if !provider.capabilities().gateway {
+            return Err(ApiError::invalid_request(format!(
+                "the {wanted} provider cannot start a gateway in its sandboxes"
+            )));
+        }
+        if network == NetworkMode::Private {
+            // Its loopback would be the host's, shared with every other such sandbox.
+            return Err(ApiError::invalid_request(
+                "a gateway needs a sandbox with a network of its own: use network mode `isolated` or `none`, not `private`",
+            ));
+        }
+        if let Some(launch) = &request.runner
+            && launch.session_id != gateway.session
+        {
+            return Err(ApiError::invalid_request(
+                "`gateway.session` must name the same session as `runner.session_id`",
+            ));
+        }
+    }
 
     Ok(network)
+}
+
+/// A gateway's session id is a path segment and a token field; its key is the
+/// 32-byte HMAC key in hex.
+fn validate_gateway(gateway: &GatewayLaunch) -> Result<(), ApiError> {
+    if !session_id_ok(&gateway.session) {
+        return Err(ApiError::invalid_request(
+            "`gateway.session` must be 1-128 letters, digits, `-` or `_`",
+        ));
+    }
+    let key = gateway.key.expose();
+    if key.len() != 64 || !key.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid_request(
+            "`gateway.key` must be 64 hexadecimal digits",
+        ));
+    }
+    Ok(())
+}
+
+fn session_id_ok(session: &str) -> bool {
+    !session.is_empty()
+        && session.len() <= 128
+        && session
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// The runner link's fields must be usable as a URL, a path segment and a header.
@@ -95,13 +143,7 @@ fn validate_launch(launch: &RunnerLaunch) -> Result<(), ApiError> {
             "`runner.worker_url` must be an http(s) URL",
         ));
     }
-    let session_ok = !launch.session_id.is_empty()
-        && launch.session_id.len() <= 128
-        && launch
-            .session_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !session_ok {
+    if !session_id_ok(&launch.session_id) {
         return Err(ApiError::invalid_request(
             "`runner.session_id` must be 1-128 letters, digits, `-` or `_`",
         ));
@@ -139,5 +181,24 @@ mod tests {
         assert!(validate_launch(&launch("http://x", "a/b", "t")).is_err());
         assert!(validate_launch(&launch("http://x", "s", "t\r\nX: y")).is_err());
         assert!(validate_launch(&launch("http://x", "s", "")).is_err());
+    }
+
+    #[test]
+    fn gateways_are_checked_and_their_key_never_printed() {
+        let gateway = |session: &str, key: &str| GatewayLaunch {
+            session: session.into(),
+            key: key.into(),
+        };
+        let key = "0123456789abcdefABCDEF0123456789abcdef0123456789abcdef0123456789";
+        assert!(validate_gateway(&gateway("sess_1-a", key)).is_ok());
+        assert!(validate_gateway(&gateway("", key)).is_err());
+        assert!(validate_gateway(&gateway("a/b", key)).is_err());
+        assert!(validate_gateway(&gateway(&"s".repeat(129), key)).is_err());
+        assert!(validate_gateway(&gateway("s", &key[1..])).is_err());
+        assert!(validate_gateway(&gateway("s", &format!("{key}0"))).is_err());
+        assert!(validate_gateway(&gateway("s", &key.replace('a', "g"))).is_err());
+        let error = validate_gateway(&gateway("s", "zz")).unwrap_err();
+        assert!(!error.message.contains("zz"));
+        assert!(!format!("{:?}", gateway("s", key)).contains(key));
     }
 }

@@ -119,7 +119,9 @@ fn the_document_lists_exactly_the_routes() {
 }
 
 fn concrete(path: &str) -> String {
-    path.replace("{id}", "sbx_none").replace("{pid}", "proc_1")
+    path.replace("{id}", "sbx_none")
+        .replace("{pid}", "proc_1")
+        .replace("{path}", "status")
 }
 
 #[tokio::test]
@@ -182,6 +184,11 @@ async fn real_answers_match_the_schemas() {
     let id = created["id"].as_str().unwrap().to_string();
     let (_, list) = backend.call("GET", "/v1/sandboxes", None).await;
     check(&doc, "SandboxList", &json_of(&list));
+    let (status, tunnels) = backend
+        .call("GET", &format!("/v1/sandboxes/{id}/tunnels"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    check(&doc, "SandboxTunnels", &json_of(&tunnels));
 
     let (_, result) = backend
         .call(

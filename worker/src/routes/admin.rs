@@ -129,6 +129,7 @@ pub async fn patch_member(
         keep_an_admin(env, user_id).await?;
         return Err(last_admin());
     }
+    crate::auth::cache::wait_out(user_id).await;
     let member = members(env)
         .await?
         .into_iter()
@@ -219,9 +220,14 @@ pub async fn remove_member(env: &Env, _admin: &User, user_id: &str) -> ApiResult
         return Err(last_admin());
     }
     let gone = [user_id.to_owned()];
-    for session in watched {
+    for session in &watched {
+        // Their sessions' owner and shares changed.
+        if let Err(error) = crate::internal::reload_access(env, &session.id).await {
+            worker::console_warn!("session {}: {}", session.id, error.message);
+        }
         crate::internal::close_streams(env, &session.id, &gone).await;
     }
+    crate::auth::cache::wait_out(user_id).await;
     crate::internal::close_list_streams(env, &gone).await;
     Ok(Response::empty()?.with_status(204))
 }

@@ -154,12 +154,16 @@ async fn logout(req: &Request, env: &Env) -> ApiResult<Response> {
         .flatten()
         .unwrap_or_default();
     if let Some(token) = access::cookie_value(&cookie, SESSION_COOKIE) {
+        let token_hash = access::sha256_hex(token);
         d1::run(
             env,
             "DELETE FROM auth_sessions WHERE token_hash = ?",
-            &[d1::Arg::Text(&access::sha256_hex(token))],
+            &[d1::Arg::Text(&token_hash)],
         )
         .await?;
+        // The browser drops the cookie with this answer; other isolates may honour a
+        // copy of it for at most the sign-in cache's lifetime (see `auth::cache`).
+        auth::cache::forget(&token_hash);
     }
     let headers = Headers::new();
     headers.append(

@@ -73,5 +73,8 @@ pub async fn patch(req: &mut Request, env: &Env, user: &User) -> ApiResult<Respo
         ],
     )
     .await?;
+    // This isolate's next request reads the new name and model (others within the
+    // sign-in cache's lifetime).
+    crate::auth::cache::forget_user(&user.id);
     Ok(json(200, &me(env, &user).await?))
 }

@@ -2,38 +2,33 @@
 //! `PATCH` and `DELETE /api/sessions/{id}/messages/{message_id}` and
 //! `POST /api/sessions/{id}/abort`.
 //!
-//! Prompts are validated here, before anything is stored and before the session's
-//! `SessionAgent` is touched; the session must exist in D1 and belong to the caller,
-//! so no Durable Object is ever created for an unknown id. The agent's answers
-//! (protocol bodies or error envelopes) are passed through unchanged.
+//! The session's `SessionAgent` admits the caller itself, from the owner and shares
+//! it keeps (no D1 read on this path), then parses and validates the body (with
+//! [`validate_content`]) before it stores anything; it stores nothing for an id it
+//! was never initialized for. The agent's answers (protocol bodies or error envelopes)
+//! are passed through unchanged.
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::api::{EditMessageRequest, PostMessageRequest};
 use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
 use worker::{Env, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
-use crate::auth::User;
-use crate::internal::{self, AgentCall, EnqueuePrompt};
-use crate::{body, config, limits, sessions_table};
+use crate::internal::{self, AgentCall, Caller, ClientBody, EnqueuePrompt};
+use crate::{config, limits};
 
 pub async fn post(
     req: &mut Request,
     env: &Env,
-    user: &User,
+    caller: &Caller,
     session_id: &str,
 ) -> ApiResult<Response> {
-    let request: PostMessageRequest = body::read_json(req).await?;
-    validate_content(&request.content)?;
-    sessions_table::require(env, session_id, &user.id).await?;
     let enqueue = EnqueuePrompt {
-        content: request.content,
+        body: ClientBody::read(req).await?,
         worker_url: config::worker_url(env, req)?,
-        mode: request.mode,
-        sent_by: Some(user.id.clone()),
+        sent_by: Some(caller.user_id.clone()),
         max_queued: Some(limits::current(env).await?.queued_prompts),
     };
-    internal::call_agent(env, session_id, AgentCall::Enqueue, Some(&enqueue)).await
+    internal::call_agent_as(env, session_id, caller, AgentCall::Enqueue, Some(&enqueue)).await
 }
 
 /// Refuses prompts that are blank or too large.
@@ -56,49 +51,38 @@ pub fn validate_content(content: &str) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn list(env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
-    sessions_table::require(env, session_id, &user.id).await?;
-    internal::call_agent::<()>(env, session_id, AgentCall::ListMessages, None).await
+pub async fn list(env: &Env, caller: &Caller, session_id: &str) -> ApiResult<Response> {
+    internal::call_agent_as::<()>(env, session_id, caller, AgentCall::ListMessages, None).await
 }
 
 pub async fn cancel(
     env: &Env,
-    user: &User,
+    caller: &Caller,
     session_id: &str,
     message_id: &str,
 ) -> ApiResult<Response> {
-    sessions_table::require(env, session_id, &user.id).await?;
     let call = AgentCall::CancelMessage(message_id);
-    internal::call_agent::<()>(env, session_id, call, None).await
+    internal::call_agent_as::<()>(env, session_id, caller, call, None).await
 }
 
 /// `PATCH .../messages/{message_id}`: replaces a queued prompt's content.
 pub async fn edit(
     req: &mut Request,
     env: &Env,
-    user: &User,
+    caller: &Caller,
     session_id: &str,
     message_id: &str,
 ) -> ApiResult<Response> {
-    let request: EditMessageRequest = body::read_json(req).await?;
-    validate_content(&request.content)?;
-    sessions_table::require(env, session_id, &user.id).await?;
     let edit = internal::EditPrompt {
-        content: request.content,
-        edited_by: Some(user.id.clone()),
+        body: ClientBody::read(req).await?,
+        edited_by: Some(caller.user_id.clone()),
     };
-    internal::call_agent(
-        env,
-        session_id,
-        AgentCall::EditMessage(message_id),
-        Some(&edit),
-    )
-    .await
+    let call = AgentCall::EditMessage(message_id);
+    internal::call_agent_as(env, session_id, caller, call, Some(&edit)).await
 }
 
-pub async fn abort(env: &Env, user: &User, session_id: &str) -> ApiResult<Response> {
-    sessions_table::require(env, session_id, &user.id).await?;
-    internal::call_agent::<()>(env, session_id, AgentCall::Abort, None).await
+pub async fn abort(env: &Env, caller: &Caller, session_id: &str) -> ApiResult<Response> {
+    internal::call_agent_as::<()>(env, session_id, caller, AgentCall::Abort, None).await
 }
 
 #[cfg(test)]

@@ -4,40 +4,41 @@
 //! to the runner; the answer is the stored `question_answered` event.
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::api::AnswerQuestionRequest;
 use nightshift_protocol::limits::MAX_MESSAGE_BYTES;
 use worker::{Env, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
-use crate::auth::User;
-use crate::internal::{self, AgentCall, AnswerQuestion};
-use crate::{body, sessions_table};
+use crate::internal::{self, AgentCall, AnswerQuestion, Caller, ClientBody};
 
 pub async fn answer(
     req: &mut Request,
     env: &Env,
-    user: &User,
+    caller: &Caller,
     session_id: &str,
     question_id: &str,
 ) -> ApiResult<Response> {
-    let request: AnswerQuestionRequest = body::read_json(req).await?;
-    if request.answer.len() > MAX_MESSAGE_BYTES {
+    let answer = AnswerQuestion {
+        body: ClientBody::read(req).await?,
+        answered_by: Some(caller.user_id.clone()),
+    };
+    let call = AgentCall::AnswerQuestion(question_id);
+    internal::call_agent_as(env, session_id, caller, call, Some(&answer)).await
+}
+
+/// Refuses answers that are blank or too large (checked by the `SessionAgent`
+/// after it admitted the caller).
+pub fn validate_answer(answer: &str) -> ApiResult<()> {
+    if answer.len() > MAX_MESSAGE_BYTES {
         return Err(ApiError::new(
             ErrorCode::MessageTooLarge,
             format!("an answer may be at most {MAX_MESSAGE_BYTES} bytes"),
         ));
     }
-    if request.answer.trim().is_empty() {
+    if answer.trim().is_empty() {
         return Err(ApiError::new(
             ErrorCode::EmptyMessage,
             "the answer is empty",
         ));
     }
-    sessions_table::require(env, session_id, &user.id).await?;
-    let answer = AnswerQuestion {
-        answer: request.answer,
-        answered_by: Some(user.id.clone()),
-    };
-    let call = AgentCall::AnswerQuestion(question_id);
-    internal::call_agent(env, session_id, call, Some(&answer)).await
+    Ok(())
 }

@@ -148,6 +148,7 @@ pub async fn put(
         ],
     )
     .await?;
+    crate::internal::reload_access(env, session_id).await?;
     Ok(json(
         200,
         &ShareInfo {
@@ -183,6 +184,7 @@ pub async fn delete(env: &Env, session_id: &str, user_id: &str) -> ApiResult<Res
         ],
     )
     .await?;
+    crate::internal::reload_access(env, session_id).await?;
     // Streams they hold open end now, unless they still see it another way.
     session_access::end_streams_without_access(env, session_id, user_id).await;
     Ok(Response::empty()?.with_status(204))
@@ -322,6 +324,7 @@ pub async fn accept(env: &Env, user: &User, token: &str) -> ApiResult<Response> 
         ],
     )
     .await?;
+    crate::internal::reload_access(env, &link.session_id).await?;
     let answer = AcceptShareResponse {
         session_id: link.session_id,
         role: granted,

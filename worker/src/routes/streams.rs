@@ -11,9 +11,8 @@ use worker::{Env, Headers, Request, Response};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{RunnerGrant, User};
-use crate::internal::{self, AgentCall, TOKEN_EXPIRES_HEADER, TOKEN_GENERATION_HEADER};
+use crate::internal::{self, AgentCall, Caller, TOKEN_EXPIRES_HEADER, TOKEN_GENERATION_HEADER};
 use crate::session_agent::presence;
-use crate::sessions_table;
 
 /// `GET /api/sessions/{id}/events`: everything after `Last-Event-ID` (or `?after=`
 /// on a first connect), then live.
@@ -21,12 +20,12 @@ pub async fn session_events(
     req: &Request,
     env: &Env,
     user: &User,
+    caller: &Caller,
     session_id: &str,
 ) -> ApiResult<Response> {
     let after = replay_position(req)?;
-    sessions_table::require(env, session_id, &user.id).await?;
-    // Who watches, for the session's presence.
-    let viewer = Headers::new();
+    // Who watches, for the session's presence; the object admits `caller` itself.
+    let viewer = caller.headers()?;
     viewer.set(presence::VIEWER_ID_HEADER, &user.id)?;
     viewer.set(
         presence::VIEWER_NAME_HEADER,
@@ -79,7 +78,7 @@ pub async fn runner_link(req: &Request, env: &Env, grant: &RunnerGrant) -> ApiRe
         ));
     }
     // The token names the session, so only a deleted session gets here unknown.
-    let owner = sessions_table::get_owner(env, &grant.session_id).await?;
+    let owner = crate::sessions_table::get_owner(env, &grant.session_id).await?;
     if owner.is_none() {
         return Err(ApiError::not_found(format!(
             "no session {}",

@@ -132,6 +132,7 @@ pub async fn delete(env: &Env, user: &User, id: &str) -> ApiResult<Response> {
     if changed == 0 {
         return Err(ApiError::not_found(format!("no token {id}")));
     }
+    crate::auth::cache::wait_out(&user.id).await;
     Ok(Response::empty()?.with_status(204))
 }
 

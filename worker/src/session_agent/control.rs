@@ -13,7 +13,8 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::{
-    AbortResponse, PostMessageResponse, QueueMode, UpdateSessionRequest,
+    AbortResponse, AnswerQuestionRequest, EditMessageRequest, PostMessageRequest,
+    PostMessageResponse, QueueMode, UpdateSessionRequest,
 };
 use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
 use nightshift_protocol::runner_link::SessionFrame;
@@ -54,12 +55,13 @@ impl SessionAgent {
     /// `POST /messages`: queues a prompt where its mode puts it.
     pub(super) async fn enqueue(&self, req: &mut Request) -> ApiResult<Response> {
         let EnqueuePrompt {
-            content,
+            body: client_body,
             worker_url,
-            mode,
             sent_by,
             max_queued,
         } = body::read_json(req).await?;
+        let PostMessageRequest { content, mode } = client_body.parse()?;
+        crate::routes::messages::validate_content(&content)?;
         let id = ids::new_id()?;
         let now = clock::now_ms();
         let mut queue = self.store.queue()?;
@@ -124,7 +126,7 @@ impl SessionAgent {
         self.dispatch().await?;
         // A session whose sandbox request failed tries again now that there is work.
         self.provision().await?;
-        self.publish().await;
+        self.publish();
         let message_id = prompt.message.id.clone();
         let message = self
             .store
@@ -147,7 +149,12 @@ impl SessionAgent {
         message_id: &str,
         req: &mut Request,
     ) -> ApiResult<Response> {
-        let EditPrompt { content, edited_by } = body::read_json(req).await?;
+        let EditPrompt {
+            body: client_body,
+            edited_by,
+        } = body::read_json(req).await?;
+        let EditMessageRequest { content } = client_body.parse()?;
+        crate::routes::messages::validate_content(&content)?;
         let mut queue = self.store.queue_with(message_id)?;
         match queue.edit(message_id, content.clone(), edited_by) {
             Ok(prompt) => {
@@ -171,7 +178,7 @@ impl SessionAgent {
     pub(super) async fn abort(&self) -> ApiResult<Response> {
         let aborted_turn_id = self.abort_running()?;
         self.dispatch().await?;
-        self.publish().await;
+        self.publish();
         Ok(json(200, &AbortResponse { aborted_turn_id }))
     }
 
@@ -251,7 +258,7 @@ impl SessionAgent {
         if let Some(settings) = change {
             self.record_event(None, settings.updated_event())?;
         }
-        self.publish().await;
+        self.publish();
         Ok(json(200, &serde_json::json!({ "updated": true })))
     }
 
@@ -262,9 +269,11 @@ impl SessionAgent {
         req: &mut Request,
     ) -> ApiResult<Response> {
         let AnswerQuestion {
-            answer,
+            body: client_body,
             answered_by,
         } = body::read_json(req).await?;
+        let AnswerQuestionRequest { answer } = client_body.parse()?;
+        crate::routes::questions::validate_answer(&answer)?;
         let book = QuestionBook::from_events(&self.store.question_events()?);
         let turn_id =
             book.answerable(question_id, clock::now_ms())
@@ -353,7 +362,7 @@ impl SessionAgent {
             }
         }
         self.dispatch().await?;
-        self.publish().await;
+        self.publish();
         Ok(())
     }
 }

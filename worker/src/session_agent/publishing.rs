@@ -1,45 +1,143 @@
 //! Keeping the world outside the object current: the session's D1 row (status,
 //! title, sandbox id, error) and the session-list stream (`EventBus`).
 //!
-//! Writes are serialized through one loop per object: whoever finds it idle runs it;
-//! whoever finds it running asks it to go round once more. Each round writes the
-//! state as it is *then*, so concurrent changes can never leave an older value in
-//! D1 last. What was last written is stored, so after an eviction the next round
-//! catches up, and a round with nothing new does no I/O.
+//! Publishing happens after the answer: a handler takes a snapshot of what the world
+//! should show ([`SessionAgent::publish`], synchronous) and the object's
+//! [`Publisher`] writes it in the background (kept alive by `waitUntil`), so no
+//! request waits on D1 or the bus. Writes are serialized through one loop: whoever
+//! finds it idle starts it; a snapshot taken while it runs replaces any snapshot
+//! still waiting, and the loop goes round once more. So the newest state is always
+//! written last, and a burst of changes costs one write. What was last written is
+//! stored, so after an eviction the next change catches up, and a snapshot with
+//! nothing new does no I/O.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use nightshift_protocol::events::SessionListEvent;
 use nightshift_session::lifecycle::visible_error;
+use worker::Env;
 
 use super::SessionAgent;
-use super::storage::{Published, PublishedAgent};
+use super::storage::{Published, PublishedAgent, Store};
+use crate::api_error::ApiError;
 use crate::sessions_table::{self, AgentUpdate, SessionUpdate};
 use crate::{clock, internal};
 
-impl SessionAgent {
-    /// Brings D1 and the session-list stream up to date. Failures are logged: the
-    /// next change retries.
-    pub(super) async fn publish(&self) {
-        if self.publishing.replace(true) {
-            self.publish_again.set(true);
-            return;
+/// The background writer of a session's published state.
+pub(super) struct Publisher {
+    env: Env,
+    store: Store,
+    running: Cell<bool>,
+    /// The newest snapshot not written yet: the session id and what to show.
+    pending: RefCell<Option<(String, Published)>>,
+}
+
+impl Publisher {
+    pub(super) fn new(env: Env, store: Store) -> Self {
+        Self {
+            env,
+            store,
+            running: Cell::new(false),
+            pending: RefCell::new(None),
         }
-        loop {
-            self.publish_again.set(false);
-            if let Err(error) = self.publish_once().await {
-                worker::console_warn!("publishing the session's state failed: {}", error.message);
-                break;
-            }
-            if !self.publish_again.get() {
-                break;
-            }
-        }
-        self.publishing.set(false);
     }
 
-    async fn publish_once(&self) -> Result<(), crate::api_error::ApiError> {
+    /// Takes `snapshot` to write; answers whether the caller must start the loop.
+    fn submit(&self, session_id: String, snapshot: Published) -> bool {
+        *self.pending.borrow_mut() = Some((session_id, snapshot));
+        !self.running.replace(true)
+    }
+
+    async fn run(self: Rc<Self>) {
+        loop {
+            let next = self.pending.borrow_mut().take();
+            let Some((session_id, snapshot)) = next else {
+                self.running.set(false);
+                return;
+            };
+            if let Err(error) = self.write(&session_id, snapshot).await {
+                worker::console_warn!("publishing the session's state failed: {}", error.message);
+            }
+        }
+    }
+
+    async fn write(&self, session_id: &str, current: Published) -> Result<(), ApiError> {
         let record = self.store.record()?;
-        if !record.initialized || record.session_id.is_empty() {
+        if record.deleted || record.published.as_ref() == Some(&current) {
             return Ok(());
+        }
+        let previous = record.published;
+        let previous_agent = previous.as_ref().and_then(|p| p.agent.clone());
+        if let Some(agent) = &current.agent
+            && previous_agent.as_ref() != Some(agent)
+        {
+            let update = AgentUpdate {
+                agent: agent.agent,
+                model: agent.model.clone(),
+                permission_mode: agent.permission_mode,
+                usage: agent.usage,
+            };
+            sessions_table::update_agent(&self.env, session_id, &update).await?;
+        }
+        let update = SessionUpdate {
+            status: current.status,
+            title: current.title.clone(),
+            sandbox_id: current.sandbox_id.clone(),
+            error: current.error.clone(),
+            updated_at: clock::now_ms(),
+        };
+        sessions_table::update(&self.env, session_id, &update).await?;
+
+        if previous.as_ref().map(|p| p.status) != Some(current.status) {
+            let event = SessionListEvent::SessionStatusChanged {
+                session_id: session_id.to_owned(),
+                status: current.status,
+            };
+            internal::publish(&self.env, &event).await;
+        }
+        if previous.as_ref().map(|p| p.title.as_str()) != Some(current.title.as_str()) {
+            let event = SessionListEvent::SessionTitleChanged {
+                session_id: session_id.to_owned(),
+                title: current.title.clone(),
+            };
+            internal::publish(&self.env, &event).await;
+        }
+
+        // Read again before writing: the record changed during the awaits.
+        let mut record = self.store.record()?;
+        if !record.deleted {
+            record.published = Some(current);
+            self.store.save_record(&record)?;
+        }
+        Ok(())
+    }
+}
+
+impl SessionAgent {
+    /// Has D1 and the session-list stream brought up to date in the background.
+    /// Failures are logged: the next change retries.
+    pub(super) fn publish(&self) {
+        let snapshot = match self.snapshot() {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return,
+            Err(error) => {
+                worker::console_warn!("reading the session's state failed: {error}");
+                return;
+            }
+        };
+        let (session_id, snapshot) = snapshot;
+        if self.publisher.submit(session_id, snapshot) {
+            let publisher = self.publisher.clone();
+            self.state.wait_until(publisher.run());
+        }
+    }
+
+    /// What the world should show now, unless it already does.
+    fn snapshot(&self) -> worker::Result<Option<(String, Published)>> {
+        let record = self.store.record()?;
+        if !record.initialized || record.session_id.is_empty() || record.deleted {
+            return Ok(None);
         }
         let queue = self.store.queue()?;
         let current = Published {
@@ -55,49 +153,8 @@ impl SessionAgent {
             }),
         };
         if record.published.as_ref() == Some(&current) {
-            return Ok(());
+            return Ok(None);
         }
-        let previous_agent = record.published.as_ref().and_then(|p| p.agent.clone());
-        if let Some(agent) = &current.agent
-            && previous_agent.as_ref() != Some(agent)
-        {
-            let update = AgentUpdate {
-                agent: agent.agent,
-                model: agent.model.clone(),
-                permission_mode: agent.permission_mode,
-                usage: agent.usage,
-            };
-            sessions_table::update_agent(&self.env, &record.session_id, &update).await?;
-        }
-        let update = SessionUpdate {
-            status: current.status,
-            title: current.title.clone(),
-            sandbox_id: current.sandbox_id.clone(),
-            error: current.error.clone(),
-            updated_at: clock::now_ms(),
-        };
-        sessions_table::update(&self.env, &record.session_id, &update).await?;
-
-        let previous = record.published.clone();
-        if previous.as_ref().map(|p| p.status) != Some(current.status) {
-            let event = SessionListEvent::SessionStatusChanged {
-                session_id: record.session_id.clone(),
-                status: current.status,
-            };
-            internal::publish(&self.env, &event).await;
-        }
-        if previous.as_ref().map(|p| p.title.as_str()) != Some(current.title.as_str()) {
-            let event = SessionListEvent::SessionTitleChanged {
-                session_id: record.session_id.clone(),
-                title: current.title.clone(),
-            };
-            internal::publish(&self.env, &event).await;
-        }
-
-        // Read again before writing: the record may have changed during the awaits.
-        let mut record = self.store.record()?;
-        record.published = Some(current);
-        self.store.save_record(&record)?;
-        Ok(())
+        Ok(Some((record.session_id, current)))
     }
 }

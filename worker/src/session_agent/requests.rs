@@ -3,13 +3,16 @@
 //! from. The handlers that control turns live in [`super::control`]; presence
 //! leases in [`super::presence`].
 //!
-//! The Worker has already authenticated the caller, validated bodies and checked
-//! that the session exists; these handlers apply the change, tell the event log,
-//! and answer with protocol bodies or error envelopes.
+//! The Worker has already authenticated the caller and validated bodies; a call
+//! naming its caller is admitted here against the session's access facts (see
+//! [`super::access`]), the others come from the Worker's own parts. These handlers
+//! apply the change, tell the event log, and answer with protocol bodies or error
+//! envelopes.
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::{MessageList, StreamStats};
 use nightshift_protocol::events::EventBody;
+use nightshift_session::access_facts::AccessFacts;
 use nightshift_session::event_log::{parse_replay_position, sse_frame};
 use nightshift_session::queue::QueueError;
 use nightshift_session::streams::may_open_stream;
@@ -24,11 +27,13 @@ use crate::{body, clock, config, sse};
 
 impl SessionAgent {
     pub(super) async fn route(&self, mut req: Request) -> ApiResult<Response> {
+        // Calls for a signed-in user are admitted here (before anything is stored).
+        self.admit(&req).await?;
         self.remember_session_id(&req)?;
         // The status may be stale after a restart (the runner's socket did not
         // survive it), so it is re-derived on every call.
         if self.refresh_status()? {
-            self.publish().await;
+            self.publish();
         }
         let path = req.path();
         let Some(call) = AgentCall::parse(&req.method(), &path) else {
@@ -46,6 +51,16 @@ impl SessionAgent {
             AgentCall::CancelMessage(id) => self.cancel(id).await,
             AgentCall::EditMessage(id) => self.edit_prompt(id, &mut req).await,
             AgentCall::Abort => self.abort().await,
+            AgentCall::ReloadAccess => {
+                let record = self.store.record()?;
+                if !record.initialized || record.deleted {
+                    return Err(ApiError::not_found("no such session"));
+                }
+                match self.reload_access(&record.session_id).await? {
+                    Some(_) => Ok(Response::empty()?.with_status(204)),
+                    None => Err(ApiError::not_found("no such session")),
+                }
+            }
             AgentCall::UpdateSettings => self.update_settings(&mut req).await,
             AgentCall::AnswerQuestion(id) => self.answer_question(id, &mut req).await,
             AgentCall::Events => {
@@ -111,6 +126,8 @@ impl SessionAgent {
             record.agent = init.agent;
             record.model = init.model.clone();
             record.permission_mode = init.permission_mode;
+            self.store
+                .save_access_facts(&AccessFacts::owned_by(record.owner_id.clone()))?;
             // What the Worker wrote into the new D1 row.
             record.published = Some(Published {
                 status: record.status,
@@ -133,7 +150,7 @@ impl SessionAgent {
             )?;
         }
         self.provision().await?;
-        self.publish().await;
+        self.publish();
         Ok(json(200, &serde_json::json!({ "initialized": true })))
     }
 

@@ -153,7 +153,7 @@ impl SessionAgent {
         self.intake
             .set(Some(config::runner_intake_bucket(&self.env, now)));
         if self.refresh_status()? {
-            self.publish().await;
+            self.publish();
         }
         Ok(Response::from_websocket(pair.client)?)
     }
@@ -287,7 +287,7 @@ impl SessionAgent {
         }
         self.refresh_status()?;
         self.dispatch().await?;
-        self.publish().await;
+        self.publish();
         Ok(())
     }
 
@@ -371,7 +371,7 @@ impl SessionAgent {
                     )?
                 {
                     self.dispatch().await?;
-                    self.publish().await;
+                    self.publish();
                 }
                 Ok(())
             }
@@ -411,7 +411,7 @@ impl SessionAgent {
         record.runner_connection = None;
         self.store.save_record(&record)?;
         if self.refresh_status()? {
-            self.publish().await;
+            self.publish();
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //! the reads and writes the object needs, all synchronous.
 //!
 //! Tables:
-//! - `meta`: key-value; `session` holds the [`SessionRecord`] as JSON.
+//! - `meta`: key-value; `session` holds the [`SessionRecord`] as JSON, `access` the
+//!   session's [`AccessFacts`] (owner and shares).
 //! - `prompts`: the queue, one row per prompt, in creation order (`rowid`).
 //! - `events`: the event log; `seq` is the per-session sequence number, and
 //!   `(epoch, local_seq)` identifies a runner event so a resend is never stored twice.
@@ -20,6 +21,7 @@ use nightshift_protocol::api::{
     AgentKind, Message, MessageState, PermissionMode, QueueMode, SessionStatus, UsageTotals,
 };
 use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage};
+use nightshift_session::access_facts::AccessFacts;
 use nightshift_session::event_log::{ReplyText, Sequencer};
 use nightshift_session::lifecycle::SandboxState;
 use nightshift_session::queue::{Prompt, PromptQueue};
@@ -258,6 +260,29 @@ impl Store {
         let value = serde_json::to_string(record)?;
         self.sql.exec(
             "INSERT INTO meta (key, value) VALUES ('session', ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![text(&value)],
+        )?;
+        Ok(())
+    }
+
+    /// The session's access facts (`meta` key `access`); `None` for a session
+    /// created before the object kept them, until they are first loaded from D1.
+    pub fn access_facts(&self) -> Result<Option<AccessFacts>> {
+        let rows: Vec<MetaRow> = self
+            .sql
+            .exec("SELECT value FROM meta WHERE key = 'access'", None)?
+            .to_array()?;
+        rows.into_iter()
+            .next()
+            .map(|row| serde_json::from_str(&row.value).map_err(worker::Error::from))
+            .transpose()
+    }
+
+    pub fn save_access_facts(&self, facts: &AccessFacts) -> Result<()> {
+        let value = serde_json::to_string(facts)?;
+        self.sql.exec(
+            "INSERT INTO meta (key, value) VALUES ('access', ?) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             vec![text(&value)],
         )?;

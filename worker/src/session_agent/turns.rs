@@ -137,13 +137,7 @@ impl SessionAgent {
                 return Ok(());
             }
             attempts += 1;
-            let llm = llm_config::resolve_for_session(
-                &self.env,
-                &record.session_id,
-                &sender,
-                record.model.as_deref(),
-            )
-            .await;
+            let llm = llm_config::resolve_model(&self.env, &sender, record.model.as_deref()).await;
             resolved = Some((sender, llm));
         };
 
@@ -182,11 +176,21 @@ impl SessionAgent {
             agent: record.agent,
             permission_mode: record.permission_mode,
         };
+        let source = match &frame {
+            SessionFrame::Prompt { llm: Some(llm), .. } => Some(llm.clone()),
+            _ => None,
+        };
         if let Err(error) = socket.send(&frame) {
             worker::console_warn!("sending turn {turn_id} failed: {error}");
             self.interrupt_turn(&turn_id, UNSENT_REASON)?;
         }
         self.refresh_status()?;
+        if let Some(llm) = source {
+            let (env, session_id) = (self.env.clone(), record.session_id.clone());
+            self.state.wait_until(async move {
+                llm_config::record_source(env, session_id, &llm).await;
+            });
+        }
         Ok(())
     }
 

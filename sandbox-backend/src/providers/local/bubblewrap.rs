@@ -16,7 +16,8 @@ use std::time::Duration;
 use nightshift_protocol::sandbox::{NetworkMode, SANDBOX_SOCKETS_DIR};
 
 pub use super::sandbox_paths::{
-    OPENCODE_PROJECT_MASK, SANDBOX_AGENT, SANDBOX_HOME, SANDBOX_UID, SANDBOX_WORKSPACE,
+    OPENCODE_PROJECT_MASK, SANDBOX_AGENT, SANDBOX_GATEWAY, SANDBOX_HOME, SANDBOX_UID,
+    SANDBOX_WORKSPACE,
 };
 /// The `/etc` entries bound read-only (when they exist on the host).
 const ETC_ENTRIES: [&str; 27] = [
@@ -63,6 +64,8 @@ pub struct Layout<'a> {
     pub etc_dir: &'a Path,
     /// The agent binary, bound at [`SANDBOX_AGENT`].
     pub agent: Option<&'a Path>,
+    /// The gateway binary, bound at [`SANDBOX_GATEWAY`].
+    pub gateway: Option<&'a Path>,
     /// Host directories bound read-only at the same path.
     pub ro_binds: &'a [PathBuf],
     /// The directory of sockets the runner serves for the sandbox, bound read-only at
@@ -245,6 +248,13 @@ impl Bubblewrap {
                 SANDBOX_AGENT.into(),
             ]);
         }
+        if let Some(gateway) = layout.gateway {
+            argv.extend([
+                "--ro-bind".into(),
+                gateway.display().to_string(),
+                SANDBOX_GATEWAY.into(),
+            ]);
+        }
         if let (true, Some(agent)) = (layout.tool_shell, layout.agent) {
             argv.extend([
                 "--ro-bind".into(),
@@ -343,6 +353,7 @@ impl Bubblewrap {
             network: NetworkMode::None,
             etc_dir: scratch,
             agent: None,
+            gateway: None,
             ro_binds: &[],
             sockets: None,
             tmp_bytes: Some(1024 * 1024),

@@ -167,18 +167,27 @@ impl Launcher {
             argv.extend(["--pin".to_string(), project.display().to_string()]);
         }
         argv.push("--".into());
-        argv.extend(self.bubblewrap.sandbox_args(&Layout {
-            workspace,
-            home,
-            network,
-            etc_dir: &self.etc_dir,
-            agent: Some(&self.settings.agent_bin),
-            ro_binds: &self.settings.ro_binds,
-            sockets: Some(sockets),
-            tmp_bytes: Some(self.budget.tmp_bytes),
-            tool_shell,
-            pin_opencode_dir,
-        }));
+        argv.extend(
+            self.bubblewrap.sandbox_args(&Layout {
+                workspace,
+                home,
+                network,
+                etc_dir: &self.etc_dir,
+                agent: Some(&self.settings.agent_bin),
+                // Only a session's sandbox runs a gateway; a missing binary is the
+                // gateway's `unavailable`, not a failed sandbox.
+                gateway: self
+                    .settings
+                    .gateway_bin
+                    .as_deref()
+                    .filter(|bin| !tool_shell && bin.is_file()),
+                ro_binds: &self.settings.ro_binds,
+                sockets: Some(sockets),
+                tmp_bytes: Some(self.budget.tmp_bytes),
+                tool_shell,
+                pin_opencode_dir,
+            }),
+        );
         argv.extend([
             SANDBOX_AGENT.to_string(),
             "__agent".to_string(),

@@ -134,6 +134,8 @@ impl LocalProvider {
     /// Ends the sandbox's processes (agent first, bubblewrap by force if needed).
     pub(super) async fn halt(&self, sandbox: &SandboxSpec) {
         opencode_sandbox::halt(self, sandbox).await;
+        self.gateways.stop(&sandbox.id);
+        super::gateway::remove_key(&super::sandbox_dir::home(sandbox));
         self.lock_holds().remove(&sandbox.id);
         self.disks.unwatch(&sandbox.id);
         self.egress_pools.abort(&sandbox.id);

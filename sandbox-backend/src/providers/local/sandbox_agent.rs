@@ -11,7 +11,9 @@
 //!
 //! One connection carries one request ([`wire::Request`], a JSON line) and, for a
 //! spawn, the frames of that command both ways ([`wire::Frame`]). Closing the
-//! connection kills the command's process group. See [`server`] and [`client`].
+//! connection kills the command's process group. A `connect` request turns the
+//! connection into the bytes of a loopback port inside the sandbox (the gateway's,
+//! for the backend's relay). See [`server`] and [`client`].
 
 pub mod bridge;
 pub mod client;

@@ -8,6 +8,13 @@ pub const SANDBOX_WORKSPACE: &str = "/workspace";
 pub const SANDBOX_HOME: &str = "/home/sandbox";
 /// Where the agent binary appears inside the sandbox.
 pub const SANDBOX_AGENT: &str = "/.nightshift/agent";
+/// Where the gateway binary appears inside the sandbox (bound read-only when the
+/// backend has one).
+pub const SANDBOX_GATEWAY: &str = "/.nightshift/bin/nightshift-gateway";
+/// The file the backend writes the session's gateway key into for the gateway,
+/// which deletes it once read: in the sandbox's home, which only the sandbox user
+/// can read.
+pub const SANDBOX_GATEWAY_KEY: &str = "/home/sandbox/.nightshift-gateway.key";
 /// The project configuration directory OpenCode's sandbox masks with an empty
 /// read-only mount (see `RunnerBootConfig::opencode`).
 pub const OPENCODE_PROJECT_MASK: &str = "/workspace/.opencode";

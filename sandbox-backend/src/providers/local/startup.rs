@@ -194,6 +194,7 @@ impl LocalProvider {
             holds: Mutex::new(HashMap::new()),
             egress_pools: Tasks::default(),
             relays: Tasks::default(),
+            gateways: Default::default(),
             host_user: host.user,
             enforced,
             missing,

@@ -69,6 +69,7 @@ impl LocalProvider {
             handle: ProviderHandle::none(),
             template: None,
             labels: BTreeMap::new(),
+            gateway: None,
         };
         // Packages come from the public registries, through the egress proxy
         // (pip and npm honour HTTPS_PROXY) like every sandbox's traffic.

@@ -94,6 +94,28 @@ pub async fn hold(socket: &Path) -> Result<UnixStream, String> {
         .unwrap_or_else(|_| Err("the sandbox agent did not answer".into()))
 }
 
+/// Opens a connection to `127.0.0.1:<port>` inside the sandbox through its agent:
+/// once this returns, the stream carries that socket's bytes both ways.
+pub async fn connect_port(socket: &Path, port: u16) -> Result<UnixStream, String> {
+    let attempt = async {
+        let mut stream = connect(socket).await.map_err(|error| error.to_string())?;
+        write_request(&mut stream, &Request::Connect { port })
+            .await
+            .map_err(|error| error.to_string())?;
+        // `read_frame` reads exactly the frame: what follows is the port's bytes.
+        match read_frame(&mut stream).await {
+            Ok(Some(Frame::Ok)) => Ok(stream),
+            Ok(Some(Frame::Error(message))) => Err(message),
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(error) => Err(error.to_string()),
+        }
+    };
+    // The agent's own connect timeout is shorter: this one covers a stuck agent.
+    tokio::time::timeout(REQUEST_TIMEOUT * 2, attempt)
+        .await
+        .unwrap_or_else(|_| Err("the sandbox agent did not answer".into()))
+}
+
 /// Where a command's stdin comes from.
 pub enum Stdin {
     Null,

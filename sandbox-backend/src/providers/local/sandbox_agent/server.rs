@@ -20,6 +20,8 @@ use crate::process::signal_group;
 const READ_CHUNK: usize = 16 * 1024;
 /// How long output may keep coming after a command's group was killed.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long a `Connect` waits for the port inside the sandbox to accept.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest request line accepted.
 const MAX_REQUEST_LINE: usize = 4 * 1024 * 1024;
 
@@ -157,6 +159,7 @@ async fn connection(stream: UnixStream, state: Arc<State>, shutdown: mpsc::Sende
             holders.0 = holders.0.saturating_sub(1);
             holders.1 = Instant::now();
         }
+        Request::Connect { port } => connect_port(reader, port).await,
         Request::Shutdown => {
             let _ = write_frame(reader.get_mut(), &Frame::Ok).await;
             let _ = reader.get_mut().flush().await;
@@ -174,6 +177,40 @@ async fn connection(stream: UnixStream, state: Arc<State>, shutdown: mpsc::Sende
             spawn(reader, write, &state, argv, env, cwd, stdin).await
         }
     }
+}
+
+/// Splices the backend's connection to `127.0.0.1:<port>` of the sandbox's own
+/// loopback, after an `Ok` (or an `Error` when nothing answers in time).
+async fn connect_port(mut reader: BufReader<UnixStream>, port: u16) {
+    let connected = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await;
+    let mut target = match connected {
+        Ok(Ok(target)) => target,
+        Ok(Err(error)) => {
+            let message = format!("nothing answers on 127.0.0.1:{port}: {error}");
+            let _ = write_frame(reader.get_mut(), &Frame::Error(message)).await;
+            return;
+        }
+        Err(_) => {
+            let message = format!("127.0.0.1:{port} did not accept within {CONNECT_TIMEOUT:?}");
+            let _ = write_frame(reader.get_mut(), &Frame::Error(message)).await;
+            return;
+        }
+    };
+    let _ = target.set_nodelay(true);
+    if write_frame(reader.get_mut(), &Frame::Ok).await.is_err() {
+        return;
+    }
+    // Bytes the backend sent right after the request line are already buffered.
+    let buffered = reader.buffer().to_vec();
+    if !buffered.is_empty() && target.write_all(&buffered).await.is_err() {
+        return;
+    }
+    let mut stream = reader.into_inner();
+    let _ = tokio::io::copy_bidirectional(&mut stream, &mut target).await;
 }
 
 async fn read_line<R: AsyncRead + Unpin>(

@@ -37,6 +37,11 @@ pub enum Request {
         /// `/dev/null`).
         stdin: bool,
     },
+    /// Connects to `127.0.0.1:<port>` inside the sandbox (its own network
+    /// namespace) and answers `Ok`; the connection then carries that socket's bytes
+    /// both ways, or `Error` when nothing answers there. The backend asks only for
+    /// the gateway's port.
+    Connect { port: u16 },
     /// Held open by the backend; when no holder has been connected for the agent's
     /// orphan grace, the agent ends the sandbox.
     Hold,

@@ -1,0 +1,72 @@
+//! `nightshift-gateway serve --listen ADDR --session ID --key-file PATH`: reads and
+//! deletes the session key, starts the services, serves until SIGTERM or SIGINT,
+//! then stops every service it started.
+
+use anyhow::Context;
+use nightshift_gateway::config::{GatewayConfig, read_key_file};
+use nightshift_gateway::services::{ServiceName, StatusTable, spec, supervisor::Supervisor};
+use nightshift_gateway::{AppState, router};
+use nightshift_protocol::gateway::ServiceState;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match GatewayConfig::from_args(std::env::args().skip(1)) {
+        Ok(config) => config,
+        Err(usage) => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    };
+    let key = read_key_file(&config.key_file)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let status = StatusTable::default();
+    let wanted: Vec<_> = spec::services(&config)
+        .into_iter()
+        .filter(|service| config.services.contains(&service.name))
+        .collect();
+    for name in ServiceName::ALL {
+        if !config.services.contains(&name) {
+            status.set(
+                name,
+                ServiceState::Unavailable,
+                Some("not started by this gateway (--services)".into()),
+            );
+        }
+    }
+    let supervisor = Supervisor::start(wanted, status.clone());
+    tracing::info!(listen = %config.listen, session = %config.session_id, "gateway serving");
+    let app = router(AppState::new(config, key, status));
+    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let stopping = CancellationToken::new();
+    let stop = stopping.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        stop.cancel();
+    });
+    let graceful = stopping.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { graceful.cancelled().await });
+    // A long request or an open socket gets a few seconds to finish, not forever.
+    let served = tokio::select! {
+        served = served => served.context("serving"),
+        _ = async { stopping.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
+    };
+    supervisor.shutdown().await;
+    served
+}
