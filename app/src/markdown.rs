@@ -78,7 +78,9 @@ impl Writer {
             }
             // Raw HTML is shown as the text it is.
             Event::Html(text) | Event::InlineHtml(text) => escape_text(&mut self.html, &text),
-            Event::InlineMath(text) | Event::DisplayMath(text) => escape_text(&mut self.html, &text),
+            Event::InlineMath(text) | Event::DisplayMath(text) => {
+                escape_text(&mut self.html, &text)
+            }
             Event::FootnoteReference(label) => {
                 self.html.push_str("<sup class=\"md-footnote-ref\">[");
                 escape_text(&mut self.html, &label);

@@ -54,7 +54,8 @@ pub fn autolink(text: &str) -> Vec<Piece<'_>> {
         let long_enough = if www {
             url.len() > "www.".len() + 1
         } else {
-            url.split_once("://").is_some_and(|(_, host)| !host.is_empty())
+            url.split_once("://")
+                .is_some_and(|(_, host)| !host.is_empty())
         };
         if !long_enough {
             search_from = start + 1;
@@ -109,7 +110,10 @@ fn trim_url_end(url: &str) -> usize {
         let Some(last) = url[..end].chars().next_back() else {
             return end;
         };
-        let trailing_punctuation = matches!(last, '?' | '!' | '.' | ',' | ':' | '*' | '_' | '~' | '\'' | '"');
+        let trailing_punctuation = matches!(
+            last,
+            '?' | '!' | '.' | ',' | ':' | '*' | '_' | '~' | '\'' | '"'
+        );
         let unbalanced_paren =
             last == ')' && url[..end].matches(')').count() > url[..end].matches('(').count();
         if trailing_punctuation || unbalanced_paren {
@@ -126,9 +130,15 @@ mod tests {
 
     #[test]
     fn only_web_and_mail_links_survive() {
-        assert_eq!(safe_href("https://example.com/a?b=1"), Some("https://example.com/a?b=1"));
+        assert_eq!(
+            safe_href("https://example.com/a?b=1"),
+            Some("https://example.com/a?b=1")
+        );
         assert_eq!(safe_href("HTTP://example.com"), Some("HTTP://example.com"));
-        assert_eq!(safe_href("mailto:a@example.com"), Some("mailto:a@example.com"));
+        assert_eq!(
+            safe_href("mailto:a@example.com"),
+            Some("mailto:a@example.com")
+        );
         for refused in [
             "javascript:alert(1)",
             "JavaScript:alert(1)",
@@ -183,9 +193,10 @@ mod tests {
     #[test]
     fn text_without_urls_or_with_url_like_words_stays_text() {
         assert_eq!(autolink("plain words"), [Piece::Text("plain words")]);
-        assert_eq!(autolink("xhttp://a.b and foo.www.bar and http://"), [
-            Piece::Text("xhttp://a.b and foo.www.bar and http://")
-        ]);
+        assert_eq!(
+            autolink("xhttp://a.b and foo.www.bar and http://"),
+            [Piece::Text("xhttp://a.b and foo.www.bar and http://")]
+        );
         assert!(autolink("").is_empty());
     }
 }

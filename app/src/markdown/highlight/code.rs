@@ -5,8 +5,9 @@ use super::{Output, Token};
 
 /// The lexical rules of one language.
 pub struct Syntax {
-    pub keywords: &'static [&'static str],
-    pub literals: &'static [&'static str],
+    /// Words separated by single spaces (a string keeps the lists compact).
+    pub keywords: &'static str,
+    pub literals: &'static str,
     pub line_comments: &'static [&'static str],
     pub block_comment: Option<(&'static str, &'static str)>,
     pub quotes: &'static [char],
@@ -33,8 +34,8 @@ pub struct Syntax {
 
 impl Syntax {
     pub const EMPTY: Syntax = Syntax {
-        keywords: &[],
-        literals: &[],
+        keywords: "",
+        literals: "",
         line_comments: &[],
         block_comment: None,
         quotes: &[],
@@ -100,7 +101,10 @@ fn special(
         return Some((Token::Comment, length));
     }
     let word_start = previous.is_none_or(char::is_whitespace);
-    if syntax.line_comments.iter().any(|prefix| rest.starts_with(prefix))
+    if syntax
+        .line_comments
+        .iter()
+        .any(|prefix| rest.starts_with(prefix))
         && (!syntax.comment_after_space || word_start)
     {
         return Some((Token::Comment, line_length(rest)));
@@ -160,9 +164,9 @@ fn number_length(rest: &str) -> usize {
 }
 
 fn word_token(syntax: &Syntax, word: &str, after: &str) -> Token {
-    if syntax.keywords.contains(&word) {
+    if has_word(syntax.keywords, word) {
         Token::Keyword
-    } else if syntax.literals.contains(&word) {
+    } else if has_word(syntax.literals, word) {
         Token::Literal
     } else if after.starts_with('(') || after.starts_with("!(") {
         Token::Function
@@ -171,6 +175,10 @@ fn word_token(syntax: &Syntax, word: &str, after: &str) -> Token {
     } else {
         Token::Plain
     }
+}
+
+fn has_word(list: &str, word: &str) -> bool {
+    list.split(' ').any(|listed| listed == word)
 }
 
 /// The length of the string opening `rest` with `quote`, through its closing quote or
@@ -229,7 +237,9 @@ fn variable_length(rest: &str) -> Option<usize> {
     if matches!(first, '@' | '*' | '#' | '?' | '$' | '!') || first.is_ascii_digit() {
         return Some(2);
     }
-    let length = after.find(|c: char| !is_name_char(c)).unwrap_or(after.len());
+    let length = after
+        .find(|c: char| !is_name_char(c))
+        .unwrap_or(after.len());
     (length > 0).then_some(1 + length)
 }
 

@@ -4,13 +4,10 @@ use super::Language;
 use super::code::Syntax;
 
 const RUST: Syntax = Syntax {
-    keywords: &[
-        "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum",
-        "extern", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
-        "pub", "ref", "return", "self", "Self", "static", "struct", "super", "trait", "type",
-        "unsafe", "use", "where", "while", "yield",
-    ],
-    literals: &["true", "false", "None", "Some", "Ok", "Err"],
+    keywords: "as async await break const continue crate dyn else enum extern fn for if impl \
+        in let loop match mod move mut pub ref return self Self static struct super \
+        trait type unsafe use where while yield",
+    literals: "true false None Some Ok Err",
     line_comments: &["//"],
     block_comment: Some(("/*", "*/")),
     quotes: &['"', '\''],
@@ -22,15 +19,12 @@ const RUST: Syntax = Syntax {
 /// JavaScript and TypeScript share one list: TypeScript's extra words are rare
 /// enough as names in JavaScript that colouring them there costs nothing.
 const JAVASCRIPT: Syntax = Syntax {
-    keywords: &[
-        "abstract", "as", "async", "await", "break", "case", "catch", "class", "const",
-        "continue", "debugger", "declare", "default", "delete", "do", "else", "enum", "export",
-        "extends", "finally", "for", "from", "function", "get", "if", "implements", "import",
-        "in", "instanceof", "interface", "keyof", "let", "namespace", "new", "of", "private",
-        "protected", "public", "readonly", "return", "set", "static", "super", "switch", "this",
-        "throw", "try", "type", "typeof", "var", "void", "while", "with", "yield",
-    ],
-    literals: &["true", "false", "null", "undefined", "NaN", "Infinity"],
+    keywords: "abstract as async await break case catch class const continue debugger declare \
+        default delete do else enum export extends finally for from function get if \
+        implements import in instanceof interface keyof let namespace new of private \
+        protected public readonly return set static super switch this throw try type \
+        typeof var void while with yield",
+    literals: "true false null undefined NaN Infinity",
     line_comments: &["//"],
     block_comment: Some(("/*", "*/")),
     quotes: &['"', '\'', '`'],
@@ -39,13 +33,10 @@ const JAVASCRIPT: Syntax = Syntax {
 };
 
 const PYTHON: Syntax = Syntax {
-    keywords: &[
-        "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del",
-        "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is",
-        "lambda", "match", "case", "nonlocal", "not", "or", "pass", "raise", "return", "try",
-        "while", "with", "yield", "self",
-    ],
-    literals: &["True", "False", "None"],
+    keywords: "and as assert async await break class continue def del elif else except \
+        finally for from global if import in is lambda match case nonlocal not or pass \
+        raise return try while with yield self",
+    literals: "True False None",
     line_comments: &["#"],
     quotes: &['"', '\''],
     triple_quotes: true,
@@ -54,12 +45,9 @@ const PYTHON: Syntax = Syntax {
 };
 
 const SHELL: Syntax = Syntax {
-    keywords: &[
-        "if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case",
-        "esac", "in", "function", "return", "export", "local", "readonly", "set", "unset",
-        "source", "exit", "cd", "echo", "sudo",
-    ],
-    literals: &["true", "false"],
+    keywords: "if then else elif fi for while until do done case esac in function return \
+        export local readonly set unset source exit cd echo sudo",
+    literals: "true false",
     line_comments: &["#"],
     quotes: &['"', '\''],
     comment_after_space: true,
@@ -69,7 +57,7 @@ const SHELL: Syntax = Syntax {
 };
 
 const JSON: Syntax = Syntax {
-    literals: &["true", "false", "null"],
+    literals: "true false null",
     line_comments: &["//"],
     block_comment: Some(("/*", "*/")),
     quotes: &['"'],
@@ -78,7 +66,7 @@ const JSON: Syntax = Syntax {
 };
 
 const TOML: Syntax = Syntax {
-    literals: &["true", "false"],
+    literals: "true false",
     line_comments: &["#"],
     quotes: &['"', '\''],
     triple_quotes: true,
@@ -88,7 +76,7 @@ const TOML: Syntax = Syntax {
 };
 
 const YAML: Syntax = Syntax {
-    literals: &["true", "false", "null", "yes", "no", "on", "off"],
+    literals: "true false null yes no on off",
     line_comments: &["#"],
     quotes: &['"', '\''],
     keys: Some(':'),
@@ -97,12 +85,9 @@ const YAML: Syntax = Syntax {
 };
 
 const GO: Syntax = Syntax {
-    keywords: &[
-        "break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough",
-        "for", "func", "go", "goto", "if", "import", "interface", "map", "package", "range",
-        "return", "select", "struct", "switch", "type", "var",
-    ],
-    literals: &["true", "false", "nil", "iota"],
+    keywords: "break case chan const continue default defer else fallthrough for func go goto \
+        if import interface map package range return select struct switch type var",
+    literals: "true false nil iota",
     line_comments: &["//"],
     block_comment: Some(("/*", "*/")),
     quotes: &['"', '\'', '`'],

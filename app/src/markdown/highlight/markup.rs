@@ -12,13 +12,16 @@ pub fn html(code: &str, out: &mut Output) {
             out.push(Token::Comment, &rest[..length]);
             at += length;
         } else if rest.starts_with('<')
-            && rest[1..].starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'))
+            && rest[1..]
+                .starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'))
         {
             at += tag(rest, out);
         } else {
             // Text up to the next `<`, at least one character (a `<` that opens no tag).
             let first = rest.chars().next().map_or(1, char::len_utf8);
-            let length = rest[first..].find('<').map_or(rest.len(), |end| first + end);
+            let length = rest[first..]
+                .find('<')
+                .map_or(rest.len(), |end| first + end);
             out.push(Token::Plain, &rest[..length]);
             at += length;
         }
@@ -68,15 +71,25 @@ pub fn css(code: &str, out: &mut Output) {
     while let Some(c) = code[at..].chars().next() {
         let rest = &code[at..];
         let (token, length) = if rest.starts_with("/*") {
-            (Token::Comment, rest[2..].find("*/").map_or(rest.len(), |end| end + 4))
+            (
+                Token::Comment,
+                rest[2..].find("*/").map_or(rest.len(), |end| end + 4),
+            )
         } else if c == '"' || c == '\'' {
-            (Token::String, rest[1..].find(c).map_or(rest.len(), |end| end + 2))
+            (
+                Token::String,
+                rest[1..].find(c).map_or(rest.len(), |end| end + 2),
+            )
         } else if c == '@' {
             (Token::Keyword, 1 + name_length(&rest[1..]))
         } else if c == '#' && depth > 0 {
             (Token::Number, 1 + name_length(&rest[1..]))
         } else if c.is_ascii_digit() {
-            (Token::Number, rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '%')).unwrap_or(rest.len()))
+            (
+                Token::Number,
+                rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '%'))
+                    .unwrap_or(rest.len()),
+            )
         } else if depth == 0 && (c.is_alphabetic() || matches!(c, '.' | '#' | ':' | '*' | '[')) {
             // A selector runs up to the block it opens.
             let length = rest.find(['{', ',', '/']).unwrap_or(rest.len());
@@ -85,7 +98,14 @@ pub fn css(code: &str, out: &mut Output) {
         } else if depth > 0 && (c.is_alphabetic() || c == '-') {
             let length = name_length(rest).max(1);
             let is_property = rest[length..].trim_start().starts_with(':');
-            (if is_property { Token::Attribute } else { Token::Plain }, length)
+            (
+                if is_property {
+                    Token::Attribute
+                } else {
+                    Token::Plain
+                },
+                length,
+            )
         } else {
             match c {
                 '{' => depth += 1,
@@ -107,7 +127,8 @@ fn name_length(rest: &str) -> usize {
 /// Whole lines: added, removed, hunk and file headers; context lines plain.
 pub fn diff(code: &str, out: &mut Output) {
     for line in code.split_inclusive('\n') {
-        let token = if line.starts_with("+++") || line.starts_with("---") || line.starts_with("@@") {
+        let token = if line.starts_with("+++") || line.starts_with("---") || line.starts_with("@@")
+        {
             Token::Meta
         } else if line.starts_with("diff ") || line.starts_with("index ") {
             Token::Meta
