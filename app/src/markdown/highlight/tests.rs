@@ -265,3 +265,36 @@ fn every_byte_comes_out_escaped_and_in_order_whatever_the_input() {
         }
     }
 }
+
+#[test]
+fn every_prefix_of_a_mixed_sample_keeps_its_text_in_every_language() {
+    // Streaming cuts code anywhere: inside strings, comments, tags, escapes and
+    // multi-byte characters.
+    let sample = "#!/bin/sh\n[sec]\nkey = \"v\\\"é\" # c\n- k: 'x'\n<a href='q'>t</a><!-- c -->\n\
+                  .s { color: #0f0; } @media x {}\nfn f<'a>(x: &'a str) -> char { '\\u{1F980}' } \
+                  /* 日本 */ `t ${x}` $HOME ${P} 0x1F 2.5e-3 \"\"\"doc\"\"\"\n+add\n-del\n@@ h @@ 🦀";
+    let languages = [
+        None,
+        Some(Language::Rust),
+        Some(Language::JavaScript),
+        Some(Language::Python),
+        Some(Language::Shell),
+        Some(Language::Json),
+        Some(Language::Toml),
+        Some(Language::Yaml),
+        Some(Language::Go),
+        Some(Language::Html),
+        Some(Language::Css),
+        Some(Language::Diff),
+    ];
+    for language in languages {
+        for end in (0..=sample.len()).filter(|end| sample.is_char_boundary(*end)) {
+            let prefix = &sample[..end];
+            assert_eq!(
+                text_of(&highlight(language, prefix)),
+                prefix,
+                "{language:?}"
+            );
+        }
+    }
+}
