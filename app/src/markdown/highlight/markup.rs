@@ -70,10 +70,10 @@ pub fn css(code: &str, out: &mut Output) {
     let mut depth = 0usize;
     while let Some(c) = code[at..].chars().next() {
         let rest = &code[at..];
-        let (token, length) = if rest.starts_with("/*") {
+        let (token, length) = if let Some(comment) = rest.strip_prefix("/*") {
             (
                 Token::Comment,
-                rest[2..].find("*/").map_or(rest.len(), |end| end + 4),
+                comment.find("*/").map_or(rest.len(), |end| end + 4),
             )
         } else if c == '"' || c == '\'' {
             (
@@ -127,10 +127,8 @@ fn name_length(rest: &str) -> usize {
 /// Whole lines: added, removed, hunk and file headers; context lines plain.
 pub fn diff(code: &str, out: &mut Output) {
     for line in code.split_inclusive('\n') {
-        let token = if line.starts_with("+++") || line.starts_with("---") || line.starts_with("@@")
-        {
-            Token::Meta
-        } else if line.starts_with("diff ") || line.starts_with("index ") {
+        let header = ["+++", "---", "@@", "diff ", "index "];
+        let token = if header.iter().any(|prefix| line.starts_with(prefix)) {
             Token::Meta
         } else if line.starts_with('+') {
             Token::Inserted
