@@ -65,21 +65,30 @@ async fn shot(client: &Client, name: &str) {
     }
 }
 
-/// Resizes the window and checks the page really got that viewport.
+/// The page's viewport, `[innerWidth, innerHeight]`.
+async fn viewport(client: &Client) -> anyhow::Result<(i64, i64)> {
+    let size = client
+        .execute("return [window.innerWidth, window.innerHeight]", vec![])
+        .await?;
+    Ok((
+        size[0].as_i64().context("innerWidth")?,
+        size[1].as_i64().context("innerHeight")?,
+    ))
+}
+
+/// Sizes the window so that the page's viewport is `width` x `height` (the window
+/// is larger by whatever the browser keeps around the page), and checks it is.
 async fn resize(client: &Client, width: u32, height: u32) -> anyhow::Result<()> {
     client.set_window_size(width, height).await?;
-    let size = wait_for("the new viewport", || async {
-        let size = client
-            .execute("return [window.innerWidth, window.innerHeight]", vec![])
-            .await?;
-        Ok((size[0] == width).then_some(size))
+    let (inner_width, inner_height) = viewport(client).await?;
+    let outer = |size: u32, inner: i64| u32::try_from(2 * i64::from(size) - inner);
+    client
+        .set_window_size(outer(width, inner_width)?, outer(height, inner_height)?)
+        .await?;
+    wait_for("the new viewport", || async {
+        Ok((viewport(client).await? == (i64::from(width), i64::from(height))).then_some(()))
     })
-    .await?;
-    ensure!(
-        size[1] == height,
-        "viewport {size} for a {width}x{height} window"
-    );
-    Ok(())
+    .await
 }
 
 /// Where the first element matching `css` is and whether it is shown: `left`,
@@ -117,13 +126,8 @@ async fn wait_shown(client: &Client, css: &str, shown: bool) -> anyhow::Result<V
 /// The element matching `css` lies wholly inside the viewport.
 async fn ensure_on_screen(client: &Client, css: &str) -> anyhow::Result<()> {
     let place = place(client, css).await?;
-    let viewport = client
-        .execute("return [window.innerWidth, window.innerHeight]", vec![])
-        .await?;
-    let (width, height) = (
-        viewport[0].as_f64().unwrap_or(0.0),
-        viewport[1].as_f64().unwrap_or(0.0),
-    );
+    let (width, height) = viewport(client).await?;
+    let (width, height) = (width as f64, height as f64);
     ensure!(
         place["shown"] == true
             && number(&place, "left") >= 0.0
