@@ -1,5 +1,6 @@
 //! The root component: the signed-in user, the router and the two-column layout
-//! (sidebar on the left, the routed page on the right).
+//! (sidebar on the left, the routed page on the right; on a phone-sized screen the
+//! sidebar is a drawer, see `components::drawer`).
 //!
 //! `/signin` and `/invite/{token}` stand alone; every other page needs a signed-in
 //! user, and a visitor without one is sent to `/signin?redirect=<the page>`.
@@ -11,6 +12,7 @@ use leptos_router::{NavigateOptions, path};
 
 use crate::account::signin::signin_url;
 use crate::auth::{Auth, AuthPhase, AuthState};
+use crate::components::drawer::{Drawer, DrawerBackdrop, MobileBar};
 use crate::components::empty_state::{EmptyState, NotFound};
 use crate::components::new_session::NewSessionChoice;
 use crate::components::session::SessionPage;
@@ -95,10 +97,13 @@ fn SignedIn() -> impl IntoView {
 fn SignedInLayout() -> impl IntoView {
     provide_context(SessionsStore::start());
     NewSessionChoice::provide();
+    let drawer = Drawer::provide();
     view! {
-        <div class="shell">
+        <div class="shell" class:shell--drawer-open=move || drawer.is_open()>
             <Sidebar/>
+            <DrawerBackdrop/>
             <main class="main">
+                <MobileBar/>
                 <Outlet/>
             </main>
         </div>

@@ -4,6 +4,7 @@
 //! Components read state from signals and call `api` and the `state` reducers; they
 //! decide nothing about what an event or an answer means.
 
+pub mod drawer;
 pub mod empty_state;
 pub mod new_session;
 pub mod presence;

@@ -1,13 +1,14 @@
 //! The app in real headless Chromium against the real stack: create a session, send
-//! a prompt, watch the streamed text and the tool call render, and see the sessions
-//! list update live when a session is created elsewhere.
+//! a prompt, watch the streamed text and the tool call render, see the reply's
+//! markdown become elements (with its raw HTML and `javascript:` link made harmless),
+//! and see the sessions list update live when a session is created elsewhere.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use fantoccini::{Client, Locator};
 use nightshift_e2e::browser::{Chromedriver, text_of, wait_for};
-use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
+use nightshift_e2e::scripted_llm::{Chunk, Script, ScriptedLlm, Step};
 use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
 use serde_json::json;
 
@@ -21,7 +22,7 @@ async fn a_user_creates_a_session_sends_a_prompt_and_watches_the_agent_work() {
                 "write_file",
                 json!({"path": "ui.txt", "content": "from the browser"}),
             ),
-            Step::slow_text("streamed-", 5, Duration::from_millis(50)),
+            markdown_reply(),
         ]),
     );
     let stack = Stack::start(StackOptions {
@@ -43,6 +44,55 @@ async fn a_user_creates_a_session_sends_a_prompt_and_watches_the_agent_work() {
         stack.dump_logs();
         panic!("{error:?} (screenshot: {})", shot.display());
     }
+}
+
+/// Five plain deltas, then markdown streamed in pieces that split its code fence,
+/// with raw HTML that would run script if it were injected and a `javascript:` link.
+fn markdown_reply() -> Step {
+    let mut step = Step::slow_text("streamed-", 5, Duration::from_millis(50));
+    for piece in [
+        "\n\nThis is **bold-md** with `inline-md` and a table:\n\n",
+        "| file | lines |\n|---|---:|\n| ui.txt | 1 |\n\n",
+        "```rust\nfn main() {\n",
+        "    let answer = 42;\n}\n``",
+        "`\n\n[inert-md](javascript:window.__clicked=1) ",
+        "<img src=x onerror=\"window.__injected=1\"> done-md",
+    ] {
+        step.chunks.push(Chunk::Pause(Duration::from_millis(50)));
+        step.chunks.push(Chunk::Text(piece.to_owned()));
+    }
+    step
+}
+
+/// The reply's markdown rendered as elements, and nothing in it ran or links out.
+async fn check_markdown(client: &Client) -> anyhow::Result<()> {
+    let reply = "[data-testid=assistant-text]";
+    let bold = text_of(client, &format!("{reply} strong")).await?;
+    anyhow::ensure!(bold.as_deref() == Some("bold-md"), "{bold:?}");
+    let inline = text_of(client, &format!("{reply} p code")).await?;
+    anyhow::ensure!(inline.as_deref() == Some("inline-md"), "{inline:?}");
+    let cell = text_of(client, &format!("{reply} table td.md-right")).await?;
+    anyhow::ensure!(cell.as_deref() == Some("1"), "{cell:?}");
+    let keywords = text_of(
+        client,
+        &format!("{reply} pre.code-block[data-language=rust] code .hl-kw"),
+    )
+    .await?;
+    anyhow::ensure!(keywords.as_deref() == Some("fn\nlet"), "{keywords:?}");
+    let number = text_of(client, &format!("{reply} pre.code-block .hl-num")).await?;
+    anyhow::ensure!(number.as_deref() == Some("42"), "{number:?}");
+    let inert = text_of(client, &format!("{reply} .md-link-inert")).await?;
+    anyhow::ensure!(inert.as_deref() == Some("inert-md"), "{inert:?}");
+    let dangerous = client
+        .execute(
+            r#"const reply = document.querySelector(arguments[0]);
+               return [reply.querySelectorAll('img, script, a[href^="javascript"]').length,
+                       window.__injected === undefined, reply.textContent.includes('<img src=x')];"#,
+            vec![serde_json::Value::from(reply)],
+        )
+        .await?;
+    anyhow::ensure!(dangerous == json!([0, true, true]), "{dangerous}");
+    Ok(())
 }
 
 async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
@@ -124,6 +174,13 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
     })
     .await?;
     assert!(text.contains("streamed-0 streamed-1"), "{text}");
+    wait_for("the whole markdown reply", || async {
+        Ok(text_of(client, "[data-testid=assistant-text]")
+            .await?
+            .filter(|t| t.contains("done-md")))
+    })
+    .await?;
+    check_markdown(client).await?;
     wait_for("the idle badge after the turn", || async {
         Ok(text_of(
             client,

@@ -1,9 +1,11 @@
-//! The left sidebar: the "New session" button and the live list of sessions.
+//! The left sidebar: the "New session" button and the live list of sessions. On a
+//! phone-sized screen it is the drawer (`components::drawer`), with a close button.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
 use crate::components::StatusBadge;
+use crate::components::drawer::Drawer;
 use crate::components::new_session::{NewSessionButton, NewSessionOptions};
 use crate::components::user_menu::UserMenu;
 use crate::sse::StreamState;
@@ -24,15 +26,29 @@ pub fn Sidebar() -> impl IntoView {
         })
     });
     let offline = move || matches!(store.stream.get(), StreamState::Reconnecting);
+    let drawer = expect_context::<Drawer>();
+    let on_keydown = move |event: leptos::ev::KeyboardEvent| {
+        if event.key() == "Escape" {
+            drawer.close();
+        }
+    };
 
     view! {
-        <aside class="sidebar">
+        <aside class="sidebar" data-testid="sidebar" on:keydown=on_keydown>
             <div class="sidebar__brand">
                 <span class="brand-mark" aria-hidden="true"></span>
                 <span class="brand-name">"Nightshift"</span>
                 <span class="live-dot" class:live-dot--offline=offline title=move || {
                     if offline() { "Reconnecting to the server" } else { "Live" }
                 }></span>
+                <button
+                    class="button button--ghost sidebar__close"
+                    data-testid="close-drawer"
+                    aria-label="Close the sessions menu"
+                    on:click=move |_| drawer.close()
+                >
+                    "✕"
+                </button>
             </div>
             <NewSessionButton class="button button--primary sidebar__new" test_id="new-session"/>
             <NewSessionOptions/>
@@ -88,6 +104,8 @@ fn SessionRow(session_id: String) -> impl IntoView {
         })
     };
     let status = Signal::derive(move || row.with(|row| row.as_ref().map(|(_, status)| *status)));
+    // Choosing the session already shown changes no page, so it closes the drawer here.
+    let drawer = expect_context::<Drawer>();
 
     view! {
         <a
@@ -96,6 +114,7 @@ fn SessionRow(session_id: String) -> impl IntoView {
             href=href
             data-testid="session-item"
             data-session-id=session_id
+            on:click=move |_| drawer.close()
         >
             <span class="session-item__title" title=title>{title}</span>
             <StatusBadge status=status/>

@@ -1,5 +1,9 @@
 //! The session header: title, status badge, connection state, the agent settings
 //! (agent, model, permission mode, usage totals) and the Abort button.
+//!
+//! On a phone-sized screen everything but the title and the badge folds into a menu
+//! that the `⋯` button opens; the stylesheet decides when, so the header keeps one
+//! set of controls for both layouts.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -98,6 +102,8 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
         });
     };
 
+    let menu_open = RwSignal::new(false);
+
     let connection = move || match context.stream.get() {
         StreamState::Connecting => ("connecting", "Connecting…"),
         StreamState::Open { .. } => ("live", "Live"),
@@ -111,12 +117,25 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
     };
 
     view! {
-        <header class="session-header" data-testid="session-header">
+        <header
+            class="session-header"
+            class:session-header--menu-open=move || menu_open.get()
+            data-testid="session-header"
+        >
             <div class="session-header__main">
                 <h1 class="session-header__title" data-testid="session-title" title=title>{title}</h1>
                 <StatusBadge status=status/>
             </div>
-            <div class="session-header__side">
+            <button
+                class="button button--ghost session-header__menu-toggle"
+                data-testid="session-menu"
+                aria-label="Session controls"
+                aria-expanded=move || menu_open.get().to_string()
+                on:click=move |_| menu_open.update(|open| *open = !*open)
+            >
+                "⋯"
+            </button>
+            <div class="session-header__side" data-testid="session-controls">
                 <span class="connection" data-state=move || connection().0>
                     <span class="connection__dot"></span>
                     {move || connection().1}

@@ -13,7 +13,7 @@ use super::depend_on;
 use super::question::{QuestionCard, RetryNotice};
 use super::tool_call::ToolCallCard;
 use crate::format;
-use crate::markdown::{Block, split_code_blocks};
+use crate::markdown;
 use crate::state::{Entry, Timeline, Turn, TurnEnd, TurnItem};
 
 /// What an interruption notice says; end-to-end tests look for it.
@@ -243,25 +243,13 @@ fn AssistantText(
         depend_on(length);
         read()
     });
+    // `markdown::render` escapes everything it does not write itself (see its
+    // module docs), which is what makes setting its output as inner HTML safe.
     view! {
-        <div class="assistant-text" data-testid="assistant-text">
-            {move || text.with(|text| split_code_blocks(text)).into_iter().map(block_view).collect_view()}
-        </div>
-    }
-}
-
-fn block_view(block: Block) -> AnyView {
-    match block {
-        Block::Prose(prose) => view! { <span class="prose">{prose}</span> }.into_any(),
-        Block::Code { language, code } => {
-            let label = language.clone();
-            view! {
-            <pre class="code-block" data-language=language>
-                {label.map(|label| view! { <span class="code-block__language">{label}</span> })}
-                <code>{code}</code>
-            </pre>
-            }
-            .into_any()
-        }
+        <div
+            class="assistant-text markdown"
+            data-testid="assistant-text"
+            inner_html=move || text.with(|text| markdown::render(text))
+        ></div>
     }
 }
