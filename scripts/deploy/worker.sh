@@ -14,8 +14,10 @@ source scripts/deploy/lib.sh
 source scripts/deploy/wrangler-config.sh
 
 require_wrangler
-[ -f worker/build/index.js ] || die "worker/build/index.js is missing; run 'make build-worker'"
-[ -f app/dist/index.html ] || die "app/dist/index.html is missing; run 'make build-app'"
+require_builds() {
+  [ -f worker/build/index.js ] || die "worker/build/index.js is missing; run 'make build-worker'"
+  [ -f app/dist/index.html ] || die "app/dist/index.html is missing; run 'make build-app'"
+}
 
 # The bindings the Worker's code expects (worker/src), each must be in the bundle.
 bindings=(SESSION_AGENT EVENT_BUS API_KEYS DB FILES ASSETS SANDBOX_BACKEND_URL WORKER_URL PUBLIC_URL)
@@ -23,6 +25,7 @@ bindings=(SESSION_AGENT EVENT_BUS API_KEYS DB FILES ASSETS SANDBOX_BACKEND_URL W
 if ! is_dry_run; then
   require_cloudflare
   render_wrangler_config
+  require_builds
   log "applying D1 migrations to the production database (those not applied yet)"
   wrangler d1 migrations apply DB --remote -c "$deploy_config" --env production
   log "deploying the Worker"
@@ -32,6 +35,7 @@ if ! is_dry_run; then
 fi
 
 render_wrangler_config
+require_builds
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
