@@ -89,9 +89,13 @@ fi
 host=$(require BACKEND_HOST "the ssh destination the backend runs on, e.g. nightshift@sandboxes.example.com")
 log "copying sandbox-backend and runner to $host:$backend_dir"
 # Upload beside the old binaries, then rename: a running backend keeps its file.
+# BACKEND_DIR was checked above to hold no quote or space; it is expanded here on
+# purpose, into the remote command.
+# shellcheck disable=SC2029
 ssh "$host" "mkdir -p '$backend_dir'"
 scp -q "$bin_dir/sandbox-backend" "$host:$backend_dir/sandbox-backend.new"
 scp -q "$bin_dir/runner" "$host:$backend_dir/runner.new"
+# shellcheck disable=SC2029
 ssh "$host" "mv '$backend_dir/sandbox-backend.new' '$backend_dir/sandbox-backend' && mv '$backend_dir/runner.new' '$backend_dir/runner'"
 log "writing /etc/nightshift/sandbox-backend.env on $host"
 backend_env | ssh "$host" "sudo install -d -m 700 /etc/nightshift && sudo sh -c 'umask 077; cat > /etc/nightshift/sandbox-backend.env'"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the deploy scripts (scripts/deploy/*.sh, scripts/release.sh): logging,
 # reading the settings files, refusing clearly when a setting is missing, and the
 # DRY_RUN switch. Source it after `cd` to the repository root; it exports nothing.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Assertions for the script tests in scripts/tests/ (sourced). Each failure names
 # what was expected and exits non-zero, so `scripts/tests/run.sh` and the cargo test
 # that runs it fail.

@@ -42,12 +42,13 @@ done > "$tmp/sources"
 grep -vxE 'AUTHORIZE_URL|TOKEN_URL|API_URL|USERINFO_URL' "$tmp/read" > "$tmp/code" || true
 
 # What CONFIG.md documents: the first cell of its table rows, `NAME`.
+# shellcheck disable=SC2016 # the backquotes are Markdown, not a command
 grep -oE '^\| `[A-Z][A-Z0-9_]+`' docs/CONFIG.md | grep -oE '[A-Z][A-Z0-9_]+' | sort -u > "$tmp/documented"
 [ -s "$tmp/documented" ] || fail "docs/CONFIG.md documents no variable"
 
 # Every variable the code reads is documented.
 missing=$(comm -23 "$tmp/code" "$tmp/documented")
-[ -z "$missing" ] || fail "read by the code but not in docs/CONFIG.md: $(echo $missing)"
+[ -z "$missing" ] || fail "read by the code but not in docs/CONFIG.md: $(tr '\n' ' ' <<< "$missing")"
 
 # Every documented variable is read somewhere: the code, wrangler.toml, the deploy
 # and build scripts, the Makefile, or it is a deploy setting.
@@ -58,13 +59,13 @@ missing=$(comm -23 "$tmp/code" "$tmp/documented")
   grep -oE '^#? ?[A-Z][A-Z0-9_]+=' .env.deploy.example | grep -oE '[A-Z][A-Z0-9_]+'
 } | sort -u > "$tmp/known"
 stale=$(comm -13 "$tmp/known" "$tmp/documented")
-[ -z "$stale" ] || fail "in docs/CONFIG.md but read by nothing: $(echo $stale)"
+[ -z "$stale" ] || fail "in docs/CONFIG.md but read by nothing: $(tr '\n' ' ' <<< "$stale")"
 
 # The example files hold only documented variables (commented-out ones included).
 for example in .env.example .env.deploy.example; do
   grep -oE '^#? ?[A-Z][A-Z0-9_]+=' "$example" | grep -oE '[A-Z][A-Z0-9_]+' | sort -u > "$tmp/example"
   undocumented=$(comm -23 "$tmp/example" "$tmp/documented")
-  [ -z "$undocumented" ] || fail "in $example but not in docs/CONFIG.md: $(echo $undocumented)"
+  [ -z "$undocumented" ] || fail "in $example but not in docs/CONFIG.md: $(tr '\n' ' ' <<< "$undocumented")"
 done
 
 echo "ok: config-docs ($(wc -l < "$tmp/documented") variables documented, $(wc -l < "$tmp/code") read by the code)"
