@@ -156,7 +156,10 @@ async fn a_dry_run_stops_at_the_first_step_that_fails() -> anyhow::Result<()> {
     )?;
     let run = release(dir.path(), "typecheck,test,build").await?;
     let output = &run.output;
-    assert!(!run.success, "the dry run passed with a failing step:\n{output}");
+    assert!(
+        !run.success,
+        "the dry run passed with a failing step:\n{output}"
+    );
     assert!(
         output.contains("SANDBOX_BACKEND_URL='http://sandboxes.dry-run.example' is not valid"),
         "the refusal does not name the setting:\n{output}"
