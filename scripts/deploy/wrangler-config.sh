@@ -85,7 +85,7 @@ render_wrangler_config() {
         -e "s|@PUBLIC_URL@|$public_url|g" \
         wrangler.toml
   } > "$deploy_config"
-  if grep -n '@[A-Z_]*@' "$deploy_config" >&2; then
+  if grep -n '^[^#]*@[A-Z_]*@' "$deploy_config" >&2; then
     die "$deploy_config still has placeholders (above): wrangler.toml names a setting this script does not know"
   fi
 
