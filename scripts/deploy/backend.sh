@@ -18,14 +18,16 @@ mode=$(setting BACKEND_DEPLOY ssh)
 case "$mode" in ssh | none) ;; *) die "BACKEND_DEPLOY='$mode' must be ssh or none" ;; esac
 bin_dir=${NIGHTSHIFT_RELEASE_DIR:-${CARGO_TARGET_DIR:-target}/release}
 
-# The backend's settings that travel to its host when set (docs/CONFIG.md).
+# The backend's secrets (from the secrets file) and settings (from the deploy file)
+# that travel to its host when set (docs/CONFIG.md).
+backend_secrets=(SANDBOX_BACKEND_TOKEN MODAL_TOKEN_ID MODAL_TOKEN_SECRET RAILWAY_TOKEN RAILWAY_API_TOKEN)
 backend_settings=(
-  SANDBOX_BACKEND_TOKEN SANDBOX_BACKEND_LISTEN SANDBOX_DEFAULT_PROVIDER
+  SANDBOX_BACKEND_LISTEN
   SANDBOX_ALLOW_PRIVATE_NETWORK SANDBOX_ALLOW_UNLIMITED SANDBOX_HOST_UID SANDBOX_HOST_GID
   SANDBOX_PIDS_MAX SANDBOX_MEMORY_MAX SANDBOX_CPU_WEIGHT SANDBOX_CPU_MAX SANDBOX_TMP_MAX
   SANDBOX_DISK_MAX SANDBOX_FILE_MAX SANDBOX_WARM_POOL SANDBOX_RO_BINDS
-  MODAL_TOKEN_ID MODAL_TOKEN_SECRET MODAL_APP MODAL_IMAGE MODAL_PORTS MODAL_ENVIRONMENT
-  RAILWAY_TOKEN RAILWAY_ENVIRONMENT_ID RAILWAY_IDLE_TIMEOUT_MINUTES
+  MODAL_APP MODAL_IMAGE MODAL_PORTS MODAL_ENVIRONMENT
+  RAILWAY_ENVIRONMENT_ID RAILWAY_IDLE_TIMEOUT_MINUTES
   SANDBOX_DOCKER_IMAGE DOCKER_HOST SANDBOX_DOCKER_PIDS_LIMIT SANDBOX_DOCKER_MEMORY_MB
   SANDBOX_DOCKER_CPUS SANDBOX_DOCKER_TMP_MB SANDBOX_DOCKER_USER
 )
@@ -40,8 +42,11 @@ backend_env() {
   echo "RUNNER_BIN=$backend_dir/runner"
   echo "SANDBOX_DEFAULT_PROVIDER=$provider"
   for name in "${backend_settings[@]}"; do
-    [ "$name" != SANDBOX_DEFAULT_PROVIDER ] || continue
     value=$(setting "$name")
+    [ -z "$value" ] || printf '%s=%s\n' "$name" "$value"
+  done
+  for name in "${backend_secrets[@]}"; do
+    value=$(secret "$name")
     [ -z "$value" ] || printf '%s=%s\n' "$name" "$value"
   done
 }

@@ -6,7 +6,10 @@
 # Settings come from two files, read as data (never executed as shell):
 #   DEPLOY_ENV_FILE (default .env.deploy)  where and how to deploy (.env.deploy.example)
 #   ENV_FILE        (default .env)         the secrets (.env.example)
-# A variable already set in the environment wins over both files.
+# A variable already set in the environment wins over both files. Settings are read
+# only from the deploy file and secrets only from the secrets file: a local .env
+# also holds local addresses (SANDBOX_BACKEND_URL=http://127.0.0.1:8788), which must
+# never reach a deployment.
 
 DEPLOY_ENV_FILE="${DEPLOY_ENV_FILE:-.env.deploy}"
 ENV_FILE="${ENV_FILE:-.env}"
@@ -40,14 +43,21 @@ env_file_value() {
   printf '%s' "$value"
 }
 
-# `setting NAME [DEFAULT]`: the environment's value, else the deploy file's, else the
-# secrets file's, else DEFAULT.
+# `setting NAME [DEFAULT]`: the environment's value, else the deploy file's, else
+# DEFAULT.
 setting() {
   local name=$1 default=${2:-} value
   value=${!name:-}
   [ -n "$value" ] || value=$(env_file_value "$DEPLOY_ENV_FILE" "$name")
-  [ -n "$value" ] || value=$(env_file_value "$ENV_FILE" "$name")
   [ -n "$value" ] || value=$default
+  printf '%s' "$value"
+}
+
+# `secret NAME`: the environment's value, else the secrets file's.
+secret() {
+  local name=$1 value
+  value=${!name:-}
+  [ -n "$value" ] || value=$(env_file_value "$ENV_FILE" "$name")
   printf '%s' "$value"
 }
 
@@ -62,7 +72,7 @@ require() {
 # `require_secret NAME`: like `require`, for a value of the secrets file.
 require_secret() {
   local name=$1 value
-  value=$(setting "$name")
+  value=$(secret "$name")
   [ -n "$value" ] || die "$name is not set in $ENV_FILE; run 'bash scripts/complete-env.sh $ENV_FILE' (or 'make setup' for .env) to generate it"
   printf '%s' "$value"
 }
@@ -81,6 +91,6 @@ require_cloudflare() {
   CLOUDFLARE_ACCOUNT_ID=$(require CLOUDFLARE_ACCOUNT_ID "the Cloudflare account to deploy to")
   export CLOUDFLARE_ACCOUNT_ID
   # Without a token wrangler uses the account of `wrangler login`.
-  CLOUDFLARE_API_TOKEN=$(setting CLOUDFLARE_API_TOKEN)
+  CLOUDFLARE_API_TOKEN=$(secret CLOUDFLARE_API_TOKEN)
   if [ -n "$CLOUDFLARE_API_TOKEN" ]; then export CLOUDFLARE_API_TOKEN; else unset CLOUDFLARE_API_TOKEN; fi
 }

@@ -25,7 +25,7 @@ for name in "${required[@]}"; do
   names+=("$name")
 done
 for name in "${optional[@]}"; do
-  [ -z "$(env_file_value "$ENV_FILE" "$name")" ] || names+=("$name")
+  [ -z "$(secret "$name")" ] || names+=("$name")
 done
 
 if is_dry_run; then
@@ -37,7 +37,7 @@ fi
 require_cloudflare
 render_wrangler_config
 for name in "${names[@]}"; do
-  env_file_value "$ENV_FILE" "$name" \
+  secret "$name" \
     | wrangler secret put "$name" -c "$deploy_config" --env production > /dev/null \
     || die "wrangler secret put $name failed"
   log "set $name"
