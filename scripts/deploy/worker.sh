@@ -46,7 +46,8 @@ if ! wrangler deploy --dry-run --outdir "$out/bundle" -c "$deploy_config" --env 
   die "wrangler deploy --dry-run failed (above)"
 fi
 for binding in "${bindings[@]}"; do
-  grep -Eq "(^|[^A-Z_])$binding([^A-Z_]|$)" "$out/deploy.log" \
+  # wrangler lists each binding as `env.NAME` in its table.
+  grep -Eq "env\.$binding( |$)" "$out/deploy.log" \
     || { cat "$out/deploy.log" >&2; die "the bundle lacks the binding $binding (wrangler's output above)"; }
 done
 log "bindings present: ${bindings[*]}"
