@@ -32,7 +32,7 @@ export RUSTC CARGO_TARGET_DIR WASM_BINDGEN_BIN ESBUILD_BIN WASM_OPT_BIN
 log "worker-build --release"
 (cd worker && worker-build --release)
 
-wasm=$(ls worker/build/*.wasm | head -n1)
+wasm=$(find worker/build -maxdepth 1 -name '*.wasm' | sort | head -n1)
 raw=$(wc -c < "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)
 log "done: worker/build ($wasm: $raw bytes, $gz bytes gzipped)"

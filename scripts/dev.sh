@@ -13,7 +13,7 @@ export WORKER_URL="${WORKER_URL:-http://127.0.0.1:8787}"
 npx wrangler d1 migrations apply DB --local >/dev/null
 
 backend_pid=""
-cleanup() { [ -n "$backend_pid" ] && kill "$backend_pid" 2>/dev/null || true; }
+cleanup() { if [ -n "$backend_pid" ]; then kill "$backend_pid" 2>/dev/null || true; fi; }
 trap cleanup EXIT INT TERM
 
 # Runners start OpenCode (npm opencode-ai) inside sandboxes: name its binary and make

@@ -86,27 +86,14 @@ if command -v apt-get >/dev/null; then
 fi
 bash scripts/install-code-server.sh
 
-# 6. A local .env with generated secrets (never overwritten).
-if [ ! -f .env ]; then
-  log "writing .env from .env.example with fresh secrets"
-  sed -e "s/^RUNNER_TOKEN_SECRET=.*/RUNNER_TOKEN_SECRET=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \
-      -e "s/^SANDBOX_BACKEND_TOKEN=.*/SANDBOX_BACKEND_TOKEN=$(head -c32 /dev/urandom | od -An -tx1 | tr -d ' \n')/" \
-      -e "s|^ENCRYPTION_KEY=.*|ENCRYPTION_KEY=$(head -c32 /dev/urandom | base64 -w0)|" \
-      .env.example > .env
-fi
-# Settings added after a .env was written: appended once, never changed.
-if ! grep -q '^ENCRYPTION_KEY=.' .env; then
-  log "adding a fresh ENCRYPTION_KEY to .env"
-  sed -i '/^ENCRYPTION_KEY=$/d' .env
-  echo "ENCRYPTION_KEY=$(head -c32 /dev/urandom | base64 -w0)" >> .env
-fi
-if ! grep -q '^SETUP_CODE=.' .env; then
-  log "adding a one-time SETUP_CODE (the first admin's sign-in link) to .env"
-  sed -i '/^SETUP_CODE=$/d' .env
-  echo "SETUP_CODE=$(head -c18 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> .env
-fi
-if ! grep -q '^DEV_AUTH=' .env; then
-  log "enabling the development sign-in in .env (local stacks only)"
-  echo "DEV_AUTH=true" >> .env
+# 6. A local .env with generated secrets: written from .env.example when missing, and
+# completed when one of them is missing or empty (a .env copied by hand); a secret
+# that is set is never changed (scripts/complete-env.sh).
+# ENV_FILE names another file (the script tests use it).
+env_file=${ENV_FILE:-.env}
+bash scripts/complete-env.sh "$env_file"
+if ! grep -q '^DEV_AUTH=' "$env_file"; then
+  log "enabling the development sign-in in $env_file (local stacks only)"
+  echo "DEV_AUTH=true" >> "$env_file"
 fi
 log "done"

@@ -1,5 +1,7 @@
+# shellcheck shell=bash
 # Shared by scripts/setup.sh and the Makefile's wasm builds: which rustc builds wasm32.
 # Source it; it defines functions and exports nothing by itself.
+# shellcheck disable=SC2034 # read by the scripts that source this file
 WORKER_BUILD_VERSION=0.8.7
 
 # The version of a crate in Cargo.lock.

@@ -213,7 +213,9 @@ impl Stack {
         self.dir.path().join("backend-data")
     }
 
-    fn persist_dir(&self) -> PathBuf {
+    /// The local state of the stack's `wrangler dev` (D1, R2, Durable Objects), for
+    /// tools that write to it as `make db-*` does to `.wrangler/state`.
+    pub fn persist_dir(&self) -> PathBuf {
         self.dir.path().join("wrangler-state")
     }
 
