@@ -33,7 +33,7 @@ run_step() {
     build)
       bash scripts/build-app.sh
       bash scripts/build-worker.sh
-      cargo build --release -p sandbox-backend -p nightshift-runner
+      cargo build --release -p sandbox-backend -p nightshift-runner -p nightshift-gateway
       ;;
     push-image) bash scripts/deploy/image.sh ;;
     deploy-worker) bash scripts/deploy/worker.sh ;;

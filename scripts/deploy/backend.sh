@@ -78,7 +78,7 @@ if [ "$mode" = none ]; then
   exit 0
 fi
 
-for binary in sandbox-backend runner; do
+for binary in sandbox-backend runner nightshift-gateway; do
   [ -x "$bin_dir/$binary" ] || die "$bin_dir/$binary is missing; run 'make build-native-release'"
 done
 if is_dry_run; then
