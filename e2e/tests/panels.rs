@@ -68,12 +68,16 @@ fn panel<'a>(workspace: &'a Value, kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} panel in {workspace}"))
 }
 
-/// `http://<label>.ws.localhost:<port>` -> (host with port, the Worker's address).
-fn panel_host(origin: &str) -> (String, SocketAddr) {
-    let host = origin
+/// `http://<label>.ws.localhost:<port>[/path]` -> (host with port, the Worker's
+/// address).
+fn panel_host(url: &str) -> (String, SocketAddr) {
+    let host = url
         .split("://")
         .nth(1)
-        .expect("an origin has a scheme")
+        .expect("a URL has a scheme")
+        .split('/')
+        .next()
+        .unwrap_or_default()
         .to_owned();
     let port: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
     (host, SocketAddr::from(([127, 0, 0, 1], port)))
