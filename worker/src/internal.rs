@@ -503,6 +503,8 @@ mod tests {
             StreamStats,
             Runner,
             Delete,
+            CreatePanelGrant,
+            CheckPanelGrant("00c0ffee"),
         ];
         for call in calls {
             let path = call.path();
