@@ -58,6 +58,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/api/sessions/{id}/presence", "session_viewer"),
     ("POST", "/api/sessions/{id}/presence", "session_viewer"),
     ("DELETE", "/api/sessions/{id}/presence", "session_viewer"),
+    ("GET", "/api/sessions/{id}/workspace", "session_viewer"),
     ("GET", "/api/sessions/{id}/streams", "session_manager"),
     ("GET", "/api/sessions/{id}/shares", "session_manager"),
     (

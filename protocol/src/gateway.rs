@@ -60,6 +60,51 @@ pub struct GatewayStatus {
     pub services: Vec<ServiceStatus>,
 }
 
+/// `GET /api/sessions/{id}/workspace`: the caller's panels of a session, on the
+/// session's panel origin (`<capability>.<panel domain>`), never the app's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// The panel origin, `http(s)://<capability>.<panel domain>`.
+    pub origin: String,
+    /// The caller's gateway role: `viewer`, `collaborator` or `owner`.
+    pub role: String,
+    /// The grant behind the capability; pass it back as `?renew=` to keep this same
+    /// origin working (so an open editor never reloads).
+    pub grant: String,
+    /// Unix seconds from which the grant is refused unless renewed before.
+    pub expires_at_secs: u64,
+    /// Unix seconds after which the origin itself is refused (renewal cannot pass it).
+    pub origin_expires_at_secs: u64,
+    pub panels: Vec<Panel>,
+}
+
+/// One panel of [`Workspace`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Panel {
+    pub kind: PanelKind,
+    /// Where the panel's content is: an `http(s)` page for VS Code, a `ws(s)` URL for
+    /// the desktop, and a `ws(s)` URL to append a tab name to for the terminal.
+    /// Absent when the caller's role has no such panel (see `reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The desktop is view-only for viewers.
+    #[serde(default)]
+    pub view_only: bool,
+    pub state: ServiceState,
+    /// Why the panel is not ready, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The panels a session page shows besides the chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PanelKind {
+    Vscode,
+    Desktop,
+    Terminal,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

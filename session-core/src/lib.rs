@@ -9,7 +9,8 @@
 //! question can still be answered ([`questions`]), what to do when a runner says hello
 //! ([`runner_link`]), who may hold the runner link and how much a runner may send
 //! ([`runner_intake`]), how runner tokens are issued and checked ([`runner_token`]), how gateway
-//! keys are derived and gateway tokens minted and checked ([`gateway_token`]),
+//! keys are derived and gateway tokens minted and checked ([`gateway_token`]), how panel
+//! capabilities are minted and checked ([`panel_capability`]),
 //! what a settings request changes ([`settings`]), how an event stream replays and
 //! buffers in bounded memory ([`streams`]) and how a session is titled ([`title`]).
 //!
@@ -23,6 +24,7 @@ pub mod alarm;
 pub mod event_log;
 pub mod gateway_token;
 pub mod lifecycle;
+pub mod panel_capability;
 pub mod presence;
 pub mod questions;
 pub mod queue;

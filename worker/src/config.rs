@@ -43,6 +43,46 @@ pub fn runner_token_key(env: &Env) -> Result<RunnerTokenKey, String> {
     RunnerTokenKey::new(secret.as_bytes()).map_err(|error| format!("RUNNER_TOKEN_SECRET: {error}"))
 }
 
+/// The deployment secret every per-session key is derived from
+/// (`RUNNER_TOKEN_SECRET`): gateway keys and panel capability keys. It never leaves
+/// the Worker; only keys derived from it per session do.
+pub fn deployment_secret(env: &Env) -> Result<String, String> {
+    var(env, "RUNNER_TOKEN_SECRET").ok_or_else(|| {
+        "RUNNER_TOKEN_SECRET is not set, so no gateway or panel key can be derived".to_owned()
+    })
+}
+
+/// How long a panel grant lives unless renewed (`PANEL_CAPABILITY_TTL_SECS`,
+/// default 300): a capability whose page stopped renewing it dies within this.
+pub fn panel_capability_ttl_secs(env: &Env) -> u64 {
+    var(env, "PANEL_CAPABILITY_TTL_SECS")
+        .and_then(|value| value.parse().ok())
+        .filter(|ttl| *ttl > 0)
+        .unwrap_or(300)
+}
+
+/// How long a panel origin can be renewed for (`PANEL_ORIGIN_MAX_SECS`, default
+/// 43200): an open editor keeps its origin this long at most.
+pub fn panel_origin_max_secs(env: &Env) -> u64 {
+    var(env, "PANEL_ORIGIN_MAX_SECS")
+        .and_then(|value| value.parse().ok())
+        .filter(|ttl| *ttl > 0)
+        .unwrap_or(12 * 3600)
+}
+
+/// The domain panel origins sit under (`PANEL_DOMAIN`, `host[:port]`); by default
+/// `ws.localhost` with the port `req` came to (Chromium resolves `*.localhost` to
+/// loopback).
+pub fn panel_domain(env: &Env, req: &Request) -> String {
+    if let Some(domain) = var(env, "PANEL_DOMAIN") {
+        return domain.to_ascii_lowercase();
+    }
+    match req.url().ok().and_then(|url| url.port()) {
+        Some(port) => format!("ws.localhost:{port}"),
+        None => "ws.localhost".to_owned(),
+    }
+}
+
 /// How long a runner token lives, in seconds.
 pub fn runner_token_ttl_secs(env: &Env) -> u64 {
     var(env, "RUNNER_TOKEN_TTL_SECS")

@@ -115,15 +115,22 @@ pub enum AgentCall<'a> {
     Runner,
     /// `DELETE /`: the session is deleted.
     Delete,
+    /// `POST /panel-grants`: a panel grant for the caller ([`PanelGrant`]).
+    CreatePanelGrant,
+    /// `GET /panel-grants/{id}`: whether a grant still admits its user
+    /// ([`PanelAdmission`]).
+    CheckPanelGrant(&'a str),
 }
 
 impl<'a> AgentCall<'a> {
     pub fn method(&self) -> Method {
         use AgentCall::*;
         match self {
-            ListMessages | Events | Presence | StreamStats | Runner => Method::Get,
+            ListMessages | Events | Presence | StreamStats | Runner | CheckPanelGrant(_) => {
+                Method::Get
+            }
             Init | Enqueue | Abort | ReloadAccess | AnswerQuestion(_) | PresenceHeartbeat
-            | CloseStreams => Method::Post,
+            | CloseStreams | CreatePanelGrant => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -145,6 +152,8 @@ impl<'a> AgentCall<'a> {
             StreamStats => "/streams".into(),
             Runner => "/runner".into(),
             Delete => "/".into(),
+            CreatePanelGrant => "/panel-grants".into(),
+            CheckPanelGrant(id) => format!("/panel-grants/{id}"),
         }
     }
 
@@ -170,10 +179,43 @@ impl<'a> AgentCall<'a> {
             (Method::Get, ["streams"]) => StreamStats,
             (Method::Get, ["runner"]) => Runner,
             (Method::Delete, [""]) => Delete,
+            (Method::Post, ["panel-grants"]) => CreatePanelGrant,
+            (Method::Get, ["panel-grants", id]) => CheckPanelGrant(id),
             _ => return None,
         };
         Some(call)
     }
+}
+
+/// `POST /panel-grants`' answer: a grant the panel capability names, for the caller,
+/// with the role they hold now and where the session's sandbox is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelGrant {
+    pub grant_id: String,
+    /// Until when the grant admits (renewable).
+    pub expires_at_secs: u32,
+    /// The expiry the capability (the origin) carries; renewal never passes it.
+    pub origin_expires_at_secs: u32,
+    /// `viewer`, `collaborator` or `owner` (a gateway role).
+    pub role: String,
+    pub sandbox_id: Option<String>,
+}
+
+/// `POST /panel-grants`' body: renew this grant of the caller's instead of minting
+/// a new one (the same origin keeps working).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelGrantRequest {
+    #[serde(default)]
+    pub renew: Option<String>,
+}
+
+/// `GET /panel-grants/{id}`' answer: who the grant admits now, in which role (never
+/// more than it was minted with), and the sandbox to reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelAdmission {
+    pub user_id: String,
+    pub role: String,
+    pub sandbox_id: Option<String>,
 }
 
 /// `POST /init`: a new session's first call.
@@ -461,6 +503,8 @@ mod tests {
             StreamStats,
             Runner,
             Delete,
+            CreatePanelGrant,
+            CheckPanelGrant("00c0ffee"),
         ];
         for call in calls {
             let path = call.path();

@@ -34,6 +34,7 @@ mod sessions;
 pub mod shares;
 mod streams;
 pub mod tokens;
+mod workspace;
 
 /// What a route does: one variant per row of [`TABLE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,7 @@ pub enum Endpoint {
     PresenceHeartbeat,
     PresenceLeave,
     StreamStats,
+    Workspace,
     ListShares,
     PutShare,
     DeleteShare,
@@ -117,6 +119,7 @@ impl Endpoint {
                 | Endpoint::Abort
                 | Endpoint::AnswerQuestion
                 | Endpoint::SessionEvents
+                | Endpoint::Workspace
         )
     }
 }
@@ -224,6 +227,12 @@ pub const TABLE: &[Row] = &[
         Method::Delete,
         "/api/sessions/{id}/presence",
         Endpoint::PresenceLeave,
+        Access::SessionViewer,
+    ),
+    row(
+        Method::Get,
+        "/api/sessions/{id}/workspace",
+        Endpoint::Workspace,
         Access::SessionViewer,
     ),
     row(
@@ -557,6 +566,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
             )
             .await
         }
+        Endpoint::Workspace => workspace::get(&req, env, &caller, id).await,
         Endpoint::ListKeys => keys::list(env, user).await,
         Endpoint::CreateKey => keys::create(&mut req, env, user).await,
         Endpoint::DeleteKey => keys::delete(env, user, id).await,

@@ -12,6 +12,7 @@
 //! - [`runner_link`]: the runner's hibernatable WebSocket (hello, events, pings);
 //! - [`turns`]: starting, finishing and interrupting turns, events and status;
 //! - [`provisioning`]: requesting the sandbox from the backend;
+//! - [`panels`]: the grants panel capabilities name, and re-checking them;
 //! - [`publishing`]: keeping the D1 row and the session-list stream current;
 //! - [`access`]: admitting calls against the session's owner and shares;
 //! - [`stream_access`]: ending the streams of viewers who lost access.
@@ -33,6 +34,7 @@ use crate::sse::Subscribers;
 
 mod access;
 mod control;
+mod panels;
 pub mod presence;
 mod provisioning;
 mod publishing;

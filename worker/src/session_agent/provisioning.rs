@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use nightshift_protocol::events::EventBody;
 use nightshift_protocol::sandbox::{
-    CreateSandboxRequest, NetworkMode, RunnerLaunch, Sandbox, SandboxStatus,
+    CreateSandboxRequest, GatewayLaunch, NetworkMode, RunnerLaunch, Sandbox, SandboxStatus,
 };
 use nightshift_session::lifecycle::SandboxState;
 use worker::{Response, Result};
@@ -110,6 +110,14 @@ impl SessionAgent {
         let (token, _) = self.issue_token(session_id).ok_or_else(|| {
             "RUNNER_TOKEN_SECRET is not set (or too short), so no runner can connect".to_owned()
         })?;
+        // Every session's sandbox runs its gateway, keyed with the session's derived
+        // key only: the sandbox never holds the deployment secret.
+        let secret = crate::config::deployment_secret(&self.env)?;
+        let gateway_key = nightshift_session::gateway_token::derive_session_key_hex(
+            secret.as_bytes(),
+            session_id,
+        )
+        .map_err(|error| format!("no gateway key for this session: {error}"))?;
         let request = CreateSandboxRequest {
             labels: BTreeMap::from([(SESSION_LABEL.to_owned(), session_id.to_owned())]),
             // A session's sandbox reaches the public internet only: never this
@@ -119,6 +127,10 @@ impl SessionAgent {
                 worker_url: worker_url.to_owned(),
                 session_id: session_id.to_owned(),
                 token: token.into(),
+            }),
+            gateway: Some(GatewayLaunch {
+                session: session_id.to_owned(),
+                key: gateway_key.into(),
             }),
             ..CreateSandboxRequest::default()
         };

@@ -100,6 +100,8 @@ impl SessionAgent {
             }
             AgentCall::Runner => Ok(self.accept_runner(&req).await?),
             AgentCall::Delete => self.delete_session().await,
+            AgentCall::CreatePanelGrant => self.create_panel_grant(&mut req).await,
+            AgentCall::CheckPanelGrant(id) => self.check_panel_grant(id),
         }
     }
 

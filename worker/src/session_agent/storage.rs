@@ -289,6 +289,34 @@ impl Store {
         Ok(())
     }
 
+    /// A value of the `meta` table (`None` when absent).
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        let rows: Vec<MetaRow> = self
+            .sql
+            .exec("SELECT value FROM meta WHERE key = ?", vec![text(key)])?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| row.value))
+    }
+
+    pub fn save_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![text(key), text(value)],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the `meta` rows whose key starts with `prefix` and whose JSON value's
+    /// `expires_at_secs` is before `now_secs`.
+    pub fn delete_expired_meta(&self, prefix: &str, now_secs: u64) -> Result<()> {
+        self.sql.exec(
+            "DELETE FROM meta WHERE key LIKE ? AND json_extract(value, '$.expires_at_secs') <= ?",
+            vec![text(&format!("{prefix}%")), unsigned(now_secs)],
+        )?;
+        Ok(())
+    }
+
     /// Forgets everything (prompts, events, runner epochs) and leaves a tombstone
     /// record: deleted, with a sandbox generation past every token issued.
     pub fn wipe(&self, generation: u64) -> Result<()> {
