@@ -254,6 +254,16 @@ impl Stack {
         {
             lines.push("DEV_AUTH=true".to_string());
         }
+        // Each session's dev environment (code-server, Chromium, the desktop) costs
+        // seconds of CPU to start: only the tests of the panels turn it on.
+        if !self
+            .options
+            .worker_vars
+            .iter()
+            .any(|(k, _)| k == "WORKSPACE_PANELS")
+        {
+            lines.push("WORKSPACE_PANELS=false".to_string());
+        }
         if let Some(url) = &self.options.llm_base_url {
             lines.retain(|l| !l.starts_with("LLM_"));
             lines.push(format!("LLM_BASE_URL={url}"));

@@ -28,10 +28,13 @@ async fn stack(grant_secs: u64) -> (Stack, ScriptedLlm) {
     let llm = ScriptedLlm::start().await.unwrap();
     let stack = Stack::start(StackOptions {
         llm_base_url: Some(llm.base_url()),
-        worker_vars: vec![(
-            "PANEL_CAPABILITY_TTL_SECS".to_string(),
-            grant_secs.to_string(),
-        )],
+        worker_vars: vec![
+            (
+                "PANEL_CAPABILITY_TTL_SECS".to_string(),
+                grant_secs.to_string(),
+            ),
+            ("WORKSPACE_PANELS".to_string(), "true".to_string()),
+        ],
     })
     .await
     .unwrap();
@@ -259,6 +262,24 @@ async fn each_role_gets_its_panels_and_a_collaborator_runs_a_command_through_the
             panel_socket(&format!("{ws}/terminal/t1")).await.err(),
             Some(401)
         );
+
+        // A team admin's panel dies the moment they are demoted: the grant was
+        // decided with the team role of its minting.
+        let stranger_id = stranger.user_id().await?;
+        let member_path = format!("/api/admin/members/{stranger_id}");
+        let role = |role: &str| serde_json::json!({ "role": role }).to_string();
+        owner
+            .expect::<Value>(Method::PATCH, &member_path, Some(&role("admin")), 200)
+            .await?;
+        let as_admin = workspace(&stranger, &session.id).await?;
+        let admin_origin = as_admin["origin"].as_str().unwrap_or_default().to_owned();
+        let (status, body) = panel_get(&admin_origin, "/status").await?;
+        assert_eq!(status, 200, "{body}");
+        owner
+            .expect::<Value>(Method::PATCH, &member_path, Some(&role("member")), 200)
+            .await?;
+        let (status, body) = panel_get(&admin_origin, "/status").await?;
+        assert_eq!(status, 401, "a demoted admin's panel still answers: {body}");
 
         // Once the collaborator's share is gone, their fresh capability is refused.
         let (status, _) = panel_get(origin, "/status").await?;

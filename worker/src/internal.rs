@@ -216,6 +216,9 @@ pub struct PanelAdmission {
     pub user_id: String,
     pub role: String,
     pub sandbox_id: Option<String>,
+    /// The user's team role when the grant was minted: the Worker refuses the grant
+    /// once their current one differs (or they left the team).
+    pub team_role: TeamRole,
 }
 
 /// `POST /init`: a new session's first call.

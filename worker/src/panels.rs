@@ -64,6 +64,15 @@ async fn proxy(req: Request, env: &Env, label: &str) -> ApiResult<Response> {
         .map_err(|error| ApiError::new(ErrorCode::Unauthorized, error.to_string()))?;
     let session_id = capability.session_id.as_str();
     let admission = admission(env, session_id, &capability.grant_id).await?;
+    // The grant's session role was decided with the team role of its minting; a
+    // member removed or whose team role changed since holds it no longer.
+    let team_role = crate::auth::cache::team_role_of(env, &admission.user_id).await?;
+    if team_role != Some(admission.team_role) {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "your membership of the team changed; open the panel again",
+        ));
+    }
     let sandbox_id = admission.sandbox_id.ok_or_else(|| {
         ApiError::new(
             ErrorCode::SandboxUnavailable,

@@ -17,6 +17,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use nightshift_protocol::auth::TeamRole;
+
 use super::User;
 
 /// How long an isolate trusts a sign-in it read from D1.
@@ -80,6 +82,55 @@ impl SigninCache {
 
 thread_local! {
     static CACHE: RefCell<SigninCache> = RefCell::new(SigninCache::default());
+    /// User id -> their team role (`None`: not a member), with when it was read; for
+    /// credentials that are not a sign-in (panel grants). Same lifetime and same
+    /// revocation as the sign-ins.
+    static TEAM_ROLES: RefCell<HashMap<String, (Option<TeamRole>, i64)>> =
+        RefCell::new(HashMap::new());
+}
+
+#[derive(serde::Deserialize)]
+struct RoleRow {
+    role: String,
+}
+
+/// `user_id`'s current team role (`None`: not a member), read from D1 at most once
+/// per [`TTL_MS`] per isolate.
+pub async fn team_role_of(
+    env: &worker::Env,
+    user_id: &str,
+) -> crate::api_error::ApiResult<Option<TeamRole>> {
+    let now = crate::clock::now_ms();
+    let cached = TEAM_ROLES.with(|roles| {
+        roles
+            .borrow()
+            .get(user_id)
+            .filter(|(_, read_at)| now >= *read_at && now - read_at < TTL_MS)
+            .map(|(role, _)| *role)
+    });
+    if let Some(role) = cached {
+        return Ok(role);
+    }
+    let row: Option<RoleRow> = super::d1::first(
+        env,
+        "SELECT role FROM memberships WHERE team_id = ? AND user_id = ?",
+        &[
+            super::d1::Arg::Text(super::TEAM_ID),
+            super::d1::Arg::Text(user_id),
+        ],
+    )
+    .await?;
+    let role = row.and_then(|row| TeamRole::parse(&row.role));
+    TEAM_ROLES.with(|roles| {
+        let mut roles = roles.borrow_mut();
+        if roles.len() >= CAPACITY {
+            roles.retain(|_, (_, read_at)| now - *read_at < TTL_MS);
+        }
+        if roles.len() < CAPACITY {
+            roles.insert(user_id.to_owned(), (role, now));
+        }
+    });
+    Ok(role)
 }
 
 pub fn get(hash: &str, now: i64) -> Option<User> {
@@ -98,6 +149,7 @@ pub fn forget(hash: &str) {
 /// Drops `user_id`'s entries in this isolate.
 pub fn forget_user(user_id: &str) {
     CACHE.with(|cache| cache.borrow_mut().forget_user(user_id));
+    TEAM_ROLES.with(|roles| roles.borrow_mut().remove(user_id));
 }
 
 /// Called after a revocation's D1 write: drops `user_id`'s entries here and waits
@@ -112,8 +164,6 @@ pub async fn wait_out(user_id: &str) {
 
 #[cfg(test)]
 mod tests {
-    use nightshift_protocol::auth::TeamRole;
-
     use super::*;
     use crate::auth::AuthMethod;
 

@@ -131,6 +131,7 @@ impl SessionAgent {
                 // Never more than when it was minted, and never more than now.
                 role: now.min(minted).as_str().to_owned(),
                 sandbox_id: record.sandbox.sandbox_id().map(str::to_owned),
+                team_role: grant.team_role,
             },
         ))
     }

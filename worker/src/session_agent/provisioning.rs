@@ -110,8 +110,10 @@ impl SessionAgent {
         let (token, _) = self.issue_token(session_id).ok_or_else(|| {
             "RUNNER_TOKEN_SECRET is not set (or too short), so no runner can connect".to_owned()
         })?;
-        // Every session's sandbox runs its gateway, keyed with the session's derived
-        // key only: the sandbox never holds the deployment secret.
+        // Every session's sandbox runs its gateway (unless `WORKSPACE_PANELS=false`),
+        // keyed with the session's derived key only: the sandbox never holds the
+        // deployment secret.
+        let panels = crate::config::var(&self.env, "WORKSPACE_PANELS").as_deref() != Some("false");
         let secret = crate::config::deployment_secret(&self.env)?;
         let gateway_key = nightshift_session::gateway_token::derive_session_key_hex(
             secret.as_bytes(),
@@ -128,7 +130,7 @@ impl SessionAgent {
                 session_id: session_id.to_owned(),
                 token: token.into(),
             }),
-            gateway: Some(GatewayLaunch {
+            gateway: panels.then(|| GatewayLaunch {
                 session: session_id.to_owned(),
                 key: gateway_key.into(),
             }),

@@ -107,6 +107,15 @@ async fn serve(listener: std::os::unix::net::UnixListener, grace: Duration) -> E
     for group in State::lock(&state.groups).iter() {
         signal_group(*group, Signal::SIGKILL);
     }
+    // Everything else in the sandbox too: processes that left their group (daemons,
+    // the services the gateway starts in sessions of their own) would otherwise keep
+    // the sandbox's PID namespace, and so the sandbox, alive after its agent ended.
+    // Inside the namespace, -1 reaches every process but this one and its init. The
+    // agent always runs as the sandbox's uid 1000 in a PID namespace of its own; as
+    // root (never the case) it would reach the host, so it does not try.
+    if !nix::unistd::getuid().is_root() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), Signal::SIGKILL);
+    }
     ExitCode::SUCCESS
 }
 
