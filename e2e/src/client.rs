@@ -180,6 +180,19 @@ impl Api {
         serde_json::from_value(answer.body).with_context(|| format!("decoding {path}"))
     }
 
+    /// Shares session `session_id` with `user_id` as `role` (`PUT .../shares/{user_id}`).
+    pub async fn share(&self, session_id: &str, user_id: &str, role: &str) -> anyhow::Result<()> {
+        let body = serde_json::json!({ "role": role }).to_string();
+        self.expect::<Value>(
+            reqwest::Method::PUT,
+            &format!("/api/sessions/{session_id}/shares/{user_id}"),
+            Some(&body),
+            200,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The signed-in user's id, from `GET /api/me`.
     pub async fn user_id(&self) -> anyhow::Result<String> {
         let me: Value = self

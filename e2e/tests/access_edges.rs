@@ -31,19 +31,6 @@ fn link_token(link: &Value) -> anyhow::Result<String> {
     url.rsplit('/').next().map(str::to_owned).context("a token")
 }
 
-async fn share(owner: &Api, session_id: &str, user_id: &str, role: &str) -> anyhow::Result<()> {
-    let body = json!({ "role": role }).to_string();
-    owner
-        .expect::<Value>(
-            Method::PUT,
-            &format!("/api/sessions/{session_id}/shares/{user_id}"),
-            Some(&body),
-            200,
-        )
-        .await?;
-    Ok(())
-}
-
 async fn create_link(api: &Api, session_id: &str, role: &str) -> anyhow::Result<Value> {
     let body = json!({"role": role, "expires_in_hours": 24, "max_uses": 10}).to_string();
     api.expect(
@@ -64,7 +51,7 @@ async fn a_removed_co_owner_cannot_come_back_through_a_share_link_they_created_o
         let carol = stack.signed_in_member(&alice, "carol@example.com").await?;
         let bob_id = bob.user_id().await?;
         let session = alice.create_session().await?;
-        share(&alice, &session.id, &bob_id, "co_owner").await?;
+        alice.share(&session.id, &bob_id, "co_owner").await?;
 
         // Bob, as co-owner, makes a link and sees the owner's.
         let bobs_link = create_link(&bob, &session.id, "co_owner").await?;
@@ -131,7 +118,7 @@ async fn a_removed_co_owner_cannot_come_back_through_a_share_link_they_created_o
         assert_eq!(answer.status, 200, "{}", answer.body);
         assert_eq!(answer.body["role"], "viewer");
         // Re-shared on purpose, he is back.
-        share(&alice, &session.id, &bob_id, "viewer").await?;
+        alice.share(&session.id, &bob_id, "viewer").await?;
         assert_eq!(bob.session(&session.id).await?.id, session.id);
         Ok(())
     })
@@ -273,7 +260,7 @@ async fn a_prompt_runs_on_the_key_of_whoever_wrote_its_text() {
         let alice_id = alice.user_id().await?;
         let bob_id = bob.user_id().await?;
         let session = alice.create_session().await?;
-        share(&alice, &session.id, &bob_id, "collaborator").await?;
+        alice.share(&session.id, &bob_id, "collaborator").await?;
 
         let first = alice
             .send_mode(&session.id, "alice writes this", QueueMode::Collect)
@@ -595,13 +582,13 @@ async fn revocations_hold_on_the_hot_path_the_moment_they_return() {
         assert_eq!(status(&alice, Method::GET, unknown, None).await, 404);
 
         // Shared as collaborator: he prompts; his sign-in is now remembered.
-        share(&alice, &session.id, &bob_id, "collaborator").await?;
+        alice.share(&session.id, &bob_id, "collaborator").await?;
         assert_eq!(
             status(&bob, Method::POST, &messages, Some(&prompt)).await,
             202
         );
         // Down to viewer: reading still works, prompting is refused at once.
-        share(&alice, &session.id, &bob_id, "viewer").await?;
+        alice.share(&session.id, &bob_id, "viewer").await?;
         assert_eq!(status(&bob, Method::GET, &messages, None).await, 200);
         let refused = bob.raw(Method::POST, &messages, Some(&prompt)).await?;
         assert_eq!(

@@ -41,19 +41,6 @@ async fn stack(grant_secs: u64) -> (Stack, ScriptedLlm) {
     (stack, llm)
 }
 
-async fn share(owner: &Api, session_id: &str, user_id: &str, role: &str) -> anyhow::Result<()> {
-    let body = json!({ "role": role }).to_string();
-    owner
-        .expect::<Value>(
-            Method::PUT,
-            &format!("/api/sessions/{session_id}/shares/{user_id}"),
-            Some(&body),
-            200,
-        )
-        .await?;
-    Ok(())
-}
-
 async fn workspace(api: &Api, session_id: &str) -> anyhow::Result<Value> {
     api.expect(
         Method::GET,
@@ -169,14 +156,12 @@ async fn each_role_gets_its_panels_and_a_collaborator_runs_a_command_through_the
             .signed_in_member(&owner, "stranger@example.com")
             .await?;
         let session = owner.create_session().await?;
-        share(
-            &owner,
-            &session.id,
-            &collaborator.user_id().await?,
-            "collaborator",
-        )
-        .await?;
-        share(&owner, &session.id, &viewer.user_id().await?, "viewer").await?;
+        owner
+            .share(&session.id, &collaborator.user_id().await?, "collaborator")
+            .await?;
+        owner
+            .share(&session.id, &viewer.user_id().await?, "viewer")
+            .await?;
         owner.wait_status(&session.id, "idle").await?;
 
         // Who gets which panel.

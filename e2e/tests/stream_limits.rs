@@ -55,19 +55,6 @@ async fn stack_with(vars: &[(&str, &str)]) -> (Stack, ScriptedLlm) {
     (stack, llm)
 }
 
-async fn share(owner: &Api, session_id: &str, user_id: &str, role: &str) -> anyhow::Result<()> {
-    let body = json!({ "role": role }).to_string();
-    owner
-        .expect::<Value>(
-            Method::PUT,
-            &format!("/api/sessions/{session_id}/shares/{user_id}"),
-            Some(&body),
-            200,
-        )
-        .await?;
-    Ok(())
-}
-
 // ----- the test's runner link -----------------------------------------------------
 
 type Socket =
@@ -578,7 +565,9 @@ async fn a_user_cannot_hold_more_streams_than_the_cap_and_closing_one_frees_a_sl
     with_logs(&stack, async {
         let http = reqwest::Client::new();
         let session = alice.create_session().await?;
-        share(&alice, &session.id, &bob.user_id().await?, "viewer").await?;
+        alice
+            .share(&session.id, &bob.user_id().await?, "viewer")
+            .await?;
         let path = format!("/api/sessions/{}/events", session.id);
 
         for (what, path) in [("session", path.as_str()), ("session-list", "/api/events")] {
@@ -669,8 +658,8 @@ async fn a_viewer_who_loses_access_has_their_open_stream_ended_promptly() {
             carol.user_id().await?,
             dave.user_id().await?,
         );
-        share(&alice, &session.id, &bob_id, "collaborator").await?;
-        share(&alice, &session.id, &carol_id, "viewer").await?;
+        alice.share(&session.id, &bob_id, "collaborator").await?;
+        alice.share(&session.id, &carol_id, "viewer").await?;
         // Dave watches as a team admin, without a share.
         alice
             .expect::<Value>(
