@@ -7,6 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::listen::{self, Transport, UnsafeListen};
+use crate::tls::TlsFiles;
+
 /// Everything the service needs to know before it starts.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -54,6 +57,12 @@ pub struct Config {
     /// network and so every loopback service on it (`SANDBOX_ALLOW_PRIVATE_NETWORK`,
     /// default false). Only for trusted templates.
     pub allow_private_network: bool,
+    /// The PEM certificate chain and key to serve HTTPS with
+    /// (`SANDBOX_BACKEND_TLS_CERT`, `SANDBOX_BACKEND_TLS_KEY`; both or neither).
+    pub tls: Option<TlsFiles>,
+    /// Plain HTTP reaches the backend only through a TLS-terminating proxy
+    /// (`SANDBOX_BACKEND_BEHIND_TLS_PROXY`, default false).
+    pub behind_tls_proxy: bool,
 }
 
 /// Why the configuration could not be read.
@@ -73,6 +82,10 @@ pub enum ConfigError {
     InvalidFlag(&'static str, String),
     #[error("{0}={1:?} is not a positive whole number")]
     InvalidNumber(&'static str, String),
+    #[error(
+        "set both SANDBOX_BACKEND_TLS_CERT and SANDBOX_BACKEND_TLS_KEY to serve HTTPS, or neither"
+    )]
+    HalfTls,
     #[error("cannot find the backend's own executable to locate the runner next to it: {0}")]
     NoOwnExecutable(std::io::Error),
 }
@@ -99,7 +112,23 @@ impl Config {
             isolated_allow: String::new(),
             warm_pool: 2,
             allow_private_network: false,
+            tls: None,
+            behind_tls_proxy: false,
         }
+    }
+
+    /// How connections reach the listen address.
+    pub fn transport(&self) -> Transport {
+        match (&self.tls, self.behind_tls_proxy) {
+            (Some(_), _) => Transport::Tls,
+            (None, true) => Transport::BehindTlsProxy,
+            (None, false) => Transport::Plain,
+        }
+    }
+
+    /// Refuses a listen that would expose the token (see [`crate::listen`]).
+    pub fn check_listen(&self) -> Result<(), UnsafeListen> {
+        listen::check(self.listen, self.transport(), self.token.expose())
     }
 
     /// Reads the process environment.
@@ -176,6 +205,24 @@ impl Config {
                     .trim()
                     .parse()
                     .map_err(|_| ConfigError::InvalidNumber("SANDBOX_WARM_POOL", text))?,
+            },
+            tls: match (
+                non_empty("SANDBOX_BACKEND_TLS_CERT"),
+                non_empty("SANDBOX_BACKEND_TLS_KEY"),
+            ) {
+                (None, None) => None,
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                }),
+                _ => return Err(ConfigError::HalfTls),
+            },
+            behind_tls_proxy: match non_empty("SANDBOX_BACKEND_BEHIND_TLS_PROXY") {
+                None => false,
+                Some(text) => parse_bool(&text).ok_or(ConfigError::InvalidFlag(
+                    "SANDBOX_BACKEND_BEHIND_TLS_PROXY",
+                    text,
+                ))?,
             },
             allow_private_network: match non_empty("SANDBOX_ALLOW_PRIVATE_NETWORK") {
                 None => false,
@@ -267,5 +314,36 @@ mod tests {
             ("SANDBOX_ALLOW_UNISOLATED", "maybe"),
         ]));
         assert!(matches!(unisolated, Err(ConfigError::InvalidBoolean(_))));
+        let half_tls = Config::from_lookup(lookup(&[
+            ("SANDBOX_BACKEND_TOKEN", "t"),
+            ("SANDBOX_BACKEND_TLS_CERT", "/etc/cert.pem"),
+        ]));
+        assert!(matches!(half_tls, Err(ConfigError::HalfTls)));
+        let proxy = Config::from_lookup(lookup(&[
+            ("SANDBOX_BACKEND_TOKEN", "t"),
+            ("SANDBOX_BACKEND_BEHIND_TLS_PROXY", "perhaps"),
+        ]));
+        assert!(matches!(proxy, Err(ConfigError::InvalidFlag(..))));
+    }
+
+    #[test]
+    fn the_transport_follows_the_tls_settings() {
+        let plain = Config::from_lookup(lookup(&[("SANDBOX_BACKEND_TOKEN", "t")])).unwrap();
+        assert_eq!(plain.transport(), Transport::Plain);
+        let proxied = Config::from_lookup(lookup(&[
+            ("SANDBOX_BACKEND_TOKEN", "t"),
+            ("SANDBOX_BACKEND_BEHIND_TLS_PROXY", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(proxied.transport(), Transport::BehindTlsProxy);
+        let tls = Config::from_lookup(lookup(&[
+            ("SANDBOX_BACKEND_TOKEN", "t"),
+            ("SANDBOX_BACKEND_TLS_CERT", "/etc/cert.pem"),
+            ("SANDBOX_BACKEND_TLS_KEY", "/etc/key.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(tls.transport(), Transport::Tls);
+        // The default listen is loopback: a short token is still accepted there.
+        assert!(tls.check_listen().is_ok());
     }
 }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod listen;
 pub mod process;
 pub mod providers;
 pub mod relay;
@@ -27,6 +28,7 @@ pub mod routes;
 pub mod runner_supervision;
 pub mod sandboxes;
 pub mod state;
+pub mod tls;
 
 pub use config::Config;
 pub use state::{AppState, StartError};

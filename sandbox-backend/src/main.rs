@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sandbox_backend::providers::local::{launch, sandbox_agent};
-use sandbox_backend::{AppState, Config, app};
+use sandbox_backend::{AppState, Config, app, tls};
 use tokio_util::sync::CancellationToken;
 
 /// How long open connections (streamed execs) get to finish after a shutdown signal.
@@ -61,12 +61,15 @@ async fn serve_main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let config = Config::from_env()?;
+    // Before anything else: a refused listen must leave nothing behind.
+    config.check_listen()?;
+    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     raise_open_file_limit();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let state = AppState::start(&config).await?;
-    tracing::info!(listen = %config.listen, "sandbox backend listening");
+    tracing::info!(listen = %config.listen, https = acceptor.is_some(), "sandbox backend listening");
 
     let stopping = CancellationToken::new();
     tokio::spawn(wait_for_signal(stopping.clone()));
@@ -80,17 +83,41 @@ async fn run() -> anyhow::Result<()> {
             state.shutdown().await;
         }
     });
-    // Streamed answers (exec output, NDJSON lines) are many small writes: without
-    // TCP_NODELAY, Nagle's algorithm holds each after the first until the client's
-    // delayed ACK, about 40 ms.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
+    match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)?;
+            serve(listener, app(state), stopping.clone()).await?;
         }
-    });
-    let serve = axum::serve(listener, app(state))
-        .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        None => {
+            // Streamed answers (exec output, NDJSON lines) are many small writes:
+            // without TCP_NODELAY, Nagle's algorithm holds each after the first until
+            // the client's delayed ACK, about 40 ms.
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            });
+            serve(listener, app(state), stopping.clone()).await?;
+        }
+    }
+    stopping.cancel();
+    if tokio::time::timeout(SHUTDOWN_DRAIN, cleanup).await.is_err() {
+        tracing::warn!("runners did not all stop in time");
+    }
+    tracing::info!("sandbox backend stopped");
+    Ok(())
+}
+
+/// Serves until `stopping`, then lets open connections drain for at most
+/// [`SHUTDOWN_DRAIN`].
+async fn serve<L>(listener: L, app: axum::Router, stopping: CancellationToken) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let serve =
+        axum::serve(listener, app).with_graceful_shutdown(stopping.clone().cancelled_owned());
     let drain_deadline = async {
         stopping.cancelled().await;
         tokio::time::sleep(SHUTDOWN_DRAIN).await;
@@ -99,11 +126,6 @@ async fn run() -> anyhow::Result<()> {
         served = serve => served.context("the HTTP server failed")?,
         () = drain_deadline => tracing::warn!("connections still open after {SHUTDOWN_DRAIN:?}; exiting anyway"),
     }
-    stopping.cancel();
-    if tokio::time::timeout(SHUTDOWN_DRAIN, cleanup).await.is_err() {
-        tracing::warn!("runners did not all stop in time");
-    }
-    tracing::info!("sandbox backend stopped");
     Ok(())
 }
 

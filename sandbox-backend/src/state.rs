@@ -8,6 +8,7 @@ use std::sync::Arc;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::config::Config;
+use crate::listen::Transport;
 use crate::providers::local::sandbox_agent::egress::EgressPolicy;
 use crate::providers::local::{self, LocalProviderError, LocalSettings};
 use crate::providers::{self, Provider, Registry};
@@ -46,6 +47,9 @@ struct Inner {
     token: String,
     /// Where the HTTP API listens (the relay's URL when a request names no host).
     listen: std::net::SocketAddr,
+    /// `https` when callers reach the backend over TLS (its own or a proxy's), for
+    /// the relay's URL.
+    scheme: &'static str,
     /// Held for the life of the process.
     _data_dir_lock: Flock<std::fs::File>,
 }
@@ -126,6 +130,10 @@ impl AppState {
             sandboxes,
             token: config.token.expose().clone(),
             listen: config.listen,
+            scheme: match config.transport() {
+                Transport::Plain => "http",
+                Transport::Tls | Transport::BehindTlsProxy => "https",
+            },
             _data_dir_lock: lock,
         });
         // The idle reaper lives as long as the state does.
@@ -147,6 +155,10 @@ impl AppState {
 
     pub(crate) fn listen(&self) -> std::net::SocketAddr {
         self.inner.listen
+    }
+
+    pub(crate) fn scheme(&self) -> &'static str {
+        self.inner.scheme
     }
 
     pub(crate) fn token(&self) -> &str {

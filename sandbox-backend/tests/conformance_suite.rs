@@ -1,7 +1,8 @@
 //! The conformance suite (`conformance/`) against every provider, one module each:
 //! `local` runs real bubblewrap sandboxes; `docker`, `modal` and `railway` run
 //! against fakes of those services' wire protocols (`fakes/`), which run the
-//! commands for real.
+//! commands for real. `deployment/` checks what running in production relies on:
+//! the refused listens and HTTPS, and two backends sharing one provider's sandboxes.
 
 mod conformance;
 mod fakes;
@@ -11,4 +12,8 @@ mod providers {
     pub mod local;
     pub mod modal;
     pub mod railway;
+}
+
+mod deployment {
+    pub mod listen;
 }

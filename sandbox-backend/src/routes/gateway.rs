@@ -23,9 +23,9 @@ pub struct SandboxId {
 
 /// The relay's base URL for a sandbox, at the address the caller reached this
 /// backend by (an authenticated caller: its `Host` is trusted as far as it goes).
-fn relay_url(host: Option<&str>, listen: &str, id: &str) -> String {
+fn relay_url(scheme: &str, host: Option<&str>, listen: &str, id: &str) -> String {
     let authority = host.filter(|host| !host.is_empty()).unwrap_or(listen);
-    format!("http://{authority}/v1/sandboxes/{id}/gateway")
+    format!("{scheme}://{authority}/v1/sandboxes/{id}/gateway")
 }
 
 pub async fn tunnels(
@@ -37,7 +37,7 @@ pub async fn tunnels(
         .headers()
         .get(HOST)
         .and_then(|value| value.to_str().ok());
-    let url = relay_url(host, &state.listen().to_string(), &id);
+    let url = relay_url(state.scheme(), host, &state.listen().to_string(), &id);
     Ok(Json(state.sandboxes().tunnels(&id, url).await?))
 }
 
@@ -61,12 +61,22 @@ mod tests {
     #[test]
     fn the_relay_url_is_where_the_caller_reached_the_backend() {
         assert_eq!(
-            relay_url(Some("backend:8788"), "127.0.0.1:8788", "sbx_1"),
+            relay_url("http", Some("backend:8788"), "127.0.0.1:8788", "sbx_1"),
             "http://backend:8788/v1/sandboxes/sbx_1/gateway"
         );
         assert_eq!(
-            relay_url(None, "127.0.0.1:8788", "sbx_1"),
+            relay_url("http", None, "127.0.0.1:8788", "sbx_1"),
             "http://127.0.0.1:8788/v1/sandboxes/sbx_1/gateway"
+        );
+        // Behind TLS (the backend's own or a proxy's) the relay is HTTPS too.
+        assert_eq!(
+            relay_url(
+                "https",
+                Some("sandboxes.example.com"),
+                "0.0.0.0:8788",
+                "sbx_1"
+            ),
+            "https://sandboxes.example.com/v1/sandboxes/sbx_1/gateway"
         );
     }
 }
