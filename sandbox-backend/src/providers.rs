@@ -126,6 +126,20 @@ pub struct SandboxSpec {
     pub labels: BTreeMap<String, String>,
     /// The gateway to run in the sandbox, when it was created with one.
     pub gateway: Option<GatewayLaunch>,
+    /// For a provider that [shares its sandboxes](Provider::shares_sandboxes): what
+    /// another backend needs to serve this sandbox, kept with the provider's resources
+    /// at creation (a sandbox tag, a label) and handed back by
+    /// [`Provider::find_sandbox`] and [`Provider::list_sandboxes`]. Opaque to providers.
+    pub shared_record: Option<String>,
+}
+
+/// A sandbox a sharing provider holds, as another backend finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundSandbox {
+    /// [`SandboxSpec::shared_record`] as it was stored.
+    pub shared_record: String,
+    /// The handle to reach it with, as `create` returned it.
+    pub handle: ProviderHandle,
 }
 
 /// A template to build ([`Provider::build_template`]).
@@ -346,6 +360,25 @@ pub trait Provider: Send + Sync + 'static {
     /// Called once when the backend shuts down; sandboxes should keep running when the
     /// provider can reattach to them.
     async fn shutdown(&self) {}
+
+    /// Whether every backend configured with the same provider account serves the same
+    /// sandboxes: the provider keeps [`SandboxSpec::shared_record`] and answers
+    /// [`Provider::find_sandbox`] and [`Provider::list_sandboxes`] from its own state,
+    /// so two backends behind one address stand in for each other. The local
+    /// provider's sandboxes are processes of one host: it does not share.
+    fn shares_sandboxes(&self) -> bool {
+        false
+    }
+
+    /// The running sandbox created (by any backend) with this backend id.
+    async fn find_sandbox(&self, _id: &str) -> Result<Option<FoundSandbox>, ProviderError> {
+        Ok(None)
+    }
+
+    /// Every running sandbox created by a backend, with its shared record.
+    async fn list_sandboxes(&self) -> Result<Vec<FoundSandbox>, ProviderError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Why a provider could not be set up from its settings.

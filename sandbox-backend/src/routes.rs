@@ -118,6 +118,12 @@ pub fn router(state: AppState) -> Router {
                 .put(files::write)
                 .layer(DefaultBodyLimit::max(MAX_FILE_BYTES)),
         )
+        // Inside the token check: only an authenticated caller makes the backend ask
+        // its providers about an id.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            sandboxes::adopt_shared,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/v1/health", get(sandboxes::health))

@@ -14,6 +14,7 @@ mod gateway;
 pub mod lifecycle;
 pub mod processes;
 pub mod record;
+mod shared;
 mod startup;
 pub mod store;
 pub mod templates;
@@ -727,6 +728,7 @@ impl Sandboxes {
                 .and_then(|id| self.templates.reference(id)),
             labels: record.labels.clone(),
             gateway: record.gateway.clone(),
+            shared_record: self.shared_record(record),
         }
     }
 

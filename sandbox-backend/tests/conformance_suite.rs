@@ -16,4 +16,5 @@ mod providers {
 
 mod deployment {
     pub mod listen;
+    pub mod two_backends;
 }

@@ -23,6 +23,7 @@
 
 pub mod client;
 pub mod proto;
+mod shared;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -39,8 +40,8 @@ use self::client::ModalClient;
 use super::remote::{self, RemoteEvent};
 use super::shell::shell_quote;
 use super::{
-    BuiltTemplate, Capabilities, GatewayPlace, ProviderError, ProviderHandle, Reconciled,
-    RunnerPlacement, SandboxSpec, StdinStream, TemplateBuild, Tunnel,
+    BuiltTemplate, Capabilities, FoundSandbox, GatewayPlace, ProviderError, ProviderHandle,
+    Reconciled, RunnerPlacement, SandboxSpec, StdinStream, TemplateBuild, Tunnel,
 };
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::WorkspacePath;
@@ -256,14 +257,13 @@ impl ModalProvider {
             NetworkMode::None => proto::NETWORK_ACCESS_BLOCKED,
             NetworkMode::Isolated | NetworkMode::Private => proto::NETWORK_ACCESS_OPEN,
         };
-        let mut tags = vec![proto::SandboxTag {
-            tag_name: "nightshift.sandbox".into(),
-            tag_value: sandbox.id.clone(),
-        }];
+        let mut tags = Self::shared_tags(&sandbox.id, sandbox.shared_record.as_deref());
         tags.extend(
             sandbox
                 .labels
                 .iter()
+                // A label must not pass for another sandbox's id or record.
+                .filter(|(name, _)| !shared::is_reserved(name))
                 .map(|(name, value)| proto::SandboxTag {
                     tag_name: name.clone(),
                     tag_value: value.clone(),
@@ -916,6 +916,18 @@ impl super::Provider for ModalProvider {
             ),
             Err(error) => Err(error),
         }
+    }
+
+    fn shares_sandboxes(&self) -> bool {
+        true
+    }
+
+    async fn find_sandbox(&self, id: &str) -> Result<Option<FoundSandbox>, ProviderError> {
+        self.find_shared(id).await
+    }
+
+    async fn list_sandboxes(&self) -> Result<Vec<FoundSandbox>, ProviderError> {
+        self.list_shared().await
     }
 
     async fn stop(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {

@@ -19,6 +19,27 @@ pub async fn health(State(state): State<AppState>) -> Json<BackendHealth> {
     })
 }
 
+/// Before a route of one sandbox: a sandbox another backend created with a sharing
+/// provider becomes known here (see `crate::sandboxes::shared`).
+pub async fn adopt_shared(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(id) = sandbox_id_of(request.uri().path()) {
+        state.sandboxes().adopt(id).await;
+    }
+    next.run(request).await
+}
+
+/// The `{id}` of a `/v1/sandboxes/{id}/...` path.
+fn sandbox_id_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/sandboxes/")?
+        .split('/')
+        .next()
+        .filter(|id| !id.is_empty())
+}
+
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<CreateSandboxRequest>,
@@ -28,6 +49,7 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>) -> Json<SandboxList> {
+    state.sandboxes().refresh_shared().await;
     Json(SandboxList {
         sandboxes: state.sandboxes().list(),
     })
@@ -76,4 +98,18 @@ pub async fn fork(
     };
     let sandbox = state.sandboxes().fork(&id, request).await?;
     Ok((StatusCode::CREATED, Json(sandbox)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_id_is_the_segment_after_sandboxes() {
+        assert_eq!(sandbox_id_of("/v1/sandboxes/sbx_1"), Some("sbx_1"));
+        assert_eq!(sandbox_id_of("/v1/sandboxes/sbx_1/files"), Some("sbx_1"));
+        assert_eq!(sandbox_id_of("/v1/sandboxes"), None);
+        assert_eq!(sandbox_id_of("/v1/sandboxes/"), None);
+        assert_eq!(sandbox_id_of("/v1/templates/tpl_1"), None);
+    }
 }

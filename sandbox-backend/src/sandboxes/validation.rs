@@ -125,6 +125,17 @@ fn validate_gateway(gateway: &GatewayLaunch) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Whether `id` has the form this backend gives sandboxes (`sbx_` and 32 lowercase
+/// hex digits): an id from elsewhere (a provider's tag) becomes a directory name.
+pub fn is_sandbox_id(id: &str) -> bool {
+    id.strip_prefix("sbx_").is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 fn session_id_ok(session: &str) -> bool {
     !session.is_empty()
         && session.len() <= 128
@@ -172,6 +183,15 @@ mod tests {
             session_id: session.into(),
             token: token.into(),
         }
+    }
+
+    #[test]
+    fn sandbox_ids_have_one_form() {
+        assert!(is_sandbox_id("sbx_0123456789abcdef0123456789abcdef"));
+        assert!(!is_sandbox_id("sbx_0123456789ABCDEF0123456789abcdef"));
+        assert!(!is_sandbox_id("sbx_../../../../etc/passwd/0123456"));
+        assert!(!is_sandbox_id("sbx_1"));
+        assert!(!is_sandbox_id("0123456789abcdef0123456789abcdef"));
     }
 
     #[test]

@@ -75,6 +75,14 @@ impl Backend {
         panic!("the backend did not come up");
     }
 
+    /// Ends the backend at once (SIGKILL): no shutdown, as when its host dies.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn terminate(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = nix::sys::signal::kill(

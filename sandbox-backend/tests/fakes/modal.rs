@@ -58,7 +58,15 @@ pub struct FakeSandbox {
     pub env: BTreeMap<String, String>,
     pub ports: Vec<u32>,
     pub ended: Option<i32>,
+    /// For `SandboxList`: its app, its tags and when it was created (seconds, as
+    /// Modal's `created_at`).
+    pub app_id: String,
+    pub tags: Vec<proto::SandboxTag>,
+    pub created_at: f64,
 }
+
+/// How many sandboxes one `SandboxList` page holds: small, so listings page.
+const LIST_PAGE: usize = 2;
 
 /// An exec's output as Modal keeps it: numbered batches, dropped once both streams'
 /// readers are past them, and a bound on what is held (the command waits).
@@ -227,6 +235,7 @@ async fn call(
         "SandboxCreate" => unary(sandbox_create(&state, &body).await),
         "SandboxGetTaskId" => unary(sandbox_get_task_id(&state, &body).await),
         "SandboxWait" => unary(sandbox_wait(&state, &body).await),
+        "SandboxList" => unary(sandbox_list(&state, &body).await),
         "SandboxTerminate" => unary(sandbox_terminate(&state, &body).await),
         "SandboxSnapshotFs" => unary(sandbox_snapshot_fs(&state, &body).await),
         "SandboxGetTunnels" => unary(sandbox_get_tunnels(&state, &body).await),
@@ -341,6 +350,12 @@ async fn sandbox_create(
                 .map(|ports| ports.ports.iter().map(|port| port.port).collect())
                 .unwrap_or_default(),
             ended: None,
+            app_id: request.app_id,
+            tags: request.tags,
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_secs_f64())
+                .unwrap_or_default(),
         },
     );
     Ok(proto::SandboxCreateResponse { sandbox_id })
@@ -381,6 +396,35 @@ async fn sandbox_wait(
     Ok(proto::SandboxWaitResponse {
         result: sandbox.ended.map(ended_result),
     })
+}
+
+/// Running (unless `include_finished`) sandboxes of the app carrying every requested
+/// tag, newest first, those created before `before_timestamp` when it is set, a page
+/// at a time.
+async fn sandbox_list(
+    state: &ModalState,
+    body: &[u8],
+) -> Result<proto::SandboxListResponse, Status> {
+    let request: proto::SandboxListRequest = decode(body)?;
+    let sandboxes = state.sandboxes.lock().await;
+    let mut listed: Vec<proto::SandboxInfo> = sandboxes
+        .iter()
+        .filter(|(_, sandbox)| request.app_id.is_empty() || sandbox.app_id == request.app_id)
+        .filter(|(_, sandbox)| request.include_finished || sandbox.ended.is_none())
+        .filter(|(_, sandbox)| request.tags.iter().all(|tag| sandbox.tags.contains(tag)))
+        .filter(|(_, sandbox)| {
+            request.before_timestamp == 0.0 || sandbox.created_at < request.before_timestamp
+        })
+        .map(|(id, sandbox)| proto::SandboxInfo {
+            id: id.clone(),
+            created_at: sandbox.created_at,
+            app_id: sandbox.app_id.clone(),
+            tags: sandbox.tags.clone(),
+        })
+        .collect();
+    listed.sort_by(|a, b| b.created_at.total_cmp(&a.created_at));
+    listed.truncate(LIST_PAGE);
+    Ok(proto::SandboxListResponse { sandboxes: listed })
 }
 
 async fn sandbox_terminate(

@@ -70,6 +70,7 @@ impl LocalProvider {
             template: None,
             labels: BTreeMap::new(),
             gateway: None,
+            shared_record: None,
         };
         // Packages come from the public registries, through the egress proxy
         // (pip and npm honour HTTPS_PROXY) like every sandbox's traffic.

@@ -179,6 +179,40 @@ pub struct SandboxCreateRequest {
     pub tags: Vec<SandboxTag>,
 }
 
+/// `SandboxList`: running sandboxes of an app carrying every tag given, newest first,
+/// a page at a time (the next page: `before_timestamp` = the last one's `created_at`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SandboxListRequest {
+    #[prost(string, tag = "1")]
+    pub app_id: String,
+    #[prost(double, tag = "2")]
+    pub before_timestamp: f64,
+    #[prost(string, tag = "3")]
+    pub environment_name: String,
+    #[prost(bool, tag = "4")]
+    pub include_finished: bool,
+    #[prost(message, repeated, tag = "5")]
+    pub tags: Vec<SandboxTag>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SandboxListResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub sandboxes: Vec<SandboxInfo>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SandboxInfo {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(double, tag = "3")]
+    pub created_at: f64,
+    #[prost(string, tag = "5")]
+    pub app_id: String,
+    #[prost(message, repeated, tag = "6")]
+    pub tags: Vec<SandboxTag>,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SandboxCreateResponse {
     #[prost(string, tag = "1")]

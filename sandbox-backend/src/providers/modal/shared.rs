@@ -1,0 +1,131 @@
+//! Modal sandboxes as every backend finds them: a sandbox is created with the tag
+//! `nightshift.sandbox` (the backend's id) and `nightshift.record` (the shared record
+//! the lifecycle layer hands over), and `SandboxList` filtered on the app and those
+//! tags answers which are running, whichever backend created them. The handle (the
+//! Modal sandbox id and its task id) is rebuilt from the listing and
+//! `SandboxGetTaskId`, so nothing a backend keeps in memory is needed to serve one.
+
+use super::{Handle, ModalProvider, POLL_SECS, proto};
+use crate::providers::remote;
+use crate::providers::{FoundSandbox, ProviderError, ProviderHandle};
+
+/// The tag holding the backend's id of a sandbox.
+pub const SANDBOX_TAG: &str = "nightshift.sandbox";
+/// The tag holding the shared record.
+pub const RECORD_TAG: &str = "nightshift.record";
+/// Pages fetched at most per listing: a bound on a listing's time, far above the
+/// sandboxes one deployment runs (Modal answers pages of its own size).
+const MAX_PAGES: usize = 100;
+
+/// Tag names a sandbox's labels cannot take.
+pub fn is_reserved(name: &str) -> bool {
+    name == SANDBOX_TAG || name == RECORD_TAG
+}
+
+impl ModalProvider {
+    /// The tags that make a sandbox findable by every backend.
+    pub(super) fn shared_tags(id: &str, record: Option<&str>) -> Vec<proto::SandboxTag> {
+        let mut tags = vec![proto::SandboxTag {
+            tag_name: SANDBOX_TAG.into(),
+            tag_value: id.into(),
+        }];
+        tags.extend(record.map(|record| proto::SandboxTag {
+            tag_name: RECORD_TAG.into(),
+            tag_value: record.into(),
+        }));
+        tags
+    }
+
+    pub(super) async fn find_shared(
+        &self,
+        id: &str,
+    ) -> Result<Option<FoundSandbox>, ProviderError> {
+        let filter = vec![proto::SandboxTag {
+            tag_name: SANDBOX_TAG.into(),
+            tag_value: id.into(),
+        }];
+        let listed = self.list_tagged(filter).await?;
+        match listed.into_iter().next() {
+            Some(info) => self.found(info).await,
+            None => Ok(None),
+        }
+    }
+
+    pub(super) async fn list_shared(&self) -> Result<Vec<FoundSandbox>, ProviderError> {
+        let mut found = Vec::new();
+        for info in self.list_tagged(Vec::new()).await? {
+            if let Some(sandbox) = self.found(info).await? {
+                found.push(sandbox);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Running sandboxes of this backend's app with every tag of `tags`, all pages.
+    async fn list_tagged(
+        &self,
+        tags: Vec<proto::SandboxTag>,
+    ) -> Result<Vec<proto::SandboxInfo>, ProviderError> {
+        let app_id = self.app_id().await?;
+        let mut all = Vec::new();
+        let mut before = 0.0;
+        for _ in 0..MAX_PAGES {
+            let page: proto::SandboxListResponse = self
+                .client
+                .unary(
+                    "SandboxList",
+                    proto::SandboxListRequest {
+                        app_id: app_id.clone(),
+                        before_timestamp: before,
+                        environment_name: self.config.environment.clone(),
+                        include_finished: false,
+                        tags: tags.clone(),
+                    },
+                    remote::CALL_TIMEOUT,
+                )
+                .await?;
+            let Some(last) = page.sandboxes.last() else {
+                return Ok(all);
+            };
+            before = last.created_at;
+            all.extend(page.sandboxes);
+        }
+        Ok(all)
+    }
+
+    /// A listed sandbox with its shared record, or `None` for one that is not a
+    /// backend's (no record tag) or ended between the listing and now.
+    async fn found(&self, info: proto::SandboxInfo) -> Result<Option<FoundSandbox>, ProviderError> {
+        let Some(record) = info
+            .tags
+            .iter()
+            .find(|tag| tag.tag_name == RECORD_TAG)
+            .map(|tag| tag.tag_value.clone())
+        else {
+            return Ok(None);
+        };
+        let task: proto::SandboxGetTaskIdResponse = self
+            .client
+            .unary(
+                "SandboxGetTaskId",
+                proto::SandboxGetTaskIdRequest {
+                    sandbox_id: info.id.clone(),
+                    timeout: Some(POLL_SECS),
+                    wait_until_ready: true,
+                },
+                remote::CREATE_TIMEOUT,
+            )
+            .await?;
+        let Some(task_id) = task.task_id else {
+            return Ok(None);
+        };
+        let handle = Handle {
+            sandbox_id: info.id,
+            task_id,
+        };
+        Ok(Some(FoundSandbox {
+            shared_record: record,
+            handle: ProviderHandle(serde_json::to_value(handle).expect("a handle serializes")),
+        }))
+    }
+}
