@@ -16,5 +16,7 @@ mod providers {
 
 mod deployment {
     pub mod listen;
+    pub mod local_lock;
+    pub mod support;
     pub mod two_backends;
 }

@@ -3,55 +3,19 @@
 //! certificate of its own.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 /// 32 random-looking bytes as hex: strong enough anywhere.
 const STRONG: &str = "5f1c0d9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use super::support::{backend, free_port, run_to_exit};
 
-fn backend(data_dir: &Path, env: &[(&str, String)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sandbox-backend"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NIGHTSHIFT_DATA_DIR", data_dir)
-        .env("SANDBOX_WARM_POOL", "0")
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// Runs the backend, which must exit on its own (within 20 s) with a failure.
+/// Runs the backend, which must refuse to start, and returns what it said.
 fn refusal(env: &[(&str, String)]) -> String {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let mut child = backend(&data_dir, env).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the backend did not refuse {env:?}: it kept running");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success(), "{env:?} started: {stderr}");
+    let stderr = run_to_exit(backend(&data_dir, env));
     // Refused before it touched anything.
     assert!(!data_dir.exists(), "a refused start created {data_dir:?}");
     stderr
