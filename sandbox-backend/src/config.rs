@@ -60,6 +60,10 @@ pub struct Config {
     /// The PEM certificate chain and key to serve HTTPS with
     /// (`SANDBOX_BACKEND_TLS_CERT`, `SANDBOX_BACKEND_TLS_KEY`; both or neither).
     pub tls: Option<TlsFiles>,
+    /// Whether the local (bubblewrap) provider runs (`SANDBOX_LOCAL_PROVIDER`, default
+    /// true). A backend that only serves a remote provider, for example in a container
+    /// on Modal or Railway where bubblewrap cannot create namespaces, turns it off.
+    pub local_provider: bool,
     /// Plain HTTP reaches the backend only through a TLS-terminating proxy
     /// (`SANDBOX_BACKEND_BEHIND_TLS_PROXY`, default false).
     pub behind_tls_proxy: bool,
@@ -114,6 +118,7 @@ impl Config {
             allow_private_network: false,
             tls: None,
             behind_tls_proxy: false,
+            local_provider: true,
         }
     }
 
@@ -216,6 +221,11 @@ impl Config {
                     key: PathBuf::from(key),
                 }),
                 _ => return Err(ConfigError::HalfTls),
+            },
+            local_provider: match non_empty("SANDBOX_LOCAL_PROVIDER") {
+                None => true,
+                Some(text) => parse_bool(&text)
+                    .ok_or(ConfigError::InvalidFlag("SANDBOX_LOCAL_PROVIDER", text))?,
             },
             behind_tls_proxy: match non_empty("SANDBOX_BACKEND_BEHIND_TLS_PROXY") {
                 None => false,

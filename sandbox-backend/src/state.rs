@@ -85,28 +85,15 @@ impl AppState {
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|_| StartError::DataDirInUse(data_dir.clone()))?;
 
-        let mut settings = LocalSettings::new(&data_dir);
-        settings.allow_unisolated = config.allow_unisolated;
-        if let Some(agent_bin) = &config.agent_bin {
-            settings.agent_bin = absolute(agent_bin);
-        }
-        settings.gateway_bin = Some(absolute(&config.gateway_bin));
-        settings.ro_binds = config.ro_binds.iter().map(|dir| absolute(dir)).collect();
-        settings.orphan_grace = config.orphan_grace;
-        settings.warm_pool = config.warm_pool;
-        settings.allow_private_network = config.allow_private_network;
-        if config.allow_private_network {
-            tracing::warn!(
-                "SANDBOX_ALLOW_PRIVATE_NETWORK=true: sandboxes that ask for network mode \
-                 `private` share this host's network and reach every service on its loopback"
-            );
-        }
-        settings.egress = Arc::new(
-            EgressPolicy::with_allow_list(&config.isolated_allow).map_err(|error| {
-                StartError::Providers(format!("SANDBOX_ISOLATED_ALLOW: {error}"))
-            })?,
-        );
-        let local = local::start(settings).await?;
+        // The local provider's sandboxes are processes of this host: they need the
+        // data directory's lock above, and bubblewrap. A backend serving only remote
+        // providers can do without both the provider and its probe.
+        let local = if config.local_provider {
+            Some(local::start(local_settings(config, &data_dir)?).await?)
+        } else {
+            tracing::info!("SANDBOX_LOCAL_PROVIDER=false: the local provider is off");
+            None
+        };
         let runner_bin = absolute(&config.runner_bin);
         if !runner_bin.is_file() {
             tracing::warn!(
@@ -115,7 +102,7 @@ impl AppState {
             );
         }
         let store = Store::open(&data_dir)?;
-        let mut all: Vec<Arc<dyn Provider>> = vec![local];
+        let mut all: Vec<Arc<dyn Provider>> = local.into_iter().collect();
         all.extend(remote);
         let registry =
             Registry::new(all, &config.default_provider).map_err(StartError::Providers)?;
@@ -170,6 +157,31 @@ impl AppState {
     pub async fn shutdown(&self) {
         self.inner.sandboxes.shutdown().await;
     }
+}
+
+/// The local provider's settings from the backend's configuration.
+fn local_settings(config: &Config, data_dir: &Path) -> Result<LocalSettings, StartError> {
+    let mut settings = LocalSettings::new(data_dir);
+    settings.allow_unisolated = config.allow_unisolated;
+    if let Some(agent_bin) = &config.agent_bin {
+        settings.agent_bin = absolute(agent_bin);
+    }
+    settings.gateway_bin = Some(absolute(&config.gateway_bin));
+    settings.ro_binds = config.ro_binds.iter().map(|dir| absolute(dir)).collect();
+    settings.orphan_grace = config.orphan_grace;
+    settings.warm_pool = config.warm_pool;
+    settings.allow_private_network = config.allow_private_network;
+    if config.allow_private_network {
+        tracing::warn!(
+            "SANDBOX_ALLOW_PRIVATE_NETWORK=true: sandboxes that ask for network mode \
+             `private` share this host's network and reach every service on its loopback"
+        );
+    }
+    settings.egress = Arc::new(
+        EgressPolicy::with_allow_list(&config.isolated_allow)
+            .map_err(|error| StartError::Providers(format!("SANDBOX_ISOLATED_ALLOW: {error}")))?,
+    );
+    Ok(settings)
 }
 
 /// Creates the data directory (owner-only) and returns its absolute, canonical path:

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::support::{backend, free_port, run_to_exit};
 use crate::conformance::client::Client;
 use crate::fakes::backend::{Backend, TOKEN};
 use crate::fakes::modal::{FakeModal, TOKEN_ID, TOKEN_SECRET};
@@ -37,9 +38,14 @@ async fn listed_ids(client: &Client) -> Vec<String> {
 async fn either_of_two_backends_serves_every_sandbox_when_the_other_stops() {
     let fake = FakeModal::start().await;
     let a = Backend::start("modal", modal_env(&fake)).await;
-    let b = Backend::start("modal", modal_env(&fake)).await;
+    // B runs as in a container next to Modal: without the local provider.
+    let mut remote_only = modal_env(&fake);
+    remote_only.push(("SANDBOX_LOCAL_PROVIDER".into(), "false".into()));
+    let b = Backend::start("modal", remote_only).await;
     let client_a = Client::new(a.base_url(), TOKEN.into());
     let client_b = Client::new(b.base_url(), TOKEN.into());
+    let providers = client_b.call("GET", "/v1/providers", None).await.text();
+    assert!(!providers.contains("\"local\""), "{providers}");
 
     // Created through A, with labels, an environment and a default timeout.
     let created = client_a
@@ -172,4 +178,24 @@ async fn an_unknown_id_or_a_label_posing_as_a_record_adopts_nothing() {
         .call("GET", &format!("/v1/sandboxes/{}", victim.id), None)
         .await;
     assert_eq!(refused.status, 401);
+}
+
+#[test]
+fn without_the_local_provider_local_cannot_be_the_default() {
+    let temp = tempfile::tempdir().unwrap();
+    let stderr = run_to_exit(backend(
+        &temp.path().join("data"),
+        &[
+            ("SANDBOX_BACKEND_TOKEN", TOKEN.into()),
+            (
+                "SANDBOX_BACKEND_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            ("SANDBOX_LOCAL_PROVIDER", "false".into()),
+        ],
+    ));
+    assert!(
+        stderr.contains("the default provider \"local\" is not configured"),
+        "{stderr}"
+    );
 }
