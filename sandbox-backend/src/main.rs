@@ -35,6 +35,8 @@ fn main() -> ExitCode {
         // Inside a sandbox: byte bridges between the runner and services in it.
         Some("__connect") => return sandbox_agent::bridge::connect_main(&args[1..]),
         Some("__listen") => return sandbox_agent::bridge::listen_main(&args[1..]),
+        // A container's health check: does the backend configured here answer?
+        Some("health") => return sandbox_backend::health_probe::main(),
         // Joins resource-control groups, then becomes the given command.
         Some("__launch") => return launch::main(&args[1..]),
         _ => {}

@@ -125,6 +125,23 @@ async fn with_a_certificate_it_serves_https_on_a_public_listen() {
     }
     assert!(healthy, "the backend did not answer over HTTPS");
 
+    // The image's HEALTHCHECK: `sandbox-backend health` with the same settings.
+    let probe = |port: u16| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sandbox-backend"))
+            .arg("health")
+            .env_clear()
+            .env("SANDBOX_BACKEND_LISTEN", format!("0.0.0.0:{port}"))
+            .env("SANDBOX_BACKEND_TLS_CERT", &cert)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(probe(port).success(), "the health probe failed");
+    assert!(
+        !probe(free_port()).success(),
+        "the health probe passed with nothing listening"
+    );
+
     // The token is still required, and accepted, over HTTPS.
     let refused = client
         .get(format!("{https}/v1/sandboxes"))
