@@ -22,7 +22,8 @@ bin_dir=${NIGHTSHIFT_RELEASE_DIR:-${CARGO_TARGET_DIR:-target}/release}
 # that travel to its host when set (docs/CONFIG.md).
 backend_secrets=(SANDBOX_BACKEND_TOKEN MODAL_TOKEN_ID MODAL_TOKEN_SECRET RAILWAY_TOKEN RAILWAY_API_TOKEN)
 backend_settings=(
-  SANDBOX_BACKEND_LISTEN
+  SANDBOX_BACKEND_LISTEN SANDBOX_BACKEND_BEHIND_TLS_PROXY SANDBOX_BACKEND_TLS_CERT
+  SANDBOX_BACKEND_TLS_KEY SANDBOX_LOCAL_PROVIDER
   SANDBOX_ALLOW_PRIVATE_NETWORK SANDBOX_ALLOW_UNLIMITED SANDBOX_HOST_UID SANDBOX_HOST_GID
   SANDBOX_PIDS_MAX SANDBOX_MEMORY_MAX SANDBOX_CPU_WEIGHT SANDBOX_CPU_MAX SANDBOX_TMP_MAX
   SANDBOX_DISK_MAX SANDBOX_FILE_MAX SANDBOX_WARM_POOL SANDBOX_RO_BINDS
@@ -81,11 +82,18 @@ fi
 for binary in sandbox-backend runner nightshift-gateway; do
   [ -x "$bin_dir/$binary" ] || die "$bin_dir/$binary is missing; run 'make build-native-release'"
 done
+# The hardened unit (deploy/systemd/), pointed at BACKEND_DIR; a backend without the
+# local provider also gets the remote-only drop-in (its own user, no root).
+unit_file=deploy/systemd/nightshift-sandbox-backend.service
+dropin_file=deploy/systemd/remote-only.conf
+remote_only() { [ "$(setting SANDBOX_LOCAL_PROVIDER true)" = false ]; }
+
 if is_dry_run; then
   host=$(setting BACKEND_HOST nightshift@sandboxes.example.com)
   lines=$(backend_env | grep -c '=')
   log "dry run: would copy $bin_dir/{sandbox-backend,runner} to $host:$backend_dir"
-  log "dry run: would write /etc/nightshift/sandbox-backend.env there ($lines settings) and restart nightshift-sandbox-backend"
+  log "dry run: would write /etc/nightshift/sandbox-backend.env there ($lines settings)"
+  log "dry run: would install $unit_file$(remote_only && echo " with $dropin_file") and restart nightshift-sandbox-backend"
   check_health "$url"
   log "dry run done: nothing was copied"
   exit 0
@@ -104,6 +112,16 @@ scp -q "$bin_dir/runner" "$host:$backend_dir/runner.new"
 ssh "$host" "mv '$backend_dir/sandbox-backend.new' '$backend_dir/sandbox-backend' && mv '$backend_dir/runner.new' '$backend_dir/runner'"
 log "writing /etc/nightshift/sandbox-backend.env on $host"
 backend_env | ssh "$host" "sudo install -d -m 700 /etc/nightshift && sudo sh -c 'umask 077; cat > /etc/nightshift/sandbox-backend.env'"
+log "installing the systemd unit nightshift-sandbox-backend on $host"
+sed "s#^ExecStart=/opt/nightshift/bin/sandbox-backend#ExecStart=$backend_dir/sandbox-backend#" "$unit_file" \
+  | ssh "$host" "sudo sh -c 'cat > /etc/systemd/system/nightshift-sandbox-backend.service'"
+if remote_only; then
+  ssh "$host" "id -u nightshift >/dev/null 2>&1 || sudo useradd --system --no-create-home --shell /usr/sbin/nologin nightshift"
+  ssh "$host" "sudo install -d /etc/systemd/system/nightshift-sandbox-backend.service.d && sudo sh -c 'cat > /etc/systemd/system/nightshift-sandbox-backend.service.d/remote-only.conf'" < "$dropin_file"
+else
+  ssh "$host" "sudo rm -f /etc/systemd/system/nightshift-sandbox-backend.service.d/remote-only.conf"
+fi
+ssh "$host" "sudo systemctl daemon-reload && sudo systemctl enable -q nightshift-sandbox-backend"
 log "restarting nightshift-sandbox-backend on $host"
 ssh "$host" "sudo systemctl restart nightshift-sandbox-backend" \
   || die "could not restart the unit nightshift-sandbox-backend on $host: install it first (docs/DEPLOY.md)"
