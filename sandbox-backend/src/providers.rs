@@ -379,6 +379,22 @@ pub trait Provider: Send + Sync + 'static {
     async fn list_sandboxes(&self) -> Result<Vec<FoundSandbox>, ProviderError> {
         Ok(Vec::new())
     }
+
+    /// Records with the provider when this backend last saw activity in the sandbox
+    /// (milliseconds since the epoch), so every backend's idle reaper sees every
+    /// backend's traffic. Only asked of a provider that shares its sandboxes.
+    async fn publish_activity(
+        &self,
+        _sandbox: &SandboxSpec,
+        _at_millis: i64,
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// The latest activity any backend published for the sandbox.
+    async fn shared_activity(&self, _sandbox: &SandboxSpec) -> Result<Option<i64>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// Why a provider could not be set up from its settings.

@@ -59,6 +59,9 @@ pub struct Sandboxes {
     templates: templates::Templates,
     /// The length of one `idle_timeout_minutes` minute.
     idle_minute: std::time::Duration,
+    /// The latest activity published to a sharing provider, by sandbox id
+    /// (milliseconds since the epoch; see [`shared`]).
+    published_activity: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 impl Sandboxes {
@@ -643,6 +646,10 @@ impl Sandboxes {
             }
             let limit = self.idle_minute * minutes;
             if entry.idle_for() < limit {
+                self.share_activity(&entry, &record, limit).await;
+                continue;
+            }
+            if self.active_elsewhere(&record, limit).await {
                 continue;
             }
             let reason =

@@ -257,18 +257,7 @@ impl ModalProvider {
             NetworkMode::None => proto::NETWORK_ACCESS_BLOCKED,
             NetworkMode::Isolated | NetworkMode::Private => proto::NETWORK_ACCESS_OPEN,
         };
-        let mut tags = Self::shared_tags(&sandbox.id, sandbox.shared_record.as_deref());
-        tags.extend(
-            sandbox
-                .labels
-                .iter()
-                // A label must not pass for another sandbox's id or record.
-                .filter(|(name, _)| !shared::is_reserved(name))
-                .map(|(name, value)| proto::SandboxTag {
-                    tag_name: name.clone(),
-                    tag_value: value.clone(),
-                }),
-        );
+        let tags = Self::all_tags(sandbox, None);
         let open_ports = (!self.config.ports.is_empty()).then(|| proto::PortSpecs {
             ports: self
                 .config
@@ -928,6 +917,18 @@ impl super::Provider for ModalProvider {
 
     async fn list_sandboxes(&self) -> Result<Vec<FoundSandbox>, ProviderError> {
         self.list_shared().await
+    }
+
+    async fn publish_activity(
+        &self,
+        sandbox: &SandboxSpec,
+        at_millis: i64,
+    ) -> Result<(), ProviderError> {
+        self.publish(sandbox, at_millis).await
+    }
+
+    async fn shared_activity(&self, sandbox: &SandboxSpec) -> Result<Option<i64>, ProviderError> {
+        self.activity(sandbox).await
     }
 
     async fn stop(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {

@@ -10,16 +10,21 @@
 //! restart). A listing also forgets a sandbox that the provider no longer runs (another
 //! backend destroyed it).
 //!
+//! Idle timeouts hold across backends: each backend sees only its own traffic, so it
+//! publishes the latest activity it saw to the provider (at most every quarter of the
+//! timeout, from the idle reaper), and a backend about to reap an idle sandbox first
+//! asks the provider whether another backend saw activity since.
+//!
 //! Not shared, on purpose: the environment (it may hold secrets, and the provider
 //! already gives it to every command through the sandbox's own environment), the
-//! gateway's key, the runner (it lives and dies with the backend that started it), the
-//! template (templates are built per backend) and the idle timeout (each backend sees
-//! only its own traffic, so only the creating backend reaps).
+//! gateway's key, the runner (it lives and dies with the backend that started it) and
+//! the template (templates are built per backend).
 //!
 //! [`Provider::shares_sandboxes`]: crate::providers::Provider::shares_sandboxes
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use nightshift_protocol::sandbox::{NetworkMode, SandboxStatus};
 use serde::{Deserialize, Serialize};
@@ -38,6 +43,8 @@ pub struct SharedRecord {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub default_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub idle_timeout_minutes: Option<u32>,
     pub created_at: i64,
     #[serde(default)]
     pub forked_from: Option<String>,
@@ -50,6 +57,7 @@ impl SharedRecord {
             network: record.network,
             labels: record.labels.clone(),
             default_timeout_ms: record.default_timeout_ms,
+            idle_timeout_minutes: record.idle_timeout_minutes,
             created_at: record.created_at,
             forked_from: record.forked_from.clone(),
         }
@@ -74,6 +82,7 @@ impl SharedRecord {
             network: shared.network,
             labels: shared.labels,
             default_timeout_ms: shared.default_timeout_ms,
+            idle_timeout_minutes: shared.idle_timeout_minutes,
             created_at: shared.created_at,
             forked_from: shared.forked_from,
             handle: found.handle.clone(),
@@ -85,10 +94,74 @@ impl SharedRecord {
 impl Sandboxes {
     /// The shared record of a sandbox whose provider shares its sandboxes.
     pub(super) fn shared_record(&self, record: &SandboxRecord) -> Option<String> {
+        self.sharing_provider_of(record)
+            .map(|_| SharedRecord::of(record).encode())
+    }
+
+    /// The provider of a sandbox, when it shares its sandboxes.
+    fn sharing_provider_of(&self, record: &SandboxRecord) -> Option<Arc<dyn Provider>> {
         self.providers
             .get(&record.provider)
             .filter(|provider| provider.shares_sandboxes())
-            .map(|_| SharedRecord::of(record).encode())
+            .cloned()
+    }
+
+    /// Publishes the latest activity this backend saw in a sandbox of a sharing
+    /// provider, when it is a quarter of the idle `limit` newer than the last one
+    /// published (the idle reaper calls it for busy sandboxes).
+    pub(super) async fn share_activity(
+        &self,
+        entry: &SandboxEntry,
+        record: &SandboxRecord,
+        limit: Duration,
+    ) {
+        let Some(provider) = self.sharing_provider_of(record) else {
+            return;
+        };
+        let idle = i64::try_from(entry.idle_for().as_millis()).unwrap_or(i64::MAX);
+        let at = super::now_millis().saturating_sub(idle);
+        let step = i64::try_from((limit / 4).as_millis()).unwrap_or(i64::MAX);
+        let due = self
+            .published()
+            .get(&record.id)
+            .is_none_or(|last| at.saturating_sub(*last) >= step);
+        if !due {
+            return;
+        }
+        match provider.publish_activity(&self.spec(record), at).await {
+            Ok(()) => {
+                self.published().insert(record.id.clone(), at);
+            }
+            Err(error) => {
+                tracing::warn!(sandbox = %record.id, %error, "cannot publish the sandbox's activity");
+            }
+        }
+    }
+
+    /// Whether another backend saw activity in a sandbox of a sharing provider within
+    /// the idle `limit`. When the provider cannot tell, the sandbox is kept: a reap
+    /// can wait for the next round, a wrong one cannot be undone.
+    pub(super) async fn active_elsewhere(&self, record: &SandboxRecord, limit: Duration) -> bool {
+        let Some(provider) = self.sharing_provider_of(record) else {
+            return false;
+        };
+        match provider.shared_activity(&self.spec(record)).await {
+            Ok(Some(at)) => {
+                let limit = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+                super::now_millis().saturating_sub(at) < limit
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(sandbox = %record.id, %error, "cannot read the sandbox's shared activity; not reaping it now");
+                true
+            }
+        }
+    }
+
+    fn published(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.published_activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn sharing_providers(&self) -> Vec<Arc<dyn Provider>> {

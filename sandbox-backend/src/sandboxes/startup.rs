@@ -39,6 +39,7 @@ impl Sandboxes {
             closing: AtomicBool::new(false),
             templates,
             idle_minute,
+            published_activity: Default::default(),
         };
         for mut record in store.load_all()? {
             retire_orphan_runner(&record).await;

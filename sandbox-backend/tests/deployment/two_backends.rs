@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::support::{backend, free_port, run_to_exit};
 use crate::conformance::client::Client;
-use crate::fakes::backend::{Backend, TOKEN};
+use crate::fakes::backend::{Backend, IDLE_MINUTE_MS, TOKEN};
 use crate::fakes::modal::{FakeModal, TOKEN_ID, TOKEN_SECRET};
 
 fn modal_env(fake: &FakeModal) -> Vec<(String, String)> {
@@ -198,4 +198,55 @@ fn without_the_local_provider_local_cannot_be_the_default() {
         stderr.contains("the default provider \"local\" is not configured"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_busy_through_one_backend_is_not_reaped_by_the_other() {
+    let fake = FakeModal::start().await;
+    let a = Backend::start("modal", modal_env(&fake)).await;
+    let b = Backend::start("modal", modal_env(&fake)).await;
+    let client_a = Client::new(a.base_url(), TOKEN.into());
+    let client_b = Client::new(b.base_url(), TOKEN.into());
+
+    // Two idle minutes; all the traffic goes through B, none through A.
+    let sandbox = client_a
+        .create(json!({"idle_timeout_minutes": 2}))
+        .await
+        .unwrap();
+    let limit = Duration::from_millis(2 * IDLE_MINUTE_MS);
+    let busy_until = tokio::time::Instant::now() + limit * 3;
+    while tokio::time::Instant::now() < busy_until {
+        let done = client_b.sh(&sandbox.id, "true").await.unwrap();
+        assert_eq!(
+            done.exit.code, 0,
+            "the sandbox was reaped while busy: {done:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(IDLE_MINUTE_MS / 5)).await;
+    }
+    let seen_by_a = client_a.get(&sandbox.id).await.unwrap();
+    assert_eq!(
+        seen_by_a.status,
+        nightshift_protocol::sandbox::SandboxStatus::Ready,
+        "A reaped a sandbox B kept busy: {seen_by_a:?}"
+    );
+
+    // Once nobody uses it, it is reaped after all.
+    let deadline = tokio::time::Instant::now() + limit * 5;
+    loop {
+        let ended = fake
+            .state
+            .sandboxes
+            .lock()
+            .await
+            .values()
+            .all(|sandbox| sandbox.ended.is_some());
+        if ended {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle sandbox was never reaped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -236,6 +236,8 @@ async fn call(
         "SandboxGetTaskId" => unary(sandbox_get_task_id(&state, &body).await),
         "SandboxWait" => unary(sandbox_wait(&state, &body).await),
         "SandboxList" => unary(sandbox_list(&state, &body).await),
+        "SandboxTagsSet" => unary(sandbox_tags_set(&state, &body).await),
+        "SandboxTagsGet" => unary(sandbox_tags_get(&state, &body).await),
         "SandboxTerminate" => unary(sandbox_terminate(&state, &body).await),
         "SandboxSnapshotFs" => unary(sandbox_snapshot_fs(&state, &body).await),
         "SandboxGetTunnels" => unary(sandbox_get_tunnels(&state, &body).await),
@@ -425,6 +427,32 @@ async fn sandbox_list(
     listed.sort_by(|a, b| b.created_at.total_cmp(&a.created_at));
     listed.truncate(LIST_PAGE);
     Ok(proto::SandboxListResponse { sandboxes: listed })
+}
+
+/// Replaces the sandbox's tags (the stricter reading of Modal's "sets tags": a caller
+/// that forgot one loses it here).
+async fn sandbox_tags_set(state: &ModalState, body: &[u8]) -> Result<proto::Empty, Status> {
+    let request: proto::SandboxTagsSetRequest = decode(body)?;
+    let mut sandboxes = state.sandboxes.lock().await;
+    let sandbox = sandboxes
+        .get_mut(&request.sandbox_id)
+        .ok_or_else(|| Status(NOT_FOUND, "sandbox not found".into()))?;
+    sandbox.tags = request.tags;
+    Ok(proto::Empty {})
+}
+
+async fn sandbox_tags_get(
+    state: &ModalState,
+    body: &[u8],
+) -> Result<proto::SandboxTagsGetResponse, Status> {
+    let request: proto::SandboxTagsGetRequest = decode(body)?;
+    let sandboxes = state.sandboxes.lock().await;
+    let sandbox = sandboxes
+        .get(&request.sandbox_id)
+        .ok_or_else(|| Status(NOT_FOUND, "sandbox not found".into()))?;
+    Ok(proto::SandboxTagsGetResponse {
+        tags: sandbox.tags.clone(),
+    })
 }
 
 async fn sandbox_terminate(

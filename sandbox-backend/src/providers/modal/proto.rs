@@ -213,6 +213,29 @@ pub struct SandboxInfo {
     pub tags: Vec<SandboxTag>,
 }
 
+/// `SandboxTagsSet`: the sandbox's tags become these (answered with `Empty`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SandboxTagsSetRequest {
+    #[prost(string, tag = "1")]
+    pub environment_name: String,
+    #[prost(string, tag = "2")]
+    pub sandbox_id: String,
+    #[prost(message, repeated, tag = "3")]
+    pub tags: Vec<SandboxTag>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SandboxTagsGetRequest {
+    #[prost(string, tag = "1")]
+    pub sandbox_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SandboxTagsGetResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub tags: Vec<SandboxTag>,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SandboxCreateResponse {
     #[prost(string, tag = "1")]

@@ -7,19 +7,22 @@
 
 use super::{Handle, ModalProvider, POLL_SECS, proto};
 use crate::providers::remote;
-use crate::providers::{FoundSandbox, ProviderError, ProviderHandle};
+use crate::providers::{FoundSandbox, ProviderError, ProviderHandle, SandboxSpec};
 
 /// The tag holding the backend's id of a sandbox.
 pub const SANDBOX_TAG: &str = "nightshift.sandbox";
 /// The tag holding the shared record.
 pub const RECORD_TAG: &str = "nightshift.record";
+/// The tag holding the latest activity a backend saw (milliseconds since the epoch).
+pub const ACTIVITY_TAG: &str = "nightshift.active";
 /// Pages fetched at most per listing: a bound on a listing's time, far above the
-/// sandboxes one deployment runs (Modal answers pages of its own size).
+/// sandboxes one deployment runs (Modal answers pages of its own size). A longer
+/// listing is an error, never a partial answer.
 const MAX_PAGES: usize = 100;
 
 /// Tag names a sandbox's labels cannot take.
 pub fn is_reserved(name: &str) -> bool {
-    name == SANDBOX_TAG || name == RECORD_TAG
+    name == SANDBOX_TAG || name == RECORD_TAG || name == ACTIVITY_TAG
 }
 
 impl ModalProvider {
@@ -61,6 +64,72 @@ impl ModalProvider {
         Ok(found)
     }
 
+    /// Every tag of a sandbox: its own, its labels and, when given, the latest activity.
+    pub(super) fn all_tags(sandbox: &SandboxSpec, activity: Option<i64>) -> Vec<proto::SandboxTag> {
+        let mut tags = Self::shared_tags(&sandbox.id, sandbox.shared_record.as_deref());
+        tags.extend(
+            sandbox
+                .labels
+                .iter()
+                // A label must not pass for another sandbox's id, record or activity.
+                .filter(|(name, _)| !is_reserved(name))
+                .map(|(name, value)| proto::SandboxTag {
+                    tag_name: name.clone(),
+                    tag_value: value.clone(),
+                }),
+        );
+        tags.extend(activity.map(|at| proto::SandboxTag {
+            tag_name: ACTIVITY_TAG.into(),
+            tag_value: at.to_string(),
+        }));
+        tags
+    }
+
+    /// Sets every tag again (whether `SandboxTagsSet` merges or replaces, the result
+    /// is the same), with the activity tag updated.
+    pub(super) async fn publish(
+        &self,
+        sandbox: &SandboxSpec,
+        at: i64,
+    ) -> Result<(), ProviderError> {
+        let handle = super::handle_of(sandbox)?;
+        let _: proto::Empty = self
+            .client
+            .unary(
+                "SandboxTagsSet",
+                proto::SandboxTagsSetRequest {
+                    environment_name: self.config.environment.clone(),
+                    sandbox_id: handle.sandbox_id,
+                    tags: Self::all_tags(sandbox, Some(at)),
+                },
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn activity(
+        &self,
+        sandbox: &SandboxSpec,
+    ) -> Result<Option<i64>, ProviderError> {
+        let handle = super::handle_of(sandbox)?;
+        let tags: proto::SandboxTagsGetResponse = self
+            .client
+            .unary(
+                "SandboxTagsGet",
+                proto::SandboxTagsGetRequest {
+                    sandbox_id: handle.sandbox_id,
+                },
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        Ok(tags
+            .tags
+            .iter()
+            .find(|tag| tag.tag_name == ACTIVITY_TAG)
+            .and_then(|tag| tag.tag_value.parse().ok()))
+    }
+
     /// Running sandboxes of this backend's app with every tag of `tags`, all pages.
     async fn list_tagged(
         &self,
@@ -90,7 +159,10 @@ impl ModalProvider {
             before = last.created_at;
             all.extend(page.sandboxes);
         }
-        Ok(all)
+        // A partial listing would make backends forget sandboxes that still run.
+        Err(ProviderError::Unavailable(format!(
+            "Modal listed more than {MAX_PAGES} pages of sandboxes; listing stopped"
+        )))
     }
 
     /// A listed sandbox with its shared record, or `None` for one that is not a
