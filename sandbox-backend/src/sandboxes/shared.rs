@@ -259,6 +259,7 @@ impl Sandboxes {
         for id in ended {
             tracing::info!(sandbox = %id, provider, "forgetting a sandbox its provider no longer runs");
             self.entries_mut().remove(&id);
+            self.published().remove(&id);
             if let Err(error) = self.store.remove(&id) {
                 tracing::warn!(sandbox = %id, %error, "cannot remove the sandbox's directory");
             }
