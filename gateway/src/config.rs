@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nightshift_session::gateway_token::GatewayKey;
 
-use crate::services::ServiceName;
+use crate::services::name::ServiceName;
 
 /// Where the gateway listens and where its services are.
 #[derive(Debug, Clone)]
