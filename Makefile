@@ -64,6 +64,7 @@ fmt:
 bench: setup build-app build-worker build-native-release ## the latency and fan-out benchmark (figures for BENCHMARKS.md)
 	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin bench
 	$(CARGO) run --release -p sandbox-backend --bin sandbox-bench
+	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin gateway-bench
 
 clean-state: ## forget local sessions, sandboxes and D1/DO state
 	rm -rf .wrangler/state .nightshift

@@ -675,7 +675,9 @@ async fn a_cli_watcher_stays_present_while_it_watches_and_leaves_when_it_stops()
     .unwrap();
     let result = async {
         let alice = stack.signed_in_api("alice@example.com").await?;
-        let name = alice.expect::<Value>(Method::GET, "/api/me", None, 200).await?["user"]["name"]
+        let name = alice
+            .expect::<Value>(Method::GET, "/api/me", None, 200)
+            .await?["user"]["name"]
             .as_str()
             .context("a name")?
             .to_string();
