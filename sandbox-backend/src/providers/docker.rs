@@ -32,7 +32,9 @@
 //! `0:0` for an image whose `/workspace` only root can write, still without
 //! capabilities).
 
+pub mod api_version;
 pub mod client;
+pub mod image_ref;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,6 +137,12 @@ fn handle_of(sandbox: &SandboxSpec) -> Result<Handle, ProviderError> {
     })
 }
 
+/// `uid:gid` as numbers, when the configured user is written that way.
+fn numeric_owner(user: &str) -> Option<(u64, u64)> {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, user));
+    Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?))
+}
+
 /// Percent-encodes a query value.
 fn query_encode(text: &str) -> String {
     let mut encoded = String::with_capacity(text.len());
@@ -180,18 +188,15 @@ impl DockerProvider {
         if inspect.status != StatusCode::NOT_FOUND {
             return Err(docker_error("image inspect", &inspect));
         }
-        let (name, tag) = match image.rsplit_once(':') {
-            Some((name, tag)) if !tag.contains('/') => (name, tag),
-            _ => (image, "latest"),
-        };
+        let reference = image_ref::PullReference::parse(image);
         let pulled = self
             .client
             .call(
                 Method::POST,
                 &format!(
                     "/images/create?fromImage={}&tag={}",
-                    encode(name),
-                    encode(tag)
+                    query_encode(&reference.repository),
+                    query_encode(&reference.tag)
                 ),
                 None,
                 remote::CREATE_TIMEOUT,
@@ -437,13 +442,29 @@ impl DockerProvider {
         let container_id = handle.container_id.clone();
         let kill: remote::Killer = Box::new(move || {
             async move {
-                let argv = vec!["sh".into(), "-c".into(), remote::kill_command(&run_id)];
-                if let Ok((_, mut io)) = kill_provider.open_exec(&container_id, argv).await {
-                    let mut sink = Vec::new();
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(10), io.read_to_end(&mut sink))
-                            .await;
+                // A container whose pids budget is used up (a fork bomb) cannot start
+                // the kill's exec until a process of the bomb ends: try again, for
+                // up to about ten seconds, until the kill reports the group gone.
+                for _ in 0..50 {
+                    let argv = vec!["sh".into(), "-c".into(), remote::kill_command(&run_id)];
+                    if let Ok((kill_exec, mut io)) =
+                        kill_provider.open_exec(&container_id, argv).await
+                    {
+                        let mut sink = Vec::new();
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            io.read_to_end(&mut sink),
+                        )
+                        .await;
+                        if let Ok(RemoteEvent::Exit(0)) =
+                            exit_code(&kill_provider.client, &kill_exec).await
+                        {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+                tracing::warn!(container_id, "could not kill a command's process group");
             }
             .boxed()
         });
@@ -664,6 +685,15 @@ impl super::Provider for DockerProvider {
         header.set_size(contents.len() as u64);
         header.set_mode(0o644);
         header.set_entry_type(tar::EntryType::Regular);
+        // The file belongs to the container's user, as if it wrote it. With a numeric
+        // `uid:gid` the archive says so itself: the Engine's `copyUIDGID` looks the
+        // user up by name in the container's passwd, which fails for `1000:1000`
+        // (Engine 20.10: `getent unable to find entry "1000:1000"`).
+        let owner = numeric_owner(&self.config.user);
+        if let Some((uid, gid)) = owner {
+            header.set_uid(uid);
+            header.set_gid(gid);
+        }
         header.set_mtime(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -677,15 +707,19 @@ impl super::Provider for DockerProvider {
         let body = archive
             .into_inner()
             .map_err(|error| ProviderError::io("packing the file", error))?;
-        // copyUIDGID: the file belongs to the container's user, as if it wrote it.
         let answer = self
             .client
             .call_bytes(
                 Method::PUT,
                 &format!(
-                    "/containers/{}/archive?path={}&noOverwriteDirNonDir=true&copyUIDGID=true",
+                    "/containers/{}/archive?path={}&noOverwriteDirNonDir=true{}",
                     handle.container_id,
-                    query_encode(if parent.is_empty() { "/" } else { parent })
+                    query_encode(if parent.is_empty() { "/" } else { parent }),
+                    if owner.is_some() {
+                        ""
+                    } else {
+                        "&copyUIDGID=true"
+                    }
                 ),
                 Bytes::from(body),
                 "application/x-tar",
@@ -883,6 +917,15 @@ mod tests {
             ("SANDBOX_DOCKER_PIDS_LIMIT", "-1"),
         ]);
         assert!(DockerConfig::from_lookup(&pids).is_err());
+    }
+
+    #[test]
+    fn numeric_users_own_written_files_themselves() {
+        assert_eq!(numeric_owner("1000:1000"), Some((1000, 1000)));
+        assert_eq!(numeric_owner("0:0"), Some((0, 0)));
+        assert_eq!(numeric_owner("1001"), Some((1001, 1001)));
+        assert_eq!(numeric_owner("sandbox"), None);
+        assert_eq!(numeric_owner("1000:staff"), None);
     }
 
     #[test]
