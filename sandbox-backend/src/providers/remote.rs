@@ -1,14 +1,19 @@
 //! What the remote providers (Modal, Railway, Docker) share: how a command line is
 //! built for a machine we reach only through an API, how a remote command's output
 //! becomes an [`ExecRun`], and the files API done through commands for services that
-//! have no file API of their own.
+//! have no file API of their own. [`exec`] puts these together behind the one trait a
+//! provider implements ([`exec::RemoteShell`]); [`dockerfile`] turns a template into
+//! Dockerfile lines for all three.
 //!
 //! A remote service has no "kill this exec and its children" call (Modal's control
 //! plane and Docker's exec API have none; Railway's bridge signals only the direct
 //! child). So every command runs under `setsid -w sh -c '...'`: the inner shell writes
 //! its PID (the new process group's id) to a file named after the run, and killing
-//! is a second exec of `kill -KILL -- -<pgid>`. This needs `setsid` (util-linux) and
+//! is a second exec of `kill -s KILL -- -<pgid>`. This needs `setsid` (util-linux) and
 //! `base64` (coreutils) in the image, as Debian-based images have.
+
+pub mod dockerfile;
+pub mod exec;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
