@@ -131,6 +131,10 @@ pub struct DockerProvider {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Handle {
     container_id: String,
+    /// The image a fork was committed to: only its container uses it, so it is
+    /// removed with the container (the Engine keeps a committed image until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fork_image: Option<String>,
 }
 
 fn handle_of(sandbox: &SandboxSpec) -> Result<Handle, ProviderError> {
@@ -318,6 +322,25 @@ impl DockerProvider {
                 tracing::warn!(container_id, message = %answer.message(), "could not remove a container")
             }
             Err(error) => tracing::warn!(container_id, %error, "could not remove a container"),
+        }
+    }
+
+    /// Removes an image nothing else uses (a fork of this fork, committed from it,
+    /// keeps it: the Engine refuses, and it stays until that one goes).
+    async fn remove_image(&self, image: &str) {
+        let result = self
+            .client
+            .call(
+                Method::DELETE,
+                &format!("/images/{}", encode(image)),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await;
+        match result {
+            Ok(answer) if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND => {}
+            Ok(answer) => tracing::info!(image, message = %answer.message(), "kept an image"),
+            Err(error) => tracing::warn!(image, %error, "could not remove an image"),
         }
     }
 
@@ -580,7 +603,16 @@ impl super::Provider for DockerProvider {
         target: &SandboxSpec,
     ) -> Result<ProviderHandle, ProviderError> {
         let image = self.commit(source, "nightshift-fork").await?;
-        self.create_from_image(target, &image).await
+        match self.create_from_image(target, &image).await {
+            Ok(mut handle) => {
+                handle.0["fork_image"] = json!(image);
+                Ok(handle)
+            }
+            Err(error) => {
+                self.remove_image(&image).await;
+                Err(error)
+            }
+        }
     }
 
     async fn build_template(&self, build: &TemplateBuild) -> Result<BuiltTemplate, ProviderError> {
@@ -700,6 +732,9 @@ impl super::Provider for DockerProvider {
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
         if let Ok(handle) = handle_of(sandbox) {
             self.remove(&handle.container_id).await;
+            if let Some(image) = handle.fork_image {
+                self.remove_image(&image).await;
+            }
         }
         Ok(())
     }

@@ -239,6 +239,43 @@ async fn the_posture_probe_notices_an_undefended_container() {
     }
 }
 
+/// A fork is a container from an image committed from its source; destroying the
+/// fork removes that image too, so forks do not fill the Engine's disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_fork_leaves_no_image_behind() {
+    let Some(engine) = RealEngine::find("a_destroyed_fork_leaves_no_image_behind").await else {
+        return;
+    };
+    let before = engine.sandbox_images().await;
+    let backend = Backend::start("docker", engine_env(&engine)).await;
+    let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
+    let source = client.create(json!({})).await.unwrap();
+    client.sh(&source.id, "echo kept > file").await.unwrap();
+    let fork = client
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{}/fork", source.id),
+            Some(json!({})),
+        )
+        .await;
+    assert!(fork.status < 300, "{}", fork.text());
+    let fork_id = fork.json()["id"].as_str().unwrap().to_string();
+    let copied = client.sh(&fork_id, "cat file").await.unwrap();
+    let during = engine.sandbox_images().await;
+    client.destroy(&fork_id).await.unwrap();
+    client.destroy(&source.id).await.unwrap();
+    let after = engine.sandbox_images().await;
+    engine.remove_images_since(&before).await;
+    assert_eq!(copied.stdout, "kept\n");
+    assert!(
+        during
+            .difference(&before)
+            .any(|tag| tag.starts_with("nightshift-fork:")),
+        "the fork made no image: {during:?}"
+    );
+    assert_eq!(after, before, "the fork's image outlived it");
+}
+
 /// Engine 20.10 tops out at API 1.41, below the 1.43 this client once pinned: the
 /// provider works there only because it agrees a version with the daemon.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

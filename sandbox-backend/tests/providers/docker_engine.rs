@@ -77,7 +77,8 @@ impl RealEngine {
 
     /// Removes the images a test's sandboxes made (those not in `before`), so runs
     /// do not fill the Engine's data root: the backend of a test forgets its
-    /// templates with its data directory, and forks' images outlive their sandboxes.
+    /// templates and snapshots with its data directory, and a failed case may leave
+    /// a fork's image.
     pub async fn remove_images_since(&self, before: &std::collections::BTreeSet<String>) {
         for tag in self.sandbox_images().await.difference(before) {
             let _ = request(&self.host, "DELETE", &format!("/images/{tag}?force=1")).await;
