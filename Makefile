@@ -44,8 +44,8 @@ dev: setup build-app build-worker build-native-release ## set up, build and run 
 test: setup build ## every test: unit, integration (real stack) and browser
 	$(MAKE) --no-print-directory test-unit test-e2e
 
-test-unit: test-scripts ## unit tests of the native crates, the plain logic and the scripts
-	$(CARGO) test --workspace --exclude nightshift-e2e
+test-unit: test-scripts ## unit tests of the native crates, the plain logic and the scripts (with a real Docker Engine: scripts/docker-engine.sh; DOCKER_TESTS=skip opts out)
+	@bash scripts/docker-engine.sh run -- $(CARGO) test --workspace --exclude nightshift-e2e
 
 test-scripts: ## the scripts' own tests (scripts/tests/) and shellcheck
 	@bash scripts/tests/run.sh
@@ -64,6 +64,7 @@ fmt:
 bench: setup build-app build-worker build-native-release ## the latency and fan-out benchmark (figures for BENCHMARKS.md)
 	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin bench
 	$(CARGO) run --release -p sandbox-backend --bin sandbox-bench
+	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin gateway-bench
 
 clean-state: ## forget local sessions, sandboxes and D1/DO state
 	rm -rf .wrangler/state .nightshift

@@ -82,7 +82,8 @@ fi
 # which the local provider binds read-only into every sandbox, so a sandbox runs the
 # same programs the gateway's tests run.
 if command -v apt-get >/dev/null; then
-  apt_install xvfb x11vnc fluxbox
+  # x11-utils: xev, with which the gateway's tests watch what input reaches the display.
+  apt_install xvfb x11vnc fluxbox x11-utils
 fi
 bash scripts/install-code-server.sh
 

@@ -163,6 +163,25 @@ impl Client {
         self.call(Method::POST, &path, Some(&body)).await
     }
 
+    /// `POST /api/sessions/{id}/presence`: grants or renews the caller's presence
+    /// lease, so others see them watching.
+    pub async fn presence_heartbeat(&self, id: &str) -> CliResult<()> {
+        self.call::<serde_json::Value>(
+            Method::POST,
+            &session_path(id, "/presence"),
+            Some(&serde_json::json!({})),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE /api/sessions/{id}/presence`: gives the lease up at once.
+    pub async fn leave_presence(&self, id: &str) -> CliResult<()> {
+        self.call::<serde_json::Value>(Method::DELETE, &session_path(id, "/presence"), None::<&()>)
+            .await
+            .map(drop)
+    }
+
     /// Opens `GET /api/sessions/{id}/events`, resuming after `last_event_id`. Only
     /// the wait for the answer's head has a timeout; the body streams for as long as
     /// the server keeps it open.

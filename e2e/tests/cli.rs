@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use nightshift_e2e::WAIT;
 use nightshift_e2e::client::Api;
 use nightshift_e2e::scripted_llm::{Script, Step};
-use nightshift_e2e::stack::{Stack, binary, stack_with_llm, with_logs};
+use nightshift_e2e::stack::{Stack, StackOptions, binary, stack_with_llm, with_logs};
 use nightshift_protocol::api::{MessageState, QueueMode};
 use nightshift_protocol::events::EventBody;
 use reqwest::Method;
@@ -631,6 +631,95 @@ async fn watch_resumes_where_it_left_off_after_the_worker_restarts() {
             .read_to_string(&mut stderr)
             .await?;
         assert!(stderr.contains("reconnecting"), "{stderr}");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(error) = result {
+        stack.dump_logs();
+        panic!("{error:?}");
+    }
+}
+
+/// The lease of the stack that tests a watcher's presence: shorter than the time the
+/// test watches, longer than the CLI's heartbeat.
+const PRESENCE_LEASE_MS: u64 = 15_000;
+
+/// The names of the people `api` sees watching `session`.
+async fn watchers(api: &Api, session: &str) -> anyhow::Result<Vec<String>> {
+    let viewers: Value = api
+        .expect(
+            Method::GET,
+            &format!("/api/sessions/{session}/presence"),
+            None,
+            200,
+        )
+        .await?;
+    Ok(viewers
+        .as_array()
+        .context("a presence list")?
+        .iter()
+        .filter_map(|viewer| viewer["name"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// A CLI watcher is among a session's watchers for as long as it watches, past the
+/// lease its stream opened with (it renews it), and leaves the list at once when it
+/// stops.
+#[tokio::test]
+async fn a_cli_watcher_stays_present_while_it_watches_and_leaves_when_it_stops() {
+    let stack = Stack::start(StackOptions {
+        worker_vars: vec![("PRESENCE_LEASE_MS".into(), PRESENCE_LEASE_MS.to_string())],
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let result = async {
+        let alice = stack.signed_in_api("alice@example.com").await?;
+        let name = alice
+            .expect::<Value>(Method::GET, "/api/me", None, 200)
+            .await?["user"]["name"]
+            .as_str()
+            .context("a name")?
+            .to_string();
+        let session = alice.create_session().await?;
+        let token = token(&alice, &["read", "write"]).await?;
+        let server = stack.worker_url();
+        let cli = Cli::new()?;
+        let mut watch = cli
+            .command(
+                &["--json", "watch", &session.id],
+                &[
+                    ("NIGHTSHIFT_SERVER", server.as_str()),
+                    ("NIGHTSHIFT_TOKEN", token.as_str()),
+                ],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !watchers(&alice, &session.id).await?.contains(&name) {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the watcher never showed up"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Past the lease the stream's opening granted: only heartbeats keep it.
+        tokio::time::sleep(Duration::from_millis(PRESENCE_LEASE_MS + 5_000)).await;
+        let present = watchers(&alice, &session.id).await?;
+        anyhow::ensure!(
+            present.contains(&name),
+            "a watcher still watching dropped from the list: {present:?}"
+        );
+        interrupt(&watch);
+        assert_eq!(exit_code(&mut watch).await?, Some(0));
+        // Gone at once, not when the lease runs out.
+        let present = watchers(&alice, &session.id).await?;
+        anyhow::ensure!(
+            !present.contains(&name),
+            "a watcher that stopped is still listed: {present:?}"
+        );
         anyhow::Ok(())
     }
     .await;

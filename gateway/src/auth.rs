@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use nightshift_session::gateway_token::{GatewayClaims, GatewayTokenError};
 
 use crate::error::GatewayError;
-use crate::routes::AppState;
+use crate::state::AppState;
 
 /// The cookie that carries the token after the first request.
 pub const COOKIE_NAME: &str = "ns_gateway";

@@ -7,10 +7,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nightshift_session::gateway_token::GatewayKey;
 
-use crate::services::ServiceName;
+use crate::services::name::ServiceName;
 
 /// Where the gateway listens and where its services are.
 #[derive(Debug, Clone)]
@@ -35,11 +36,15 @@ pub struct GatewayConfig {
     /// The services to run (`--services display,vnc,...`, `all` or `none`): all in a
     /// sandbox; tests start only the ones they exercise.
     pub services: Vec<ServiceName>,
+    /// How long a client may take to send a request's headers before its connection
+    /// is closed (`--header-timeout-ms`), so a connection that never finishes its
+    /// request holds nothing for long.
+    pub header_timeout: Duration,
 }
 
 pub const USAGE: &str = "usage: nightshift-gateway serve --listen ADDR --session ID --key-file PATH \
 [--workspace DIR] [--display N] [--vnc-port P] [--vnc-view-port P] [--devtools-port P] \
-[--vscode-port P] [--max-tabs N] [--services all|none|NAME,NAME...]";
+[--vscode-port P] [--max-tabs N] [--services all|none|NAME,NAME...] [--header-timeout-ms MS]";
 
 impl GatewayConfig {
     /// Reads `serve` and its flags (the program name already removed).
@@ -64,6 +69,7 @@ impl GatewayConfig {
             vscode_port: 8080,
             max_tabs: 8,
             services: ServiceName::ALL.to_vec(),
+            header_timeout: Duration::from_secs(10),
         };
         while let Some(flag) = args.next() {
             let value = args
@@ -85,6 +91,13 @@ impl GatewayConfig {
                 }
                 "--vscode-port" => config.vscode_port = value.parse().map_err(|_| bad("a port"))?,
                 "--max-tabs" => config.max_tabs = value.parse().map_err(|_| bad("a number"))?,
+                "--header-timeout-ms" => {
+                    let millis: u64 = value.parse().map_err(|_| bad("a number"))?;
+                    if millis == 0 {
+                        return Err(bad("a positive number"));
+                    }
+                    config.header_timeout = Duration::from_millis(millis);
+                }
                 "--services" => {
                     config.services =
                         parse_services(&value).ok_or_else(|| bad("a list of services"))?

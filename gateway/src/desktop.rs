@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 
 use crate::auth::Caller;
 use crate::error::GatewayError;
-use crate::routes::AppState;
 use crate::services::ServiceName;
+use crate::state::AppState;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -27,7 +27,7 @@ pub async fn vnc(
     Extension(caller): Extension<Caller>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let upgrade = match crate::routes::websocket(upgrade) {
+    let upgrade = match crate::upgrade::websocket(upgrade) {
         Ok(upgrade) => upgrade,
         Err(error) => return error.into_response(),
     };
@@ -49,7 +49,7 @@ pub async fn vnc(
     };
     upgrade
         .protocols(["binary"])
-        .max_message_size(crate::routes::MAX_CLIENT_MESSAGE)
+        .max_message_size(crate::upgrade::MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| bridge(socket, upstream))
 }
 

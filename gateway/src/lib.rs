@@ -7,7 +7,9 @@
 //! reverse proxy to code-server ([`vscode`]); `/desktop/vnc` bridges a WebSocket to
 //! the desktop's VNC server ([`desktop`]); `/terminal/{tab}` serves shared PTY tabs
 //! ([`terminal`]); `/status` reports the services it supervises ([`services`]).
-//! Routes are wired in [`routes`].
+//! Routes are wired in [`routes`], over the state they share ([`state`]) and the
+//! WebSocket upgrade rules ([`upgrade`]); [`server`] serves them with a deadline on
+//! every request's headers.
 //!
 //! Invariant: every service binds to loopback inside the sandbox only; the gateway is
 //! the only listener meant to be reached from outside, and it authenticates every
@@ -19,9 +21,13 @@ pub mod config;
 pub mod desktop;
 pub mod error;
 pub mod routes;
+pub mod server;
 pub mod services;
+pub mod state;
 pub mod terminal;
+pub mod upgrade;
 pub mod vscode;
 
 pub use config::GatewayConfig;
-pub use routes::{AppState, router};
+pub use routes::router;
+pub use state::AppState;

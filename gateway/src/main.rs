@@ -5,7 +5,7 @@
 use anyhow::Context;
 use nightshift_gateway::config::{GatewayConfig, read_key_file};
 use nightshift_gateway::services::{ServiceName, StatusTable, spec, supervisor::Supervisor};
-use nightshift_gateway::{AppState, router};
+use nightshift_gateway::{AppState, router, server};
 use nightshift_protocol::gateway::ServiceState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let supervisor = Supervisor::start(wanted, status.clone());
     tracing::info!(listen = %config.listen, session = %config.session_id, "gateway serving");
+    let header_timeout = config.header_timeout;
     let app = router(AppState::new(config, key, status));
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -59,14 +60,8 @@ async fn main() -> anyhow::Result<()> {
         }
         stop.cancel();
     });
-    let graceful = stopping.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { graceful.cancelled().await });
     // A long request or an open socket gets a few seconds to finish, not forever.
-    let served = tokio::select! {
-        served = served => served.context("serving"),
-        _ = async { stopping.cancelled().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
-    };
+    server::serve(listener, app, header_timeout, stopping, SHUTDOWN_GRACE).await;
     supervisor.shutdown().await;
-    served
+    Ok(())
 }

@@ -10,8 +10,6 @@
 //!
 //! Anything else is a 404 in the JSON envelope.
 
-use std::sync::Arc;
-
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State};
@@ -20,41 +18,13 @@ use axum::routing::{any, get};
 use axum::{Extension, Json, Router, middleware};
 use nightshift_protocol::error::ErrorCode;
 use nightshift_protocol::gateway::GatewayStatus;
-use nightshift_session::gateway_token::GatewayKey;
 
 use crate::auth::{self, Caller};
-use crate::config::GatewayConfig;
 use crate::error::GatewayError;
-use crate::services::StatusTable;
-use crate::terminal::{self, Terminals};
+use crate::state::AppState;
+use crate::terminal;
+use crate::upgrade::{MAX_CLIENT_MESSAGE, websocket};
 use crate::{desktop, vscode};
-
-/// The largest WebSocket message a client may send (keystrokes, a paste, RFB input
-/// events); far above any real one, far below what would cost the gateway memory.
-pub const MAX_CLIENT_MESSAGE: usize = 1024 * 1024;
-
-/// What every route shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<GatewayConfig>,
-    pub session_id: String,
-    pub key: GatewayKey,
-    pub status: StatusTable,
-    pub terminals: Terminals,
-}
-
-impl AppState {
-    pub fn new(config: GatewayConfig, key: GatewayKey, status: StatusTable) -> Self {
-        let terminals = Terminals::new(config.workspace.clone(), config.max_tabs);
-        Self {
-            session_id: config.session_id.clone(),
-            config: Arc::new(config),
-            key,
-            status,
-            terminals,
-        }
-    }
-}
 
 pub fn router(state: AppState) -> Router {
     let guarded = Router::new()
@@ -80,19 +50,6 @@ async fn status(State(state): State<AppState>) -> Json<GatewayStatus> {
     Json(GatewayStatus {
         session_id: state.session_id.clone(),
         services: state.status.snapshot(),
-    })
-}
-
-/// The upgrade of a WebSocket route, or the JSON 400 for a request that is not one
-/// (axum's own rejection is plain text).
-pub fn websocket(
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<WebSocketUpgrade, GatewayError> {
-    upgrade.map_err(|rejection| {
-        GatewayError::new(
-            ErrorCode::InvalidRequest,
-            format!("this route is a WebSocket: {rejection}"),
-        )
     })
 }
 

@@ -7,6 +7,7 @@
 //! never stops the gateway: the panels say why instead of showing a blank frame.
 
 pub mod backoff;
+pub mod name;
 pub mod spec;
 pub mod supervisor;
 
@@ -15,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use nightshift_protocol::gateway::{ServiceState, ServiceStatus};
 
-pub use spec::{Health, ServiceName, ServiceSpec};
+pub use name::ServiceName;
+pub use spec::{Health, ServiceSpec};
 
 /// A service's state and, when it is not ready, why.
 type Entry = (ServiceState, Option<String>);

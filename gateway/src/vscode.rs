@@ -28,8 +28,8 @@ use tokio::net::TcpStream;
 
 use crate::auth::{Caller, cookies_without_ours, query_without_token};
 use crate::error::GatewayError;
-use crate::routes::AppState;
 use crate::services::ServiceName;
+use crate::state::AppState;
 
 const PREFIX: &str = "/vscode";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -1,6 +1,7 @@
 //! Who gets in: the real gateway binary refuses every request without a valid token
 //! for its session with the JSON error, hands a query token over to a cookie, checks
-//! a cookie request's Origin, and keeps viewers out of the terminal and VS Code.
+//! a cookie request's Origin, keeps viewers out of the terminal and VS Code, and
+//! closes a connection that never finishes its request's headers.
 
 #[path = "support/harness.rs"]
 mod harness;
@@ -272,4 +273,51 @@ async fn a_missing_program_makes_its_service_unavailable_and_the_gateway_keeps_s
             .contains("not installed"),
         "{body}"
     );
+}
+
+/// A client that opens a connection and never finishes its request's headers is
+/// cut off at the deadline, and the gateway keeps answering everyone else.
+#[tokio::test]
+async fn a_request_whose_headers_never_end_is_cut_off_at_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let gateway = Gateway::start(Options {
+        header_timeout_ms: Some(1_000),
+        ..Options::default()
+    })
+    .await;
+    let address = gateway.base.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /status HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
+            .await
+            .unwrap();
+        stalled.push(stream);
+    }
+    // Everyone else is still served while those hang.
+    let (status, _) = get(&gateway, "/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    for mut stream in stalled {
+        let mut rest = Vec::new();
+        // The server closes the connection (with or without a 408 first); without
+        // a deadline this read would wait for ever (and with the default one, 10 s).
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(
+            read.is_ok(),
+            "a connection with unfinished headers was still open after {:?}",
+            started.elapsed()
+        );
+        let answer = String::from_utf8_lossy(&rest);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
 }

@@ -210,3 +210,149 @@ async fn vs_code_serves_its_workbench_and_websocket_through_the_prefix() {
     .expect("code-server's WebSocket opened through the gateway");
     assert_eq!(response.status(), 101);
 }
+
+/// An RFB client over the gateway's WebSocket, far enough to send input: the
+/// handshake (version 3.8, security type None as x11vnc offers it with `-nopw`,
+/// shared) up to the server's init.
+struct Rfb {
+    socket: Socket,
+    pending: Vec<u8>,
+}
+
+impl Rfb {
+    async fn open(socket: Socket) -> Rfb {
+        let mut rfb = Rfb {
+            socket,
+            pending: Vec::new(),
+        };
+        assert_eq!(rfb.take(12).await, b"RFB 003.008\n");
+        rfb.send(b"RFB 003.008\n").await;
+        let count = rfb.take(1).await[0] as usize;
+        let types = rfb.take(count).await;
+        assert!(
+            types.contains(&1),
+            "security type None is offered: {types:?}"
+        );
+        rfb.send(&[1]).await;
+        assert_eq!(
+            rfb.take(4).await,
+            [0, 0, 0, 0],
+            "security handshake accepted"
+        );
+        rfb.send(&[1]).await; // ClientInit: shared.
+        let init = rfb.take(24).await;
+        let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+        rfb.take(name_len).await;
+        rfb
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        use futures::SinkExt;
+        self.socket
+            .send(Message::binary(bytes.to_vec()))
+            .await
+            .unwrap();
+    }
+
+    async fn take(&mut self, n: usize) -> Vec<u8> {
+        while self.pending.len() < n {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("RFB bytes within 10 s");
+            match frame {
+                Some(Ok(Message::Binary(bytes))) => self.pending.extend_from_slice(&bytes),
+                Some(Ok(_)) => {}
+                other => panic!("the desktop socket ended mid-handshake: {other:?}"),
+            }
+        }
+        self.pending.drain(..n).collect()
+    }
+
+    /// Moves the pointer across the screen with the first button held, then lets go.
+    async fn drag(&mut self) {
+        for (mask, x, y) in [
+            (0u8, 40u16, 40u16),
+            (1, 120, 90),
+            (1, 200, 150),
+            (0, 260, 200),
+        ] {
+            let [xh, xl] = x.to_be_bytes();
+            let [yh, yl] = y.to_be_bytes();
+            self.send(&[5, mask, xh, xl, yh, yl]).await;
+        }
+    }
+}
+
+/// What `xev -root` printed of pointer events on the display, after `act` ran.
+async fn pointer_events_on_root(
+    gateway: &Gateway,
+    act: impl std::future::Future<Output = ()>,
+) -> String {
+    let log = gateway
+        .workspace
+        .path()
+        .join(format!("xev-{}.log", harness::now_ms()));
+    let mut xev = std::process::Command::new("xev")
+        .args([
+            "-display",
+            &format!(":{}", gateway.display),
+            "-root",
+            "-event",
+            "mouse",
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("xev runs (the Debian package x11-utils)");
+    // xev has selected its events once it printed nothing yet but is running.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    act.await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let _ = xev.kill();
+    let _ = xev.wait();
+    std::fs::read_to_string(&log).unwrap_or_default()
+}
+
+/// A viewer's mouse never reaches the desktop: the same drag that moves the pointer
+/// for a collaborator does nothing when a viewer sends it.
+#[tokio::test]
+async fn a_viewers_input_never_reaches_the_desktop() {
+    let gateway = Gateway::start(Options {
+        services: "display,vnc,vnc_view_only",
+        ..Options::default()
+    })
+    .await;
+    let within = Duration::from_secs(30);
+    gateway
+        .wait_ready("display", within, "the Debian package xvfb")
+        .await;
+    for service in ["vnc", "vnc_view_only"] {
+        gateway
+            .wait_ready(service, within, "the Debian package x11vnc")
+            .await;
+    }
+
+    let viewer = gateway
+        .connect("/desktop/vnc", &gateway.token(GatewayRole::Viewer))
+        .await
+        .unwrap();
+    let mut viewer = Rfb::open(viewer).await;
+    let seen = pointer_events_on_root(&gateway, viewer.drag()).await;
+    assert!(
+        !seen.contains("MotionNotify") && !seen.contains("ButtonPress"),
+        "a viewer's input reached the display:\n{seen}"
+    );
+
+    // The control: the same drag from a collaborator does reach it, so the check
+    // above can see input when there is some.
+    let collaborator = gateway
+        .connect("/desktop/vnc", &gateway.token(GatewayRole::Collaborator))
+        .await
+        .unwrap();
+    let mut collaborator = Rfb::open(collaborator).await;
+    let seen = pointer_events_on_root(&gateway, collaborator.drag()).await;
+    assert!(
+        seen.contains("MotionNotify"),
+        "a collaborator's drag did not reach the display:\n{seen}"
+    );
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use conformance::Client;
 use futures::{SinkExt, StreamExt};
+use nightshift_protocol::sandbox::SandboxStatus;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -116,6 +117,16 @@ impl Backend {
     /// A backend on `temp/data` (a later backend on the same directory reattaches
     /// to the sandboxes of an earlier one) keeping `warm_pool` sandboxes started.
     async fn start_in(gateway_bin: &Path, temp: tempfile::TempDir, warm_pool: usize) -> Backend {
+        Backend::start_with(gateway_bin, temp, warm_pool, Duration::from_secs(60)).await
+    }
+
+    /// [`Backend::start_in`] with the length of one idle minute set.
+    async fn start_with(
+        gateway_bin: &Path,
+        temp: tempfile::TempDir,
+        warm_pool: usize,
+        idle_minute: Duration,
+    ) -> Backend {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -133,6 +144,10 @@ impl Backend {
             .env("SANDBOX_WARM_POOL", warm_pool.to_string())
             .env("SANDBOX_ORPHAN_GRACE_SECS", "5")
             .env("SANDBOX_ALLOW_UNLIMITED", "true")
+            .env(
+                "SANDBOX_IDLE_MINUTE_MS",
+                idle_minute.as_millis().to_string(),
+            )
             // Everything the backend says, so the test can look for the key in it.
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
@@ -480,6 +495,77 @@ async fn a_websocket_through_the_relay_talks_to_the_sandboxes_server_both_ways()
         }
         other => panic!("expected a 401, got {other:?}"),
     }
+}
+
+/// What a client sends through a relayed WebSocket keeps its sandbox from being
+/// stopped as idle; an open but silent connection does not.
+#[tokio::test]
+async fn typing_through_the_relay_keeps_a_sandbox_awake_and_a_silent_socket_does_not() {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let minute = Duration::from_secs(2);
+    let backend = Backend::start_with(
+        Path::new("/nonexistent/nightshift-gateway"),
+        tempfile::tempdir().unwrap(),
+        0,
+        minute,
+    )
+    .await;
+    let client = backend.client();
+    let id = create(
+        &client,
+        json!({"network": "none", "idle_timeout_minutes": 1}),
+    )
+    .await;
+    serve_echo(&client, &id, 9000).await;
+    let mut request = format!(
+        "ws://127.0.0.1:{}/v1/sandboxes/{id}/gateway/terminal/1",
+        backend.port
+    )
+    .into_client_request()
+    .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let (mut socket, _) = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .expect("the upgrade is answered")
+    .expect("the relay switches protocols");
+
+    // Three idle minutes of typing, a key every quarter minute.
+    let typing = Instant::now();
+    while typing.elapsed() < minute * 3 {
+        socket.send(Message::text("k")).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an echo within 10 s");
+        assert!(echoed.is_some_and(|m| m.is_ok()), "the socket stays open");
+        tokio::time::sleep(minute / 4).await;
+    }
+    let status = client.get(&id).await.unwrap();
+    assert_eq!(
+        status.status,
+        SandboxStatus::Ready,
+        "a sandbox in use was stopped: {status:?}"
+    );
+
+    // The socket stays open, silent: the sandbox goes idle all the same.
+    let stopped = client
+        .wait_status(&id, SandboxStatus::Stopped, minute * 6)
+        .await
+        .unwrap();
+    assert!(
+        stopped
+            .status_reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("idle")),
+        "{stopped:?}"
+    );
+    drop(socket);
 }
 
 #[tokio::test]

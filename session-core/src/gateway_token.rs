@@ -16,13 +16,9 @@
 //! The clock is passed in. This module must not depend on a platform: it builds for
 //! wasm32 because the Worker mints these tokens, and natively for the gateway.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use nightshift_protocol::roles::SessionRole;
-use sha2::Sha256;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::signing::{MacRefusal, Signer, canonical_u64};
 
 const VERSION: &str = "g1";
 
@@ -30,7 +26,7 @@ const VERSION: &str = "g1";
 pub const KEY_CONTEXT: &str = "nightshift-gateway-key-v1|";
 
 /// The shortest deployment secret or session key accepted, in bytes.
-pub const MIN_KEY_BYTES: usize = 16;
+pub const MIN_KEY_BYTES: usize = crate::signing::MIN_KEY_BYTES;
 
 /// The longest session or user id a token may name; ids are UUIDs in practice.
 pub const MAX_ID_BYTES: usize = 128;
@@ -120,8 +116,7 @@ pub struct GatewayClaims {
 /// A session's gateway key: mints (in the Worker) and verifies (in the gateway).
 #[derive(Clone)]
 pub struct GatewayKey {
-    /// The HMAC state keyed with the session key; cloned for every token.
-    keyed: HmacSha256,
+    signer: Signer,
 }
 
 impl std::fmt::Debug for GatewayKey {
@@ -133,14 +128,9 @@ impl std::fmt::Debug for GatewayKey {
 
 /// The session key of `session_id` under the deployment's `RUNNER_TOKEN_SECRET`.
 pub fn derive_session_key(secret: &[u8], session_id: &str) -> Result<[u8; 32], GatewayTokenError> {
-    if secret.len() < MIN_KEY_BYTES {
-        return Err(GatewayTokenError::WeakKey);
-    }
+    let deployment = Signer::new(secret).ok_or(GatewayTokenError::WeakKey)?;
     check_id(session_id)?;
-    let mut mac = HmacSha256::new_from_slice(secret).map_err(|_| GatewayTokenError::WeakKey)?;
-    mac.update(KEY_CONTEXT.as_bytes());
-    mac.update(session_id.as_bytes());
-    Ok(mac.finalize().into_bytes().into())
+    Ok(deployment.derive(KEY_CONTEXT, session_id))
 }
 
 /// [`derive_session_key`] as the lowercase hex the sandbox backend is given.
@@ -159,11 +149,8 @@ impl GatewayKey {
 
     /// A session key as raw bytes.
     pub fn from_bytes(key: &[u8]) -> Result<Self, GatewayTokenError> {
-        if key.len() < MIN_KEY_BYTES {
-            return Err(GatewayTokenError::WeakKey);
-        }
-        let keyed = HmacSha256::new_from_slice(key).map_err(|_| GatewayTokenError::WeakKey)?;
-        Ok(Self { keyed })
+        let signer = Signer::new(key).ok_or(GatewayTokenError::WeakKey)?;
+        Ok(Self { signer })
     }
 
     /// A session key as hex (the gateway's key file; surrounding whitespace ignored).
@@ -183,7 +170,7 @@ impl GatewayKey {
             claims.role.as_str(),
             claims.expires_at_ms
         );
-        let mac = URL_SAFE_NO_PAD.encode(self.mac(&body).finalize().into_bytes());
+        let mac = self.signer.tag_base64(&body);
         Ok(format!("{body}.{mac}"))
     }
 
@@ -210,14 +197,13 @@ impl GatewayKey {
             return Err(GatewayTokenError::Malformed);
         }
         let role = GatewayRole::parse(role).ok_or(GatewayTokenError::Malformed)?;
-        let expires_at_ms = canonical_u64(expires)?;
-        let mac = URL_SAFE_NO_PAD
-            .decode(mac)
-            .map_err(|_| GatewayTokenError::Malformed)?;
-        // `verify_slice` compares in constant time.
-        self.mac(body)
-            .verify_slice(&mac)
-            .map_err(|_| GatewayTokenError::BadSignature)?;
+        let expires_at_ms = canonical_u64(expires).ok_or(GatewayTokenError::Malformed)?;
+        self.signer
+            .verify_base64(body, mac)
+            .map_err(|refusal| match refusal {
+                MacRefusal::Malformed => GatewayTokenError::Malformed,
+                MacRefusal::Mismatch => GatewayTokenError::BadSignature,
+            })?;
         if token_session != session_id {
             return Err(GatewayTokenError::WrongSession);
         }
@@ -231,24 +217,6 @@ impl GatewayKey {
             expires_at_ms,
         })
     }
-
-    fn mac(&self, body: &str) -> HmacSha256 {
-        let mut mac = self.keyed.clone();
-        mac.update(body.as_bytes());
-        mac
-    }
-}
-
-/// Only canonical decimal: "+5" or "05" would sign differently than they parse.
-fn canonical_u64(text: &str) -> Result<u64, GatewayTokenError> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(GatewayTokenError::Malformed);
-    }
-    let value: u64 = text.parse().map_err(|_| GatewayTokenError::Malformed)?;
-    if value.to_string() != text {
-        return Err(GatewayTokenError::Malformed);
-    }
-    Ok(value)
 }
 
 /// Ids travel in cookies and query strings unescaped, so they keep to characters that
@@ -269,6 +237,9 @@ fn check_id(id: &str) -> Result<(), GatewayTokenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // An independent HMAC, so the derivation is checked against the primitive itself.
+    use hmac::{Hmac, Mac};
+    type HmacSha256 = Hmac<sha2::Sha256>;
 
     const NOW: u64 = 1_700_000_000_000;
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -417,7 +388,7 @@ mod tests {
     fn an_unknown_role_is_refused_even_when_signed() {
         // Only a key holder could sign it, but the gateway still grants nothing unknown.
         let body = format!("g1.s1.u1.admin.{}", NOW + 1);
-        let mac = URL_SAFE_NO_PAD.encode(key("s1").mac(&body).finalize().into_bytes());
+        let mac = key("s1").signer.tag_base64(&body);
         assert_eq!(
             key("s1").verify(&format!("{body}.{mac}"), "s1", NOW),
             Err(GatewayTokenError::Malformed)

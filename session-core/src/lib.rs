@@ -10,7 +10,8 @@
 //! ([`runner_link`]), who may hold the runner link and how much a runner may send
 //! ([`runner_intake`]), how runner tokens are issued and checked ([`runner_token`]), how gateway
 //! keys are derived and gateway tokens minted and checked ([`gateway_token`]), how panel
-//! capabilities are minted and checked ([`panel_capability`]),
+//! capabilities are minted and checked ([`panel_capability`]) and the signing steps
+//! all three share (`signing`),
 //! what a settings request changes ([`settings`]), how an event stream replays and
 //! buffers in bounded memory ([`streams`]) and how a session is titled ([`title`]).
 //!
@@ -32,5 +33,6 @@ pub mod runner_intake;
 pub mod runner_link;
 pub mod runner_token;
 pub mod settings;
+mod signing;
 pub mod streams;
 pub mod title;

@@ -19,10 +19,7 @@
 //! Only sessions whose id is a UUID (every session the Worker creates) have panels.
 //! The clock is passed in; this module must not depend on a platform.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::signing::{Signer, constant_time_eq};
 
 /// What the panel key is derived with, before the session id.
 pub const KEY_CONTEXT: &str = "nightshift-panel-key-v1|";
@@ -31,7 +28,7 @@ pub const KEY_CONTEXT: &str = "nightshift-panel-key-v1|";
 pub const LABEL_LEN: usize = 32 + 8 + 8 + MAC_HEX_LEN;
 
 const MAC_HEX_LEN: usize = 14;
-const MIN_SECRET_BYTES: usize = 16;
+const MIN_SECRET_BYTES: usize = crate::signing::MIN_KEY_BYTES;
 
 /// Why a capability could not be minted or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,12 +95,7 @@ pub fn verify(
     );
     let wanted = mac_hex(secret, &session_id, expiry, grant_id)?;
     // Compared in constant time: the expected MAC must not leak byte by byte.
-    let same = wanted
-        .bytes()
-        .zip(mac.bytes())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0;
-    if !same {
+    if !constant_time_eq(wanted.as_bytes(), mac.as_bytes()) {
         return Err(CapabilityError::BadSignature);
     }
     let expires_at_secs =
@@ -137,16 +129,11 @@ fn mac_hex(
     expiry: &str,
     grant_id: &str,
 ) -> Result<String, CapabilityError> {
-    if secret.len() < MIN_SECRET_BYTES {
-        return Err(CapabilityError::WeakKey);
-    }
-    let mut derive = HmacSha256::new_from_slice(secret).map_err(|_| CapabilityError::WeakKey)?;
-    derive.update(KEY_CONTEXT.as_bytes());
-    derive.update(session_id.as_bytes());
-    let key = derive.finalize().into_bytes();
-    let mut mac = HmacSha256::new_from_slice(&key).map_err(|_| CapabilityError::WeakKey)?;
-    mac.update(format!("p1|{session_id}|{expiry}|{grant_id}").as_bytes());
-    let full = hex::encode(mac.finalize().into_bytes());
+    let deployment = Signer::new(secret).ok_or(CapabilityError::WeakKey)?;
+    let panel_key =
+        Signer::new(&deployment.derive(KEY_CONTEXT, session_id)).ok_or(CapabilityError::WeakKey)?;
+    let full =
+        hex::encode(panel_key.tag(&[format!("p1|{session_id}|{expiry}|{grant_id}").as_bytes()]));
     Ok(full[..MAC_HEX_LEN].to_owned())
 }
 
@@ -175,6 +162,9 @@ fn is_hex(text: &str, len: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // An independent HMAC, so the derivation is checked against the primitive itself.
+    use hmac::{Hmac, Mac};
+    type HmacSha256 = Hmac<sha2::Sha256>;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const SESSION: &str = "0f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5b";

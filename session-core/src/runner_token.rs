@@ -15,17 +15,12 @@
 //!
 //! The clock is passed in (Unix seconds). This module must not depend on a platform.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::signing::{MacRefusal, Signer, canonical_u64};
 
 const VERSION: &str = "v2";
 
 /// The shortest secret accepted, in bytes. Anything shorter is guessable.
-pub const MIN_SECRET_BYTES: usize = 16;
+pub const MIN_SECRET_BYTES: usize = crate::signing::MIN_KEY_BYTES;
 
 /// Why a token could not be issued or was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,8 +76,7 @@ pub fn needs_renewal(expires_at: u64, now: u64, ttl_secs: u64) -> bool {
 /// Issues and verifies runner tokens with one secret.
 #[derive(Clone)]
 pub struct RunnerTokenKey {
-    /// The HMAC state keyed with the secret; cloned for every token.
-    keyed: HmacSha256,
+    signer: Signer,
 }
 
 impl std::fmt::Debug for RunnerTokenKey {
@@ -94,11 +88,8 @@ impl std::fmt::Debug for RunnerTokenKey {
 
 impl RunnerTokenKey {
     pub fn new(secret: &[u8]) -> Result<Self, TokenError> {
-        if secret.len() < MIN_SECRET_BYTES {
-            return Err(TokenError::WeakSecret);
-        }
-        let keyed = HmacSha256::new_from_slice(secret).map_err(|_| TokenError::WeakSecret)?;
-        Ok(Self { keyed })
+        let signer = Signer::new(secret).ok_or(TokenError::WeakSecret)?;
+        Ok(Self { signer })
     }
 
     /// A token for `session_id`'s sandbox `generation`, valid for `ttl_secs` from `now`.
@@ -111,11 +102,9 @@ impl RunnerTokenKey {
     ) -> Result<String, TokenError> {
         check_session_id(session_id)?;
         let expires_at = now.saturating_add(ttl_secs);
-        let mac = URL_SAFE_NO_PAD.encode(
-            self.mac(session_id, generation, expires_at)
-                .finalize()
-                .into_bytes(),
-        );
+        let mac = self
+            .signer
+            .tag_base64(&signed_text(session_id, generation, expires_at));
         Ok(format!(
             "{VERSION}.{session_id}.{generation}.{expires_at}.{mac}"
         ))
@@ -142,15 +131,14 @@ impl RunnerTokenKey {
         if version != VERSION || token_session.is_empty() {
             return Err(TokenError::Malformed);
         }
-        let generation = canonical_u64(generation)?;
-        let expires_at = canonical_u64(expires)?;
-        let mac = URL_SAFE_NO_PAD
-            .decode(mac)
-            .map_err(|_| TokenError::Malformed)?;
-        // `verify_slice` compares in constant time.
-        self.mac(token_session, generation, expires_at)
-            .verify_slice(&mac)
-            .map_err(|_| TokenError::BadSignature)?;
+        let generation = canonical_u64(generation).ok_or(TokenError::Malformed)?;
+        let expires_at = canonical_u64(expires).ok_or(TokenError::Malformed)?;
+        self.signer
+            .verify_base64(&signed_text(token_session, generation, expires_at), mac)
+            .map_err(|refusal| match refusal {
+                MacRefusal::Malformed => TokenError::Malformed,
+                MacRefusal::Mismatch => TokenError::BadSignature,
+            })?;
         if token_session != session_id {
             return Err(TokenError::WrongSession);
         }
@@ -163,24 +151,11 @@ impl RunnerTokenKey {
             expires_at,
         })
     }
-
-    fn mac(&self, session_id: &str, generation: u64, expires_at: u64) -> HmacSha256 {
-        let mut mac = self.keyed.clone();
-        mac.update(format!("{VERSION}|{session_id}|{generation}|{expires_at}").as_bytes());
-        mac
-    }
 }
 
-/// Only canonical decimal: "+5" or "05" would sign differently than they parse.
-fn canonical_u64(text: &str) -> Result<u64, TokenError> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(TokenError::Malformed);
-    }
-    let value: u64 = text.parse().map_err(|_| TokenError::Malformed)?;
-    if value.to_string() != text {
-        return Err(TokenError::Malformed);
-    }
-    Ok(value)
+/// What the MAC covers: every claim, `|`-separated.
+fn signed_text(session_id: &str, generation: u64, expires_at: u64) -> String {
+    format!("{VERSION}|{session_id}|{generation}|{expires_at}")
 }
 
 fn check_session_id(session_id: &str) -> Result<(), TokenError> {

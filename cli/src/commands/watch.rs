@@ -6,8 +6,10 @@
 //! [`IDLE_TIMEOUT`] (the server sends a keep-alive every 15 s) is reopened with
 //! `Last-Event-ID`, so nothing is missed and nothing is shown twice. On a terminal,
 //! a question the agent asks is prompted for inline and the typed reply is posted as
-//! its answer. Ctrl-C only closes the stream: the session, its turn and its queue are
-//! not touched.
+//! its answer. While it watches, it renews its presence lease every [`HEARTBEAT`]
+//! (as the app does), so the people in the session see it among the watchers, and
+//! gives the lease up when it stops. Ctrl-C only closes the stream: the session, its
+//! turn and its queue are not touched.
 
 use std::io::Write;
 use std::time::Duration;
@@ -35,6 +37,11 @@ const QUESTION_SETTLE: Duration = Duration::from_millis(400);
 /// Reconnection attempts in a row without receiving anything, before giving up.
 const MAX_FAILURES: u32 = 12;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often a watch renews its presence lease: well inside the server's default
+/// lease of 35 s, so one late heartbeat does not drop the watcher from the list.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How long giving the lease up may hold the exit.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long a watch goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +80,31 @@ enum StreamEnd {
 
 pub async fn watch(context: &Context, argument: &str, after: u64, follow: Follow) -> CliResult<()> {
     let session_id = resolve::session_id(&context.client, argument).await?;
+    let heartbeat = tokio::spawn(keep_presence(context.client.clone(), session_id.clone()));
+    let outcome = watch_session(context, session_id.clone(), after, follow).await;
+    heartbeat.abort();
+    // Best effort: a lease not given up still ends on its own when it expires.
+    let _ = tokio::time::timeout(LEAVE_TIMEOUT, context.client.leave_presence(&session_id)).await;
+    outcome
+}
+
+/// Renews the presence lease every [`HEARTBEAT`] until aborted. A refused or failed
+/// heartbeat is not worth stopping a watch for: the stream itself says when access
+/// is gone.
+async fn keep_presence(client: crate::client::Client, session_id: String) {
+    let mut ticks = tokio::time::interval(HEARTBEAT);
+    loop {
+        ticks.tick().await;
+        let _ = client.presence_heartbeat(&session_id).await;
+    }
+}
+
+async fn watch_session(
+    context: &Context,
+    session_id: String,
+    after: u64,
+    follow: Follow,
+) -> CliResult<()> {
     let interactive = !context.json && terminal::stdin_is_terminal();
     let mut watch = Watch {
         context,

@@ -9,39 +9,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::name::ServiceName;
 use crate::config::GatewayConfig;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ServiceName {
-    Display,
-    WindowManager,
-    Vnc,
-    VncViewOnly,
-    Browser,
-    Vscode,
-}
-
-impl ServiceName {
-    pub const ALL: [ServiceName; 6] = [
-        ServiceName::Display,
-        ServiceName::WindowManager,
-        ServiceName::Vnc,
-        ServiceName::VncViewOnly,
-        ServiceName::Browser,
-        ServiceName::Vscode,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceName::Display => "display",
-            ServiceName::WindowManager => "window_manager",
-            ServiceName::Vnc => "vnc",
-            ServiceName::VncViewOnly => "vnc_view_only",
-            ServiceName::Browser => "browser",
-            ServiceName::Vscode => "vscode",
-        }
-    }
-}
 
 /// How the supervisor decides a started service is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]

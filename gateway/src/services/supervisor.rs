@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::StatusTable;
 use super::backoff::Backoff;
-use super::spec::{Health, ServiceName, ServiceSpec};
+use super::name::ServiceName;
+use super::spec::{Health, ServiceSpec};
 
 /// Where programs are looked for when `PATH` is not set.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";

@@ -34,6 +34,8 @@ pub struct Options<'a> {
     pub max_tabs: usize,
     /// Replaces `PATH` for the gateway (to hide installed programs).
     pub path: Option<String>,
+    /// `--header-timeout-ms`; the gateway's default when `None`.
+    pub header_timeout_ms: Option<u64>,
 }
 
 impl Default for Options<'_> {
@@ -42,6 +44,7 @@ impl Default for Options<'_> {
             services: "none",
             max_tabs: 8,
             path: None,
+            header_timeout_ms: None,
         }
     }
 }
@@ -109,6 +112,9 @@ impl Gateway {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(millis) = options.header_timeout_ms {
+            command.args(["--header-timeout-ms", &millis.to_string()]);
+        }
         if let Some(path) = &options.path {
             command.env("PATH", path);
         }

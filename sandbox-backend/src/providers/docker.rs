@@ -15,7 +15,7 @@
 //! - exec: `POST /containers/{id}/exec` of the command in its own process group (see
 //!   [`super::remote`]), `POST /exec/{id}/start` hijacked for stdin and the
 //!   multiplexed output, `GET /exec/{id}/json` for the exit code; a timeout or kill
-//!   runs `kill -KILL -- -<pgid>` through a second exec.
+//!   runs `kill -s KILL -- -<pgid>` through a second exec ([`super::remote::exec`]).
 //! - files: the container's `realpath` resolves the path and checks it stays in the
 //!   workspace, then `GET`/`PUT /containers/{id}/archive` move the bytes.
 //! - stop/start: `POST /containers/{id}/stop` and `/start` (the filesystem is kept).
@@ -32,23 +32,26 @@
 //! `0:0` for an image whose `/workspace` only root can write, still without
 //! capabilities).
 
+pub mod api_version;
 pub mod client;
+pub mod image_ref;
+mod shell;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+
 use hyper::{Method, StatusCode};
 use nightshift_protocol::sandbox::NetworkMode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+
 use tokio_util::sync::CancellationToken;
 
 use self::client::{DockerClient, DockerHost, docker_error};
-use super::remote::{self, RemoteEvent};
+use self::shell::DockerShell;
+use super::remote;
 use super::{
     BuiltTemplate, Capabilities, ProviderError, ProviderHandle, Reconciled, RunnerPlacement,
     SandboxSpec, StdinStream, TemplateBuild, TemplateRef,
@@ -121,18 +124,27 @@ impl DockerConfig {
 
 pub struct DockerProvider {
     client: DockerClient,
+    shell: DockerShell,
     config: DockerConfig,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Handle {
     container_id: String,
+    /// The image a fork was committed to: only its container uses it, so it is
+    /// removed with the container (the Engine keeps a committed image until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fork_image: Option<String>,
 }
 
 fn handle_of(sandbox: &SandboxSpec) -> Result<Handle, ProviderError> {
-    serde_json::from_value(sandbox.handle.0.clone()).map_err(|_| {
-        ProviderError::Unavailable(format!("sandbox {} has no container recorded", sandbox.id))
-    })
+    remote::exec::handle_of(sandbox, "container")
+}
+
+/// `uid:gid` as numbers, when the configured user is written that way.
+fn numeric_owner(user: &str) -> Option<(u64, u64)> {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, user));
+    Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?))
 }
 
 /// Percent-encodes a query value.
@@ -158,8 +170,10 @@ fn encode(text: &str) -> String {
 
 impl DockerProvider {
     pub fn new(config: DockerConfig) -> DockerProvider {
+        let client = DockerClient::new(config.host.clone());
         DockerProvider {
-            client: DockerClient::new(config.host.clone()),
+            shell: DockerShell::new(client.clone(), config.workspace.clone()),
+            client,
             config,
         }
     }
@@ -180,18 +194,15 @@ impl DockerProvider {
         if inspect.status != StatusCode::NOT_FOUND {
             return Err(docker_error("image inspect", &inspect));
         }
-        let (name, tag) = match image.rsplit_once(':') {
-            Some((name, tag)) if !tag.contains('/') => (name, tag),
-            _ => (image, "latest"),
-        };
+        let reference = image_ref::PullReference::parse(image);
         let pulled = self
             .client
             .call(
                 Method::POST,
                 &format!(
                     "/images/create?fromImage={}&tag={}",
-                    encode(name),
-                    encode(tag)
+                    query_encode(&reference.repository),
+                    query_encode(&reference.tag)
                 ),
                 None,
                 remote::CREATE_TIMEOUT,
@@ -314,6 +325,25 @@ impl DockerProvider {
         }
     }
 
+    /// Removes an image nothing else uses (a fork of this fork, committed from it,
+    /// keeps it: the Engine refuses, and it stays until that one goes).
+    async fn remove_image(&self, image: &str) {
+        let result = self
+            .client
+            .call(
+                Method::DELETE,
+                &format!("/images/{}", encode(image)),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await;
+        match result {
+            Ok(answer) if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND => {}
+            Ok(answer) => tracing::info!(image, message = %answer.message(), "kept an image"),
+            Err(error) => tracing::warn!(image, %error, "could not remove an image"),
+        }
+    }
+
     async fn commit(&self, sandbox: &SandboxSpec, repo: &str) -> Result<String, ProviderError> {
         let handle = handle_of(sandbox)?;
         let committed = self
@@ -340,125 +370,12 @@ impl DockerProvider {
             })
     }
 
-    /// Creates an exec of `argv` and hijacks its streams.
-    async fn open_exec(
-        &self,
-        container_id: &str,
-        argv: Vec<String>,
-    ) -> Result<(String, client::Hijacked), ProviderError> {
-        let created = self
-            .client
-            .call(
-                Method::POST,
-                &format!("/containers/{container_id}/exec"),
-                Some(json!({
-                    "AttachStdin": true,
-                    "AttachStdout": true,
-                    "AttachStderr": true,
-                    "Tty": false,
-                    "Cmd": argv,
-                    "WorkingDir": self.config.workspace,
-                })),
-                remote::CALL_TIMEOUT,
-            )
-            .await?;
-        if created.status != StatusCode::CREATED {
-            return Err(docker_error("exec create", &created));
-        }
-        let exec_id = created.json()["Id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let io = self.client.start_exec(&exec_id).await?;
-        Ok((exec_id, io))
-    }
-
-    async fn start_exec(
-        &self,
-        sandbox: &SandboxSpec,
-        plan: ExecPlan,
-        stdin: Option<StdinStream>,
-        cancel: CancellationToken,
-    ) -> Result<ExecRun, ProviderError> {
-        let handle = handle_of(sandbox)?;
-        let plan = remote::with_default_cwd(sandbox, plan);
-        let run_id = remote::run_id();
-        let argv = remote::command_argv(&self.config.workspace, &sandbox.env, &plan, &run_id);
-        let (exec_id, io) = self.open_exec(&handle.container_id, argv).await?;
-        let (mut reader, mut writer) = tokio::io::split(io);
-
-        let fixed_input = plan.stdin.clone();
-        tokio::spawn(async move {
-            if let Some(text) = fixed_input
-                && writer.write_all(text.as_bytes()).await.is_err()
-            {
-                return;
-            }
-            if let Some(mut stream) = stdin {
-                while let Some(bytes) = stream.recv().await {
-                    if writer.write_all(&bytes).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            // Half-close: the command sees end-of-file.
-            let _ = writer.shutdown().await;
-        });
-
-        let (sender, receiver) = mpsc::channel(64);
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let mut header = [0u8; 8];
-            loop {
-                if reader.read_exact(&mut header).await.is_err() {
-                    break;
-                }
-                let length = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-                let mut payload = vec![0u8; length as usize];
-                if reader.read_exact(&mut payload).await.is_err() {
-                    break;
-                }
-                let event = match header[0] {
-                    2 => RemoteEvent::Stderr(payload),
-                    _ => RemoteEvent::Stdout(payload),
-                };
-                if sender.send(Ok(event)).await.is_err() {
-                    return;
-                }
-            }
-            let _ = sender.send(exit_code(&client, &exec_id).await).await;
-        });
-        let events = futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|event| (event, receiver))
-        })
-        .boxed();
-
-        let kill_provider = DockerProvider::new(self.config.clone());
-        let container_id = handle.container_id.clone();
-        let kill: remote::Killer = Box::new(move || {
-            async move {
-                let argv = vec!["sh".into(), "-c".into(), remote::kill_command(&run_id)];
-                if let Ok((_, mut io)) = kill_provider.open_exec(&container_id, argv).await {
-                    let mut sink = Vec::new();
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(10), io.read_to_end(&mut sink))
-                            .await;
-                }
-            }
-            .boxed()
-        });
-        Ok(remote::drive(events, kill, plan.timeout, cancel))
-    }
-
     async fn run_to_end(
         &self,
         sandbox: &SandboxSpec,
         plan: ExecPlan,
     ) -> Result<(String, String, nightshift_protocol::sandbox::ExecExit), ProviderError> {
-        let run = self
-            .start_exec(sandbox, plan, None, CancellationToken::new())
-            .await?;
-        Ok(remote::collect_raw(run).await)
+        remote::exec::run_to_end(&self.shell, sandbox, plan).await
     }
 
     /// Where `path` really is in the container, checked to stay in the workspace
@@ -496,33 +413,6 @@ impl DockerProvider {
             _ => Err(docker_error("container inspect", &inspect)),
         }
     }
-}
-
-/// The exit code of a finished exec (Docker may take a moment to record it).
-async fn exit_code(client: &DockerClient, exec_id: &str) -> Result<RemoteEvent, ProviderError> {
-    for _ in 0..50 {
-        let inspect = client
-            .call(
-                Method::GET,
-                &format!("/exec/{exec_id}/json"),
-                None,
-                remote::CALL_TIMEOUT,
-            )
-            .await?;
-        if !inspect.status.is_success() {
-            return Err(docker_error("exec inspect", &inspect));
-        }
-        let state = inspect.json();
-        if state["Running"] != Value::Bool(true)
-            && let Some(code) = state["ExitCode"].as_i64()
-        {
-            return Ok(RemoteEvent::Exit(i32::try_from(code).unwrap_or(-1)));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(ProviderError::Unavailable(
-        "Docker did not report the exit code of a finished command".into(),
-    ))
 }
 
 #[async_trait]
@@ -569,12 +459,7 @@ impl super::Provider for DockerProvider {
     }
 
     fn runner_placement(&self, _sandbox: &SandboxSpec) -> RunnerPlacement {
-        RunnerPlacement {
-            workspace_dir: self.config.workspace.clone(),
-            sandbox_workspace_dir: self.config.workspace.clone(),
-            command_wrapper: Vec::new(),
-            opencode: None,
-        }
+        remote::exec::placement(&self.config.workspace)
     }
 
     async fn exec(
@@ -583,7 +468,7 @@ impl super::Provider for DockerProvider {
         plan: ExecPlan,
         cancel: CancellationToken,
     ) -> Result<ExecRun, ProviderError> {
-        self.start_exec(sandbox, plan, None, cancel).await
+        remote::exec::start(&self.shell, sandbox, plan, None, cancel).await
     }
 
     async fn spawn(
@@ -593,7 +478,7 @@ impl super::Provider for DockerProvider {
         stdin: StdinStream,
         cancel: CancellationToken,
     ) -> Result<ExecRun, ProviderError> {
-        self.start_exec(sandbox, plan, Some(stdin), cancel).await
+        remote::exec::start(&self.shell, sandbox, plan, Some(stdin), cancel).await
     }
 
     async fn read_file(
@@ -664,6 +549,15 @@ impl super::Provider for DockerProvider {
         header.set_size(contents.len() as u64);
         header.set_mode(0o644);
         header.set_entry_type(tar::EntryType::Regular);
+        // The file belongs to the container's user, as if it wrote it. With a numeric
+        // `uid:gid` the archive says so itself: the Engine's `copyUIDGID` looks the
+        // user up by name in the container's passwd, which fails for `1000:1000`
+        // (Engine 20.10: `getent unable to find entry "1000:1000"`).
+        let owner = numeric_owner(&self.config.user);
+        if let Some((uid, gid)) = owner {
+            header.set_uid(uid);
+            header.set_gid(gid);
+        }
         header.set_mtime(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -677,15 +571,19 @@ impl super::Provider for DockerProvider {
         let body = archive
             .into_inner()
             .map_err(|error| ProviderError::io("packing the file", error))?;
-        // copyUIDGID: the file belongs to the container's user, as if it wrote it.
         let answer = self
             .client
             .call_bytes(
                 Method::PUT,
                 &format!(
-                    "/containers/{}/archive?path={}&noOverwriteDirNonDir=true&copyUIDGID=true",
+                    "/containers/{}/archive?path={}&noOverwriteDirNonDir=true{}",
                     handle.container_id,
-                    query_encode(if parent.is_empty() { "/" } else { parent })
+                    query_encode(if parent.is_empty() { "/" } else { parent }),
+                    if owner.is_some() {
+                        ""
+                    } else {
+                        "&copyUIDGID=true"
+                    }
                 ),
                 Bytes::from(body),
                 "application/x-tar",
@@ -705,12 +603,22 @@ impl super::Provider for DockerProvider {
         target: &SandboxSpec,
     ) -> Result<ProviderHandle, ProviderError> {
         let image = self.commit(source, "nightshift-fork").await?;
-        self.create_from_image(target, &image).await
+        match self.create_from_image(target, &image).await {
+            Ok(mut handle) => {
+                handle.0["fork_image"] = json!(image);
+                Ok(handle)
+            }
+            Err(error) => {
+                self.remove_image(&image).await;
+                Err(error)
+            }
+        }
     }
 
     async fn build_template(&self, build: &TemplateBuild) -> Result<BuiltTemplate, ProviderError> {
         let base = build.spec.base.as_deref().unwrap_or(&self.config.image);
-        let lines = super::modal::template_dockerfile(base, &self.config.workspace, &build.spec)?;
+        let lines =
+            remote::dockerfile::template_dockerfile(base, &self.config.workspace, &build.spec)?;
         let dockerfile = lines.join("\n") + "\n";
         let mut archive = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
@@ -824,6 +732,9 @@ impl super::Provider for DockerProvider {
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
         if let Ok(handle) = handle_of(sandbox) {
             self.remove(&handle.container_id).await;
+            if let Some(image) = handle.fork_image {
+                self.remove_image(&image).await;
+            }
         }
         Ok(())
     }
@@ -883,6 +794,15 @@ mod tests {
             ("SANDBOX_DOCKER_PIDS_LIMIT", "-1"),
         ]);
         assert!(DockerConfig::from_lookup(&pids).is_err());
+    }
+
+    #[test]
+    fn numeric_users_own_written_files_themselves() {
+        assert_eq!(numeric_owner("1000:1000"), Some((1000, 1000)));
+        assert_eq!(numeric_owner("0:0"), Some((0, 0)));
+        assert_eq!(numeric_owner("1001"), Some((1001, 1001)));
+        assert_eq!(numeric_owner("sandbox"), None);
+        assert_eq!(numeric_owner("1000:staff"), None);
     }
 
     #[test]

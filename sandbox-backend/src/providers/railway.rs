@@ -6,7 +6,7 @@
 //!   or checkpoint), then `sandbox` polled until `RUNNING`.
 //! - exec: `generateShellToken`, then the `/ws/exec` bridge for streaming output,
 //!   stdin and the exit code; `sandboxHeartbeat` keeps the sandbox from Railway's idle
-//!   reaper. Timeouts and kills signal the bridge and run `kill -KILL -- -<pgid>` (see
+//!   reaper. Timeouts and kills signal the bridge and run `kill -s KILL -- -<pgid>` (see
 //!   [`super::remote`]).
 //! - files: through commands, confined to the workspace by `realpath`.
 //! - fork: `sandboxCreate` with `sourceSandboxId`. Templates:
@@ -21,20 +21,20 @@
 //! (Railway's own idle teardown, default 120).
 
 pub mod client;
+mod shell;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{FutureExt, SinkExt, StreamExt};
+
 use nightshift_protocol::sandbox::NetworkMode;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use self::client::RailwayClient;
-use super::remote::{self, RemoteEvent};
+use self::shell::RailwayShell;
+use super::remote;
 use super::shell::shell_quote;
 use super::{
     BuiltTemplate, Capabilities, ProviderError, ProviderHandle, Reconciled, RunnerPlacement,
@@ -85,6 +85,7 @@ impl RailwayConfig {
 
 pub struct RailwayProvider {
     client: RailwayClient,
+    shell: RailwayShell,
     config: RailwayConfig,
 }
 
@@ -94,12 +95,7 @@ struct Handle {
 }
 
 fn handle_of(sandbox: &SandboxSpec) -> Result<Handle, ProviderError> {
-    serde_json::from_value(sandbox.handle.0.clone()).map_err(|_| {
-        ProviderError::Unavailable(format!(
-            "sandbox {} has no Railway sandbox recorded",
-            sandbox.id
-        ))
-    })
+    remote::exec::handle_of(sandbox, "Railway sandbox")
 }
 
 const SANDBOX_FIELDS: &str = "id status region environmentId createdAt idleTimeoutMinutes";
@@ -111,7 +107,15 @@ impl RailwayProvider {
             config.exec_url.clone(),
             config.token.expose().clone(),
         )?;
-        Ok(RailwayProvider { client, config })
+        Ok(RailwayProvider {
+            shell: RailwayShell::new(
+                client.clone(),
+                config.environment_id.clone(),
+                config.workspace.clone(),
+            ),
+            client,
+            config,
+        })
     }
 
     /// `sandboxCreate` with `extra` merged into the input, then waits until running.
@@ -150,19 +154,9 @@ impl RailwayProvider {
         }
         let mut with_handle = sandbox.clone();
         with_handle.handle = handle.clone();
-        let mkdir = ExecPlan {
-            argv: vec!["mkdir".into(), "-p".into(), self.config.workspace.clone()],
-            env: Default::default(),
-            cwd: Some("/".into()),
-            timeout: remote::CALL_TIMEOUT,
-            stdin: None,
-        };
-        let (_, stderr, exit) = self.run_to_end(&with_handle, mkdir).await?;
-        if exit.code != 0 {
+        if let Err(error) = remote::exec::make_workspace(&self.shell, &with_handle).await {
             self.destroy_remote(&sandbox_id).await;
-            return Err(ProviderError::Unavailable(format!(
-                "cannot create the workspace in the Railway sandbox: {stderr}"
-            )));
+            return Err(error);
         }
         Ok(handle)
     }
@@ -212,172 +206,6 @@ impl RailwayProvider {
         if let Err(error) = result {
             tracing::warn!(%error, sandbox_id, "could not destroy a Railway sandbox");
         }
-    }
-
-    async fn heartbeat(&self, sandbox_id: &str) {
-        let _ = self
-            .client
-            .graphql(
-                "mutation SandboxHeartbeat($id: String!, $environmentId: String!) { sandboxHeartbeat(id: $id, environmentId: $environmentId) { id status idleTimeoutMinutes } }",
-                json!({ "id": sandbox_id, "environmentId": self.config.environment_id }),
-                Duration::from_secs(10),
-            )
-            .await;
-    }
-
-    async fn start_exec(
-        &self,
-        sandbox: &SandboxSpec,
-        plan: ExecPlan,
-        stdin: Option<StdinStream>,
-        cancel: CancellationToken,
-    ) -> Result<ExecRun, ProviderError> {
-        let handle = handle_of(sandbox)?;
-        self.heartbeat(&handle.sandbox_id).await;
-        let plan = remote::with_default_cwd(sandbox, plan);
-        let run_id = remote::run_id();
-        let command = remote::command_line(&self.config.workspace, &sandbox.env, &plan, &run_id);
-        let socket = self
-            .client
-            .connect_exec(&self.config.environment_id, &handle.sandbox_id)
-            .await?;
-        let (mut sink, mut stream) = socket.split();
-        sink.send(Message::text(client::init_exec(&command)))
-            .await
-            .map_err(|error| {
-                ProviderError::Unavailable(format!("Railway's exec bridge failed: {error}"))
-            })?;
-
-        // Writer: stdin, end of input, and a kill signal.
-        let (signal_sender, signal_receiver) = oneshot::channel::<()>();
-        let fixed_input = plan.stdin.clone();
-        tokio::spawn(async move {
-            let frame = |bytes: &[u8]| {
-                let mut data = Vec::with_capacity(bytes.len() + 1);
-                data.push(client::STREAM_STDIN);
-                data.extend_from_slice(bytes);
-                Message::binary(data)
-            };
-            let mut signal_receiver = signal_receiver;
-            let feed = async {
-                if let Some(text) = fixed_input.filter(|text| !text.is_empty())
-                    && sink.send(frame(text.as_bytes())).await.is_err()
-                {
-                    return;
-                }
-                if let Some(mut input) = stdin {
-                    while let Some(bytes) = input.recv().await {
-                        if sink.send(frame(&bytes)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                let _ = sink.send(Message::text(client::stdin_close())).await;
-                // Keep the socket's write half for a later signal.
-                std::future::pending::<()>().await;
-            };
-            tokio::select! {
-                _ = feed => {}
-                _ = &mut signal_receiver => {}
-            }
-            let _ = sink.send(Message::text(client::signal("KILL"))).await;
-            let _ = sink.close().await;
-        });
-
-        let (sender, receiver) = mpsc::channel(64);
-        tokio::spawn(async move {
-            while let Some(message) = stream.next().await {
-                let event = match message {
-                    Ok(Message::Binary(data)) if data.len() > 1 => match data[0] {
-                        client::STREAM_STDERR => RemoteEvent::Stderr(data[1..].to_vec()),
-                        client::STREAM_STDOUT => RemoteEvent::Stdout(data[1..].to_vec()),
-                        _ => continue,
-                    },
-                    Ok(Message::Text(text)) => {
-                        let frame: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                        if frame["type"] != "exit" {
-                            continue;
-                        }
-                        let code = frame["data"]["exit_code"].as_i64().unwrap_or(-1);
-                        let _ = sender
-                            .send(Ok(RemoteEvent::Exit(i32::try_from(code).unwrap_or(-1))))
-                            .await;
-                        return;
-                    }
-                    Ok(Message::Close(_)) => break,
-                    Ok(_) => continue,
-                    Err(error) => {
-                        let _ = sender
-                            .send(Err(ProviderError::Unavailable(format!(
-                                "Railway's exec bridge broke: {error}"
-                            ))))
-                            .await;
-                        return;
-                    }
-                };
-                if sender.send(Ok(event)).await.is_err() {
-                    return;
-                }
-            }
-            let _ = sender
-                .send(Err(ProviderError::Unavailable(
-                    "Railway's exec bridge closed before the command exited".into(),
-                )))
-                .await;
-        });
-        let events = futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|event| (event, receiver))
-        })
-        .boxed();
-
-        let killer = RailwayProvider {
-            client: self.client.clone(),
-            config: self.config.clone(),
-        };
-        let sandbox_id = handle.sandbox_id.clone();
-        let kill: remote::Killer = Box::new(move || {
-            async move {
-                let _ = signal_sender.send(());
-                if let Ok(socket) = killer
-                    .client
-                    .connect_exec(&killer.config.environment_id, &sandbox_id)
-                    .await
-                {
-                    let (mut sink, mut stream) = socket.split();
-                    let command = remote::kill_command(&run_id);
-                    if sink
-                        .send(Message::text(client::init_exec(&command)))
-                        .await
-                        .is_ok()
-                    {
-                        let _ = sink.send(Message::text(client::stdin_close())).await;
-                        let _ = tokio::time::timeout(Duration::from_secs(10), async {
-                            while let Some(Ok(message)) = stream.next().await {
-                                if let Message::Text(text) = message
-                                    && text.contains("\"exit\"")
-                                {
-                                    break;
-                                }
-                            }
-                        })
-                        .await;
-                    }
-                }
-            }
-            .boxed()
-        });
-        Ok(remote::drive(events, kill, plan.timeout, cancel))
-    }
-
-    async fn run_to_end(
-        &self,
-        sandbox: &SandboxSpec,
-        plan: ExecPlan,
-    ) -> Result<(String, String, nightshift_protocol::sandbox::ExecExit), ProviderError> {
-        let run = self
-            .start_exec(sandbox, plan, None, CancellationToken::new())
-            .await?;
-        Ok(remote::collect_raw(run).await)
     }
 
     fn template_input(handle: &Value) -> Option<Value> {
@@ -431,12 +259,7 @@ impl super::Provider for RailwayProvider {
     }
 
     fn runner_placement(&self, _sandbox: &SandboxSpec) -> RunnerPlacement {
-        RunnerPlacement {
-            workspace_dir: self.config.workspace.clone(),
-            sandbox_workspace_dir: self.config.workspace.clone(),
-            command_wrapper: Vec::new(),
-            opencode: None,
-        }
+        remote::exec::placement(&self.config.workspace)
     }
 
     async fn exec(
@@ -445,7 +268,7 @@ impl super::Provider for RailwayProvider {
         plan: ExecPlan,
         cancel: CancellationToken,
     ) -> Result<ExecRun, ProviderError> {
-        self.start_exec(sandbox, plan, None, cancel).await
+        remote::exec::start(&self.shell, sandbox, plan, None, cancel).await
     }
 
     async fn spawn(
@@ -455,7 +278,7 @@ impl super::Provider for RailwayProvider {
         stdin: StdinStream,
         cancel: CancellationToken,
     ) -> Result<ExecRun, ProviderError> {
-        self.start_exec(sandbox, plan, Some(stdin), cancel).await
+        remote::exec::start(&self.shell, sandbox, plan, Some(stdin), cancel).await
     }
 
     async fn read_file(
@@ -463,9 +286,7 @@ impl super::Provider for RailwayProvider {
         sandbox: &SandboxSpec,
         path: &WorkspacePath,
     ) -> Result<Vec<u8>, ProviderError> {
-        let plan = remote::read_file_plan(&self.config.workspace, path);
-        let (stdout, stderr, exit) = self.run_to_end(sandbox, plan).await?;
-        remote::read_file_result(path, &stdout, &stderr, &exit)
+        remote::exec::read_file(&self.shell, sandbox, path).await
     }
 
     async fn write_file(
@@ -474,9 +295,7 @@ impl super::Provider for RailwayProvider {
         path: &WorkspacePath,
         contents: Vec<u8>,
     ) -> Result<(), ProviderError> {
-        let plan = remote::write_file_plan(&self.config.workspace, path, &contents);
-        let (_, stderr, exit) = self.run_to_end(sandbox, plan).await?;
-        remote::file_error(path, &stderr, &exit)
+        remote::exec::write_file(&self.shell, sandbox, path, &contents).await
     }
 
     async fn fork(
@@ -502,7 +321,7 @@ impl super::Provider for RailwayProvider {
         // The Dockerfile's RUN lines are the shell instructions Railway runs.
         let mut instructions = vec![format!("mkdir -p {}", shell_quote(&self.config.workspace))];
         instructions.extend(
-            super::modal::template_dockerfile("base", &self.config.workspace, &build.spec)?
+            remote::dockerfile::template_dockerfile("base", &self.config.workspace, &build.spec)?
                 .into_iter()
                 .filter_map(|line| line.strip_prefix("RUN ").map(String::from)),
         );

@@ -1,14 +1,19 @@
 //! What the remote providers (Modal, Railway, Docker) share: how a command line is
 //! built for a machine we reach only through an API, how a remote command's output
 //! becomes an [`ExecRun`], and the files API done through commands for services that
-//! have no file API of their own.
+//! have no file API of their own. [`exec`] puts these together behind the one trait a
+//! provider implements ([`exec::RemoteShell`]); [`dockerfile`] turns a template into
+//! Dockerfile lines for all three.
 //!
 //! A remote service has no "kill this exec and its children" call (Modal's control
 //! plane and Docker's exec API have none; Railway's bridge signals only the direct
 //! child). So every command runs under `setsid -w sh -c '...'`: the inner shell writes
 //! its PID (the new process group's id) to a file named after the run, and killing
-//! is a second exec of `kill -KILL -- -<pgid>`. This needs `setsid` (util-linux) and
+//! is a second exec of `kill -s KILL -- -<pgid>`. This needs `setsid` (util-linux) and
 //! `base64` (coreutils) in the image, as Debian-based images have.
+
+pub mod dockerfile;
+pub mod exec;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -104,11 +109,21 @@ pub fn command_argv(
     ]
 }
 
-/// The command that kills a run's whole process group.
+/// The command that kills a run's whole process group; it exits 0 once it has run
+/// (a group that never started or already ended included).
+///
+/// Until `rm`, it starts no process: a sandbox whose process budget a fork bomb has
+/// used up cannot start another, so the pid file is read with `read` and the group
+/// signalled with the shell's own `kill`, again while any member is left (a member
+/// forked as the signal went out). It is written for dash, Debian's `sh`, whose `kill`
+/// takes a negative process id only as `kill -s KILL -- -<pgid>` (`kill -KILL --
+/// -<pgid>` is "Illegal number" there).
 pub fn kill_command(run_id: &str) -> String {
     let file = shell_quote(&pid_file(run_id));
     format!(
-        "pgid=$(cat {file} 2>/dev/null) && [ -n \"$pgid\" ] && kill -KILL -- -\"$pgid\" 2>/dev/null; rm -f {file}; true"
+        "[ -r {file} ] || exit 0; read -r pgid < {file} || exit 0; [ -n \"$pgid\" ] || exit 0; \
+         n=0; while [ $n -lt 100 ] && kill -s KILL -- -\"$pgid\" 2>/dev/null; do n=$((n+1)); done; \
+         rm -f {file}; exit 0"
     )
 }
 
@@ -394,6 +409,71 @@ mod tests {
         assert!(line.contains("/workspace/sub"), "{line}");
         assert!(line.contains("A=1") && line.contains("B=2"), "{line}");
         assert!(line.contains("/tmp/.nightshift-exec-r1.pid"), "{line}");
+    }
+
+    /// The kill command, run by dash and bash, ends a group that ignores every
+    /// catchable signal, children included.
+    #[test]
+    fn the_kill_command_ends_the_whole_group_in_every_shell() {
+        for shell in ["dash", "bash"] {
+            let run = format!("test-{shell}-{}", std::process::id());
+            let plan = ExecPlan {
+                argv: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "trap '' TERM INT HUP; sleep 300 & sleep 300".into(),
+                ],
+                env: BTreeMap::new(),
+                cwd: Some("/".into()),
+                timeout: Duration::from_secs(1),
+                stdin: None,
+            };
+            let mut child = std::process::Command::new(shell)
+                .args(["-c", &command_line("/", &BTreeMap::new(), &plan, &run)])
+                .spawn()
+                .unwrap();
+            let file = pid_file(&run);
+            let started = Instant::now();
+            while std::fs::read_to_string(&file).map_or(true, |text| text.trim().is_empty()) {
+                assert!(started.elapsed() < Duration::from_secs(5), "no pid file");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let pgid: u32 = std::fs::read_to_string(&file)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            let killed = std::process::Command::new(shell)
+                .args(["-c", &kill_command(&run)])
+                .status()
+                .unwrap();
+            assert!(killed.success(), "{shell}: {killed:?}");
+            let _ = child.wait();
+            // Killed members may stay zombies until whoever inherited them reaps
+            // them: only living members count.
+            let living = || {
+                std::fs::read_dir("/proc")
+                    .unwrap()
+                    .filter_map(|entry| {
+                        std::fs::read_to_string(entry.ok()?.path().join("stat")).ok()
+                    })
+                    .filter(|stat| {
+                        let fields: Vec<&str> = stat
+                            .rsplit_once(") ")
+                            .map(|(_, rest)| rest.split(' ').collect())
+                            .unwrap_or_default();
+                        fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+                    })
+                    .count()
+            };
+            let checked = Instant::now();
+            while living() > 0 && checked.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(living(), 0, "{shell}: the group survived");
+            assert!(!std::path::Path::new(&file).exists());
+        }
     }
 
     #[tokio::test]

@@ -18,9 +18,34 @@ pub fn shell_quote(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Where the two quotings this replaced differed (one always quoted, the other
+    /// left safe words bare): a safe word stays bare, the empty word is `''`, and
+    /// whatever a shell would expand, split or glob is quoted.
+    #[test]
+    fn safe_words_stay_bare_and_everything_else_is_quoted() {
+        assert_eq!(shell_quote("/workspace/app"), "/workspace/app");
+        assert_eq!(shell_quote("A=1"), "A=1");
+        assert_eq!(shell_quote(""), "''");
+        for text in ["~", "a b", "$x", "`x`", "a*", "!", "a\nb", "it's", "-n x"] {
+            assert!(shell_quote(text).starts_with('\''), "{text:?}");
+        }
+    }
+
     #[test]
     fn quoting_survives_a_shell() {
-        for text in ["plain", "with space", "it's", "$HOME", "a\"b", "", "*"] {
+        for text in [
+            "plain",
+            "with space",
+            "it's",
+            "$HOME",
+            "a\"b",
+            "",
+            "*",
+            "~",
+            "a\nb",
+            "\\",
+            "'",
+        ] {
             let output = std::process::Command::new("sh")
                 .args(["-c", &format!("printf %s {}", shell_quote(text))])
                 .output()

@@ -997,9 +997,10 @@ async fn sigterm_ignoring_process_is_killed(ctx: &Ctx<'_>) -> Outcome {
             killed.json()["running"] == false && started.elapsed() < Duration::from_secs(15),
             || killed.text(),
         )?;
+        // `sleep 300` only: a container's own main process may be a `sleep infinity`.
         let left = ctx
             .client
-            .sh(id, "ps -eo comm | grep -c sleep || true")
+            .sh(id, "ps -eo args | grep -c '^sleep 300' || true")
             .await?;
         check(left.stdout.trim() == "0", || {
             format!("children survived the kill: {left:?}")

@@ -3,7 +3,10 @@
 //! hijacking the connection (`101 UPGRADED`, `Upgrade: tcp`) and writing Docker's
 //! multiplexed stream frames. The Docker socket carries no credentials (access is the
 //! socket's file permission), so the fake checks what the daemon checks: a supported
-//! API version in the path and a `Host` header.
+//! API version in the path and a `Host` header. It answers `GET /version` as Docker
+//! Engine 29 does (API 1.44 to 1.52) unless told another range, and refuses any other
+//! version with the Engine's own messages, so the provider's negotiation is checked
+//! against the range the real Engine of the tests (20.10, up to 1.41) does not have.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -48,6 +51,10 @@ pub struct DockerState {
     pub calls: Mutex<Vec<String>>,
     /// Every `POST /containers/create` body, in order.
     pub create_bodies: Mutex<Vec<Value>>,
+    /// Every image pulled, as `repo:tag` or `repo@digest`.
+    pub pulls: Mutex<Vec<String>>,
+    /// The API versions this Engine accepts (minor numbers of `1.x`).
+    versions: std::ops::RangeInclusive<u32>,
 }
 
 pub struct Container {
@@ -71,7 +78,13 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 impl FakeDocker {
+    /// An Engine 29: API 1.44 to 1.52.
     pub async fn start() -> FakeDocker {
+        FakeDocker::start_accepting(44..=52).await
+    }
+
+    /// An Engine accepting API versions `1.<min>` to `1.<max>`.
+    pub async fn start_accepting(versions: std::ops::RangeInclusive<u32>) -> FakeDocker {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("images")).unwrap();
         let state = Arc::new(DockerState {
@@ -81,9 +94,12 @@ impl FakeDocker {
             execs: Mutex::default(),
             calls: Mutex::default(),
             create_bodies: Mutex::default(),
+            pulls: Mutex::default(),
+            versions,
         });
         let app = Router::new()
             .route("/_ping", get(|| async { "OK" }))
+            .route("/version", get(version))
             .route("/{version}/images/{name}/json", get(image_inspect))
             .route("/{version}/images/create", post(image_pull))
             .route("/{version}/images/{name}", delete(image_remove))
@@ -131,20 +147,44 @@ async fn check(
     if request.headers().get("host").is_none() {
         return error(StatusCode::BAD_REQUEST, "missing Host header");
     }
-    if path != "/_ping" {
+    if path != "/_ping" && path != "/version" {
         let version = path.trim_start_matches('/').split('/').next().unwrap_or("");
-        let supported = version
+        let Some(minor) = version
             .strip_prefix("v1.")
             .and_then(|minor| minor.parse::<u32>().ok())
-            .is_some_and(|minor| (24..=47).contains(&minor));
-        if !supported {
+        else {
+            return error(StatusCode::NOT_FOUND, "page not found");
+        };
+        let (min, max) = (*state.versions.start(), *state.versions.end());
+        if minor > max {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("client version {version} is not supported"),
+                format!(
+                    "client version 1.{minor} is too new. Maximum supported API version is 1.{max}"
+                ),
+            );
+        }
+        if minor < min {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "client version 1.{minor} is too old. Minimum supported API version is 1.{min}, please upgrade your client to a newer version"
+                ),
             );
         }
     }
     next.run(request).await
+}
+
+async fn version(State(state): State<Arc<DockerState>>) -> Response {
+    axum::Json(json!({
+        "Version": "29.0.0",
+        "ApiVersion": format!("1.{}", state.versions.end()),
+        "MinAPIVersion": format!("1.{}", state.versions.start()),
+        "Os": "linux",
+        "Arch": "amd64",
+    }))
+    .into_response()
 }
 
 async fn image_inspect(
@@ -164,7 +204,12 @@ async fn image_pull(
     let (Some(name), tag) = (params.get("fromImage"), params.get("tag")) else {
         return error(StatusCode::BAD_REQUEST, "fromImage is required");
     };
-    let full = format!("{name}:{}", tag.map(String::as_str).unwrap_or("latest"));
+    // As the Engine: `tag` is a tag or, for a reference by digest, the digest.
+    let full = match tag.map(String::as_str) {
+        Some(digest) if digest.starts_with("sha256:") => format!("{name}@{digest}"),
+        tag => format!("{name}:{}", tag.unwrap_or("latest")),
+    };
+    state.pulls.lock().await.push(full.clone());
     match state.images.pull(&full).await {
         Ok(_) => format!(
             "{}\n{}\n",

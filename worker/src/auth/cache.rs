@@ -11,8 +11,9 @@
 //!   after its D1 write ([`wait_out`]). When the caller sees the revocation
 //!   succeed, no isolate anywhere still honours what it revoked.
 //!
-//! The cache itself is a plain type ([`SigninCache`]), tested natively; the isolate
-//! holds one in a thread local (an isolate runs one thread).
+//! The cache itself is a plain type ([`TtlCache`]), tested natively; the isolate
+//! holds two in thread locals (an isolate runs one thread): sign-ins by credential
+//! hash, and team roles by user id for panel grants.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -27,29 +28,44 @@ pub const TTL_MS: i64 = 3_000;
 /// Entries one isolate keeps at most (the oldest go first).
 const CAPACITY: usize = 2_048;
 
-/// Credential hash -> the user it signed in as, with when that was read.
-#[derive(Debug, Default)]
-pub struct SigninCache {
-    entries: HashMap<String, (User, i64)>,
+/// Values an isolate trusts for [`TTL_MS`] after reading them, keyed by a string
+/// (a credential's hash, a user id), bounded to [`CAPACITY`] entries.
+#[derive(Debug)]
+pub struct TtlCache<V> {
+    entries: HashMap<String, (V, i64)>,
 }
 
-impl SigninCache {
-    /// The user `hash` signed in as, if read less than [`TTL_MS`] before `now`.
-    pub fn get(&mut self, hash: &str, now: i64) -> Option<User> {
-        match self.entries.get(hash) {
-            Some((user, read_at)) if now - read_at < TTL_MS && now >= *read_at => {
-                Some(user.clone())
+impl<V> Default for TtlCache<V> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+        }
+    }
+}
+
+/// Credential hash -> the user it signed in as.
+pub type SigninCache = TtlCache<User>;
+
+impl<V: Clone> TtlCache<V> {
+    /// The value of `key`, if read less than [`TTL_MS`] before `now` (a clock that
+    /// went backwards does not extend trust).
+    pub fn get(&mut self, key: &str, now: i64) -> Option<V> {
+        match self.entries.get(key) {
+            Some((value, read_at)) if now - read_at < TTL_MS && now >= *read_at => {
+                Some(value.clone())
             }
             Some(_) => {
-                self.entries.remove(hash);
+                self.entries.remove(key);
                 None
             }
             None => None,
         }
     }
 
-    pub fn put(&mut self, hash: String, user: User, now: i64) {
-        if self.entries.len() >= CAPACITY && !self.entries.contains_key(&hash) {
+    /// Remembers `value` as read at `now`; when full, expired entries go first, then
+    /// the oldest.
+    pub fn put(&mut self, key: String, value: V, now: i64) {
+        if self.entries.len() >= CAPACITY && !self.entries.contains_key(&key) {
             self.entries
                 .retain(|_, (_, read_at)| now - *read_at < TTL_MS);
             if self.entries.len() >= CAPACITY
@@ -57,21 +73,21 @@ impl SigninCache {
                     .entries
                     .iter()
                     .min_by_key(|(_, (_, read_at))| *read_at)
-                    .map(|(hash, _)| hash.clone())
+                    .map(|(key, _)| key.clone())
             {
                 self.entries.remove(&oldest);
             }
         }
-        self.entries.insert(hash, (user, now));
+        self.entries.insert(key, (value, now));
     }
 
-    pub fn forget(&mut self, hash: &str) {
-        self.entries.remove(hash);
+    pub fn forget(&mut self, key: &str) {
+        self.entries.remove(key);
     }
 
-    /// Drops every entry of `user_id`.
-    pub fn forget_user(&mut self, user_id: &str) {
-        self.entries.retain(|_, (user, _)| user.id != user_id);
+    /// Drops every entry whose value `doomed` picks.
+    pub fn forget_where(&mut self, doomed: impl Fn(&V) -> bool) {
+        self.entries.retain(|_, (value, _)| !doomed(value));
     }
 
     #[cfg(test)]
@@ -80,13 +96,20 @@ impl SigninCache {
     }
 }
 
+impl SigninCache {
+    /// Drops every entry of `user_id`.
+    pub fn forget_user(&mut self, user_id: &str) {
+        self.forget_where(|user| user.id == user_id);
+    }
+}
+
 thread_local! {
     static CACHE: RefCell<SigninCache> = RefCell::new(SigninCache::default());
-    /// User id -> their team role (`None`: not a member), with when it was read; for
-    /// credentials that are not a sign-in (panel grants). Same lifetime and same
-    /// revocation as the sign-ins.
-    static TEAM_ROLES: RefCell<HashMap<String, (Option<TeamRole>, i64)>> =
-        RefCell::new(HashMap::new());
+    /// User id -> their team role (`None`: not a member); for credentials that are
+    /// not a sign-in (panel grants). Same lifetime and same revocation as the
+    /// sign-ins.
+    static TEAM_ROLES: RefCell<TtlCache<Option<TeamRole>>> =
+        RefCell::new(TtlCache::default());
 }
 
 #[derive(serde::Deserialize)]
@@ -101,13 +124,7 @@ pub async fn team_role_of(
     user_id: &str,
 ) -> crate::api_error::ApiResult<Option<TeamRole>> {
     let now = crate::clock::now_ms();
-    let cached = TEAM_ROLES.with(|roles| {
-        roles
-            .borrow()
-            .get(user_id)
-            .filter(|(_, read_at)| now >= *read_at && now - read_at < TTL_MS)
-            .map(|(role, _)| *role)
-    });
+    let cached = TEAM_ROLES.with(|roles| roles.borrow_mut().get(user_id, now));
     if let Some(role) = cached {
         return Ok(role);
     }
@@ -121,15 +138,7 @@ pub async fn team_role_of(
     )
     .await?;
     let role = row.and_then(|row| TeamRole::parse(&row.role));
-    TEAM_ROLES.with(|roles| {
-        let mut roles = roles.borrow_mut();
-        if roles.len() >= CAPACITY {
-            roles.retain(|_, (_, read_at)| now - *read_at < TTL_MS);
-        }
-        if roles.len() < CAPACITY {
-            roles.insert(user_id.to_owned(), (role, now));
-        }
-    });
+    TEAM_ROLES.with(|roles| roles.borrow_mut().put(user_id.to_owned(), role, now));
     Ok(role)
 }
 
@@ -149,7 +158,7 @@ pub fn forget(hash: &str) {
 /// Drops `user_id`'s entries in this isolate.
 pub fn forget_user(user_id: &str) {
     CACHE.with(|cache| cache.borrow_mut().forget_user(user_id));
-    TEAM_ROLES.with(|roles| roles.borrow_mut().remove(user_id));
+    TEAM_ROLES.with(|roles| roles.borrow_mut().forget(user_id));
 }
 
 /// Called after a revocation's D1 write: drops `user_id`'s entries here and waits
@@ -216,5 +225,19 @@ mod tests {
         }
         assert!(cache.len() <= CAPACITY);
         assert!(cache.get(&format!("h{}", CAPACITY + 9), 30).is_some());
+    }
+
+    #[test]
+    fn a_cached_not_a_member_is_remembered_as_such() {
+        // `None` (not a member) is an answer too: it must not read as a miss, or a
+        // removed member's panel requests would each cost a D1 read.
+        let mut roles: TtlCache<Option<TeamRole>> = TtlCache::default();
+        roles.put("u1".into(), None, 0);
+        roles.put("u2".into(), Some(TeamRole::Admin), 0);
+        assert_eq!(roles.get("u1", 1), Some(None));
+        assert_eq!(roles.get("u2", 1), Some(Some(TeamRole::Admin)));
+        roles.forget("u2");
+        assert_eq!(roles.get("u2", 1), None);
+        assert_eq!(roles.get("u1", TTL_MS), None);
     }
 }

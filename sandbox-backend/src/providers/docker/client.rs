@@ -1,10 +1,12 @@
 //! A small Docker Engine API client: HTTP/1.1 over the daemon's unix socket
 //! (`unix:///var/run/docker.sock`, the default) or TCP (`tcp://host:2375`), one
-//! connection per call, API version 1.43 (Docker Engine 24 and later). Exec output
+//! connection per call, speaking the API version agreed with the daemon on first use
+//! ([`api_version`](super::api_version): Docker Engine 20.10 to 29). Exec output
 //! comes over the hijacked connection of `POST /exec/{id}/start` (`Upgrade: tcp`),
 //! in Docker's multiplexed stream format.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,10 +15,10 @@ use hyper::client::conn::http1;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::sync::OnceCell;
 
+use super::api_version::{self, ApiVersion};
 use crate::providers::ProviderError;
-
-pub const API_VERSION: &str = "v1.43";
 
 #[derive(Debug, Clone)]
 pub enum DockerHost {
@@ -44,6 +46,9 @@ pub type Hijacked = TokioIo<hyper::upgrade::Upgraded>;
 #[derive(Debug, Clone)]
 pub struct DockerClient {
     host: DockerHost,
+    /// Agreed once per client (and so per backend process); a failed agreement is
+    /// tried again on the next call.
+    version: Arc<OnceCell<ApiVersion>>,
 }
 
 /// The answer of one call.
@@ -69,7 +74,32 @@ impl Answer {
 
 impl DockerClient {
     pub fn new(host: DockerHost) -> DockerClient {
-        DockerClient { host }
+        DockerClient {
+            host,
+            version: Arc::default(),
+        }
+    }
+
+    /// The API version to speak, asked of the daemon (`GET /version`) the first time.
+    pub async fn api_version(&self) -> Result<ApiVersion, ProviderError> {
+        self.version
+            .get_or_try_init(|| async {
+                let answer = self
+                    .send(
+                        Method::GET,
+                        "/version".into(),
+                        Bytes::new(),
+                        "application/json",
+                        Duration::from_secs(30),
+                    )
+                    .await?;
+                if !answer.status.is_success() {
+                    return Err(docker_error("version", &answer));
+                }
+                api_version::negotiate(&answer.json()).map_err(ProviderError::Unavailable)
+            })
+            .await
+            .copied()
     }
 
     async fn connect(&self) -> Result<http1::SendRequest<Full<Bytes>>, ProviderError> {
@@ -107,13 +137,13 @@ impl DockerClient {
 
     fn request(
         method: Method,
-        path: &str,
+        uri: String,
         body: Bytes,
         content_type: &str,
     ) -> Request<Full<Bytes>> {
         Request::builder()
             .method(method)
-            .uri(format!("/{API_VERSION}{path}"))
+            .uri(uri)
             .header("host", "docker")
             .header("content-type", content_type)
             .body(Full::new(body))
@@ -135,6 +165,7 @@ impl DockerClient {
             .await
     }
 
+    /// One call of a versioned path (`/containers/...`) within `timeout`.
     pub async fn call_bytes(
         &self,
         method: Method,
@@ -143,11 +174,23 @@ impl DockerClient {
         content_type: &str,
         timeout: Duration,
     ) -> Result<Answer, ProviderError> {
-        let what = format!("{method} {path}");
+        let uri = format!("{}{path}", self.api_version().await?.path_prefix());
+        self.send(method, uri, body, content_type, timeout).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: String,
+        body: Bytes,
+        content_type: &str,
+        timeout: Duration,
+    ) -> Result<Answer, ProviderError> {
+        let what = format!("{method} {uri}");
         let call = async {
             let mut sender = self.connect().await?;
             let response = sender
-                .send_request(Self::request(method, path, body, content_type))
+                .send_request(Self::request(method, uri, body, content_type))
                 .await
                 .map_err(|error| {
                     ProviderError::Unavailable(format!("Docker {what} failed: {error}"))
@@ -175,11 +218,12 @@ impl DockerClient {
 
     /// `POST /exec/{id}/start`, hijacking the connection for the exec's streams.
     pub async fn start_exec(&self, exec_id: &str) -> Result<Hijacked, ProviderError> {
+        let prefix = self.api_version().await?.path_prefix();
         let call = async {
             let mut sender = self.connect().await?;
             let mut request = Self::request(
                 Method::POST,
-                &format!("/exec/{exec_id}/start"),
+                format!("{prefix}/exec/{exec_id}/start"),
                 Bytes::from(r#"{"Detach":false,"Tty":false}"#),
                 "application/json",
             );
