@@ -18,6 +18,7 @@ mod providers {
 }
 
 mod deployment {
+    pub mod image;
     pub mod listen;
     pub mod local_lock;
     pub mod support;
