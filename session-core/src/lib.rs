@@ -11,7 +11,9 @@
 //! ([`runner_intake`]), how runner tokens are issued and checked ([`runner_token`]), how gateway
 //! keys are derived and gateway tokens minted and checked ([`gateway_token`]), how panel
 //! capabilities are minted and checked ([`panel_capability`]),
-//! what a settings request changes ([`settings`]), how an event stream replays and
+//! what a settings request changes ([`settings`]), how the session's SQLite storage
+//! is laid out and read ([`store`], over any synchronous [`store::Sql`]), the steps
+//! of a turn over that store ([`turns`]), how an event stream replays and
 //! buffers in bounded memory ([`streams`]) and how a session is titled ([`title`]).
 //!
 //! Invariant: this crate never depends on `worker`, `tokio` or any other platform crate,
@@ -32,5 +34,7 @@ pub mod runner_intake;
 pub mod runner_link;
 pub mod runner_token;
 pub mod settings;
+pub mod store;
 pub mod streams;
 pub mod title;
+pub mod turns;

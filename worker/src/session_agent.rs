@@ -70,7 +70,7 @@ pub struct SessionAgent {
 
 impl DurableObject for SessionAgent {
     fn new(state: State, env: Env) -> Self {
-        let store = Store::open(state.storage().sql())
+        let store = Store::open(storage::DurableSql(state.storage().sql()))
             .expect("the SessionAgent schema is valid SQL and its storage is SQLite-backed");
         let publisher = std::rc::Rc::new(publishing::Publisher::new(env.clone(), store.clone()));
         Self {
