@@ -1,9 +1,9 @@
 //! The plain logic of one Nightshift session, shared by the Worker's `SessionAgent`
 //! Durable Object and by any native code that needs the same rules.
 //!
-//! It owns the decisions, not the storage or the sockets: which status a session is in
-//! ([`lifecycle`]), when an unconfirmed abort ends its turn ([`abort`]), when the
-//! session's one alarm rings ([`alarm`]), who is watching it ([`presence`]), how
+//! It owns the decisions and the storage's SQL, not the SQLite engine or the
+//! sockets: which status a session is in ([`lifecycle`]), when an unconfirmed abort
+//! ends its turn ([`abort`]), when the session's one alarm rings ([`alarm`]), who is watching it ([`presence`]), how
 //! prompts move through the queue ([`queue`]), how runner events are numbered and
 //! deduplicated so each is stored exactly once ([`event_log`]), whether an agent's
 //! question can still be answered ([`questions`]), what to do when a runner says hello
