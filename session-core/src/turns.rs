@@ -1,9 +1,10 @@
 //! The steps of a turn as state transitions over the [`SessionStore`]: queueing a
-//! prompt, starting the next one, taking in the runner's events, and finishing,
-//! interrupting or aborting the turn. Each step reads and writes the store
-//! synchronously and returns what the caller must do next (send this frame); the
-//! events it stored are collected in [`TurnSteps::events`] for the caller to fan out
-//! to live streams.
+//! prompt (and cancelling or editing it while it waits), starting the next one,
+//! taking in the runner's hello and events, and finishing, interrupting or aborting
+//! the turn. Each step reads and writes the store synchronously and returns what
+//! the caller must do next (send this frame, tell the runner to abort that turn);
+//! the events it stored are collected in [`TurnSteps::events`] for the caller to fan
+//! out to live streams.
 //!
 //! The `SessionAgent` builds one [`TurnSteps`] per stretch of synchronous work and
 //! keeps only the effects: sockets, fetches, alarms. The same steps run natively over
@@ -17,7 +18,9 @@ use crate::lifecycle::{SessionFacts, derive_status};
 use crate::queue::TurnResult;
 use crate::store::{SessionRecord, SessionStore, Sql};
 
+mod changes;
 mod enqueue;
+mod hello;
 mod runner_events;
 
 pub use enqueue::{NewPrompt, QueuedPrompt};

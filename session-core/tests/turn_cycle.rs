@@ -522,3 +522,94 @@ fn a_database_from_before_the_later_columns_is_upgraded_in_place() {
         Some("u1")
     );
 }
+
+#[test]
+fn only_a_waiting_prompt_can_be_cancelled_or_edited() {
+    let session = Session::new();
+    let store = session.open();
+    enqueue(
+        &store,
+        0,
+        prompt("m1", "running", QueueMode::Followup, "u1"),
+    );
+    enqueue(
+        &store,
+        1,
+        prompt("m2", "waiting", QueueMode::Followup, "u1"),
+    );
+    enqueue(&store, 2, prompt("m3", "doomed", QueueMode::Followup, "u1"));
+    start(&store, 10, "t1");
+
+    let mut steps = TurnSteps::new(&store, 20, true);
+    let edited = steps
+        .edit("m2", "waiting, edited".into(), Some("u2".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(edited.content, "waiting, edited");
+    assert_eq!(
+        edited.sent_by.as_deref(),
+        Some("u2"),
+        "an edit makes it the editor's"
+    );
+    let cancelled = steps.cancel("m3").unwrap().unwrap();
+    assert_eq!(cancelled.state, MessageState::Cancelled);
+    assert!(matches!(&steps.events[..], [
+        SessionEvent { body: EventBody::PromptEdited { message_id: edited, .. }, .. },
+        SessionEvent { body: EventBody::PromptCancelled { message_id: cancelled }, .. },
+    ] if edited == "m2" && cancelled == "m3"));
+
+    let before = all_events(&store).len();
+    let mut steps = TurnSteps::new(&store, 30, true);
+    assert!(
+        steps.cancel("m1").unwrap().is_err(),
+        "a running prompt is not cancelled"
+    );
+    assert!(steps.edit("m1", "x".into(), None).unwrap().is_err());
+    assert!(steps.cancel("nope").unwrap().is_err());
+    assert_eq!(state(&store, "m1"), MessageState::Processing);
+    assert_eq!(all_events(&store).len(), before, "a refusal stores nothing");
+
+    runner_sends(&store, 40, 1, "t1", finished(TurnOutcome::Done, 1, 1, 1));
+    assert_eq!(start(&store, 50, "t2").as_deref(), Some("m2"));
+    assert_eq!(
+        start(&store, 60, "t3"),
+        None,
+        "the cancelled prompt never runs"
+    );
+}
+
+#[test]
+fn a_hello_decides_the_fate_of_the_running_turn_by_the_runners_epoch() {
+    let session = Session::new();
+    let store = session.open();
+    enqueue(&store, 0, prompt("m1", "one", QueueMode::Followup, "u1"));
+    start(&store, 10, "t1");
+
+    // The same runner process reconnects: the turn goes on.
+    let mut steps = TurnSteps::new(&store, 20, true);
+    assert_eq!(steps.runner_said_hello("e1", Some("t1")).unwrap(), None);
+    assert_eq!(state(&store, "m1"), MessageState::Processing);
+
+    // A new process that still runs the turn adopts it: its events are of its epoch.
+    assert_eq!(steps.runner_said_hello("e2", Some("t1")).unwrap(), None);
+    assert_eq!(
+        store
+            .queue()
+            .unwrap()
+            .processing()
+            .unwrap()
+            .runner_epoch
+            .as_deref(),
+        Some("e2")
+    );
+
+    // A new process that knows nothing of it: the turn goes back to the queue, and
+    // a turn the runner works on that is not ours is stopped.
+    let abort = steps.runner_said_hello("e3", Some("stale")).unwrap();
+    assert_eq!(abort.as_deref(), Some("stale"));
+    assert_eq!(state(&store, "m1"), MessageState::Queued);
+    assert!(matches!(
+        steps.events.last().map(|event| &event.body),
+        Some(EventBody::TurnInterrupted { message_id, .. }) if message_id == "m1"
+    ));
+}

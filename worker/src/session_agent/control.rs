@@ -123,20 +123,8 @@ impl SessionAgent {
         } = body::read_json(req).await?;
         let EditMessageRequest { content } = client_body.parse()?;
         crate::routes::messages::validate_content(&content)?;
-        let mut queue = self.store.queue_with(message_id)?;
-        match queue.edit(message_id, content.clone(), edited_by) {
-            Ok(prompt) => {
-                self.store.save_prompt(&prompt)?;
-                self.record_event(
-                    None,
-                    EventBody::PromptEdited {
-                        message_id: message_id.to_owned(),
-                        content,
-                    },
-                )?;
-                let message = queue.message(message_id).unwrap_or(prompt.message);
-                Ok(json(200, &message))
-            }
+        match self.steps(|steps| steps.edit(message_id, content, edited_by))? {
+            Ok(message) => Ok(json(200, &message)),
             Err(error @ QueueError::NotFound(_)) => Err(ApiError::not_found(error.to_string())),
             Err(error) => Err(ApiError::new(ErrorCode::NotQueued, error.to_string())),
         }

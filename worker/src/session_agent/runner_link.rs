@@ -21,9 +21,6 @@ use nightshift_protocol::events::EventBody;
 use nightshift_protocol::runner_link::{RunnerFrame, SessionFrame};
 use nightshift_session::event_log::{RunnerIntake, classify_runner_event, welcome_acked};
 use nightshift_session::runner_intake::{Admission, Holder, admit, check_event_size};
-use nightshift_session::runner_link::{
-    HelloDecision, INTERRUPTED_REASON, ProcessingTurn, on_hello,
-};
 use nightshift_session::runner_token::needs_renewal;
 use serde::{Deserialize, Serialize};
 use worker::{Request, Response, Result, WebSocket, WebSocketIncomingMessage, WebSocketPair};
@@ -261,29 +258,9 @@ impl SessionAgent {
             token: token.map(|(token, _)| token),
         })?;
 
-        let mut queue = self.store.queue()?;
-        let processing = queue.processing().map(|prompt| ProcessingTurn {
-            turn_id: prompt.message.turn_id.as_deref().unwrap_or_default(),
-            runner_epoch: prompt.runner_epoch.as_deref(),
-        });
-        let processing_turn = processing.map(|turn| turn.turn_id.to_owned());
-        match on_hello(processing, &epoch, active_turn.as_deref()) {
-            HelloDecision::Interrupt { turn_id } => {
-                self.steps(|steps| steps.interrupt_turn(&turn_id, INTERRUPTED_REASON))?
-            }
-            HelloDecision::Adopt { turn_id } => {
-                if let Ok(prompt) = queue.adopt(&turn_id, epoch.clone()) {
-                    self.store.save_prompt(&prompt)?;
-                }
-            }
-            HelloDecision::Continue | HelloDecision::NothingRunning => {}
-        }
-        // A turn the runner still works on that is no longer ours to run (it was
-        // aborted or interrupted meanwhile) is stopped.
-        if let Some(active) = active_turn
-            && processing_turn.as_deref() != Some(active.as_str())
-        {
-            let _ = ws.send(&SessionFrame::Abort { turn_id: active });
+        let abort = self.steps(|steps| steps.runner_said_hello(&epoch, active_turn.as_deref()))?;
+        if let Some(turn_id) = abort {
+            let _ = ws.send(&SessionFrame::Abort { turn_id });
         }
         self.refresh_status()?;
         self.dispatch().await?;
