@@ -3,13 +3,11 @@
 //! between turns, answering the agent's questions, and the alarm that closes collect
 //! windows and ends turns whose runner never confirmed an abort.
 //!
-//! The rules are `nightshift_session`'s ([`PromptQueue::enqueue_with_mode`],
-//! [`QuestionBook`], the abort deadline in [`nightshift_session::abort`], the choice of
+//! The rules and state changes are `nightshift_session`'s (the queue steps and the
+//! abort deadline in [`nightshift_session::turns`], [`QuestionBook`], the choice of
 //! the next alarm in [`nightshift_session::alarm`], the settings diff in
-//! [`nightshift_session::settings`]); this file reads and writes storage, records
-//! events and sends frames.
-//!
-//! [`PromptQueue::enqueue_with_mode`]: nightshift_session::queue::PromptQueue::enqueue_with_mode
+//! [`nightshift_session::settings`]); this file reads requests, applies those steps,
+//! sends frames, sets the alarm and answers.
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::{
