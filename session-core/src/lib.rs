@@ -1,9 +1,9 @@
 //! The plain logic of one Nightshift session, shared by the Worker's `SessionAgent`
 //! Durable Object and by any native code that needs the same rules.
 //!
-//! It owns the decisions, not the storage or the sockets: which status a session is in
-//! ([`lifecycle`]), when an unconfirmed abort ends its turn ([`abort`]), when the
-//! session's one alarm rings ([`alarm`]), who is watching it ([`presence`]), how
+//! It owns the decisions and the storage's SQL, not the SQLite engine or the
+//! sockets: which status a session is in ([`lifecycle`]), when an unconfirmed abort
+//! ends its turn ([`abort`]), when the session's one alarm rings ([`alarm`]), who is watching it ([`presence`]), how
 //! prompts move through the queue ([`queue`]), how runner events are numbered and
 //! deduplicated so each is stored exactly once ([`event_log`]), whether an agent's
 //! question can still be answered ([`questions`]), what to do when a runner says hello
@@ -12,7 +12,9 @@
 //! keys are derived and gateway tokens minted and checked ([`gateway_token`]), how panel
 //! capabilities are minted and checked ([`panel_capability`]) and the signing steps
 //! all three share (`signing`),
-//! what a settings request changes ([`settings`]), how an event stream replays and
+//! what a settings request changes ([`settings`]), how the session's SQLite storage
+//! is laid out and read ([`store`], over any synchronous [`store::Sql`]), the steps
+//! of a turn over that store ([`turns`]), how an event stream replays and
 //! buffers in bounded memory ([`streams`]) and how a session is titled ([`title`]).
 //!
 //! Invariant: this crate never depends on `worker`, `tokio` or any other platform crate,
@@ -34,5 +36,7 @@ pub mod runner_link;
 pub mod runner_token;
 pub mod settings;
 mod signing;
+pub mod store;
 pub mod streams;
 pub mod title;
+pub mod turns;

@@ -4,13 +4,15 @@
 //! This file is the shell: the object's fields and the runtime's entry points. The
 //! work is split by feature into the `session_agent/` modules, and the rules they
 //! apply live in `nightshift_session`:
-//! - [`storage`]: the SQLite schema and every read and write (all synchronous);
+//! - [`storage`]: the object's SQLite storage as `nightshift_session::store`'s `Sql`
+//!   (the schema and every read and write live there, all synchronous);
 //! - [`requests`]: the internal routes the Worker calls (init, prompts, the event
 //!   stream);
 //! - [`control`]: control of turns (queue modes, edits, abort and its deadline,
 //!   agent settings, answers to questions) and the alarm;
 //! - [`runner_link`]: the runner's hibernatable WebSocket (hello, events, pings);
-//! - [`turns`]: starting, finishing and interrupting turns, events and status;
+//! - [`turns`]: applying `nightshift_session::turns`' steps (fanning out their events,
+//!   sending their frames) and dispatching the next prompt;
 //! - [`provisioning`]: requesting the sandbox from the backend;
 //! - [`panels`]: the grants panel capabilities name, and re-checking them;
 //! - [`publishing`]: keeping the D1 row and the session-list stream current;
@@ -70,7 +72,7 @@ pub struct SessionAgent {
 
 impl DurableObject for SessionAgent {
     fn new(state: State, env: Env) -> Self {
-        let store = Store::open(state.storage().sql())
+        let store = Store::open(storage::DurableSql(state.storage().sql()))
             .expect("the SessionAgent schema is valid SQL and its storage is SQLite-backed");
         let publisher = std::rc::Rc::new(publishing::Publisher::new(env.clone(), store.clone()));
         Self {

@@ -3,29 +3,26 @@
 //! between turns, answering the agent's questions, and the alarm that closes collect
 //! windows and ends turns whose runner never confirmed an abort.
 //!
-//! The rules are `nightshift_session`'s ([`PromptQueue::enqueue_with_mode`],
-//! [`QuestionBook`], the abort deadline in [`nightshift_session::abort`], the choice of
+//! The rules and state changes are `nightshift_session`'s (the queue steps and the
+//! abort deadline in [`nightshift_session::turns`], [`QuestionBook`], the choice of
 //! the next alarm in [`nightshift_session::alarm`], the settings diff in
-//! [`nightshift_session::settings`]); this file reads and writes storage, records
-//! events and sends frames.
-//!
-//! [`PromptQueue::enqueue_with_mode`]: nightshift_session::queue::PromptQueue::enqueue_with_mode
+//! [`nightshift_session::settings`]); this file reads requests, applies those steps,
+//! sends frames, sets the alarm and answers.
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::{
     AbortResponse, AnswerQuestionRequest, EditMessageRequest, PostMessageRequest,
     PostMessageResponse, QueueMode, UpdateSessionRequest,
 };
-use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
+use nightshift_protocol::events::EventBody;
 use nightshift_protocol::runner_link::SessionFrame;
-use nightshift_session::abort::{
-    AbortStep, DEFAULT_ABORT_TIMEOUT_MS, abort_step, start_abort_clock,
-};
+use nightshift_session::abort::DEFAULT_ABORT_TIMEOUT_MS;
 use nightshift_session::alarm::{AlarmFacts, next_alarm};
 use nightshift_session::questions::{QuestionBook, QuestionError};
-use nightshift_session::queue::{Enqueued, QueueError};
+use nightshift_session::queue::QueueError;
 use nightshift_session::settings::{AgentSettings, settings_change};
-use nightshift_session::title::{normalize_title, title_from_prompt};
+use nightshift_session::title::normalize_title;
+use nightshift_session::turns::{NewPrompt, QueuedPrompt};
 use worker::{Request, Response};
 
 use super::SessionAgent;
@@ -63,12 +60,22 @@ impl SessionAgent {
         let PostMessageRequest { content, mode } = client_body.parse()?;
         crate::routes::messages::validate_content(&content)?;
         let id = ids::new_id()?;
-        let now = clock::now_ms();
-        let mut queue = self.store.queue()?;
         // The Worker passes the team's cap; the environment's default otherwise.
         let max_queued =
             max_queued.unwrap_or_else(|| crate::limits::defaults(&self.env).queued_prompts);
-        if !queue.admits(mode, sent_by.as_deref(), now, max_queued as usize) {
+        let prompt = NewPrompt {
+            id,
+            content,
+            mode,
+            sent_by,
+            worker_url,
+        };
+        let collect_window_ms = self.collect_window_ms();
+        let Some(QueuedPrompt {
+            message_id,
+            position,
+        }) = self.steps(|steps| steps.enqueue(prompt, collect_window_ms, max_queued as usize))?
+        else {
             return Err(crate::limits::exceeded(
                 crate::limits::Cap::QueuedPrompts,
                 max_queued,
@@ -77,47 +84,7 @@ impl SessionAgent {
                      or cancel one"
                 ),
             ));
-        }
-        let enqueued = queue.enqueue_sent_by(
-            id,
-            content.clone(),
-            mode,
-            sent_by,
-            now,
-            self.collect_window_ms(),
-        );
-        let prompt = enqueued.prompt().clone();
-        let position = enqueued.position();
-        self.store.save_prompt(&prompt)?;
-        match &enqueued {
-            Enqueued::Added { prompt, position } => self.record_event(
-                None,
-                EventBody::PromptQueued {
-                    message_id: prompt.message.id.clone(),
-                    content: content.clone(),
-                    position: *position,
-                },
-            )?,
-            Enqueued::Merged {
-                prompt, merged_id, ..
-            } => self.record_event(
-                None,
-                EventBody::PromptsMerged {
-                    message_id: prompt.message.id.clone(),
-                    merged_ids: vec![merged_id.clone()],
-                    content: prompt.message.content.clone(),
-                },
-            )?,
         };
-
-        let mut record = self.store.record()?;
-        if record.title.is_empty()
-            && let Some(title) = title_from_prompt(&content)
-        {
-            record.title = title;
-        }
-        record.worker_url = Some(worker_url);
-        self.store.save_record(&record)?;
 
         // A steering prompt stops the running turn; it runs as soon as that one ends.
         if mode == QueueMode::Steer {
@@ -127,7 +94,6 @@ impl SessionAgent {
         // A session whose sandbox request failed tries again now that there is work.
         self.provision().await?;
         self.publish();
-        let message_id = prompt.message.id.clone();
         let message = self
             .store
             .queue_with(&message_id)?
@@ -155,20 +121,8 @@ impl SessionAgent {
         } = body::read_json(req).await?;
         let EditMessageRequest { content } = client_body.parse()?;
         crate::routes::messages::validate_content(&content)?;
-        let mut queue = self.store.queue_with(message_id)?;
-        match queue.edit(message_id, content.clone(), edited_by) {
-            Ok(prompt) => {
-                self.store.save_prompt(&prompt)?;
-                self.record_event(
-                    None,
-                    EventBody::PromptEdited {
-                        message_id: message_id.to_owned(),
-                        content,
-                    },
-                )?;
-                let message = queue.message(message_id).unwrap_or(prompt.message);
-                Ok(json(200, &message))
-            }
+        match self.steps(|steps| steps.edit(message_id, content, edited_by))? {
+            Ok(message) => Ok(json(200, &message)),
             Err(error @ QueueError::NotFound(_)) => Err(ApiError::not_found(error.to_string())),
             Err(error) => Err(ApiError::new(ErrorCode::NotQueued, error.to_string())),
         }
@@ -185,14 +139,10 @@ impl SessionAgent {
     /// Sends `abort` for the processing turn and starts the clock on its answer. With
     /// no runner to tell, the turn ends here at once. Returns the turn, if one ran.
     fn abort_running(&self) -> ApiResult<Option<String>> {
-        let queue = self.store.queue()?;
-        let Some(turn_id) = queue
-            .processing()
-            .and_then(|prompt| prompt.message.turn_id.clone())
-        else {
+        let record = self.store.record()?;
+        let Some(turn_id) = self.turn_steps(&record).running_turn()? else {
             return Ok(None);
         };
-        let mut record = self.store.record()?;
         let told_runner = self.current_runner(&record).is_some_and(|(socket, _)| {
             socket
                 .send(&SessionFrame::Abort {
@@ -200,38 +150,15 @@ impl SessionAgent {
                 })
                 .is_ok()
         });
-        if told_runner {
-            if let Some(abort) =
-                start_abort_clock(record.abort_requested.as_ref(), &turn_id, clock::now_ms())
-            {
-                record.abort_requested = Some(abort);
-                self.store.save_record(&record)?;
+        self.steps(|steps| {
+            if told_runner {
+                steps.abort_sent(&turn_id)
+            } else {
+                // No runner can end the turn, so it ends here.
+                steps.end_turn_here(&turn_id, None)
             }
-        } else {
-            // No runner can end the turn, so it ends here.
-            self.end_turn_here(&turn_id, None)?;
-        }
+        })?;
         Ok(Some(turn_id))
-    }
-
-    /// Ends the processing turn `turn_id` without its runner: an `aborted`
-    /// `turn_finished` written by the `SessionAgent`, after an `error` saying why when
-    /// there is a reason.
-    fn end_turn_here(&self, turn_id: &str, reason: Option<String>) -> ApiResult<()> {
-        if let Some(message) = reason.clone() {
-            self.record_event(Some(turn_id), EventBody::Error { message })?;
-        }
-        self.record_event(
-            Some(turn_id),
-            EventBody::TurnFinished {
-                outcome: TurnOutcome::Aborted,
-                usage: TokenUsage::default(),
-                error: reason.clone(),
-                duration_ms: 0,
-            },
-        )?;
-        self.finish_turn(turn_id, TurnOutcome::Aborted, reason, None, None)?;
-        Ok(())
     }
 
     /// `PATCH /settings`: agent, model, permission mode (from the next turn on) and
@@ -341,26 +268,8 @@ impl SessionAgent {
 
     /// The alarm: ends a turn whose abort went unanswered, then starts what may run.
     pub(super) async fn on_alarm(&self) -> ApiResult<()> {
-        let mut record = self.store.record()?;
-        let queue = self.store.queue()?;
-        let running_turn = queue
-            .processing()
-            .and_then(|prompt| prompt.message.turn_id.as_deref());
-        match abort_step(
-            record.abort_requested.as_ref(),
-            running_turn,
-            clock::now_ms(),
-            self.abort_timeout_ms(),
-        ) {
-            AbortStep::Nothing => {}
-            AbortStep::Clear => {
-                record.abort_requested = None;
-                self.store.save_record(&record)?;
-            }
-            AbortStep::EndTurn { turn_id, reason } => {
-                self.end_turn_here(&turn_id, Some(reason))?;
-            }
-        }
+        let abort_timeout_ms = self.abort_timeout_ms();
+        self.steps(|steps| steps.settle_abort(abort_timeout_ms))?;
         self.dispatch().await?;
         self.publish();
         Ok(())

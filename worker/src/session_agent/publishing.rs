@@ -139,12 +139,12 @@ impl SessionAgent {
         if !record.initialized || record.session_id.is_empty() || record.deleted {
             return Ok(None);
         }
-        let queue = self.store.queue()?;
+        let facts = self.turn_steps(&record).facts(&record)?;
         let current = Published {
             status: record.status,
             title: record.title.clone(),
             sandbox_id: record.sandbox.sandbox_id().map(str::to_owned),
-            error: visible_error(&self.facts(&record, &queue)),
+            error: visible_error(&facts),
             agent: Some(PublishedAgent {
                 agent: record.agent,
                 model: record.model.clone(),

@@ -157,17 +157,8 @@ impl SessionAgent {
     }
 
     async fn cancel(&self, message_id: &str) -> ApiResult<Response> {
-        let mut queue = self.store.queue_with(message_id)?;
-        match queue.cancel(message_id, clock::now_ms()) {
-            Ok(prompt) => {
-                self.store.save_prompt(&prompt)?;
-                self.record_event(
-                    None,
-                    EventBody::PromptCancelled {
-                        message_id: message_id.to_owned(),
-                    },
-                )?;
-                let message = queue.message(message_id).unwrap_or(prompt.message);
+        match self.steps(|steps| steps.cancel(message_id))? {
+            Ok(message) => {
                 // A cancelled collect prompt may have been what the queue waited for.
                 self.dispatch().await?;
                 Ok(json(200, &message))

@@ -21,9 +21,6 @@ use nightshift_protocol::events::EventBody;
 use nightshift_protocol::runner_link::{RunnerFrame, SessionFrame};
 use nightshift_session::event_log::{RunnerIntake, classify_runner_event, welcome_acked};
 use nightshift_session::runner_intake::{Admission, Holder, admit, check_event_size};
-use nightshift_session::runner_link::{
-    HelloDecision, INTERRUPTED_REASON, ProcessingTurn, on_hello,
-};
 use nightshift_session::runner_token::needs_renewal;
 use serde::{Deserialize, Serialize};
 use worker::{Request, Response, Result, WebSocket, WebSocketIncomingMessage, WebSocketPair};
@@ -261,29 +258,9 @@ impl SessionAgent {
             token: token.map(|(token, _)| token),
         })?;
 
-        let mut queue = self.store.queue()?;
-        let processing = queue.processing().map(|prompt| ProcessingTurn {
-            turn_id: prompt.message.turn_id.as_deref().unwrap_or_default(),
-            runner_epoch: prompt.runner_epoch.as_deref(),
-        });
-        let processing_turn = processing.map(|turn| turn.turn_id.to_owned());
-        match on_hello(processing, &epoch, active_turn.as_deref()) {
-            HelloDecision::Interrupt { turn_id } => {
-                self.interrupt_turn(&turn_id, INTERRUPTED_REASON)?
-            }
-            HelloDecision::Adopt { turn_id } => {
-                if let Ok(prompt) = queue.adopt(&turn_id, epoch.clone()) {
-                    self.store.save_prompt(&prompt)?;
-                }
-            }
-            HelloDecision::Continue | HelloDecision::NothingRunning => {}
-        }
-        // A turn the runner still works on that is no longer ours to run (it was
-        // aborted or interrupted meanwhile) is stopped.
-        if let Some(active) = active_turn
-            && processing_turn.as_deref() != Some(active.as_str())
-        {
-            let _ = ws.send(&SessionFrame::Abort { turn_id: active });
+        let abort = self.steps(|steps| steps.runner_said_hello(&epoch, active_turn.as_deref()))?;
+        if let Some(turn_id) = abort {
+            let _ = ws.send(&SessionFrame::Abort { turn_id });
         }
         self.refresh_status()?;
         self.dispatch().await?;
@@ -337,39 +314,14 @@ impl SessionAgent {
                 self.on_runner_gone(ws).await
             }
             RunnerIntake::Accept => {
-                let finished = match &event {
-                    EventBody::TurnFinished {
-                        outcome,
-                        error,
-                        usage,
-                        duration_ms,
-                    } => Some((*outcome, error.clone(), *usage, *duration_ms)),
-                    _ => None,
-                };
-                let already_ended = finished.is_some() && self.store.turn_finished(turn_id)?;
-                if already_ended {
-                    // The SessionAgent ended this turn itself (its abort went
-                    // unanswered); a turn has exactly one `turn_finished`.
-                } else if event.is_from_runner() {
-                    self.record_runner_event(turn_id, &epoch, local_seq, event)?;
-                } else {
-                    // Taken in (so numbering goes on) but not stored: only the
-                    // SessionAgent writes these kinds.
+                let taken =
+                    self.steps(|steps| steps.take_runner_event(turn_id, &epoch, local_seq, event))?;
+                if taken.refused_kind {
                     worker::console_warn!("a runner sent an event kind it may not send; ignored");
                 }
-                self.store.set_epoch_acked(&epoch, local_seq)?;
                 // If the ack is lost the runner resends, and the resend is a duplicate.
                 let _ = ws.send(&SessionFrame::Ack { up_to: local_seq });
-                if let Some((outcome, error, usage, duration_ms)) = finished
-                    && !already_ended
-                    && self.finish_turn(
-                        turn_id,
-                        outcome,
-                        error,
-                        Some(usage),
-                        (duration_ms > 0).then_some(duration_ms),
-                    )?
-                {
+                if taken.finished_turn {
                     self.dispatch().await?;
                     self.publish();
                 }

@@ -1,0 +1,170 @@
+//! The `meta` table: the [`SessionRecord`] (what the `SessionAgent` knows about its
+//! session besides the queue and the log), the session's access facts, other
+//! key-value entries, and the wipe that leaves a deleted session's tombstone.
+
+use nightshift_protocol::api::{AgentKind, PermissionMode, SessionStatus, UsageTotals};
+use serde::{Deserialize, Serialize};
+
+use super::{SessionStore, Sql, SqlValue};
+use crate::abort::AbortRequest;
+use crate::access_facts::AccessFacts;
+use crate::lifecycle::SandboxState;
+
+/// What the `SessionAgent` knows about its session besides the queue and the log.
+/// The status is derived from these facts by [`crate::lifecycle`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub owner_id: String,
+    /// `/init` has run.
+    pub initialized: bool,
+    /// Empty while untitled.
+    pub title: String,
+    /// The URL the runner dials, for (re)requesting the sandbox.
+    pub worker_url: Option<String>,
+    pub sandbox: SandboxState,
+    /// Connection numbers: the newest runner socket gets `last_connection + 1`.
+    pub last_connection: u64,
+    /// The newest runner socket; older ones are closed.
+    pub runner_connection: Option<u64>,
+    /// The epoch the newest runner socket said hello with.
+    pub runner_epoch: Option<String>,
+    pub runner_ever_connected: bool,
+    /// The sandbox generation: bumped every time a sandbox is requested, so runner
+    /// tokens issued for an earlier sandbox are refused.
+    pub sandbox_generation: u64,
+    /// The status as last derived.
+    pub status: SessionStatus,
+    /// What D1 and the session-list stream were last told.
+    pub published: Option<Published>,
+    /// The agent, model and permission mode the next turn runs with.
+    pub agent: AgentKind,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    /// The runner was told to abort this turn at this time (ms); if it has not
+    /// finished the turn by the abort deadline, the `SessionAgent` ends it itself.
+    pub abort_requested: Option<AbortRequest>,
+    /// The session was deleted: everything else was wiped, and nothing is provisioned
+    /// or accepted any more (a sandbox that was being created is destroyed as soon as
+    /// the backend answers).
+    pub deleted: bool,
+}
+
+impl Default for SessionRecord {
+    fn default() -> Self {
+        Self {
+            session_id: String::new(),
+            owner_id: String::new(),
+            initialized: false,
+            title: String::new(),
+            worker_url: None,
+            sandbox: SandboxState::default(),
+            last_connection: 0,
+            runner_connection: None,
+            runner_epoch: None,
+            runner_ever_connected: false,
+            sandbox_generation: 0,
+            status: SessionStatus::Provisioning,
+            published: None,
+            agent: AgentKind::default(),
+            model: None,
+            permission_mode: PermissionMode::default(),
+            abort_requested: None,
+            deleted: false,
+        }
+    }
+}
+
+/// The columns of the D1 row the `SessionAgent` keeps current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub status: SessionStatus,
+    pub title: String,
+    pub sandbox_id: Option<String>,
+    pub error: Option<String>,
+    /// Agent settings and usage totals, as last written to D1.
+    #[serde(default)]
+    pub agent: Option<PublishedAgent>,
+}
+
+/// The agent columns of the D1 row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedAgent {
+    pub agent: AgentKind,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    pub usage: UsageTotals,
+}
+
+#[derive(Deserialize)]
+struct MetaRow {
+    value: String,
+}
+
+impl<S: Sql> SessionStore<S> {
+    pub fn record(&self) -> Result<SessionRecord, S::Error> {
+        match self.meta("session")? {
+            Some(value) => Ok(serde_json::from_str(&value)?),
+            None => Ok(SessionRecord::default()),
+        }
+    }
+
+    pub fn save_record(&self, record: &SessionRecord) -> Result<(), S::Error> {
+        self.save_meta("session", &serde_json::to_string(record)?)
+    }
+
+    /// The session's access facts (`meta` key `access`); `None` for a session
+    /// created before the object kept them, until they are first loaded from D1.
+    pub fn access_facts(&self) -> Result<Option<AccessFacts>, S::Error> {
+        self.meta("access")?
+            .map(|value| Ok(serde_json::from_str(&value)?))
+            .transpose()
+    }
+
+    pub fn save_access_facts(&self, facts: &AccessFacts) -> Result<(), S::Error> {
+        self.save_meta("access", &serde_json::to_string(facts)?)
+    }
+
+    /// A value of the `meta` table (`None` when absent).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, S::Error> {
+        let rows: Vec<MetaRow> = self.rows(
+            "SELECT value FROM meta WHERE key = ?",
+            &[SqlValue::text(key)],
+        )?;
+        Ok(rows.into_iter().next().map(|row| row.value))
+    }
+
+    pub fn save_meta(&self, key: &str, value: &str) -> Result<(), S::Error> {
+        self.run(
+            "INSERT INTO meta (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[SqlValue::text(key), SqlValue::text(value)],
+        )
+    }
+
+    /// Deletes the `meta` rows whose key starts with `prefix` and whose JSON value's
+    /// `expires_at_secs` is before `now_secs`.
+    pub fn delete_expired_meta(&self, prefix: &str, now_secs: u64) -> Result<(), S::Error> {
+        self.run(
+            "DELETE FROM meta WHERE key LIKE ? AND json_extract(value, '$.expires_at_secs') <= ?",
+            &[
+                SqlValue::Text(format!("{prefix}%")),
+                SqlValue::unsigned(now_secs),
+            ],
+        )
+    }
+
+    /// Forgets everything (prompts, events, runner epochs) and leaves a tombstone
+    /// record: deleted, with a sandbox generation past every token issued.
+    pub fn wipe(&self, generation: u64) -> Result<(), S::Error> {
+        for table in ["prompts", "events", "runner_epochs", "meta"] {
+            self.run(&format!("DELETE FROM {table}"), &[])?;
+        }
+        self.save_record(&SessionRecord {
+            deleted: true,
+            sandbox_generation: generation,
+            ..SessionRecord::default()
+        })
+    }
+}
