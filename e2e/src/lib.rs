@@ -8,13 +8,22 @@
 //!   Objects) on a free port, and the sandbox backend (which starts real runners under
 //!   bubblewrap), each with its own state directory; restarts and kills them on demand.
 //! - [`client`]: a small client for the Worker's `/api`, including an SSE reader.
+//! - [`git_server`], [`fake_github`], [`github_openapi`]: a real git server (`git
+//!   http-backend`) behind a fake GitHub REST API whose every exchange is validated
+//!   against GitHub's official OpenAPI description; the double for GitHub.
 //!
 //! Nothing here knows the Worker's or the runner's internals: the harness talks to
 //! them only over HTTP, SSE and processes, as users and operators do.
 
+// GitHub's repository objects are one large `json!` each.
+#![recursion_limit = "256"]
+
 pub mod browser;
 pub mod client;
+pub mod fake_github;
 pub mod fake_oauth;
+pub mod git_server;
+pub mod github_openapi;
 pub mod scripted_llm;
 pub mod stack;
 
