@@ -51,7 +51,12 @@ impl Description {
         let text =
             std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         let mut doc: Value = serde_json::from_slice(&text)?;
-        let version = std::fs::read(path.join("../../package.json"))
+        let package = path
+            .parent()
+            .and_then(|p| p.parent())
+            .map(|p| p.join("package.json"))
+            .unwrap_or_default();
+        let version = std::fs::read(package)
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .and_then(|p| p["version"].as_str().map(str::to_string))
@@ -173,16 +178,22 @@ impl Description {
 
     fn validate(&self, key: &str, schema: &Value, instance: &Value) -> Result<(), String> {
         let validator = self.validator(key, schema)?;
-        let errors: Vec<String> = validator
-            .iter_errors(instance)
-            .take(5)
-            .map(|e| format!("at `{}`: {e}", e.instance_path()))
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
+        if validator.is_valid(instance) {
+            return Ok(());
         }
+        // The evaluation names the failures inside `oneOf`/`anyOf` branches too,
+        // where the plain error would only say that no branch matched; each is cut
+        // short, since a failure's text can quote the whole instance.
+        let evaluation = validator.evaluate(instance);
+        let errors: Vec<String> = evaluation
+            .iter_errors()
+            .take(8)
+            .map(|e| {
+                let text: String = e.error.to_string().chars().take(200).collect();
+                format!("at `{}`: {text}", e.instance_location.as_str())
+            })
+            .collect();
+        Err(errors.join("; "))
     }
 
     fn validator(&self, key: &str, schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
