@@ -13,13 +13,12 @@
 //! permissions, narrowed per token to some repositories and lower permissions.
 //!
 //! Every REST exchange is validated against GitHub's OpenAPI description by a
-//! layer of the server itself ([`validation`]); tests read the state (tokens issued,
+//! layer of the server itself ([`crate::github_openapi::layer`]); tests read the state (tokens issued,
 //! pull requests and their authors) through [`FakeGithub`]'s methods.
 
 mod app_jwt;
 pub mod objects;
 mod routes;
-mod validation;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -30,6 +29,7 @@ pub use app_jwt::GithubApp;
 use objects::{Account, CheckRun};
 
 use crate::git_server::{GitAccess, GitAuthorizer, GitDecision, GitServer};
+use crate::github_openapi::layer::Checker;
 
 /// The OAuth App (or GitHub App) client the fake accepts at its token endpoints.
 pub const CLIENT_ID: &str = crate::fake_oauth::CLIENT_ID;
@@ -118,8 +118,6 @@ pub struct PullRecord {
     pub closed_at: Option<u64>,
 }
 
-type Corruption = Box<dyn FnOnce(&mut serde_json::Value) + Send>;
-
 #[derive(Default)]
 struct Book {
     accounts: HashMap<String, Account>,
@@ -132,8 +130,6 @@ struct Book {
     pulls: Vec<PullRecord>,
     checks: Vec<(String, CheckRun)>,
     counter: u64,
-    violations: Vec<String>,
-    corrupt_next: Option<Corruption>,
 }
 
 /// What the API routes and the git server share.
@@ -141,6 +137,7 @@ pub(crate) struct Shared {
     book: Mutex<Book>,
     api_url: OnceLock<String>,
     git_root: OnceLock<(String, PathBuf)>,
+    checker: Arc<Checker>,
 }
 
 impl Shared {
@@ -287,13 +284,7 @@ pub struct FakeGithub {
 impl Drop for FakeGithub {
     fn drop(&mut self) {
         self.task.abort();
-        let violations = std::mem::take(&mut self.shared.book().violations);
-        if !violations.is_empty() && !std::thread::panicking() {
-            panic!(
-                "the fake GitHub saw exchanges that break GitHub's OpenAPI description:\n{}",
-                violations.join("\n")
-            );
-        }
+        self.shared.checker.fail_on_violations("fake GitHub");
     }
 }
 
@@ -305,6 +296,7 @@ impl FakeGithub {
             book: Mutex::new(Book::default()),
             api_url: OnceLock::new(),
             git_root: OnceLock::new(),
+            checker: Checker::new(|path| !routes::OUTSIDE_REST.contains(&path)),
         });
         let git = GitServer::start(shared.clone()).await?;
         let _ = shared.git_root.set((git.url(), git.root().to_path_buf()));
@@ -491,11 +483,11 @@ impl FakeGithub {
         &self,
         change: impl FnOnce(&mut serde_json::Value) + Send + 'static,
     ) {
-        self.shared.book().corrupt_next = Some(Box::new(change));
+        self.shared.checker.corrupt_next_response(change);
     }
 
     /// Takes the violations recorded so far (so the fake does not fail the test).
     pub fn take_violations(&self) -> Vec<String> {
-        std::mem::take(&mut self.shared.book().violations)
+        self.shared.checker.take_violations()
     }
 }

@@ -16,6 +16,8 @@
 //! authentication`) from every endpoint, yet the description lists 401 for only
 //! some; a 401 is accepted everywhere, and its body must still be a `basic-error`.
 
+pub mod layer;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};

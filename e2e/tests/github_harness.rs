@@ -725,3 +725,102 @@ async fn the_large_repository_is_cached_and_clones() {
     .unwrap();
     assert_eq!(commits.trim(), git_server::LARGE_COMMITS.to_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_in_fakes_github_answers_are_held_to_the_description_too() {
+    use base64::Engine;
+    use nightshift_e2e::fake_oauth::{self, FakeOauth, FakeUser};
+    use sha2::Digest;
+
+    let oauth = FakeOauth::start().await.unwrap();
+    oauth.sign_in_as(FakeUser::verified("77", "dana@example.com", "Dana"));
+    let verifier = "a-verifier-long-enough-for-pkce-0123456789abcdef";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let redirect = "http://127.0.0.1:1/callback";
+    let authorized = no_redirects
+        .get(format!("{}/login/oauth/authorize", oauth.url()))
+        .query(&[
+            ("client_id", fake_oauth::CLIENT_ID),
+            ("response_type", "code"),
+            ("redirect_uri", redirect),
+            ("state", "s"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(authorized.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code");
+    let token: Value = http()
+        .post(format!("{}/login/oauth/access_token", oauth.url()))
+        .form(&[
+            ("client_id", fake_oauth::CLIENT_ID),
+            ("client_secret", fake_oauth::CLIENT_SECRET),
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    for path in ["/user", "/user/emails"] {
+        let response = http()
+            .get(format!("{}{path}", oauth.url()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let me: Value = http()
+        .get(format!("{}/user", oauth.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["id"].as_u64(), me["login"].as_str()),
+        (Some(77), Some("dana"))
+    );
+
+    // A refusal is GitHub's `basic-error`, and passes.
+    let bad = http()
+        .get(format!("{}/user", oauth.url()))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    assert!(oauth.take_violations().is_empty());
+
+    // Its layer catches a malformed answer, like the fake GitHub's.
+    oauth.corrupt_next_response(|emails| emails[0]["verified"] = json!("yes"));
+    let spoiled = http()
+        .get(format!("{}/user/emails", oauth.url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spoiled.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let violations = oauth.take_violations();
+    assert!(violations[0].contains("/0/verified"), "{violations:?}");
+}

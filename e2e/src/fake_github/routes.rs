@@ -15,11 +15,15 @@ use super::objects::{self, Account, PullView, RepoView};
 use super::{
     Area, Book, CLIENT_ID, CLIENT_SECRET, Grant, INSTALLATION_TOKEN_SECS, IssuedToken, Level,
     PullRecord, REFRESH_TOKEN_SECS, RepoRecord, Shared, USER_TOKEN_SECS, UserTokens, now,
-    validation,
 };
 use crate::git_server::BareRepo;
+use crate::github_openapi::layer;
 
 type Shareds = State<Arc<Shared>>;
+
+/// Paths served here that GitHub's REST description does not cover: the OAuth web
+/// flow's token endpoint lives on github.com.
+pub(super) const OUTSIDE_REST: &[&str] = &["/login/oauth/access_token"];
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -51,8 +55,8 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
             axum::routing::delete(revoke_token),
         )
         .layer(axum::middleware::from_fn_with_state(
-            shared.clone(),
-            validation::layer,
+            shared.checker.clone(),
+            layer::layer,
         ))
         .with_state(shared)
 }
