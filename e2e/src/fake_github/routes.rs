@@ -76,14 +76,23 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
+/// A GitHub error answer, kept small until it becomes a response.
+struct Refusal(StatusCode, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1)
+    }
+}
+
 /// The caller's grant, or GitHub's 401.
-fn caller(book: &Book, headers: &HeaderMap) -> Result<IssuedToken, Response> {
+fn caller(book: &Book, headers: &HeaderMap) -> Result<IssuedToken, Refusal> {
     let Some(token) = bearer(headers) else {
-        return Err(error(StatusCode::UNAUTHORIZED, "Requires authentication"));
+        return Err(Refusal(StatusCode::UNAUTHORIZED, "Requires authentication"));
     };
     book.live(&token)
         .cloned()
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "Bad credentials"))
+        .ok_or(Refusal(StatusCode::UNAUTHORIZED, "Bad credentials"))
 }
 
 /// GitHub's scope headers on an answer to a user token.
@@ -166,22 +175,23 @@ fn access(
     name: &str,
     area: Area,
     need: Level,
-) -> Result<(IssuedToken, RepoRecord), Response> {
+) -> Result<(IssuedToken, RepoRecord), Refusal> {
     let issued = caller(book, headers)?;
+    let not_found = Refusal(StatusCode::NOT_FOUND, "Not Found");
     let Some(repo) = book.repos.get(&format!("{owner}/{name}")) else {
-        return Err(not_found());
+        return Err(not_found);
     };
     let level = book.level(&issued.grant, repo, area);
     // What the caller cannot see at all does not exist, as on GitHub.
     if book.level(&issued.grant, repo, Area::Metadata) == Level::None {
-        return Err(not_found());
+        return Err(not_found);
     }
     if level < need {
         let message = match issued.grant {
             Grant::Installation { .. } => "Resource not accessible by integration",
             Grant::User { .. } => "Must have push access to repository",
         };
-        return Err(error(StatusCode::FORBIDDEN, message));
+        return Err(Refusal(StatusCode::FORBIDDEN, message));
     }
     Ok((issued, repo.clone()))
 }
@@ -190,7 +200,7 @@ async fn user(State(shared): Shareds, headers: HeaderMap) -> Response {
     let book = shared.book();
     let issued = match caller(&book, &headers) {
         Ok(issued) => issued,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let Some(account) = user_login(&issued.grant).and_then(|l| book.accounts.get(l)) else {
         return not_for_integrations();
@@ -203,7 +213,7 @@ async fn emails(State(shared): Shareds, headers: HeaderMap) -> Response {
     let book = shared.book();
     let issued = match caller(&book, &headers) {
         Ok(issued) => issued,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let Some(account) = user_login(&issued.grant).and_then(|l| book.accounts.get(l)) else {
         return not_for_integrations();
@@ -284,7 +294,7 @@ async fn user_repos(
     let book = shared.book();
     let issued = match caller(&book, &headers) {
         Ok(issued) => issued,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let Some(login) = user_login(&issued.grant) else {
         return not_for_integrations();
@@ -312,7 +322,7 @@ async fn repo(
     let (issued, record) = match access(&book, &headers, &owner, &name, Area::Metadata, Level::Read)
     {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let Some(v) = view(&shared, &book, &record, Some(&issued.grant)) else {
         return not_found();
@@ -331,7 +341,7 @@ async fn branches(
         let book = shared.book();
         match access(&book, &headers, &owner, &name, Area::Metadata, Level::Read) {
             Ok(found) => found,
-            Err(response) => return response,
+            Err(refusal) => return refusal.into_response(),
         }
     };
     let repo_url = format!("{}/repos/{owner}/{name}", api(&shared));
@@ -355,7 +365,7 @@ async fn branch(
         let book = shared.book();
         match access(&book, &headers, &owner, &name, Area::Metadata, Level::Read) {
             Ok(found) => found,
-            Err(response) => return response,
+            Err(refusal) => return refusal.into_response(),
         }
     };
     let repo = bare(&shared, &record);
@@ -489,7 +499,7 @@ async fn create_pull(
             Level::Write,
         ) {
             Ok(found) => found,
-            Err(response) => return response,
+            Err(refusal) => return refusal.into_response(),
         }
     };
     let repo = bare(&shared, &record);
@@ -563,7 +573,7 @@ async fn get_pull(
         Level::Read,
     ) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let full_name = record.full_name();
     let Some(pr) = book
@@ -595,7 +605,7 @@ async fn update_pull(
         Level::Write,
     ) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let full_name = record.full_name();
     let Some(pr) = book
@@ -649,7 +659,7 @@ async fn list_pulls(
         Level::Read,
     ) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let full_name = record.full_name();
     let state = query.get("state").map_or("open", String::as_str);
@@ -678,7 +688,7 @@ async fn check_runs(
         let book = shared.book();
         match access(&book, &headers, &owner, &name, Area::Checks, Level::Read) {
             Ok(found) => found,
-            Err(response) => return response,
+            Err(refusal) => return refusal.into_response(),
         }
     };
     let Some(sha) = bare(&shared, &record).resolve(&reference) else {
