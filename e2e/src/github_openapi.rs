@@ -113,6 +113,73 @@ impl Description {
         best.map(|(_, template, operation)| (template, operation))
     }
 
+    /// Checks the path's and query's parameters against the operation's: each one
+    /// present is validated (its text read as the schema's type), each required one
+    /// must be there. Query parameters GitHub does not declare are ignored, as
+    /// GitHub ignores them.
+    pub fn check_parameters(
+        &self,
+        template: &str,
+        operation: &Value,
+        path: &str,
+        query: &str,
+    ) -> Result<(), String> {
+        let mut given: HashMap<(&str, String), String> = HashMap::new();
+        for (part, segment) in template.split('/').zip(path.split('/')) {
+            if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                given.insert(("path", name.to_string()), segment.to_string());
+            }
+        }
+        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            given.insert(("query", name.into_owned()), value.into_owned());
+        }
+        let declared = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for parameter in &declared {
+            let parameter = self.resolve(parameter);
+            let (Some(place), Some(name)) = (parameter["in"].as_str(), parameter["name"].as_str())
+            else {
+                continue;
+            };
+            if place != "path" && place != "query" {
+                continue;
+            }
+            let schema = &parameter["schema"];
+            let Some(text) = given.get(&(place, name.to_string())) else {
+                if parameter["required"].as_bool() == Some(true) {
+                    return Err(format!("the {place} parameter `{name}` is required"));
+                }
+                continue;
+            };
+            let value = match schema["type"].as_str() {
+                Some("integer") => match text.parse::<i64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => {
+                        return Err(format!(
+                            "the {place} parameter `{name}` is not an integer: {text:?}"
+                        ));
+                    }
+                },
+                Some("boolean") => match text.as_str() {
+                    "true" => json!(true),
+                    "false" => json!(false),
+                    _ => {
+                        return Err(format!(
+                            "the {place} parameter `{name}` is not a boolean: {text:?}"
+                        ));
+                    }
+                },
+                _ => json!(text),
+            };
+            let key = format!("{template} {place} parameter {name}");
+            self.validate(&key, schema, &value)
+                .map_err(|e| format!("the {place} parameter `{name}`: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Checks a request body against the operation's request schema.
     pub fn check_request(
         &self,

@@ -650,6 +650,33 @@ async fn a_request_of_the_wrong_shape_is_caught_and_changes_nothing() {
     assert!(violations[0].contains("/title"), "{}", violations[0]);
     assert!(gh.pulls().is_empty(), "the handler never ran");
 
+    // So is a query parameter of the wrong type...
+    let response = http()
+        .get(format!("{}/user/repos?per_page=many", gh.api_url()))
+        .bearer_auth(&alice.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let violations = gh.take_violations();
+    assert!(
+        violations[0].contains("`per_page` is not an integer"),
+        "{violations:?}"
+    );
+    // ...or out of GitHub's enumeration.
+    let response = http()
+        .get(format!(
+            "{}/repos/alice/app/pulls?state=merged",
+            gh.api_url()
+        ))
+        .bearer_auth(&alice.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let violations = gh.take_violations();
+    assert!(violations[0].contains("`state`"), "{violations:?}");
+
     // An operation GitHub does not have is caught too.
     let response = http()
         .get(format!("{}/repos/alice/app/pullz", gh.api_url()))

@@ -1,6 +1,7 @@
 //! The validation layer of the GitHub fakes: every exchange through a fake's GitHub
 //! REST routes is checked against GitHub's OpenAPI description ([`super`]) as it
-//! happens. A request that breaks the description never reaches the handler (so it
+//! happens (its path and query parameters, its body; the status and body of the
+//! answer). A request that breaks the description never reaches the handler (so it
 //! changes no state); a response that breaks it is not delivered. Either way the
 //! client gets a 500 naming the violation, the violation is printed and recorded in
 //! the fake's [`Checker`], and the fake fails the test when it is dropped unless the
@@ -106,6 +107,12 @@ pub async fn layer(State(checker): State<Arc<Checker>>, request: Request, next: 
         "{place} ({template}, @octokit/openapi {})",
         description.version()
     );
+    let query = request.uri().query().unwrap_or("").to_string();
+    if let Err(e) = description.check_parameters(template, operation, &path, &query) {
+        return checker.refuse(format!(
+            "{place}: the request violates the description: {e}"
+        ));
+    }
     let (parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         return checker.refuse(format!("{place}: request body unreadable"));
