@@ -851,3 +851,68 @@ async fn the_sign_in_fakes_github_answers_are_held_to_the_description_too() {
     let violations = oauth.take_violations();
     assert!(violations[0].contains("/0/verified"), "{violations:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_git_server_serves_only_the_smart_protocol_to_a_token_in_the_password() {
+    let gh = world().await;
+    let alice = gh.issue_user_token("alice", &["repo"], 3600);
+    let base = gh.git().repo_url("alice", "app");
+    let get = |path: String, user: &str, password: &str| {
+        http()
+            .get(format!("{base}{path}"))
+            .basic_auth(user, Some(password))
+            .send()
+    };
+    // The smart protocol's advertisement works with the token...
+    let ok = get(
+        "/info/refs?service=git-upload-pack".into(),
+        "x-access-token",
+        &alice.access_token,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    // ...but no file of the repository is served as it lies (no dumb HTTP).
+    for path in [
+        "/HEAD",
+        "/config",
+        "/info/refs",
+        "/objects/info/packs",
+        "/hooks/pre-receive",
+    ] {
+        let response = get(path.into(), "x-access-token", &alice.access_token)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // The token counts only as the password: in the username, or as a bearer, it is
+    // no credential at all.
+    let as_user = get(
+        "/info/refs?service=git-upload-pack".into(),
+        &alice.access_token,
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(as_user.status(), StatusCode::UNAUTHORIZED);
+    let bearer = http()
+        .get(format!("{base}/info/refs?service=git-upload-pack"))
+        .bearer_auth(&alice.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED);
+    // A path that climbs out of the repository (sent as is, not normalized) is not a
+    // repository.
+    let climb = format!(
+        "{}/alice/..%2Falice/app.git/info/refs?service=git-upload-pack",
+        gh.git().url()
+    );
+    let response = http()
+        .get(climb)
+        .basic_auth("x-access-token", Some(&alice.access_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
