@@ -2,8 +2,9 @@
 //! benchmark needs to run the real stack on this machine.
 //!
 //! - [`scripted_llm`]: a real HTTP server that speaks the OpenAI streaming
-//!   chat-completions format and plays back scripts of text and tool calls. It is the
-//!   only test double in the stack; it stands in for a paid LLM API.
+//!   chat-completions format and plays back scripts of text and tool calls; it
+//!   stands in for a paid LLM API. The other doubles are the outside services'
+//!   ([`fake_oauth`], [`fake_github`]; see `e2e/README.md`).
 //! - [`stack`]: starts `wrangler dev` (real workerd with local D1, R2 and Durable
 //!   Objects) on a free port, and the sandbox backend (which starts real runners under
 //!   bubblewrap), each with its own state directory; restarts and kills them on demand.
