@@ -12,6 +12,10 @@
 //! endpoints check what real providers check: the client id and secret (HTTP Basic
 //! or form fields), that the code exists, is unused and was issued for that redirect
 //! URI, and the PKCE S256 verifier.
+//!
+//! Its GitHub REST answers (`/user`, `/user/emails`) are GitHub's own objects
+//! ([`crate::fake_github::objects`]) and pass through the same OpenAPI validation
+//! layer as the fake GitHub ([`crate::github_openapi::layer`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +28,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+use crate::fake_github::objects::{self, Account};
+use crate::github_openapi::layer::{self, Checker};
 
 pub const CLIENT_ID: &str = "fake-client-id";
 pub const CLIENT_SECRET: &str = "fake-client-secret";
@@ -67,13 +74,21 @@ struct Book {
 pub struct FakeOauth {
     addr: SocketAddr,
     book: Arc<Mutex<Book>>,
+    checker: Arc<Checker>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for FakeOauth {
     fn drop(&mut self) {
         self.task.abort();
+        self.checker.fail_on_violations("fake OAuth provider");
     }
+}
+
+/// The paths of GitHub's REST API this fake serves (the rest is the OAuth web
+/// flow and Google, outside GitHub's description).
+fn is_github_rest(path: &str) -> bool {
+    matches!(path, "/user" | "/user/emails")
 }
 
 fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
@@ -83,6 +98,7 @@ fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
 impl FakeOauth {
     pub async fn start() -> anyhow::Result<FakeOauth> {
         let book = Arc::new(Mutex::new(Book::default()));
+        let checker = Checker::new(is_github_rest);
         let app = Router::new()
             .route("/login/oauth/authorize", get(authorize))
             .route("/login/oauth/access_token", post(token))
@@ -91,13 +107,22 @@ impl FakeOauth {
             .route("/o/oauth2/v2/auth", get(authorize))
             .route("/token", post(token))
             .route("/v1/userinfo", get(google_userinfo))
+            .layer(axum::middleware::from_fn_with_state(
+                checker.clone(),
+                layer::layer,
+            ))
             .with_state(book.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(FakeOauth { addr, book, task })
+        Ok(FakeOauth {
+            addr,
+            book,
+            checker,
+            task,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -140,6 +165,16 @@ impl FakeOauth {
     /// The next consent is refused (`error=access_denied`).
     pub fn deny_next(&self) {
         lock(&self.book).deny = true;
+    }
+
+    /// The next GitHub REST answer's JSON body is altered before it is validated.
+    pub fn corrupt_next_response(&self, change: impl FnOnce(&mut Value) + Send + 'static) {
+        self.checker.corrupt_next_response(change);
+    }
+
+    /// Takes the GitHub OpenAPI violations recorded so far.
+    pub fn take_violations(&self) -> Vec<String> {
+        self.checker.take_violations()
     }
 
     /// The queries the authorize endpoint received.
@@ -275,21 +310,30 @@ fn user_of(book: &Mutex<Book>, headers: &HeaderMap) -> Option<FakeUser> {
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
-        Json(json!({"message": "Bad credentials"})),
+        Json(objects::error("Bad credentials")),
     )
         .into_response()
+}
+
+fn github_account(user: &FakeUser) -> Account {
+    Account {
+        id: user.id.parse::<u64>().unwrap_or(1),
+        login: user.login.clone(),
+        name: user.name.clone(),
+        email: user.email.clone(),
+        kind: "User",
+    }
 }
 
 async fn github_user(State(book): State<Arc<Mutex<Book>>>, headers: HeaderMap) -> Response {
     let Some(user) = user_of(&book, &headers) else {
         return unauthorized();
     };
-    Json(json!({
-        "id": user.id.parse::<u64>().unwrap_or(1),
-        "login": user.login,
-        "name": user.name,
-        "avatar_url": format!("https://avatars.example/{}", user.login),
-    }))
+    // The OAuth fake does not know its own URL here; the objects only need absolute URLs.
+    Json(objects::private_user(
+        "https://api.github.example",
+        &github_account(&user),
+    ))
     .into_response()
 }
 

@@ -2,19 +2,29 @@
 //! benchmark needs to run the real stack on this machine.
 //!
 //! - [`scripted_llm`]: a real HTTP server that speaks the OpenAI streaming
-//!   chat-completions format and plays back scripts of text and tool calls. It is the
-//!   only test double in the stack; it stands in for a paid LLM API.
+//!   chat-completions format and plays back scripts of text and tool calls; it
+//!   stands in for a paid LLM API. The other doubles are the outside services'
+//!   ([`fake_oauth`], [`fake_github`]; see `e2e/README.md`).
 //! - [`stack`]: starts `wrangler dev` (real workerd with local D1, R2 and Durable
 //!   Objects) on a free port, and the sandbox backend (which starts real runners under
 //!   bubblewrap), each with its own state directory; restarts and kills them on demand.
 //! - [`client`]: a small client for the Worker's `/api`, including an SSE reader.
+//! - [`git_server`], [`fake_github`], [`github_openapi`]: a real git server (`git
+//!   http-backend`) behind a fake GitHub REST API whose every exchange is validated
+//!   against GitHub's official OpenAPI description; the double for GitHub.
 //!
 //! Nothing here knows the Worker's or the runner's internals: the harness talks to
 //! them only over HTTP, SSE and processes, as users and operators do.
 
+// GitHub's repository objects are one large `json!` each.
+#![recursion_limit = "256"]
+
 pub mod browser;
 pub mod client;
+pub mod fake_github;
 pub mod fake_oauth;
+pub mod git_server;
+pub mod github_openapi;
 pub mod scripted_llm;
 pub mod stack;
 
