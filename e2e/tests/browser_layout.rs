@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use fantoccini::{Client, Locator};
-use nightshift_e2e::browser::{Chromedriver, text_of, wait_for};
+use nightshift_e2e::browser::{Chromedriver, sign_in, text_of, wait_for};
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
 use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
 use serde_json::Value;
@@ -171,21 +171,7 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
         .await?;
     let other = api.create_session().await?;
 
-    client
-        .goto(&format!("{}/api/health", stack.worker_url()))
-        .await?;
-    let status = client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
-               fetch('/auth/dev/login', {
-                 method: 'POST',
-                 headers: {'content-type': 'application/json'},
-                 body: JSON.stringify({email: 'pat@example.com', name: 'pat'}),
-               }).then(r => done(r.status), e => done(String(e)));"#,
-            vec![],
-        )
-        .await?;
-    ensure!(status == 200, "browser sign-in: {status}");
+    sign_in(client, &stack.worker_url(), "pat@example.com", "pat").await?;
 
     // Desktop: the sidebar stands beside the session, the header shows its controls.
     resize(client, 1280, 800).await?;
