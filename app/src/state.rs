@@ -5,6 +5,7 @@
 //! signal and call the reducers from their event handlers; they hold no logic of their
 //! own about what an event means.
 
+pub mod panels;
 pub mod prompt_queue;
 pub mod session_list;
 pub mod timeline;
@@ -15,3 +16,4 @@ pub use timeline::{
     AgentSettings, Entry, Notice, Question, QuestionState, Retry, Timeline, ToolCall, ToolResult,
     Turn, TurnEnd, TurnItem,
 };
+pub use panels::{PanelId, PanelLayout, TerminalTabs};
