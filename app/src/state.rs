@@ -10,10 +10,10 @@ pub mod prompt_queue;
 pub mod session_list;
 pub mod timeline;
 
+pub use panels::{PanelId, PanelLayout, TerminalTabs};
 pub use prompt_queue::{PromptQueue, QueuedPrompt};
 pub use session_list::SessionList;
 pub use timeline::{
     AgentSettings, Entry, Notice, Question, QuestionState, Retry, Timeline, ToolCall, ToolResult,
     Turn, TurnEnd, TurnItem,
 };
-pub use panels::{PanelId, PanelLayout, TerminalTabs};

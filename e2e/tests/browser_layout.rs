@@ -2,8 +2,9 @@
 //! size (1280x800) and a phone size (390x844): on the phone nothing overflows
 //! sideways, even with a wide table and a long code line in a reply, the Send button
 //! is on screen, the session header's controls fold into a menu, and the sidebar is a
-//! drawer from which a session can be chosen; on the desktop the sidebar stands
-//! beside the session as before.
+//! drawer from which a session can be chosen, and the session's panels (chat, VS
+//! Code, browser, terminal) are tabs showing one at a time; on the desktop the
+//! sidebar stands beside the session as before and the panels side by side.
 
 use std::time::Duration;
 
@@ -199,6 +200,15 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
     );
     ensure_on_screen(client, "[data-testid=send]").await?;
     ensure_no_sideways_overflow(client, 1280).await?;
+    // The panels stand beside the chat.
+    for panel in ["chat", "vscode", "browser", "terminal"] {
+        let css = format!(".pane[data-panel={panel}]");
+        ensure!(
+            place(client, &css).await?["shown"] == true,
+            "{css} hidden on a desktop"
+        );
+    }
+    ensure!(place(client, "[data-testid=splitter]").await?["shown"] == true);
     shot(client, "desktop").await;
 
     // Phone: the same page folds up.
@@ -210,6 +220,31 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
     ensure_on_screen(client, "[data-testid=session-title]").await?;
     ensure_on_screen(client, "[data-testid=session-menu]").await?;
     shot(client, "phone").await;
+
+    // The panels are tabs: the chat alone, then the terminal alone, then back.
+    wait_shown(client, "[data-testid=panel-bar]", true).await?;
+    ensure_on_screen(client, "[data-testid=panel-tab][data-panel=terminal]").await?;
+    ensure!(place(client, "[data-testid=chat-panel]").await?["shown"] == true);
+    for panel in ["vscode", "browser", "terminal"] {
+        let css = format!(".pane[data-panel={panel}]");
+        ensure!(
+            place(client, &css).await?["shown"] == false,
+            "{css} shown on a phone"
+        );
+    }
+    click(client, "[data-testid=panel-tab][data-panel=terminal]").await?;
+    wait_shown(client, ".pane[data-panel=terminal]", true).await?;
+    wait_shown(client, "[data-testid=chat-panel]", false).await?;
+    ensure_on_screen(
+        client,
+        "[data-testid=terminal-panel] [data-testid=panel-state]",
+    )
+    .await?;
+    ensure_no_sideways_overflow(client, 390).await?;
+    shot(client, "phone-terminal-tab").await;
+    click(client, "[data-testid=panel-tab][data-panel=chat]").await?;
+    wait_shown(client, "[data-testid=chat-panel]", true).await?;
+    wait_shown(client, ".pane[data-panel=terminal]", false).await?;
 
     // The header's controls live in its menu.
     ensure!(place(client, "[data-testid=session-controls]").await?["shown"] == false);

@@ -339,7 +339,11 @@ mod tests {
             reason: reason.map(str::to_owned),
         };
         assert_eq!(panel_status(None, None).0, PanelStatus::Starting);
-        let refused = panel(ServiceState::Unavailable, None, Some("viewers have no terminal"));
+        let refused = panel(
+            ServiceState::Unavailable,
+            None,
+            Some("viewers have no terminal"),
+        );
         assert_eq!(
             panel_status(Some(&refused), Some(Connection::Open)),
             (
@@ -380,7 +384,7 @@ mod tests {
             PanelLayout::default()
         );
         assert_eq!(PanelLayout::from_stored(None), PanelLayout::default());
-        let empty = r#"{"shown":[],"weights":[0,-1,1,1e400],"active":"terminal"}"#;
+        let empty = r#"{"shown":[],"weights":[0,-1,1,1],"active":"terminal"}"#;
         let repaired = PanelLayout::from_stored(Some(empty));
         assert_eq!(repaired.shown(), &[PanelId::Chat]);
         assert_eq!(repaired.weight(PanelId::Chat), 1.0);

@@ -58,7 +58,11 @@ pub fn SessionPanels(session_id: String, children: Children) -> impl IntoView {
             )
         })
     };
-    let grow = move |panel: PanelId| layout.layout.with(|layout| layout.weight(panel).to_string());
+    let grow = move |panel: PanelId| {
+        layout
+            .layout
+            .with(|layout| layout.weight(panel).to_string())
+    };
     let splitter = move |panel: PanelId| {
         view! { <Splitter layout=layout left=panel dragging=dragging alone=alone/> }
     };

@@ -101,27 +101,27 @@ impl DesktopLink {
         if self.0.closed.get() {
             return;
         }
-        let (Some(element), Some(url)) = (
-            self.0.element.borrow().clone(),
-            self.0.url.get_untracked(),
-        ) else {
+        let (Some(element), Some(url)) =
+            (self.0.element.borrow().clone(), self.0.url.get_untracked())
+        else {
             return;
         };
         let view_only = self.0.view_only.get_untracked();
         let weak = Rc::downgrade(&self.0);
-        let on_state = Closure::<dyn FnMut(String, String)>::new(move |state: String, reason: String| {
-            let Some(inner) = weak.upgrade() else { return };
-            let link = DesktopLink(inner);
-            if state == "ready" {
-                link.0.attempt.set(0);
-                link.0.connection.try_set(Connection::Open);
-            } else {
-                if !reason.is_empty() {
-                    leptos::logging::warn!("the desktop closed: {reason}");
+        let on_state =
+            Closure::<dyn FnMut(String, String)>::new(move |state: String, reason: String| {
+                let Some(inner) = weak.upgrade() else { return };
+                let link = DesktopLink(inner);
+                if state == "ready" {
+                    link.0.attempt.set(0);
+                    link.0.connection.try_set(Connection::Open);
+                } else {
+                    if !reason.is_empty() {
+                        leptos::logging::warn!("the desktop closed: {reason}");
+                    }
+                    link.retry();
                 }
-                link.retry();
-            }
-        });
+            });
         let this = self.clone();
         spawn_local(async move {
             match glue::open_desktop(&element, &url, view_only, &on_state).await {

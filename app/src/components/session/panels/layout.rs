@@ -33,7 +33,8 @@ impl LayoutStore {
         let layout = RwSignal::new(PanelLayout::from_stored(stored.as_deref()));
         Effect::new(move |_| {
             let text = layout.with(PanelLayout::to_stored);
-            if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+            if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+            {
                 let _ = storage.set_item(&key, &text);
             }
         });

@@ -12,7 +12,8 @@ use crate::state::panels::{PanelId, panel_status};
 #[component]
 pub fn VscodePanel(workspace: WorkspaceState, new_tab: String) -> impl IntoView {
     let src = workspace.ready_url(PanelKind::Vscode);
-    let status = Signal::derive(move || panel_status(workspace.panel(PanelKind::Vscode).as_ref(), None));
+    let status =
+        Signal::derive(move || panel_status(workspace.panel(PanelKind::Vscode).as_ref(), None));
     // The app's page of this panel alone, not the editor's own URL: that page keeps
     // renewing the origin's grant, a bare editor tab would stop working at expiry.
     let new_tab = Signal::derive(move || src.get().map(|_| new_tab.clone()));
