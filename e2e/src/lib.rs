@@ -8,6 +8,8 @@
 //!   Objects) on a free port, and the sandbox backend (which starts real runners under
 //!   bubblewrap), each with its own state directory; restarts and kills them on demand.
 //! - [`client`]: a small client for the Worker's `/api`, including an SSE reader.
+//! - [`panels`]: HTTP and WebSocket clients of a session's panel host.
+//! - [`browser`]: headless Chromium through chromedriver, and signing it in.
 //!
 //! Nothing here knows the Worker's or the runner's internals: the harness talks to
 //! them only over HTTP, SSE and processes, as users and operators do.
@@ -15,6 +17,7 @@
 pub mod browser;
 pub mod client;
 pub mod fake_oauth;
+pub mod panels;
 pub mod scripted_llm;
 pub mod stack;
 
