@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, Locator};
 use nightshift_e2e::browser::{Chromedriver, sign_in, text_of};
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
@@ -152,15 +153,25 @@ async fn wait_panel_state(client: &Client, panel: &str, wanted: &str) -> anyhow:
     waited.with_context(|| format!("the {panel} panel is {:?}: {:?}", seen.0, seen.1))
 }
 
-/// Types `command` and Enter into the active terminal tab and waits for `wanted`
-/// on its screen (xterm.js draws its rows as DOM text).
+/// Types `command` and Enter into the active terminal tab, as keystrokes to the
+/// focused page (xterm.js listens on a hidden textarea, which WebDriver will not
+/// type into directly), and waits for `wanted` on its screen (xterm.js draws its
+/// rows as DOM text).
 async fn run_in_terminal(client: &Client, command: &str, wanted: &str) -> anyhow::Result<()> {
-    let input = client
+    client
         .find(Locator::Css(
-            "[data-testid=terminal-panel] .terminal-screen--active textarea.xterm-helper-textarea",
+            "[data-testid=terminal-panel] .terminal-screen--active .xterm-screen",
         ))
+        .await?
+        .click()
         .await?;
-    input.send_keys(&format!("{command}\u{e007}")).await?;
+    let mut keys = KeyActions::new("keyboard".to_owned());
+    for key in command.chars().chain(['\u{e007}']) {
+        keys = keys
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+    }
+    client.perform_actions(keys).await?;
     wait_long(
         &format!("{wanted:?} in the terminal"),
         PANEL_WAIT,
@@ -305,7 +316,7 @@ async fn journey(stack: &Stack, owner: &Client, viewer: &Client) -> anyhow::Resu
         .click()
         .await?;
     wait_long("the second terminal tab", PANEL_WAIT, || async {
-        Ok(text_of(owner, "[data-testid=terminal-tab][data-tab=t2]").await?)
+        text_of(owner, "[data-testid=terminal-tab][data-tab=t2]").await
     })
     .await?;
     wait_panel_state(owner, "terminal", "ready").await?;
