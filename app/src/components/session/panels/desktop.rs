@@ -81,7 +81,7 @@ struct Inner {
     connection: RwSignal<Connection>,
     element: RefCell<Option<web_sys::HtmlElement>>,
     rfb: RefCell<Option<Rfb>>,
-    on_state: RefCell<Option<Closure<dyn FnMut(String, String)>>>,
+    on_state: RefCell<Option<glue::StateCallback>>,
     attempt: Cell<u32>,
     /// Set from the first start, so the effect re-running starts nothing twice.
     connecting: Cell<bool>,
@@ -150,12 +150,12 @@ impl DesktopLink {
         let attempt = self.0.attempt.get();
         self.0.attempt.set(attempt.saturating_add(1));
         let weak = Rc::downgrade(&self.0);
-        let reconnect = SendWrapper::new(move || {
+        let reconnect = move || {
             if let Some(inner) = weak.upgrade() {
                 DesktopLink(inner).connect();
             }
-        });
-        set_timeout(move || reconnect(), reconnect_delay(attempt));
+        };
+        set_timeout(reconnect, reconnect_delay(attempt));
     }
 
     fn close(&self) {

@@ -3,6 +3,11 @@
 
 use wasm_bindgen::prelude::*;
 
+/// What the terminal calls with each keystroke (or paste).
+pub type InputCallback = Closure<dyn FnMut(String)>;
+/// What the desktop calls with its state (`ready`, `closed`) and a reason.
+pub type StateCallback = Closure<dyn FnMut(String, String)>;
+
 #[wasm_bindgen(module = "/src/components/session/panels/glue.js")]
 extern "C" {
     /// An xterm.js terminal drawn in an element.

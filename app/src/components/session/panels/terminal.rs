@@ -169,9 +169,12 @@ struct Inner {
     sent_size: Cell<Option<(u16, u16)>>,
     started: Cell<bool>,
     closed: Cell<bool>,
-    on_input: RefCell<Option<Closure<dyn FnMut(String)>>>,
-    observer: RefCell<Option<(web_sys::ResizeObserver, Closure<dyn FnMut()>)>>,
+    on_input: RefCell<Option<glue::InputCallback>>,
+    observer: RefCell<Option<SizeObserver>>,
 }
+
+/// A size observer and the callback it calls.
+type SizeObserver = (web_sys::ResizeObserver, Closure<dyn FnMut()>);
 
 /// A socket and the callbacks it holds (dropping them would leave it deaf).
 struct Socket {
@@ -334,12 +337,12 @@ impl TerminalLink {
         let attempt = self.0.attempt.get();
         self.0.attempt.set(attempt.saturating_add(1));
         let weak = Rc::downgrade(&self.0);
-        let reconnect = SendWrapper::new(move || {
+        let reconnect = move || {
             if let Some(inner) = weak.upgrade() {
                 TerminalLink(inner).connect();
             }
-        });
-        set_timeout(move || reconnect(), reconnect_delay(attempt));
+        };
+        set_timeout(reconnect, reconnect_delay(attempt));
     }
 
     fn receive(&self, event: MessageEvent) {
@@ -405,7 +408,7 @@ impl TerminalLink {
 
     fn fit_and_focus(&self) {
         let weak = Rc::downgrade(&self.0);
-        let later = SendWrapper::new(move || {
+        let later = move || {
             if let Some(inner) = weak.upgrade() {
                 let link = TerminalLink(inner);
                 link.fit();
@@ -413,8 +416,8 @@ impl TerminalLink {
                     view.focus();
                 }
             }
-        });
-        request_animation_frame(move || later());
+        };
+        request_animation_frame(later);
     }
 
     fn close(&self) {
