@@ -240,6 +240,27 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
         "[data-testid=terminal-panel] [data-testid=panel-state]",
     )
     .await?;
+    // This stack runs no dev environment (WORKSPACE_PANELS=false): the panel says so.
+    wait_for(
+        "the terminal panel unavailable, with the reason",
+        || async {
+            let reason = text_of(
+                client,
+                "[data-testid=terminal-panel] [data-testid=panel-placeholder]",
+            )
+            .await?
+            .filter(|text| text.contains("WORKSPACE_PANELS=false"));
+            let state = client
+                .find(Locator::Css(
+                    "[data-testid=terminal-panel] [data-testid=panel-state]",
+                ))
+                .await?
+                .attr("data-state")
+                .await?;
+            Ok(reason.filter(|_| state.as_deref() == Some("unavailable")))
+        },
+    )
+    .await?;
     ensure_no_sideways_overflow(client, 390).await?;
     shot(client, "phone-terminal-tab").await;
     click(client, "[data-testid=panel-tab][data-panel=chat]").await?;

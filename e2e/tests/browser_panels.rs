@@ -7,7 +7,7 @@
 //! - the Browser panel's VNC canvas (noVNC) draws the sandbox's desktop;
 //! - past several grant lifetimes, without a reload, the page keeps the same panel
 //!   origin, the open terminal still answers and a new terminal tab connects (which
-//!   only a renewed grant allows);
+//!   only a renewed grant allows); when its shell exits the tab reconnects by itself;
 //! - the agent (scripted LLM) writes a file and the VS Code panel's explorer lists
 //!   it, read through the iframe;
 //! - a viewer sees the desktop view-only, and neither a terminal nor VS Code.
@@ -153,15 +153,15 @@ async fn wait_panel_state(client: &Client, panel: &str, wanted: &str) -> anyhow:
     waited.with_context(|| format!("the {panel} panel is {:?}: {:?}", seen.0, seen.1))
 }
 
+/// The active terminal tab's screen.
+const TERMINAL_SCREEN: &str = "[data-testid=terminal-panel] .terminal-screen--active";
+
 /// Types `command` and Enter into the active terminal tab, as keystrokes to the
 /// focused page (xterm.js listens on a hidden textarea, which WebDriver will not
-/// type into directly), and waits for `wanted` on its screen (xterm.js draws its
-/// rows as DOM text).
-async fn run_in_terminal(client: &Client, command: &str, wanted: &str) -> anyhow::Result<()> {
+/// type into directly).
+async fn type_into_terminal(client: &Client, command: &str) -> anyhow::Result<()> {
     client
-        .find(Locator::Css(
-            "[data-testid=terminal-panel] .terminal-screen--active .xterm-screen",
-        ))
+        .find(Locator::Css(&format!("{TERMINAL_SCREEN} .xterm-screen")))
         .await?
         .click()
         .await?;
@@ -172,16 +172,20 @@ async fn run_in_terminal(client: &Client, command: &str, wanted: &str) -> anyhow
             .then(KeyAction::Up { value: key });
     }
     client.perform_actions(keys).await?;
+    Ok(())
+}
+
+/// Runs `command` in the active terminal tab and waits for `wanted` on its screen
+/// (xterm.js draws its rows as DOM text).
+async fn run_in_terminal(client: &Client, command: &str, wanted: &str) -> anyhow::Result<()> {
+    type_into_terminal(client, command).await?;
     wait_long(
         &format!("{wanted:?} in the terminal"),
         PANEL_WAIT,
         || async {
-            Ok(text_of(
-                client,
-                "[data-testid=terminal-panel] .terminal-screen--active .xterm-rows",
-            )
-            .await?
-            .filter(|text| text.contains(wanted)))
+            Ok(text_of(client, &format!("{TERMINAL_SCREEN} .xterm-rows"))
+                .await?
+                .filter(|text| text.contains(wanted)))
         },
     )
     .await
@@ -321,6 +325,20 @@ async fn journey(stack: &Stack, owner: &Client, viewer: &Client) -> anyhow::Resu
     .await?;
     wait_panel_state(owner, "terminal", "ready").await?;
     run_in_terminal(owner, "echo tab-two-$((40+2))", "tab-two-42").await?;
+    // The shell ends: the tab reconnects by itself to a fresh shell (its screen
+    // reset for the replay), which answers.
+    type_into_terminal(owner, "exit").await?;
+    wait_long(
+        "the tab to reconnect to a new shell",
+        PANEL_WAIT,
+        || async {
+            let screen = text_of(owner, &format!("{TERMINAL_SCREEN} .xterm-rows")).await?;
+            Ok(screen.filter(|text| !text.contains("tab-two-42") && text.contains('$')))
+        },
+    )
+    .await?;
+    wait_panel_state(owner, "terminal", "ready").await?;
+    run_in_terminal(owner, "echo again-$((40+2))", "again-42").await?;
     ensure!(
         panel_state(owner, "vscode").await?.0 == "ready",
         "VS Code is no longer ready after renewals"

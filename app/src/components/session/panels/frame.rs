@@ -47,7 +47,20 @@ pub fn PanelFrame(
                         })
                 }}
             </div>
-            <div class="pane-frame__body">{children()}</div>
+            <div class="pane-frame__body">
+                {children()}
+                // Until there is content, the body says why (a blank frame says nothing).
+                <Show when=move || {
+                    status.with(|(status, _)| {
+                        matches!(status, PanelStatus::Starting | PanelStatus::Unavailable)
+                    })
+                }>
+                    <div class="pane-frame__placeholder" data-testid="panel-placeholder">
+                        <strong>{state}</strong>
+                        <span>{reason}</span>
+                    </div>
+                </Show>
+            </div>
         </div>
     }
 }
