@@ -6,8 +6,8 @@
 //!   reads `hello-42` on its screen;
 //! - the Browser panel's VNC canvas (noVNC) draws the sandbox's desktop;
 //! - past several grant lifetimes, without a reload, the page keeps the same panel
-//!   origin, the open terminal still answers and a new terminal tab connects (which
-//!   only a renewed grant allows); when its shell exits the tab reconnects by itself;
+//!   origin, the open terminal still answers, the open editor's own requests are
+//!   answered and a new terminal tab connects (which only a renewed grant allows); when its shell exits the tab reconnects by itself;
 //! - the agent (scripted LLM) writes a file and the VS Code panel's explorer lists
 //!   it, read through the iframe;
 //! - a viewer sees the desktop view-only, and neither a terminal nor VS Code.
@@ -342,6 +342,26 @@ async fn journey(stack: &Stack, owner: &Client, viewer: &Client) -> anyhow::Resu
     ensure!(
         panel_state(owner, "vscode").await?.0 == "ready",
         "VS Code is no longer ready after renewals"
+    );
+    // The editor loaded lifetimes ago still reaches its origin: a request of its
+    // own, from inside the frame, is answered (only a renewed grant lets it through).
+    owner
+        .find(Locator::Css("[data-testid=vscode-frame]"))
+        .await?
+        .enter_frame()
+        .await?;
+    let health = owner
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               fetch('healthz').then(r => done([r.status, location.pathname]), e => done(String(e)));"#,
+            vec![],
+        )
+        .await;
+    owner.enter_parent_frame().await?;
+    let health = health?;
+    ensure!(
+        health == json!([200, "/vscode/"]),
+        "the editor's own request after several grant lifetimes: {health}"
     );
 
     // The split between the chat and VS Code moves with the keyboard, and the
