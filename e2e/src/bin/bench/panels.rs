@@ -84,6 +84,8 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
     let mut round_trips = Vec::new();
     for i in 0..KEYSTROKE_WARMUP + keystrokes {
         let key = char::from(b'a' + (i % 26) as u8);
+        // Nothing older may be taken for this key's echo (a prompt holds letters).
+        drain(&mut socket, Duration::from_millis(20)).await;
         let elapsed = keystroke(&mut socket, key).await?;
         if i >= KEYSTROKE_WARMUP {
             round_trips.push(elapsed);
@@ -91,7 +93,7 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
         // Keep the shell's line short: Ctrl-U erases it now and then.
         if i % 50 == 49 {
             socket.send(Message::Binary(vec![0x15].into())).await?;
-            drain(&mut socket).await;
+            drain(&mut socket, Duration::from_millis(200)).await;
         }
     }
     round_trips.sort();
@@ -160,7 +162,7 @@ async fn keystroke(socket: &mut Socket, key: char) -> anyhow::Result<Duration> {
     }
 }
 
-/// Reads whatever output is pending, for at most 200 ms.
-async fn drain(socket: &mut Socket) {
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), socket.next()).await {}
+/// Reads output until none has come for `quiet`.
+async fn drain(socket: &mut Socket, quiet: Duration) {
+    while let Ok(Some(_)) = tokio::time::timeout(quiet, socket.next()).await {}
 }
