@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Builds the web app into app/dist, which the Worker serves as static assets:
-#   app/dist/index.html, app/dist/style.css, app/dist/pkg/nightshift_app{.js,_bg.wasm}
+#   app/dist/index.html, app/dist/style.css, app/dist/pkg/nightshift_app{.js,_bg.wasm},
+#   app/dist/vendor/ (xterm.js and noVNC for the session page's panels)
 #
 # 1. cargo builds the nightshift-app crate for wasm32 (release) with the rustc that
 #    has a wasm32 std (see scripts/toolchain.sh), in its own target dir so it never
 #    shares artifacts with native builds.
 # 2. wasm-bindgen (the CLI, same version as the crate in Cargo.lock) writes the JS glue.
 # 3. wasm-opt -Oz shrinks the wasm when the npm `binaryen` package is installed.
-# 4. The static files are copied next to it.
+# 4. The static files are copied next to it, and the panels' libraries from
+#    node_modules (package.json pins them; `npm ci` installs them) into vendor/:
+#    xterm.js's ES module, its fit add-on and stylesheet, and noVNC's ES module
+#    tree `core/` with the `vendor/pako` it imports by relative path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/toolchain.sh
@@ -47,6 +51,19 @@ else
 fi
 
 cp app/index.html app/style.css "$out"/
+vendor="$out/vendor"
+for file in node_modules/@xterm/xterm/lib/xterm.mjs node_modules/@xterm/xterm/css/xterm.css \
+  node_modules/@xterm/addon-fit/lib/addon-fit.mjs node_modules/@novnc/novnc/core/rfb.js \
+  node_modules/@novnc/novnc/vendor/pako/lib/zlib/inflate.js; do
+  [ -f "$file" ] || { echo "missing $file: run npm ci" >&2; exit 1; }
+done
+mkdir -p "$vendor/xterm" "$vendor/novnc/vendor"
+cp node_modules/@xterm/xterm/lib/xterm.mjs node_modules/@xterm/xterm/css/xterm.css \
+  node_modules/@xterm/addon-fit/lib/addon-fit.mjs node_modules/@xterm/xterm/LICENSE "$vendor/xterm/"
+cp -r node_modules/@novnc/novnc/core "$vendor/novnc/"
+cp -r node_modules/@novnc/novnc/vendor/pako "$vendor/novnc/vendor/"
+cp node_modules/@novnc/novnc/LICENSE.txt "$vendor/novnc/"
+
 if [ -d app/static ]; then
   cp -r app/static/. "$out"/
 fi

@@ -87,6 +87,19 @@ pub async fn get_session(session_id: &str) -> Result<Session, ApiError> {
     request_json("GET", &session_path(session_id, ""), None::<&()>).await
 }
 
+/// `GET /api/sessions/{id}/workspace[?renew=<grant>]`: the caller's panels and
+/// their origin; with `renew`, the same origin for longer.
+pub async fn get_workspace(
+    session_id: &str,
+    renew: Option<&str>,
+) -> Result<nightshift_protocol::gateway::Workspace, ApiError> {
+    let query = renew
+        .map(|grant| format!("?renew={}", encode(grant)))
+        .unwrap_or_default();
+    let path = session_path(session_id, &format!("/workspace{query}"));
+    request_json("GET", &path, None::<&()>).await
+}
+
 /// `GET /api/sessions/{id}/messages`.
 pub async fn list_messages(session_id: &str) -> Result<MessageList, ApiError> {
     request_json("GET", &session_path(session_id, "/messages"), None::<&()>).await

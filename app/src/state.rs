@@ -5,10 +5,12 @@
 //! signal and call the reducers from their event handlers; they hold no logic of their
 //! own about what an event means.
 
+pub mod panels;
 pub mod prompt_queue;
 pub mod session_list;
 pub mod timeline;
 
+pub use panels::{PanelId, PanelLayout, TerminalTabs};
 pub use prompt_queue::{PromptQueue, QueuedPrompt};
 pub use session_list::SessionList;
 pub use timeline::{

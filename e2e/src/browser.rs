@@ -99,3 +99,31 @@ pub async fn text_of(client: &Client, css: &str) -> anyhow::Result<Option<String
         Some(texts.join("\n"))
     })
 }
+
+/// Signs the browser in as `email` through the development sign-in, called from a
+/// page of the app's origin so that the browser keeps its own HttpOnly cookie, then
+/// opens the app. A person who is not yet a member needs to be the stack's first
+/// (who becomes the admin) or to have been signed in once with an invite (see
+/// `Stack::signed_in_member`).
+pub async fn sign_in(
+    client: &Client,
+    app_url: &str,
+    email: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    client.goto(&format!("{app_url}/api/health")).await?;
+    let status = client
+        .execute_async(
+            r#"const [email, name, done] = arguments;
+               fetch('/auth/dev/login', {
+                 method: 'POST',
+                 headers: {'content-type': 'application/json'},
+                 body: JSON.stringify({email, name}),
+               }).then(r => done(r.status), e => done(String(e)));"#,
+            vec![json!(email), json!(name)],
+        )
+        .await?;
+    anyhow::ensure!(status == json!(200), "browser sign-in of {email}: {status}");
+    client.goto(app_url).await?;
+    Ok(())
+}

@@ -12,6 +12,8 @@
 //! - [`git_server`], [`fake_github`], [`github_openapi`]: a real git server (`git
 //!   http-backend`) behind a fake GitHub REST API whose every exchange is validated
 //!   against GitHub's official OpenAPI description; the double for GitHub.
+//! - [`panels`]: HTTP and WebSocket clients of a session's panel host.
+//! - [`browser`]: headless Chromium through chromedriver, and signing it in.
 //!
 //! Nothing here knows the Worker's or the runner's internals: the harness talks to
 //! them only over HTTP, SSE and processes, as users and operators do.
@@ -25,6 +27,7 @@ pub mod fake_github;
 pub mod fake_oauth;
 pub mod git_server;
 pub mod github_openapi;
+pub mod panels;
 pub mod scripted_llm;
 pub mod stack;
 

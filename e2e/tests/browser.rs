@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fantoccini::{Client, Locator};
-use nightshift_e2e::browser::{Chromedriver, text_of, wait_for};
+use nightshift_e2e::browser::{Chromedriver, sign_in, text_of, wait_for};
 use nightshift_e2e::scripted_llm::{Chunk, Script, ScriptedLlm, Step};
 use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
 use serde_json::json;
@@ -99,25 +99,7 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
     // Signed in through the development sign-in: the test's client, and the browser
     // itself (the page calls it, so the browser keeps its own HttpOnly cookie).
     let api = stack.signed_in_api("alice@example.com").await?;
-    client
-        .goto(&format!("{}/api/health", stack.worker_url()))
-        .await?;
-    let status = client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
-               fetch('/auth/dev/login', {
-                 method: 'POST',
-                 headers: {'content-type': 'application/json'},
-                 body: JSON.stringify({email: 'alice@example.com', name: 'alice'}),
-               }).then(r => done(r.status), e => done(String(e)));"#,
-            vec![],
-        )
-        .await?;
-    anyhow::ensure!(
-        status == serde_json::json!(200),
-        "browser sign-in: {status}"
-    );
-    client.goto(&stack.worker_url()).await?;
+    sign_in(client, &stack.worker_url(), "alice@example.com", "alice").await?;
     client
         .wait()
         .at_most(Duration::from_secs(30))

@@ -2,14 +2,15 @@
 //! size (1280x800) and a phone size (390x844): on the phone nothing overflows
 //! sideways, even with a wide table and a long code line in a reply, the Send button
 //! is on screen, the session header's controls fold into a menu, and the sidebar is a
-//! drawer from which a session can be chosen; on the desktop the sidebar stands
-//! beside the session as before.
+//! drawer from which a session can be chosen, and the session's panels (chat, VS
+//! Code, browser, terminal) are tabs showing one at a time; on the desktop the
+//! sidebar stands beside the session as before and the panels side by side.
 
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use fantoccini::{Client, Locator};
-use nightshift_e2e::browser::{Chromedriver, text_of, wait_for};
+use nightshift_e2e::browser::{Chromedriver, sign_in, text_of, wait_for};
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
 use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
 use serde_json::Value;
@@ -171,21 +172,7 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
         .await?;
     let other = api.create_session().await?;
 
-    client
-        .goto(&format!("{}/api/health", stack.worker_url()))
-        .await?;
-    let status = client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
-               fetch('/auth/dev/login', {
-                 method: 'POST',
-                 headers: {'content-type': 'application/json'},
-                 body: JSON.stringify({email: 'pat@example.com', name: 'pat'}),
-               }).then(r => done(r.status), e => done(String(e)));"#,
-            vec![],
-        )
-        .await?;
-    ensure!(status == 200, "browser sign-in: {status}");
+    sign_in(client, &stack.worker_url(), "pat@example.com", "pat").await?;
 
     // Desktop: the sidebar stands beside the session, the header shows its controls.
     resize(client, 1280, 800).await?;
@@ -213,6 +200,15 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
     );
     ensure_on_screen(client, "[data-testid=send]").await?;
     ensure_no_sideways_overflow(client, 1280).await?;
+    // The panels stand beside the chat.
+    for panel in ["chat", "vscode", "browser", "terminal"] {
+        let css = format!(".pane[data-panel={panel}]");
+        ensure!(
+            place(client, &css).await?["shown"] == true,
+            "{css} hidden on a desktop"
+        );
+    }
+    ensure!(place(client, "[data-testid=splitter]").await?["shown"] == true);
     shot(client, "desktop").await;
 
     // Phone: the same page folds up.
@@ -224,6 +220,52 @@ async fn journey(stack: &Stack, client: &Client) -> anyhow::Result<()> {
     ensure_on_screen(client, "[data-testid=session-title]").await?;
     ensure_on_screen(client, "[data-testid=session-menu]").await?;
     shot(client, "phone").await;
+
+    // The panels are tabs: the chat alone, then the terminal alone, then back.
+    wait_shown(client, "[data-testid=panel-bar]", true).await?;
+    ensure_on_screen(client, "[data-testid=panel-tab][data-panel=terminal]").await?;
+    ensure!(place(client, "[data-testid=chat-panel]").await?["shown"] == true);
+    for panel in ["vscode", "browser", "terminal"] {
+        let css = format!(".pane[data-panel={panel}]");
+        ensure!(
+            place(client, &css).await?["shown"] == false,
+            "{css} shown on a phone"
+        );
+    }
+    click(client, "[data-testid=panel-tab][data-panel=terminal]").await?;
+    wait_shown(client, ".pane[data-panel=terminal]", true).await?;
+    wait_shown(client, "[data-testid=chat-panel]", false).await?;
+    ensure_on_screen(
+        client,
+        "[data-testid=terminal-panel] [data-testid=panel-state]",
+    )
+    .await?;
+    // This stack runs no dev environment (WORKSPACE_PANELS=false): the panel says so.
+    wait_for(
+        "the terminal panel unavailable, with the reason",
+        || async {
+            let reason = text_of(
+                client,
+                "[data-testid=terminal-panel] [data-testid=panel-placeholder]",
+            )
+            .await?
+            .filter(|text| text.contains("WORKSPACE_PANELS=false"));
+            let state = client
+                .find(Locator::Css(
+                    "[data-testid=terminal-panel] [data-testid=panel-state]",
+                ))
+                .await?
+                .attr("data-state")
+                .await?;
+            Ok(reason.filter(|_| state.as_deref() == Some("unavailable")))
+        },
+    )
+    .await?;
+    ensure_no_sideways_overflow(client, 390).await?;
+    shot(client, "phone-terminal-tab").await;
+    click(client, "[data-testid=panel-tab][data-panel=chat]").await?;
+    wait_shown(client, "[data-testid=chat-panel]", true).await?;
+    wait_shown(client, ".pane[data-panel=terminal]", false).await?;
 
     // The header's controls live in its menu.
     ensure!(place(client, "[data-testid=session-controls]").await?["shown"] == false);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use fantoccini::Client;
-use nightshift_e2e::browser::{Chromedriver, text_of, wait_for};
+use nightshift_e2e::browser::{Chromedriver, sign_in, text_of, wait_for};
 use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
 
 async fn db_seed(stack: &Stack) -> anyhow::Result<String> {
@@ -70,25 +70,13 @@ async fn seeded(stack: &Stack, client: &Client) -> anyhow::Result<()> {
         .await?;
     ensure!(team[0]["name"] == "Demo team", "team: {team:?}");
 
-    client
-        .goto(&format!("{}/api/health", stack.worker_url()))
-        .await?;
-    let status = client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
-               fetch('/auth/dev/login', {
-                 method: 'POST',
-                 headers: {'content-type': 'application/json'},
-                 body: JSON.stringify({email: 'ada@demo.nightshift.test', name: 'Ada'}),
-               }).then(r => done(r.status), e => done(String(e)));"#,
-            vec![],
-        )
-        .await?;
-    ensure!(
-        status == serde_json::json!(200),
-        "browser sign-in: {status}"
-    );
-    client.goto(&stack.worker_url()).await?;
+    sign_in(
+        client,
+        &stack.worker_url(),
+        "ada@demo.nightshift.test",
+        "Ada",
+    )
+    .await?;
 
     for (id, title) in [
         ("demo-session-readme", "Demo: tidy up the README"),

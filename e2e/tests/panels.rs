@@ -5,21 +5,18 @@
 //! another session's, after the user lost access), and renewal keeping one origin
 //! alive past several grant lifetimes.
 //!
-//! Panel hosts are `<capability>.ws.localhost:<port>`, which Chromium resolves to
-//! loopback but the C library here does not: the clients below connect to
-//! 127.0.0.1 and name the panel host in the request, as a browser would.
+//! Panel hosts are reached with `nightshift_e2e::panels` (on loopback, naming the
+//! panel host as a browser would).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures::{SinkExt, StreamExt};
 use nightshift_e2e::client::Api;
+use nightshift_e2e::panels::{panel_get, panel_socket, run_in_terminal};
 use nightshift_e2e::scripted_llm::ScriptedLlm;
 use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use reqwest::Method;
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::{self, Message};
+use serde_json::Value;
 
 /// Grants live this long in the renewal test, so expiry and renewal are quick to see.
 const GRANT_SECS: u64 = 3;
@@ -56,76 +53,6 @@ fn panel<'a>(workspace: &'a Value, kind: &str) -> &'a Value {
         .as_array()
         .and_then(|panels| panels.iter().find(|p| p["kind"] == kind))
         .unwrap_or_else(|| panic!("no {kind} panel in {workspace}"))
-}
-
-/// `http://<label>.ws.localhost:<port>[/path]` -> (host with port, the Worker's
-/// address).
-fn panel_host(url: &str) -> (String, SocketAddr) {
-    let host = url
-        .split("://")
-        .nth(1)
-        .expect("a URL has a scheme")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let port: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
-    (host, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
-/// The status and body of `GET <origin><path>`, reaching the panel host on loopback.
-async fn panel_get(origin: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let (host, address) = panel_host(origin);
-    let domain = host.split(':').next().unwrap().to_owned();
-    let client = reqwest::Client::builder()
-        .resolve(&domain, address)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let response = client.get(format!("{origin}{path}")).send().await?;
-    let status = response.status().as_u16();
-    Ok((status, response.text().await?))
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
-/// Opens a WebSocket on a panel URL (`ws://<label>.ws.localhost:<port>/...`); the
-/// error is the HTTP status of a refused upgrade.
-async fn panel_socket(url: &str) -> Result<Socket, u16> {
-    let (_, address) = panel_host(url);
-    let stream = tokio::net::TcpStream::connect(address)
-        .await
-        .map_err(|_| 0u16)?;
-    match tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio_tungstenite::client_async(url, stream),
-    )
-    .await
-    {
-        Ok(Ok((socket, _))) => Ok(socket),
-        Ok(Err(tungstenite::Error::Http(response))) => Err(response.status().as_u16()),
-        _ => Err(0),
-    }
-}
-
-/// Types `command` into a terminal socket and reads until `wanted` appears.
-async fn run_in_terminal(socket: &mut Socket, command: &str, wanted: &str) -> anyhow::Result<()> {
-    let input = json!({"type": "input", "data": format!("{command}\n")}).to_string();
-    socket.send(Message::Text(input.into())).await?;
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !seen.contains(wanted) {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .with_context(|| format!("no {wanted:?} in the terminal; saw {seen:?}"))?
-            .context("the terminal closed")??;
-        match frame {
-            Message::Binary(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
-            Message::Text(text) => seen.push_str(&text),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// A label with one hex digit changed (a forgery).

@@ -1,4 +1,5 @@
-//! The session page (`/sessions/:id`): header, live timeline, queue and composer.
+//! The session page (`/sessions/:id`): header, then the panels (`panels`), the
+//! first of which is the chat: live timeline, queue and composer.
 //!
 //! [`SessionPage`] re-creates [`SessionView`] whenever the id in the URL changes, so
 //! each session starts from a fresh [`Timeline`] and its own event stream. The view
@@ -8,6 +9,7 @@
 mod agent_picker;
 mod composer;
 mod header;
+mod panels;
 mod prompt_queue;
 mod question;
 mod timeline;
@@ -32,6 +34,7 @@ use crate::store::SessionsStore;
 
 use composer::Composer;
 use header::SessionHeader;
+use panels::SessionPanels;
 use prompt_queue::PromptQueueView;
 use timeline::TimelineView;
 
@@ -74,6 +77,7 @@ fn SessionView(session_id: String) -> impl IntoView {
     // Deeper components (question cards) reach the session through context.
     provide_context(context);
     let missing = RwSignal::new(false);
+    let session_id_for_panels = session_id.clone();
     let stream = follow_events(context);
 
     // The session record (title, status, error) and the queue snapshot load in
@@ -126,13 +130,15 @@ fn SessionView(session_id: String) -> impl IntoView {
         <Show when=move || !missing.get() fallback=|| view! { <MissingSession/> }>
             <section class="session" data-testid="session-view">
                 <SessionHeader context=context/>
-                <div class="session__scroll" node_ref=scroller on:scroll=on_scroll>
-                    <TimelineView timeline=context.timeline/>
-                </div>
-                <div class="session__dock">
-                    <PromptQueueView context=context/>
-                    <Composer context=context/>
-                </div>
+                <SessionPanels session_id=session_id_for_panels.clone()>
+                    <div class="session__scroll" node_ref=scroller on:scroll=on_scroll>
+                        <TimelineView timeline=context.timeline/>
+                    </div>
+                    <div class="session__dock">
+                        <PromptQueueView context=context/>
+                        <Composer context=context/>
+                    </div>
+                </SessionPanels>
             </section>
         </Show>
     }

@@ -18,6 +18,11 @@ use crate::internal::{self, AgentCall, Caller, PanelGrant, PanelGrantRequest};
 use crate::timeout::with_timeout;
 use crate::{config, panels};
 
+/// Why every panel is unavailable when the deployment runs sandboxes without
+/// their gateway.
+const PANELS_OFF: &str =
+    "this server runs sandboxes without the dev environment (WORKSPACE_PANELS=false)";
+
 /// The gateway's `/status` answers within this, or the panels say why not.
 const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -63,15 +68,24 @@ pub async fn get(
     let role = GatewayRole::parse(&grant.role)
         .ok_or_else(|| ApiError::internal("an unknown gateway role"))?;
 
+    // Sandboxes started without their gateway never get one: say so rather than
+    // leave the panels "starting" for ever.
+    let turned_off = config::var(env, "WORKSPACE_PANELS").as_deref() == Some("false");
     let status = match &grant.sandbox_id {
+        _ if turned_off => Err(PANELS_OFF.to_owned()),
         Some(sandbox_id) => {
             gateway_status(env, &secret, session_id, &caller.user_id, role, sandbox_id).await
         }
         None => Err("the session's sandbox is being created".to_owned()),
     };
+    let waiting = if turned_off {
+        ServiceState::Unavailable
+    } else {
+        ServiceState::Starting
+    };
     let service = |name: &str| -> (ServiceState, Option<String>) {
         match &status {
-            Err(reason) => (ServiceState::Starting, Some(reason.clone())),
+            Err(reason) => (waiting, Some(reason.clone())),
             Ok(status) => match status.services.iter().find(|s| s.name == name) {
                 Some(service) => (service.state, service.reason.clone()),
                 None => (
@@ -83,7 +97,7 @@ pub async fn get(
     };
     let gateway = match &status {
         Ok(_) => (ServiceState::Ready, None),
-        Err(reason) => (ServiceState::Starting, Some(reason.clone())),
+        Err(reason) => (waiting, Some(reason.clone())),
     };
     let refused = |what: &str| Panel {
         kind: PanelKind::Vscode,

@@ -7,6 +7,11 @@
 //! (`turn_started`) and (b) the agent's first text delta, as read by an SSE client.
 //! Fan-out: 50 SSE clients on one session while a turn streams many text deltas;
 //! every client must receive every event, in order.
+//! Panels (`bench/panels.rs`, on a second stack with the panels on): session
+//! created -> each panel ready, and a terminal keystroke's echo through the whole
+//! path. `BENCH_SKIP_PANELS=1` leaves them out.
+
+mod panels;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -70,7 +75,12 @@ async fn main() -> anyhow::Result<()> {
     if result.is_err() {
         stack.dump_logs();
     }
-    result
+    result?;
+    drop(stack);
+    if std::env::var("BENCH_SKIP_PANELS").is_err() {
+        panels::run(&llm).await?;
+    }
+    Ok(())
 }
 
 async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
