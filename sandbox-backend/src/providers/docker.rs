@@ -573,6 +573,7 @@ impl super::Provider for DockerProvider {
             workspace_dir: self.config.workspace.clone(),
             sandbox_workspace_dir: self.config.workspace.clone(),
             command_wrapper: Vec::new(),
+            bridge: Vec::new(),
             opencode: None,
         }
     }

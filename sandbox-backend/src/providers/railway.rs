@@ -435,6 +435,7 @@ impl super::Provider for RailwayProvider {
             workspace_dir: self.config.workspace.clone(),
             sandbox_workspace_dir: self.config.workspace.clone(),
             command_wrapper: Vec::new(),
+            bridge: Vec::new(),
             opencode: None,
         }
     }
