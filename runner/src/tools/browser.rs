@@ -12,6 +12,8 @@
 pub mod actions;
 pub mod devtools;
 #[cfg(test)]
+pub(crate) mod test_chromium;
+#[cfg(test)]
 mod tests;
 
 use std::time::Duration;

@@ -4,7 +4,6 @@
 //! running Chromium's own protocol definition (`/json/protocol`).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -12,72 +11,7 @@ use serde_json::{Value, json};
 use super::BrowserTools;
 use super::actions::USED;
 use super::devtools::Devtools;
-
-/// A headless Chromium with DevTools on a free loopback port, ended on drop.
-struct Chromium {
-    child: Child,
-    port: u16,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Chromium is part of the test toolchain (`make setup`), so a missing one fails.
-fn chromium() -> Option<Chromium> {
-    let binary = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|name| Command::new(name).arg("--version").output().is_ok())
-        .expect("these tests need Chromium (Debian package chromium)");
-    let profile = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = Command::new(binary)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--window-size=800,600",
-            "--remote-debugging-address=127.0.0.1",
-        ])
-        .arg(format!("--remote-debugging-port={port}"))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("about:blank")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Chromium starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "Chromium's DevTools never listened"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(Chromium {
-        child,
-        port,
-        _profile: profile,
-    })
-}
+use super::test_chromium::{chromium, free_port};
 
 const PAGE: &str = r#"<!doctype html>
 <html><head><title>Browser tools</title></head>
