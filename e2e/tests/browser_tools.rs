@@ -366,3 +366,51 @@ fn count_objects(persist: &std::path::Path) -> usize {
     walk(&persist.join("v3").join("r2"), &mut count);
     count
 }
+
+/// OpenCode gets the same tools from the runner's MCP server (`nightshift_*` in
+/// OpenCode's naming), reached from OpenCode's sandbox through the sockets the
+/// runner exposes there, and driving the Chromium of the session's sandbox.
+#[tokio::test]
+async fn opencode_drives_the_sandboxs_browser_through_the_runners_mcp_server() {
+    let (stack, llm) = stack().await;
+    with_logs(&stack, async {
+        let owner = stack.signed_in_api("owner@example.com").await?;
+        let session = owner
+            .create_session_with(json!({"agent": "opencode", "permission_mode": "allow"}))
+            .await?;
+        owner.wait_status(&session.id, "idle").await?;
+        llm.on(
+            "browse-through-mcp",
+            Script::new(vec![
+                Step::tool(
+                    "bash",
+                    json!({"command": WAIT_FOR_CHROMIUM, "description": "wait for the browser", "timeout": 90000}),
+                ),
+                Step::tool(
+                    "nightshift_browser_navigate",
+                    json!({"url": "data:text/html,<title>MCP page</title><p>hello through MCP</p>"}),
+                ),
+                Step::tool("nightshift_browser_read", json!({})),
+                Step::text("browsed through MCP"),
+            ]),
+        );
+        owner.send(&session.id, "browse-through-mcp please").await?;
+        let messages = owner.wait_settled(&session.id).await?;
+        let events = owner
+            .history_until(&session.id, |events| {
+                events
+                    .iter()
+                    .any(|e| matches!(e.body, EventBody::TurnFinished { .. }))
+            })
+            .await?;
+        let outputs = outputs(&events);
+        assert!(
+            outputs
+                .iter()
+                .any(|(output, is_error)| !is_error && output.contains("hello through MCP")),
+            "{outputs:#?}\n{messages:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
