@@ -99,3 +99,26 @@ pub async fn text_of(client: &Client, css: &str) -> anyhow::Result<Option<String
         Some(texts.join("\n"))
     })
 }
+
+/// Signs the browser in through the development sign-in (the page calls it, so the
+/// browser keeps its own HttpOnly cookie).
+pub async fn sign_in(client: &Client, worker_url: &str, email: &str) -> anyhow::Result<()> {
+    client.goto(&format!("{worker_url}/api/health")).await?;
+    let name = email.split('@').next().unwrap_or(email);
+    let status = client
+        .execute_async(
+            r#"const [email, name, done] = arguments;
+               fetch('/auth/dev/login', {
+                 method: 'POST',
+                 headers: {'content-type': 'application/json'},
+                 body: JSON.stringify({email, name}),
+               }).then(r => done(r.status), e => done(String(e)));"#,
+            vec![email.into(), name.into()],
+        )
+        .await?;
+    anyhow::ensure!(
+        status == serde_json::json!(200),
+        "browser sign-in: {status}"
+    );
+    Ok(())
+}

@@ -7,9 +7,10 @@
 //! session's artifact is not found; a viewer sees the image and a stranger does not.
 
 use anyhow::Context;
+use nightshift_e2e::browser::{Chromedriver, sign_in, wait_for};
 use nightshift_e2e::client::Api;
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
+use nightshift_e2e::stack::{Stack, StackOptions, repo_root, with_logs};
 use nightshift_protocol::events::{EventBody, SessionEvent};
 use reqwest::Method;
 use serde_json::json;
@@ -232,9 +233,57 @@ async fn the_agent_browses_a_page_in_its_sandbox_and_its_screenshot_reaches_the_
         assert_eq!(response.status().as_u16(), 404);
         let response = get_artifact(&owner, &session.id, "../../../api/me").await?;
         assert_eq!(response.status().as_u16(), 404);
+
+        // The viewer's chat in headless Chromium shows it, loaded through the route.
+        let shown = shown_in_chat(&stack, "viewer@example.com", &session.id).await?;
+        assert_eq!(
+            shown,
+            json!([
+                width,
+                height,
+                format!("/api/sessions/{}/artifacts/{artifact}", session.id)
+            ])
+        );
         Ok(())
     })
     .await;
+}
+
+/// Opens the session page as `email` in headless Chromium and waits for the chat's
+/// image to load: its natural size and its link, or an error after 45 s. A
+/// screenshot of the page is kept in `target/browser-tools-chat.png`.
+async fn shown_in_chat(
+    stack: &Stack,
+    email: &str,
+    session_id: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let driver = Chromedriver::start().await?;
+    let profile = tempfile::tempdir()?;
+    let client = driver.client(profile.path(), 1280).await?;
+    let shown = async {
+        sign_in(&client, &stack.worker_url(), email).await?;
+        client
+            .goto(&format!("{}/sessions/{session_id}", stack.worker_url()))
+            .await?;
+        wait_for("the screenshot in the chat", || async {
+            let value = client
+                .execute(
+                    "const img = document.querySelector('[data-testid=chat-image] img'); \
+                     return img && img.complete && img.naturalWidth > 0 \
+                       ? [img.naturalWidth, img.naturalHeight, img.closest('a').getAttribute('href')] : null;",
+                    vec![],
+                )
+                .await?;
+            Ok((!value.is_null()).then_some(value))
+        })
+        .await
+    }
+    .await;
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(repo_root().join("target/browser-tools-chat.png"), png);
+    }
+    let _ = client.close().await;
+    shown
 }
 
 #[tokio::test]

@@ -202,11 +202,12 @@ fn TurnItemView(
 fn ChatImage(image: crate::state::Image) -> impl IntoView {
     let params = leptos_router::hooks::use_params_map();
     let session = params.with_untracked(|params| params.get("id").unwrap_or_default());
-    let url = format!("/api/sessions/{session}/artifacts/{}", image.artifact);
+    let href = format!("/api/sessions/{session}/artifacts/{}", image.artifact);
+    let src = href.clone();
     view! {
-        <a class="chat-image" href=url.clone() target="_blank" rel="noopener noreferrer" data-testid="chat-image">
+        <a class="chat-image" href=href target="_blank" rel="noopener noreferrer" data-testid="chat-image">
             <img
-                src=url
+                src=src
                 width=image.width
                 height=image.height
                 loading="lazy"
