@@ -467,7 +467,9 @@ async fn opencode_drives_the_sandboxs_browser_through_the_runners_mcp_server() {
         assert!(
             outputs
                 .iter()
-                .any(|(output, is_error)| !is_error && output.contains("hello through MCP")),
+                // The page's text after the title and URL lines: browser_read's answer
+                // (the URL alone also holds the words).
+                .any(|(output, is_error)| !is_error && output.contains("\n\nhello through MCP")),
             "{events:#?}"
         );
         Ok(())
