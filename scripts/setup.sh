@@ -72,6 +72,13 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   log "npm install (versions from package-lock.json)"
   npm install --no-audit --no-fund --loglevel=error
 fi
+# The official MCP SDK's client, which the tests run against the runner's MCP server
+# (kept apart from the app's packages: only the tests use it).
+if [ ! -d e2e/mcp-client/node_modules/@modelcontextprotocol/sdk ] \
+   || [ e2e/mcp-client/package-lock.json -nt e2e/mcp-client/node_modules/.package-lock.json ]; then
+  log "npm install in e2e/mcp-client (versions from its package-lock.json)"
+  (cd e2e/mcp-client && npm install --no-audit --no-fund --loglevel=error)
+fi
 # opencode-ai ships its binary in a platform package (an optional dependency); the
 # runner's OpenCode agent needs it.
 if ! ls node_modules/opencode-linux-*/bin/opencode >/dev/null 2>&1; then

@@ -14,6 +14,6 @@ pub use panels::{PanelId, PanelLayout, TerminalTabs};
 pub use prompt_queue::{PromptQueue, QueuedPrompt};
 pub use session_list::SessionList;
 pub use timeline::{
-    AgentSettings, Entry, Notice, Question, QuestionState, Retry, Timeline, ToolCall, ToolResult,
-    Turn, TurnEnd, TurnItem,
+    AgentSettings, Entry, Image, Notice, Question, QuestionState, Retry, Timeline, ToolCall,
+    ToolResult, Turn, TurnEnd, TurnItem,
 };

@@ -66,6 +66,18 @@ impl Renderer {
                 let style = if *is_error { Style::Error } else { Style::Dim };
                 self.line(style, &text)
             }
+            EventBody::Image {
+                artifact,
+                width,
+                height,
+                ..
+            } => self.line(
+                Style::Dim,
+                &format!(
+                    "    [image {width}x{height}, artifact {}]",
+                    clean(artifact, false)
+                ),
+            ),
             EventBody::Error { message } => {
                 self.line(Style::Error, &format!("  error: {}", clean(message, false)))
             }

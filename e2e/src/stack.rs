@@ -213,6 +213,30 @@ impl Stack {
         self.dir.path().join("backend-data")
     }
 
+    /// The runner config of `session_id`'s sandbox, as someone who copied the file
+    /// (or the runner itself) would have it; its `token` is the runner token.
+    pub fn runner_config(&self, session_id: &str) -> anyhow::Result<serde_json::Value> {
+        for entry in std::fs::read_dir(self.data_dir().join("sandboxes"))? {
+            let path = entry?.path().join("runner").join("config.json");
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let config: serde_json::Value = serde_json::from_str(&text)?;
+            if config["session_id"] == session_id {
+                return Ok(config);
+            }
+        }
+        anyhow::bail!("no runner config for session {session_id}")
+    }
+
+    /// The runner token in that config.
+    pub fn runner_token(&self, session_id: &str) -> anyhow::Result<String> {
+        self.runner_config(session_id)?["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("the runner config has no token"))
+    }
+
     /// The local state of the stack's `wrangler dev` (D1, R2, Durable Objects), for
     /// tools that write to it as `make db-*` does to `.wrangler/state`.
     pub fn persist_dir(&self) -> PathBuf {

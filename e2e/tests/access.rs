@@ -55,6 +55,12 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST", "/api/sessions/{id}/abort", "session_collaborator"),
     ("GET", "/api/sessions/{id}/events", "session_viewer"),
     ("GET", "/api/sessions/{id}/runner", "runner"),
+    ("POST", "/api/sessions/{id}/artifacts", "runner"),
+    (
+        "GET",
+        "/api/sessions/{id}/artifacts/{artifact}",
+        "session_viewer",
+    ),
     ("GET", "/api/sessions/{id}/presence", "session_viewer"),
     ("POST", "/api/sessions/{id}/presence", "session_viewer"),
     ("DELETE", "/api/sessions/{id}/presence", "session_viewer"),

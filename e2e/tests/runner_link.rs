@@ -5,7 +5,6 @@
 //! a token dies with its sandbox; and runners are dialled back at the configured
 //! URL, not at a request's Host.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -28,15 +27,6 @@ async fn stack_with(vars: &[(&str, &str)]) -> anyhow::Result<(Stack, ScriptedLlm
     })
     .await?;
     Ok((stack, llm))
-}
-
-/// The token in the runner config of `session_id`'s sandbox, as someone who copied
-/// the file would have it.
-fn copied_token(data_dir: &Path, session_id: &str) -> anyhow::Result<String> {
-    runner_config(data_dir, session_id)?["token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("the runner config has a token")
 }
 
 /// The upgrade as a plain HTTP request, so a refusal's envelope can be read.
@@ -107,7 +97,7 @@ async fn a_copied_runner_token_gets_no_link_while_the_runner_is_live() {
         let messages = api.wait_settled(&session.id).await?;
         assert_eq!(messages[0].reply.as_deref(), Some("echo: first"));
 
-        let token = copied_token(&stack.data_dir(), &session.id)?;
+        let token = stack.runner_token(&session.id)?;
         let (status, body) = upgrade_refusal(&stack, &session.id, &token).await?;
         assert_eq!(status, 409, "the copied token was not refused: {body}");
         assert_eq!(body["error"]["code"], "runner_link_taken");
@@ -140,7 +130,7 @@ async fn a_runner_token_dies_with_its_sandbox() {
     with_logs(&stack, async {
         let session = api.create_session().await?;
         api.wait_status(&session.id, "idle").await?;
-        let token = copied_token(&stack.data_dir(), &session.id)?;
+        let token = stack.runner_token(&session.id)?;
         // While the sandbox lives, the token is good but the link is taken.
         let (status, _) = upgrade_refusal(&stack, &session.id, &token).await?;
         assert_eq!(status, 409);
@@ -180,7 +170,7 @@ async fn a_silent_runner_gives_way_and_intake_enforces_event_size_and_rate() {
         let session = api.create_session().await?;
         api.send(&session.id, "first").await?;
         api.wait_settled(&session.id).await?;
-        let token = copied_token(&stack.data_dir(), &session.id)?;
+        let token = stack.runner_token(&session.id)?;
 
         // The runner hangs (as a frozen process would): once it has been silent
         // past RUNNER_SILENT_AFTER_MS, a runner with the sandbox's token takes over.
@@ -295,7 +285,7 @@ async fn runners_dial_the_configured_url_not_the_requests_host() {
         api.send(id, "dial").await?;
         let messages = api.wait_settled(id).await?;
         assert_eq!(messages[0].reply.as_deref(), Some("echo: dial"));
-        let config = runner_config(&stack.data_dir(), id)?;
+        let config = stack.runner_config(id)?;
         assert_eq!(config["worker_url"], stack.worker_url());
         Ok(())
     })
@@ -324,19 +314,4 @@ async fn without_worker_url_a_foreign_host_cannot_choose_where_runners_dial() {
         Ok(())
     })
     .await;
-}
-
-/// The runner config of `session_id`'s sandbox.
-fn runner_config(data_dir: &Path, session_id: &str) -> anyhow::Result<serde_json::Value> {
-    for entry in std::fs::read_dir(data_dir.join("sandboxes"))? {
-        let path = entry?.path().join("runner").join("config.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let config: serde_json::Value = serde_json::from_str(&text)?;
-        if config["session_id"] == session_id {
-            return Ok(config);
-        }
-    }
-    anyhow::bail!("no runner config for session {session_id}")
 }

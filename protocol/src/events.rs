@@ -66,6 +66,18 @@ pub enum EventBody {
         #[serde(default)]
         truncated_bytes: u64,
     },
+    /// An image the agent made (a browser screenshot), for everyone watching. The
+    /// runner uploaded it first (`POST /api/sessions/{id}/artifacts`); the event holds
+    /// only the reference, served at `GET /api/sessions/{id}/artifacts/{artifact}`.
+    Image {
+        /// The tool call that made it, when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        /// The artifact id the upload answered (see [`crate::artifacts`]).
+        artifact: String,
+        width: u32,
+        height: u32,
+    },
     /// Something went wrong that the user should see (a missing LLM configuration,
     /// an LLM error). A turn that cannot go on also ends with `turn_finished`.
     Error { message: String },
@@ -157,6 +169,7 @@ impl EventBody {
             EventBody::TextDelta { .. }
                 | EventBody::ToolCallStarted { .. }
                 | EventBody::ToolCallFinished { .. }
+                | EventBody::Image { .. }
                 | EventBody::Error { .. }
                 | EventBody::TurnFinished { .. }
                 | EventBody::Retrying { .. }

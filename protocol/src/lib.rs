@@ -16,6 +16,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod artifacts;
 pub mod auth;
 pub mod error;
 pub mod events;

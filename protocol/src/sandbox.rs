@@ -386,6 +386,12 @@ pub struct RunnerBootConfig {
     pub command_wrapper: Vec<String>,
     /// The workspace path as commands inside the sandbox see it (e.g. `/workspace`).
     pub sandbox_workspace_dir: String,
+    /// Argv prefix that runs a byte bridge inside the session's sandbox: the runner
+    /// appends `__connect <port>` for a pipe to a port on that sandbox's loopback
+    /// (the browser tools reach Chromium's DevTools at 127.0.0.1:9222 this way).
+    /// Empty when the runner shares the sandbox's loopback (container providers).
+    #[serde(default)]
+    pub bridge: Vec<String>,
     /// Where OpenCode runs, when the provider keeps it apart from the commands it
     /// runs (the local provider: a sandbox of its own on the same workspace, whose
     /// shell runs each command in the session's sandbox). `None`: OpenCode runs

@@ -14,6 +14,7 @@
 //! the sandbox backend, only on `nightshift-protocol` for what crosses the wire.
 
 pub mod agent;
+pub mod artifacts;
 pub mod config;
 pub mod link;
 pub mod llm;
@@ -58,8 +59,17 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
     );
 
     let tools = ToolSet::from_config(&config).context("opening the workspace")?;
-    let builtin =
-        BuiltinAgent::new(tools, &config.sandbox_workspace_dir).context("creating the agent")?;
+    // The link renews the token; uploads read the newest one.
+    let (token_sender, token_receiver) = watch::channel(config.token.expose().clone());
+    let uploader = artifacts::ArtifactUploader::new(
+        link::artifacts_url(&config.worker_url, &config.session_id)
+            .context("the runner config's worker_url")?,
+        token_receiver,
+    )
+    .context("creating the artifact uploader")?;
+    let builtin = BuiltinAgent::new(tools, &config.sandbox_workspace_dir)
+        .context("creating the agent")?
+        .with_artifacts(uploader);
     let opencode = OpencodeAgent::new(agent::opencode::OpencodeSettings::from_boot(
         &config,
         config_path,
@@ -83,7 +93,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         events.clone(),
         active_turn,
         command_sender,
-    );
+    )
+    .with_token_watch(token_sender);
     let mut link_task = tokio::spawn(link.run(stop_link.clone()));
 
     let controller = TurnController::new(Box::new(agent), events, active_turn_sender)

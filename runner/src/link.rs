@@ -34,7 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
-pub use address::{BadWorkerUrl, runner_url};
+pub use address::{BadWorkerUrl, artifacts_url, runner_url};
 pub use backoff::Backoff;
 pub use outbox::{OutboundEvent, Outbox, OutboxFull};
 pub use queue::EventQueue;
@@ -114,6 +114,9 @@ pub struct RunnerLink {
     events: EventQueue,
     active_turn: watch::Receiver<Option<String>>,
     commands: mpsc::Sender<SessionFrame>,
+    /// Where a renewed token is announced to the runner's other callers of the
+    /// Worker (the artifact uploads).
+    token_watch: Option<watch::Sender<String>>,
     /// The highest number ever sent on any connection. The session cannot have
     /// stored more, so acknowledgements beyond it are not trusted (they would drop
     /// events that were never delivered).
@@ -136,8 +139,15 @@ impl RunnerLink {
             events,
             active_turn,
             commands,
+            token_watch: None,
             highest_sent: 0,
         }
+    }
+
+    /// Announces every renewed token on `sender`.
+    pub fn with_token_watch(mut self, sender: watch::Sender<String>) -> RunnerLink {
+        self.token_watch = Some(sender);
+        self
     }
 
     /// Connects, serves and reconnects until `shutdown` or a refused token.
@@ -382,6 +392,9 @@ impl RunnerLink {
         }
         self.token = token;
         tracing::info!("runner token renewed");
+        if let Some(sender) = &self.token_watch {
+            sender.send_replace(self.token.clone());
+        }
         if let Some(file) = &self.config_file
             && let Err(error) = file.store_token(&self.token)
         {

@@ -8,6 +8,9 @@
 //!   HTTP client reaches OpenCode's server, which listens on the sandbox's own
 //!   loopback. An `isolated` sandbox cannot reach the host's loopback, so the
 //!   forwarder is the runner's alone.
+//! - [`Bridge::connect`] starts one `__connect <port>` and hands the runner its pipes
+//!   as one byte stream, with no listener at all: the browser tools speak HTTP and
+//!   WebSocket to Chromium's DevTools in the session's sandbox this way.
 //! - [`Bridge::expose_socket`] starts one `__listen <socket>` inside the sandbox: a
 //!   port on the sandbox's loopback forwarded to a unix socket the runner serves in
 //!   the sandbox's sockets directory. OpenCode's SDKs speak HTTP over TCP only; that
@@ -16,12 +19,14 @@
 //! Depends on tokio and the standard library only.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::Stdio;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// How long `__listen` gets to say which port it listens on.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +74,42 @@ impl Exposed {
     }
 }
 
+/// One connection to a port on the sandbox's loopback, carried by a `__connect`
+/// process's pipes; dropping it kills the process.
+pub struct Piped {
+    stdout: ChildStdout,
+    stdin: ChildStdin,
+    _child: Child,
+}
+
+impl AsyncRead for Piped {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stdout).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Piped {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stdin).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stdin).poll_shutdown(cx)
+    }
+}
+
 impl Bridge {
     /// `None` when the runner shares the sandbox's loopback (no bridge configured).
     pub fn new(argv: &[String]) -> Option<Bridge> {
@@ -105,6 +146,20 @@ impl Bridge {
             }
         });
         Ok(Forward { address, task })
+    }
+
+    /// One connection to `port` on the sandbox's loopback. A port nothing listens
+    /// on shows as a stream that ends at once (the bridge exits).
+    pub async fn connect(&self, port: u16) -> std::io::Result<Piped> {
+        let mut child = self.command(&["__connect", &port.to_string()]).spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(std::io::Error::other("the bridge has no pipes"));
+        };
+        Ok(Piped {
+            stdout,
+            stdin,
+            _child: child,
+        })
     }
 
     /// Carries one connection through a `__connect` bridge.

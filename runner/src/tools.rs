@@ -1,5 +1,6 @@
-//! The agent's tools, all confined to the sandbox's workspace: `bash` (a command in
-//! the sandbox), `read_file`, `write_file`, `edit_file`, `list` and `grep`.
+//! The agent's tools, all confined to the sandbox: `bash` (a command in the
+//! sandbox), `read_file`, `write_file`, `edit_file`, `list` and `grep` (in its
+//! workspace), and the `browser_*` tools (its desktop's Chromium, [`browser`]).
 //!
 //! A tool never fails a turn: bad arguments, refused paths and failing commands come
 //! back as an error result ([`ToolOutput::is_error`]) for the model to act on. Tool
@@ -10,6 +11,7 @@
 //! beyond the [`ToolDefinition`] it hands out.
 
 pub mod bash;
+pub mod browser;
 pub mod files;
 pub mod paths;
 pub mod search;
@@ -26,7 +28,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::llm::ToolDefinition;
+use crate::sandbox_bridge::Bridge;
 use bash::CommandSettings;
+use browser::BrowserTools;
+use browser::devtools::{DEVTOOLS_PORT, Devtools};
 use paths::Workspace;
 
 /// What a tool call produced.
@@ -34,6 +39,9 @@ use paths::Workspace;
 pub struct ToolOutput {
     pub text: String,
     pub is_error: bool,
+    /// An image for the people watching (a browser screenshot); the model gets
+    /// `text` only.
+    pub image: Option<browser::Png>,
 }
 
 impl ToolOutput {
@@ -41,6 +49,7 @@ impl ToolOutput {
         ToolOutput {
             text: text.into(),
             is_error: false,
+            image: None,
         }
     }
 
@@ -48,7 +57,13 @@ impl ToolOutput {
         ToolOutput {
             text: text.into(),
             is_error: true,
+            image: None,
         }
+    }
+
+    pub fn with_image(mut self, image: browser::Png) -> ToolOutput {
+        self.image = Some(image);
+        self
     }
 }
 
@@ -56,6 +71,7 @@ impl ToolOutput {
 pub struct ToolSet {
     workspace: Arc<Workspace>,
     commands: CommandSettings,
+    browser: BrowserTools,
 }
 
 impl ToolSet {
@@ -78,19 +94,34 @@ impl ToolSet {
         Ok(ToolSet {
             workspace: Arc::new(workspace),
             commands,
+            browser: BrowserTools::new(Devtools::Direct(DEVTOOLS_PORT)),
         })
     }
 
+    /// Drives the browser at `devtools` instead of the DevTools port on the runner's
+    /// own loopback.
+    pub fn with_browser(mut self, devtools: Devtools) -> ToolSet {
+        self.browser = BrowserTools::new(devtools);
+        self
+    }
+
     pub fn from_config(config: &RunnerBootConfig) -> std::io::Result<ToolSet> {
-        ToolSet::new(
+        let tools = ToolSet::new(
             &PathBuf::from(&config.workspace_dir),
             &config.sandbox_workspace_dir,
             config.command_wrapper.clone(),
-        )
+        )?;
+        // With a bridge, Chromium is on the sandbox's loopback, not the runner's.
+        Ok(match Bridge::new(&config.bridge) {
+            Some(bridge) => tools.with_browser(Devtools::Bridged(bridge, DEVTOOLS_PORT)),
+            None => tools,
+        })
     }
 
     pub fn definitions(&self) -> Vec<ToolDefinition> {
-        definitions()
+        let mut all = definitions();
+        all.extend(browser::definitions());
+        all
     }
 
     /// Runs one tool call. `cancel` stops a running command (killing its process
@@ -106,8 +137,11 @@ impl ToolSet {
             "edit_file" => self.blocking(name, args, files::edit_file).await,
             "list" => self.blocking(name, args, search::list).await,
             "grep" => self.blocking(name, args, search::grep).await,
+            name if BrowserTools::owns(name) => self.browser.run(name, args).await,
             _ => ToolOutput::error(format!(
-                "there is no tool named {name:?}; the tools are bash, read_file, write_file, edit_file, list and grep"
+                "there is no tool named {name:?}; the tools are bash, read_file, write_file, edit_file, list, grep \
+                 and {}",
+                browser::NAMES.join(", ")
             )),
         }
     }
@@ -313,7 +347,12 @@ mod tests {
                 "write_file",
                 "edit_file",
                 "list",
-                "grep"
+                "grep",
+                "browser_navigate",
+                "browser_click",
+                "browser_type",
+                "browser_read",
+                "browser_screenshot"
             ]
         );
     }

@@ -217,6 +217,9 @@ pub struct RunnerPlacement {
     pub sandbox_workspace_dir: String,
     /// The argv prefix that runs a command in the sandbox.
     pub command_wrapper: Vec<String>,
+    /// The argv prefix that runs a byte bridge in the sandbox (see
+    /// `RunnerBootConfig::bridge`); empty when the runner shares its loopback.
+    pub bridge: Vec<String>,
     /// Where OpenCode runs, when apart from the commands it runs (see
     /// `RunnerBootConfig::opencode`).
     pub opencode: Option<OpencodePlacement>,

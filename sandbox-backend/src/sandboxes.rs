@@ -187,6 +187,7 @@ impl Sandboxes {
                 token: launch.token,
                 workspace_dir: placement.workspace_dir,
                 command_wrapper: placement.command_wrapper,
+                bridge: placement.bridge,
                 sandbox_workspace_dir: placement.sandbox_workspace_dir,
                 opencode: placement.opencode,
             };

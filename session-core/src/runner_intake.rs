@@ -18,6 +18,7 @@
 //!
 //! The clock is passed in (milliseconds). This module must not depend on a platform.
 
+use nightshift_protocol::artifacts::is_artifact_id;
 use nightshift_protocol::events::EventBody;
 use nightshift_protocol::limits::MAX_TOOL_OUTPUT_BYTES;
 
@@ -67,6 +68,9 @@ pub enum Oversize {
     Frame { bytes: usize },
     /// A tool's output is larger than [`MAX_TOOL_OUTPUT_BYTES`].
     ToolOutput { bytes: usize },
+    /// An image event whose reference is not an artifact id (it would become part
+    /// of a URL the browser loads and a storage key the Worker reads).
+    ImageReference,
 }
 
 impl Oversize {
@@ -79,6 +83,10 @@ impl Oversize {
             Oversize::ToolOutput { bytes } => format!(
                 "The runner sent tool output of {bytes} bytes; the limit is {MAX_TOOL_OUTPUT_BYTES}, so it was dropped."
             ),
+            Oversize::ImageReference => {
+                "The runner sent an image whose reference is not an artifact id, so it was dropped."
+                    .to_string()
+            }
         }
     }
 }
@@ -94,6 +102,11 @@ pub fn check_event_size(frame_bytes: usize, event: &EventBody) -> Result<(), Ove
         return Err(Oversize::ToolOutput {
             bytes: output.len(),
         });
+    }
+    if let EventBody::Image { artifact, .. } = event
+        && !is_artifact_id(artifact)
+    {
+        return Err(Oversize::ImageReference);
     }
     Ok(())
 }
@@ -191,6 +204,20 @@ mod tests {
             truncated_bytes: 5,
         };
         assert_eq!(check_event_size(40_000, &fits), Ok(()));
+    }
+
+    #[test]
+    fn an_image_must_name_an_artifact_id() {
+        let image = |artifact: &str| EventBody::Image {
+            call_id: None,
+            artifact: artifact.into(),
+            width: 10,
+            height: 10,
+        };
+        let good = image("0f8e2a4c-1b2d-4e5f-8a9b-0c1d2e3f4a5b");
+        assert_eq!(check_event_size(200, &good), Ok(()));
+        let bad = image("../../other/artifacts/0f8e2a4c");
+        assert_eq!(check_event_size(200, &bad), Err(Oversize::ImageReference));
     }
 
     #[test]

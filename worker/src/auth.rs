@@ -2,7 +2,8 @@
 //! [`Principal`] it acts for, or refuses it. The router calls it for every `/api`
 //! request and then checks the route's access with [`crate::access`].
 //!
-//! Credentials, in order: a runner token on the runner-link route; an API token
+//! Credentials, in order: a runner token on the runner's routes (the rows of
+//! `routes::TABLE` with `Access::Runner`: its link and its artifact uploads); an API token
 //! (`Authorization: Bearer ns_...`, stored hashed, scopes enforced here); the
 //! `ns_session` cookie of a signed-in browser (stored hashed; every state-changing
 //! request must carry its `X-CSRF-Token`). A user must be a member of the team.
@@ -175,7 +176,7 @@ impl MemberRow {
 /// router refuses unless the route is public.
 pub async fn authenticate(req: &Request, env: &Env) -> ApiResult<Principal> {
     let path = req.path();
-    if let Some(session_id) = runner_link_session(&path) {
+    if let Some(session_id) = runner_route_session(&req.method(), &path) {
         return authenticate_runner(req, env, session_id);
     }
     let method = req.method().to_string();
@@ -312,11 +313,14 @@ fn invalid_runner_token(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidRunnerToken, message)
 }
 
-/// The session id of a runner-link path `/api/sessions/{id}/runner`.
-pub fn runner_link_session(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/api/sessions/")?;
-    let (session_id, tail) = rest.split_once('/')?;
-    (tail == "runner" && !session_id.is_empty()).then_some(session_id)
+/// The session id of a request to one of the runner's routes (the runner link,
+/// artifact uploads), whose only credential is a runner token.
+pub fn runner_route_session<'a>(method: &worker::Method, path: &'a str) -> Option<&'a str> {
+    let route = crate::routes::resolve(method, path).ok()?;
+    if route.access != nightshift_protocol::auth::Access::Runner {
+        return None;
+    }
+    route.session_id().filter(|id| !id.is_empty())
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.
@@ -365,11 +369,18 @@ mod tests {
 
     #[test]
     fn runner_link_paths_are_recognized() {
-        assert_eq!(runner_link_session("/api/sessions/abc/runner"), Some("abc"));
-        assert_eq!(runner_link_session("/api/sessions/abc/events"), None);
-        assert_eq!(runner_link_session("/api/sessions//runner"), None);
-        assert_eq!(runner_link_session("/api/sessions/abc/runner/x"), None);
-        assert_eq!(runner_link_session("/api/sessions"), None);
+        use worker::Method;
+        let runner = |method: Method, path: &'static str| runner_route_session(&method, path);
+        assert_eq!(runner(Method::Get, "/api/sessions/abc/runner"), Some("abc"));
+        assert_eq!(
+            runner(Method::Post, "/api/sessions/abc/artifacts"),
+            Some("abc")
+        );
+        assert_eq!(runner(Method::Get, "/api/sessions/abc/artifacts/x"), None);
+        assert_eq!(runner(Method::Get, "/api/sessions/abc/events"), None);
+        assert_eq!(runner(Method::Get, "/api/sessions//runner"), None);
+        assert_eq!(runner(Method::Get, "/api/sessions/abc/runner/x"), None);
+        assert_eq!(runner(Method::Get, "/api/sessions"), None);
     }
 
     #[test]

@@ -15,14 +15,20 @@ use crate::api_error::{ApiError, ApiResult};
 
 /// The request body, at most [`MAX_REQUEST_BYTES`] long.
 pub async fn read_limited(req: &mut Request) -> ApiResult<Vec<u8>> {
+    read_at_most(req, MAX_REQUEST_BYTES).await
+}
+
+/// The request body, at most `max` bytes long (routes that take more than JSON,
+/// such as a runner's image upload).
+pub async fn read_at_most(req: &mut Request, max: usize) -> ApiResult<Vec<u8>> {
     let declared = req
         .headers()
         .get("content-length")
         .ok()
         .flatten()
         .and_then(|value| value.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_REQUEST_BYTES as u64) {
-        return Err(too_large());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large(max));
     }
     if req.inner().body().is_none() {
         return Ok(Vec::new());
@@ -31,7 +37,7 @@ pub async fn read_limited(req: &mut Request) -> ApiResult<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        if body.len() + chunk.len() > MAX_REQUEST_BYTES {
+        if body.len() + chunk.len() > max {
             // Read (and drop) the rest before answering, up to a bound: answering a
             // request whose body is still arriving makes some HTTP clients and
             // proxies (wrangler's local one among them) fail the connection's next
@@ -44,7 +50,7 @@ pub async fn read_limited(req: &mut Request) -> ApiResult<Vec<u8>> {
                     _ => break,
                 }
             }
-            return Err(too_large());
+            return Err(too_large(max));
         }
         body.extend_from_slice(&chunk);
     }
@@ -82,10 +88,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     })
 }
 
-fn too_large() -> ApiError {
+fn too_large(max: usize) -> ApiError {
     ApiError::new(
         ErrorCode::PayloadTooLarge,
-        format!("the request body is larger than {MAX_REQUEST_BYTES} bytes"),
+        format!("the request body is larger than {max} bytes"),
     )
 }
 

@@ -22,6 +22,7 @@ use crate::auth;
 use crate::internal::Caller;
 
 pub mod admin;
+mod artifacts;
 pub mod auth_routes;
 mod health;
 pub mod keys;
@@ -59,6 +60,8 @@ pub enum Endpoint {
     PresenceLeave,
     StreamStats,
     Workspace,
+    UploadArtifact,
+    GetArtifact,
     ListShares,
     PutShare,
     DeleteShare,
@@ -210,6 +213,18 @@ pub const TABLE: &[Row] = &[
         "/api/sessions/{id}/runner",
         Endpoint::RunnerLink,
         Access::Runner,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/artifacts",
+        Endpoint::UploadArtifact,
+        Access::Runner,
+    ),
+    row(
+        Method::Get,
+        "/api/sessions/{id}/artifacts/{artifact}",
+        Endpoint::GetArtifact,
+        Access::SessionViewer,
     ),
     row(
         Method::Get,
@@ -509,13 +524,20 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
     if route.endpoint == Endpoint::RunnerLink {
         return streams::runner_link(&req, env, principal.runner_of(id)?).await;
     }
+    if route.endpoint == Endpoint::UploadArtifact {
+        let grant = principal.runner_of(id)?.clone();
+        return artifacts::upload(&mut req, env, &grant).await;
+    }
     let user = principal.user()?;
     let caller = Caller::new(user, route.access);
     if !route.endpoint.checked_by_agent() {
         crate::session_access::authorize(env, user, route.access, route.session_id()).await?;
     }
     match route.endpoint {
-        Endpoint::Health | Endpoint::RunnerLink => Err(ApiError::internal("handled above")),
+        Endpoint::Health | Endpoint::RunnerLink | Endpoint::UploadArtifact => {
+            Err(ApiError::internal("handled above"))
+        }
+        Endpoint::GetArtifact => artifacts::get(env, id, second).await,
         Endpoint::ListSessions => sessions::list(&req, env, user).await,
         Endpoint::CreateSession => sessions::create(&mut req, env, user).await,
         Endpoint::GetSession => sessions::get(env, user, id).await,

@@ -62,6 +62,15 @@ pub struct Retry {
     pub reason: String,
 }
 
+/// An image the agent made (a browser screenshot), served by the Worker at
+/// `/api/sessions/{session}/artifacts/{artifact}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub artifact: String,
+    pub width: u32,
+    pub height: u32,
+}
+
 /// Something a turn produced, in the order it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnItem {
@@ -71,6 +80,7 @@ pub enum TurnItem {
     Error(String),
     Retry(Retry),
     Question(Question),
+    Image(Image),
 }
 
 /// The agent settings the stream last announced (`session_updated`).
@@ -363,6 +373,24 @@ impl Timeline {
                     truncated_bytes,
                 };
                 self.finish_tool_call(turn_id.as_deref(), call_id, result);
+            }
+            EventBody::Image {
+                artifact,
+                width,
+                height,
+                ..
+            } => {
+                // The reference becomes part of a URL: only an artifact id is kept
+                // (the Worker refuses anything else; the app does not rely on it).
+                if nightshift_protocol::artifacts::is_artifact_id(&artifact) {
+                    let turn = self.turn_for(turn_id.as_deref());
+                    turn.items.push(TurnItem::Image(Image {
+                        artifact,
+                        width,
+                        height,
+                    }));
+                    turn.revision += 1;
+                }
             }
             EventBody::Error { message } => match turn_id {
                 Some(turn_id) => {

@@ -24,11 +24,13 @@ use tokio_util::sync::CancellationToken;
 use super::prompt::system_prompt;
 use super::questions::{Question, QuestionOutcome};
 use super::{Agent, TurnEnd, TurnEvents, TurnInput};
+use crate::artifacts::ArtifactUploader;
 use crate::llm::{
     ConversationItem, LlmClient, LlmError, LlmRequest, LlmResponse, LlmTimeouts, ToolCall,
     ToolDefinition,
 };
 use crate::tools::{ToolOutput, ToolSet, truncate_output};
+use nightshift_protocol::artifacts::ArtifactCreated;
 use nightshift_protocol::events::QuestionKind;
 
 /// LLM calls in one turn before the agent gives up on reaching a final answer.
@@ -54,6 +56,8 @@ pub struct BuiltinAgent {
     timeouts: LlmTimeouts,
     max_steps: usize,
     first_retry_delay: Duration,
+    /// Where the images tools make go (none: they stay out of the chat).
+    artifacts: Option<ArtifactUploader>,
 }
 
 /// Why one LLM step did not produce a reply. Either way, `partial_text` is what the
@@ -89,7 +93,14 @@ impl BuiltinAgent {
             timeouts,
             max_steps: MAX_STEPS,
             first_retry_delay: Duration::from_secs(1),
+            artifacts: None,
         })
+    }
+
+    /// Uploads the images tools make (screenshots) with `uploader`, for the chat.
+    pub fn with_artifacts(mut self, uploader: ArtifactUploader) -> BuiltinAgent {
+        self.artifacts = Some(uploader);
+        self
     }
 
     /// Shorter limits and retry delays, for tests.
@@ -190,7 +201,12 @@ impl BuiltinAgent {
                 "the arguments are not valid JSON ({error}); call the tool again with a JSON object"
             )),
         };
-        let (text, truncated_bytes) = truncate_output(&output.text, MAX_TOOL_OUTPUT_BYTES);
+        let (image, note) = self.upload_image(output.image.as_ref()).await;
+        let full_text = match note {
+            Some(note) => format!("{}\n{note}", output.text),
+            None => output.text,
+        };
+        let (text, truncated_bytes) = truncate_output(&full_text, MAX_TOOL_OUTPUT_BYTES);
         events
             .emit(EventBody::ToolCallFinished {
                 call_id: call.id.clone(),
@@ -199,11 +215,47 @@ impl BuiltinAgent {
                 truncated_bytes,
             })
             .await;
+        if let Some(created) = image {
+            events
+                .emit(EventBody::Image {
+                    call_id: Some(call.id.clone()),
+                    artifact: created.artifact,
+                    width: created.width,
+                    height: created.height,
+                })
+                .await;
+        }
         self.conversation.push(ConversationItem::ToolResult {
             call_id: call.id.clone(),
             content: text,
             is_error: output.is_error,
         });
+    }
+
+    /// Uploads a tool's image, if it made one; a failure becomes a note for the
+    /// model (the tool call itself succeeded).
+    async fn upload_image(
+        &self,
+        image: Option<&crate::tools::browser::Png>,
+    ) -> (Option<ArtifactCreated>, Option<String>) {
+        let Some(image) = image else {
+            return (None, None);
+        };
+        let Some(uploader) = &self.artifacts else {
+            return (None, Some("(The image could not be shown to the user: this runner has no session to send it to.)".into()));
+        };
+        match uploader.upload(image).await {
+            Ok(created) => (Some(created), None),
+            Err(error) => {
+                tracing::warn!(%error, "an image was not uploaded");
+                (
+                    None,
+                    Some(format!(
+                        "(The image could not be shown to the user: {error})"
+                    )),
+                )
+            }
+        }
     }
 
     /// Gives the calls that never ran a result, so the conversation stays valid for

@@ -21,6 +21,7 @@
 
 mod config;
 mod mapper;
+mod mcp;
 mod proxy;
 mod server;
 
@@ -39,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{ConfigInputs, PROVIDER_ID, opencode_config};
 pub use mapper::{Ask, AskedQuestion, Mapped, TurnMapper, permission_reply};
+pub use mcp::McpServer;
 pub use proxy::LlmProxy;
 pub use server::{Launch, OpencodeClient, ServerError, ServerProcess, wait_listening};
 
@@ -46,6 +48,8 @@ use super::questions::{Question, QuestionOutcome};
 use super::{Agent, TurnEnd, TurnEvents, TurnInput};
 use crate::llm::SseDecoder;
 use crate::sandbox_bridge::{Bridge, Exposed, Forward};
+use crate::tools::browser::BrowserTools;
+use crate::tools::browser::devtools::{DEVTOOLS_PORT, Devtools};
 
 /// The key proxy's socket in the sandbox's sockets directory.
 const PROXY_SOCKET: &str = "llm.sock";
@@ -94,6 +98,9 @@ pub struct OpencodeSettings {
     /// The project configuration directory OpenCode's sandbox masks; checked to be
     /// still mounted before OpenCode is trusted (`OpencodePlacement::masked_dir`).
     pub masked_dir: Option<String>,
+    /// The browser tools OpenCode gets through the runner's MCP server: the
+    /// session's sandbox's Chromium (not OpenCode's sandbox, which has none).
+    pub browser: BrowserTools,
 }
 
 impl OpencodeSettings {
@@ -117,6 +124,10 @@ impl OpencodeSettings {
             bridge: placement.and_then(|placement| Bridge::new(&placement.bridge)),
             sockets_dir: placement.map(|placement| PathBuf::from(&placement.sockets_dir)),
             masked_dir: placement.and_then(|placement| placement.masked_dir.clone()),
+            browser: BrowserTools::new(match Bridge::new(&config.bridge) {
+                Some(bridge) => Devtools::Bridged(bridge, DEVTOOLS_PORT),
+                None => Devtools::Direct(DEVTOOLS_PORT),
+            }),
         }
     }
 }
@@ -190,6 +201,9 @@ pub struct OpencodeAgent {
     proxy: Option<LlmProxy>,
     /// The proxy's port on the sandbox's loopback (with a bridge).
     proxy_exposed: Option<Exposed>,
+    /// The browser tools' MCP server, and its port on the sandbox's loopback.
+    mcp: Option<McpServer>,
+    mcp_exposed: Option<Exposed>,
     server: Option<RunningServer>,
     /// A server being started again after the last one died mid-turn.
     restarting: Option<tokio::task::JoinHandle<Result<RunningServer, String>>>,
@@ -235,6 +249,43 @@ impl OpencodeAgent {
         }
     }
 
+    /// Starts the browser tools' MCP server when none runs, and returns its URL as
+    /// OpenCode sees it (placed like the key proxy, see [`Self::start_proxy`]).
+    async fn start_mcp(&mut self) -> Result<String, String> {
+        let failed =
+            |error: std::io::Error| format!("cannot start the MCP server for OpenCode: {error}");
+        let browser = self.settings.browser.clone();
+        match (&self.settings.bridge, &self.settings.sockets_dir) {
+            (Some(bridge), Some(sockets_dir)) => {
+                if self.mcp.is_none() {
+                    let path = sockets_dir.join(mcp::MCP_SOCKET);
+                    self.mcp = Some(
+                        McpServer::start_unix(&path, browser)
+                            .await
+                            .map_err(failed)?,
+                    );
+                    self.mcp_exposed = None;
+                }
+                let alive = self.mcp_exposed.as_mut().is_some_and(Exposed::is_running);
+                if !alive {
+                    let socket = format!("{SANDBOX_SOCKETS_DIR}/{}", mcp::MCP_SOCKET);
+                    self.mcp_exposed = Some(bridge.expose_socket(&socket).await.map_err(failed)?);
+                }
+                let port = self.mcp_exposed.as_ref().map(Exposed::port).unwrap_or(0);
+                Ok(format!("http://127.0.0.1:{port}"))
+            }
+            _ => {
+                if self.mcp.is_none() {
+                    self.mcp = Some(McpServer::start(browser).await.map_err(failed)?);
+                }
+                self.mcp
+                    .as_ref()
+                    .and_then(McpServer::url)
+                    .ok_or_else(|| "the MCP server has no address".to_string())
+            }
+        }
+    }
+
     pub fn new(settings: OpencodeSettings) -> OpencodeAgent {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -245,6 +296,8 @@ impl OpencodeAgent {
             http,
             proxy: None,
             proxy_exposed: None,
+            mcp: None,
+            mcp_exposed: None,
             server: None,
             restarting: None,
             unmasked: false,
@@ -314,12 +367,20 @@ impl OpencodeAgent {
             return Err("the LLM proxy is missing".into());
         };
         proxy.arm(input.llm.clone());
+        let proxy_token = proxy.token().to_string();
+        let mcp_url = self.start_mcp().await?;
+        let Some(mcp) = self.mcp.as_ref() else {
+            return Err("the MCP server is missing".into());
+        };
+        mcp.arm();
         let inputs = ConfigInputs {
             api: input.llm.api,
             model: input.llm.model.clone(),
             permission_mode: input.permission_mode,
             proxy_url,
-            proxy_token: proxy.token().to_string(),
+            proxy_token,
+            mcp_url: format!("{mcp_url}/mcp"),
+            mcp_token: mcp.token().to_string(),
         };
         if let Some(restart) = self.restarting.take() {
             match restart.await {
@@ -516,6 +577,9 @@ impl Agent for OpencodeAgent {
         let outcome = turn.run(&input).await;
         if let Some(proxy) = &self.proxy {
             proxy.disarm();
+        }
+        if let Some(mcp) = &self.mcp {
+            mcp.disarm();
         }
         let died = turn.died;
         drop(turn);

@@ -27,6 +27,17 @@ pub fn runner_url(worker_url: &str, session_id: &str) -> Result<String, BadWorke
     ))
 }
 
+/// `POST` URL of the session's artifact uploads: `http(s)://<host>/api/sessions/<id>/artifacts`.
+pub fn artifacts_url(worker_url: &str, session_id: &str) -> Result<String, BadWorkerUrl> {
+    let link = runner_url(worker_url, session_id)?;
+    let http = match link.split_once("://") {
+        Some(("wss", rest)) => format!("https://{rest}"),
+        Some((_, rest)) => format!("http://{rest}"),
+        None => return Err(BadWorkerUrl(worker_url.to_string())),
+    };
+    Ok(format!("{}/artifacts", http.trim_end_matches("/runner")))
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn percent_encode(segment: &str) -> String {
     let mut encoded = String::with_capacity(segment.len());
@@ -71,6 +82,14 @@ mod tests {
     #[test]
     fn refuses_other_schemes() {
         assert!(runner_url("ftp://h", "a").is_err());
+        assert_eq!(
+            artifacts_url("https://h/prefix/", "s1").unwrap(),
+            "https://h/prefix/api/sessions/s1/artifacts"
+        );
+        assert_eq!(
+            artifacts_url("ws://127.0.0.1:8787", "s1").unwrap(),
+            "http://127.0.0.1:8787/api/sessions/s1/artifacts"
+        );
         assert!(runner_url("127.0.0.1:8787", "a").is_err());
         assert!(runner_url("http://", "a").is_err());
     }

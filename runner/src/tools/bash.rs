@@ -224,7 +224,11 @@ async fn run_command(
         (Ending::Exited(_), None) => ("[exit status unknown]".to_string(), true),
     };
     text.push_str(&footer);
-    Ok(ToolOutput { text, is_error })
+    Ok(ToolOutput {
+        text,
+        is_error,
+        image: None,
+    })
 }
 
 /// SIGTERM to the whole group, a grace period, then SIGKILL to whatever is left.

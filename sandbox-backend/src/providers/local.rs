@@ -328,9 +328,14 @@ impl Provider for LocalProvider {
 
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement {
         let command_wrapper = self.enter_prefix(&socket(sandbox));
+        // The sandbox's own agent binary carries bytes to its loopback (the
+        // browser tools reach Chromium's DevTools this way).
+        let mut bridge = command_wrapper.clone();
+        bridge.push(bubblewrap::SANDBOX_AGENT.into());
         RunnerPlacement {
             workspace_dir: workspace(sandbox).display().to_string(),
             sandbox_workspace_dir: SANDBOX_WORKSPACE.into(),
+            bridge,
             command_wrapper,
             opencode: Some(opencode_sandbox::placement(self, sandbox)),
         }

@@ -197,6 +197,7 @@ pub async fn delete(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiR
     let response = internal::call_agent::<()>(env, id, AgentCall::Delete, None).await;
     agent_ok(response).await?;
     sessions_table::delete(env, id).await?;
+    super::artifacts::delete_all(env, id).await;
     internal::publish(
         env,
         &SessionListEvent::SessionDeleted {

@@ -162,6 +162,7 @@ fn TurnItemView(
                 TurnItem::Error(message) => ItemKind::Error(message.clone()),
                 TurnItem::Retry(retry) => ItemKind::Retry(retry.clone()),
                 TurnItem::Question(_) => ItemKind::Question,
+                TurnItem::Image(image) => ItemKind::Image(image.clone()),
             })
     });
     match kind {
@@ -190,7 +191,29 @@ fn TurnItemView(
             view! { <QuestionCard timeline=timeline revision=revision turn=turn item=item/> }
                 .into_any()
         }
+        Some(ItemKind::Image(image)) => view! { <ChatImage image=image/> }.into_any(),
         None => ().into_any(),
+    }
+}
+
+/// A screenshot in the chat; a click opens it full size in a new tab. The URL is the
+/// session's own artifacts route, so only people who may view the session load it.
+#[component]
+fn ChatImage(image: crate::state::Image) -> impl IntoView {
+    let params = leptos_router::hooks::use_params_map();
+    let session = params.with_untracked(|params| params.get("id").unwrap_or_default());
+    let href = format!("/api/sessions/{session}/artifacts/{}", image.artifact);
+    let src = href.clone();
+    view! {
+        <a class="chat-image" href=href target="_blank" rel="noopener noreferrer" data-testid="chat-image">
+            <img
+                src=src
+                width=image.width
+                height=image.height
+                loading="lazy"
+                alt=format!("Screenshot, {} by {} pixels", image.width, image.height)
+            />
+        </a>
     }
 }
 
@@ -200,6 +223,7 @@ enum ItemKind {
     Error(String),
     Retry(crate::state::Retry),
     Question,
+    Image(crate::state::Image),
 }
 
 /// "850 ms", "12.3 s", "2 min 5 s".

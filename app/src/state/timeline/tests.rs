@@ -470,3 +470,30 @@ fn a_turn_the_runner_did_not_time_is_timed_from_its_events() {
     ));
     assert_eq!(timeline.usage_totals().duration_ms, 2_500);
 }
+
+#[test]
+fn an_image_event_becomes_an_image_in_its_turn_and_a_bad_reference_is_dropped() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(Some("t1"), started("m1", "look")));
+    timeline.apply(stream.wire(
+        "t1",
+        json!({"type": "image", "call_id": "c1", "artifact": "0f8e2a4c-1b2d-4e5f-8a9b-0c1d2e3f4a5b", "width": 800, "height": 600}),
+    ));
+    timeline.apply(stream.wire(
+        "t1",
+        json!({"type": "image", "artifact": "../../../api/me", "width": 1, "height": 1}),
+    ));
+    let turn = timeline.turn(0).expect("the turn");
+    let images: Vec<_> = turn
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            TurnItem::Image(image) => Some(image.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].artifact, "0f8e2a4c-1b2d-4e5f-8a9b-0c1d2e3f4a5b");
+    assert_eq!((images[0].width, images[0].height), (800, 600));
+}

@@ -23,6 +23,9 @@ pub struct ConfigInputs {
     /// The proxy's base URL as OpenCode should call it.
     pub proxy_url: String,
     pub proxy_token: String,
+    /// The runner's MCP server (the browser tools) as OpenCode should call it.
+    pub mcp_url: String,
+    pub mcp_token: String,
 }
 
 /// The `opencode.json` content.
@@ -62,6 +65,18 @@ pub fn opencode_config(inputs: &ConfigInputs) -> Value {
             }
         },
         "permission": permission_rules(inputs.permission_mode),
+        // OpenCode's own schema (1.18: `McpRemoteConfig`): the browser tools, with
+        // the per-start token; no OAuth discovery against it.
+        "mcp": {
+            super::mcp::SERVER_NAME: {
+                "type": "remote",
+                "url": inputs.mcp_url,
+                "enabled": true,
+                "headers": {"Authorization": format!("Bearer {}", inputs.mcp_token)},
+                "oauth": false,
+                "timeout": 90_000,
+            }
+        },
     })
 }
 
@@ -100,6 +115,8 @@ mod tests {
             permission_mode: mode,
             proxy_url: "http://127.0.0.1:9".into(),
             proxy_token: "proxy-token".into(),
+            mcp_url: "http://127.0.0.1:8/mcp".into(),
+            mcp_token: "mcp-token".into(),
         }
     }
 
@@ -116,6 +133,11 @@ mod tests {
         assert_eq!(config["permission"]["bash"], "ask");
         assert_eq!(config["permission"]["read"], "allow");
         assert_eq!(config["autoupdate"], false);
+        let mcp = &config["mcp"]["nightshift"];
+        assert_eq!(mcp["type"], "remote");
+        assert_eq!(mcp["url"], "http://127.0.0.1:8/mcp");
+        assert_eq!(mcp["headers"]["Authorization"], "Bearer mcp-token");
+        assert_eq!(mcp["oauth"], false);
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl LlmProxy {
 
 /// Binds a unix socket at `path`; a path longer than a socket address allows is
 /// bound through `/proc/self/fd/<directory fd>/<name>`.
-fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+pub(super) fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     if path.as_os_str().len() < 100 {
         return tokio::net::UnixListener::bind(path);
     }
@@ -179,7 +179,7 @@ fn allowed_call(api: LlmApi, method: &Method, path: &str) -> bool {
     method == Method::POST && path == allowed_path
 }
 
-fn presented_token(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn presented_token(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -190,7 +190,7 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Compares without stopping at the first difference.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(super) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

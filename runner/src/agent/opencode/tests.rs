@@ -52,6 +52,11 @@ fn setup() -> Setup {
         bridge: None,
         sockets_dir: None,
         masked_dir: None,
+        browser: crate::tools::browser::BrowserTools::new(
+            crate::tools::browser::devtools::Devtools::Direct(
+                crate::tools::browser::devtools::DEVTOOLS_PORT,
+            ),
+        ),
     });
     Setup {
         workspace,
@@ -544,6 +549,8 @@ mod without_idle {
                 permission_mode: PermissionMode::Allow,
                 proxy_url: String::new(),
                 proxy_token: String::new(),
+                mcp_url: String::new(),
+                mcp_token: String::new(),
             },
             log_path: launch.log_path.clone(),
         };

@@ -19,8 +19,10 @@ pub use super::sandbox_paths::{
     OPENCODE_PROJECT_MASK, SANDBOX_AGENT, SANDBOX_GATEWAY, SANDBOX_HOME, SANDBOX_UID,
     SANDBOX_WORKSPACE,
 };
-/// The `/etc` entries bound read-only (when they exist on the host).
-const ETC_ENTRIES: [&str; 27] = [
+/// The `/etc` entries bound read-only (when they exist on the host). Debian's
+/// `/usr/bin/chromium` is a script that reads `/etc/chromium.d/*` and stops without
+/// it, and fontconfig needs `/etc/fonts` to draw text on the desktop.
+const ETC_ENTRIES: [&str; 30] = [
     "hosts",
     "resolv.conf",
     "nsswitch.conf",
@@ -48,6 +50,9 @@ const ETC_ENTRIES: [&str; 27] = [
     "magic",
     "os-release",
     "debian_version",
+    "chromium",
+    "chromium.d",
+    "fonts",
 ];
 
 /// The contents of the sandbox's `/etc/passwd` and `/etc/group`.

@@ -19,7 +19,10 @@ pub struct ResourceLimits {
     /// CPU seconds per process (`RLIMIT_CPU`).
     pub cpu_seconds: u64,
     /// Address space per process, in bytes (`RLIMIT_AS`). Large, because runtimes such
-    /// as V8 and WebAssembly engines reserve far more virtual memory than they use.
+    /// as V8 and WebAssembly engines reserve far more virtual memory than they use:
+    /// Chromium (the desktop's browser) reserves its V8 sandbox of 1 TiB per process
+    /// and dies with SIGTRAP under 32 GiB. Memory actually used is bounded by the
+    /// cgroup (`SANDBOX_MEMORY_MAX`), not by this.
     pub address_space_bytes: u64,
     /// Open files per process (`RLIMIT_NOFILE`).
     pub open_files: u64,
@@ -30,7 +33,7 @@ impl Default for ResourceLimits {
         ResourceLimits {
             processes: 4096,
             cpu_seconds: 2 * 60 * 60,
-            address_space_bytes: 32 * 1024 * 1024 * 1024,
+            address_space_bytes: 4 * 1024 * 1024 * 1024 * 1024,
             open_files: 8192,
         }
     }

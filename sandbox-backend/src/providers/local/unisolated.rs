@@ -142,6 +142,8 @@ impl Provider for UnisolatedProvider {
             workspace_dir: workspace.display().to_string(),
             sandbox_workspace_dir: workspace.display().to_string(),
             command_wrapper,
+            // The runner shares this sandbox's (the host's) loopback.
+            bridge: Vec::new(),
             opencode: None,
         }
     }

@@ -236,6 +236,8 @@ pub fn placement(workspace: &str) -> RunnerPlacement {
         workspace_dir: workspace.to_string(),
         sandbox_workspace_dir: workspace.to_string(),
         command_wrapper: Vec::new(),
+        // No bridge into a remote sandbox: the runner runs inside it.
+        bridge: Vec::new(),
         opencode: None,
     }
 }
