@@ -8,7 +8,7 @@ mod harness;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use harness::{Gateway, Options, read_until, send_json};
+use harness::{Gateway, Options, read_on, read_until, send_json};
 use nightshift_session::gateway_token::GatewayRole;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -50,7 +50,8 @@ async fn a_terminal_runs_commands_and_every_client_of_the_tab_sees_the_same_scre
     read_until(&mut second, "45 123", WAIT).await;
     let screen = read_until(&mut first, "45 123", WAIT).await;
     let workspace = gateway.workspace.path().canonicalize().unwrap();
-    let both = screen + &read_until(&mut first, &workspace.display().to_string(), WAIT).await;
+    // `pwd`'s answer may have come in the same frame as `stty`'s.
+    let both = read_on(&mut first, screen, &workspace.display().to_string(), WAIT).await;
     assert!(both.contains("45 123"));
 
     // A message the gateway cannot use is refused on the socket, which stays open.

@@ -34,6 +34,10 @@ pub struct ServiceSpec {
     pub start_timeout: Duration,
     /// Waits for the display before starting.
     pub needs_display: bool,
+    /// Starts only once this service has settled (ready, or unavailable) the first
+    /// time, so the panels people look at first are not starved of CPU by the heavy
+    /// starters (Chromium, code-server) in a new sandbox. Restarts do not wait.
+    pub starts_after: Option<ServiceName>,
     /// What to install when the program is missing.
     pub install_hint: &'static str,
 }
@@ -84,6 +88,7 @@ pub fn services(config: &GatewayConfig) -> Vec<ServiceSpec> {
             health: Health::Tcp(port),
             start_timeout: Duration::from_secs(15),
             needs_display: true,
+            starts_after: None,
             install_hint: "Debian package x11vnc",
         }
     };
@@ -117,6 +122,7 @@ pub fn services(config: &GatewayConfig) -> Vec<ServiceSpec> {
             ))),
             start_timeout: Duration::from_secs(10),
             needs_display: false,
+            starts_after: None,
             install_hint: "Debian package xvfb",
         },
         ServiceSpec {
@@ -127,6 +133,7 @@ pub fn services(config: &GatewayConfig) -> Vec<ServiceSpec> {
             health: Health::Alive(Duration::from_millis(500)),
             start_timeout: Duration::from_secs(5),
             needs_display: true,
+            starts_after: None,
             install_hint: "Debian package fluxbox",
         },
         vnc(ServiceName::Vnc, config.vnc_port, false),
@@ -139,6 +146,7 @@ pub fn services(config: &GatewayConfig) -> Vec<ServiceSpec> {
             health: Health::Tcp(config.devtools_port),
             start_timeout: Duration::from_secs(30),
             needs_display: true,
+            starts_after: Some(ServiceName::Vnc),
             install_hint: "Debian package chromium",
         },
         ServiceSpec {
@@ -158,6 +166,7 @@ pub fn services(config: &GatewayConfig) -> Vec<ServiceSpec> {
             health: Health::Tcp(config.vscode_port),
             start_timeout: Duration::from_secs(60),
             needs_display: false,
+            starts_after: Some(ServiceName::Vnc),
             install_hint: "scripts/install-code-server.sh (make setup)",
         },
     ]
@@ -192,6 +201,14 @@ mod tests {
             (vnc.health.clone(), view.health.clone()),
             (Health::Tcp(5900), Health::Tcp(5901))
         );
+        // The desktop first: the heavy starters wait for the interactive VNC server.
+        for spec in &specs {
+            let after = match spec.name {
+                ServiceName::Browser | ServiceName::Vscode => Some(ServiceName::Vnc),
+                _ => None,
+            };
+            assert_eq!(spec.starts_after, after, "{:?}", spec.name);
+        }
         let browser = &specs[4];
         assert!(
             browser

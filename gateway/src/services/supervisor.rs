@@ -79,6 +79,11 @@ fn is_executable(path: &Path) -> bool {
 async fn supervise(spec: ServiceSpec, table: StatusTable, shutdown: CancellationToken) {
     let mut backoff = Backoff::default();
     let name = spec.name;
+    if let Some(first) = spec.starts_after
+        && !wait_settled(&table, name, first, &shutdown).await
+    {
+        return;
+    }
     loop {
         if spec.needs_display && !wait_for_display(&table, name, &shutdown).await {
             return;
@@ -252,6 +257,27 @@ async fn wait_for_display(
     }
 }
 
+/// Waits until `first` is ready or unavailable (a service this gateway does not run
+/// is unavailable from the start), showing why meanwhile. False on shutdown.
+async fn wait_settled(
+    table: &StatusTable,
+    name: ServiceName,
+    first: ServiceName,
+    shutdown: &CancellationToken,
+) -> bool {
+    while table.get(first).0 == ServiceState::Starting {
+        table.set(
+            name,
+            ServiceState::Starting,
+            Some(format!("starting after {}", first.as_str())),
+        );
+        if sleep_or_shutdown(Duration::from_millis(50), shutdown).await {
+            return false;
+        }
+    }
+    true
+}
+
 /// True if shutdown came first.
 async fn sleep_or_shutdown(wait: Duration, shutdown: &CancellationToken) -> bool {
     tokio::select! {
@@ -313,6 +339,7 @@ mod tests {
             health: Health::Alive(Duration::ZERO),
             start_timeout: Duration::from_secs(1),
             needs_display: false,
+            starts_after: None,
             install_hint: "a hint",
         };
         let supervisor = Supervisor::start(vec![spec], table.clone());
@@ -337,6 +364,7 @@ mod tests {
             health: Health::Alive(Duration::from_millis(50)),
             start_timeout: Duration::from_secs(1),
             needs_display: false,
+            starts_after: None,
             install_hint: "",
         };
         let supervisor = Supervisor::start(vec![spec], table.clone());
@@ -360,6 +388,75 @@ mod tests {
         // After the backoff it runs again.
         while table.get(ServiceName::WindowManager).0 != ServiceState::Ready {
             assert!(Instant::now() < deadline, "never restarted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        supervisor.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_service_that_starts_after_another_waits_until_that_one_has_settled() {
+        let table = StatusTable::default();
+        // The first takes 400 ms to count as ready; the second would be ready at once.
+        let first = ServiceSpec {
+            name: ServiceName::Vnc,
+            program: "sleep".into(),
+            args: vec!["30".into()],
+            env: Vec::new(),
+            health: Health::Alive(Duration::from_millis(400)),
+            start_timeout: Duration::from_secs(5),
+            needs_display: false,
+            starts_after: None,
+            install_hint: "",
+        };
+        let second = ServiceSpec {
+            name: ServiceName::Vscode,
+            program: "sleep".into(),
+            args: vec!["30".into()],
+            env: Vec::new(),
+            health: Health::Alive(Duration::ZERO),
+            start_timeout: Duration::from_secs(5),
+            needs_display: false,
+            starts_after: Some(ServiceName::Vnc),
+            install_hint: "",
+        };
+        let supervisor = Supervisor::start(vec![second, first], table.clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while table.get(ServiceName::Vscode).0 != ServiceState::Ready {
+            let (state, reason) = table.get(ServiceName::Vscode);
+            if table.get(ServiceName::Vnc).0 != ServiceState::Ready {
+                assert_eq!(state, ServiceState::Starting, "{reason:?}");
+            }
+            assert!(Instant::now() < deadline, "never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(table.get(ServiceName::Vnc).0, ServiceState::Ready);
+        supervisor.shutdown().await;
+
+        // A first service this gateway does not run holds nothing up.
+        let table = StatusTable::default();
+        table.set(
+            ServiceName::Vnc,
+            ServiceState::Unavailable,
+            Some("not run".into()),
+        );
+        let second = ServiceSpec {
+            name: ServiceName::Vscode,
+            program: "sleep".into(),
+            args: vec!["30".into()],
+            env: Vec::new(),
+            health: Health::Alive(Duration::ZERO),
+            start_timeout: Duration::from_secs(5),
+            needs_display: false,
+            starts_after: Some(ServiceName::Vnc),
+            install_hint: "",
+        };
+        let supervisor = Supervisor::start(vec![second], table.clone());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while table.get(ServiceName::Vscode).0 != ServiceState::Ready {
+            assert!(
+                Instant::now() < deadline,
+                "held up by a service that does not run"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         supervisor.shutdown().await;

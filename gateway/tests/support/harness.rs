@@ -261,7 +261,17 @@ fn rand_byte() -> u8 {
 
 /// Reads binary frames until their text contains `needle`; returns all text read.
 pub async fn read_until(socket: &mut Socket, needle: &str, within: Duration) -> String {
-    let mut seen = String::new();
+    read_on(socket, String::new(), needle, within).await
+}
+
+/// [`read_until`] going on from text already read (`seen`), so a `needle` that came
+/// in the same frame as an earlier one, or split across frames, is still found.
+pub async fn read_on(
+    socket: &mut Socket,
+    mut seen: String,
+    needle: &str,
+    within: Duration,
+) -> String {
     let deadline = Instant::now() + within;
     while !seen.contains(needle) {
         let left = deadline.saturating_duration_since(Instant::now());
