@@ -306,11 +306,16 @@ impl Stack {
     }
 
     fn wrangler(&self) -> Command {
+        // wrangler and workerd leave a `miniflare-*` directory in the temporary
+        // directory on every run; inside the stack's own directory it goes with it.
+        let tmp = self.dir.path().join("tmp");
+        let _ = std::fs::create_dir_all(&tmp);
         let mut command = Command::new(repo_root().join("node_modules/.bin/wrangler"));
         command
             .current_dir(repo_root())
             .env("WRANGLER_SEND_METRICS", "false")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .env("TMPDIR", tmp);
         command
     }
 
