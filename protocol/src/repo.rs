@@ -410,6 +410,33 @@ pub struct PullRequestRequest {
     pub draft: Option<bool>,
 }
 
+/// `GET`/`PUT /api/admin/github` (admins): what the team may work on and how its
+/// pull requests open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubSettings {
+    /// `owner/name` or `owner/*` entries; empty allows every repository a member
+    /// can reach with their own GitHub access.
+    #[serde(default)]
+    pub allowed_repos: Vec<String>,
+    /// Whether pull requests open as drafts unless the request says otherwise.
+    #[serde(default = "default_true")]
+    pub draft_pull_requests: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for GithubSettings {
+    fn default() -> Self {
+        GithubSettings {
+            allowed_repos: Vec::new(),
+            draft_pull_requests: true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
