@@ -196,7 +196,7 @@ async fn connecting_github_lists_repositories_and_starts_a_session_on_one() {
                 json!({"branch": "feature/old", "pull_request": 1}),
                 "invalid_request",
             ),
-            (json!({"unknown": 1}), "invalid_request"),
+            (json!({"unknown": 1}), "invalid_json"),
         ] {
             let answer = alice
                 .raw(
@@ -401,7 +401,11 @@ async fn git_credentials_are_narrow_per_prompter_and_only_for_the_sessions_repos
     let llm = ScriptedLlm::start().await.unwrap();
     let mut worker_vars = gh.worker_vars();
     worker_vars.push(("GITHUB_APP_ID".into(), "4242".into()));
-    worker_vars.push(("GITHUB_APP_PRIVATE_KEY".into(), app.private_key_pem.clone()));
+    // One line, as secrets set through an env file or a dashboard arrive.
+    worker_vars.push((
+        "GITHUB_APP_PRIVATE_KEY".into(),
+        app.private_key_pem.trim().replace('\n', "\\n"),
+    ));
     let stack = Stack::start(StackOptions {
         llm_base_url: Some(llm.base_url()),
         worker_vars,
@@ -413,7 +417,8 @@ async fn git_credentials_are_narrow_per_prompter_and_only_for_the_sessions_repos
         let carol = stack.signed_in_member(&alice, "carol@example.com").await?;
         // With a GitHub App, connecting asks for no scope.
         connect(&stack, &gh, &alice, "alice").await?;
-        assert_eq!(gh.authorize_requests().pop().unwrap()["scope"], "");
+        let asked = gh.authorize_requests().pop().unwrap();
+        assert_eq!(asked.get("scope").map_or("", String::as_str), "");
         connect(&stack, &gh, &carol, "carol").await?;
         let session: Value = alice
             .expect(
