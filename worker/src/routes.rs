@@ -32,6 +32,7 @@ pub mod me;
 pub(crate) mod messages;
 mod models;
 pub mod presence;
+mod pull_requests;
 pub(crate) mod questions;
 mod sessions;
 pub mod shares;
@@ -95,6 +96,9 @@ pub enum Endpoint {
     GetGithubSettings,
     PutGithubSettings,
     GitCredential,
+    GitPullRequest,
+    OpenPullRequest,
+    SessionRepo,
 }
 
 /// One route: `method` on `path` (a template whose `{name}` segments are parameters)
@@ -233,6 +237,24 @@ pub const TABLE: &[Row] = &[
         "/api/sessions/{id}/git/credential",
         Endpoint::GitCredential,
         Access::Runner,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/git/pull-request",
+        Endpoint::GitPullRequest,
+        Access::Runner,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/pull-request",
+        Endpoint::OpenPullRequest,
+        Access::SessionCollaborator,
+    ),
+    row(
+        Method::Get,
+        "/api/sessions/{id}/repo",
+        Endpoint::SessionRepo,
+        Access::SessionViewer,
     ),
     row(
         Method::Get,
@@ -576,6 +598,10 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         let grant = principal.runner_of(id)?.clone();
         return git::credential(&mut req, env, &grant).await;
     }
+    if route.endpoint == Endpoint::GitPullRequest {
+        let grant = principal.runner_of(id)?.clone();
+        return git::pull_request(&mut req, env, &grant).await;
+    }
     let user = principal.user()?;
     let caller = Caller::new(user, route.access);
     if !route.endpoint.checked_by_agent() {
@@ -585,7 +611,8 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::Health
         | Endpoint::RunnerLink
         | Endpoint::UploadArtifact
-        | Endpoint::GitCredential => Err(ApiError::internal("handled above")),
+        | Endpoint::GitCredential
+        | Endpoint::GitPullRequest => Err(ApiError::internal("handled above")),
         Endpoint::GetArtifact => artifacts::get(env, id, second).await,
         Endpoint::ListSessions => sessions::list(&req, env, user).await,
         Endpoint::CreateSession => sessions::create(&mut req, env, user).await,
@@ -641,6 +668,8 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::ListKeys => keys::list(env, user).await,
         Endpoint::CreateKey => keys::create(&mut req, env, user).await,
         Endpoint::DeleteKey => keys::delete(env, user, id).await,
+        Endpoint::OpenPullRequest => pull_requests::open(&mut req, env, user, id).await,
+        Endpoint::SessionRepo => pull_requests::view(env, id).await,
         Endpoint::GithubConnection => github::connection(env, user).await,
         Endpoint::GithubRepos => github::list_repos(&req, env, user).await,
         Endpoint::GithubBranches => github::list_branches(env, user, id, second).await,
