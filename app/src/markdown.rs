@@ -16,7 +16,7 @@
 //! in chat, since agents rarely hard-wrap their prose.
 
 mod escape;
-mod highlight;
+pub mod highlight;
 mod links;
 
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
