@@ -17,7 +17,7 @@
 
 mod escape;
 pub mod highlight;
-mod links;
+pub(crate) mod links;
 
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 

@@ -165,12 +165,7 @@ pub fn change_letter(change: FileChange) -> &'static str {
 
 /// A pull request's state as shown and as its CSS modifier (`draft`, `open`, …).
 pub fn pull_request_state(state: PullRequestState) -> &'static str {
-    match state {
-        PullRequestState::Draft => "draft",
-        PullRequestState::Open => "open",
-        PullRequestState::Closed => "closed",
-        PullRequestState::Merged => "merged",
-    }
+    state.as_str()
 }
 
 /// The checks in words and as one overall kind for the badge's colour:
@@ -199,6 +194,36 @@ pub fn checks_summary(checks: &ChecksSummary) -> (String, &'static str) {
     };
     let total = plural(checks.total, "check", "checks");
     (format!("{total}: {}", parts.join(", ")), kind)
+}
+
+/// Where a "Connect GitHub" or "Reconnect GitHub" button goes: the server's
+/// `connect_url` with `return_to` set to `here` (percent-encoded), so the user comes
+/// back to the form or session they left. `None` for a URL that is neither a path
+/// on this origin nor `http(s)`: the button then does not appear.
+pub fn connect_href(connect_url: &str, here: &str) -> Option<String> {
+    let local = connect_url.starts_with('/') && !connect_url.starts_with("//");
+    let remote = connect_url.starts_with("https://") || connect_url.starts_with("http://");
+    if !(local || remote) || connect_url.chars().any(char::is_control) {
+        return None;
+    }
+    let separator = if connect_url.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{connect_url}{separator}return_to={}",
+        percent_encode(here)
+    ))
+}
+
+/// Every byte but the unreserved ones as `%XX` (a query value's encoding).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// A session list row's pull request badge: `#12 open`.
@@ -369,6 +394,26 @@ mod tests {
             checks_summary(&green),
             ("2 checks: 2 passed".into(), "success")
         );
+    }
+
+    #[test]
+    fn connect_links_come_back_here_and_stay_on_http() {
+        assert_eq!(
+            connect_href("/auth/github/connect", "/sessions/a b").as_deref(),
+            Some("/auth/github/connect?return_to=%2Fsessions%2Fa%20b")
+        );
+        assert_eq!(
+            connect_href("https://ns.example/auth/github/connect?x=1", "/").as_deref(),
+            Some("https://ns.example/auth/github/connect?x=1&return_to=%2F")
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "//evil.example/x",
+            "auth/github",
+            "/a\nb",
+        ] {
+            assert_eq!(connect_href(bad, "/"), None, "{bad:?}");
+        }
     }
 
     #[test]
