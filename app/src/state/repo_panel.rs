@@ -111,13 +111,14 @@ impl RepoPanel {
     }
 
     /// Whether `role` may press "Push": collaborators and above, once the clone is
-    /// ready and there is something the server does not have yet.
+    /// ready and the branch has commits the server does not have yet (a push takes
+    /// commits only; uncommitted changes stay where they are).
     pub fn can_push(&self, role: Option<SessionRole>) -> bool {
         may_act(role)
             && self
                 .state
                 .as_ref()
-                .is_some_and(|s| s.phase == RepoPhase::Ready && (!s.pushed || s.dirty))
+                .is_some_and(|s| s.phase == RepoPhase::Ready && s.ahead > 0 && !s.pushed)
     }
 
     /// Whether `role` may press "Open pull request" (or "Update pull request"): the
@@ -359,8 +360,9 @@ mod tests {
         assert!(!pushed.can_push(owner));
         assert!(pushed.can_open_pull_request(owner));
         assert_eq!(pushed.pull_request_button(), "Update pull request");
-        let empty = RepoPanel::new(None, Some(&ready(0, true, false)), None);
+        let empty = RepoPanel::new(None, Some(&ready(0, false, true)), None);
         assert!(!empty.can_open_pull_request(owner));
+        assert!(!empty.can_push(owner), "uncommitted changes alone push nothing");
         let cloning = RepoPanel::new(None, None, None);
         assert!(!cloning.can_push(owner));
     }
