@@ -82,12 +82,14 @@ impl RepoPicker {
 
     /// The user typed `query`: the results start over, and this is the first page
     /// to load.
+    /// The box keeps what was typed (a trailing space included, or typing one would
+    /// eat it); the server is asked for it trimmed.
     pub fn search(&mut self, query: &str) -> RepoQuery {
-        self.query = query.trim().to_owned();
+        self.query = query.to_owned();
         self.results.clear();
         self.next_page = None;
         let request = RepoQuery {
-            q: self.query.clone(),
+            q: self.query.trim().to_owned(),
             page: 1,
         };
         self.loading = Some(request.clone());
@@ -100,7 +102,7 @@ impl RepoPicker {
             return None;
         }
         let request = RepoQuery {
-            q: self.query.clone(),
+            q: self.query.trim().to_owned(),
             page: self.next_page?,
         };
         self.loading = Some(request.clone());
@@ -289,6 +291,14 @@ mod tests {
             "a next page that is not later ends paging"
         );
         assert_eq!(picker.load_more(), None);
+    }
+
+    #[test]
+    fn the_box_keeps_what_was_typed_and_the_server_gets_it_trimmed() {
+        let mut picker = RepoPicker::default();
+        let request = picker.search("acme ");
+        assert_eq!(picker.query(), "acme ");
+        assert_eq!(request.q, "acme");
     }
 
     #[test]
