@@ -362,7 +362,10 @@ mod tests {
         assert_eq!(pushed.pull_request_button(), "Update pull request");
         let empty = RepoPanel::new(None, Some(&ready(0, false, true)), None);
         assert!(!empty.can_open_pull_request(owner));
-        assert!(!empty.can_push(owner), "uncommitted changes alone push nothing");
+        assert!(
+            !empty.can_push(owner),
+            "uncommitted changes alone push nothing"
+        );
         let cloning = RepoPanel::new(None, None, None);
         assert!(!cloning.can_push(owner));
     }
