@@ -8,8 +8,8 @@
 //! strings as text nodes, never as markup.
 
 use nightshift_protocol::repo::{
-    ChangedFile, ChecksSummary, FileChange, PullRequestInfo, PullRequestState, PullRequestSummary,
-    RepoPhase, RepoState, RepoView, SessionRepo,
+    ChangedFile, ChecksSummary, FileChange, PullRequestInfo, PullRequestRequest, PullRequestState,
+    PullRequestSummary, RepoPhase, RepoState, RepoView, SessionRepo,
 };
 use nightshift_protocol::roles::SessionRole;
 
@@ -129,6 +129,23 @@ impl RepoPanel {
                 .state
                 .as_ref()
                 .is_some_and(|s| s.phase == RepoPhase::Ready && s.ahead > 0)
+    }
+
+    /// What "Open pull request" sends: a new pull request needs a title, taken
+    /// from the session's (else the branch's name); an existing one keeps its own
+    /// title and body. Draft or not is the team's setting.
+    pub fn pull_request_request(&self, session_title: &str) -> PullRequestRequest {
+        if self.pull_request.is_some() {
+            return PullRequestRequest::default();
+        }
+        let title = Some(session_title.trim())
+            .filter(|t| !t.is_empty())
+            .or(self.branch())
+            .unwrap_or("Changes from Nightshift");
+        PullRequestRequest {
+            title: Some(title.to_owned()),
+            ..PullRequestRequest::default()
+        }
     }
 
     pub fn pull_request_button(&self) -> &'static str {
@@ -368,6 +385,27 @@ mod tests {
         );
         let cloning = RepoPanel::new(None, None, None);
         assert!(!cloning.can_push(owner));
+    }
+
+    #[test]
+    fn a_new_pull_request_is_titled_after_the_session_and_an_open_one_kept() {
+        let state = ready(1, true, false);
+        let new = RepoPanel::new(None, Some(&state), None);
+        assert_eq!(
+            new.pull_request_request("  Fix the login  ")
+                .title
+                .as_deref(),
+            Some("Fix the login")
+        );
+        assert_eq!(
+            new.pull_request_request(" ").title.as_deref(),
+            Some("nightshift/ab12cd34-fix")
+        );
+        let open = RepoPanel::new(None, Some(&state), Some(&pr(3)));
+        assert_eq!(
+            open.pull_request_request("Fix"),
+            PullRequestRequest::default()
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod diff;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_location;
-use nightshift_protocol::repo::{PullRequestRequest, RepoView};
+use nightshift_protocol::repo::RepoView;
 
 use super::SessionContext;
 use crate::api;
@@ -106,6 +106,7 @@ fn RepoSummaryView(panel: Memo<RepoPanel>) -> impl IntoView {
 
 #[component]
 fn PullRequestCard(panel: Memo<RepoPanel>, context: SessionContext) -> impl IntoView {
+    let store = expect_context::<SessionsStore>();
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let session_id = context.session_id;
@@ -116,15 +117,16 @@ fn PullRequestCard(panel: Memo<RepoPanel>, context: SessionContext) -> impl Into
         busy.set(true);
         error.set(None);
         let id = session_id.get_value();
+        let title = store
+            .list
+            .with_untracked(|list| list.get(&id).map(|s| s.title.clone()))
+            .unwrap_or_default();
+        let request = panel.with_untracked(|p| p.pull_request_request(&title));
         spawn_local(async move {
             let result = if push {
                 api::github::push(&id).await
             } else {
-                // The server names and describes a new pull request from the
-                // session when no title is given.
-                api::github::pull_request(&id, &PullRequestRequest::default())
-                    .await
-                    .map(drop)
+                api::github::pull_request(&id, &request).await.map(drop)
             };
             if let Err(failure) = result {
                 error.try_set(Some(failure.to_string()));
