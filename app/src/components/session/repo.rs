@@ -67,6 +67,17 @@ pub fn RepoAside(context: SessionContext) -> impl IntoView {
             }
         }
     });
+    // The list's badge follows the pull request this page sees.
+    Effect::new({
+        let session_id = session_id.clone();
+        move |_| {
+            if let Some(pr) = context.timeline.with(|t| t.pull_request().cloned()) {
+                store
+                    .list
+                    .update(|list| list.set_pull_request(&session_id, &pr));
+            }
+        }
+    });
     let panel = Memo::new(move |_| {
         let view: Option<RepoView> = view_resource.get().flatten();
         context
