@@ -14,6 +14,7 @@ mod providers {
     pub mod docker_engine;
     pub mod local;
     pub mod modal;
+    pub mod modal_wire;
     pub mod railway;
 }
 

@@ -1,7 +1,8 @@
 //! A small gRPC client for Modal's control plane (`modal.client.ModalClient`), the way
-//! libmodal's Go client calls it: HTTP/2 to `api.modal.com:443`, the token in the
-//! `x-modal-token-id` / `x-modal-token-secret` metadata of every call, and a deadline
-//! on every unary call.
+//! libmodal's Go client calls it: HTTP/2 to `api.modal.com:443`, on every call the
+//! metadata libmodal's Go client sends (`x-modal-client-type` 9 =
+//! `CLIENT_TYPE_LIBMODAL_GO`, `x-modal-client-version` 1.0.0, `x-modal-libmodal-version`
+//! `modal-go/<version>`, the token pair), and a deadline on every call.
 
 use std::time::Duration;
 
@@ -14,8 +15,15 @@ use tonic_prost::ProstCodec;
 use super::proto;
 use crate::providers::ProviderError;
 
-/// Behaves like this Modal client version (libmodal sends the same header).
-const CLIENT_VERSION: &str = "1.0.0";
+/// `CLIENT_TYPE_LIBMODAL_GO` of `api.proto`'s `ClientType`: this client follows
+/// libmodal's Go client, call for call.
+pub const CLIENT_TYPE: &str = "9";
+/// The Python SDK version whose behaviour libmodal (and so this client) follows; libmodal
+/// sends the same.
+pub const CLIENT_VERSION: &str = "1.0.0";
+/// The libmodal release whose call sequence this client follows, as libmodal names
+/// itself in `x-modal-libmodal-version` (Modal gates features on it).
+pub const LIBMODAL_VERSION: &str = "modal-go/0.6.3";
 
 /// The largest message accepted from Modal (output batches can be large).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -67,10 +75,17 @@ impl ModalClient {
         let metadata = request.metadata_mut();
         metadata.insert("x-modal-token-id", self.token_id.clone());
         metadata.insert("x-modal-token-secret", self.token_secret.clone());
-        metadata.insert("x-modal-client-type", MetadataValue::from_static("1"));
+        metadata.insert(
+            "x-modal-client-type",
+            MetadataValue::from_static(CLIENT_TYPE),
+        );
         metadata.insert(
             "x-modal-client-version",
             MetadataValue::from_static(CLIENT_VERSION),
+        );
+        metadata.insert(
+            "x-modal-libmodal-version",
+            MetadataValue::from_static(LIBMODAL_VERSION),
         );
         request
     }
@@ -114,8 +129,11 @@ impl ModalClient {
         }
     }
 
-    /// Opens a server-streaming call (the stream itself has no deadline; the caller
-    /// bounds it).
+    /// Opens a server-streaming call whose whole run is bounded by `timeout` (sent as
+    /// the call's deadline). Opening waits up to that same deadline, not less: a gRPC
+    /// server may send the response headers only with the first message, and a long
+    /// poll over a silent command has none until the poll ends, so a shorter deadline
+    /// to open would fail commands that are merely quiet.
     pub async fn server_streaming<Req, Resp>(
         &self,
         method: &str,
@@ -140,10 +158,11 @@ impl ModalClient {
             .map(tonic::Response::into_inner)
             .map_err(|status| status_error(method, &status))
         };
-        match tokio::time::timeout(Duration::from_secs(30), call).await {
+        match tokio::time::timeout(timeout + Duration::from_secs(2), call).await {
             Ok(result) => result,
             Err(_) => Err(ProviderError::Unavailable(format!(
-                "Modal did not start answering {method} within 30 s"
+                "Modal did not start answering {method} within {} s",
+                timeout.as_secs()
             ))),
         }
     }
