@@ -6,9 +6,13 @@
 //! authorized by a shell token from `generateShellToken` in `Sec-WebSocket-Protocol`
 //! after `railway-shell`, tagged binary frames, `exit` text frames).
 //!
-//! The GraphQL side reads the operation's root field and its variables; it does not
-//! parse GraphQL documents in general (the provider sends every argument as a
-//! variable, as the CLI does).
+//! Every GraphQL operation is first checked against the operations of Railway's own
+//! TypeScript SDK ([`official`]): root field, argument names, variable types and
+//! selected fields, refused with a GraphQL validation error otherwise. Then the fake
+//! reads the operation's root field and its variables (the provider sends every
+//! argument as a variable, as the CLI does).
+
+pub mod official;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -77,7 +81,15 @@ pub struct Sandbox {
 }
 
 impl FakeRailway {
-    pub async fn start() -> FakeRailway {
+    /// The fake, or `None` when the run opted out of the checks against Railway's SDK
+    /// (`RAILWAY_SDK_TESTS=skip`; printed with `test`'s name).
+    pub async fn start(test: &str) -> Option<FakeRailway> {
+        if let official::Loaded::Skipped = official::load() {
+            eprintln!(
+                "{test}: SKIPPED (RAILWAY_SDK_TESTS=skip: no Railway SDK operations in this run)"
+            );
+            return None;
+        }
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("images")).unwrap();
         let state = Arc::new(RailwayState {
@@ -99,13 +111,13 @@ impl FakeRailway {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeRailway {
+        Some(FakeRailway {
             graphql_url: format!("http://{address}/graphql/v2"),
             exec_url: format!("ws://{address}/ws/exec"),
             state,
             _dir: dir,
             server,
-        }
+        })
     }
 }
 
@@ -142,6 +154,9 @@ async fn graphql(
         return gql_error("Not Authorized");
     }
     let query = body["query"].as_str().unwrap_or_default();
+    if let Err(why) = official::get().check(query) {
+        return gql_error(why);
+    }
     let variables = &body["variables"];
     let (kind, field) = operation(query);
     state.operations.lock().await.push(field.clone());

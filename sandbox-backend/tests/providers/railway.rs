@@ -57,7 +57,9 @@ impl Harness for RailwayHarness {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn railway_provider_conforms() {
-    let fake = FakeRailway::start().await;
+    let Some(fake) = FakeRailway::start("railway_provider_conforms").await else {
+        return;
+    };
     let backend = Backend::start(
         "railway",
         railway_env(&fake, "RAILWAY_TOKEN", PROJECT_TOKEN),
@@ -82,7 +84,9 @@ async fn railway_provider_conforms() {
 /// The provider's own paths through the fake, independent of the suite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn railway_round_trip_through_the_fake() {
-    let fake = FakeRailway::start().await;
+    let Some(fake) = FakeRailway::start("railway_round_trip_through_the_fake").await else {
+        return;
+    };
     let backend = Backend::start(
         "railway",
         railway_env(&fake, "RAILWAY_TOKEN", PROJECT_TOKEN),
@@ -108,7 +112,10 @@ async fn railway_round_trip_through_the_fake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn railway_rejects_a_bad_token_with_a_clear_error() {
-    let fake = FakeRailway::start().await;
+    let Some(fake) = FakeRailway::start("railway_rejects_a_bad_token_with_a_clear_error").await
+    else {
+        return;
+    };
     let backend = Backend::start(
         "railway",
         railway_env(&fake, "RAILWAY_TOKEN", "wrong-token"),
@@ -126,7 +133,10 @@ async fn railway_rejects_a_bad_token_with_a_clear_error() {
 #[tokio::test]
 async fn the_exec_bridge_refuses_an_unknown_shell_token() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let fake = FakeRailway::start().await;
+    let Some(fake) = FakeRailway::start("the_exec_bridge_refuses_an_unknown_shell_token").await
+    else {
+        return;
+    };
     for protocols in [
         "railway-shell, jwt.forged",
         "railway-shell",
@@ -145,7 +155,11 @@ async fn the_exec_bridge_refuses_an_unknown_shell_token() {
 /// a bearer token, or an account token in `project-access-token`, is not authorized.
 #[tokio::test]
 async fn each_kind_of_token_is_accepted_only_in_its_own_header() {
-    let fake = FakeRailway::start().await;
+    let Some(fake) =
+        FakeRailway::start("each_kind_of_token_is_accepted_only_in_its_own_header").await
+    else {
+        return;
+    };
     let http = reqwest::Client::new();
     let ask = |header: &'static str, value: String| {
         http.post(&fake.graphql_url)
@@ -182,7 +196,10 @@ async fn each_kind_of_token_is_accepted_only_in_its_own_header() {
 /// every 250 ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_token_works_and_status_polls_back_off() {
-    let fake = FakeRailway::start().await;
+    let Some(fake) = FakeRailway::start("an_account_token_works_and_status_polls_back_off").await
+    else {
+        return;
+    };
     *fake.state.boot_time.lock().await = Duration::from_secs(3);
     let backend = Backend::start(
         "railway",
@@ -206,4 +223,49 @@ async fn an_account_token_works_and_status_polls_back_off() {
         (2..=4).contains(&polls),
         "{polls} status polls for a 3 s start"
     );
+}
+
+/// The fake refuses, as Railway's GraphQL validation would, an operation that differs
+/// from Railway's own SDK: a field the SDK never selects, a variable of another type,
+/// a root field it has no operation for. The provider's own operations pass (the
+/// conformance suite runs them all).
+#[tokio::test]
+async fn operations_that_differ_from_railways_sdk_are_refused() {
+    let Some(fake) =
+        FakeRailway::start("operations_that_differ_from_railways_sdk_are_refused").await
+    else {
+        return;
+    };
+    let http = reqwest::Client::new();
+    for (query, expected) in [
+        (
+            "query Sandbox($environmentId: String!, $id: ID!) { sandbox(environmentId: $environmentId, id: $id) { id status } }",
+            "Variable \"$id\" of type \"ID!\" used in position expecting type \"String!\"",
+        ),
+        (
+            "query Sandbox($environmentId: String!, $id: String!) { sandbox(environmentId: $environmentId, id: $id) { id state } }",
+            "Cannot query field \"state\"",
+        ),
+        (
+            "mutation SandboxStart($id: String!) { sandboxStart(id: $id) { id } }",
+            "Cannot query field \"sandboxStart\"",
+        ),
+        (
+            "mutation SandboxDestroy($sandboxId: String!, $environmentId: String!) { sandboxDestroy(sandboxId: $sandboxId, environmentId: $environmentId) { id } }",
+            "Unknown argument \"sandboxId\"",
+        ),
+    ] {
+        let body: serde_json::Value = http
+            .post(&fake.graphql_url)
+            .header("project-access-token", PROJECT_TOKEN)
+            .json(&serde_json::json!({"query": query, "variables": {"environmentId": ENVIRONMENT_ID}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{query}: {body}");
+    }
 }
