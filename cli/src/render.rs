@@ -8,6 +8,7 @@
 //! reach the terminal, where an escape sequence could rewrite the screen or the title.
 
 use nightshift_protocol::events::{EventBody, QuestionKind, SessionEvent, TurnOutcome};
+use nightshift_protocol::repo::RepoPhase;
 use serde_json::Value;
 
 /// The widest a one-line summary (a prompt, a tool's arguments or output) gets.
@@ -212,6 +213,42 @@ impl Renderer {
                         .map(|m| clean(m, false))
                         .unwrap_or_else(|| "default".into()),
                     permission_mode.as_str()
+                ),
+            ),
+            EventBody::RepoUpdated { state } => self.line(
+                Style::Dim,
+                &format!(
+                    "  [repository: {} on {}, {} ahead, {} files changed{}]",
+                    match state.phase {
+                        RepoPhase::Cloning => "cloning",
+                        RepoPhase::Ready => "ready",
+                        RepoPhase::Failed => "failed",
+                    },
+                    clean(&state.branch, false),
+                    state.ahead,
+                    state.files.len() as u64 + u64::from(state.files_omitted),
+                    if state.pushed { ", pushed" } else { "" }
+                ),
+            ),
+            EventBody::PullRequestUpdated { pull_request } => self.line(
+                Style::Dim,
+                &format!(
+                    "  [pull request #{} ({:?}): {}]",
+                    pull_request.number,
+                    pull_request.state,
+                    clean(&pull_request.url, false)
+                ),
+            ),
+            EventBody::GithubReconnectRequired {
+                message,
+                connect_url,
+                ..
+            } => self.line(
+                Style::Error,
+                &format!(
+                    "GitHub needs reconnecting: {} ({})",
+                    clean(message, false),
+                    clean(connect_url, false)
                 ),
             ),
         }

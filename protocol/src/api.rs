@@ -84,6 +84,9 @@ pub struct Session {
     /// Whose LLM key the latest turn used.
     #[serde(default)]
     pub llm_source: Option<crate::auth::LlmSource>,
+    /// The GitHub repository the session works on, with its pull request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<crate::repo::SessionRepoSummary>,
 }
 
 /// `POST /api/sessions`. Every field is optional; `{}` is a valid body.
@@ -104,6 +107,9 @@ pub struct CreateSessionRequest {
     /// How permission requests are handled; `ask` when absent.
     #[serde(default)]
     pub permission_mode: Option<PermissionMode>,
+    /// A GitHub repository to clone into the sandbox and work on.
+    #[serde(default)]
+    pub repo: Option<crate::repo::RepoChoice>,
 }
 
 /// `PATCH /api/sessions/{id}`: every field is optional and only the present ones

@@ -67,6 +67,15 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// The provider behind this sandbox does not implement the operation (yet).
     Unsupported,
+    /// The caller has no GitHub credential with repository access (never connected,
+    /// revoked, or expired beyond refresh); the message says where to connect.
+    GithubNotConnected,
+    /// A repository the team does not allow, or one the caller cannot reach on
+    /// GitHub (the same answer for both, so a private repository's existence does
+    /// not leak).
+    RepoNotAllowed,
+    /// GitHub answered with an error or could not be reached; the message says what.
+    GithubUnavailable,
 }
 
 impl ErrorCode {
@@ -87,6 +96,9 @@ impl ErrorCode {
             ErrorCode::SandboxUnavailable | ErrorCode::ServiceUnavailable => 503,
             ErrorCode::Internal => 500,
             ErrorCode::Unsupported => 501,
+            ErrorCode::GithubNotConnected => 409,
+            ErrorCode::RepoNotAllowed => 403,
+            ErrorCode::GithubUnavailable => 502,
         }
     }
 
@@ -120,6 +132,9 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::ServiceUnavailable => "service_unavailable",
             ErrorCode::Unsupported => "unsupported",
+            ErrorCode::GithubNotConnected => "github_not_connected",
+            ErrorCode::RepoNotAllowed => "repo_not_allowed",
+            ErrorCode::GithubUnavailable => "github_unavailable",
         }
     }
 }
@@ -191,6 +206,9 @@ mod tests {
             ErrorCode::QuotaExceeded,
             ErrorCode::ServiceUnavailable,
             ErrorCode::Unsupported,
+            ErrorCode::GithubNotConnected,
+            ErrorCode::RepoNotAllowed,
+            ErrorCode::GithubUnavailable,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

@@ -159,6 +159,21 @@ pub enum EventBody {
         model: Option<String>,
         permission_mode: PermissionMode,
     },
+    /// The runner reported a new state of the session's repository (after its clone,
+    /// commands, edits, pushes). The latest is also `GET /api/sessions/{id}/repo`'s.
+    RepoUpdated { state: crate::repo::RepoState },
+    /// The session's pull request was opened or changed (state, checks, title).
+    PullRequestUpdated {
+        pull_request: crate::repo::PullRequestInfo,
+    },
+    /// A GitHub credential the session needs is revoked or expired beyond refresh:
+    /// `user_id` must reconnect GitHub (`connect_url`) before git can push or fetch
+    /// as them again. Nothing waits on it: git's request failed at once.
+    GithubReconnectRequired {
+        user_id: String,
+        message: String,
+        connect_url: String,
+    },
 }
 
 impl EventBody {

@@ -41,6 +41,9 @@ pub enum RunnerFrame {
     },
     /// Keep-alive; answered with `pong`.
     Ping,
+    /// The session repository's state as the runner sees it now (latest wins; not
+    /// part of the exactly-once event numbering, since each one replaces the last).
+    Repo { state: crate::repo::RepoState },
 }
 
 /// Sent by the `SessionAgent`.
@@ -50,7 +53,14 @@ pub enum SessionFrame {
     /// Answer to `hello`: the highest `local_seq` of this epoch already stored; the
     /// runner resends everything after it. `token` replaces the runner's token for
     /// later reconnects (tokens are short-lived and renewed over the link).
-    Welcome { acked: u64, token: Option<String> },
+    Welcome {
+        acked: u64,
+        token: Option<String>,
+        /// The session's repository, which the runner clones into the workspace if
+        /// it is not there yet; `None` for a session without one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repo: Option<crate::repo::SessionRepo>,
+    },
     /// Run a turn.
     Prompt {
         turn_id: String,
@@ -68,7 +78,14 @@ pub enum SessionFrame {
         /// Whether permission requests are asked (as `question_asked`) or allowed.
         #[serde(default)]
         permission_mode: PermissionMode,
+        /// Who commits this turn's work: the user who sent the prompt. `None` for a
+        /// session without a repository.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        author: Option<crate::repo::GitAuthor>,
     },
+    /// Push the session's branch now (the user asked from the app); the runner
+    /// answers with a `repo` frame once it is done.
+    Push,
     /// Stop the turn now; the runner ends it with `turn_finished { outcome: aborted }`.
     /// What the turn already did (partial text, finished tool calls) stays in the
     /// agent's conversation, so a steering prompt sent next continues from it.
@@ -130,6 +147,7 @@ mod tests {
                 agent: AgentKind::Builtin,
                 model: None,
                 permission_mode: PermissionMode::Ask,
+                author: None,
             }
         );
         let frame = SessionFrame::Prompt {
@@ -140,6 +158,7 @@ mod tests {
             agent: AgentKind::Opencode,
             model: Some("gpt".into()),
             permission_mode: PermissionMode::Allow,
+            author: None,
         };
         let text = serde_json::to_string(&frame).unwrap();
         assert!(text.contains(r#""agent":"opencode""#));

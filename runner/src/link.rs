@@ -245,7 +245,7 @@ impl RunnerLink {
                 }
                 Some(Ok(Message::Text(text))) => {
                     match serde_json::from_str::<SessionFrame>(&text) {
-                        Ok(SessionFrame::Welcome { acked, token }) => {
+                        Ok(SessionFrame::Welcome { acked, token, .. }) => {
                             if let Some(token) = token {
                                 self.renew_token(token);
                             }
@@ -376,7 +376,8 @@ impl RunnerLink {
             }
             SessionFrame::Prompt { .. }
             | SessionFrame::Abort { .. }
-            | SessionFrame::Answer { .. } => {
+            | SessionFrame::Answer { .. }
+            | SessionFrame::Push => {
                 if self.commands.send(frame).await.is_err() {
                     tracing::warn!(
                         "the turn controller is gone; dropping a prompt, abort or answer"

@@ -120,6 +120,7 @@ impl TurnController {
                 agent,
                 model,
                 permission_mode,
+                author: _,
             } => {
                 if let Some(active) = &self.active {
                     if active.turn_id == turn_id {
@@ -176,6 +177,9 @@ impl TurnController {
                 } else {
                     tracing::info!(%turn_id, %question_id, "answer for a question that is not waiting; ignored");
                 }
+            }
+            SessionFrame::Push => {
+                tracing::info!("push asked for, but this session has no repository");
             }
             // The link handles these itself.
             SessionFrame::Welcome { .. } | SessionFrame::Ack { .. } | SessionFrame::Pong { .. } => {

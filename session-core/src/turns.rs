@@ -125,6 +125,7 @@ impl<'a, S: Sql> TurnSteps<'a, S> {
             llm,
             agent: record.agent,
             permission_mode: record.permission_mode,
+            author: None,
         }))
     }
 

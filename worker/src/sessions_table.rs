@@ -100,6 +100,7 @@ impl From<SessionRow> for Session {
             }),
             owner_id: row.owner_id,
             llm_source: row.llm_source.as_deref().and_then(LlmSource::parse),
+            repo: None,
         }
     }
 }

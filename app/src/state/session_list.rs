@@ -106,6 +106,7 @@ mod tests {
             my_role: None,
             owner: None,
             llm_source: None,
+            repo: None,
         }
     }
 

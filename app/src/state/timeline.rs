@@ -8,6 +8,7 @@
 
 use nightshift_protocol::api::{AgentKind, Message, PermissionMode, SessionStatus, UsageTotals};
 use nightshift_protocol::events::{EventBody, QuestionKind, SessionEvent, TokenUsage, TurnOutcome};
+use nightshift_protocol::repo::{PullRequestInfo, RepoState};
 use serde_json::Value;
 
 use super::prompt_queue::PromptQueue;
@@ -155,6 +156,17 @@ pub struct Timeline {
     status: Option<SessionStatus>,
     queue: PromptQueue,
     settings: Option<AgentSettings>,
+    repo: Option<RepoState>,
+    pull_request: Option<PullRequestInfo>,
+    github_reconnect: Option<GithubReconnect>,
+}
+
+/// The latest `github_reconnect_required`: who must reconnect, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubReconnect {
+    pub user_id: String,
+    pub message: String,
+    pub connect_url: String,
 }
 
 impl Timeline {
@@ -197,6 +209,22 @@ impl Timeline {
     /// The agent settings of the latest `session_updated`, if one arrived.
     pub fn settings(&self) -> Option<&AgentSettings> {
         self.settings.as_ref()
+    }
+
+    /// The repository's state of the latest `repo_updated`, if one arrived.
+    pub fn repo(&self) -> Option<&RepoState> {
+        self.repo.as_ref()
+    }
+
+    /// The pull request of the latest `pull_request_updated`, if one arrived.
+    pub fn pull_request(&self) -> Option<&PullRequestInfo> {
+        self.pull_request.as_ref()
+    }
+
+    /// The latest `github_reconnect_required`, if one arrived since the repository
+    /// last reported a push.
+    pub fn github_reconnect(&self) -> Option<&GithubReconnect> {
+        self.github_reconnect.as_ref()
     }
 
     /// Usage and time of every finished turn, added up.
@@ -258,6 +286,26 @@ impl Timeline {
                 content,
                 ..
             } => self.queue.on_edited(&message_id, &content),
+            EventBody::RepoUpdated { state } => {
+                if state.pushed {
+                    self.github_reconnect = None;
+                }
+                self.repo = Some(state);
+            }
+            EventBody::PullRequestUpdated { pull_request } => {
+                self.pull_request = Some(pull_request);
+            }
+            EventBody::GithubReconnectRequired {
+                user_id,
+                message,
+                connect_url,
+            } => {
+                self.github_reconnect = Some(GithubReconnect {
+                    user_id,
+                    message,
+                    connect_url,
+                });
+            }
             EventBody::SessionUpdated {
                 agent,
                 model,

@@ -68,6 +68,7 @@ pub async fn new(context: &Context, args: NewArgs) -> CliResult<()> {
         agent: args.agent,
         model: args.model,
         permission_mode: args.permission_mode,
+        repo: None,
     };
     let session = context.client.create_session(&request).await?;
     let message = match prompt {

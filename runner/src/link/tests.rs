@@ -172,6 +172,7 @@ async fn hello_welcome_and_resend_of_unacknowledged_events_after_a_reconnect() {
         SessionFrame::Welcome {
             acked: 0,
             token: None,
+            repo: None,
         },
     )
     .await;
@@ -203,6 +204,7 @@ async fn hello_welcome_and_resend_of_unacknowledged_events_after_a_reconnect() {
         SessionFrame::Welcome {
             acked: 2,
             token: None,
+            repo: None,
         },
     )
     .await;
@@ -254,6 +256,7 @@ async fn a_renewed_token_is_used_for_reconnects_and_saved() {
         SessionFrame::Welcome {
             acked: 0,
             token: Some("token-2".into()),
+            repo: None,
         },
     )
     .await;
@@ -284,6 +287,7 @@ async fn prompts_and_aborts_go_to_the_turn_controller() {
         SessionFrame::Welcome {
             acked: 0,
             token: None,
+            repo: None,
         },
     )
     .await;
@@ -295,6 +299,7 @@ async fn prompts_and_aborts_go_to_the_turn_controller() {
         agent: Default::default(),
         model: None,
         permission_mode: Default::default(),
+        author: None,
     };
     send(&mut socket, prompt.clone()).await;
     send(
@@ -335,6 +340,7 @@ async fn pings_flow_and_a_silent_session_counts_as_dead() {
         SessionFrame::Welcome {
             acked: 0,
             token: None,
+            repo: None,
         },
     )
     .await;
@@ -361,6 +367,7 @@ async fn shutdown_flushes_buffered_events_then_closes() {
         SessionFrame::Welcome {
             acked: 0,
             token: None,
+            repo: None,
         },
     )
     .await;
@@ -405,6 +412,7 @@ async fn an_ack_for_events_never_sent_is_not_trusted() {
         SessionFrame::Welcome {
             acked: 10,
             token: None,
+            repo: None,
         },
     )
     .await;

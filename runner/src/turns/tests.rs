@@ -127,6 +127,7 @@ fn prompt(turn_id: &str, llm: Option<LlmConfig>) -> SessionFrame {
         agent: Default::default(),
         model: None,
         permission_mode: Default::default(),
+        author: None,
     }
 }
 
@@ -405,6 +406,7 @@ async fn the_sessions_model_and_agent_reach_the_agent() {
         agent: nightshift_protocol::api::AgentKind::Opencode,
         model: Some("chosen-model".into()),
         permission_mode: Default::default(),
+        author: None,
     };
     harness.frames.send(frame).await.unwrap();
     let events = finished(&harness.queue, "t1").await;

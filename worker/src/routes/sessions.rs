@@ -72,6 +72,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         my_role: Some(nightshift_protocol::auth::SessionRole::Owner),
         owner: None,
         llm_source: None,
+        repo: None,
     };
     let max_live = limits::current(env).await?.live_sessions;
     if !sessions_table::insert_within(env, &session, max_live).await? {

@@ -214,6 +214,8 @@ impl SessionAgent {
                     .await
             }
             RunnerFrame::Ping => self.on_ping(ws, attachment),
+            // The repository's state is not handled yet: a session has no repository.
+            RunnerFrame::Repo { .. } => Ok(()),
         }
     }
 
@@ -256,6 +258,7 @@ impl SessionAgent {
         ws.send(&SessionFrame::Welcome {
             acked,
             token: token.map(|(token, _)| token),
+            repo: None,
         })?;
 
         let abort = self.steps(|steps| steps.runner_said_hello(&epoch, active_turn.as_deref()))?;
