@@ -27,6 +27,7 @@
 //! The messages are checked against Modal's official `api.proto` in the tests (the
 //! fake Modal server reads and writes them through it); see `docs/PROVIDERS.md`.
 
+mod auth_token;
 pub mod client;
 pub mod proto;
 mod shared;

@@ -5,7 +5,8 @@
 //! through the official `api.proto` ([`official`]), never through the provider's
 //! `prost` structs, so a wrong field number, wire type or method path on the
 //! provider's side fails here. It checks the metadata the official clients send (the
-//! token pair, a client type `api.proto` defines and a client version) and answers
+//! token pair, a client type `api.proto` defines, a client version, and on every call
+//! but `AuthTokenGet` an auth token it issued and that has not expired) and answers
 //! `UNAUTHENTICATED` / `INVALID_ARGUMENT` otherwise.
 
 pub mod exec;
@@ -52,6 +53,8 @@ pub struct ModalState {
     dir: PathBuf,
     images: Images,
     apps: Mutex<HashMap<String, String>>,
+    /// Auth tokens issued by `AuthTokenGet`, with their expiry (seconds since the epoch).
+    auth_tokens: Mutex<HashMap<String, u64>>,
     /// Secrets by id: the environment a sandbox naming them gets.
     secrets: Mutex<HashMap<String, BTreeMap<String, String>>>,
     pub sandboxes: Mutex<HashMap<String, FakeSandbox>>,
@@ -94,6 +97,7 @@ impl FakeModal {
             dir: dir.path().to_path_buf(),
             images: Images::new(dir.path().join("images")),
             apps: Mutex::default(),
+            auth_tokens: Mutex::default(),
             secrets: Mutex::default(),
             sandboxes: Mutex::default(),
             execs: Mutex::default(),
@@ -265,6 +269,24 @@ async fn call(
             ));
         }
     };
+    if method != "AuthTokenGet" {
+        let now = unix_now();
+        let valid = match header("x-modal-auth-token") {
+            Some(token) => state
+                .auth_tokens
+                .lock()
+                .await
+                .get(token)
+                .is_some_and(|expiry| *expiry > now),
+            None => false,
+        };
+        if !valid {
+            return refuse(Status(
+                UNAUTHENTICATED,
+                "x-modal-auth-token is missing, unknown or expired".into(),
+            ));
+        }
+    }
     let request = match unframe(&body).and_then(|bytes| {
         official
             .decode_request(&descriptor, bytes)
@@ -274,6 +296,7 @@ async fn call(
         Err(status) => return refuse(status),
     };
     match method.as_str() {
+        "AuthTokenGet" => unary(auth_token_get(&state).await),
         "AppGetOrCreate" => unary(sandboxes::app_get_or_create(&state, request).await),
         "ImageGetOrCreate" => unary(sandboxes::image_get_or_create(&state, request).await),
         "SecretGetOrCreate" => unary(sandboxes::secret_get_or_create(&state, request).await),
@@ -295,6 +318,33 @@ async fn call(
             format!("the fake does not implement {other}"),
         )),
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default()
+}
+
+/// A JWT-shaped token whose payload states its expiry, twenty minutes on, as Modal's do.
+async fn auth_token_get(state: &ModalState) -> Result<Msg, Status> {
+    use base64::Engine;
+    let expiry = unix_now() + 20 * 60;
+    let encode = |text: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    let token = format!(
+        "{}.{}.{}",
+        encode(r#"{"alg":"none"}"#.into()),
+        encode(format!(
+            r#"{{"exp":{expiry},"jti":"{}"}}"#,
+            super::next_id("at")
+        )),
+        encode("fake".into())
+    );
+    state.auth_tokens.lock().await.insert(token.clone(), expiry);
+    Ok(official::get()
+        .reply("AuthTokenGetResponse")
+        .set_str("token", token))
 }
 
 /// A `GenericResult` with only its status (`GENERIC_STATUS_*` by name).

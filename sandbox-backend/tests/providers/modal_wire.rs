@@ -2,7 +2,7 @@
 //! `api.proto` (`fakes/modal/official.rs`): the checks refuse what the definitions
 //! refuse (a wrong field number, wire type or method path, shown with deliberately
 //! wrong messages sent through the provider's own client), every call carries the
-//! metadata libmodal's Go client sends, creation keeps asking for the task id, and a
+//! metadata the official clients send (the auth token included), creation keeps asking for the task id, and a
 //! command silent for longer than an output poll's whole deadline keeps its output.
 
 use std::sync::atomic::Ordering;
@@ -163,12 +163,22 @@ async fn every_call_carries_libmodal_go_metadata_and_creation_waits_for_the_task
         calls.iter().any(|call| call == "SecretGetOrCreate"),
         "{calls:?}"
     );
-    for headers in fake.state.headers.lock().await.iter() {
+    for (call, headers) in calls.iter().zip(fake.state.headers.lock().await.iter()) {
         let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
         assert_eq!(header("x-modal-client-type"), Some(CLIENT_TYPE));
         assert_eq!(header("x-modal-client-version"), Some(CLIENT_VERSION));
         assert_eq!(header("x-modal-libmodal-version"), Some(LIBMODAL_VERSION));
+        // The short-lived token on every call but the one that gives it (the fake
+        // refuses a call without one it issued).
+        assert_eq!(
+            header("x-modal-auth-token").is_some(),
+            call != "AuthTokenGet",
+            "{call}"
+        );
     }
+    // One token serves every call until it nears its expiry.
+    let fetched = calls.iter().filter(|call| *call == "AuthTokenGet").count();
+    assert_eq!(fetched, 1, "{calls:?}");
     assert_eq!(CLIENT_TYPE, "9", "CLIENT_TYPE_LIBMODAL_GO in api.proto");
 }
 

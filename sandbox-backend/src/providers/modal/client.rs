@@ -2,7 +2,8 @@
 //! libmodal's Go client calls it: HTTP/2 to `api.modal.com:443`, on every call the
 //! metadata libmodal's Go client sends (`x-modal-client-type` 9 =
 //! `CLIENT_TYPE_LIBMODAL_GO`, `x-modal-client-version` 1.0.0, `x-modal-libmodal-version`
-//! `modal-go/<version>`, the token pair), and a deadline on every call.
+//! `modal-go/<version>`, the token pair, and the short-lived `x-modal-auth-token` of
+//! [`super::auth_token`]), and a deadline on every call.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic_prost::ProstCodec;
 
+use super::auth_token::{self, AuthToken};
 use super::proto;
 use crate::providers::ProviderError;
 
@@ -25,14 +27,22 @@ pub const CLIENT_VERSION: &str = "1.0.0";
 /// itself in `x-modal-libmodal-version` (Modal gates features on it).
 pub const LIBMODAL_VERSION: &str = "modal-go/0.6.3";
 
+/// The deadline of `AuthTokenGet`.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The largest message accepted from Modal (output batches can be large).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The call that gives the auth token, made without one.
+const AUTH_TOKEN_GET: &str = "AuthTokenGet";
 
 #[derive(Clone)]
 pub struct ModalClient {
     channel: Channel,
     token_id: MetadataValue<tonic::metadata::Ascii>,
     token_secret: MetadataValue<tonic::metadata::Ascii>,
+    /// The current auth token; one fetch at a time.
+    auth: std::sync::Arc<tokio::sync::Mutex<Option<AuthToken>>>,
 }
 
 impl ModalClient {
@@ -66,13 +76,53 @@ impl ModalClient {
             channel: endpoint.connect_lazy(),
             token_id,
             token_secret,
+            auth: Default::default(),
         })
     }
 
-    fn request<M>(&self, message: M, timeout: Duration) -> tonic::Request<M> {
+    /// The auth token for a call: the current one, or a new one from `AuthTokenGet`
+    /// when it expires within the refresh window.
+    async fn auth_token(&self) -> Result<MetadataValue<tonic::metadata::Ascii>, ProviderError> {
+        let mut current = self.auth.lock().await;
+        let now = auth_token::now();
+        let token = match current.as_ref().filter(|token| token.fresh(now)) {
+            Some(token) => token.clone(),
+            None => {
+                let response: proto::AuthTokenGetResponse = self
+                    .call_unary(
+                        AUTH_TOKEN_GET,
+                        proto::AuthTokenGetRequest {},
+                        None,
+                        CALL_TIMEOUT,
+                    )
+                    .await?;
+                if response.token.is_empty() {
+                    return Err(ProviderError::Unavailable(
+                        "Modal gave an empty auth token".into(),
+                    ));
+                }
+                let token = AuthToken::new(response.token, now);
+                *current = Some(token.clone());
+                token
+            }
+        };
+        token.token.parse().map_err(|_| {
+            ProviderError::Unavailable("Modal's auth token is not a header value".into())
+        })
+    }
+
+    fn request<M>(
+        &self,
+        message: M,
+        timeout: Duration,
+        auth_token: Option<MetadataValue<tonic::metadata::Ascii>>,
+    ) -> tonic::Request<M> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(timeout);
         let metadata = request.metadata_mut();
+        if let Some(token) = auth_token {
+            metadata.insert("x-modal-auth-token", token);
+        }
         metadata.insert("x-modal-token-id", self.token_id.clone());
         metadata.insert("x-modal-token-secret", self.token_secret.clone());
         metadata.insert(
@@ -106,13 +156,29 @@ impl ModalClient {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
+        let auth_token = self.auth_token().await?;
+        self.call_unary(method, message, Some(auth_token), timeout)
+            .await
+    }
+
+    async fn call_unary<Req, Resp>(
+        &self,
+        method: &str,
+        message: Req,
+        auth_token: Option<MetadataValue<tonic::metadata::Ascii>>,
+        timeout: Duration,
+    ) -> Result<Resp, ProviderError>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
         let mut grpc = Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let call = async {
             grpc.ready()
                 .await
                 .map_err(|error| unavailable(method, &error.to_string()))?;
             grpc.unary(
-                self.request(message, timeout),
+                self.request(message, timeout, auth_token),
                 Self::path(method),
                 ProstCodec::<Req, Resp>::default(),
             )
@@ -144,13 +210,14 @@ impl ModalClient {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
+        let auth_token = self.auth_token().await?;
         let mut grpc = Grpc::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
         let call = async {
             grpc.ready()
                 .await
                 .map_err(|error| unavailable(method, &error.to_string()))?;
             grpc.server_streaming(
-                self.request(message, timeout),
+                self.request(message, timeout, Some(auth_token)),
                 Self::path(method),
                 ProstCodec::<Req, Resp>::default(),
             )

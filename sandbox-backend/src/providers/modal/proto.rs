@@ -20,6 +20,16 @@ pub const SERVICE: &str = "modal.client.ModalClient";
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Empty {}
 
+/// `AuthTokenGet`: the short-lived token every other call carries.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuthTokenGetRequest {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuthTokenGetResponse {
+    #[prost(string, tag = "1")]
+    pub token: String,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AppGetOrCreateRequest {
     #[prost(string, tag = "1")]
