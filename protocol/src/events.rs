@@ -209,6 +209,10 @@ pub struct SessionEvent {
 }
 
 /// A change to the sessions list, on `GET /api/events`.
+// `SessionCreated` carries a whole `Session` (larger since it holds its repository):
+// each event is built, serialized and dropped at once, never kept in bulk, so the
+// size difference costs nothing that boxing every construction site would save.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SessionListEvent {
