@@ -521,6 +521,19 @@ async fn git_credentials_are_narrow_per_prompter_and_only_for_the_sessions_repos
         let (status, _) = credential(&stack, &id, &token, asked.clone()).await?;
         assert_eq!(status, 200, "alice's access again once carol's turn ended");
 
+        // Alice's GitHub token expires mid-session (GitHub says so before its
+        // time): the next credential request renews it and git notices nothing.
+        let before = gh.tokens().len();
+        for issued in gh.tokens() {
+            if matches!(&issued.grant, nightshift_e2e::fake_github::Grant::User { login, .. } if login == "alice")
+            {
+                gh.expire(&issued.token);
+            }
+        }
+        let (status, answer) = credential(&stack, &id, &token, asked.clone()).await?;
+        assert_eq!(status, 200, "{answer}");
+        assert!(gh.tokens().len() > before + 1, "a renewed user token and a new credential");
+
         // Pull requests. The session's own branch is not on the server yet: GitHub
         // cannot open one, and says why.
         let early = alice
