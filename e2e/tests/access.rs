@@ -53,6 +53,7 @@ const TABLE: &[(&str, &str, &str)] = &[
         "session_collaborator",
     ),
     ("POST", "/api/sessions/{id}/abort", "session_collaborator"),
+    ("POST", "/api/sessions/{id}/push", "session_collaborator"),
     ("GET", "/api/sessions/{id}/events", "session_viewer"),
     ("GET", "/api/sessions/{id}/runner", "runner"),
     ("POST", "/api/sessions/{id}/artifacts", "runner"),

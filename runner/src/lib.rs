@@ -72,14 +72,6 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         token_receiver,
     )
     .context("creating the artifact uploader")?;
-    let builtin = BuiltinAgent::new(tools, &config.sandbox_workspace_dir)
-        .context("creating the agent")?
-        .with_artifacts(uploader);
-    let opencode = OpencodeAgent::new(agent::opencode::OpencodeSettings::from_boot(
-        &config,
-        config_path,
-    ));
-    let agent = AgentSet::new(Box::new(builtin), Box::new(opencode));
 
     // Two stop signals, because order matters on shutdown: first the turn stops (its
     // last events are queued), then the link flushes the queue and closes.
@@ -95,6 +87,17 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         Some(events.clone()),
         stop_turns.clone(),
     );
+
+    let builtin = BuiltinAgent::new(tools, &config.sandbox_workspace_dir)
+        .context("creating the agent")?
+        .with_artifacts(uploader)
+        .with_repo(repo_handle.clone());
+    let opencode = OpencodeAgent::new(agent::opencode::OpencodeSettings::from_boot(
+        &config,
+        config_path,
+    ))
+    .with_repo(repo_handle.clone());
+    let agent = AgentSet::new(Box::new(builtin), Box::new(opencode));
 
     let settings = LinkSettings::new(&config.worker_url, &config.session_id)
         .context("the runner config's worker_url")?;

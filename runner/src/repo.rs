@@ -13,6 +13,7 @@
 
 pub mod credential;
 pub mod git;
+pub mod pull_request_tool;
 pub mod setup;
 pub mod state;
 pub mod worker_api;
@@ -60,9 +61,20 @@ pub struct RepoHandle {
     repo: watch::Receiver<Option<SessionRepo>>,
     state: watch::Receiver<Option<RepoState>>,
     requests: mpsc::Sender<Request>,
+    api: WorkerApi,
 }
 
 impl RepoHandle {
+    /// The state last announced.
+    pub fn state(&self) -> Option<RepoState> {
+        self.state.borrow().clone()
+    }
+
+    /// The Worker's routes for the session's repository.
+    pub fn api(&self) -> &WorkerApi {
+        &self.api
+    }
+
     /// The session's repository, once a `welcome` named it.
     pub fn repo(&self) -> Option<SessionRepo> {
         self.repo.borrow().clone()
@@ -157,6 +169,7 @@ pub fn start(
         repo: repo.clone(),
         state: states.clone(),
         requests: requests_sender,
+        api: settings.api.clone(),
     };
     let task = RepoTask {
         settings,

@@ -31,6 +31,7 @@ pub mod panel_capability;
 pub mod presence;
 pub mod questions;
 pub mod queue;
+pub mod repo_intake;
 pub mod runner_intake;
 pub mod runner_link;
 pub mod runner_token;

@@ -93,6 +93,8 @@ pub enum AgentCall<'a> {
     EditMessage(&'a str),
     /// `POST /abort`.
     Abort,
+    /// `POST /push`: tell the runner to push the session's branch.
+    Push,
     /// `POST /access`: read the owner and shares from D1 again (after a change).
     ReloadAccess,
     /// `PATCH /settings`.
@@ -129,8 +131,8 @@ impl<'a> AgentCall<'a> {
             ListMessages | Events | Presence | StreamStats | Runner | CheckPanelGrant(_) => {
                 Method::Get
             }
-            Init | Enqueue | Abort | ReloadAccess | AnswerQuestion(_) | PresenceHeartbeat
-            | CloseStreams | CreatePanelGrant => Method::Post,
+            Init | Enqueue | Abort | Push | ReloadAccess | AnswerQuestion(_)
+            | PresenceHeartbeat | CloseStreams | CreatePanelGrant => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -143,6 +145,7 @@ impl<'a> AgentCall<'a> {
             Enqueue | ListMessages => "/messages".into(),
             CancelMessage(id) | EditMessage(id) => format!("/messages/{id}"),
             Abort => "/abort".into(),
+            Push => "/push".into(),
             ReloadAccess => "/access".into(),
             UpdateSettings => "/settings".into(),
             AnswerQuestion(id) => format!("/questions/{id}/answer"),
@@ -168,6 +171,7 @@ impl<'a> AgentCall<'a> {
             (Method::Delete, ["messages", id]) => CancelMessage(id),
             (Method::Patch, ["messages", id]) => EditMessage(id),
             (Method::Post, ["abort"]) => Abort,
+            (Method::Post, ["push"]) => Push,
             (Method::Post, ["access"]) => ReloadAccess,
             (Method::Patch, ["settings"]) => UpdateSettings,
             (Method::Post, ["questions", id, "answer"]) => AnswerQuestion(id),
@@ -495,6 +499,7 @@ mod tests {
             CancelMessage("m1"),
             EditMessage("m1"),
             Abort,
+            Push,
             ReloadAccess,
             UpdateSettings,
             AnswerQuestion("q1"),

@@ -31,6 +31,7 @@ pub(crate) mod messages;
 mod models;
 pub mod presence;
 pub(crate) mod questions;
+mod session_repo;
 mod sessions;
 pub mod shares;
 mod streams;
@@ -53,6 +54,7 @@ pub enum Endpoint {
     CancelMessage,
     AnswerQuestion,
     Abort,
+    Push,
     SessionEvents,
     RunnerLink,
     Presence,
@@ -120,6 +122,7 @@ impl Endpoint {
                 | Endpoint::CancelMessage
                 | Endpoint::EditMessage
                 | Endpoint::Abort
+                | Endpoint::Push
                 | Endpoint::AnswerQuestion
                 | Endpoint::SessionEvents
                 | Endpoint::Workspace
@@ -200,6 +203,12 @@ pub const TABLE: &[Row] = &[
         Method::Post,
         "/api/sessions/{id}/abort",
         Endpoint::Abort,
+        Access::SessionCollaborator,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/push",
+        Endpoint::Push,
         Access::SessionCollaborator,
     ),
     row(
@@ -545,6 +554,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::ListMessages => messages::list(env, &caller, id).await,
         Endpoint::CancelMessage => messages::cancel(env, &caller, id, second).await,
         Endpoint::Abort => messages::abort(env, &caller, id).await,
+        Endpoint::Push => session_repo::push(env, &caller, id).await,
         Endpoint::UpdateSession => sessions::update(&mut req, env, user, id).await,
         Endpoint::DeleteSession => sessions::delete(&mut req, env, user, id).await,
         Endpoint::Models => models::list(env, user).await,

@@ -37,6 +37,29 @@ impl GitAuthorizer for OnlyHello {
 struct FakeWorker {
     asked: Mutex<Vec<CredentialRequest>>,
     revoked: Mutex<bool>,
+    pull_requests: Mutex<Vec<serde_json::Value>>,
+}
+
+/// The Worker's `git/pull-request` route: records the request, answers a draft.
+async fn pull_request_route(
+    State(worker): State<Arc<FakeWorker>>,
+    headers: HeaderMap,
+    Json(request): Json<serde_json::Value>,
+) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {RUNNER_TOKEN}"))
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let title = request["title"].as_str().unwrap_or_default().to_string();
+    worker.pull_requests.lock().unwrap().push(request);
+    Json(serde_json::json!({
+        "number": 7,
+        "url": "https://github.com/octo/hello/pull/7",
+        "title": title,
+        "state": "draft",
+    }))
+    .into_response()
 }
 
 async fn credential_route(
@@ -68,6 +91,10 @@ async fn fake_worker() -> (Arc<FakeWorker>, String, tokio::task::JoinHandle<()>)
         .route(
             "/api/sessions/s1/git/credential",
             axum::routing::post(credential_route),
+        )
+        .route(
+            "/api/sessions/s1/git/pull-request",
+            axum::routing::post(pull_request_route),
         )
         .with_state(worker.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -366,5 +393,45 @@ async fn a_revoked_credential_fails_git_at_once_and_the_turn_says_why() {
         .prepare_turn(Some(fixture.repo().author), &CancellationToken::new())
         .await;
     assert!(prepared.is_err());
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pull_request_tool_pushes_the_branch_first_and_asks_the_worker() {
+    let fixture = Fixture::new().await;
+    let shutdown = CancellationToken::new();
+    let (repo_sender, handle, mut states) = fixture.start(&shutdown);
+    let arguments = serde_json::json!({"title": "Fix it", "body": "Because."});
+    let without = pull_request_tool::run(&handle, &arguments).await;
+    assert!(
+        without.is_error && without.text.contains("no repository"),
+        "{without:?}"
+    );
+
+    repo_sender.send_replace(Some(fixture.repo()));
+    ready_state(&mut states).await;
+    let workspace = fixture.workspace();
+    std::fs::write(workspace.join("fix.txt"), "fixed\n").unwrap();
+    assert!(agent_git(&workspace, &["add", "fix.txt"], None).0);
+    assert!(agent_git(&workspace, &["commit", "-qm", "Fix"], None).0);
+
+    let output = pull_request_tool::run(&handle, &arguments).await;
+    assert!(!output.is_error, "{output:?}");
+    assert!(
+        output.text.contains("#7") && output.text.contains("/pull/7"),
+        "{output:?}"
+    );
+    let bare = fixture.server.repo("octo", "hello");
+    let local = agent_git(&workspace, &["rev-parse", "HEAD"], None).1;
+    assert_eq!(
+        bare.branch_head("nightshift/abcd1234-fix-it").as_deref(),
+        Some(local.trim())
+    );
+    assert_eq!(
+        fixture.worker.pull_requests.lock().unwrap().clone(),
+        vec![serde_json::json!({"title": "Fix it", "body": "Because.", "draft": null})]
+    );
+    let bad = pull_request_tool::run(&handle, &serde_json::json!({"title": " "})).await;
+    assert!(bad.is_error);
     shutdown.cancel();
 }

@@ -51,6 +51,7 @@ impl SessionAgent {
             AgentCall::CancelMessage(id) => self.cancel(id).await,
             AgentCall::EditMessage(id) => self.edit_prompt(id, &mut req).await,
             AgentCall::Abort => self.abort().await,
+            AgentCall::Push => self.push_branch(),
             AgentCall::ReloadAccess => {
                 let record = self.store.record()?;
                 if !record.initialized || record.deleted {

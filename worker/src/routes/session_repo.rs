@@ -1,0 +1,12 @@
+//! The session's repository as the browser reaches it: `POST
+//! /api/sessions/{id}/push` (collaborators and above), which the `SessionAgent`
+//! passes on to its runner as a `push` frame.
+
+use worker::{Env, Response};
+
+use crate::api_error::ApiResult;
+use crate::internal::{self, AgentCall, Caller};
+
+pub async fn push(env: &Env, caller: &Caller, session_id: &str) -> ApiResult<Response> {
+    internal::call_agent_as::<()>(env, session_id, caller, AgentCall::Push, None).await
+}
