@@ -24,6 +24,7 @@
 pub mod abort;
 pub mod access_facts;
 pub mod alarm;
+pub mod diff_view;
 pub mod event_log;
 pub mod gateway_token;
 pub mod lifecycle;
