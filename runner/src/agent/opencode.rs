@@ -22,7 +22,7 @@
 mod config;
 mod mapper;
 mod mcp;
-mod proxy;
+pub(crate) mod proxy;
 mod server;
 
 use std::path::{Path, PathBuf};

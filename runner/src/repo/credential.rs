@@ -245,13 +245,21 @@ fn is_get(request: &[u8]) -> bool {
         .any(|line| line == "action=get")
 }
 
+/// Binds the socket (a long path through the directory's descriptor). Connecting
+/// needs write permission on the socket, and the sandbox's user need not be the
+/// runner's (a runner started as root by tools and tests), so the socket itself is
+/// open to all: what keeps other host users out is the sandbox's directory, which is
+/// its owner's only; inside, the socket is what the sandbox is meant to reach.
 fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }
-    UnixListener::bind(path)
+    let listener = crate::agent::opencode::proxy::bind_unix(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(listener)
 }
 
 #[cfg(test)]
