@@ -209,6 +209,9 @@ pub struct SessionEvent {
 }
 
 /// A change to the sessions list, on `GET /api/events`.
+// A session (with its repository) is larger than the other changes; these events
+// are made one at a time and sent at once, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SessionListEvent {
