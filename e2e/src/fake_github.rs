@@ -1,7 +1,7 @@
 //! A fake GitHub: a real HTTP server speaking GitHub's REST wire format for the
 //! endpoints Nightshift uses (the user, their repositories and branches, App
 //! installation tokens, pull requests, check runs, the refresh of user-to-server
-//! tokens and their revocation), with a real git server ([`crate::git_server`])
+//! tokens and their revocation, and the OAuth web flow that issues them), with a real git server ([`crate::git_server`])
 //! whose repositories are the ones the API describes and whose credentials are
 //! the tokens the API issued.
 //!
@@ -19,6 +19,7 @@
 mod app_jwt;
 pub mod objects;
 mod routes;
+mod web_flow;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -42,8 +43,14 @@ pub const INSTALLATION_TOKEN_SECS: u64 = 3600;
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
-    /// A user's token (user-to-server or OAuth), with its OAuth scopes.
-    User { login: String, scopes: Vec<String> },
+    /// A user's token (user-to-server or OAuth), with its OAuth scopes. `via_app`:
+    /// issued by the GitHub App's user flow, which carries no scopes; such a token
+    /// reaches what both the user and the App's installations reach, as on GitHub.
+    User {
+        login: String,
+        scopes: Vec<String>,
+        via_app: bool,
+    },
     /// An App installation's token, narrowed to some repositories (full names; all
     /// of the installation's when `None`) and permissions (`contents` -> `write`...).
     Installation {
@@ -123,13 +130,22 @@ struct Book {
     accounts: HashMap<String, Account>,
     repos: BTreeMap<String, RepoRecord>,
     tokens: HashMap<String, IssuedToken>,
-    /// refresh token -> (login, scopes, expiry)
-    refresh: HashMap<String, (String, Vec<String>, u64)>,
+    /// refresh token -> (login, scopes, expiry, via the App's user flow)
+    refresh: HashMap<String, (String, Vec<String>, u64, bool)>,
     installations: HashMap<u64, Installation>,
     app: Option<(u64, Vec<u8>)>,
     pulls: Vec<PullRecord>,
     checks: Vec<(String, CheckRun)>,
     counter: u64,
+    /// The account that consents at the OAuth web flow's authorize endpoint next
+    /// (`None`: the user denies).
+    consenting: Option<String>,
+    /// Codes of the web flow waiting to be exchanged.
+    codes: HashMap<String, web_flow::PendingCode>,
+    /// What the authorize endpoint was asked, in order.
+    authorize_requests: Vec<HashMap<String, String>>,
+    /// How long user tokens issued by the web flow and refreshes live.
+    user_token_secs: u64,
 }
 
 /// What the API routes and the git server share.
@@ -202,7 +218,11 @@ impl Book {
 
     fn level(&self, grant: &Grant, repo: &RepoRecord, area: Area) -> Level {
         match grant {
-            Grant::User { login, scopes } => {
+            Grant::User {
+                login,
+                scopes,
+                via_app,
+            } => {
                 let has = |s: &str| scopes.iter().any(|x| x == s);
                 let base = if &repo.owner == login || repo.writers.contains(login) {
                     Level::Write
@@ -211,6 +231,22 @@ impl Book {
                 } else {
                     Level::None
                 };
+                if *via_app {
+                    let app = self
+                        .installations
+                        .values()
+                        .map(|inst| {
+                            let grant = Grant::Installation {
+                                installation: inst.id,
+                                repositories: None,
+                                permissions: inst.permissions.clone(),
+                            };
+                            self.level(&grant, repo, area)
+                        })
+                        .max()
+                        .unwrap_or(Level::None);
+                    return base.min(app);
+                }
                 if repo.private && !has("repo") {
                     Level::None
                 } else if !repo.private && !has("repo") && !has("public_repo") {
@@ -293,7 +329,10 @@ impl FakeGithub {
         // Load the description now, so a missing `npm ci` fails here, clearly.
         crate::github_openapi::description()?;
         let shared = Arc::new(Shared {
-            book: Mutex::new(Book::default()),
+            book: Mutex::new(Book {
+                user_token_secs: USER_TOKEN_SECS,
+                ..Book::default()
+            }),
             api_url: OnceLock::new(),
             git_root: OnceLock::new(),
             checker: Checker::new(|path| !routes::OUTSIDE_REST.contains(&path)),
@@ -318,6 +357,41 @@ impl FakeGithub {
     /// The API's base URL (`GITHUB_API_URL`).
     pub fn api_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The Worker variables that make it GitHub for the Worker: the OAuth client,
+    /// the web flow's endpoints and the REST API.
+    pub fn worker_vars(&self) -> Vec<(String, String)> {
+        let base = self.api_url();
+        vec![
+            ("GITHUB_CLIENT_ID".into(), CLIENT_ID.into()),
+            ("GITHUB_CLIENT_SECRET".into(), CLIENT_SECRET.into()),
+            (
+                "GITHUB_AUTHORIZE_URL".into(),
+                format!("{base}/login/oauth/authorize"),
+            ),
+            (
+                "GITHUB_TOKEN_URL".into(),
+                format!("{base}/login/oauth/access_token"),
+            ),
+            ("GITHUB_API_URL".into(), base),
+        ]
+    }
+
+    /// Who consents at the web flow's authorize endpoint from now on (`None`: the
+    /// user denies).
+    pub fn consent_as(&self, login: Option<&str>) {
+        self.shared.book().consenting = login.map(str::to_string);
+    }
+
+    /// How long user tokens the web flow and refreshes issue from now on live.
+    pub fn set_user_token_secs(&self, secs: u64) {
+        self.shared.book().user_token_secs = secs;
+    }
+
+    /// The queries the web flow's authorize endpoint received, in order.
+    pub fn authorize_requests(&self) -> Vec<HashMap<String, String>> {
+        self.shared.book().authorize_requests.clone()
     }
 
     /// The git server that holds the repositories.
@@ -400,7 +474,7 @@ impl FakeGithub {
     /// Issues a user token with scopes, as the OAuth flow would, living `ttl` seconds.
     pub fn issue_user_token(&self, login: &str, scopes: &[&str], ttl: u64) -> UserTokens {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        routes::issue_user_tokens(&mut self.shared.book(), login, scopes, ttl)
+        routes::issue_user_tokens(&mut self.shared.book(), login, scopes, ttl, false)
     }
 
     /// Registers the GitHub App (its id and public key) and makes it a key.
@@ -444,6 +518,18 @@ impl FakeGithub {
         if let Some(t) = self.shared.book().tokens.get_mut(token) {
             t.revoked = true;
         }
+    }
+
+    /// Revokes everything `login` authorized (their tokens and refresh tokens), as
+    /// revoking the app's authorization on github.com does.
+    pub fn revoke_authorization(&self, login: &str) {
+        let mut book = self.shared.book();
+        for token in book.tokens.values_mut() {
+            if matches!(&token.grant, Grant::User { login: l, .. } if l == login) {
+                token.revoked = true;
+            }
+        }
+        book.refresh.retain(|_, (l, _, _, _)| l != login);
     }
 
     /// Every token issued so far.

@@ -13,7 +13,8 @@
 //!   http-backend`) behind a fake GitHub REST API whose every exchange is validated
 //!   against GitHub's official OpenAPI description; the double for GitHub.
 //! - [`panels`]: HTTP and WebSocket clients of a session's panel host.
-//! - [`browser`]: headless Chromium through chromedriver, and signing it in.
+//! - [`browser`]: headless Chromium through chromedriver, and signing it in;
+//!   [`oauth_browser`]: a cookie-keeping HTTP client that walks OAuth redirects.
 //!
 //! Nothing here knows the Worker's or the runner's internals: the harness talks to
 //! them only over HTTP, SSE and processes, as users and operators do.
@@ -27,6 +28,7 @@ pub mod fake_github;
 pub mod fake_oauth;
 pub mod git_server;
 pub mod github_openapi;
+pub mod oauth_browser;
 pub mod panels;
 pub mod scripted_llm;
 pub mod stack;

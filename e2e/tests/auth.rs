@@ -5,7 +5,8 @@
 //! and Google flows run against the fake providers of `e2e/src/fake_oauth.rs`.
 
 use nightshift_e2e::client::{Credentials, session_cookie_of};
-use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
+use nightshift_e2e::oauth_browser::Browser;
+use nightshift_e2e::stack::{Stack, StackOptions, files_containing, with_logs};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -336,28 +337,6 @@ async fn a_deployed_worker_refuses_the_dev_sign_in() {
     .await;
 }
 
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if std::fs::read(&path)
-                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-            {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
 #[tokio::test]
 async fn llm_keys_are_encrypted_never_answered_and_used_by_turns() {
     use nightshift_e2e::scripted_llm::ScriptedLlm;
@@ -539,93 +518,6 @@ async fn llm_keys_are_encrypted_never_answered_and_used_by_turns() {
     .await;
 }
 
-/// A browser as far as sign-in needs one: keeps cookies, follows nothing by itself.
-struct Browser {
-    http: reqwest::Client,
-    cookies: std::collections::BTreeMap<String, String>,
-}
-
-/// One hop: the status and where it points.
-struct Hop {
-    status: u16,
-    location: String,
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: Default::default(),
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> anyhow::Result<Hop> {
-        let cookie: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let response = self
-            .http
-            .get(url)
-            .header("cookie", cookie.join("; "))
-            .timeout(std::time::Duration::from_secs(30))
-            .send()
-            .await?;
-        for value in response.headers().get_all("set-cookie") {
-            let value = value.to_str()?;
-            let first = value.split(';').next().unwrap_or_default();
-            let (name, val) = first.split_once('=').unwrap_or_default();
-            if value.contains("Max-Age=0") || val.is_empty() {
-                self.cookies.remove(name.trim());
-            } else {
-                assert!(value.contains("HttpOnly"), "{value}");
-                self.cookies
-                    .insert(name.trim().to_string(), val.to_string());
-            }
-        }
-        Ok(Hop {
-            status: response.status().as_u16(),
-            location: response
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-        })
-    }
-
-    /// Starts a sign-in at the Worker and follows it to the provider's answer: the
-    /// callback URL the provider sends the browser to.
-    async fn start_flow(&mut self, worker: &str, start: &str) -> anyhow::Result<String> {
-        let hop = self.get(&format!("{worker}{start}")).await?;
-        anyhow::ensure!(hop.status == 302, "login answered {}", hop.status);
-        anyhow::ensure!(self.cookies.contains_key("ns_oauth"), "no ns_oauth cookie");
-        let hop = self.get(&hop.location).await?;
-        anyhow::ensure!(
-            hop.status == 303 || hop.status == 302,
-            "provider answered {}",
-            hop.status
-        );
-        Ok(hop.location)
-    }
-
-    /// Follows the callback; answers where the Worker sends the browser.
-    async fn finish(&mut self, callback: &str) -> anyhow::Result<String> {
-        let hop = self.get(callback).await?;
-        anyhow::ensure!(hop.status == 302, "callback answered {}", hop.status);
-        Ok(hop.location)
-    }
-
-    async fn sign_in(&mut self, worker: &str, start: &str) -> anyhow::Result<String> {
-        let callback = self.start_flow(worker, start).await?;
-        self.finish(&callback).await
-    }
-}
-
 #[tokio::test]
 async fn github_and_google_sign_in_run_the_whole_flow_and_refuse_what_they_must() {
     use nightshift_e2e::fake_oauth::{FakeOauth, FakeUser};
@@ -676,7 +568,7 @@ async fn github_and_google_sign_in_run_the_whole_flow_and_refuse_what_they_must(
             .await?;
         let asked = fake.authorize_requests().pop().unwrap();
         assert_eq!(asked["code_challenge_method"], "S256");
-        assert_eq!(asked["scope"], "repo read:user user:email");
+        assert_eq!(asked["scope"], "read:user user:email");
         assert_eq!(
             asked["redirect_uri"],
             format!("{worker}/auth/github/callback")

@@ -12,6 +12,8 @@
 //! keys are derived and gateway tokens minted and checked ([`gateway_token`]), how panel
 //! capabilities are minted and checked ([`panel_capability`]) and the signing steps
 //! all three share (`signing`),
+//! the rules of repo-aware sessions (branch names, commit authors, the team's
+//! allow-list, which git credentials a session may ask for: [`repo_rules`]),
 //! what a settings request changes ([`settings`]), how the session's SQLite storage
 //! is laid out and read ([`store`], over any synchronous [`store::Sql`]), the steps
 //! of a turn over that store ([`turns`]), how an event stream replays and
@@ -33,6 +35,7 @@ pub mod presence;
 pub mod questions;
 pub mod queue;
 pub mod repo_intake;
+pub mod repo_rules;
 pub mod runner_intake;
 pub mod runner_link;
 pub mod runner_token;

@@ -8,7 +8,8 @@
 //!
 //! Internal routes: `GET /keys?user_id=` (the user's and the team's, no secrets),
 //! `POST /keys` (store), `DELETE /keys/{id}?user_id=&admin=`,
-//! `GET /secret/{id}?user_id=` (decrypt one the user may use).
+//! `GET /secret/{id}?user_id=` (decrypt one the user may use); and users' GitHub
+//! connections ([`github_accounts`]), under `/github/{user}`.
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::auth::{KeyInfo, KeyProvider, KeyScope};
@@ -24,6 +25,7 @@ use crate::timeout::with_timeout;
 use crate::{body, config};
 
 pub mod crypto;
+pub mod github_accounts;
 
 const KEYS_NAME: &str = "keys";
 const KEYS_ORIGIN: &str = "https://api-keys.internal";
@@ -134,7 +136,7 @@ const USABLE: &str = "SELECT * FROM keys WHERE user_id = ?1 OR scope = 'team' \
 impl DurableObject for APIKeys {
     fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
-        for statement in [SCHEMA, INDEX] {
+        for statement in [SCHEMA, INDEX, github_accounts::SCHEMA] {
             if let Err(error) = sql.exec(statement, None) {
                 worker::console_error!("APIKeys schema: {error}");
             }
@@ -161,6 +163,27 @@ impl DurableObject for APIKeys {
             },
             (Method::Delete, ["keys", id]) => self.delete(id, &user_id, query("admin") == "true"),
             (Method::Get, ["secret", id]) => self.secret(id, &user_id).await,
+            (Method::Put, ["github", user]) => {
+                match body::read_json::<github_accounts::StoreGithub>(&mut req).await {
+                    Ok(store) => self
+                        .github_store(user, store)
+                        .await
+                        .and_then(|()| Ok(Response::empty()?.with_status(204))),
+                    Err(error) => Err(error),
+                }
+            }
+            (Method::Get, ["github", user]) => {
+                self.github_account(user).map(|account| json(200, &account))
+            }
+            (Method::Post, ["github", user, "token"]) => {
+                let failed = query("failed");
+                self.github_token(user, (!failed.is_empty()).then_some(failed.as_str()))
+                    .await
+                    .map(|token| json(200, &token))
+            }
+            (Method::Delete, ["github", user]) => self
+                .github_forget(user)
+                .and_then(|()| Ok(Response::empty()?.with_status(204))),
             _ => Err(ApiError::not_found(format!("no keys route {path}"))),
         };
         Ok(answer.unwrap_or_else(ApiError::into_response))
@@ -314,7 +337,12 @@ fn stub(env: &Env) -> worker::Result<Stub> {
     env.durable_object("API_KEYS")?.get_by_name(KEYS_NAME)
 }
 
-async fn call(env: &Env, method: Method, path: &str, body: Option<String>) -> ApiResult<Response> {
+pub(crate) async fn call(
+    env: &Env,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> ApiResult<Response> {
     let mut init = RequestInit::new();
     init.with_method(method);
     if let Some(body) = body {
@@ -336,7 +364,7 @@ async fn call(env: &Env, method: Method, path: &str, body: Option<String>) -> Ap
     }
 }
 
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     worker::js_sys::encode_uri_component(value).into()
 }
 

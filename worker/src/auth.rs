@@ -24,6 +24,7 @@ use crate::{clock, config};
 
 pub mod cache;
 pub mod d1;
+pub mod github_connect;
 pub mod oauth;
 pub mod signin;
 

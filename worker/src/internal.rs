@@ -122,6 +122,10 @@ pub enum AgentCall<'a> {
     /// `GET /panel-grants/{id}`: whether a grant still admits its user
     /// ([`PanelAdmission`]).
     CheckPanelGrant(&'a str),
+    /// `POST /git/context` ([`GitContextRequest`] -> [`GitContext`]).
+    GitContext,
+    /// `POST /git/reconnect` ([`GithubReconnect`]).
+    GithubReconnect,
 }
 
 impl<'a> AgentCall<'a> {
@@ -132,7 +136,8 @@ impl<'a> AgentCall<'a> {
                 Method::Get
             }
             Init | Enqueue | Abort | Push | ReloadAccess | AnswerQuestion(_)
-            | PresenceHeartbeat | CloseStreams | CreatePanelGrant => Method::Post,
+            | PresenceHeartbeat | CloseStreams | CreatePanelGrant | GitContext
+            | GithubReconnect => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -157,6 +162,8 @@ impl<'a> AgentCall<'a> {
             Delete => "/".into(),
             CreatePanelGrant => "/panel-grants".into(),
             CheckPanelGrant(id) => format!("/panel-grants/{id}"),
+            GitContext => "/git/context".into(),
+            GithubReconnect => "/git/reconnect".into(),
         }
     }
 
@@ -185,6 +192,8 @@ impl<'a> AgentCall<'a> {
             (Method::Delete, [""]) => Delete,
             (Method::Post, ["panel-grants"]) => CreatePanelGrant,
             (Method::Get, ["panel-grants", id]) => CheckPanelGrant(id),
+            (Method::Post, ["git", "context"]) => GitContext,
+            (Method::Post, ["git", "reconnect"]) => GithubReconnect,
             _ => return None,
         };
         Some(call)
@@ -225,6 +234,26 @@ pub struct PanelAdmission {
     pub team_role: TeamRole,
 }
 
+/// `POST /git/context`: the sandbox generation of the runner token asking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitContextRequest {
+    pub generation: u64,
+}
+
+/// `POST /git/context`'s answer: the session's repository and the user whose
+/// GitHub access a credential uses now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitContext {
+    pub repo: nightshift_protocol::repo::SessionRepo,
+    pub user_id: String,
+}
+
+/// `POST /git/reconnect`: `user_id`'s GitHub authorization is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GithubReconnect {
+    pub user_id: String,
+}
+
 /// `POST /init`: a new session's first call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitSession {
@@ -239,6 +268,9 @@ pub struct InitSession {
     pub model: Option<String>,
     #[serde(default)]
     pub permission_mode: PermissionMode,
+    /// The GitHub repository the session works on, checked by the Worker.
+    #[serde(default)]
+    pub repo: Option<nightshift_protocol::repo::SessionRepo>,
 }
 
 /// A client's request body, passed to the `SessionAgent` unparsed: on the routes it
@@ -513,6 +545,8 @@ mod tests {
             Delete,
             CreatePanelGrant,
             CheckPanelGrant("00c0ffee"),
+            GitContext,
+            GithubReconnect,
         ];
         for call in calls {
             let path = call.path();

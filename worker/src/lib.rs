@@ -22,6 +22,7 @@ mod body;
 mod clock;
 mod config;
 mod event_bus;
+mod github;
 mod header_text;
 mod hosts;
 mod ids;

@@ -24,6 +24,8 @@ use crate::internal::Caller;
 pub mod admin;
 mod artifacts;
 pub mod auth_routes;
+mod git;
+mod github;
 mod health;
 pub mod keys;
 pub mod me;
@@ -89,6 +91,12 @@ pub enum Endpoint {
     ListKeys,
     CreateKey,
     DeleteKey,
+    GithubConnection,
+    GithubRepos,
+    GithubBranches,
+    GetGithubSettings,
+    PutGithubSettings,
+    GitCredential,
 }
 
 /// One route: `method` on `path` (a template whose `{name}` segments are parameters)
@@ -227,6 +235,12 @@ pub const TABLE: &[Row] = &[
         Method::Post,
         "/api/sessions/{id}/artifacts",
         Endpoint::UploadArtifact,
+        Access::Runner,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/git/credential",
+        Endpoint::GitCredential,
         Access::Runner,
     ),
     row(
@@ -395,6 +409,36 @@ pub const TABLE: &[Row] = &[
         Endpoint::DeleteKey,
         Access::Member,
     ),
+    row(
+        Method::Get,
+        "/api/github",
+        Endpoint::GithubConnection,
+        Access::Member,
+    ),
+    row(
+        Method::Get,
+        "/api/github/repos",
+        Endpoint::GithubRepos,
+        Access::Member,
+    ),
+    row(
+        Method::Get,
+        "/api/github/repos/{owner}/{repo}/branches",
+        Endpoint::GithubBranches,
+        Access::Member,
+    ),
+    row(
+        Method::Get,
+        "/api/admin/github",
+        Endpoint::GetGithubSettings,
+        Access::Admin,
+    ),
+    row(
+        Method::Put,
+        "/api/admin/github",
+        Endpoint::PutGithubSettings,
+        Access::Admin,
+    ),
 ];
 
 /// A matched route: its row and its path parameters, in the template's order (at most
@@ -537,15 +581,20 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         let grant = principal.runner_of(id)?.clone();
         return artifacts::upload(&mut req, env, &grant).await;
     }
+    if route.endpoint == Endpoint::GitCredential {
+        let grant = principal.runner_of(id)?.clone();
+        return git::credential(&mut req, env, &grant).await;
+    }
     let user = principal.user()?;
     let caller = Caller::new(user, route.access);
     if !route.endpoint.checked_by_agent() {
         crate::session_access::authorize(env, user, route.access, route.session_id()).await?;
     }
     match route.endpoint {
-        Endpoint::Health | Endpoint::RunnerLink | Endpoint::UploadArtifact => {
-            Err(ApiError::internal("handled above"))
-        }
+        Endpoint::Health
+        | Endpoint::RunnerLink
+        | Endpoint::UploadArtifact
+        | Endpoint::GitCredential => Err(ApiError::internal("handled above")),
         Endpoint::GetArtifact => artifacts::get(env, id, second).await,
         Endpoint::ListSessions => sessions::list(&req, env, user).await,
         Endpoint::CreateSession => sessions::create(&mut req, env, user).await,
@@ -602,6 +651,11 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::ListKeys => keys::list(env, user).await,
         Endpoint::CreateKey => keys::create(&mut req, env, user).await,
         Endpoint::DeleteKey => keys::delete(env, user, id).await,
+        Endpoint::GithubConnection => github::connection(env, user).await,
+        Endpoint::GithubRepos => github::list_repos(&req, env, user).await,
+        Endpoint::GithubBranches => github::list_branches(env, user, id, second).await,
+        Endpoint::GetGithubSettings => github::get_settings(env).await,
+        Endpoint::PutGithubSettings => github::put_settings(&mut req, env).await,
     }
 }
 

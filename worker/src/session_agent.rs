@@ -16,6 +16,8 @@
 //! - [`provisioning`]: requesting the sandbox from the backend;
 //! - [`panels`]: the grants panel capabilities name, and re-checking them;
 //! - [`publishing`]: keeping the D1 row and the session-list stream current;
+//! - [`git`]: the session's repository and whose GitHub access a git credential
+//!   uses, and the `github_reconnect_required` event;
 //! - [`access`]: admitting calls against the session's owner and shares;
 //! - [`stream_access`]: ending the streams of viewers who lost access.
 //!
@@ -36,6 +38,7 @@ use crate::sse::Subscribers;
 
 mod access;
 mod control;
+mod git;
 mod panels;
 pub mod presence;
 mod provisioning;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use nightshift_protocol::api::{AgentKind, PermissionMode, Session, SessionStatus, UsageTotals};
 use nightshift_protocol::auth::{LlmSource, OwnerInfo, SessionRole};
+use nightshift_protocol::repo::{PullRequestSummary, SessionRepoSummary};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
@@ -63,10 +64,42 @@ struct SessionRow {
     owner_name: Option<String>,
     #[serde(default)]
     my_role: Option<String>,
+    #[serde(default)]
+    repo_full_name: Option<String>,
+    #[serde(default)]
+    repo_branch: Option<String>,
+    #[serde(default)]
+    repo_base_branch: Option<String>,
+    #[serde(default)]
+    pr_number: Option<u64>,
+    #[serde(default)]
+    pr_state: Option<String>,
+    #[serde(default)]
+    pr_url: Option<String>,
+}
+
+impl SessionRow {
+    fn repo(&self) -> Option<SessionRepoSummary> {
+        let pull_request = match (self.pr_number, &self.pr_state) {
+            (Some(number), Some(state)) => Some(PullRequestSummary {
+                number,
+                state: serde_json::from_value(serde_json::Value::String(state.clone())).ok()?,
+                url: self.pr_url.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        Some(SessionRepoSummary {
+            full_name: self.repo_full_name.clone()?,
+            branch: self.repo_branch.clone().unwrap_or_default(),
+            base_branch: self.repo_base_branch.clone().unwrap_or_default(),
+            pull_request,
+        })
+    }
 }
 
 impl From<SessionRow> for Session {
     fn from(row: SessionRow) -> Self {
+        let repo = row.repo();
         Session {
             id: row.id,
             title: row.title,
@@ -100,13 +133,17 @@ impl From<SessionRow> for Session {
             }),
             owner_id: row.owner_id,
             llm_source: row.llm_source.as_deref().and_then(LlmSource::parse),
-            repo: None,
+            repo,
         }
     }
 }
 
 const COLUMNS: &str = "id, owner_id, title, status, agent, model, sandbox_id, error, created_at, \
      updated_at, permission_mode, input_tokens, output_tokens, turns, duration_ms";
+
+/// The repository columns (migration 0007), read beside the others.
+const REPO_COLUMNS: &str = "repo_full_name, repo_branch, repo_base_branch, pr_number, pr_state, \
+     pr_url";
 
 fn db(env: &Env) -> ApiResult<D1Database> {
     Ok(env.d1("DB")?)
@@ -205,7 +242,7 @@ pub async fn update_agent(env: &Env, id: &str, update: &AgentUpdate) -> ApiResul
 /// neither theirs, nor shared with them, nor are they a team admin).
 fn visible_select() -> String {
     format!(
-        "SELECT * FROM (SELECT {COLUMNS}, rowid AS row_order, llm_source, \
+        "SELECT * FROM (SELECT {COLUMNS}, rowid AS row_order, llm_source, {REPO_COLUMNS}, \
          (SELECT display_name FROM users WHERE users.id = sessions.owner_id) AS owner_name, \
          CASE WHEN owner_id = ?1 THEN 'owner' \
          WHEN EXISTS (SELECT 1 FROM memberships WHERE memberships.user_id = ?1 \
@@ -283,8 +320,14 @@ pub async fn list_page(
         .map(|column| format!("s.{column}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let repo_columns = REPO_COLUMNS
+        .split(", ")
+        .map(|column| format!("s.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
-        "SELECT p.*, s.llm_source AS llm_source, u.display_name AS owner_name FROM ( \
+        "SELECT p.*, s.llm_source AS llm_source, {repo_columns}, u.display_name AS owner_name \
+         FROM ( \
          SELECT * FROM (SELECT {columns}, 'owner' AS my_role FROM sessions s \
            WHERE s.owner_id = ?1 AND {page}) \
          UNION ALL SELECT * FROM (SELECT {columns}, \
@@ -322,6 +365,46 @@ pub async fn list_page(
         id: row.id.clone(),
     });
     Ok((rows.into_iter().map(Session::from).collect(), next))
+}
+
+/// Records the repository a new session works on (and the pull request it
+/// continues), for the list.
+pub async fn set_repo(env: &Env, id: &str, repo: &SessionRepoSummary) -> ApiResult<()> {
+    let statement = db(env)?
+        .prepare(
+            "UPDATE sessions SET repo_full_name = ?, repo_branch = ?, repo_base_branch = ? \
+             WHERE id = ?",
+        )
+        .bind(&[
+            text(&repo.full_name),
+            text(&repo.branch),
+            text(&repo.base_branch),
+            text(id),
+        ])?;
+    run(statement).await?;
+    set_pull_request(env, id, repo.pull_request.as_ref()).await
+}
+
+/// Records the session's pull request as last seen, for the list.
+pub async fn set_pull_request(
+    env: &Env,
+    id: &str,
+    pull: Option<&PullRequestSummary>,
+) -> ApiResult<()> {
+    let state = pull.and_then(|pull| {
+        serde_json::to_value(pull.state)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+    });
+    let statement = db(env)?
+        .prepare("UPDATE sessions SET pr_number = ?, pr_state = ?, pr_url = ? WHERE id = ?")
+        .bind(&[
+            pull.map_or(JsValue::NULL, |pull| unsigned(pull.number)),
+            optional_text(state.as_deref()),
+            optional_text(pull.map(|pull| pull.url.as_str())),
+            text(id),
+        ])?;
+    run(statement).await
 }
 
 /// Records which key (`user`, `team` or `environment`) the latest turn of session

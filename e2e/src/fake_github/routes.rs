@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::objects::{self, Account, PullView, RepoView};
 use super::{
     Area, Book, CLIENT_ID, CLIENT_SECRET, Grant, INSTALLATION_TOKEN_SECS, IssuedToken, Level,
-    PullRecord, REFRESH_TOKEN_SECS, RepoRecord, Shared, USER_TOKEN_SECS, UserTokens, now,
+    PullRecord, REFRESH_TOKEN_SECS, RepoRecord, Shared, UserTokens, now,
 };
 use crate::git_server::BareRepo;
 use crate::github_openapi::layer;
@@ -23,7 +23,7 @@ type Shareds = State<Arc<Shared>>;
 
 /// Paths served here that GitHub's REST description does not cover: the OAuth web
 /// flow's token endpoint lives on github.com.
-pub(super) const OUTSIDE_REST: &[&str] = &["/login/oauth/access_token"];
+pub(super) const OUTSIDE_REST: &[&str] = &["/login/oauth/access_token", "/login/oauth/authorize"];
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -49,7 +49,9 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
             "/app/installations/{id}/access_tokens",
             post(installation_token),
         )
+        .route("/repos/{owner}/{repo}/installation", get(repo_installation))
         .route("/login/oauth/access_token", post(oauth_token))
+        .route("/login/oauth/authorize", get(super::web_flow::authorize))
         .route(
             "/applications/{client_id}/token",
             axum::routing::delete(revoke_token),
@@ -797,12 +799,65 @@ async fn installation_token(
         .into_response()
 }
 
+/// `GET /repos/{owner}/{repo}/installation` (App JWT): the App's installation that
+/// holds the repository, or 404.
+async fn repo_installation(
+    State(shared): Shareds,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    let book = shared.book();
+    let Some((app_id, key)) = book.app.clone() else {
+        return error(StatusCode::UNAUTHORIZED, "Integration not found");
+    };
+    let Some(jwt) = bearer(&headers) else {
+        return error(StatusCode::UNAUTHORIZED, "Requires authentication");
+    };
+    if let Err(message) = super::app_jwt::verify(&jwt, &key, app_id, now()) {
+        return error(StatusCode::UNAUTHORIZED, message);
+    }
+    let full_name = format!("{owner}/{name}");
+    let Some(installation) = book
+        .installations
+        .values()
+        .find(|i| i.repositories.contains(&full_name))
+    else {
+        return not_found();
+    };
+    let Some(account) = book.accounts.get(&installation.account) else {
+        return not_found();
+    };
+    let api = api(&shared);
+    let id = installation.id;
+    Json(json!({
+        "id": id,
+        "app_id": app_id,
+        "app_slug": "nightshift",
+        "target_id": account.id,
+        "target_type": account.kind,
+        "single_file_name": null,
+        "repository_selection": "selected",
+        "access_tokens_url": format!("{api}/app/installations/{id}/access_tokens"),
+        "html_url": format!("https://github.example/settings/installations/{id}"),
+        "repositories_url": format!("{api}/installation/repositories"),
+        "events": [],
+        "account": objects::simple_user(&api, account),
+        "permissions": installation.permissions,
+        "created_at": objects::timestamp(0),
+        "updated_at": objects::timestamp(0),
+        "suspended_by": null,
+        "suspended_at": null,
+    }))
+    .into_response()
+}
+
 /// Issues a user-to-server token pair (`ghu_` / `ghr_`).
 pub(super) fn issue_user_tokens(
     book: &mut Book,
     login: &str,
     scopes: Vec<String>,
     ttl: u64,
+    via_app: bool,
 ) -> UserTokens {
     let access_token = book.token_id("ghu");
     let refresh_token = book.token_id("ghr");
@@ -814,6 +869,7 @@ pub(super) fn issue_user_tokens(
             grant: Grant::User {
                 login: login.to_string(),
                 scopes: scopes.clone(),
+                via_app,
             },
             expires_at,
             revoked: false,
@@ -821,7 +877,12 @@ pub(super) fn issue_user_tokens(
     );
     book.refresh.insert(
         refresh_token.clone(),
-        (login.to_string(), scopes, now() + REFRESH_TOKEN_SECS),
+        (
+            login.to_string(),
+            scopes,
+            now() + REFRESH_TOKEN_SECS,
+            via_app,
+        ),
     );
     UserTokens {
         access_token,
@@ -834,26 +895,30 @@ pub(super) fn issue_user_tokens(
 /// and an `error` field; the refresh token is good once.
 async fn oauth_token(
     State(shared): Shareds,
+    headers: HeaderMap,
     axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>,
 ) -> Response {
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
     let oauth_error = |code: &str, description: &str| {
         Json(json!({"error": code, "error_description": description})).into_response()
     };
-    if get("client_id") != CLIENT_ID || get("client_secret") != CLIENT_SECRET {
+    if !super::web_flow::client_ok(&headers, &form) {
         return oauth_error(
             "incorrect_client_credentials",
             "The client_id and/or client_secret passed are incorrect.",
         );
     }
+    if get("grant_type") == "authorization_code" {
+        return super::web_flow::exchange(&shared, &form);
+    }
     if get("grant_type") != "refresh_token" {
         return oauth_error(
             "unsupported_grant_type",
-            "Only refresh_token is served here.",
+            "Only authorization_code and refresh_token are served here.",
         );
     }
     let mut book = shared.book();
-    let Some((login, scopes, expiry)) = book.refresh.remove(get("refresh_token")) else {
+    let Some((login, scopes, expiry, via_app)) = book.refresh.remove(get("refresh_token")) else {
         return oauth_error(
             "bad_refresh_token",
             "The refresh token passed is incorrect or expired.",
@@ -865,10 +930,11 @@ async fn oauth_token(
             "The refresh token passed is incorrect or expired.",
         );
     }
-    let tokens = issue_user_tokens(&mut book, &login, scopes.clone(), USER_TOKEN_SECS);
+    let ttl = book.user_token_secs;
+    let tokens = issue_user_tokens(&mut book, &login, scopes.clone(), ttl, via_app);
     Json(json!({
         "access_token": tokens.access_token,
-        "expires_in": USER_TOKEN_SECS,
+        "expires_in": ttl,
         "refresh_token": tokens.refresh_token,
         "refresh_token_expires_in": REFRESH_TOKEN_SECS,
         "scope": scopes.join(","),

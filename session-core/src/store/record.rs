@@ -49,6 +49,9 @@ pub struct SessionRecord {
     /// or accepted any more (a sandbox that was being created is destroyed as soon as
     /// the backend answers).
     pub deleted: bool,
+    /// The GitHub repository the session works on, handed to the runner in every
+    /// `welcome`; `None` for a session without one.
+    pub repo: Option<nightshift_protocol::repo::SessionRepo>,
 }
 
 impl Default for SessionRecord {
@@ -72,6 +75,7 @@ impl Default for SessionRecord {
             permission_mode: PermissionMode::default(),
             abort_requested: None,
             deleted: false,
+            repo: None,
         }
     }
 }

@@ -131,3 +131,23 @@ pub async fn decrypt(key: &[u8], aad: &str, iv: &str, sealed: &str) -> Result<St
     let plain = bytes_of(call(&subtle()?, "decrypt", &args).await?)?;
     String::from_utf8(plain).map_err(|_| CryptoError("a decrypted key is not UTF-8".into()))
 }
+
+/// Signs `data` with RSASSA-PKCS1-v1_5 over SHA-256 (JWT's RS256) with a PKCS#8
+/// private key (DER), through WebCrypto, so no RSA implementation ships in the
+/// Worker. Used for GitHub App JWTs (`crate::github::app`).
+pub async fn sign_rs256(pkcs8_der: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let subtle = subtle()?;
+    let algorithm = Object::new();
+    Reflect::set(&algorithm, &"name".into(), &"RSASSA-PKCS1-v1_5".into())
+        .map_err(error("importKey"))?;
+    Reflect::set(&algorithm, &"hash".into(), &"SHA-256".into()).map_err(error("importKey"))?;
+    let args = Array::new();
+    args.push(&"pkcs8".into());
+    args.push(&Uint8Array::from(pkcs8_der));
+    args.push(&algorithm);
+    args.push(&JsValue::FALSE);
+    args.push(&Array::of1(&"sign".into()));
+    let key = call(&subtle, "importKey", &args).await?;
+    let args = Array::of3(&"RSASSA-PKCS1-v1_5".into(), &key, &Uint8Array::from(data));
+    bytes_of(call(&subtle, "sign", &args).await?)
+}

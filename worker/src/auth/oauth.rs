@@ -11,6 +11,11 @@
 //! verified; Google: OpenID userinfo with `email_verified`); and signs them in.
 //! Every failure sends the browser to `/signin?error=<code>`.
 //!
+//! Sign-in asks GitHub only for who the user is (`read:user user:email`).
+//! `/auth/github/connect` runs the same flow for a signed-in user to grant repository
+//! access (incremental authorization); its callback stores the token
+//! ([`super::github_connect`]) instead of signing anyone in.
+//!
 //! Provider URLs default to the real ones and can be pointed elsewhere
 //! (`GITHUB_AUTHORIZE_URL`, `GITHUB_TOKEN_URL`, `GITHUB_API_URL`,
 //! `GOOGLE_AUTHORIZE_URL`, `GOOGLE_TOKEN_URL`, `GOOGLE_USERINFO_URL`); the tests point
@@ -96,8 +101,9 @@ impl Kind {
 
     fn scopes(self) -> &'static [&'static str] {
         match self {
-            // Enough to list the user's repositories and push to them later.
-            Kind::Github => &["repo", "read:user", "user:email"],
+            // Sign-in needs only who the user is; repository access is asked for
+            // separately, when they first pick a repository (`connect`).
+            Kind::Github => &["read:user", "user:email"],
             Kind::Google => &["openid", "email", "profile"],
         }
     }
@@ -153,21 +159,78 @@ fn redirect_to(location: &str, cookies: &[String]) -> ApiResult<Response> {
     Ok(Response::empty()?.with_status(302).with_headers(headers))
 }
 
+/// The `provider` of a flow that connects a signed-in user's GitHub account for
+/// repository access (rather than signing someone in).
+const CONNECT_FLOW: &str = "github_connect";
+
+/// What a flow is for.
+enum Flow {
+    SignIn {
+        invite: Option<String>,
+    },
+    /// Connecting `user_id`'s GitHub account for repository access.
+    Connect {
+        user_id: String,
+    },
+}
+
 /// `GET /auth/{provider}/login?redirect=/path&invite=TOKEN`.
 pub async fn login(req: &Request, env: &Env, kind: Kind) -> ApiResult<Response> {
+    let invite = query(req, "invite").filter(|invite| !invite.trim().is_empty());
+    let redirect = access::safe_redirect(query(req, "redirect").as_deref());
+    start(req, env, kind, Flow::SignIn { invite }, &redirect).await
+}
+
+/// `GET /auth/github/connect?return_to=/path` (signed in): asks GitHub for
+/// repository access. With an OAuth App that is the `repo` scope; a GitHub App's
+/// user authorization carries no scopes (the App's permissions and the user's own
+/// access decide), so nothing is asked.
+pub async fn connect(req: &Request, env: &Env) -> ApiResult<Response> {
+    let principal = super::authenticate(req, env).await?;
+    let user = principal.user()?;
+    let redirect = access::safe_redirect(query(req, "return_to").as_deref());
+    let flow = Flow::Connect {
+        user_id: user.id.clone(),
+    };
+    start(req, env, Kind::Github, flow, &redirect).await
+}
+
+/// The scopes a connection asks for.
+fn connect_scopes(env: &Env) -> &'static [&'static str] {
+    if config::var(env, "GITHUB_APP_ID").is_some() {
+        &[]
+    } else {
+        &["repo"]
+    }
+}
+
+async fn start(
+    req: &Request,
+    env: &Env,
+    kind: Kind,
+    flow: Flow,
+    redirect: &str,
+) -> ApiResult<Response> {
     let client = client(env, req, kind)
         .map_err(|_| ApiError::not_found(format!("{} sign-in is not configured", kind.name())))?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
         .authorize_url(CsrfToken::new_random)
         .set_pkce_challenge(challenge);
-    for scope in kind.scopes() {
+    let (scopes, provider, invite, user_id) = match &flow {
+        Flow::SignIn { invite } => (kind.scopes(), kind.name(), invite.as_deref(), None),
+        Flow::Connect { user_id } => (
+            connect_scopes(env),
+            CONNECT_FLOW,
+            None,
+            Some(user_id.as_str()),
+        ),
+    };
+    for scope in scopes {
         request = request.add_scope(Scope::new((*scope).to_owned()));
     }
     let (url, state) = request.url();
     let browser = super::random_token("", 32)?;
-    let redirect = access::safe_redirect(query(req, "redirect").as_deref());
-    let invite = query(req, "invite").filter(|invite| !invite.trim().is_empty());
     let now = clock::now_ms();
     // Old, abandoned flows go away as new ones start.
     d1::run(
@@ -179,14 +242,15 @@ pub async fn login(req: &Request, env: &Env, kind: Kind) -> ApiResult<Response> 
     d1::run(
         env,
         "INSERT INTO oauth_states (state_hash, browser_hash, provider, pkce_verifier, redirect, \
-         invite, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+         invite, user_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             Arg::Text(&access::sha256_hex(state.secret())),
             Arg::Text(&access::sha256_hex(&browser)),
-            Arg::Text(kind.name()),
+            Arg::Text(provider),
             Arg::Text(verifier.secret()),
-            Arg::Text(&redirect),
-            Arg::OptText(invite.as_deref()),
+            Arg::Text(redirect),
+            Arg::OptText(invite),
+            Arg::OptText(user_id),
             Arg::Int(now + (FLOW_TTL_SECS * 1000) as i64),
         ],
     )
@@ -205,9 +269,10 @@ pub async fn login(req: &Request, env: &Env, kind: Kind) -> ApiResult<Response> 
 pub async fn callback(req: &Request, env: &Env, kind: Kind) -> Response {
     let clear = access::set_cookie(OAUTH_COOKIE, "", 0, signin::secure_cookies(req));
     let outcome = match finish(req, env, kind).await {
-        Ok(Ok((location, session_cookie))) => {
+        Ok(Ok((location, Some(session_cookie)))) => {
             redirect_to(&location, &[session_cookie, clear.clone()])
         }
+        Ok(Ok((location, None))) => redirect_to(&location, std::slice::from_ref(&clear)),
         Ok(Err(code)) => redirect_to(
             &format!("/signin?error={code}"),
             std::slice::from_ref(&clear),
@@ -227,15 +292,17 @@ struct StateRow {
     pkce_verifier: String,
     redirect: String,
     invite: Option<String>,
+    user_id: Option<String>,
     expires_at: i64,
 }
 
-/// Answers the redirect and the session cookie, or the refusal code.
+/// Answers the redirect and the session cookie (none for a connection, whose user is
+/// signed in already), or the refusal code.
 async fn finish(
     req: &Request,
     env: &Env,
     kind: Kind,
-) -> ApiResult<Result<(String, String), &'static str>> {
+) -> ApiResult<Result<(String, Option<String>), &'static str>> {
     if let Some(error) = query(req, "error") {
         return Ok(Err(if error == "access_denied" {
             "oauth_denied"
@@ -258,7 +325,7 @@ async fn finish(
     let state_hash = access::sha256_hex(&state);
     let row: Option<StateRow> = d1::first(
         env,
-        "SELECT browser_hash, provider, pkce_verifier, redirect, invite, expires_at \
+        "SELECT browser_hash, provider, pkce_verifier, redirect, invite, user_id, expires_at \
          FROM oauth_states WHERE state_hash = ?",
         &[Arg::Text(&state_hash)],
     )
@@ -273,8 +340,9 @@ async fn finish(
         &[Arg::Text(&state_hash)],
     )
     .await?;
+    let connecting = kind == Kind::Github && row.provider == CONNECT_FLOW;
     if deleted != 1
-        || row.provider != kind.name()
+        || (row.provider != kind.name() && !connecting)
         || row.expires_at <= clock::now_ms()
         || !access::constant_time_eq(&row.browser_hash, &access::sha256_hex(browser))
     {
@@ -288,13 +356,23 @@ async fn finish(
         .set_pkce_verifier(PkceCodeVerifier::new(row.pkce_verifier))
         .request_async(&fetch_http)
         .await;
-    let access_token = match token {
-        Ok(token) => token.access_token().secret().clone(),
+    let token = match token {
+        Ok(token) => token,
         Err(error) => {
             worker::console_error!("{} token exchange failed: {error}", kind.name());
             return Ok(Err("oauth_failed"));
         }
     };
+    if connecting {
+        let Some(user_id) = row.user_id else {
+            return Ok(Err("oauth_state_mismatch"));
+        };
+        let redirect = access::safe_redirect(Some(&row.redirect));
+        return Ok(super::github_connect::finish(env, &user_id, &token)
+            .await?
+            .map(|()| (redirect, None)));
+    }
+    let access_token = token.access_token().secret().clone();
     let identity = match kind {
         Kind::Github => github_identity(env, &access_token).await?,
         Kind::Google => google_identity(env, &access_token).await?,
@@ -310,7 +388,7 @@ async fn finish(
     let session_cookie = signin::start_session(env, req, &user_id).await?;
     Ok(Ok((
         access::safe_redirect(Some(&row.redirect)),
-        session_cookie,
+        Some(session_cookie),
     )))
 }
 
@@ -364,7 +442,10 @@ async fn fetch_http(request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse
 }
 
 /// A JSON `GET` to a provider's API with the user's access token.
-async fn get_json<T: serde::de::DeserializeOwned>(url: &str, token: &str) -> ApiResult<Option<T>> {
+pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    token: &str,
+) -> ApiResult<Option<T>> {
     let headers = Headers::new();
     headers.set("authorization", &format!("Bearer {token}"))?;
     headers.set("accept", "application/json")?;
@@ -383,11 +464,11 @@ async fn get_json<T: serde::de::DeserializeOwned>(url: &str, token: &str) -> Api
 }
 
 #[derive(Deserialize)]
-struct GithubUser {
-    id: u64,
-    login: String,
-    name: Option<String>,
-    avatar_url: Option<String>,
+pub(super) struct GithubUser {
+    pub id: u64,
+    pub login: String,
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -96,6 +96,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         (Method::Post, "/auth/dev/login") => dev_login(&mut req, env).await,
         (Method::Post, "/auth/logout") => logout(&req, env).await,
         (Method::Get, "/auth/github/login") => oauth::login(&req, env, oauth::Kind::Github).await,
+        (Method::Get, "/auth/github/connect") => oauth::connect(&req, env).await,
         (Method::Get, "/auth/google/login") => oauth::login(&req, env, oauth::Kind::Google).await,
         (Method::Get, "/auth/github/callback") => {
             Ok(oauth::callback(&req, env, oauth::Kind::Github).await)

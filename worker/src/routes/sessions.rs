@@ -3,7 +3,9 @@
 //!
 //! Creating a session writes its D1 row first (so it is listed and addressable at
 //! once), announces it on the session-list stream, then initializes its
-//! `SessionAgent`, which requests the sandbox. The answer is the row as it stands
+//! `SessionAgent`, which requests the sandbox. A session on a GitHub repository has
+//! it checked first (`crate::github::repos::resolve`), its list columns written
+//! with the row, and the whole repository kept by the `SessionAgent`. The answer is the row as it stands
 //! afterwards: `provisioning`, or `error` with the reason when the backend failed.
 
 use nightshift_protocol::ErrorCode;
@@ -13,6 +15,7 @@ use nightshift_protocol::api::{
 };
 use nightshift_protocol::auth::SessionRole;
 use nightshift_protocol::events::SessionListEvent;
+use nightshift_protocol::repo::SessionRepoSummary;
 use nightshift_session::title::normalize_title;
 use worker::{Env, Request, Response};
 
@@ -52,9 +55,19 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
     let agent = request.agent.unwrap_or_default();
     let permission_mode = request.permission_mode.unwrap_or_default();
     let worker_url = config::worker_url(env, req)?;
+    let id = ids::new_id()?;
+    // The repository is checked with the user's own GitHub access before anything is
+    // written, so a refusal leaves nothing behind.
+    let resolved = match &request.repo {
+        Some(choice) => {
+            let team = crate::github::settings::get(env).await?;
+            Some(crate::github::repos::resolve(env, &user.id, &team, &id, &title, choice).await?)
+        }
+        None => None,
+    };
     let now = clock::now_ms();
     let session = Session {
-        id: ids::new_id()?,
+        id,
         title: title.clone(),
         status: SessionStatus::Provisioning,
         agent,
@@ -85,6 +98,19 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
             ),
         ));
     }
+    let summary = resolved.as_ref().map(|resolved| SessionRepoSummary {
+        full_name: resolved.repo.full_name.clone(),
+        branch: resolved.repo.branch.clone(),
+        base_branch: resolved.repo.base_branch.clone(),
+        pull_request: resolved.pull_request.clone(),
+    });
+    if let Some(summary) = &summary {
+        sessions_table::set_repo(env, &session.id, summary).await?;
+    }
+    let session = Session {
+        repo: summary,
+        ..session
+    };
     internal::publish(
         env,
         &SessionListEvent::SessionCreated {
@@ -100,6 +126,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         agent,
         model: request.model,
         permission_mode,
+        repo: resolved.map(|resolved| resolved.repo),
     };
     let response = internal::call_agent(env, &session.id, AgentCall::Init, Some(&init)).await;
     if let Err(error) = agent_ok(response).await {

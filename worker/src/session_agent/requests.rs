@@ -103,6 +103,8 @@ impl SessionAgent {
             AgentCall::Delete => self.delete_session().await,
             AgentCall::CreatePanelGrant => self.create_panel_grant(&mut req).await,
             AgentCall::CheckPanelGrant(id) => self.check_panel_grant(id),
+            AgentCall::GitContext => self.git_context(&mut req).await,
+            AgentCall::GithubReconnect => self.github_reconnect(&mut req).await,
         }
     }
 
@@ -129,6 +131,7 @@ impl SessionAgent {
             record.agent = init.agent;
             record.model = init.model.clone();
             record.permission_mode = init.permission_mode;
+            record.repo = init.repo.clone();
             self.store
                 .save_access_facts(&AccessFacts::owned_by(record.owner_id.clone()))?;
             // What the Worker wrote into the new D1 row.

@@ -259,7 +259,7 @@ impl SessionAgent {
         ws.send(&SessionFrame::Welcome {
             acked,
             token: token.map(|(token, _)| token),
-            repo: None,
+            repo: record.repo.clone(),
         })?;
 
         let abort = self.steps(|steps| steps.runner_said_hello(&epoch, active_turn.as_deref()))?;

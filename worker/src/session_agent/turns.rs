@@ -7,11 +7,15 @@
 //! Everything here is synchronous except [`SessionAgent::dispatch`], which first asks
 //! `llm_config` for the turn's LLM (by the user who sent the prompt about to start,
 //! else the session owner) and only then reads and changes state, and ends by setting
-//! the alarm for a collect window that holds the queue.
+//! the alarm for a collect window that holds the queue. In a session with a
+//! repository it also resolves the turn's commit author (the prompting user), which
+//! the `prompt` frame carries.
 
 use nightshift_protocol::events::{EventBody, SessionEvent};
-use nightshift_protocol::runner_link::LlmConfig;
+use nightshift_protocol::repo::{GitAuthor, SessionRepo};
+use nightshift_protocol::runner_link::{LlmConfig, SessionFrame};
 use nightshift_session::event_log::sse_frame;
+use nightshift_session::repo_rules;
 use nightshift_session::turns::{TurnSteps, UNSENT_REASON};
 use worker::Result;
 
@@ -95,7 +99,7 @@ impl SessionAgent {
         // is at the front by then, the LLM is resolved again for them.
         let mut resolved: Option<(String, Option<LlmConfig>)> = None;
         let mut attempts = 0;
-        let llm = loop {
+        let (sender, llm) = loop {
             let record = self.store.record()?;
             if self.current_runner(&record).is_none() {
                 return Ok(());
@@ -112,7 +116,7 @@ impl SessionAgent {
             if let Some((user, llm)) = resolved.take()
                 && user == sender
             {
-                break llm;
+                break (sender, llm);
             }
             if attempts == MAX_LLM_RESOLVES {
                 worker::console_warn!("the next prompt's sender kept changing; not dispatching");
@@ -123,7 +127,13 @@ impl SessionAgent {
             resolved = Some((sender, llm));
         };
 
-        // Read again: other events may have been handled while the LLM was resolved.
+        // Who commits this turn's work: the user who sent the prompt.
+        let author = match &self.store.record()?.repo {
+            Some(repo) => Some(git_author(&self.env, repo, &sender).await),
+            None => None,
+        };
+        // Read again: other events may have been handled while the LLM and the
+        // author were resolved.
         let record = self.store.record()?;
         let Some((socket, attachment)) = self.current_runner(&record) else {
             return Ok(());
@@ -134,9 +144,12 @@ impl SessionAgent {
         let turn_id = ids::new_id()?;
         let source = llm.clone();
         let started = self.steps(|steps| {
-            let Some(frame) = steps.start_next(&turn_id, epoch, llm)? else {
+            let Some(mut frame) = steps.start_next(&turn_id, epoch, llm)? else {
                 return Ok(false);
             };
+            if let SessionFrame::Prompt { author: slot, .. } = &mut frame {
+                slot.clone_from(&author);
+            }
             if let Err(error) = socket.send(&frame) {
                 worker::console_warn!("sending turn {turn_id} failed: {error}");
                 steps.interrupt_turn(&turn_id, UNSENT_REASON)?;
@@ -151,5 +164,41 @@ impl SessionAgent {
             });
         }
         Ok(())
+    }
+}
+
+/// The commit author for a turn `sender` prompted: their connected GitHub account's
+/// name and no-reply email, else their name and email here, else the session's
+/// author (its owner at creation).
+async fn git_author(env: &worker::Env, repo: &SessionRepo, sender: &str) -> GitAuthor {
+    if let Ok(Some(account)) = crate::github::tokens::account(env, sender).await {
+        return repo_rules::github_author(
+            account.github_id,
+            &account.login,
+            account.name.as_deref(),
+        );
+    }
+    #[derive(serde::Deserialize)]
+    struct Person {
+        display_name: String,
+        email: Option<String>,
+    }
+    let person: Option<Person> = crate::auth::d1::first(
+        env,
+        "SELECT display_name, email FROM users WHERE id = ?",
+        &[crate::auth::d1::Arg::Text(sender)],
+    )
+    .await
+    .ok()
+    .flatten();
+    match person {
+        Some(Person {
+            display_name,
+            email: Some(email),
+        }) => GitAuthor {
+            name: display_name,
+            email,
+        },
+        _ => repo.author.clone(),
     }
 }

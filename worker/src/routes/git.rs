@@ -1,0 +1,52 @@
+//! The runner's git routes (runner token): `POST /api/sessions/{id}/git/credential`,
+//! what git's credential helper inside the sandbox asks for, through the runner
+//! ([`crate::github::credentials`]). A refusal is 403; a user whose GitHub
+//! authorization is gone is 409 `github_not_connected`, and the session's viewers
+//! get a `github_reconnect_required` event, so nothing waits on a prompt.
+
+use nightshift_protocol::repo::CredentialRequest;
+use worker::{Env, Request, Response};
+
+use crate::api_error::{self, ApiResult, json};
+use crate::auth::RunnerGrant;
+use crate::body;
+use crate::github::credentials;
+use crate::internal::{self, AgentCall, GitContext, GitContextRequest, GithubReconnect};
+
+/// The session's repository and whose access a credential uses, if the runner
+/// token is the current sandbox's.
+async fn context(env: &Env, grant: &RunnerGrant) -> ApiResult<GitContext> {
+    let asked = GitContextRequest {
+        generation: grant.generation,
+    };
+    let mut response =
+        internal::call_agent(env, &grant.session_id, AgentCall::GitContext, Some(&asked)).await?;
+    if !(200..300).contains(&response.status_code()) {
+        return Err(api_error::from_response(response).await);
+    }
+    Ok(response.json().await?)
+}
+
+/// `POST /api/sessions/{id}/git/credential`.
+pub async fn credential(req: &mut Request, env: &Env, grant: &RunnerGrant) -> ApiResult<Response> {
+    let asked: CredentialRequest = body::read_json(req).await?;
+    let context = context(env, grant).await?;
+    match credentials::issue(env, &context, &asked).await {
+        Ok(credential) => Ok(json(200, &credential)),
+        Err(error) => {
+            if error.code == nightshift_protocol::ErrorCode::GithubNotConnected {
+                let gone = GithubReconnect {
+                    user_id: context.user_id.clone(),
+                };
+                let _ = internal::call_agent(
+                    env,
+                    &grant.session_id,
+                    AgentCall::GithubReconnect,
+                    Some(&gone),
+                )
+                .await;
+            }
+            Err(error)
+        }
+    }
+}
