@@ -54,6 +54,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     ("POST", "/api/sessions/{id}/abort", "session_collaborator"),
     ("POST", "/api/sessions/{id}/push", "session_collaborator"),
+    ("GET", "/api/sessions/{id}/repo", "session_viewer"),
+    ("GET", "/api/sessions/{id}/diff", "session_viewer"),
     ("GET", "/api/sessions/{id}/events", "session_viewer"),
     ("GET", "/api/sessions/{id}/runner", "runner"),
     ("POST", "/api/sessions/{id}/artifacts", "runner"),

@@ -345,3 +345,179 @@ async fn an_isolated_sandbox_clones_commits_and_pushes_through_the_runners_crede
     worker.abort();
     Ok(())
 }
+
+/// Signs `api`'s user in to the fake GitHub's OAuth web flow for repository access.
+async fn connect_github(
+    stack: &nightshift_e2e::stack::Stack,
+    gh: &nightshift_e2e::fake_github::FakeGithub,
+    api: &nightshift_e2e::client::Api,
+    login: &str,
+) -> anyhow::Result<()> {
+    let mut browser = nightshift_e2e::oauth_browser::Browser::new();
+    browser.cookies.insert(
+        "ns_session".to_string(),
+        api.session_cookie().unwrap_or_default().to_string(),
+    );
+    gh.consent_as(Some(login));
+    let callback = browser
+        .start_flow(&stack.worker_url(), "/auth/github/connect?return_to=/")
+        .await?;
+    browser.finish(&callback).await?;
+    Ok(())
+}
+
+/// The `repo_updated` states among `events`.
+fn repo_states(events: &[nightshift_protocol::events::SessionEvent]) -> Vec<RepoState> {
+    events
+        .iter()
+        .filter_map(|event| match &event.body {
+            nightshift_protocol::events::EventBody::RepoUpdated { state } => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_branch() {
+    use nightshift_e2e::fake_github::FakeGithub;
+    use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
+    use nightshift_e2e::stack::{Stack, StackOptions, files_containing, with_logs};
+    use nightshift_protocol::events::EventBody;
+    use reqwest::Method;
+
+    let gh = FakeGithub::start().await.unwrap();
+    gh.add_user("alice", "Alice Doe", "alice@example.com");
+    gh.add_repo("alice", "app", true, &RepoSeed::small())
+        .unwrap();
+    let git_port = gh.git().url().rsplit(':').next().unwrap().to_string();
+    let llm = ScriptedLlm::start().await.unwrap();
+    let stack = Stack::start_with_backend(
+        StackOptions {
+            llm_base_url: Some(llm.base_url()),
+            worker_vars: gh.worker_vars(),
+        },
+        vec![(
+            "SANDBOX_ISOLATED_ALLOW".to_string(),
+            format!("127.0.0.1:{git_port}"),
+        )],
+    )
+    .await
+    .unwrap();
+    with_logs(&stack, async {
+        let alice = stack.signed_in_api("alice@example.com").await?;
+        connect_github(&stack, &gh, &alice, "alice").await?;
+        llm.on(
+            "MARK-EDIT",
+            Script::new(vec![
+                Step::tool(
+                    "bash",
+                    json!({"command": "git rev-parse --abbrev-ref HEAD && echo 'edited by the agent' >> README.md && git commit -qam 'Edit the readme' && git log -1 --format='%an <%ae>'"}),
+                ),
+                Step::text("Edited and committed."),
+            ]),
+        );
+        let session: Value = alice
+            .expect(
+                Method::POST,
+                "/api/sessions",
+                Some(&json!({"title": "Fix the readme", "repo": {"full_name": "alice/app"}}).to_string()),
+                201,
+            )
+            .await?;
+        let id = session["id"].as_str().context("a session id")?.to_string();
+        let branch = session["repo"]["branch"].as_str().context("a branch")?.to_string();
+        let mut events = alice.events(&id, None).await?;
+        alice.send(&id, "MARK-EDIT edit the readme").await?;
+        let seen = events
+            .until(|body| matches!(body, EventBody::TurnFinished { .. }))
+            .await?;
+        let output = seen
+            .iter()
+            .find_map(|event| match &event.body {
+                EventBody::ToolCallFinished { output, .. } => Some(output.clone()),
+                _ => None,
+            })
+            .context("the bash call finished")?;
+        assert!(output.contains(&branch), "on the session's branch: {output}");
+        assert!(output.contains("Alice Doe <"), "committed as alice: {output}");
+        assert!(output.contains("@users.noreply.github.com>"), "{output}");
+
+        // The state arrives as events, and GET /repo has the latest.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut all = seen.clone();
+        let mut states = repo_states(&seen);
+        while !states.iter().any(|s| s.ahead == 1 && s.dirty == false) {
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "no state with the commit: {states:?}");
+            let event = tokio::time::timeout_at(deadline, events.next_event()).await??;
+            states.extend(repo_states(std::slice::from_ref(&event)));
+            all.push(event);
+        }
+        assert!(states.iter().any(|s| s.phase == RepoPhase::Ready));
+        let view: Value = alice
+            .expect(Method::GET, &format!("/api/sessions/{id}/repo"), None, 200)
+            .await?;
+        assert_eq!(view["repo"]["full_name"], "alice/app");
+        assert_eq!(view["state"]["ahead"], 1);
+        assert_eq!(view["state"]["files"][0]["path"], "README.md");
+
+        // The diff, computed in the sandbox.
+        let diff: Value = alice
+            .expect(Method::GET, &format!("/api/sessions/{id}/diff"), None, 200)
+            .await?;
+        assert_eq!(diff["base_branch"], "main");
+        assert_eq!(diff["files"][0]["path"], "README.md");
+        assert!(
+            diff["files"][0]["patch"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("+edited by the agent"),
+            "{diff}"
+        );
+
+        // The user pushes; the branch appears on the server with alice as author.
+        let pushed = alice
+            .raw(Method::POST, &format!("/api/sessions/{id}/push"), None)
+            .await?;
+        assert_eq!(pushed.status, 202, "{:?}", pushed.body);
+        loop {
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "not pushed: {states:?}");
+            let event = tokio::time::timeout_at(deadline, events.next_event()).await??;
+            let done = repo_states(std::slice::from_ref(&event)).iter().any(|s| s.pushed);
+            all.push(event);
+            if done {
+                break;
+            }
+        }
+        let bare = gh.git().repo("alice", "app");
+        let head = bare.branch_head(&branch).context("the branch is on the server")?;
+        let author = &bare.log(&head, "%an <%ae>")[0];
+        assert!(author.starts_with("Alice Doe <") && author.ends_with("+alice@users.noreply.github.com>"), "{author}");
+
+        // No token anywhere the sandbox or the session's viewers can read.
+        let tokens: Vec<String> = gh.tokens().into_iter().map(|t| t.token).collect();
+        assert!(!tokens.is_empty());
+        let sandbox_id = alice.session(&id).await?.sandbox_id.context("a sandbox")?;
+        let http = reqwest::Client::new();
+        let inside: Value = http
+            .post(format!("{}/v1/sandboxes/{sandbox_id}/exec?stream=false", stack.backend_url()))
+            .bearer_auth(&stack.backend_token)
+            .json(&json!({"command": "bash", "args": ["-c", "env; git config --list --show-origin; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'"]}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let inside = inside.to_string();
+        let all_events = format!("{all:?}");
+        for token in &tokens {
+            assert!(!inside.contains(token.as_str()), "a token in the sandbox's processes or config");
+            assert!(!all_events.contains(token.as_str()), "a token in the session's events");
+            assert!(
+                files_containing(&stack.workspace(&sandbox_id), token.as_bytes()).is_empty(),
+                "a token in the workspace"
+            );
+        }
+        assert!(inside.contains("credential.helper=cache --socket /run/nightshift/git-credential.sock"), "{inside}");
+        Ok(())
+    })
+    .await;
+}

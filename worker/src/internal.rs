@@ -95,6 +95,10 @@ pub enum AgentCall<'a> {
     Abort,
     /// `POST /push`: tell the runner to push the session's branch.
     Push,
+    /// `GET /repo`: the session's repository and the runner's latest report.
+    RepoView,
+    /// `GET /diff`: the repository's diff, computed in the sandbox.
+    Diff,
     /// `POST /access`: read the owner and shares from D1 again (after a change).
     ReloadAccess,
     /// `PATCH /settings`.
@@ -132,9 +136,8 @@ impl<'a> AgentCall<'a> {
     pub fn method(&self) -> Method {
         use AgentCall::*;
         match self {
-            ListMessages | Events | Presence | StreamStats | Runner | CheckPanelGrant(_) => {
-                Method::Get
-            }
+            ListMessages | Events | Presence | StreamStats | Runner | CheckPanelGrant(_)
+            | RepoView | Diff => Method::Get,
             Init | Enqueue | Abort | Push | ReloadAccess | AnswerQuestion(_)
             | PresenceHeartbeat | CloseStreams | CreatePanelGrant | GitContext
             | GithubReconnect => Method::Post,
@@ -151,6 +154,8 @@ impl<'a> AgentCall<'a> {
             CancelMessage(id) | EditMessage(id) => format!("/messages/{id}"),
             Abort => "/abort".into(),
             Push => "/push".into(),
+            RepoView => "/repo".into(),
+            Diff => "/diff".into(),
             ReloadAccess => "/access".into(),
             UpdateSettings => "/settings".into(),
             AnswerQuestion(id) => format!("/questions/{id}/answer"),
@@ -179,6 +184,8 @@ impl<'a> AgentCall<'a> {
             (Method::Patch, ["messages", id]) => EditMessage(id),
             (Method::Post, ["abort"]) => Abort,
             (Method::Post, ["push"]) => Push,
+            (Method::Get, ["repo"]) => RepoView,
+            (Method::Get, ["diff"]) => Diff,
             (Method::Post, ["access"]) => ReloadAccess,
             (Method::Patch, ["settings"]) => UpdateSettings,
             (Method::Post, ["questions", id, "answer"]) => AnswerQuestion(id),
@@ -532,6 +539,8 @@ mod tests {
             EditMessage("m1"),
             Abort,
             Push,
+            RepoView,
+            Diff,
             ReloadAccess,
             UpdateSettings,
             AnswerQuestion("q1"),

@@ -57,6 +57,8 @@ pub enum Endpoint {
     AnswerQuestion,
     Abort,
     Push,
+    RepoView,
+    Diff,
     SessionEvents,
     RunnerLink,
     Presence,
@@ -131,6 +133,8 @@ impl Endpoint {
                 | Endpoint::EditMessage
                 | Endpoint::Abort
                 | Endpoint::Push
+                | Endpoint::RepoView
+                | Endpoint::Diff
                 | Endpoint::AnswerQuestion
                 | Endpoint::SessionEvents
                 | Endpoint::Workspace
@@ -218,6 +222,18 @@ pub const TABLE: &[Row] = &[
         "/api/sessions/{id}/push",
         Endpoint::Push,
         Access::SessionCollaborator,
+    ),
+    row(
+        Method::Get,
+        "/api/sessions/{id}/repo",
+        Endpoint::RepoView,
+        Access::SessionViewer,
+    ),
+    row(
+        Method::Get,
+        "/api/sessions/{id}/diff",
+        Endpoint::Diff,
+        Access::SessionViewer,
     ),
     row(
         Method::Get,
@@ -604,6 +620,8 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::CancelMessage => messages::cancel(env, &caller, id, second).await,
         Endpoint::Abort => messages::abort(env, &caller, id).await,
         Endpoint::Push => session_repo::push(env, &caller, id).await,
+        Endpoint::RepoView => session_repo::view(env, &caller, id).await,
+        Endpoint::Diff => session_repo::diff(env, &caller, id).await,
         Endpoint::UpdateSession => sessions::update(&mut req, env, user, id).await,
         Endpoint::DeleteSession => sessions::delete(&mut req, env, user, id).await,
         Endpoint::Models => models::list(env, user).await,

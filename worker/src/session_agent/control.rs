@@ -136,22 +136,6 @@ impl SessionAgent {
         Ok(json(200, &AbortResponse { aborted_turn_id }))
     }
 
-    /// `POST /push`: asks the runner to push the session's branch; its `repo` frame
-    /// (and the `repo_updated` event) tells how it went. 409 without a runner.
-    pub(super) fn push_branch(&self) -> ApiResult<Response> {
-        let record = self.store.record()?;
-        let told = self
-            .current_runner(&record)
-            .is_some_and(|(socket, _)| socket.send(&SessionFrame::Push).is_ok());
-        if !told {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                "the session's sandbox is not running; try again once it is",
-            ));
-        }
-        Ok(Response::empty()?.with_status(202))
-    }
-
     /// Sends `abort` for the processing turn and starts the clock on its answer. With
     /// no runner to tell, the turn ends here at once. Returns the turn, if one ran.
     fn abort_running(&self) -> ApiResult<Option<String>> {
