@@ -2,7 +2,7 @@
 //! harness) with real git, and a stand-in for the Worker's credential route. The
 //! commands run without a sandbox here (no wrapper); the sandbox is the e2e tests'.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nightshift_e2e::git_server::{GitAccess, GitAuthorizer, GitDecision, GitServer, RepoSeed};
+use nightshift_e2e::stack::files_containing;
 use nightshift_protocol::repo::{CredentialRequest, GitAuthor, RepoPhase, RepoState, SessionRepo};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -224,25 +225,6 @@ async fn ready_state(states: &mut watch::Receiver<Option<RepoState>>) -> RepoSta
     state
 }
 
-/// Every file under `dir` (the repository's `.git` included) that holds `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if std::fs::read(&path)
-                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clones_the_sessions_branch_commits_as_the_prompter_and_pushes_through_the_helper() {
     let fixture = Fixture::new().await;
@@ -336,10 +318,9 @@ async fn clones_the_sessions_branch_commits_as_the_prompter_and_pushes_through_t
     }
 
     // Nothing of the credential was written into the workspace (nor its .git).
-    assert_eq!(files_holding(&workspace, SECRET), Vec::<String>::new());
     assert_eq!(
-        files_holding(fixture.dir.path(), SECRET),
-        Vec::<String>::new()
+        files_containing(fixture.dir.path(), SECRET.as_bytes()),
+        Vec::<PathBuf>::new()
     );
     shutdown.cancel();
 }
