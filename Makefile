@@ -50,8 +50,8 @@ test-unit: test-scripts ## unit tests of the native crates, the plain logic and 
 test-scripts: ## the scripts' own tests (scripts/tests/) and shellcheck
 	@bash scripts/tests/run.sh
 
-test-e2e: ## integration and browser tests against the real stack
-	$(CARGO) test -p nightshift-e2e -- --test-threads=2
+test-e2e: ## integration and browser tests against the real stack (with the real Docker Engine for the docker provider's session and the release's image)
+	@bash scripts/docker-engine.sh run -- $(CARGO) test -p nightshift-e2e -- --test-threads=2
 
 lint: ## formatting and clippy, native and wasm32
 	$(CARGO) fmt --all --check
