@@ -65,6 +65,7 @@ bench: setup build-app build-worker build-native-release ## the latency and fan-
 	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin bench
 	$(CARGO) run --release -p sandbox-backend --bin sandbox-bench
 	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin gateway-bench
+	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release bash scripts/docker-engine.sh run -- $(CARGO) run --release -p nightshift-e2e --bin docker-bench
 
 clean-state: ## forget local sessions, sandboxes and D1/DO state
 	rm -rf .wrangler/state .nightshift
