@@ -17,9 +17,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use nightshift_protocol::sandbox::{GATEWAY_PORT, GatewayLaunch, GatewayStatus};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::client::Hijacked;
 use crate::exec::ExecPlan;
 use crate::providers::{GatewayPlace, GatewayStream};
 
@@ -101,12 +100,16 @@ impl Started {
     }
 }
 
-/// The connection to the gateway out of an exec's hijacked streams: what the relay
+/// The connection to the gateway out of an exec's hijacked streams
+/// ([`super::client::Hijacked`]): what the relay
 /// writes is the exec's stdin as it is; what it reads is the exec's stdout taken out
 /// of the Engine's frames (an 8-byte header each: the stream, then the length).
 /// Stderr (the bridge's own error, such as nothing listening) is dropped: only the
 /// gateway's bytes reach the relay.
-pub fn stream_of(io: Hijacked) -> Box<dyn GatewayStream> {
+pub fn stream_of<T>(io: T) -> Box<dyn GatewayStream>
+where
+    T: AsyncRead + AsyncWrite + Send + 'static,
+{
     let (near, far) = tokio::io::duplex(BUFFER);
     let (mut far_read, mut far_write) = tokio::io::split(far);
     let (mut exec_read, mut exec_write) = tokio::io::split(io);
@@ -154,6 +157,42 @@ mod tests {
             Some(format!("{}\n", "ab".repeat(32)).as_str())
         );
         assert_eq!(&plan.argv[4..], [KEY_FILE, "ses_1", "9000"]);
+    }
+
+    fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![stream, 0, 0, 0];
+        bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[tokio::test]
+    async fn only_stdout_reaches_the_relay_and_its_bytes_reach_stdin_as_they_are() {
+        let (exec_side, mut engine) = tokio::io::duplex(1024);
+        let mut stream = stream_of(exec_side);
+        stream.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut sent = Vec::new();
+        engine.read_to_end(&mut sent).await.unwrap_or_default();
+        assert_eq!(sent, b"GET / HTTP/1.1\r\n\r\n");
+
+        let (exec_side, mut engine) = tokio::io::duplex(1024);
+        let mut stream = stream_of(exec_side);
+        // A frame larger than the carrying buffer arrives whole and in order.
+        let large = vec![b'x'; BUFFER * 2 + 3];
+        let writer = tokio::spawn(async move {
+            engine.write_all(&frame(1, b"HTTP/1.1 200 OK\r\n")).await.unwrap();
+            engine.write_all(&frame(2, b"connection refused")).await.unwrap();
+            engine.write_all(&frame(1, &large)).await.unwrap();
+            engine.shutdown().await.unwrap();
+            engine
+        });
+        let mut seen = Vec::new();
+        stream.read_to_end(&mut seen).await.unwrap();
+        let _engine = writer.await.unwrap();
+        assert!(seen.starts_with(b"HTTP/1.1 200 OK\r\nxxx"));
+        assert_eq!(seen.len(), 17 + BUFFER * 2 + 3);
+        assert!(!seen.windows(7).any(|window| window == b"refused"));
     }
 
     #[test]
