@@ -53,7 +53,7 @@ if is_dry_run; then
     exit 0
   fi
   build nightshift-sandbox:dry-run
-  log "dry run done: built nightshift-sandbox:dry-run; nothing was pushed"
+  log "dry run: built nightshift-sandbox:dry-run; nothing was pushed"
   exit 0
 fi
 
