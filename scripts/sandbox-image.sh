@@ -9,7 +9,7 @@
 # and the gateway from target/$PROFILE (`cargo build`), Node (`command -v node`) and
 # code-server as `make setup` installed it (/usr/local/lib/nightshift/code-server,
 # scripts/install-code-server.sh) are staged into a build context
-# (target/sandbox-image/context, hard links where possible) and built with
+# (a fresh directory under target/sandbox-image, hard links where possible) and built with
 # `BINARIES=host` on BASE_IMAGE. The desktop's packages come from Debian's mirror:
 # the build runs with `--network host` (the test Engine has no bridge).
 #
@@ -82,9 +82,12 @@ if docker image inspect "$tag" > /dev/null 2>&1; then
   exit 0
 fi
 
-context=$target/sandbox-image/context
+# A directory of its own per build: two builds at once (a test and a dry run) do not
+# share one.
+mkdir -p "$target/sandbox-image"
+context=$(mktemp -d "$target/sandbox-image/context.XXXXXX")
+trap 'rm -rf "$context"' EXIT
 log "staging the build context in $context"
-rm -rf "$context"
 mkdir -p "$context/docker" "$context/host/bin" "$context/host/lib/nightshift"
 cp docker/Dockerfile docker/entrypoint.sh "$context/docker/"
 # Hard links cost nothing on one file system; a copy otherwise.

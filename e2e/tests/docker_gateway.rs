@@ -328,3 +328,69 @@ async fn a_docker_sandbox_serves_its_panels_through_the_relay_and_nothing_else()
     }
     Ok(())
 }
+
+/// An image without the gateway (the Engine's bare base image): the sandbox still
+/// works, its gateway says why it is not there, and the relay answers a clear error
+/// at once instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_without_the_gateway_says_so_and_the_relay_fails_fast() -> anyhow::Result<()> {
+    let Some(engine) = Engine::find("docker_gateway")? else {
+        return Ok(());
+    };
+    let backend = DockerBackend::start(&engine, &engine.base).await?;
+    let key = derive_session_key_hex(b"a deployment secret for the docker test", SESSION)?;
+    let created: Value = backend
+        .request(Method::POST, "/v1/sandboxes")
+        .json(&json!({"provider": "docker", "gateway": {"session": SESSION, "key": key}}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = created["id"]
+        .as_str()
+        .with_context(|| format!("no sandbox: {created}"))?
+        .to_string();
+    let outcome = async {
+        let tunnels: Value = backend
+            .request(Method::GET, &format!("/v1/sandboxes/{id}/tunnels"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ensure!(
+            tunnels["gateway"]["status"] == "unavailable"
+                && tunnels["gateway"]["reason"]
+                    .as_str()
+                    .is_some_and(|reason| reason.contains("not installed")),
+            "the missing gateway is not reported: {tunnels}"
+        );
+        let started = Instant::now();
+        let answer = backend
+            .request(Method::GET, &format!("/v1/sandboxes/{id}/gateway/healthz"))
+            .send()
+            .await?;
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or_default();
+        ensure!(
+            status == 503 && body["error"]["code"] == "sandbox_unavailable",
+            "the relay to a missing gateway answered {status}: {body}"
+        );
+        ensure!(
+            started.elapsed() < Duration::from_secs(15),
+            "the relay took {:?} to fail",
+            started.elapsed()
+        );
+        let (code, output) = sh(&backend, &id, "echo still-works").await?;
+        ensure!(code == 0 && output.contains("still-works"), "{output}");
+        Ok(())
+    }
+    .await;
+    let _ = backend
+        .request(Method::DELETE, &format!("/v1/sandboxes/{id}"))
+        .send()
+        .await;
+    if let Err(error) = outcome {
+        bail!("{error:#}\nbackend log:\n{}", backend.logs());
+    }
+    Ok(())
+}
