@@ -6,7 +6,8 @@
 //! exec of `nightshift-gateway connect` (the container keeps network `none`, no port
 //! is published).
 //!
-//! The attacker's side: the key is in no command line, environment or file of the
+//! A gateway that dies is started again by its supervisor in the container. The
+//! attacker's side: the key is in no command line, environment or file of the
 //! container once the gateway has read it; what the sandbox listens on beside the
 //! gateway is not reachable through the relay whatever the request names; and the
 //! container reaches no service of the host (the backend on its loopback).
@@ -195,6 +196,34 @@ async fn panels_work(backend: &DockerBackend, id: &str, key: &str) -> anyhow::Re
     Ok(())
 }
 
+/// A gateway that dies (here: killed by the sandbox's own user) is started again by
+/// its supervisor in the container, with its key.
+async fn comes_back_when_killed(
+    backend: &DockerBackend,
+    id: &str,
+    key: &str,
+) -> anyhow::Result<()> {
+    // `comm` is cut to 15 characters; the supervisor is a shell and survives.
+    let (code, output) = sh(backend, id, "pkill -x nightshift-gate && echo killed").await?;
+    ensure!(
+        code == 0 && output.contains("killed"),
+        "the gateway was not killed: {output}"
+    );
+    let owner = token(key, GatewayRole::Owner);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = relayed(backend, id, "/status", Some(&owner)).await?;
+        if status == 200 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let (_, log) = sh(backend, id, "cat /run/nightshift/gateway.log").await?;
+            bail!("the gateway did not come back: {status} {body}\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// What a process in the container can do against the relay and the host.
 async fn attacker_gets_nothing(
     backend: &DockerBackend,
@@ -316,6 +345,7 @@ async fn a_docker_sandbox_serves_its_panels_through_the_relay_and_nothing_else()
             "the gateway is not running: {tunnels}"
         );
         panels_work(&backend, &id, &key).await?;
+        comes_back_when_killed(&backend, &id, &key).await?;
         attacker_gets_nothing(&backend, &engine, &id, &key).await
     }
     .await;

@@ -6,11 +6,13 @@
 //! exec is the only path, and `connect` reaches port 9000 and nothing else (the port
 //! is not an argument).
 //!
-//! The session's key goes in on the starting exec's standard input into a fresh 0600
-//! file the gateway deletes once read, never on a command line or in the container's
-//! environment (both of which `docker inspect` shows). The gateway is started at
-//! create and at every start of the container; what it prints goes to
-//! [`LOG_FILE`] inside the sandbox.
+//! The session's key goes in on the starting exec's standard input, never on a
+//! command line or in the container's environment (both of which `docker inspect`
+//! shows), to a small supervisor in the container that writes it into a fresh 0600
+//! file before each start of the gateway (which deletes it once read) and starts the
+//! gateway again with a back-off when it exits. It is started at create and at every
+//! start of the container; what it and the gateway print goes to [`LOG_FILE`] inside
+//! the sandbox.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -32,15 +34,33 @@ pub const CONNECT_ARGV: [&str; 2] = ["nightshift-gateway", "connect"];
 /// How large a chunk of the gateway's bytes is carried at once.
 const BUFFER: usize = 64 * 1024;
 
-/// `sh -c` script: `$1` the key file, `$2` the session. `set -C` refuses a file
-/// planted at the key's name (the gateway deletes its own); `setsid -f` leaves the
-/// gateway running once this exec ends, in a session of its own.
+/// `sh -c` script: `$1` the key file, `$2` the session, `$3` the port, `$4`
+/// [`SUPERVISOR_SCRIPT`]. It reads the key from stdin and hands it, again on stdin
+/// (`printf` is the shell's own: no command line holds it), to the supervisor,
+/// which `setsid -f` leaves running once this exec ends, in a session of its own.
 const START_SCRIPT: &str = r#"command -v nightshift-gateway >/dev/null || { echo "nightshift-gateway is not installed in the sandbox image" >&2; exit 127; }
-umask 077
-rm -f -- "$1"
-set -C
-cat > "$1" || exit 1
-setsid -f nightshift-gateway serve --listen "127.0.0.1:$3" --session "$2" --key-file "$1" > /run/nightshift/gateway.log 2>&1 < /dev/null"#;
+key=$(cat)
+[ -n "$key" ] || { echo "no gateway key was given" >&2; exit 1; }
+printf '%s\n' "$key" | setsid -f sh -c "$4" nightshift-gateway-supervisor "$1" "$2" "$3" > /run/nightshift/gateway.log 2>&1"#;
+
+/// The gateway's supervisor inside the container (the local provider's backend
+/// supervises its gateways itself; here the backend may be gone while the container
+/// lives on): starts the gateway, and again with a back-off (1 s doubling to 30 s,
+/// back to 1 s after a minute up) whenever it exits. The key stays in this shell's
+/// memory (no environment, no command line) and is written before every start into a
+/// fresh 0600 file (`set -C` refuses one planted there), which the gateway deletes.
+const SUPERVISOR_SCRIPT: &str = r#"key=$(cat)
+delay=1
+while :; do
+  rm -f -- "$1"
+  (umask 077; set -C; printf '%s\n' "$key" > "$1") || { echo "cannot write the gateway key file $1" >&2; exit 1; }
+  started=$(date +%s)
+  nightshift-gateway serve --listen "127.0.0.1:$3" --session "$2" --key-file "$1" < /dev/null
+  echo "nightshift-gateway exited ($?); starting it again in $delay s" >&2
+  if [ $(( $(date +%s) - started )) -ge 60 ]; then delay=1; fi
+  sleep "$delay"
+  delay=$(( delay * 2 )); [ "$delay" -le 30 ] || delay=30
+done"#;
 
 /// The exec that starts the gateway, the key on its stdin.
 pub fn start_plan(launch: &GatewayLaunch) -> ExecPlan {
@@ -53,6 +73,7 @@ pub fn start_plan(launch: &GatewayLaunch) -> ExecPlan {
             KEY_FILE,
             &launch.session,
             &GATEWAY_PORT.to_string(),
+            SUPERVISOR_SCRIPT,
         ]
         .map(String::from)
         .to_vec(),
@@ -156,7 +177,7 @@ mod tests {
             plan.stdin.as_deref(),
             Some(format!("{}\n", "ab".repeat(32)).as_str())
         );
-        assert_eq!(&plan.argv[4..], [KEY_FILE, "ses_1", "9000"]);
+        assert_eq!(&plan.argv[4..7], [KEY_FILE, "ses_1", "9000"]);
     }
 
     fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
@@ -181,8 +202,14 @@ mod tests {
         // A frame larger than the carrying buffer arrives whole and in order.
         let large = vec![b'x'; BUFFER * 2 + 3];
         let writer = tokio::spawn(async move {
-            engine.write_all(&frame(1, b"HTTP/1.1 200 OK\r\n")).await.unwrap();
-            engine.write_all(&frame(2, b"connection refused")).await.unwrap();
+            engine
+                .write_all(&frame(1, b"HTTP/1.1 200 OK\r\n"))
+                .await
+                .unwrap();
+            engine
+                .write_all(&frame(2, b"connection refused"))
+                .await
+                .unwrap();
             engine.write_all(&frame(1, &large)).await.unwrap();
             engine.shutdown().await.unwrap();
             engine
