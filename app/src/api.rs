@@ -19,6 +19,7 @@ use wasm_bindgen::{JsCast, JsValue};
 pub use crate::api_error::ApiError;
 
 pub mod account;
+pub mod github;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Request, RequestInit, Response};
 

@@ -8,6 +8,7 @@ pub mod drawer;
 pub mod empty_state;
 pub mod new_session;
 pub mod presence;
+pub mod repo_picker;
 pub mod session;
 pub mod session_access;
 pub mod share_dialog;

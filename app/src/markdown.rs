@@ -16,8 +16,8 @@
 //! in chat, since agents rarely hard-wrap their prose.
 
 mod escape;
-mod highlight;
-mod links;
+pub mod highlight;
+pub(crate) mod links;
 
 use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 

@@ -5,8 +5,11 @@
 //! signal and call the reducers from their event handlers; they hold no logic of their
 //! own about what an event means.
 
+pub mod diff_view;
 pub mod panels;
 pub mod prompt_queue;
+pub mod repo_panel;
+pub mod repo_picker;
 pub mod session_list;
 pub mod timeline;
 

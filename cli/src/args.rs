@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use nightshift_protocol::api::{AgentKind, PermissionMode};
+use nightshift_protocol::repo::{RepoChoice, valid_branch, valid_full_name};
 
 use crate::error::EXIT_CODES_HELP;
 
@@ -75,6 +76,20 @@ pub struct NewArgs {
     /// ask (the default) or allow: whether the agent's permission requests are asked.
     #[arg(long, value_parser = parse_permission_mode)]
     pub permission_mode: Option<PermissionMode>,
+    /// A GitHub repository (owner/name) to clone into the session's workspace; the
+    /// agent works on a new branch of it unless --branch or --pr names one.
+    #[arg(long, value_parser = parse_full_name)]
+    pub repo: Option<String>,
+    /// The branch to start from and open the pull request against (default: the
+    /// repository's default branch).
+    #[arg(long, requires = "repo", value_parser = parse_branch)]
+    pub base: Option<String>,
+    /// Continue this existing branch instead of starting a new one.
+    #[arg(long, requires = "repo", conflicts_with = "pr", value_parser = parse_branch)]
+    pub branch: Option<String>,
+    /// Continue this pull request: work on its branch and update it.
+    #[arg(long, requires = "repo", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pr: Option<u64>,
     /// Watch the session after starting it (until Ctrl-C).
     #[arg(long, conflicts_with = "wait")]
     pub watch: bool,
@@ -84,6 +99,18 @@ pub struct NewArgs {
     pub wait: bool,
     /// The first prompt; `-` reads it from standard input.
     pub prompt: Option<String>,
+}
+
+impl NewArgs {
+    /// The request's `repo`, from the arguments clap has checked.
+    pub fn repo_choice(&self) -> Option<RepoChoice> {
+        self.repo.as_ref().map(|full_name| RepoChoice {
+            full_name: full_name.clone(),
+            base_branch: self.base.clone(),
+            branch: self.branch.clone(),
+            pull_request: self.pr,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +158,22 @@ pub struct SessionArg {
 
 fn parse_agent(value: &str) -> Result<AgentKind, String> {
     AgentKind::parse(value).ok_or_else(|| format!("{value:?} is not an agent: builtin or opencode"))
+}
+
+fn parse_full_name(value: &str) -> Result<String, String> {
+    if valid_full_name(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("{value:?} is not a repository: owner/name"))
+    }
+}
+
+fn parse_branch(value: &str) -> Result<String, String> {
+    if valid_branch(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("{value:?} is not a branch name git accepts"))
+    }
 }
 
 fn parse_permission_mode(value: &str) -> Result<PermissionMode, String> {
@@ -181,6 +224,49 @@ mod tests {
         // Waiting for the first prompt's turn needs a first prompt.
         assert!(Cli::try_parse_from(["nightshift", "new", "--wait"]).is_err());
         assert!(Cli::try_parse_from(["nightshift", "new", "--wait", "--watch", "p"]).is_err());
+    }
+
+    fn new_args(argv: &[&str]) -> Result<NewArgs, clap::Error> {
+        let argv = ["nightshift", "new"].iter().chain(argv).copied();
+        match Cli::try_parse_from(argv)?.command {
+            Command::New(new) => Ok(new),
+            other => panic!("not new: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_repository_and_where_to_start_are_checked() {
+        let new = new_args(&["--repo", "acme/web", "--base", "dev", "--pr", "12", "go"]).unwrap();
+        assert_eq!(
+            new.repo_choice(),
+            Some(RepoChoice {
+                full_name: "acme/web".into(),
+                base_branch: Some("dev".into()),
+                branch: None,
+                pull_request: Some(12),
+            })
+        );
+        let new = new_args(&["--repo", "acme/web", "--branch", "fix/login"]).unwrap();
+        assert_eq!(
+            new.repo_choice().and_then(|c| c.branch),
+            Some("fix/login".into())
+        );
+        assert_eq!(new_args(&["hello"]).unwrap().repo_choice(), None);
+        for bad in [
+            &["--repo", "acme"][..],
+            &["--repo", "acme/web/x"],
+            &["--repo", "../web"],
+            &["--repo", "acme/web", "--base", "a..b"],
+            &["--repo", "acme/web", "--branch", "-x"],
+            &["--repo", "acme/web", "--pr", "0"],
+            &["--repo", "acme/web", "--pr", "x"],
+            &["--repo", "acme/web", "--branch", "b", "--pr", "1"],
+            &["--base", "main"],
+            &["--branch", "b"],
+            &["--pr", "3"],
+        ] {
+            assert!(new_args(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

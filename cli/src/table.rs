@@ -1,8 +1,7 @@
 //! The sessions list as a table for people: short ids (any unique prefix works as a
-//! session argument), status, agent, when it last changed, and the title.
-//!
-//! Pull requests are not shown: sessions have no repository in the API yet, so there
-//! is nothing to show; the column comes with repositories.
+//! session argument), status, agent, when it last changed, the GitHub repository
+//! and pull request (only when some listed session has a repository, so lists
+//! without GitHub stay narrow), and the title.
 
 use nightshift_protocol::api::Session;
 
@@ -14,28 +13,40 @@ const TITLE_CHARS: usize = 60;
 
 /// The table, header first, one line per session.
 pub fn sessions_table(sessions: &[Session], now_ms: i64) -> String {
-    let rows: Vec<[String; 5]> = sessions
+    let with_repos = sessions.iter().any(|s| s.repo.is_some());
+    let rows: Vec<Vec<String>> = sessions
         .iter()
         .map(|s| {
             let mut title = clean(&s.title, false);
             if title.chars().count() > TITLE_CHARS {
                 title = title.chars().take(TITLE_CHARS - 1).collect::<String>() + "…";
             }
-            [
+            let mut row = vec![
                 s.id.chars().take(SHORT_ID).collect(),
                 s.status.as_str().to_string(),
                 s.agent.as_str().to_string(),
                 ago(now_ms - s.updated_at),
-                if title.is_empty() {
-                    "(untitled)".into()
-                } else {
-                    title
-                },
-            ]
+            ];
+            if with_repos {
+                let (repo, pr) = repo_cells(s);
+                row.extend([repo, pr]);
+            }
+            row.push(if title.is_empty() {
+                "(untitled)".into()
+            } else {
+                title
+            });
+            row
         })
         .collect();
-    let header = ["ID", "STATUS", "AGENT", "UPDATED", "TITLE"].map(str::to_string);
-    let mut widths = header.clone().map(|h| h.chars().count());
+    let mut header: Vec<String> = ["ID", "STATUS", "AGENT", "UPDATED"]
+        .map(str::to_string)
+        .to_vec();
+    if with_repos {
+        header.extend(["REPO".to_string(), "PR".to_string()]);
+    }
+    header.push("TITLE".to_string());
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -57,6 +68,19 @@ pub fn sessions_table(sessions: &[Session], now_ms: i64) -> String {
             line.trim_end().to_string() + "\n"
         })
         .collect()
+}
+
+/// A session's repository and pull request cells (`-` for none); the names are
+/// cleaned of control characters like every other text from the server.
+fn repo_cells(session: &Session) -> (String, String) {
+    let Some(repo) = &session.repo else {
+        return ("-".into(), "-".into());
+    };
+    let pr = repo.pull_request.as_ref().map_or_else(
+        || "-".to_string(),
+        |pr| format!("#{} {}", pr.number, pr.state.as_str()),
+    );
+    (clean(&repo.full_name, false), pr)
 }
 
 /// A duration in the past, in the largest whole unit.
@@ -105,6 +129,23 @@ mod tests {
             "ID        STATUS   AGENT    UPDATED  TITLE\n\
              3b241101  running  builtin  5s ago   Fix the build\n\
              7c000000  idle     builtin  1m ago   (untitled)\n"
+        );
+    }
+
+    #[test]
+    fn repositories_and_pull_requests_get_columns_when_any_session_has_one() {
+        let mut with_repo = session("aaaaaaaa-1", "Fix", SessionStatus::Idle, 0);
+        with_repo.repo = serde_json::from_value(serde_json::json!({
+            "full_name": "acme/web\u{1b}[31m", "branch": "nightshift/x", "base_branch": "main",
+            "pull_request": {"number": 7, "state": "draft", "url": "https://github.com/acme/web/pull/7"}
+        }))
+        .unwrap();
+        let without = session("bbbbbbbb-2", "Other", SessionStatus::Idle, 0);
+        assert_eq!(
+            sessions_table(&[with_repo, without], 0),
+            "ID        STATUS  AGENT    UPDATED  REPO          PR        TITLE\n\
+             aaaaaaaa  idle    builtin  0s ago   acme/web[31m  #7 draft  Fix\n\
+             bbbbbbbb  idle    builtin  0s ago   -             -         Other\n"
         );
     }
 

@@ -209,8 +209,9 @@ pub struct SessionEvent {
 }
 
 /// A change to the sessions list, on `GET /api/events`.
-// A session (with its repository) is larger than the other changes; these events
-// are made one at a time and sent at once, so boxing it would buy nothing.
+// `SessionCreated` carries a whole `Session` (larger since it holds its repository):
+// each event is built, serialized and dropped at once, never kept in bulk, so the
+// size difference costs nothing that boxing every construction site would save.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

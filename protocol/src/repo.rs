@@ -241,6 +241,18 @@ pub enum PullRequestState {
     Merged,
 }
 
+impl PullRequestState {
+    /// The wire name, which the app and the CLI also show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullRequestState::Draft => "draft",
+            PullRequestState::Open => "open",
+            PullRequestState::Closed => "closed",
+            PullRequestState::Merged => "merged",
+        }
+    }
+}
+
 /// The check runs of a pull request's head commit, counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChecksSummary {
@@ -491,6 +503,19 @@ mod tests {
             MAX_REPO_STATE_FILES + 1
         ];
         assert_eq!(state.check(), Err("too many files"));
+    }
+
+    #[test]
+    fn pull_request_states_print_as_their_wire_names() {
+        for state in [
+            PullRequestState::Draft,
+            PullRequestState::Open,
+            PullRequestState::Closed,
+            PullRequestState::Merged,
+        ] {
+            let wire = serde_json::to_value(state).unwrap();
+            assert_eq!(wire.as_str(), Some(state.as_str()));
+        }
     }
 
     #[test]

@@ -177,6 +177,32 @@ pub fn team_settings(policy: &str, domain: &str) -> Result<TeamSettings, String>
     })
 }
 
+/// The GitHub settings form: one allowed `owner/name` or `owner/*` a line (blank
+/// lines skipped, repeats dropped); empty allows every repository.
+pub fn github_settings(
+    allowed: &str,
+    draft_pull_requests: bool,
+) -> Result<nightshift_protocol::repo::GithubSettings, String> {
+    let mut allowed_repos: Vec<String> = Vec::new();
+    for line in allowed.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let whole_owner = line
+            .strip_suffix("/*")
+            .is_some_and(|owner| nightshift_protocol::repo::valid_full_name(&format!("{owner}/x")));
+        if !whole_owner && !nightshift_protocol::repo::valid_full_name(line) {
+            return Err(format!(
+                "{line:?} is neither owner/name nor owner/* (one a line)."
+            ));
+        }
+        if !allowed_repos.iter().any(|known| known == line) {
+            allowed_repos.push(line.to_owned());
+        }
+    }
+    Ok(nightshift_protocol::repo::GithubSettings {
+        allowed_repos,
+        draft_pull_requests,
+    })
+}
+
 fn positive(text: &str, what: &str, max: u32) -> Result<u32, String> {
     match text.trim().parse::<u32>() {
         Ok(value) if (1..=max).contains(&value) => Ok(value),
@@ -187,6 +213,17 @@ fn positive(text: &str, what: &str, max: u32) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_repositories_are_names_or_whole_owners() {
+        let settings = github_settings("acme/web\n\n  acme/*  \nacme/web\n", false).unwrap();
+        assert_eq!(settings.allowed_repos, ["acme/web", "acme/*"]);
+        assert!(!settings.draft_pull_requests);
+        assert!(github_settings("", true).unwrap().allowed_repos.is_empty());
+        for bad in ["acme", "acme/*/x", "*/web", "a b/c", "../*"] {
+            assert!(github_settings(bad, true).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn caps_are_whole_numbers_in_range() {

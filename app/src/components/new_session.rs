@@ -1,5 +1,6 @@
-//! Starting a session: the "New session" button and the agent and model the new
-//! session starts with, chosen next to it.
+//! Starting a session: the "New session" button and the agent, model and GitHub
+//! repository (`components::repo_picker`) the new session starts with, chosen next
+//! to it.
 //!
 //! The choice is one value for the signed-in layout (the sidebar's button and the
 //! empty state's share it), provided as context by [`NewSessionChoice::provide`] and
@@ -11,6 +12,8 @@ use leptos_router::hooks::use_navigate;
 use nightshift_protocol::api::{AgentKind, CreateSessionRequest, ModelInfo};
 
 use crate::api;
+use crate::components::repo_picker::RepoPickerView;
+use crate::state::repo_picker::RepoPicker;
 use crate::store::{SessionsStore, session_href};
 
 /// The layout's choice for new sessions, and the models offered (loaded once).
@@ -18,6 +21,8 @@ use crate::store::{SessionsStore, session_href};
 pub struct NewSessionChoice {
     pub request: RwSignal<CreateSessionRequest>,
     pub models: LocalResource<Vec<ModelInfo>>,
+    /// The repository to work on, if any (sent as the request's `repo`).
+    pub picker: RwSignal<RepoPicker>,
 }
 
 impl NewSessionChoice {
@@ -26,6 +31,7 @@ impl NewSessionChoice {
         let choice = NewSessionChoice {
             request: RwSignal::new(CreateSessionRequest::default()),
             models: LocalResource::new(|| async { api::list_models().await.unwrap_or_default() }),
+            picker: RwSignal::new(RepoPicker::default()),
         };
         provide_context(choice);
         choice
@@ -37,6 +43,7 @@ pub fn NewSessionOptions() -> impl IntoView {
     let NewSessionChoice {
         request: choice,
         models,
+        ..
     } = expect_context::<NewSessionChoice>();
     view! {
         <div class="new-session-options" data-testid="new-session-options">
@@ -69,6 +76,7 @@ pub fn NewSessionOptions() -> impl IntoView {
                 }).collect_view()}
             </select>
         </div>
+        <RepoPickerView/>
     }
 }
 
@@ -89,10 +97,17 @@ pub fn NewSessionButton(
         if creating.get_untracked() {
             return;
         }
-        creating.set(true);
         error.set(None);
+        let mut request = choice.request.get_untracked();
+        match choice.picker.with_untracked(RepoPicker::choice) {
+            Ok(repo) => request.repo = repo,
+            Err(problem) => {
+                error.set(Some(problem));
+                return;
+            }
+        }
+        creating.set(true);
         let navigate = navigate.clone();
-        let request = choice.request.get_untracked();
         spawn_local(async move {
             match store.create_session(&request).await {
                 Ok(id) => navigate(&session_href(&id), Default::default()),

@@ -1,5 +1,6 @@
 //! The session page (`/sessions/:id`): header, then the panels (`panels`), the
-//! first of which is the chat: live timeline, queue and composer.
+//! first of which is the chat: live timeline, queue and composer, with the
+//! session's repository beside it when it has one (`repo`).
 //!
 //! [`SessionPage`] re-creates [`SessionView`] whenever the id in the URL changes, so
 //! each session starts from a fresh [`Timeline`] and its own event stream. The view
@@ -12,6 +13,7 @@ mod header;
 mod panels;
 mod prompt_queue;
 mod question;
+mod repo;
 mod timeline;
 mod tool_call;
 
@@ -36,6 +38,7 @@ use composer::Composer;
 use header::SessionHeader;
 use panels::SessionPanels;
 use prompt_queue::PromptQueueView;
+use repo::{ReconnectBanner, RepoAside};
 use timeline::TimelineView;
 
 /// How long incoming events are gathered before the timeline is updated once for all
@@ -130,13 +133,19 @@ fn SessionView(session_id: String) -> impl IntoView {
         <Show when=move || !missing.get() fallback=|| view! { <MissingSession/> }>
             <section class="session" data-testid="session-view">
                 <SessionHeader context=context/>
+                <ReconnectBanner context=context/>
                 <SessionPanels session_id=session_id_for_panels.clone()>
-                    <div class="session__scroll" node_ref=scroller on:scroll=on_scroll>
-                        <TimelineView timeline=context.timeline/>
-                    </div>
-                    <div class="session__dock">
-                        <PromptQueueView context=context/>
-                        <Composer context=context/>
+                    <div class="chat-split">
+                        <div class="chat-split__chat">
+                            <div class="session__scroll" node_ref=scroller on:scroll=on_scroll>
+                                <TimelineView timeline=context.timeline/>
+                            </div>
+                            <div class="session__dock">
+                                <PromptQueueView context=context/>
+                                <Composer context=context/>
+                            </div>
+                        </div>
+                        <RepoAside context=context/>
                     </div>
                 </SessionPanels>
             </section>

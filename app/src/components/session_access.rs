@@ -152,6 +152,11 @@ impl SessionAccessState {
     pub fn read_only(self) -> bool {
         self.with_access(|access| access.is_some_and(SessionAccess::read_only))
     }
+
+    /// The user's role here once loaded (tracked); `None` until then.
+    pub fn role(self) -> Option<nightshift_protocol::roles::SessionRole> {
+        self.with_access(|access| access.map(SessionAccess::role))
+    }
 }
 
 /// The header's access row: which key the agent uses, who is watching, and for those

@@ -1,4 +1,5 @@
-//! The left sidebar: the "New session" button and the live list of sessions. On a
+//! The left sidebar: the "New session" button and the live list of sessions, each
+//! with its repository and pull request when it has one. On a
 //! phone-sized screen it is the drawer (`components::drawer`), with a close button.
 
 use leptos::prelude::*;
@@ -9,6 +10,7 @@ use crate::components::drawer::Drawer;
 use crate::components::new_session::{NewSessionButton, NewSessionOptions};
 use crate::components::user_menu::UserMenu;
 use crate::sse::StreamState;
+use crate::state::repo_panel::{pull_request_badge, pull_request_state};
 use crate::store::{SessionsStore, session_href};
 
 /// A title for sessions that have none yet (they are titled after their first prompt).
@@ -93,17 +95,20 @@ fn SessionRow(session_id: String) -> impl IntoView {
         Memo::new(move |_| {
             store.list.with(|list| {
                 list.get(&session_id)
-                    .map(|session| (session.title.clone(), session.status))
+                    .map(|session| (session.title.clone(), session.status, session.repo.clone()))
             })
         })
     };
     let title = move || {
         row.with(|row| match row {
-            Some((title, _)) if !title.trim().is_empty() => title.clone(),
+            Some((title, _, _)) if !title.trim().is_empty() => title.clone(),
             _ => UNTITLED.to_owned(),
         })
     };
-    let status = Signal::derive(move || row.with(|row| row.as_ref().map(|(_, status)| *status)));
+    let status = Signal::derive(move || row.with(|row| row.as_ref().map(|(_, status, _)| *status)));
+    // The repository and pull request, when the session has one; GitHub's names,
+    // written as text.
+    let repo = move || row.with(|row| row.as_ref().and_then(|(_, _, repo)| repo.clone()));
     // Choosing the session already shown changes no page, so it closes the drawer here.
     let drawer = expect_context::<Drawer>();
 
@@ -116,7 +121,22 @@ fn SessionRow(session_id: String) -> impl IntoView {
             data-session-id=session_id
             on:click=move |_| drawer.close()
         >
-            <span class="session-item__title" title=title>{title}</span>
+            <span class="session-item__text">
+                <span class="session-item__title" title=title>{title}</span>
+                {move || repo().map(|repo| view! {
+                    <span class="session-item__repo" data-testid="session-repo">
+                        <span class="session-item__repo-name">{repo.full_name.clone()}</span>
+                        {repo.pull_request.as_ref().map(|pr| {
+                            let state = pull_request_state(pr.state);
+                            view! {
+                                <span class=format!("pr-state pr-state--{state}") data-testid="session-pr">
+                                    {pull_request_badge(pr)}
+                                </span>
+                            }
+                        })}
+                    </span>
+                })}
+            </span>
             <StatusBadge status=status/>
         </a>
     }

@@ -99,6 +99,28 @@ impl Language {
     }
 }
 
+impl Language {
+    /// The language of a file, by its extension (`src/main.rs` -> Rust), or by
+    /// its whole name for the few files known without one; `None` renders plain.
+    pub fn from_path(path: &str) -> Option<Language> {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        match name {
+            "Cargo.lock" => return Some(Language::Toml),
+            "Dockerfile" | "Makefile" => return None,
+            _ => {}
+        }
+        let (stem, extension) = name.rsplit_once('.')?;
+        if stem.is_empty() {
+            // A dotfile (`.bashrc`) has a name, not an extension.
+            return None;
+        }
+        match extension.to_ascii_lowercase().as_str() {
+            "lock" | "md" | "txt" => None,
+            other => Language::from_fence(other),
+        }
+    }
+}
+
 /// `code` as escaped HTML with its tokens wrapped in spans; plain escaped text when
 /// the language is unknown.
 pub fn highlight(language: Option<Language>, code: &str) -> String {

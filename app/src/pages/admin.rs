@@ -1,7 +1,8 @@
-//! `/admin`: team members (role, removal), invite links, the sign-in policy and the
-//! caps every member is held to. Only
+//! `/admin`: team members (role, removal), invite links, the sign-in policy, the
+//! caps every member is held to and the team's GitHub settings. Only
 //! admins get the page; the server refuses everyone else's calls anyway.
 
+mod github;
 mod invites;
 mod limits;
 mod members;
@@ -10,6 +11,7 @@ mod policy;
 use leptos::prelude::*;
 
 use crate::auth::Auth;
+use github::GithubPanel;
 use invites::InvitesPanel;
 use limits::LimitsPanel;
 use members::MembersPanel;
@@ -37,6 +39,7 @@ pub fn AdminPage() -> impl IntoView {
                     <InvitesPanel/>
                     <PolicyPanel/>
                     <LimitsPanel/>
+                    <GithubPanel/>
                 </div>
             </section>
         </Show>

@@ -6,6 +6,7 @@
 
 use nightshift_protocol::api::{Session, SessionStatus};
 use nightshift_protocol::events::SessionListEvent;
+use nightshift_protocol::repo::{PullRequestInfo, PullRequestSummary};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionList {
@@ -50,6 +51,22 @@ impl SessionList {
     pub fn set_status(&mut self, session_id: &str, status: SessionStatus) {
         if let Some(session) = self.get_mut(session_id) {
             session.status = status;
+        }
+    }
+
+    /// The session's pull request changed (its page saw `pull_request_updated`):
+    /// the row's badge follows without waiting for the next snapshot. A session
+    /// without a repository in the list is left alone.
+    pub fn set_pull_request(&mut self, session_id: &str, pull_request: &PullRequestInfo) {
+        if let Some(repo) = self
+            .get_mut(session_id)
+            .and_then(|session| session.repo.as_mut())
+        {
+            repo.pull_request = Some(PullRequestSummary {
+                number: pull_request.number,
+                state: pull_request.state,
+                url: pull_request.url.clone(),
+            });
         }
     }
 
@@ -155,6 +172,40 @@ mod tests {
             (SessionStatus::Running, "Fix the build")
         );
         assert_eq!(list.sessions().len(), 1);
+    }
+
+    #[test]
+    fn a_pull_request_change_updates_the_rows_badge() {
+        use nightshift_protocol::repo::{PullRequestState, SessionRepoSummary};
+        let mut list = SessionList::default();
+        let mut with_repo = session("a", 1);
+        with_repo.repo = Some(SessionRepoSummary {
+            full_name: "acme/web".into(),
+            branch: "nightshift/a-fix".into(),
+            base_branch: "main".into(),
+            pull_request: None,
+        });
+        list.upsert(with_repo);
+        list.upsert(session("plain", 2));
+        let pr = PullRequestInfo {
+            number: 9,
+            url: "https://github.com/acme/web/pull/9".into(),
+            title: "Fix".into(),
+            state: PullRequestState::Open,
+            checks: Default::default(),
+            author: None,
+        };
+        list.set_pull_request("a", &pr);
+        list.set_pull_request("plain", &pr);
+        list.set_pull_request("missing", &pr);
+        let badge = list
+            .get("a")
+            .and_then(|s| s.repo.as_ref()?.pull_request.clone());
+        assert_eq!(
+            badge.map(|b| (b.number, b.state)),
+            Some((9, PullRequestState::Open))
+        );
+        assert_eq!(list.get("plain").and_then(|s| s.repo.clone()), None);
     }
 
     #[test]

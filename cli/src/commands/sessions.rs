@@ -8,6 +8,7 @@ use super::watch::{self, Follow};
 use super::{Context, print_json, print_json_line, prompts};
 use crate::args::{NewArgs, SessionsArgs};
 use crate::error::{CliError, CliResult};
+use crate::render::clean;
 use crate::{table, terminal};
 
 /// The largest page the API serves.
@@ -64,11 +65,11 @@ pub async fn new(context: &Context, args: NewArgs) -> CliResult<()> {
         )));
     }
     let request = CreateSessionRequest {
+        repo: args.repo_choice(),
         title: args.title,
         agent: args.agent,
         model: args.model,
         permission_mode: args.permission_mode,
-        repo: None,
     };
     let session = context.client.create_session(&request).await?;
     let message = match prompt {
@@ -105,6 +106,14 @@ pub async fn new(context: &Context, args: NewArgs) -> CliResult<()> {
             session.id,
             session.agent.as_str()
         );
+        if let Some(repo) = &session.repo {
+            println!(
+                "It works on {} on branch {} (from {}).",
+                clean(&repo.full_name, false),
+                clean(&repo.branch, false),
+                clean(&repo.base_branch, false)
+            );
+        }
         if message.is_some() {
             println!("Its first prompt is queued.");
         }

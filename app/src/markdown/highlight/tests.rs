@@ -225,3 +225,21 @@ fn every_prefix_of_a_mixed_sample_keeps_its_text_in_every_language() {
         }
     }
 }
+
+#[test]
+fn a_files_language_comes_from_its_extension() {
+    let cases = [
+        ("src/main.rs", Some(Language::Rust)),
+        ("web/App.TSX", Some(Language::TypeScript)),
+        ("scripts/setup.sh", Some(Language::Shell)),
+        ("Cargo.lock", Some(Language::Toml)),
+        (".bashrc", None),
+        ("README.md", None),
+        ("Makefile", None),
+        ("no-extension", None),
+        ("dir.rs/file", None),
+    ];
+    for (path, language) in cases {
+        assert_eq!(Language::from_path(path), language, "{path}");
+    }
+}
