@@ -53,8 +53,8 @@ smoke-provider: ## the provider conformance suite against the real service with 
 test-scripts: ## the scripts' own tests (scripts/tests/) and shellcheck
 	@bash scripts/tests/run.sh
 
-test-e2e: ## integration and browser tests against the real stack
-	$(CARGO) test -p nightshift-e2e -- --test-threads=2
+test-e2e: ## integration and browser tests against the real stack (with the real Docker Engine for the docker provider's session and the release's image)
+	@bash scripts/docker-engine.sh run -- $(CARGO) test -p nightshift-e2e -- --test-threads=2
 
 lint: ## formatting and clippy, native and wasm32
 	$(CARGO) fmt --all --check
@@ -68,6 +68,7 @@ bench: setup build-app build-worker build-native-release ## the latency and fan-
 	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin bench
 	$(CARGO) run --release -p sandbox-backend --bin sandbox-bench
 	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin gateway-bench
+	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release bash scripts/docker-engine.sh run -- $(CARGO) run --release -p nightshift-e2e --bin docker-bench
 
 clean-state: ## forget local sessions, sandboxes and D1/DO state
 	rm -rf .wrangler/state .nightshift

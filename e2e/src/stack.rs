@@ -148,12 +148,23 @@ pub struct Stack {
     pub backend_port: u16,
     pub backend_token: String,
     options: StackOptions,
+    /// Extra sandbox backend variables ([`Stack::start_with_backend`]).
+    backend_vars: Vec<(String, String)>,
     worker: Option<Process>,
     backend: Option<Process>,
 }
 
 impl Stack {
     pub async fn start(options: StackOptions) -> anyhow::Result<Stack> {
+        Stack::start_with_backend(options, Vec::new()).await
+    }
+
+    /// [`Stack::start`] with extra sandbox backend variables (e.g.
+    /// `SANDBOX_ISOLATED_ALLOW` for a test server on the host's loopback).
+    pub async fn start_with_backend(
+        options: StackOptions,
+        backend_vars: Vec<(String, String)>,
+    ) -> anyhow::Result<Stack> {
         let dir = tempfile::Builder::new()
             .prefix("nightshift-e2e-")
             .tempdir()?;
@@ -163,6 +174,7 @@ impl Stack {
             backend_port: free_port(),
             backend_token: format!("backend-{}", uuid::Uuid::new_v4().simple()),
             options,
+            backend_vars,
             worker: None,
             backend: None,
         };
@@ -431,7 +443,8 @@ impl Stack {
                 std::env::var("SANDBOX_ORPHAN_GRACE_SECS").unwrap_or_else(|_| "30".into()),
             )
             .env("RUST_LOG", "info")
-            .envs(opencode_env());
+            .envs(opencode_env())
+            .envs(self.backend_vars.clone());
         self.backend = Some(Process::spawn(
             "sandbox-backend",
             command,

@@ -53,6 +53,9 @@ const TABLE: &[(&str, &str, &str)] = &[
         "session_collaborator",
     ),
     ("POST", "/api/sessions/{id}/abort", "session_collaborator"),
+    ("POST", "/api/sessions/{id}/push", "session_collaborator"),
+    ("GET", "/api/sessions/{id}/repo", "session_viewer"),
+    ("GET", "/api/sessions/{id}/diff", "session_viewer"),
     ("GET", "/api/sessions/{id}/events", "session_viewer"),
     ("GET", "/api/sessions/{id}/runner", "runner"),
     ("POST", "/api/sessions/{id}/artifacts", "runner"),
@@ -63,7 +66,6 @@ const TABLE: &[(&str, &str, &str)] = &[
         "/api/sessions/{id}/pull-request",
         "session_collaborator",
     ),
-    ("GET", "/api/sessions/{id}/repo", "session_viewer"),
     (
         "GET",
         "/api/sessions/{id}/artifacts/{artifact}",

@@ -398,6 +398,12 @@ pub struct RunnerBootConfig {
     /// through `command_wrapper` and shares the sandbox's loopback with the runner.
     #[serde(default)]
     pub opencode: Option<OpencodePlacement>,
+    /// The host directory the session's sandbox sees, read-only, at
+    /// [`SANDBOX_SOCKETS_DIR`]: the runner serves git's credential helper there as a
+    /// unix socket. `None` when the provider gives the sandbox no such directory (the
+    /// session's git then gets no credential from the runner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sockets_dir: Option<String>,
 }
 
 /// How the runner starts and reaches OpenCode in a sandbox of its own.

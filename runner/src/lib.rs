@@ -18,6 +18,7 @@ pub mod artifacts;
 pub mod config;
 pub mod link;
 pub mod llm;
+pub mod repo;
 pub mod sandbox_bridge;
 pub mod tools;
 pub mod turns;
@@ -61,20 +62,16 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
     let tools = ToolSet::from_config(&config).context("opening the workspace")?;
     // The link renews the token; uploads read the newest one.
     let (token_sender, token_receiver) = watch::channel(config.token.expose().clone());
+    let session_url = link::session_url(&config.worker_url, &config.session_id)
+        .context("the runner config's worker_url")?;
+    let api = repo::worker_api::WorkerApi::new(session_url, token_receiver.clone())
+        .context("creating the Worker client")?;
     let uploader = artifacts::ArtifactUploader::new(
         link::artifacts_url(&config.worker_url, &config.session_id)
             .context("the runner config's worker_url")?,
         token_receiver,
     )
     .context("creating the artifact uploader")?;
-    let builtin = BuiltinAgent::new(tools, &config.sandbox_workspace_dir)
-        .context("creating the agent")?
-        .with_artifacts(uploader);
-    let opencode = OpencodeAgent::new(agent::opencode::OpencodeSettings::from_boot(
-        &config,
-        config_path,
-    ));
-    let agent = AgentSet::new(Box::new(builtin), Box::new(opencode));
 
     // Two stop signals, because order matters on shutdown: first the turn stops (its
     // last events are queued), then the link flushes the queue and closes.
@@ -83,6 +80,24 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
     let events = EventQueue::new(nightshift_protocol::limits::RUNNER_OUTBOX_CAPACITY);
     let (active_turn_sender, active_turn) = watch::channel(None);
     let (command_sender, commands) = mpsc::channel(64);
+    let (repo_sender, repo_receiver) = watch::channel(None);
+    let (repo_handle, repo_states) = repo::start(
+        repo_settings(&config, api),
+        repo_receiver,
+        Some(events.clone()),
+        stop_turns.clone(),
+    );
+
+    let builtin = BuiltinAgent::new(tools, &config.sandbox_workspace_dir)
+        .context("creating the agent")?
+        .with_artifacts(uploader)
+        .with_repo(repo_handle.clone());
+    let opencode = OpencodeAgent::new(agent::opencode::OpencodeSettings::from_boot(
+        &config,
+        config_path,
+    ))
+    .with_repo(repo_handle.clone());
+    let agent = AgentSet::new(Box::new(builtin), Box::new(opencode));
 
     let settings = LinkSettings::new(&config.worker_url, &config.session_id)
         .context("the runner config's worker_url")?;
@@ -94,11 +109,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         active_turn,
         command_sender,
     )
-    .with_token_watch(token_sender);
+    .with_token_watch(token_sender)
+    .with_repo(repo_sender, repo_states);
     let mut link_task = tokio::spawn(link.run(stop_link.clone()));
 
     let controller = TurnController::new(Box::new(agent), events, active_turn_sender)
-        .with_question_timeout(question_timeout());
+        .with_question_timeout(question_timeout())
+        .with_repo(repo_handle);
     let controller_task = tokio::spawn(controller.run(commands, stop_turns.clone()));
 
     let link_end = tokio::select! {
@@ -121,6 +138,34 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         Err(error) => anyhow::bail!("the link task failed: {error}"),
     };
     Ok(end)
+}
+
+/// Where the repository's git runs (the sandbox, through the command wrapper) and
+/// where its credential socket goes (the sandbox's sockets directory, when the
+/// provider gives it one).
+fn repo_settings(
+    config: &nightshift_protocol::sandbox::RunnerBootConfig,
+    api: repo::worker_api::WorkerApi,
+) -> repo::RepoSettings {
+    use nightshift_protocol::sandbox::SANDBOX_SOCKETS_DIR;
+    let credential_socket = config.sockets_dir.as_ref().map(|dir| {
+        (
+            Path::new(dir).join(repo::credential::CREDENTIAL_SOCKET),
+            format!(
+                "{SANDBOX_SOCKETS_DIR}/{}",
+                repo::credential::CREDENTIAL_SOCKET
+            ),
+        )
+    });
+    repo::RepoSettings {
+        git: repo::git::SandboxGit {
+            wrapper: config.command_wrapper.clone(),
+            workspace_dir: config.workspace_dir.clone().into(),
+            home: config.sandbox_workspace_dir.clone(),
+        },
+        credential_socket,
+        api,
+    }
 }
 
 /// `NIGHTSHIFT_QUESTION_TIMEOUT_MS`, or ten minutes.

@@ -10,6 +10,10 @@
 //! process then exits with code 3). A renewed token from `welcome` or `pong` is used
 //! for later reconnects and written back to the config file.
 //!
+//! The `welcome`'s repository is handed on (a watch the repository task reads), and
+//! the repository's latest state goes out as a `repo` frame whenever it changes and
+//! again on every new connection (latest wins; these frames are not numbered).
+//!
 //! Knows tokio and tokio-tungstenite; knows nothing about agents or tools: prompts and
 //! aborts are handed to the turn controller over a channel.
 
@@ -21,6 +25,7 @@ mod queue;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use nightshift_protocol::repo::{RepoState, SessionRepo};
 use nightshift_protocol::runner_link::{RunnerFrame, SessionFrame};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -34,7 +39,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
-pub use address::{BadWorkerUrl, artifacts_url, runner_url};
+pub use address::{BadWorkerUrl, artifacts_url, runner_url, session_url};
 pub use backoff::Backoff;
 pub use outbox::{OutboundEvent, Outbox, OutboxFull};
 pub use queue::EventQueue;
@@ -121,6 +126,10 @@ pub struct RunnerLink {
     /// stored more, so acknowledgements beyond it are not trusted (they would drop
     /// events that were never delivered).
     highest_sent: u64,
+    /// Where the `welcome`'s repository goes.
+    repo: Option<watch::Sender<Option<SessionRepo>>>,
+    /// The repository's state to send as `repo` frames.
+    repo_states: Option<watch::Receiver<Option<RepoState>>>,
 }
 
 impl RunnerLink {
@@ -141,7 +150,21 @@ impl RunnerLink {
             commands,
             token_watch: None,
             highest_sent: 0,
+            repo: None,
+            repo_states: None,
         }
+    }
+
+    /// Hands each `welcome`'s repository to `repo`, and sends `states` as `repo`
+    /// frames.
+    pub fn with_repo(
+        mut self,
+        repo: watch::Sender<Option<SessionRepo>>,
+        states: watch::Receiver<Option<RepoState>>,
+    ) -> RunnerLink {
+        self.repo = Some(repo);
+        self.repo_states = Some(states);
+        self
     }
 
     /// Announces every renewed token on `sender`.
@@ -245,10 +268,11 @@ impl RunnerLink {
                 }
                 Some(Ok(Message::Text(text))) => {
                     match serde_json::from_str::<SessionFrame>(&text) {
-                        Ok(SessionFrame::Welcome { acked, token, .. }) => {
+                        Ok(SessionFrame::Welcome { acked, token, repo }) => {
                             if let Some(token) = token {
                                 self.renew_token(token);
                             }
+                            self.take_repo(repo);
                             return Ok((socket, acked));
                         }
                         Ok(other) => self.dispatch(other).await,
@@ -286,6 +310,11 @@ impl RunnerLink {
         );
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
+        // Whatever state there is goes out on every new connection.
+        let mut repo_states = self.repo_states.clone();
+        if let Some(states) = repo_states.as_mut() {
+            states.mark_changed();
+        }
 
         loop {
             newest.borrow_and_update();
@@ -312,6 +341,22 @@ impl RunnerLink {
                     }
                 }
                 _ = newest.changed(), if !unsent => {}
+                changed = repo_changed(&mut repo_states) => {
+                    if !changed {
+                        repo_states = None;
+                        continue;
+                    }
+                    let state = repo_states.as_mut().and_then(|states| states.borrow_and_update().clone());
+                    if let Some(state) = state {
+                        let frame = RunnerFrame::Repo { state };
+                        let sent = tokio::time::timeout(self.settings.write_timeout, send_frame(&mut socket, &frame)).await;
+                        match sent {
+                            Ok(Ok(())) => {}
+                            Ok(Err(reason)) => return ServeEnd::Lost(reason),
+                            Err(_) => return ServeEnd::Lost("cannot send the repository's state in time".to_string()),
+                        }
+                    }
+                }
                 _ = ping.tick() => {
                     let sent = tokio::time::timeout(self.settings.write_timeout, send_frame(&mut socket, &RunnerFrame::Ping)).await;
                     match sent {
@@ -369,10 +414,16 @@ impl RunnerLink {
     async fn dispatch(&mut self, frame: SessionFrame) {
         match frame {
             SessionFrame::Ack { up_to } => self.events.ack(up_to.min(self.highest_sent)),
-            SessionFrame::Pong { token } | SessionFrame::Welcome { token, .. } => {
+            SessionFrame::Pong { token } => {
                 if let Some(token) = token {
                     self.renew_token(token);
                 }
+            }
+            SessionFrame::Welcome { token, repo, .. } => {
+                if let Some(token) = token {
+                    self.renew_token(token);
+                }
+                self.take_repo(repo);
             }
             SessionFrame::Prompt { .. }
             | SessionFrame::Abort { .. }
@@ -385,6 +436,26 @@ impl RunnerLink {
                 }
             }
         }
+    }
+
+    /// The first repository a `welcome` names is the session's; a session does not
+    /// change repositories, so a later different one is logged and ignored.
+    fn take_repo(&mut self, repo: Option<SessionRepo>) {
+        let (Some(sender), Some(repo)) = (&self.repo, repo) else {
+            return;
+        };
+        sender.send_if_modified(|current| match current {
+            None => {
+                *current = Some(repo);
+                true
+            }
+            Some(current) => {
+                if *current != repo {
+                    tracing::warn!("a welcome named another repository; keeping the first");
+                }
+                false
+            }
+        });
     }
 
     fn renew_token(&mut self, token: String) {
@@ -432,6 +503,15 @@ impl RunnerLink {
             reason: "runner shutting down".into(),
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(frame))).await;
+    }
+}
+
+/// Resolves when the repository's state changed (`true`) or its task is gone
+/// (`false`); never without a repository.
+async fn repo_changed(states: &mut Option<watch::Receiver<Option<RepoState>>>) -> bool {
+    match states {
+        Some(states) => states.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

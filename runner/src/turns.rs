@@ -12,6 +12,9 @@
 //!   turn finishes as aborted.
 //! - An answer goes to the question waiting for it (see [`crate::agent::questions`]).
 //! - Every `turn_finished` carries how long the turn ran, measured here.
+//! - In a session with a repository, a turn first waits for the clone and makes the
+//!   prompting user (`prompt.author`) the author of its commits; a `push` frame
+//!   pushes the session's branch ([`crate::repo`]).
 //! - On shutdown the running turn is stopped but not finished: the runner is going
 //!   away, and the `SessionAgent` treats its turn as interrupted and runs it again.
 
@@ -29,6 +32,7 @@ use crate::agent::{
     Agent, DEFAULT_QUESTION_TIMEOUT, QuestionBroker, TurnEnd, TurnEvents, TurnInput,
 };
 use crate::link::EventQueue;
+use crate::repo::RepoHandle;
 
 /// What a runner says when the `SessionAgent` has no LLM to offer.
 pub const NO_LLM_MESSAGE: &str = "No LLM is configured. Set LLM_BASE_URL, LLM_MODEL and LLM_API_KEY (any \
@@ -53,6 +57,7 @@ pub struct TurnController {
     finished: mpsc::UnboundedReceiver<String>,
     questions: Arc<QuestionBroker>,
     question_timeout: Duration,
+    repo: Option<RepoHandle>,
 }
 
 impl TurnController {
@@ -71,7 +76,14 @@ impl TurnController {
             finished,
             questions: Arc::new(QuestionBroker::new()),
             question_timeout: DEFAULT_QUESTION_TIMEOUT,
+            repo: None,
         }
+    }
+
+    /// The session's repository, prepared before each turn.
+    pub fn with_repo(mut self, repo: RepoHandle) -> TurnController {
+        self.repo = Some(repo);
+        self
     }
 
     /// How long the agent's questions wait for an answer.
@@ -120,7 +132,7 @@ impl TurnController {
                 agent,
                 model,
                 permission_mode,
-                author: _,
+                author,
             } => {
                 if let Some(active) = &self.active {
                     if active.turn_id == turn_id {
@@ -154,6 +166,7 @@ impl TurnController {
                         agent,
                         permission_mode,
                     },
+                    author,
                     shutdown,
                 );
             }
@@ -178,9 +191,18 @@ impl TurnController {
                     tracing::info!(%turn_id, %question_id, "answer for a question that is not waiting; ignored");
                 }
             }
-            SessionFrame::Push => {
-                tracing::info!("push asked for, but this session has no repository");
-            }
+            SessionFrame::Push => match &self.repo {
+                Some(repo) => {
+                    let repo = repo.clone();
+                    // The answer is the `repo` frame the push leads to.
+                    tokio::spawn(async move {
+                        if let Err(error) = repo.push().await {
+                            tracing::warn!(%error, "the push asked for failed");
+                        }
+                    });
+                }
+                None => tracing::info!("push asked for, but this runner has no repository"),
+            },
             // The link handles these itself.
             SessionFrame::Welcome { .. } | SessionFrame::Ack { .. } | SessionFrame::Pong { .. } => {
             }
@@ -206,7 +228,12 @@ impl TurnController {
         self.events.push(turn_id, finished).await;
     }
 
-    fn start(&mut self, input: TurnInput, shutdown: &CancellationToken) {
+    fn start(
+        &mut self,
+        input: TurnInput,
+        author: Option<nightshift_protocol::repo::GitAuthor>,
+        shutdown: &CancellationToken,
+    ) {
         let turn_id = input.turn_id.clone();
         // A child token: shutdown stops the turn too, an abort stops only the turn.
         let cancel = shutdown.child_token();
@@ -218,6 +245,7 @@ impl TurnController {
         );
         let task = tokio::spawn(run_turn(
             self.agent.clone(),
+            self.repo.clone().map(|repo| (repo, author)),
             input,
             events,
             cancel.clone(),
@@ -235,6 +263,7 @@ impl TurnController {
 
 async fn run_turn(
     agent: Arc<Mutex<Box<dyn Agent>>>,
+    repo: Option<(RepoHandle, Option<nightshift_protocol::repo::GitAuthor>)>,
     input: TurnInput,
     events: TurnEvents,
     cancel: CancellationToken,
@@ -243,7 +272,16 @@ async fn run_turn(
 ) {
     let turn_id = input.turn_id.clone();
     let started = Instant::now();
-    let end = {
+    let prepared = match &repo {
+        Some((repo, author)) => repo.prepare_turn(author.clone(), &cancel).await,
+        None => Ok(()),
+    };
+    let end = if let Err(error) = prepared {
+        TurnEnd::failed(
+            TokenUsage::default(),
+            format!("The session's repository is not ready: {error}"),
+        )
+    } else {
         let mut agent = agent.lock().await;
         // A panicking agent must still end its turn, or the session would wait for it
         // forever.

@@ -46,9 +46,10 @@ pub struct Config {
     /// The length of one `idle_timeout_minutes` minute (`SANDBOX_IDLE_MINUTE_MS`,
     /// default 60000; tests shorten it).
     pub idle_minute: Duration,
-    /// Addresses (CIDRs) `isolated` sandboxes may reach although they are private or
-    /// the host's (`SANDBOX_ISOLATED_ALLOW`, comma-separated), e.g. an internal package
-    /// mirror.
+    /// Addresses (CIDRs, every port) or `address:port` pairs (that port only)
+    /// `isolated` sandboxes may reach although they are private or the host's
+    /// (`SANDBOX_ISOLATED_ALLOW`, comma-separated), e.g. an internal package mirror or
+    /// a git server on the host's loopback.
     pub isolated_allow: String,
     /// Local sandboxes kept started ahead of demand (`SANDBOX_WARM_POOL`, default 2;
     /// 0 turns the pool off).

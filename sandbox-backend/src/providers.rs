@@ -223,6 +223,9 @@ pub struct RunnerPlacement {
     /// Where OpenCode runs, when apart from the commands it runs (see
     /// `RunnerBootConfig::opencode`).
     pub opencode: Option<OpencodePlacement>,
+    /// The host directory the sandbox sees at `SANDBOX_SOCKETS_DIR` (see
+    /// `RunnerBootConfig::sockets_dir`).
+    pub sockets_dir: Option<String>,
 }
 
 #[async_trait]

@@ -190,6 +190,7 @@ impl Sandboxes {
                 bridge: placement.bridge,
                 sandbox_workspace_dir: placement.sandbox_workspace_dir,
                 opencode: placement.opencode,
+                sockets_dir: placement.sockets_dir,
             };
             let json = serde_json::to_vec_pretty(&config).map_err(|error| {
                 ApiError::internal(format!("cannot serialize the runner config: {error}"))

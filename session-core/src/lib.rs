@@ -26,6 +26,7 @@
 pub mod abort;
 pub mod access_facts;
 pub mod alarm;
+pub mod diff_view;
 pub mod event_log;
 pub mod gateway_token;
 pub mod lifecycle;
@@ -33,6 +34,7 @@ pub mod panel_capability;
 pub mod presence;
 pub mod questions;
 pub mod queue;
+pub mod repo_intake;
 pub mod repo_rules;
 pub mod runner_intake;
 pub mod runner_link;

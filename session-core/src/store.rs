@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 mod events;
 mod prompts;
 mod record;
+mod repo_state;
 mod schema;
 
 pub use record::{Published, PublishedAgent, SessionRecord};

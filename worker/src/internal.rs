@@ -93,6 +93,12 @@ pub enum AgentCall<'a> {
     EditMessage(&'a str),
     /// `POST /abort`.
     Abort,
+    /// `POST /push`: tell the runner to push the session's branch.
+    Push,
+    /// `GET /repo`: the session's repository and the runner's latest report.
+    RepoView,
+    /// `GET /diff`: the repository's diff, computed in the sandbox.
+    Diff,
     /// `POST /access`: read the owner and shares from D1 again (after a change).
     ReloadAccess,
     /// `PATCH /settings`.
@@ -133,13 +139,11 @@ impl<'a> AgentCall<'a> {
     pub fn method(&self) -> Method {
         use AgentCall::*;
         match self {
-            ListMessages | Events | Presence | StreamStats | Runner | CheckPanelGrant(_) => {
-                Method::Get
-            }
-            Init | Enqueue | Abort | ReloadAccess | AnswerQuestion(_) | PresenceHeartbeat
-            | CloseStreams | CreatePanelGrant | GitContext | GithubReconnect | SetPullRequest => {
-                Method::Post
-            }
+            ListMessages | Events | Presence | StreamStats | Runner | CheckPanelGrant(_)
+            | RepoView | Diff => Method::Get,
+            Init | Enqueue | Abort | Push | ReloadAccess | AnswerQuestion(_)
+            | PresenceHeartbeat | CloseStreams | CreatePanelGrant | GitContext
+            | GithubReconnect | SetPullRequest => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -152,6 +156,9 @@ impl<'a> AgentCall<'a> {
             Enqueue | ListMessages => "/messages".into(),
             CancelMessage(id) | EditMessage(id) => format!("/messages/{id}"),
             Abort => "/abort".into(),
+            Push => "/push".into(),
+            RepoView => "/repo".into(),
+            Diff => "/diff".into(),
             ReloadAccess => "/access".into(),
             UpdateSettings => "/settings".into(),
             AnswerQuestion(id) => format!("/questions/{id}/answer"),
@@ -180,6 +187,9 @@ impl<'a> AgentCall<'a> {
             (Method::Delete, ["messages", id]) => CancelMessage(id),
             (Method::Patch, ["messages", id]) => EditMessage(id),
             (Method::Post, ["abort"]) => Abort,
+            (Method::Post, ["push"]) => Push,
+            (Method::Get, ["repo"]) => RepoView,
+            (Method::Get, ["diff"]) => Diff,
             (Method::Post, ["access"]) => ReloadAccess,
             (Method::Patch, ["settings"]) => UpdateSettings,
             (Method::Post, ["questions", id, "answer"]) => AnswerQuestion(id),
@@ -542,6 +552,9 @@ mod tests {
             CancelMessage("m1"),
             EditMessage("m1"),
             Abort,
+            Push,
+            RepoView,
+            Diff,
             ReloadAccess,
             UpdateSettings,
             AnswerQuestion("q1"),

@@ -34,6 +34,7 @@ mod models;
 pub mod presence;
 mod pull_requests;
 pub(crate) mod questions;
+mod session_repo;
 mod sessions;
 pub mod shares;
 mod streams;
@@ -56,6 +57,9 @@ pub enum Endpoint {
     CancelMessage,
     AnswerQuestion,
     Abort,
+    Push,
+    RepoView,
+    Diff,
     SessionEvents,
     RunnerLink,
     Presence,
@@ -98,7 +102,6 @@ pub enum Endpoint {
     GitCredential,
     GitPullRequest,
     OpenPullRequest,
-    SessionRepo,
 }
 
 /// One route: `method` on `path` (a template whose `{name}` segments are parameters)
@@ -132,6 +135,9 @@ impl Endpoint {
                 | Endpoint::CancelMessage
                 | Endpoint::EditMessage
                 | Endpoint::Abort
+                | Endpoint::Push
+                | Endpoint::RepoView
+                | Endpoint::Diff
                 | Endpoint::AnswerQuestion
                 | Endpoint::SessionEvents
                 | Endpoint::Workspace
@@ -215,6 +221,24 @@ pub const TABLE: &[Row] = &[
         Access::SessionCollaborator,
     ),
     row(
+        Method::Post,
+        "/api/sessions/{id}/push",
+        Endpoint::Push,
+        Access::SessionCollaborator,
+    ),
+    row(
+        Method::Get,
+        "/api/sessions/{id}/repo",
+        Endpoint::RepoView,
+        Access::SessionViewer,
+    ),
+    row(
+        Method::Get,
+        "/api/sessions/{id}/diff",
+        Endpoint::Diff,
+        Access::SessionViewer,
+    ),
+    row(
         Method::Get,
         "/api/sessions/{id}/events",
         Endpoint::SessionEvents,
@@ -249,12 +273,6 @@ pub const TABLE: &[Row] = &[
         "/api/sessions/{id}/pull-request",
         Endpoint::OpenPullRequest,
         Access::SessionCollaborator,
-    ),
-    row(
-        Method::Get,
-        "/api/sessions/{id}/repo",
-        Endpoint::SessionRepo,
-        Access::SessionViewer,
     ),
     row(
         Method::Get,
@@ -621,6 +639,9 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::ListMessages => messages::list(env, &caller, id).await,
         Endpoint::CancelMessage => messages::cancel(env, &caller, id, second).await,
         Endpoint::Abort => messages::abort(env, &caller, id).await,
+        Endpoint::Push => session_repo::push(env, &caller, id).await,
+        Endpoint::RepoView => session_repo::view(env, &caller, id).await,
+        Endpoint::Diff => session_repo::diff(env, &caller, id).await,
         Endpoint::UpdateSession => sessions::update(&mut req, env, user, id).await,
         Endpoint::DeleteSession => sessions::delete(&mut req, env, user, id).await,
         Endpoint::Models => models::list(env, user).await,
@@ -669,7 +690,6 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::CreateKey => keys::create(&mut req, env, user).await,
         Endpoint::DeleteKey => keys::delete(env, user, id).await,
         Endpoint::OpenPullRequest => pull_requests::open(&mut req, env, user, id).await,
-        Endpoint::SessionRepo => pull_requests::view(env, id).await,
         Endpoint::GithubConnection => github::connection(env, user).await,
         Endpoint::GithubRepos => github::list_repos(&req, env, user).await,
         Endpoint::GithubBranches => github::list_branches(env, user, id, second).await,

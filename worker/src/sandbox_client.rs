@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use nightshift_protocol::ErrorBody;
 use nightshift_protocol::api::PartHealth;
-use nightshift_protocol::sandbox::{BackendHealth, CreateSandboxRequest, Sandbox};
+use nightshift_protocol::sandbox::{
+    BackendHealth, CreateSandboxRequest, ExecRequest, ExecResult, Sandbox,
+};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use worker::{AbortController, Env, Fetch, Headers, Method, Request, RequestInit};
@@ -71,6 +73,28 @@ pub async fn destroy_sandbox(env: &Env, sandbox_id: &str) -> Result<(), String> 
             "the sandbox backend could not destroy {sandbox_id}: {error}"
         )),
     }
+}
+
+/// Runs one command in a sandbox and collects its output (`?stream=false`). The
+/// answer is the sandbox's output: callers parse it as hostile. `limit` covers the
+/// whole exchange (the command's own `timeout_ms` should be shorter).
+pub async fn exec(
+    env: &Env,
+    sandbox_id: &str,
+    request: &ExecRequest,
+    limit: Duration,
+) -> Result<ExecResult, String> {
+    let base = config::sandbox_backend_url(env);
+    let token = config::sandbox_backend_token(env)
+        .ok_or_else(|| "SANDBOX_BACKEND_TOKEN is not set".to_owned())?;
+    let url = format!(
+        "{base}/v1/sandboxes/{}/exec?stream=false",
+        urlencoding_path(sandbox_id)
+    );
+    let body = serde_json::to_string(request).map_err(|error| error.to_string())?;
+    call(Method::Post, &url, Some(&token), Some(body), limit)
+        .await
+        .map_err(|error| format!("the sandbox backend could not run a command: {error}"))
 }
 
 /// A sandbox id as one path segment (ids are the backend's, but never trusted raw).

@@ -43,6 +43,7 @@ mod panels;
 pub mod presence;
 mod provisioning;
 mod publishing;
+mod repo_view;
 mod requests;
 mod runner_link;
 mod storage;

@@ -29,6 +29,8 @@ use crate::llm::{
     ConversationItem, LlmClient, LlmError, LlmRequest, LlmResponse, LlmTimeouts, ToolCall,
     ToolDefinition,
 };
+use crate::repo::RepoHandle;
+use crate::repo::pull_request_tool::{self, OPEN_PULL_REQUEST_TOOL};
 use crate::tools::{ToolOutput, ToolSet, truncate_output};
 use nightshift_protocol::artifacts::ArtifactCreated;
 use nightshift_protocol::events::QuestionKind;
@@ -58,6 +60,8 @@ pub struct BuiltinAgent {
     first_retry_delay: Duration,
     /// Where the images tools make go (none: they stay out of the chat).
     artifacts: Option<ArtifactUploader>,
+    /// The session's repository: with one, the agent has `open_pull_request`.
+    repo: Option<RepoHandle>,
 }
 
 /// Why one LLM step did not produce a reply. Either way, `partial_text` is what the
@@ -94,7 +98,20 @@ impl BuiltinAgent {
             max_steps: MAX_STEPS,
             first_retry_delay: Duration::from_secs(1),
             artifacts: None,
+            repo: None,
         })
+    }
+
+    /// Gives the agent the session's repository (its pull-request tool, once a
+    /// `welcome` named a repository).
+    pub fn with_repo(mut self, repo: RepoHandle) -> BuiltinAgent {
+        self.repo = Some(repo);
+        self
+    }
+
+    /// Whether `open_pull_request` is offered this turn.
+    fn repo_tool(&self) -> Option<&RepoHandle> {
+        self.repo.as_ref().filter(|repo| repo.repo().is_some())
     }
 
     /// Uploads the images tools make (screenshots) with `uploader`, for the chat.
@@ -131,10 +148,22 @@ impl BuiltinAgent {
         events: &TurnEvents,
         cancel: &CancellationToken,
     ) -> Result<LlmResponse, StepError> {
+        let with_repo_tool;
+        let tools = match self.repo_tool() {
+            Some(_) => {
+                with_repo_tool = [
+                    self.tool_definitions.clone(),
+                    vec![pull_request_tool::definition()],
+                ]
+                .concat();
+                &with_repo_tool
+            }
+            None => &self.tool_definitions,
+        };
         let request = LlmRequest {
             system: &self.system_prompt,
             conversation: &self.conversation,
-            tools: &self.tool_definitions,
+            tools,
             max_tokens: MAX_REPLY_TOKENS,
         };
         let mut attempt = 1;
@@ -194,6 +223,12 @@ impl BuiltinAgent {
         let output = match arguments {
             Ok(value) if value.is_object() && call.name == ASK_USER_TOOL => {
                 ask_user(&call.id, &value, events, cancel).await
+            }
+            Ok(value) if value.is_object() && call.name == OPEN_PULL_REQUEST_TOOL => {
+                match self.repo_tool() {
+                    Some(repo) => pull_request_tool::run(repo, &value).await,
+                    None => ToolOutput::error("this session has no repository"),
+                }
             }
             Ok(value) if value.is_object() => self.tools.run(&call.name, &value, cancel).await,
             Ok(_) => ToolOutput::error("the arguments must be a JSON object"),

@@ -22,7 +22,7 @@
 mod config;
 mod mapper;
 mod mcp;
-mod proxy;
+pub(crate) mod proxy;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -211,6 +211,8 @@ pub struct OpencodeAgent {
     /// may have loaded plugins from it, so it is not started again in this sandbox.
     unmasked: bool,
     session_id: Option<String>,
+    /// The session's repository, for the MCP server's pull-request tool.
+    repo: Option<crate::repo::RepoHandle>,
 }
 
 impl OpencodeAgent {
@@ -259,11 +261,13 @@ impl OpencodeAgent {
             (Some(bridge), Some(sockets_dir)) => {
                 if self.mcp.is_none() {
                     let path = sockets_dir.join(mcp::MCP_SOCKET);
-                    self.mcp = Some(
-                        McpServer::start_unix(&path, browser)
-                            .await
-                            .map_err(failed)?,
-                    );
+                    let server = McpServer::start_unix(&path, browser)
+                        .await
+                        .map_err(failed)?;
+                    if let Some(repo) = &self.repo {
+                        server.set_repo(repo.clone());
+                    }
+                    self.mcp = Some(server);
                     self.mcp_exposed = None;
                 }
                 let alive = self.mcp_exposed.as_mut().is_some_and(Exposed::is_running);
@@ -276,7 +280,11 @@ impl OpencodeAgent {
             }
             _ => {
                 if self.mcp.is_none() {
-                    self.mcp = Some(McpServer::start(browser).await.map_err(failed)?);
+                    let server = McpServer::start(browser).await.map_err(failed)?;
+                    if let Some(repo) = &self.repo {
+                        server.set_repo(repo.clone());
+                    }
+                    self.mcp = Some(server);
                 }
                 self.mcp
                     .as_ref()
@@ -298,11 +306,19 @@ impl OpencodeAgent {
             proxy_exposed: None,
             mcp: None,
             mcp_exposed: None,
+            repo: None,
             server: None,
             restarting: None,
             unmasked: false,
             session_id: None,
         }
+    }
+
+    /// Gives OpenCode the session's repository's `open_pull_request` tool (through
+    /// the MCP server).
+    pub fn with_repo(mut self, repo: crate::repo::RepoHandle) -> OpencodeAgent {
+        self.repo = Some(repo);
+        self
     }
 
     /// The running server's host pid (of its wrapper), for tests.

@@ -29,13 +29,22 @@ pub fn runner_url(worker_url: &str, session_id: &str) -> Result<String, BadWorke
 
 /// `POST` URL of the session's artifact uploads: `http(s)://<host>/api/sessions/<id>/artifacts`.
 pub fn artifacts_url(worker_url: &str, session_id: &str) -> Result<String, BadWorkerUrl> {
+    Ok(format!(
+        "{}/artifacts",
+        session_url(worker_url, session_id)?
+    ))
+}
+
+/// The session's HTTP base for the runner-token routes:
+/// `http(s)://<host>/api/sessions/<id>`.
+pub fn session_url(worker_url: &str, session_id: &str) -> Result<String, BadWorkerUrl> {
     let link = runner_url(worker_url, session_id)?;
     let http = match link.split_once("://") {
         Some(("wss", rest)) => format!("https://{rest}"),
         Some((_, rest)) => format!("http://{rest}"),
         None => return Err(BadWorkerUrl(worker_url.to_string())),
     };
-    Ok(format!("{}/artifacts", http.trim_end_matches("/runner")))
+    Ok(http.trim_end_matches("/runner").to_string())
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

@@ -67,6 +67,9 @@ impl Outbox {
     }
 
     /// Numbers and keeps an event, returning its number.
+    // The refused event is handed back whole so the caller can wait and push it
+    // again; it is moved, not copied, so its size costs nothing.
+    #[allow(clippy::result_large_err)]
     pub fn push(&mut self, turn_id: String, event: EventBody) -> Result<u64, OutboxFull> {
         if self.is_full() {
             return Err(OutboxFull { turn_id, event });

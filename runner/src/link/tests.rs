@@ -420,3 +420,84 @@ async fn an_ack_for_events_never_sent_is_not_trusted() {
     assert_eq!(receive_event(&mut socket).await, (2, text("b")));
     runner.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn the_welcomes_repository_is_handed_on_and_repo_states_go_out_on_change_and_reconnect() {
+    use nightshift_protocol::repo::{GitAuthor, RepoPhase, RepoState, SessionRepo};
+    let session = Session::start().await;
+    let (active_turn, active_receiver) = watch::channel(None);
+    let (command_sender, _commands) = mpsc::channel(8);
+    let (repo_sender, mut repo) = watch::channel(None);
+    let (state_sender, states) = watch::channel(None);
+    let shutdown = CancellationToken::new();
+    let link = RunnerLink::new(
+        fast_settings(&session.url),
+        "token-1".into(),
+        None,
+        EventQueue::new(10),
+        active_receiver,
+        command_sender,
+    )
+    .with_repo(repo_sender, states);
+    let task = tokio::spawn(link.run(shutdown.clone()));
+    let session_repo = SessionRepo {
+        full_name: "octo/hello".into(),
+        clone_url: "https://github.com/octo/hello.git".into(),
+        base_branch: "main".into(),
+        branch: "nightshift/abcd1234-x".into(),
+        existing_branch: false,
+        author: GitAuthor {
+            name: "A".into(),
+            email: "a@example.com".into(),
+        },
+    };
+
+    let (mut socket, _, _) = session.accept(None).await.unwrap();
+    receive(&mut socket).await;
+    let welcome = SessionFrame::Welcome {
+        acked: 0,
+        token: None,
+        repo: Some(session_repo.clone()),
+    };
+    send(&mut socket, welcome).await;
+    tokio::time::timeout(Duration::from_secs(5), repo.wait_for(Option::is_some))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(repo.borrow().clone(), Some(session_repo.clone()));
+
+    let state = RepoState {
+        phase: RepoPhase::Ready,
+        branch: "nightshift/abcd1234-x".into(),
+        ahead: 1,
+        ..Default::default()
+    };
+    state_sender.send_replace(Some(state.clone()));
+    assert_eq!(receive_repo(&mut socket).await, state);
+    drop(socket);
+
+    // A new connection gets the latest state again, without a change.
+    let (mut socket, _, _) = session.accept(None).await.unwrap();
+    receive(&mut socket).await;
+    let welcome = SessionFrame::Welcome {
+        acked: 0,
+        token: None,
+        repo: Some(session_repo),
+    };
+    send(&mut socket, welcome).await;
+    assert_eq!(receive_repo(&mut socket).await, state);
+    drop(active_turn);
+    shutdown.cancel();
+    let _ = task.await;
+}
+
+/// The next `repo` frame (pings skipped).
+async fn receive_repo(socket: &mut ServerSocket) -> nightshift_protocol::repo::RepoState {
+    loop {
+        match receive(socket).await {
+            RunnerFrame::Repo { state } => return state,
+            RunnerFrame::Ping => continue,
+            other => panic!("expected a repo frame, got {other:?}"),
+        }
+    }
+}

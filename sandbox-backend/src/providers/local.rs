@@ -338,6 +338,13 @@ impl Provider for LocalProvider {
             bridge,
             command_wrapper,
             opencode: Some(opencode_sandbox::placement(self, sandbox)),
+            sockets_dir: Some(
+                sandbox
+                    .dir
+                    .join(launcher::SOCKETS_DIR_NAME)
+                    .display()
+                    .to_string(),
+            ),
         }
     }
 

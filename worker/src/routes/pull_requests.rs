@@ -1,11 +1,10 @@
 //! The browser's side of a session's pull request: `POST
 //! /api/sessions/{id}/pull-request` (collaborators and above, who can push on
 //! GitHub; the pull request is opened with the caller's own token, so they are its
-//! author) and `GET /api/sessions/{id}/repo` (viewers: the repository, the runner's
-//! latest report and the pull request, re-read from GitHub at most every 30 s).
+//! author).
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::repo::{PullRequestRequest, RepoView};
+use nightshift_protocol::repo::PullRequestRequest;
 use worker::{Env, Request, Response};
 
 use super::git::context;
@@ -20,20 +19,6 @@ pub async fn open(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiRes
     let context = context(env, id, None).await.map_err(no_repository)?;
     let pull = pulls::open_or_update(env, id, &context, &user.id, &asked).await?;
     Ok(json(200, &pull))
-}
-
-/// `GET /api/sessions/{id}/repo`.
-pub async fn view(env: &Env, id: &str) -> ApiResult<Response> {
-    let context = context(env, id, None).await.map_err(no_repository)?;
-    let pull_request = pulls::current(env, id, &context).await;
-    Ok(json(
-        200,
-        &RepoView {
-            repo: context.repo,
-            state: None,
-            pull_request,
-        },
-    ))
 }
 
 /// A session without a repository has no repository routes.

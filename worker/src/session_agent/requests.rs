@@ -51,6 +51,9 @@ impl SessionAgent {
             AgentCall::CancelMessage(id) => self.cancel(id).await,
             AgentCall::EditMessage(id) => self.edit_prompt(id, &mut req).await,
             AgentCall::Abort => self.abort().await,
+            AgentCall::Push => self.push_branch(),
+            AgentCall::RepoView => self.repo_view(),
+            AgentCall::Diff => self.diff().await,
             AgentCall::ReloadAccess => {
                 let record = self.store.record()?;
                 if !record.initialized || record.deleted {

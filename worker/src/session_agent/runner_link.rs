@@ -18,8 +18,10 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::events::EventBody;
+use nightshift_protocol::repo::RepoState;
 use nightshift_protocol::runner_link::{RunnerFrame, SessionFrame};
 use nightshift_session::event_log::{RunnerIntake, classify_runner_event, welcome_acked};
+use nightshift_session::repo_intake::{RepoIntake, repo_intake};
 use nightshift_session::runner_intake::{Admission, Holder, admit, check_event_size};
 use nightshift_session::runner_token::needs_renewal;
 use serde::{Deserialize, Serialize};
@@ -214,8 +216,7 @@ impl SessionAgent {
                     .await
             }
             RunnerFrame::Ping => self.on_ping(ws, attachment),
-            // The repository's state is not handled yet: a session has no repository.
-            RunnerFrame::Repo { .. } => Ok(()),
+            RunnerFrame::Repo { state } => self.on_repo_state(ws, attachment, state).await,
         }
     }
 
@@ -331,6 +332,35 @@ impl SessionAgent {
                 Ok(())
             }
         }
+    }
+
+    /// A `repo` frame: checked, stored when it differs from the last (latest wins)
+    /// and announced as `repo_updated` (see `nightshift_session::repo_intake`). Only
+    /// the runner holding the link reports.
+    async fn on_repo_state(
+        &self,
+        ws: &WebSocket,
+        attachment: RunnerAttachment,
+        state: RepoState,
+    ) -> Result<()> {
+        if attachment.epoch.is_none() {
+            close(ws, CLOSE_PROTOCOL, "send hello first");
+            return self.on_runner_gone(ws).await;
+        }
+        if self.store.record()?.runner_connection != Some(attachment.connection) {
+            return Ok(());
+        }
+        match repo_intake(self.store.repo_state()?.as_ref(), &state) {
+            RepoIntake::Unchanged => {}
+            RepoIntake::Refuse(message) => {
+                self.record_event(None, EventBody::Error { message })?;
+            }
+            RepoIntake::Store => {
+                self.store.save_repo_state(&state)?;
+                self.record_event(None, EventBody::RepoUpdated { state })?;
+            }
+        }
+        Ok(())
     }
 
     fn on_ping(&self, ws: &WebSocket, mut attachment: RunnerAttachment) -> Result<()> {

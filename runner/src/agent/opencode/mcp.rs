@@ -1,4 +1,5 @@
-//! The MCP server that gives OpenCode the built-in agent's browser tools.
+//! The MCP server that gives OpenCode the built-in agent's browser tools, and in a
+//! session with a repository its `open_pull_request` tool ([`crate::repo`]).
 //!
 //! OpenCode reads MCP servers from its configuration; this one is a `remote` server
 //! speaking MCP's Streamable HTTP transport, reduced to what a tool server needs:
@@ -16,8 +17,8 @@
 //! The tools drive the Chromium of the session's sandbox, not OpenCode's.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -29,6 +30,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::proxy::{bind_unix, presented_token, same_secret};
+use crate::repo::RepoHandle;
+use crate::repo::pull_request_tool::{self, OPEN_PULL_REQUEST_TOOL};
 use crate::tools::browser::{self, BrowserTools};
 
 /// The MCP server's socket in the sandbox's sockets directory.
@@ -45,6 +48,8 @@ struct McpState {
     token: String,
     armed: AtomicBool,
     browser: BrowserTools,
+    /// The session's repository, once known: `open_pull_request` is listed then.
+    repo: OnceLock<RepoHandle>,
 }
 
 /// A running MCP server; dropping it stops it.
@@ -76,6 +81,7 @@ fn state(browser: BrowserTools) -> Arc<McpState> {
         token: super::random_secret(),
         armed: AtomicBool::new(false),
         browser,
+        repo: OnceLock::new(),
     })
 }
 
@@ -137,6 +143,11 @@ impl McpServer {
     pub fn disarm(&self) {
         self.state.armed.store(false, Ordering::SeqCst);
     }
+
+    /// Offers `open_pull_request` for the session's repository (once).
+    pub fn set_repo(&self, repo: RepoHandle) {
+        let _ = self.state.repo.set(repo);
+    }
 }
 
 async fn no_stream() -> Response {
@@ -191,7 +202,7 @@ async fn handle(State(state): State<Arc<McpState>>, headers: HeaderMap, body: By
     let reply = match method {
         "initialize" => rpc_result(id, initialize(&params)),
         "ping" => rpc_result(id, json!({})),
-        "tools/list" => rpc_result(id, json!({"tools": tools()})),
+        "tools/list" => rpc_result(id, json!({"tools": tools(&state)})),
         "tools/call" => call(&state, id, &params).await,
         _ => rpc_error(id, -32601, "method not found"),
     };
@@ -219,10 +230,17 @@ fn initialize(params: &Value) -> Value {
     })
 }
 
-/// The browser tools as MCP describes tools.
-fn tools() -> Vec<Value> {
+/// The browser tools (and the pull-request tool in a session with a repository)
+/// as MCP describes tools.
+fn tools(state: &McpState) -> Vec<Value> {
+    let repo_tool = state
+        .repo
+        .get()
+        .filter(|repo| repo.repo().is_some())
+        .map(|_| pull_request_tool::definition());
     browser::definitions()
         .into_iter()
+        .chain(repo_tool)
         .map(|tool| {
             json!({
                 "name": tool.name,
@@ -235,7 +253,11 @@ fn tools() -> Vec<Value> {
 
 async fn call(state: &McpState, id: Value, params: &Value) -> Value {
     let name = params.get("name").and_then(Value::as_str).unwrap_or("");
-    if !BrowserTools::owns(name) {
+    let repo = state
+        .repo
+        .get()
+        .filter(|repo| name == OPEN_PULL_REQUEST_TOOL && repo.repo().is_some());
+    if !BrowserTools::owns(name) && repo.is_none() {
         return rpc_error(id, -32602, &format!("unknown tool {name:?}"));
     }
     if !state.armed.load(Ordering::SeqCst) {
@@ -248,7 +270,10 @@ async fn call(state: &McpState, id: Value, params: &Value) -> Value {
         .get("arguments")
         .cloned()
         .unwrap_or_else(|| json!({}));
-    let output = state.browser.run(name, &arguments).await;
+    let output = match repo {
+        Some(repo) => pull_request_tool::run(repo, &arguments).await,
+        None => state.browser.run(name, &arguments).await,
+    };
     let mut content = vec![json!({"type": "text", "text": output.text})];
     if let Some(image) = &output.image {
         content.push(json!({

@@ -157,7 +157,7 @@ impl LlmProxy {
 
 /// Binds a unix socket at `path`; a path longer than a socket address allows is
 /// bound through `/proc/self/fd/<directory fd>/<name>`.
-pub(super) fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+pub(crate) fn bind_unix(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     if path.as_os_str().len() < 100 {
         return tokio::net::UnixListener::bind(path);
     }

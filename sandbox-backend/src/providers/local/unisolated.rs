@@ -145,6 +145,7 @@ impl Provider for UnisolatedProvider {
             // The runner shares this sandbox's (the host's) loopback.
             bridge: Vec::new(),
             opencode: None,
+            sockets_dir: None,
         }
     }
 

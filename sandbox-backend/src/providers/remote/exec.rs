@@ -239,6 +239,7 @@ pub fn placement(workspace: &str) -> RunnerPlacement {
         // No bridge into a remote sandbox: the runner runs inside it.
         bridge: Vec::new(),
         opencode: None,
+        sockets_dir: None,
     }
 }
 

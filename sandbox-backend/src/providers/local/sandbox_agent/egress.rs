@@ -7,8 +7,10 @@
 //! are loopback, RFC 1918 private ranges, carrier-grade NAT, link-local (cloud
 //! metadata), unique-local and site-local IPv6, multicast, broadcast, unspecified and
 //! documentation ranges, and every address of this host's own interfaces. An explicit
-//! allow list (`SANDBOX_ISOLATED_ALLOW`, CIDRs) overrides it, for internal mirrors and
-//! for tests.
+//! allow list (`SANDBOX_ISOLATED_ALLOW`) overrides it: a CIDR opens every port of
+//! those addresses (an internal mirror); `address:port` opens that one port only (a
+//! git server on the host's loopback in tests, without also opening the Worker, the
+//! backend or anything else listening there).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -29,11 +31,21 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Which destinations an isolated sandbox may reach.
 #[derive(Debug, Clone, Default)]
 pub struct EgressPolicy {
-    allow: Vec<(IpAddr, u8)>,
+    allow: Vec<Allowed>,
+}
+
+/// One entry of the allow list: a network, and the one port allowed on it when the
+/// operator named one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Allowed {
+    network: IpAddr,
+    bits: u8,
+    port: Option<u16>,
 }
 
 impl EgressPolicy {
-    /// Parses a comma-separated list of addresses or CIDRs allowed despite the rules.
+    /// Parses a comma-separated list allowed despite the rules: addresses or CIDRs
+    /// (every port), or `address:port` / `[v6 address]:port` (that port only).
     pub fn with_allow_list(list: &str) -> Result<EgressPolicy, String> {
         let mut allow = Vec::new();
         for item in list
@@ -41,6 +53,18 @@ impl EgressPolicy {
             .map(str::trim)
             .filter(|item| !item.is_empty())
         {
+            if let Ok(socket) = item.parse::<SocketAddr>() {
+                if socket.port() == 0 {
+                    return Err(format!("{item:?} names port 0"));
+                }
+                let bits = if socket.is_ipv4() { 32 } else { 128 };
+                allow.push(Allowed {
+                    network: socket.ip(),
+                    bits,
+                    port: Some(socket.port()),
+                });
+                continue;
+            }
             let (address, bits) = match item.split_once('/') {
                 Some((address, bits)) => (address, Some(bits)),
                 None => (item, None),
@@ -57,20 +81,25 @@ impl EgressPolicy {
                     .ok_or_else(|| format!("{item:?} has an invalid prefix length"))?,
                 None => max,
             };
-            allow.push((address, bits));
+            allow.push(Allowed {
+                network: address,
+                bits,
+                port: None,
+            });
         }
         Ok(EgressPolicy { allow })
     }
 
-    fn allowed_explicitly(&self, address: IpAddr) -> bool {
-        self.allow
-            .iter()
-            .any(|(network, bits)| in_network(address, *network, *bits))
+    fn allowed_explicitly(&self, address: IpAddr, port: u16) -> bool {
+        self.allow.iter().any(|allowed| {
+            in_network(address, allowed.network, allowed.bits)
+                && allowed.port.is_none_or(|only| only == port)
+        })
     }
 
-    /// `Err` with the reason when `address` may not be reached.
-    pub fn check(&self, address: IpAddr, own: &[IpAddr]) -> Result<(), String> {
-        if self.allowed_explicitly(address) {
+    /// `Err` with the reason when `port` of `address` may not be reached.
+    pub fn check(&self, address: IpAddr, port: u16, own: &[IpAddr]) -> Result<(), String> {
+        if self.allowed_explicitly(address, port) {
             return Ok(());
         }
         let address = match address {
@@ -265,7 +294,7 @@ async fn dial(target: &EgressTarget, policy: &EgressPolicy) -> Result<TcpStream,
     let own = own_addresses();
     // Every address must pass, so a name cannot mix a public and a private answer.
     for address in &addresses {
-        policy.check(address.ip(), &own)?;
+        policy.check(address.ip(), address.port(), &own)?;
     }
     let mut last = String::new();
     for address in addresses {
@@ -309,13 +338,13 @@ mod tests {
             "203.0.113.7",
         ] {
             assert!(
-                policy.check(ip(refused), &own).is_err(),
+                policy.check(ip(refused), 443, &own).is_err(),
                 "{refused} was allowed"
             );
         }
         for allowed in ["1.1.1.1", "93.184.216.34", "2606:4700::1111"] {
             assert!(
-                policy.check(ip(allowed), &own).is_ok(),
+                policy.check(ip(allowed), 443, &own).is_ok(),
                 "{allowed} was refused"
             );
         }
@@ -324,12 +353,41 @@ mod tests {
     #[test]
     fn the_allow_list_overrides_the_rules() {
         let policy = EgressPolicy::with_allow_list("127.0.0.2, 10.9.0.0/16").unwrap();
-        assert!(policy.check(ip("127.0.0.2"), &[]).is_ok());
-        assert!(policy.check(ip("10.9.200.1"), &[]).is_ok());
-        assert!(policy.check(ip("127.0.0.1"), &[]).is_err());
-        assert!(policy.check(ip("10.8.0.1"), &[]).is_err());
+        assert!(policy.check(ip("127.0.0.2"), 22, &[]).is_ok());
+        assert!(policy.check(ip("10.9.200.1"), 8080, &[]).is_ok());
+        assert!(policy.check(ip("127.0.0.1"), 22, &[]).is_err());
+        assert!(policy.check(ip("10.8.0.1"), 22, &[]).is_err());
         assert!(EgressPolicy::with_allow_list("nonsense").is_err());
         assert!(EgressPolicy::with_allow_list("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn an_allowed_port_opens_that_port_of_that_address_and_nothing_else() {
+        let own = [ip("127.0.0.1"), ip("::1"), ip("203.0.113.7")];
+        let policy = EgressPolicy::with_allow_list("127.0.0.1:41234, [::1]:41235").unwrap();
+        assert!(policy.check(ip("127.0.0.1"), 41234, &own).is_ok());
+        assert!(policy.check(ip("::1"), 41235, &own).is_ok());
+        // Every other port of the same loopback (the Worker, the backend, the
+        // gateway's forwards) stays closed, and so does every other private address.
+        for (address, port) in [
+            ("127.0.0.1", 41235),
+            ("127.0.0.1", 8787),
+            ("127.0.0.1", 443),
+            ("::1", 41234),
+            ("127.0.0.2", 41234),
+            ("::ffff:127.0.0.1", 41235),
+            ("10.0.0.1", 41234),
+            ("169.254.169.254", 41234),
+            ("203.0.113.7", 41234),
+        ] {
+            assert!(
+                policy.check(ip(address), port, &own).is_err(),
+                "{address} port {port} was allowed"
+            );
+        }
+        for bad in ["127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:x", "host:80"] {
+            assert!(EgressPolicy::with_allow_list(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
