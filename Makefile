@@ -9,7 +9,7 @@ SHELL := bash
 CARGO ?= cargo
 DB ?= local
 
-.PHONY: help setup build build-native build-native-release build-worker build-app build-pages dev test test-unit test-scripts test-e2e test-browser lint fmt bench clean-state \
+.PHONY: help setup build smoke-provider build-native build-native-release build-worker build-app build-pages dev test test-unit test-scripts test-e2e test-browser lint fmt bench clean-state \
 	typecheck release deploy-worker deploy-backend deploy-client push-image secrets db-migrate db-seed db-reset
 
 help: ## list the targets
@@ -44,14 +44,17 @@ dev: setup build-app build-worker build-native-release ## set up, build and run 
 test: setup build ## every test: unit, integration (real stack) and browser
 	$(MAKE) --no-print-directory test-unit test-e2e
 
-test-unit: test-scripts ## unit tests of the native crates, the plain logic and the scripts (with a real Docker Engine: scripts/docker-engine.sh; DOCKER_TESTS=skip opts out)
+test-unit: test-scripts ## unit tests of the native crates, the plain logic and the scripts (with a real Docker Engine: scripts/docker-engine.sh, DOCKER_TESTS=skip opts out; Modal's official api.proto from PyPI, MODAL_PROTO_TESTS=skip opts out; Railway's SDK operations from npm, RAILWAY_SDK_TESTS=skip opts out)
 	@bash scripts/docker-engine.sh run -- $(CARGO) test --workspace --exclude nightshift-e2e
+
+smoke-provider: ## the provider conformance suite against the real service with .env's credentials (PROVIDER=modal|railway|docker; creates real sandboxes; not in CI)
+	@PROVIDER=$(PROVIDER) CARGO=$(CARGO) bash scripts/smoke-provider.sh
 
 test-scripts: ## the scripts' own tests (scripts/tests/) and shellcheck
 	@bash scripts/tests/run.sh
 
-test-e2e: ## integration and browser tests against the real stack
-	$(CARGO) test -p nightshift-e2e -- --test-threads=2
+test-e2e: ## integration and browser tests against the real stack (with the real Docker Engine for the docker provider's session and the release's image)
+	@bash scripts/docker-engine.sh run -- $(CARGO) test -p nightshift-e2e -- --test-threads=2
 
 lint: ## formatting and clippy, native and wasm32
 	$(CARGO) fmt --all --check
@@ -65,6 +68,7 @@ bench: setup build-app build-worker build-native-release ## the latency and fan-
 	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin bench
 	$(CARGO) run --release -p sandbox-backend --bin sandbox-bench
 	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release $(CARGO) run --release -p nightshift-e2e --bin gateway-bench
+	NIGHTSHIFT_BIN_DIR=$(CURDIR)/target/release bash scripts/docker-engine.sh run -- $(CARGO) run --release -p nightshift-e2e --bin docker-bench
 
 clean-state: ## forget local sessions, sandboxes and D1/DO state
 	rm -rf .wrangler/state .nightshift

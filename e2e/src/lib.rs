@@ -13,6 +13,8 @@
 //!   http-backend`) behind a fake GitHub REST API whose every exchange is validated
 //!   against GitHub's official OpenAPI description; the double for GitHub.
 //! - [`panels`]: HTTP and WebSocket clients of a session's panel host.
+//! - [`docker`]: the real Docker Engine, the sandbox image built from this tree, and a
+//!   sandbox backend serving the docker provider with it.
 //! - [`browser`]: headless Chromium through chromedriver, and signing it in;
 //!   [`oauth_browser`]: a cookie-keeping HTTP client that walks OAuth redirects.
 //!
@@ -24,6 +26,7 @@
 
 pub mod browser;
 pub mod client;
+pub mod docker;
 pub mod fake_github;
 pub mod fake_oauth;
 pub mod git_server;

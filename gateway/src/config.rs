@@ -44,7 +44,8 @@ pub struct GatewayConfig {
 
 pub const USAGE: &str = "usage: nightshift-gateway serve --listen ADDR --session ID --key-file PATH \
 [--workspace DIR] [--display N] [--vnc-port P] [--vnc-view-port P] [--devtools-port P] \
-[--vscode-port P] [--max-tabs N] [--services all|none|NAME,NAME...] [--header-timeout-ms MS]";
+[--vscode-port P] [--max-tabs N] [--services all|none|NAME,NAME...] [--header-timeout-ms MS]\n\
+       nightshift-gateway connect   (stdin/stdout to the gateway's port 9000 on 127.0.0.1)";
 
 impl GatewayConfig {
     /// Reads `serve` and its flags (the program name already removed).

@@ -9,7 +9,8 @@
 //! ([`terminal`]); `/status` reports the services it supervises ([`services`]).
 //! Routes are wired in [`routes`], over the state they share ([`state`]) and the
 //! WebSocket upgrade rules ([`upgrade`]); [`server`] serves them with a deadline on
-//! every request's headers.
+//! every request's headers. `nightshift-gateway connect` ([`connect`]) is the byte
+//! bridge a backend without a port into the sandbox reaches the gateway through.
 //!
 //! Invariant: every service binds to loopback inside the sandbox only; the gateway is
 //! the only listener meant to be reached from outside, and it authenticates every
@@ -18,6 +19,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connect;
 pub mod desktop;
 pub mod error;
 pub mod routes;

@@ -1,6 +1,7 @@
 //! `nightshift-gateway serve --listen ADDR --session ID --key-file PATH`: reads and
 //! deletes the session key, starts the services, serves until SIGTERM or SIGINT,
-//! then stops every service it started.
+//! then stops every service it started. `nightshift-gateway connect`: a byte bridge
+//! from standard input and output to the gateway's port ([`nightshift_gateway::connect`]).
 
 use anyhow::Context;
 use nightshift_gateway::config::{GatewayConfig, read_key_file};
@@ -14,6 +15,12 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("connect") {
+        // Nothing but the bytes on standard output: no log subscriber.
+        return nightshift_gateway::connect::run()
+            .await
+            .context("connecting to the gateway");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -23,6 +23,9 @@
 //!   it. Templates: `POST /build` of a generated Dockerfile.
 //! - reattach: the container id is the handle; `GET /containers/{id}/json` says
 //!   whether it still runs.
+//! - gateway: a sandbox created with one gets `nightshift-gateway serve` started in
+//!   the container (the sandbox image has it), reached by the relay through an exec of
+//!   `nightshift-gateway connect`, never through a published port ([`gateway`]).
 //!
 //! Settings: `SANDBOX_DOCKER_IMAGE` (enables the provider; e.g.
 //! `debian:bookworm-slim` or the image built from `docker/`), `DOCKER_HOST` (default
@@ -34,6 +37,7 @@
 
 pub mod api_version;
 pub mod client;
+pub mod gateway;
 pub mod image_ref;
 mod shell;
 
@@ -44,7 +48,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use hyper::{Method, StatusCode};
-use nightshift_protocol::sandbox::NetworkMode;
+use nightshift_protocol::sandbox::{GatewayStatus, NetworkMode};
 use serde_json::{Value, json};
 
 use tokio_util::sync::CancellationToken;
@@ -53,8 +57,8 @@ use self::client::{DockerClient, DockerHost, docker_error};
 use self::shell::DockerShell;
 use super::remote;
 use super::{
-    BuiltTemplate, Capabilities, ProviderError, ProviderHandle, Reconciled, RunnerPlacement,
-    SandboxSpec, StdinStream, TemplateBuild, TemplateRef,
+    BuiltTemplate, Capabilities, GatewayPlace, GatewayStream, ProviderError, ProviderHandle,
+    Reconciled, RunnerPlacement, SandboxSpec, StdinStream, TemplateBuild, TemplateRef,
 };
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::WorkspacePath;
@@ -126,6 +130,7 @@ pub struct DockerProvider {
     client: DockerClient,
     shell: DockerShell,
     config: DockerConfig,
+    gateways: gateway::Started,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -175,7 +180,38 @@ impl DockerProvider {
             shell: DockerShell::new(client.clone(), config.workspace.clone()),
             client,
             config,
+            gateways: gateway::Started::default(),
         }
+    }
+
+    /// Starts the sandbox's gateway in its running container, when it has one. A
+    /// gateway that cannot start leaves the sandbox usable: its status says why.
+    async fn start_gateway(&self, sandbox: &SandboxSpec, handle: &ProviderHandle) {
+        let Some(launch) = &sandbox.gateway else {
+            return;
+        };
+        let mut spec = sandbox.clone();
+        spec.handle = handle.clone();
+        let outcome = self.run_to_end(&spec, gateway::start_plan(launch)).await;
+        let (status, reason) = match outcome {
+            Ok((_, _, exit)) if exit.code == 0 => (GatewayStatus::Running, None),
+            Ok((_, stderr, exit)) => (
+                GatewayStatus::Unavailable,
+                Some(format!(
+                    "the gateway did not start (exit code {}): {}",
+                    exit.code,
+                    stderr.trim().chars().take(512).collect::<String>()
+                )),
+            ),
+            Err(error) => (
+                GatewayStatus::Unavailable,
+                Some(format!("the gateway did not start: {error}")),
+            ),
+        };
+        if let Some(reason) = &reason {
+            tracing::warn!(sandbox = %sandbox.id, %reason, "no gateway in a docker sandbox");
+        }
+        self.gateways.record(&sandbox.id, status, reason);
     }
 
     async fn ensure_image(&self, image: &str) -> Result<(), ProviderError> {
@@ -286,6 +322,7 @@ impl DockerProvider {
             self.remove(&container_id).await;
             return Err(error);
         }
+        self.start_gateway(sandbox, &handle).await;
         Ok(handle)
     }
 
@@ -440,7 +477,7 @@ impl super::Provider for DockerProvider {
             reattach: true,
             restart: true,
             tunnels: false,
-            gateway: false,
+            gateway: true,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
             enforced_limits: ["pids", "memory", "cpu", "tmp"].map(String::from).to_vec(),
             missing_limits: vec!["disk".into()],
@@ -688,7 +725,22 @@ impl super::Provider for DockerProvider {
     async fn start(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
         let handle = handle_of(sandbox)?;
         self.start_container(&handle.container_id).await?;
+        self.start_gateway(sandbox, &sandbox.handle).await;
         Ok(sandbox.handle.clone())
+    }
+
+    async fn gateway(&self, sandbox: &SandboxSpec) -> Result<GatewayPlace, ProviderError> {
+        Ok(self.gateways.place(&sandbox.id, sandbox.gateway.is_some()))
+    }
+
+    async fn connect_gateway(
+        &self,
+        sandbox: &SandboxSpec,
+    ) -> Result<Box<dyn GatewayStream>, ProviderError> {
+        let handle = handle_of(sandbox)?;
+        let argv = gateway::CONNECT_ARGV.map(String::from).to_vec();
+        let (_, io) = self.shell.open_exec(&handle.container_id, argv).await?;
+        Ok(gateway::stream_of(io))
     }
 
     async fn reconcile(&self, sandbox: &SandboxSpec) -> Result<Reconciled, ProviderError> {
@@ -711,6 +763,7 @@ impl super::Provider for DockerProvider {
     }
 
     async fn stop(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
+        self.gateways.forget(&sandbox.id);
         let Ok(handle) = handle_of(sandbox) else {
             return Ok(());
         };
@@ -730,6 +783,7 @@ impl super::Provider for DockerProvider {
     }
 
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
+        self.gateways.forget(&sandbox.id);
         if let Ok(handle) = handle_of(sandbox) {
             self.remove(&handle.container_id).await;
             if let Some(image) = handle.fork_image {

@@ -2,8 +2,11 @@
 //! Modal's gRPC control plane the way libmodal's Go client v0.6.3 does it.
 //!
 //! - create: `AppGetOrCreate` (once) → `ImageGetOrCreate` (`FROM <image>`, once per
-//!   image) → `SandboxCreate` (`sleep infinity`, working directory `/workspace`) →
-//!   `SandboxGetTaskId`.
+//!   image) → `SecretGetOrCreate` (an ephemeral secret holding the sandbox's
+//!   environment, as the official clients pass `env`) → `SandboxCreate` (`sleep
+//!   infinity`, working directory `/workspace`) → `SandboxTagsSet` (the create request
+//!   has no tags) → `SandboxGetTaskId`, asked again until Modal gives the task
+//!   ([`task`]).
 //! - exec: `ContainerExec` of the command wrapped in its own process group (see
 //!   [`super::remote`]), `ContainerExecPutInput` for stdin, `ContainerExecGetOutput`
 //!   per stream (resumed from the last batch index) for output and the exit code.
@@ -19,12 +22,17 @@
 //! both are set), `MODAL_APP` (default `nightshift`), `MODAL_ENVIRONMENT`,
 //! `MODAL_IMAGE` (default `debian:bookworm-slim`), `MODAL_SERVER_URL` (default
 //! `https://api.modal.com:443`), `MODAL_PORTS` (comma-separated ports to expose
-//! through tunnels, default none).
+//! through tunnels, default none), `MODAL_POLL_SECS` (the long polls' length).
+//!
+//! The messages are checked against Modal's official `api.proto` in the tests (the
+//! fake Modal server reads and writes them through it); see `docs/PROVIDERS.md`.
 
+mod auth_token;
 pub mod client;
 pub mod proto;
 mod shared;
 mod shell;
+mod task;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -51,8 +59,10 @@ pub const DEFAULT_SERVER_URL: &str = "https://api.modal.com:443";
 pub const DEFAULT_IMAGE: &str = "debian:bookworm-slim";
 /// The longest a Modal sandbox may live (Modal's own maximum is 24 hours).
 const SANDBOX_LIFETIME_SECS: u32 = 24 * 60 * 60;
-/// Long-poll length of Modal's waiting calls, as libmodal uses.
-const POLL_SECS: f32 = 55.0;
+/// Long-poll length of Modal's waiting calls, as libmodal uses (`MODAL_POLL_SECS`).
+const DEFAULT_POLL_SECS: f32 = 55.0;
+/// How much longer than its long poll a waiting call may take before it is given up.
+const POLL_MARGIN: Duration = Duration::from_secs(10);
 
 /// The provider's settings.
 #[derive(Debug, Clone)]
@@ -68,9 +78,17 @@ pub struct ModalConfig {
     /// Modal's image builder version (`MODAL_IMAGE_BUILDER_VERSION`, libmodal's
     /// default `2024.10`).
     pub image_builder_version: String,
+    /// How long Modal may hold one waiting call (task id, output, image build) open
+    /// before answering that nothing happened yet; the client then asks again.
+    pub poll_secs: f32,
 }
 
 impl ModalConfig {
+    /// The deadline of one waiting call: its long poll and a margin.
+    pub fn poll_deadline(&self) -> Duration {
+        Duration::from_secs_f32(self.poll_secs) + POLL_MARGIN
+    }
+
     /// `None` when Modal is not configured (no token).
     pub fn from_lookup(
         lookup: &(dyn Fn(&str) -> Option<String> + Send + Sync),
@@ -94,7 +112,19 @@ impl ModalConfig {
                 .collect::<Result<_, _>>()
                 .map_err(|_| format!("MODAL_PORTS={text:?} is not a list of ports"))?,
         };
+        let poll_secs = match get("MODAL_POLL_SECS") {
+            None => DEFAULT_POLL_SECS,
+            Some(text) => text
+                .trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|secs| (1.0..=DEFAULT_POLL_SECS).contains(secs))
+                .ok_or_else(|| {
+                    format!("MODAL_POLL_SECS={text:?} is not a number of seconds from 1 to 55")
+                })?,
+        };
         Ok(Some(ModalConfig {
+            poll_secs,
             server_url: get("MODAL_SERVER_URL").unwrap_or_else(|| DEFAULT_SERVER_URL.into()),
             token_id,
             token_secret: token_secret.into(),
@@ -133,7 +163,7 @@ impl ModalProvider {
             config.token_secret.expose(),
         )?;
         Ok(ModalProvider {
-            shell: ModalShell::new(client.clone(), config.workspace.clone()),
+            shell: ModalShell::new(client.clone(), &config),
             client,
             config,
             app_id: Mutex::new(None),
@@ -215,10 +245,10 @@ impl ModalProvider {
                     "ImageJoinStreaming",
                     proto::ImageJoinStreamingRequest {
                         image_id: response.image_id.clone(),
-                        timeout: POLL_SECS,
+                        timeout: self.config.poll_secs,
                         last_entry_id: last_entry_id.clone(),
                     },
-                    Duration::from_secs(60),
+                    self.config.poll_deadline(),
                 )
                 .await?;
             while let Some(item) = stream.next().await {
@@ -260,7 +290,6 @@ impl ModalProvider {
             NetworkMode::None => proto::NETWORK_ACCESS_BLOCKED,
             NetworkMode::Isolated | NetworkMode::Private => proto::NETWORK_ACCESS_OPEN,
         };
-        let tags = Self::all_tags(sandbox, None);
         let open_ports = (!self.config.ports.is_empty()).then(|| proto::PortSpecs {
             ports: self
                 .config
@@ -272,6 +301,7 @@ impl ModalProvider {
                 })
                 .collect(),
         });
+        let secret_ids = self.environment_secret(sandbox).await?;
         let created: proto::SandboxCreateResponse = self
             .client
             .unary(
@@ -291,37 +321,33 @@ impl ModalProvider {
                         enable_snapshot: false,
                         name: None,
                         idle_timeout_secs: None,
-                        environment_variables: Some(proto::StringMap {
-                            contents: sandbox.env.clone().into_iter().collect(),
-                        }),
+                        secret_ids,
                     }),
-                    tags,
                 },
                 remote::CALL_TIMEOUT,
             )
             .await?;
-        let task: proto::SandboxGetTaskIdResponse = self
-            .client
-            .unary(
-                "SandboxGetTaskId",
-                proto::SandboxGetTaskIdRequest {
-                    sandbox_id: created.sandbox_id.clone(),
-                    timeout: Some(POLL_SECS),
-                    wait_until_ready: true,
-                },
-                remote::CREATE_TIMEOUT,
-            )
-            .await?;
-        let Some(task_id) = task.task_id else {
-            let why = task
-                .task_result
-                .map(|result| result.exception)
-                .unwrap_or_default();
-            self.terminate(&created.sandbox_id).await;
-            return Err(ProviderError::Unavailable(format!(
-                "Modal sandbox {} ended before it started: {why}",
-                created.sandbox_id
-            )));
+        // `SandboxCreateRequest` has no tags in api.proto: they are set right after.
+        let started = match self
+            .set_tags(&created.sandbox_id, Self::all_tags(sandbox, None))
+            .await
+        {
+            Ok(()) => self.wait_for_task(&created.sandbox_id).await,
+            Err(error) => Err(error),
+        };
+        let task_id = match started {
+            Ok(task::TaskAnswer::Running(task_id)) => task_id,
+            other => {
+                self.terminate(&created.sandbox_id).await;
+                return Err(match other {
+                    Err(error) => error,
+                    Ok(task::TaskAnswer::Ended(why)) => ProviderError::Unavailable(format!(
+                        "Modal sandbox {} ended before it started: {why}",
+                        created.sandbox_id
+                    )),
+                    Ok(_) => ProviderError::Unavailable("Modal gave the sandbox no task".into()),
+                });
+            }
         };
         let handle = Handle {
             sandbox_id: created.sandbox_id,
@@ -330,6 +356,30 @@ impl ModalProvider {
         Ok(ProviderHandle(
             serde_json::to_value(handle).expect("a handle serializes"),
         ))
+    }
+
+    /// The sandbox's environment as an ephemeral secret, the way both official clients
+    /// pass `env` (`Sandbox` has no environment field in api.proto); none when empty.
+    async fn environment_secret(
+        &self,
+        sandbox: &SandboxSpec,
+    ) -> Result<Vec<String>, ProviderError> {
+        if sandbox.env.is_empty() {
+            return Ok(Vec::new());
+        }
+        let secret: proto::SecretGetOrCreateResponse = self
+            .client
+            .unary(
+                "SecretGetOrCreate",
+                proto::SecretGetOrCreateRequest {
+                    environment_name: self.config.environment.clone(),
+                    object_creation_type: proto::OBJECT_CREATION_TYPE_EPHEMERAL,
+                    env_dict: sandbox.env.clone().into_iter().collect(),
+                },
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        Ok(vec![secret.secret_id])
     }
 
     async fn terminate(&self, sandbox_id: &str) {
@@ -478,9 +528,9 @@ impl super::Provider for ModalProvider {
                 "SandboxSnapshotFs",
                 proto::SandboxSnapshotFsRequest {
                     sandbox_id: handle.sandbox_id,
-                    timeout: POLL_SECS,
+                    timeout: self.config.poll_secs,
                 },
-                Duration::from_secs(60),
+                self.config.poll_deadline(),
             )
             .await?;
         match response.result {
@@ -681,5 +731,32 @@ mod tests {
             ("MODAL_PORTS", "http"),
         ]));
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn a_waiting_call_may_outlast_its_long_poll() {
+        let with = |poll: &'static str| {
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(Box::new([
+                ("MODAL_TOKEN_ID", "ak-1"),
+                ("MODAL_TOKEN_SECRET", "as-1"),
+                ("MODAL_POLL_SECS", poll),
+            ]));
+            ModalConfig::from_lookup(&lookup(pairs))
+        };
+        let default = ModalConfig::from_lookup(&lookup(&[
+            ("MODAL_TOKEN_ID", "ak-1"),
+            ("MODAL_TOKEN_SECRET", "as-1"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(default.poll_secs, 55.0);
+        // A silent command's output call sends nothing, headers included, until its
+        // poll ends: the deadline to open it must lie past the poll.
+        for config in [default, with("2").unwrap().unwrap()] {
+            assert!(config.poll_deadline() > Duration::from_secs_f32(config.poll_secs));
+        }
+        assert!(with("0").is_err());
+        assert!(with("56").is_err());
+        assert!(with("soon").is_err());
     }
 }

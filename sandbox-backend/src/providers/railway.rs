@@ -3,23 +3,29 @@
 //! use them.
 //!
 //! - create: `sandboxCreate` (network isolation, variables, idle timeout, a template
-//!   or checkpoint), then `sandbox` polled until `RUNNING`.
+//!   or checkpoint), then `sandbox` polled until `RUNNING`, backing off from 0.5 s to
+//!   5 s as Railway's SDK does ([`backoff`]).
 //! - exec: `generateShellToken`, then the `/ws/exec` bridge for streaming output,
 //!   stdin and the exit code; `sandboxHeartbeat` keeps the sandbox from Railway's idle
 //!   reaper. Timeouts and kills signal the bridge and run `kill -s KILL -- -<pgid>` (see
 //!   [`super::remote`]).
 //! - files: through commands, confined to the workspace by `realpath`.
 //! - fork: `sandboxCreate` with `sourceSandboxId`. Templates:
-//!   `sandboxTemplateBuild` (shell instructions), polled until `READY`. Snapshots:
+//!   `sandboxTemplateBuild` (shell instructions), polled (with the same backoff)
+//!   until `READY`. Snapshots:
 //!   `sandboxCheckpointCreate`.
 //! - stop and destroy: `sandboxDestroy` (Railway has no stopped state).
 //! - reattach: the Railway sandbox id is the handle; `sandbox` tells whether it runs.
 //!
-//! Settings: `RAILWAY_TOKEN` (or `RAILWAY_API_TOKEN`; enables the provider),
+//! Settings: `RAILWAY_TOKEN` (a project token) or `RAILWAY_API_TOKEN` (an account or
+//! workspace token), each sent the way Railway takes it ([`auth`]; either enables the
+//! provider),
 //! `RAILWAY_ENVIRONMENT_ID` (required), `RAILWAY_GRAPHQL_URL`,
 //! `RAILWAY_TCP_PROXY_WS_ENDPOINT` (the exec bridge), `RAILWAY_IDLE_TIMEOUT_MINUTES`
 //! (Railway's own idle teardown, default 120).
 
+pub mod auth;
+mod backoff;
 pub mod client;
 mod shell;
 
@@ -45,7 +51,7 @@ use crate::files::WorkspacePath;
 
 #[derive(Debug, Clone)]
 pub struct RailwayConfig {
-    pub token: nightshift_protocol::redacted::Redacted<String>,
+    pub token: auth::RailwayToken,
     pub environment_id: String,
     pub graphql_url: String,
     pub exec_url: String,
@@ -58,7 +64,7 @@ impl RailwayConfig {
         lookup: &(dyn Fn(&str) -> Option<String> + Send + Sync),
     ) -> Result<Option<RailwayConfig>, String> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let Some(token) = get("RAILWAY_TOKEN").or_else(|| get("RAILWAY_API_TOKEN")) else {
+        let Some(token) = auth::RailwayToken::from_lookup(get) else {
             return Ok(None);
         };
         let environment_id = get("RAILWAY_ENVIRONMENT_ID").ok_or(
@@ -71,7 +77,7 @@ impl RailwayConfig {
             })?,
         };
         Ok(Some(RailwayConfig {
-            token: token.into(),
+            token,
             environment_id,
             graphql_url: get("RAILWAY_GRAPHQL_URL")
                 .unwrap_or_else(|| client::DEFAULT_GRAPHQL_URL.into()),
@@ -105,7 +111,7 @@ impl RailwayProvider {
         let client = RailwayClient::new(
             config.graphql_url.clone(),
             config.exec_url.clone(),
-            config.token.expose().clone(),
+            config.token.clone(),
         )?;
         Ok(RailwayProvider {
             shell: RailwayShell::new(
@@ -148,7 +154,8 @@ impl RailwayProvider {
             .ok_or_else(|| ProviderError::Unavailable("Railway returned no sandbox id".into()))?
             .to_string();
         let handle = ProviderHandle(json!({ "sandbox_id": sandbox_id }));
-        if let Err(error) = self.wait_running(&sandbox_id).await {
+        let created = data["sandboxCreate"]["status"].as_str();
+        if let Err(error) = self.wait_running(&sandbox_id, created).await {
             self.destroy_remote(&sandbox_id).await;
             return Err(error);
         }
@@ -173,10 +180,18 @@ impl RailwayProvider {
         Ok(data["sandbox"]["status"].as_str().map(String::from))
     }
 
-    async fn wait_running(&self, sandbox_id: &str) -> Result<(), ProviderError> {
+    /// Polls `sandbox` until it runs, backing off as the SDK does; `created` is the
+    /// status `sandboxCreate` answered (a sandbox already running needs no poll).
+    async fn wait_running(
+        &self,
+        sandbox_id: &str,
+        created: Option<&str>,
+    ) -> Result<(), ProviderError> {
         let deadline = tokio::time::Instant::now() + remote::CREATE_TIMEOUT;
+        let mut backoff = backoff::Backoff::default();
+        let mut status = created.map(String::from);
         loop {
-            match self.status(sandbox_id).await?.as_deref() {
+            match status.as_deref() {
                 Some("RUNNING") => return Ok(()),
                 Some("CREATING") | None => {}
                 Some(other) => {
@@ -185,12 +200,14 @@ impl RailwayProvider {
                     )));
                 }
             }
-            if tokio::time::Instant::now() > deadline {
-                return Err(ProviderError::Unavailable(format!(
-                    "Railway sandbox {sandbox_id} did not start in time"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            backoff
+                .wait(deadline, || {
+                    ProviderError::Unavailable(format!(
+                        "Railway sandbox {sandbox_id} did not start in time"
+                    ))
+                })
+                .await?;
+            status = self.status(sandbox_id).await?;
         }
     }
 
@@ -346,13 +363,15 @@ impl super::Provider for RailwayProvider {
             .unwrap_or("PENDING")
             .to_string();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1800);
+        let mut backoff = backoff::Backoff::default();
         while status == "PENDING" || status == "BUILDING" {
-            if tokio::time::Instant::now() > deadline {
-                return Err(ProviderError::Unavailable(format!(
-                    "Railway template {template_id} did not finish building in time"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            backoff
+                .wait(deadline, || {
+                    ProviderError::Unavailable(format!(
+                        "Railway template {template_id} did not finish building in time"
+                    ))
+                })
+                .await?;
             let data = self
                 .client
                 .graphql(

@@ -36,7 +36,11 @@ async fn listed_ids(client: &Client) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn either_of_two_backends_serves_every_sandbox_when_the_other_stops() {
-    let fake = FakeModal::start().await;
+    let Some(fake) =
+        FakeModal::start("either_of_two_backends_serves_every_sandbox_when_the_other_stops").await
+    else {
+        return;
+    };
     let a = Backend::start("modal", modal_env(&fake)).await;
     // B runs as in a container next to Modal: without the local provider.
     let mut remote_only = modal_env(&fake);
@@ -139,7 +143,11 @@ async fn either_of_two_backends_serves_every_sandbox_when_the_other_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_id_or_a_label_posing_as_a_record_adopts_nothing() {
-    let fake = FakeModal::start().await;
+    let Some(fake) =
+        FakeModal::start("an_unknown_id_or_a_label_posing_as_a_record_adopts_nothing").await
+    else {
+        return;
+    };
     let a = Backend::start("modal", modal_env(&fake)).await;
     let b = Backend::start("modal", modal_env(&fake)).await;
     let client_a = Client::new(a.base_url(), TOKEN.into());
@@ -202,7 +210,11 @@ fn without_the_local_provider_local_cannot_be_the_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_busy_through_one_backend_is_not_reaped_by_the_other() {
-    let fake = FakeModal::start().await;
+    let Some(fake) =
+        FakeModal::start("a_sandbox_busy_through_one_backend_is_not_reaped_by_the_other").await
+    else {
+        return;
+    };
     let a = Backend::start("modal", modal_env(&fake)).await;
     let b = Backend::start("modal", modal_env(&fake)).await;
     let client_a = Client::new(a.base_url(), TOKEN.into());

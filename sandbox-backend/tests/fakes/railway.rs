@@ -1,12 +1,18 @@
-//! A fake Railway: the GraphQL endpoint (`POST /graphql/v2`, bearer token, Railway's
-//! `{"errors": [{"message": "Not Authorized"}]}` for a bad one) with the sandbox
+//! A fake Railway: the GraphQL endpoint (`POST /graphql/v2`; a project token only in
+//! the `project-access-token` header, an account token only as `Authorization:
+//! Bearer`, as Railway takes them, and Railway's `{"errors": [{"message": "Not
+//! Authorized"}]}` for anything else) with the sandbox
 //! operations the Railway CLI uses, and the exec bridge (`GET /ws/exec`, a WebSocket
 //! authorized by a shell token from `generateShellToken` in `Sec-WebSocket-Protocol`
 //! after `railway-shell`, tagged binary frames, `exit` text frames).
 //!
-//! The GraphQL side reads the operation's root field and its variables; it does not
-//! parse GraphQL documents in general (the provider sends every argument as a
-//! variable, as the CLI does).
+//! Every GraphQL operation is first checked against the operations of Railway's own
+//! TypeScript SDK ([`official`]): root field, argument names, variable types and
+//! selected fields, refused with a GraphQL validation error otherwise. Then the fake
+//! reads the operation's root field and its variables (the provider sends every
+//! argument as a variable, as the CLI does).
+
+pub mod official;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -25,7 +31,10 @@ use tokio::sync::Mutex;
 
 use super::{Images, Machine, Output, next_id};
 
-pub const TOKEN: &str = "railway-fake-token";
+/// The project token (`RAILWAY_TOKEN`): valid only in `project-access-token`.
+pub const PROJECT_TOKEN: &str = "railway-fake-project-token";
+/// The account token (`RAILWAY_API_TOKEN`): valid only as a bearer token.
+pub const ACCOUNT_TOKEN: &str = "railway-fake-account-token";
 pub const ENVIRONMENT_ID: &str = "env-fake";
 
 pub struct FakeRailway {
@@ -58,6 +67,8 @@ pub struct RailwayState {
     /// Checkpoint names → image ids.
     checkpoints: Mutex<HashMap<String, String>>,
     pub operations: Mutex<Vec<String>>,
+    /// How long a new sandbox stays `CREATING` before it runs.
+    pub boot_time: Mutex<std::time::Duration>,
 }
 
 pub struct Sandbox {
@@ -65,10 +76,20 @@ pub struct Sandbox {
     pub env: BTreeMap<String, String>,
     pub status: String,
     pub network: String,
+    /// When a `CREATING` sandbox starts running.
+    pub running_at: std::time::Instant,
 }
 
 impl FakeRailway {
-    pub async fn start() -> FakeRailway {
+    /// The fake, or `None` when the run opted out of the checks against Railway's SDK
+    /// (`RAILWAY_SDK_TESTS=skip`; printed with `test`'s name).
+    pub async fn start(test: &str) -> Option<FakeRailway> {
+        if let official::Loaded::Skipped = official::load() {
+            eprintln!(
+                "{test}: SKIPPED (RAILWAY_SDK_TESTS=skip: no Railway SDK operations in this run)"
+            );
+            return None;
+        }
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("images")).unwrap();
         let state = Arc::new(RailwayState {
@@ -79,6 +100,7 @@ impl FakeRailway {
             templates: Mutex::default(),
             checkpoints: Mutex::default(),
             operations: Mutex::default(),
+            boot_time: Mutex::default(),
         });
         let app = Router::new()
             .route("/graphql/v2", post(graphql))
@@ -89,13 +111,13 @@ impl FakeRailway {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakeRailway {
+        Some(FakeRailway {
             graphql_url: format!("http://{address}/graphql/v2"),
             exec_url: format!("ws://{address}/ws/exec"),
             state,
             _dir: dir,
             server,
-        }
+        })
     }
 }
 
@@ -128,14 +150,13 @@ async fn graphql(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    let bearer = headers
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    if bearer != Some(TOKEN) {
+    if !authorized(&headers) {
         return gql_error("Not Authorized");
     }
     let query = body["query"].as_str().unwrap_or_default();
+    if let Err(why) = official::get().check(query) {
+        return gql_error(why);
+    }
     let variables = &body["variables"];
     let (kind, field) = operation(query);
     state.operations.lock().await.push(field.clone());
@@ -150,7 +171,16 @@ async fn graphql(
         ("query", "sandbox") => {
             let id = variables["id"].as_str().unwrap_or_default();
             match state.sandboxes.lock().await.get(id) {
-                Some(sandbox) => data(json!({"sandbox": {"id": id, "status": sandbox.status}})),
+                Some(sandbox) => {
+                    let status = if sandbox.status == "RUNNING"
+                        && std::time::Instant::now() < sandbox.running_at
+                    {
+                        "CREATING"
+                    } else {
+                        sandbox.status.as_str()
+                    };
+                    data(json!({"sandbox": {"id": id, "status": status}}))
+                }
                 None => gql_error("Sandbox not found"),
             }
         }
@@ -243,6 +273,18 @@ async fn graphql(
     }
 }
 
+/// Each kind of token in its own header only; a request carrying both is refused
+/// too, so a client cannot pass by sending everything.
+fn authorized(headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let bearer = header("authorization").and_then(|value| value.strip_prefix("Bearer "));
+    match (header("project-access-token"), bearer) {
+        (Some(project), None) => project == PROJECT_TOKEN,
+        (None, Some(account)) => account == ACCOUNT_TOKEN,
+        _ => false,
+    }
+}
+
 fn uuid_like() -> String {
     format!(
         "{:x}",
@@ -309,6 +351,7 @@ async fn sandbox_create(state: &RailwayState, input: &Value) -> Response {
             env,
             status: "RUNNING".into(),
             network: network.into(),
+            running_at: std::time::Instant::now() + *state.boot_time.lock().await,
         },
     );
     data(json!({"sandboxCreate": {

@@ -55,7 +55,9 @@ impl Harness for ModalHarness {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modal_provider_conforms() {
-    let fake = FakeModal::start().await;
+    let Some(fake) = FakeModal::start("modal_provider_conforms").await else {
+        return;
+    };
     let backend = Backend::start("modal", modal_env(&fake, TOKEN_SECRET)).await;
     let harness = ModalHarness {
         backend,
@@ -84,7 +86,10 @@ async fn modal_provider_conforms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modal_rejects_bad_credentials_with_a_clear_error() {
-    let fake = FakeModal::start().await;
+    let Some(fake) = FakeModal::start("modal_rejects_bad_credentials_with_a_clear_error").await
+    else {
+        return;
+    };
     let backend = Backend::start("modal", modal_env(&fake, "wrong-secret")).await;
     let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
     let answer = client
@@ -102,7 +107,9 @@ async fn modal_rejects_bad_credentials_with_a_clear_error() {
 /// exec with env/cwd/stdin, a timeout, files, fork isolation, destroy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modal_round_trip_through_the_fake() {
-    let fake = FakeModal::start().await;
+    let Some(fake) = FakeModal::start("modal_round_trip_through_the_fake").await else {
+        return;
+    };
     let backend = Backend::start("modal", modal_env(&fake, TOKEN_SECRET)).await;
     let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
     crate::fakes::round_trip(&client).await;

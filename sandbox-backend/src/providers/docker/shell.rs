@@ -30,7 +30,7 @@ impl DockerShell {
     }
 
     /// Creates an exec of `argv` and hijacks its streams.
-    async fn open_exec(
+    pub(super) async fn open_exec(
         &self,
         container_id: &str,
         argv: Vec<String>,

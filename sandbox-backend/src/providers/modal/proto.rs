@@ -1,9 +1,14 @@
 //! The subset of Modal's `modal.client` protobuf API this provider uses, written by
-//! hand with `prost` derives. Message and field numbers follow `modal_proto/api.proto`
-//! of modal-labs/modal-client as used by libmodal's Go client v0.6.3 (the last
-//! version that runs commands through `ContainerExec*` on the control plane). Fields
-//! this provider does not use are left out; protobuf skips unknown fields, so the
-//! subset stays wire-compatible.
+//! hand with `prost` derives (no protoc at build time). Message and field numbers
+//! follow `modal_proto/api.proto` as the `modal` 1.3.4 wheel on PyPI ships it, used
+//! the way libmodal's Go client v0.6.3 uses it (the last version that runs commands
+//! through `ContainerExec*` on the control plane). Fields this provider does not use
+//! are left out; protobuf skips unknown fields, so the subset stays wire-compatible.
+//!
+//! Nothing here is trusted on its own word: the tests' fake Modal server decodes every
+//! request and encodes every reply through the official `api.proto` itself
+//! (`tests/fakes/modal/official.rs`), so a field number, wire type or method path
+//! that differs from Modal's fails a test.
 
 #![allow(clippy::derive_partial_eq_without_eq)]
 
@@ -14,6 +19,16 @@ pub const SERVICE: &str = "modal.client.ModalClient";
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Empty {}
+
+/// `AuthTokenGet`: the short-lived token every other call carries.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuthTokenGetRequest {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AuthTokenGetResponse {
+    #[prost(string, tag = "1")]
+    pub token: String,
+}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AppGetOrCreateRequest {
@@ -116,10 +131,23 @@ pub struct NetworkAccess {
 pub const NETWORK_ACCESS_OPEN: i32 = 1;
 pub const NETWORK_ACCESS_BLOCKED: i32 = 2;
 
+/// `SecretGetOrCreate`: how the official clients pass a sandbox's environment (an
+/// ephemeral secret made from a map, named in `Sandbox.secret_ids`).
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct StringMap {
-    #[prost(map = "string, string", tag = "1")]
-    pub contents: HashMap<String, String>,
+pub struct SecretGetOrCreateRequest {
+    #[prost(string, tag = "3")]
+    pub environment_name: String,
+    #[prost(int32, tag = "4")]
+    pub object_creation_type: i32,
+    #[prost(map = "string, string", tag = "5")]
+    pub env_dict: HashMap<String, String>,
+}
+pub const OBJECT_CREATION_TYPE_EPHEMERAL: i32 = 5;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SecretGetOrCreateResponse {
+    #[prost(string, tag = "1")]
+    pub secret_id: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -143,6 +171,8 @@ pub struct Sandbox {
     pub entrypoint_args: Vec<String>,
     #[prost(string, tag = "3")]
     pub image_id: String,
+    #[prost(string, repeated, tag = "4")]
+    pub secret_ids: Vec<String>,
     #[prost(uint32, tag = "7")]
     pub timeout_secs: u32,
     #[prost(string, optional, tag = "8")]
@@ -157,8 +187,6 @@ pub struct Sandbox {
     pub name: Option<String>,
     #[prost(uint32, optional, tag = "33")]
     pub idle_timeout_secs: Option<u32>,
-    #[prost(message, optional, tag = "40")]
-    pub environment_variables: Option<StringMap>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -175,8 +203,6 @@ pub struct SandboxCreateRequest {
     pub app_id: String,
     #[prost(message, optional, tag = "2")]
     pub definition: Option<Sandbox>,
-    #[prost(message, repeated, tag = "4")]
-    pub tags: Vec<SandboxTag>,
 }
 
 /// `SandboxList`: running sandboxes of an app carrying every tag given, newest first,

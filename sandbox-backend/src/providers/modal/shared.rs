@@ -5,7 +5,8 @@
 //! Modal sandbox id and its task id) is rebuilt from the listing and
 //! `SandboxGetTaskId`, so nothing a backend keeps in memory is needed to serve one.
 
-use super::{Handle, ModalProvider, POLL_SECS, proto};
+use super::task::TaskAnswer;
+use super::{Handle, ModalProvider, proto};
 use crate::providers::remote;
 use crate::providers::{FoundSandbox, ProviderError, ProviderHandle, SandboxSpec};
 
@@ -93,14 +94,25 @@ impl ModalProvider {
         at: i64,
     ) -> Result<(), ProviderError> {
         let handle = super::handle_of(sandbox)?;
+        self.set_tags(&handle.sandbox_id, Self::all_tags(sandbox, Some(at)))
+            .await
+    }
+
+    /// `SandboxTagsSet`: the only way to tag a sandbox (`SandboxCreateRequest` has no
+    /// tags in api.proto), so a new sandbox is tagged right after it is created.
+    pub(super) async fn set_tags(
+        &self,
+        sandbox_id: &str,
+        tags: Vec<proto::SandboxTag>,
+    ) -> Result<(), ProviderError> {
         let _: proto::Empty = self
             .client
             .unary(
                 "SandboxTagsSet",
                 proto::SandboxTagsSetRequest {
                     environment_name: self.config.environment.clone(),
-                    sandbox_id: handle.sandbox_id,
-                    tags: Self::all_tags(sandbox, Some(at)),
+                    sandbox_id: sandbox_id.to_string(),
+                    tags,
                 },
                 remote::CALL_TIMEOUT,
             )
@@ -176,19 +188,7 @@ impl ModalProvider {
         else {
             return Ok(None);
         };
-        let task: proto::SandboxGetTaskIdResponse = self
-            .client
-            .unary(
-                "SandboxGetTaskId",
-                proto::SandboxGetTaskIdRequest {
-                    sandbox_id: info.id.clone(),
-                    timeout: Some(POLL_SECS),
-                    wait_until_ready: true,
-                },
-                remote::CREATE_TIMEOUT,
-            )
-            .await?;
-        let Some(task_id) = task.task_id else {
+        let TaskAnswer::Running(task_id) = self.wait_for_task(&info.id).await? else {
             return Ok(None);
         };
         let handle = Handle {

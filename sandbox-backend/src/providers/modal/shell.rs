@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::client::{self, ModalClient};
-use super::{POLL_SECS, proto};
+use super::proto;
 use crate::providers::remote::exec::{Opened, RemoteInput, RemoteShell, ShellCommand};
 use crate::providers::remote::{self, RemoteEvent};
 use crate::providers::{ProviderError, SandboxSpec};
@@ -20,11 +20,19 @@ use crate::providers::{ProviderError, SandboxSpec};
 pub struct ModalShell {
     client: ModalClient,
     workspace: String,
+    /// The output long poll's length (seconds) and the deadline of one poll.
+    poll_secs: f32,
+    poll_deadline: Duration,
 }
 
 impl ModalShell {
-    pub fn new(client: ModalClient, workspace: String) -> ModalShell {
-        ModalShell { client, workspace }
+    pub fn new(client: ModalClient, config: &super::ModalConfig) -> ModalShell {
+        ModalShell {
+            client,
+            workspace: config.workspace.clone(),
+            poll_secs: config.poll_secs,
+            poll_deadline: config.poll_deadline(),
+        }
     }
 }
 
@@ -104,13 +112,13 @@ impl RemoteShell for ModalShell {
         // Output: one resumable stream per file descriptor, merged.
         let (sender, receiver) = mpsc::channel(64);
         let stdout = tokio::spawn(pump_output(
-            self.client.clone(),
+            self.clone(),
             exec_id.clone(),
             proto::FILE_DESCRIPTOR_STDOUT,
             sender.clone(),
         ));
         let stderr = tokio::spawn(pump_output(
-            self.client.clone(),
+            self.clone(),
             exec_id.clone(),
             proto::FILE_DESCRIPTOR_STDERR,
             sender.clone(),
@@ -147,7 +155,7 @@ impl RemoteShell for ModalShell {
 /// Reads one stream of an exec until its exit code, resuming after the last batch
 /// when Modal ends a long poll. Returns the exit code if this stream saw it.
 async fn pump_output(
-    client: ModalClient,
+    shell: ModalShell,
     exec_id: String,
     file_descriptor: i32,
     sender: mpsc::Sender<Result<RemoteEvent, ProviderError>>,
@@ -155,17 +163,18 @@ async fn pump_output(
     let mut last_batch_index = 0u64;
     let mut retries = 10u32;
     loop {
-        let opened = client
+        let opened = shell
+            .client
             .server_streaming::<_, proto::RuntimeOutputBatch>(
                 "ContainerExecGetOutput",
                 proto::ContainerExecGetOutputRequest {
                     exec_id: exec_id.clone(),
-                    timeout: POLL_SECS,
+                    timeout: shell.poll_secs,
                     last_batch_index,
                     file_descriptor,
                     get_raw_bytes: true,
                 },
-                Duration::from_secs(60),
+                shell.poll_deadline,
             )
             .await;
         let mut stream = match opened {

@@ -1,5 +1,6 @@
 //! Railway's public API as the Railway CLI (v5.43) uses it for sandboxes: GraphQL
-//! over HTTPS at `backboard.railway.com/graphql/v2` with a bearer token, and the exec
+//! over HTTPS at `backboard.railway.com/graphql/v2` with the token in the header its
+//! kind takes ([`super::auth`]), and the exec
 //! bridge, a WebSocket at `wss://ssh.railway.com:2226/ws/exec` authorized by a
 //! shell-scoped JWT (from the `generateShellToken` mutation) sent as the second
 //! `Sec-WebSocket-Protocol` value after `railway-shell`. On the socket: a text
@@ -11,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use super::auth::RailwayToken;
 use crate::providers::ProviderError;
 
 pub const DEFAULT_GRAPHQL_URL: &str = "https://backboard.railway.com/graphql/v2";
@@ -28,14 +30,14 @@ pub struct RailwayClient {
     http: reqwest::Client,
     graphql_url: String,
     exec_url: String,
-    token: String,
+    token: RailwayToken,
 }
 
 impl RailwayClient {
     pub fn new(
         graphql_url: String,
         exec_url: String,
-        token: String,
+        token: RailwayToken,
     ) -> Result<RailwayClient, String> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -62,10 +64,11 @@ impl RailwayClient {
             .unwrap_or("operation")
             .trim()
             .to_string();
+        let (header, value) = self.token.header();
         let response = self
             .http
             .post(&self.graphql_url)
-            .bearer_auth(&self.token)
+            .header(header, value)
             .header("accept", "application/json")
             .json(&json!({ "query": query, "variables": variables }))
             .timeout(timeout)
@@ -84,7 +87,8 @@ impl RailwayClient {
                 .is_some_and(|message| message.contains("Not Authorized"))
         {
             return Err(ProviderError::Unavailable(format!(
-                "Railway refused the token (check RAILWAY_TOKEN) on {operation}: {}",
+                "Railway refused the token (check {}: RAILWAY_TOKEN is a project token, RAILWAY_API_TOKEN an account or workspace token) on {operation}: {}",
+                self.token.variable(),
                 first_error.unwrap_or_else(|| status.to_string())
             )));
         }

@@ -1,0 +1,184 @@
+//! The docker provider for the end-to-end tests and the benchmark: the real Docker
+//! Engine `scripts/docker-engine.sh` runs (`make test-e2e` starts it), the sandbox
+//! image built from this tree (`scripts/sandbox-image.sh`: offline, on the Engine's
+//! local base image, once per change of its inputs), and the real sandbox backend
+//! serving the docker provider with that image beside the local one.
+//!
+//! A run without an Engine fails saying so, unless it opts out with
+//! `DOCKER_TESTS=skip`; it never passes silently.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::stack::{binary, free_port, repo_root};
+
+/// Where `scripts/docker-engine.sh` runs its daemon, and its base image.
+const DEFAULT_HOST: &str = "unix:///run/nightshift-docker/docker.sock";
+const DEFAULT_BASE: &str = "nightshift-test-base:bookworm";
+
+/// The Engine a test runs its containers on.
+pub struct Engine {
+    /// `unix:///...` for `DOCKER_HOST`.
+    pub host: String,
+    /// The local base image the sandbox image is built on.
+    pub base: String,
+}
+
+impl Engine {
+    /// The Engine, or `None` when the run opted out (`DOCKER_TESTS=skip`, printed);
+    /// an error saying what to do when none answers.
+    pub fn find(test: &str) -> anyhow::Result<Option<Engine>> {
+        if std::env::var("DOCKER_TESTS").is_ok_and(|value| value == "skip") {
+            eprintln!("{test}: SKIPPED (DOCKER_TESTS=skip: no real Docker Engine in this run)");
+            return Ok(None);
+        }
+        let host = std::env::var("NIGHTSHIFT_TEST_DOCKER_HOST")
+            .unwrap_or_else(|_| DEFAULT_HOST.to_string());
+        let base = std::env::var("NIGHTSHIFT_TEST_DOCKER_IMAGE")
+            .unwrap_or_else(|_| DEFAULT_BASE.to_string());
+        let engine = Engine { host, base };
+        let answer = engine.docker(&["image", "inspect", "--format", "{{.Id}}", &engine.base])?;
+        if !answer.status.success() {
+            bail!(
+                "{test}: no Docker Engine with the image {} answers at {} ({}): start one with \
+                 `bash scripts/docker-engine.sh up` (make test-e2e does), or opt out with \
+                 DOCKER_TESTS=skip",
+                engine.base,
+                engine.host,
+                String::from_utf8_lossy(&answer.stderr).trim()
+            );
+        }
+        Ok(Some(engine))
+    }
+
+    /// The Docker CLI against this Engine (Debian's client, which builds with
+    /// BuildKit without a buildx plugin).
+    pub fn docker(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let cli = if std::path::Path::new("/usr/bin/docker").is_file() {
+            "/usr/bin/docker"
+        } else {
+            "docker"
+        };
+        Command::new(cli)
+            .env("DOCKER_HOST", &self.host)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running the docker CLI")
+    }
+
+    /// The sandbox image of this tree's binaries (those the harness runs), built when
+    /// its inputs changed since the last build; its tag.
+    pub fn sandbox_image(&self) -> anyhow::Result<String> {
+        let runner = binary("runner");
+        let bin_dir = runner.parent().context("the binaries' directory")?;
+        let profile = bin_dir
+            .file_name()
+            .and_then(|name| name.to_str())
+            .context("the binaries' profile")?;
+        let target_dir = bin_dir.parent().context("the target directory")?;
+        let built = Command::new("bash")
+            .arg(repo_root().join("scripts/sandbox-image.sh"))
+            .env("DOCKER_HOST", &self.host)
+            .env("BASE_IMAGE", &self.base)
+            .env("PROFILE", profile)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .stdin(Stdio::null())
+            .output()
+            .context("running scripts/sandbox-image.sh")?;
+        if !built.status.success() {
+            bail!(
+                "the sandbox image did not build:\n{}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&built.stdout).trim().to_string())
+    }
+
+    /// The image's size in bytes, as the Engine reports it.
+    pub fn image_size(&self, image: &str) -> anyhow::Result<u64> {
+        let answer = self.docker(&["image", "inspect", "--format", "{{.Size}}", image])?;
+        String::from_utf8_lossy(&answer.stdout)
+            .trim()
+            .parse()
+            .with_context(|| format!("the size of {image}"))
+    }
+}
+
+/// The real `sandbox-backend` with the docker provider (the sandbox image) beside
+/// the local one; killed when dropped.
+pub struct DockerBackend {
+    pub url: String,
+    pub token: String,
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl DockerBackend {
+    pub async fn start(engine: &Engine, image: &str) -> anyhow::Result<DockerBackend> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let token = format!("docker-e2e-{}", uuid::Uuid::new_v4().simple());
+        let log = dir.path().join("backend.log");
+        let child = Command::new(binary("sandbox-backend"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SANDBOX_BACKEND_TOKEN", &token)
+            .env("SANDBOX_BACKEND_LISTEN", format!("127.0.0.1:{port}"))
+            .env("NIGHTSHIFT_DATA_DIR", dir.path().join("data"))
+            .env("RUNNER_BIN", binary("runner"))
+            .env("GATEWAY_BIN", binary("nightshift-gateway"))
+            .env("SANDBOX_WARM_POOL", "0")
+            .env("SANDBOX_ALLOW_UNLIMITED", "true")
+            .env("DOCKER_HOST", &engine.host)
+            .env("SANDBOX_DOCKER_IMAGE", image)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::options().append(true).open(&log)?)
+            .spawn()
+            .context("starting the sandbox backend")?;
+        let backend = DockerBackend {
+            url: format!("http://127.0.0.1:{port}"),
+            token,
+            child,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + crate::WAIT;
+        while reqwest::get(format!("{}/v1/health", backend.url))
+            .await
+            .map(|answer| !answer.status().is_success())
+            .unwrap_or(true)
+        {
+            if Instant::now() > deadline {
+                bail!("the backend did not come up:\n{}", backend.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(backend)
+    }
+
+    /// A request to the backend's API with its bearer.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(120))
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for DockerBackend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
