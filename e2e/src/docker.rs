@@ -120,6 +120,15 @@ pub struct DockerBackend {
 
 impl DockerBackend {
     pub async fn start(engine: &Engine, image: &str) -> anyhow::Result<DockerBackend> {
+        DockerBackend::start_with(engine, image, &[]).await
+    }
+
+    /// [`DockerBackend::start`] with more settings (e.g. `SANDBOX_DOCKER_ISOLATED`).
+    pub async fn start_with(
+        engine: &Engine,
+        image: &str,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<DockerBackend> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let token = format!("docker-e2e-{}", uuid::Uuid::new_v4().simple());
@@ -137,6 +146,7 @@ impl DockerBackend {
             .env("DOCKER_HOST", &engine.host)
             .env("SANDBOX_DOCKER_IMAGE", image)
             .env("RUST_LOG", "info")
+            .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log)?)
             .stderr(std::fs::File::options().append(true).open(&log)?)
@@ -169,6 +179,29 @@ impl DockerBackend {
             .request(method, format!("{}{path}", self.url))
             .bearer_auth(&self.token)
             .timeout(Duration::from_secs(120))
+    }
+
+    /// Runs `script` with bash in the sandbox through the exec API, `input` on its
+    /// stdin: exit code and output (stdout then stderr).
+    pub async fn sh(&self, id: &str, script: &str, input: &str) -> anyhow::Result<(i64, String)> {
+        let answer: serde_json::Value = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/sandboxes/{id}/exec?stream=false"),
+            )
+            .json(&serde_json::json!({
+                "command": "bash", "args": ["-c", script], "timeout_ms": 30000, "stdin": input,
+            }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let output = format!(
+            "{}{}",
+            answer["stdout"].as_str().unwrap_or_default(),
+            answer["stderr"].as_str().unwrap_or_default()
+        );
+        Ok((answer["exit"]["code"].as_i64().unwrap_or(-1), output))
     }
 
     pub fn logs(&self) -> String {
