@@ -286,6 +286,12 @@ impl DockerProvider {
         }
     }
 
+    fn close_egress(&self, id: &str) {
+        if let Some(egress) = &self.egress {
+            egress.close(id);
+        }
+    }
+
     async fn ensure_image(&self, image: &str) -> Result<(), ProviderError> {
         let inspect = self
             .client
@@ -393,10 +399,18 @@ impl DockerProvider {
                 })),
                 remote::CALL_TIMEOUT,
             )
-            .await?;
-        if created.status != StatusCode::CREATED {
-            return Err(docker_error("container create", &created));
-        }
+            .await;
+        let created = match created {
+            Ok(created) if created.status == StatusCode::CREATED => created,
+            failed => {
+                // No container: its way out is not served either.
+                self.close_egress(&sandbox.id);
+                return Err(match failed {
+                    Ok(answer) => docker_error("container create", &answer),
+                    Err(error) => error,
+                });
+            }
+        };
         let container_id = created.json()["Id"]
             .as_str()
             .unwrap_or_default()
@@ -404,9 +418,7 @@ impl DockerProvider {
         let handle = ProviderHandle(json!({ "container_id": container_id }));
         if let Err(error) = self.start_container(&container_id).await {
             self.remove(&container_id).await;
-            if let Some(egress) = &self.egress {
-                egress.close(&sandbox.id);
-            }
+            self.close_egress(&sandbox.id);
             return Err(error);
         }
         self.start_egress(sandbox, &handle).await;
@@ -889,9 +901,7 @@ impl super::Provider for DockerProvider {
 
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
         self.gateways.forget(&sandbox.id);
-        if let Some(egress) = &self.egress {
-            egress.close(&sandbox.id);
-        }
+        self.close_egress(&sandbox.id);
         if let Ok(handle) = handle_of(sandbox) {
             self.remove(&handle.container_id).await;
             if let Some(image) = handle.fork_image {
