@@ -8,7 +8,8 @@
 //! backend's own port), private and link-local addresses and the host's own
 //! addresses are refused, through the proxy and by writing to the socket directly;
 //! the socket's directory cannot be changed; only an address the operator allowed
-//! (`SANDBOX_ISOLATED_ALLOW`) is reached.
+//! (`SANDBOX_ISOLATED_ALLOW`) is reached. All of it holds again after the backend
+//! restarts and finds the container.
 
 use std::process::Command;
 
@@ -183,7 +184,7 @@ async fn an_isolated_docker_sandbox_goes_out_only_where_the_backend_allows() -> 
     };
     let image = engine.sandbox_image()?;
     let allowed_port = greeter(ALLOWED).await?;
-    let backend = DockerBackend::start_with(
+    let mut backend = DockerBackend::start_with(
         &engine,
         &image,
         &[
@@ -208,6 +209,10 @@ async fn an_isolated_docker_sandbox_goes_out_only_where_the_backend_allows() -> 
             created["network"] == "isolated",
             "isolated is not the docker provider's default: {created}"
         );
+        the_way_out_follows_the_policy(&backend, &id, allowed_port).await?;
+        // A restarted backend finds the container running and serves its way out
+        // again, with the same policy.
+        backend.restart().await?;
         the_way_out_follows_the_policy(&backend, &id, allowed_port).await
     }
     .await;
