@@ -115,52 +115,88 @@ pub struct DockerBackend {
     pub token: String,
     child: Child,
     log: PathBuf,
+    /// What the backend was started with, to start it again the same way.
+    command: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl DockerBackend {
     pub async fn start(engine: &Engine, image: &str) -> anyhow::Result<DockerBackend> {
+        DockerBackend::start_with(engine, image, &[]).await
+    }
+
+    /// [`DockerBackend::start`] with more settings (e.g. `SANDBOX_DOCKER_ISOLATED`).
+    pub async fn start_with(
+        engine: &Engine,
+        image: &str,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<DockerBackend> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let token = format!("docker-e2e-{}", uuid::Uuid::new_v4().simple());
         let log = dir.path().join("backend.log");
-        let child = Command::new(binary("sandbox-backend"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SANDBOX_BACKEND_TOKEN", &token)
-            .env("SANDBOX_BACKEND_LISTEN", format!("127.0.0.1:{port}"))
-            .env("NIGHTSHIFT_DATA_DIR", dir.path().join("data"))
-            .env("RUNNER_BIN", binary("runner"))
-            .env("GATEWAY_BIN", binary("nightshift-gateway"))
-            .env("SANDBOX_WARM_POOL", "0")
-            .env("SANDBOX_ALLOW_UNLIMITED", "true")
-            .env("DOCKER_HOST", &engine.host)
-            .env("SANDBOX_DOCKER_IMAGE", image)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log)?)
-            .stderr(std::fs::File::options().append(true).open(&log)?)
-            .spawn()
-            .context("starting the sandbox backend")?;
+        let mut command: Vec<(String, String)> = [
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("SANDBOX_BACKEND_TOKEN", token.clone()),
+            ("SANDBOX_BACKEND_LISTEN", format!("127.0.0.1:{port}")),
+            (
+                "NIGHTSHIFT_DATA_DIR",
+                dir.path().join("data").display().to_string(),
+            ),
+            ("RUNNER_BIN", binary("runner").display().to_string()),
+            (
+                "GATEWAY_BIN",
+                binary("nightshift-gateway").display().to_string(),
+            ),
+            ("SANDBOX_WARM_POOL", "0".into()),
+            ("SANDBOX_ALLOW_UNLIMITED", "true".into()),
+            ("DOCKER_HOST", engine.host.clone()),
+            ("SANDBOX_DOCKER_IMAGE", image.into()),
+            ("RUST_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+        command.extend(
+            settings
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        let child = spawn(&command, &log)?;
         let backend = DockerBackend {
             url: format!("http://127.0.0.1:{port}"),
             token,
             child,
             log,
+            command,
             _dir: dir,
         };
+        backend.wait_healthy().await?;
+        Ok(backend)
+    }
+
+    /// Kills the backend and starts it again on the same data directory and port
+    /// (its containers live on and are found again).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.command, &self.log)?;
+        self.wait_healthy().await
+    }
+
+    async fn wait_healthy(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + crate::WAIT;
-        while reqwest::get(format!("{}/v1/health", backend.url))
+        while reqwest::get(format!("{}/v1/health", self.url))
             .await
             .map(|answer| !answer.status().is_success())
             .unwrap_or(true)
         {
             if Instant::now() > deadline {
-                bail!("the backend did not come up:\n{}", backend.logs());
+                bail!("the backend did not come up:\n{}", self.logs());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(backend)
+        Ok(())
     }
 
     /// A request to the backend's API with its bearer.
@@ -171,9 +207,48 @@ impl DockerBackend {
             .timeout(Duration::from_secs(120))
     }
 
+    /// Runs `script` with bash in the sandbox through the exec API, `input` on its
+    /// stdin: exit code and output (stdout then stderr).
+    pub async fn sh(&self, id: &str, script: &str, input: &str) -> anyhow::Result<(i64, String)> {
+        let answer: serde_json::Value = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/sandboxes/{id}/exec?stream=false"),
+            )
+            .json(&serde_json::json!({
+                "command": "bash", "args": ["-c", script], "timeout_ms": 30000, "stdin": input,
+            }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let output = format!(
+            "{}{}",
+            answer["stdout"].as_str().unwrap_or_default(),
+            answer["stderr"].as_str().unwrap_or_default()
+        );
+        Ok((answer["exit"]["code"].as_i64().unwrap_or(-1), output))
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+fn spawn(command: &[(String, String)], log: &std::path::Path) -> anyhow::Result<Child> {
+    Command::new(binary("sandbox-backend"))
+        .env_clear()
+        .envs(command.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        .stdout(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(log)?,
+        )
+        .stderr(std::fs::File::options().append(true).open(log)?)
+        .spawn()
+        .context("starting the sandbox backend")
 }
 
 impl Drop for DockerBackend {

@@ -100,24 +100,7 @@ async fn sh_with_input(
     script: &str,
     input: &str,
 ) -> anyhow::Result<(i64, String)> {
-    let answer: Value = backend
-        .request(
-            Method::POST,
-            &format!("/v1/sandboxes/{id}/exec?stream=false"),
-        )
-        .json(&json!({
-            "command": "bash", "args": ["-c", script], "timeout_ms": 30000, "stdin": input,
-        }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let output = format!(
-        "{}{}",
-        answer["stdout"].as_str().unwrap_or_default(),
-        answer["stderr"].as_str().unwrap_or_default()
-    );
-    Ok((answer["exit"]["code"].as_i64().unwrap_or(-1), output))
+    backend.sh(id, script, input).await
 }
 
 /// Waits until the gateway says every service is ready.

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod connect;
 pub mod desktop;
+pub mod egress;
 pub mod error;
 pub mod routes;
 pub mod server;

@@ -2,6 +2,8 @@
 //! deletes the session key, starts the services, serves until SIGTERM or SIGINT,
 //! then stops every service it started. `nightshift-gateway connect`: a byte bridge
 //! from standard input and output to the gateway's port ([`nightshift_gateway::connect`]).
+//! `nightshift-gateway egress LISTEN SOCKET`: a docker sandbox's proxy, carried to the
+//! backend's socket ([`nightshift_gateway::egress`]).
 
 use anyhow::Context;
 use nightshift_gateway::config::{GatewayConfig, read_key_file};
@@ -27,6 +29,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if std::env::args().nth(1).as_deref() == Some("egress") {
+        return nightshift_gateway::egress::run(std::env::args().skip(2))
+            .await
+            .context("serving the sandbox's egress proxy");
+    }
     let config = match GatewayConfig::from_args(std::env::args().skip(1)) {
         Ok(config) => config,
         Err(usage) => {

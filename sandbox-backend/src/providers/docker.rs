@@ -37,6 +37,7 @@
 
 pub mod api_version;
 pub mod client;
+pub mod egress;
 pub mod gateway;
 pub mod image_ref;
 mod shell;
@@ -62,6 +63,7 @@ use super::{
 };
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::WorkspacePath;
+use crate::providers::local::sandbox_agent::egress::EgressPolicy;
 
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -79,6 +81,10 @@ pub struct DockerConfig {
     /// Whether a sandbox may ask for `private` (Docker's default bridge, which reaches
     /// the host and its networks): only with `SANDBOX_ALLOW_PRIVATE_NETWORK=true`.
     pub allow_private_network: bool,
+    /// Where the sockets of `isolated` sandboxes' ways out are served
+    /// (`SANDBOX_DOCKER_ISOLATED=true`; a directory of the backend's data directory,
+    /// so the Engine must share this host), and the policy they apply.
+    pub isolated: Option<(std::path::PathBuf, Arc<EgressPolicy>)>,
 }
 
 impl DockerConfig {
@@ -101,6 +107,7 @@ impl DockerConfig {
                 })
                 .transpose()
         };
+        let isolated = isolated_egress(&get, &host)?;
         Ok(Some(DockerConfig {
             host,
             image,
@@ -122,8 +129,35 @@ impl DockerConfig {
             tmp_mb: number("SANDBOX_DOCKER_TMP_MB")?.unwrap_or(512),
             allow_private_network: get("SANDBOX_ALLOW_PRIVATE_NETWORK")
                 .is_some_and(|text| matches!(text.trim(), "1" | "true" | "yes" | "on")),
+            isolated,
         }))
     }
+}
+
+/// `SANDBOX_DOCKER_ISOLATED=true`: the egress sockets' directory and the policy
+/// (`SANDBOX_ISOLATED_ALLOW`, as for the local provider).
+fn isolated_egress(
+    get: &dyn Fn(&str) -> Option<String>,
+    host: &DockerHost,
+) -> Result<Option<(std::path::PathBuf, Arc<EgressPolicy>)>, String> {
+    let wanted = get("SANDBOX_DOCKER_ISOLATED")
+        .is_some_and(|text| matches!(text.trim(), "1" | "true" | "yes" | "on"));
+    if !wanted {
+        return Ok(None);
+    }
+    if !matches!(host, DockerHost::Unix(_)) {
+        return Err(
+            "SANDBOX_DOCKER_ISOLATED=true needs the Engine on this host (a unix:// DOCKER_HOST): \
+             the way out is a socket of this host bound into each container"
+                .into(),
+        );
+    }
+    let policy = EgressPolicy::with_allow_list(&get("SANDBOX_ISOLATED_ALLOW").unwrap_or_default())
+        .map_err(|error| format!("SANDBOX_ISOLATED_ALLOW: {error}"))?;
+    let data = get("NIGHTSHIFT_DATA_DIR").unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into());
+    let root = std::path::absolute(std::path::Path::new(&data).join("docker-egress"))
+        .map_err(|error| format!("NIGHTSHIFT_DATA_DIR: {error}"))?;
+    Ok(Some((root, Arc::new(policy))))
 }
 
 pub struct DockerProvider {
@@ -131,6 +165,7 @@ pub struct DockerProvider {
     shell: DockerShell,
     config: DockerConfig,
     gateways: gateway::Started,
+    egress: Option<egress::Egress>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -179,6 +214,10 @@ impl DockerProvider {
         DockerProvider {
             shell: DockerShell::new(client.clone(), config.workspace.clone()),
             client,
+            egress: config
+                .isolated
+                .clone()
+                .map(|(root, policy)| egress::Egress::new(root, policy)),
             config,
             gateways: gateway::Started::default(),
         }
@@ -212,6 +251,45 @@ impl DockerProvider {
             tracing::warn!(sandbox = %sandbox.id, %reason, "no gateway in a docker sandbox");
         }
         self.gateways.record(&sandbox.id, status, reason);
+    }
+
+    /// Serves an isolated sandbox's way out and starts its proxy in the running
+    /// container. Without the proxy (an image without `nightshift-gateway`) the
+    /// sandbox still works, with no way out at all.
+    async fn start_egress(&self, sandbox: &SandboxSpec, handle: &ProviderHandle) {
+        let Some(egress) = &self.egress else { return };
+        if sandbox.network != NetworkMode::Isolated {
+            return;
+        }
+        if let Err(error) = egress.serve(&sandbox.id) {
+            tracing::warn!(sandbox = %sandbox.id, %error, "cannot serve a docker sandbox's way out");
+            return;
+        }
+        let mut spec = sandbox.clone();
+        spec.handle = handle.clone();
+        let plan = ExecPlan {
+            argv: vec!["sh".into(), "-c".into(), egress::start_script()],
+            env: Default::default(),
+            cwd: None,
+            timeout: Duration::from_secs(30),
+            stdin: None,
+        };
+        match self.run_to_end(&spec, plan).await {
+            Ok((_, _, exit)) if exit.code == 0 => {}
+            Ok((_, stderr, exit)) => tracing::warn!(
+                sandbox = %sandbox.id, code = exit.code, stderr = %stderr.trim(),
+                "the egress proxy did not start in a docker sandbox"
+            ),
+            Err(error) => {
+                tracing::warn!(sandbox = %sandbox.id, %error, "the egress proxy did not start in a docker sandbox")
+            }
+        }
+    }
+
+    fn close_egress(&self, id: &str) {
+        if let Some(egress) = &self.egress {
+            egress.close(id);
+        }
     }
 
     async fn ensure_image(&self, image: &str) -> Result<(), ProviderError> {
@@ -279,8 +357,10 @@ impl DockerProvider {
             "nightshift.sandbox".into(),
             Value::String(sandbox.id.clone()),
         );
+        let mut env = env;
         let mut host_config = json!({
-            "NetworkMode": if sandbox.network == NetworkMode::None { "none" } else { "bridge" },
+            // Isolated is network `none` too: its way out is the backend's socket.
+            "NetworkMode": if sandbox.network == NetworkMode::Private { "bridge" } else { "none" },
             "Init": true,
             "PidsLimit": self.config.pids_limit,
             "SecurityOpt": ["no-new-privileges"],
@@ -288,6 +368,16 @@ impl DockerProvider {
             "NanoCpus": (self.config.cpus * 1e9) as i64,
             "Tmpfs": {"/tmp": format!("rw,nosuid,nodev,size={}m", self.config.tmp_mb)},
         });
+        if sandbox.network == NetworkMode::Isolated
+            && let Some(egress) = &self.egress
+        {
+            let dir = egress.serve(&sandbox.id).map_err(|error| {
+                ProviderError::Unavailable(format!("cannot serve the sandbox's way out: {error}"))
+            })?;
+            host_config["Binds"] =
+                json!([format!("{}:{}:ro", dir.display(), egress::CONTAINER_DIR)]);
+            env.extend(egress::proxy_env());
+        }
         if let Some(mb) = self.config.memory_mb {
             host_config["Memory"] = json!(mb * 1024 * 1024);
             // The same figure for memory and swap together: no swap on top.
@@ -309,10 +399,18 @@ impl DockerProvider {
                 })),
                 remote::CALL_TIMEOUT,
             )
-            .await?;
-        if created.status != StatusCode::CREATED {
-            return Err(docker_error("container create", &created));
-        }
+            .await;
+        let created = match created {
+            Ok(created) if created.status == StatusCode::CREATED => created,
+            failed => {
+                // No container: its way out is not served either.
+                self.close_egress(&sandbox.id);
+                return Err(match failed {
+                    Ok(answer) => docker_error("container create", &answer),
+                    Err(error) => error,
+                });
+            }
+        };
         let container_id = created.json()["Id"]
             .as_str()
             .unwrap_or_default()
@@ -320,8 +418,10 @@ impl DockerProvider {
         let handle = ProviderHandle(json!({ "container_id": container_id }));
         if let Err(error) = self.start_container(&container_id).await {
             self.remove(&container_id).await;
+            self.close_egress(&sandbox.id);
             return Err(error);
         }
+        self.start_egress(sandbox, &handle).await;
         self.start_gateway(sandbox, &handle).await;
         Ok(handle)
     }
@@ -463,10 +563,18 @@ impl super::Provider for DockerProvider {
             // The default bridge network reaches the host and its networks, and Docker
             // alone cannot enforce "outbound internet only": without the operator's
             // consent a container gets no network at all.
-            network_modes: if self.config.allow_private_network {
-                vec![NetworkMode::None, NetworkMode::Private]
-            } else {
-                vec![NetworkMode::None]
+            // `isolated` only with the backend's egress (`SANDBOX_DOCKER_ISOLATED`),
+            // whose proxy runs from the sandbox image.
+            network_modes: {
+                let mut modes = Vec::new();
+                if self.egress.is_some() {
+                    modes.push(NetworkMode::Isolated);
+                }
+                modes.push(NetworkMode::None);
+                if self.config.allow_private_network {
+                    modes.push(NetworkMode::Private);
+                }
+                modes
             },
             isolated: true,
             fork: true,
@@ -725,6 +833,7 @@ impl super::Provider for DockerProvider {
     async fn start(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
         let handle = handle_of(sandbox)?;
         self.start_container(&handle.container_id).await?;
+        self.start_egress(sandbox, &sandbox.handle).await;
         self.start_gateway(sandbox, &sandbox.handle).await;
         Ok(sandbox.handle.clone())
     }
@@ -753,6 +862,14 @@ impl super::Provider for DockerProvider {
                 handle.container_id
             ))),
             Some(state) if state["Running"] == Value::Bool(true) => {
+                // A restarted backend serves the way out again; the proxy inside
+                // still runs and finds the new socket at the same path.
+                if sandbox.network == NetworkMode::Isolated
+                    && let Some(egress) = &self.egress
+                    && let Err(error) = egress.serve(&sandbox.id)
+                {
+                    tracing::warn!(sandbox = %sandbox.id, %error, "cannot serve a docker sandbox's way out");
+                }
                 Ok(Reconciled::Running(sandbox.handle.clone()))
             }
             Some(state) => Ok(Reconciled::Stopped(format!(
@@ -784,6 +901,7 @@ impl super::Provider for DockerProvider {
 
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
         self.gateways.forget(&sandbox.id);
+        self.close_egress(&sandbox.id);
         if let Ok(handle) = handle_of(sandbox) {
             self.remove(&handle.container_id).await;
             if let Some(image) = handle.fork_image {
@@ -848,6 +966,41 @@ mod tests {
             ("SANDBOX_DOCKER_PIDS_LIMIT", "-1"),
         ]);
         assert!(DockerConfig::from_lookup(&pids).is_err());
+    }
+
+    #[test]
+    fn isolated_needs_the_engine_on_this_host() {
+        let config = DockerConfig::from_lookup(&lookup(&[
+            ("SANDBOX_DOCKER_IMAGE", "nightshift-sandbox"),
+            ("SANDBOX_DOCKER_ISOLATED", "true"),
+            ("NIGHTSHIFT_DATA_DIR", "/var/lib/nightshift"),
+            ("SANDBOX_ISOLATED_ALLOW", "127.0.0.2"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let (root, policy) = config.isolated.unwrap();
+        assert_eq!(
+            root,
+            std::path::Path::new("/var/lib/nightshift/docker-egress")
+        );
+        assert!(policy.check("127.0.0.2".parse().unwrap(), &[]).is_ok());
+        assert!(policy.check("127.0.0.1".parse().unwrap(), &[]).is_err());
+        let remote_engine = DockerConfig::from_lookup(&lookup(&[
+            ("SANDBOX_DOCKER_IMAGE", "nightshift-sandbox"),
+            ("SANDBOX_DOCKER_ISOLATED", "true"),
+            ("DOCKER_HOST", "tcp://engine:2375"),
+        ]));
+        assert!(remote_engine.unwrap_err().contains("unix://"));
+        let bad_allow = DockerConfig::from_lookup(&lookup(&[
+            ("SANDBOX_DOCKER_IMAGE", "nightshift-sandbox"),
+            ("SANDBOX_DOCKER_ISOLATED", "true"),
+            ("SANDBOX_ISOLATED_ALLOW", "nonsense"),
+        ]));
+        assert!(bad_allow.unwrap_err().contains("SANDBOX_ISOLATED_ALLOW"));
+        let off = DockerConfig::from_lookup(&lookup(&[("SANDBOX_DOCKER_IMAGE", "x")]))
+            .unwrap()
+            .unwrap();
+        assert!(off.isolated.is_none());
     }
 
     #[test]

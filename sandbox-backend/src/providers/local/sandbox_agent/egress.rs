@@ -279,7 +279,12 @@ async fn serve(stream: tokio::net::UnixStream, policy: Arc<EgressPolicy>, used: 
     }
 }
 
-async fn dial(target: &EgressTarget, policy: &EgressPolicy) -> Result<TcpStream, String> {
+/// Resolves `target`, checks every address against `policy` and the host's own, and
+/// dials it (the docker provider's egress dials through this too).
+pub(crate) async fn dial(
+    target: &EgressTarget,
+    policy: &EgressPolicy,
+) -> Result<TcpStream, String> {
     let addresses: Vec<SocketAddr> = tokio::time::timeout(
         DIAL_TIMEOUT,
         tokio::net::lookup_host((target.host.as_str(), target.port)),

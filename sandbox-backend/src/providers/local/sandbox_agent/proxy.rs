@@ -20,7 +20,7 @@ use super::wire::{EgressTarget, Frame, read_frame};
 
 /// How long a proxied connection waits for a way out.
 const EGRESS_WAIT: Duration = Duration::from_secs(10);
-const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 
 /// Ways out the backend has offered.
 pub type EgressQueue = Arc<Mutex<mpsc::Receiver<BufReader<UnixStream>>>>;
@@ -82,16 +82,7 @@ async fn handle(mut client: TcpStream, queue: EgressQueue) {
     match read_frame(&mut egress).await {
         Ok(Some(Frame::Ok)) => {}
         Ok(Some(Frame::Error(reason))) => {
-            let body = format!("refused by the sandbox's network policy: {reason}\n");
-            let _ = client
-                .write_all(
-                    format!(
-                        "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                )
-                .await;
+            let _ = client.write_all(&refusal(&reason)).await;
             return;
         }
         _ => {
@@ -123,7 +114,18 @@ async fn handle(mut client: TcpStream, queue: EgressQueue) {
     let _ = tokio::io::copy_bidirectional(&mut client, &mut egress).await;
 }
 
-fn find_head_end(bytes: &[u8]) -> Option<usize> {
+/// The answer to a client whose destination the policy refused (also the docker
+/// provider's, [`crate::providers::docker::egress`]).
+pub(crate) fn refusal(reason: &str) -> Vec<u8> {
+    let body = format!("refused by the sandbox's network policy: {reason}\n");
+    format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+pub(crate) fn find_head_end(bytes: &[u8]) -> Option<usize> {
     bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -131,7 +133,7 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
 }
 
 /// `(is CONNECT, target)` of a request head.
-fn parse_target(head: &str) -> Option<(bool, EgressTarget)> {
+pub(crate) fn parse_target(head: &str) -> Option<(bool, EgressTarget)> {
     let first = head.lines().next()?;
     let mut parts = first.split_whitespace();
     let method = parts.next()?;
