@@ -446,7 +446,7 @@ async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut all = seen.clone();
         let mut states = repo_states(&seen);
-        while !states.iter().any(|s| s.ahead == 1 && s.dirty == false) {
+        while !states.iter().any(|s| s.ahead == 1 && !s.dirty) {
             anyhow::ensure!(tokio::time::Instant::now() < deadline, "no state with the commit: {states:?}");
             let event = tokio::time::timeout_at(deadline, events.next_event()).await??;
             states.extend(repo_states(std::slice::from_ref(&event)));
