@@ -65,6 +65,13 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/api/sessions/{id}/events", "session_viewer"),
     ("GET", "/api/sessions/{id}/runner", "runner"),
     ("POST", "/api/sessions/{id}/artifacts", "runner"),
+    ("POST", "/api/sessions/{id}/git/credential", "runner"),
+    ("POST", "/api/sessions/{id}/git/pull-request", "runner"),
+    (
+        "POST",
+        "/api/sessions/{id}/pull-request",
+        "session_collaborator",
+    ),
     (
         "GET",
         "/api/sessions/{id}/artifacts/{artifact}",
@@ -111,6 +118,11 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/api/keys", "member"),
     ("POST", "/api/keys", "member"),
     ("DELETE", "/api/keys/{id}", "member"),
+    ("GET", "/api/github", "member"),
+    ("GET", "/api/github/repos", "member"),
+    ("GET", "/api/github/repos/{owner}/{repo}/branches", "member"),
+    ("GET", "/api/admin/github", "admin"),
+    ("PUT", "/api/admin/github", "admin"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,10 @@
 //! that asked for none, the repository picker's lists, the team's allow-list, a
 //! session created on a repository (its branch, base and list columns), and what an
 //! attacker tries: a repository they cannot push to or cannot see, a token expiring
-//! or revoked, tokens leaking into the stack's files or answers.
+//! or revoked, tokens leaking into the stack's files or answers; git credentials for
+//! the runner (an App installation token narrowed to the repository, refused for
+//! other repositories and hosts and while a user who cannot push prompts); pull
+//! requests opened and updated as the user, with their checks.
 
 use nightshift_e2e::client::Api;
 use nightshift_e2e::fake_github::FakeGithub;
@@ -517,6 +520,128 @@ async fn git_credentials_are_narrow_per_prompter_and_only_for_the_sessions_repos
         alice.wait_settled(&id).await?;
         let (status, _) = credential(&stack, &id, &token, asked.clone()).await?;
         assert_eq!(status, 200, "alice's access again once carol's turn ended");
+
+        // Alice's GitHub token expires mid-session (GitHub says so before its
+        // time): the next credential request renews it and git notices nothing.
+        let before = gh.tokens().len();
+        for issued in gh.tokens() {
+            if matches!(&issued.grant, nightshift_e2e::fake_github::Grant::User { login, .. } if login == "alice")
+            {
+                gh.expire(&issued.token);
+            }
+        }
+        let (status, answer) = credential(&stack, &id, &token, asked.clone()).await?;
+        assert_eq!(status, 200, "{answer}");
+        assert!(gh.tokens().len() > before + 1, "a renewed user token and a new credential");
+
+        // Pull requests. The session's own branch is not on the server yet: GitHub
+        // cannot open one, and says why.
+        let early = alice
+            .raw(
+                Method::POST,
+                &format!("/api/sessions/{id}/pull-request"),
+                Some(r#"{"title":"Too early"}"#),
+            )
+            .await?;
+        assert_eq!(early.status, 409, "{:?}", early.body);
+        assert_eq!(early.error_code(), Some("conflict"));
+        // A session continuing feature/old (on the server): carol, a collaborator
+        // without push access, cannot open its pull request; alice can, and GitHub
+        // shows her as its author, a draft by the team's default.
+        let cont: Value = alice
+            .expect(
+                Method::POST,
+                "/api/sessions",
+                Some(&repo_session("alice/app", json!({"branch": "feature/old"}))),
+                201,
+            )
+            .await?;
+        let cont_id = cont["id"].as_str().unwrap().to_string();
+        alice
+            .share(&cont_id, &carol.user_id().await?, "collaborator")
+            .await?;
+        let path = format!("/api/sessions/{cont_id}/pull-request");
+        let refused = carol
+            .raw(Method::POST, &path, Some(r#"{"title":"Carol's"}"#))
+            .await?;
+        assert_eq!(refused.status, 403, "{:?}", refused.body);
+        assert_eq!(refused.error_code(), Some("repo_not_allowed"));
+        let untitled = alice.raw(Method::POST, &path, Some("{}")).await?;
+        assert_eq!(untitled.error_code(), Some("invalid_request"));
+        let opened: Value = alice
+            .expect(
+                Method::POST,
+                &path,
+                Some(r#"{"title":"Fix the login page","body":"What changed"}"#),
+                200,
+            )
+            .await?;
+        assert_eq!(opened["number"], 1);
+        assert_eq!(opened["state"], "draft");
+        assert_eq!(opened["author"], "alice");
+        let pulls = gh.pulls();
+        assert_eq!(pulls.len(), 1);
+        assert_eq!(
+            (
+                pulls[0].author.as_str(),
+                pulls[0].head.as_str(),
+                pulls[0].base.as_str()
+            ),
+            ("alice", "feature/old", "main")
+        );
+        assert!(pulls[0].draft);
+        // The agent's tool (runner token) updates the same pull request; its checks
+        // come along.
+        let sha = gh
+            .git()
+            .repo("alice", "app")
+            .branch_head("feature/old")
+            .unwrap();
+        gh.add_check_run("alice/app", &sha, "ci", "completed", Some("success"));
+        gh.add_check_run("alice/app", &sha, "lint", "in_progress", None);
+        let cont_token = runner_token(&stack, &cont_id).await?;
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/api/sessions/{cont_id}/git/pull-request",
+                stack.worker_url()
+            ))
+            .bearer_auth(&cont_token)
+            .json(&json!({"title": "Fix the login page, take two"}))
+            .send()
+            .await?;
+        assert_eq!(response.status().as_u16(), 200);
+        let updated: Value = response.json().await?;
+        assert_eq!(updated["number"], 1);
+        assert_eq!(updated["title"], "Fix the login page, take two");
+        assert_eq!(
+            updated["checks"],
+            json!({"total": 2, "pending": 1, "success": 1, "failure": 0})
+        );
+        assert_eq!(gh.pulls().len(), 1, "updated, not opened again");
+        // The repository view, the list and the event stream show it.
+        let view: Value = carol
+            .expect(
+                Method::GET,
+                &format!("/api/sessions/{cont_id}/repo"),
+                None,
+                200,
+            )
+            .await?;
+        assert_eq!(view["repo"]["branch"], "feature/old");
+        assert_eq!(view["pull_request"]["number"], 1);
+        let listed = alice.session(&cont_id).await?;
+        let summary = listed.repo.unwrap().pull_request.unwrap();
+        assert_eq!(summary.number, 1);
+        alice
+            .history_until(&cont_id, |events| {
+                events.iter().any(|e| {
+                    matches!(
+                        e.body,
+                        nightshift_protocol::events::EventBody::PullRequestUpdated { .. }
+                    )
+                })
+            })
+            .await?;
 
         // Alice revokes Nightshift on GitHub: a clear 409 and an event asking her
         // to reconnect, with no token anywhere in it.

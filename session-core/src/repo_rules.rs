@@ -104,6 +104,17 @@ pub fn credential_matches(clone_url: &str, protocol: &str, host: &str, path: &st
         && strip(path) == wanted
 }
 
+/// A user's GitHub token this close to its expiry (ms) is refreshed before it is
+/// handed out, so it stays good for the git operation or API call it is for.
+pub const TOKEN_REFRESH_MARGIN_MS: i64 = 5 * 60 * 1000;
+
+/// Whether a stored user token must be refreshed before use: GitHub refused it
+/// already, or it expires within [`TOKEN_REFRESH_MARGIN_MS`] (an OAuth app's token,
+/// without expiry, only when refused).
+pub fn token_needs_refresh(expires_at_ms: Option<i64>, now_ms: i64, refused: bool) -> bool {
+    refused || expires_at_ms.is_some_and(|at| at - TOKEN_REFRESH_MARGIN_MS <= now_ms)
+}
+
 /// Whose GitHub access a git credential is issued with: the user who prompted the
 /// running turn (so a collaborator cannot push with the owner's access), else the
 /// session's owner (the clone before any turn, a push asked between turns).
@@ -142,6 +153,17 @@ mod tests {
     fn credentials_are_for_the_prompter_of_the_running_turn() {
         assert_eq!(git_user("owner", Some("collaborator")), "collaborator");
         assert_eq!(git_user("owner", None), "owner");
+    }
+
+    #[test]
+    fn tokens_are_refreshed_before_they_expire_or_once_refused() {
+        let now = 1_000_000_000;
+        assert!(!token_needs_refresh(Some(now + 3_600_000), now, false));
+        assert!(token_needs_refresh(Some(now + 60_000), now, false));
+        assert!(token_needs_refresh(Some(now - 1), now, false));
+        assert!(token_needs_refresh(Some(now + 3_600_000), now, true));
+        assert!(!token_needs_refresh(None, now, false));
+        assert!(token_needs_refresh(None, now, true));
     }
 
     #[test]

@@ -130,6 +130,9 @@ pub enum AgentCall<'a> {
     GitContext,
     /// `POST /git/reconnect` ([`GithubReconnect`]).
     GithubReconnect,
+    /// `POST /git/pull-request`: the pull request as just read from GitHub
+    /// (`PullRequestInfo`).
+    SetPullRequest,
 }
 
 impl<'a> AgentCall<'a> {
@@ -140,7 +143,7 @@ impl<'a> AgentCall<'a> {
             | RepoView | Diff => Method::Get,
             Init | Enqueue | Abort | Push | ReloadAccess | AnswerQuestion(_)
             | PresenceHeartbeat | CloseStreams | CreatePanelGrant | GitContext
-            | GithubReconnect => Method::Post,
+            | GithubReconnect | SetPullRequest => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -169,6 +172,7 @@ impl<'a> AgentCall<'a> {
             CheckPanelGrant(id) => format!("/panel-grants/{id}"),
             GitContext => "/git/context".into(),
             GithubReconnect => "/git/reconnect".into(),
+            SetPullRequest => "/git/pull-request".into(),
         }
     }
 
@@ -201,6 +205,7 @@ impl<'a> AgentCall<'a> {
             (Method::Get, ["panel-grants", id]) => CheckPanelGrant(id),
             (Method::Post, ["git", "context"]) => GitContext,
             (Method::Post, ["git", "reconnect"]) => GithubReconnect,
+            (Method::Post, ["git", "pull-request"]) => SetPullRequest,
             _ => return None,
         };
         Some(call)
@@ -241,10 +246,11 @@ pub struct PanelAdmission {
     pub team_role: TeamRole,
 }
 
-/// `POST /git/context`: the sandbox generation of the runner token asking.
+/// `POST /git/context`: the sandbox generation of the runner token asking (`None`
+/// for the Worker acting for a user it admitted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitContextRequest {
-    pub generation: u64,
+    pub generation: Option<u64>,
 }
 
 /// `POST /git/context`'s answer: the session's repository and the user whose
@@ -253,6 +259,11 @@ pub struct GitContextRequest {
 pub struct GitContext {
     pub repo: nightshift_protocol::repo::SessionRepo,
     pub user_id: String,
+    /// The session's pull request as last read, and when (ms).
+    #[serde(default)]
+    pub pull_request: Option<nightshift_protocol::repo::PullRequestInfo>,
+    #[serde(default)]
+    pub pull_request_checked_at: i64,
 }
 
 /// `POST /git/reconnect`: `user_id`'s GitHub authorization is gone.
@@ -278,6 +289,9 @@ pub struct InitSession {
     /// The GitHub repository the session works on, checked by the Worker.
     #[serde(default)]
     pub repo: Option<nightshift_protocol::repo::SessionRepo>,
+    /// The pull request the session continues.
+    #[serde(default)]
+    pub pull_request: Option<nightshift_protocol::repo::PullRequestInfo>,
 }
 
 /// A client's request body, passed to the `SessionAgent` unparsed: on the routes it
@@ -556,6 +570,7 @@ mod tests {
             CheckPanelGrant("00c0ffee"),
             GitContext,
             GithubReconnect,
+            SetPullRequest,
         ];
         for call in calls {
             let path = call.path();

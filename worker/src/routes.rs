@@ -32,6 +32,7 @@ pub mod me;
 pub(crate) mod messages;
 mod models;
 pub mod presence;
+mod pull_requests;
 pub(crate) mod questions;
 mod session_repo;
 mod sessions;
@@ -99,6 +100,8 @@ pub enum Endpoint {
     GetGithubSettings,
     PutGithubSettings,
     GitCredential,
+    GitPullRequest,
+    OpenPullRequest,
 }
 
 /// One route: `method` on `path` (a template whose `{name}` segments are parameters)
@@ -258,6 +261,18 @@ pub const TABLE: &[Row] = &[
         "/api/sessions/{id}/git/credential",
         Endpoint::GitCredential,
         Access::Runner,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/git/pull-request",
+        Endpoint::GitPullRequest,
+        Access::Runner,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/pull-request",
+        Endpoint::OpenPullRequest,
+        Access::SessionCollaborator,
     ),
     row(
         Method::Get,
@@ -601,6 +616,10 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         let grant = principal.runner_of(id)?.clone();
         return git::credential(&mut req, env, &grant).await;
     }
+    if route.endpoint == Endpoint::GitPullRequest {
+        let grant = principal.runner_of(id)?.clone();
+        return git::pull_request(&mut req, env, &grant).await;
+    }
     let user = principal.user()?;
     let caller = Caller::new(user, route.access);
     if !route.endpoint.checked_by_agent() {
@@ -610,7 +629,8 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::Health
         | Endpoint::RunnerLink
         | Endpoint::UploadArtifact
-        | Endpoint::GitCredential => Err(ApiError::internal("handled above")),
+        | Endpoint::GitCredential
+        | Endpoint::GitPullRequest => Err(ApiError::internal("handled above")),
         Endpoint::GetArtifact => artifacts::get(env, id, second).await,
         Endpoint::ListSessions => sessions::list(&req, env, user).await,
         Endpoint::CreateSession => sessions::create(&mut req, env, user).await,
@@ -669,6 +689,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::ListKeys => keys::list(env, user).await,
         Endpoint::CreateKey => keys::create(&mut req, env, user).await,
         Endpoint::DeleteKey => keys::delete(env, user, id).await,
+        Endpoint::OpenPullRequest => pull_requests::open(&mut req, env, user, id).await,
         Endpoint::GithubConnection => github::connection(env, user).await,
         Endpoint::GithubRepos => github::list_repos(&req, env, user).await,
         Endpoint::GithubBranches => github::list_branches(env, user, id, second).await,

@@ -52,6 +52,9 @@ pub struct SessionRecord {
     /// The GitHub repository the session works on, handed to the runner in every
     /// `welcome`; `None` for a session without one.
     pub repo: Option<nightshift_protocol::repo::SessionRepo>,
+    /// The session's pull request as last read from GitHub, and when (ms).
+    pub pull_request: Option<nightshift_protocol::repo::PullRequestInfo>,
+    pub pull_request_checked_at: i64,
 }
 
 impl Default for SessionRecord {
@@ -76,6 +79,8 @@ impl Default for SessionRecord {
             abort_requested: None,
             deleted: false,
             repo: None,
+            pull_request: None,
+            pull_request_checked_at: 0,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! AES-256-GCM bound to the user ([`super::crypto`]), the GitHub account they belong
 //! to, and when they expire.
 //!
-//! The token is refreshed here, before it expires (within [`REFRESH_MARGIN_MS`]) or
+//! The token is refreshed here, before it expires
+//! ([`repo_rules::token_needs_refresh`]) or
 //! when a caller found it refused, so one object serializes the refreshes of a
 //! user's single-use refresh tokens: a caller that reports a token already replaced
 //! gets the new one instead of spending the refresh token again. A refresh GitHub
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::redacted::Redacted;
+use nightshift_session::repo_rules;
 use serde::{Deserialize, Serialize};
 use worker::{Fetch, Headers, Method, Request, RequestInit, SqlStorageValue};
 
@@ -25,9 +27,6 @@ use crate::api_error::{ApiError, ApiResult};
 use crate::timeout::with_timeout;
 use crate::{access, clock, config};
 
-/// A token this close to its expiry is refreshed before it is handed out, so it
-/// stays good for the git operation or API call it is for.
-pub const REFRESH_MARGIN_MS: i64 = 5 * 60 * 1000;
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS github_accounts (
@@ -212,10 +211,7 @@ impl APIKeys {
         let refused = failed.is_some_and(|hash| {
             access::constant_time_eq(hash, &access::sha256_hex(&sealed.access))
         });
-        let expiring = row
-            .expires_at
-            .is_some_and(|expires_at| expires_at - REFRESH_MARGIN_MS <= now);
-        if !refused && !expiring {
+        if !repo_rules::token_needs_refresh(row.expires_at, now, refused) {
             return Ok(LiveToken {
                 access_token: sealed.access.into(),
                 expires_at: row.expires_at,

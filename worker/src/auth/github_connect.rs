@@ -42,10 +42,10 @@ pub async fn finish(
         &[Arg::Text(user_id), Arg::Text(&github_id)],
     )
     .await?;
-    let mismatch = holders.iter().any(|row| {
-        (row.id == user_id && row.github_id.as_deref().is_some_and(|id| id != github_id))
-            || (row.id != user_id)
-    });
+    // Another member holding this GitHub account, or this member holding another.
+    let mismatch = holders
+        .iter()
+        .any(|row| row.id != user_id || row.github_id.as_deref().is_some_and(|id| id != github_id));
     if mismatch {
         return Ok(Err("github_account_mismatch"));
     }

@@ -117,7 +117,7 @@ pub async fn installation_token(
         .ok_or_else(|| ApiError::new(ErrorCode::GithubUnavailable, "GitHub minted no token"))?;
     let expires_at = minted.body["expires_at"]
         .as_str()
-        .map(|at| worker::js_sys::Date::parse(at))
+        .map(worker::js_sys::Date::parse)
         .filter(|ms| ms.is_finite())
         .map_or(clock::now_ms() + 3_600_000, |ms| ms as i64);
     Ok(Some((token.to_owned(), expires_at)))

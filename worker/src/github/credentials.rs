@@ -10,9 +10,9 @@
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::repo::{CredentialRequest, GitCredential};
 use nightshift_session::repo_rules;
-use worker::{Env, Method};
+use worker::Env;
 
-use super::{app, tokens};
+use super::{app, repos};
 use crate::api_error::{ApiError, ApiResult};
 use crate::clock;
 use crate::internal::GitContext;
@@ -39,24 +39,7 @@ pub async fn issue(
             "credentials are answered only for the session's repository on its host",
         ));
     }
-    let (answer, token) = tokens::as_user(
-        env,
-        &context.user_id,
-        Method::Get,
-        &format!("/repos/{}", repo.full_name),
-        None,
-    )
-    .await?;
-    let can_push = answer.ok() && answer.body["permissions"]["push"].as_bool() == Some(true);
-    if !can_push {
-        if answer.ok() || matches!(answer.status, 403 | 404) {
-            return Err(ApiError::new(
-                ErrorCode::RepoNotAllowed,
-                "the user whose turn this is cannot push to the session's repository",
-            ));
-        }
-        return Err(answer.into_error("checking access to the repository"));
-    }
+    let token = repos::require_push(env, &context.user_id, &repo.full_name).await?;
     if let Some((app_id, pem)) = app::configured(env) {
         match app::installation_token(env, app_id, &pem, &repo.full_name).await? {
             Some((token, expires_at)) => {

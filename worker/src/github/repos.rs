@@ -10,8 +10,8 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::repo::{
-    BranchList, GithubSettings, PullRequestState, PullRequestSummary, RepoChoice, RepoList,
-    RepoSummary, SessionRepo, valid_branch, valid_full_name,
+    BranchList, ChecksSummary, GithubSettings, PullRequestInfo, PullRequestState, RepoChoice,
+    RepoList, RepoSummary, SessionRepo, valid_branch, valid_full_name,
 };
 use nightshift_session::repo_rules;
 use serde_json::Value;
@@ -146,6 +146,34 @@ pub async fn branches(
     })
 }
 
+/// Checks at GitHub that `user_id` can push to `full_name` (403 `repo_not_allowed`
+/// otherwise, 409 `github_not_connected` without a live authorization); answers the
+/// user's live token.
+pub async fn require_push(
+    env: &Env,
+    user_id: &str,
+    full_name: &str,
+) -> ApiResult<super::super::api_keys::github_accounts::LiveToken> {
+    let (answer, token) = as_user(
+        env,
+        user_id,
+        Method::Get,
+        &format!("/repos/{full_name}"),
+        None,
+    )
+    .await?;
+    if answer.ok() && answer.body["permissions"]["push"].as_bool() == Some(true) {
+        return Ok(token);
+    }
+    if answer.ok() || matches!(answer.status, 403 | 404) {
+        return Err(ApiError::new(
+            ErrorCode::RepoNotAllowed,
+            format!("the user acting cannot push to {full_name}"),
+        ));
+    }
+    Err(answer.into_error("checking access to the repository"))
+}
+
 /// A pull request's state as the app shows it.
 pub fn pull_state(pull: &Value) -> PullRequestState {
     if pull["merged_at"].is_string() || pull["merged"].as_bool() == Some(true) {
@@ -172,7 +200,7 @@ async fn branch_exists(env: &Env, user_id: &str, full_name: &str, branch: &str) 
 /// A new session's repository, checked, with the pull request it continues.
 pub struct Resolved {
     pub repo: SessionRepo,
-    pub pull_request: Option<PullRequestSummary>,
+    pub pull_request: Option<PullRequestInfo>,
 }
 
 /// Checks `choice` for `user_id` and names the session's branch.
@@ -239,11 +267,7 @@ pub async fn resolve(
             .as_str()
             .unwrap_or(&base_branch)
             .to_owned();
-        pull_request = Some(PullRequestSummary {
-            number,
-            state: pull_state(&pull),
-            url: pull["html_url"].as_str().unwrap_or_default().to_owned(),
-        });
+        pull_request = super::pulls::info(&pull, ChecksSummary::default());
         (head.to_owned(), true)
     } else if let Some(branch) = &choice.branch {
         if !branch_exists(env, user_id, &full_name, branch).await? {

@@ -2,25 +2,28 @@
 //! what git's credential helper inside the sandbox asks for, through the runner
 //! ([`crate::github::credentials`]). A refusal is 403; a user whose GitHub
 //! authorization is gone is 409 `github_not_connected`, and the session's viewers
-//! get a `github_reconnect_required` event, so nothing waits on a prompt.
+//! get a `github_reconnect_required` event, so nothing waits on a prompt. And `POST
+//! /api/sessions/{id}/git/pull-request`, the agent's pull request tool.
 
-use nightshift_protocol::repo::CredentialRequest;
+use nightshift_protocol::repo::{CredentialRequest, PullRequestRequest};
 use worker::{Env, Request, Response};
 
 use crate::api_error::{self, ApiResult, json};
 use crate::auth::RunnerGrant;
 use crate::body;
-use crate::github::credentials;
+use crate::github::{credentials, pulls};
 use crate::internal::{self, AgentCall, GitContext, GitContextRequest, GithubReconnect};
 
-/// The session's repository and whose access a credential uses, if the runner
-/// token is the current sandbox's.
-async fn context(env: &Env, grant: &RunnerGrant) -> ApiResult<GitContext> {
-    let asked = GitContextRequest {
-        generation: grant.generation,
-    };
+/// The session's repository, its pull request and whose access git uses now; for a
+/// runner (`generation`), only if its token is the current sandbox's.
+pub(super) async fn context(
+    env: &Env,
+    session_id: &str,
+    generation: Option<u64>,
+) -> ApiResult<GitContext> {
+    let asked = GitContextRequest { generation };
     let mut response =
-        internal::call_agent(env, &grant.session_id, AgentCall::GitContext, Some(&asked)).await?;
+        internal::call_agent(env, session_id, AgentCall::GitContext, Some(&asked)).await?;
     if !(200..300).contains(&response.status_code()) {
         return Err(api_error::from_response(response).await);
     }
@@ -30,7 +33,7 @@ async fn context(env: &Env, grant: &RunnerGrant) -> ApiResult<GitContext> {
 /// `POST /api/sessions/{id}/git/credential`.
 pub async fn credential(req: &mut Request, env: &Env, grant: &RunnerGrant) -> ApiResult<Response> {
     let asked: CredentialRequest = body::read_json(req).await?;
-    let context = context(env, grant).await?;
+    let context = context(env, &grant.session_id, Some(grant.generation)).await?;
     match credentials::issue(env, &context, &asked).await {
         Ok(credential) => Ok(json(200, &credential)),
         Err(error) => {
@@ -49,4 +52,18 @@ pub async fn credential(req: &mut Request, env: &Env, grant: &RunnerGrant) -> Ap
             Err(error)
         }
     }
+}
+
+/// `POST /api/sessions/{id}/git/pull-request` (the agent's tool): opens or updates
+/// the session's pull request as the user whose turn is running, else the owner.
+pub async fn pull_request(
+    req: &mut Request,
+    env: &Env,
+    grant: &RunnerGrant,
+) -> ApiResult<Response> {
+    let asked: PullRequestRequest = body::read_json(req).await?;
+    let context = context(env, &grant.session_id, Some(grant.generation)).await?;
+    let user_id = context.user_id.clone();
+    let pull = pulls::open_or_update(env, &grant.session_id, &context, &user_id, &asked).await?;
+    Ok(json(200, &pull))
 }

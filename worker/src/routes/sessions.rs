@@ -102,7 +102,10 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         full_name: resolved.repo.full_name.clone(),
         branch: resolved.repo.branch.clone(),
         base_branch: resolved.repo.base_branch.clone(),
-        pull_request: resolved.pull_request.clone(),
+        pull_request: resolved
+            .pull_request
+            .as_ref()
+            .map(crate::github::pulls::summary),
     });
     if let Some(summary) = &summary {
         sessions_table::set_repo(env, &session.id, summary).await?;
@@ -126,6 +129,9 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         agent,
         model: request.model,
         permission_mode,
+        pull_request: resolved
+            .as_ref()
+            .and_then(|resolved| resolved.pull_request.clone()),
         repo: resolved.map(|resolved| resolved.repo),
     };
     let response = internal::call_agent(env, &session.id, AgentCall::Init, Some(&init)).await;

@@ -33,7 +33,7 @@ impl SessionAgent {
             &RepoView {
                 repo,
                 state: self.store.repo_state()?,
-                pull_request: None,
+                pull_request: record.pull_request,
             },
         ))
     }

@@ -107,6 +107,7 @@ impl SessionAgent {
             AgentCall::CheckPanelGrant(id) => self.check_panel_grant(id),
             AgentCall::GitContext => self.git_context(&mut req).await,
             AgentCall::GithubReconnect => self.github_reconnect(&mut req).await,
+            AgentCall::SetPullRequest => self.set_pull_request(&mut req).await,
         }
     }
 
@@ -134,6 +135,7 @@ impl SessionAgent {
             record.model = init.model.clone();
             record.permission_mode = init.permission_mode;
             record.repo = init.repo.clone();
+            record.pull_request = init.pull_request.clone();
             self.store
                 .save_access_facts(&AccessFacts::owned_by(record.owner_id.clone()))?;
             // What the Worker wrote into the new D1 row.

@@ -1,0 +1,31 @@
+//! The browser's side of a session's pull request: `POST
+//! /api/sessions/{id}/pull-request` (collaborators and above, who can push on
+//! GitHub; the pull request is opened with the caller's own token, so they are its
+//! author).
+
+use nightshift_protocol::ErrorCode;
+use nightshift_protocol::repo::PullRequestRequest;
+use worker::{Env, Request, Response};
+
+use super::git::context;
+use crate::api_error::{ApiError, ApiResult, json};
+use crate::auth::User;
+use crate::body;
+use crate::github::pulls;
+
+/// `POST /api/sessions/{id}/pull-request`.
+pub async fn open(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiResult<Response> {
+    let asked: PullRequestRequest = body::read_json(req).await?;
+    let context = context(env, id, None).await.map_err(no_repository)?;
+    let pull = pulls::open_or_update(env, id, &context, &user.id, &asked).await?;
+    Ok(json(200, &pull))
+}
+
+/// A session without a repository has no repository routes.
+fn no_repository(error: ApiError) -> ApiError {
+    if error.code == ErrorCode::Forbidden {
+        ApiError::not_found("this session has no repository")
+    } else {
+        error
+    }
+}
