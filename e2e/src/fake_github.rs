@@ -384,6 +384,27 @@ impl FakeGithub {
         self.shared.book().consenting = login.map(str::to_string);
     }
 
+    /// Connects GitHub for `api`'s user the way a browser does, without one: the
+    /// Worker's `/auth/github/connect?return_to=`, this fake's consent as `login`,
+    /// the Worker's callback. Answers where the Worker sends the browser at the end.
+    pub async fn connect(
+        &self,
+        worker_url: &str,
+        api: &crate::client::Api,
+        login: &str,
+        return_to: &str,
+    ) -> anyhow::Result<String> {
+        let mut browser = crate::oauth_browser::Browser::new();
+        browser.cookies.insert(
+            "ns_session".to_string(),
+            api.session_cookie().unwrap_or_default().to_string(),
+        );
+        self.consent_as(Some(login));
+        let start = format!("/auth/github/connect?return_to={return_to}");
+        let callback = browser.start_flow(worker_url, &start).await?;
+        browser.finish(&callback).await
+    }
+
     /// How long user tokens the web flow and refreshes issue from now on live.
     pub fn set_user_token_secs(&self, secs: u64) {
         self.shared.book().user_token_secs = secs;

@@ -728,3 +728,84 @@ async fn a_cli_watcher_stays_present_while_it_watches_and_leaves_when_it_stops()
         panic!("{error:?}");
     }
 }
+
+/// `new --repo` against the fake GitHub: arguments git or GitHub would refuse are
+/// refused before anything is sent; a user who has not connected GitHub is told so
+/// and gets no session; once connected, the session starts on its own branch from
+/// the chosen base, and `sessions` shows the repository (in its table and its JSON).
+#[tokio::test]
+async fn new_with_a_repository_needs_github_connected_and_starts_on_its_branch() {
+    let gh = nightshift_e2e::fake_github::FakeGithub::start()
+        .await
+        .unwrap();
+    gh.add_user("alice", "Alice Doe", "alice@example.com");
+    let mut seed = nightshift_e2e::git_server::RepoSeed::small();
+    seed.branches = vec!["dev".to_string()];
+    gh.add_repo("alice", "app", true, &seed).unwrap();
+    let stack = Stack::start(StackOptions {
+        worker_vars: gh.worker_vars(),
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
+    with_logs(&stack, async {
+        let cli = Cli::new()?;
+        let write_token = token(&api, &["read", "write"]).await?;
+        cli.ok(&[
+            "login",
+            "--server",
+            &stack.worker_url(),
+            "--token",
+            &write_token,
+        ])
+        .await?;
+
+        for bad in [
+            &["new", "--repo", "alice"][..],
+            &["new", "--repo", "alice/app", "--base", "a..b"],
+            &["new", "--repo", "alice/app", "--branch", "x", "--pr", "1"],
+            &["new", "--pr", "1"],
+        ] {
+            let run = cli.run(bad).await?;
+            assert_eq!(run.code, Some(2), "{bad:?}: {run:?}");
+        }
+        let run = cli.run(&["new", "--repo", "alice/app"]).await?;
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(run.stderr.contains("github_not_connected"), "{run:?}");
+        assert!(api.sessions().await?.is_empty(), "nothing was created");
+
+        gh.connect(&stack.worker_url(), &api, "alice", "/").await?;
+        let run = cli
+            .ok(&[
+                "--json",
+                "new",
+                "--repo",
+                "alice/app",
+                "--base",
+                "dev",
+                "--title",
+                "Fix it",
+            ])
+            .await?;
+        let created = run.json()?;
+        let repo = &created["session"]["repo"];
+        assert_eq!(repo["full_name"], "alice/app", "{created}");
+        assert_eq!(repo["base_branch"], "dev", "{created}");
+        let branch = repo["branch"].as_str().unwrap_or_default().to_string();
+        assert!(branch.starts_with("nightshift/"), "{created}");
+
+        let table = cli.ok(&["sessions"]).await?;
+        let header = table.stdout.lines().next().unwrap_or_default();
+        assert!(
+            header.contains("REPO") && header.contains("PR"),
+            "{table:?}"
+        );
+        assert!(table.stdout.contains("alice/app"), "{table:?}");
+        let listed = cli.ok(&["--json", "sessions"]).await?.json()?;
+        assert_eq!(listed["sessions"][0]["repo"]["branch"], branch.as_str());
+        assert_eq!(gh.take_violations(), Vec::<String>::new());
+        anyhow::Ok(())
+    })
+    .await;
+}

@@ -12,7 +12,6 @@
 use nightshift_e2e::client::Api;
 use nightshift_e2e::fake_github::FakeGithub;
 use nightshift_e2e::git_server::RepoSeed;
-use nightshift_e2e::oauth_browser::Browser;
 use nightshift_e2e::stack::{Stack, StackOptions, files_containing, with_logs};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -46,19 +45,8 @@ async fn stack(gh: &FakeGithub) -> Stack {
 /// Runs `/auth/github/connect` for `api`'s user, consenting as `login` on the fake;
 /// answers where the browser lands.
 async fn connect(stack: &Stack, gh: &FakeGithub, api: &Api, login: &str) -> anyhow::Result<String> {
-    let mut browser = Browser::new();
-    browser.cookies.insert(
-        "ns_session".to_string(),
-        api.session_cookie().unwrap_or_default().to_string(),
-    );
-    gh.consent_as(Some(login));
-    let callback = browser
-        .start_flow(
-            &stack.worker_url(),
-            "/auth/github/connect?return_to=/sessions/new",
-        )
-        .await?;
-    browser.finish(&callback).await
+    gh.connect(&stack.worker_url(), api, login, "/sessions/new")
+        .await
 }
 
 fn repo_session(full_name: &str, extra: Value) -> String {

@@ -81,6 +81,8 @@ pub fn RepoPickerView() -> impl IntoView {
             .is_some()
     };
     // Without GitHub configured the server answers with an error: no picker at all.
+    // "Connect GitHub" is `rel="external"`: a full page load to the Worker's route,
+    // which the app's router would otherwise take for one of its own pages.
     let not_connected = move || {
         connection
             .get()
@@ -92,7 +94,7 @@ pub fn RepoPickerView() -> impl IntoView {
         <div class="repo-picker" data-testid="repo-picker">
             {move || not_connected().and_then(|c| connect_href(&c.connect_url, &location.pathname.get())).map(|href| {
                 view! {
-                    <a class="button repo-picker__connect" href=href data-testid="connect-github">
+                    <a class="button repo-picker__connect" rel="external" href=href data-testid="connect-github">
                         "Connect GitHub"
                     </a>
                 }

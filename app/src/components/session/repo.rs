@@ -214,7 +214,9 @@ fn ChangedFiles(panel: Memo<RepoPanel>) -> impl IntoView {
 }
 
 /// "Reconnect GitHub": a credential the session needs was revoked or expired for
-/// good. The button takes whoever presses it through the connect flow and back here.
+/// good. The button takes whoever presses it through the connect flow and back here
+/// (`rel="external"`: a full page load to the Worker's route, which the app's router
+/// would otherwise take for one of its own pages).
 #[component]
 pub fn ReconnectBanner(context: SessionContext) -> impl IntoView {
     let location = use_location();
@@ -225,7 +227,7 @@ pub fn ReconnectBanner(context: SessionContext) -> impl IntoView {
                 <div class="banner banner--warning" data-testid="github-reconnect" role="alert">
                     <span>{reconnect.message.clone()}</span>
                     {href.map(|href| view! {
-                        <a class="button button--small" href=href data-testid="github-reconnect-button">
+                        <a class="button button--small" rel="external" href=href data-testid="github-reconnect-button">
                             "Reconnect GitHub"
                         </a>
                     })}
