@@ -380,6 +380,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_session_with_a_repository_offers_the_pull_request_tool_and_runs_it() {
+        use nightshift_protocol::repo::{GitAuthor, SessionRepo};
+        let server = server().await;
+        let token = server.token().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let (_, runner_token) = tokio::sync::watch::channel("t".to_string());
+        let settings = crate::repo::RepoSettings {
+            git: crate::repo::git::SandboxGit {
+                wrapper: Vec::new(),
+                workspace_dir: dir.path().to_path_buf(),
+                home: dir.path().display().to_string(),
+            },
+            credential_socket: None,
+            // Nothing listens there: the tool's push fails, and says so.
+            api: crate::repo::worker_api::WorkerApi::new(
+                "http://127.0.0.1:9/api/sessions/s1".into(),
+                runner_token,
+            )
+            .unwrap(),
+        };
+        let (repo_sender, repo) = tokio::sync::watch::channel(None);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (handle, _) = crate::repo::start(settings, repo, None, shutdown.clone());
+        server.set_repo(handle);
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        let names = |answer: &Value| -> Vec<String> {
+            answer["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        // Not before a welcome named a repository.
+        let (_, listed) = post(&server, Some(&token), list.clone()).await;
+        assert!(!names(&listed).contains(&OPEN_PULL_REQUEST_TOOL.to_string()));
+        repo_sender.send_replace(Some(SessionRepo {
+            full_name: "octo/hello".into(),
+            clone_url: "http://127.0.0.1:9/octo/hello.git".into(),
+            base_branch: "main".into(),
+            branch: "nightshift/abcd1234-x".into(),
+            existing_branch: false,
+            author: GitAuthor {
+                name: "A".into(),
+                email: "a@example.com".into(),
+            },
+        }));
+        let (_, listed) = post(&server, Some(&token), list).await;
+        assert!(names(&listed).contains(&OPEN_PULL_REQUEST_TOOL.to_string()));
+        server.arm();
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": OPEN_PULL_REQUEST_TOOL, "arguments": {"title": "Fix"}}});
+        let (_, called) = post(&server, Some(&token), call).await;
+        assert_eq!(called["result"]["isError"], true, "{called}");
+        let text = called["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("could not be pushed"), "{text}");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
     async fn without_the_token_nothing_is_answered() {
         let server = server().await;
         let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
