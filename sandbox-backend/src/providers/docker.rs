@@ -984,7 +984,11 @@ mod tests {
             std::path::Path::new("/var/lib/nightshift/docker-egress")
         );
         assert!(policy.check("127.0.0.2".parse().unwrap(), 443, &[]).is_ok());
-        assert!(policy.check("127.0.0.1".parse().unwrap(), 443, &[]).is_err());
+        assert!(
+            policy
+                .check("127.0.0.1".parse().unwrap(), 443, &[])
+                .is_err()
+        );
         let remote_engine = DockerConfig::from_lookup(&lookup(&[
             ("SANDBOX_DOCKER_IMAGE", "nightshift-sandbox"),
             ("SANDBOX_DOCKER_ISOLATED", "true"),
