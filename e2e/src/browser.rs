@@ -100,6 +100,23 @@ pub async fn text_of(client: &Client, css: &str) -> anyhow::Result<Option<String
     })
 }
 
+/// Types `text` into the session page's composer (waiting up to 30 s for it) and
+/// presses Send.
+pub async fn send_prompt(client: &Client, text: &str) -> anyhow::Result<()> {
+    let textarea = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("[data-testid=composer] textarea"))
+        .await?;
+    textarea.send_keys(text).await?;
+    client
+        .find(Locator::Css("[data-testid=send]"))
+        .await?
+        .click()
+        .await?;
+    Ok(())
+}
+
 /// Signs the browser in as `email` through the development sign-in, called from a
 /// page of the app's origin so that the browser keeps its own HttpOnly cookie, then
 /// opens the app. A person who is not yet a member needs to be the stack's first

@@ -12,6 +12,8 @@
 //! - [`git_server`], [`fake_github`], [`github_openapi`]: a real git server (`git
 //!   http-backend`) behind a fake GitHub REST API whose every exchange is validated
 //!   against GitHub's official OpenAPI description; the double for GitHub.
+//!   [`github_turn`]: the stack reaching that git server from its sandboxes and the
+//!   scripted turn that edits and commits, shared by the API and browser journeys.
 //! - [`panels`]: HTTP and WebSocket clients of a session's panel host.
 //! - [`docker`]: the real Docker Engine, the sandbox image built from this tree, and a
 //!   sandbox backend serving the docker provider with it.
@@ -31,6 +33,7 @@ pub mod fake_github;
 pub mod fake_oauth;
 pub mod git_server;
 pub mod github_openapi;
+pub mod github_turn;
 pub mod oauth_browser;
 pub mod panels;
 pub mod scripted_llm;

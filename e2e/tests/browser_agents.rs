@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fantoccini::{Client, Locator};
-use nightshift_e2e::browser::{Chromedriver, text_of, wait_for};
+use nightshift_e2e::browser::{Chromedriver, send_prompt, text_of, wait_for};
 use nightshift_e2e::client::Api;
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
 use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
@@ -27,21 +27,6 @@ async fn choose(client: &Client, css: &str, value: &str) -> anyhow::Result<()> {
         .find(Locator::Css(css))
         .await?
         .select_by_value(value)
-        .await?;
-    Ok(())
-}
-
-async fn type_and_send(client: &Client, text: &str) -> anyhow::Result<()> {
-    let textarea = client
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("[data-testid=composer] textarea"))
-        .await?;
-    textarea.send_keys(text).await?;
-    client
-        .find(Locator::Css("[data-testid=send]"))
-        .await?
-        .click()
         .await?;
     Ok(())
 }
@@ -180,7 +165,7 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
     .await?;
 
     // A slow turn runs; a follow-up waits in the queue and is edited there.
-    type_and_send(client, "MARK-B-SLOW take your time").await?;
+    send_prompt(client, "MARK-B-SLOW take your time").await?;
     wait_for("the slow reply to stream", || async {
         Ok(text_of(client, "[data-testid=assistant-text]")
             .await?
@@ -191,7 +176,7 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
         model_for(llm, "MARK-B-SLOW").as_deref(),
         Some("scripted-model")
     );
-    type_and_send(client, "the first wording").await?;
+    send_prompt(client, "the first wording").await?;
     client
         .wait()
         .at_most(Duration::from_secs(30))
@@ -223,7 +208,7 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
     // The steering turn meets a rate limit once; the retry shows in its turn.
     llm.refuse_next("MARK-B-STEER", 1);
     choose(client, "[data-testid=queue-mode]", "steer").await?;
-    type_and_send(client, "MARK-B-STEER change course").await?;
+    send_prompt(client, "MARK-B-STEER change course").await?;
     wait_for("the slow turn to end as aborted", || async {
         text_of(client, "[data-testid=turn-footer][data-outcome=aborted]").await
     })
@@ -254,7 +239,7 @@ async fn journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> anyhow::R
     assert!(steer_at < followup_at, "{prompts}");
 
     // The agent asks; the answer is typed into the question card.
-    type_and_send(client, "MARK-B-ASK pick a colour").await?;
+    send_prompt(client, "MARK-B-ASK pick a colour").await?;
     let input = client
         .wait()
         .at_most(Duration::from_secs(45))
@@ -382,7 +367,7 @@ async fn opencode_journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> 
 
     // A first turn on the built-in agent, then the session is switched to OpenCode
     // in its header; the next turn runs there (OpenCode offers the LLM its own tools).
-    type_and_send(client, "MARK-OC-FIRST hello").await?;
+    send_prompt(client, "MARK-OC-FIRST hello").await?;
     wait_for("the built-in reply", || async {
         Ok(text_of(client, "[data-testid=assistant-text]")
             .await?
@@ -399,7 +384,7 @@ async fn opencode_journey(stack: &Stack, llm: &ScriptedLlm, client: &Client) -> 
         Ok((api.session(&session_id).await?.agent == AgentKind::Opencode).then_some(()))
     })
     .await?;
-    type_and_send(client, "MARK-OC-WRITE please write oc.txt").await?;
+    send_prompt(client, "MARK-OC-WRITE please write oc.txt").await?;
 
     // OpenCode asks before writing; the card shows the request and a countdown, and
     // the answer is given with a click.

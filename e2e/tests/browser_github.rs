@@ -3,16 +3,24 @@
 //! OpenAPI description): a signed-in user connects GitHub from the new-session form
 //! through the fake's OAuth web flow and comes back to the form, searches the picker,
 //! picks a repository and a base branch, starts a session on it, and sees the
-//! repository in the session list and beside the chat; an admin narrows the team's
-//! repositories on the admin page and the picker follows.
+//! repository in the session list and beside the chat; sends a prompt whose scripted
+//! turn edits and commits in the real sandbox, watches the repository panel follow
+//! (commits ahead, the changed file with its counts), opens the diff, pushes and
+//! opens the pull request from the panel (as the user, on the fake's git server and
+//! REST API); an admin narrows the team's repositories on the admin page and the
+//! picker follows.
 
 use anyhow::Context;
 use fantoccini::{Client, Locator};
-use nightshift_e2e::browser::{Chromedriver, sign_in, text_of, wait_for};
+use nightshift_e2e::browser::{Chromedriver, send_prompt, sign_in, text_of, wait_for};
 use nightshift_e2e::client::Api;
 use nightshift_e2e::fake_github::FakeGithub;
 use nightshift_e2e::git_server::RepoSeed;
-use nightshift_e2e::stack::{Stack, StackOptions, repo_root};
+use nightshift_e2e::github_turn::{
+    EDIT_MARKER, EDITED_LINE, edit_and_commit, is_noreply_author, pushed_author, stack_reaching_git,
+};
+use nightshift_e2e::scripted_llm::ScriptedLlm;
+use nightshift_e2e::stack::{Stack, repo_root};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -32,12 +40,9 @@ async fn github() -> FakeGithub {
 #[tokio::test]
 async fn a_user_connects_github_picks_a_repository_and_starts_a_session_on_it() {
     let gh = github().await;
-    let stack = Stack::start(StackOptions {
-        worker_vars: gh.worker_vars(),
-        ..StackOptions::default()
-    })
-    .await
-    .unwrap();
+    let llm = ScriptedLlm::start().await.unwrap();
+    llm.on(EDIT_MARKER, edit_and_commit());
+    let stack = stack_reaching_git(&gh, &llm).await.unwrap();
     let driver = Chromedriver::start().await.unwrap();
     let profile = tempfile::tempdir().unwrap();
     let client = driver.client(profile.path(), 1280).await.unwrap();
@@ -167,7 +172,120 @@ async fn journey(stack: &Stack, gh: &FakeGithub, client: &Client) -> anyhow::Res
     })
     .await?;
 
+    the_turn_to_a_pull_request(gh, client, &session_id, branch).await?;
     narrowing(stack, client, &api).await
+}
+
+/// In the session's page: the scripted turn edits the readme and commits; the panel
+/// shows the commit and the file, the diff shows the line; Push puts the branch on
+/// the server as alice, and "Open pull request" opens it with her token, shown in
+/// the card and as the session list's badge.
+async fn the_turn_to_a_pull_request(
+    gh: &FakeGithub,
+    client: &Client,
+    session_id: &str,
+    branch: &str,
+) -> anyhow::Result<()> {
+    send_prompt(client, &format!("{EDIT_MARKER} edit the readme")).await?;
+    wait_for("the repository panel to count the commit", || async {
+        Ok(text_of(client, "[data-testid=repo-status]")
+            .await?
+            .filter(|t| t.contains("1 commit ahead of dev")))
+    })
+    .await?;
+    let file = wait_for("README.md among the changed files", || async {
+        text_of(client, "[data-testid=repo-file][data-path='README.md']").await
+    })
+    .await?;
+    anyhow::ensure!(file.contains("+1") && file.contains("-0"), "{file}");
+    let files = text_of(client, "[data-testid=repo-file]").await?;
+    anyhow::ensure!(files.as_deref() == Some(file.as_str()), "{files:?}");
+
+    // The diff, as the user reads it: the added line, as text.
+    client
+        .find(Locator::Css("[data-testid=diff-toggle]"))
+        .await?
+        .click()
+        .await?;
+    let added = wait_for("the added line in the diff", || async {
+        text_of(
+            client,
+            "[data-testid=diff-file][data-path='README.md'] [data-testid=diff-line][data-kind=added]",
+        )
+        .await
+    })
+    .await?;
+    anyhow::ensure!(added.contains(EDITED_LINE), "{added}");
+    let context = text_of(client, "[data-testid=diff-line][data-kind=context]").await?;
+    anyhow::ensure!(
+        context.is_some_and(|c| c.contains("# demo")),
+        "the unchanged line around it"
+    );
+
+    // Push: the branch reaches the server, authored by alice.
+    client
+        .find(Locator::Css("[data-testid=repo-push]"))
+        .await?
+        .click()
+        .await?;
+    let author = wait_for("the branch on the git server", || async {
+        Ok(pushed_author(gh, "alice", "app", branch).ok())
+    })
+    .await?;
+    anyhow::ensure!(is_noreply_author(&author, "Alice Doe", "alice"), "{author}");
+    wait_for("Push to be done with", || async {
+        let push = client.find(Locator::Css("[data-testid=repo-push]")).await?;
+        Ok((push.attr("disabled").await?.is_some()).then_some(()))
+    })
+    .await?;
+
+    // Open pull request: the card, and the badge in the list.
+    client
+        .find(Locator::Css("[data-testid=repo-open-pr]"))
+        .await?
+        .click()
+        .await?;
+    let link = wait_for("the pull request's link in the card", || async {
+        Ok(client
+            .find(Locator::Css("[data-testid=pr-card] [data-testid=pr-link]"))
+            .await
+            .ok())
+    })
+    .await?;
+    anyhow::ensure!(link.text().await? == "#1");
+    let href = link.attr("href").await?.unwrap_or_default();
+    anyhow::ensure!(href.ends_with("/alice/app/pull/1"), "{href}");
+    let state = text_of(client, "[data-testid=pr-state]").await?;
+    anyhow::ensure!(state.as_deref() == Some("draft"), "{state:?}");
+    let button = text_of(client, "[data-testid=repo-open-pr]").await?;
+    anyhow::ensure!(
+        button.as_deref() == Some("Update pull request"),
+        "{button:?}"
+    );
+    let badge = format!("[data-session-id='{session_id}'] [data-testid=session-pr]");
+    wait_for("the pull request badge in the session list", || async {
+        Ok(text_of(client, &badge)
+            .await?
+            .filter(|t| t.contains("#1") && t.contains("draft")))
+    })
+    .await?;
+    let pulls = gh.pulls();
+    anyhow::ensure!(pulls.len() == 1, "one pull request: {}", pulls.len());
+    let pull = &pulls[0];
+    anyhow::ensure!(
+        (
+            pull.author.as_str(),
+            pull.head.as_str(),
+            pull.base.as_str(),
+            pull.draft
+        ) == ("alice", branch, "dev", true),
+        "{} {} {} {}",
+        pull.author,
+        pull.head,
+        pull.base,
+        pull.draft
+    );
+    Ok(())
 }
 
 /// An admin narrows the team to `alice/tools` on the admin page; the picker then

@@ -380,8 +380,12 @@ fn repo_states(events: &[nightshift_protocol::events::SessionEvent]) -> Vec<Repo
 #[tokio::test]
 async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_branch() {
     use nightshift_e2e::fake_github::FakeGithub;
-    use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-    use nightshift_e2e::stack::{Stack, StackOptions, files_containing, with_logs};
+    use nightshift_e2e::github_turn::{
+        EDIT_MARKER, EDITED_LINE, edit_and_commit, is_noreply_author, pushed_author,
+        stack_reaching_git,
+    };
+    use nightshift_e2e::scripted_llm::ScriptedLlm;
+    use nightshift_e2e::stack::{files_containing, with_logs};
     use nightshift_protocol::events::EventBody;
     use reqwest::Method;
 
@@ -389,33 +393,12 @@ async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_
     gh.add_user("alice", "Alice Doe", "alice@example.com");
     gh.add_repo("alice", "app", true, &RepoSeed::small())
         .unwrap();
-    let git_port = gh.git().url().rsplit(':').next().unwrap().to_string();
     let llm = ScriptedLlm::start().await.unwrap();
-    let stack = Stack::start_with_backend(
-        StackOptions {
-            llm_base_url: Some(llm.base_url()),
-            worker_vars: gh.worker_vars(),
-        },
-        vec![(
-            "SANDBOX_ISOLATED_ALLOW".to_string(),
-            format!("127.0.0.1:{git_port}"),
-        )],
-    )
-    .await
-    .unwrap();
+    let stack = stack_reaching_git(&gh, &llm).await.unwrap();
     with_logs(&stack, async {
         let alice = stack.signed_in_api("alice@example.com").await?;
         connect_github(&stack, &gh, &alice, "alice").await?;
-        llm.on(
-            "MARK-EDIT",
-            Script::new(vec![
-                Step::tool(
-                    "bash",
-                    json!({"command": "git rev-parse --abbrev-ref HEAD && echo 'edited by the agent' >> README.md && git commit -qam 'Edit the readme' && git log -1 --format='%an <%ae>'"}),
-                ),
-                Step::text("Edited and committed."),
-            ]),
-        );
+        llm.on(EDIT_MARKER, edit_and_commit());
         let session: Value = alice
             .expect(
                 Method::POST,
@@ -427,7 +410,7 @@ async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_
         let id = session["id"].as_str().context("a session id")?.to_string();
         let branch = session["repo"]["branch"].as_str().context("a branch")?.to_string();
         let mut events = alice.events(&id, None).await?;
-        alice.send(&id, "MARK-EDIT edit the readme").await?;
+        alice.send(&id, &format!("{EDIT_MARKER} edit the readme")).await?;
         let seen = events
             .until(|body| matches!(body, EventBody::TurnFinished { .. }))
             .await?;
@@ -470,7 +453,7 @@ async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_
             diff["files"][0]["patch"]
                 .as_str()
                 .unwrap_or_default()
-                .contains("+edited by the agent"),
+                .contains(&format!("+{EDITED_LINE}")),
             "{diff}"
         );
 
@@ -488,10 +471,8 @@ async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_
                 break;
             }
         }
-        let bare = gh.git().repo("alice", "app");
-        let head = bare.branch_head(&branch).context("the branch is on the server")?;
-        let author = &bare.log(&head, "%an <%ae>")[0];
-        assert!(author.starts_with("Alice Doe <") && author.ends_with("+alice@users.noreply.github.com>"), "{author}");
+        let author = pushed_author(&gh, "alice", "app", &branch)?;
+        assert!(is_noreply_author(&author, "Alice Doe", "alice"), "{author}");
 
         // No token anywhere the sandbox or the session's viewers can read.
         let tokens: Vec<String> = gh.tokens().into_iter().map(|t| t.token).collect();
