@@ -37,6 +37,9 @@ fi
 build() {
   local tag=$1 built
   if [ -n "$base" ]; then
+    if [ ! -x target/release/runner ] || [ ! -x target/release/nightshift-gateway ]; then
+      cargo build --release -p nightshift-runner -p nightshift-gateway
+    fi
     log "building the sandbox image offline on $base from this host's release binaries"
     built=$(PROFILE=release BASE_IMAGE=$base bash scripts/sandbox-image.sh) || die "the sandbox image did not build"
     docker tag "$built" "$tag"
@@ -64,9 +67,6 @@ fi
 image=$(require SANDBOX_IMAGE "the registry name of the sandbox image, e.g. ghcr.io/you/nightshift-sandbox:1")
 command -v docker > /dev/null || die "the docker CLI is missing; install Docker to build and push the sandbox image"
 engine_running || die "no Docker Engine answers (docker info failed); start one to build the sandbox image"
-if [ -n "$base" ]; then
-  [ -x target/release/runner ] || cargo build --release -p nightshift-runner -p nightshift-gateway
-fi
 build "$image"
 log "pushing $image (docker login to its registry first if this is refused)"
 docker push "$image"
