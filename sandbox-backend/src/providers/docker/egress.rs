@@ -18,14 +18,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use crate::providers::local::sandbox_agent::egress::{EgressPolicy, dial};
-use crate::providers::local::sandbox_agent::proxy::{
-    MAX_HEAD, find_head_end, parse_target, refusal,
-};
+use crate::providers::local::sandbox_agent::proxy::{read_head, refusal};
 
 /// Where the socket's directory is bound in the container.
 pub const CONTAINER_DIR: &str = "/run/nightshift-egress";
@@ -140,30 +138,11 @@ impl Egress {
 
 /// One proxied connection: the head, the policy's verdict, then bytes both ways.
 async fn carry(mut client: UnixStream, policy: Arc<EgressPolicy>, sandbox: String) {
-    let mut head = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let end = loop {
-        if let Some(end) = find_head_end(&head) {
-            break end;
-        }
-        if head.len() > MAX_HEAD {
-            let _ = client
-                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
-                .await;
-            return;
-        }
-        match tokio::time::timeout(HEAD_WAIT, client.read(&mut buffer)).await {
-            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
-            _ => return,
-        }
-    };
-    let Some((connect, target)) = parse_target(&String::from_utf8_lossy(&head[..end])) else {
-        let _ = client
-            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-            .await;
+    let Some(head) = read_head(&mut client, HEAD_WAIT).await else {
         return;
     };
-    let mut remote = match dial(&target, &policy).await {
+    let target = &head.target;
+    let mut remote = match dial(target, &policy).await {
         Ok(remote) => remote,
         Err(reason) => {
             tracing::info!(%sandbox, host = %target.host, port = target.port, %reason, "docker egress refused");
@@ -171,16 +150,16 @@ async fn carry(mut client: UnixStream, policy: Arc<EgressPolicy>, sandbox: Strin
             return;
         }
     };
-    let forwarded = if connect {
-        match client
+    let forwarded = if head.connect {
+        client
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
             .await
-        {
-            Ok(()) => remote.write_all(&head[end..]).await,
-            Err(error) => Err(error),
-        }
     } else {
-        remote.write_all(&head).await
+        Ok(())
+    };
+    let forwarded = match forwarded {
+        Ok(()) => remote.write_all(head.first_bytes()).await,
+        Err(error) => Err(error),
     };
     if forwarded.is_ok() {
         let _ = tokio::io::copy_bidirectional(&mut client, &mut remote).await;
@@ -190,7 +169,7 @@ async fn carry(mut client: UnixStream, policy: Arc<EgressPolicy>, sandbox: Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncBufReadExt;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
     async fn ask(egress: &Egress, id: &str, request: String) -> String {
         let mut stream = UnixStream::connect(egress.dir(id).join(SOCKET_NAME))

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::{Mutex, mpsc};
 
@@ -40,28 +40,7 @@ pub async fn serve(port: u16, queue: EgressQueue) {
 }
 
 async fn handle(mut client: TcpStream, queue: EgressQueue) {
-    let mut head = Vec::new();
-    let mut buffer = [0u8; 4096];
-    let end = loop {
-        if let Some(end) = find_head_end(&head) {
-            break end;
-        }
-        if head.len() > MAX_HEAD {
-            let _ = client
-                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
-                .await;
-            return;
-        }
-        match tokio::time::timeout(EGRESS_WAIT, client.read(&mut buffer)).await {
-            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buffer[..n]),
-            _ => return,
-        }
-    };
-    let text = String::from_utf8_lossy(&head[..end]).into_owned();
-    let Some((connect, target)) = parse_target(&text) else {
-        let _ = client
-            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
-            .await;
+    let Some(head) = read_head(&mut client, EGRESS_WAIT).await else {
         return;
     };
     let egress = {
@@ -74,7 +53,7 @@ async fn handle(mut client: TcpStream, queue: EgressQueue) {
             .await;
         return;
     };
-    let mut line = serde_json::to_vec(&target).unwrap_or_default();
+    let mut line = serde_json::to_vec(&head.target).unwrap_or_default();
     line.push(b'\n');
     if egress.get_mut().write_all(&line).await.is_err() {
         return;
@@ -90,19 +69,16 @@ async fn handle(mut client: TcpStream, queue: EgressQueue) {
             return;
         }
     }
-    if connect {
-        if client
+    if head.connect
+        && client
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
             .await
             .is_err()
-        {
-            return;
-        }
-        // Bytes that came after the CONNECT head belong to the tunnel.
-        if head.len() > end && egress.get_mut().write_all(&head[end..]).await.is_err() {
-            return;
-        }
-    } else if egress.get_mut().write_all(&head).await.is_err() {
+    {
+        return;
+    }
+    let first = head.first_bytes();
+    if !first.is_empty() && egress.get_mut().write_all(first).await.is_err() {
         return;
     }
     // Anything still buffered from the agent side goes to the client first.
@@ -112,6 +88,67 @@ async fn handle(mut client: TcpStream, queue: EgressQueue) {
     }
     let mut egress = egress.into_inner();
     let _ = tokio::io::copy_bidirectional(&mut client, &mut egress).await;
+}
+
+/// A proxy request's head, read by [`read_head`].
+pub(crate) struct ProxyHead {
+    /// Everything read so far: the head and any bytes after it.
+    bytes: Vec<u8>,
+    /// Where the head ends in `bytes`.
+    end: usize,
+    /// A `CONNECT` (a tunnel) rather than a plain HTTP request.
+    pub connect: bool,
+    pub target: EgressTarget,
+}
+
+impl ProxyHead {
+    /// What goes to the destination first: for a tunnel the bytes that came after
+    /// the `CONNECT` head (they belong to it), for plain HTTP the request itself.
+    pub fn first_bytes(&self) -> &[u8] {
+        if self.connect {
+            &self.bytes[self.end..]
+        } else {
+            &self.bytes
+        }
+    }
+}
+
+/// Reads a proxy request's head from `client`, each read within `wait`. A head over
+/// [`MAX_HEAD`] is answered 431 and one that is no proxy request 400; those, and a
+/// client that goes quiet or away, give `None`.
+pub(crate) async fn read_head<S>(client: &mut S, wait: Duration) -> Option<ProxyHead>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let end = loop {
+        if let Some(end) = find_head_end(&bytes) {
+            break end;
+        }
+        if bytes.len() > MAX_HEAD {
+            let _ = client
+                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
+                .await;
+            return None;
+        }
+        match tokio::time::timeout(wait, client.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => bytes.extend_from_slice(&buffer[..n]),
+            _ => return None,
+        }
+    };
+    let Some((connect, target)) = parse_target(&String::from_utf8_lossy(&bytes[..end])) else {
+        let _ = client
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return None;
+    };
+    Some(ProxyHead {
+        bytes,
+        end,
+        connect,
+        target,
+    })
 }
 
 /// The answer to a client whose destination the policy refused (also the docker
