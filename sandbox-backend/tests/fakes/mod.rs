@@ -27,6 +27,24 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::{Mutex, mpsc};
 
+/// What loading a service's official definitions gave (Modal's `api.proto`,
+/// Railway's SDK operations): ready, or the run opted out of checking against them.
+pub enum Loaded {
+    Ready,
+    /// The run opted out (`MODAL_PROTO_TESTS=skip`, `RAILWAY_SDK_TESTS=skip`).
+    Skipped,
+}
+
+/// `target/` of this build, where downloaded definitions are cached: the test binary
+/// runs from `target/<profile>/deps/`.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
 /// Where a remote machine's workspace is, as the providers see it.
 pub const WORKSPACE: &str = "/workspace";
 

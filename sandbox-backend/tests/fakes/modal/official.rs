@@ -39,12 +39,7 @@ pub struct Official {
     service: ServiceDescriptor,
 }
 
-/// What loading gave: the definitions, or why the Modal tests cannot run.
-pub enum Loaded {
-    Ready,
-    /// The run opted out (`MODAL_PROTO_TESTS=skip`).
-    Skipped,
-}
+pub use crate::fakes::Loaded;
 
 static OFFICIAL: OnceLock<Result<Official, String>> = OnceLock::new();
 
@@ -72,18 +67,11 @@ pub fn get() -> &'static Official {
     }
 }
 
-/// `target/` of this build: the test binary runs from `target/<profile>/deps/`.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary has a path");
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
 /// `api.proto`, from the cache or downloaded and verified.
 fn cached_proto() -> Result<PathBuf, String> {
-    let dir = target_dir().join("modal-proto").join(MODAL_VERSION);
+    let dir = crate::fakes::target_dir()
+        .join("modal-proto")
+        .join(MODAL_VERSION);
     let proto = dir.join("modal_proto/api.proto");
     if proto.is_file() {
         return Ok(dir);
@@ -120,7 +108,8 @@ fn cached_proto() -> Result<PathBuf, String> {
         ));
     }
     // The wheel is a zip; Python (which pip needs anyway) reads it.
-    let staging = tempfile::tempdir_in(target_dir()).map_err(|error| error.to_string())?;
+    let staging =
+        tempfile::tempdir_in(crate::fakes::target_dir()).map_err(|error| error.to_string())?;
     let output = std::process::Command::new("python3")
         .args([
             "-c",

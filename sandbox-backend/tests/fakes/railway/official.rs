@@ -42,10 +42,7 @@ pub struct Official {
     operations: BTreeMap<(String, String), Operation>,
 }
 
-pub enum Loaded {
-    Ready,
-    Skipped,
-}
+pub use crate::fakes::Loaded;
 
 static OFFICIAL: OnceLock<Result<Official, String>> = OnceLock::new();
 
@@ -72,22 +69,17 @@ pub fn get() -> &'static Official {
     }
 }
 
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary has a path");
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
 /// `package/dist/index.js` of the SDK, from the cache or fetched and verified.
 fn cached_sdk() -> Result<PathBuf, String> {
-    let dir = target_dir().join("railway-sdk").join(SDK_VERSION);
+    let dir = crate::fakes::target_dir()
+        .join("railway-sdk")
+        .join(SDK_VERSION);
     let index = dir.join("package/dist/index.js");
     if index.is_file() {
         return Ok(index);
     }
-    let download = tempfile::tempdir_in(target_dir()).map_err(|error| error.to_string())?;
+    let download =
+        tempfile::tempdir_in(crate::fakes::target_dir()).map_err(|error| error.to_string())?;
     let output = std::process::Command::new("npm")
         .args(["pack", "--silent", "--pack-destination"])
         .arg(download.path())
