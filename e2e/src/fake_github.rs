@@ -146,6 +146,10 @@ struct Book {
     authorize_requests: Vec<HashMap<String, String>>,
     /// How long user tokens issued by the web flow and refreshes live.
     user_token_secs: u64,
+    /// How long their refresh tokens live.
+    refresh_token_secs: u64,
+    /// Refresh-token grants asked for, valid or not.
+    refresh_requests: usize,
 }
 
 /// What the API routes and the git server share.
@@ -331,6 +335,7 @@ impl FakeGithub {
         let shared = Arc::new(Shared {
             book: Mutex::new(Book {
                 user_token_secs: USER_TOKEN_SECS,
+                refresh_token_secs: REFRESH_TOKEN_SECS,
                 ..Book::default()
             }),
             api_url: OnceLock::new(),
@@ -408,6 +413,16 @@ impl FakeGithub {
     /// How long user tokens the web flow and refreshes issue from now on live.
     pub fn set_user_token_secs(&self, secs: u64) {
         self.shared.book().user_token_secs = secs;
+    }
+
+    /// How long the refresh tokens issued from now on live (GitHub: six months).
+    pub fn set_refresh_token_secs(&self, secs: u64) {
+        self.shared.book().refresh_token_secs = secs;
+    }
+
+    /// How many refresh-token grants the token endpoint was asked for.
+    pub fn refresh_requests(&self) -> usize {
+        self.shared.book().refresh_requests
     }
 
     /// The queries the web flow's authorize endpoint received, in order.

@@ -331,6 +331,25 @@ async fn an_expired_token_is_refreshed_and_a_revoked_one_asks_to_reconnect() {
         alice
             .expect::<Value>(Method::GET, "/api/github/repos", None, 200)
             .await?;
+
+        // A refresh token past its own lifetime (GitHub says it in
+        // `refresh_token_expires_in`) is not even tried: a refused token asks to
+        // reconnect at once.
+        gh.set_refresh_token_secs(1);
+        connect(&stack, &gh, &alice, "alice").await?;
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        for token in gh.tokens() {
+            gh.expire(&token.token);
+        }
+        let refreshes = gh.refresh_requests();
+        let answer = alice.raw(Method::GET, "/api/github/repos", None).await?;
+        assert_eq!(answer.status, 409, "{:?}", answer.body);
+        assert_eq!(answer.error_code(), Some("github_not_connected"));
+        assert_eq!(
+            gh.refresh_requests(),
+            refreshes,
+            "a dead refresh token was tried"
+        );
         Ok(())
     })
     .await;
@@ -661,6 +680,45 @@ async fn git_credentials_are_narrow_per_prompter_and_only_for_the_sessions_repos
             }
             other => panic!("{other:?}"),
         }
+        // Opening a pull request as her says the same, from the app and from the
+        // agent's tool, and each session is told.
+        let reconnects = |events: &[nightshift_protocol::events::SessionEvent]| {
+            events
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e.body,
+                        nightshift_protocol::events::EventBody::GithubReconnectRequired { .. }
+                    )
+                })
+                .count()
+        };
+        let refused = alice
+            .raw(
+                Method::POST,
+                &format!("/api/sessions/{id}/pull-request"),
+                Some(r#"{"title":"Fix the login page"}"#),
+            )
+            .await?;
+        assert_eq!(refused.status, 409, "{:?}", refused.body);
+        assert_eq!(refused.error_code(), Some("github_not_connected"));
+        alice
+            .history_until(&id, |events| reconnects(events) >= 2)
+            .await?;
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/api/sessions/{cont_id}/git/pull-request",
+                stack.worker_url()
+            ))
+            .bearer_auth(&cont_token)
+            .json(&json!({"title": "Fix the login page, take three"}))
+            .send()
+            .await?;
+        assert_eq!(response.status().as_u16(), 409);
+        let events = alice
+            .history_until(&cont_id, |events| reconnects(events) >= 1)
+            .await?;
+        let text = format!("{text}{}", serde_json::to_string(&events)?);
         for issued in gh.tokens() {
             assert!(!text.contains(&issued.token), "a token in the events");
             let leaks = files_containing(stack.dir.path(), issued.token.as_bytes());

@@ -201,6 +201,10 @@ pub struct RepoState {
     /// Changed files left out of `files`.
     #[serde(default)]
     pub files_omitted: u32,
+    /// Why the last push failed (git's own words from the sandbox, cut to 4 KiB);
+    /// none once a push succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_error: Option<String>,
 }
 
 impl RepoState {
@@ -218,6 +222,9 @@ impl RepoState {
         }
         if self.error.as_ref().is_some_and(|e| e.len() > 4096) {
             return Err("error too long");
+        }
+        if self.push_error.as_ref().is_some_and(|e| e.len() > 4096) {
+            return Err("push error too long");
         }
         let long = |p: &String| p.len() > MAX_REPO_PATH_BYTES;
         if self

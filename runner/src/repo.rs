@@ -145,6 +145,8 @@ pub struct RepoTask {
     events: Option<EventQueue>,
     credential: Option<tokio::task::JoinHandle<()>>,
     cloned: bool,
+    /// Why the last push failed, announced with the state until a push succeeds.
+    push_error: Option<String>,
 }
 
 impl Drop for RepoTask {
@@ -179,6 +181,7 @@ pub fn start(
         events,
         credential: None,
         cloned: false,
+        push_error: None,
     };
     tokio::spawn(task.run(shutdown));
     (handle, states)
@@ -234,6 +237,7 @@ impl RepoTask {
                     }
                     Some(Request::Push(reply)) => {
                         let result = self.push(&repo).await;
+                        self.push_error = result.as_ref().err().map(|e| cut(e, 4096));
                         self.publish(&repo).await;
                         let _ = reply.send(result);
                     }
@@ -350,7 +354,10 @@ impl RepoTask {
             return;
         }
         match state::compute(&self.settings.git, repo).await {
-            Ok(state) => self.announce(state),
+            Ok(mut state) => {
+                state.push_error = self.push_error.clone();
+                self.announce(state)
+            }
             Err(error) => tracing::warn!(%error, "cannot read the repository's state"),
         }
     }

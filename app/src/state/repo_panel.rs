@@ -88,6 +88,18 @@ impl RepoPanel {
         }
     }
 
+    /// "Push failed: …" while the last push (from the UI or the agent's tool) has
+    /// failed; git's words come from the sandbox and are shown as text only.
+    pub fn push_failure(&self) -> Option<String> {
+        let state = self.state.as_ref()?;
+        let reason = state.push_error.as_deref()?.trim();
+        Some(if reason.is_empty() {
+            "Push failed.".to_owned()
+        } else {
+            format!("Push failed: {reason}")
+        })
+    }
+
     pub fn files(&self) -> &[ChangedFile] {
         self.state.as_ref().map_or(&[], |s| s.files.as_slice())
     }
@@ -300,6 +312,30 @@ mod tests {
             files_omitted: 1,
             ..RepoState::default()
         }
+    }
+
+    #[test]
+    fn a_failed_push_is_said_until_one_succeeds() {
+        let mut state = ready(2, false, false);
+        assert_eq!(
+            RepoPanel::new(None, Some(&state), None).push_failure(),
+            None
+        );
+        state.push_error = Some("remote: Permission denied\nfatal: unable to access".into());
+        let panel = RepoPanel::new(None, Some(&state), None);
+        assert_eq!(
+            panel.push_failure().as_deref(),
+            Some("Push failed: remote: Permission denied\nfatal: unable to access")
+        );
+        // The branch still has commits the server lacks: pushing again is offered.
+        assert!(panel.can_push(Some(SessionRole::Owner)));
+        state.push_error = Some("  ".into());
+        assert_eq!(
+            RepoPanel::new(None, Some(&state), None)
+                .push_failure()
+                .as_deref(),
+            Some("Push failed.")
+        );
     }
 
     fn pr(number: u64) -> PullRequestInfo {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::objects::{self, Account, PullView, RepoView};
 use super::{
     Area, Book, CLIENT_ID, CLIENT_SECRET, Grant, INSTALLATION_TOKEN_SECS, IssuedToken, Level,
-    PullRecord, REFRESH_TOKEN_SECS, RepoRecord, Shared, UserTokens, now,
+    PullRecord, RepoRecord, Shared, UserTokens, now,
 };
 use crate::git_server::BareRepo;
 use crate::github_openapi::layer;
@@ -880,7 +880,7 @@ pub(super) fn issue_user_tokens(
         (
             login.to_string(),
             scopes,
-            now() + REFRESH_TOKEN_SECS,
+            now() + book.refresh_token_secs,
             via_app,
         ),
     );
@@ -918,6 +918,7 @@ async fn oauth_token(
         );
     }
     let mut book = shared.book();
+    book.refresh_requests += 1;
     let Some((login, scopes, expiry, via_app)) = book.refresh.remove(get("refresh_token")) else {
         return oauth_error(
             "bad_refresh_token",
@@ -936,7 +937,7 @@ async fn oauth_token(
         "access_token": tokens.access_token,
         "expires_in": ttl,
         "refresh_token": tokens.refresh_token,
-        "refresh_token_expires_in": REFRESH_TOKEN_SECS,
+        "refresh_token_expires_in": book.refresh_token_secs,
         "scope": scopes.join(","),
         "token_type": "bearer",
     }))

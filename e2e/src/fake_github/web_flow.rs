@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN_SECS, Shared};
+use super::{CLIENT_ID, CLIENT_SECRET, Shared};
 
 /// A code waiting to be exchanged.
 #[derive(Debug, Clone)]
@@ -139,7 +139,7 @@ pub(super) fn exchange(shared: &Shared, form: &HashMap<String, String>) -> Respo
         "access_token": tokens.access_token,
         "expires_in": ttl,
         "refresh_token": tokens.refresh_token,
-        "refresh_token_expires_in": REFRESH_TOKEN_SECS,
+        "refresh_token_expires_in": book.refresh_token_secs,
         "scope": scopes.join(","),
         "token_type": "bearer",
     }))

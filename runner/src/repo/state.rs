@@ -125,6 +125,7 @@ pub async fn compute(git: &SandboxGit, repo: &SessionRepo) -> Result<RepoState, 
         dirty,
         files,
         files_omitted,
+        push_error: None,
     })
 }
 

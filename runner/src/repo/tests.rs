@@ -416,3 +416,39 @@ async fn the_pull_request_tool_pushes_the_branch_first_and_asks_the_worker() {
     assert!(bad.is_error);
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_push_is_announced_until_one_succeeds() {
+    let fixture = Fixture::new().await;
+    let shutdown = CancellationToken::new();
+    let (repo_sender, handle, mut states) = fixture.start(&shutdown);
+    repo_sender.send_replace(Some(fixture.repo()));
+    ready_state(&mut states).await;
+    let workspace = fixture.workspace();
+    std::fs::write(workspace.join("fix.txt"), "fixed\n").unwrap();
+    assert!(agent_git(&workspace, &["add", "fix.txt"], None).0);
+    assert!(agent_git(&workspace, &["commit", "-qm", "Fix"], None).0);
+
+    // The server declines the push (as a protected branch would).
+    let hook = fixture
+        .server
+        .repo("octo", "hello")
+        .0
+        .join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'branch is protected' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let refused = handle.push().await.unwrap_err();
+    assert!(refused.contains("branch is protected"), "{refused}");
+    let state = states.borrow().clone().unwrap();
+    assert!(!state.pushed);
+    let said = state.push_error.expect("the failed push is in the state");
+    assert!(said.contains("branch is protected"), "{said}");
+
+    // A push that goes through clears it.
+    std::fs::remove_file(&hook).unwrap();
+    handle.push().await.unwrap();
+    let state = states.borrow().clone().unwrap();
+    assert!(state.pushed);
+    assert_eq!(state.push_error, None);
+    shutdown.cancel();
+}

@@ -8,12 +8,11 @@
 //! their commits.
 
 use oauth2::TokenResponse;
-use oauth2::basic::BasicTokenResponse;
 use serde::Deserialize;
 use worker::Env;
 
 use super::d1::{self, Arg};
-use super::oauth::{GithubUser, get_json};
+use super::oauth::{GithubUser, ProviderToken, get_json};
 use crate::api_error::ApiResult;
 use crate::api_keys::github_accounts::StoreGithub;
 use crate::{clock, github};
@@ -28,7 +27,7 @@ struct Linked {
 pub async fn finish(
     env: &Env,
     user_id: &str,
-    token: &BasicTokenResponse,
+    token: &ProviderToken,
 ) -> ApiResult<Result<(), &'static str>> {
     let access_token = token.access_token().secret();
     let api = github::api::api_url(env);
@@ -77,7 +76,11 @@ pub async fn finish(
         expires_at: token
             .expires_in()
             .map(|ttl| now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)),
-        refresh_expires_at: None,
+        refresh_expires_at: token
+            .extra_fields()
+            .refresh_token_expires_in
+            .filter(|_| token.refresh_token().is_some())
+            .map(|secs| now.saturating_add(secs.saturating_mul(1000))),
     };
     github::tokens::store(env, user_id, &connection).await?;
     Ok(Ok(()))

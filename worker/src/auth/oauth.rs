@@ -23,12 +23,16 @@
 
 use std::time::Duration;
 
-use oauth2::basic::BasicClient;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
 use super::d1::{self, Arg};
@@ -121,7 +125,41 @@ fn credentials(env: &Env, kind: Kind) -> Option<(String, String)> {
     ))
 }
 
-type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+/// What a token answer carries beyond the standard fields: GitHub's expiring user
+/// tokens say how long their refresh token lives (`refresh_token_expires_in`,
+/// seconds), which is stored so a dead refresh token is not tried.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProviderTokenFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_in: Option<i64>,
+}
+
+impl ExtraTokenFields for ProviderTokenFields {}
+
+/// A token answer of either provider.
+pub type ProviderToken = StandardTokenResponse<ProviderTokenFields, BasicTokenType>;
+
+/// The client before its endpoints are set.
+type NewClient = oauth2::Client<
+    BasicErrorResponse,
+    ProviderToken,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
+
+type Client = oauth2::Client<
+    BasicErrorResponse,
+    ProviderToken,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 fn client(env: &Env, req: &Request, kind: Kind) -> Result<Client, &'static str> {
     let (id, secret) = credentials(env, kind).ok_or("oauth_failed")?;
@@ -134,7 +172,7 @@ fn client(env: &Env, req: &Request, kind: Kind) -> Result<Client, &'static str> 
             .ascii_serialization(),
     };
     let redirect = format!("{origin}/auth/{}/callback", kind.name());
-    Ok(BasicClient::new(ClientId::new(id))
+    Ok(NewClient::new(ClientId::new(id))
         .set_client_secret(ClientSecret::new(secret))
         .set_auth_uri(AuthUrl::new(kind.authorize_url(env)).map_err(|_| "oauth_failed")?)
         .set_token_uri(TokenUrl::new(kind.token_url(env)).map_err(|_| "oauth_failed")?)

@@ -183,6 +183,9 @@ fn PullRequestCard(panel: Memo<RepoPanel>, context: SessionContext) -> impl Into
             {move || error.get().map(|error| view! {
                 <p class="inline-error" data-testid="repo-action-error">{error}</p>
             })}
+            {move || panel.with(RepoPanel::push_failure).map(|failure| view! {
+                <p class="inline-error" data-testid="repo-push-error">{failure}</p>
+            })}
         </section>
     }
 }

@@ -10,8 +10,12 @@
 //! Panels (`bench/panels.rs`, on a second stack with the panels on): session
 //! created -> each panel ready, and a terminal keystroke's echo through the whole
 //! path. `BENCH_SKIP_PANELS=1` leaves them out.
+//! Repositories (`bench/repo.rs`, on a third stack with the fake GitHub): session
+//! created -> repository ready in the sandbox, small and 10,000 files, against
+//! `git clone` on the host. `BENCH_SKIP_REPO=1` leaves them out.
 
 mod panels;
+mod repo;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -79,6 +83,9 @@ async fn main() -> anyhow::Result<()> {
     drop(stack);
     if std::env::var("BENCH_SKIP_PANELS").is_err() {
         panels::run(&llm).await?;
+    }
+    if std::env::var("BENCH_SKIP_REPO").is_err() {
+        repo::run(&llm).await?;
     }
     Ok(())
 }
