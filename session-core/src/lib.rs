@@ -2,7 +2,8 @@
 //! Durable Object and by any native code that needs the same rules.
 //!
 //! It owns the decisions and the storage's SQL, not the SQLite engine or the
-//! sockets: which status a session is in ([`lifecycle`]), when an unconfirmed abort
+//! sockets: which status a session is in ([`lifecycle`]), the session's life as
+//! one table of phases, inputs and effects ([`session_machine`]), when an unconfirmed abort
 //! ends its turn ([`abort`]), when the session's one alarm rings ([`alarm`]), who is watching it ([`presence`]), how
 //! prompts move through the queue ([`queue`]), how runner events are numbered and
 //! deduplicated so each is stored exactly once ([`event_log`]), whether an agent's
@@ -39,6 +40,7 @@ pub mod repo_rules;
 pub mod runner_intake;
 pub mod runner_link;
 pub mod runner_token;
+pub mod session_machine;
 pub mod settings;
 mod signing;
 pub mod store;
