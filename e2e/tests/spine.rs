@@ -607,3 +607,84 @@ async fn the_sessions_stream_announces_created_sessions_and_status_changes() {
     })
     .await;
 }
+
+/// The user messages of an LLM request, in order.
+fn user_texts(request: &serde_json::Value) -> Vec<String> {
+    request["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_runner_started_again_continues_the_conversation_between_turns_and_mid_turn() {
+    let (stack, llm) = stack_with_llm().await.unwrap();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
+    with_logs(&stack, async {
+        llm.on(
+            "MARK-MIDKILL",
+            Script::new(vec![
+                Step::tool("bash", json!({"command": "echo started && sleep 4"})),
+                Step::text("slept"),
+            ]),
+        );
+        let session = api.create_session().await?;
+        api.wait_status(&session.id, "idle").await?;
+        api.send(&session.id, "the codeword is PAPAYA").await?;
+        api.wait_settled(&session.id).await?;
+
+        // Killed between turns: the new runner's next request carries the first turn.
+        assert!(stack.kill_runners() >= 1, "a runner was running");
+        api.send(&session.id, "what was the codeword?").await?;
+        api.wait_settled(&session.id).await?;
+        let last = llm.requests().last().cloned().unwrap();
+        assert_eq!(
+            user_texts(&last),
+            ["the codeword is PAPAYA", "what was the codeword?"],
+            "{last}"
+        );
+        assert!(
+            last.to_string().contains("echo: the codeword is PAPAYA"),
+            "the first turn's reply is in the request: {last}"
+        );
+
+        // Killed in the middle of a tool call: the turn runs again once, from its
+        // start, and the turn after it sees every turn once.
+        let mut stream = api.events(&session.id, None).await?;
+        api.send(&session.id, "MARK-MIDKILL sleep").await?;
+        stream
+            .until(|b| matches!(b, EventBody::ToolCallStarted { .. }))
+            .await?;
+        assert!(stack.kill_runners() >= 1, "a runner was running");
+        stream
+            .until(|b| matches!(b, EventBody::TurnStarted { attempt: 2, .. }))
+            .await?;
+        let messages = api.wait_settled(&session.id).await?;
+        assert_eq!(messages.last().unwrap().state, MessageState::Done);
+        api.send(&session.id, "and now?").await?;
+        api.wait_settled(&session.id).await?;
+        let last = llm.requests().last().cloned().unwrap();
+        assert_eq!(
+            user_texts(&last),
+            [
+                "the codeword is PAPAYA",
+                "what was the codeword?",
+                "MARK-MIDKILL sleep",
+                "and now?"
+            ],
+            "{last}"
+        );
+        let text = last.to_string();
+        assert!(text.contains("slept"), "the re-run turn's reply: {last}");
+        assert_eq!(
+            text.matches("Not run to the end").count(),
+            0,
+            "the cut-short attempt was replaced by the re-run: {last}"
+        );
+        Ok(())
+    })
+    .await;
+}

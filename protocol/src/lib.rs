@@ -18,6 +18,7 @@ pub mod agent;
 pub mod api;
 pub mod artifacts;
 pub mod auth;
+pub mod conversation;
 pub mod error;
 pub mod events;
 pub mod gateway;

@@ -20,6 +20,7 @@ use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
 use nightshift_protocol::runner_link::LlmConfig;
 use tokio_util::sync::CancellationToken;
 
+pub use builtin::memory::ConversationMemory;
 pub use builtin::{BuiltinAgent, MAX_STEPS};
 pub use opencode::OpencodeAgent;
 pub use questions::{DEFAULT_QUESTION_TIMEOUT, Question, QuestionBroker, QuestionOutcome};

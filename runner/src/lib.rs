@@ -81,6 +81,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
     let (active_turn_sender, active_turn) = watch::channel(None);
     let (command_sender, commands) = mpsc::channel(64);
     let (repo_sender, repo_receiver) = watch::channel(None);
+    let memory = agent::ConversationMemory::new(api.clone());
     let (repo_handle, repo_states) = repo::start(
         repo_settings(&config, api),
         repo_receiver,
@@ -91,7 +92,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
     let builtin = BuiltinAgent::new(tools, &config.sandbox_workspace_dir)
         .context("creating the agent")?
         .with_artifacts(uploader)
-        .with_repo(repo_handle.clone());
+        .with_repo(repo_handle.clone())
+        .with_memory(memory);
     let opencode = OpencodeAgent::new(agent::opencode::OpencodeSettings::from_boot(
         &config,
         config_path,

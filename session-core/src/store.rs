@@ -20,12 +20,14 @@
 
 use serde::de::DeserializeOwned;
 
+mod conversation;
 mod events;
 mod prompts;
 mod record;
 mod repo_state;
 mod schema;
 
+pub use conversation::ConversationRefusal;
 pub use record::{Published, PublishedAgent, SessionRecord};
 
 /// A value bound to a `?` placeholder.

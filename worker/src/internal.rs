@@ -133,6 +133,10 @@ pub enum AgentCall<'a> {
     /// `POST /git/pull-request`: the pull request as just read from GitHub
     /// (`PullRequestInfo`).
     SetPullRequest,
+    /// `GET /conversation?from=N&generation=G`: the agent's conversation, a page.
+    ReadConversation,
+    /// `POST /conversation?generation=G` (`ConversationWrite`).
+    WriteConversation,
 }
 
 impl<'a> AgentCall<'a> {
@@ -140,10 +144,10 @@ impl<'a> AgentCall<'a> {
         use AgentCall::*;
         match self {
             ListMessages | Events | Presence | StreamStats | Runner | CheckPanelGrant(_)
-            | RepoView | Diff => Method::Get,
+            | RepoView | Diff | ReadConversation => Method::Get,
             Init | Enqueue | Abort | Push | ReloadAccess | AnswerQuestion(_)
             | PresenceHeartbeat | CloseStreams | CreatePanelGrant | GitContext
-            | GithubReconnect | SetPullRequest => Method::Post,
+            | GithubReconnect | SetPullRequest | WriteConversation => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -173,6 +177,7 @@ impl<'a> AgentCall<'a> {
             GitContext => "/git/context".into(),
             GithubReconnect => "/git/reconnect".into(),
             SetPullRequest => "/git/pull-request".into(),
+            ReadConversation | WriteConversation => "/conversation".into(),
         }
     }
 
@@ -205,6 +210,8 @@ impl<'a> AgentCall<'a> {
             (Method::Get, ["panel-grants", id]) => CheckPanelGrant(id),
             (Method::Post, ["git", "context"]) => GitContext,
             (Method::Post, ["git", "reconnect"]) => GithubReconnect,
+            (Method::Get, ["conversation"]) => ReadConversation,
+            (Method::Post, ["conversation"]) => WriteConversation,
             (Method::Post, ["git", "pull-request"]) => SetPullRequest,
             _ => return None,
         };
@@ -571,6 +578,8 @@ mod tests {
             GitContext,
             GithubReconnect,
             SetPullRequest,
+            ReadConversation,
+            WriteConversation,
         ];
         for call in calls {
             let path = call.path();

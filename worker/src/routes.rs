@@ -24,6 +24,7 @@ use crate::internal::Caller;
 pub mod admin;
 mod artifacts;
 pub mod auth_routes;
+mod conversation;
 mod git;
 mod github;
 mod health;
@@ -101,6 +102,8 @@ pub enum Endpoint {
     PutGithubSettings,
     GitCredential,
     GitPullRequest,
+    ReadConversation,
+    WriteConversation,
     OpenPullRequest,
 }
 
@@ -266,6 +269,18 @@ pub const TABLE: &[Row] = &[
         Method::Post,
         "/api/sessions/{id}/git/pull-request",
         Endpoint::GitPullRequest,
+        Access::Runner,
+    ),
+    row(
+        Method::Get,
+        "/api/sessions/{id}/conversation",
+        Endpoint::ReadConversation,
+        Access::Runner,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/conversation",
+        Endpoint::WriteConversation,
         Access::Runner,
     ),
     row(
@@ -620,6 +635,13 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         let grant = principal.runner_of(id)?.clone();
         return git::pull_request(&mut req, env, &grant).await;
     }
+    if matches!(
+        route.endpoint,
+        Endpoint::ReadConversation | Endpoint::WriteConversation
+    ) {
+        let grant = principal.runner_of(id)?.clone();
+        return conversation::forward(req, env, &grant).await;
+    }
     let user = principal.user()?;
     let caller = Caller::new(user, route.access);
     if !route.endpoint.checked_by_agent() {
@@ -630,7 +652,9 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         | Endpoint::RunnerLink
         | Endpoint::UploadArtifact
         | Endpoint::GitCredential
-        | Endpoint::GitPullRequest => Err(ApiError::internal("handled above")),
+        | Endpoint::GitPullRequest
+        | Endpoint::ReadConversation
+        | Endpoint::WriteConversation => Err(ApiError::internal("handled above")),
         Endpoint::GetArtifact => artifacts::get(env, id, second).await,
         Endpoint::ListSessions => sessions::list(&req, env, user).await,
         Endpoint::CreateSession => sessions::create(&mut req, env, user).await,

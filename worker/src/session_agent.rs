@@ -16,6 +16,7 @@
 //! - [`provisioning`]: requesting the sandbox from the backend;
 //! - [`panels`]: the grants panel capabilities name, and re-checking them;
 //! - [`publishing`]: keeping the D1 row and the session-list stream current;
+//! - [`conversation`]: the copy of the agent's conversation its runner keeps here;
 //! - [`git`]: the session's repository and whose GitHub access a git credential
 //!   uses, and the `github_reconnect_required` event;
 //! - [`access`]: admitting calls against the session's owner and shares;
@@ -38,6 +39,7 @@ use crate::sse::Subscribers;
 
 mod access;
 mod control;
+mod conversation;
 mod git;
 mod panels;
 pub mod presence;

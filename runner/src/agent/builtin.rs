@@ -32,6 +32,7 @@ use crate::llm::{
 use crate::repo::RepoHandle;
 use crate::repo::pull_request_tool::{self, OPEN_PULL_REQUEST_TOOL};
 use crate::tools::{ToolOutput, ToolSet, truncate_output};
+use memory::ConversationMemory;
 use nightshift_protocol::artifacts::ArtifactCreated;
 use nightshift_protocol::events::QuestionKind;
 
@@ -62,6 +63,8 @@ pub struct BuiltinAgent {
     artifacts: Option<ArtifactUploader>,
     /// The session's repository: with one, the agent has `open_pull_request`.
     repo: Option<RepoHandle>,
+    /// The session's copy of the conversation (none: it lives in memory only).
+    memory: Option<ConversationMemory>,
 }
 
 /// Why one LLM step did not produce a reply. Either way, `partial_text` is what the
@@ -99,6 +102,7 @@ impl BuiltinAgent {
             first_retry_delay: Duration::from_secs(1),
             artifacts: None,
             repo: None,
+            memory: None,
         })
     }
 
@@ -112,6 +116,20 @@ impl BuiltinAgent {
     /// Whether `open_pull_request` is offered this turn.
     fn repo_tool(&self) -> Option<&RepoHandle> {
         self.repo.as_ref().filter(|repo| repo.repo().is_some())
+    }
+
+    /// Keeps the conversation in the session too, and reads it back from there when
+    /// this runner starts without it.
+    pub fn with_memory(mut self, memory: ConversationMemory) -> BuiltinAgent {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// Writes what the session's copy lacks (nothing without a copy).
+    async fn remember(&mut self, message_id: &str) {
+        if let Some(memory) = &mut self.memory {
+            memory.save(&self.conversation, message_id).await;
+        }
     }
 
     /// Uploads the images tools make (screenshots) with `uploader`, for the chat.
@@ -323,10 +341,30 @@ impl Agent for BuiltinAgent {
         events: &TurnEvents,
         cancel: &CancellationToken,
     ) -> TurnEnd {
+        // Entries are keyed by the prompt: a prompt run again gets a new turn id.
+        let message_id = input.message_id.clone();
+        if let Some(memory) = &mut self.memory {
+            memory.begin_turn(&mut self.conversation, &message_id).await;
+        }
+        let end = self.run_steps(input, events, cancel).await;
+        self.remember(&message_id).await;
+        end
+    }
+}
+
+impl BuiltinAgent {
+    async fn run_steps(
+        &mut self,
+        input: TurnInput,
+        events: &TurnEvents,
+        cancel: &CancellationToken,
+    ) -> TurnEnd {
+        let message_id = input.message_id.clone();
         let client = LlmClient::new(self.http.clone(), input.llm, self.timeouts);
         self.conversation.push(ConversationItem::User {
             text: input.content,
         });
+        self.remember(&message_id).await;
         let mut usage = TokenUsage::default();
 
         for _ in 0..self.max_steps {
@@ -356,12 +394,14 @@ impl Agent for BuiltinAgent {
             if calls.is_empty() {
                 return TurnEnd::done(usage);
             }
+            self.remember(&message_id).await;
             for (index, call) in calls.iter().enumerate() {
                 if cancel.is_cancelled() {
                     self.record_not_run(&calls[index..]);
                     return TurnEnd::aborted(usage);
                 }
                 self.run_tool_call(call, events, cancel).await;
+                self.remember(&message_id).await;
             }
             if cancel.is_cancelled() {
                 return TurnEnd::aborted(usage);
@@ -480,5 +520,6 @@ fn shorten_arguments(value: Value) -> Value {
     }
 }
 
+pub mod memory;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,12 @@
 //! The runner's calls to the Worker for its session's repository, with its runner
 //! token: a git credential (`POST /api/sessions/{id}/git/credential`) and the pull
-//! request (`POST /api/sessions/{id}/git/pull-request`). The Worker decides; the
-//! runner only passes on what it is given, and never logs a credential.
+//! request (`POST /api/sessions/{id}/git/pull-request`); and the session's copy of
+//! the agent's conversation (`/api/sessions/{id}/conversation`). The Worker decides;
+//! the runner only passes on what it is given, and never logs a credential.
 
 use std::time::Duration;
 
+use nightshift_protocol::conversation::{ConversationPage, ConversationStored, ConversationWrite};
 use nightshift_protocol::repo::{
     CredentialRequest, GitCredential, PullRequestInfo, PullRequestRequest,
 };
@@ -55,10 +57,37 @@ impl WorkerApi {
         self.post("git/pull-request", request).await
     }
 
+    /// A page of the session's copy of the conversation, from entry `from` on.
+    pub async fn conversation(&self, from: u64) -> Result<ConversationPage, ApiError> {
+        let request = self
+            .http
+            .get(format!("{}/conversation?from={from}", self.session_url));
+        self.send(request).await
+    }
+
+    /// Replaces the session's copy from `write.from` on.
+    pub async fn write_conversation(
+        &self,
+        write: &ConversationWrite,
+    ) -> Result<ConversationStored, ApiError> {
+        self.post("conversation", write).await
+    }
+
     async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
+    ) -> Result<T, ApiError> {
+        let request = self
+            .http
+            .post(format!("{}/{path}", self.session_url))
+            .json(body);
+        self.send(request).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
     ) -> Result<T, ApiError> {
         let token = self.token.borrow().clone();
         let failed = |message: String| ApiError {
@@ -66,11 +95,8 @@ impl WorkerApi {
             code: None,
             message,
         };
-        let response = self
-            .http
-            .post(format!("{}/{path}", self.session_url))
+        let response = request
             .bearer_auth(token)
-            .json(body)
             .send()
             .await
             .map_err(|error| failed(format!("the session cannot be reached: {error}")))?;

@@ -167,7 +167,7 @@ impl<S: Sql> SessionStore<S> {
     /// Forgets everything (prompts, events, runner epochs) and leaves a tombstone
     /// record: deleted, with a sandbox generation past every token issued.
     pub fn wipe(&self, generation: u64) -> Result<(), S::Error> {
-        for table in ["prompts", "events", "runner_epochs", "meta"] {
+        for table in ["prompts", "events", "runner_epochs", "meta", "conversation"] {
             self.run(&format!("DELETE FROM {table}"), &[])?;
         }
         self.save_record(&SessionRecord {

@@ -34,6 +34,7 @@ pub(super) const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS events_by_turn ON events (turn_id, seq)",
     "CREATE INDEX IF NOT EXISTS prompts_by_state ON prompts (state)",
     "CREATE TABLE IF NOT EXISTS runner_epochs (epoch TEXT PRIMARY KEY, acked INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS conversation (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL)",
 ];
 
 /// Columns added later; run after [`SCHEMA`], ignoring "duplicate column" failures.

@@ -108,6 +108,8 @@ impl SessionAgent {
             AgentCall::GitContext => self.git_context(&mut req).await,
             AgentCall::GithubReconnect => self.github_reconnect(&mut req).await,
             AgentCall::SetPullRequest => self.set_pull_request(&mut req).await,
+            AgentCall::ReadConversation => self.read_conversation(&req),
+            AgentCall::WriteConversation => self.write_conversation(&mut req).await,
         }
     }
 
