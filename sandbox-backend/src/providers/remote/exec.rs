@@ -240,6 +240,7 @@ pub fn placement(workspace: &str) -> RunnerPlacement {
         bridge: Vec::new(),
         opencode: None,
         sockets_dir: None,
+        proxy: None,
     }
 }
 
@@ -342,6 +343,7 @@ mod tests {
             labels: BTreeMap::new(),
             gateway: None,
             shared_record: None,
+            has_runner: false,
         }
     }
 
