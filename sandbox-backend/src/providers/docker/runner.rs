@@ -8,10 +8,13 @@
 //! lives in [`RUNNER_DIR`], a tmpfs of the container that only the runner's user can
 //! enter (mode 0700), so it is never committed into a fork's or snapshot's image.
 //!
-//! Starting: an exec as root (the only one; a session container keeps `SETUID` and
-//! `SETGID` of all capabilities, nothing else) runs [`START_SCRIPT`], which becomes
-//! the runner's user at once with `setpriv`, keeping those two capabilities as
-//! ambient ones, writes the config from the exec's standard input into a fresh 0600
+//! Starting: a session's container runs as root, keeping `SETUID` and `SETGID` of all
+//! capabilities and nothing else (the Engine gives capabilities to an exec only in a
+//! container whose user is root: with `no-new-privileges`, an exec as root in a
+//! container of another user has none), and every exec names its user, the
+//! sandbox's but one. That one, as root, runs [`START_SCRIPT`], which becomes the
+//! runner's user at once with `setpriv`, keeping those two capabilities as ambient
+//! ones, writes the config from the exec's standard input into a fresh 0600
 //! file (so it is on no command line, in no environment and in nothing `docker
 //! inspect` shows) and leaves [`SUPERVISOR_SCRIPT`] running, detached: it starts the
 //! runner with a cleared environment and again with a back-off when it exits (not
