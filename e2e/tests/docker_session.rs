@@ -531,7 +531,6 @@ async fn a_session_runs_in_its_docker_sandbox_and_keeps_its_secrets_from_its_com
     let mut inside = String::new();
     if outcome.is_err() {
         // What the runner said in the container, for a failure's report.
-        let mut inside = String::new();
         if let Ok(sandboxes) = backend_sandboxes(&stack).await {
             for sandbox in sandboxes {
                 let name = format!("nightshift-{}", sandbox["id"].as_str().unwrap_or_default());

@@ -74,6 +74,12 @@ pub fn check_create(
                 "the {wanted} provider cannot host a session's runner; use the local or the docker provider for sandboxes linked to a session"
             )));
         }
+        if inside && network == NetworkMode::None {
+            // The runner inside dials the Worker from there.
+            return Err(ApiError::invalid_request(format!(
+                "a session's runner in a {wanted} sandbox needs a way out to the Worker: network mode `isolated` or `private`, not `none`"
+            )));
+        }
         validate_launch(launch)?;
         if !inside && !runner_bin.is_file() {
             return Err(ApiError::new(

@@ -8,12 +8,12 @@
 //! lives in [`RUNNER_DIR`], a tmpfs of the container that only the runner's user can
 //! enter (mode 0700), so it is never committed into a fork's or snapshot's image.
 //!
-//! Starting: a session's container runs as root, keeping `SETUID` and `SETGID` of all
-//! capabilities and nothing else (the Engine gives capabilities to an exec only in a
+//! Starting: a session's container runs as root, keeping `SETUID`, `SETGID` and `KILL` of
+//! all capabilities and nothing else (the Engine gives capabilities to an exec only in a
 //! container whose user is root: with `no-new-privileges`, an exec as root in a
 //! container of another user has none), and every exec names its user, the
 //! sandbox's but one. That one, as root, runs [`START_SCRIPT`], which becomes the
-//! runner's user at once with `setpriv`, keeping those two capabilities as ambient
+//! runner's user at once with `setpriv`, keeping those capabilities as ambient
 //! ones, writes the config from the exec's standard input into a fresh 0600
 //! file (so it is on no command line, in no environment and in nothing `docker
 //! inspect` shows) and leaves [`SUPERVISOR_SCRIPT`] running, detached: it starts the
@@ -46,21 +46,24 @@ pub const CONFIG_FILE: &str = "/run/nightshift-runner/config.json";
 pub const LOG_FILE: &str = "/run/nightshift-runner/runner.log";
 /// What the exec starting the runner runs as: root, which gives up root at once.
 pub const START_USER: &str = "0:0";
-/// The capabilities a session container keeps (for the runner's `setpriv` to the
-/// sandbox's user); every other one is dropped, and `no-new-privileges` holds.
-pub const KEPT_CAPABILITIES: [&str; 2] = ["SETUID", "SETGID"];
+/// The capabilities a session container keeps, for the runner only: `setpriv` to the
+/// sandbox's user for its commands, and signals to their process groups (a command
+/// that timed out or was aborted runs as another uid). Every other one is dropped,
+/// and `no-new-privileges` holds.
+pub const KEPT_CAPABILITIES: [&str; 3] = ["SETUID", "SETGID", "KILL"];
 /// The search path of the runner and of its commands.
 const SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `sh -c` as root: `$1` the runner's uid, `$2` [`START_AS_RUNNER`], then its
 /// arguments. Checks the image has what the runner needs, then becomes the runner's
-/// user (keeping `SETUID`/`SETGID` as ambient capabilities, for its commands'
-/// `setpriv`) and runs the rest as it; the config stays on the standard input.
+/// user (keeping [`KEPT_CAPABILITIES`] as ambient capabilities, for its commands'
+/// `setpriv` and signals) and runs the rest as it; the config stays on the
+/// standard input.
 const START_SCRIPT: &str = r#"command -v runner >/dev/null || { echo "the runner is not installed in the sandbox image" >&2; exit 127; }
 command -v setpriv >/dev/null || { echo "setpriv (util-linux) is not installed in the sandbox image" >&2; exit 127; }
 id "$1" >/dev/null 2>&1 || { echo "the sandbox image has no user $1 for the runner (build it from docker/)" >&2; exit 127; }
 uid=$1; script=$2; shift 2
-exec setpriv --reuid="$uid" --regid="$uid" --init-groups --inh-caps=-all,+setuid,+setgid --ambient-caps=+setuid,+setgid -- sh -c "$script" "$@""#;
+exec setpriv --reuid="$uid" --regid="$uid" --init-groups --inh-caps=-all,+setuid,+setgid,+kill --ambient-caps=+setuid,+setgid,+kill -- sh -c "$script" "$@""#;
 
 /// `sh -c` as the runner's user: `$0` the config file, `$1` the log, `$2`
 /// [`SUPERVISOR_SCRIPT`]. Writes the config from stdin into a fresh 0600 file (`set
