@@ -14,9 +14,10 @@
 //! A whole session: the real stack (wrangler dev) whose backend runs sessions on the
 //! docker provider. The runner runs inside the container and dials the Worker through
 //! that way out; a scripted turn's command runs in the container as the sandbox's
-//! user; the panels answer through the Worker; and a command that goes after the
+//! user; the panels answer through the Worker; a command that goes after the
 //! runner's config, its environment, the runner itself or the backend's port gets
-//! nothing.
+//! nothing; and the runner comes back to take the next turn after it is killed in
+//! the container and after the container is stopped and started again.
 
 use std::process::Command;
 
@@ -297,14 +298,18 @@ async fn backend_sandboxes(stack: &Stack) -> anyhow::Result<Vec<Value>> {
         .unwrap_or_default())
 }
 
-/// The tool outputs of the session's finished tool calls, in order, once its turn
+/// The outputs of the session's finished tool calls, in order, once `turns` turns
 /// finished.
-async fn tool_outputs(api: &Api, id: &str) -> anyhow::Result<Vec<String>> {
+async fn tool_outputs(api: &Api, id: &str, turns: usize) -> anyhow::Result<Vec<String>> {
     let events = api
         .history_until(id, |events| {
-            events.iter().any(|event| {
-                serde_json::to_value(event).is_ok_and(|value| value["type"] == "turn_finished")
-            })
+            events
+                .iter()
+                .filter(|event| {
+                    serde_json::to_value(event).is_ok_and(|value| value["type"] == "turn_finished")
+                })
+                .count()
+                >= turns
         })
         .await?;
     Ok(events
@@ -425,7 +430,7 @@ async fn a_docker_session_journey(
 
     api.send(&session.id, &format!("{MARK} where are you?"))
         .await?;
-    let outputs = tool_outputs(&api, &session.id).await?;
+    let outputs = tool_outputs(&api, &session.id, 1).await?;
     ensure!(outputs.len() == 2, "two commands ran: {outputs:?}");
 
     // The command ran in the container, as the sandbox's user, with no capability,
@@ -488,7 +493,59 @@ async fn a_docker_session_journey(
         "{messages:?}"
     );
 
-    panels_work(&api, &session.id).await
+    panels_work(&api, &session.id).await?;
+
+    // The runner is supervised in the container: killed (by its own user, as only
+    // the operator can), it comes back and takes the next turn.
+    let container = format!("nightshift-{sandbox_id}");
+    let killed = engine.docker(&["exec", "-u", "1001", &container, "pkill", "-x", "runner"])?;
+    ensure!(killed.status.success(), "no runner to kill: {killed:?}");
+    next_turn_runs(llm, &api, &session.id, 2).await?;
+
+    // And at every start of the container.
+    for step in ["stop", "start"] {
+        let answer = reqwest::Client::new()
+            .post(format!(
+                "{}/v1/sandboxes/{sandbox_id}/{step}",
+                stack.backend_url()
+            ))
+            .bearer_auth(&stack.backend_token)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await?;
+        ensure!(
+            answer.status().is_success(),
+            "{step}: {}",
+            answer.text().await?
+        );
+    }
+    next_turn_runs(llm, &api, &session.id, 3).await
+}
+
+/// A prompt whose command runs in the container, as the `turn`-th turn.
+async fn next_turn_runs(llm: &ScriptedLlm, api: &Api, id: &str, turn: usize) -> anyhow::Result<()> {
+    // A marker of its own: the first turn's would match as a prefix of it.
+    let marker = format!("MARK-DOCKER-TURN-{turn}");
+    llm.on(
+        &marker,
+        Script::new(vec![
+            Step::tool(
+                "bash",
+                json!({ "command": format!("echo turn-{turn}-$((6*7)) $(id -u)") }),
+            ),
+            Step::text("Again."),
+        ]),
+    );
+    api.send(id, &format!("{marker} again")).await?;
+    let outputs = tool_outputs(api, id, turn).await?;
+    let wanted = format!("turn-{turn}-42 1000");
+    ensure!(
+        outputs
+            .last()
+            .is_some_and(|output| output.contains(&wanted)),
+        "turn {turn} did not run its command: {outputs:?}"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
