@@ -427,6 +427,13 @@ async fn a_docker_session_journey(
         stack.runner_pids()
     );
     let token = stack.runner_token(&session.id)?;
+    // The config went in on an exec's stdin: nothing the Engine shows holds it.
+    let inspected = engine.docker(&["inspect", &format!("nightshift-{sandbox_id}")])?;
+    let inspected = String::from_utf8_lossy(&inspected.stdout);
+    ensure!(
+        inspected.contains("nightshift-") && !inspected.contains(&token),
+        "docker inspect shows the runner's token"
+    );
 
     api.send(&session.id, &format!("{MARK} where are you?"))
         .await?;
