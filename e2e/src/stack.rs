@@ -433,6 +433,15 @@ impl Stack {
         self.start_worker().await
     }
 
+    /// Kills the sandbox backend and starts it again on the same data directory and
+    /// port (what it finds there it serves again).
+    pub async fn restart_backend(&mut self) -> anyhow::Result<()> {
+        if let Some(backend) = self.backend.take() {
+            backend.stop().await;
+        }
+        self.start_backend().await
+    }
+
     async fn start_backend(&mut self) -> anyhow::Result<()> {
         let bin = bin_dir().join("sandbox-backend");
         if !bin.exists() {

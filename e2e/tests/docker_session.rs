@@ -17,7 +17,8 @@
 //! user; the panels answer through the Worker; a command that goes after the
 //! runner's config, its environment, the runner itself or the backend's port gets
 //! nothing; and the runner comes back to take the next turn after it is killed in
-//! the container and after the container is stopped and started again.
+//! the container, after the container is stopped and started again, and after the
+//! backend restarts (which starts no runner on its host).
 
 use std::process::Command;
 
@@ -398,7 +399,7 @@ async fn panels_work(api: &Api, id: &str) -> anyhow::Result<()> {
 }
 
 async fn a_docker_session_journey(
-    stack: &Stack,
+    stack: &mut Stack,
     engine: &Engine,
     llm: &ScriptedLlm,
 ) -> anyhow::Result<()> {
@@ -526,7 +527,17 @@ async fn a_docker_session_journey(
             answer.text().await?
         );
     }
-    next_turn_runs(llm, &api, &session.id, 3).await
+    next_turn_runs(llm, &api, &session.id, 3).await?;
+
+    // A restarted backend leaves the runner in the running container alone (it
+    // starts none on its host) and serves its way out again: the runner's link,
+    // which went through the old backend, comes back through the new one.
+    stack.restart_backend().await?;
+    ensure!(
+        stack.runner_pids().is_empty(),
+        "a restarted backend started a runner on the host"
+    );
+    next_turn_runs(llm, &api, &session.id, 4).await
 }
 
 /// A prompt whose command runs in the container, as the `turn`-th turn.
@@ -571,7 +582,7 @@ async fn a_session_runs_in_its_docker_sandbox_and_keeps_its_secrets_from_its_com
         .context("the scripted LLM's port")?
         .parse()?;
     let worker_port = free_port();
-    let stack = Stack::start_on_port(
+    let mut stack = Stack::start_on_port(
         StackOptions {
             llm_base_url: Some(llm.base_url()),
             worker_vars: vec![("WORKSPACE_PANELS".into(), "true".into())],
@@ -591,7 +602,7 @@ async fn a_session_runs_in_its_docker_sandbox_and_keeps_its_secrets_from_its_com
         worker_port,
     )
     .await?;
-    let outcome = a_docker_session_journey(&stack, &engine, &llm).await;
+    let outcome = a_docker_session_journey(&mut stack, &engine, &llm).await;
     let mut inside = String::new();
     if outcome.is_err() {
         // What the runner said in the container, for a failure's report.
