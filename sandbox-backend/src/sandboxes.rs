@@ -262,7 +262,16 @@ impl Sandboxes {
             })?;
             return Err(ApiError::internal(message));
         }
-        let record = entry.update(&self.store, |record| record.status = SandboxStatus::Stopped)?;
+        let record = entry.update(&self.store, |record| {
+            record.status = SandboxStatus::Stopped;
+            // A runner inside the sandbox stopped with it (one on this host was
+            // recorded stopped by its supervisor already).
+            if let Some(runner) = record.runner.as_mut()
+                && runner.state == RunnerState::Running
+            {
+                runner.state = RunnerState::Stopped;
+            }
+        })?;
         tracing::info!(sandbox = %id, "sandbox stopped");
         Ok(record.to_wire())
     }
