@@ -407,6 +407,24 @@ async fn a_docker_session_journey(
         MARK,
         Script::new(vec![
             Step::tool("bash", json!({ "command": WHERE_AM_I })),
+            // The runner's file tools and the commands share the workspace: each
+            // edits what the other wrote, in a directory either made.
+            Step::tool(
+                "write_file",
+                json!({ "path": "notes/by-runner.txt", "content": "from the runner\n" }),
+            ),
+            Step::tool(
+                "bash",
+                json!({ "command": "echo from-the-sandbox >> notes/by-runner.txt && echo made-by-sandbox > notes/by-sandbox.txt" }),
+            ),
+            Step::tool(
+                "edit_file",
+                json!({ "path": "notes/by-sandbox.txt", "old_string": "made-by-sandbox", "new_string": "edited-by-runner" }),
+            ),
+            Step::tool(
+                "bash",
+                json!({ "command": "cat notes/by-runner.txt notes/by-sandbox.txt" }),
+            ),
             Step::tool("bash", json!({ "command": attack(stack.backend_port) })),
             Step::text("Done in the container."),
         ]),
@@ -439,7 +457,11 @@ async fn a_docker_session_journey(
     api.send(&session.id, &format!("{MARK} where are you?"))
         .await?;
     let outputs = tool_outputs(&api, &session.id, 1).await?;
-    ensure!(outputs.len() == 2, "two commands ran: {outputs:?}");
+    ensure!(outputs.len() == 6, "six tool calls ran: {outputs:?}");
+    ensure!(
+        outputs[4].contains("from the runner\nfrom-the-sandbox\nedited-by-runner"),
+        "the runner and its commands could not edit each other's files: {outputs:?}"
+    );
 
     // The command ran in the container, as the sandbox's user, with no capability,
     // while the runner runs there as its own user.
@@ -471,7 +493,7 @@ async fn a_docker_session_journey(
     );
 
     // The attacker's command got nothing.
-    let attacked = &outputs[1];
+    let attacked = &outputs[5];
     ensure!(
         !attacked.contains(&token),
         "the runner's token leaked: {attacked}"
