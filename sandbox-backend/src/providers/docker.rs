@@ -400,8 +400,8 @@ impl DockerProvider {
             "Labels": labels,
         });
         if sandbox.has_runner {
-            // The runner's `setpriv` to the sandbox's user for its commands needs
-            // these two. The Engine gives them to a process only when the container
+            // The runner needs these: `setpriv` to the sandbox's user for its
+            // commands, and signals to them. The Engine gives them to a process only when the container
             // runs as root (with `no-new-privileges` an exec as root of a container
             // of another user has none), so the container's own process is root's,
             // outside the image's entrypoint; every exec names its user (the
