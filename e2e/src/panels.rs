@@ -35,7 +35,13 @@ pub async fn panel_get(origin: &str, path: &str) -> anyhow::Result<(u16, String)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()?;
-    let response = client.get(format!("{origin}{path}")).send().await?;
+    // This client decompresses nothing: it asks for the body as it is (the Worker's
+    // runtime otherwise asks the gateway for gzip on the browser's behalf).
+    let response = client
+        .get(format!("{origin}{path}"))
+        .header(reqwest::header::ACCEPT_ENCODING, "identity")
+        .send()
+        .await?;
     let status = response.status().as_u16();
     Ok((status, response.text().await?))
 }

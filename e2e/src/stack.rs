@@ -165,12 +165,23 @@ impl Stack {
         options: StackOptions,
         backend_vars: Vec<(String, String)>,
     ) -> anyhow::Result<Stack> {
+        Stack::start_on_port(options, backend_vars, free_port()).await
+    }
+
+    /// [`Stack::start_with_backend`] with the Worker on `worker_port`, for a backend
+    /// whose settings name the Worker's address (a sandbox's way out that must allow
+    /// it, `SANDBOX_ISOLATED_ALLOW`).
+    pub async fn start_on_port(
+        options: StackOptions,
+        backend_vars: Vec<(String, String)>,
+        worker_port: u16,
+    ) -> anyhow::Result<Stack> {
         let dir = tempfile::Builder::new()
             .prefix("nightshift-e2e-")
             .tempdir()?;
         let mut stack = Stack {
             dir,
-            worker_port: free_port(),
+            worker_port,
             backend_port: free_port(),
             backend_token: format!("backend-{}", uuid::Uuid::new_v4().simple()),
             options,
@@ -420,6 +431,15 @@ impl Stack {
     pub async fn restart_worker(&mut self) -> anyhow::Result<()> {
         self.stop_worker().await;
         self.start_worker().await
+    }
+
+    /// Kills the sandbox backend and starts it again on the same data directory and
+    /// port (what it finds there it serves again).
+    pub async fn restart_backend(&mut self) -> anyhow::Result<()> {
+        if let Some(backend) = self.backend.take() {
+            backend.stop().await;
+        }
+        self.start_backend().await
     }
 
     async fn start_backend(&mut self) -> anyhow::Result<()> {

@@ -404,6 +404,11 @@ pub struct RunnerBootConfig {
     /// session's git then gets no credential from the runner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sockets_dir: Option<String>,
+    /// An HTTP proxy (`http://127.0.0.1:3128`) through which the runner reaches the
+    /// Worker and the LLM, when the sandbox's one way out is a proxy on its loopback
+    /// (a runner inside an `isolated` docker sandbox). `None`: it connects directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 /// How the runner starts and reaches OpenCode in a sandbox of its own.

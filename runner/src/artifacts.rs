@@ -26,7 +26,7 @@ pub struct ArtifactUploader {
 impl ArtifactUploader {
     /// `url` is the session's artifacts URL (`link::artifacts_url`).
     pub fn new(url: String, token: watch::Receiver<String>) -> reqwest::Result<ArtifactUploader> {
-        let http = reqwest::Client::builder()
+        let http = crate::outbound::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(UPLOAD_TIMEOUT)
             .build()?;

@@ -18,6 +18,7 @@ pub mod artifacts;
 pub mod config;
 pub mod link;
 pub mod llm;
+pub mod outbound;
 pub mod repo;
 pub mod sandbox_bridge;
 pub mod tools;
@@ -58,6 +59,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         workspace_dir = %config.workspace_dir,
         "runner starting"
     );
+    outbound::check(config.proxy.as_deref()).map_err(anyhow::Error::msg)?;
+    outbound::use_proxy(config.proxy.clone());
 
     let tools = ToolSet::from_config(&config).context("opening the workspace")?;
     // The link renews the token; uploads read the newest one.

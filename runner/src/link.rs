@@ -229,7 +229,7 @@ impl RunnerLink {
 
         let limit = self.settings.connect_timeout;
         let connected =
-            tokio::time::timeout(limit, tokio_tungstenite::connect_async(request)).await;
+            tokio::time::timeout(limit, crate::outbound::connect_websocket(request)).await;
         let mut socket = match connected {
             Err(_) => return Err(OpenError::Failed(format!("no connection within {limit:?}"))),
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response)))

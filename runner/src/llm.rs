@@ -151,7 +151,7 @@ impl LlmClient {
     /// An HTTP client suitable for [`LlmClient::new`]: rustls, connect timeout. One
     /// is shared by all calls of a runner so connections are reused.
     pub fn http_client(timeouts: &LlmTimeouts) -> reqwest::Result<reqwest::Client> {
-        reqwest::Client::builder()
+        crate::outbound::client_builder()
             .connect_timeout(timeouts.connect)
             .user_agent(concat!("nightshift-runner/", env!("CARGO_PKG_VERSION")))
             .build()

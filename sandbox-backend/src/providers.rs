@@ -131,6 +131,8 @@ pub struct SandboxSpec {
     /// at creation (a sandbox tag, a label) and handed back by
     /// [`Provider::find_sandbox`] and [`Provider::list_sandboxes`]. Opaque to providers.
     pub shared_record: Option<String>,
+    /// Whether the sandbox was created for a session's runner.
+    pub has_runner: bool,
 }
 
 /// A sandbox a sharing provider holds, as another backend finds it.
@@ -226,6 +228,9 @@ pub struct RunnerPlacement {
     /// The host directory the sandbox sees at `SANDBOX_SOCKETS_DIR` (see
     /// `RunnerBootConfig::sockets_dir`).
     pub sockets_dir: Option<String>,
+    /// The HTTP proxy the runner reaches the Worker and the LLM through (see
+    /// `RunnerBootConfig::proxy`).
+    pub proxy: Option<String>,
 }
 
 #[async_trait]
@@ -241,6 +246,28 @@ pub trait Provider: Send + Sync + 'static {
 
     /// How a runner started on this host works with the sandbox.
     fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement;
+
+    /// Whether a session's runner runs inside the sandbox, started and supervised
+    /// there by the provider ([`Provider::start_runner_inside`]), instead of on this
+    /// host under the backend's supervision.
+    fn runs_runner_inside(&self) -> bool {
+        false
+    }
+
+    /// Starts the session's runner inside the running sandbox with `config`, handed
+    /// in without landing where the sandbox's commands could read it. Called at
+    /// creation and at every start of the sandbox, for providers that
+    /// [run it inside](Provider::runs_runner_inside).
+    async fn start_runner_inside(
+        &self,
+        _sandbox: &SandboxSpec,
+        _config: &nightshift_protocol::sandbox::RunnerBootConfig,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::InvalidRequest(format!(
+            "the {} provider does not run runners inside its sandboxes",
+            self.name()
+        )))
+    }
 
     /// Readies what a session's runner needs beside the sandbox before it starts
     /// (the local provider: OpenCode's own sandbox). Called at creation and at every

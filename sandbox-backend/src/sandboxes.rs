@@ -191,12 +191,20 @@ impl Sandboxes {
                 sandbox_workspace_dir: placement.sandbox_workspace_dir,
                 opencode: placement.opencode,
                 sockets_dir: placement.sockets_dir,
+                proxy: placement.proxy,
             };
             let json = serde_json::to_vec_pretty(&config).map_err(|error| {
                 ApiError::internal(format!("cannot serialize the runner config: {error}"))
             })?;
+            // Kept on this host either way: a provider that runs the runner inside
+            // is handed it again at every start of the sandbox.
             write_private(&self.store.runner_config_path(id), &json)?;
-            live.runner = Some(self.start_runner(id, entry));
+            if provider.runs_runner_inside() {
+                provider.start_runner_inside(&spec, &config).await?;
+                entry.update(&self.store, runner_inside_started)?;
+            } else {
+                live.runner = Some(self.start_runner(id, entry));
+            }
         }
         let record = entry.update(&self.store, |record| record.status = SandboxStatus::Ready)?;
         Ok(record.to_wire())
@@ -254,7 +262,16 @@ impl Sandboxes {
             })?;
             return Err(ApiError::internal(message));
         }
-        let record = entry.update(&self.store, |record| record.status = SandboxStatus::Stopped)?;
+        let record = entry.update(&self.store, |record| {
+            record.status = SandboxStatus::Stopped;
+            // A runner inside the sandbox stopped with it (one on this host was
+            // recorded stopped by its supervisor already).
+            if let Some(runner) = record.runner.as_mut()
+                && runner.state == RunnerState::Running
+            {
+                runner.state = RunnerState::Stopped;
+            }
+        })?;
         tracing::info!(sandbox = %id, "sandbox stopped");
         Ok(record.to_wire())
     }
@@ -393,7 +410,15 @@ impl Sandboxes {
             && self.store.runner_config_path(id).is_file()
         {
             provider.prepare_runner(&self.spec(&record)).await?;
-            live.runner = Some(self.start_runner(id, &entry));
+            if provider.runs_runner_inside() {
+                let config = self.stored_runner_config(id)?;
+                provider
+                    .start_runner_inside(&self.spec(&record), &config)
+                    .await?;
+                entry.update(&self.store, runner_inside_started)?;
+            } else {
+                live.runner = Some(self.start_runner(id, &entry));
+            }
         }
         entry.touch();
         tracing::info!(sandbox = %id, "sandbox started again");
@@ -686,6 +711,21 @@ impl Sandboxes {
         }
     }
 
+    /// The runner config written at creation, for a provider that is handed it again
+    /// at every start.
+    fn stored_runner_config(&self, id: &str) -> Result<RunnerBootConfig, ApiError> {
+        let path = self.store.runner_config_path(id);
+        std::fs::read(&path)
+            .map_err(|error| error.to_string())
+            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|error| error.to_string()))
+            .map_err(|error| {
+                ApiError::internal(format!(
+                    "cannot read the runner config {}: {error}",
+                    path.display()
+                ))
+            })
+    }
+
     fn start_runner(&self, id: &str, entry: &Arc<SandboxEntry>) -> RunnerSupervisor {
         let command = RunnerCommand {
             program: self.runner_bin.clone(),
@@ -738,6 +778,7 @@ impl Sandboxes {
             labels: record.labels.clone(),
             gateway: record.gateway.clone(),
             shared_record: self.shared_record(record),
+            has_runner: record.runner.is_some(),
         }
     }
 
@@ -764,6 +805,16 @@ impl Sandboxes {
             ));
         }
         Ok(())
+    }
+}
+
+/// Records a runner the provider started inside the sandbox (and supervises there).
+fn runner_inside_started(record: &mut SandboxRecord) {
+    if let Some(runner) = record.runner.as_mut() {
+        runner.state = RunnerState::Running;
+        runner.pid = None;
+        runner.start_ticks = None;
+        runner.starts += 1;
     }
 }
 

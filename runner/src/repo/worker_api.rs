@@ -35,7 +35,7 @@ pub struct WorkerApi {
 
 impl WorkerApi {
     pub fn new(session_url: String, token: watch::Receiver<String>) -> reqwest::Result<WorkerApi> {
-        let http = reqwest::Client::builder()
+        let http = crate::outbound::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(CALL_TIMEOUT)
             .build()?;

@@ -26,6 +26,8 @@
 //! - gateway: a sandbox created with one gets `nightshift-gateway serve` started in
 //!   the container (the sandbox image has it), reached by the relay through an exec of
 //!   `nightshift-gateway connect`, never through a published port ([`gateway`]).
+//! - runner: a session's runner runs inside its container as a user of its own,
+//!   started and supervised there, its commands as the sandbox's user ([`runner`]).
 //!
 //! Settings: `SANDBOX_DOCKER_IMAGE` (enables the provider; e.g.
 //! `debian:bookworm-slim` or the image built from `docker/`), `DOCKER_HOST` (default
@@ -40,6 +42,7 @@ pub mod client;
 pub mod egress;
 pub mod gateway;
 pub mod image_ref;
+pub mod runner;
 mod shell;
 
 use std::sync::Arc;
@@ -64,6 +67,7 @@ use super::{
 use crate::exec::{ExecPlan, ExecRun};
 use crate::files::WorkspacePath;
 use crate::providers::local::sandbox_agent::egress::EgressPolicy;
+use nightshift_protocol::sandbox::RunnerBootConfig;
 
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -212,7 +216,11 @@ impl DockerProvider {
     pub fn new(config: DockerConfig) -> DockerProvider {
         let client = DockerClient::new(config.host.clone());
         DockerProvider {
-            shell: DockerShell::new(client.clone(), config.workspace.clone()),
+            shell: DockerShell::new(
+                client.clone(),
+                config.workspace.clone(),
+                config.user.clone(),
+            ),
             client,
             egress: config
                 .isolated
@@ -284,6 +292,12 @@ impl DockerProvider {
                 tracing::warn!(sandbox = %sandbox.id, %error, "the egress proxy did not start in a docker sandbox")
             }
         }
+    }
+
+    /// The proxy on the container's loopback, for a sandbox whose way out is one.
+    fn proxy_of(&self, sandbox: &SandboxSpec) -> Option<String> {
+        (sandbox.network == NetworkMode::Isolated && self.egress.is_some())
+            .then(|| format!("http://127.0.0.1:{}", egress::PROXY_PORT))
     }
 
     fn close_egress(&self, id: &str) {
@@ -378,6 +392,27 @@ impl DockerProvider {
                 json!([format!("{}:{}:ro", dir.display(), egress::CONTAINER_DIR)]);
             env.extend(egress::proxy_env());
         }
+        let mut body = json!({
+            "Image": image,
+            "User": self.config.user,
+            "Cmd": ["sleep", "infinity"],
+            "WorkingDir": self.config.workspace,
+            "Labels": labels,
+        });
+        if sandbox.has_runner {
+            // The runner needs these: `setpriv` to the sandbox's user for its
+            // commands, and signals to them. The Engine gives them to a process only when the container
+            // runs as root (with `no-new-privileges` an exec as root of a container
+            // of another user has none), so the container's own process is root's,
+            // outside the image's entrypoint; every exec names its user (the
+            // sandbox's, but the one starting the runner). The runner's directory
+            // is a tmpfs, never committed into a fork's image.
+            body["User"] = json!(runner::START_USER);
+            body["Entrypoint"] = json!(["sleep"]);
+            body["Cmd"] = json!(["infinity"]);
+            host_config["CapAdd"] = json!(runner::KEPT_CAPABILITIES);
+            host_config["Tmpfs"][runner::RUNNER_DIR] = json!(runner::tmpfs_options());
+        }
         if let Some(mb) = self.config.memory_mb {
             host_config["Memory"] = json!(mb * 1024 * 1024);
             // The same figure for memory and swap together: no swap on top.
@@ -388,15 +423,11 @@ impl DockerProvider {
             .call(
                 Method::POST,
                 &format!("/containers/create?name=nightshift-{}", sandbox.id),
-                Some(json!({
-                    "Image": image,
-                    "User": self.config.user,
-                    "Cmd": ["sleep", "infinity"],
-                    "WorkingDir": self.config.workspace,
-                    "Env": env,
-                    "Labels": labels,
-                    "HostConfig": host_config,
-                })),
+                Some({
+                    body["Env"] = json!(env);
+                    body["HostConfig"] = host_config;
+                    body
+                }),
                 remote::CALL_TIMEOUT,
             )
             .await;
@@ -603,8 +634,42 @@ impl super::Provider for DockerProvider {
         self.create_from_image(sandbox, &image).await
     }
 
-    fn runner_placement(&self, _sandbox: &SandboxSpec) -> RunnerPlacement {
-        remote::exec::placement(&self.config.workspace)
+    fn runner_placement(&self, sandbox: &SandboxSpec) -> RunnerPlacement {
+        runner::placement(
+            &self.config.workspace,
+            &self.config.user,
+            self.proxy_of(sandbox).as_deref(),
+        )
+    }
+
+    fn runs_runner_inside(&self) -> bool {
+        true
+    }
+
+    async fn start_runner_inside(
+        &self,
+        sandbox: &SandboxSpec,
+        config: &RunnerBootConfig,
+    ) -> Result<(), ProviderError> {
+        if sandbox.network == NetworkMode::None {
+            return Err(ProviderError::InvalidRequest(
+                "a session's runner needs a way out to the Worker: network mode `isolated` \
+                 (SANDBOX_DOCKER_ISOLATED=true) or `private`, not `none`"
+                    .into(),
+            ));
+        }
+        let plan = runner::start_plan(config).map_err(|error| {
+            ProviderError::Unavailable(format!("cannot write the runner config: {error}"))
+        })?;
+        let root = self.shell.as_user(runner::START_USER);
+        match remote::exec::run_to_end(&root, sandbox, plan).await? {
+            (_, _, exit) if exit.code == 0 => Ok(()),
+            (_, stderr, exit) => Err(ProviderError::Unavailable(format!(
+                "the runner did not start in the container (exit code {}): {}",
+                exit.code,
+                stderr.trim().chars().take(512).collect::<String>()
+            ))),
+        }
     }
 
     async fn exec(

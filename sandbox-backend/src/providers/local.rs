@@ -345,6 +345,7 @@ impl Provider for LocalProvider {
                     .display()
                     .to_string(),
             ),
+            proxy: None,
         }
     }
 

@@ -62,15 +62,24 @@ impl Sandboxes {
                 SandboxStatus::Ready => sandboxes.reconcile(&mut record).await,
                 SandboxStatus::Stopped | SandboxStatus::Error => {}
             }
+            // A runner inside a running sandbox lives on with it (its provider
+            // supervises it there); only runners of this host are started again.
+            let inside = sandboxes
+                .providers
+                .get(&record.provider)
+                .is_some_and(|provider| provider.runs_runner_inside());
             if let Some(runner) = record.runner.as_mut() {
                 runner.pid = None;
                 runner.start_ticks = None;
-                if runner.state != RunnerState::TokenRejected {
+                if runner.state != RunnerState::TokenRejected
+                    && !(inside && record.status == SandboxStatus::Ready)
+                {
                     runner.state = RunnerState::Stopped;
                 }
             }
             store.save(&record)?;
-            let restart = record.status == SandboxStatus::Ready
+            let restart = !inside
+                && record.status == SandboxStatus::Ready
                 && record
                     .runner
                     .as_ref()

@@ -64,16 +64,24 @@ pub fn check_create(
         )));
     }
     if let Some(launch) = &request.runner {
-        // The runner is started on this host and works on the workspace through the
-        // provider's placement, which only the local provider can give: a remote
-        // sandbox's workspace is not on this host.
-        if wanted != "local" {
+        // A runner runs on this host and works on the workspace through the
+        // provider's placement, which only the local provider can give (a remote
+        // sandbox's workspace is not on this host), or inside the sandbox when the
+        // provider starts it there (docker).
+        let inside = provider.runs_runner_inside();
+        if wanted != "local" && !inside {
             return Err(ApiError::invalid_request(format!(
-                "the {wanted} provider cannot host a session's runner (the runner runs on this host); use the local provider for sandboxes linked to a session"
+                "the {wanted} provider cannot host a session's runner; use the local or the docker provider for sandboxes linked to a session"
+            )));
+        }
+        if inside && network == NetworkMode::None {
+            // The runner inside dials the Worker from there.
+            return Err(ApiError::invalid_request(format!(
+                "a session's runner in a {wanted} sandbox needs a way out to the Worker: network mode `isolated` or `private`, not `none`"
             )));
         }
         validate_launch(launch)?;
-        if !runner_bin.is_file() {
+        if !inside && !runner_bin.is_file() {
             return Err(ApiError::new(
                 ErrorCode::SandboxUnavailable,
                 format!(

@@ -375,10 +375,12 @@ async fn docker_unreachable_daemon_is_a_clear_error() {
     assert!(answer.text().contains("Docker daemon"), "{}", answer.text());
 }
 
-/// A remote sandbox cannot host a session's runner (the runner runs on the backend's
-/// host), so such a request is refused instead of running the runner's commands here.
+/// A session's runner runs inside its docker sandbox and dials the Worker from there,
+/// so a sandbox without a way out (network `none`, the default without
+/// `SANDBOX_DOCKER_ISOLATED`) is refused one before anything is created. (A session
+/// on the real Engine: `e2e/tests/docker_session.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker_sandboxes_refuse_a_session_runner() {
+async fn docker_sandboxes_refuse_a_session_runner_without_a_way_out() {
     let fake = FakeDocker::start().await;
     let backend = Backend::start("docker", fake_env(&fake)).await;
     let client = crate::conformance::Client::new(backend.base_url(), TOKEN.into());
@@ -392,6 +394,6 @@ async fn docker_sandboxes_refuse_a_session_runner() {
         )
         .await;
     assert_eq!(answer.status, 400, "{}", answer.text());
-    assert!(answer.text().contains("runner"), "{}", answer.text());
+    assert!(answer.text().contains("way out"), "{}", answer.text());
     assert!(fake.state.containers.lock().await.is_empty());
 }

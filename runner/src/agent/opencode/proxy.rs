@@ -72,7 +72,8 @@ impl Drop for LlmProxy {
 
 impl LlmProxy {
     fn state() -> std::io::Result<Arc<ProxyState>> {
-        let http = reqwest::Client::builder()
+        // It forwards to the LLM: through the runner's proxy when it has one.
+        let http = crate::outbound::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(std::io::Error::other)?;

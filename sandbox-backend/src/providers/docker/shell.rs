@@ -22,11 +22,26 @@ use crate::providers::{ProviderError, SandboxSpec};
 pub struct DockerShell {
     client: DockerClient,
     workspace: String,
+    /// Who its commands run as (`uid:gid`), named on every exec: a session's
+    /// container runs as root (see [`super::runner`]), its commands never do.
+    user: String,
 }
 
 impl DockerShell {
-    pub fn new(client: DockerClient, workspace: String) -> DockerShell {
-        DockerShell { client, workspace }
+    pub fn new(client: DockerClient, workspace: String, user: String) -> DockerShell {
+        DockerShell {
+            client,
+            workspace,
+            user,
+        }
+    }
+
+    /// The same shell, its commands run as `user` (`uid:gid`).
+    pub fn as_user(&self, user: &str) -> DockerShell {
+        DockerShell {
+            user: user.to_string(),
+            ..self.clone()
+        }
     }
 
     /// Creates an exec of `argv` and hijacks its streams.
@@ -35,19 +50,21 @@ impl DockerShell {
         container_id: &str,
         argv: Vec<String>,
     ) -> Result<(String, client::Hijacked), ProviderError> {
+        let body = json!({
+            "AttachStdin": true,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "Tty": false,
+            "Cmd": argv,
+            "WorkingDir": self.workspace,
+            "User": self.user,
+        });
         let created = self
             .client
             .call(
                 Method::POST,
                 &format!("/containers/{container_id}/exec"),
-                Some(json!({
-                    "AttachStdin": true,
-                    "AttachStdout": true,
-                    "AttachStderr": true,
-                    "Tty": false,
-                    "Cmd": argv,
-                    "WorkingDir": self.workspace,
-                })),
+                Some(body),
                 remote::CALL_TIMEOUT,
             )
             .await?;

@@ -71,6 +71,7 @@ impl LocalProvider {
             labels: BTreeMap::new(),
             gateway: None,
             shared_record: None,
+            has_runner: false,
         };
         // Packages come from the public registries, through the egress proxy
         // (pip and npm honour HTTPS_PROXY) like every sandbox's traffic.

@@ -229,8 +229,8 @@ pub async fn make_workspace<S: RemoteShell>(
     Ok(())
 }
 
-/// Where a runner would work: the workspace, the same inside as out (a remote
-/// sandbox cannot host a session's runner, which runs on the backend's host).
+/// Where a runner would work: the workspace, the same inside as out (Modal and
+/// Railway sandboxes cannot host a session's runner yet).
 pub fn placement(workspace: &str) -> RunnerPlacement {
     RunnerPlacement {
         workspace_dir: workspace.to_string(),
@@ -240,6 +240,7 @@ pub fn placement(workspace: &str) -> RunnerPlacement {
         bridge: Vec::new(),
         opencode: None,
         sockets_dir: None,
+        proxy: None,
     }
 }
 
@@ -342,6 +343,7 @@ mod tests {
             labels: BTreeMap::new(),
             gateway: None,
             shared_record: None,
+            has_runner: false,
         }
     }
 
