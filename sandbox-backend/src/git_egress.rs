@@ -41,6 +41,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The file name, in a sandbox's sockets directory, of the CA bundle its git trusts
 /// (the system's roots and the egress CA).
 pub const CA_BUNDLE_FILE: &str = "egress-ca.pem";
+/// The file name, in a sandbox's host directory (bound into no sandbox), of the
+/// socket where its runner serves the repository's credential to the egress.
+pub const RUNNER_SOCKET_FILE: &str = "egress-credential.sock";
 /// The system's CA bundle, added to the sandbox's so git still trusts every other
 /// host.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -147,6 +150,30 @@ impl GitEgress {
             Err(_) => return,
         };
         relay::relay(sandbox, remote, &RepoCredentials { runner, repo }).await;
+    }
+}
+
+/// One sandbox's interception: the backend's egress and the sandbox's runner.
+#[derive(Debug, Clone)]
+pub struct SandboxGit {
+    pub egress: Arc<GitEgress>,
+    pub runner: RunnerSocket,
+}
+
+impl SandboxGit {
+    /// Whether to intercept a tunnel to `host:port`: the session's repository.
+    pub async fn intercepts(&self, host: &str, port: u16) -> Option<RunnerRepo> {
+        self.egress.intercepts(&self.runner, host, port).await
+    }
+
+    /// Serves an intercepted tunnel (see [`GitEgress::serve`]).
+    pub async fn serve<S>(&self, sandbox: S, remote: TcpStream, host: &str, repo: RunnerRepo)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.egress
+            .serve(sandbox, remote, host, self.runner.clone(), repo)
+            .await;
     }
 }
 

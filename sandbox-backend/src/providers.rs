@@ -226,6 +226,9 @@ pub struct RunnerPlacement {
     /// The host directory the sandbox sees at `SANDBOX_SOCKETS_DIR` (see
     /// `RunnerBootConfig::sockets_dir`).
     pub sockets_dir: Option<String>,
+    /// Where the runner serves the repository's credential to the egress (see
+    /// `RunnerBootConfig::egress_credential_socket`).
+    pub egress_credential_socket: Option<String>,
 }
 
 #[async_trait]

@@ -191,6 +191,7 @@ impl Sandboxes {
                 sandbox_workspace_dir: placement.sandbox_workspace_dir,
                 opencode: placement.opencode,
                 sockets_dir: placement.sockets_dir,
+                egress_credential_socket: placement.egress_credential_socket,
             };
             let json = serde_json::to_vec_pretty(&config).map_err(|error| {
                 ApiError::internal(format!("cannot serialize the runner config: {error}"))

@@ -146,6 +146,7 @@ impl Provider for UnisolatedProvider {
             bridge: Vec::new(),
             opencode: None,
             sockets_dir: None,
+            egress_credential_socket: None,
         }
     }
 

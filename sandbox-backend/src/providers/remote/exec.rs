@@ -240,6 +240,7 @@ pub fn placement(workspace: &str) -> RunnerPlacement {
         bridge: Vec::new(),
         opencode: None,
         sockets_dir: None,
+        egress_credential_socket: None,
     }
 }
 
