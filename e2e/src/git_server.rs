@@ -82,6 +82,9 @@ struct Served {
     authorizer: Arc<dyn GitAuthorizer>,
 }
 
+/// The test CA's certificate in the server's directory (no repository is named so:
+/// owners are directories).
+const CA_FILE: &str = "test-ca.pem";
 /// How long one git request may take before it is cut off.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// The largest push body accepted.
@@ -118,6 +121,7 @@ impl GitServer {
         });
         let app = Router::new().fallback(serve).with_state(served);
         let tls = tls::TestTls::new()?;
+        std::fs::write(root.path().join(CA_FILE), &tls.ca_pem)?;
         let listener = tls.listener(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
         let addr = axum::serve::Listener::local_addr(&listener)?;
         let task = tokio::spawn(async move {
@@ -136,6 +140,12 @@ impl GitServer {
         self.ca_pem.as_deref()
     }
 
+    /// A file holding [`GitServer::ca_pem`] (for `SANDBOX_EGRESS_UPSTREAM_CA`), while
+    /// the server lives.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.ca_pem.as_ref().map(|_| self.root.path().join(CA_FILE))
+    }
+
     /// The port it listens on (of 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.addr.port()
@@ -143,7 +153,11 @@ impl GitServer {
 
     /// `http://127.0.0.1:<port>`, or `https://` for [`GitServer::start_tls`].
     pub fn url(&self) -> String {
-        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.addr)
     }
 

@@ -434,7 +434,12 @@ async fn the_egress_adds_the_credential_so_an_isolated_sandbox_pushes_holding_no
 
     let shutdown = CancellationToken::new();
     let (repo_sender, repo) = watch::channel(None);
-    let (handle, mut states) = start(runner_settings(&dir, worker_url)?, repo, None, shutdown.clone());
+    let (handle, mut states) = start(
+        runner_settings(&dir, worker_url)?,
+        repo,
+        None,
+        shutdown.clone(),
+    );
     let branch = "nightshift/0badcafe-egress";
     repo_sender.send_replace(Some(SessionRepo {
         full_name: "octo/hello".into(),
@@ -500,10 +505,16 @@ async fn the_egress_adds_the_credential_so_an_isolated_sandbox_pushes_holding_no
             ),
         )
         .await?;
-    assert!(!found.contains(SECRET), "the token is in the sandbox: {found}");
+    assert!(
+        !found.contains(SECRET),
+        "the token is in the sandbox: {found}"
+    );
     assert!(!found.contains("git-credential.sock"), "{found}");
     assert!(!found.contains("credential.helper=cache"), "{found}");
-    assert!(found.contains("GIT_SSL_CAINFO=/run/nightshift/egress-ca.pem"), "{found}");
+    assert!(
+        found.contains("GIT_SSL_CAINFO=/run/nightshift/egress-ca.pem"),
+        "{found}"
+    );
     let (code, output) = backend
         .sh(
             &id,
@@ -517,7 +528,13 @@ async fn the_egress_adds_the_credential_so_an_isolated_sandbox_pushes_holding_no
     let key = data.path().join("egress-ca").join("ca.key");
     assert!(key.exists());
     let (_, bundle) = backend
-        .sh(&id, &format!("cat /run/nightshift/egress-ca.pem; cat {} 2>&1", key.display()))
+        .sh(
+            &id,
+            &format!(
+                "cat /run/nightshift/egress-ca.pem; cat {} 2>&1",
+                key.display()
+            ),
+        )
         .await?;
     assert!(bundle.contains("BEGIN CERTIFICATE"));
     assert!(!bundle.contains("PRIVATE KEY"), "{bundle}");
@@ -525,7 +542,9 @@ async fn the_egress_adds_the_credential_so_an_isolated_sandbox_pushes_holding_no
     assert!(!bundle.contains(key_pem.lines().nth(1).unwrap_or("?")));
 
     let curl = |ca: &str, url: String| {
-        format!("curl -s -o /dev/null -w '%{{http_code}}' --max-time 20 --noproxy '' -x \"$HTTPS_PROXY\" --cacert {ca} '{url}'; echo \" exit=$?\"")
+        format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' --max-time 20 --noproxy '' -x \"$HTTPS_PROXY\" --cacert {ca} '{url}'; echo \" exit=$?\""
+        )
     };
     backend
         .sh(
@@ -536,9 +555,16 @@ async fn the_egress_adds_the_credential_so_an_isolated_sandbox_pushes_holding_no
     // The repository's host is intercepted: its real certificate never reaches the
     // sandbox, the egress's does; the repository's paths get the credential, another
     // repository's on the same host go without one and the server refuses them.
-    let refs = |repo: &str| format!("https://127.0.0.1:{port}/octo/{repo}.git/info/refs?service=git-upload-pack");
-    let (_, real) = backend.sh(&id, &curl("/tmp/server-ca.pem", refs("hello"))).await?;
-    assert!(real.contains("exit=60"), "the real certificate came through: {real}");
+    let refs = |repo: &str| {
+        format!("https://127.0.0.1:{port}/octo/{repo}.git/info/refs?service=git-upload-pack")
+    };
+    let (_, real) = backend
+        .sh(&id, &curl("/tmp/server-ca.pem", refs("hello")))
+        .await?;
+    assert!(
+        real.contains("exit=60"),
+        "the real certificate came through: {real}"
+    );
     let (_, own) = backend
         .sh(&id, &curl("/run/nightshift/egress-ca.pem", refs("hello")))
         .await?;
@@ -552,7 +578,9 @@ async fn the_egress_adds_the_credential_so_an_isolated_sandbox_pushes_holding_no
         .await?;
     assert!(!sneaky.starts_with("200"), "a dot segment: {sneaky}");
     // Another host is tunnelled as before: its own certificate, no credential.
-    let elsewhere_refs = format!("https://127.0.0.1:{elsewhere_port}/octo/hello.git/info/refs?service=git-upload-pack");
+    let elsewhere_refs = format!(
+        "https://127.0.0.1:{elsewhere_port}/octo/hello.git/info/refs?service=git-upload-pack"
+    );
     let (_, tunnelled) = backend
         .sh(&id, &curl("/tmp/elsewhere-ca.pem", elsewhere_refs.clone()))
         .await?;
@@ -560,7 +588,10 @@ async fn the_egress_adds_the_credential_so_an_isolated_sandbox_pushes_holding_no
     let (_, not_ours) = backend
         .sh(&id, &curl("/run/nightshift/egress-ca.pem", elsewhere_refs))
         .await?;
-    assert!(not_ours.contains("exit=60"), "another host was intercepted: {not_ours}");
+    assert!(
+        not_ours.contains("exit=60"),
+        "another host was intercepted: {not_ours}"
+    );
 
     // Hostile heads on the intercepted connection get a 4xx and go nowhere.
     for (mode, status, code) in [
@@ -569,9 +600,15 @@ async fn the_egress_adds_the_credential_so_an_isolated_sandbox_pushes_holding_no
         ("smuggle", "400", "ambiguous_length"),
     ] {
         let (_, answer) = backend
-            .sh(&id, &format!("timeout 30 python3 /tmp/raw.py {port} {mode}"))
+            .sh(
+                &id,
+                &format!("timeout 30 python3 /tmp/raw.py {port} {mode}"),
+            )
             .await?;
-        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{mode}: {answer}");
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{mode}: {answer}"
+        );
         assert!(answer.contains(code), "{mode}: {answer}");
         assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{mode}: {answer}");
         assert!(!answer.contains(SECRET));
@@ -621,6 +658,22 @@ fn repo_states(events: &[nightshift_protocol::events::SessionEvent]) -> Vec<Repo
 
 #[tokio::test]
 async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_branch() {
+    session_journey(false).await;
+}
+
+/// The same journey with the repository served over HTTPS, as github.com serves it:
+/// the session's sandbox is local and `isolated`, so the backend's egress adds the
+/// credential (the runner learns it from its boot config) and git in the sandbox has
+/// no helper.
+#[tokio::test]
+async fn a_session_on_an_https_repository_pushes_through_the_egress_that_adds_the_credential() {
+    session_journey(true).await;
+}
+
+/// A session on alice's repository: the scripted turn commits as her, the state and
+/// diff arrive, her push puts the branch on the server as hers, and no token is in
+/// the sandbox or the events. `tls_git`: the git server speaks HTTPS only.
+async fn session_journey(tls_git: bool) {
     use nightshift_e2e::fake_github::FakeGithub;
     use nightshift_e2e::github_turn::{
         EDIT_MARKER, EDITED_LINE, edit_and_commit, is_noreply_author, pushed_author,
@@ -631,7 +684,11 @@ async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_
     use nightshift_protocol::events::EventBody;
     use reqwest::Method;
 
-    let gh = FakeGithub::start().await.unwrap();
+    let gh = if tls_git {
+        FakeGithub::start_with_tls_git().await.unwrap()
+    } else {
+        FakeGithub::start().await.unwrap()
+    };
     gh.add_user("alice", "Alice Doe", "alice@example.com");
     gh.add_repo("alice", "app", true, &RepoSeed::small())
         .unwrap();
@@ -739,7 +796,13 @@ async fn a_session_clones_its_repository_commits_as_the_prompter_and_pushes_its_
                 "a token in the workspace"
             );
         }
-        assert!(inside.contains("credential.helper=cache --socket /run/nightshift/git-credential.sock"), "{inside}");
+        let helper = "credential.helper=cache --socket /run/nightshift/git-credential.sock";
+        if tls_git {
+            assert!(!inside.contains(helper), "{inside}");
+            assert!(inside.contains("GIT_SSL_CAINFO=/run/nightshift/egress-ca.pem"), "{inside}");
+        } else {
+            assert!(inside.contains(helper), "{inside}");
+        }
         Ok(())
     })
     .await;

@@ -320,6 +320,18 @@ mod tests {
     }
 
     #[test]
+    fn the_egress_is_told_the_repository_in_credential_attributes() {
+        let address = RepoAddress::of_url("https://GitHub.com/Octo/Hello.git").unwrap();
+        assert_eq!(
+            address.describe(),
+            "protocol=https\nhost=github.com\npath=octo/hello\n"
+        );
+        assert!(is_action(b"action=repository\n", "repository"));
+        assert!(!is_action(b"action=repositoryx\n", "repository"));
+        assert_eq!(parse_request(b"action=repository\n"), Asked::Other);
+    }
+
+    #[test]
     fn requests_are_parsed_as_hostile_input() {
         let get = b"action=get\ntimeout=900\nprotocol=https\nhost=github.com\npath=o/r.git\n";
         assert_eq!(
