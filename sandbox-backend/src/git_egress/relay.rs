@@ -340,7 +340,7 @@ mod tests {
 
     #[tokio::test]
     async fn heads_are_bounded() {
-        let long = vec![b'a'; 100];
+        let long = [b'a'; 100];
         let mut reader = BufReader::new(&long[..]);
         assert!(matches!(
             read_head(&mut reader, 50, IDLE).await,

@@ -82,13 +82,14 @@ impl RepoRoute {
         if format!("{owner}/{name}").to_ascii_lowercase() != self.path {
             return false;
         }
-        match (method, rest, query) {
-            ("GET", "info/refs", Some("service=git-upload-pack" | "service=git-receive-pack")) => {
-                true
-            }
-            ("POST", "git-upload-pack" | "git-receive-pack", None) => true,
-            _ => false,
-        }
+        matches!(
+            (method, rest, query),
+            (
+                "GET",
+                "info/refs",
+                Some("service=git-upload-pack" | "service=git-receive-pack")
+            ) | ("POST", "git-upload-pack" | "git-receive-pack", None)
+        )
     }
 }
 
@@ -319,7 +320,7 @@ pub fn parse_response(head: &[u8], head_request: bool) -> Option<ResponseHead> {
                 .split(',')
                 .any(|token| token.trim().eq_ignore_ascii_case("close"))
         });
-    let chunked_last = value_of("transfer-encoding").last().map(|value| {
+    let chunked_last = value_of("transfer-encoding").next_back().map(|value| {
         String::from_utf8_lossy(value)
             .rsplit(',')
             .next()
