@@ -221,7 +221,7 @@ fn runner_settings(dir: &Path, worker_url: String) -> anyhow::Result<RepoSetting
             dir.join("sockets").join("git-credential.sock"),
             "/run/nightshift/git-credential.sock".into(),
         )),
-        egress_socket: Some(dir.join("egress-credential.sock")),
+        egress_socket: Some(dir.join("egress").join("credential.sock")),
         api: WorkerApi::new(worker_url, token)?,
     })
 }

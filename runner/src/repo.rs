@@ -260,26 +260,36 @@ impl RepoTask {
     }
 
     async fn start_credential_server(&mut self, repo: &SessionRepo) {
-        // The egress terminates TLS only: an `http` repository keeps the helper.
-        let egress = self
-            .settings
-            .egress_socket
-            .as_ref()
-            .filter(|_| repo.clone_url.starts_with("https://"));
-        let host_path = match (egress, &self.settings.credential_socket) {
-            (Some(path), _) => path,
-            (None, Some((path, _))) => path,
-            (None, None) => return,
-        };
-        self.credential_by_egress = egress.is_some();
         let Some(server) = CredentialServer::new(repo, self.settings.api.clone()) else {
             tracing::warn!("the repository's clone URL cannot be parsed; no credentials");
             return;
         };
-        match Arc::new(server).serve(host_path.clone()).await {
-            Ok(task) => self.credential = Some(task),
-            Err(error) => {
-                tracing::warn!(%error, path = %host_path.display(), "cannot serve git's credentials")
+        let server = Arc::new(server);
+        // The egress terminates TLS only: an `http` repository keeps the helper. So
+        // does a runner that cannot serve the egress's socket.
+        let egress = self
+            .settings
+            .egress_socket
+            .clone()
+            .filter(|_| repo.clone_url.starts_with("https://"));
+        let helper = self
+            .settings
+            .credential_socket
+            .as_ref()
+            .map(|(path, _)| path.clone());
+        for (path, by_egress) in [(egress, true), (helper, false)] {
+            let Some(path) = path else {
+                continue;
+            };
+            match server.clone().serve(path.clone()).await {
+                Ok(task) => {
+                    self.credential = Some(task);
+                    self.credential_by_egress = by_egress;
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, path = %path.display(), "cannot serve git's credentials")
+                }
             }
         }
     }

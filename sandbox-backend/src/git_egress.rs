@@ -41,9 +41,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The file name, in a sandbox's sockets directory, of the CA bundle its git trusts
 /// (the system's roots and the egress CA).
 pub const CA_BUNDLE_FILE: &str = "egress-ca.pem";
-/// The file name, in a sandbox's host directory (bound into no sandbox), of the
-/// socket where its runner serves the repository's credential to the egress.
-pub const RUNNER_SOCKET_FILE: &str = "egress-credential.sock";
+/// The directory, in a sandbox's host directory (bound into no sandbox), where its
+/// runner serves the repository's credential to the egress: the runner's own (it may
+/// run as another user than the backend), holding [`RUNNER_SOCKET_FILE`].
+pub const RUNNER_SOCKET_DIR: &str = "egress";
+/// The socket's file name in [`RUNNER_SOCKET_DIR`].
+pub const RUNNER_SOCKET_FILE: &str = "credential.sock";
 /// The system's CA bundle, added to the sandbox's so git still trusts every other
 /// host.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+
+use crate::providers::local::sandbox_agent::client::connect;
 
 use super::rules::{RepoRoute, basic_authorization};
 
@@ -44,7 +45,8 @@ fn attribute<'a>(answer: &'a str, key: &str) -> Option<&'a str> {
 impl RunnerSocket {
     async fn ask(&self, request: &str) -> Option<String> {
         let exchange = async {
-            let mut stream = UnixStream::connect(&self.path).await.ok()?;
+            // The sandbox's directory can be deeper than a socket address allows.
+            let mut stream = connect(&self.path).await.ok()?;
             stream.write_all(request.as_bytes()).await.ok()?;
             stream.shutdown().await.ok()?;
             let mut answer = Vec::new();

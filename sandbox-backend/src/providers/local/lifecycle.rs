@@ -16,7 +16,7 @@ use super::sandbox_agent::{client as agent, egress};
 use super::sandbox_dir::socket;
 use super::{LocalProvider, opencode_sandbox};
 use crate::git_egress::runner::RunnerSocket;
-use crate::git_egress::{RUNNER_SOCKET_FILE, SandboxGit};
+use crate::git_egress::{RUNNER_SOCKET_DIR, RUNNER_SOCKET_FILE, SandboxGit};
 use crate::providers::{ProviderError, ProviderHandle, SandboxSpec};
 
 /// Background tasks by key (a sandbox's id): one per key, aborted when replaced or
@@ -94,13 +94,11 @@ impl LocalProvider {
         }
         let git = self.git_egress(sandbox);
         if let Some(git) = &git
-            && let Err(error) = git
-                .egress
-                .write_bundle(&sandbox.dir.join(super::launcher::SOCKETS_DIR_NAME))
+            && let Err(error) = self.prepare_git_egress(sandbox, git)
         {
             kill_sandbox(&handle).await;
             return Err(ProviderError::io(
-                "cannot give the sandbox its CA bundle",
+                "cannot prepare the sandbox's git egress",
                 error,
             ));
         }
@@ -146,9 +144,26 @@ impl LocalProvider {
         Some(SandboxGit {
             egress: self.settings.git_egress.clone()?,
             runner: RunnerSocket {
-                path: sandbox.dir.join(RUNNER_SOCKET_FILE),
+                path: sandbox.dir.join(RUNNER_SOCKET_DIR).join(RUNNER_SOCKET_FILE),
             },
         })
+    }
+
+    /// Gives the sandbox its CA bundle (in its sockets directory) and the runner the
+    /// directory of its egress socket (the runner's, and in no sandbox).
+    fn prepare_git_egress(&self, sandbox: &SandboxSpec, git: &SandboxGit) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        git.egress
+            .write_bundle(&sandbox.dir.join(super::launcher::SOCKETS_DIR_NAME))?;
+        let dir = sandbox.dir.join(RUNNER_SOCKET_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        if let Some(user) = self.host_user {
+            user.give(&dir)?;
+        }
+        Ok(())
     }
 
     /// Offers an `isolated` sandbox's egress proxy ways out.
