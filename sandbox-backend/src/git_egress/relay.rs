@@ -338,6 +338,105 @@ mod tests {
         );
     }
 
+    /// Gives `Basic injected` to the repository's git requests, refuses `/refused`.
+    struct Fixed;
+
+    impl Credentials for Fixed {
+        async fn authorization(&self, head: &RequestHead) -> Result<Option<String>, Refusal> {
+            let route = super::super::rules::RepoRoute::new("h", "o/r").unwrap();
+            if head.target == "/refused" {
+                return Err(Refusal {
+                    status: 502,
+                    code: "git_credential_unavailable",
+                    message: "none",
+                });
+            }
+            Ok(route
+                .is_git_request(&head.method, &head.target)
+                .then(|| "Basic injected".to_string()))
+        }
+    }
+
+    /// A host that records each request (head and body bytes) and answers `ok`.
+    async fn host(stream: tokio::io::DuplexStream) -> Vec<String> {
+        let (read, mut write) = tokio::io::split(stream);
+        let mut read = BufReader::new(read);
+        let mut seen = Vec::new();
+        while let Ok(raw) = read_head(&mut read, MAX_REQUEST_HEAD, IDLE).await {
+            let head = parse_request(&raw).unwrap();
+            let mut body = Vec::new();
+            copy_body(&mut read, &mut body, head.framing).await.unwrap();
+            seen.push(format!(
+                "{}{}",
+                String::from_utf8_lossy(&raw),
+                String::from_utf8_lossy(&body)
+            ));
+            write
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn requests_keep_alive_with_the_credential_only_on_git_requests_and_bodies_intact() {
+        let (mut sandbox, relay_sandbox) = tokio::io::duplex(64 * 1024);
+        let (relay_host, host_end) = tokio::io::duplex(64 * 1024);
+        let relay = tokio::spawn(async move { relay(relay_sandbox, relay_host, &Fixed).await });
+        let host = tokio::spawn(host(host_end));
+        let mut answers = BufReader::new(&mut sandbox);
+        let requests: [&[u8]; 2] = [
+            b"GET /o/r.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: h\r\nAuthorization: Basic sandbox\r\n\r\n",
+            b"POST /o/r/issues HTTP/1.1\r\nHost: h\r\nAuthorization: Basic sandbox\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        ];
+        for request in requests {
+            answers.get_mut().write_all(request).await.unwrap();
+            let head = read_head(&mut answers, 1024, IDLE).await.unwrap();
+            assert!(head.starts_with(b"HTTP/1.1 200 OK"));
+            let mut body = Vec::new();
+            copy_body(&mut answers, &mut body, Framing::Length(2))
+                .await
+                .unwrap();
+            assert_eq!(body, b"ok");
+        }
+        // A request whose credential cannot be had is refused, and the connection ends.
+        answers
+            .get_mut()
+            .write_all(b"POST /refused HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        copy_body(&mut answers, &mut rest, Framing::Close)
+            .await
+            .unwrap();
+        let rest = String::from_utf8(rest).unwrap();
+        assert!(rest.starts_with("HTTP/1.1 502 "), "{rest}");
+        assert!(
+            rest.contains("\"code\":\"git_credential_unavailable\""),
+            "{rest}"
+        );
+        relay.await.unwrap();
+        let seen = host.await.unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(
+            seen[0].contains("authorization: Basic injected\r\n"),
+            "{}",
+            seen[0]
+        );
+        assert!(!seen[0].contains("sandbox"), "{}", seen[0]);
+        assert!(
+            seen[1].contains("authorization: Basic sandbox\r\n"),
+            "{}",
+            seen[1]
+        );
+        assert!(
+            seen[1].ends_with("\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+            "{}",
+            seen[1]
+        );
+    }
+
     #[tokio::test]
     async fn heads_are_bounded() {
         let long = [b'a'; 100];
