@@ -330,6 +330,16 @@ impl Drop for FakeGithub {
 
 impl FakeGithub {
     pub async fn start() -> anyhow::Result<FakeGithub> {
+        FakeGithub::start_with(false).await
+    }
+
+    /// The same with its git server over HTTPS, as github.com serves git
+    /// ([`GitServer::start_tls`]).
+    pub async fn start_with_tls_git() -> anyhow::Result<FakeGithub> {
+        FakeGithub::start_with(true).await
+    }
+
+    async fn start_with(tls_git: bool) -> anyhow::Result<FakeGithub> {
         // Load the description now, so a missing `npm ci` fails here, clearly.
         crate::github_openapi::description()?;
         let shared = Arc::new(Shared {
@@ -342,7 +352,11 @@ impl FakeGithub {
             git_root: OnceLock::new(),
             checker: Checker::new(|path| !routes::OUTSIDE_REST.contains(&path)),
         });
-        let git = GitServer::start(shared.clone()).await?;
+        let git = if tls_git {
+            GitServer::start_tls(shared.clone()).await?
+        } else {
+            GitServer::start(shared.clone()).await?
+        };
         let _ = shared.git_root.set((git.url(), git.root().to_path_buf()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -60,9 +60,13 @@ pub trait GitAuthorizer: Send + Sync + 'static {
     ) -> GitDecision;
 }
 
+pub mod tls;
+
 /// A running git server. Dropping it stops the server and removes its repositories.
 pub struct GitServer {
     addr: SocketAddr,
+    /// The test CA's certificate when the server speaks HTTPS ([`GitServer::start_tls`]).
+    ca_pem: Option<String>,
     root: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
@@ -78,6 +82,9 @@ struct Served {
     authorizer: Arc<dyn GitAuthorizer>,
 }
 
+/// The test CA's certificate in the server's directory (no repository is named so:
+/// owners are directories).
+const CA_FILE: &str = "test-ca.pem";
 /// How long one git request may take before it is cut off.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// The largest push body accepted.
@@ -96,12 +103,62 @@ impl GitServer {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(GitServer { addr, root, task })
+        Ok(GitServer {
+            addr,
+            ca_pem: None,
+            root,
+            task,
+        })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// The same server over HTTPS only, with a certificate for `127.0.0.1` from a
+    /// test CA of its own ([`GitServer::ca_pem`]).
+    pub async fn start_tls(authorizer: Arc<dyn GitAuthorizer>) -> anyhow::Result<GitServer> {
+        let root = tempfile::tempdir()?;
+        let served = Arc::new(Served {
+            root: root.path().to_path_buf(),
+            authorizer,
+        });
+        let app = Router::new().fallback(serve).with_state(served);
+        let tls = tls::TestTls::new()?;
+        std::fs::write(root.path().join(CA_FILE), &tls.ca_pem)?;
+        let listener = tls.listener(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+        let addr = axum::serve::Listener::local_addr(&listener)?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(GitServer {
+            addr,
+            ca_pem: Some(tls.ca_pem),
+            root,
+            task,
+        })
+    }
+
+    /// The test CA's certificate (PEM) of a server started with [`GitServer::start_tls`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A file holding [`GitServer::ca_pem`] (for `SANDBOX_EGRESS_UPSTREAM_CA`), while
+    /// the server lives.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.ca_pem.as_ref().map(|_| self.root.path().join(CA_FILE))
+    }
+
+    /// The port it listens on (of 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:<port>`, or `https://` for [`GitServer::start_tls`].
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The clone URL of a repository.

@@ -31,24 +31,26 @@ pub fn edit_and_commit() -> Script {
 }
 
 /// The real stack with the scripted LLM and the fake GitHub, whose sandboxes'
-/// isolated network opens the fake's git server port (and nothing else).
+/// isolated network opens the fake's git server port (and nothing else); a git
+/// server over TLS has its test CA trusted by the backend's egress, which then adds
+/// git's credential itself.
 pub async fn stack_reaching_git(gh: &FakeGithub, llm: &ScriptedLlm) -> anyhow::Result<Stack> {
-    let git_port = gh
-        .git()
-        .url()
-        .rsplit(':')
-        .next()
-        .context("the git server's port")?
-        .to_string();
+    let mut backend_env = vec![(
+        "SANDBOX_ISOLATED_ALLOW".to_string(),
+        format!("127.0.0.1:{}", gh.git().port()),
+    )];
+    if let Some(ca) = gh.git().ca_file() {
+        backend_env.push((
+            "SANDBOX_EGRESS_UPSTREAM_CA".to_string(),
+            ca.display().to_string(),
+        ));
+    }
     Stack::start_with_backend(
         StackOptions {
             llm_base_url: Some(llm.base_url()),
             worker_vars: gh.worker_vars(),
         },
-        vec![(
-            "SANDBOX_ISOLATED_ALLOW".to_string(),
-            format!("127.0.0.1:{git_port}"),
-        )],
+        backend_env,
     )
     .await
 }

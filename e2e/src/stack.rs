@@ -578,8 +578,19 @@ impl Stack {
 
     /// Prints the logs; call when a test fails to see why.
     pub fn dump_logs(&self) {
-        for name in ["wrangler", "backend"] {
-            if let Ok(text) = std::fs::read_to_string(self.log_path(name)) {
+        let mut logs = vec![
+            ("wrangler".to_string(), self.log_path("wrangler")),
+            ("backend".to_string(), self.log_path("backend")),
+        ];
+        // Each sandbox's runner logs beside its record.
+        if let Ok(sandboxes) = std::fs::read_dir(self.data_dir().join("sandboxes")) {
+            for sandbox in sandboxes.flatten() {
+                let name = format!("runner {}", sandbox.file_name().to_string_lossy());
+                logs.push((name, sandbox.path().join("runner").join("runner.log")));
+            }
+        }
+        for (name, path) in logs {
+            if let Ok(text) = std::fs::read_to_string(path) {
                 let tail: Vec<&str> = text.lines().rev().take(80).collect();
                 eprintln!("----- {name} log (last lines) -----");
                 for line in tail.into_iter().rev() {

@@ -409,6 +409,14 @@ pub struct RunnerBootConfig {
     /// (a runner inside an `isolated` docker sandbox). `None`: it connects directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// A host path, in no sandbox, where the runner serves the session repository's
+    /// credential to the backend's egress instead of to git in the sandbox: set when
+    /// the provider's egress adds git's credential itself (the local provider's
+    /// `isolated` sandboxes). For an `https` repository the runner then configures
+    /// no credential helper in the sandbox and serves nothing in `sockets_dir` for
+    /// git; for any other repository it keeps the helper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_credential_socket: Option<String>,
 }
 
 /// How the runner starts and reaches OpenCode in a sandbox of its own.

@@ -169,6 +169,10 @@ fn repo_settings(
             home: config.sandbox_workspace_dir.clone(),
         },
         credential_socket,
+        egress_socket: config
+            .egress_credential_socket
+            .as_ref()
+            .map(std::path::PathBuf::from),
         api,
     }
 }

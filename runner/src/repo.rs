@@ -46,6 +46,10 @@ pub struct RepoSettings {
     /// The credential socket: where the runner binds it, and where git inside the
     /// sandbox finds it. `None`: git gets no credential from the runner.
     pub credential_socket: Option<(PathBuf, String)>,
+    /// Where the runner serves the credential to the backend's egress instead, when
+    /// the egress adds it to an `https` repository's git requests (a host path in no
+    /// sandbox): git in the sandbox then gets no helper at all.
+    pub egress_socket: Option<PathBuf>,
     pub api: WorkerApi,
 }
 
@@ -144,6 +148,8 @@ pub struct RepoTask {
     requests: mpsc::Receiver<Request>,
     events: Option<EventQueue>,
     credential: Option<tokio::task::JoinHandle<()>>,
+    /// Whether the egress adds git's credential (so no helper is configured).
+    credential_by_egress: bool,
     cloned: bool,
     /// Why the last push failed, announced with the state until a push succeeds.
     push_error: Option<String>,
@@ -180,6 +186,7 @@ pub fn start(
         requests,
         events,
         credential: None,
+        credential_by_egress: false,
         cloned: false,
         push_error: None,
     };
@@ -257,17 +264,36 @@ impl RepoTask {
     }
 
     async fn start_credential_server(&mut self, repo: &SessionRepo) {
-        let Some((host_path, _)) = &self.settings.credential_socket else {
-            return;
-        };
         let Some(server) = CredentialServer::new(repo, self.settings.api.clone()) else {
             tracing::warn!("the repository's clone URL cannot be parsed; no credentials");
             return;
         };
-        match Arc::new(server).serve(host_path.clone()).await {
-            Ok(task) => self.credential = Some(task),
-            Err(error) => {
-                tracing::warn!(%error, path = %host_path.display(), "cannot serve git's credentials")
+        let server = Arc::new(server);
+        // The egress terminates TLS only: an `http` repository keeps the helper. So
+        // does a runner that cannot serve the egress's socket.
+        let egress = self
+            .settings
+            .egress_socket
+            .clone()
+            .filter(|_| repo.clone_url.starts_with("https://"));
+        let helper = self
+            .settings
+            .credential_socket
+            .as_ref()
+            .map(|(path, _)| path.clone());
+        for (path, by_egress) in [(egress, true), (helper, false)] {
+            let Some(path) = path else {
+                continue;
+            };
+            match server.clone().serve(path.clone()).await {
+                Ok(task) => {
+                    self.credential = Some(task);
+                    self.credential_by_egress = by_egress;
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, path = %path.display(), "cannot serve git's credentials")
+                }
             }
         }
     }
@@ -278,14 +304,13 @@ impl RepoTask {
             branch: repo.branch.clone(),
             ..RepoState::default()
         });
-        let socket = self
-            .settings
-            .credential_socket
-            .as_ref()
-            .filter(|_| self.credential.is_some())
-            .map(|(_, inside)| inside.as_str());
+        let credentials = match &self.settings.credential_socket {
+            _ if self.credential_by_egress => setup::GitCredentials::AddedByEgress,
+            Some((_, inside)) if self.credential.is_some() => setup::GitCredentials::Helper(inside),
+            _ => setup::GitCredentials::Unavailable,
+        };
         let started = std::time::Instant::now();
-        match setup::ensure_cloned(&self.settings.git, repo, socket).await {
+        match setup::ensure_cloned(&self.settings.git, repo, credentials).await {
             Ok(()) => {
                 tracing::info!(repo = %repo.full_name, branch = %repo.branch, elapsed = ?started.elapsed(), "repository ready");
                 self.cloned = true;

@@ -51,6 +51,10 @@ pub struct Config {
     /// (`SANDBOX_ISOLATED_ALLOW`, comma-separated), e.g. an internal package mirror or
     /// a git server on the host's loopback.
     pub isolated_allow: String,
+    /// A PEM file of further roots the egress trusts when it dials a session
+    /// repository's host itself (`SANDBOX_EGRESS_UPSTREAM_CA`; for a test's git
+    /// server behind TLS). The public roots are always trusted.
+    pub egress_upstream_ca: Option<PathBuf>,
     /// Local sandboxes kept started ahead of demand (`SANDBOX_WARM_POOL`, default 2;
     /// 0 turns the pool off).
     pub warm_pool: usize,
@@ -115,6 +119,7 @@ impl Config {
             orphan_grace: Duration::from_secs(600),
             idle_minute: Duration::from_secs(60),
             isolated_allow: String::new(),
+            egress_upstream_ca: None,
             warm_pool: 2,
             allow_private_network: false,
             tls: None,
@@ -205,6 +210,7 @@ impl Config {
             orphan_grace,
             idle_minute,
             isolated_allow: non_empty("SANDBOX_ISOLATED_ALLOW").unwrap_or_default(),
+            egress_upstream_ca: non_empty("SANDBOX_EGRESS_UPSTREAM_CA").map(PathBuf::from),
             warm_pool: match non_empty("SANDBOX_WARM_POOL") {
                 None => 2,
                 Some(text) => text

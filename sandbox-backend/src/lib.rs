@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod git_egress;
 pub mod health_probe;
 pub mod listen;
 pub mod process;

@@ -231,6 +231,9 @@ pub struct RunnerPlacement {
     /// The HTTP proxy the runner reaches the Worker and the LLM through (see
     /// `RunnerBootConfig::proxy`).
     pub proxy: Option<String>,
+    /// Where the runner serves the repository's credential to the egress (see
+    /// `RunnerBootConfig::egress_credential_socket`).
+    pub egress_credential_socket: Option<String>,
 }
 
 #[async_trait]

@@ -192,6 +192,7 @@ impl Sandboxes {
                 opencode: placement.opencode,
                 sockets_dir: placement.sockets_dir,
                 proxy: placement.proxy,
+                egress_credential_socket: placement.egress_credential_socket,
             };
             let json = serde_json::to_vec_pretty(&config).map_err(|error| {
                 ApiError::internal(format!("cannot serialize the runner config: {error}"))

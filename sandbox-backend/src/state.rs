@@ -177,6 +177,13 @@ fn local_settings(config: &Config, data_dir: &Path) -> Result<LocalSettings, Sta
              `private` share this host's network and reach every service on its loopback"
         );
     }
+    settings.git_egress = Some(Arc::new(
+        crate::git_egress::GitEgress::new(
+            &data_dir.join("egress-ca"),
+            config.egress_upstream_ca.as_deref(),
+        )
+        .map_err(|error| StartError::Providers(format!("the egress CA: {error}")))?,
+    ));
     settings.egress = Arc::new(
         EgressPolicy::with_allow_list(&config.isolated_allow)
             .map_err(|error| StartError::Providers(format!("SANDBOX_ISOLATED_ALLOW: {error}")))?,

@@ -17,7 +17,7 @@ source scripts/tests/assert.sh
 
 # Literals that name something else than a setting the part reads: Durable Object
 # bindings, variables the code sets for the processes it starts, and cargo's own.
-not_settings='^(SESSION_AGENT|EVENT_BUS|API_KEYS|HTTP_PROXY|HTTPS_PROXY|ALL_PROXY|NO_PROXY|XDG_[A-Z]+_HOME|OPENCODE_SERVER_PASSWORD|GIT_ASKPASS|GIT_TERMINAL_PROMPT|SSH_ASKPASS|CARGO_[A-Z_]+|RUST_BACKTRACE)$'
+not_settings='^(SESSION_AGENT|EVENT_BUS|API_KEYS|HTTP_PROXY|HTTPS_PROXY|ALL_PROXY|NO_PROXY|XDG_[A-Z]+_HOME|OPENCODE_SERVER_PASSWORD|GIT_ASKPASS|GIT_TERMINAL_PROMPT|GIT_SSL_CAINFO|SSH_ASKPASS|CARGO_[A-Z_]+|RUST_BACKTRACE)$'
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -11,6 +11,11 @@
 //! that repository at that moment; anything else, and any failure, gets `quit=1`,
 //! which makes git stop at once instead of trying other ways or prompting.
 //!
+//! Where the backend's egress adds git's credential itself, the same server listens
+//! on a host path in no sandbox instead (`RunnerBootConfig::egress_credential_socket`)
+//! and also answers `action=repository` with the session's repository, so the
+//! egress knows which host to intercept.
+//!
 //! Everything read from the socket is written by the sandbox: requests are bounded in
 //! size and time, and nothing in them reaches the Worker but the three checked
 //! attributes.
@@ -55,6 +60,15 @@ impl RepoAddress {
             host: host.to_ascii_lowercase(),
             path: normalise_path(path),
         })
+    }
+
+    /// The address as credential attributes (`action=repository`'s answer: the
+    /// repository is no secret, it is in the sandbox's `.git/config` too).
+    pub fn describe(&self) -> String {
+        format!(
+            "protocol={}\nhost={}\npath={}\n",
+            self.protocol, self.host, self.path
+        )
     }
 
     /// Whether git's request is for this repository.
@@ -188,6 +202,8 @@ impl CredentialServer {
             return;
         }
         let answer = match parse_request(&request) {
+            // The backend's egress asks which repository it adds the credential to.
+            Asked::Other if is_action(&request, "repository") => self.address.describe(),
             // `store` and `erase`: nothing is kept on git's behalf.
             Asked::Other if !is_get(&request) => String::new(),
             Asked::Other => "quit=1\n".to_string(),
@@ -240,9 +256,13 @@ impl CredentialServer {
 }
 
 fn is_get(request: &[u8]) -> bool {
+    is_action(request, "get")
+}
+
+fn is_action(request: &[u8], action: &str) -> bool {
     String::from_utf8_lossy(request)
         .lines()
-        .any(|line| line == "action=get")
+        .any(|line| line.strip_prefix("action=") == Some(action))
 }
 
 /// Binds the socket (a long path through the directory's descriptor). Connecting
@@ -297,6 +317,18 @@ mod tests {
         let local = RepoAddress::of_url("http://127.0.0.1:4000/o/r.git").unwrap();
         assert!(local.matches(&asked("http", "127.0.0.1:4000", "o/r.git")));
         assert!(!local.matches(&asked("http", "127.0.0.1:4001", "o/r.git")));
+    }
+
+    #[test]
+    fn the_egress_is_told_the_repository_in_credential_attributes() {
+        let address = RepoAddress::of_url("https://GitHub.com/Octo/Hello.git").unwrap();
+        assert_eq!(
+            address.describe(),
+            "protocol=https\nhost=github.com\npath=octo/hello\n"
+        );
+        assert!(is_action(b"action=repository\n", "repository"));
+        assert!(!is_action(b"action=repositoryx\n", "repository"));
+        assert_eq!(parse_request(b"action=repository\n"), Asked::Other);
     }
 
     #[test]

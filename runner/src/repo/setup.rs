@@ -30,6 +30,17 @@ pub fn helper_setting(socket_in_sandbox: &str) -> String {
     format!("cache --socket {socket_in_sandbox}")
 }
 
+/// Where git in the sandbox gets the repository's credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitCredentials<'a> {
+    /// The runner's helper socket, at this path inside the sandbox.
+    Helper(&'a str),
+    /// The sandbox's egress adds it to git's requests: git asks no helper at all.
+    AddedByEgress,
+    /// Nowhere (the settings are left as they are).
+    Unavailable,
+}
+
 /// Why a [`SessionRepo`] is not used: the Worker made it, but its fields end up in
 /// git's argv, so nothing that could read as an option or carry a password gets
 /// through.
@@ -61,7 +72,7 @@ pub fn check_repo(repo: &SessionRepo) -> Result<(), String> {
 pub async fn ensure_cloned(
     git: &SandboxGit,
     repo: &SessionRepo,
-    helper_socket: Option<&str>,
+    credentials: GitCredentials<'_>,
 ) -> Result<(), String> {
     check_repo(repo)?;
     // The workspace itself must be the repository's top (`.git` right there), not
@@ -81,7 +92,7 @@ pub async fn ensure_cloned(
     if !cloned {
         git.checked(&["init", "--quiet"], LOCAL_TIMEOUT).await?;
     }
-    configure(git, repo, helper_socket).await?;
+    configure(git, repo, credentials).await?;
     if cloned {
         return Ok(());
     }
@@ -110,11 +121,13 @@ pub async fn ensure_cloned(
 
 /// The repository's settings, written again on every start: the remote, the branch's
 /// upstream (so a plain `git push` pushes the session's branch), and the credential
-/// helper (replacing any other, so no helper the sandbox planted sees the request).
+/// helper (replacing any other, so no helper the sandbox planted sees the request;
+/// with the egress adding the credential, an empty one that resets the list, so git
+/// asks none).
 async fn configure(
     git: &SandboxGit,
     repo: &SessionRepo,
-    helper_socket: Option<&str>,
+    credentials: GitCredentials<'_>,
 ) -> Result<(), String> {
     let upstream = format!("refs/heads/{}", repo.branch);
     let remote_key = format!("branch.{}.remote", repo.branch);
@@ -135,7 +148,14 @@ async fn configure(
         git.checked(&["config", "--replace-all", key, &value], LOCAL_TIMEOUT)
             .await?;
     }
-    if let Some(socket) = helper_socket {
+    if credentials == GitCredentials::AddedByEgress {
+        git.checked(
+            &["config", "--replace-all", "credential.helper", ""],
+            LOCAL_TIMEOUT,
+        )
+        .await?;
+    }
+    if let GitCredentials::Helper(socket) = credentials {
         // An empty helper first resets the list read from the other config files, so
         // the runner's helper is the only one asked.
         git.checked(

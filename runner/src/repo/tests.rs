@@ -173,6 +173,7 @@ impl Fixture {
         let settings = RepoSettings {
             git: self.git(),
             credential_socket: Some((socket.clone(), socket.display().to_string())),
+            egress_socket: None,
             api: WorkerApi::new(self.worker_url.clone(), token).unwrap(),
         };
         let (repo_sender, repo) = watch::channel(None);

@@ -137,6 +137,10 @@ pub struct LocalSettings {
     pub orphan_grace: Duration,
     /// Where `isolated` sandboxes may connect through their egress proxy.
     pub egress: Arc<EgressPolicy>,
+    /// The egress that adds git's credential for `isolated` sandboxes' `https`
+    /// repositories (see [`crate::git_egress`]); `None` leaves it to the runner's
+    /// credential helper.
+    pub git_egress: Option<Arc<crate::git_egress::GitEgress>>,
     /// Sandboxes kept started ahead of demand (`SANDBOX_WARM_POOL`, default 2).
     pub warm_pool: usize,
     /// Whether a sandbox may share the host's network (`SANDBOX_ALLOW_PRIVATE_NETWORK`,
@@ -157,6 +161,7 @@ impl LocalSettings {
             ro_binds: Vec::new(),
             orphan_grace: Duration::from_secs(600),
             egress: Arc::new(EgressPolicy::default()),
+            git_egress: None,
             warm_pool: 2,
             allow_private_network: false,
             allow_unlimited: std::env::var("SANDBOX_ALLOW_UNLIMITED")
@@ -346,6 +351,9 @@ impl Provider for LocalProvider {
                     .to_string(),
             ),
             proxy: None,
+            egress_credential_socket: self
+                .git_egress(sandbox)
+                .map(|git| git.runner.path.display().to_string()),
         }
     }
 
@@ -395,9 +403,12 @@ impl Provider for LocalProvider {
         if agent::simple(&socket, &Request::Ping).await.is_ok() {
             // The sandbox's environment may have been changed (by a fork's overrides)
             // since it booted: say it again.
-            agent::simple(&socket, &environment::configure_request(sandbox))
-                .await
-                .map_err(ProviderError::Unavailable)?;
+            agent::simple(
+                &socket,
+                &environment::configure_request(sandbox, self.git_egress(sandbox).is_some()),
+            )
+            .await
+            .map_err(ProviderError::Unavailable)?;
             self.hold(sandbox).await;
             self.start_egress(sandbox);
             // The gateway the previous backend supervised ended with its agent

@@ -393,6 +393,7 @@ mod tests {
                 home: dir.path().display().to_string(),
             },
             credential_socket: None,
+            egress_socket: None,
             // Nothing listens there: the tool's push fails, and says so.
             api: crate::repo::worker_api::WorkerApi::new(
                 "http://127.0.0.1:9/api/sessions/s1".into(),

@@ -165,6 +165,7 @@ pub fn placement(workspace: &str, sandbox_user: &str, proxy: Option<&str>) -> Ru
         opencode: None,
         sockets_dir: None,
         proxy: proxy.map(String::from),
+        egress_credential_socket: None,
     }
 }
 
@@ -184,6 +185,7 @@ mod tests {
             opencode: None,
             sockets_dir: None,
             proxy: Some("http://127.0.0.1:3128".into()),
+            egress_credential_socket: None,
         }
     }
 

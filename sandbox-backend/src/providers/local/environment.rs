@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use nightshift_protocol::sandbox::NetworkMode;
+use nightshift_protocol::sandbox::{NetworkMode, SANDBOX_SOCKETS_DIR};
 
 use super::bubblewrap::{SANDBOX_HOME, SANDBOX_PATH, SANDBOX_WORKSPACE, sandbox_cwd};
 use super::sandbox_agent::wire::Request;
+use crate::git_egress::CA_BUNDLE_FILE;
 use crate::providers::SandboxSpec;
 
 /// The loopback port of an `isolated` sandbox's egress proxy.
@@ -28,8 +29,9 @@ pub(super) fn user_env() -> BTreeMap<String, String> {
     .collect()
 }
 
-/// The environment every command of the sandbox starts with.
-fn base_env(sandbox: &SandboxSpec) -> BTreeMap<String, String> {
+/// The environment every command of the sandbox starts with; `git_ca` says the
+/// egress adds git's credential, so git trusts the egress CA's bundle.
+fn base_env(sandbox: &SandboxSpec, git_ca: bool) -> BTreeMap<String, String> {
     let mut env = user_env();
     if sandbox.network == NetworkMode::Isolated {
         let proxy = format!("http://127.0.0.1:{PROXY_PORT}");
@@ -46,15 +48,23 @@ fn base_env(sandbox: &SandboxSpec) -> BTreeMap<String, String> {
         for name in ["NO_PROXY", "no_proxy"] {
             env.insert(name.to_string(), "localhost,127.0.0.1,::1".to_string());
         }
+        if git_ca {
+            // git alone: other programs keep the system's roots, so only git can be
+            // shown the egress's certificate for the repository's host.
+            env.insert(
+                "GIT_SSL_CAINFO".to_string(),
+                format!("{SANDBOX_SOCKETS_DIR}/{CA_BUNDLE_FILE}"),
+            );
+        }
     }
     env.extend(sandbox.env.clone());
     env
 }
 
 /// What the sandbox's agent is told when the sandbox boots or is found again.
-pub(super) fn configure_request(sandbox: &SandboxSpec) -> Request {
+pub(super) fn configure_request(sandbox: &SandboxSpec, git_ca: bool) -> Request {
     Request::Configure {
-        env: base_env(sandbox),
+        env: base_env(sandbox, git_ca),
         proxy_port: (sandbox.network == NetworkMode::Isolated).then_some(PROXY_PORT),
     }
 }

@@ -15,6 +15,8 @@ use super::launcher::cgroup_name;
 use super::sandbox_agent::{client as agent, egress};
 use super::sandbox_dir::socket;
 use super::{LocalProvider, opencode_sandbox};
+use crate::git_egress::runner::RunnerSocket;
+use crate::git_egress::{RUNNER_SOCKET_DIR, RUNNER_SOCKET_FILE, SandboxGit};
 use crate::providers::{ProviderError, ProviderHandle, SandboxSpec};
 
 /// Background tasks by key (a sandbox's id): one per key, aborted when replaced or
@@ -90,7 +92,18 @@ impl LocalProvider {
                 ));
             }
         }
-        if let Err(error) = agent::simple(&socket(sandbox), &configure_request(sandbox)).await {
+        let git = self.git_egress(sandbox);
+        if let Some(git) = &git
+            && let Err(error) = self.prepare_git_egress(sandbox, git)
+        {
+            kill_sandbox(&handle).await;
+            return Err(ProviderError::io(
+                "cannot prepare the sandbox's git egress",
+                error,
+            ));
+        }
+        let configure = configure_request(sandbox, git.is_some());
+        if let Err(error) = agent::simple(&socket(sandbox), &configure).await {
             kill_sandbox(&handle).await;
             return Err(ProviderError::Unavailable(format!(
                 "the sandbox did not start: {error}"
@@ -122,12 +135,47 @@ impl LocalProvider {
         self.holds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The interception of an `isolated` sandbox's tunnels to its repository's host,
+    /// when the backend has the egress CA.
+    pub(super) fn git_egress(&self, sandbox: &SandboxSpec) -> Option<SandboxGit> {
+        if sandbox.network != NetworkMode::Isolated {
+            return None;
+        }
+        Some(SandboxGit {
+            egress: self.settings.git_egress.clone()?,
+            runner: RunnerSocket {
+                path: sandbox.dir.join(RUNNER_SOCKET_DIR).join(RUNNER_SOCKET_FILE),
+            },
+        })
+    }
+
+    /// Gives the sandbox its CA bundle (in its sockets directory) and the runner the
+    /// directory of its egress socket (the runner's, and in no sandbox).
+    fn prepare_git_egress(&self, sandbox: &SandboxSpec, git: &SandboxGit) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        git.egress
+            .write_bundle(&sandbox.dir.join(super::launcher::SOCKETS_DIR_NAME))?;
+        let dir = sandbox.dir.join(RUNNER_SOCKET_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        if let Some(user) = self.host_user {
+            user.give(&dir)?;
+        }
+        Ok(())
+    }
+
     /// Offers an `isolated` sandbox's egress proxy ways out.
     pub(super) fn start_egress(&self, sandbox: &SandboxSpec) {
         if sandbox.network != NetworkMode::Isolated {
             return;
         }
-        let task = tokio::spawn(egress::pool(socket(sandbox), self.settings.egress.clone()));
+        let task = tokio::spawn(egress::pool(
+            socket(sandbox),
+            self.settings.egress.clone(),
+            self.git_egress(sandbox),
+        ));
         self.egress_pools.insert(sandbox.id.clone(), task);
     }
 

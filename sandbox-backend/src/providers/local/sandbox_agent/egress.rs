@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::client::connect;
 use super::wire::{EgressTarget, Frame, Request, write_frame, write_request};
+use crate::git_egress::SandboxGit;
 
 /// Ways out kept waiting per sandbox.
 const POOL: usize = 2;
@@ -219,8 +220,9 @@ pub fn own_addresses() -> Vec<IpAddr> {
     addresses
 }
 
-/// Keeps ways out open to the agent at `socket` until aborted.
-pub async fn pool(socket: PathBuf, policy: Arc<EgressPolicy>) {
+/// Keeps ways out open to the agent at `socket` until aborted; with `git`, tunnels
+/// to the session repository's host are intercepted ([`crate::git_egress`]).
+pub async fn pool(socket: PathBuf, policy: Arc<EgressPolicy>, git: Option<SandboxGit>) {
     let (used, mut used_rx) = mpsc::channel::<()>(POOL * 2);
     let mut waiting = 0;
     loop {
@@ -228,7 +230,7 @@ pub async fn pool(socket: PathBuf, policy: Arc<EgressPolicy>) {
             match offer(&socket).await {
                 Ok(stream) => {
                     waiting += 1;
-                    tokio::spawn(serve(stream, policy.clone(), used.clone()));
+                    tokio::spawn(serve(stream, policy.clone(), git.clone(), used.clone()));
                 }
                 Err(_) => {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -248,7 +250,12 @@ async fn offer(socket: &std::path::Path) -> std::io::Result<tokio::net::UnixStre
     Ok(stream)
 }
 
-async fn serve(stream: tokio::net::UnixStream, policy: Arc<EgressPolicy>, used: mpsc::Sender<()>) {
+async fn serve(
+    stream: tokio::net::UnixStream,
+    policy: Arc<EgressPolicy>,
+    git: Option<SandboxGit>,
+    used: mpsc::Sender<()>,
+) {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     let read = reader.read_line(&mut line).await;
@@ -260,6 +267,15 @@ async fn serve(stream: tokio::net::UnixStream, policy: Arc<EgressPolicy>, used: 
     let Ok(target) = serde_json::from_str::<EgressTarget>(line.trim()) else {
         return;
     };
+    // The runner is asked before the dial, so a tunnel is intercepted or carried
+    // from its first byte.
+    let intercepted = match &git {
+        Some(git) => git
+            .intercepts(&target.host, target.port)
+            .await
+            .map(|repo| (git, repo)),
+        None => None,
+    };
     match dial(&target, &policy).await {
         Err(reason) => {
             tracing::info!(host = %target.host, port = target.port, %reason, "egress refused");
@@ -267,6 +283,12 @@ async fn serve(stream: tokio::net::UnixStream, policy: Arc<EgressPolicy>, used: 
         }
         Ok(mut remote) => {
             if write_frame(reader.get_mut(), &Frame::Ok).await.is_err() {
+                return;
+            }
+            if let Some((git, repo)) = intercepted {
+                // What the agent already sent after the target line stays in the
+                // reader's buffer: the start of the sandbox's TLS handshake.
+                git.serve(reader, remote, &target.host, repo).await;
                 return;
             }
             let buffered = reader.buffer().to_vec();
