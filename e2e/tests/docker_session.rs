@@ -18,7 +18,10 @@
 //! runner's config, its environment, the runner itself or the backend's port gets
 //! nothing; and the runner comes back to take the next turn after it is killed in
 //! the container, after the container is stopped and started again, and after the
-//! backend restarts (which starts no runner on its host).
+//! backend restarts (which starts no runner on its host). A session on a GitHub
+//! repository (the fake GitHub's git server, allowed on the host's loopback) clones
+//! it in the container through the runner's credential helper (its socket on a
+//! tmpfs of the runner's own), and a scripted turn's commit is pushed as the user.
 
 use std::process::Command;
 
@@ -28,6 +31,9 @@ use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use nightshift_e2e::client::Api;
 use nightshift_e2e::docker::{DockerBackend, Engine};
+use nightshift_e2e::fake_github::FakeGithub;
+use nightshift_e2e::git_server::RepoSeed;
+use nightshift_e2e::github_turn::{EDIT_MARKER, edit_and_commit, is_noreply_author, pushed_author};
 use nightshift_e2e::panels::{panel_get, panel_socket, run_in_terminal};
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
 use nightshift_e2e::stack::{Stack, StackOptions, free_port};
@@ -603,28 +609,44 @@ async fn a_session_runs_in_its_docker_sandbox_and_keeps_its_secrets_from_its_com
         .and_then(|rest| rest.split('/').next())
         .context("the scripted LLM's port")?
         .parse()?;
+    let gh = FakeGithub::start().await?;
+    gh.add_user("owner", "Owner Doe", "owner@example.com");
+    gh.add_repo("owner", "app", true, &RepoSeed::small())?;
+    let git_port = gh
+        .git()
+        .url()
+        .rsplit(':')
+        .next()
+        .context("the git server's port")?
+        .to_string();
+    let mut worker_vars = gh.worker_vars();
+    worker_vars.push(("WORKSPACE_PANELS".into(), "true".into()));
     let worker_port = free_port();
     let mut stack = Stack::start_on_port(
         StackOptions {
             llm_base_url: Some(llm.base_url()),
-            worker_vars: vec![("WORKSPACE_PANELS".into(), "true".into())],
+            worker_vars,
         },
         vec![
             ("DOCKER_HOST".into(), engine.host.clone()),
             ("SANDBOX_DOCKER_IMAGE".into(), image),
             ("SANDBOX_DOCKER_ISOLATED".into(), "true".into()),
             ("SANDBOX_DEFAULT_PROVIDER".into(), "docker".into()),
-            // The Worker and the LLM are on the host's loopback here (a deployed
-            // Worker is public): the way out allows exactly their two ports.
+            // The Worker, the LLM and the git server are on the host's loopback
+            // here (deployed, they are public): the way out allows exactly their
+            // ports.
             (
                 "SANDBOX_ISOLATED_ALLOW".into(),
-                format!("127.0.0.1:{worker_port},127.0.0.1:{llm_port}"),
+                format!("127.0.0.1:{worker_port},127.0.0.1:{llm_port},127.0.0.1:{git_port}"),
             ),
         ],
         worker_port,
     )
     .await?;
-    let outcome = a_docker_session_journey(&mut stack, &engine, &llm).await;
+    let mut outcome = a_docker_session_journey(&mut stack, &engine, &llm).await;
+    if outcome.is_ok() {
+        outcome = a_repository_session(&stack, &gh, &llm).await;
+    }
     let mut inside = String::new();
     if outcome.is_err() {
         // What the runner said in the container, for a failure's report.
@@ -663,5 +685,68 @@ async fn a_session_runs_in_its_docker_sandbox_and_keeps_its_secrets_from_its_com
         stack.dump_logs();
         bail!("{error:#}\nin the container:\n{inside}");
     }
+    Ok(())
+}
+
+/// A session on `owner/app`: cloned in the container through the credential helper,
+/// a scripted turn commits, the push from the app lands on the server as the user.
+async fn a_repository_session(
+    stack: &Stack,
+    gh: &FakeGithub,
+    llm: &ScriptedLlm,
+) -> anyhow::Result<()> {
+    llm.on(EDIT_MARKER, edit_and_commit());
+    let api = stack.signed_in_api("owner@example.com").await?;
+    gh.connect(&stack.worker_url(), &api, "owner", "/sessions/new")
+        .await?;
+    let body = json!({"title": "Edit the readme", "repo": {"full_name": "owner/app"}});
+    let created: Value = api
+        .expect(Method::POST, "/api/sessions", Some(&body.to_string()), 201)
+        .await?;
+    let id = created["id"]
+        .as_str()
+        .context("the session's id")?
+        .to_owned();
+    let branch = created["repo"]["branch"]
+        .as_str()
+        .context("the session's branch")?
+        .to_owned();
+    let mut events = api.events(&id, None).await?;
+    tokio::time::timeout(
+        Duration::from_secs(180),
+        events.until(|b| {
+            matches!(b, nightshift_protocol::events::EventBody::RepoUpdated { state }
+                if state.phase != nightshift_protocol::repo::RepoPhase::Cloning)
+        }),
+    )
+    .await
+    .context("the repository was not cloned in time")??;
+    let view: Value = api
+        .expect(Method::GET, &format!("/api/sessions/{id}/repo"), None, 200)
+        .await?;
+    ensure!(view["state"]["phase"] == "ready", "{view}");
+
+    api.send(&id, &format!("{EDIT_MARKER} edit the readme"))
+        .await?;
+    let messages = api.wait_settled(&id).await?;
+    ensure!(
+        messages.last().map(|m| m.state) == Some(MessageState::Done),
+        "{messages:?}"
+    );
+    let pushed = api
+        .raw(Method::POST, &format!("/api/sessions/{id}/push"), None)
+        .await?;
+    ensure!(pushed.status == 202, "{:?}", pushed.body);
+    let bare = gh.git().repo("owner", "app");
+    let started = std::time::Instant::now();
+    while bare.branch_head(&branch).is_none() {
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "{branch} never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let author = pushed_author(gh, "owner", "app", &branch)?;
+    ensure!(is_noreply_author(&author, "Owner Doe", "owner"), "{author}");
     Ok(())
 }

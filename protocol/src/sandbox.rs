@@ -404,6 +404,11 @@ pub struct RunnerBootConfig {
     /// session's git then gets no credential from the runner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sockets_dir: Option<String>,
+    /// Where `sockets_dir` appears to the sandbox's commands when it is not
+    /// [`SANDBOX_SOCKETS_DIR`] (a runner inside the sandbox sees what its commands
+    /// see, so it names the same path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_sockets_dir: Option<String>,
     /// An HTTP proxy (`http://127.0.0.1:3128`) through which the runner reaches the
     /// Worker and the LLM, when the sandbox's one way out is a proxy on its loopback
     /// (a runner inside an `isolated` docker sandbox). `None`: it connects directly.

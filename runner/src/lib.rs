@@ -153,13 +153,14 @@ fn repo_settings(
     api: repo::worker_api::WorkerApi,
 ) -> repo::RepoSettings {
     use nightshift_protocol::sandbox::SANDBOX_SOCKETS_DIR;
+    let seen_at = config
+        .sandbox_sockets_dir
+        .as_deref()
+        .unwrap_or(SANDBOX_SOCKETS_DIR);
     let credential_socket = config.sockets_dir.as_ref().map(|dir| {
         (
             Path::new(dir).join(repo::credential::CREDENTIAL_SOCKET),
-            format!(
-                "{SANDBOX_SOCKETS_DIR}/{}",
-                repo::credential::CREDENTIAL_SOCKET
-            ),
+            format!("{seen_at}/{}", repo::credential::CREDENTIAL_SOCKET),
         )
     });
     repo::RepoSettings {

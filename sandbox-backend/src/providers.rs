@@ -234,6 +234,9 @@ pub struct RunnerPlacement {
     /// Where the runner serves the repository's credential to the egress (see
     /// `RunnerBootConfig::egress_credential_socket`).
     pub egress_credential_socket: Option<String>,
+    /// Where `sockets_dir` appears to the sandbox's commands, when not at the
+    /// usual place (see `RunnerBootConfig::sandbox_sockets_dir`).
+    pub sandbox_sockets_dir: Option<String>,
 }
 
 #[async_trait]

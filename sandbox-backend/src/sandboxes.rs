@@ -193,6 +193,7 @@ impl Sandboxes {
                 sockets_dir: placement.sockets_dir,
                 proxy: placement.proxy,
                 egress_credential_socket: placement.egress_credential_socket,
+                sandbox_sockets_dir: placement.sandbox_sockets_dir,
             };
             let json = serde_json::to_vec_pretty(&config).map_err(|error| {
                 ApiError::internal(format!("cannot serialize the runner config: {error}"))

@@ -412,6 +412,8 @@ impl DockerProvider {
             body["Cmd"] = json!(["infinity"]);
             host_config["CapAdd"] = json!(runner::KEPT_CAPABILITIES);
             host_config["Tmpfs"][runner::RUNNER_DIR] = json!(runner::tmpfs_options());
+            host_config["Tmpfs"][runner::GIT_SOCKETS_DIR] =
+                json!(runner::git_sockets_tmpfs_options());
         }
         if let Some(mb) = self.config.memory_mb {
             host_config["Memory"] = json!(mb * 1024 * 1024);

@@ -351,6 +351,7 @@ impl Provider for LocalProvider {
                     .to_string(),
             ),
             proxy: None,
+            sandbox_sockets_dir: None,
             egress_credential_socket: self
                 .git_egress(sandbox)
                 .map(|git| git.runner.path.display().to_string()),

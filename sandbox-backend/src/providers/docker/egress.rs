@@ -158,7 +158,7 @@ async fn carry(mut client: UnixStream, policy: Arc<EgressPolicy>, sandbox: Strin
         Ok(())
     };
     let forwarded = match forwarded {
-        Ok(()) => remote.write_all(head.first_bytes()).await,
+        Ok(()) => remote.write_all(&head.first_bytes()).await,
         Err(error) => Err(error),
     };
     if forwarded.is_ok() {

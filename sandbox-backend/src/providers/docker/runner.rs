@@ -44,6 +44,10 @@ pub const RUNNER_UID: u32 = 1001;
 pub const RUNNER_DIR: &str = "/run/nightshift-runner";
 pub const CONFIG_FILE: &str = "/run/nightshift-runner/config.json";
 pub const LOG_FILE: &str = "/run/nightshift-runner/runner.log";
+/// Where the runner serves git's credential helper to the container's commands: a
+/// tmpfs of the runner's own (0755), so the sandbox's user can reach the socket
+/// but not replace it or plant anything beside it.
+pub const GIT_SOCKETS_DIR: &str = "/run/nightshift-git";
 /// What the exec starting the runner runs as: root, which gives up root at once.
 pub const START_USER: &str = "0:0";
 /// The capabilities a session container keeps, for the runner only: `setpriv` to the
@@ -124,6 +128,11 @@ pub fn tmpfs_options() -> String {
     format!("rw,nosuid,nodev,noexec,size=16m,mode=0700,uid={RUNNER_UID},gid={RUNNER_UID}")
 }
 
+/// The mount of [`GIT_SOCKETS_DIR`] for `HostConfig.Tmpfs`.
+pub fn git_sockets_tmpfs_options() -> String {
+    format!("rw,nosuid,nodev,noexec,size=1m,mode=0755,uid={RUNNER_UID},gid={RUNNER_UID}")
+}
+
 /// The argv prefix that runs one of the runner's commands as the sandbox's user
 /// (`uid:gid`), with `proxy` as its way out when the sandbox has one.
 pub fn command_wrapper(sandbox_user: &str, proxy: Option<&str>) -> Vec<String> {
@@ -163,7 +172,8 @@ pub fn placement(workspace: &str, sandbox_user: &str, proxy: Option<&str>) -> Ru
         command_wrapper: command_wrapper(sandbox_user, proxy),
         bridge: Vec::new(),
         opencode: None,
-        sockets_dir: None,
+        sockets_dir: Some(GIT_SOCKETS_DIR.to_string()),
+        sandbox_sockets_dir: Some(GIT_SOCKETS_DIR.to_string()),
         proxy: proxy.map(String::from),
         egress_credential_socket: None,
     }
@@ -184,6 +194,7 @@ mod tests {
             bridge: Vec::new(),
             opencode: None,
             sockets_dir: None,
+            sandbox_sockets_dir: None,
             proxy: Some("http://127.0.0.1:3128".into()),
             egress_credential_socket: None,
         }

@@ -147,6 +147,7 @@ impl Provider for UnisolatedProvider {
             opencode: None,
             sockets_dir: None,
             proxy: None,
+            sandbox_sockets_dir: None,
             egress_credential_socket: None,
         }
     }

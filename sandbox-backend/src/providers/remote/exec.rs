@@ -241,6 +241,7 @@ pub fn placement(workspace: &str) -> RunnerPlacement {
         opencode: None,
         sockets_dir: None,
         proxy: None,
+        sandbox_sockets_dir: None,
         egress_credential_socket: None,
     }
 }

@@ -7,7 +7,8 @@
 //! link-local and the host's own addresses before it dials.
 //!
 //! Supported: `CONNECT host:port` (HTTPS and anything tunnelled) and plain HTTP
-//! requests in absolute form (`GET http://host/...`).
+//! requests in absolute form (`GET http://host/...`), passed on in origin form with
+//! `Connection: close` (one request per proxied connection).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +79,7 @@ async fn handle(mut client: TcpStream, queue: EgressQueue) {
         return;
     }
     let first = head.first_bytes();
-    if !first.is_empty() && egress.get_mut().write_all(first).await.is_err() {
+    if !first.is_empty() && egress.get_mut().write_all(&first).await.is_err() {
         return;
     }
     // Anything still buffered from the agent side goes to the client first.
@@ -103,13 +104,50 @@ pub(crate) struct ProxyHead {
 
 impl ProxyHead {
     /// What goes to the destination first: for a tunnel the bytes that came after
-    /// the `CONNECT` head (they belong to it), for plain HTTP the request itself.
-    pub fn first_bytes(&self) -> &[u8] {
+    /// the `CONNECT` head (they belong to it); for plain HTTP the request in origin
+    /// form (`GET /path`, as servers expect it from a proxy), without the
+    /// hop-by-hop and `Proxy-*` headers and with `Connection: close`, since the
+    /// connection goes on as raw bytes and a second request on it would not be
+    /// rewritten.
+    pub fn first_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         if self.connect {
-            &self.bytes[self.end..]
-        } else {
-            &self.bytes
+            return std::borrow::Cow::Borrowed(&self.bytes[self.end..]);
         }
+        let head = String::from_utf8_lossy(&self.bytes[..self.end]);
+        let mut lines = head.split("\r\n");
+        let first = lines.next().unwrap_or_default();
+        let mut parts = first.splitn(3, ' ');
+        let (method, uri, version) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or("HTTP/1.1"),
+        );
+        let path = uri
+            .strip_prefix("http://")
+            .and_then(|rest| rest.find('/').map(|at| &rest[at..]))
+            .unwrap_or("/");
+        let mut out = format!("{method} {path} {version}\r\n");
+        for line in lines.filter(|line| !line.is_empty()) {
+            let name = line.split(':').next().unwrap_or_default().trim();
+            let hop_by_hop = [
+                "connection",
+                "keep-alive",
+                "proxy-connection",
+                "te",
+                "upgrade",
+            ]
+            .iter()
+            .any(|hop| name.eq_ignore_ascii_case(hop))
+                || name.to_ascii_lowercase().starts_with("proxy-");
+            if !hop_by_hop {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str("Connection: close\r\n\r\n");
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.bytes[self.end..]);
+        std::borrow::Cow::Owned(bytes)
     }
 }
 
@@ -240,5 +278,36 @@ mod tests {
         );
         assert_eq!(parse_target("GET /relative HTTP/1.1\r\n\r\n"), None);
         assert_eq!(find_head_end(b"a\r\n\r\nbody"), Some(5));
+    }
+
+    #[test]
+    fn plain_requests_go_on_in_origin_form_without_proxy_headers() {
+        let bytes = b"POST http://127.0.0.1:8787/api/x?y=1 HTTP/1.1\r\nHost: 127.0.0.1:8787\r\nProxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi".to_vec();
+        let end = find_head_end(&bytes).unwrap();
+        let head = ProxyHead {
+            bytes,
+            end,
+            connect: false,
+            target: EgressTarget {
+                host: "127.0.0.1".into(),
+                port: 8787,
+            },
+        };
+        assert_eq!(
+            String::from_utf8(head.first_bytes().into_owned()).unwrap(),
+            "POST /api/x?y=1 HTTP/1.1\r\nHost: 127.0.0.1:8787\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+        );
+        let bare = b"GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec();
+        let end = find_head_end(&bare).unwrap();
+        let head = ProxyHead {
+            bytes: bare,
+            end,
+            connect: false,
+            target: EgressTarget {
+                host: "example.com".into(),
+                port: 80,
+            },
+        };
+        assert!(head.first_bytes().starts_with(b"GET / HTTP/1.1\r\n"));
     }
 }
