@@ -8,7 +8,8 @@
 //! - [`stack`]: starts `wrangler dev` (real workerd with local D1, R2 and Durable
 //!   Objects) on a free port, and the sandbox backend (which starts real runners under
 //!   bubblewrap), each with its own state directory; restarts and kills them on demand.
-//! - [`client`]: a small client for the Worker's `/api`, including an SSE reader.
+//! - [`client`]: a small client for the Worker's `/api`, including an SSE reader;
+//!   [`artifacts`]: a runner's artifact uploads.
 //! - [`git_server`], [`fake_github`], [`github_openapi`]: a real git server (`git
 //!   http-backend`) behind a fake GitHub REST API whose every exchange is validated
 //!   against GitHub's official OpenAPI description; the double for GitHub.
@@ -26,6 +27,7 @@
 // GitHub's repository objects are one large `json!` each.
 #![recursion_limit = "256"]
 
+pub mod artifacts;
 pub mod browser;
 pub mod client;
 pub mod docker;

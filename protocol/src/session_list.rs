@@ -180,6 +180,11 @@ impl ListFilter {
     }
 }
 
+/// `POST /api/sessions/{id}/archive`: no fields (an empty body or `{}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSessionRequest {}
+
 /// What `POST /api/sessions/bulk` does to each session it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -254,7 +259,9 @@ mod tests {
     #[test]
     fn different_filters_have_different_fingerprints() {
         let default = ListFilter::default().fingerprint();
-        let searched = ListFilter::parse(None, Some("x"), None).unwrap().fingerprint();
+        let searched = ListFilter::parse(None, Some("x"), None)
+            .unwrap()
+            .fingerprint();
         let mine = ListFilter::parse(Some("mine"), None, None)
             .unwrap()
             .fingerprint();
@@ -270,7 +277,9 @@ mod tests {
         }
         // Case and spacing of the search do not matter.
         assert_eq!(
-            ListFilter::parse(None, Some("X"), None).unwrap().fingerprint(),
+            ListFilter::parse(None, Some("X"), None)
+                .unwrap()
+                .fingerprint(),
             searched
         );
     }

@@ -96,6 +96,9 @@ pub struct Published {
     pub title: String,
     pub sandbox_id: Option<String>,
     pub error: Option<String>,
+    /// When the session was archived (ms), as last written to D1.
+    #[serde(default)]
+    pub archived_at: Option<i64>,
     /// Agent settings and usage totals, as last written to D1.
     #[serde(default)]
     pub agent: Option<PublishedAgent>,
