@@ -5,6 +5,8 @@
 //!   chat-completions format and plays back scripts of text and tool calls; it
 //!   stands in for a paid LLM API. The other doubles are the outside services'
 //!   ([`fake_oauth`], [`fake_github`]; see `e2e/README.md`).
+//! - [`local_state`]: what the Worker's local D1, R2 and Durable Object state holds,
+//!   row by row.
 //! - [`stack`]: starts `wrangler dev` (real workerd with local D1, R2 and Durable
 //!   Objects) on a free port, and the sandbox backend (which starts real runners under
 //!   bubblewrap), each with its own state directory; restarts and kills them on demand.
@@ -36,6 +38,7 @@ pub mod fake_oauth;
 pub mod git_server;
 pub mod github_openapi;
 pub mod github_turn;
+pub mod local_state;
 pub mod oauth_browser;
 pub mod panels;
 pub mod scripted_llm;

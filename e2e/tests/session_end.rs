@@ -11,7 +11,8 @@ use std::time::Duration;
 use nightshift_e2e::WAIT;
 use nightshift_e2e::artifacts::{png_header, upload};
 use nightshift_e2e::client::Api;
-use nightshift_e2e::stack::{Stack, files_containing, stack_with_llm, with_logs};
+use nightshift_e2e::local_state::places_holding;
+use nightshift_e2e::stack::{Stack, stack_with_llm, with_logs};
 use nightshift_protocol::api::{Session, SessionList, SessionStatus};
 use nightshift_protocol::events::EventBody;
 use nightshift_protocol::sandbox::SandboxList;
@@ -209,12 +210,14 @@ async fn archiving_keeps_the_history_refuses_prompts_and_destroys_the_sandbox() 
 
 #[tokio::test]
 async fn deleting_a_session_leaves_nothing_of_it_behind() {
-    let (stack, _llm) = stack_with_llm().await.unwrap();
+    let (mut stack, _llm) = stack_with_llm().await.unwrap();
+    let mut session_id = String::new();
+    let secret = "zq-delete-marker-7f3a";
     with_logs(&stack, async {
         let owner = stack.signed_in_api("owner@example.com").await?;
         let viewer = stack.signed_in_member(&owner, "viewer@example.com").await?;
-        let secret = "zq-delete-marker-7f3a";
         let session = ready_session(&owner, "to delete").await?;
+        session_id = session.id.clone();
         let sandbox_id = session.sandbox_id.clone().unwrap_or_default();
         owner.send(&session.id, secret).await?;
         owner.wait_settled(&session.id).await?;
@@ -266,7 +269,8 @@ async fn deleting_a_session_leaves_nothing_of_it_behind() {
                 .await?;
             anyhow::ensure!(gone.status == 404, "{path}: {gone:?}");
         }
-        let artifact = created["id"].as_str().unwrap_or_default();
+        let artifact = created["artifact"].as_str().unwrap_or_default();
+        anyhow::ensure!(!artifact.is_empty(), "{created}");
         let gone = owner
             .raw(
                 Method::GET,
@@ -297,24 +301,29 @@ async fn deleting_a_session_leaves_nothing_of_it_behind() {
                 .await?;
             anyhow::ensure!(rows[0]["n"] == json!(0), "{table}: {rows:?}");
         }
-        // Nothing of the session stays in the Worker's local state (D1, R2, the
-        // object's storage): neither its id nor what was said in it.
-        let state = stack.persist_dir();
-        for needle in [session.id.as_str(), secret] {
-            let holding = files_containing(&state, needle.as_bytes());
-            anyhow::ensure!(holding.is_empty(), "{needle} is still in {holding:?}");
-        }
         Ok(())
     })
     .await;
+    // Nothing of the session stays in the Worker's local state (D1, R2, the
+    // object's storage): no row and no file holds its id or what was said in it.
+    // Read once the Worker has stopped, as the databases' own readers would.
+    stack.stop_worker().await;
+    let state = stack.persist_dir();
+    assert!(!session_id.is_empty(), "the test ran");
+    for needle in [session_id.as_str(), secret] {
+        let holding = places_holding(&state, needle).unwrap();
+        assert!(holding.is_empty(), "{needle} is still in {holding:?}");
+    }
 }
 
 #[tokio::test]
 async fn bulk_requests_answer_per_session_and_refuse_bad_bodies_whole() {
     let (stack, _llm) = stack_with_llm().await.unwrap();
     with_logs(&stack, async {
-        let owner = stack.signed_in_api("owner@example.com").await?;
-        let other = stack.signed_in_member(&owner, "other@example.com").await?;
+        // The first to sign in is the team's admin; the owner here is a member.
+        let admin = stack.signed_in_api("admin@example.com").await?;
+        let owner = stack.signed_in_member(&admin, "owner@example.com").await?;
+        let other = stack.signed_in_member(&admin, "other@example.com").await?;
         let first = ready_session(&owner, "bulk one").await?;
         let second = ready_session(&owner, "bulk two").await?;
         let theirs = ready_session(&other, "not mine").await?;
