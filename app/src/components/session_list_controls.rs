@@ -147,6 +147,7 @@ pub fn BulkBar(selection: Selection) -> impl IntoView {
     let busy = RwSignal::new(false);
     let message = RwSignal::new(None::<String>);
     let count = move || selection.0.with(BTreeSet::len);
+    let any_ticked = move || count() != 0;
     let run = move |action: BulkAction| {
         let ids: Vec<String> = selection.0.get_untracked().into_iter().collect();
         if ids.is_empty() || busy.get_untracked() {
@@ -179,7 +180,7 @@ pub fn BulkBar(selection: Selection) -> impl IntoView {
     };
 
     view! {
-        <Show when=move || count() > 0>
+        <Show when=any_ticked>
             <div class="bulk-bar" data-testid="bulk-bar">
                 <span class="bulk-bar__count" data-testid="bulk-count">
                     {move || format!("{} selected", count())}
