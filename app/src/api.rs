@@ -12,6 +12,7 @@ use nightshift_protocol::api::{
     UpdateSessionRequest,
 };
 use nightshift_protocol::events::SessionEvent;
+use nightshift_protocol::session_list::{BulkRequest, BulkResponse, ListFilter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
@@ -27,13 +28,40 @@ use web_sys::{AbortSignal, Headers, Request, RequestInit, Response};
 /// from Durable Object storage and D1; anything slower is a hung connection.
 const REQUEST_TIMEOUT_MS: u32 = 15_000;
 
-/// `GET /api/sessions`.
-pub async fn list_sessions(cursor: Option<&str>) -> Result<SessionList, ApiError> {
-    let path = match cursor {
-        Some(cursor) => format!("/api/sessions?cursor={}", encode(cursor)),
-        None => "/api/sessions".to_owned(),
+/// `GET /api/sessions`: the page after `cursor` of the list `filter` keeps.
+pub async fn list_sessions(
+    cursor: Option<&str>,
+    filter: &ListFilter,
+) -> Result<SessionList, ApiError> {
+    let mut query: Vec<String> = filter
+        .query_pairs()
+        .into_iter()
+        .map(|(name, value)| format!("{name}={}", encode(&value)))
+        .collect();
+    if let Some(cursor) = cursor {
+        query.push(format!("cursor={}", encode(cursor)));
+    }
+    let path = if query.is_empty() {
+        "/api/sessions".to_owned()
+    } else {
+        format!("/api/sessions?{}", query.join("&"))
     };
     request_json("GET", &path, None::<&()>).await
+}
+
+/// `POST /api/sessions/bulk`: archives or deletes sessions, an outcome each.
+pub async fn bulk_sessions(request: &BulkRequest) -> Result<BulkResponse, ApiError> {
+    request_json("POST", "/api/sessions/bulk", Some(request)).await
+}
+
+/// `POST /api/sessions/{id}/archive`: answers the session as it is afterwards.
+pub async fn archive_session(session_id: &str) -> Result<Session, ApiError> {
+    request_json(
+        "POST",
+        &session_path(session_id, "/archive"),
+        Some(&serde_json::json!({})),
+    )
+    .await
 }
 
 /// `DELETE /api/sessions/{id}`.

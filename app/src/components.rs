@@ -11,6 +11,7 @@ pub mod presence;
 pub mod repo_picker;
 pub mod session;
 pub mod session_access;
+pub mod session_list_controls;
 pub mod share_dialog;
 pub mod sidebar;
 pub mod user_menu;

@@ -5,6 +5,7 @@
 //! signal and call the reducers from their event handlers; they hold no logic of their
 //! own about what an event means.
 
+pub mod bulk_actions;
 pub mod diff_view;
 pub mod panels;
 pub mod prompt_queue;

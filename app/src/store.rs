@@ -8,8 +8,9 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use nightshift_protocol::api::{CreateSessionRequest, Session};
+use nightshift_protocol::api::{CreateSessionRequest, Session, SessionStatus};
 use nightshift_protocol::events::SessionListEvent;
+use nightshift_protocol::session_list::{BulkAction, BulkRequest, ListFilter};
 use send_wrapper::SendWrapper;
 
 use crate::api::{self, ApiError};
@@ -26,6 +27,8 @@ pub struct SessionsStore {
     pub stream: RwSignal<StreamState>,
     /// Where the next (older) page of the list starts, while there is one.
     pub next_cursor: RwSignal<Option<String>>,
+    /// What the sidebar lists: scope, search words, archived or not.
+    pub filter: RwSignal<ListFilter>,
 }
 
 impl SessionsStore {
@@ -38,6 +41,7 @@ impl SessionsStore {
             load_error: RwSignal::new(None),
             stream: RwSignal::new(StreamState::Connecting),
             next_cursor: RwSignal::new(None),
+            filter: RwSignal::new(ListFilter::default()),
         };
         store.reload();
         let stream = EventStream::connect(
@@ -60,10 +64,22 @@ impl SessionsStore {
         store
     }
 
+    /// Lists what `filter` keeps from now on: the first page of it is loaded (the
+    /// sessions already known stay known; the sidebar shows those the filter keeps).
+    pub fn set_filter(self, filter: ListFilter) {
+        if self.filter.get_untracked() == filter {
+            return;
+        }
+        self.filter.set(filter);
+        self.next_cursor.set(None);
+        self.reload();
+    }
+
     /// Loads the first page of `GET /api/sessions` and merges it into the list.
     pub fn reload(self) {
+        let filter = self.filter.get_untracked();
         spawn_local(async move {
-            match api::list_sessions(None).await {
+            match api::list_sessions(None, &filter).await {
                 Ok(answer) => {
                     self.list
                         .update(|list| list.merge_snapshot(answer.sessions));
@@ -81,8 +97,9 @@ impl SessionsStore {
         let Some(cursor) = self.next_cursor.get_untracked() else {
             return;
         };
+        let filter = self.filter.get_untracked();
         spawn_local(async move {
-            match api::list_sessions(Some(&cursor)).await {
+            match api::list_sessions(Some(&cursor), &filter).await {
                 Ok(answer) => {
                     self.list
                         .update(|list| list.merge_snapshot(answer.sessions));
@@ -99,6 +116,32 @@ impl SessionsStore {
         api::delete_session(&session_id).await?;
         self.list.update(|list| list.remove(&session_id));
         Ok(())
+    }
+
+    /// `POST /api/sessions/{id}/archive`; the list shows it archived at once.
+    pub async fn archive_session(self, session_id: String) -> Result<(), ApiError> {
+        let session = api::archive_session(&session_id).await?;
+        self.remember(session);
+        Ok(())
+    }
+
+    /// `POST /api/sessions/bulk`: `action` on `ids`. The sessions done are archived
+    /// or gone from the list at once; answers how many the server refused.
+    pub async fn bulk(self, action: BulkAction, ids: Vec<String>) -> Result<usize, ApiError> {
+        let answer = api::bulk_sessions(&BulkRequest { action, ids }).await?;
+        let mut refused = 0;
+        self.list.update(|list| {
+            for outcome in &answer.results {
+                match (outcome.ok, action) {
+                    (false, _) => refused += 1,
+                    (true, BulkAction::Archive) => {
+                        list.set_status(&outcome.id, SessionStatus::Archived)
+                    }
+                    (true, BulkAction::Delete) => list.remove(&outcome.id),
+                }
+            }
+        });
+        Ok(refused)
     }
 
     /// `POST /api/sessions`; the new session is listed at once, before its

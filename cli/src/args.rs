@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 use nightshift_protocol::api::{AgentKind, PermissionMode};
 use nightshift_protocol::repo::{RepoChoice, valid_branch, valid_full_name};
+use nightshift_protocol::session_list::{ArchivedFilter, ListFilter, ListScope, MAX_BULK_IDS};
 
 use crate::error::EXIT_CODES_HELP;
 
@@ -25,6 +26,7 @@ pub enum Command {
     /// Forget the stored token (the server keeps it until it is revoked in Settings).
     Logout,
     /// List your sessions (and those shared with you), newest first.
+    #[command(visible_alias = "ls")]
     Sessions(SessionsArgs),
     /// Start a session, optionally with its first prompt.
     New(NewArgs),
@@ -38,6 +40,11 @@ pub enum Command {
     Abort(SessionArg),
     /// Print the session's web page, and open it with $BROWSER when set.
     Open(SessionArg),
+    /// Archive sessions: their sandboxes are destroyed, their history stays readable,
+    /// and they take no more prompts (owner or team admin).
+    Archive(ArchiveArgs),
+    /// Delete sessions and everything kept about them (owner or team admin).
+    Delete(DeleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +67,45 @@ pub struct SessionsArgs {
     /// List every session, page after page.
     #[arg(long, conflicts_with = "limit")]
     pub all: bool,
+    /// Whose sessions: mine, shared (with me) or team (an admin's whole team; for
+    /// others, the sessions shared with them). Default: every one you can see.
+    #[arg(long, value_parser = parse_scope)]
+    pub scope: Option<ListScope>,
+    /// Only sessions whose title holds every one of these words (any case).
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Archived sessions too (any), only them (true), or not (false, the default).
+    #[arg(long, value_parser = parse_archived, default_value = "false")]
+    pub archived: ArchivedFilter,
+}
+
+impl SessionsArgs {
+    /// The list's filter, as the server checks it.
+    pub fn filter(&self) -> Result<ListFilter, String> {
+        ListFilter::parse(
+            self.scope.map(ListScope::as_str),
+            self.search.as_deref(),
+            Some(self.archived.as_str()),
+        )
+        .map_err(|error| error.to_string())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// The sessions: ids or unique prefixes.
+    #[arg(required = true, num_args = 1..=MAX_BULK_IDS)]
+    pub sessions: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The sessions: ids or unique prefixes.
+    #[arg(required = true, num_args = 1..=MAX_BULK_IDS)]
+    pub sessions: Vec<String>,
+    /// Delete without asking (required when standard input is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +222,14 @@ fn parse_branch(value: &str) -> Result<String, String> {
     }
 }
 
+fn parse_scope(value: &str) -> Result<ListScope, String> {
+    ListScope::parse(value).ok_or_else(|| format!("{value:?} is not a scope: mine, shared or team"))
+}
+
+fn parse_archived(value: &str) -> Result<ArchivedFilter, String> {
+    ArchivedFilter::parse(value).ok_or_else(|| format!("{value:?} is not one of false, true, any"))
+}
+
 fn parse_permission_mode(value: &str) -> Result<PermissionMode, String> {
     PermissionMode::parse(value).ok_or_else(|| format!("{value:?} is not a mode: ask or allow"))
 }
@@ -189,6 +243,40 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ls_takes_the_lists_filters() {
+        let parsed = Cli::try_parse_from([
+            "nightshift",
+            "ls",
+            "--scope",
+            "shared",
+            "--search",
+            "Fix build",
+            "--archived",
+            "any",
+        ])
+        .unwrap();
+        let Command::Sessions(args) = parsed.command else {
+            panic!("ls is sessions");
+        };
+        let filter = args.filter().unwrap();
+        assert_eq!(filter.scope, Some(ListScope::Shared));
+        assert_eq!(filter.words, ["fix", "build"]);
+        assert_eq!(filter.archived, ArchivedFilter::Any);
+        assert!(Cli::try_parse_from(["nightshift", "ls", "--scope", "all"]).is_err());
+        assert!(Cli::try_parse_from(["nightshift", "ls", "--archived", "yes"]).is_err());
+    }
+
+    #[test]
+    fn archive_and_delete_name_sessions() {
+        assert!(Cli::try_parse_from(["nightshift", "archive"]).is_err());
+        let parsed = Cli::try_parse_from(["nightshift", "delete", "ab", "cd", "--yes"]).unwrap();
+        assert!(matches!(
+            parsed.command,
+            Command::Delete(DeleteArgs { ref sessions, yes: true }) if sessions.len() == 2
+        ));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use nightshift_protocol::api::{
 };
 use nightshift_protocol::auth::Me;
 use nightshift_protocol::events::SessionEvent;
+use nightshift_protocol::session_list::{BulkRequest, BulkResponse, ListFilter};
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -107,14 +108,28 @@ impl Client {
         self.call(Method::GET, "/api/me", None::<&()>).await
     }
 
-    /// `GET /api/sessions`: one page, newest first.
-    pub async fn sessions_page(&self, limit: u32, cursor: Option<&str>) -> CliResult<SessionList> {
+    /// `GET /api/sessions`: one page of the list `filter` keeps, newest first.
+    pub async fn sessions_page(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+        filter: &ListFilter,
+    ) -> CliResult<SessionList> {
         let mut path = format!("/api/sessions?limit={limit}");
+        for (name, value) in filter.query_pairs() {
+            path.push_str(&format!("&{name}={}", encode_query(&value)));
+        }
         if let Some(cursor) = cursor {
             path.push_str("&cursor=");
             path.push_str(&encode_query(cursor));
         }
         self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `POST /api/sessions/bulk`: archives or deletes sessions, an outcome each.
+    pub async fn bulk(&self, request: &BulkRequest) -> CliResult<BulkResponse> {
+        self.call(Method::POST, "/api/sessions/bulk", Some(request))
+            .await
     }
 
     pub async fn session(&self, id: &str) -> CliResult<Session> {

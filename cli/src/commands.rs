@@ -9,6 +9,7 @@ use crate::config;
 use crate::error::{CliError, CliResult};
 use watch::Follow;
 
+mod end;
 mod login;
 mod open;
 mod prompts;
@@ -52,6 +53,8 @@ pub async fn run(cli: Cli) -> CliResult<()> {
                     watch::watch(&context, &args.session, args.after, Follow::Forever).await
                 }
                 Command::Open(args) => open::open(&context, args).await,
+                Command::Archive(args) => end::archive(&context, args).await,
+                Command::Delete(args) => end::delete(&context, args).await,
                 Command::Login(_) | Command::Logout => unreachable!("handled above"),
             }
         }

@@ -70,6 +70,9 @@ pub enum CliError {
     /// The prompt that `--wait` followed did not end well (failed, aborted,
     /// cancelled).
     TurnEnded(String),
+    /// The server refused some of the sessions a command named (`archive`,
+    /// `delete`); each one's outcome was printed.
+    PartlyRefused(String),
 }
 
 impl CliError {
@@ -82,7 +85,10 @@ impl CliError {
                 (404, _) => EXIT_NOT_FOUND,
                 _ => EXIT_ERROR,
             },
-            CliError::Transport(_) | CliError::Local(_) | CliError::TurnEnded(_) => EXIT_ERROR,
+            CliError::Transport(_)
+            | CliError::Local(_)
+            | CliError::TurnEnded(_)
+            | CliError::PartlyRefused(_) => EXIT_ERROR,
             CliError::NotLoggedIn(_) => EXIT_UNAUTHENTICATED,
             CliError::SessionNotFound(_) => EXIT_NOT_FOUND,
             CliError::Usage(_) => EXIT_USAGE,
@@ -107,6 +113,7 @@ impl CliError {
             CliError::Usage(_) => "usage",
             CliError::Interrupted => "interrupted",
             CliError::TurnEnded(_) => "turn_not_done",
+            CliError::PartlyRefused(_) => "partly_refused",
             CliError::Transport(_) => "unreachable",
             _ => "local",
         });
@@ -121,7 +128,8 @@ impl CliError {
             | CliError::SessionNotFound(m)
             | CliError::Usage(m)
             | CliError::Local(m)
-            | CliError::TurnEnded(m) => m.clone(),
+            | CliError::TurnEnded(m)
+            | CliError::PartlyRefused(m) => m.clone(),
             CliError::Interrupted => "interrupted".to_string(),
         }
     }
@@ -158,6 +166,7 @@ impl fmt::Display for CliError {
             CliError::SessionNotFound(m) => write!(f, "{m}"),
             CliError::Usage(m) => write!(f, "{m}"),
             CliError::Local(m) => write!(f, "{m}"),
+            CliError::PartlyRefused(m) => write!(f, "{m}"),
             CliError::TurnEnded(m) => write!(f, "{}", clean(m, false)),
             CliError::Interrupted => write!(f, "interrupted"),
         }

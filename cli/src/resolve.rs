@@ -1,6 +1,7 @@
 //! Session arguments: a whole id, or a prefix of exactly one id the caller can see.
 
 use nightshift_protocol::api::Session;
+use nightshift_protocol::session_list::{ArchivedFilter, ListFilter};
 
 use crate::client::Client;
 use crate::error::{CliError, CliResult};
@@ -51,10 +52,17 @@ pub async fn session_id(client: &Client, argument: &str) -> CliResult<String> {
     if is_whole_id(argument) {
         return Ok(argument.to_string());
     }
+    // Archived sessions too: they can still be watched, and archived or deleted.
+    let every_session = ListFilter {
+        archived: ArchivedFilter::Any,
+        ..ListFilter::default()
+    };
     let mut sessions: Vec<Session> = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = client.sessions_page(PAGE, cursor.as_deref()).await?;
+        let page = client
+            .sessions_page(PAGE, cursor.as_deref(), &every_session)
+            .await?;
         sessions.extend(page.sessions);
         cursor = page.next_cursor;
         if cursor.is_none() || sessions.len() >= MAX_SCANNED {

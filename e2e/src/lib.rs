@@ -5,10 +5,13 @@
 //!   chat-completions format and plays back scripts of text and tool calls; it
 //!   stands in for a paid LLM API. The other doubles are the outside services'
 //!   ([`fake_oauth`], [`fake_github`]; see `e2e/README.md`).
+//! - [`local_state`]: what the Worker's local D1, R2 and Durable Object state holds,
+//!   row by row.
 //! - [`stack`]: starts `wrangler dev` (real workerd with local D1, R2 and Durable
 //!   Objects) on a free port, and the sandbox backend (which starts real runners under
 //!   bubblewrap), each with its own state directory; restarts and kills them on demand.
-//! - [`client`]: a small client for the Worker's `/api`, including an SSE reader.
+//! - [`client`]: a small client for the Worker's `/api`, including an SSE reader;
+//!   [`artifacts`]: a runner's artifact uploads.
 //! - [`git_server`], [`fake_github`], [`github_openapi`]: a real git server (`git
 //!   http-backend`) behind a fake GitHub REST API whose every exchange is validated
 //!   against GitHub's official OpenAPI description; the double for GitHub.
@@ -26,6 +29,7 @@
 // GitHub's repository objects are one large `json!` each.
 #![recursion_limit = "256"]
 
+pub mod artifacts;
 pub mod browser;
 pub mod client;
 pub mod docker;
@@ -34,6 +38,7 @@ pub mod fake_oauth;
 pub mod git_server;
 pub mod github_openapi;
 pub mod github_turn;
+pub mod local_state;
 pub mod oauth_browser;
 pub mod panels;
 pub mod scripted_llm;

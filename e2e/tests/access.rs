@@ -31,6 +31,9 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("PATCH", "/api/sessions/{id}", "session_collaborator"),
     // The walk's body is refused (400) before anything is deleted.
     ("DELETE", "/api/sessions/{id}", "session_manager"),
+    // The same: the walk's body is refused before anything is archived.
+    ("POST", "/api/sessions/{id}/archive", "session_manager"),
+    ("POST", "/api/sessions/bulk", "member"),
     ("GET", "/api/sessions/{id}/messages", "session_viewer"),
     (
         "POST",

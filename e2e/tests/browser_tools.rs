@@ -7,6 +7,7 @@
 //! session's artifact is not found; a viewer sees the image and a stranger does not.
 
 use anyhow::Context;
+use nightshift_e2e::artifacts::{png_header, upload};
 use nightshift_e2e::browser::{Chromedriver, sign_in, wait_for};
 use nightshift_e2e::client::Api;
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
@@ -84,39 +85,6 @@ fn outputs(events: &[SessionEvent]) -> Vec<(String, bool)> {
             _ => None,
         })
         .collect()
-}
-
-/// A minimal PNG header of `width` x `height` (what the Worker's check reads).
-fn png_header(width: u32, height: u32) -> Vec<u8> {
-    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-    bytes.extend(13u32.to_be_bytes());
-    bytes.extend(b"IHDR");
-    bytes.extend(width.to_be_bytes());
-    bytes.extend(height.to_be_bytes());
-    bytes.extend([8, 6, 0, 0, 0, 0, 0, 0, 0]);
-    bytes
-}
-
-async fn upload(
-    stack: &Stack,
-    session_id: &str,
-    token: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<(u16, serde_json::Value)> {
-    let response = reqwest::Client::new()
-        .post(format!(
-            "{}/api/sessions/{session_id}/artifacts",
-            stack.worker_url()
-        ))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(serde_json::Value::Null);
-    Ok((status, body))
 }
 
 async fn get_artifact(

@@ -809,3 +809,68 @@ async fn new_with_a_repository_needs_github_connected_and_starts_on_its_branch()
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_cli_lists_with_filters_and_archives_and_deletes_sessions() {
+    let (stack, _llm) = stack_with_llm().await.unwrap();
+    let api = stack.signed_in_api("alice@example.com").await.unwrap();
+    with_logs(&stack, async {
+        let cli = Cli::new()?;
+        let write_token = token(&api, &["read", "write"]).await?;
+        cli.ok(&[
+            "login",
+            "--server",
+            &stack.worker_url(),
+            "--token",
+            &write_token,
+        ])
+        .await?;
+        let mut ids = Vec::new();
+        for title in ["Keep me", "Archive me", "Delete me"] {
+            ids.push(api.create_session_with(json!({ "title": title })).await?.id);
+        }
+        let titles = |run: &Run| -> anyhow::Result<Vec<String>> {
+            Ok(run.json()?["sessions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|session| session["title"].as_str().unwrap_or_default().to_owned())
+                .collect())
+        };
+        let found = cli.ok(&["--json", "ls", "--search", "ARCHIVE"]).await?;
+        assert_eq!(titles(&found)?, ["Archive me"]);
+
+        // Archive by prefix; the list hides it unless asked.
+        let run = cli.ok(&["archive", &ids[1][..8]]).await?;
+        assert!(
+            run.stdout.contains(&format!("{}  archived", ids[1])),
+            "{run:?}"
+        );
+        let run = cli.ok(&["--json", "ls", "--archived", "true"]).await?;
+        assert_eq!(titles(&run)?, ["Archive me"]);
+        let run = cli.ok(&["--json", "ls", "--scope", "mine"]).await?;
+        assert_eq!(titles(&run)?, ["Delete me", "Keep me"]);
+
+        // Deleting asks; without a terminal it needs --yes, and nothing goes.
+        let run = cli.run(&["delete", &ids[2]]).await?;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains("--yes"), "{run:?}");
+        assert!(api.session(&ids[2]).await.is_ok());
+        let run = cli.ok(&["delete", "--yes", &ids[2], &ids[1]]).await?;
+        assert!(
+            run.stdout.contains(&format!("{}  deleted", ids[2])),
+            "{run:?}"
+        );
+        for id in &ids[1..] {
+            let gone = api
+                .raw(Method::GET, &format!("/api/sessions/{id}"), None)
+                .await?;
+            assert_eq!(gone.status, 404, "{gone:?}");
+        }
+        let run = cli.run(&["ls", "--scope", "everyone"]).await?;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        Ok(())
+    })
+    .await;
+}

@@ -324,3 +324,35 @@ async fn a_long_history_is_listed_by_its_newest_part_and_still_counted_whole() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_archived_session_frees_its_live_slot() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    with_logs(&stack, async {
+        let admin = stack.signed_in_api("admin@example.com").await?;
+        let member = stack.signed_in_member(&admin, "member@example.com").await?;
+        let caps =
+            json!({"live_sessions": 1, "queued_prompts": 100, "open_streams": 20, "keys": 20});
+        let answer = set_limits(&admin, caps).await?;
+        anyhow::ensure!(answer.status == 200, "{answer:?}");
+        let first = member.create_session().await?;
+        let over = member
+            .raw(Method::POST, "/api/sessions", Some("{}"))
+            .await?;
+        anyhow::ensure!(
+            (over.status, over.error_code()) == (429, Some("quota_exceeded")),
+            "{over:?}"
+        );
+        let archived = member
+            .raw(
+                Method::POST,
+                &format!("/api/sessions/{}/archive", first.id),
+                None,
+            )
+            .await?;
+        anyhow::ensure!(archived.status == 200, "{archived:?}");
+        member.create_session().await?;
+        Ok(())
+    })
+    .await;
+}

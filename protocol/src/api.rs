@@ -24,6 +24,9 @@ pub enum SessionStatus {
     Reconnecting,
     /// The sandbox could not be created; the session's `error` says why.
     Error,
+    /// Ended by its owner or an admin: the sandbox is gone, the history stays
+    /// readable, and nothing runs any more (`archived_at` says when).
+    Archived,
 }
 
 impl SessionStatus {
@@ -34,6 +37,7 @@ impl SessionStatus {
             SessionStatus::Running => "running",
             SessionStatus::Reconnecting => "reconnecting",
             SessionStatus::Error => "error",
+            SessionStatus::Archived => "archived",
         }
     }
 
@@ -44,6 +48,7 @@ impl SessionStatus {
             "running" => SessionStatus::Running,
             "reconnecting" => SessionStatus::Reconnecting,
             "error" => SessionStatus::Error,
+            "archived" => SessionStatus::Archived,
             _ => return None,
         })
     }
@@ -87,6 +92,9 @@ pub struct Session {
     /// The GitHub repository the session works on, with its pull request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repo: Option<crate::repo::SessionRepoSummary>,
+    /// When the session was archived (ms); `None` while it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<i64>,
 }
 
 /// `POST /api/sessions`. Every field is optional; `{}` is a valid body.
@@ -198,7 +206,8 @@ pub struct ModelInfo {
 #[serde(deny_unknown_fields)]
 pub struct DeleteSessionRequest {}
 
-/// `GET /api/sessions[?limit=N&cursor=C]`: one page, newest first. `next_cursor`,
+/// `GET /api/sessions[?limit=N&cursor=C&scope=&q=&archived=]` (the filters are
+/// [`crate::session_list::ListFilter`]): one page, newest first. `next_cursor`,
 /// when set, is the `cursor` of the next page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionList {

@@ -76,6 +76,9 @@ pub enum ErrorCode {
     RepoNotAllowed,
     /// GitHub answered with an error or could not be reached; the message says what.
     GithubUnavailable,
+    /// A prompt, an answer or a panel for an archived session: its sandbox is gone
+    /// and, with no checkpoint kept, it cannot be resumed (the message says so).
+    SessionArchived,
 }
 
 impl ErrorCode {
@@ -99,6 +102,7 @@ impl ErrorCode {
             ErrorCode::GithubNotConnected => 409,
             ErrorCode::RepoNotAllowed => 403,
             ErrorCode::GithubUnavailable => 502,
+            ErrorCode::SessionArchived => 409,
         }
     }
 
@@ -135,6 +139,7 @@ impl ErrorCode {
             ErrorCode::GithubNotConnected => "github_not_connected",
             ErrorCode::RepoNotAllowed => "repo_not_allowed",
             ErrorCode::GithubUnavailable => "github_unavailable",
+            ErrorCode::SessionArchived => "session_archived",
         }
     }
 }
@@ -209,6 +214,7 @@ mod tests {
             ErrorCode::GithubNotConnected,
             ErrorCode::RepoNotAllowed,
             ErrorCode::GithubUnavailable,
+            ErrorCode::SessionArchived,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

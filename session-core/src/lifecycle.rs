@@ -66,6 +66,8 @@ pub struct SessionFacts {
     pub runner_ever_connected: bool,
     /// A prompt is in the `processing` state.
     pub turn_processing: bool,
+    /// The session was archived: its sandbox is destroyed and nothing runs again.
+    pub archived: bool,
 }
 
 /// The status these facts add up to.
@@ -74,7 +76,12 @@ pub struct SessionFacts {
 /// talking to us, the session works, whatever the backend answered. Without a runner,
 /// a failed request is an error; a runner that was there before is being waited for
 /// (`reconnecting`, queued work keeps); otherwise the sandbox is still on its way.
+/// An archived session is `archived` whatever else is recorded: its runner's link
+/// was closed and its sandbox destroyed on purpose.
 pub fn derive_status(facts: &SessionFacts) -> SessionStatus {
+    if facts.archived {
+        return SessionStatus::Archived;
+    }
     if facts.runner_connected {
         return if facts.turn_processing {
             SessionStatus::Running
@@ -109,6 +116,7 @@ mod tests {
             runner_connected: connected,
             runner_ever_connected: ever,
             turn_processing: processing,
+            archived: false,
         }
     }
 
@@ -179,6 +187,23 @@ mod tests {
             derive_status(&facts(created(), false, true, false)),
             SessionStatus::Reconnecting
         );
+    }
+
+    #[test]
+    fn an_archived_session_is_archived_whatever_else_holds() {
+        for (sandbox, connected, processing) in [
+            (created(), true, true),
+            (created(), true, false),
+            (failed(), false, false),
+            (SandboxState::NotRequested, false, false),
+        ] {
+            let f = SessionFacts {
+                archived: true,
+                ..facts(sandbox, connected, true, processing)
+            };
+            assert_eq!(derive_status(&f), SessionStatus::Archived);
+            assert_eq!(visible_error(&f), None);
+        }
     }
 
     #[test]

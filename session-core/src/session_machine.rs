@@ -17,7 +17,7 @@
 //! runner's link dropped; queued work waits for it), `sleeping` (saving the sandbox),
 //! `asleep` (the snapshot is kept, the sandbox stopped), `waking` (restoring it),
 //! `error` (no sandbox could be had) and `archived` (the sandbox and its snapshots
-//! are gone, the history stays; it takes no more input).
+//! are gone, the history and the queued prompts stay; it takes no new prompt).
 //!
 //! Plain data, no storage, no clock: the `SessionAgent` persists the [`Machine`],
 //! feeds it inputs as facts arrive, and carries out the effects.
@@ -132,8 +132,6 @@ pub enum Effect {
     StopSandbox,
     /// Abort the running turn, if any.
     AbortTurn,
-    /// Fail every queued prompt, saying why.
-    FailQueued,
     /// Destroy the sandbox and close the runner's link.
     DestroySandbox,
     /// Destroy every snapshot of the session.
@@ -183,13 +181,9 @@ use Effect as E;
 use Input as I;
 use Phase as P;
 
-/// Archiving ends everything but the history.
-const ARCHIVE: &[Effect] = &[
-    E::AbortTurn,
-    E::FailQueued,
-    E::DestroySandbox,
-    E::DestroySnapshots,
-];
+/// Archiving ends everything but the history; queued prompts stay queued (shown as
+/// such) for a restore from a checkpoint to run.
+const ARCHIVE: &[Effect] = &[E::AbortTurn, E::DestroySandbox, E::DestroySnapshots];
 
 /// The rules. One row per (phase, input) at most; a pair without a row is ignored.
 pub const TABLE: &[Row] = &[
@@ -356,7 +350,6 @@ impl Machine {
             }
             Effect::StopSandbox | Effect::DestroySandbox => self.runner = false,
             Effect::AbortTurn => self.turn = false,
-            Effect::FailQueued => self.queued = 0,
             Effect::DestroySnapshots => self.snapshot = false,
             Effect::CreateSandbox
             | Effect::RestoreSandbox
@@ -383,7 +376,7 @@ impl Machine {
             Phase::Reconnecting => !runner,
             Phase::Sleeping => !turn,
             Phase::Asleep => snapshot && !runner && !turn && queued == 0,
-            Phase::Archived => !runner && !turn && !snapshot && queued == 0,
+            Phase::Archived => !runner && !turn && !snapshot,
         };
         if ok {
             Ok(())

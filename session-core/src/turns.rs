@@ -1,7 +1,7 @@
 //! The steps of a turn as state transitions over the [`SessionStore`]: queueing a
 //! prompt (and cancelling or editing it while it waits), starting the next one,
 //! taking in the runner's hello and events, and finishing, interrupting or aborting
-//! the turn. Each step reads and writes the store synchronously and returns what
+//! the turn, and archiving the session. Each step reads and writes the store synchronously and returns what
 //! the caller must do next (send this frame, tell the runner to abort that turn);
 //! the events it stored are collected in [`TurnSteps::events`] for the caller to fan
 //! out to live streams.
@@ -18,11 +18,13 @@ use crate::lifecycle::{SessionFacts, derive_status};
 use crate::queue::TurnResult;
 use crate::store::{SessionRecord, SessionStore, Sql};
 
+mod archive;
 mod changes;
 mod enqueue;
 mod hello;
 mod runner_events;
 
+pub use archive::{ARCHIVED_TURN_REASON, ArchiveStep, archived_refusal};
 pub use enqueue::{NewPrompt, QueuedPrompt};
 pub use runner_events::TakenEvent;
 
@@ -69,6 +71,7 @@ impl<'a, S: Sql> TurnSteps<'a, S> {
             runner_connected: self.runner_connected,
             runner_ever_connected: record.runner_ever_connected,
             turn_processing: self.store.queue()?.processing().is_some(),
+            archived: record.archived_at.is_some(),
         })
     }
 

@@ -121,6 +121,8 @@ pub enum AgentCall<'a> {
     Runner,
     /// `DELETE /`: the session is deleted.
     Delete,
+    /// `POST /archive`: the session is archived (answers `{"archived_at": ms}`).
+    Archive,
     /// `POST /panel-grants`: a panel grant for the caller ([`PanelGrant`]).
     CreatePanelGrant,
     /// `GET /panel-grants/{id}`: whether a grant still admits its user
@@ -147,7 +149,7 @@ impl<'a> AgentCall<'a> {
             | RepoView | Diff | ReadConversation => Method::Get,
             Init | Enqueue | Abort | Push | ReloadAccess | AnswerQuestion(_)
             | PresenceHeartbeat | CloseStreams | CreatePanelGrant | GitContext
-            | GithubReconnect | SetPullRequest | WriteConversation => Method::Post,
+            | GithubReconnect | SetPullRequest | WriteConversation | Archive => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -172,6 +174,7 @@ impl<'a> AgentCall<'a> {
             StreamStats => "/streams".into(),
             Runner => "/runner".into(),
             Delete => "/".into(),
+            Archive => "/archive".into(),
             CreatePanelGrant => "/panel-grants".into(),
             CheckPanelGrant(id) => format!("/panel-grants/{id}"),
             GitContext => "/git/context".into(),
@@ -179,6 +182,24 @@ impl<'a> AgentCall<'a> {
             SetPullRequest => "/git/pull-request".into(),
             ReadConversation | WriteConversation => "/conversation".into(),
         }
+    }
+
+    /// Calls an archived session refuses with `session_archived`: those that would
+    /// run the agent or reach the sandbox, which is gone. Reading the history,
+    /// cancelling what is queued and the session's settings stay open.
+    pub fn refused_when_archived(&self) -> bool {
+        use AgentCall::*;
+        matches!(
+            self,
+            Enqueue
+                | EditMessage(_)
+                | Abort
+                | Push
+                | Diff
+                | AnswerQuestion(_)
+                | CreatePanelGrant
+                | GitContext
+        )
     }
 
     /// The call a request to the object is (`path` without its query).
@@ -206,6 +227,7 @@ impl<'a> AgentCall<'a> {
             (Method::Get, ["streams"]) => StreamStats,
             (Method::Get, ["runner"]) => Runner,
             (Method::Delete, [""]) => Delete,
+            (Method::Post, ["archive"]) => Archive,
             (Method::Post, ["panel-grants"]) => CreatePanelGrant,
             (Method::Get, ["panel-grants", id]) => CheckPanelGrant(id),
             (Method::Post, ["git", "context"]) => GitContext,
@@ -573,6 +595,7 @@ mod tests {
             StreamStats,
             Runner,
             Delete,
+            Archive,
             CreatePanelGrant,
             CheckPanelGrant("00c0ffee"),
             GitContext,

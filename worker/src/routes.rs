@@ -35,6 +35,7 @@ mod models;
 pub mod presence;
 mod pull_requests;
 pub(crate) mod questions;
+mod session_end;
 mod session_repo;
 mod sessions;
 pub mod shares;
@@ -52,6 +53,8 @@ pub enum Endpoint {
     GetSession,
     UpdateSession,
     DeleteSession,
+    ArchiveSession,
+    BulkSessions,
     ListMessages,
     PostMessage,
     EditMessage,
@@ -186,6 +189,18 @@ pub const TABLE: &[Row] = &[
         "/api/sessions/{id}",
         Endpoint::DeleteSession,
         Access::SessionManager,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/archive",
+        Endpoint::ArchiveSession,
+        Access::SessionManager,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/bulk",
+        Endpoint::BulkSessions,
+        Access::Member,
     ),
     row(
         Method::Get,
@@ -667,7 +682,9 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::RepoView => session_repo::view(env, &caller, id).await,
         Endpoint::Diff => session_repo::diff(env, &caller, id).await,
         Endpoint::UpdateSession => sessions::update(&mut req, env, user, id).await,
-        Endpoint::DeleteSession => sessions::delete(&mut req, env, user, id).await,
+        Endpoint::DeleteSession => session_end::delete(&mut req, env, user, id).await,
+        Endpoint::ArchiveSession => session_end::archive(&mut req, env, user, id).await,
+        Endpoint::BulkSessions => session_end::bulk(&mut req, env, user).await,
         Endpoint::Models => models::list(env, user).await,
         Endpoint::EditMessage => messages::edit(&mut req, env, &caller, id, second).await,
         Endpoint::AnswerQuestion => questions::answer(&mut req, env, &caller, id, second).await,

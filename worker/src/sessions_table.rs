@@ -11,6 +11,7 @@ use std::time::Duration;
 use nightshift_protocol::api::{AgentKind, PermissionMode, Session, SessionStatus, UsageTotals};
 use nightshift_protocol::auth::{LlmSource, OwnerInfo, SessionRole};
 use nightshift_protocol::repo::{PullRequestSummary, SessionRepoSummary};
+use nightshift_protocol::session_list::{ArchivedFilter, ListFilter, ListScope};
 use serde::Deserialize;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, Env};
@@ -33,6 +34,7 @@ pub struct SessionUpdate {
     pub title: String,
     pub sandbox_id: Option<String>,
     pub error: Option<String>,
+    pub archived_at: Option<i64>,
     pub updated_at: i64,
 }
 
@@ -76,6 +78,8 @@ struct SessionRow {
     pr_state: Option<String>,
     #[serde(default)]
     pr_url: Option<String>,
+    #[serde(default)]
+    archived_at: Option<i64>,
 }
 
 impl SessionRow {
@@ -134,6 +138,7 @@ impl From<SessionRow> for Session {
             owner_id: row.owner_id,
             llm_source: row.llm_source.as_deref().and_then(LlmSource::parse),
             repo,
+            archived_at: row.archived_at,
         }
     }
 }
@@ -141,9 +146,10 @@ impl From<SessionRow> for Session {
 const COLUMNS: &str = "id, owner_id, title, status, agent, model, sandbox_id, error, created_at, \
      updated_at, permission_mode, input_tokens, output_tokens, turns, duration_ms";
 
-/// The repository columns (migration 0007), read beside the others.
+/// The columns of later migrations (0007: the repository; 0008: archiving), read
+/// beside the others.
 const REPO_COLUMNS: &str = "repo_full_name, repo_branch, repo_base_branch, pr_number, pr_state, \
-     pr_url";
+     pr_url, archived_at";
 
 fn db(env: &Env) -> ApiResult<D1Database> {
     Ok(env.d1("DB")?)
@@ -170,14 +176,14 @@ async fn run(statement: D1PreparedStatement) -> ApiResult<()> {
 }
 
 /// Inserts `session` unless its owner already has `max_live` sessions that are not
-/// in `error` (one statement, so two requests at once cannot both slip under the
+/// in `error` or archived (one statement, so two requests at once cannot both slip under the
 /// cap). Answers whether it was inserted.
 pub async fn insert_within(env: &Env, session: &Session, max_live: u32) -> ApiResult<bool> {
     let statement = db(env)?
         .prepare(format!(
             "INSERT INTO sessions ({COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
              ?11, ?12, ?13, ?14, ?15 WHERE (SELECT COUNT(*) FROM sessions WHERE owner_id = ?2 \
-             AND status <> 'error') < ?16"
+             AND status NOT IN ('error', 'archived')) < ?16"
         ))
         .bind(&[
             text(&session.id),
@@ -274,72 +280,176 @@ pub async fn require(env: &Env, id: &str, viewer_id: &str) -> ApiResult<Session>
 }
 
 /// Where a page of the session list starts: after the session created at
-/// `created_at` with id `id` (the list is ordered by both, newest first).
+/// `created_at` with id `id` (the list is ordered by both, newest first), in the list
+/// whose filter has the fingerprint `filter` ([`ListFilter::fingerprint`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: i64,
     pub id: String,
+    pub filter: String,
 }
 
 impl Cursor {
-    /// The opaque text a client passes back: `<created_at>.<id>`.
+    /// The opaque text a client passes back: `<created_at>.<id>.<filter>`.
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.created_at, self.id)
+        format!("{}.{}.{}", self.created_at, self.id, self.filter)
     }
 
     pub fn parse(text: &str) -> Option<Cursor> {
-        let (created_at, id) = text.split_once('.')?;
+        let mut parts = text.split('.');
+        let (created_at, id, filter) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
         let id_ok = !id.is_empty()
             && id.len() <= 64
             && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let filter_ok = filter.len() == 8 && filter.chars().all(|c| c.is_ascii_hexdigit());
         Some(Cursor {
             created_at: created_at.parse().ok()?,
             id: id_ok.then(|| id.to_owned())?,
+            filter: filter_ok.then(|| filter.to_owned())?,
         })
     }
 }
 
-/// One page of the sessions `viewer_id` owns or that are shared with them (for team
-/// admins instead of shares, which their role outranks: those the team owns, from
-/// removed members), newest first, and the cursor of the next page if there is one.
+/// `word` as a `LIKE` pattern matching titles that contain it: `%`, `_` and the
+/// escape character itself stand for themselves (`ESCAPE '\'`).
+pub fn like_pattern(word: &str) -> String {
+    let mut pattern = String::with_capacity(word.len() + 2);
+    pattern.push('%');
+    for c in word.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Which of the list's sources a page reads, for a viewer who is (or is not) a team
+/// admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sources {
+    /// The viewer's own sessions.
+    own: bool,
+    /// Sessions shared with the viewer by someone else.
+    shared: bool,
+    /// Sessions owned by the team (those of removed members).
+    team_owned: bool,
+    /// Every session of the team (an admin's `team` scope).
+    everything: bool,
+}
+
+fn sources(scope: Option<ListScope>, admin: bool) -> Sources {
+    let none = Sources {
+        own: false,
+        shared: false,
+        team_owned: false,
+        everything: false,
+    };
+    match (scope, admin) {
+        // Everything the viewer can see: their own, and the shares (which a team
+        // admin's role outranks: for them, the sessions the team owns instead).
+        (None, _) => Sources {
+            own: true,
+            shared: !admin,
+            team_owned: admin,
+            ..none
+        },
+        (Some(ListScope::Mine), _) => Sources { own: true, ..none },
+        (Some(ListScope::Shared), _) | (Some(ListScope::Team), false) => Sources {
+            shared: true,
+            ..none
+        },
+        (Some(ListScope::Team), true) => Sources {
+            everything: true,
+            ..none
+        },
+    }
+}
+
+/// The SQL of one page: parameters `?1` viewer, `?2`/`?3` the cursor's created_at and
+/// id, `?4` how many rows, `?5...` one `LIKE` pattern per search word.
+fn list_sql(filter: &ListFilter, admin: bool) -> String {
+    let mut conditions = String::new();
+    match filter.archived {
+        ArchivedFilter::Hide => conditions.push_str(" AND s.archived_at IS NULL"),
+        ArchivedFilter::Only => conditions.push_str(" AND s.archived_at IS NOT NULL"),
+        ArchivedFilter::Any => {}
+    }
+    for index in 0..filter.words.len() {
+        conditions.push_str(&format!(
+            " AND lower(s.title) LIKE ?{} ESCAPE '\\'",
+            index + 5
+        ));
+    }
+    let page = format!(
+        "{conditions} AND (s.created_at < ?2 OR (s.created_at = ?2 AND s.id < ?3)) \
+         ORDER BY s.created_at DESC, s.id DESC LIMIT ?4"
+    );
+    let prefixed = |list: &str| {
+        list.split(", ")
+            .map(|column| format!("s.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let columns = prefixed(COLUMNS);
+    let sources = sources(filter.scope, admin);
+    let mut branches = Vec::new();
+    if sources.own {
+        branches.push(format!(
+            "SELECT * FROM (SELECT {columns}, 'owner' AS my_role FROM sessions s \
+             WHERE s.owner_id = ?1{page})"
+        ));
+    }
+    if sources.shared {
+        branches.push(format!(
+            "SELECT * FROM (SELECT {columns}, sh.role AS my_role \
+             FROM session_shares sh JOIN sessions s ON s.id = sh.session_id \
+             WHERE sh.user_id = ?1 AND s.owner_id <> ?1{page})"
+        ));
+    }
+    if sources.team_owned {
+        branches.push(format!(
+            "SELECT * FROM (SELECT {columns}, 'admin' AS my_role FROM sessions s \
+             WHERE s.owner_id = 'team'{page})"
+        ));
+    }
+    if sources.everything {
+        branches.push(format!(
+            "SELECT * FROM (SELECT {columns}, CASE WHEN s.owner_id = ?1 THEN 'owner' \
+             ELSE 'admin' END AS my_role FROM sessions s WHERE 1{page})"
+        ));
+    }
+    format!(
+        "SELECT p.*, s.llm_source AS llm_source, {}, u.display_name AS owner_name \
+         FROM ({}) p JOIN sessions s ON s.id = p.id LEFT JOIN users u ON u.id = p.owner_id \
+         ORDER BY p.created_at DESC, p.id DESC LIMIT ?4",
+        prefixed(REPO_COLUMNS),
+        branches.join(" UNION ALL ")
+    )
+}
+
+/// One page of the sessions `viewer_id` may see that `filter` keeps, newest first,
+/// and the cursor of the next page if there is one. Without a scope: their own and
+/// those shared with them (for team admins instead of shares, which their role
+/// outranks: those the team owns, from removed members); see [`ListScope`] for the
+/// scopes.
 ///
-/// Each of the three sources is read through an index (`sessions_by_owner_page`,
+/// Each source is read through an index (`sessions_by_owner_archived`,
 /// `session_shares_by_user`) and cut at the page size before they are merged, so a
-/// page costs the same however many sessions exist.
+/// page costs the same however many sessions exist (an admin's `team` scope reads
+/// the whole table in order).
 pub async fn list_page(
     env: &Env,
     viewer_id: &str,
     admin: bool,
+    filter: &ListFilter,
     after: Option<&Cursor>,
     limit: u32,
 ) -> ApiResult<(Vec<Session>, Option<Cursor>)> {
-    let page = "(s.created_at < ?2 OR (s.created_at = ?2 AND s.id < ?3)) \
-         ORDER BY s.created_at DESC, s.id DESC LIMIT ?4";
-    let columns = COLUMNS
-        .split(", ")
-        .map(|column| format!("s.{column}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let repo_columns = REPO_COLUMNS
-        .split(", ")
-        .map(|column| format!("s.{column}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "SELECT p.*, s.llm_source AS llm_source, {repo_columns}, u.display_name AS owner_name \
-         FROM ( \
-         SELECT * FROM (SELECT {columns}, 'owner' AS my_role FROM sessions s \
-           WHERE s.owner_id = ?1 AND {page}) \
-         UNION ALL SELECT * FROM (SELECT {columns}, \
-           sh.role AS my_role \
-           FROM session_shares sh JOIN sessions s ON s.id = sh.session_id \
-           WHERE sh.user_id = ?1 AND s.owner_id <> ?1 AND NOT ?5 \
-           AND {page}) \
-         UNION ALL SELECT * FROM (SELECT {columns}, 'admin' AS my_role FROM sessions s \
-           WHERE ?5 AND s.owner_id = 'team' AND {page}) \
-         ) p JOIN sessions s ON s.id = p.id LEFT JOIN users u ON u.id = p.owner_id \
-         ORDER BY p.created_at DESC, p.id DESC LIMIT ?4"
-    );
     // One more than the page, to know whether another follows.
     let fetch = limit + 1;
     let (created_at, id) = match after {
@@ -347,13 +457,14 @@ pub async fn list_page(
         // Past every real session: ids are never empty, and "~" sorts after them.
         None => (i64::MAX / 2, "~".to_owned()),
     };
-    let statement = db(env)?.prepare(sql).bind(&[
+    let mut args = vec![
         text(viewer_id),
         number(created_at),
         text(&id),
         JsValue::from_f64(f64::from(fetch)),
-        JsValue::from_f64(if admin { 1.0 } else { 0.0 }),
-    ])?;
+    ];
+    args.extend(filter.words.iter().map(|word| text(&like_pattern(word))));
+    let statement = db(env)?.prepare(list_sql(filter, admin)).bind(&args)?;
     let result = with_timeout(D1_TIMEOUT, statement.all())
         .await
         .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;
@@ -363,6 +474,7 @@ pub async fn list_page(
     let next = more.then(|| rows.last()).flatten().map(|row| Cursor {
         created_at: row.created_at,
         id: row.id.clone(),
+        filter: filter.fingerprint(),
     });
     Ok((rows.into_iter().map(Session::from).collect(), next))
 }
@@ -420,15 +532,32 @@ pub async fn set_llm_source(env: &Env, id: &str, source: LlmSource) -> ApiResult
 pub async fn update(env: &Env, id: &str, update: &SessionUpdate) -> ApiResult<()> {
     let statement = db(env)?
         .prepare(
-            "UPDATE sessions SET status = ?, title = ?, sandbox_id = ?, error = ?, updated_at = ? \
-             WHERE id = ?",
+            "UPDATE sessions SET status = ?, title = ?, sandbox_id = ?, error = ?, \
+             archived_at = ?, updated_at = ? WHERE id = ?",
         )
         .bind(&[
             text(update.status.as_str()),
             text(&update.title),
             optional_text(update.sandbox_id.as_deref()),
             optional_text(update.error.as_deref()),
+            update.archived_at.map_or(JsValue::NULL, number),
             number(update.updated_at),
+            text(id),
+        ])?;
+    run(statement).await
+}
+
+/// Records that session `id` was archived at `archived_at` (ms), as its
+/// `SessionAgent` answered, so the list knows before the object's own write lands.
+pub async fn set_archived(env: &Env, id: &str, archived_at: i64) -> ApiResult<()> {
+    let statement = db(env)?
+        .prepare(
+            "UPDATE sessions SET status = ?, archived_at = ?, sandbox_id = NULL, error = NULL \
+             WHERE id = ?",
+        )
+        .bind(&[
+            text(SessionStatus::Archived.as_str()),
+            number(archived_at),
             text(id),
         ])?;
     run(statement).await
@@ -473,18 +602,58 @@ mod tests {
         let cursor = Cursor {
             created_at: 1_796_596_977_454,
             id: "c88cd97f-c6d7-44a5-8cab-113a88116a0d".into(),
+            filter: ListFilter::default().fingerprint(),
         };
         assert_eq!(Cursor::parse(&cursor.encode()), Some(cursor));
         for junk in [
             "",
             "12",
-            "x.abc",
+            "x.abc.0000aaaa",
+            "12.abc",
             "12.",
-            "12.a'b",
-            "12.a b",
-            &format!("1.{}", "a".repeat(65)),
+            "12.a'b.0000aaaa",
+            "12.a b.0000aaaa",
+            "12.abc.xyz",
+            "12.abc.0000aaaa.1",
+            &format!("1.{}.0000aaaa", "a".repeat(65)),
         ] {
             assert_eq!(Cursor::parse(junk), None, "{junk:?}");
         }
+    }
+
+    #[test]
+    fn search_words_match_themselves_only() {
+        assert_eq!(like_pattern("fix"), "%fix%");
+        assert_eq!(like_pattern("100%_done"), "%100\\%\\_done%");
+        assert_eq!(like_pattern("a\\b"), "%a\\\\b%");
+    }
+
+    #[test]
+    fn each_scope_reads_its_own_sources() {
+        let all = |admin| sources(None, admin);
+        assert!(all(false).own && all(false).shared && !all(false).team_owned);
+        assert!(all(true).own && !all(true).shared && all(true).team_owned);
+        for admin in [false, true] {
+            let mine = sources(Some(ListScope::Mine), admin);
+            assert!(mine.own && !mine.shared && !mine.team_owned && !mine.everything);
+            let shared = sources(Some(ListScope::Shared), admin);
+            assert!(!shared.own && shared.shared && !shared.everything);
+        }
+        assert!(sources(Some(ListScope::Team), true).everything);
+        let team = sources(Some(ListScope::Team), false);
+        assert!(team.shared && !team.everything && !team.own);
+    }
+
+    #[test]
+    fn the_page_sql_binds_one_pattern_per_word_and_filters_archived() {
+        let filter = ListFilter::parse(None, Some("a b"), None).unwrap();
+        let sql = list_sql(&filter, false);
+        assert!(sql.contains("LIKE ?5 ESCAPE") && sql.contains("LIKE ?6 ESCAPE"));
+        assert!(!sql.contains("?7"));
+        assert!(sql.contains("archived_at IS NULL"));
+        let any = ListFilter::parse(None, None, Some("any")).unwrap();
+        assert!(!list_sql(&any, true).contains("s.archived_at IS"));
+        let only = ListFilter::parse(None, None, Some("true")).unwrap();
+        assert!(list_sql(&only, true).contains("archived_at IS NOT NULL"));
     }
 }

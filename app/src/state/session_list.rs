@@ -1,12 +1,16 @@
 //! The sidebar's sessions, newest first, kept live from `GET /api/events`.
 //!
 //! Snapshots (`GET /api/sessions`) and list events may arrive in either order: the
-//! list is a union keyed by session id, and sessions are never removed, because the
-//! API has no way to delete one.
+//! list is a union keyed by session id; a deleted session leaves it. What the
+//! sidebar shows of it is what the chosen filter keeps ([`shows`]): the server
+//! filters each snapshot the same way, and this keeps sessions the stream announces
+//! (or archives) in step with it.
 
 use nightshift_protocol::api::{Session, SessionStatus};
+use nightshift_protocol::auth::SessionRole;
 use nightshift_protocol::events::SessionListEvent;
 use nightshift_protocol::repo::{PullRequestInfo, PullRequestSummary};
+use nightshift_protocol::session_list::{ArchivedFilter, ListFilter, ListScope};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionList {
@@ -102,6 +106,35 @@ impl SessionList {
     }
 }
 
+/// Whether the list filtered by `filter` shows `session`, for a viewer who is (or is
+/// not) a team admin: the rules of `GET /api/sessions`, applied to what the stream
+/// brings between snapshots.
+pub fn shows(filter: &ListFilter, admin: bool, session: &Session) -> bool {
+    let archived = session.archived_at.is_some() || session.status == SessionStatus::Archived;
+    let archived_ok = match filter.archived {
+        ArchivedFilter::Hide => !archived,
+        ArchivedFilter::Only => archived,
+        ArchivedFilter::Any => true,
+    };
+    let shared = matches!(
+        session.my_role,
+        Some(SessionRole::CoOwner | SessionRole::Collaborator | SessionRole::Viewer)
+    );
+    let scope_ok = match filter.scope {
+        None => true,
+        Some(ListScope::Mine) => session.my_role == Some(SessionRole::Owner),
+        Some(ListScope::Shared) => shared,
+        Some(ListScope::Team) => admin || shared,
+    };
+    let title = session.title.to_lowercase();
+    archived_ok
+        && scope_ok
+        && filter
+            .words
+            .iter()
+            .all(|word| title.contains(word.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,7 +157,44 @@ mod tests {
             owner: None,
             llm_source: None,
             repo: None,
+            archived_at: None,
         }
+    }
+
+    #[test]
+    fn the_filter_keeps_what_the_server_would_list() {
+        let mut mine = session("m", 1);
+        mine.title = "Fix the Build".into();
+        mine.my_role = Some(SessionRole::Owner);
+        let mut shared = session("s", 2);
+        shared.my_role = Some(SessionRole::Viewer);
+        let mut archived = session("a", 3);
+        archived.my_role = Some(SessionRole::Owner);
+        archived.status = SessionStatus::Archived;
+        let filter = |scope: Option<&str>, q: Option<&str>, archived: Option<&str>| {
+            ListFilter::parse(scope, q, archived).unwrap()
+        };
+        let default = ListFilter::default();
+        assert!(shows(&default, false, &mine) && shows(&default, false, &shared));
+        assert!(
+            !shows(&default, false, &archived),
+            "archived ones are hidden"
+        );
+        assert!(shows(&filter(None, None, Some("any")), false, &archived));
+        assert!(!shows(&filter(None, None, Some("true")), false, &mine));
+        assert!(shows(&filter(None, Some("BUILD fix"), None), false, &mine));
+        assert!(!shows(
+            &filter(None, Some("build deploy"), None),
+            false,
+            &mine
+        ));
+        let only_mine = filter(Some("mine"), None, None);
+        assert!(shows(&only_mine, false, &mine) && !shows(&only_mine, false, &shared));
+        let shared_only = filter(Some("shared"), None, None);
+        assert!(!shows(&shared_only, true, &mine) && shows(&shared_only, false, &shared));
+        let team = filter(Some("team"), None, None);
+        assert!(shows(&team, true, &mine), "an admin's team is everyone's");
+        assert!(!shows(&team, false, &mine) && shows(&team, false, &shared));
     }
 
     fn ids(list: &SessionList) -> Vec<&str> {

@@ -1,4 +1,4 @@
-//! `sessions` (the list) and `new` (start a session, with its first prompt).
+//! `sessions` or `ls` (the list, with its filters) and `new` (start a session, with its first prompt).
 
 use nightshift_protocol::api::{CreateSessionRequest, PostMessageRequest, QueueMode, SessionList};
 use nightshift_protocol::limits::MAX_TITLE_CHARS;
@@ -15,13 +15,14 @@ use crate::{table, terminal};
 const MAX_PAGE: u32 = 200;
 
 pub async fn list(context: &Context, args: SessionsArgs) -> CliResult<()> {
+    let filter = args.filter().map_err(CliError::Usage)?;
     let list = if args.all {
         let mut sessions = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
             let page = context
                 .client
-                .sessions_page(MAX_PAGE, cursor.as_deref())
+                .sessions_page(MAX_PAGE, cursor.as_deref(), &filter)
                 .await?;
             sessions.extend(page.sessions);
             cursor = page.next_cursor;
@@ -34,13 +35,20 @@ pub async fn list(context: &Context, args: SessionsArgs) -> CliResult<()> {
             next_cursor: None,
         }
     } else {
-        context.client.sessions_page(args.limit, None).await?
+        context
+            .client
+            .sessions_page(args.limit, None, &filter)
+            .await?
     };
     if context.json {
         return print_json(&list);
     }
     if list.sessions.is_empty() {
-        println!("No sessions yet: start one with `nightshift new \"a prompt\"`.");
+        if filter == Default::default() {
+            println!("No sessions yet: start one with `nightshift new \"a prompt\"`.");
+        } else {
+            println!("No sessions match.");
+        }
         return Ok(());
     }
     print!("{}", table::sessions_table(&list.sessions, now_ms()));

@@ -49,6 +49,9 @@ pub struct SessionRecord {
     /// or accepted any more (a sandbox that was being created is destroyed as soon as
     /// the backend answers).
     pub deleted: bool,
+    /// When the session was archived (ms): its sandbox was destroyed and nothing is
+    /// provisioned or run any more; its history stays.
+    pub archived_at: Option<i64>,
     /// The GitHub repository the session works on, handed to the runner in every
     /// `welcome`; `None` for a session without one.
     pub repo: Option<nightshift_protocol::repo::SessionRepo>,
@@ -78,6 +81,7 @@ impl Default for SessionRecord {
             permission_mode: PermissionMode::default(),
             abort_requested: None,
             deleted: false,
+            archived_at: None,
             repo: None,
             pull_request: None,
             pull_request_checked_at: 0,
@@ -92,6 +96,9 @@ pub struct Published {
     pub title: String,
     pub sandbox_id: Option<String>,
     pub error: Option<String>,
+    /// When the session was archived (ms), as last written to D1.
+    #[serde(default)]
+    pub archived_at: Option<i64>,
     /// Agent settings and usage totals, as last written to D1.
     #[serde(default)]
     pub agent: Option<PublishedAgent>,

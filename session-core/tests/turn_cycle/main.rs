@@ -4,6 +4,7 @@
 //! exactly-once intake of runner events, aborts, and a restart in the middle.
 
 mod abort;
+mod archive;
 mod conversation;
 mod harness;
 mod queue;

@@ -1,5 +1,6 @@
 //! `POST /api/sessions`, `GET /api/sessions`, `GET /api/sessions/{id}`,
-//! `PATCH /api/sessions/{id}`, `DELETE /api/sessions/{id}`.
+//! `PATCH /api/sessions/{id}` (ending one, alone or several at once, is
+//! [`super::session_end`]'s).
 //!
 //! Creating a session writes its D1 row first (so it is listed and addressable at
 //! once), announces it on the session-list stream, then initializes its
@@ -10,12 +11,11 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::{
-    CreateSessionRequest, DeleteSessionRequest, Session, SessionList, SessionStatus,
-    UpdateSessionRequest, UsageTotals,
+    CreateSessionRequest, Session, SessionList, SessionStatus, UpdateSessionRequest, UsageTotals,
 };
-use nightshift_protocol::auth::SessionRole;
 use nightshift_protocol::events::SessionListEvent;
 use nightshift_protocol::repo::SessionRepoSummary;
+use nightshift_protocol::session_list::ListFilter;
 use nightshift_session::title::normalize_title;
 use worker::{Env, Request, Response};
 
@@ -86,6 +86,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         owner: None,
         llm_source: None,
         repo: None,
+        archived_at: None,
     };
     let max_live = limits::current(env).await?.live_sessions;
     if !sessions_table::insert_within(env, &session, max_live).await? {
@@ -148,6 +149,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
             title: session.title.clone(),
             sandbox_id: None,
             error: Some(error.message),
+            archived_at: None,
             updated_at: clock::now_ms(),
         };
         sessions_table::update(env, &session.id, &update).await?;
@@ -161,7 +163,7 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
     Ok(json(201, &created))
 }
 
-async fn agent_ok(response: ApiResult<Response>) -> ApiResult<()> {
+pub(super) async fn agent_ok(response: ApiResult<Response>) -> ApiResult<()> {
     let response = response?;
     if (200..300).contains(&response.status_code()) {
         Ok(())
@@ -170,8 +172,9 @@ async fn agent_ok(response: ApiResult<Response>) -> ApiResult<()> {
     }
 }
 
-/// `GET /api/sessions?limit=&cursor=`: one page of the caller's list (see
-/// [`sessions_table::list_page`]).
+/// `GET /api/sessions?limit=&cursor=&scope=&q=&archived=`: one page of the caller's
+/// list as the filters say (see [`sessions_table::list_page`]). A cursor only
+/// continues the list of the filter that answered it.
 pub async fn list(req: &Request, env: &Env, user: &User) -> ApiResult<Response> {
     let url = req.url()?;
     let query = |name: &str| {
@@ -192,18 +195,28 @@ pub async fn list(req: &Request, env: &Env, user: &User) -> ApiResult<Response> 
                 )
             })?,
     };
+    let filter = ListFilter::parse(
+        query("scope").as_deref(),
+        query("q").as_deref(),
+        query("archived").as_deref(),
+    )
+    .map_err(|error| ApiError::new(ErrorCode::InvalidRequest, error.to_string()))?;
     let cursor = match query("cursor") {
         None => None,
-        Some(text) => Some(sessions_table::Cursor::parse(&text).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                "cursor is not one this list answered",
-            )
-        })?),
+        Some(text) => Some(
+            sessions_table::Cursor::parse(&text)
+                .filter(|cursor| cursor.filter == filter.fingerprint())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidRequest,
+                        "cursor is not one this list answered with these filters",
+                    )
+                })?,
+        ),
     };
     let admin = user.role == nightshift_protocol::auth::TeamRole::Admin;
     let (sessions, next) =
-        sessions_table::list_page(env, &user.id, admin, cursor.as_ref(), limit).await?;
+        sessions_table::list_page(env, &user.id, admin, &filter, cursor.as_ref(), limit).await?;
     Ok(json(
         200,
         &SessionList {
@@ -211,35 +224,6 @@ pub async fn list(req: &Request, env: &Env, user: &User) -> ApiResult<Response> 
             next_cursor: next.map(|cursor| cursor.encode()),
         },
     ))
-}
-
-/// `DELETE /api/sessions/{id}` (its owner or an admin): destroys its sandbox, ends
-/// its runner link and streams, forgets its prompts and events, and removes it from
-/// every list.
-pub async fn delete(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiResult<Response> {
-    let _: DeleteSessionRequest = body::read_json_or_default(req).await?;
-    let session = sessions_table::require(env, id, &user.id).await?;
-    if !matches!(
-        session.my_role,
-        Some(SessionRole::Owner | SessionRole::Admin)
-    ) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "only the session's owner or a team admin can delete it",
-        ));
-    }
-    let response = internal::call_agent::<()>(env, id, AgentCall::Delete, None).await;
-    agent_ok(response).await?;
-    sessions_table::delete(env, id).await?;
-    super::artifacts::delete_all(env, id).await;
-    internal::publish(
-        env,
-        &SessionListEvent::SessionDeleted {
-            session_id: id.to_owned(),
-        },
-    )
-    .await;
-    Ok(Response::empty()?.with_status(204))
 }
 
 pub async fn get(env: &Env, user: &User, id: &str) -> ApiResult<Response> {

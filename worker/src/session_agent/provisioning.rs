@@ -3,7 +3,7 @@
 //!
 //! Requested when the session is initialized; requested again when a prompt arrives
 //! while the last request failed (or has been in flight for too long to still be
-//! alive). A failure is recorded as the sandbox's state, so the status becomes
+//! alive); never again once the session is archived or deleted, which destroy it. A failure is recorded as the sandbox's state, so the status becomes
 //! `error` with the backend's reason, and told in the event stream.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use nightshift_protocol::sandbox::{
     CreateSandboxRequest, GatewayLaunch, NetworkMode, RunnerLaunch, Sandbox, SandboxStatus,
 };
 use nightshift_session::lifecycle::SandboxState;
+use nightshift_session::turns::ArchiveStep;
 use worker::{Response, Result};
 
 use super::SessionAgent;
@@ -32,6 +33,7 @@ impl SessionAgent {
         let now = clock::now_ms();
         if !record.initialized
             || record.deleted
+            || record.archived_at.is_some()
             || !record.sandbox.should_request(now, STALE_REQUEST_MS)
             || self.current_runner(&record).is_some()
         {
@@ -48,8 +50,8 @@ impl SessionAgent {
 
         // Read again: the runner may have said hello while the backend answered.
         let mut record = self.store.record()?;
-        if record.deleted {
-            // Deleted while the backend was creating it: it goes too.
+        if record.deleted || record.archived_at.is_some() {
+            // Deleted or archived while the backend was creating it: it goes too.
             if let Ok(sandbox) = outcome
                 && let Err(error) = sandbox_client::destroy_sandbox(&self.env, &sandbox.id).await
             {
@@ -85,9 +87,7 @@ impl SessionAgent {
         let record = self.store.record()?;
         let sandbox = record.sandbox.sandbox_id().map(str::to_owned);
         self.store.wipe(record.sandbox_generation + 1)?;
-        for socket in self.state.get_websockets() {
-            let _ = socket.close(Some(1000), Some("the session was deleted"));
-        }
+        self.close_runner_sockets("the session was deleted");
         let _ = self.subscribers.close_all();
         let _ = self.state.storage().delete_alarm().await;
         if let Some(sandbox) = sandbox
@@ -99,6 +99,36 @@ impl SessionAgent {
         Ok(crate::api_error::json(
             200,
             &serde_json::json!({ "deleted": true }),
+        ))
+    }
+
+    /// `POST /archive`: archives the session (see `nightshift_session::turns`'
+    /// `archive` step): a running turn ends, the runner's link closes with its token
+    /// dead, the sandbox is destroyed, and the history stays. Archiving again
+    /// answers the first archive's time.
+    pub(super) async fn archive_session(&self) -> crate::api_error::ApiResult<Response> {
+        let record = self.store.record()?;
+        if !record.initialized || record.deleted {
+            return Err(crate::api_error::ApiError::not_found("no such session"));
+        }
+        let step = self.steps(|steps| steps.archive())?;
+        if let ArchiveStep::Archived { sandbox_id } = step {
+            self.close_runner_sockets("the session was archived");
+            if let Some(sandbox) = sandbox_id
+                && let Err(error) = sandbox_client::destroy_sandbox(&self.env, &sandbox).await
+            {
+                // The backend's idle timeout still ends it; the runner's token is
+                // already dead, so it cannot act for the session meanwhile.
+                worker::console_warn!("{error}");
+            }
+            // Snapshots are destroyed here too once sandboxes keep them (issue 15,
+            // item 2): the sandbox id names them.
+            self.publish();
+        }
+        let archived_at = self.store.record()?.archived_at;
+        Ok(crate::api_error::json(
+            200,
+            &serde_json::json!({ "archived_at": archived_at }),
         ))
     }
 

@@ -85,6 +85,7 @@ impl Publisher {
             title: current.title.clone(),
             sandbox_id: current.sandbox_id.clone(),
             error: current.error.clone(),
+            archived_at: current.archived_at,
             updated_at: clock::now_ms(),
         };
         sessions_table::update(&self.env, session_id, &update).await?;
@@ -145,6 +146,7 @@ impl SessionAgent {
             title: record.title.clone(),
             sandbox_id: record.sandbox.sandbox_id().map(str::to_owned),
             error: visible_error(&facts),
+            archived_at: record.archived_at,
             agent: Some(PublishedAgent {
                 agent: record.agent,
                 model: record.model.clone(),

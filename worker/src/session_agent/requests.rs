@@ -16,6 +16,7 @@ use nightshift_session::access_facts::AccessFacts;
 use nightshift_session::event_log::{parse_replay_position, sse_frame};
 use nightshift_session::queue::QueueError;
 use nightshift_session::streams::may_open_stream;
+use nightshift_session::turns::archived_refusal;
 use worker::{Request, Response};
 
 use super::presence::{self, DEFAULT_LEASE_MS};
@@ -39,6 +40,13 @@ impl SessionAgent {
         let Some(call) = AgentCall::parse(&req.method(), &path) else {
             return Err(ApiError::not_found(format!("no session route {path}")));
         };
+        if call.refused_when_archived()
+            && let Some(reason) = archived_refusal(&self.store.record()?)
+        {
+            // Nothing is provisioned again: a restore from a checkpoint would start
+            // here once checkpoints are kept.
+            return Err(ApiError::new(ErrorCode::SessionArchived, reason));
+        }
         match call {
             AgentCall::Init => self.init(&mut req).await,
             AgentCall::Enqueue => self.enqueue(&mut req).await,
@@ -103,6 +111,7 @@ impl SessionAgent {
             }
             AgentCall::Runner => Ok(self.accept_runner(&req).await?),
             AgentCall::Delete => self.delete_session().await,
+            AgentCall::Archive => self.archive_session().await,
             AgentCall::CreatePanelGrant => self.create_panel_grant(&mut req).await,
             AgentCall::CheckPanelGrant(id) => self.check_panel_grant(id),
             AgentCall::GitContext => self.git_context(&mut req).await,
@@ -146,6 +155,7 @@ impl SessionAgent {
                 title: init.title,
                 sandbox_id: None,
                 error: None,
+                archived_at: None,
                 agent: Some(PublishedAgent {
                     agent: init.agent,
                     model: init.model,

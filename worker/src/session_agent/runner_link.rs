@@ -62,6 +62,13 @@ pub(super) struct RunnerAttachment {
 
 impl SessionAgent {
     /// The newest runner socket, once its runner has said hello.
+    /// Closes every WebSocket of this object (the runner's links), saying `why`.
+    pub(super) fn close_runner_sockets(&self, why: &str) {
+        for socket in self.state.get_websockets() {
+            let _ = socket.close(Some(1000), Some(why));
+        }
+    }
+
     pub(super) fn current_runner(
         &self,
         record: &SessionRecord,

@@ -2,15 +2,16 @@
 //! Shift+Enter starts a new line. The mode says what a prompt sent while a turn runs
 //! does: `followup` (the default) runs after the current work, `steer` stops the
 //! running turn and runs next, `collect` merges prompts sent within a moment of each
-//! other into one.
+//! other into one. It is off, saying why, for viewers and on an archived session.
 
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use nightshift_protocol::api::QueueMode;
+use nightshift_protocol::api::{QueueMode, SessionStatus};
 
 use super::SessionContext;
 use crate::api;
+use crate::store::SessionsStore;
 
 #[component]
 pub fn Composer(context: SessionContext) -> impl IntoView {
@@ -23,8 +24,21 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
             .with(|timeline| timeline.has_running_turn() || !timeline.queue().is_empty())
     });
 
+    // An archived session takes no prompt (the server refuses it with
+    // `session_archived`); the header's banner says why.
+    let store = expect_context::<SessionsStore>();
+    let archived = move || {
+        context.timeline.with(|timeline| timeline.status()) == Some(SessionStatus::Archived)
+            || context.session_id.with_value(|id| {
+                store.list.with(|list| {
+                    list.get(id).is_some_and(|session| {
+                        session.archived_at.is_some() || session.status == SessionStatus::Archived
+                    })
+                })
+            })
+    };
     // Viewers watch only; the server refuses their prompts too.
-    let read_only = move || context.access.read_only();
+    let read_only = move || context.access.read_only() || archived();
     let send = move || {
         let content = draft.get_untracked();
         if content.trim().is_empty() || sending.get_untracked() || read_only() {
@@ -76,7 +90,9 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
                 rows="3"
                 disabled=read_only
                 placeholder=move || {
-                    if read_only() {
+                    if archived() {
+                        "This session is archived: it takes no more prompts."
+                    } else if read_only() {
                         "You are a viewer of this session: you can watch, not prompt."
                     } else if busy.get() {
                         "Queue a follow-up… (Enter to send, Shift+Enter for a new line)"
@@ -93,7 +109,9 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
                     <p class="inline-error composer__error" data-testid="composer-error" role="alert">{error}</p>
                 })}
                 <span class="composer__hint" data-testid="composer-hint">{move || {
-                    if read_only() {
+                    if archived() {
+                        "Archived: read-only"
+                    } else if read_only() {
                         "Read-only: ask the owner for collaborator access to prompt."
                     } else {
                         match (mode.get(), busy.get()) {

@@ -1,5 +1,7 @@
 //! The session header: title, status badge, connection state, the agent settings
-//! (agent, model, permission mode, usage totals) and the Abort button.
+//! (agent, model, permission mode, usage totals), the Abort button, and for the
+//! session's owner or a team admin Archive and Delete; an archived session's banner
+//! says why it takes no more prompts.
 //!
 //! On a phone-sized screen everything but the title and the badge folds into a menu
 //! that the `⋯` button opens; the stylesheet decides when, so the header keeps one
@@ -102,6 +104,30 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
         });
     };
 
+    let archived = move || status.get() == Some(SessionStatus::Archived);
+    let archive = move |_| {
+        let confirmed = web_sys::window()
+            .and_then(|window| {
+                window
+                    .confirm_with_message(
+                        "Archive this session? Its sandbox is destroyed; its history stays readable.",
+                    )
+                    .ok()
+            })
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        let session_id = context.session_id.get_value();
+        spawn_local(async move {
+            if let Err(error) = store.archive_session(session_id).await {
+                context
+                    .action_error
+                    .set(Some(format!("Could not archive the session: {error}")));
+            }
+        });
+    };
+
     let menu_open = RwSignal::new(false);
 
     let connection = move || match context.stream.get() {
@@ -154,6 +180,16 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
                     {move || if aborting.get() { "Aborting…" } else { "Abort" }}
                 </button>
                 </Show>
+                <Show when=move || can_delete() && !archived()>
+                <button
+                    class="button button--ghost"
+                    data-testid="archive-session"
+                    on:click=archive
+                    title="Destroy the sandbox and keep the history, read-only"
+                >
+                    "Archive"
+                </button>
+                </Show>
                 <Show when=can_delete>
                 <button
                     class="button button--ghost"
@@ -169,5 +205,11 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
         {move || session_error().map(|error| view! {
             <div class="banner banner--error" data-testid="session-error">{error}</div>
         })}
+        <Show when=archived>
+            <div class="banner banner--info" data-testid="archived-banner">
+                "This session is archived: its sandbox was destroyed, and it cannot be \
+                 resumed because no checkpoint of it is kept. Its history stays readable."
+            </div>
+        </Show>
     }
 }
