@@ -64,6 +64,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST", "/api/sessions/{id}/artifacts", "runner"),
     ("POST", "/api/sessions/{id}/git/credential", "runner"),
     ("POST", "/api/sessions/{id}/git/pull-request", "runner"),
+    ("GET", "/api/sessions/{id}/conversation", "runner"),
+    ("POST", "/api/sessions/{id}/conversation", "runner"),
     (
         "POST",
         "/api/sessions/{id}/pull-request",
