@@ -25,6 +25,16 @@ async fn sign_in_starts_are_rate_limited_per_client() {
                 .json(&json!({"email": format!("user{n}@example.com"), "name": "u"}))
                 .send()
         };
+        // The limit counts per fixed minute: start early in one, so that all the
+        // tries below fall in the same window.
+        let into_minute = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+            % 60_000;
+        if into_minute > 40_000 {
+            let left = u64::try_from(60_000 - into_minute).unwrap_or(0) + 200;
+            tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+        }
         // Five tries in the window are answered (the first signs up, the rest are
         // refused by the invite-only policy)...
         for n in 0..5 {
