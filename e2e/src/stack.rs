@@ -65,6 +65,16 @@ fn opencode_env() -> Vec<(String, String)> {
     env
 }
 
+/// The port of `url` (`http://host:port/...`), which the harness's servers always
+/// name.
+pub fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|port| port.trim_end_matches('/').split('/').next())
+        .and_then(|port| port.parse().ok())
+        .expect("the URL has a port")
+}
+
 /// A free TCP port on loopback (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

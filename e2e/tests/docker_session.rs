@@ -36,7 +36,7 @@ use nightshift_e2e::git_server::RepoSeed;
 use nightshift_e2e::github_turn::{EDIT_MARKER, edit_and_commit, is_noreply_author, pushed_author};
 use nightshift_e2e::panels::{panel_get, panel_socket, run_in_terminal};
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-use nightshift_e2e::stack::{Stack, StackOptions, free_port};
+use nightshift_e2e::stack::{Stack, StackOptions, free_port, port_of};
 use nightshift_protocol::api::MessageState;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -99,7 +99,7 @@ async fn the_way_out_follows_the_policy(
         env.trim() == "http://127.0.0.1:3128 http://127.0.0.1:3128",
         "the proxy is not in the environment: {env}"
     );
-    let backend_port: u16 = backend.url.rsplit(':').next().unwrap_or_default().parse()?;
+    let backend_port = port_of(&backend.url);
 
     // Refused: the backend's own port on the host's loopback, private, link-local
     // and the host's own addresses, in plain HTTP and as CONNECT tunnels (`NO_PROXY`
@@ -602,23 +602,11 @@ async fn a_session_runs_in_its_docker_sandbox_and_keeps_its_secrets_from_its_com
     };
     let image = engine.sandbox_image()?;
     let llm = ScriptedLlm::start().await?;
-    let llm_port: u16 = llm
-        .base_url()
-        .split(':')
-        .nth(2)
-        .and_then(|rest| rest.split('/').next())
-        .context("the scripted LLM's port")?
-        .parse()?;
+    let llm_port = port_of(&llm.base_url());
     let gh = FakeGithub::start().await?;
     gh.add_user("owner", "Owner Doe", "owner@example.com");
     gh.add_repo("owner", "app", true, &RepoSeed::small())?;
-    let git_port = gh
-        .git()
-        .url()
-        .rsplit(':')
-        .next()
-        .context("the git server's port")?
-        .to_string();
+    let git_port = gh.git().port();
     let mut worker_vars = gh.worker_vars();
     worker_vars.push(("WORKSPACE_PANELS".into(), "true".into()));
     let worker_port = free_port();

@@ -231,12 +231,7 @@ async fn an_isolated_sandbox_clones_commits_and_pushes_through_the_runners_crede
 -> anyhow::Result<()> {
     let server = GitServer::start(Arc::new(OnlyHello)).await?;
     server.create_repo("octo", "hello", &RepoSeed::small())?;
-    let git_port = server
-        .url()
-        .rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let git_port = server.port();
 
     let (route, worker_url, worker) = stand_in_worker().await?;
 

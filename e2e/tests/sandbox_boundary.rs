@@ -11,17 +11,9 @@ use std::time::Duration;
 
 use nightshift_e2e::client::Api;
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
-use nightshift_e2e::stack::{Stack, stack_with_llm};
+use nightshift_e2e::stack::{Stack, port_of, stack_with_llm};
 use nightshift_protocol::events::{EventBody, SessionEvent};
 use serde_json::json;
-
-fn port_of(url: &str) -> u16 {
-    url.rsplit(':')
-        .next()
-        .and_then(|port| port.trim_end_matches('/').split('/').next())
-        .and_then(|port| port.parse().ok())
-        .expect("the URL has a port")
-}
 
 /// A non-loopback IPv4 address of this host.
 fn host_address() -> Option<String> {

@@ -212,6 +212,13 @@ fn agent_git(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Adds `fix.txt` and commits it as the agent would, in the sandbox.
+fn commit_a_fix(workspace: &Path) {
+    std::fs::write(workspace.join("fix.txt"), "fixed\n").unwrap();
+    assert!(agent_git(workspace, &["add", "fix.txt"], None).0);
+    assert!(agent_git(workspace, &["commit", "-qm", "Fix"], None).0);
+}
+
 async fn ready_state(states: &mut watch::Receiver<Option<RepoState>>) -> RepoState {
     let state = tokio::time::timeout(
         Duration::from_secs(60),
@@ -393,9 +400,7 @@ async fn the_pull_request_tool_pushes_the_branch_first_and_asks_the_worker() {
     repo_sender.send_replace(Some(fixture.repo()));
     ready_state(&mut states).await;
     let workspace = fixture.workspace();
-    std::fs::write(workspace.join("fix.txt"), "fixed\n").unwrap();
-    assert!(agent_git(&workspace, &["add", "fix.txt"], None).0);
-    assert!(agent_git(&workspace, &["commit", "-qm", "Fix"], None).0);
+    commit_a_fix(&workspace);
 
     let output = pull_request_tool::run(&handle, &arguments).await;
     assert!(!output.is_error, "{output:?}");
@@ -426,9 +431,7 @@ async fn a_failed_push_is_announced_until_one_succeeds() {
     repo_sender.send_replace(Some(fixture.repo()));
     ready_state(&mut states).await;
     let workspace = fixture.workspace();
-    std::fs::write(workspace.join("fix.txt"), "fixed\n").unwrap();
-    assert!(agent_git(&workspace, &["add", "fix.txt"], None).0);
-    assert!(agent_git(&workspace, &["commit", "-qm", "Fix"], None).0);
+    commit_a_fix(&workspace);
 
     // The server declines the push (as a protected branch would).
     let hook = fixture

@@ -27,14 +27,13 @@ pub async fn forward(mut req: Request, env: &Env, grant: &RunnerGrant) -> ApiRes
         (AgentCall::ReadConversation, query, None)
     } else {
         let raw = body::read_at_most(&mut req, MAX_CONVERSATION_WRITE_BYTES).await?;
-        // Parsed here so a malformed body never reaches the object.
-        let write: ConversationWrite = body::parse_json(&raw)?;
+        // Checked here so a malformed body never reaches the object, which reads
+        // the same bytes.
+        let _: ConversationWrite = body::parse_json(&raw)?;
+        let raw = String::from_utf8(raw)
+            .map_err(|_| ApiError::new(ErrorCode::InvalidJson, "the body is not UTF-8"))?;
         let query = format!("generation={}", grant.generation);
-        (
-            AgentCall::WriteConversation,
-            query,
-            Some(serde_json::to_string(&write)?),
-        )
+        (AgentCall::WriteConversation, query, Some(raw))
     };
     let request = internal::agent_request(&grant.session_id, call, Some(&query), None, body)?;
     internal::forward_to_agent(env, &grant.session_id, request).await
