@@ -20,6 +20,17 @@ pub struct Renderer {
     color: bool,
     /// The last thing written was agent text without a final newline.
     mid_line: bool,
+    /// The run of text deltas being written: its turn, first `seq` and the bytes
+    /// written of it, so a joined `text` event for a run partly written (a
+    /// reconnect inside it) writes only the rest.
+    text_run: Option<TextRunWritten>,
+}
+
+#[derive(Debug)]
+struct TextRunWritten {
+    turn_id: Option<String>,
+    from_seq: u64,
+    bytes: usize,
 }
 
 impl Renderer {
@@ -27,19 +38,53 @@ impl Renderer {
         Renderer {
             color,
             mid_line: false,
+            text_run: None,
         }
+    }
+
+    /// The agent's text `text` starting at `seq`, or the rest of the joined run that
+    /// started at `from_seq` when part of it was written already.
+    fn agent_text(&mut self, event: &SessionEvent, text: &str, from_seq: Option<u64>) -> String {
+        let same_turn = |run: &TextRunWritten| run.turn_id == event.turn_id;
+        let unwritten = match (from_seq, self.text_run.as_ref()) {
+            (Some(from_seq), Some(run)) if same_turn(run) && run.from_seq == from_seq => {
+                text.get(run.bytes.min(text.len())..).unwrap_or_default()
+            }
+            _ => text,
+        };
+        match self.text_run.as_mut() {
+            Some(run) if same_turn(run) && from_seq.is_none() => run.bytes += text.len(),
+            _ if from_seq.is_some() => self.text_run = None,
+            _ => {
+                self.text_run = Some(TextRunWritten {
+                    turn_id: event.turn_id.clone(),
+                    from_seq: event.seq,
+                    bytes: text.len(),
+                })
+            }
+        }
+        let text = clean(unwritten, true);
+        if !text.is_empty() {
+            self.mid_line = !text.ends_with('\n');
+        }
+        text
     }
 
     /// The text to write for `event`.
     pub fn event(&mut self, event: &SessionEvent) -> String {
+        if !matches!(
+            event.body,
+            EventBody::TextDelta { .. } | EventBody::Text { .. }
+        ) && self
+            .text_run
+            .as_ref()
+            .is_some_and(|run| run.turn_id == event.turn_id)
+        {
+            self.text_run = None;
+        }
         match &event.body {
-            EventBody::TextDelta { text } => {
-                let text = clean(text, true);
-                if !text.is_empty() {
-                    self.mid_line = !text.ends_with('\n');
-                }
-                text
-            }
+            EventBody::TextDelta { text } => self.agent_text(event, text, None),
+            EventBody::Text { text, from_seq } => self.agent_text(event, text, Some(*from_seq)),
             EventBody::ToolCallStarted { tool, args, .. } => self.line(
                 Style::Tool,
                 &format!(
@@ -402,6 +447,39 @@ mod tests {
             .collect();
         out.push_str(&renderer.finish());
         out
+    }
+
+    #[test]
+    fn joined_text_writes_only_what_a_reconnect_inside_its_run_missed() {
+        let mut renderer = Renderer::new(false);
+        let at = |seq: u64, body: EventBody| SessionEvent {
+            seq,
+            turn_id: Some("t".into()),
+            at: 0,
+            body,
+        };
+        let mut out = String::new();
+        out += &renderer.event(&at(3, EventBody::TextDelta { text: "Hel".into() }));
+        out += &renderer.event(&at(4, EventBody::TextDelta { text: "lo ".into() }));
+        // The stream dropped after seq 4; the turn ended and was compacted.
+        out += &renderer.event(&at(
+            6,
+            EventBody::Text {
+                text: "Hello world".into(),
+                from_seq: 3,
+            },
+        ));
+        assert_eq!(out, "Hello world");
+        // A reader that saw none of the run writes it whole, once.
+        let mut fresh = Renderer::new(false);
+        let whole = fresh.event(&at(
+            6,
+            EventBody::Text {
+                text: "Hello world".into(),
+                from_seq: 3,
+            },
+        ));
+        assert_eq!(whole, "Hello world");
     }
 
     #[test]

@@ -426,6 +426,8 @@ pub struct SseMessage {
 pub struct SseStream {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
+    /// Body bytes received so far.
+    bytes_read: u64,
 }
 
 impl SseStream {
@@ -449,7 +451,14 @@ impl SseStream {
         Ok(SseStream {
             body: response.bytes_stream().boxed(),
             buffer: String::new(),
+            bytes_read: 0,
         })
+    }
+
+    /// How many bytes of the stream's body have arrived (whole chunks, so possibly
+    /// some beyond the last message read).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// The next message with data (comments and keep-alives are skipped).
@@ -481,9 +490,12 @@ impl SseStream {
                 continue;
             }
             match self.body.next().await {
-                Some(chunk) => self
-                    .buffer
-                    .push_str(&String::from_utf8_lossy(&chunk?).replace("\r\n", "\n")),
+                Some(chunk) => {
+                    let chunk = chunk?;
+                    self.bytes_read += chunk.len() as u64;
+                    self.buffer
+                        .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"));
+                }
                 None => bail!("SSE stream ended"),
             }
         }
@@ -526,16 +538,53 @@ impl SseStream {
     }
 }
 
-/// The concatenated text deltas of `events` for `turn_id`.
+/// The agent's text in `body`: a live delta, or a run of them joined once its turn
+/// ended (the compacted log's `text`).
+pub fn agent_text(body: &EventBody) -> Option<&str> {
+    match body {
+        EventBody::TextDelta { text } | EventBody::Text { text, .. } => Some(text.as_str()),
+        _ => None,
+    }
+}
+
+/// The concatenated agent text of `events` for `turn_id` (live deltas or joined
+/// runs, not both for one run).
 pub fn turn_text(events: &[SessionEvent], turn_id: &str) -> String {
     events
         .iter()
         .filter(|e| e.turn_id.as_deref() == Some(turn_id))
+        .filter_map(|e| agent_text(&e.body))
+        .collect()
+}
+
+/// Checks a stored log read from its start: seqs increase from 1, and every seq
+/// missing is one a joined `text` event accounts for (a delta of its run, between
+/// its `from_seq` and its own seq). Nothing else may be missing.
+pub fn assert_complete_log(events: &[SessionEvent]) {
+    let joined: Vec<(u64, u64)> = events
+        .iter()
         .filter_map(|e| match &e.body {
-            EventBody::TextDelta { text } => Some(text.as_str()),
+            EventBody::Text { from_seq, .. } => Some((*from_seq, e.seq)),
             _ => None,
         })
-        .collect()
+        .collect();
+    let mut expected = 1;
+    for event in events {
+        assert!(
+            event.seq >= expected,
+            "seq {} repeats or goes back",
+            event.seq
+        );
+        for missing in expected..event.seq {
+            assert!(
+                joined
+                    .iter()
+                    .any(|(from, to)| (*from..*to).contains(&missing)),
+                "seq {missing} is missing and no joined text accounts for it: {events:#?}"
+            );
+        }
+        expected = event.seq + 1;
+    }
 }
 
 /// Checks that seqs run 1, 2, 3, ... with no gap or repeat.

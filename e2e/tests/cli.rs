@@ -264,7 +264,7 @@ async fn journey(
     let seen = lines_until(&mut lines, |v| v["type"] == "turn_finished").await?;
     let text: String = seen
         .iter()
-        .filter(|v| v["type"] == "text_delta")
+        .filter(|v| v["type"] == "text_delta" || v["type"] == "text")
         .filter_map(|v| v["text"].as_str())
         .collect();
     assert_eq!(text, "Hello from the scripted agent.");
@@ -394,7 +394,7 @@ async fn journey(
     assert_eq!(lines[1]["message_id"], message_id);
     let text: String = lines
         .iter()
-        .filter(|v| v["type"] == "text_delta")
+        .filter(|v| v["type"] == "text_delta" || v["type"] == "text")
         .filter_map(|v| v["text"].as_str())
         .collect();
     assert_eq!(text, "Hello from the scripted agent.");
@@ -617,7 +617,7 @@ async fn watch_resumes_where_it_left_off_after_the_worker_restarts() {
         );
         let text: String = seen
             .iter()
-            .filter(|v| v["type"] == "text_delta")
+            .filter(|v| v["type"] == "text_delta" || v["type"] == "text")
             .filter_map(|v| v["text"].as_str())
             .collect();
         assert_eq!(text, "first answersecond answer");

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use nightshift_e2e::client::Api;
+use nightshift_e2e::client::{Api, agent_text};
 use nightshift_e2e::scripted_llm::{Script, ScriptedLlm, Step};
 use nightshift_e2e::stack::{Stack, port_of, stack_with_llm};
 use nightshift_protocol::events::{EventBody, SessionEvent};
@@ -168,10 +168,9 @@ async fn opencodes_commands_reach_nothing_of_the_platform_and_its_turns_still_re
     // OpenCode still reached its LLM through the key proxy (the turn ran the tool
     // and answered), which the commands never saw.
     assert!(
-        events.iter().any(|event| matches!(
-            &event.body,
-            EventBody::TextDelta { text } if text.contains("probed")
-        )),
+        events
+            .iter()
+            .any(|event| agent_text(&event.body).is_some_and(|text| text.contains("probed"))),
         "the turn's answer came through"
     );
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nightshift_e2e::WAIT;
 use nightshift_e2e::artifacts::{png_header, upload};
-use nightshift_e2e::client::Api;
+use nightshift_e2e::client::{Api, agent_text};
 use nightshift_e2e::local_state::places_holding;
 use nightshift_e2e::stack::{Stack, stack_with_llm, with_logs};
 use nightshift_protocol::api::{Session, SessionList, SessionStatus};
@@ -153,10 +153,9 @@ async fn archiving_keeps_the_history_refuses_prompts_and_destroys_the_sandbox() 
                 )
             })
             .await?;
-        anyhow::ensure!(replayed.iter().any(|event| matches!(
-            &event.body,
-            EventBody::TextDelta { text } if text.contains("remember the archive")
-        )));
+        anyhow::ensure!(replayed.iter().any(|event| {
+            agent_text(&event.body).is_some_and(|text| text.contains("remember the archive"))
+        }));
 
         // What would run the agent or reach the sandbox is refused, saying why.
         let refusals = [

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use nightshift_e2e::client::{assert_contiguous, turn_text};
+use nightshift_e2e::client::{assert_complete_log, assert_contiguous, turn_text};
 use nightshift_e2e::scripted_llm::{Script, Step};
 use nightshift_e2e::stack::{Stack, StackOptions, stack_with_llm, with_logs};
 use nightshift_protocol::api::{MessageState, SessionStatus};
@@ -85,7 +85,7 @@ async fn scripted_tool_call_writes_the_file_in_that_sessions_workspace() {
 }
 
 #[tokio::test]
-async fn last_event_id_replays_exactly_the_missed_events() {
+async fn last_event_id_replays_exactly_the_missed_events_also_inside_a_compacted_turn() {
     let (stack, llm) = stack_with_llm().await.unwrap();
     let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
@@ -94,26 +94,68 @@ async fn last_event_id_replays_exactly_the_missed_events() {
             Script::new(vec![Step::slow_text("w", 30, Duration::from_millis(20))]),
         );
         let session = api.create_session().await?;
+        // Watched live, the turn streams delta by delta with no gap.
+        let mut live_stream = api.events(&session.id, None).await?;
         api.send(&session.id, "MARK-REPLAY go").await?;
-        let full = api
+        let live = live_stream.until(is_turn_finished).await?;
+        assert_contiguous(&live);
+        let deltas: Vec<&SessionEvent> = live
+            .iter()
+            .filter(|e| matches!(e.body, EventBody::TextDelta { .. }))
+            .collect();
+        assert_eq!(deltas.len(), 30);
+
+        // Once the turn ended, its log holds one joined text for the run.
+        let stored = api
             .history_until(&session.id, |seen| turn_finished_count(seen) == 1)
             .await?;
-        assert_contiguous(&full);
+        assert_complete_log(&stored);
+        let turn_id = live
+            .last()
+            .and_then(|e| e.turn_id.clone())
+            .expect("a turn id");
+        let streamed = turn_text(&live, &turn_id);
+        assert_eq!(turn_text(&stored, &turn_id), streamed);
+        let joined: Vec<&SessionEvent> = stored
+            .iter()
+            .filter(|e| matches!(e.body, EventBody::Text { .. }))
+            .collect();
+        let (first, last) = (deltas[0].seq, deltas[29].seq);
+        assert!(
+            matches!(joined.as_slice(), [one] if one.seq == last
+                && matches!(one.body, EventBody::Text { from_seq, .. } if from_seq == first)),
+            "one joined text at the run's last seq: {joined:#?}"
+        );
+        assert!(
+            !stored
+                .iter()
+                .any(|e| matches!(e.body, EventBody::TextDelta { .. })),
+            "no delta is left"
+        );
 
-        // A client that saw the first k events reconnects with Last-Event-ID: k.
-        for k in [0, 1, 5, full.len() as u64 - 2] {
+        // A client that saw events up to k reconnects with Last-Event-ID: k. Outside
+        // the run it gets exactly the stored events after k; inside it, the joined
+        // text that replaces what it built from the run (protocol/src/events.rs).
+        for k in [0, 1, first, first + 9, last - 1, last] {
+            let expected: Vec<SessionEvent> =
+                stored.iter().filter(|e| e.seq > k).cloned().collect();
             let mut stream = api.events(&session.id, Some(k)).await?;
             let mut replayed = Vec::new();
-            for _ in k..full.len() as u64 {
+            for _ in 0..expected.len() {
                 replayed.push(stream.next_event().await?);
             }
-            assert_eq!(replayed.as_slice(), &full[k as usize..], "replay after {k}");
+            assert_eq!(replayed, expected, "replay after {k}");
+            if (first..last).contains(&k) {
+                assert!(matches!(&replayed[0].body,
+                    EventBody::Text { from_seq, text } if *from_seq == first && *text == streamed));
+            }
         }
         // And nothing is sent twice: after the replay the next event is a new one.
+        let high = stored.last().map_or(0, |e| e.seq);
         api.send(&session.id, "unscripted follow-up").await?;
-        let mut stream = api.events(&session.id, Some(full.len() as u64)).await?;
+        let mut stream = api.events(&session.id, Some(high)).await?;
         let next = stream.next_event().await?;
-        assert_eq!(next.seq, full.len() as u64 + 1);
+        assert_eq!(next.seq, high + 1);
         Ok(())
     })
     .await;
@@ -183,7 +225,7 @@ async fn restarting_wrangler_mid_turn_loses_and_doubles_no_event() {
         let events = api
             .history_until(&session.id, |seen| turn_finished_count(seen) == 1)
             .await?;
-        assert_contiguous(&events);
+        assert_complete_log(&events);
         let turn_id = messages[0]
             .turn_id
             .clone()

@@ -118,6 +118,13 @@ pub enum EventBody {
     QuestionExpired { question_id: String },
 
     // --- written by the SessionAgent ------------------------------------------
+    /// A whole piece of the agent's reply: the turn's `text_delta`s from `seq`
+    /// `from_seq` up to this event's `seq`, joined once the turn ended (the log is
+    /// compacted: those deltas are no longer stored, and this event takes the last
+    /// one's `seq`). A reader that has already applied some of those deltas (it
+    /// reconnected with a `Last-Event-ID` inside the run) replaces the text it built
+    /// from `from_seq` on with `text`; any other reader treats it as one delta.
+    Text { text: String, from_seq: u64 },
     /// A prompt was accepted into the queue.
     PromptQueued {
         message_id: String,
@@ -197,8 +204,10 @@ impl EventBody {
 /// One stored event of a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionEvent {
-    /// Per-session sequence number: 1, 2, 3, ... with no gaps, assigned when the
-    /// event is first stored and never changed.
+    /// Per-session sequence number, increasing, assigned when the event is first
+    /// stored and never changed. The log is gapless until a turn ends; compacting
+    /// that turn then removes the `seq`s of the text deltas joined into a
+    /// [`EventBody::Text`] (which keeps the run's last `seq`).
     pub seq: u64,
     /// The turn this event belongs to, if any.
     pub turn_id: Option<String>,

@@ -7,8 +7,11 @@
 //! acknowledged high-water mark). [`classify_runner_event`] decides from that mark
 //! whether a frame is new, a resend to ignore, or out of order.
 //!
-//! This module also formats stored events as SSE frames and rebuilds a turn's reply
-//! from its text deltas. It must not depend on storage or sockets.
+//! This module also formats stored events as SSE frames, rebuilds a turn's reply
+//! from its text, and plans the compaction of a finished turn ([`plan_compaction`]):
+//! each run of the turn's `text_delta`s becomes one [`EventBody::Text`] at the run's
+//! last `seq`, so replaying a finished session costs its messages, not its tokens.
+//! It must not depend on storage or sockets.
 
 use nightshift_protocol::events::{EventBody, SessionEvent};
 
@@ -83,7 +86,7 @@ impl ReplyText {
     }
 
     pub fn push(&mut self, body: &EventBody) {
-        if let EventBody::TextDelta { text } = body {
+        if let EventBody::TextDelta { text } | EventBody::Text { text, .. } = body {
             self.text.push_str(text);
         }
     }
@@ -96,6 +99,52 @@ impl ReplyText {
             Some(self.text)
         }
     }
+}
+
+/// One run of a turn's text to join: the `text_delta`s with `seq` from `from_seq`
+/// to `to_seq` (and no other event of the turn between them) become one
+/// [`EventBody::Text`] stored at `to_seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextRun {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// How many deltas the run joins (at least 2: a lone delta is left as it is).
+    pub deltas: usize,
+    pub text: String,
+}
+
+/// The runs of text to join in one finished turn, given all of its events in `seq`
+/// order. A run ends at any other event of the turn (a tool call, an error, a
+/// question), because a reader's view ends a block of text there too; events of
+/// other turns or of no turn are not passed in, so they never split a run. A run
+/// already joined (an [`EventBody::Text`]) is not joined again, which makes
+/// compacting a turn twice change nothing.
+pub fn plan_compaction<'a>(events: impl IntoIterator<Item = (u64, &'a EventBody)>) -> Vec<TextRun> {
+    let mut runs = Vec::new();
+    let mut open: Option<TextRun> = None;
+    for (seq, body) in events {
+        match body {
+            EventBody::TextDelta { text } => match open.as_mut() {
+                Some(run) => {
+                    run.to_seq = seq;
+                    run.deltas += 1;
+                    run.text.push_str(text);
+                }
+                None => {
+                    open = Some(TextRun {
+                        from_seq: seq,
+                        to_seq: seq,
+                        deltas: 1,
+                        text: text.clone(),
+                    })
+                }
+            },
+            _ => runs.extend(open.take()),
+        }
+    }
+    runs.extend(open);
+    runs.retain(|run| run.deltas > 1);
+    runs
 }
 
 /// An SSE frame for one stored event: `id: <seq>`, then its JSON as `data:`. JSON
@@ -188,6 +237,78 @@ mod tests {
         });
         assert_eq!(reply.finish().as_deref(), Some("Hello"));
         assert_eq!(ReplyText::new().finish(), None);
+    }
+
+    fn delta(text: &str) -> EventBody {
+        EventBody::TextDelta { text: text.into() }
+    }
+
+    fn tool_started() -> EventBody {
+        EventBody::ToolCallStarted {
+            call_id: "c".into(),
+            tool: "bash".into(),
+            args: serde_json::json!({}),
+        }
+    }
+
+    #[test]
+    fn compaction_joins_each_run_of_deltas_between_other_events() {
+        let turn = [
+            (3, delta("He")),
+            (4, delta("llo")),
+            (7, delta(" there")),
+            (8, tool_started()),
+            (9, delta("alone")),
+            (10, tool_started()),
+            (12, delta("a")),
+            (13, delta("b")),
+        ];
+        let runs = plan_compaction(turn.iter().map(|(seq, body)| (*seq, body)));
+        assert_eq!(
+            runs,
+            vec![
+                TextRun {
+                    from_seq: 3,
+                    to_seq: 7,
+                    deltas: 3,
+                    text: "Hello there".into()
+                },
+                TextRun {
+                    from_seq: 12,
+                    to_seq: 13,
+                    deltas: 2,
+                    text: "ab".into()
+                },
+            ],
+            "seq 9 is a lone delta and stays as it is"
+        );
+    }
+
+    #[test]
+    fn a_compacted_turn_has_nothing_left_to_join() {
+        let turn = [
+            (
+                7,
+                EventBody::Text {
+                    text: "Hello there".into(),
+                    from_seq: 3,
+                },
+            ),
+            (8, tool_started()),
+            (9, delta("alone")),
+        ];
+        assert!(plan_compaction(turn.iter().map(|(seq, body)| (*seq, body))).is_empty());
+    }
+
+    #[test]
+    fn the_reply_reads_joined_text_like_deltas() {
+        let mut reply = ReplyText::new();
+        reply.push(&EventBody::Text {
+            text: "Hello ".into(),
+            from_seq: 1,
+        });
+        reply.push(&delta("again"));
+        assert_eq!(reply.finish().as_deref(), Some("Hello again"));
     }
 
     #[test]

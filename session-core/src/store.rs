@@ -28,6 +28,7 @@ mod repo_state;
 mod schema;
 
 pub use conversation::ConversationRefusal;
+pub use events::Compaction;
 pub use record::{Published, PublishedAgent, SessionRecord};
 
 /// A value bound to a `?` placeholder.

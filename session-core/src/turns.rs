@@ -39,6 +39,9 @@ pub struct TurnSteps<'a, S> {
     /// Whether the session's runner is connected and has said hello (the caller
     /// knows its sockets; the store does not).
     runner_connected: bool,
+    /// Whether a turn's text deltas are joined once it ends (on unless the
+    /// deployment turns it off to measure or debug).
+    compact_log: bool,
     /// The events stored by these steps, in order, for the caller to fan out.
     pub events: Vec<SessionEvent>,
 }
@@ -49,8 +52,24 @@ impl<'a, S: Sql> TurnSteps<'a, S> {
             store,
             now,
             runner_connected,
+            compact_log: true,
             events: Vec::new(),
         }
+    }
+
+    /// Whether ended turns are compacted ([`SessionStore::compact_turn`]).
+    pub fn compacting(mut self, compact_log: bool) -> Self {
+        self.compact_log = compact_log;
+        self
+    }
+
+    /// Compacts the ended turn `turn_id` when compaction is on. Its reply has been
+    /// read already, and no event of it is sent live after this.
+    fn compact(&self, turn_id: &str) -> Result<(), S::Error> {
+        if self.compact_log {
+            self.store.compact_turn(turn_id)?;
+        }
+        Ok(())
     }
 
     /// Stores an event written by the `SessionAgent` itself.
@@ -155,6 +174,7 @@ impl<'a, S: Sql> TurnSteps<'a, S> {
             return Ok(false);
         };
         self.store.save_prompt(&prompt)?;
+        self.compact(turn_id)?;
         let mut record = self.store.record()?;
         if record
             .abort_requested
@@ -183,6 +203,8 @@ impl<'a, S: Sql> TurnSteps<'a, S> {
                 reason: reason.to_owned(),
             },
         )?;
+        // A prompt that runs again gets a new turn id: this one has ended.
+        self.compact(turn_id)?;
         Ok(())
     }
 

@@ -100,6 +100,13 @@ pub fn runner_silent_after_ms(env: &Env) -> i64 {
         .unwrap_or(DEFAULT_SILENT_AFTER_MS)
 }
 
+/// Whether a turn's text deltas are joined into whole messages once it ends
+/// (`EVENT_LOG_COMPACTION`, on unless `off`: turning it off is for measuring replay
+/// without it, or debugging a stream delta by delta).
+pub fn event_log_compaction(env: &Env) -> bool {
+    var(env, "EVENT_LOG_COMPACTION").is_none_or(|value| value.trim() != "off")
+}
+
 /// The URL runners dial: `WORKER_URL`. Without it, the origin `req` came to, but
 /// only on a loopback host (a local stack): elsewhere the request's `Host` is the
 /// caller's to choose, and runners (with their tokens) would dial wherever it says.

@@ -121,14 +121,65 @@ pub struct Turn {
     pub started_at: Option<i64>,
     pub items: Vec<TurnItem>,
     pub end: TurnEnd,
+    /// The run of text deltas the last text item is growing from, if the turn's
+    /// latest event was one of them.
+    text_run: Option<TextRun>,
     /// Bumped on every change to this turn, so a view can watch one number instead
     /// of comparing the whole turn.
     pub revision: u64,
 }
 
+/// Where a run of text deltas began: its first `seq` and how much of the text item
+/// came before it, so the run's joined `text` can replace what the deltas built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TextRun {
+    from_seq: u64,
+    kept: usize,
+}
+
 impl Turn {
     pub fn is_running(&self) -> bool {
         self.end == TurnEnd::Running
+    }
+
+    /// Appends agent text that arrived at `seq`.
+    fn push_text(&mut self, seq: u64, text: &str) {
+        match self.items.last_mut() {
+            Some(TurnItem::Text(existing)) => {
+                if self.text_run.is_none() {
+                    self.text_run = Some(TextRun {
+                        from_seq: seq,
+                        kept: existing.len(),
+                    });
+                }
+                existing.push_str(text);
+            }
+            _ => {
+                self.text_run = Some(TextRun {
+                    from_seq: seq,
+                    kept: 0,
+                });
+                self.items.push(TurnItem::Text(text.to_owned()));
+            }
+        }
+        self.revision += 1;
+    }
+
+    /// Takes the joined text of the run that began at `from_seq` (the log was
+    /// compacted): it replaces what that run's deltas built when this view saw some
+    /// of them (a reconnect inside the run), and is appended otherwise.
+    fn join_text(&mut self, from_seq: u64, text: &str) {
+        if let Some(run) = self.text_run.take()
+            && run.from_seq == from_seq
+            && let Some(TurnItem::Text(existing)) = self.items.last_mut()
+        {
+            existing.truncate(run.kept);
+            existing.push_str(text);
+            self.revision += 1;
+        } else {
+            self.push_text(from_seq, text);
+        }
+        self.text_run = None;
     }
 }
 
@@ -268,6 +319,18 @@ impl Timeline {
         }
         self.last_seq = event.seq;
         let turn_id = event.turn_id;
+        if !matches!(
+            event.body,
+            EventBody::TextDelta { .. } | EventBody::Text { .. }
+        ) && let Some(id) = turn_id.as_deref()
+            && let Some(turn) = self
+                .turns
+                .iter_mut()
+                .rev()
+                .find(|turn| turn.turn_id.as_deref() == Some(id))
+        {
+            turn.text_run = None;
+        }
         match event.body {
             EventBody::PromptQueued {
                 message_id,
@@ -387,13 +450,11 @@ impl Timeline {
                 let content = turn.prompt.clone().unwrap_or_default();
                 self.queue.on_interrupted(&message_id, &content);
             }
-            EventBody::TextDelta { text } => {
-                let turn = self.turn_for(turn_id.as_deref());
-                match turn.items.last_mut() {
-                    Some(TurnItem::Text(existing)) => existing.push_str(&text),
-                    _ => turn.items.push(TurnItem::Text(text)),
-                }
-                turn.revision += 1;
+            EventBody::TextDelta { text } => self
+                .turn_for(turn_id.as_deref())
+                .push_text(event.seq, &text),
+            EventBody::Text { text, from_seq } => {
+                self.turn_for(turn_id.as_deref()).join_text(from_seq, &text)
             }
             EventBody::ToolCallStarted {
                 call_id,
@@ -546,6 +607,7 @@ impl Timeline {
             started_at: None,
             items: Vec::new(),
             end: TurnEnd::Running,
+            text_run: None,
             revision: 0,
         });
         let index = self.turns.len() - 1;

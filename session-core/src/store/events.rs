@@ -1,12 +1,12 @@
 //! The `events` and `runner_epochs` tables: appending to the event log with the
-//! next `seq`, reading pages of it back, the queries over one turn's events, and
-//! each runner epoch's high-water mark.
+//! next `seq`, reading pages of it back, the queries over one turn's events,
+//! compacting a finished turn, and each runner epoch's high-water mark.
 
 use nightshift_protocol::events::{EventBody, SessionEvent};
 use serde::Deserialize;
 
 use super::{SessionStore, Sql, SqlValue};
-use crate::event_log::{ReplyText, Sequencer};
+use crate::event_log::{ReplyText, Sequencer, plan_compaction};
 
 #[derive(Deserialize)]
 struct EventRow {
@@ -25,6 +25,15 @@ impl EventRow {
             body: serde_json::from_str(&self.body)?,
         })
     }
+}
+
+/// What [`SessionStore::compact_turn`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Runs of deltas joined into one `text` event each.
+    pub runs: usize,
+    /// Delta rows deleted.
+    pub deltas_removed: usize,
 }
 
 #[derive(Deserialize)]
@@ -76,11 +85,12 @@ impl<S: Sql> SessionStore<S> {
         )
     }
 
-    /// The reply text of a turn: its text deltas, concatenated in order.
+    /// The reply text of a turn: its text, concatenated in order.
     pub fn turn_reply(&self, turn_id: &str) -> Result<Option<String>, S::Error> {
         let events = self.events(
             "SELECT seq, turn_id, body, at FROM events \
-             WHERE turn_id = ? AND body LIKE '{\"type\":\"text_delta\"%' ORDER BY seq",
+             WHERE turn_id = ? AND (body LIKE '{\"type\":\"text_delta\"%' \
+                OR body LIKE '{\"type\":\"text\"%') ORDER BY seq",
             &[SqlValue::text(turn_id)],
         )?;
         let mut reply = ReplyText::new();
@@ -88,6 +98,46 @@ impl<S: Sql> SessionStore<S> {
             reply.push(&event.body);
         }
         Ok(reply.finish())
+    }
+
+    /// Joins each run of the ended turn `turn_id`'s text deltas into one `text`
+    /// event at the run's last `seq` and deletes the run's other deltas
+    /// ([`plan_compaction`]). Runs in one synchronous step of the object, so a
+    /// reader sees the log before or after, never half of it. Compacting again
+    /// changes nothing.
+    pub fn compact_turn(&self, turn_id: &str) -> Result<Compaction, S::Error> {
+        let events = self.events(
+            "SELECT seq, turn_id, body, at FROM events WHERE turn_id = ? ORDER BY seq",
+            &[SqlValue::text(turn_id)],
+        )?;
+        let runs = plan_compaction(events.iter().map(|event| (event.seq, &event.body)));
+        let mut compaction = Compaction::default();
+        for run in runs {
+            let body = EventBody::Text {
+                text: run.text,
+                from_seq: run.from_seq,
+            };
+            self.run(
+                "UPDATE events SET body = ? WHERE seq = ?",
+                &[
+                    SqlValue::Text(serde_json::to_string(&body)?),
+                    SqlValue::unsigned(run.to_seq),
+                ],
+            )?;
+            // Every event of this turn in the range is one of the run's deltas; other
+            // turns' events in between are kept.
+            self.run(
+                "DELETE FROM events WHERE turn_id = ? AND seq >= ? AND seq < ?",
+                &[
+                    SqlValue::text(turn_id),
+                    SqlValue::unsigned(run.from_seq),
+                    SqlValue::unsigned(run.to_seq),
+                ],
+            )?;
+            compaction.runs += 1;
+            compaction.deltas_removed += run.deltas - 1;
+        }
+        Ok(compaction)
     }
 
     /// Whether turn `turn_id` already has its `turn_finished` event.

@@ -5,6 +5,7 @@
 
 mod abort;
 mod archive;
+mod compaction;
 mod conversation;
 mod harness;
 mod queue;

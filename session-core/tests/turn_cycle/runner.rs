@@ -70,16 +70,29 @@ fn a_turn_runs_from_enqueue_to_finish_and_each_runner_event_is_stored_once() {
         })
     );
 
-    let deltas: Vec<String> = all_events(&store)
+    // Each delta was stored once, in order: the ended turn's log joins them into
+    // one text that begins at the first one's seq (`compaction.rs`).
+    let texts: Vec<(u64, String, u64)> = all_events(&store)
         .into_iter()
         .filter_map(|event| match event.body {
-            EventBody::TextDelta { text } => Some(text),
+            EventBody::TextDelta { text } => Some((event.seq, text, event.seq)),
+            EventBody::Text { text, from_seq } => Some((from_seq, text, event.seq)),
             _ => None,
         })
         .collect();
-    assert_eq!(deltas, ["Hel", "lo"], "each delta once, in order");
+    let [(from_seq, text, seq)] = texts.as_slice() else {
+        panic!("one joined text: {texts:?}");
+    };
+    assert_eq!(
+        (text.as_str(), *seq),
+        ("Hello", from_seq + 1),
+        "each delta once, in order"
+    );
     let seqs: Vec<u64> = all_events(&store).iter().map(|event| event.seq).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let expected: Vec<u64> = (1..=seqs.len() as u64 + 1)
+        .filter(|s| s != from_seq)
+        .collect();
+    assert_eq!(seqs, expected, "no seq but the joined delta's is missing");
 
     let message = store.queue_with("m1").unwrap().message("m1").unwrap();
     assert_eq!(message.state, MessageState::Done);

@@ -21,7 +21,7 @@ use worker::Result;
 
 use super::SessionAgent;
 use super::storage::{DurableSql, SessionRecord};
-use crate::{clock, ids, llm_config};
+use crate::{clock, config, ids, llm_config};
 
 /// How often a dispatch resolves the LLM again because another user's prompt moved
 /// to the front of the queue while it was resolving; after that it gives up until
@@ -37,6 +37,7 @@ impl SessionAgent {
             clock::now_ms(),
             self.current_runner(record).is_some(),
         )
+        .compacting(config::event_log_compaction(&self.env))
     }
 
     /// Runs `step` and sends the events it stored to every live stream (also those

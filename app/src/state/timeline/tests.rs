@@ -497,3 +497,80 @@ fn an_image_event_becomes_an_image_in_its_turn_and_a_bad_reference_is_dropped() 
     assert_eq!(images[0].artifact, "0f8e2a4c-1b2d-4e5f-8a9b-0c1d2e3f4a5b");
     assert_eq!((images[0].width, images[0].height), (800, 600));
 }
+
+fn joined(text: &str, from_seq: u64) -> SessionEvent {
+    // The compacted log keeps the run's last seq for the joined event.
+    serde_json::from_value(json!({
+        "seq": 0, "turn_id": "t1", "at": 0,
+        "type": "text", "text": text, "from_seq": from_seq
+    }))
+    .expect("a joined text event is valid wire JSON")
+}
+
+fn texts(timeline: &Timeline) -> Vec<String> {
+    timeline.turns()[0]
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            TurnItem::Text(text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_reconnect_inside_a_compacted_run_replaces_its_partial_text() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(Some("t1"), started("m1", "go")));
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::ToolCallStarted {
+            call_id: "c1".into(),
+            tool: "bash".into(),
+            args: json!({}),
+        },
+    ));
+    // seq 3, 4: two deltas of a run, then the stream dropped. The run went on to
+    // seq 6 and was joined at seq 6 from seq 3.
+    timeline.apply(stream.event(Some("t1"), delta("Hel")));
+    timeline.apply(stream.event(Some("t1"), delta("lo")));
+    let mut event = joined("Hello there", 3);
+    event.seq = 6;
+    assert!(timeline.apply(event));
+    assert_eq!(texts(&timeline), ["Hello there"]);
+}
+
+#[test]
+fn a_joined_run_after_a_tool_result_keeps_the_text_before_it() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(Some("t1"), started("m1", "go"))); // 1
+    timeline.apply(stream.event(Some("t1"), delta("Before. "))); // 2
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::QuestionExpired {
+            question_id: "q-none".into(),
+        },
+    )); // 3: no item of its own, so the text item goes on
+    timeline.apply(stream.event(Some("t1"), delta("Af"))); // 4
+    let mut event = joined("After.", 4);
+    event.seq = 7;
+    timeline.apply(event);
+    assert_eq!(texts(&timeline), ["Before. After."]);
+}
+
+#[test]
+fn a_fresh_view_of_a_compacted_turn_reads_each_run_once() {
+    let mut timeline = Timeline::default();
+    let mut stream = Stream::new();
+    timeline.apply(stream.event(Some("t1"), started("m1", "go")));
+    let mut first = joined("Hello", 2);
+    first.seq = 5;
+    timeline.apply(first);
+    assert_eq!(texts(&timeline), ["Hello"]);
+    let mut again = joined("Hello", 2);
+    again.seq = 5;
+    assert!(!timeline.apply(again), "a replayed seq changes nothing");
+    assert_eq!(texts(&timeline), ["Hello"]);
+}

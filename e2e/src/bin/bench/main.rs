@@ -13,8 +13,12 @@
 //! Repositories (`bench/repo.rs`, on a third stack with the fake GitHub): session
 //! created -> repository ready in the sandbox, small and 10,000 files, against
 //! `git clone` on the host. `BENCH_SKIP_REPO=1` leaves them out.
+//! Replay (`bench/replay.rs`, on two more stacks): a finished session of 10,000 text
+//! deltas read back from the start, before and after the log's compaction.
+//! `BENCH_SKIP_REPLAY=1` leaves it out.
 
 mod panels;
+mod replay;
 mod repo;
 
 use std::path::Path;
@@ -86,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if std::env::var("BENCH_SKIP_REPO").is_err() {
         repo::run(&llm).await?;
+    }
+    if std::env::var("BENCH_SKIP_REPLAY").is_err() {
+        replay::run(&llm).await?;
     }
     Ok(())
 }
