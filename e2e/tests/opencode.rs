@@ -275,3 +275,36 @@ async fn opencode_killed_mid_turn_fails_clearly_and_the_next_prompt_works() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_runner_started_again_continues_opencodes_own_session() {
+    let (stack, llm) = stack_with_llm().await.unwrap();
+    with_logs(&stack, async {
+        let api = stack.signed_in_api("alice@example.com").await?;
+        let session = api
+            .create_session_with(json!({"agent": "opencode"}))
+            .await?;
+        api.wait_status(&session.id, "idle").await?;
+        run_turn(&api, &session.id, "the codeword is PAPAYA").await?;
+
+        // The runner dies between turns; the one started in its place goes on with
+        // the OpenCode session kept in the sandbox's home.
+        anyhow::ensure!(stack.kill_runners() >= 1, "a runner was running");
+        let events = run_turn(&api, &session.id, "what was the codeword?").await?;
+        anyhow::ensure!(
+            outcome_of(&events) == Some(TurnOutcome::Done),
+            "{events:#?}"
+        );
+        let carried = llm.requests().iter().any(|request| {
+            let text = request.to_string();
+            text.contains("what was the codeword?") && text.contains("the codeword is PAPAYA")
+        });
+        anyhow::ensure!(
+            carried,
+            "the second turn's request to the LLM carries the first turn: {:#?}",
+            llm.requests()
+        );
+        Ok(())
+    })
+    .await;
+}

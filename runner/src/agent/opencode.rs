@@ -8,7 +8,9 @@
 //! provider pointing at the proxy, the session's model and permission rules). The
 //! server is restarted when that configuration changes (another model or permission
 //! mode) or after it died. One OpenCode session is kept across turns, so OpenCode
-//! keeps its own history (it lives in the sandbox's home and survives a restart).
+//! keeps its own history (it lives in the sandbox's home and survives a restart); a
+//! runner started again finds it there (the latest session with its title) and goes
+//! on with it.
 //!
 //! A turn: subscribe to `GET /event`, then `POST /session/{id}/prompt_async`, then
 //! map events ([`mapper`]) until the session is idle. A missing `session.idle` does
@@ -429,6 +431,14 @@ impl OpencodeAgent {
         let Some(server) = self.server.as_ref() else {
             return Err("OpenCode is not running".into());
         };
+        // A runner started again (after a crash, or in a woken sandbox) continues
+        // the OpenCode session its predecessor kept in the sandbox's home.
+        if self.session_id.is_none() {
+            match server.client.latest_session(SESSION_TITLE).await {
+                Ok(found) => self.session_id = found,
+                Err(error) => tracing::warn!(%error, "listing OpenCode's sessions failed"),
+            }
+        }
         if let Some(id) = &self.session_id
             && server.client.session_exists(id).await
         {

@@ -368,6 +368,13 @@ impl OpencodeClient {
             })
     }
 
+    /// The most recently updated session titled `title`, if any (`GET /session`
+    /// answers every session of the project with `time.updated` in ms).
+    pub async fn latest_session(&self, title: &str) -> Result<Option<String>, ServerError> {
+        let sessions = self.call(Method::GET, "/session", None).await?;
+        Ok(latest_titled(&sessions, title))
+    }
+
     pub async fn session_exists(&self, session_id: &str) -> bool {
         self.call(Method::GET, &format!("/session/{session_id}"), None)
             .await
@@ -477,5 +484,44 @@ impl OpencodeClient {
             return Err(failed(format!("HTTP {}", response.status())));
         }
         Ok(response)
+    }
+}
+
+/// The id of the most recently updated session titled `title` in a `GET /session`
+/// answer; anything else in it (sub-agents' sessions, sessions the agent made
+/// itself) is passed over.
+fn latest_titled(sessions: &Value, title: &str) -> Option<String> {
+    sessions
+        .as_array()?
+        .iter()
+        .filter(|session| session["title"] == title && session["parentID"].is_null())
+        .filter_map(|session| {
+            let id = session["id"].as_str()?;
+            Some((session["time"]["updated"].as_f64().unwrap_or(0.0), id))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, id)| id.to_owned())
+}
+
+#[cfg(test)]
+mod latest_session_tests {
+    use serde_json::json;
+
+    use super::latest_titled;
+
+    #[test]
+    fn the_latest_top_level_session_with_the_title_is_chosen() {
+        let sessions = json!([
+            {"id": "ses_old", "title": "Nightshift session", "time": {"created": 1, "updated": 10}},
+            {"id": "ses_new", "title": "Nightshift session", "time": {"created": 2, "updated": 30}},
+            {"id": "ses_child", "title": "Nightshift session", "parentID": "ses_new", "time": {"created": 3, "updated": 99}},
+            {"id": "ses_other", "title": "made by the agent", "time": {"created": 4, "updated": 50}}
+        ]);
+        assert_eq!(
+            latest_titled(&sessions, "Nightshift session").as_deref(),
+            Some("ses_new")
+        );
+        assert_eq!(latest_titled(&json!([]), "Nightshift session"), None);
+        assert_eq!(latest_titled(&json!({"not": "a list"}), "x"), None);
     }
 }
