@@ -13,6 +13,7 @@
 //! Repositories (`bench/repo.rs`, on a third stack with the fake GitHub): session
 //! created -> repository ready in the sandbox, small and 10,000 files, against
 //! `git clone` on the host. `BENCH_SKIP_REPO=1` leaves them out.
+//! `BENCH_SKIP_LATENCY=1` leaves out the latency and fan-out section.
 //! Replay (`bench/replay.rs`, on two more stacks): a finished session of 10,000 text
 //! deltas read back from the start, before and after the log's compaction.
 //! `BENCH_SKIP_REPLAY=1` leaves it out.
@@ -72,19 +73,11 @@ fn find_wasm(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let llm = ScriptedLlm::start().await?;
-    // One user opens every fan-out client, more than a user's default stream cap.
-    let streams = (setting("BENCH_CLIENTS", 50) + 5).to_string();
-    let stack = Stack::start(StackOptions {
-        llm_base_url: Some(llm.base_url()),
-        worker_vars: vec![("MAX_OPEN_STREAMS".to_owned(), streams)],
-    })
-    .await?;
-    let result = run(&stack, &llm).await;
-    if result.is_err() {
-        stack.dump_logs();
+    println!("| figure | value |");
+    println!("| --- | --- |");
+    if std::env::var("BENCH_SKIP_LATENCY").is_err() {
+        latency_and_fanout(&llm).await?;
     }
-    result?;
-    drop(stack);
     if std::env::var("BENCH_SKIP_PANELS").is_err() {
         panels::run(&llm).await?;
     }
@@ -95,6 +88,23 @@ async fn main() -> anyhow::Result<()> {
         replay::run(&llm).await?;
     }
     Ok(())
+}
+
+/// The first section, on a stack of its own: latency, fan-out and the wasm sizes.
+/// `BENCH_SKIP_LATENCY=1` leaves it out.
+async fn latency_and_fanout(llm: &ScriptedLlm) -> anyhow::Result<()> {
+    // One user opens every fan-out client, more than a user's default stream cap.
+    let streams = (setting("BENCH_CLIENTS", 50) + 5).to_string();
+    let stack = Stack::start(StackOptions {
+        llm_base_url: Some(llm.base_url()),
+        worker_vars: vec![("MAX_OPEN_STREAMS".to_owned(), streams)],
+    })
+    .await?;
+    let result = run(&stack, llm).await;
+    if result.is_err() {
+        stack.dump_logs();
+    }
+    result
 }
 
 async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
@@ -185,8 +195,6 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     let app_wasm = find_wasm(&root.join("app/dist/pkg"))?;
     let kib = |b: u64| format!("{:.0} KiB", b as f64 / 1024.0);
 
-    println!("| figure | value |");
-    println!("| --- | --- |");
     println!(
         "| POST message -> turn_started at an SSE client, p50 ({prompts} prompts) | {} |",
         ms(percentile(&to_first_event, 50.0))
