@@ -5,6 +5,7 @@
 //! Latency: one session, prompts sent one after another; for each, the time from
 //! sending `POST /api/sessions/{id}/messages` to (a) the turn's first event
 //! (`turn_started`) and (b) the agent's first text delta, as read by an SSE client.
+//! Ready (`bench/ready.rs`): session created -> ready to prompt, with the warm pool.
 //! Fan-out: 50 SSE clients on one session while a turn streams many text deltas;
 //! every client must receive every event, in order.
 //! Panels (`bench/panels.rs`, on a second stack with the panels on): session
@@ -20,6 +21,7 @@
 
 mod panels;
 mod replay;
+mod ready;
 mod repo;
 
 use std::path::Path;
@@ -111,6 +113,8 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     let prompts = setting("BENCH_PROMPTS", 200);
     let clients_wanted = setting("BENCH_CLIENTS", 50);
     let api = stack.signed_in_api("bench@example.com").await?;
+    let mut to_ready = ready::measure(&api).await?;
+    to_ready.sort();
     let session = api.create_session().await?;
     api.wait_status(&session.id, "idle").await?;
     let mut stream = api.events(&session.id, None).await?;
@@ -195,6 +199,12 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     let app_wasm = find_wasm(&root.join("app/dist/pkg"))?;
     let kib = |b: u64| format!("{:.0} KiB", b as f64 / 1024.0);
 
+    println!(
+        "| session created -> ready to prompt (warm pool), p50 / p99 ({} sessions) | {} / {} |",
+        to_ready.len(),
+        ms(percentile(&to_ready, 50.0)),
+        ms(percentile(&to_ready, 99.0))
+    );
     println!(
         "| POST message -> turn_started at an SSE client, p50 ({prompts} prompts) | {} |",
         ms(percentile(&to_first_event, 50.0))
