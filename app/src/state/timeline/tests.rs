@@ -58,6 +58,7 @@ fn finished(outcome: TurnOutcome, error: Option<&str>) -> EventBody {
         usage: TokenUsage {
             input_tokens: 10,
             output_tokens: 3,
+            ..TokenUsage::default()
         },
         error: error.map(str::to_owned),
         duration_ms: 1_200,
@@ -113,7 +114,8 @@ fn a_turn_collects_its_prompt_text_and_tool_calls_in_order() {
             outcome: TurnOutcome::Done,
             usage: TokenUsage {
                 input_tokens: 10,
-                output_tokens: 3
+                output_tokens: 3,
+                ..TokenUsage::default()
             },
             duration_ms: 1_200,
         }

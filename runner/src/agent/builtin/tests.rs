@@ -93,7 +93,8 @@ async fn openai_turn_runs_tools_streams_events_and_sums_usage() {
         end,
         TurnEnd::done(TokenUsage {
             input_tokens: 42,
-            output_tokens: 13
+            output_tokens: 13,
+            ..TokenUsage::default()
         })
     );
     assert_eq!(
@@ -216,7 +217,8 @@ async fn anthropic_turn_runs_a_tool_and_answers() {
         end,
         TurnEnd::done(TokenUsage {
             input_tokens: 250,
-            output_tokens: 14
+            output_tokens: 14,
+            ..TokenUsage::default()
         })
     );
     let all = events(&queue);
@@ -625,7 +627,8 @@ async fn the_step_cap_fails_the_turn() {
         end.usage,
         TokenUsage {
             input_tokens: 2,
-            output_tokens: 2
+            output_tokens: 2,
+            ..TokenUsage::default()
         }
     );
 }
