@@ -216,9 +216,144 @@ pub struct UsageReport {
     pub users: Vec<UsageLine>,
 }
 
+/// Whose usage `GET /api/usage` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageScope {
+    /// The caller's own.
+    Me,
+    /// The whole team's, with a line per user (admins only).
+    Team,
+    /// One user's (admins, or the user themselves).
+    User(String),
+}
+
+impl UsageScope {
+    pub fn as_query(&self) -> String {
+        match self {
+            UsageScope::Me => "me".to_owned(),
+            UsageScope::Team => "team".to_owned(),
+            UsageScope::User(id) => format!("user:{id}"),
+        }
+    }
+}
+
+/// The longest period one report covers: a year and a day.
+pub const MAX_REPORT_MS: i64 = 366 * 86_400_000;
+
+/// `GET /api/usage`'s query, checked. `from` and `to` are ms since the epoch; when
+/// left out the period is the 30 days ending with today (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageQuery {
+    pub scope: UsageScope,
+    pub from: i64,
+    pub to: i64,
+}
+
+impl UsageQuery {
+    /// Reads `scope`, `from`, `to` and `bucket` (only `day`) at time `now`; the error
+    /// is the message of a 400 `invalid_request`.
+    pub fn parse<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        now: i64,
+    ) -> Result<UsageQuery, String> {
+        let day = 86_400_000;
+        let mut scope = UsageScope::Me;
+        let mut from = None;
+        let mut to = None;
+        for (key, value) in pairs {
+            match key {
+                "scope" => {
+                    scope = match value {
+                        "me" => UsageScope::Me,
+                        "team" => UsageScope::Team,
+                        _ => match value.strip_prefix("user:") {
+                            Some(id)
+                                if !id.is_empty()
+                                    && id.len() <= 100
+                                    && id.bytes().all(|b| {
+                                        b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+                                    }) =>
+                            {
+                                UsageScope::User(id.to_owned())
+                            }
+                            _ => {
+                                return Err("scope must be me, team or user:<id>".to_owned());
+                            }
+                        },
+                    }
+                }
+                "from" | "to" => {
+                    let ms: i64 = value
+                        .parse()
+                        .ok()
+                        .filter(|ms| (0..=4_102_444_800_000).contains(ms))
+                        .ok_or_else(|| format!("{key} must be a time in ms since the epoch"))?;
+                    if key == "from" {
+                        from = Some(ms);
+                    } else {
+                        to = Some(ms);
+                    }
+                }
+                "bucket" if value == "day" => {}
+                "bucket" => return Err("bucket must be day".to_owned()),
+                _ => return Err(format!("unknown parameter {key}")),
+            }
+        }
+        let to = to.unwrap_or_else(|| now.div_euclid(day) * day + day);
+        let from = from.unwrap_or(to - 30 * day);
+        if from >= to {
+            return Err("from must be before to".to_owned());
+        }
+        if to - from > MAX_REPORT_MS {
+            return Err("a report covers at most 366 days".to_owned());
+        }
+        Ok(UsageQuery { scope, from, to })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_queries_parse_and_bad_ones_say_why() {
+        let now = 1_796_666_095_000;
+        let query = UsageQuery::parse([], now).unwrap();
+        assert_eq!(query.scope, UsageScope::Me);
+        assert_eq!(query.to, 1_796_601_600_000 + 86_400_000);
+        assert_eq!(query.to - query.from, 30 * 86_400_000);
+        let query = UsageQuery::parse(
+            [
+                ("scope", "user:u-1"),
+                ("from", "0"),
+                ("to", "1000"),
+                ("bucket", "day"),
+            ],
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            query,
+            UsageQuery {
+                scope: UsageScope::User("u-1".into()),
+                from: 0,
+                to: 1000
+            }
+        );
+        for bad in [
+            vec![("scope", "everyone")],
+            vec![("scope", "user:")],
+            vec![("scope", "user:a/b")],
+            vec![("from", "yesterday")],
+            vec![("from", "-5")],
+            vec![("from", "10"), ("to", "10")],
+            vec![("from", "0"), ("to", "40000000000")],
+            vec![("bucket", "hour")],
+            vec![("colour", "red")],
+        ] {
+            assert!(UsageQuery::parse(bad.clone(), now).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_cap_hit_says_which_cap_its_value_and_who_can_raise_it() {

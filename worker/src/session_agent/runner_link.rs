@@ -325,6 +325,13 @@ impl SessionAgent {
                 self.on_runner_gone(ws).await
             }
             RunnerIntake::Accept => {
+                let spend = match &event {
+                    EventBody::StepUsage { usage } => Some((*usage, None)),
+                    EventBody::TurnFinished {
+                        usage, duration_ms, ..
+                    } => Some((*usage, Some(*duration_ms))),
+                    _ => None,
+                };
                 let taken =
                     self.steps(|steps| steps.take_runner_event(turn_id, &epoch, local_seq, event))?;
                 if taken.refused_kind {
@@ -335,6 +342,19 @@ impl SessionAgent {
                 if taken.finished_turn {
                     self.dispatch().await?;
                     self.publish();
+                }
+                // Spend is counted after the ack: the ledger's writes are idempotent,
+                // and a failed one must not make the runner resend the event.
+                let counted = match spend {
+                    Some((usage, None)) if taken.stored => self.spend_on_step(turn_id, usage).await,
+                    Some((usage, Some(duration_ms))) if taken.stored => {
+                        self.spend_on_turn_finished(turn_id, usage, duration_ms)
+                            .await
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(error) = counted {
+                    worker::console_warn!("counting the turn's spend failed: {}", error.message);
                 }
                 Ok(())
             }
