@@ -329,7 +329,9 @@ mod tests {
                 TokenUsage {
                     input_tokens: 480,
                     output_tokens: 89,
-                    ..TokenUsage::default()
+                    // Counted in the input, and said apart for pricing.
+                    cache_read_tokens: 8,
+                    cache_write_tokens: 0,
                 }
             );
             assert_eq!(response.stop_reason.as_deref(), Some("tool_use"));
