@@ -27,7 +27,7 @@ const TURN_KEY: &str = "spend_turn";
 
 /// The running turn's spend so far (the session id is the object's own).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct RunningTurn {
+pub(super) struct RunningTurn {
     turn_id: String,
     user_id: String,
     model: String,
@@ -100,16 +100,22 @@ impl SessionAgent {
         Ok(())
     }
 
-    /// Turn `turn_id` ended with its own total `usage`: written as the turn's row.
+    /// Takes turn `turn_id`'s spend out of storage as it ends, before the next turn
+    /// starts counting its own.
+    pub(super) async fn spend_take_ended(&self, turn_id: &str) -> Option<RunningTurn> {
+        let turn = self.running_turn(turn_id).await?;
+        let _ = self.state.storage().delete(TURN_KEY).await;
+        Some(turn)
+    }
+
+    /// The `turn` taken by [`Self::spend_take_ended`] ended with its own total
+    /// `usage`: written as the turn's row.
     pub(super) async fn spend_on_turn_finished(
         &self,
-        turn_id: &str,
+        mut turn: RunningTurn,
         usage: TokenUsage,
         duration_ms: u64,
     ) -> ApiResult<()> {
-        let Some(mut turn) = self.running_turn(turn_id).await else {
-            return Ok(());
-        };
         // A runner that sums fewer tokens than its steps reported (or none: an
         // aborted OpenCode turn) does not make the steps vanish.
         if usage.total() >= turn.usage.total() {
@@ -117,9 +123,7 @@ impl SessionAgent {
         }
         let spend = settings::read(&self.env).await?;
         self.write_turn(&turn, &spend.prices, Some(duration_ms))
-            .await?;
-        let _ = self.state.storage().delete(TURN_KEY).await;
-        Ok(())
+            .await
     }
 
     async fn write_turn(
