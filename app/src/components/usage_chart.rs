@@ -4,22 +4,10 @@
 use leptos::prelude::*;
 use nightshift_protocol::usage::{UsageReport, UsageSums, format_usd};
 
-use crate::format;
 use crate::state::usage_chart::{Measure, bars, duration_text};
 
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 120.0;
-
-/// "1.2k in · 340 out · $0.42 · 12 min of sandbox".
-pub fn sums_text(sums: &UsageSums) -> String {
-    format!(
-        "{} in · {} out · {} · {} of sandbox",
-        format::token_count(sums.input_tokens),
-        format::token_count(sums.output_tokens),
-        format_usd(sums.cost_micro_usd),
-        duration_text(sums.sandbox_ms)
-    )
-}
 
 /// The numbers of `sums`, each in its own cell (tests read them by test id).
 #[component]
