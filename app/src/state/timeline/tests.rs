@@ -188,6 +188,36 @@ fn an_error_repeated_by_turn_finished_shows_once() {
 }
 
 #[test]
+fn a_reached_spend_cap_shows_in_its_turn_and_step_usage_shows_nothing() {
+    use nightshift_protocol::usage::{CapHit, CapMeasure, CapScope};
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(Some("t1"), started("m1", "loop")));
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::StepUsage {
+            usage: TokenUsage::default(),
+        },
+    ));
+    let cap = CapHit {
+        scope: CapScope::Session,
+        measure: CapMeasure::Cost,
+        limit: 10_000,
+        used: 12_000,
+    };
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::CapReached {
+            cap,
+            message: cap.message(),
+        },
+    ));
+    timeline.apply(stream.event(Some("t1"), finished(TurnOutcome::Aborted, None)));
+    let turn = timeline.turn(0).expect("one turn");
+    assert_eq!(turn.items, vec![TurnItem::Error(cap.message())]);
+}
+
+#[test]
 fn an_interrupted_turn_requeues_its_prompt_and_the_retry_is_a_new_turn() {
     let mut stream = Stream::new();
     let mut timeline = Timeline::default();
