@@ -18,6 +18,7 @@ use crate::components::new_session::NewSessionChoice;
 use crate::components::session::SessionPage;
 use crate::components::sidebar::Sidebar;
 use crate::pages::admin::AdminPage;
+use crate::pages::admin::usage::AdminUsagePage;
 use crate::pages::invite::InvitePage;
 use crate::pages::settings::SettingsPage;
 use crate::pages::share_accept::ShareAcceptPage;
@@ -38,6 +39,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/share/:token") view=ShareAcceptPage/>
                     <Route path=path!("/settings") view=SettingsPage/>
                     <Route path=path!("/admin") view=AdminPage/>
+                    <Route path=path!("/admin/usage") view=AdminUsagePage/>
                     <Route path=path!("/*any") view=NotFound/>
                 </ParentRoute>
             </Routes>

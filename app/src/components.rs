@@ -14,6 +14,7 @@ pub mod session_access;
 pub mod session_list_controls;
 pub mod share_dialog;
 pub mod sidebar;
+pub mod usage_chart;
 pub mod user_menu;
 
 use leptos::prelude::*;

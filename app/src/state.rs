@@ -12,7 +12,9 @@ pub mod prompt_queue;
 pub mod repo_panel;
 pub mod repo_picker;
 pub mod session_list;
+pub mod spend_form;
 pub mod timeline;
+pub mod usage_chart;
 
 pub use panels::{PanelId, PanelLayout, TerminalTabs};
 pub use prompt_queue::{PromptQueue, QueuedPrompt};

@@ -127,6 +127,11 @@ impl Renderer {
             EventBody::Error { message } => {
                 self.line(Style::Error, &format!("  error: {}", clean(message, false)))
             }
+            EventBody::CapReached { message, .. } => {
+                self.line(Style::Error, &format!("! {}", clean(message, false)))
+            }
+            // Per-call tokens: the turn's total comes with `turn_finished`.
+            EventBody::StepUsage { .. } => String::new(),
             EventBody::TurnFinished {
                 outcome,
                 usage,
@@ -515,6 +520,7 @@ mod tests {
                 usage: TokenUsage {
                     input_tokens: 12,
                     output_tokens: 5,
+                    ..TokenUsage::default()
                 },
                 error: None,
                 duration_ms: 1500,

@@ -33,6 +33,9 @@ pub enum Chunk {
     ToolCall { name: String, args: Value },
     /// A pause before the next chunk.
     Pause(Duration),
+    /// The tokens the call reports in its `usage` chunk (by default 10 prompt
+    /// tokens and one completion token per other chunk).
+    Usage { input: u64, output: u64 },
 }
 
 /// The answer to one LLM call.
@@ -65,6 +68,12 @@ impl Step {
             chunks.push(Chunk::Text(format!("{prefix}{i} ")));
         }
         Step { chunks }
+    }
+
+    /// This step, reporting `input` prompt and `output` completion tokens.
+    pub fn with_usage(mut self, input: u64, output: u64) -> Step {
+        self.chunks.push(Chunk::Usage { input, output });
+        self
     }
 
     /// The text the step streams, concatenated.
@@ -285,9 +294,11 @@ fn sse_frames(model: &str, step: &Step) -> Vec<Frame> {
     ))];
     let mut tool_index = 0;
     let mut output_tokens = 0;
+    let mut reported = None;
     for piece in &step.chunks {
         match piece {
             Chunk::Pause(d) => frames.push(Frame::Pause(*d)),
+            Chunk::Usage { input, output } => reported = Some((*input, *output)),
             Chunk::Text(text) => {
                 output_tokens += 1;
                 frames.push(Frame::Data(chunk(model, json!({"content": text}), None)));
@@ -321,11 +332,12 @@ fn sse_frames(model: &str, step: &Step) -> Vec<Frame> {
     }
     let finish = if tool_index > 0 { "tool_calls" } else { "stop" };
     frames.push(Frame::Data(chunk(model, json!({}), Some(finish))));
+    let (input_tokens, output_tokens) = reported.unwrap_or((10, output_tokens));
     frames.push(Frame::Data(
         json!({"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": 0,
                "model": model, "choices": [],
-               "usage": {"prompt_tokens": 10, "completion_tokens": output_tokens,
-                         "total_tokens": 10 + output_tokens}})
+               "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+                         "total_tokens": input_tokens + output_tokens}})
         .to_string(),
     ));
     frames.push(Frame::Data("[DONE]".to_string()));

@@ -122,6 +122,11 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/api/github/repos/{owner}/{repo}/branches", "member"),
     ("GET", "/api/admin/github", "admin"),
     ("PUT", "/api/admin/github", "admin"),
+    ("GET", "/api/usage", "member"),
+    ("GET", "/api/sessions/{id}/usage", "session_viewer"),
+    ("GET", "/api/admin/spend", "admin"),
+    // The walk's body has an unknown field: refused (400) before anything is written.
+    ("PUT", "/api/admin/spend", "admin"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

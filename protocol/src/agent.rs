@@ -71,16 +71,31 @@ pub enum LlmApi {
     Anthropic,
 }
 
-/// Tokens an LLM reported for one turn.
+/// Tokens an LLM reported for one call or one turn.
+///
+/// `input_tokens` counts every input token, those read from or written to the
+/// provider's prompt cache included; `cache_read_tokens` and `cache_write_tokens` say
+/// how many of them were, when the API reports it (they are priced apart).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 impl TokenUsage {
     pub fn add(&mut self, other: TokenUsage) {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+    }
+
+    /// Input and output tokens together (what a token cap counts).
+    pub fn total(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }

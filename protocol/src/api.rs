@@ -429,6 +429,7 @@ mod tests {
             TokenUsage {
                 input_tokens: 10,
                 output_tokens: 5,
+                ..TokenUsage::default()
             },
             700,
         );
@@ -492,6 +493,7 @@ mod tests {
             usage: Some(TokenUsage {
                 input_tokens: 1,
                 output_tokens: 2,
+                ..TokenUsage::default()
             }),
             duration_ms: Some(1),
             sent_by: Some("u".into()),

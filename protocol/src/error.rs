@@ -79,6 +79,10 @@ pub enum ErrorCode {
     /// A prompt, an answer or a panel for an archived session: its sandbox is gone
     /// and, with no checkpoint kept, it cannot be resumed (the message says so).
     SessionArchived,
+    /// A spend cap (cost or tokens per session, per user per day or month, per team
+    /// per month) is reached; the message names the cap, its value and who can raise
+    /// it (the team's admins).
+    SpendCapReached,
 }
 
 impl ErrorCode {
@@ -103,6 +107,7 @@ impl ErrorCode {
             ErrorCode::RepoNotAllowed => 403,
             ErrorCode::GithubUnavailable => 502,
             ErrorCode::SessionArchived => 409,
+            ErrorCode::SpendCapReached => 429,
         }
     }
 
@@ -140,6 +145,7 @@ impl ErrorCode {
             ErrorCode::RepoNotAllowed => "repo_not_allowed",
             ErrorCode::GithubUnavailable => "github_unavailable",
             ErrorCode::SessionArchived => "session_archived",
+            ErrorCode::SpendCapReached => "spend_cap_reached",
         }
     }
 }
@@ -215,6 +221,7 @@ mod tests {
             ErrorCode::RepoNotAllowed,
             ErrorCode::GithubUnavailable,
             ErrorCode::SessionArchived,
+            ErrorCode::SpendCapReached,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

@@ -92,6 +92,10 @@ pub enum EventBody {
         #[serde(default)]
         duration_ms: u64,
     },
+    /// One LLM call of the turn ended and used these tokens; sent as each call ends,
+    /// so spend caps are checked at every step (`turn_finished` still carries the
+    /// turn's total).
+    StepUsage { usage: TokenUsage },
     /// A call to the LLM failed in a way worth retrying (rate limit, overload,
     /// connection); the runner waits `delay_ms` and makes attempt `attempt + 1`.
     Retrying {
@@ -181,6 +185,13 @@ pub enum EventBody {
         message: String,
         connect_url: String,
     },
+    /// A spend cap was reached: the running turn is stopped (it ends with
+    /// `turn_finished` aborted) and new prompts are refused with
+    /// `spend_cap_reached` until an admin raises the cap or the period ends.
+    CapReached {
+        cap: crate::usage::CapHit,
+        message: String,
+    },
 }
 
 impl EventBody {
@@ -195,6 +206,7 @@ impl EventBody {
                 | EventBody::Error { .. }
                 | EventBody::TurnFinished { .. }
                 | EventBody::Retrying { .. }
+                | EventBody::StepUsage { .. }
                 | EventBody::QuestionAsked { .. }
                 | EventBody::QuestionExpired { .. }
         )
@@ -359,6 +371,7 @@ mod tests {
                 usage: TokenUsage {
                     input_tokens: 3,
                     output_tokens: 4,
+                    ..TokenUsage::default()
                 },
                 error: Some("boom".into()),
                 duration_ms: 12,

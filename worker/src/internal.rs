@@ -362,6 +362,10 @@ pub struct EnqueuePrompt {
     /// How many prompts may wait in the session (the team's cap).
     #[serde(default)]
     pub max_queued: Option<u32>,
+    /// The team's spend caps, as the Worker last read them (the object reads them
+    /// itself when absent).
+    #[serde(default)]
+    pub spend_caps: Option<nightshift_protocol::usage::SpendCaps>,
 }
 
 /// `PATCH /messages/{id}`: a new content (an `EditMessageRequest` in `body`) and

@@ -36,6 +36,7 @@ mod sandbox_client;
 mod session_access;
 mod session_agent;
 mod sessions_table;
+mod spend;
 mod sse;
 mod timeout;
 

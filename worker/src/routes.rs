@@ -41,6 +41,7 @@ mod sessions;
 pub mod shares;
 mod streams;
 pub mod tokens;
+mod usage;
 mod workspace;
 
 /// What a route does: one variant per row of [`TABLE`].
@@ -108,6 +109,10 @@ pub enum Endpoint {
     ReadConversation,
     WriteConversation,
     OpenPullRequest,
+    Usage,
+    SessionUsage,
+    GetSpendSettings,
+    PutSpendSettings,
 }
 
 /// One route: `method` on `path` (a template whose `{name}` segments are parameters)
@@ -451,6 +456,25 @@ pub const TABLE: &[Row] = &[
         Endpoint::PutSettings,
         Access::Admin,
     ),
+    row(Method::Get, "/api/usage", Endpoint::Usage, Access::Member),
+    row(
+        Method::Get,
+        "/api/sessions/{id}/usage",
+        Endpoint::SessionUsage,
+        Access::SessionViewer,
+    ),
+    row(
+        Method::Get,
+        "/api/admin/spend",
+        Endpoint::GetSpendSettings,
+        Access::Admin,
+    ),
+    row(
+        Method::Put,
+        "/api/admin/spend",
+        Endpoint::PutSpendSettings,
+        Access::Admin,
+    ),
     row(
         Method::Get,
         "/api/admin/routes",
@@ -708,6 +732,10 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::GetSettings => admin::get_settings(env).await,
         Endpoint::PutSettings => admin::put_settings(&mut req, env).await,
         Endpoint::ListRoutes => Ok(admin::list_routes()),
+        Endpoint::Usage => usage::get(&req, env, user).await,
+        Endpoint::SessionUsage => usage::session(env, id).await,
+        Endpoint::GetSpendSettings => usage::get_settings(env).await,
+        Endpoint::PutSpendSettings => usage::put_settings(&mut req, env).await,
         Endpoint::ListShares => shares::list(&req, env, user, id).await,
         Endpoint::PutShare => shares::put(&mut req, env, user, id, second).await,
         Endpoint::DeleteShare => shares::delete(env, id, second).await,

@@ -19,6 +19,8 @@
 //! - [`conversation`]: the copy of the agent's conversation its runner keeps here;
 //! - [`git`]: the session's repository and whose GitHub access a git credential
 //!   uses, and the `github_reconnect_required` event;
+//! - [`spend`]: the turn's tokens and cost in the ledger, the spend caps, the
+//!   sandbox's time;
 //! - [`access`]: admitting calls against the session's owner and shares;
 //! - [`stream_access`]: ending the streams of viewers who lost access.
 //!
@@ -48,6 +50,7 @@ mod publishing;
 mod repo_view;
 mod requests;
 mod runner_link;
+mod spend;
 mod storage;
 mod stream_access;
 mod turns;

@@ -575,7 +575,7 @@ pub async fn get_owner(env: &Env, id: &str) -> ApiResult<Option<String>> {
 }
 
 /// Deletes session `id` and everything D1 keeps about it (shares, share links,
-/// removals), in one batch: all of it or none.
+/// removals; its spend rows lose its id), in one batch: all of it or none.
 pub async fn delete(env: &Env, id: &str) -> ApiResult<()> {
     let db = db(env)?;
     let statements = [
@@ -587,6 +587,9 @@ pub async fn delete(env: &Env, id: &str) -> ApiResult<()> {
     .into_iter()
     .map(|sql| db.prepare(sql).bind(&[text(id)]))
     .collect::<Result<Vec<_>, _>>()?;
+    // Its spend stays in its user's and team's sums, without the session's id.
+    let mut statements = statements;
+    statements.extend(crate::spend::ledger::forget_session(env, id)?);
     with_timeout(D1_TIMEOUT, db.batch(statements))
         .await
         .map_err(|timed_out| ApiError::internal(format!("D1: {timed_out}")))??;

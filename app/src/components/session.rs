@@ -14,6 +14,7 @@ mod panels;
 mod prompt_queue;
 mod question;
 mod repo;
+mod spend;
 mod timeline;
 mod tool_call;
 

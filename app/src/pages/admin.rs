@@ -1,5 +1,5 @@
 //! `/admin`: team members (role, removal), invite links, the sign-in policy, the
-//! caps every member is held to and the team's GitHub settings. Only
+//! caps every member is held to, the spend caps and the team's GitHub settings. Only
 //! admins get the page; the server refuses everyone else's calls anyway.
 
 mod github;
@@ -7,6 +7,8 @@ mod invites;
 mod limits;
 mod members;
 mod policy;
+mod spend;
+pub mod usage;
 
 use leptos::prelude::*;
 
@@ -16,6 +18,7 @@ use invites::InvitesPanel;
 use limits::LimitsPanel;
 use members::MembersPanel;
 use policy::PolicyPanel;
+use spend::SpendPanel;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
@@ -39,6 +42,7 @@ pub fn AdminPage() -> impl IntoView {
                     <InvitesPanel/>
                     <PolicyPanel/>
                     <LimitsPanel/>
+                    <SpendPanel/>
                     <GithubPanel/>
                 </div>
             </section>

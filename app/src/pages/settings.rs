@@ -1,15 +1,17 @@
 //! `/settings`: the signed-in user's profile and default model, personal API tokens,
-//! and LLM keys (the team's too, for admins).
+//! LLM keys (the team's too, for admins) and their own usage.
 
 mod keys;
 mod profile;
 mod tokens;
+mod usage;
 
 use leptos::prelude::*;
 
 use keys::KeysPanel;
 use profile::ProfilePanel;
 use tokens::TokensPanel;
+use usage::UsagePanel;
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
@@ -22,6 +24,7 @@ pub fn SettingsPage() -> impl IntoView {
                 <ProfilePanel/>
                 <TokensPanel/>
                 <KeysPanel/>
+                <UsagePanel/>
             </div>
         </section>
     }

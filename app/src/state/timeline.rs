@@ -501,7 +501,11 @@ impl Timeline {
                     turn.revision += 1;
                 }
             }
-            EventBody::Error { message } => match turn_id {
+            // Per-call tokens: the turn's total comes with `turn_finished`.
+            EventBody::StepUsage { .. } => {}
+            // A spend cap stopped the turn or refuses prompts: shown like an error,
+            // in the turn it stopped.
+            EventBody::Error { message } | EventBody::CapReached { message, .. } => match turn_id {
                 Some(turn_id) => {
                     let turn = self.turn_for(Some(&turn_id));
                     turn.items.push(TurnItem::Error(message));

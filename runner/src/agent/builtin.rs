@@ -386,6 +386,11 @@ impl BuiltinAgent {
                 }
             };
             usage.add(reply.usage);
+            // Each call's tokens as soon as it ends: the session checks its spend
+            // caps at every step and stops the turn at the one that reaches a cap.
+            events
+                .emit(EventBody::StepUsage { usage: reply.usage })
+                .await;
             let calls = reply.tool_calls;
             self.conversation.push(ConversationItem::Assistant {
                 text: reply.text,

@@ -137,6 +137,10 @@ impl StreamParser for AnthropicParser {
                 let usage = &data["message"]["usage"];
                 self.usage.input_tokens = input_tokens(usage);
                 self.usage.output_tokens = usage["output_tokens"].as_u64().unwrap_or(0);
+                self.usage.cache_read_tokens =
+                    usage["cache_read_input_tokens"].as_u64().unwrap_or(0);
+                self.usage.cache_write_tokens =
+                    usage["cache_creation_input_tokens"].as_u64().unwrap_or(0);
             }
             "content_block_start" => {
                 let block = &data["content_block"];
@@ -181,6 +185,10 @@ impl StreamParser for AnthropicParser {
                 let input = input_tokens(usage);
                 if input > 0 {
                     self.usage.input_tokens = input;
+                    self.usage.cache_read_tokens =
+                        usage["cache_read_input_tokens"].as_u64().unwrap_or(0);
+                    self.usage.cache_write_tokens =
+                        usage["cache_creation_input_tokens"].as_u64().unwrap_or(0);
                 }
             }
             "message_stop" => self.stopped = true,
@@ -320,7 +328,10 @@ mod tests {
                 response.usage,
                 TokenUsage {
                     input_tokens: 480,
-                    output_tokens: 89
+                    output_tokens: 89,
+                    // Counted in the input, and said apart for pricing.
+                    cache_read_tokens: 8,
+                    cache_write_tokens: 0,
                 }
             );
             assert_eq!(response.stop_reason.as_deref(), Some("tool_use"));

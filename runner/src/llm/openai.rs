@@ -111,9 +111,14 @@ impl StreamParser for OpenAiParser {
         }
         if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
             // Some providers repeat a growing usage on every chunk; the last one wins.
+            // `prompt_tokens` includes the cached ones, which are billed at a discount.
             self.usage = TokenUsage {
                 input_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
                 output_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+                cache_read_tokens: usage["prompt_tokens_details"]["cached_tokens"]
+                    .as_u64()
+                    .unwrap_or(0),
+                cache_write_tokens: 0,
             };
         }
         let Some(choice) = chunk["choices"]
@@ -252,7 +257,8 @@ mod tests {
                 response.usage,
                 TokenUsage {
                     input_tokens: 120,
-                    output_tokens: 34
+                    output_tokens: 34,
+                    ..TokenUsage::default()
                 }
             );
             assert_eq!(response.stop_reason.as_deref(), Some("tool_calls"));

@@ -62,7 +62,8 @@ async fn openai_streams_text_and_sends_the_documented_request() {
         reply.usage,
         TokenUsage {
             input_tokens: 11,
-            output_tokens: 3
+            output_tokens: 3,
+            ..TokenUsage::default()
         }
     );
 
@@ -116,7 +117,8 @@ async fn anthropic_streams_a_tool_call_and_sends_the_documented_request() {
         reply.usage,
         TokenUsage {
             input_tokens: 50,
-            output_tokens: 7
+            output_tokens: 7,
+            ..TokenUsage::default()
         }
     );
     assert_eq!(reply.stop_reason.as_deref(), Some("tool_use"));

@@ -39,6 +39,7 @@ impl Agent for StandInAgent {
                 TurnEnd::done(TokenUsage {
                     input_tokens: 3,
                     output_tokens: 4,
+                    ..TokenUsage::default()
                 })
             }
             Behaviour::WaitForAbort => {
@@ -51,6 +52,7 @@ impl Agent for StandInAgent {
                 TurnEnd::aborted(TokenUsage {
                     input_tokens: 1,
                     output_tokens: 0,
+                    ..TokenUsage::default()
                 })
             }
             Behaviour::Panic => panic!("the stand-in agent panics on purpose"),
@@ -205,7 +207,8 @@ async fn a_turn_ends_with_exactly_one_turn_finished() {
                 outcome: TurnOutcome::Done,
                 usage: TokenUsage {
                     input_tokens: 3,
-                    output_tokens: 4
+                    output_tokens: 4,
+                    ..TokenUsage::default()
                 },
                 error: None,
                 duration_ms: 0
@@ -291,7 +294,8 @@ async fn a_prompt_while_busy_fails_alone_and_abort_stops_the_running_turn() {
                 outcome: TurnOutcome::Aborted,
                 usage: TokenUsage {
                     input_tokens: 1,
-                    output_tokens: 0
+                    output_tokens: 0,
+                    ..TokenUsage::default()
                 },
                 error: None,
                 duration_ms: 0

@@ -281,6 +281,7 @@ fn usage_totals_add_up_finished_turns() {
                 usage: Some(TokenUsage {
                     input_tokens: 10,
                     output_tokens: 3,
+                    ..TokenUsage::default()
                 }),
                 duration_ms: Some(40),
             },
@@ -299,6 +300,7 @@ fn usage_totals_add_up_finished_turns() {
                 usage: Some(TokenUsage {
                     input_tokens: 5,
                     output_tokens: 1,
+                    ..TokenUsage::default()
                 }),
                 duration_ms: None,
             },

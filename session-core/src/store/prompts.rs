@@ -68,6 +68,7 @@ impl PromptRow {
                     (input, output) => Some(TokenUsage {
                         input_tokens: input.unwrap_or(0),
                         output_tokens: output.unwrap_or(0),
+                        ..TokenUsage::default()
                     }),
                 },
                 duration_ms: self.duration_ms,

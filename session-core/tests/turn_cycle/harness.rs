@@ -118,6 +118,7 @@ pub fn finished(outcome: TurnOutcome, input: u64, output: u64, duration_ms: u64)
         usage: TokenUsage {
             input_tokens: input,
             output_tokens: output,
+            ..TokenUsage::default()
         },
         error: None,
         duration_ms,

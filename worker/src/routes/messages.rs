@@ -27,6 +27,7 @@ pub async fn post(
         worker_url: config::worker_url(env, req)?,
         sent_by: Some(caller.user_id.clone()),
         max_queued: Some(limits::current(env).await?.queued_prompts),
+        spend_caps: Some(crate::spend::settings::current(env).await?.caps),
     };
     internal::call_agent_as(env, session_id, caller, AgentCall::Enqueue, Some(&enqueue)).await
 }

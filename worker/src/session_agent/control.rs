@@ -56,9 +56,20 @@ impl SessionAgent {
             worker_url,
             sent_by,
             max_queued,
+            spend_caps,
         } = body::read_json(req).await?;
         let PostMessageRequest { content, mode } = client_body.parse()?;
         crate::routes::messages::validate_content(&content)?;
+        // A prompt that would start over a spend cap is refused before it is stored.
+        let spend_caps = match spend_caps {
+            Some(caps) => caps,
+            None => crate::spend::settings::current(&self.env).await?.caps,
+        };
+        let spender = match &sent_by {
+            Some(user) => user.clone(),
+            None => self.store.record()?.owner_id,
+        };
+        self.spend_check_prompt(&spender, &spend_caps).await?;
         let id = ids::new_id()?;
         // The Worker passes the team's cap; the environment's default otherwise.
         let max_queued =
@@ -138,7 +149,7 @@ impl SessionAgent {
 
     /// Sends `abort` for the processing turn and starts the clock on its answer. With
     /// no runner to tell, the turn ends here at once. Returns the turn, if one ran.
-    fn abort_running(&self) -> ApiResult<Option<String>> {
+    pub(super) fn abort_running(&self) -> ApiResult<Option<String>> {
         let record = self.store.record()?;
         let Some(turn_id) = self.turn_steps(&record).running_turn()? else {
             return Ok(None);

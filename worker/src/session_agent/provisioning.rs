@@ -60,9 +60,14 @@ impl SessionAgent {
             return Ok(());
         }
         record.sandbox = match outcome {
-            Ok(sandbox) => SandboxState::Created {
-                sandbox_id: sandbox.id,
-            },
+            Ok(sandbox) => {
+                self.sandbox_time(super::spend::SandboxTime::Started {
+                    generation: record.sandbox_generation,
+                });
+                SandboxState::Created {
+                    sandbox_id: sandbox.id,
+                }
+            }
             Err(reason) => {
                 worker::console_warn!("session {}: {reason}", record.session_id);
                 self.record_event(
@@ -114,6 +119,7 @@ impl SessionAgent {
         let step = self.steps(|steps| steps.archive())?;
         if let ArchiveStep::Archived { sandbox_id } = step {
             self.close_runner_sockets("the session was archived");
+            self.sandbox_time(super::spend::SandboxTime::Stopped);
             if let Some(sandbox) = sandbox_id
                 && let Err(error) = sandbox_client::destroy_sandbox(&self.env, &sandbox).await
             {

@@ -325,6 +325,13 @@ impl SessionAgent {
                 self.on_runner_gone(ws).await
             }
             RunnerIntake::Accept => {
+                let spend = match &event {
+                    EventBody::StepUsage { usage } => Some((*usage, None)),
+                    EventBody::TurnFinished {
+                        usage, duration_ms, ..
+                    } => Some((*usage, Some(*duration_ms))),
+                    _ => None,
+                };
                 let taken =
                     self.steps(|steps| steps.take_runner_event(turn_id, &epoch, local_seq, event))?;
                 if taken.refused_kind {
@@ -332,9 +339,32 @@ impl SessionAgent {
                 }
                 // If the ack is lost the runner resends, and the resend is a duplicate.
                 let _ = ws.send(&SessionFrame::Ack { up_to: local_seq });
+                // The ended turn's spend is taken before the next turn starts (which
+                // counts its own from then on).
+                let ended = match spend {
+                    Some((usage, Some(duration_ms))) if taken.stored => self
+                        .spend_take_ended(turn_id)
+                        .await
+                        .map(|turn| (turn, usage, duration_ms)),
+                    _ => None,
+                };
                 if taken.finished_turn {
                     self.dispatch().await?;
                     self.publish();
+                }
+                // Spend is counted after the ack: the ledger's writes are idempotent,
+                // and a failed one must not make the runner resend the event.
+                let counted = match (spend, ended) {
+                    (_, Some((turn, usage, duration_ms))) => {
+                        self.spend_on_turn_finished(turn, usage, duration_ms).await
+                    }
+                    (Some((usage, None)), None) if taken.stored => {
+                        self.spend_on_step(turn_id, usage).await
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(error) = counted {
+                    worker::console_warn!("counting the turn's spend failed: {}", error.message);
                 }
                 Ok(())
             }

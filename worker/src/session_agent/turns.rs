@@ -144,6 +144,11 @@ impl SessionAgent {
         };
         let turn_id = ids::new_id()?;
         let source = llm.clone();
+        let model = llm
+            .as_ref()
+            .map(|llm| llm.model.clone())
+            .or_else(|| record.model.clone())
+            .unwrap_or_default();
         let started = self.steps(|steps| {
             let Some(mut frame) = steps.start_next(&turn_id, epoch, llm)? else {
                 return Ok(false);
@@ -158,6 +163,9 @@ impl SessionAgent {
             steps.refresh_status()?;
             Ok(true)
         })?;
+        if started {
+            self.spend_turn_started(&turn_id, &sender, &model).await;
+        }
         if started && let Some(llm) = source {
             let (env, session_id) = (self.env.clone(), record.session_id.clone());
             self.state.wait_until(async move {

@@ -1,6 +1,7 @@
 //! The session's agent settings in its header: which agent works (built-in or
 //! OpenCode), which model it uses, whether permission requests are asked or allowed,
-//! and what the session's turns have used so far. A change applies from the next turn
+//! and what the session's turns have used so far (tokens and time from the stream,
+//! cost and sandbox time from the ledger). A change applies from the next turn
 //! (`PATCH /api/sessions/{id}`); the session's stream announces it to every watcher.
 
 use leptos::prelude::*;
@@ -139,6 +140,10 @@ pub fn AgentPicker(context: SessionContext) -> impl IntoView {
             <span class="agent-picker__totals" data-testid="session-totals" title="Tokens and time of this session's finished turns">
                 {move || totals.with(totals_text)}
             </span>
+            <super::spend::SessionSpend
+                session_id=context.session_id.get_value()
+                finished_turns=Memo::new(move |_| totals.with(|totals| totals.turns))
+            />
         </div>
     }
 }

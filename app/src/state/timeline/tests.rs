@@ -58,6 +58,7 @@ fn finished(outcome: TurnOutcome, error: Option<&str>) -> EventBody {
         usage: TokenUsage {
             input_tokens: 10,
             output_tokens: 3,
+            ..TokenUsage::default()
         },
         error: error.map(str::to_owned),
         duration_ms: 1_200,
@@ -113,7 +114,8 @@ fn a_turn_collects_its_prompt_text_and_tool_calls_in_order() {
             outcome: TurnOutcome::Done,
             usage: TokenUsage {
                 input_tokens: 10,
-                output_tokens: 3
+                output_tokens: 3,
+                ..TokenUsage::default()
             },
             duration_ms: 1_200,
         }
@@ -183,6 +185,36 @@ fn an_error_repeated_by_turn_finished_shows_once() {
     ));
     let turn = timeline.turn(1).expect("two turns");
     assert_eq!(turn.items, vec![TurnItem::Error("rate limited".into())]);
+}
+
+#[test]
+fn a_reached_spend_cap_shows_in_its_turn_and_step_usage_shows_nothing() {
+    use nightshift_protocol::usage::{CapHit, CapMeasure, CapScope};
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    timeline.apply(stream.event(Some("t1"), started("m1", "loop")));
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::StepUsage {
+            usage: TokenUsage::default(),
+        },
+    ));
+    let cap = CapHit {
+        scope: CapScope::Session,
+        measure: CapMeasure::Cost,
+        limit: 10_000,
+        used: 12_000,
+    };
+    timeline.apply(stream.event(
+        Some("t1"),
+        EventBody::CapReached {
+            cap,
+            message: cap.message(),
+        },
+    ));
+    timeline.apply(stream.event(Some("t1"), finished(TurnOutcome::Aborted, None)));
+    let turn = timeline.turn(0).expect("one turn");
+    assert_eq!(turn.items, vec![TurnItem::Error(cap.message())]);
 }
 
 #[test]

@@ -44,11 +44,25 @@ fn input(llm: &TestLlm, api: LlmApi, turn_id: &str, content: &str) -> TurnInput 
     }
 }
 
+/// The turn's events but the per-call usage ones (see [`step_usages`]).
 fn events(queue: &EventQueue) -> Vec<EventBody> {
     queue
         .after(0, 10_000)
         .into_iter()
         .map(|event| event.event)
+        .filter(|event| !matches!(event, EventBody::StepUsage { .. }))
+        .collect()
+}
+
+/// The usage each LLM call reported, in order.
+fn step_usages(queue: &EventQueue) -> Vec<TokenUsage> {
+    queue
+        .after(0, 10_000)
+        .into_iter()
+        .filter_map(|event| match event.event {
+            EventBody::StepUsage { usage } => Some(usage),
+            _ => None,
+        })
         .collect()
 }
 
@@ -93,8 +107,19 @@ async fn openai_turn_runs_tools_streams_events_and_sums_usage() {
         end,
         TurnEnd::done(TokenUsage {
             input_tokens: 42,
-            output_tokens: 13
+            output_tokens: 13,
+            ..TokenUsage::default()
         })
+    );
+    // Each LLM call's tokens went out as it ended, so spend caps see every step.
+    let per_call = |input, output| TokenUsage {
+        input_tokens: input,
+        output_tokens: output,
+        ..TokenUsage::default()
+    };
+    assert_eq!(
+        step_usages(&queue),
+        vec![per_call(10, 5), per_call(12, 6), per_call(20, 2)]
     );
     assert_eq!(
         std::fs::read_to_string(workspace.path().join("hello.txt")).unwrap(),
@@ -216,7 +241,8 @@ async fn anthropic_turn_runs_a_tool_and_answers() {
         end,
         TurnEnd::done(TokenUsage {
             input_tokens: 250,
-            output_tokens: 14
+            output_tokens: 14,
+            ..TokenUsage::default()
         })
     );
     let all = events(&queue);
@@ -625,7 +651,8 @@ async fn the_step_cap_fails_the_turn() {
         end.usage,
         TokenUsage {
             input_tokens: 2,
-            output_tokens: 2
+            output_tokens: 2,
+            ..TokenUsage::default()
         }
     );
 }

@@ -188,6 +188,7 @@ impl TurnMapper {
         let usage = TokenUsage {
             input_tokens: count(&tokens["input"]) + count(&tokens["cache"]["read"]),
             output_tokens: count(&tokens["output"]) + count(&tokens["reasoning"]),
+            ..TokenUsage::default()
         };
         self.usage.insert(id.to_string(), usage);
         if !info["error"].is_null() {

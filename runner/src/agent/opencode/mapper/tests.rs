@@ -94,7 +94,8 @@ fn a_tool_call_with_a_permission_request_then_text() {
         mapper.usage(),
         TokenUsage {
             input_tokens: 20,
-            output_tokens: 6
+            output_tokens: 6,
+            ..TokenUsage::default()
         }
     );
     assert_eq!(mapper.error(), None);
