@@ -9,9 +9,12 @@ use super::{SessionStore, Sql, SqlValue};
 use crate::abort::AbortRequest;
 use crate::access_facts::AccessFacts;
 use crate::lifecycle::SandboxState;
+use crate::session_machine::Machine;
+use nightshift_protocol::sandbox::SandboxSnapshot;
 
 /// What the `SessionAgent` knows about its session besides the queue and the log.
-/// The status is derived from these facts by [`crate::lifecycle`].
+/// The status is the phase of [`SessionRecord::machine`], fed from these facts by
+/// [`crate::session_machine::observe`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SessionRecord {
@@ -36,6 +39,15 @@ pub struct SessionRecord {
     pub sandbox_generation: u64,
     /// The status as last derived.
     pub status: SessionStatus,
+    /// The session's state machine: its phase (the status) and what it knew last.
+    pub machine: Machine,
+    /// What the backend kept of the sandbox when the session went to sleep; kept
+    /// until the session is archived or deleted (a failed wake tries it again).
+    pub snapshot: Option<SandboxSnapshot>,
+    /// When the session last became idle (ms): it sleeps once idle for its sleep
+    /// time.
+    pub idle_since: Option<i64>,
+
     /// What D1 and the session-list stream were last told.
     pub published: Option<Published>,
     /// The agent, model and permission mode the next turn runs with.
@@ -75,6 +87,9 @@ impl Default for SessionRecord {
             runner_ever_connected: false,
             sandbox_generation: 0,
             status: SessionStatus::Provisioning,
+            machine: Machine::default(),
+            snapshot: None,
+            idle_since: None,
             published: None,
             agent: AgentKind::default(),
             model: None,
