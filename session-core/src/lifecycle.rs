@@ -144,7 +144,10 @@ mod tests {
     #[test]
     fn an_idle_session_sleeps_after_its_time() {
         assert_eq!(sleep_step(None, 1_000, None, 5_000), SleepStep::Never);
-        assert_eq!(sleep_step(Some(1_000), 1_000, None, 1_500), SleepStep::At(2_000));
+        assert_eq!(
+            sleep_step(Some(1_000), 1_000, None, 1_500),
+            SleepStep::At(2_000)
+        );
         assert_eq!(sleep_step(Some(1_000), 1_000, None, 2_000), SleepStep::Now);
         assert_eq!(sleep_step(Some(1_000), 0, None, 99_000), SleepStep::Never);
     }

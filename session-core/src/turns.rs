@@ -15,8 +15,8 @@ use nightshift_protocol::runner_link::{LlmConfig, SessionFrame};
 
 use crate::abort::{AbortStep, abort_step, start_abort_clock};
 use crate::lifecycle::SandboxState;
-use crate::session_machine::{Effect, Input, Machine, Observed, Phase, observe};
 use crate::queue::TurnResult;
+use crate::session_machine::{Effect, Input, Machine, Observed, Phase, observe};
 use crate::store::{SessionRecord, SessionStore, Sql};
 
 mod archive;

@@ -61,10 +61,7 @@ pub fn observe(machine: Machine, observed: &Observed) -> (Machine, Vec<Effect>) 
     // New prompts: more waiting (or started since) than the machine counted. A turn
     // the store still holds outside the work phases (its runner went with the
     // sandbox) is not a new prompt.
-    let counts_turn = matches!(
-        m.phase,
-        Phase::Ready | Phase::Running | Phase::Reconnecting
-    );
+    let counts_turn = matches!(m.phase, Phase::Ready | Phase::Running | Phase::Reconnecting);
     let known = m.queued + u32::from(m.turn);
     let now = observed.queued + u32::from(observed.turn && counts_turn);
     for _ in known..now {
@@ -119,13 +116,19 @@ mod tests {
     fn a_runner_then_a_prompt_then_its_end_walk_the_work_phases() {
         let (m, _) = Machine::new();
         let (m, effects) = observe(m, &seen(true, false, 0));
-        assert_eq!((m.phase, effects), (Phase::Ready, vec![Effect::ArmIdleTimer]));
+        assert_eq!(
+            (m.phase, effects),
+            (Phase::Ready, vec![Effect::ArmIdleTimer])
+        );
         let (m, _) = observe(m, &seen(true, false, 1));
         assert_eq!(m.phase, Phase::Running);
         let (m, _) = observe(m, &seen(true, true, 0));
         assert_eq!(m.phase, Phase::Running);
         let (m, effects) = observe(m, &seen(true, false, 0));
-        assert_eq!((m.phase, effects), (Phase::Ready, vec![Effect::ArmIdleTimer]));
+        assert_eq!(
+            (m.phase, effects),
+            (Phase::Ready, vec![Effect::ArmIdleTimer])
+        );
         assert_eq!(m.check(), Ok(()));
     }
 
@@ -144,14 +147,20 @@ mod tests {
         let (m, _) = observe(m, &seen(false, false, 0));
         assert_eq!(m.phase, Phase::Sleeping);
         let (m, effects) = m.step(Input::SnapshotSaved);
-        assert_eq!((m.phase, effects), (Phase::Asleep, vec![Effect::StopSandbox]));
+        assert_eq!(
+            (m.phase, effects),
+            (Phase::Asleep, vec![Effect::StopSandbox])
+        );
         let (m, effects) = observe(m, &seen(false, false, 1));
         assert_eq!(
             (m.phase, m.queued, effects),
             (Phase::Waking, 1, vec![Effect::RestoreSandbox])
         );
         let (m, effects) = observe(m, &seen(true, false, 1));
-        assert_eq!((m.phase, effects), (Phase::Running, vec![Effect::StartTurn]));
+        assert_eq!(
+            (m.phase, effects),
+            (Phase::Running, vec![Effect::StartTurn])
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ impl<S: Sql> TurnSteps<'_, S> {
         let sandbox_id = record
             .sandbox
             .sandbox_id()
-            .or(record.snapshot.as_ref().map(|kept| kept.sandbox_id.as_str()))
+            .or(record
+                .snapshot
+                .as_ref()
+                .map(|kept| kept.sandbox_id.as_str()))
             .map(str::to_owned);
         record.archived_at = Some(self.now);
         record.sandbox = SandboxState::NotRequested;
