@@ -61,6 +61,7 @@ pub enum Endpoint {
     CancelMessage,
     AnswerQuestion,
     Abort,
+    Wake,
     Push,
     RepoView,
     Diff,
@@ -141,6 +142,7 @@ impl Endpoint {
                 | Endpoint::CancelMessage
                 | Endpoint::EditMessage
                 | Endpoint::Abort
+                | Endpoint::Wake
                 | Endpoint::Push
                 | Endpoint::RepoView
                 | Endpoint::Diff
@@ -236,6 +238,12 @@ pub const TABLE: &[Row] = &[
         Method::Post,
         "/api/sessions/{id}/abort",
         Endpoint::Abort,
+        Access::SessionCollaborator,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/wake",
+        Endpoint::Wake,
         Access::SessionCollaborator,
     ),
     row(
@@ -678,6 +686,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::ListMessages => messages::list(env, &caller, id).await,
         Endpoint::CancelMessage => messages::cancel(env, &caller, id, second).await,
         Endpoint::Abort => messages::abort(env, &caller, id).await,
+        Endpoint::Wake => messages::wake(env, &caller, id).await,
         Endpoint::Push => session_repo::push(env, &caller, id).await,
         Endpoint::RepoView => session_repo::view(env, &caller, id).await,
         Endpoint::Diff => session_repo::diff(env, &caller, id).await,

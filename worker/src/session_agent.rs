@@ -14,6 +14,8 @@
 //! - [`turns`]: applying `nightshift_session::turns`' steps (fanning out their events,
 //!   sending their frames) and dispatching the next prompt;
 //! - [`provisioning`]: requesting the sandbox from the backend;
+//! - [`sleep`]: sleep at the idle time and wake (the machine's effects that reach
+//!   the backend);
 //! - [`panels`]: the grants panel capabilities name, and re-checking them;
 //! - [`publishing`]: keeping the D1 row and the session-list stream current;
 //! - [`conversation`]: the copy of the agent's conversation its runner keeps here;
@@ -48,6 +50,7 @@ mod publishing;
 mod repo_view;
 mod requests;
 mod runner_link;
+mod sleep;
 mod storage;
 mod stream_access;
 mod turns;

@@ -174,6 +174,25 @@ impl<S: Sql> SessionStore<S> {
         )
     }
 
+    /// The latest `expires_at_secs` among the `meta` rows whose key starts with
+    /// `prefix` (panel grants: how long an open panel keeps the session awake).
+    pub fn latest_meta_expiry(&self, prefix: &str) -> Result<Option<u64>, S::Error> {
+        #[derive(Deserialize)]
+        struct Latest {
+            latest: Option<i64>,
+        }
+        let rows: Vec<Latest> = self.rows(
+            "SELECT MAX(json_extract(value, '$.expires_at_secs')) AS latest FROM meta \
+             WHERE key LIKE ?",
+            &[SqlValue::Text(format!("{prefix}%"))],
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|row| row.latest)
+            .and_then(|latest| u64::try_from(latest).ok()))
+    }
+
     /// Deletes the `meta` rows whose key starts with `prefix` and whose JSON value's
     /// `expires_at_secs` is before `now_secs`.
     pub fn delete_expired_meta(&self, prefix: &str, now_secs: u64) -> Result<(), S::Error> {
