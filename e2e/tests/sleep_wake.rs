@@ -10,8 +10,8 @@ use std::process::Command;
 
 use nightshift_e2e::WAIT;
 use nightshift_e2e::client::Api;
-use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use nightshift_e2e::scripted_llm::ScriptedLlm;
+use nightshift_e2e::stack::{Stack, StackOptions, with_logs};
 use nightshift_protocol::api::{MessageState, SessionStatus};
 use nightshift_protocol::sandbox::{Sandbox, SandboxStatus};
 use reqwest::Method;
@@ -144,7 +144,9 @@ async fn an_idle_session_sleeps_and_a_prompt_wakes_it_with_nothing_lost() {
         );
 
         // The files, the repository's branch and the conversation are there.
-        anyhow::ensure!(std::fs::read_to_string(workspace.join("notes.txt"))? == "kept across sleep");
+        anyhow::ensure!(
+            std::fs::read_to_string(workspace.join("notes.txt"))? == "kept across sleep"
+        );
         anyhow::ensure!(git(&repo, &["rev-parse", "--abbrev-ref", "HEAD"])? == "feature/sleepy");
         anyhow::ensure!(git(&repo, &["log", "-1", "--format=%s"])? == "first");
         let woke_request = llm
@@ -188,7 +190,11 @@ async fn an_idle_session_sleeps_and_a_prompt_wakes_it_with_nothing_lost() {
         anyhow::ensure!(backend_sandbox(&stack, &sandbox_id).await?.is_none());
         anyhow::ensure!(!stack.workspace(&sandbox_id).exists());
         anyhow::ensure!(
-            !stack.data_dir().join("sandboxes").join(&sandbox_id).exists(),
+            !stack
+                .data_dir()
+                .join("sandboxes")
+                .join(&sandbox_id)
+                .exists(),
             "the sandbox's directory outlived the archive"
         );
         Ok(())

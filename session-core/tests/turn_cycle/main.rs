@@ -9,4 +9,5 @@ mod conversation;
 mod harness;
 mod queue;
 mod runner;
+mod sleep;
 mod sqlite;

@@ -46,7 +46,10 @@ async fn measure(stack: &Stack) -> anyhow::Result<()> {
     let runs = setting("BENCH_SLEEP_RUNS", 5);
     let api = stack.signed_in_api("bench-sleep@example.com").await?;
     for (label, fill) in [
-        ("workspace of 100 MB".to_owned(), Fill::Bytes(100 * 1024 * 1024)),
+        (
+            "workspace of 100 MB".to_owned(),
+            Fill::Bytes(100 * 1024 * 1024),
+        ),
         (
             format!("repository of {LARGE_FILES} files"),
             Fill::Repository,
@@ -128,12 +131,16 @@ async fn wake(
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
     api.send(session, prompt).await?;
-    until(stream, |body| {
-        matches!(body, EventBody::TurnStarted { content, .. } if content == prompt)
-    })
+    until(
+        stream,
+        |body| matches!(body, EventBody::TurnStarted { content, .. } if content == prompt),
+    )
     .await?;
     let took = started.elapsed();
-    until(stream, |body| matches!(body, EventBody::TurnFinished { .. })).await?;
+    until(stream, |body| {
+        matches!(body, EventBody::TurnFinished { .. })
+    })
+    .await?;
     Ok(took)
 }
 
@@ -171,4 +178,3 @@ async fn until(stream: &mut SseStream, done: impl Fn(&EventBody) -> bool) -> any
         }
     }
 }
-
