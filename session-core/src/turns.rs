@@ -113,10 +113,10 @@ impl<'a, S: Sql> TurnSteps<'a, S> {
         for effect in effects {
             match effect {
                 Effect::ArmIdleTimer => record.idle_since = Some(self.now),
-                Effect::CreateSandbox | Effect::RestoreSandbox => {
-                    if record.sandbox.failure().is_some() {
-                        record.sandbox = SandboxState::NotRequested;
-                    }
+                Effect::CreateSandbox | Effect::RestoreSandbox
+                    if record.sandbox.failure().is_some() =>
+                {
+                    record.sandbox = SandboxState::NotRequested;
                 }
                 Effect::DestroySnapshots => record.snapshot = None,
                 _ => {}
