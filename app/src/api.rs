@@ -164,6 +164,17 @@ pub async fn abort(session_id: &str) -> Result<(), ApiError> {
     .map(drop)
 }
 
+/// `POST /api/sessions/{id}/wake`: wakes an asleep session.
+pub async fn wake(session_id: &str) -> Result<(), ApiError> {
+    request_text(
+        "POST",
+        &session_path(session_id, "/wake"),
+        Some(&serde_json::json!({})),
+    )
+    .await
+    .map(drop)
+}
+
 /// The URL of a session's event stream, resuming after `after` when it is not 0.
 pub fn session_events_url(session_id: &str, after: u64) -> String {
     let base = session_path(session_id, "/events");

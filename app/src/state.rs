@@ -12,6 +12,7 @@ pub mod prompt_queue;
 pub mod repo_panel;
 pub mod repo_picker;
 pub mod session_list;
+pub mod session_phase;
 pub mod spend_form;
 pub mod timeline;
 pub mod usage_chart;

@@ -56,6 +56,7 @@ const TABLE: &[(&str, &str, &str)] = &[
         "session_collaborator",
     ),
     ("POST", "/api/sessions/{id}/abort", "session_collaborator"),
+    ("POST", "/api/sessions/{id}/wake", "session_collaborator"),
     ("POST", "/api/sessions/{id}/push", "session_collaborator"),
     ("GET", "/api/sessions/{id}/repo", "session_viewer"),
     ("GET", "/api/sessions/{id}/diff", "session_viewer"),

@@ -8,9 +8,9 @@ pub use crate::agent::{AgentKind, PermissionMode};
 
 use crate::agent::{LlmApi, TokenUsage};
 
-/// Where a session is in its life. Derived by the `SessionAgent` from its sandbox,
-/// its runner link and its queue (see `nightshift_session::lifecycle`); never set
-/// directly by a client.
+/// Where a session is in its life: the phase of its `SessionAgent`'s state machine
+/// (`nightshift_session::session_machine`; the machine's `ready` is `idle` here).
+/// Never set directly by a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
@@ -22,7 +22,14 @@ pub enum SessionStatus {
     Running,
     /// The runner's link is down; queued work waits for it to come back.
     Reconnecting,
-    /// The sandbox could not be created; the session's `error` says why.
+    /// Idle for its sleep time: the sandbox is being saved and stopped.
+    Sleeping,
+    /// The sandbox is stopped with its files kept; a prompt, an opened panel or
+    /// `POST /api/sessions/{id}/wake` wakes it.
+    Asleep,
+    /// The sandbox is being restored and its runner reconnected.
+    Waking,
+    /// The sandbox could not be created or restored; the session's `error` says why.
     Error,
     /// Ended by its owner or an admin: the sandbox is gone, the history stays
     /// readable, and nothing runs any more (`archived_at` says when).
@@ -36,6 +43,9 @@ impl SessionStatus {
             SessionStatus::Idle => "idle",
             SessionStatus::Running => "running",
             SessionStatus::Reconnecting => "reconnecting",
+            SessionStatus::Sleeping => "sleeping",
+            SessionStatus::Asleep => "asleep",
+            SessionStatus::Waking => "waking",
             SessionStatus::Error => "error",
             SessionStatus::Archived => "archived",
         }
@@ -47,6 +57,9 @@ impl SessionStatus {
             "idle" => SessionStatus::Idle,
             "running" => SessionStatus::Running,
             "reconnecting" => SessionStatus::Reconnecting,
+            "sleeping" => SessionStatus::Sleeping,
+            "asleep" => SessionStatus::Asleep,
+            "waking" => SessionStatus::Waking,
             "error" => SessionStatus::Error,
             "archived" => SessionStatus::Archived,
             _ => return None,

@@ -44,6 +44,38 @@ pub struct RunnerLaunch {
     pub token: crate::redacted::Redacted<String>,
 }
 
+/// What a backend kept of a sandbox it put to sleep (`POST /v1/sandboxes/{id}/sleep`):
+/// the sandbox is stopped, and this says how its files are kept and with which
+/// runner and image they were made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxSnapshot {
+    pub sandbox_id: String,
+    /// How the files are kept: `directory` (local: the stopped sandbox's own
+    /// directory), `stopped_container` (docker), `image` (Modal: a filesystem
+    /// snapshot image).
+    pub kind: String,
+    /// The version of the runner that ran in the sandbox when it slept. Waking
+    /// always starts the backend's current runner, whatever this says.
+    pub runner_version: String,
+    /// The image the sandbox ran (or the snapshot's image), when the provider has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// When the snapshot was made (ms).
+    pub made_at: i64,
+    /// Its size, when the provider can tell cheaply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// `POST /v1/sandboxes/{id}/wake`: starts a sandbox put to sleep again, its runner
+/// with `runner`'s token when given (the token it slept with has been retired).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WakeSandboxRequest {
+    #[serde(default)]
+    pub runner: Option<RunnerLaunch>,
+}
+
 /// `POST /v1/sandboxes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -27,7 +27,7 @@ use crate::state::AppState;
 
 /// Every route: method and path (as in the OpenAPI document, which a test keeps equal
 /// to this list and to the router).
-pub const ROUTES: [(&str, &str); 29] = [
+pub const ROUTES: [(&str, &str); 31] = [
     ("GET", "/v1/health"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/providers"),
@@ -37,6 +37,8 @@ pub const ROUTES: [(&str, &str); 29] = [
     ("DELETE", "/v1/sandboxes/{id}"),
     ("POST", "/v1/sandboxes/{id}/stop"),
     ("POST", "/v1/sandboxes/{id}/start"),
+    ("POST", "/v1/sandboxes/{id}/sleep"),
+    ("POST", "/v1/sandboxes/{id}/wake"),
     ("POST", "/v1/sandboxes/{id}/fork"),
     ("POST", "/v1/sandboxes/{id}/exec"),
     ("GET", "/v1/sandboxes/{id}/files"),
@@ -75,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/sandboxes/{id}/stop", post(sandboxes::stop))
         .route("/v1/sandboxes/{id}/start", post(sandboxes::start))
+        .route("/v1/sandboxes/{id}/sleep", post(sandboxes::sleep))
+        .route("/v1/sandboxes/{id}/wake", post(sandboxes::wake))
         .route("/v1/sandboxes/{id}/fork", post(sandboxes::fork))
         .route("/v1/sandboxes/{id}/exec", post(exec::exec))
         .route(

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod processes;
 pub mod record;
 mod shared;
+pub mod sleep;
 mod startup;
 pub mod store;
 pub mod templates;

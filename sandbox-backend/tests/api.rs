@@ -7,5 +7,6 @@ mod api {
     pub mod openapi;
     pub mod routes;
     pub mod runner;
+    pub mod sleep;
     pub mod support;
 }

@@ -4,7 +4,8 @@
 //!
 //! The caller gathers the deadlines ([`AlarmFacts`]) and sets the alarm that
 //! [`next_alarm`] returns; what happens when it rings is decided elsewhere
-//! ([`crate::abort::abort_step`], [`crate::presence::Presence::expire`], the queue).
+//! ([`crate::abort::abort_step`], [`crate::presence::Presence::expire`], the queue,
+//! [`crate::lifecycle::sleep_step`]).
 
 /// Everything that waits on the clock, as instants in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub struct AlarmFacts {
     pub lease_expiry: Option<i64>,
     /// When the open streams' viewers are next checked for access.
     pub stream_access_check: Option<i64>,
+    /// When an idle session goes to sleep ([`crate::lifecycle::sleep_step`]).
+    pub sleep_deadline: Option<i64>,
 }
 
 /// How long from `now` to set the alarm for, in milliseconds, or `None` when nothing
@@ -30,6 +33,7 @@ pub fn next_alarm(facts: &AlarmFacts) -> Option<i64> {
         facts.abort_deadline,
         facts.lease_expiry,
         facts.stream_access_check,
+        facts.sleep_deadline,
     ]
     .into_iter()
     .flatten()
@@ -73,6 +77,10 @@ mod tests {
                 stream_access_check: Some(2_500),
                 ..now
             },
+            AlarmFacts {
+                sleep_deadline: Some(2_500),
+                ..now
+            },
         ];
         for facts in cases {
             assert_eq!(next_alarm(&facts), Some(1_500), "{facts:?}");
@@ -87,6 +95,7 @@ mod tests {
             abort_deadline: Some(16_000),
             lease_expiry: Some(1_200),
             stream_access_check: Some(6_000),
+            sleep_deadline: Some(900_000),
         };
         assert_eq!(next_alarm(&facts), Some(200));
     }

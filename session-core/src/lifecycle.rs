@@ -1,14 +1,13 @@
-//! The one place that decides a session's [`SessionStatus`].
+//! The facts of a session's sandbox beside its state machine
+//! ([`crate::session_machine`], whose phase is the status): what became of the last
+//! request to the backend, the error a session shows, and when an idle session
+//! sleeps.
 //!
-//! A status is never stored as a goal and then chased; it is derived from facts the
-//! `SessionAgent` records as they happen (the sandbox was requested or failed, a runner
-//! said hello or went away, a turn is running). Deriving it keeps the rules in one
-//! function and makes races harmless: whichever fact lands last, the status follows.
-//!
-//! This module must not depend on storage or time.
+//! This module must not depend on storage or the clock: instants are passed in.
 
-use nightshift_protocol::api::SessionStatus;
 use serde::{Deserialize, Serialize};
+
+use crate::session_machine::Phase;
 
 /// What became of the request for this session's sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -56,75 +55,61 @@ impl SandboxState {
     }
 }
 
-/// Everything the status depends on.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SessionFacts {
-    pub sandbox: SandboxState,
-    /// A runner is connected and has said hello.
-    pub runner_connected: bool,
-    /// Some runner has said hello at least once in this session's life.
-    pub runner_ever_connected: bool,
-    /// A prompt is in the `processing` state.
-    pub turn_processing: bool,
-    /// The session was archived: its sandbox is destroyed and nothing runs again.
-    pub archived: bool,
-}
-
-/// The status these facts add up to.
-///
-/// A connected runner wins over everything the sandbox request says: if a runner is
-/// talking to us, the session works, whatever the backend answered. Without a runner,
-/// a failed request is an error; a runner that was there before is being waited for
-/// (`reconnecting`, queued work keeps); otherwise the sandbox is still on its way.
-/// An archived session is `archived` whatever else is recorded: its runner's link
-/// was closed and its sandbox destroyed on purpose.
-pub fn derive_status(facts: &SessionFacts) -> SessionStatus {
-    if facts.archived {
-        return SessionStatus::Archived;
-    }
-    if facts.runner_connected {
-        return if facts.turn_processing {
-            SessionStatus::Running
-        } else {
-            SessionStatus::Idle
-        };
-    }
-    if facts.sandbox.failure().is_some() {
-        return SessionStatus::Error;
-    }
-    if facts.runner_ever_connected {
-        return SessionStatus::Reconnecting;
-    }
-    SessionStatus::Provisioning
-}
-
-/// The error text a session shows: only while its status is `error`.
-pub fn visible_error(facts: &SessionFacts) -> Option<String> {
-    match derive_status(facts) {
-        SessionStatus::Error => facts.sandbox.failure().map(str::to_owned),
+/// The error text a session shows: only while it is in `error`, the backend's reason
+/// for the last failed create or restore.
+pub fn visible_error(phase: Phase, sandbox: &SandboxState) -> Option<String> {
+    match phase {
+        Phase::Error => sandbox.failure().map(str::to_owned),
         _ => None,
+    }
+}
+
+/// The default time a session stays idle before it sleeps: 15 minutes.
+pub const DEFAULT_SLEEP_AFTER_MS: i64 = 15 * 60 * 1000;
+
+/// What the alarm does about sleep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SleepStep {
+    /// Not idle (or sleep is off): nothing waits on the clock for it.
+    Never,
+    /// Sleep at this instant (ms), unless something happens first.
+    At(i64),
+    /// Idle long enough, and no panel is open: sleep now.
+    Now,
+}
+
+/// Whether an idle session sleeps: it has been `ready` since `idle_since` (ms), and
+/// sleeps `sleep_after_ms` later, but not while a panel's grant is open
+/// (`panel_open_until`: an editor or terminal someone has open keeps it awake until
+/// the grant's end, after which the idle time starts again). `sleep_after_ms` of 0
+/// turns sleep off.
+pub fn sleep_step(
+    idle_since: Option<i64>,
+    sleep_after_ms: i64,
+    panel_open_until: Option<i64>,
+    now: i64,
+) -> SleepStep {
+    let Some(idle_since) = idle_since else {
+        return SleepStep::Never;
+    };
+    if sleep_after_ms <= 0 {
+        return SleepStep::Never;
+    }
+    let from = match panel_open_until {
+        Some(until) if until > idle_since => until,
+        _ => idle_since,
+    };
+    let at = from.saturating_add(sleep_after_ms);
+    if at <= now {
+        SleepStep::Now
+    } else {
+        SleepStep::At(at)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn facts(sandbox: SandboxState, connected: bool, ever: bool, processing: bool) -> SessionFacts {
-        SessionFacts {
-            sandbox,
-            runner_connected: connected,
-            runner_ever_connected: ever,
-            turn_processing: processing,
-            archived: false,
-        }
-    }
-
-    fn created() -> SandboxState {
-        SandboxState::Created {
-            sandbox_id: "sb".into(),
-        }
-    }
 
     fn failed() -> SandboxState {
         SandboxState::Failed {
@@ -133,88 +118,50 @@ mod tests {
     }
 
     #[test]
-    fn a_new_session_is_provisioning() {
+    fn the_error_shows_only_in_error() {
         assert_eq!(
-            derive_status(&SessionFacts::default()),
-            SessionStatus::Provisioning
+            visible_error(Phase::Error, &failed()).as_deref(),
+            Some("backend down")
         );
-        let requested = SandboxState::Requested { requested_at: 0 };
-        assert_eq!(
-            derive_status(&facts(requested, false, false, false)),
-            SessionStatus::Provisioning
-        );
-        assert_eq!(
-            derive_status(&facts(created(), false, false, false)),
-            SessionStatus::Provisioning
-        );
-    }
-
-    #[test]
-    fn a_connected_runner_is_idle_or_running() {
-        assert_eq!(
-            derive_status(&facts(created(), true, true, false)),
-            SessionStatus::Idle
-        );
-        assert_eq!(
-            derive_status(&facts(created(), true, true, true)),
-            SessionStatus::Running
-        );
-    }
-
-    #[test]
-    fn a_connected_runner_wins_over_a_failed_request() {
-        assert_eq!(
-            derive_status(&facts(failed(), true, true, false)),
-            SessionStatus::Idle
-        );
-        assert_eq!(visible_error(&facts(failed(), true, true, false)), None);
-    }
-
-    #[test]
-    fn a_failed_request_without_a_runner_is_an_error_with_its_reason() {
-        let f = facts(failed(), false, false, false);
-        assert_eq!(derive_status(&f), SessionStatus::Error);
-        assert_eq!(visible_error(&f).as_deref(), Some("backend down"));
-    }
-
-    #[test]
-    fn a_lost_runner_is_reconnecting_even_mid_turn() {
-        assert_eq!(
-            derive_status(&facts(created(), false, true, true)),
-            SessionStatus::Reconnecting
-        );
-        assert_eq!(
-            derive_status(&facts(created(), false, true, false)),
-            SessionStatus::Reconnecting
-        );
-    }
-
-    #[test]
-    fn an_archived_session_is_archived_whatever_else_holds() {
-        for (sandbox, connected, processing) in [
-            (created(), true, true),
-            (created(), true, false),
-            (failed(), false, false),
-            (SandboxState::NotRequested, false, false),
-        ] {
-            let f = SessionFacts {
-                archived: true,
-                ..facts(sandbox, connected, true, processing)
-            };
-            assert_eq!(derive_status(&f), SessionStatus::Archived);
-            assert_eq!(visible_error(&f), None);
-        }
+        assert_eq!(visible_error(Phase::Ready, &failed()), None);
     }
 
     #[test]
     fn requests_are_repeated_only_when_failed_or_stale() {
+        let created = SandboxState::Created {
+            sandbox_id: "sb".into(),
+        };
         assert!(SandboxState::NotRequested.should_request(0, 60_000));
         assert!(failed().should_request(0, 60_000));
-        assert!(!created().should_request(0, 60_000));
+        assert!(!created.should_request(0, 60_000));
         let requested = SandboxState::Requested {
             requested_at: 1_000,
         };
         assert!(!requested.should_request(30_000, 60_000));
         assert!(requested.should_request(61_000, 60_000));
+    }
+
+    #[test]
+    fn an_idle_session_sleeps_after_its_time() {
+        assert_eq!(sleep_step(None, 1_000, None, 5_000), SleepStep::Never);
+        assert_eq!(
+            sleep_step(Some(1_000), 1_000, None, 1_500),
+            SleepStep::At(2_000)
+        );
+        assert_eq!(sleep_step(Some(1_000), 1_000, None, 2_000), SleepStep::Now);
+        assert_eq!(sleep_step(Some(1_000), 0, None, 99_000), SleepStep::Never);
+    }
+
+    #[test]
+    fn an_open_panel_keeps_it_awake_until_its_grant_ends() {
+        assert_eq!(
+            sleep_step(Some(1_000), 1_000, Some(10_000), 5_000),
+            SleepStep::At(11_000)
+        );
+        // A grant that ended before the session became idle changes nothing.
+        assert_eq!(
+            sleep_step(Some(1_000), 1_000, Some(500), 2_000),
+            SleepStep::Now
+        );
     }
 }

@@ -151,8 +151,10 @@ pub enum To {
     /// `running` with [`Effect::StartTurn`] if prompts wait, else `ready` with
     /// [`Effect::ArmIdleTimer`].
     Work,
-    /// After a snapshot is kept: to work if prompts came meanwhile, else `asleep`
-    /// with [`Effect::StopSandbox`].
+    /// After a snapshot is kept: to work if prompts came meanwhile and the runner is
+    /// still there; `waking` with [`Effect::RestoreSandbox`] if prompts came but the
+    /// saving stopped the sandbox (a backend whose sleep saves and stops in one
+    /// call); else `asleep` with [`Effect::StopSandbox`].
     Rest,
     /// Out of `error`: `waking` with [`Effect::RestoreSandbox`] when a snapshot is
     /// kept, else `provisioning` with [`Effect::CreateSandbox`].
@@ -305,8 +307,11 @@ impl Machine {
             To::Go(phase) => next.phase = phase,
             To::Work => next.go_to_work(&mut effects),
             To::Rest => {
-                if next.queued > 0 {
+                if next.queued > 0 && next.runner {
                     next.go_to_work(&mut effects);
+                } else if next.queued > 0 {
+                    next.phase = Phase::Waking;
+                    effects.push(Effect::RestoreSandbox);
                 } else {
                     next.phase = Phase::Asleep;
                     next.apply(Effect::StopSandbox);
@@ -396,6 +401,25 @@ impl Machine {
     }
 }
 
+impl Phase {
+    /// The session's status on the wire: the phase's name, but `ready`, which
+    /// clients have always known as `idle`.
+    pub fn status(self) -> nightshift_protocol::api::SessionStatus {
+        use nightshift_protocol::api::SessionStatus as S;
+        match self {
+            Phase::Provisioning => S::Provisioning,
+            Phase::Ready => S::Idle,
+            Phase::Running => S::Running,
+            Phase::Reconnecting => S::Reconnecting,
+            Phase::Sleeping => S::Sleeping,
+            Phase::Asleep => S::Asleep,
+            Phase::Waking => S::Waking,
+            Phase::Error => S::Error,
+            Phase::Archived => S::Archived,
+        }
+    }
+}
+
 /// [`TABLE`] as a Markdown table (ARCHITECTURE.md carries it; a test keeps the two
 /// the same).
 pub fn table_markdown() -> String {
@@ -426,6 +450,9 @@ fn snake(value: &impl Serialize) -> String {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
 }
+
+mod observe;
+pub use observe::{Observed, observe};
 
 #[cfg(test)]
 mod tests;

@@ -14,8 +14,9 @@ use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage, TurnOutco
 use nightshift_protocol::runner_link::{LlmConfig, SessionFrame};
 
 use crate::abort::{AbortStep, abort_step, start_abort_clock};
-use crate::lifecycle::{SessionFacts, derive_status};
+use crate::lifecycle::SandboxState;
 use crate::queue::TurnResult;
+use crate::session_machine::{Effect, Input, Machine, Observed, Phase, observe};
 use crate::store::{SessionRecord, SessionStore, Sql};
 
 mod archive;
@@ -83,32 +84,78 @@ impl<'a, S: Sql> TurnSteps<'a, S> {
         Ok(event)
     }
 
-    /// The facts the status is derived from.
-    pub fn facts(&self, record: &SessionRecord) -> Result<SessionFacts, S::Error> {
-        Ok(SessionFacts {
-            sandbox: record.sandbox.clone(),
-            runner_connected: self.runner_connected,
-            runner_ever_connected: record.runner_ever_connected,
-            turn_processing: self.store.queue()?.processing().is_some(),
+    /// What the store says now, as the state machine observes it.
+    pub fn observed(&self, record: &SessionRecord) -> Result<Observed, S::Error> {
+        let queue = self.store.queue()?;
+        Ok(Observed {
+            runner: self.runner_connected,
+            turn: queue.processing().is_some(),
+            queued: u32::try_from(queue.queued_count()).unwrap_or(u32::MAX),
+            sandbox_failed: record.sandbox.failure().is_some(),
             archived: record.archived_at.is_some(),
         })
     }
 
-    /// Re-derives the status; when it changed, stores it and a `status_changed`
-    /// event. Returns whether it changed.
+    /// Feeds the state machine what the store says now ([`observe`]) and carries out
+    /// the effects that are records: the idle clock starts when it becomes ready, and
+    /// a sandbox asked for again forgets the failed request (the `SessionAgent`
+    /// then makes it: see [`SandboxWork`]). When the status changed, stores it and a
+    /// `status_changed` event. Returns whether it changed.
     pub fn refresh_status(&mut self) -> Result<bool, S::Error> {
-        let mut record = self.store.record()?;
+        let record = self.store.record()?;
         if !record.initialized {
             return Ok(false);
         }
-        let status = derive_status(&self.facts(&record)?);
-        if status == record.status {
-            return Ok(false);
+        let observed = self.observed(&record)?;
+        let (machine, effects) = observe(record.machine, &observed);
+        self.apply_machine(record, machine, &effects)
+    }
+
+    /// Steps the machine with an input the store cannot observe (the idle timer, a
+    /// snapshot's answer, a wake request); returns the effects.
+    pub fn step_machine(&mut self, input: Input) -> Result<Vec<Effect>, S::Error> {
+        let record = self.store.record()?;
+        let (machine, effects) = record.machine.step(input);
+        self.apply_machine(record, machine, &effects)?;
+        // What the step set in motion may be observable at once (a wake with
+        // prompts waiting).
+        self.refresh_status()?;
+        Ok(effects)
+    }
+
+    fn apply_machine(
+        &mut self,
+        mut record: SessionRecord,
+        machine: Machine,
+        effects: &[Effect],
+    ) -> Result<bool, S::Error> {
+        for effect in effects {
+            match effect {
+                Effect::ArmIdleTimer => record.idle_since = Some(self.now),
+                Effect::CreateSandbox | Effect::RestoreSandbox
+                    if record.sandbox.failure().is_some() =>
+                {
+                    record.sandbox = SandboxState::NotRequested;
+                }
+                Effect::DestroySnapshots => record.snapshot = None,
+                _ => {}
+            }
         }
+        if machine.phase != Phase::Ready {
+            record.idle_since = None;
+        }
+        let status = machine.phase.status();
+        let changed = status != record.status;
+        let moved = machine != record.machine;
+        record.machine = machine;
         record.status = status;
-        self.store.save_record(&record)?;
-        self.record_event(None, EventBody::StatusChanged { status })?;
-        Ok(true)
+        if changed || moved || !effects.is_empty() {
+            self.store.save_record(&record)?;
+        }
+        if changed {
+            self.record_event(None, EventBody::StatusChanged { status })?;
+        }
+        Ok(changed)
     }
 
     /// Starts the next queued prompt as turn `turn_id` on the runner with `epoch`,

@@ -93,6 +93,8 @@ pub enum AgentCall<'a> {
     EditMessage(&'a str),
     /// `POST /abort`.
     Abort,
+    /// `POST /wake`: wake an asleep session (answers the session's status).
+    Wake,
     /// `POST /push`: tell the runner to push the session's branch.
     Push,
     /// `GET /repo`: the session's repository and the runner's latest report.
@@ -147,7 +149,7 @@ impl<'a> AgentCall<'a> {
         match self {
             ListMessages | Events | Presence | StreamStats | Runner | CheckPanelGrant(_)
             | RepoView | Diff | ReadConversation => Method::Get,
-            Init | Enqueue | Abort | Push | ReloadAccess | AnswerQuestion(_)
+            Init | Enqueue | Abort | Wake | Push | ReloadAccess | AnswerQuestion(_)
             | PresenceHeartbeat | CloseStreams | CreatePanelGrant | GitContext
             | GithubReconnect | SetPullRequest | WriteConversation | Archive => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
@@ -162,6 +164,7 @@ impl<'a> AgentCall<'a> {
             Enqueue | ListMessages => "/messages".into(),
             CancelMessage(id) | EditMessage(id) => format!("/messages/{id}"),
             Abort => "/abort".into(),
+            Wake => "/wake".into(),
             Push => "/push".into(),
             RepoView => "/repo".into(),
             Diff => "/diff".into(),
@@ -194,6 +197,7 @@ impl<'a> AgentCall<'a> {
             Enqueue
                 | EditMessage(_)
                 | Abort
+                | Wake
                 | Push
                 | Diff
                 | AnswerQuestion(_)
@@ -213,6 +217,7 @@ impl<'a> AgentCall<'a> {
             (Method::Delete, ["messages", id]) => CancelMessage(id),
             (Method::Patch, ["messages", id]) => EditMessage(id),
             (Method::Post, ["abort"]) => Abort,
+            (Method::Post, ["wake"]) => Wake,
             (Method::Post, ["push"]) => Push,
             (Method::Get, ["repo"]) => RepoView,
             (Method::Get, ["diff"]) => Diff,
@@ -585,6 +590,7 @@ mod tests {
             CancelMessage("m1"),
             EditMessage("m1"),
             Abort,
+            Wake,
             Push,
             RepoView,
             Diff,

@@ -62,6 +62,7 @@ pub enum Endpoint {
     CancelMessage,
     AnswerQuestion,
     Abort,
+    Wake,
     Push,
     RepoView,
     Diff,
@@ -146,6 +147,7 @@ impl Endpoint {
                 | Endpoint::CancelMessage
                 | Endpoint::EditMessage
                 | Endpoint::Abort
+                | Endpoint::Wake
                 | Endpoint::Push
                 | Endpoint::RepoView
                 | Endpoint::Diff
@@ -241,6 +243,12 @@ pub const TABLE: &[Row] = &[
         Method::Post,
         "/api/sessions/{id}/abort",
         Endpoint::Abort,
+        Access::SessionCollaborator,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/wake",
+        Endpoint::Wake,
         Access::SessionCollaborator,
     ),
     row(
@@ -702,6 +710,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::ListMessages => messages::list(env, &caller, id).await,
         Endpoint::CancelMessage => messages::cancel(env, &caller, id, second).await,
         Endpoint::Abort => messages::abort(env, &caller, id).await,
+        Endpoint::Wake => messages::wake(env, &caller, id).await,
         Endpoint::Push => session_repo::push(env, &caller, id).await,
         Endpoint::RepoView => session_repo::view(env, &caller, id).await,
         Endpoint::Diff => session_repo::diff(env, &caller, id).await,

@@ -9,7 +9,8 @@ use std::time::Duration;
 use nightshift_protocol::ErrorBody;
 use nightshift_protocol::api::PartHealth;
 use nightshift_protocol::sandbox::{
-    BackendHealth, CreateSandboxRequest, ExecRequest, ExecResult, Sandbox,
+    BackendHealth, CreateSandboxRequest, ExecRequest, ExecResult, Sandbox, SandboxSnapshot,
+    WakeSandboxRequest,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -56,6 +57,33 @@ pub async fn create_sandbox(env: &Env, request: &CreateSandboxRequest) -> Result
     )
     .await
     .map_err(|error| format!("the sandbox backend at {base} could not create a sandbox: {error}"))
+}
+
+/// Puts a sandbox to sleep: stopped, its files kept (`POST .../sleep`).
+pub async fn sleep_sandbox(env: &Env, sandbox_id: &str) -> Result<SandboxSnapshot, String> {
+    let base = config::sandbox_backend_url(env);
+    let token = config::sandbox_backend_token(env)
+        .ok_or_else(|| "SANDBOX_BACKEND_TOKEN is not set".to_owned())?;
+    let url = format!("{base}/v1/sandboxes/{}/sleep", urlencoding_path(sandbox_id));
+    call(Method::Post, &url, Some(&token), None, CREATE_TIMEOUT)
+        .await
+        .map_err(|error| format!("the sandbox backend could not save the sandbox: {error}"))
+}
+
+/// Wakes a sandbox put to sleep, its runner with a new token (`POST .../wake`).
+pub async fn wake_sandbox(
+    env: &Env,
+    sandbox_id: &str,
+    request: &WakeSandboxRequest,
+) -> Result<Sandbox, String> {
+    let base = config::sandbox_backend_url(env);
+    let token = config::sandbox_backend_token(env)
+        .ok_or_else(|| "SANDBOX_BACKEND_TOKEN is not set".to_owned())?;
+    let url = format!("{base}/v1/sandboxes/{}/wake", urlencoding_path(sandbox_id));
+    let body = serde_json::to_string(request).map_err(|error| error.to_string())?;
+    call(Method::Post, &url, Some(&token), Some(body), CREATE_TIMEOUT)
+        .await
+        .map_err(|error| format!("the sandbox backend could not restore the sandbox: {error}"))
 }
 
 /// Destroys a sandbox for good (repeating it is harmless; an unknown one is gone

@@ -14,6 +14,8 @@
 //! - [`turns`]: applying `nightshift_session::turns`' steps (fanning out their events,
 //!   sending their frames) and dispatching the next prompt;
 //! - [`provisioning`]: requesting the sandbox from the backend;
+//! - [`sleep`]: sleep at the idle time and wake (the machine's effects that reach
+//!   the backend);
 //! - [`panels`]: the grants panel capabilities name, and re-checking them;
 //! - [`publishing`]: keeping the D1 row and the session-list stream current;
 //! - [`conversation`]: the copy of the agent's conversation its runner keeps here;
@@ -50,6 +52,7 @@ mod publishing;
 mod repo_view;
 mod requests;
 mod runner_link;
+mod sleep;
 mod spend;
 mod storage;
 mod stream_access;

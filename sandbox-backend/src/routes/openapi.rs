@@ -94,6 +94,8 @@ pub fn document() -> Value {
             },
             "/v1/sandboxes/{id}/stop": {"post": operation("Stop its processes; files stay (concurrent lifecycle calls share one operation)", json!({"200": answer("Stopped", "Sandbox")}), None, std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/start": {"post": operation("Start a stopped sandbox again (not a destroyed one)", json!({"200": answer("Ready", "Sandbox")}), None, std::slice::from_ref(&id))},
+            "/v1/sandboxes/{id}/sleep": {"post": operation("Stop it, keeping its files, and answer what was kept (providers that cannot start a sandbox again refuse)", json!({"200": answer("Stopped, with its snapshot", "SandboxSnapshot")}), None, std::slice::from_ref(&id))},
+            "/v1/sandboxes/{id}/wake": {"post": operation("Start a sandbox put to sleep again, its runner with a new token when given", json!({"200": answer("Ready", "Sandbox")}), Some(json_body("WakeSandboxRequest")), std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/fork": {"post": operation("A new, started sandbox with a copy of this one's files", json!({"201": answer("The fork", "Sandbox")}), Some(json!({"required": false, "content": {"application/json": {"schema": reference("ForkRequest")}}})), std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/exec": {"post": operation(
                 "Run a command: NDJSON lines as output happens, the exit line last; one object with ?stream=false",
@@ -179,6 +181,11 @@ fn sandbox_schemas(string_map: &Value) -> Value {
                     "template": {"type": ["string", "null"]}, "forked_from": {"type": ["string", "null"]}
                 }},
                 "SandboxList": {"type": "object", "required": ["sandboxes"], "properties": {"sandboxes": {"type": "array", "items": reference("Sandbox")}}},
+                "SandboxSnapshot": {"type": "object", "required": ["sandbox_id", "kind", "runner_version", "made_at"], "properties": {
+                    "sandbox_id": {"type": "string"}, "kind": {"type": "string", "enum": ["directory", "stopped_container", "image"]},
+                    "runner_version": {"type": "string"}, "image": {"type": ["string", "null"]}, "made_at": {"type": "integer"}, "bytes": {"type": ["integer", "null"], "minimum": 0}
+                }},
+                "WakeSandboxRequest": {"type": "object", "additionalProperties": false, "properties": {"runner": {"oneOf": [reference("RunnerLaunch"), {"type": "null"}]}}},
                 "RunnerLaunch": {"type": "object", "required": ["worker_url", "session_id", "token"], "properties": {"worker_url": {"type": "string"}, "session_id": {"type": "string"}, "token": {"type": "string"}}},
                 "CreateSandboxRequest": {"type": "object", "additionalProperties": false, "properties": {
                     "provider": {"type": ["string", "null"]}, "template": {"oneOf": [{"type": "string"}, reference("TemplateSpec"), {"type": "null"}]},

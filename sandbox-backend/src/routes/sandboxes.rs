@@ -1,10 +1,12 @@
-//! Health and the sandbox resource itself: create, list, get, stop, destroy.
+//! Health and the sandbox resource itself: create, list, get, stop, start, sleep,
+//! wake, destroy.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use nightshift_protocol::sandbox::{
-    BackendHealth, CreateSandboxRequest, ForkRequest, Sandbox, SandboxList,
+    BackendHealth, CreateSandboxRequest, ForkRequest, Sandbox, SandboxList, SandboxSnapshot,
+    WakeSandboxRequest,
 };
 
 use super::JsonBody;
@@ -81,6 +83,30 @@ pub async fn start(
     Path(id): Path<String>,
 ) -> Result<Json<Sandbox>, ApiError> {
     Ok(Json(state.sandboxes().start(&id).await?))
+}
+
+/// Stops the sandbox with its files kept (see `crate::sandboxes::sleep`).
+pub async fn sleep(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SandboxSnapshot>, ApiError> {
+    Ok(Json(state.sandboxes().sleep(&id).await?))
+}
+
+/// The body is optional: an empty one wakes with the runner's stored token.
+pub async fn wake(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Sandbox>, ApiError> {
+    let request: WakeSandboxRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        WakeSandboxRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::invalid_json(format!("the body is not a wake request: {error}"))
+        })?
+    };
+    Ok(Json(state.sandboxes().wake(&id, request).await?))
 }
 
 /// The body is optional: an empty one forks with no overrides.

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::support::{Backend, RunnerReaper, config, eventually, pid_alive};
 
 /// A runner script: records its start, then does `behaviour`.
-fn runner_script(dir: &Path, behaviour: &str) -> PathBuf {
+pub fn runner_script(dir: &Path, behaviour: &str) -> PathBuf {
     let path = dir.join("runner.sh");
     let script = format!(
         "#!/bin/sh\n\
@@ -28,11 +28,11 @@ fn runner_script(dir: &Path, behaviour: &str) -> PathBuf {
     path
 }
 
-fn launch() -> serde_json::Value {
+pub fn launch() -> serde_json::Value {
     json!({"runner": {"worker_url": "http://127.0.0.1:8787", "session_id": "sess-1", "token": "tok.en"}})
 }
 
-fn starts(backend_runner_dir: &Path) -> Vec<u32> {
+pub fn starts(backend_runner_dir: &Path) -> Vec<u32> {
     std::fs::read_to_string(backend_runner_dir.join("starts"))
         .unwrap_or_default()
         .lines()

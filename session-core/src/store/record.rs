@@ -9,9 +9,12 @@ use super::{SessionStore, Sql, SqlValue};
 use crate::abort::AbortRequest;
 use crate::access_facts::AccessFacts;
 use crate::lifecycle::SandboxState;
+use crate::session_machine::Machine;
+use nightshift_protocol::sandbox::SandboxSnapshot;
 
 /// What the `SessionAgent` knows about its session besides the queue and the log.
-/// The status is derived from these facts by [`crate::lifecycle`].
+/// The status is the phase of [`SessionRecord::machine`], fed from these facts by
+/// [`crate::session_machine::observe`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SessionRecord {
@@ -36,6 +39,15 @@ pub struct SessionRecord {
     pub sandbox_generation: u64,
     /// The status as last derived.
     pub status: SessionStatus,
+    /// The session's state machine: its phase (the status) and what it knew last.
+    pub machine: Machine,
+    /// What the backend kept of the sandbox when the session went to sleep; kept
+    /// until the session is archived or deleted (a failed wake tries it again).
+    pub snapshot: Option<SandboxSnapshot>,
+    /// When the session last became idle (ms): it sleeps once idle for its sleep
+    /// time.
+    pub idle_since: Option<i64>,
+
     /// What D1 and the session-list stream were last told.
     pub published: Option<Published>,
     /// The agent, model and permission mode the next turn runs with.
@@ -75,6 +87,9 @@ impl Default for SessionRecord {
             runner_ever_connected: false,
             sandbox_generation: 0,
             status: SessionStatus::Provisioning,
+            machine: Machine::default(),
+            snapshot: None,
+            idle_since: None,
             published: None,
             agent: AgentKind::default(),
             model: None,
@@ -157,6 +172,25 @@ impl<S: Sql> SessionStore<S> {
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             &[SqlValue::text(key), SqlValue::text(value)],
         )
+    }
+
+    /// The latest `expires_at_secs` among the `meta` rows whose key starts with
+    /// `prefix` (panel grants: how long an open panel keeps the session awake).
+    pub fn latest_meta_expiry(&self, prefix: &str) -> Result<Option<u64>, S::Error> {
+        #[derive(Deserialize)]
+        struct Latest {
+            latest: Option<i64>,
+        }
+        let rows: Vec<Latest> = self.rows(
+            "SELECT MAX(json_extract(value, '$.expires_at_secs')) AS latest FROM meta \
+             WHERE key LIKE ?",
+            &[SqlValue::Text(format!("{prefix}%"))],
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|row| row.latest)
+            .and_then(|latest| u64::try_from(latest).ok()))
     }
 
     /// Deletes the `meta` rows whose key starts with `prefix` and whose JSON value's

@@ -1,11 +1,12 @@
 //! Archiving a session: the step that records it and ends what runs, and the answer
 //! a prompt to an archived session gets.
 //!
-//! Archiving is a fact (`archived_at`), not a goal: the status follows from it
-//! ([`crate::lifecycle::derive_status`]). The step ends a running turn here (its
+//! Archiving is a fact (`archived_at`), not a goal: the state machine observes it
+//! ([`crate::session_machine::observe`]). The step ends a running turn here (its
 //! sandbox is about to go), forgets the sandbox and moves the sandbox generation past
 //! every runner token issued, so nothing the old sandbox holds can reconnect; the
-//! caller closes the link and destroys the sandbox it names. Queued prompts stay in
+//! caller closes the link and destroys the sandbox it names, which, for a session
+//! asleep, is its snapshot too (the stopped sandbox keeps the files). Queued prompts stay in
 //! the queue, readable, for a restore to run.
 
 use super::TurnSteps;
@@ -36,7 +37,14 @@ impl<S: Sql> TurnSteps<'_, S> {
         }
         // Read after the turn ended: finishing it wrote the record.
         let mut record = self.store.record()?;
-        let sandbox_id = record.sandbox.sandbox_id().map(str::to_owned);
+        let sandbox_id = record
+            .sandbox
+            .sandbox_id()
+            .or(record
+                .snapshot
+                .as_ref()
+                .map(|kept| kept.sandbox_id.as_str()))
+            .map(str::to_owned);
         record.archived_at = Some(self.now);
         record.sandbox = SandboxState::NotRequested;
         record.sandbox_generation += 1;

@@ -7,6 +7,7 @@ pub use nightshift_protocol::events::{EventBody, SessionEvent, TokenUsage, TurnO
 pub use nightshift_protocol::runner_link::SessionFrame;
 pub use nightshift_session::event_log::{RunnerIntake, classify_runner_event};
 pub use nightshift_session::lifecycle::SandboxState;
+pub use nightshift_session::session_machine::{Machine, Phase};
 pub use nightshift_session::store::{SessionRecord, SessionStore};
 pub use nightshift_session::turns::{
     NewPrompt, QueuedPrompt, TakenEvent, TurnSteps, UNSENT_REASON,
@@ -41,6 +42,10 @@ impl Session {
                 },
                 runner_ever_connected: true,
                 status: SessionStatus::Reconnecting,
+                machine: Machine {
+                    phase: Phase::Reconnecting,
+                    ..Machine::default()
+                },
                 ..SessionRecord::default()
             })
             .unwrap();

@@ -10,4 +10,5 @@ mod conversation;
 mod harness;
 mod queue;
 mod runner;
+mod sleep;
 mod sqlite;

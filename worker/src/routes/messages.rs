@@ -86,6 +86,12 @@ pub async fn abort(env: &Env, caller: &Caller, session_id: &str) -> ApiResult<Re
     internal::call_agent_as::<()>(env, session_id, caller, AgentCall::Abort, None).await
 }
 
+/// `POST /api/sessions/{id}/wake`: wakes an asleep session (a no-op for one that is
+/// awake); answers `{"status": ...}` as it is after the request.
+pub async fn wake(env: &Env, caller: &Caller, session_id: &str) -> ApiResult<Response> {
+    internal::call_agent_as::<()>(env, session_id, caller, AgentCall::Wake, None).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,13 +97,15 @@ impl SessionAgent {
             ));
         };
 
+        // The machine sees the prompt: an asleep session starts waking, one whose
+        // sandbox request failed asks again.
+        self.refresh_status()?;
         // A steering prompt stops the running turn; it runs as soon as that one ends.
         if mode == QueueMode::Steer {
             self.abort_running()?;
         }
         self.dispatch().await?;
-        // A session whose sandbox request failed tries again now that there is work.
-        self.provision().await?;
+        self.carry_out_sandbox_work().await?;
         self.publish();
         let message = self
             .store
@@ -250,7 +252,7 @@ impl SessionAgent {
 
     /// Sets the object's alarm for the next deadline ([`next_alarm`]): a collect
     /// window that holds the queue, an abort the runner has not confirmed, a presence
-    /// lease running out or the streams' access check.
+    /// lease running out, the streams' access check or the session's sleep.
     pub(super) async fn schedule_alarm(&self) -> ApiResult<()> {
         let now = clock::now_ms();
         let record = self.store.record()?;
@@ -264,6 +266,7 @@ impl SessionAgent {
                 .map(|abort| abort.deadline(self.abort_timeout_ms())),
             lease_expiry: self.presence.next_expiry(),
             stream_access_check: self.stream_access_check_at.get(),
+            sleep_deadline: self.sleep_deadline(&record)?,
         };
         if let Some(delay_ms) = next_alarm(&facts) {
             // One alarm per object: setting it replaces an earlier one, which is fine
@@ -282,6 +285,9 @@ impl SessionAgent {
         let abort_timeout_ms = self.abort_timeout_ms();
         self.steps(|steps| steps.settle_abort(abort_timeout_ms))?;
         self.dispatch().await?;
+        self.settle_sleep().await?;
+        // Set again for what still waits (sleep's deadline included).
+        self.schedule_alarm().await?;
         self.publish();
         Ok(())
     }

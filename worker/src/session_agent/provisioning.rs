@@ -1,9 +1,11 @@
 //! Requesting the session's sandbox from the sandbox backend, which starts a runner
 //! in it that dials back with a session-scoped token.
 //!
-//! Requested when the session is initialized; requested again when a prompt arrives
-//! while the last request failed (or has been in flight for too long to still be
-//! alive); never again once the session is archived or deleted, which destroy it. A failure is recorded as the sandbox's state, so the status becomes
+//! Requested while the state machine is `provisioning`: when the session is
+//! initialized, and again when a prompt recovers it from a failed request (or one in
+//! flight for too long to still be alive); never once it is archived or deleted,
+//! which destroy it (and an asleep session's snapshot, its stopped sandbox). Waking
+//! from a snapshot is `sleep`'s. A failure is recorded as the sandbox's state, so the status becomes
 //! `error` with the backend's reason, and told in the event stream.
 
 use std::collections::BTreeMap;
@@ -13,6 +15,7 @@ use nightshift_protocol::sandbox::{
     CreateSandboxRequest, GatewayLaunch, NetworkMode, RunnerLaunch, Sandbox, SandboxStatus,
 };
 use nightshift_session::lifecycle::SandboxState;
+use nightshift_session::session_machine::Phase;
 use nightshift_session::turns::ArchiveStep;
 use worker::{Response, Result};
 
@@ -32,6 +35,7 @@ impl SessionAgent {
         let mut record = self.store.record()?;
         let now = clock::now_ms();
         if !record.initialized
+            || record.machine.phase != Phase::Provisioning
             || record.deleted
             || record.archived_at.is_some()
             || !record.sandbox.should_request(now, STALE_REQUEST_MS)
@@ -90,7 +94,15 @@ impl SessionAgent {
     /// provisioned again.
     pub(super) async fn delete_session(&self) -> crate::api_error::ApiResult<Response> {
         let record = self.store.record()?;
-        let sandbox = record.sandbox.sandbox_id().map(str::to_owned);
+        // An asleep session's stopped sandbox is its snapshot: it goes too.
+        let sandbox = record
+            .sandbox
+            .sandbox_id()
+            .or(record
+                .snapshot
+                .as_ref()
+                .map(|kept| kept.sandbox_id.as_str()))
+            .map(str::to_owned);
         self.store.wipe(record.sandbox_generation + 1)?;
         self.close_runner_sockets("the session was deleted");
         let _ = self.subscribers.close_all();
@@ -127,8 +139,8 @@ impl SessionAgent {
                 // already dead, so it cannot act for the session meanwhile.
                 worker::console_warn!("{error}");
             }
-            // Snapshots are destroyed here too once sandboxes keep them (issue 15,
-            // item 2): the sandbox id names them.
+            // An asleep session's snapshot is its stopped sandbox, named by the
+            // step: destroying it leaves no directory, container or image behind.
             self.publish();
         }
         let archived_at = self.store.record()?.archived_at;

@@ -140,12 +140,11 @@ impl SessionAgent {
         if !record.initialized || record.session_id.is_empty() || record.deleted {
             return Ok(None);
         }
-        let facts = self.turn_steps(&record).facts(&record)?;
         let current = Published {
             status: record.status,
             title: record.title.clone(),
             sandbox_id: record.sandbox.sandbox_id().map(str::to_owned),
-            error: visible_error(&facts),
+            error: visible_error(record.machine.phase, &record.sandbox),
             archived_at: record.archived_at,
             agent: Some(PublishedAgent {
                 agent: record.agent,

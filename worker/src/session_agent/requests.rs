@@ -59,6 +59,7 @@ impl SessionAgent {
             AgentCall::CancelMessage(id) => self.cancel(id).await,
             AgentCall::EditMessage(id) => self.edit_prompt(id, &mut req).await,
             AgentCall::Abort => self.abort().await,
+            AgentCall::Wake => self.wake().await,
             AgentCall::Push => self.push_branch(),
             AgentCall::RepoView => self.repo_view(),
             AgentCall::Diff => self.diff().await,
@@ -112,7 +113,13 @@ impl SessionAgent {
             AgentCall::Runner => Ok(self.accept_runner(&req).await?),
             AgentCall::Delete => self.delete_session().await,
             AgentCall::Archive => self.archive_session().await,
-            AgentCall::CreatePanelGrant => self.create_panel_grant(&mut req).await,
+            AgentCall::CreatePanelGrant => {
+                // An opened panel wants the sandbox: an asleep session wakes (and
+                // an awake one's idle time starts again).
+                let grant = self.create_panel_grant(&mut req).await?;
+                self.request_wake().await?;
+                Ok(grant)
+            }
             AgentCall::CheckPanelGrant(id) => self.check_panel_grant(id),
             AgentCall::GitContext => self.git_context(&mut req).await,
             AgentCall::GithubReconnect => self.github_reconnect(&mut req).await,

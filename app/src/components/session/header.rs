@@ -1,4 +1,5 @@
-//! The session header: title, status badge, connection state, the agent settings
+//! The session header: title, status badge with what a waiting session is doing
+//! (`state::session_phase`), "Wake" for an asleep one, connection state, the agent settings
 //! (agent, model, permission mode, usage totals), the Abort button, and for the
 //! session's owner or a team admin Archive and Delete; an archived session's banner
 //! says why it takes no more prompts.
@@ -19,6 +20,7 @@ use crate::components::StatusBadge;
 use crate::components::session_access::SessionAccessBar;
 use crate::components::sidebar::UNTITLED;
 use crate::sse::StreamState;
+use crate::state::session_phase::{offers_wake, waiting_note};
 use crate::store::SessionsStore;
 
 #[component]
@@ -128,6 +130,22 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
         });
     };
 
+    let note = move || status.get().and_then(waiting_note);
+    let waking = RwSignal::new(false);
+    let can_wake = move || !waking.get() && status.get().is_some_and(offers_wake);
+    let wake = move |_| {
+        waking.set(true);
+        let session_id = context.session_id.get_value();
+        spawn_local(async move {
+            if let Err(error) = api::wake(&session_id).await {
+                context
+                    .action_error
+                    .set(Some(format!("Could not wake the session: {error}")));
+            }
+            waking.set(false);
+        });
+    };
+
     let menu_open = RwSignal::new(false);
 
     let connection = move || match context.stream.get() {
@@ -151,6 +169,9 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
             <div class="session-header__main">
                 <h1 class="session-header__title" data-testid="session-title" title=title>{title}</h1>
                 <StatusBadge status=status/>
+                {move || note().map(|note| view! {
+                    <span class="session-header__note" data-testid="status-note">{note}</span>
+                })}
             </div>
             <button
                 class="button button--ghost session-header__menu-toggle"
@@ -168,6 +189,16 @@ pub fn SessionHeader(context: SessionContext) -> impl IntoView {
                 </span>
                 <AgentPicker context=context/>
                 <SessionAccessBar state=context.access session_id=context.session_id.get_value()/>
+                <Show when=move || !context.access.read_only() && can_wake()>
+                <button
+                    class="button"
+                    data-testid="wake"
+                    on:click=wake
+                    title="Restore the sandbox and reconnect the runner"
+                >
+                    "Wake"
+                </button>
+                </Show>
                 <Show when=move || !context.access.read_only()>
                 <button
                     class="button button--danger"

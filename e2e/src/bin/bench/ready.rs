@@ -37,9 +37,16 @@ pub async fn measure(api: &Api) -> anyhow::Result<Vec<Duration>> {
         times.push(started.elapsed());
         drop(stream);
         let deleted = api
-            .raw(Method::DELETE, &format!("/api/sessions/{}", session.id), None)
+            .raw(
+                Method::DELETE,
+                &format!("/api/sessions/{}", session.id),
+                None,
+            )
             .await?;
-        ensure!(deleted.status == 204, "deleting a bench session: {deleted:?}");
+        ensure!(
+            deleted.status == 204,
+            "deleting a bench session: {deleted:?}"
+        );
     }
     Ok(times)
 }

@@ -1,0 +1,107 @@
+//! Sleep and wake: a session that idles has its sandbox stopped with its files kept,
+//! and started again when it is needed.
+//!
+//! Sleeping is a stop that answers what was kept ([`SandboxSnapshot`]); waking is a
+//! start that first hands the runner the token it is to dial back with (the one it
+//! slept with was retired by the `SessionAgent`). What is kept, per provider:
+//! - `local`: the stopped sandbox's own directory (workspace, home, the cloned
+//!   repository, OpenCode's home): kind `directory`. The runner runs on the host, so
+//!   waking always starts this backend's current runner binary.
+//! - `docker`: the stopped container (its writable layer), kind `stopped_container`;
+//!   no image is committed, so no runner binary is frozen into a snapshot image. The
+//!   runner is the container's image's, as at creation.
+//! - Modal and Railway cannot start a stopped sandbox again (`restart: false`), so
+//!   sleep is refused for them with `invalid_request` and the session stays awake.
+
+use nightshift_protocol::sandbox::{Sandbox, SandboxSnapshot, WakeSandboxRequest};
+
+use super::store::write_private;
+use super::{Sandboxes, now_millis};
+use crate::error::ApiError;
+
+/// How a provider's sleeping sandbox keeps its files; `None` when it cannot sleep.
+pub fn snapshot_kind(provider: &str) -> Option<&'static str> {
+    match provider {
+        "local" => Some("directory"),
+        "docker" => Some("stopped_container"),
+        _ => None,
+    }
+}
+
+impl Sandboxes {
+    /// `POST /v1/sandboxes/{id}/sleep`: stops the sandbox, keeping its files, and
+    /// answers what was kept.
+    pub async fn sleep(&self, id: &str) -> Result<SandboxSnapshot, ApiError> {
+        let record = self.entry(id)?.snapshot();
+        let provider = self.provider_of(&record)?;
+        let kind = snapshot_kind(provider.name())
+            .filter(|_| provider.capabilities().restart)
+            .ok_or_else(|| {
+                ApiError::invalid_request(format!(
+                    "the {} provider cannot put a sandbox to sleep (it cannot start a \
+                     stopped sandbox again)",
+                    provider.name()
+                ))
+            })?;
+        self.stop(id).await?;
+        let bytes = match provider.name() {
+            "local" => directory_bytes(&self.store.sandbox_dir(id)),
+            _ => None,
+        };
+        Ok(SandboxSnapshot {
+            sandbox_id: id.to_owned(),
+            kind: kind.to_owned(),
+            runner_version: nightshift_protocol::VERSION.to_owned(),
+            image: record.template.clone(),
+            made_at: now_millis(),
+            bytes,
+        })
+    }
+
+    /// `POST /v1/sandboxes/{id}/wake`: writes the new runner token into the runner's
+    /// config, then starts the sandbox and its runner again.
+    pub async fn wake(&self, id: &str, request: WakeSandboxRequest) -> Result<Sandbox, ApiError> {
+        if let Some(launch) = request.runner {
+            let entry = self.entry(id)?;
+            let _live = entry.live.write().await;
+            let path = self.store.runner_config_path(id);
+            let mut config = self.stored_runner_config(id)?;
+            if config.session_id != launch.session_id {
+                return Err(ApiError::invalid_request(
+                    "the runner launch names another session than the sandbox's runner",
+                ));
+            }
+            config.token = launch.token;
+            config.worker_url = launch.worker_url;
+            let json = serde_json::to_vec_pretty(&config).map_err(|error| {
+                ApiError::internal(format!("cannot serialize the runner config: {error}"))
+            })?;
+            write_private(&path, &json)?;
+        }
+        self.start(id).await
+    }
+}
+
+/// The size of a directory tree, not following links; `None` if it cannot be read.
+/// Bounded: a tree of more than a million entries is not counted.
+fn directory_bytes(root: &std::path::Path) -> Option<u64> {
+    let mut total = 0u64;
+    let mut pending = vec![root.to_path_buf()];
+    let mut entries = 0usize;
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).ok()? {
+            let entry = entry.ok()?;
+            entries += 1;
+            if entries > 1_000_000 {
+                return None;
+            }
+            let meta = entry.path().symlink_metadata().ok()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                total = total.saturating_add(meta.len());
+            }
+        }
+    }
+    Some(total)
+}
