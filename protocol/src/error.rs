@@ -79,6 +79,9 @@ pub enum ErrorCode {
     /// A prompt, an answer or a panel for an archived session: its sandbox is gone
     /// and, with no checkpoint kept, it cannot be resumed (the message says so).
     SessionArchived,
+    /// A webhook URL that is not `https` to a public host (plain `http` only to
+    /// `localhost`/`127.0.0.1` on a development deployment), or is too long.
+    WebhookUrlNotAllowed,
 }
 
 impl ErrorCode {
@@ -103,6 +106,7 @@ impl ErrorCode {
             ErrorCode::RepoNotAllowed => 403,
             ErrorCode::GithubUnavailable => 502,
             ErrorCode::SessionArchived => 409,
+            ErrorCode::WebhookUrlNotAllowed => 400,
         }
     }
 
@@ -140,6 +144,7 @@ impl ErrorCode {
             ErrorCode::RepoNotAllowed => "repo_not_allowed",
             ErrorCode::GithubUnavailable => "github_unavailable",
             ErrorCode::SessionArchived => "session_archived",
+            ErrorCode::WebhookUrlNotAllowed => "webhook_url_not_allowed",
         }
     }
 }
@@ -215,6 +220,7 @@ mod tests {
             ErrorCode::RepoNotAllowed,
             ErrorCode::GithubUnavailable,
             ErrorCode::SessionArchived,
+            ErrorCode::WebhookUrlNotAllowed,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

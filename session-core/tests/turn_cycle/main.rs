@@ -7,6 +7,7 @@ mod abort;
 mod archive;
 mod conversation;
 mod harness;
+mod notices;
 mod queue;
 mod runner;
 mod sqlite;
