@@ -122,6 +122,13 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/api/github/repos/{owner}/{repo}/branches", "member"),
     ("GET", "/api/admin/github", "admin"),
     ("PUT", "/api/admin/github", "admin"),
+    ("GET", "/api/inbox", "member"),
+    ("POST", "/api/inbox/read", "member"),
+    ("GET", "/api/admin/webhook", "admin"),
+    // The walk's body is refused (400) before the URL changes.
+    ("PUT", "/api/admin/webhook", "admin"),
+    // No webhook is set during the walk, so nothing is posted (409).
+    ("POST", "/api/admin/webhook/test", "admin"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

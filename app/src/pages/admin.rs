@@ -7,6 +7,7 @@ mod invites;
 mod limits;
 mod members;
 mod policy;
+mod webhook;
 
 use leptos::prelude::*;
 
@@ -16,6 +17,7 @@ use invites::InvitesPanel;
 use limits::LimitsPanel;
 use members::MembersPanel;
 use policy::PolicyPanel;
+use webhook::WebhookPanel;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
@@ -40,6 +42,7 @@ pub fn AdminPage() -> impl IntoView {
                     <PolicyPanel/>
                     <LimitsPanel/>
                     <GithubPanel/>
+                    <WebhookPanel/>
                 </div>
             </section>
         </Show>
