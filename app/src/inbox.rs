@@ -104,9 +104,8 @@ impl InboxStore {
         }
         let (title, body) = notification_text(&entry);
         let href = session_href(&entry.session_id);
-        notifications::show(&title, &body, &entry.id, move || {
-            self.open(&entry.id, &href);
-        });
+        let id = entry.id.clone();
+        notifications::show(&title, &body, &entry.id, move || self.open(&id, &href));
     }
 
     /// Marks `ids` read (every entry when empty): at once here, then on the server.

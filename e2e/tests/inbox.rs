@@ -78,7 +78,9 @@ async fn turns_and_questions_tell_the_user_they_concern_and_nobody_else() {
 
         // A finished turn: one entry, the reply's excerpt, live on the owner's stream.
         owner.send(&session.id, "MARK-INBOX-DONE hello").await?;
+        let stored = inbox_with(&owner, 1).await?;
         let (entry, unread) = next_inbox_change(&mut owner_list).await?;
+        anyhow::ensure!(Some(&stored.entries[0]) == entry.as_ref(), "{stored:?}");
         let entry = entry.expect("a new entry");
         anyhow::ensure!(unread == 1, "{unread}");
         anyhow::ensure!(entry.kind == InboxKind::TurnFinished, "{entry:?}");
