@@ -29,8 +29,12 @@ pub struct InboxStore {
     pub offer_closed: RwSignal<bool>,
     /// The page on screen (its path), for "is the user looking at this session".
     path: Memo<String>,
-    navigate: StoredValue<SendWrapper<Box<dyn Fn(&str)>>>,
+    navigate: StoredValue<Navigate>,
 }
+
+/// The router's navigation, kept for a notification's click (which runs outside
+/// any component).
+type Navigate = SendWrapper<Box<dyn Fn(&str)>>;
 
 impl InboxStore {
     /// Creates the store (inside the router), loads the first page and keeps the

@@ -39,7 +39,9 @@ pub async fn list(req: &Request, env: &Env, user: &User) -> ApiResult<Response> 
 /// `POST /api/inbox/read`: `{"ids": [...]}` or `{"all": true}`.
 pub async fn mark_read(req: &mut Request, env: &Env, user: &User) -> ApiResult<Response> {
     let request: MarkRead = body::read_json(req).await?;
-    if request.all == !request.ids.is_empty() {
+    // Exactly one of the two ways: ids, or everything.
+    let names_ids = !request.ids.is_empty();
+    if request.all == names_ids {
         return Err(invalid("send either `ids` (not empty) or `all: true`"));
     }
     if request.ids.len() > MAX_MARK_READ_IDS {
