@@ -21,6 +21,7 @@ pub use crate::api_error::ApiError;
 
 pub mod account;
 pub mod github;
+pub mod inbox;
 pub mod usage;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, Request, RequestInit, Response};

@@ -17,8 +17,10 @@ use crate::components::empty_state::{EmptyState, NotFound};
 use crate::components::new_session::NewSessionChoice;
 use crate::components::session::SessionPage;
 use crate::components::sidebar::Sidebar;
+use crate::inbox::InboxStore;
 use crate::pages::admin::AdminPage;
 use crate::pages::admin::usage::AdminUsagePage;
+use crate::pages::inbox::{InboxPage, NotificationOffer};
 use crate::pages::invite::InvitePage;
 use crate::pages::settings::SettingsPage;
 use crate::pages::share_accept::ShareAcceptPage;
@@ -40,6 +42,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/settings") view=SettingsPage/>
                     <Route path=path!("/admin") view=AdminPage/>
                     <Route path=path!("/admin/usage") view=AdminUsagePage/>
+                    <Route path=path!("/inbox") view=InboxPage/>
                     <Route path=path!("/*any") view=NotFound/>
                 </ParentRoute>
             </Routes>
@@ -97,6 +100,8 @@ fn SignedIn() -> impl IntoView {
 
 #[component]
 fn SignedInLayout() -> impl IntoView {
+    // Before the sessions store: it hands the inbox its events.
+    InboxStore::provide();
     provide_context(SessionsStore::start());
     NewSessionChoice::provide();
     let drawer = Drawer::provide();
@@ -106,6 +111,7 @@ fn SignedInLayout() -> impl IntoView {
             <DrawerBackdrop/>
             <main class="main">
                 <MobileBar/>
+                <NotificationOffer/>
                 <Outlet/>
             </main>
         </div>

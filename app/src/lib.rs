@@ -3,7 +3,7 @@
 //!
 //! The crate has two halves. The plain half ([`state`], [`markdown`], [`format`], [`api_error`]) turns
 //! wire types from `nightshift-protocol` into view state and text, and builds and
-//! tests natively. The browser half (`app`, `api`, `sse`, `store`, `components`) is compiled
+//! tests natively. The browser half (`app`, `api`, `sse`, `store`, `inbox`, `notifications`, `components`) is compiled
 //! only for `wasm32` and is the only code in the workspace that knows Leptos or the
 //! DOM; it calls the plain half and holds no decisions of its own. Neither half may
 //! depend on the Worker's or the runner's crates: the HTTP API and the SSE events are
@@ -24,6 +24,10 @@ mod auth;
 mod browser_session;
 #[cfg(target_arch = "wasm32")]
 mod components;
+#[cfg(target_arch = "wasm32")]
+mod inbox;
+#[cfg(target_arch = "wasm32")]
+mod notifications;
 #[cfg(target_arch = "wasm32")]
 mod pages;
 #[cfg(target_arch = "wasm32")]

@@ -1,7 +1,8 @@
-//! Whole pages outside the session view: sign-in, invites, share links, settings and
-//! the admin page, and the small pieces they share.
+//! Whole pages outside the session view: sign-in, invites, share links, settings,
+//! the inbox and the admin page, and the small pieces they share.
 
 pub mod admin;
+pub mod inbox;
 pub mod invite;
 pub mod settings;
 pub mod share_accept;

@@ -7,6 +7,7 @@
 
 pub mod bulk_actions;
 pub mod diff_view;
+pub mod inbox;
 pub mod panels;
 pub mod prompt_queue;
 pub mod repo_panel;

@@ -44,9 +44,16 @@ impl SessionsStore {
             filter: RwSignal::new(ListFilter::default()),
         };
         store.reload();
+        // The user's inbox changes come on the same stream (see `crate::inbox`).
+        let inbox = use_context::<crate::inbox::InboxStore>();
         let stream = EventStream::connect(
             || api::SESSION_LIST_EVENTS_URL.to_owned(),
             move |data| match serde_json::from_str::<SessionListEvent>(&data) {
+                Ok(SessionListEvent::InboxChanged { entry, unread }) => {
+                    if let Some(inbox) = inbox {
+                        inbox.on_change(entry, unread);
+                    }
+                }
                 Ok(event) => store.list.update(|list| list.apply(event)),
                 Err(error) => leptos::logging::warn!("ignoring a sessions-list event: {error}"),
             },
@@ -56,6 +63,11 @@ impl SessionsStore {
                 // the first load and the stream's opening would otherwise be missed.
                 if matches!(state, StreamState::Open { .. }) {
                     store.reload();
+                    if let Some(inbox) = inbox
+                        && matches!(state, StreamState::Open { reconnected: true })
+                    {
+                        inbox.reload();
+                    }
                 }
             },
         );

@@ -61,6 +61,33 @@ impl Chromedriver {
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await?)
     }
+
+    /// Grants `permission` (a Permissions API name: `notifications`) to the origin of
+    /// `client`'s current page, through chromedriver's Set Permission command (the
+    /// WebDriver extension of the Permissions specification), as a user answering
+    /// "Allow" would.
+    pub async fn grant(&self, client: &Client, permission: &str) -> anyhow::Result<()> {
+        let session = client
+            .session_id()
+            .await?
+            .context("the browser has no WebDriver session")?;
+        let response = reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/session/{session}/permissions",
+                self.port
+            ))
+            .json(&json!({"descriptor": {"name": permission}, "state": "granted"}))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await?;
+        let status = response.status();
+        anyhow::ensure!(
+            status.is_success(),
+            "granting {permission}: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+        Ok(())
+    }
 }
 
 impl Drop for Chromedriver {

@@ -3,7 +3,8 @@
 //!
 //! - [`scripted_llm`]: a real HTTP server that speaks the OpenAI streaming
 //!   chat-completions format and plays back scripts of text and tool calls; it
-//!   stands in for a paid LLM API. The other doubles are the outside services'
+//!   stands in for a paid LLM API. [`slack_webhook`] receives the team webhook's
+//!   posts and holds each to Slack's own definition. The other doubles are the outside services'
 //!   ([`fake_oauth`], [`fake_github`]; see `e2e/README.md`).
 //! - [`local_state`]: what the Worker's local D1, R2 and Durable Object state holds,
 //!   row by row.
@@ -42,6 +43,7 @@ pub mod local_state;
 pub mod oauth_browser;
 pub mod panels;
 pub mod scripted_llm;
+pub mod slack_webhook;
 pub mod stack;
 
 /// How long any single wait in a test may take before it fails with a message.

@@ -128,6 +128,13 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("GET", "/api/admin/spend", "admin"),
     // The walk's body has an unknown field: refused (400) before anything is written.
     ("PUT", "/api/admin/spend", "admin"),
+    ("GET", "/api/inbox", "member"),
+    ("POST", "/api/inbox/read", "member"),
+    ("GET", "/api/admin/webhook", "admin"),
+    // The walk's body is refused (400) before the URL changes.
+    ("PUT", "/api/admin/webhook", "admin"),
+    // No webhook is set during the walk, so nothing is posted (409).
+    ("POST", "/api/admin/webhook/test", "admin"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -83,6 +83,9 @@ pub enum ErrorCode {
     /// per month) is reached; the message names the cap, its value and who can raise
     /// it (the team's admins).
     SpendCapReached,
+    /// A webhook URL that is not `https` to a public host (plain `http` only to
+    /// `localhost`/`127.0.0.1` on a development deployment), or is too long.
+    WebhookUrlNotAllowed,
 }
 
 impl ErrorCode {
@@ -108,6 +111,7 @@ impl ErrorCode {
             ErrorCode::GithubUnavailable => 502,
             ErrorCode::SessionArchived => 409,
             ErrorCode::SpendCapReached => 429,
+            ErrorCode::WebhookUrlNotAllowed => 400,
         }
     }
 
@@ -146,6 +150,7 @@ impl ErrorCode {
             ErrorCode::GithubUnavailable => "github_unavailable",
             ErrorCode::SessionArchived => "session_archived",
             ErrorCode::SpendCapReached => "spend_cap_reached",
+            ErrorCode::WebhookUrlNotAllowed => "webhook_url_not_allowed",
         }
     }
 }
@@ -222,6 +227,7 @@ mod tests {
             ErrorCode::GithubUnavailable,
             ErrorCode::SessionArchived,
             ErrorCode::SpendCapReached,
+            ErrorCode::WebhookUrlNotAllowed,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

@@ -252,6 +252,14 @@ pub enum SessionListEvent {
     SessionDeleted {
         session_id: String,
     },
+    /// The user's inbox changed: a new `entry` (`None` when entries were only
+    /// marked read), and how many are unread now. Sent only to the streams of the
+    /// inbox's own user.
+    InboxChanged {
+        #[serde(default)]
+        entry: Option<crate::inbox::InboxEntry>,
+        unread: u32,
+    },
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The `EventBus` Durable Object: one global instance that fans session-list changes
 //! (`SessionListEvent`: created, status changed, title changed) out to every open
-//! `GET /api/events` stream.
+//! `GET /api/events` stream, and a user's inbox changes to that user's streams.
 //!
 //! It keeps nothing: an event reaches the streams open when it is published, and a
 //! browser that (re)connects loads the list first. Publishers are the Worker (a
@@ -10,7 +10,8 @@
 //! `MAX_OPEN_STREAMS` of these streams at once (429 `quota_exceeded` beyond).
 //!
 //! Internal routes: `GET /events` (the stream, for the user the Worker names),
-//! `POST /publish` (one event) and `POST /streams/close` (ends the streams of users
+//! `POST /publish` (one event; with `?user=` only to that user's streams, which is
+//! how an inbox change reaches its own user and nobody else) and `POST /streams/close` (ends the streams of users
 //! who lost access to a session: their browsers reconnect and reload the list,
 //! whose visibility the Worker then reads afresh).
 
@@ -73,13 +74,20 @@ impl DurableObject for EventBus {
                 Ok(json(200, &serde_json::json!({ "closed": closed })))
             }
             (Method::Post, "/publish") => {
+                // `?user=` keeps the event to that user's streams (their inbox).
+                let to_user = req
+                    .url()?
+                    .query_pairs()
+                    .find(|(key, _)| key == "user")
+                    .map(|(_, user)| user.into_owned());
                 let event: SessionListEvent = match body::read_json(&mut req).await {
                     Ok(event) => event,
                     Err(error) => return Ok(error.into_response()),
                 };
-                match sse_data_frame(&event) {
-                    Ok(frame) => self.subscribers.broadcast(&frame),
-                    Err(error) => return Ok(ApiError::from(error).into_response()),
+                match (sse_data_frame(&event), to_user) {
+                    (Ok(frame), Some(user)) => self.subscribers.broadcast_to(&user, &frame),
+                    (Ok(frame), None) => self.subscribers.broadcast(&frame),
+                    (Err(error), _) => return Ok(ApiError::from(error).into_response()),
                 }
                 Ok(json(
                     200,

@@ -558,13 +558,24 @@ pub async fn subscribe_to_bus(env: &Env, user_id: &str, max_streams: u32) -> Api
 /// Publishes a session-list change. Best effort: a browser that misses one catches
 /// up on its next list fetch, so a failure is logged, not raised.
 pub async fn publish(env: &Env, event: &SessionListEvent) {
+    post_to_bus(env, "/publish", event).await;
+}
+
+/// Publishes `event` to the session-list streams of `user_id` only (their inbox).
+/// Failures are logged: the user's next page load reads the inbox anyway.
+pub async fn publish_to_user(env: &Env, user_id: &str, event: &SessionListEvent) {
+    let path = format!("/publish?user={}", crate::header_text::encode(user_id));
+    post_to_bus(env, &path, event).await;
+}
+
+async fn post_to_bus(env: &Env, path: &str, event: &SessionListEvent) {
     let result = async {
         let stub = event_bus(env)?;
         let body = serde_json::to_string(event)?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_body(Some(JsValue::from_str(&body)));
-        let request = Request::new_with_init(&format!("{BUS_ORIGIN}/publish"), &init)?;
+        let request = Request::new_with_init(&format!("{BUS_ORIGIN}{path}"), &init)?;
         match with_timeout(PUBLISH_TIMEOUT, stub.fetch_with_request(request)).await {
             Ok(response) => response.map(|_| ()),
             Err(timed_out) => Err(worker::Error::RustError(timed_out.to_string())),

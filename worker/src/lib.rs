@@ -26,6 +26,7 @@ mod github;
 mod header_text;
 mod hosts;
 mod ids;
+mod inbox;
 mod internal;
 mod limits;
 mod llm_config;

@@ -28,6 +28,7 @@ mod conversation;
 mod git;
 mod github;
 mod health;
+mod inbox;
 pub mod keys;
 pub mod me;
 pub(crate) mod messages;
@@ -114,6 +115,11 @@ pub enum Endpoint {
     SessionUsage,
     GetSpendSettings,
     PutSpendSettings,
+    ListInbox,
+    MarkInboxRead,
+    GetWebhook,
+    PutWebhook,
+    TestWebhook,
 }
 
 /// One route: `method` on `path` (a template whose `{name}` segments are parameters)
@@ -532,6 +538,36 @@ pub const TABLE: &[Row] = &[
         Endpoint::PutGithubSettings,
         Access::Admin,
     ),
+    row(
+        Method::Get,
+        "/api/inbox",
+        Endpoint::ListInbox,
+        Access::Member,
+    ),
+    row(
+        Method::Post,
+        "/api/inbox/read",
+        Endpoint::MarkInboxRead,
+        Access::Member,
+    ),
+    row(
+        Method::Get,
+        "/api/admin/webhook",
+        Endpoint::GetWebhook,
+        Access::Admin,
+    ),
+    row(
+        Method::Put,
+        "/api/admin/webhook",
+        Endpoint::PutWebhook,
+        Access::Admin,
+    ),
+    row(
+        Method::Post,
+        "/api/admin/webhook/test",
+        Endpoint::TestWebhook,
+        Access::Admin,
+    ),
 ];
 
 /// A matched route: its row and its path parameters, in the template's order (at most
@@ -726,6 +762,11 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::GetMe => me::get(env, user).await,
         Endpoint::PatchMe => me::patch(&mut req, env, user).await,
         Endpoint::ListTokens => tokens::list(env, user).await,
+        Endpoint::ListInbox => inbox::list(&req, env, user).await,
+        Endpoint::MarkInboxRead => inbox::mark_read(&mut req, env, user).await,
+        Endpoint::GetWebhook => inbox::get_webhook(env).await,
+        Endpoint::PutWebhook => inbox::put_webhook(&mut req, env).await,
+        Endpoint::TestWebhook => inbox::test_webhook(&req, env).await,
         Endpoint::CreateToken => tokens::create(&mut req, env, user).await,
         Endpoint::DeleteToken => tokens::delete(env, user, id).await,
         Endpoint::TeamMembers => admin::team_members(env).await,

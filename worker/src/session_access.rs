@@ -139,22 +139,33 @@ fn refusal(denial: Denial, session_id: &str) -> ApiError {
 
 /// The session a session-list frame (`data: {...}`) is about, if any.
 pub fn frame_session_id(frame: &str) -> Option<String> {
-    let data: String = frame
-        .lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .map(|rest| rest.strip_prefix(' ').unwrap_or(rest))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let value: serde_json::Value = serde_json::from_str(&data).ok()?;
+    let value = frame_data(frame)?;
     value["session_id"]
         .as_str()
         .or_else(|| value["session"]["id"].as_str())
         .map(str::to_owned)
 }
 
+/// The `type` of the event an SSE frame carries.
+fn frame_type(frame: &str) -> Option<String> {
+    frame_data(frame)?["type"].as_str().map(str::to_owned)
+}
+
+/// The JSON an SSE frame's `data:` lines carry.
+fn frame_data(frame: &str) -> Option<serde_json::Value> {
+    let data: String = frame
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|rest| rest.strip_prefix(' ').unwrap_or(rest))
+        .collect::<Vec<_>>()
+        .join("\n");
+    serde_json::from_str(&data).ok()
+}
+
 /// `GET /api/events` for `user`: the bus's stream of every session-list change,
 /// narrowed to the sessions in their list (their own and those shared with them).
-/// Keep-alive comments pass; frames about other sessions never leave the Worker.
+/// Keep-alive comments pass, and so do the user's own inbox changes (the bus sends
+/// those to their streams only); frames about other sessions never leave the Worker.
 pub fn narrow_list_stream(env: &Env, user: &User, mut response: Response) -> ApiResult<Response> {
     let headers = response.headers().clone();
     let status = response.status_code();
@@ -205,6 +216,10 @@ impl ListFilter {
     async fn allows(&mut self, frame: &str) -> bool {
         if !frame.lines().any(|line| line.starts_with("data:")) {
             // Comments (keep-alives) and the like.
+            return true;
+        }
+        if frame_type(frame).as_deref() == Some("inbox_changed") {
+            // The bus sends a user's inbox changes to that user's streams only.
             return true;
         }
         let Some(session_id) = frame_session_id(frame) else {

@@ -24,7 +24,9 @@
 //! - [`spend`]: the turn's tokens and cost in the ledger, the spend caps, the
 //!   sandbox's time;
 //! - [`access`]: admitting calls against the session's owner and shares;
-//! - [`stream_access`]: ending the streams of viewers who lost access.
+//! - [`stream_access`]: ending the streams of viewers who lost access;
+//! - [`notify`]: inbox entries and webhook posts for a turn's end and the agent's
+//!   questions.
 //!
 //! Invariants: all state lives in SQLite, so the object can be evicted or hibernate
 //! at any time and rebuilds nothing but its list of live SSE subscribers (which only
@@ -45,6 +47,7 @@ mod access;
 mod control;
 mod conversation;
 mod git;
+mod notify;
 mod panels;
 pub mod presence;
 mod provisioning;

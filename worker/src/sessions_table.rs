@@ -582,6 +582,7 @@ pub async fn delete(env: &Env, id: &str) -> ApiResult<()> {
         "DELETE FROM share_links WHERE session_id = ?",
         "DELETE FROM session_shares WHERE session_id = ?",
         "DELETE FROM share_removals WHERE session_id = ?",
+        "DELETE FROM inbox WHERE session_id = ?",
         "DELETE FROM sessions WHERE id = ?",
     ]
     .into_iter()

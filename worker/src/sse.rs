@@ -183,12 +183,17 @@ impl Subscribers {
     /// Sends the frame of the event numbered `seq` to every live stream; streams
     /// that fell too far behind are dropped.
     pub fn broadcast_event(&self, seq: u64, frame: &str) {
-        self.offer(Some(seq), frame);
+        self.offer(Some(seq), frame, |_| true);
     }
 
     /// Sends a frame that is not part of the log (no `id:`) to every live stream.
     pub fn broadcast(&self, frame: &str) {
-        self.offer(None, frame);
+        self.offer(None, frame, |_| true);
+    }
+
+    /// [`Subscribers::broadcast`] to the live streams of `user_id` only.
+    pub fn broadcast_to(&self, user_id: &str, frame: &str) {
+        self.offer(None, frame, |owner| owner == user_id);
     }
 
     /// [`Subscribers::broadcast`] a frame that replaces the one before of its kind,
@@ -198,9 +203,9 @@ impl Subscribers {
         self.broadcast(frame);
     }
 
-    fn offer(&self, seq: Option<u64>, frame: &str) {
+    fn offer(&self, seq: Option<u64>, frame: &str, to: impl Fn(&str) -> bool) {
         self.entries.borrow_mut().retain(|entry| {
-            if !entry.live {
+            if !entry.live || !to(&entry.user_id) {
                 return true;
             }
             let offered = entry.outbox.borrow_mut().offer(seq, frame);

@@ -1,10 +1,11 @@
-//! The sidebar's foot: who is signed in, links to settings and (for admins) the team
+//! The sidebar's foot: who is signed in, the inbox with its unread count, links to settings and (for admins) the team
 //! page, and sign-out.
 
 use leptos::prelude::*;
 
 use crate::account::access::initials;
 use crate::auth::Auth;
+use crate::pages::inbox::InboxLink;
 
 #[component]
 pub fn UserMenu() -> impl IntoView {
@@ -35,6 +36,7 @@ pub fn UserMenu() -> impl IntoView {
                 <span class="user-menu__name" data-testid="user-name">{name}</span>
             </div>
             <nav class="user-menu__links">
+                <InboxLink/>
                 <a class="link-button" href="/settings" data-testid="nav-settings">"Settings"</a>
                 <Show when=move || auth.is_admin()>
                     <a class="link-button" href="/admin" data-testid="nav-admin">"Team"</a>

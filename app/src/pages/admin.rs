@@ -9,6 +9,7 @@ mod members;
 mod policy;
 mod spend;
 pub mod usage;
+mod webhook;
 
 use leptos::prelude::*;
 
@@ -19,6 +20,7 @@ use limits::LimitsPanel;
 use members::MembersPanel;
 use policy::PolicyPanel;
 use spend::SpendPanel;
+use webhook::WebhookPanel;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
@@ -44,6 +46,7 @@ pub fn AdminPage() -> impl IntoView {
                     <LimitsPanel/>
                     <SpendPanel/>
                     <GithubPanel/>
+                    <WebhookPanel/>
                 </div>
             </section>
         </Show>

@@ -40,6 +40,8 @@ impl SessionList {
                 }
             }
             SessionListEvent::SessionDeleted { session_id } => self.remove(&session_id),
+            // The inbox's own (`crate::inbox`); it changes nothing in the list.
+            SessionListEvent::InboxChanged { .. } => {}
         }
     }
 

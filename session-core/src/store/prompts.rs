@@ -110,6 +110,13 @@ impl<S: Sql> SessionStore<S> {
         )
     }
 
+    /// The prompt turn `turn_id` runs (or last ran), whatever its state: who sent
+    /// it is who is told how the turn ended.
+    pub fn prompt_of_turn(&self, turn_id: &str) -> Result<Option<Prompt>, S::Error> {
+        let queue = self.prompts_where("turn_id = ?", &[SqlValue::text(turn_id)])?;
+        Ok(queue.prompts().first().cloned())
+    }
+
     /// Token usage and time of every finished turn, added up in SQL.
     pub fn usage_totals(&self) -> Result<UsageTotals, S::Error> {
         #[derive(Deserialize)]

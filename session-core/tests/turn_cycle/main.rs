@@ -8,6 +8,7 @@ mod archive;
 mod compaction;
 mod conversation;
 mod harness;
+mod notices;
 mod queue;
 mod runner;
 mod sleep;

@@ -95,16 +95,7 @@ fn check_base_url(env: &Env, url: &str) -> ApiResult<()> {
     let Some(host) = parsed.as_ref().and_then(|parsed| parsed.host_str()) else {
         return Err(invalid("base_url must be an http(s) URL"));
     };
-    let own_hosts: Vec<String> = ["WORKER_URL", "SANDBOX_BACKEND_URL"]
-        .iter()
-        .filter_map(|name| config::var(env, name))
-        .chain([config::sandbox_backend_url(env)])
-        .filter_map(|own| {
-            worker::Url::parse(&own)
-                .ok()
-                .and_then(|own| own.host_str().map(str::to_owned))
-        })
-        .collect();
+    let own_hosts = own_hosts(env);
     let allow = hosts::parse_allowlist(&config::var(env, "LLM_BASE_URL_ALLOW").unwrap_or_default());
     if hosts::llm_host_allowed(host, &own_hosts, &allow) {
         Ok(())
@@ -116,6 +107,21 @@ fn check_base_url(env: &Env, url: &str) -> ApiResult<()> {
             ),
         ))
     }
+}
+
+/// The platform's own hosts (the Worker's, the sandbox backend's): never a target
+/// for an outbound call a user configures.
+pub(crate) fn own_hosts(env: &Env) -> Vec<String> {
+    ["WORKER_URL", "SANDBOX_BACKEND_URL"]
+        .iter()
+        .filter_map(|name| config::var(env, name))
+        .chain([config::sandbox_backend_url(env)])
+        .filter_map(|own| {
+            worker::Url::parse(&own)
+                .ok()
+                .and_then(|own| own.host_str().map(str::to_owned))
+        })
+        .collect()
 }
 
 pub async fn delete(env: &Env, user: &User, id: &str) -> ApiResult<Response> {

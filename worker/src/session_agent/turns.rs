@@ -52,6 +52,8 @@ impl SessionAgent {
         for event in &steps.events {
             self.broadcast(event);
         }
+        // A turn's end and the agent's questions are told to whoever they concern.
+        self.notify(&steps.events);
         result
     }
 

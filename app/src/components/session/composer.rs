@@ -27,6 +27,8 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
     // An archived session takes no prompt (the server refuses it with
     // `session_archived`); the header's banner says why.
     let store = expect_context::<SessionsStore>();
+    // A sent prompt is the moment to offer notifications (`crate::inbox`).
+    let inbox = use_context::<crate::inbox::InboxStore>();
     let archived = move || {
         context.timeline.with(|timeline| timeline.status()) == Some(SessionStatus::Archived)
             || context.session_id.with_value(|id| {
@@ -57,9 +59,14 @@ pub fn Composer(context: SessionContext) -> impl IntoView {
         }
         spawn_local(async move {
             match api::post_message(&session_id, content.clone(), queue_mode).await {
-                Ok(answer) => context.timeline.update(|timeline| {
-                    timeline.merge_messages(std::slice::from_ref(&answer.message))
-                }),
+                Ok(answer) => {
+                    context.timeline.update(|timeline| {
+                        timeline.merge_messages(std::slice::from_ref(&answer.message))
+                    });
+                    if let Some(inbox) = inbox {
+                        inbox.prompted.set(true);
+                    }
+                }
                 Err(error) => {
                     context.action_error.set(Some(error.to_string()));
                     draft.update(|draft| {
