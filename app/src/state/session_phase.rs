@@ -24,6 +24,13 @@ pub fn offers_wake(status: SessionStatus) -> bool {
     matches!(status, SessionStatus::Asleep | SessionStatus::Error)
 }
 
+/// Whether the session page may ask for the panels (`GET .../workspace`), which
+/// wakes an asleep session: not while it is asleep or going to sleep, nor before
+/// its status is known (`None` cannot reach here: the caller asks only with one).
+pub fn panels_may_open(status: SessionStatus) -> bool {
+    !matches!(status, SessionStatus::Asleep | SessionStatus::Sleeping)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +64,19 @@ mod tests {
         assert!(!offers_wake(SessionStatus::Idle));
         assert!(!offers_wake(SessionStatus::Waking));
         assert!(!offers_wake(SessionStatus::Archived));
+    }
+
+    #[test]
+    fn the_page_opens_panels_only_on_a_session_awake_or_waking() {
+        assert!(!panels_may_open(SessionStatus::Asleep));
+        assert!(!panels_may_open(SessionStatus::Sleeping));
+        for status in [
+            SessionStatus::Idle,
+            SessionStatus::Running,
+            SessionStatus::Waking,
+            SessionStatus::Provisioning,
+        ] {
+            assert!(panels_may_open(status), "{status:?}");
+        }
     }
 }

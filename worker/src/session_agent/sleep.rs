@@ -86,6 +86,8 @@ impl SessionAgent {
             Ok(snapshot) => {
                 record.snapshot = Some(snapshot);
                 self.store.save_record(&record)?;
+                // An asleep sandbox does not run: its time stops counting.
+                self.sandbox_time(super::spend::SandboxTime::Stopped);
                 Input::SnapshotSaved
             }
             Err(reason) => {
@@ -186,6 +188,9 @@ impl SessionAgent {
         }
         match outcome {
             Ok(sandbox) => {
+                self.sandbox_time(super::spend::SandboxTime::Started {
+                    generation: record.sandbox_generation,
+                });
                 record.sandbox = SandboxState::Created {
                     sandbox_id: sandbox.id,
                 };

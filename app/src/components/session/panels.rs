@@ -22,7 +22,10 @@ mod workspace;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
+use crate::components::session::SessionContext;
 use crate::state::panels::PanelId;
+use crate::state::session_phase::panels_may_open;
+use crate::store::SessionsStore;
 
 use desktop::DesktopPanel;
 use layout::{LayoutStore, PanelBar, Splitter};
@@ -41,7 +44,24 @@ pub fn SessionPanels(session_id: String, children: Children) -> impl IntoView {
         })
     });
     let layout = LayoutStore::start();
-    let workspace = WorkspaceState::start(session_id.clone());
+    // Opening the panels wakes an asleep session: a page opened on one waits for
+    // the session to be woken (by a prompt or the Wake button) before asking.
+    let context = expect_context::<SessionContext>();
+    let store = expect_context::<SessionsStore>();
+    let may_ask = Signal::derive(move || {
+        context
+            .timeline
+            .with(|timeline| timeline.status())
+            .or_else(|| {
+                context.session_id.with_value(|id| {
+                    store
+                        .list
+                        .with(|list| list.get(id).map(|session| session.status))
+                })
+            })
+            .is_some_and(panels_may_open)
+    });
+    let workspace = WorkspaceState::start(session_id.clone(), may_ask);
     let dragging = RwSignal::new(false);
     let new_tab = |panel: PanelId| format!("/sessions/{session_id}?panel={}", panel.as_str());
 

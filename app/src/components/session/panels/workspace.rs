@@ -17,6 +17,9 @@ use wasm_bindgen_futures::JsFuture;
 use crate::api;
 use crate::state::panels::{next_workspace_check, reconnect_delay};
 
+/// How often the page looks again whether it may ask (the session woke).
+const WAIT_TO_ASK: Duration = Duration::from_millis(500);
+
 /// After a failed call the next one waits at least this long.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
 
@@ -28,9 +31,10 @@ pub struct WorkspaceState {
 }
 
 impl WorkspaceState {
-    /// Starts asking for `session_id`'s workspace; stops when the calling
-    /// component is cleaned up.
-    pub fn start(session_id: String) -> WorkspaceState {
+    /// Starts asking for `session_id`'s workspace while `may_ask` holds (asking
+    /// opens the panels, which wakes an asleep session: the page waits until the
+    /// session is awake); stops when the calling component is cleaned up.
+    pub fn start(session_id: String, may_ask: Signal<bool>) -> WorkspaceState {
         let state = WorkspaceState {
             workspace: RwSignal::new(None),
             error: RwSignal::new(None),
@@ -43,6 +47,10 @@ impl WorkspaceState {
         spawn_local(async move {
             let mut failures = 0u32;
             while alive.get() {
+                if !may_ask.get_untracked() {
+                    sleep(WAIT_TO_ASK).await;
+                    continue;
+                }
                 let renew = state
                     .workspace
                     .try_with_untracked(|workspace| workspace.as_ref().map(|w| w.grant.clone()))
