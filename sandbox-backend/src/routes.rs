@@ -2,6 +2,7 @@
 //! malformed requests into the protocol's error envelope. Handlers are thin: parse,
 //! call [`crate::sandboxes::Sandboxes`], map the result to a response.
 
+mod checkpoints;
 mod exec;
 mod files;
 mod gateway;
@@ -27,7 +28,7 @@ use crate::state::AppState;
 
 /// Every route: method and path (as in the OpenAPI document, which a test keeps equal
 /// to this list and to the router).
-pub const ROUTES: [(&str, &str); 29] = [
+pub const ROUTES: [(&str, &str); 32] = [
     ("GET", "/v1/health"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/providers"),
@@ -38,6 +39,12 @@ pub const ROUTES: [(&str, &str); 29] = [
     ("POST", "/v1/sandboxes/{id}/stop"),
     ("POST", "/v1/sandboxes/{id}/start"),
     ("POST", "/v1/sandboxes/{id}/fork"),
+    ("GET", "/v1/sandboxes/{id}/checkpoints"),
+    ("POST", "/v1/sandboxes/{id}/checkpoints"),
+    (
+        "POST",
+        "/v1/sandboxes/{id}/checkpoints/{checkpoint}/restore",
+    ),
     ("POST", "/v1/sandboxes/{id}/exec"),
     ("GET", "/v1/sandboxes/{id}/files"),
     ("PUT", "/v1/sandboxes/{id}/files"),
@@ -76,6 +83,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandboxes/{id}/stop", post(sandboxes::stop))
         .route("/v1/sandboxes/{id}/start", post(sandboxes::start))
         .route("/v1/sandboxes/{id}/fork", post(sandboxes::fork))
+        .route(
+            "/v1/sandboxes/{id}/checkpoints",
+            get(checkpoints::list).post(checkpoints::take),
+        )
+        .route(
+            "/v1/sandboxes/{id}/checkpoints/{checkpoint}/restore",
+            post(checkpoints::restore),
+        )
         .route("/v1/sandboxes/{id}/exec", post(exec::exec))
         .route(
             "/v1/sandboxes/{id}/processes",
