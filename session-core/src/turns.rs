@@ -22,10 +22,12 @@ mod archive;
 mod changes;
 mod enqueue;
 mod hello;
+mod rewind;
 mod runner_events;
 
 pub use archive::{ARCHIVED_TURN_REASON, ArchiveStep, archived_refusal};
 pub use enqueue::{NewPrompt, QueuedPrompt};
+pub use rewind::{RewindPlan, RewindRefusal};
 pub use runner_events::TakenEvent;
 
 /// Why a prompt goes back to the queue when its frame could not be sent.
@@ -155,6 +157,10 @@ impl<'a, S: Sql> TurnSteps<'a, S> {
             return Ok(false);
         };
         self.store.save_prompt(&prompt)?;
+        // Whatever the outcome, the files as the turn left them are kept before the
+        // next prompt starts (`store::checkpoints`).
+        self.store
+            .checkpoint_pending(turn_id, &prompt.message.id, self.now)?;
         let mut record = self.store.record()?;
         if record
             .abort_requested

@@ -121,6 +121,12 @@ pub struct Turn {
     pub started_at: Option<i64>,
     pub items: Vec<TurnItem>,
     pub end: TurnEnd,
+    /// The checkpoint kept when the turn ended (`checkpoint_saved`): the session can
+    /// be rewound or forked to this turn.
+    pub checkpoint: Option<String>,
+    /// A later `rewound` went back past this turn: it stays shown, greyed, and the
+    /// agent no longer sees it.
+    pub rewound: bool,
     /// Bumped on every change to this turn, so a view can watch one number instead
     /// of comparing the whole turn.
     pub revision: u64,
@@ -294,6 +300,23 @@ impl Timeline {
             }
             EventBody::PullRequestUpdated { pull_request } => {
                 self.pull_request = Some(pull_request);
+            }
+            EventBody::CheckpointSaved { checkpoint_id, .. } => {
+                let turn = self.turn_for(turn_id.as_deref());
+                turn.checkpoint = Some(checkpoint_id);
+                turn.revision += 1;
+            }
+            EventBody::Rewound { rewound_turns, .. } => {
+                for turn in &mut self.turns {
+                    if turn
+                        .turn_id
+                        .as_ref()
+                        .is_some_and(|id| rewound_turns.contains(id))
+                    {
+                        turn.rewound = true;
+                        turn.revision += 1;
+                    }
+                }
             }
             EventBody::GithubReconnectRequired {
                 user_id,
@@ -546,6 +569,8 @@ impl Timeline {
             started_at: None,
             items: Vec::new(),
             end: TurnEnd::Running,
+            checkpoint: None,
+            rewound: false,
             revision: 0,
         });
         let index = self.turns.len() - 1;

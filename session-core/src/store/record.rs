@@ -174,7 +174,15 @@ impl<S: Sql> SessionStore<S> {
     /// Forgets everything (prompts, events, runner epochs) and leaves a tombstone
     /// record: deleted, with a sandbox generation past every token issued.
     pub fn wipe(&self, generation: u64) -> Result<(), S::Error> {
-        for table in ["prompts", "events", "runner_epochs", "meta", "conversation"] {
+        for table in [
+            "prompts",
+            "events",
+            "runner_epochs",
+            "meta",
+            "conversation",
+            "turn_checkpoints",
+            "conversation_rewound",
+        ] {
             self.run(&format!("DELETE FROM {table}"), &[])?;
         }
         self.save_record(&SessionRecord {

@@ -8,5 +8,6 @@ mod archive;
 mod conversation;
 mod harness;
 mod queue;
+mod rewind;
 mod runner;
 mod sqlite;
