@@ -163,6 +163,20 @@ pub async fn abort(session_id: &str) -> Result<(), ApiError> {
     .map(drop)
 }
 
+/// Rewinds the session to a finished turn: its files and conversation go back to
+/// that turn's (the stream then brings the `rewound` event).
+pub async fn rewind(session_id: &str, turn_id: &str) -> Result<(), ApiError> {
+    request_text(
+        "POST",
+        &session_path(session_id, "/rewind"),
+        Some(&nightshift_protocol::checkpoints::TurnRequest {
+            turn: turn_id.to_owned(),
+        }),
+    )
+    .await
+    .map(drop)
+}
+
 /// The URL of a session's event stream, resuming after `after` when it is not 0.
 pub fn session_events_url(session_id: &str, after: u64) -> String {
     let base = session_path(session_id, "/events");

@@ -54,6 +54,34 @@ pub struct CheckpointSource {
     pub checkpoint: String,
 }
 
+/// `POST /api/sessions/{id}/rewind` and `POST /api/sessions/{id}/fork`: the turn
+/// to go back to, or to start the new session from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnRequest {
+    pub turn: String,
+}
+
+/// What a rewind did: the session is back at `turn_id`, and `rewound_turns` (those
+/// after it) are kept in the history marked rewound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewindResponse {
+    pub turn_id: String,
+    pub rewound_turns: Vec<String>,
+}
+
+/// The longest turn id a rewind or fork names (ids are UUID-like).
+pub const MAX_TURN_ID_BYTES: usize = 128;
+
+/// Whether `turn` can be a turn id at all (anything else is 400 before a lookup).
+pub fn valid_turn_id(turn: &str) -> bool {
+    !turn.is_empty()
+        && turn.len() <= MAX_TURN_ID_BYTES
+        && turn
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}
+
 /// Whether `text` has the shape of a checkpoint id (`cp_` and 32 lowercase hex
 /// digits); anything else is refused before it reaches a file name.
 pub fn valid_checkpoint_id(text: &str) -> bool {

@@ -79,6 +79,11 @@ pub enum ErrorCode {
     /// A prompt, an answer or a panel for an archived session: its sandbox is gone
     /// and, with no checkpoint kept, it cannot be resumed (the message says so).
     SessionArchived,
+    /// A rewind while a turn runs: abort it or wait for it to end first.
+    TurnRunning,
+    /// A rewind or fork to a turn without a kept checkpoint (still being taken, it
+    /// failed, the turn was itself rewound, or its sandbox is gone).
+    NoCheckpoint,
 }
 
 impl ErrorCode {
@@ -103,6 +108,7 @@ impl ErrorCode {
             ErrorCode::RepoNotAllowed => 403,
             ErrorCode::GithubUnavailable => 502,
             ErrorCode::SessionArchived => 409,
+            ErrorCode::TurnRunning | ErrorCode::NoCheckpoint => 409,
         }
     }
 
@@ -140,6 +146,8 @@ impl ErrorCode {
             ErrorCode::RepoNotAllowed => "repo_not_allowed",
             ErrorCode::GithubUnavailable => "github_unavailable",
             ErrorCode::SessionArchived => "session_archived",
+            ErrorCode::TurnRunning => "turn_running",
+            ErrorCode::NoCheckpoint => "no_checkpoint",
         }
     }
 }
@@ -215,6 +223,8 @@ mod tests {
             ErrorCode::RepoNotAllowed,
             ErrorCode::GithubUnavailable,
             ErrorCode::SessionArchived,
+            ErrorCode::TurnRunning,
+            ErrorCode::NoCheckpoint,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

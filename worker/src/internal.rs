@@ -139,6 +139,8 @@ pub enum AgentCall<'a> {
     ReadConversation,
     /// `POST /conversation?generation=G` (`ConversationWrite`).
     WriteConversation,
+    /// `POST /rewind` (`TurnRequest` -> `RewindResponse`).
+    Rewind,
 }
 
 impl<'a> AgentCall<'a> {
@@ -149,7 +151,9 @@ impl<'a> AgentCall<'a> {
             | RepoView | Diff | ReadConversation => Method::Get,
             Init | Enqueue | Abort | Push | ReloadAccess | AnswerQuestion(_)
             | PresenceHeartbeat | CloseStreams | CreatePanelGrant | GitContext
-            | GithubReconnect | SetPullRequest | WriteConversation | Archive => Method::Post,
+            | GithubReconnect | SetPullRequest | WriteConversation | Archive | Rewind => {
+                Method::Post
+            }
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -181,6 +185,7 @@ impl<'a> AgentCall<'a> {
             GithubReconnect => "/git/reconnect".into(),
             SetPullRequest => "/git/pull-request".into(),
             ReadConversation | WriteConversation => "/conversation".into(),
+            Rewind => "/rewind".into(),
         }
     }
 
@@ -199,6 +204,7 @@ impl<'a> AgentCall<'a> {
                 | AnswerQuestion(_)
                 | CreatePanelGrant
                 | GitContext
+                | Rewind
         )
     }
 
@@ -235,6 +241,7 @@ impl<'a> AgentCall<'a> {
             (Method::Get, ["conversation"]) => ReadConversation,
             (Method::Post, ["conversation"]) => WriteConversation,
             (Method::Post, ["git", "pull-request"]) => SetPullRequest,
+            (Method::Post, ["rewind"]) => Rewind,
             _ => return None,
         };
         Some(call)
@@ -603,6 +610,7 @@ mod tests {
             SetPullRequest,
             ReadConversation,
             WriteConversation,
+            Rewind,
         ];
         for call in calls {
             let path = call.path();

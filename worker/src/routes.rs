@@ -35,6 +35,7 @@ mod models;
 pub mod presence;
 mod pull_requests;
 pub(crate) mod questions;
+mod rewind;
 mod session_end;
 mod session_repo;
 mod sessions;
@@ -108,6 +109,7 @@ pub enum Endpoint {
     ReadConversation,
     WriteConversation,
     OpenPullRequest,
+    Rewind,
 }
 
 /// One route: `method` on `path` (a template whose `{name}` segments are parameters)
@@ -243,6 +245,12 @@ pub const TABLE: &[Row] = &[
         "/api/sessions/{id}/push",
         Endpoint::Push,
         Access::SessionCollaborator,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/rewind",
+        Endpoint::Rewind,
+        Access::SessionManager,
     ),
     row(
         Method::Get,
@@ -684,6 +692,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::UpdateSession => sessions::update(&mut req, env, user, id).await,
         Endpoint::DeleteSession => session_end::delete(&mut req, env, user, id).await,
         Endpoint::ArchiveSession => session_end::archive(&mut req, env, user, id).await,
+        Endpoint::Rewind => rewind::rewind(&mut req, env, id).await,
         Endpoint::BulkSessions => session_end::bulk(&mut req, env, user).await,
         Endpoint::Models => models::list(env, user).await,
         Endpoint::EditMessage => messages::edit(&mut req, env, &caller, id, second).await,

@@ -19,6 +19,7 @@
 //! - [`conversation`]: the copy of the agent's conversation its runner keeps here;
 //! - [`git`]: the session's repository and whose GitHub access a git credential
 //!   uses, and the `github_reconnect_required` event;
+//! - [`checkpoints`]: the checkpoint kept after each turn, and rewinds;
 //! - [`access`]: admitting calls against the session's owner and shares;
 //! - [`stream_access`]: ending the streams of viewers who lost access.
 //!
@@ -38,6 +39,7 @@ use worker::{
 use crate::sse::Subscribers;
 
 mod access;
+mod checkpoints;
 mod control;
 mod conversation;
 mod git;
@@ -74,6 +76,9 @@ pub struct SessionAgent {
     stream_access_check_at: Cell<Option<i64>>,
     /// Orders reloads of the access facts (see [`access`]).
     access_reloads: RefCell<nightshift_session::access_facts::Reloads>,
+    /// A checkpoint is being taken or restored: no prompt starts meanwhile (see
+    /// [`checkpoints`]). In memory: a restarted object takes a pending one again.
+    files_busy: Cell<bool>,
 }
 
 impl DurableObject for SessionAgent {
@@ -91,6 +96,7 @@ impl DurableObject for SessionAgent {
             intake: Cell::new(None),
             stream_access_check_at: Cell::new(None),
             access_reloads: RefCell::default(),
+            files_busy: Cell::new(false),
         }
     }
 

@@ -119,6 +119,7 @@ impl SessionAgent {
             AgentCall::SetPullRequest => self.set_pull_request(&mut req).await,
             AgentCall::ReadConversation => self.read_conversation(&req),
             AgentCall::WriteConversation => self.write_conversation(&mut req).await,
+            AgentCall::Rewind => self.rewind(&mut req).await,
         }
     }
 

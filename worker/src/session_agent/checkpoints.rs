@@ -1,0 +1,153 @@
+//! Checkpoints after turns, and rewinds. The rules (which turn may be gone back
+//! to, what a rewind changes) are `nightshift_session::turns::rewind` and
+//! `store::checkpoints`; this file makes the backend calls around them.
+//!
+//! - After a turn ends (done, failed or aborted) the store holds a pending
+//!   checkpoint for it; the next [`SessionAgent::dispatch`] first asks the backend
+//!   for it (`POST /v1/sandboxes/{id}/checkpoints`), so the next prompt waits for it
+//!   and the turn's own events never do. It is recorded kept (with a
+//!   `checkpoint_saved` event) or failed (with an `error` event, unless the provider
+//!   keeps no checkpoints at all); either way the queue moves on.
+//! - `POST /rewind`: the checkpoint of the turn is restored (the backend stops the
+//!   sandbox, restores and starts it, so a new runner starts and reads the
+//!   conversation back), then the conversation is cut back and later turns are
+//!   marked rewound. No prompt is dispatched while the files are being saved or
+//!   restored (`files_busy`).
+
+use nightshift_protocol::ErrorCode;
+use nightshift_protocol::checkpoints::{RewindResponse, TurnRequest, valid_turn_id};
+use nightshift_protocol::events::EventBody;
+use nightshift_session::turns::RewindRefusal;
+use worker::{Request, Response};
+
+use super::SessionAgent;
+use crate::api_error::{ApiError, ApiResult, json};
+use crate::body;
+use crate::sandbox_client::{self, CheckpointFailure};
+
+/// Pending checkpoints settled per dispatch (more than one only after a restart).
+const MAX_SETTLED: usize = 4;
+
+impl SessionAgent {
+    /// Takes the checkpoints of turns that ended. Returns whether the queue may move
+    /// on (false while another call is saving or restoring the files).
+    pub(super) async fn settle_checkpoints(&self) -> worker::Result<bool> {
+        for _ in 0..MAX_SETTLED {
+            if self.files_busy.get() {
+                return Ok(false);
+            }
+            let Some(pending) = self.store.pending_checkpoint()? else {
+                return Ok(true);
+            };
+            let record = self.store.record()?;
+            let Some(sandbox_id) = record.sandbox.sandbox_id().map(str::to_owned) else {
+                self.store
+                    .checkpoint_failed(&pending.turn_id, "the session had no sandbox")?;
+                continue;
+            };
+            self.files_busy.set(true);
+            let taken = sandbox_client::take_checkpoint(&self.env, &sandbox_id).await;
+            self.files_busy.set(false);
+            let turn = Some(pending.turn_id.as_str());
+            match taken {
+                Ok(taken) => {
+                    self.store
+                        .checkpoint_kept(&pending.turn_id, &sandbox_id, &taken.id)?;
+                    self.record_event(
+                        turn,
+                        EventBody::CheckpointSaved {
+                            checkpoint_id: taken.id,
+                            files: taken.files,
+                            bytes_added: taken.bytes_added,
+                            ms: taken.ms,
+                        },
+                    )?;
+                }
+                Err(CheckpointFailure::Unsupported) => self.store.checkpoint_failed(
+                    &pending.turn_id,
+                    "the sandbox's provider keeps no checkpoints",
+                )?,
+                Err(CheckpointFailure::Failed(error)) => {
+                    self.store.checkpoint_failed(&pending.turn_id, &error)?;
+                    self.record_event(
+                        turn,
+                        EventBody::Error {
+                            message: format!(
+                                "The files of this turn could not be kept, so the session cannot \
+                                 be rewound or forked to it: {error}"
+                            ),
+                        },
+                    )?;
+                }
+            }
+        }
+        Ok(self.store.pending_checkpoint()?.is_none())
+    }
+
+    /// `POST /rewind` ([`TurnRequest`]).
+    pub(super) async fn rewind(&self, req: &mut Request) -> ApiResult<Response> {
+        let TurnRequest { turn } = body::read_json(req).await?;
+        if !valid_turn_id(&turn) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "`turn` is not a turn id",
+            ));
+        }
+        if !self.settle_checkpoints().await? {
+            return Err(ApiError::new(
+                ErrorCode::TurnRunning,
+                "the session's files are being saved or restored; try again in a moment",
+            ));
+        }
+        let record = self.store.record()?;
+        let plan = self
+            .turn_steps(&record)
+            .plan_rewind(&turn)?
+            .map_err(|refusal| refused(&turn, &refusal))?;
+        if record.sandbox.sandbox_id() != Some(plan.sandbox_id.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::NoCheckpoint,
+                format!(
+                    "the checkpoint of turn {turn} was kept in a sandbox the session no longer has"
+                ),
+            ));
+        }
+        self.files_busy.set(true);
+        let restored =
+            sandbox_client::restore_checkpoint(&self.env, &plan.sandbox_id, &plan.checkpoint_id)
+                .await;
+        self.files_busy.set(false);
+        if let Err(failure) = restored {
+            let message = match failure {
+                CheckpointFailure::Unsupported => {
+                    "the sandbox's provider keeps no checkpoints".into()
+                }
+                CheckpointFailure::Failed(error) => error,
+            };
+            return Err(ApiError::new(
+                ErrorCode::SandboxUnavailable,
+                format!("the files of turn {turn} could not be restored: {message}"),
+            ));
+        }
+        self.steps(|steps| steps.apply_rewind(&plan))?;
+        self.dispatch().await?;
+        self.publish();
+        Ok(json(
+            200,
+            &RewindResponse {
+                turn_id: plan.turn_id,
+                rewound_turns: plan.later_turns,
+            },
+        ))
+    }
+}
+
+/// A refusal as the caller hears it (stable codes: docs/API.md).
+pub(super) fn refused(turn: &str, refusal: &RewindRefusal) -> ApiError {
+    let code = match refusal {
+        RewindRefusal::TurnRunning => ErrorCode::TurnRunning,
+        RewindRefusal::UnknownTurn => ErrorCode::NotFound,
+        RewindRefusal::Rewound | RewindRefusal::NoCheckpoint { .. } => ErrorCode::NoCheckpoint,
+    };
+    ApiError::new(code, refusal.message(turn))
+}
