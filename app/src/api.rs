@@ -177,6 +177,19 @@ pub async fn rewind(session_id: &str, turn_id: &str) -> Result<(), ApiError> {
     .map(drop)
 }
 
+/// Forks a new session from a finished turn: its own sandbox with that turn's
+/// files, and the conversation up to it.
+pub async fn fork(session_id: &str, turn_id: &str) -> Result<Session, ApiError> {
+    request_json(
+        "POST",
+        &session_path(session_id, "/fork"),
+        Some(&nightshift_protocol::checkpoints::TurnRequest {
+            turn: turn_id.to_owned(),
+        }),
+    )
+    .await
+}
+
 /// The URL of a session's event stream, resuming after `after` when it is not 0.
 pub fn session_events_url(session_id: &str, after: u64) -> String {
     let base = session_path(session_id, "/events");

@@ -1,6 +1,6 @@
-//! Checkpoints and rewinds on the real stack (wrangler dev, the sandbox backend,
-//! runners under bubblewrap, the scripted LLM): every turn's files are kept, a
-//! rewind brings back exactly the first turn's files (a nested git repository and a
+//! Checkpoints, forks and rewinds on the real stack (wrangler dev, the sandbox
+//! backend, runners under bubblewrap, the scripted LLM): every turn's files are
+//! kept, a fork from the first turn diverges from its parent, a rewind brings back exactly the first turn's files (a nested git repository and a
 //! link to a host path included) and the next LLM request carries only the first
 //! turn's conversation; bad rewinds are refused with stable codes; a workspace over
 //! the checkpoint limit fails its checkpoint with an event, not a stuck session.
@@ -50,7 +50,7 @@ async fn rewind(
 }
 
 #[tokio::test]
-async fn a_rewind_brings_back_the_first_turns_files_and_conversation() {
+async fn a_fork_diverges_and_a_rewind_brings_back_the_first_turns_files_and_conversation() {
     let (stack, llm) = stack_with_llm().await.unwrap();
     let api = stack.signed_in_api("alice@example.com").await.unwrap();
     with_logs(&stack, async {
@@ -82,6 +82,44 @@ async fn a_rewind_brings_back_the_first_turns_files_and_conversation() {
         let sandbox = api.session(&session.id).await?.sandbox_id.expect("a sandbox");
         let workspace = stack.workspace(&sandbox);
         assert!(workspace.join("second.txt").exists());
+
+        // A fork from the first turn: its own sandbox with that turn's files and
+        // conversation, independent of its parent from then on.
+        let forked = api
+            .raw(
+                Method::POST,
+                &format!("/api/sessions/{}/fork", session.id),
+                Some(&json!({"turn": turn_one}).to_string()),
+            )
+            .await?;
+        assert_eq!(forked.status, 201, "{}", forked.body);
+        let fork_id = forked.body["id"].as_str().expect("the fork's id").to_owned();
+        assert_ne!(fork_id, session.id);
+        api.wait_status(&fork_id, "idle").await?;
+        let fork_sandbox = api.session(&fork_id).await?.sandbox_id.expect("a sandbox");
+        assert_ne!(fork_sandbox, sandbox);
+        let fork_workspace = stack.workspace(&fork_sandbox);
+        assert_eq!(std::fs::read_to_string(fork_workspace.join("notes.txt"))?, "one\n");
+        assert!(!fork_workspace.join("second.txt").exists());
+        assert!(fork_workspace.join("repo/.git/HEAD").is_file());
+        llm.on(
+            "MARK-FORK-WRITE",
+            Script::new(vec![
+                Step::tool("bash", json!({"command": "echo fork > fork-only.txt"})),
+                Step::text("fork wrote"),
+            ]),
+        );
+        api.send(&fork_id, "MARK-FORK-WRITE in the fork").await?;
+        api.wait_settled(&fork_id).await?;
+        let last = llm.requests().last().cloned().unwrap();
+        assert_eq!(
+            user_texts(&last),
+            ["MARK-TURN-ONE write", "MARK-FORK-WRITE in the fork"],
+            "{last}"
+        );
+        assert!(fork_workspace.join("fork-only.txt").exists());
+        assert!(!workspace.join("fork-only.txt").exists(), "the parent does not see the fork's write");
+        assert!(!fork_workspace.join("second.txt").exists(), "nor the fork the parent's");
 
         let answer = rewind(&api, &session.id, &json!({"turn": turn_one}).to_string()).await?;
         assert_eq!(answer.status, 200, "{}", answer.body);

@@ -25,6 +25,7 @@ pub mod admin;
 mod artifacts;
 pub mod auth_routes;
 mod conversation;
+mod fork;
 mod git;
 mod github;
 mod health;
@@ -110,6 +111,7 @@ pub enum Endpoint {
     WriteConversation,
     OpenPullRequest,
     Rewind,
+    Fork,
 }
 
 /// One route: `method` on `path` (a template whose `{name}` segments are parameters)
@@ -251,6 +253,12 @@ pub const TABLE: &[Row] = &[
         "/api/sessions/{id}/rewind",
         Endpoint::Rewind,
         Access::SessionManager,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/fork",
+        Endpoint::Fork,
+        Access::SessionCollaborator,
     ),
     row(
         Method::Get,
@@ -693,6 +701,7 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::DeleteSession => session_end::delete(&mut req, env, user, id).await,
         Endpoint::ArchiveSession => session_end::archive(&mut req, env, user, id).await,
         Endpoint::Rewind => rewind::rewind(&mut req, env, id).await,
+        Endpoint::Fork => fork::fork(&mut req, env, user, id).await,
         Endpoint::BulkSessions => session_end::bulk(&mut req, env, user).await,
         Endpoint::Models => models::list(env, user).await,
         Endpoint::EditMessage => messages::edit(&mut req, env, &caller, id, second).await,

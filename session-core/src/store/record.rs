@@ -58,6 +58,9 @@ pub struct SessionRecord {
     /// The session's pull request as last read from GitHub, and when (ms).
     pub pull_request: Option<nightshift_protocol::repo::PullRequestInfo>,
     pub pull_request_checked_at: i64,
+    /// A forked session's first sandbox starts from this checkpoint of its parent's
+    /// sandbox (`POST /api/sessions/{id}/fork`).
+    pub from_checkpoint: Option<nightshift_protocol::checkpoints::CheckpointSource>,
 }
 
 impl Default for SessionRecord {
@@ -85,6 +88,7 @@ impl Default for SessionRecord {
             repo: None,
             pull_request: None,
             pull_request_checked_at: 0,
+            from_checkpoint: None,
         }
     }
 }

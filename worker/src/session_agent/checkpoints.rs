@@ -13,16 +13,24 @@
 //!   conversation back), then the conversation is cut back and later turns are
 //!   marked rewound. No prompt is dispatched while the files are being saved or
 //!   restored (`files_busy`).
+//! - `POST /fork-source`: what a new session forked from a turn starts with; the
+//!   fork's own `/init` writes the conversation and keeps the checkpoint for its
+//!   first sandbox (`routes/fork.rs` makes the new session).
 
 use nightshift_protocol::ErrorCode;
-use nightshift_protocol::checkpoints::{RewindResponse, TurnRequest, valid_turn_id};
+use nightshift_protocol::checkpoints::{
+    CheckpointSource, RewindResponse, TurnRequest, valid_turn_id,
+};
+use nightshift_protocol::conversation::MAX_CONVERSATION_WRITE_ENTRIES;
 use nightshift_protocol::events::EventBody;
 use nightshift_session::turns::RewindRefusal;
 use worker::{Request, Response};
 
 use super::SessionAgent;
+use super::storage::SessionRecord;
 use crate::api_error::{ApiError, ApiResult, json};
 use crate::body;
+use crate::internal::{ForkInit, ForkSource};
 use crate::sandbox_client::{self, CheckpointFailure};
 
 /// Pending checkpoints settled per dispatch (more than one only after a restart).
@@ -139,6 +147,84 @@ impl SessionAgent {
                 rewound_turns: plan.later_turns,
             },
         ))
+    }
+}
+
+impl SessionAgent {
+    /// `POST /fork-source` ([`TurnRequest`]): what a new session forked from the
+    /// turn starts with (its checkpoint, the conversation up to it, the settings).
+    pub(super) async fn fork_source(&self, req: &mut Request) -> ApiResult<Response> {
+        let TurnRequest { turn } = body::read_json(req).await?;
+        if !valid_turn_id(&turn) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "`turn` is not a turn id",
+            ));
+        }
+        let record = self.store.record()?;
+        if !record.initialized || record.deleted {
+            return Err(ApiError::not_found("no such session"));
+        }
+        let plan = self
+            .turn_steps(&record)
+            .plan_fork(&turn)?
+            .map_err(|refusal| refused(&turn, &refusal))?;
+        if record.sandbox.sandbox_id() != Some(plan.sandbox_id.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::NoCheckpoint,
+                format!(
+                    "the checkpoint of turn {turn} was kept in a sandbox the session no longer has"
+                ),
+            ));
+        }
+        let mut conversation = Vec::new();
+        let mut from = 0;
+        while from < plan.conversation_len {
+            let page = self.store.read_conversation(from)?;
+            let Some(next) = page.next.or(Some(page.stored)) else {
+                break;
+            };
+            conversation.extend(page.entries);
+            if next <= from {
+                break;
+            }
+            from = next;
+        }
+        conversation.truncate(usize::try_from(plan.conversation_len).unwrap_or(usize::MAX));
+        Ok(json(
+            200,
+            &ForkSource {
+                title: record.title.clone(),
+                agent: record.agent,
+                model: record.model.clone(),
+                permission_mode: record.permission_mode,
+                repo: record.repo.clone(),
+                fork: ForkInit {
+                    from_checkpoint: CheckpointSource {
+                        sandbox: plan.sandbox_id,
+                        checkpoint: plan.checkpoint_id,
+                    },
+                    conversation,
+                },
+            },
+        ))
+    }
+
+    /// At `/init` of a fork: its conversation is its parent's up to the turn, and
+    /// its first sandbox will start from the parent's checkpoint.
+    pub(super) fn start_fork(&self, record: &mut SessionRecord, fork: &ForkInit) -> ApiResult<()> {
+        for (index, chunk) in fork
+            .conversation
+            .chunks(MAX_CONVERSATION_WRITE_ENTRIES)
+            .enumerate()
+        {
+            let from = (index * MAX_CONVERSATION_WRITE_ENTRIES) as u64;
+            if let Err(refusal) = self.store.write_conversation(from, chunk)? {
+                return Err(ApiError::new(ErrorCode::InvalidRequest, refusal.message()));
+            }
+        }
+        record.from_checkpoint = Some(fork.from_checkpoint.clone());
+        Ok(())
     }
 }
 

@@ -120,6 +120,7 @@ impl SessionAgent {
             AgentCall::ReadConversation => self.read_conversation(&req),
             AgentCall::WriteConversation => self.write_conversation(&mut req).await,
             AgentCall::Rewind => self.rewind(&mut req).await,
+            AgentCall::ForkSource => self.fork_source(&mut req).await,
         }
     }
 
@@ -148,6 +149,9 @@ impl SessionAgent {
             record.permission_mode = init.permission_mode;
             record.repo = init.repo.clone();
             record.pull_request = init.pull_request.clone();
+            if let Some(fork) = &init.fork {
+                self.start_fork(&mut record, fork)?;
+            }
             self.store
                 .save_access_facts(&AccessFacts::owned_by(record.owner_id.clone()))?;
             // What the Worker wrote into the new D1 row.

@@ -123,11 +123,35 @@ fn TurnView(context: SessionContext, index: usize) -> impl IntoView {
     }
 }
 
-/// "Rewind to here" under a finished turn whose files were kept, for those who may
-/// manage the session (the server checks again).
+/// "Rewind to here" (for those who may manage the session) and "Fork from here"
+/// (for collaborators and above, opening the new session) under a finished turn
+/// whose files were kept; the server checks again.
 #[component]
 fn TurnActions(context: SessionContext, turn_id: String) -> impl IntoView {
     let busy = RwSignal::new(false);
+    let may_fork = move || {
+        context
+            .access
+            .role()
+            .is_some_and(|role| role.allows(Access::SessionCollaborator))
+    };
+    let navigate = leptos_router::hooks::use_navigate();
+    let fork_turn = turn_id.clone();
+    let fork = move |_| {
+        busy.set(true);
+        let session_id = context.session_id.get_value();
+        let turn_id = fork_turn.clone();
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match api::fork(&session_id, &turn_id).await {
+                Ok(session) => navigate(&format!("/sessions/{}", session.id), Default::default()),
+                Err(error) => context
+                    .action_error
+                    .set(Some(format!("Could not fork: {error}"))),
+            }
+            busy.set(false);
+        });
+    };
     let may_rewind = move || {
         context
             .access
@@ -160,8 +184,19 @@ fn TurnActions(context: SessionContext, turn_id: String) -> impl IntoView {
         });
     };
     view! {
-        <Show when=may_rewind>
-            <div class="turn-actions">
+        <div class="turn-actions">
+            <Show when=may_fork>
+                <button
+                    class="button button--ghost button--small"
+                    data-testid="fork-turn"
+                    disabled=move || busy.get()
+                    on:click=fork.clone()
+                    title="Start a new session with this turn's files and conversation"
+                >
+                    "Fork from here"
+                </button>
+            </Show>
+            <Show when=may_rewind>
                 <button
                     class="button button--ghost button--small"
                     data-testid="rewind-turn"
@@ -171,8 +206,8 @@ fn TurnActions(context: SessionContext, turn_id: String) -> impl IntoView {
                 >
                     {move || if busy.get() { "Rewinding…" } else { "Rewind to here" }}
                 </button>
-            </div>
-        </Show>
+            </Show>
+        </div>
     }
 }
 
