@@ -13,7 +13,12 @@
 //! Repositories (`bench/repo.rs`, on a third stack with the fake GitHub): session
 //! created -> repository ready in the sandbox, small and 10,000 files, against
 //! `git clone` on the host. `BENCH_SKIP_REPO=1` leaves them out.
+//! Checkpoints (`bench/checkpoints.rs`, on a fourth stack): a first checkpoint of a
+//! 10,000-file workspace and one per turn after a small change (time and bytes), and
+//! a restore. `BENCH_SKIP_CHECKPOINTS=1` leaves them out; `BENCH_SKIP_LATENCY=1`
+//! leaves out the latency and fan-out above.
 
+mod checkpoints;
 mod panels;
 mod repo;
 
@@ -68,24 +73,28 @@ fn find_wasm(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let llm = ScriptedLlm::start().await?;
-    // One user opens every fan-out client, more than a user's default stream cap.
-    let streams = (setting("BENCH_CLIENTS", 50) + 5).to_string();
-    let stack = Stack::start(StackOptions {
-        llm_base_url: Some(llm.base_url()),
-        worker_vars: vec![("MAX_OPEN_STREAMS".to_owned(), streams)],
-    })
-    .await?;
-    let result = run(&stack, &llm).await;
-    if result.is_err() {
-        stack.dump_logs();
+    if std::env::var("BENCH_SKIP_LATENCY").is_err() {
+        // One user opens every fan-out client, more than a user's default stream cap.
+        let streams = (setting("BENCH_CLIENTS", 50) + 5).to_string();
+        let stack = Stack::start(StackOptions {
+            llm_base_url: Some(llm.base_url()),
+            worker_vars: vec![("MAX_OPEN_STREAMS".to_owned(), streams)],
+        })
+        .await?;
+        let result = run(&stack, &llm).await;
+        if result.is_err() {
+            stack.dump_logs();
+        }
+        result?;
     }
-    result?;
-    drop(stack);
     if std::env::var("BENCH_SKIP_PANELS").is_err() {
         panels::run(&llm).await?;
     }
     if std::env::var("BENCH_SKIP_REPO").is_err() {
         repo::run(&llm).await?;
+    }
+    if std::env::var("BENCH_SKIP_CHECKPOINTS").is_err() {
+        checkpoints::run().await?;
     }
     Ok(())
 }
