@@ -79,7 +79,11 @@ async fn a_fork_diverges_and_a_rewind_brings_back_the_first_turns_files_and_conv
         let turn_two = turn_of(&events.until(saved).await?);
         assert_ne!(turn_one, turn_two);
         api.wait_settled(&session.id).await?;
-        let sandbox = api.session(&session.id).await?.sandbox_id.expect("a sandbox");
+        let sandbox = api
+            .session(&session.id)
+            .await?
+            .sandbox_id
+            .expect("a sandbox");
         let workspace = stack.workspace(&sandbox);
         assert!(workspace.join("second.txt").exists());
 
@@ -93,13 +97,19 @@ async fn a_fork_diverges_and_a_rewind_brings_back_the_first_turns_files_and_conv
             )
             .await?;
         assert_eq!(forked.status, 201, "{}", forked.body);
-        let fork_id = forked.body["id"].as_str().expect("the fork's id").to_owned();
+        let fork_id = forked.body["id"]
+            .as_str()
+            .expect("the fork's id")
+            .to_owned();
         assert_ne!(fork_id, session.id);
         api.wait_status(&fork_id, "idle").await?;
         let fork_sandbox = api.session(&fork_id).await?.sandbox_id.expect("a sandbox");
         assert_ne!(fork_sandbox, sandbox);
         let fork_workspace = stack.workspace(&fork_sandbox);
-        assert_eq!(std::fs::read_to_string(fork_workspace.join("notes.txt"))?, "one\n");
+        assert_eq!(
+            std::fs::read_to_string(fork_workspace.join("notes.txt"))?,
+            "one\n"
+        );
         assert!(!fork_workspace.join("second.txt").exists());
         assert!(fork_workspace.join("repo/.git/HEAD").is_file());
         llm.on(
@@ -118,8 +128,14 @@ async fn a_fork_diverges_and_a_rewind_brings_back_the_first_turns_files_and_conv
             "{last}"
         );
         assert!(fork_workspace.join("fork-only.txt").exists());
-        assert!(!workspace.join("fork-only.txt").exists(), "the parent does not see the fork's write");
-        assert!(!fork_workspace.join("second.txt").exists(), "nor the fork the parent's");
+        assert!(
+            !workspace.join("fork-only.txt").exists(),
+            "the parent does not see the fork's write"
+        );
+        assert!(
+            !fork_workspace.join("second.txt").exists(),
+            "nor the fork the parent's"
+        );
 
         let answer = rewind(&api, &session.id, &json!({"turn": turn_one}).to_string()).await?;
         assert_eq!(answer.status, 200, "{}", answer.body);
@@ -127,16 +143,24 @@ async fn a_fork_diverges_and_a_rewind_brings_back_the_first_turns_files_and_conv
         let seen = events
             .until(|body| matches!(body, EventBody::Rewound { .. }))
             .await?;
+        let event = seen.last().unwrap();
+        assert_eq!(event.turn_id.as_deref(), Some(turn_one.as_str()));
         assert!(matches!(
-            &seen.last().unwrap().body,
-            EventBody::Rewound { turn_id, rewound_turns } if *turn_id == turn_one && *rewound_turns == [turn_two.clone()]
+            &event.body,
+            EventBody::Rewound { rewound_turns } if *rewound_turns == [turn_two.clone()]
         ));
 
         // Exactly the first turn's files: its content back, the second's file gone,
         // the nested repository whole, the link a link.
-        assert_eq!(std::fs::read_to_string(workspace.join("notes.txt"))?, "one\n");
+        assert_eq!(
+            std::fs::read_to_string(workspace.join("notes.txt"))?,
+            "one\n"
+        );
         assert!(!workspace.join("second.txt").exists());
-        assert_eq!(std::fs::read_to_string(workspace.join("repo/a.txt"))?, "tracked\n");
+        assert_eq!(
+            std::fs::read_to_string(workspace.join("repo/a.txt"))?,
+            "tracked\n"
+        );
         assert!(workspace.join("repo/.git/HEAD").is_file());
         let link = std::fs::symlink_metadata(workspace.join("host-link"))?;
         assert!(link.file_type().is_symlink());
@@ -159,14 +183,29 @@ async fn a_fork_diverges_and_a_rewind_brings_back_the_first_turns_files_and_conv
 
         // Refusals change nothing and say why.
         let again = rewind(&api, &session.id, &json!({"turn": turn_two}).to_string()).await?;
-        assert_eq!((again.status, again.error_code()), (409, Some("no_checkpoint")));
+        assert_eq!(
+            (again.status, again.error_code()),
+            (409, Some("no_checkpoint"))
+        );
         let unknown = rewind(&api, &session.id, r#"{"turn":"no-such-turn"}"#).await?;
-        assert_eq!((unknown.status, unknown.error_code()), (404, Some("not_found")));
+        assert_eq!(
+            (unknown.status, unknown.error_code()),
+            (404, Some("not_found"))
+        );
         let bad = rewind(&api, &session.id, r#"{"turn":"../x"}"#).await?;
-        assert_eq!((bad.status, bad.error_code()), (400, Some("invalid_request")));
+        assert_eq!(
+            (bad.status, bad.error_code()),
+            (400, Some("invalid_request"))
+        );
         let broken = rewind(&api, &session.id, r#"{"turn":1}"#).await?;
-        assert_eq!((broken.status, broken.error_code()), (400, Some("invalid_json")));
-        assert_eq!(std::fs::read_to_string(workspace.join("notes.txt"))?, "one\n");
+        assert_eq!(
+            (broken.status, broken.error_code()),
+            (400, Some("invalid_json"))
+        );
+        assert_eq!(
+            std::fs::read_to_string(workspace.join("notes.txt"))?,
+            "one\n"
+        );
         Ok(())
     })
     .await;
@@ -210,6 +249,9 @@ async fn a_workspace_past_the_checkpoint_limit_fails_its_checkpoint_and_the_sess
         );
         // Not stuck: the next prompt runs, and the failed turn cannot be gone back to.
         api.send(&session.id, "still there?").await?;
+        events
+            .until(|body| matches!(body, EventBody::CheckpointSaved { .. }))
+            .await?;
         let messages = api.wait_settled(&session.id).await?;
         assert_eq!(messages.len(), 2);
         let refused = rewind(&api, &session.id, &json!({"turn": failed_turn}).to_string()).await?;

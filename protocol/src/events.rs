@@ -183,13 +183,10 @@ pub enum EventBody {
         bytes_added: u64,
         ms: u64,
     },
-    /// The session went back to `turn_id`: its files and conversation are that
-    /// turn's again, and `rewound_turns` (those after it) stay in the history marked
-    /// rewound (the agent no longer sees them).
-    Rewound {
-        turn_id: String,
-        rewound_turns: Vec<String>,
-    },
+    /// The session went back to the event's turn: its files and conversation are
+    /// that turn's again, and `rewound_turns` (those after it) stay in the history
+    /// marked rewound (the agent no longer sees them).
+    Rewound { rewound_turns: Vec<String> },
 }
 
 impl EventBody {

@@ -110,7 +110,6 @@ impl<S: Sql> TurnSteps<'_, S> {
         self.record_event(
             Some(&plan.turn_id),
             EventBody::Rewound {
-                turn_id: plan.turn_id.clone(),
                 rewound_turns: plan.later_turns.clone(),
             },
         )?;

@@ -35,6 +35,9 @@ use crate::sandbox_client::{self, CheckpointFailure};
 
 /// Pending checkpoints settled per dispatch (more than one only after a restart).
 const MAX_SETTLED: usize = 4;
+/// How long a rewind waits for a checkpoint being taken, and how often it looks.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+const BUSY_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl SessionAgent {
     /// Takes the checkpoints of turns that ended. Returns whether the queue may move
@@ -100,6 +103,13 @@ impl SessionAgent {
                 ErrorCode::InvalidRequest,
                 "`turn` is not a turn id",
             ));
+        }
+        // The last turn's checkpoint is usually being taken right after it ended:
+        // wait for it a little rather than refuse.
+        let mut waited = std::time::Duration::ZERO;
+        while self.files_busy.get() && waited < BUSY_WAIT {
+            worker::Delay::from(BUSY_POLL).await;
+            waited += BUSY_POLL;
         }
         if !self.settle_checkpoints().await? {
             return Err(ApiError::new(
