@@ -247,8 +247,16 @@ async fn a_workspace_past_the_checkpoint_limit_fails_its_checkpoint_and_the_sess
             !seen.iter().any(|event| matches!(event.body, EventBody::CheckpointSaved { .. })),
             "no checkpoint was kept"
         );
-        // Not stuck: the next prompt runs, and the failed turn cannot be gone back to.
-        api.send(&session.id, "still there?").await?;
+        // Not stuck: the next prompt runs (and, the files gone, is kept again), and
+        // the failed turn cannot be gone back to.
+        llm.on(
+            "MARK-FEWER",
+            Script::new(vec![
+                Step::tool("bash", json!({"command": "rm -rf many"})),
+                Step::text("removed them"),
+            ]),
+        );
+        api.send(&session.id, "MARK-FEWER still there?").await?;
         events
             .until(|body| matches!(body, EventBody::CheckpointSaved { .. }))
             .await?;
