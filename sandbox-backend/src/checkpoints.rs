@@ -8,6 +8,7 @@
 //! blobs/<2 hex>/<62 hex>   a regular file's bytes, named by their SHA-256
 //! <cp id>.json             a manifest: every entry's path, kind and mode, with the
 //!                          blob of a file or the target of a symlink
+//! newest                   the id of the newest checkpoint
 //! ```
 //!
 //! Blobs are shared by every checkpoint of the sandbox, so a checkpoint costs a walk
@@ -201,6 +202,10 @@ impl CheckpointStore {
             blobs.remove_added(&captured.added);
             return Err(error);
         }
+        // The next checkpoint compares against this one without reading the others.
+        if let Err(error) = std::fs::write(self.root.join("newest"), &id) {
+            tracing::warn!(%error, "cannot record the newest checkpoint");
+        }
         Ok(CheckpointTaken {
             id,
             bytes_added: captured.bytes_added,
@@ -284,8 +289,15 @@ impl CheckpointStore {
         Ok(manifests)
     }
 
-    /// The newest checkpoint, whose file stats let the next one skip unchanged files.
+    /// The newest checkpoint, whose file stats let the next one skip unchanged files
+    /// (named by `newest`; else found among them all).
     fn newest(&self) -> Result<Option<Manifest>, CheckpointError> {
+        if let Ok(id) = std::fs::read_to_string(self.root.join("newest"))
+            && valid_checkpoint_id(id.trim())
+            && let Ok(manifest) = self.load(id.trim())
+        {
+            return Ok(Some(manifest));
+        }
         Ok(self
             .manifests()?
             .into_iter()

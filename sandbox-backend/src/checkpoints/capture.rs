@@ -170,6 +170,16 @@ impl Walk<'_> {
             self.directory(&child, path, depth + 1)?;
         } else if file_type.is_file() {
             self.count()?;
+            // Unchanged since the previous checkpoint by its lstat: not opened at all.
+            let stat = stat_of(&metadata);
+            if let Some(known) = self.known.get(&text)
+                && known.stat == stat
+                && known.size == metadata.len()
+                && self.blobs.has(&known.blob)
+            {
+                let (size, blob) = (known.size, known.blob.clone());
+                return self.keep_file(text, metadata.mode() & 0o7777, size, blob, stat);
+            }
             self.file(dir, name, text)?;
         }
         // Sockets, fifos and devices are not content: skipped.
@@ -190,39 +200,37 @@ impl Walk<'_> {
         if !metadata.is_file() {
             return Ok(());
         }
-        let stat = FileStat {
-            ino: metadata.ino(),
-            mtime_ns: nanoseconds(metadata.mtime(), metadata.mtime_nsec()),
-            ctime_ns: nanoseconds(metadata.ctime(), metadata.ctime_nsec()),
-        };
+        let stat = stat_of(&metadata);
         let mode = metadata.mode() & 0o7777;
         let remaining = self.limits.max_bytes.saturating_sub(self.captured.bytes);
         let too_large = CheckpointError::TooLarge {
             limit: self.limits.max_bytes,
         };
-        let (size, blob) = match self.known.get(&text) {
-            Some(known)
-                if known.stat == stat
-                    && known.size == metadata.len()
-                    && self.blobs.has(&known.blob) =>
-            {
-                if known.size > remaining {
-                    return Err(too_large);
-                }
-                (known.size, known.blob.clone())
-            }
-            _ => {
-                let mut reader = file.into_std();
-                let Some(stored) = self.blobs.put(&mut reader, remaining)? else {
-                    return Err(too_large);
-                };
-                if stored.added {
-                    self.captured.bytes_added += stored.size;
-                    self.captured.added.push(stored.hash.clone());
-                }
-                (stored.size, stored.hash)
-            }
+        let mut reader = file.into_std();
+        let Some(stored) = self.blobs.put(&mut reader, remaining)? else {
+            return Err(too_large);
         };
+        if stored.added {
+            self.captured.bytes_added += stored.size;
+            self.captured.added.push(stored.hash.clone());
+        }
+        let (size, blob) = (stored.size, stored.hash);
+        self.keep_file(text, mode, size, blob, stat)
+    }
+
+    fn keep_file(
+        &mut self,
+        text: String,
+        mode: u32,
+        size: u64,
+        blob: String,
+        stat: FileStat,
+    ) -> Result<(), CheckpointError> {
+        if size > self.limits.max_bytes.saturating_sub(self.captured.bytes) {
+            return Err(CheckpointError::TooLarge {
+                limit: self.limits.max_bytes,
+            });
+        }
         self.captured.bytes += size;
         self.captured.entries.push(Entry {
             path: text,
@@ -234,6 +242,15 @@ impl Walk<'_> {
             },
         });
         Ok(())
+    }
+}
+
+/// What identifies a file's version: a sandbox can set an mtime, never a ctime.
+fn stat_of(metadata: &cap_std::fs::Metadata) -> FileStat {
+    FileStat {
+        ino: metadata.ino(),
+        mtime_ns: nanoseconds(metadata.mtime(), metadata.mtime_nsec()),
+        ctime_ns: nanoseconds(metadata.ctime(), metadata.ctime_nsec()),
     }
 }
 
