@@ -176,6 +176,33 @@ pub async fn wake(session_id: &str) -> Result<(), ApiError> {
     .map(drop)
 }
 
+/// Rewinds the session to a finished turn: its files and conversation go back to
+/// that turn's (the stream then brings the `rewound` event).
+pub async fn rewind(session_id: &str, turn_id: &str) -> Result<(), ApiError> {
+    request_text(
+        "POST",
+        &session_path(session_id, "/rewind"),
+        Some(&nightshift_protocol::checkpoints::TurnRequest {
+            turn: turn_id.to_owned(),
+        }),
+    )
+    .await
+    .map(drop)
+}
+
+/// Forks a new session from a finished turn: its own sandbox with that turn's
+/// files, and the conversation up to it.
+pub async fn fork(session_id: &str, turn_id: &str) -> Result<Session, ApiError> {
+    request_json(
+        "POST",
+        &session_path(session_id, "/fork"),
+        Some(&nightshift_protocol::checkpoints::TurnRequest {
+            turn: turn_id.to_owned(),
+        }),
+    )
+    .await
+}
+
 /// The URL of a session's event stream, resuming after `after` when it is not 0.
 pub fn session_events_url(session_id: &str, after: u64) -> String {
     let base = session_path(session_id, "/events");

@@ -289,6 +289,19 @@ impl Renderer {
                     clean(&pull_request.url, false)
                 ),
             ),
+            EventBody::CheckpointSaved {
+                files, bytes_added, ..
+            } => self.line(
+                Style::Dim,
+                &format!("  [checkpoint: {files} files, {bytes_added} new bytes]"),
+            ),
+            EventBody::Rewound { rewound_turns, .. } => self.line(
+                Style::Dim,
+                &format!(
+                    "  [rewound: {} later turn(s) set aside]",
+                    rewound_turns.len()
+                ),
+            ),
             EventBody::GithubReconnectRequired {
                 message,
                 connect_url,

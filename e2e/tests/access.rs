@@ -57,6 +57,10 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     ("POST", "/api/sessions/{id}/abort", "session_collaborator"),
     ("POST", "/api/sessions/{id}/wake", "session_collaborator"),
+    // The walk's body is refused (400) before anything is restored.
+    ("POST", "/api/sessions/{id}/rewind", "session_manager"),
+    // Likewise before anything is created.
+    ("POST", "/api/sessions/{id}/fork", "session_collaborator"),
     ("POST", "/api/sessions/{id}/push", "session_collaborator"),
     ("GET", "/api/sessions/{id}/repo", "session_viewer"),
     ("GET", "/api/sessions/{id}/diff", "session_viewer"),

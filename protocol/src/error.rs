@@ -86,6 +86,11 @@ pub enum ErrorCode {
     /// A webhook URL that is not `https` to a public host (plain `http` only to
     /// `localhost`/`127.0.0.1` on a development deployment), or is too long.
     WebhookUrlNotAllowed,
+    /// A rewind while a turn runs: abort it or wait for it to end first.
+    TurnRunning,
+    /// A rewind or fork to a turn without a kept checkpoint (still being taken, it
+    /// failed, the turn was itself rewound, or its sandbox is gone).
+    NoCheckpoint,
 }
 
 impl ErrorCode {
@@ -112,6 +117,7 @@ impl ErrorCode {
             ErrorCode::SessionArchived => 409,
             ErrorCode::SpendCapReached => 429,
             ErrorCode::WebhookUrlNotAllowed => 400,
+            ErrorCode::TurnRunning | ErrorCode::NoCheckpoint => 409,
         }
     }
 
@@ -151,6 +157,8 @@ impl ErrorCode {
             ErrorCode::SessionArchived => "session_archived",
             ErrorCode::SpendCapReached => "spend_cap_reached",
             ErrorCode::WebhookUrlNotAllowed => "webhook_url_not_allowed",
+            ErrorCode::TurnRunning => "turn_running",
+            ErrorCode::NoCheckpoint => "no_checkpoint",
         }
     }
 }
@@ -228,6 +236,8 @@ mod tests {
             ErrorCode::SessionArchived,
             ErrorCode::SpendCapReached,
             ErrorCode::WebhookUrlNotAllowed,
+            ErrorCode::TurnRunning,
+            ErrorCode::NoCheckpoint,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!((400..600).contains(&code.http_status()));

@@ -192,6 +192,19 @@ pub enum EventBody {
         cap: crate::usage::CapHit,
         message: String,
     },
+    /// The sandbox's files were kept as they were when the event's turn ended, so
+    /// the session can be rewound or forked to that turn. A checkpoint that could not
+    /// be taken is an `error` event of the turn instead.
+    CheckpointSaved {
+        checkpoint_id: String,
+        files: u64,
+        bytes_added: u64,
+        ms: u64,
+    },
+    /// The session went back to the event's turn: its files and conversation are
+    /// that turn's again, and `rewound_turns` (those after it) stay in the history
+    /// marked rewound (the agent no longer sees them).
+    Rewound { rewound_turns: Vec<String> },
 }
 
 impl EventBody {

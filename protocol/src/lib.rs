@@ -4,7 +4,7 @@
 //! the REST bodies of the Worker's `/api` (see [`api`]), the SSE events the browser
 //! receives ([`events`]), the WebSocket frames between a sandbox's runner and its
 //! session's `SessionAgent` ([`runner_link`]), the sandbox backend's HTTP API
-//! ([`sandbox`]), what a sandbox's gateway speaks on its terminal WebSockets and
+//! ([`sandbox`], its checkpoints in [`checkpoints`]), what a sandbox's gateway speaks on its terminal WebSockets and
 //! `/status` ([`gateway`]), a session's GitHub repository and pull request ([`repo`]), the session list's filters and bulk bodies ([`session_list`]), spend reports and caps ([`usage`]), the inbox and the team's webhook ([`inbox`]) and the one error envelope every HTTP edge answers with ([`error`]).
 //! Beside them, [`roles`] holds the one copy of what each role allows, since both
 //! the Worker (which enforces it) and the app (which hides what would be refused)
@@ -18,6 +18,7 @@ pub mod agent;
 pub mod api;
 pub mod artifacts;
 pub mod auth;
+pub mod checkpoints;
 pub mod conversation;
 pub mod error;
 pub mod events;

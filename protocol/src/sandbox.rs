@@ -105,6 +105,10 @@ pub struct CreateSandboxRequest {
     /// the one way into the services inside the sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayLaunch>,
+    /// Start with the files of another sandbox's checkpoint (a fork from an earlier
+    /// point): its workspace is restored before the runner starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_checkpoint: Option<crate::checkpoints::CheckpointSource>,
 }
 
 /// The gateway a sandbox should start: it serves `session` on

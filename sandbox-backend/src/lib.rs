@@ -16,6 +16,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod checkpoints;
 pub mod config;
 pub mod error;
 pub mod exec;

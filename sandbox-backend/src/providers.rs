@@ -346,6 +346,15 @@ pub trait Provider: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Where the sandbox's workspace is on this host, for the backend's checkpoints
+    /// (`crate::checkpoints`); `None` (the default) answers checkpoint requests 501.
+    fn checkpoint_place(
+        &self,
+        _sandbox: &SandboxSpec,
+    ) -> Option<crate::checkpoints::CheckpointPlace> {
+        None
+    }
+
     /// Takes a filesystem snapshot of a running sandbox; the handle can serve as a
     /// template's handle.
     async fn snapshot(&self, _sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {

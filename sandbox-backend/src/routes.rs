@@ -2,6 +2,7 @@
 //! malformed requests into the protocol's error envelope. Handlers are thin: parse,
 //! call [`crate::sandboxes::Sandboxes`], map the result to a response.
 
+mod checkpoints;
 mod exec;
 mod files;
 mod gateway;
@@ -27,7 +28,7 @@ use crate::state::AppState;
 
 /// Every route: method and path (as in the OpenAPI document, which a test keeps equal
 /// to this list and to the router).
-pub const ROUTES: [(&str, &str); 31] = [
+pub const ROUTES: [(&str, &str); 34] = [
     ("GET", "/v1/health"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/providers"),
@@ -40,6 +41,12 @@ pub const ROUTES: [(&str, &str); 31] = [
     ("POST", "/v1/sandboxes/{id}/sleep"),
     ("POST", "/v1/sandboxes/{id}/wake"),
     ("POST", "/v1/sandboxes/{id}/fork"),
+    ("GET", "/v1/sandboxes/{id}/checkpoints"),
+    ("POST", "/v1/sandboxes/{id}/checkpoints"),
+    (
+        "POST",
+        "/v1/sandboxes/{id}/checkpoints/{checkpoint}/restore",
+    ),
     ("POST", "/v1/sandboxes/{id}/exec"),
     ("GET", "/v1/sandboxes/{id}/files"),
     ("PUT", "/v1/sandboxes/{id}/files"),
@@ -80,6 +87,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sandboxes/{id}/sleep", post(sandboxes::sleep))
         .route("/v1/sandboxes/{id}/wake", post(sandboxes::wake))
         .route("/v1/sandboxes/{id}/fork", post(sandboxes::fork))
+        .route(
+            "/v1/sandboxes/{id}/checkpoints",
+            get(checkpoints::list).post(checkpoints::take),
+        )
+        .route(
+            "/v1/sandboxes/{id}/checkpoints/{checkpoint}/restore",
+            post(checkpoints::restore),
+        )
         .route("/v1/sandboxes/{id}/exec", post(exec::exec))
         .route(
             "/v1/sandboxes/{id}/processes",

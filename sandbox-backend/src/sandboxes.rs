@@ -9,6 +9,7 @@
 //! start (and then kills them) or makes them see `stopped`. The record itself sits
 //! behind a short, never-awaited mutex because the runner supervisor updates it too.
 
+mod checkpoints;
 mod entry;
 mod gateway;
 pub mod lifecycle;
@@ -94,6 +95,9 @@ impl Sandboxes {
         self.refuse_when_closing()?;
         let provider = validation::pick_provider(&request, &self.providers)?;
         let network = validation::check_create(&request, provider.as_ref(), &self.runner_bin)?;
+        if let Some(source) = &request.from_checkpoint {
+            self.check_checkpoint_source(source)?;
+        }
         let template = match request.template.clone() {
             None => None,
             Some(TemplateRef::Id(id)) => {
@@ -146,7 +150,13 @@ impl Sandboxes {
         let mut live = entry.live.write().await;
         self.entries_mut().insert(id.clone(), entry.clone());
         match self
-            .create_resources(&id, &entry, &mut live, request.runner)
+            .create_resources(
+                &id,
+                &entry,
+                &mut live,
+                request.runner,
+                request.from_checkpoint,
+            )
             .await
         {
             Ok(sandbox) => {
@@ -168,6 +178,7 @@ impl Sandboxes {
         entry: &Arc<SandboxEntry>,
         live: &mut Live,
         launch: Option<RunnerLaunch>,
+        from_checkpoint: Option<nightshift_protocol::checkpoints::CheckpointSource>,
     ) -> Result<Sandbox, ApiError> {
         let started = std::time::Instant::now();
         self.store.create_dirs(id)?;
@@ -178,6 +189,9 @@ impl Sandboxes {
         let handle = provider.create(&spec).await?;
         tracing::debug!(sandbox = %id, elapsed = ?started.elapsed(), "provider created the sandbox");
         let record = entry.update(&self.store, |record| record.handle = handle.clone())?;
+        if let Some(source) = &from_checkpoint {
+            self.restore_into_new(&record, source).await?;
+        }
         let spec = self.spec(&record);
         if let Some(launch) = launch {
             provider.prepare_runner(&spec).await?;

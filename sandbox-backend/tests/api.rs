@@ -2,6 +2,7 @@
 //! real bubblewrap sandboxes and scripted stand-ins for the runner.
 
 mod api {
+    pub mod checkpoints;
     pub mod exec;
     pub mod files;
     pub mod openapi;

@@ -10,6 +10,9 @@
 //! - `events`: the event log; `seq` is the per-session sequence number, and
 //!   `(epoch, local_seq)` identifies a runner event so a resend is never stored twice.
 //! - `runner_epochs`: per runner epoch, the highest `local_seq` taken in.
+//! - `turn_checkpoints`: per finished turn, its checkpoint (pending, kept in which
+//!   sandbox, or failed), the conversation's length then, and whether it was rewound;
+//!   `conversation_rewound`: conversation entries a rewind set aside.
 //!
 //! Because every call here is synchronous, a caller that does its reads and writes
 //! without an `.await` in between sees and leaves a consistent state, and the
@@ -20,6 +23,7 @@
 
 use serde::de::DeserializeOwned;
 
+pub mod checkpoints;
 mod conversation;
 mod events;
 mod prompts;
@@ -27,6 +31,7 @@ mod record;
 mod repo_state;
 mod schema;
 
+pub use checkpoints::TurnCheckpoint;
 pub use conversation::ConversationRefusal;
 pub use events::Compaction;
 pub use record::{Published, PublishedAgent, SessionRecord};

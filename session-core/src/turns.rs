@@ -23,10 +23,12 @@ mod archive;
 mod changes;
 mod enqueue;
 mod hello;
+mod rewind;
 mod runner_events;
 
 pub use archive::{ARCHIVED_TURN_REASON, ArchiveStep, archived_refusal};
 pub use enqueue::{NewPrompt, QueuedPrompt};
+pub use rewind::{RewindPlan, RewindRefusal};
 pub use runner_events::TakenEvent;
 
 /// Why a prompt goes back to the queue when its frame could not be sent.
@@ -222,6 +224,10 @@ impl<'a, S: Sql> TurnSteps<'a, S> {
         };
         self.store.save_prompt(&prompt)?;
         self.compact(turn_id)?;
+        // Whatever the outcome, the files as the turn left them are kept before the
+        // next prompt starts (`store::checkpoints`).
+        self.store
+            .checkpoint_pending(turn_id, &prompt.message.id, self.now)?;
         let mut record = self.store.record()?;
         if record
             .abort_requested

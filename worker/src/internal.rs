@@ -141,6 +141,10 @@ pub enum AgentCall<'a> {
     ReadConversation,
     /// `POST /conversation?generation=G` (`ConversationWrite`).
     WriteConversation,
+    /// `POST /rewind` (`TurnRequest` -> `RewindResponse`).
+    Rewind,
+    /// `POST /fork-source` (`TurnRequest` -> [`ForkSource`]).
+    ForkSource,
 }
 
 impl<'a> AgentCall<'a> {
@@ -151,7 +155,8 @@ impl<'a> AgentCall<'a> {
             | RepoView | Diff | ReadConversation => Method::Get,
             Init | Enqueue | Abort | Wake | Push | ReloadAccess | AnswerQuestion(_)
             | PresenceHeartbeat | CloseStreams | CreatePanelGrant | GitContext
-            | GithubReconnect | SetPullRequest | WriteConversation | Archive => Method::Post,
+            | GithubReconnect | SetPullRequest | WriteConversation | Archive | Rewind
+            | ForkSource => Method::Post,
             EditMessage(_) | UpdateSettings => Method::Patch,
             CancelMessage(_) | PresenceLeave | Delete => Method::Delete,
         }
@@ -184,6 +189,8 @@ impl<'a> AgentCall<'a> {
             GithubReconnect => "/git/reconnect".into(),
             SetPullRequest => "/git/pull-request".into(),
             ReadConversation | WriteConversation => "/conversation".into(),
+            Rewind => "/rewind".into(),
+            ForkSource => "/fork-source".into(),
         }
     }
 
@@ -203,6 +210,8 @@ impl<'a> AgentCall<'a> {
                 | AnswerQuestion(_)
                 | CreatePanelGrant
                 | GitContext
+                | Rewind
+                | ForkSource
         )
     }
 
@@ -240,6 +249,8 @@ impl<'a> AgentCall<'a> {
             (Method::Get, ["conversation"]) => ReadConversation,
             (Method::Post, ["conversation"]) => WriteConversation,
             (Method::Post, ["git", "pull-request"]) => SetPullRequest,
+            (Method::Post, ["rewind"]) => Rewind,
+            (Method::Post, ["fork-source"]) => ForkSource,
             _ => return None,
         };
         Some(call)
@@ -307,7 +318,7 @@ pub struct GithubReconnect {
 }
 
 /// `POST /init`: a new session's first call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InitSession {
     pub owner_id: String,
     pub title: String,
@@ -326,6 +337,29 @@ pub struct InitSession {
     /// The pull request the session continues.
     #[serde(default)]
     pub pull_request: Option<nightshift_protocol::repo::PullRequestInfo>,
+    /// For a fork: where its files and conversation come from.
+    #[serde(default)]
+    pub fork: Option<ForkInit>,
+}
+
+/// What a fork starts with: its first sandbox is made from the parent's checkpoint,
+/// and its conversation is the parent's up to the turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForkInit {
+    pub from_checkpoint: nightshift_protocol::checkpoints::CheckpointSource,
+    pub conversation: Vec<nightshift_protocol::conversation::ConversationEntry>,
+}
+
+/// `POST /fork-source` (`TurnRequest`): what a fork from a turn takes, from the
+/// parent's `SessionAgent`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForkSource {
+    pub title: String,
+    pub agent: AgentKind,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+    pub repo: Option<nightshift_protocol::repo::SessionRepo>,
+    pub fork: ForkInit,
 }
 
 /// A client's request body, passed to the `SessionAgent` unparsed: on the routes it
@@ -624,6 +658,8 @@ mod tests {
             SetPullRequest,
             ReadConversation,
             WriteConversation,
+            Rewind,
+            ForkSource,
         ];
         for call in calls {
             let path = call.path();

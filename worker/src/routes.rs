@@ -25,6 +25,7 @@ pub mod admin;
 mod artifacts;
 pub mod auth_routes;
 mod conversation;
+mod fork;
 mod git;
 mod github;
 mod health;
@@ -36,6 +37,7 @@ mod models;
 pub mod presence;
 mod pull_requests;
 pub(crate) mod questions;
+mod rewind;
 mod session_end;
 mod session_repo;
 mod sessions;
@@ -120,6 +122,8 @@ pub enum Endpoint {
     GetWebhook,
     PutWebhook,
     TestWebhook,
+    Rewind,
+    Fork,
 }
 
 /// One route: `method` on `path` (a template whose `{name}` segments are parameters)
@@ -261,6 +265,18 @@ pub const TABLE: &[Row] = &[
         Method::Post,
         "/api/sessions/{id}/push",
         Endpoint::Push,
+        Access::SessionCollaborator,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/rewind",
+        Endpoint::Rewind,
+        Access::SessionManager,
+    ),
+    row(
+        Method::Post,
+        "/api/sessions/{id}/fork",
+        Endpoint::Fork,
         Access::SessionCollaborator,
     ),
     row(
@@ -753,6 +769,8 @@ async fn dispatch(mut req: Request, env: &Env) -> ApiResult<Response> {
         Endpoint::UpdateSession => sessions::update(&mut req, env, user, id).await,
         Endpoint::DeleteSession => session_end::delete(&mut req, env, user, id).await,
         Endpoint::ArchiveSession => session_end::archive(&mut req, env, user, id).await,
+        Endpoint::Rewind => rewind::rewind(&mut req, env, id).await,
+        Endpoint::Fork => fork::fork(&mut req, env, user, id).await,
         Endpoint::BulkSessions => session_end::bulk(&mut req, env, user).await,
         Endpoint::Models => models::list(env, user).await,
         Endpoint::EditMessage => messages::edit(&mut req, env, &caller, id, second).await,

@@ -19,6 +19,10 @@ use worker::{AbortController, Env, Fetch, Headers, Method, Request, RequestInit}
 use crate::config;
 use crate::timeout::with_timeout;
 
+mod checkpoints;
+
+pub use checkpoints::{CheckpointFailure, restore_checkpoint, take_checkpoint};
+
 /// `GET /v1/health` answers within this, or the backend counts as down.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Creating a sandbox (workspace, runner start) answers within this.

@@ -23,6 +23,7 @@
 //!   uses, and the `github_reconnect_required` event;
 //! - [`spend`]: the turn's tokens and cost in the ledger, the spend caps, the
 //!   sandbox's time;
+//! - [`checkpoints`]: the checkpoint kept after each turn, and rewinds;
 //! - [`access`]: admitting calls against the session's owner and shares;
 //! - [`stream_access`]: ending the streams of viewers who lost access;
 //! - [`notify`]: inbox entries and webhook posts for a turn's end and the agent's
@@ -44,6 +45,7 @@ use worker::{
 use crate::sse::Subscribers;
 
 mod access;
+mod checkpoints;
 mod control;
 mod conversation;
 mod git;
@@ -83,6 +85,9 @@ pub struct SessionAgent {
     stream_access_check_at: Cell<Option<i64>>,
     /// Orders reloads of the access facts (see [`access`]).
     access_reloads: RefCell<nightshift_session::access_facts::Reloads>,
+    /// A checkpoint is being taken or restored: no prompt starts meanwhile (see
+    /// [`checkpoints`]). In memory: a restarted object takes a pending one again.
+    files_busy: Cell<bool>,
 }
 
 impl DurableObject for SessionAgent {
@@ -100,6 +105,7 @@ impl DurableObject for SessionAgent {
             intake: Cell::new(None),
             stream_access_check_at: Cell::new(None),
             access_reloads: RefCell::default(),
+            files_busy: Cell::new(false),
         }
     }
 

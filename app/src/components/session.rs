@@ -139,7 +139,7 @@ fn SessionView(session_id: String) -> impl IntoView {
                     <div class="chat-split">
                         <div class="chat-split__chat">
                             <div class="session__scroll" node_ref=scroller on:scroll=on_scroll>
-                                <TimelineView timeline=context.timeline/>
+                                <TimelineView context=context/>
                             </div>
                             <div class="session__dock">
                                 <PromptQueueView context=context/>

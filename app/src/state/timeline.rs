@@ -124,6 +124,12 @@ pub struct Turn {
     /// The run of text deltas the last text item is growing from, if the turn's
     /// latest event was one of them.
     text_run: Option<TextRun>,
+    /// The checkpoint kept when the turn ended (`checkpoint_saved`): the session can
+    /// be rewound or forked to this turn.
+    pub checkpoint: Option<String>,
+    /// A later `rewound` went back past this turn: it stays shown, greyed, and the
+    /// agent no longer sees it.
+    pub rewound: bool,
     /// Bumped on every change to this turn, so a view can watch one number instead
     /// of comparing the whole turn.
     pub revision: u64,
@@ -357,6 +363,23 @@ impl Timeline {
             }
             EventBody::PullRequestUpdated { pull_request } => {
                 self.pull_request = Some(pull_request);
+            }
+            EventBody::CheckpointSaved { checkpoint_id, .. } => {
+                let turn = self.turn_for(turn_id.as_deref());
+                turn.checkpoint = Some(checkpoint_id);
+                turn.revision += 1;
+            }
+            EventBody::Rewound { rewound_turns, .. } => {
+                for turn in &mut self.turns {
+                    if turn
+                        .turn_id
+                        .as_ref()
+                        .is_some_and(|id| rewound_turns.contains(id))
+                    {
+                        turn.rewound = true;
+                        turn.revision += 1;
+                    }
+                }
             }
             EventBody::GithubReconnectRequired {
                 user_id,
@@ -612,6 +635,8 @@ impl Timeline {
             items: Vec::new(),
             end: TurnEnd::Running,
             text_run: None,
+            checkpoint: None,
+            rewound: false,
             revision: 0,
         });
         let index = self.turns.len() - 1;

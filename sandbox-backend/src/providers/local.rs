@@ -327,6 +327,16 @@ impl Provider for LocalProvider {
         self.host_user
     }
 
+    fn checkpoint_place(
+        &self,
+        sandbox: &SandboxSpec,
+    ) -> Option<crate::checkpoints::CheckpointPlace> {
+        Some(crate::checkpoints::CheckpointPlace {
+            workspace: workspace(sandbox),
+            user: self.host_user,
+        })
+    }
+
     async fn prepare_runner(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
         opencode_sandbox::ensure(self, sandbox).await
     }

@@ -97,6 +97,21 @@ pub fn document() -> Value {
             "/v1/sandboxes/{id}/sleep": {"post": operation("Stop it, keeping its files, and answer what was kept (providers that cannot start a sandbox again refuse)", json!({"200": answer("Stopped, with its snapshot", "SandboxSnapshot")}), None, std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/wake": {"post": operation("Start a sandbox put to sleep again, its runner with a new token when given", json!({"200": answer("Ready", "Sandbox")}), Some(json_body("WakeSandboxRequest")), std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/fork": {"post": operation("A new, started sandbox with a copy of this one's files", json!({"201": answer("The fork", "Sandbox")}), Some(json!({"required": false, "content": {"application/json": {"schema": reference("ForkRequest")}}})), std::slice::from_ref(&id))},
+            "/v1/sandboxes/{id}/checkpoints": {
+                "get": operation("The sandbox's checkpoints, oldest first", json!({"200": answer("The checkpoints", "CheckpointList"), "501": answer("The provider keeps no checkpoints (`unsupported`)", "Error")}), None, std::slice::from_ref(&id)),
+                "post": operation(
+                    "Record the workspace as it is now (content-addressed: unchanged files cost nothing; links are kept as links; sockets, fifos and devices are skipped)",
+                    json!({"201": answer("Kept", "CheckpointTaken"), "413": answer("More files or bytes than a checkpoint keeps (`payload_too_large`); nothing was kept", "Error"), "501": answer("The provider keeps no checkpoints (`unsupported`)", "Error")}),
+                    None,
+                    std::slice::from_ref(&id),
+                ),
+            },
+            "/v1/sandboxes/{id}/checkpoints/{checkpoint}/restore": {"post": operation(
+                "Make the workspace exactly what the checkpoint recorded; a running sandbox is stopped for the restore and started again (processes are not restored)",
+                json!({"200": answer("Restored", "CheckpointRestored"), "501": answer("The provider keeps no checkpoints (`unsupported`)", "Error")}),
+                None,
+                &[id.clone(), path_param("checkpoint")],
+            )},
             "/v1/sandboxes/{id}/exec": {"post": operation(
                 "Run a command: NDJSON lines as output happens, the exit line last; one object with ?stream=false",
                 json!({"200": {"description": "Output", "content": {
@@ -192,7 +207,23 @@ fn sandbox_schemas(string_map: &Value) -> Value {
                     "env": string_map, "network": {"oneOf": [reference("NetworkMode"), {"type": "null"}]},
                     "idle_timeout_minutes": {"type": ["integer", "null"], "minimum": 0}, "default_timeout_ms": {"type": ["integer", "null"], "minimum": 1},
                     "labels": string_map, "runner": {"oneOf": [reference("RunnerLaunch"), {"type": "null"}]},
-                    "gateway": {"oneOf": [reference("GatewayLaunch"), {"type": "null"}]}
+                    "gateway": {"oneOf": [reference("GatewayLaunch"), {"type": "null"}]},
+                    "from_checkpoint": {"oneOf": [reference("CheckpointSource"), {"type": "null"}]}
+                }},
+                "CheckpointSource": {"type": "object", "required": ["sandbox", "checkpoint"], "additionalProperties": false, "properties": {
+                    "sandbox": {"type": "string"}, "checkpoint": {"type": "string", "pattern": "^cp_[0-9a-f]{32}$"}
+                }},
+                "CheckpointTaken": {"type": "object", "required": ["id", "bytes_added", "files", "ms"], "properties": {
+                    "id": {"type": "string"}, "bytes_added": {"type": "integer", "minimum": 0}, "files": {"type": "integer", "minimum": 0}, "ms": {"type": "integer", "minimum": 0}
+                }},
+                "CheckpointInfo": {"type": "object", "required": ["id", "created_at", "files", "bytes"], "properties": {
+                    "id": {"type": "string"}, "created_at": {"type": "integer"}, "files": {"type": "integer", "minimum": 0}, "bytes": {"type": "integer", "minimum": 0}
+                }},
+                "CheckpointList": {"type": "object", "required": ["checkpoints"], "properties": {
+                    "checkpoints": {"type": "array", "items": reference("CheckpointInfo")}
+                }},
+                "CheckpointRestored": {"type": "object", "required": ["id", "files", "ms"], "properties": {
+                    "id": {"type": "string"}, "files": {"type": "integer", "minimum": 0}, "ms": {"type": "integer", "minimum": 0}
                 }},
                 "GatewayLaunch": {"type": "object", "required": ["session", "key"], "additionalProperties": false, "properties": {
                     "session": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}, "key": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "The session's derived gateway key; never shown again"}

@@ -70,6 +70,9 @@ pub struct SessionRecord {
     /// The session's pull request as last read from GitHub, and when (ms).
     pub pull_request: Option<nightshift_protocol::repo::PullRequestInfo>,
     pub pull_request_checked_at: i64,
+    /// A forked session's first sandbox starts from this checkpoint of its parent's
+    /// sandbox (`POST /api/sessions/{id}/fork`).
+    pub from_checkpoint: Option<nightshift_protocol::checkpoints::CheckpointSource>,
 }
 
 impl Default for SessionRecord {
@@ -100,6 +103,7 @@ impl Default for SessionRecord {
             repo: None,
             pull_request: None,
             pull_request_checked_at: 0,
+            from_checkpoint: None,
         }
     }
 }
@@ -208,7 +212,15 @@ impl<S: Sql> SessionStore<S> {
     /// Forgets everything (prompts, events, runner epochs) and leaves a tombstone
     /// record: deleted, with a sandbox generation past every token issued.
     pub fn wipe(&self, generation: u64) -> Result<(), S::Error> {
-        for table in ["prompts", "events", "runner_epochs", "meta", "conversation"] {
+        for table in [
+            "prompts",
+            "events",
+            "runner_epochs",
+            "meta",
+            "conversation",
+            "turn_checkpoints",
+            "conversation_rewound",
+        ] {
             self.run(&format!("DELETE FROM {table}"), &[])?;
         }
         self.save_record(&SessionRecord {

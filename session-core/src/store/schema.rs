@@ -35,6 +35,22 @@ pub(super) const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS prompts_by_state ON prompts (state)",
     "CREATE TABLE IF NOT EXISTS runner_epochs (epoch TEXT PRIMARY KEY, acked INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS conversation (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS turn_checkpoints (
+        turn_id TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        conversation_len INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        checkpoint_id TEXT,
+        sandbox_id TEXT,
+        error TEXT,
+        finished_at INTEGER NOT NULL,
+        rewound INTEGER NOT NULL DEFAULT 0
+    )",
+    "CREATE TABLE IF NOT EXISTS conversation_rewound (
+        rewound_at INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        entry TEXT NOT NULL
+    )",
 ];
 
 /// Columns added later; run after [`SCHEMA`], ignoring "duplicate column" failures.

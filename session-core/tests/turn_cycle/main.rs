@@ -10,6 +10,7 @@ mod conversation;
 mod harness;
 mod notices;
 mod queue;
+mod rewind;
 mod runner;
 mod sleep;
 mod sqlite;

@@ -11,7 +11,8 @@
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::api::{
-    CreateSessionRequest, Session, SessionList, SessionStatus, UpdateSessionRequest, UsageTotals,
+    AgentKind, CreateSessionRequest, PermissionMode, Session, SessionList, SessionStatus,
+    UpdateSessionRequest, UsageTotals,
 };
 use nightshift_protocol::events::SessionListEvent;
 use nightshift_protocol::repo::SessionRepoSummary;
@@ -66,18 +67,56 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         None => None,
     };
     let now = clock::now_ms();
-    let session = Session {
+    let model = request
+        .model
+        .clone()
+        .or_else(|| llm_config::model_name(env));
+    let session = new_row(id, &title, agent, model, permission_mode, &user.id, now);
+    let summary = resolved.as_ref().map(|resolved| SessionRepoSummary {
+        full_name: resolved.repo.full_name.clone(),
+        branch: resolved.repo.branch.clone(),
+        base_branch: resolved.repo.base_branch.clone(),
+        pull_request: resolved
+            .pull_request
+            .as_ref()
+            .map(crate::github::pulls::summary),
+    });
+    let init = InitSession {
+        owner_id: user.id.clone(),
+        title,
+        worker_url,
+        agent,
+        model: request.model,
+        permission_mode,
+        pull_request: resolved
+            .as_ref()
+            .and_then(|resolved| resolved.pull_request.clone()),
+        repo: resolved.map(|resolved| resolved.repo),
+        fork: None,
+    };
+    open_session(env, user, session, summary, init).await
+}
+
+/// A new session's row as the list shows it, owned by `owner_id`, before its
+/// sandbox exists.
+pub(super) fn new_row(
+    id: String,
+    title: &str,
+    agent: AgentKind,
+    model: Option<String>,
+    permission_mode: PermissionMode,
+    owner_id: &str,
+    now: i64,
+) -> Session {
+    Session {
         id,
-        title: title.clone(),
+        title: title.to_owned(),
         status: SessionStatus::Provisioning,
         agent,
-        model: request
-            .model
-            .clone()
-            .or_else(|| llm_config::model_name(env)),
+        model,
         permission_mode,
         usage: UsageTotals::default(),
-        owner_id: user.id.clone(),
+        owner_id: owner_id.to_owned(),
         sandbox_id: None,
         error: None,
         created_at: now,
@@ -87,7 +126,19 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
         llm_source: None,
         repo: None,
         archived_at: None,
-    };
+    }
+}
+
+/// Writes a new session's D1 row (within the caller's cap of live sessions),
+/// announces it and initializes its `SessionAgent`, which requests its sandbox;
+/// answers 201 with the session. Shared by a new session and a fork.
+pub(super) async fn open_session(
+    env: &Env,
+    user: &User,
+    session: Session,
+    summary: Option<SessionRepoSummary>,
+    init: InitSession,
+) -> ApiResult<Response> {
     let max_live = limits::current(env).await?.live_sessions;
     if !sessions_table::insert_within(env, &session, max_live).await? {
         return Err(limits::exceeded(
@@ -99,15 +150,6 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
             ),
         ));
     }
-    let summary = resolved.as_ref().map(|resolved| SessionRepoSummary {
-        full_name: resolved.repo.full_name.clone(),
-        branch: resolved.repo.branch.clone(),
-        base_branch: resolved.repo.base_branch.clone(),
-        pull_request: resolved
-            .pull_request
-            .as_ref()
-            .map(crate::github::pulls::summary),
-    });
     if let Some(summary) = &summary {
         sessions_table::set_repo(env, &session.id, summary).await?;
     }
@@ -123,18 +165,6 @@ pub async fn create(req: &mut Request, env: &Env, user: &User) -> ApiResult<Resp
     )
     .await;
 
-    let init = InitSession {
-        owner_id: user.id.clone(),
-        title,
-        worker_url,
-        agent,
-        model: request.model,
-        permission_mode,
-        pull_request: resolved
-            .as_ref()
-            .and_then(|resolved| resolved.pull_request.clone()),
-        repo: resolved.map(|resolved| resolved.repo),
-    };
     let response = internal::call_agent(env, &session.id, AgentCall::Init, Some(&init)).await;
     if let Err(error) = agent_ok(response).await {
         // The row stays, so the session is visible with the reason; a later prompt
@@ -170,6 +200,17 @@ pub(super) async fn agent_ok(response: ApiResult<Response>) -> ApiResult<()> {
     } else {
         Err(api_error::from_response(response).await)
     }
+}
+
+/// A `SessionAgent`'s 2xx answer read as `T`, or its error as the caller's.
+pub(super) async fn agent_ok_response<T: serde::de::DeserializeOwned>(
+    response: ApiResult<Response>,
+) -> ApiResult<T> {
+    let mut response = response?;
+    if !(200..300).contains(&response.status_code()) {
+        return Err(api_error::from_response(response).await);
+    }
+    Ok(response.json().await?)
 }
 
 /// `GET /api/sessions?limit=&cursor=&scope=&q=&archived=`: one page of the caller's

@@ -182,6 +182,12 @@ impl SessionAgent {
                 session: session_id.to_owned(),
                 key: gateway_key.into(),
             }),
+            // A fork's sandbox starts from its parent's checkpoint.
+            from_checkpoint: self
+                .store
+                .record()
+                .ok()
+                .and_then(|record| record.from_checkpoint),
             ..CreateSandboxRequest::default()
         };
         let sandbox = sandbox_client::create_sandbox(&self.env, &request).await?;

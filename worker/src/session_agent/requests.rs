@@ -126,6 +126,8 @@ impl SessionAgent {
             AgentCall::SetPullRequest => self.set_pull_request(&mut req).await,
             AgentCall::ReadConversation => self.read_conversation(&req),
             AgentCall::WriteConversation => self.write_conversation(&mut req).await,
+            AgentCall::Rewind => self.rewind(&mut req).await,
+            AgentCall::ForkSource => self.fork_source(&mut req).await,
         }
     }
 
@@ -154,6 +156,9 @@ impl SessionAgent {
             record.permission_mode = init.permission_mode;
             record.repo = init.repo.clone();
             record.pull_request = init.pull_request.clone();
+            if let Some(fork) = &init.fork {
+                self.start_fork(&mut record, fork)?;
+            }
             self.store
                 .save_access_facts(&AccessFacts::owned_by(record.owner_id.clone()))?;
             // What the Worker wrote into the new D1 row.

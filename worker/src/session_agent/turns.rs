@@ -89,7 +89,10 @@ impl SessionAgent {
     /// Starts the next queued prompt when a runner is ready and nothing is running,
     /// then sets the alarm for any deadline still ahead.
     pub(super) async fn dispatch(&self) -> Result<()> {
-        self.dispatch_now().await?;
+        // The turn that ended last is checkpointed before the next prompt starts.
+        if self.settle_checkpoints().await? {
+            self.dispatch_now().await?;
+        }
         if let Err(error) = self.schedule_alarm().await {
             worker::console_warn!("setting the alarm failed: {}", error.message);
         }

@@ -7,11 +7,15 @@
 //! batch of deltas, not the whole timeline.
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use nightshift_protocol::events::TurnOutcome;
+use nightshift_protocol::roles::Access;
 
 use super::depend_on;
 use super::question::{QuestionCard, RetryNotice};
 use super::tool_call::ToolCallCard;
+use crate::api;
+use crate::components::session::SessionContext;
 use crate::format;
 use crate::markdown;
 use crate::state::{Entry, Timeline, Turn, TurnEnd, TurnItem};
@@ -21,7 +25,8 @@ const INTERRUPTED_TEXT: &str =
     "Runner stopped mid-turn; this prompt will run again when a runner is back";
 
 #[component]
-pub fn TimelineView(timeline: RwSignal<Timeline>) -> impl IntoView {
+pub(crate) fn TimelineView(context: SessionContext) -> impl IntoView {
+    let timeline = context.timeline;
     let entry_count = Memo::new(move |_| timeline.with(|timeline| timeline.entries().len()));
     view! {
         <div class="timeline" data-testid="timeline">
@@ -36,7 +41,7 @@ pub fn TimelineView(timeline: RwSignal<Timeline>) -> impl IntoView {
                 key=|index| *index
                 children=move |index| {
                     match timeline.with_untracked(|timeline| timeline.entries().get(index).copied()) {
-                        Some(Entry::Turn(turn)) => view! { <TurnView timeline=timeline index=turn/> }.into_any(),
+                        Some(Entry::Turn(turn)) => view! { <TurnView context=context index=turn/> }.into_any(),
                         Some(Entry::Notice(notice)) => {
                             let message = timeline
                                 .with_untracked(|timeline| timeline.notice(notice).map(|notice| notice.message.clone()))
@@ -69,7 +74,8 @@ where
 }
 
 #[component]
-fn TurnView(timeline: RwSignal<Timeline>, index: usize) -> impl IntoView {
+fn TurnView(context: SessionContext, index: usize) -> impl IntoView {
+    let timeline = context.timeline;
     let revision = Memo::new(move |_| {
         timeline.with(|timeline| timeline.turn(index).map_or(0, |turn| turn.revision))
     });
@@ -80,9 +86,16 @@ fn TurnView(timeline: RwSignal<Timeline>, index: usize) -> impl IntoView {
     let turn_id = timeline
         .with_untracked(|timeline| timeline.turn(index).and_then(|turn| turn.turn_id.clone()));
     let running = move || matches!(end.get(), Some(TurnEnd::Running));
+    let rewound =
+        move || turn_memo(timeline, revision, index, |turn| turn.rewound).get() == Some(true);
+    let checkpoint = turn_memo(timeline, revision, index, |turn| turn.checkpoint.is_some());
+    let turn_for_rewind = turn_id.clone();
 
     view! {
-        <article class="turn" class:turn--running=running data-testid="turn" data-turn-id=turn_id>
+        <article class="turn" class:turn--running=running class:turn--rewound=rewound data-testid="turn" data-turn-id=turn_id>
+            <Show when=rewound>
+                <div class="turn__rewound" data-testid="turn-rewound">"Rewound: the agent no longer sees this turn"</div>
+            </Show>
             {move || prompt.get().flatten().map(|prompt| view! {
                 <div class="user-prompt" data-testid="user-prompt">{prompt}</div>
             })}
@@ -102,7 +115,99 @@ fn TurnView(timeline: RwSignal<Timeline>, index: usize) -> impl IntoView {
                 </Show>
             </div>
             {move || end.get().map(turn_end_view)}
+            {move || {
+                let turn_id = turn_for_rewind.clone()?;
+                (checkpoint.get() == Some(true) && !rewound()).then(|| view! { <TurnActions context=context turn_id=turn_id/> })
+            }}
         </article>
+    }
+}
+
+/// "Rewind to here" (for those who may manage the session) and "Fork from here"
+/// (for collaborators and above, opening the new session) under a finished turn
+/// whose files were kept; the server checks again.
+#[component]
+fn TurnActions(context: SessionContext, turn_id: String) -> impl IntoView {
+    let busy = RwSignal::new(false);
+    let may_fork = move || {
+        context
+            .access
+            .role()
+            .is_some_and(|role| role.allows(Access::SessionCollaborator))
+    };
+    let navigate = leptos_router::hooks::use_navigate();
+    let fork_turn = turn_id.clone();
+    let fork = move |_| {
+        busy.set(true);
+        let session_id = context.session_id.get_value();
+        let turn_id = fork_turn.clone();
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match api::fork(&session_id, &turn_id).await {
+                Ok(session) => navigate(&format!("/sessions/{}", session.id), Default::default()),
+                Err(error) => context
+                    .action_error
+                    .set(Some(format!("Could not fork: {error}"))),
+            }
+            busy.set(false);
+        });
+    };
+    let may_rewind = move || {
+        context
+            .access
+            .role()
+            .is_some_and(|role| role.allows(Access::SessionManager))
+    };
+    let rewind = move |_| {
+        let confirmed = web_sys::window()
+            .and_then(|window| {
+                window
+                    .confirm_with_message(
+                        "Rewind to this turn? The files and the conversation go back to how this turn left them; later turns stay in the history, greyed.",
+                    )
+                    .ok()
+            })
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        busy.set(true);
+        let session_id = context.session_id.get_value();
+        let turn_id = turn_id.clone();
+        spawn_local(async move {
+            if let Err(error) = api::rewind(&session_id, &turn_id).await {
+                context
+                    .action_error
+                    .set(Some(format!("Could not rewind: {error}")));
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <div class="turn-actions">
+            <Show when=may_fork>
+                <button
+                    class="button button--ghost button--small"
+                    data-testid="fork-turn"
+                    disabled=move || busy.get()
+                    on:click=fork.clone()
+                    title="Start a new session with this turn's files and conversation"
+                >
+                    "Fork from here"
+                </button>
+            </Show>
+            <Show when=may_rewind>
+                <button
+                    class="button button--ghost button--small"
+                    data-testid="rewind-turn"
+                    disabled=move || busy.get() || context.timeline.with(Timeline::has_running_turn)
+                    on:click=rewind.clone()
+                    title="Put the files and the conversation back to how this turn left them"
+                >
+                    {move || if busy.get() { "Rewinding…" } else { "Rewind to here" }}
+                </button>
+            </Show>
+        </div>
     }
 }
 

@@ -606,3 +606,34 @@ fn a_fresh_view_of_a_compacted_turn_reads_each_run_once() {
     assert!(!timeline.apply(again), "a replayed seq changes nothing");
     assert_eq!(texts(&timeline), ["Hello"]);
 }
+
+#[test]
+fn a_kept_checkpoint_marks_its_turn_and_a_rewind_greys_the_later_ones() {
+    let mut stream = Stream::new();
+    let mut timeline = Timeline::default();
+    for (turn, message) in [("t1", "m1"), ("t2", "m2"), ("t3", "m3")] {
+        timeline.apply(stream.event(Some(turn), started(message, "do it")));
+        timeline.apply(stream.event(Some(turn), finished(TurnOutcome::Done, None)));
+    }
+    timeline.apply(stream.wire(
+        "t1",
+        json!({"type": "checkpoint_saved", "checkpoint_id": "cp_1", "files": 3, "bytes_added": 10, "ms": 2}),
+    ));
+    assert_eq!(
+        timeline.turn(0).unwrap().checkpoint.as_deref(),
+        Some("cp_1")
+    );
+    assert_eq!(timeline.turn(1).unwrap().checkpoint, None);
+
+    let before = timeline.turn(1).unwrap().revision;
+    timeline.apply(stream.wire(
+        "t1",
+        json!({"type": "rewound", "rewound_turns": ["t2", "t3"]}),
+    ));
+    let rewound: Vec<bool> = (0..3).map(|i| timeline.turn(i).unwrap().rewound).collect();
+    assert_eq!(rewound, [false, true, true]);
+    assert!(
+        timeline.turn(1).unwrap().revision > before,
+        "the view redraws it"
+    );
+}

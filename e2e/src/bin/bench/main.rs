@@ -21,7 +21,11 @@
 //! Sleep and wake (`bench/sleep.rs`, on a stack whose sessions sleep after a second):
 //! time to sleep and to wake, p50/p99, with 100 MB in the workspace and with a
 //! repository of 10,000 files. `BENCH_SKIP_SLEEP=1` leaves them out.
+//! Checkpoints (`bench/checkpoints.rs`, on a stack of its own): a first checkpoint of a
+//! 10,000-file workspace and one per turn after a small change (time and bytes), and
+//! a restore. `BENCH_SKIP_CHECKPOINTS=1` leaves them out.
 
+mod checkpoints;
 mod panels;
 mod ready;
 mod replay;
@@ -95,6 +99,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if std::env::var("BENCH_SKIP_SLEEP").is_err() {
         sleep::run(&llm).await?;
+    }
+    if std::env::var("BENCH_SKIP_CHECKPOINTS").is_err() {
+        checkpoints::run().await?;
     }
     Ok(())
 }
