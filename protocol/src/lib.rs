@@ -18,6 +18,7 @@ pub mod agent;
 pub mod api;
 pub mod artifacts;
 pub mod auth;
+pub mod calendar;
 pub mod checkpoints;
 pub mod conversation;
 pub mod error;

@@ -3,6 +3,7 @@
 //! schemas require, built from the fake's state. Whether they match GitHub's
 //! description is not assumed here: the validation layer checks every response.
 
+use nightshift_protocol::calendar::civil_from_days;
 use serde_json::{Value, json};
 
 /// A GitHub account known to the fake.
@@ -27,20 +28,6 @@ pub fn timestamp(secs: u64) -> String {
         (rem % 3600) / 60,
         rem % 60
     )
-}
-
-/// Days since 1970-01-01 to a calendar date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 fn node_id(kind: &str, id: u64) -> String {

@@ -1,6 +1,7 @@
 //! The calendar periods spend is counted in: UTC days (the daily cap, the chart's
 //! bars) and UTC months (the monthly caps). Times are ms since the epoch.
 
+use nightshift_protocol::calendar::civil_from_days;
 /// A day in ms.
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -14,21 +15,6 @@ pub fn month_start(at_ms: i64) -> i64 {
     let days = at_ms.div_euclid(DAY_MS);
     let (year, month, _) = civil_from_days(days);
     days_from_civil(year, month, 1) * DAY_MS
-}
-
-/// Days since 1970-01-01 as (year, month 1-12, day 1-31), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// The inverse of [`civil_from_days`].
