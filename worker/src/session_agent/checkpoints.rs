@@ -122,14 +122,7 @@ impl SessionAgent {
             .turn_steps(&record)
             .plan_rewind(&turn)?
             .map_err(|refusal| refused(&turn, &refusal))?;
-        if record.sandbox.sandbox_id() != Some(plan.sandbox_id.as_str()) {
-            return Err(ApiError::new(
-                ErrorCode::NoCheckpoint,
-                format!(
-                    "the checkpoint of turn {turn} was kept in a sandbox the session no longer has"
-                ),
-            ));
-        }
+        kept_in_current_sandbox(&record, &plan.sandbox_id, &turn)?;
         self.files_busy.set(true);
         let restored =
             sandbox_client::restore_checkpoint(&self.env, &plan.sandbox_id, &plan.checkpoint_id)
@@ -179,14 +172,7 @@ impl SessionAgent {
             .turn_steps(&record)
             .plan_fork(&turn)?
             .map_err(|refusal| refused(&turn, &refusal))?;
-        if record.sandbox.sandbox_id() != Some(plan.sandbox_id.as_str()) {
-            return Err(ApiError::new(
-                ErrorCode::NoCheckpoint,
-                format!(
-                    "the checkpoint of turn {turn} was kept in a sandbox the session no longer has"
-                ),
-            ));
-        }
+        kept_in_current_sandbox(&record, &plan.sandbox_id, &turn)?;
         let mut conversation = Vec::new();
         let mut from = 0;
         while from < plan.conversation_len {
@@ -246,4 +232,19 @@ pub(super) fn refused(turn: &str, refusal: &RewindRefusal) -> ApiError {
         RewindRefusal::Rewound | RewindRefusal::NoCheckpoint { .. } => ErrorCode::NoCheckpoint,
     };
     ApiError::new(code, refusal.message(turn))
+}
+
+/// A turn's checkpoint is usable only in the sandbox it was taken in, while the
+/// session still has that sandbox (not after it was replaced, nor while asleep).
+fn kept_in_current_sandbox(record: &SessionRecord, sandbox_id: &str, turn: &str) -> ApiResult<()> {
+    if record.sandbox.sandbox_id() == Some(sandbox_id) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NoCheckpoint,
+            format!(
+                "the checkpoint of turn {turn} was kept in a sandbox the session no longer has"
+            ),
+        ))
+    }
 }
