@@ -22,6 +22,19 @@ use policy::PolicyPanel;
 use spend::SpendPanel;
 use webhook::WebhookPanel;
 
+/// What a member who is not an admin sees on an admin page, saying why.
+#[component]
+pub fn AdminsOnly(why: &'static str) -> impl IntoView {
+    view! {
+        <section class="empty-state" data-testid="admin-forbidden">
+            <div class="empty-state__card">
+                <h1>"Admins only"</h1>
+                <p>{why}</p>
+            </div>
+        </section>
+    }
+}
+
 #[component]
 pub fn AdminPage() -> impl IntoView {
     let auth = expect_context::<Auth>();
@@ -29,12 +42,7 @@ pub fn AdminPage() -> impl IntoView {
         <Show
             when=move || auth.is_admin()
             fallback=|| view! {
-                <section class="empty-state" data-testid="admin-forbidden">
-                    <div class="empty-state__card">
-                        <h1>"Admins only"</h1>
-                        <p>"Only team admins can manage members, invites and sign-in. Ask an admin if you need a change."</p>
-                    </div>
-                </section>
+                <AdminsOnly why="Only team admins can manage members, invites and sign-in. Ask an admin if you need a change."/>
             }
         >
             <section class="page" data-testid="admin-page">

@@ -28,12 +28,7 @@ pub fn AdminUsagePage() -> impl IntoView {
         <Show
             when=move || auth.is_admin()
             fallback=|| view! {
-                <section class="empty-state" data-testid="admin-forbidden">
-                    <div class="empty-state__card">
-                        <h1>"Admins only"</h1>
-                        <p>"Only team admins can see the team's usage. Your own is in Settings."</p>
-                    </div>
-                </section>
+                <super::AdminsOnly why="Only team admins can see the team's usage. Your own is in Settings."/>
             }
         >
             <section class="page" data-testid="admin-usage-page">
