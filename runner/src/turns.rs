@@ -5,7 +5,9 @@
 //! - A prompt while another turn runs is a protocol error (the `SessionAgent` sends
 //!   one prompt at a time): it is logged and the new turn is finished as failed at
 //!   once, with an error event; the running turn is not disturbed. A prompt for the
-//!   turn already running (a resend) is ignored.
+//!   turn already running (a resend) is ignored. A prompt that arrives while a turn
+//!   already told to abort is still winding down waits for it (up to a grace period)
+//!   instead: the `SessionAgent` may hold the turn ended before the runner does.
 //! - A prompt without an LLM configuration fails with an error event saying what to
 //!   set, without starting the agent.
 //! - An abort cancels the running turn; the agent stops (killing any command) and the
@@ -134,6 +136,13 @@ impl TurnController {
                 permission_mode,
                 author,
             } => {
+                if self
+                    .active
+                    .as_ref()
+                    .is_some_and(|active| active.turn_id != turn_id && active.cancel.is_cancelled())
+                {
+                    self.wind_down_aborted().await;
+                }
                 if let Some(active) = &self.active {
                     if active.turn_id == turn_id {
                         tracing::info!(%turn_id, "ignoring a repeated prompt for the running turn");
@@ -206,6 +215,25 @@ impl TurnController {
             // The link handles these itself.
             SessionFrame::Welcome { .. } | SessionFrame::Ack { .. } | SessionFrame::Pong { .. } => {
             }
+        }
+    }
+
+    /// Waits (up to [`STOP_GRACE`]) for the running turn, already told to abort, to
+    /// end. The `SessionAgent` sends the next prompt once it holds the turn ended,
+    /// which it may do before the runner has wound it down: after an abort it stopped
+    /// waiting for, or right behind the abort frame in the same read.
+    async fn wind_down_aborted(&mut self) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let turn_id = active.turn_id.clone();
+        match tokio::time::timeout(STOP_GRACE, &mut active.task).await {
+            Ok(_) => {
+                tracing::info!(%turn_id, "the aborted turn wound down before the next prompt");
+                self.active = None;
+                self.active_turn.send_replace(None);
+            }
+            Err(_) => tracing::warn!(%turn_id, "the aborted turn did not stop in time"),
         }
     }
 

@@ -12,6 +12,8 @@ enum Behaviour {
     Answer,
     /// Works until cancelled.
     WaitForAbort,
+    /// Works until cancelled, then takes a while to stop (kills a slow command).
+    SlowAbort,
     Panic,
     /// Asks a question and answers with what the user said, or "expired".
     Ask,
@@ -54,6 +56,16 @@ impl Agent for StandInAgent {
                     output_tokens: 0,
                     ..TokenUsage::default()
                 })
+            }
+            Behaviour::SlowAbort => {
+                events
+                    .emit(EventBody::TextDelta {
+                        text: "working".into(),
+                    })
+                    .await;
+                cancel.cancelled().await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                TurnEnd::aborted(TokenUsage::default())
             }
             Behaviour::Panic => panic!("the stand-in agent panics on purpose"),
             Behaviour::Ask => {
@@ -306,6 +318,47 @@ async fn a_prompt_while_busy_fails_alone_and_abort_stops_the_running_turn() {
     // Nothing else arrived for t1 later.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(events_of(&harness.queue, "t1").len(), 2);
+}
+
+#[tokio::test]
+async fn a_prompt_right_behind_an_abort_waits_for_the_aborted_turn_to_wind_down() {
+    let mut harness = start(Behaviour::SlowAbort);
+    harness.frames.send(prompt("t1", llm())).await.unwrap();
+    wait_for_active(&mut harness.active_turn, Some("t1")).await;
+    // The SessionAgent gave up on the abort (or read both frames at once): the next
+    // prompt comes while t1 is still stopping.
+    harness
+        .frames
+        .send(SessionFrame::Abort {
+            turn_id: "t1".into(),
+        })
+        .await
+        .unwrap();
+    harness.frames.send(prompt("t2", llm())).await.unwrap();
+    let first = finished(&harness.queue, "t1").await;
+    assert!(matches!(
+        first.last(),
+        Some(EventBody::TurnFinished {
+            outcome: TurnOutcome::Aborted,
+            ..
+        })
+    ));
+    wait_for_active(&mut harness.active_turn, Some("t2")).await;
+    assert_eq!(
+        events_of(&harness.queue, "t2"),
+        vec![EventBody::TextDelta {
+            text: "working".into()
+        }],
+        "t2 runs instead of failing as a prompt while busy"
+    );
+    harness
+        .frames
+        .send(SessionFrame::Abort {
+            turn_id: "t2".into(),
+        })
+        .await
+        .unwrap();
+    finished(&harness.queue, "t2").await;
 }
 
 #[tokio::test]
