@@ -362,6 +362,16 @@ pub struct ForkSource {
     pub fork: ForkInit,
 }
 
+/// `PATCH /settings`'s answer: the settings the session holds after the change
+/// (its D1 row catches up in the background).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingsHeld {
+    pub title: String,
+    pub agent: AgentKind,
+    pub model: Option<String>,
+    pub permission_mode: PermissionMode,
+}
+
 /// A client's request body, passed to the `SessionAgent` unparsed: on the routes it
 /// admits itself, the caller is admitted before the body is parsed and validated,
 /// so someone without access learns nothing from how their body is judged.

@@ -22,7 +22,7 @@ use worker::{Env, Request, Response};
 
 use crate::api_error::{self, ApiError, ApiResult, json};
 use crate::auth::User;
-use crate::internal::{self, AgentCall, InitSession};
+use crate::internal::{self, AgentCall, InitSession, SettingsHeld};
 use crate::{body, clock, config, ids, limits, llm_config, sessions_table};
 
 /// Refuses a model the user cannot use (`unknown_model`).
@@ -283,8 +283,13 @@ pub async fn update(req: &mut Request, env: &Env, user: &User, id: &str) -> ApiR
     check_model(env, user, request.model.as_deref()).await?;
     sessions_table::require(env, id, &user.id).await?;
     let response = internal::call_agent(env, id, AgentCall::UpdateSettings, Some(&request)).await;
-    agent_ok(response).await?;
-    // The agent has written the row; read it back, as the caller sees it, to answer.
-    let updated = sessions_table::require(env, id, &user.id).await?;
+    let held: SettingsHeld = agent_ok_response(response).await?;
+    // The agent writes the row in the background: read it as the caller sees it and
+    // answer with the settings the agent holds now, which the row may not show yet.
+    let mut updated = sessions_table::require(env, id, &user.id).await?;
+    updated.title = held.title;
+    updated.agent = held.agent;
+    updated.model = held.model;
+    updated.permission_mode = held.permission_mode;
     Ok(json(200, &updated))
 }

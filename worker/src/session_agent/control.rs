@@ -27,7 +27,7 @@ use worker::{Request, Response};
 
 use super::SessionAgent;
 use crate::api_error::{ApiError, ApiResult, json};
-use crate::internal::{AnswerQuestion, EditPrompt, EnqueuePrompt};
+use crate::internal::{AnswerQuestion, EditPrompt, EnqueuePrompt, SettingsHeld};
 use crate::{body, clock, config, ids};
 
 /// How long `collect` keeps a prompt open for more, unless `COLLECT_WINDOW_MS` says.
@@ -199,7 +199,17 @@ impl SessionAgent {
             self.record_event(None, settings.updated_event())?;
         }
         self.publish();
-        Ok(json(200, &serde_json::json!({ "updated": true })))
+        // The D1 row is written in the background; the answer carries what the
+        // session holds now, for the Worker to answer with.
+        Ok(json(
+            200,
+            &SettingsHeld {
+                title: record.title,
+                agent: record.agent,
+                model: record.model,
+                permission_mode: record.permission_mode,
+            },
+        ))
     }
 
     /// `POST /questions/{id}/answer`: records the answer and sends it to the runner.
