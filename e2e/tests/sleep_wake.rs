@@ -4,7 +4,9 @@
 //! at the backend; a prompt wakes it, and the workspace's files, a git repository on
 //! its branch, the conversation and a prompt queued while it woke are all there;
 //! `POST /wake` wakes it too; archiving an asleep session leaves no sandbox
-//! directory behind.
+//! directory behind. An OpenCode session wakes with its own session (kept in the
+//! sandbox's home) and the next turn's request carries the earlier one.
+//! An asleep session rewinds without waking, and wakes into the turn it rewound to.
 
 use std::process::Command;
 
@@ -240,6 +242,126 @@ async fn a_wake_that_fails_is_an_error_that_keeps_the_prompt() {
                 .any(|message| message.content == "still wanted"
                     && message.state == MessageState::Queued),
             "{messages:#?}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_opencode_session_sleeps_and_wakes_with_its_own_session_kept() {
+    let (stack, llm) = sleepy_stack().await.unwrap();
+    with_logs(&stack, async {
+        let owner = stack.signed_in_api("owner@example.com").await?;
+        let session = owner
+            .create_session_with(json!({ "title": "sleepy opencode", "agent": "opencode" }))
+            .await?;
+        owner.send(&session.id, "the codeword is PAPAYA").await?;
+        let first = owner.wait_settled(&session.id).await?;
+        anyhow::ensure!(
+            first
+                .iter()
+                .all(|message| message.state == MessageState::Done),
+            "{first:#?}"
+        );
+        let sandbox_id = owner
+            .session(&session.id)
+            .await?
+            .sandbox_id
+            .ok_or_else(|| anyhow::anyhow!("no sandbox"))?;
+        // OpenCode keeps its sessions in the sandbox's home, which sleep keeps.
+        asleep(&owner, &stack, &session.id, &sandbox_id).await?;
+
+        owner.send(&session.id, "what was the codeword?").await?;
+        let messages = owner.wait_settled(&session.id).await?;
+        anyhow::ensure!(
+            messages.len() == 2
+                && messages
+                    .iter()
+                    .all(|message| message.state == MessageState::Done),
+            "{messages:#?}"
+        );
+        let woke_request = llm
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|body| body.to_string().contains("what was the codeword?"))
+            .ok_or_else(|| anyhow::anyhow!("the LLM never saw the prompt after sleep"))?;
+        anyhow::ensure!(
+            woke_request.to_string().contains("the codeword is PAPAYA"),
+            "the woken OpenCode's request lacks the earlier turn: {woke_request}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_asleep_session_rewinds_without_waking_and_wakes_into_that_turn() {
+    let (stack, llm) = sleepy_stack().await.unwrap();
+    with_logs(&stack, async {
+        let owner = stack.signed_in_api("owner@example.com").await?;
+        let session = owner
+            .create_session_with(json!({ "title": "rewind asleep" }))
+            .await?;
+        let ready = owner.wait_status(&session.id, "idle").await?;
+        let sandbox_id = ready
+            .sandbox_id
+            .ok_or_else(|| anyhow::anyhow!("no sandbox"))?;
+        let workspace = stack.workspace(&sandbox_id);
+        // Each turn's checkpoint is taken right after it ends, with the files as then.
+        std::fs::write(workspace.join("notes.txt"), "as of turn one")?;
+        owner.send(&session.id, "turn one").await?;
+        owner.wait_settled(&session.id).await?;
+        std::fs::write(workspace.join("notes.txt"), "as of turn two")?;
+        owner.send(&session.id, "turn two").await?;
+        let messages = owner.wait_settled(&session.id).await?;
+        let turn_one = messages[0]
+            .turn_id
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("turn one never ran"))?;
+
+        asleep(&owner, &stack, &session.id, &sandbox_id).await?;
+        let rewound = owner
+            .raw(
+                Method::POST,
+                &format!("/api/sessions/{}/rewind", session.id),
+                Some(&json!({ "turn": turn_one }).to_string()),
+            )
+            .await?;
+        anyhow::ensure!(rewound.status == 200, "{rewound:?}");
+        // The stopped sandbox's files went back; the session did not wake for it.
+        anyhow::ensure!(std::fs::read_to_string(workspace.join("notes.txt"))? == "as of turn one");
+        let after = owner.session(&session.id).await?;
+        anyhow::ensure!(after.status == SessionStatus::Asleep, "{after:?}");
+        anyhow::ensure!(
+            backend_sandbox(&stack, &sandbox_id)
+                .await?
+                .is_some_and(|sandbox| sandbox.status == SandboxStatus::Stopped)
+        );
+
+        // The next prompt wakes it into turn one: its files, and its conversation
+        // without turn two.
+        owner.send(&session.id, "turn three").await?;
+        let messages = owner.wait_settled(&session.id).await?;
+        anyhow::ensure!(
+            messages
+                .iter()
+                .any(|message| message.content == "turn three"
+                    && message.state == MessageState::Done),
+            "{messages:#?}"
+        );
+        anyhow::ensure!(std::fs::read_to_string(workspace.join("notes.txt"))? == "as of turn one");
+        let request = llm
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|body| body.to_string().contains("turn three"))
+            .ok_or_else(|| anyhow::anyhow!("the LLM never saw turn three"))?
+            .to_string();
+        anyhow::ensure!(
+            request.contains("turn one") && !request.contains("turn two"),
+            "the woken conversation is not turn one's: {request}"
         );
         Ok(())
     })

@@ -108,6 +108,23 @@ impl Default for SessionRecord {
     }
 }
 
+impl SessionRecord {
+    /// The sandbox that holds the session's files now: the one it runs in, or, while
+    /// it is asleep, the stopped one its snapshot names (its checkpoints are kept
+    /// beside it, so a rewind or fork can use them without waking the session).
+    pub fn files_sandbox_id(&self) -> Option<&str> {
+        if let Some(current) = self.sandbox.sandbox_id() {
+            return Some(current);
+        }
+        match (&self.machine.phase, &self.snapshot) {
+            (crate::session_machine::Phase::Asleep, Some(snapshot)) => {
+                Some(snapshot.sandbox_id.as_str())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The columns of the D1 row the `SessionAgent` keeps current.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
@@ -228,5 +245,45 @@ impl<S: Sql> SessionStore<S> {
             sandbox_generation: generation,
             ..SessionRecord::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session_machine::Phase;
+
+    fn slept_in(sandbox_id: &str) -> SandboxSnapshot {
+        serde_json::from_value(serde_json::json!({
+            "sandbox_id": sandbox_id,
+            "kind": "directory",
+            "runner_version": "0.0.0",
+            "made_at": 1,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_files_are_in_the_running_sandbox_or_while_asleep_in_the_stopped_one() {
+        let mut record = SessionRecord::default();
+        assert_eq!(record.files_sandbox_id(), None);
+
+        record.sandbox = SandboxState::Created {
+            sandbox_id: "sb-1".into(),
+        };
+        record.machine.phase = Phase::Ready;
+        assert_eq!(record.files_sandbox_id(), Some("sb-1"));
+
+        // Asleep: the running sandbox is forgotten, the snapshot names the stopped one.
+        record.sandbox = SandboxState::NotRequested;
+        record.snapshot = Some(slept_in("sb-1"));
+        record.machine.phase = Phase::Asleep;
+        assert_eq!(record.files_sandbox_id(), Some("sb-1"));
+
+        // Waking (or anything but asleep), a snapshot alone is not where the files are.
+        record.machine.phase = Phase::Waking;
+        assert_eq!(record.files_sandbox_id(), None);
+        record.machine.phase = Phase::Archived;
+        assert_eq!(record.files_sandbox_id(), None);
     }
 }

@@ -235,9 +235,10 @@ pub(super) fn refused(turn: &str, refusal: &RewindRefusal) -> ApiError {
 }
 
 /// A turn's checkpoint is usable only in the sandbox it was taken in, while the
-/// session still has that sandbox (not after it was replaced, nor while asleep).
+/// session still has that sandbox (not after it was replaced); an asleep session
+/// still has its stopped one.
 fn kept_in_current_sandbox(record: &SessionRecord, sandbox_id: &str, turn: &str) -> ApiResult<()> {
-    if record.sandbox.sandbox_id() == Some(sandbox_id) {
+    if record.files_sandbox_id() == Some(sandbox_id) {
         Ok(())
     } else {
         Err(ApiError::new(
