@@ -2,7 +2,8 @@
 //! asked once when the page opens, then again with `?renew=<grant>` before the
 //! grant expires (see `state::panels::next_workspace_check`), which keeps the same
 //! panel origin alive so an open editor never reloads, and refreshes the panels'
-//! states while they start.
+//! states while they start. Only while the page is in sight: a hidden page lets the
+//! grant run out, so an open but forgotten tab does not keep the session awake.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -47,7 +48,7 @@ impl WorkspaceState {
         spawn_local(async move {
             let mut failures = 0u32;
             while alive.get() {
-                if !may_ask.get_untracked() {
+                if !may_ask.get_untracked() || page_hidden() {
                     sleep(WAIT_TO_ASK).await;
                     continue;
                 }
@@ -104,6 +105,15 @@ impl WorkspaceState {
             (panel.state == ServiceState::Ready || kept).then_some(url)
         })
     }
+}
+
+/// Whether the page is out of sight (a background tab, a minimized window). A hidden
+/// page does not renew the panels' grant, so a session left open in a forgotten tab
+/// still goes to sleep once the grant runs out; the page asks again when it is seen.
+fn page_hidden() -> bool {
+    web_sys::window()
+        .and_then(|window| window.document())
+        .is_some_and(|document| document.hidden())
 }
 
 /// Unix seconds by the browser's clock (the server's `expires_at_secs` is compared
