@@ -54,7 +54,7 @@ test-scripts: ## the scripts' own tests (scripts/tests/) and shellcheck
 	@bash scripts/tests/run.sh
 
 test-e2e: ## integration and browser tests against the real stack (with the real Docker Engine for the docker provider's session and the release's image)
-	@bash scripts/docker-engine.sh run -- $(CARGO) test -p nightshift-e2e -- --test-threads=2
+	@CARGO=$(CARGO) bash scripts/docker-engine.sh run -- bash scripts/test-e2e.sh
 
 lint: ## formatting and clippy, native and wasm32
 	$(CARGO) fmt --all --check
