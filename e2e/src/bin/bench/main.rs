@@ -123,21 +123,29 @@ async fn latency_and_fanout(llm: &ScriptedLlm) -> anyhow::Result<()> {
     result
 }
 
-async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
-    let prompts = setting("BENCH_PROMPTS", 200);
-    let clients_wanted = setting("BENCH_CLIENTS", 50);
-    let api = stack.signed_in_api("bench@example.com").await?;
-    let mut to_ready = ready::measure(&api).await?;
-    to_ready.sort();
-    let session = api.create_session().await?;
-    api.wait_status(&session.id, "idle").await?;
-    let mut stream = api.events(&session.id, None).await?;
+/// When the next prompt is sent.
+#[derive(Clone, Copy, PartialEq)]
+enum Pace {
+    /// Once the last turn's checkpoint is kept, as a person's next prompt comes.
+    Settled,
+    /// The moment the last turn ended.
+    BackToBack,
+}
 
+/// Sends `prompts` prompts (after a warm-up) one turn at a time and answers, sorted,
+/// how long each took to `turn_started` and to the first text delta at `stream`.
+async fn prompt_latency(
+    api: &nightshift_e2e::client::Api,
+    stream: &mut SseStream,
+    session: &str,
+    prompts: usize,
+    pace: Pace,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     let mut to_first_event = Vec::new();
     let mut to_first_delta = Vec::new();
     for i in 0..WARMUP + prompts {
         let started = Instant::now();
-        api.send(&session.id, &format!("prompt {i}")).await?;
+        api.send(session, &format!("prompt {i}")).await?;
         let mut first_event = None;
         let mut first_delta = None;
         loop {
@@ -153,6 +161,21 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
                 _ => {}
             }
         }
+        if pace == Pace::Settled {
+            tokio::time::timeout(Duration::from_secs(30), async {
+                loop {
+                    let event = stream.next_event().await?;
+                    if matches!(
+                        event.body,
+                        EventBody::CheckpointSaved { .. } | EventBody::Error { .. }
+                    ) {
+                        return anyhow::Ok(());
+                    }
+                }
+            })
+            .await
+            .context("no checkpoint_saved within 30 s of a turn's end")??;
+        }
         if i >= WARMUP {
             to_first_event.push(first_event.context("no turn_started")?);
             to_first_delta.push(first_delta.context("no text delta")?);
@@ -160,6 +183,33 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
     }
     to_first_event.sort();
     to_first_delta.sort();
+    Ok((to_first_event, to_first_delta))
+}
+
+async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
+    let prompts = setting("BENCH_PROMPTS", 200);
+    let clients_wanted = setting("BENCH_CLIENTS", 50);
+    let api = stack.signed_in_api("bench@example.com").await?;
+    let mut to_ready = ready::measure(&api).await?;
+    to_ready.sort();
+    let session = api.create_session().await?;
+    api.wait_status(&session.id, "idle").await?;
+    let mut stream = api.events(&session.id, None).await?;
+
+    // A person's next prompt comes seconds after the last turn ended, once its
+    // checkpoint is kept; a script's comes the moment it ends, and waits for that
+    // checkpoint. Both are measured.
+    let (to_first_event, to_first_delta) =
+        prompt_latency(&api, &mut stream, &session.id, prompts, Pace::Settled).await?;
+    let back_to_back = setting("BENCH_BACK_TO_BACK_PROMPTS", 100);
+    let (to_first_event_now, _) = prompt_latency(
+        &api,
+        &mut stream,
+        &session.id,
+        back_to_back,
+        Pace::BackToBack,
+    )
+    .await?;
 
     // Fan-out: 50 clients on a fresh session.
     let fan = api.create_session().await?;
@@ -220,12 +270,17 @@ async fn run(stack: &Stack, llm: &ScriptedLlm) -> anyhow::Result<()> {
         ms(percentile(&to_ready, 99.0))
     );
     println!(
-        "| POST message -> turn_started at an SSE client, p50 ({prompts} prompts) | {} |",
+        "| POST message -> turn_started at an SSE client, p50 ({prompts} prompts, each after the last turn's checkpoint) | {} |",
         ms(percentile(&to_first_event, 50.0))
     );
     println!(
         "| POST message -> turn_started at an SSE client, p99 | {} |",
         ms(percentile(&to_first_event, 99.0))
+    );
+    println!(
+        "| POST message -> turn_started, sent the moment the last turn ended (waits for its checkpoint), p50 / p99 ({back_to_back} prompts) | {} / {} |",
+        ms(percentile(&to_first_event_now, 50.0)),
+        ms(percentile(&to_first_event_now, 99.0))
     );
     println!(
         "| POST message -> first agent text delta at an SSE client, p50 | {} |",
