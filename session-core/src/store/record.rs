@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{SessionStore, Sql, SqlValue};
 use crate::abort::AbortRequest;
 use crate::access_facts::AccessFacts;
+use crate::sleep_time::SleepTime;
 use crate::lifecycle::SandboxState;
 use crate::session_machine::Machine;
 use nightshift_protocol::sandbox::SandboxSnapshot;
@@ -159,6 +160,18 @@ impl<S: Sql> SessionStore<S> {
 
     pub fn save_access_facts(&self, facts: &AccessFacts) -> Result<(), S::Error> {
         self.save_meta("access", &serde_json::to_string(facts)?)
+    }
+
+    /// The owner's sleep time and the team's maximum (`meta` key `sleep`); `None`
+    /// until first read from D1 (the deployment's default applies meanwhile).
+    pub fn sleep_time(&self) -> Result<Option<SleepTime>, S::Error> {
+        self.meta("sleep")?
+            .map(|value| Ok(serde_json::from_str(&value)?))
+            .transpose()
+    }
+
+    pub fn save_sleep_time(&self, sleep: &SleepTime) -> Result<(), S::Error> {
+        self.save_meta("sleep", &serde_json::to_string(sleep)?)
     }
 
     /// A value of the `meta` table (`None` when absent).
