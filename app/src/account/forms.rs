@@ -172,6 +172,7 @@ pub fn team_settings(policy: &str, domain: &str) -> Result<TeamSettings, String>
     };
     Ok(TeamSettings {
         limits: None,
+        sleep: None,
         signin_policy: policy,
         allowed_domain,
     })
