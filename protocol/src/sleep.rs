@@ -128,9 +128,6 @@ mod tests {
     #[test]
     fn a_deployments_minimum_stays_within_one_millisecond_and_the_maximum() {
         assert_eq!(SleepBounds::with_min(0).min_ms, 1);
-        assert_eq!(
-            SleepBounds::with_min(u64::MAX).min_ms,
-            MAX_SLEEP_AFTER_MS
-        );
+        assert_eq!(SleepBounds::with_min(u64::MAX).min_ms, MAX_SLEEP_AFTER_MS);
     }
 }

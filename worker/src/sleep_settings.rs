@@ -120,12 +120,22 @@ pub async fn tell_sessions(env: &Env, owner: Option<&str>) {
             )
             .await
         }
-        None => d1::all(env, "SELECT id FROM sessions WHERE archived_at IS NULL", &[]).await,
+        None => {
+            d1::all(
+                env,
+                "SELECT id FROM sessions WHERE archived_at IS NULL",
+                &[],
+            )
+            .await
+        }
     };
     let rows = match rows {
         Ok(rows) => rows,
         Err(error) => {
-            worker::console_warn!("listing sessions to tell of a sleep time: {}", error.message);
+            worker::console_warn!(
+                "listing sessions to tell of a sleep time: {}",
+                error.message
+            );
             return;
         }
     };

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::{SessionStore, Sql, SqlValue};
 use crate::abort::AbortRequest;
 use crate::access_facts::AccessFacts;
-use crate::sleep_time::SleepTime;
 use crate::lifecycle::SandboxState;
 use crate::session_machine::Machine;
+use crate::sleep_time::SleepTime;
 use nightshift_protocol::sandbox::SandboxSnapshot;
 
 /// What the `SessionAgent` knows about its session besides the queue and the log.
