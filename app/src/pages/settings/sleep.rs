@@ -91,10 +91,10 @@ fn describe(settings: &MySettings) -> String {
     if settings.default_sleep_after_ms == 0 {
         return "Sleep is off on this deployment: sessions stay awake.".to_owned();
     }
-    let mut parts = vec![format!(
-        "Sessions sleep after {} idle.",
-        sleep_words(settings.effective_sleep_after_ms)
-    )];
+    let mut parts = vec![match settings.effective_sleep_after_ms {
+        0 => "Your sessions never sleep.".to_owned(),
+        ms => format!("Sessions sleep after {} idle.", sleep_words(ms)),
+    }];
     parts.push(format!(
         "The default is {}.",
         sleep_words(settings.default_sleep_after_ms)
