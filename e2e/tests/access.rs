@@ -106,6 +106,9 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("POST", "/api/share-links/{token}/accept", "member"),
     ("GET", "/api/me", "member"),
     ("PATCH", "/api/me", "member"),
+    ("GET", "/api/me/settings", "member"),
+    // The walk's body has an unknown field: refused (400) before anything is written.
+    ("PUT", "/api/me/settings", "member"),
     ("GET", "/api/tokens", "member"),
     ("POST", "/api/tokens", "member"),
     ("DELETE", "/api/tokens/{id}", "member"),

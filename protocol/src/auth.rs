@@ -287,6 +287,10 @@ pub struct TeamSettings {
     /// them as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<UsageLimits>,
+    /// The team's maximum sleep time: always answered; a `PUT` without it keeps it as
+    /// it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<crate::sleep::TeamSleep>,
 }
 
 /// The caps every member is held to (`TeamSettings::limits`). Going over one answers

@@ -5,7 +5,7 @@
 //! receives ([`events`]), the WebSocket frames between a sandbox's runner and its
 //! session's `SessionAgent` ([`runner_link`]), the sandbox backend's HTTP API
 //! ([`sandbox`], its checkpoints in [`checkpoints`]), what a sandbox's gateway speaks on its terminal WebSockets and
-//! `/status` ([`gateway`]), a session's GitHub repository and pull request ([`repo`]), the session list's filters and bulk bodies ([`session_list`]), spend reports and caps ([`usage`]), the inbox and the team's webhook ([`inbox`]) and the one error envelope every HTTP edge answers with ([`error`]).
+//! `/status` ([`gateway`]), a session's GitHub repository and pull request ([`repo`]), the session list's filters and bulk bodies ([`session_list`]), spend reports and caps ([`usage`]), the inbox and the team's webhook ([`inbox`]), sleep times and their bounds ([`sleep`]) and the one error envelope every HTTP edge answers with ([`error`]).
 //! Beside them, [`roles`] holds the one copy of what each role allows, since both
 //! the Worker (which enforces it) and the app (which hides what would be refused)
 //! decide with it.
@@ -32,6 +32,7 @@ pub mod roles;
 pub mod runner_link;
 pub mod sandbox;
 pub mod session_list;
+pub mod sleep;
 pub mod usage;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

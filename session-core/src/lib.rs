@@ -15,7 +15,7 @@
 //! all three share (`signing`),
 //! the rules of repo-aware sessions (branch names, commit authors, the team's
 //! allow-list, which git credentials a session may ask for: [`repo_rules`]),
-//! what a settings request changes ([`settings`]), what a turn costs and which spend cap is reached ([`spend`]), who is told what when a turn ends or the agent asks ([`notices`]), how the session's SQLite storage
+//! what a settings request changes ([`settings`]), how long an idle session waits before it sleeps ([`sleep_time`]), what a turn costs and which spend cap is reached ([`spend`]), who is told what when a turn ends or the agent asks ([`notices`]), how the session's SQLite storage
 //! is laid out and read ([`store`], over any synchronous [`store::Sql`]), the steps
 //! of a turn over that store ([`turns`]), how an event stream replays and
 //! buffers in bounded memory ([`streams`]) and how a session is titled ([`title`]).
@@ -44,6 +44,7 @@ pub mod runner_token;
 pub mod session_machine;
 pub mod settings;
 mod signing;
+pub mod sleep_time;
 pub mod spend;
 pub mod store;
 pub mod streams;

@@ -37,6 +37,7 @@ mod sandbox_client;
 mod session_access;
 mod session_agent;
 mod sessions_table;
+mod sleep_settings;
 mod spend;
 mod sse;
 mod timeout;

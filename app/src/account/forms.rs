@@ -5,6 +5,7 @@ use nightshift_protocol::auth::{
     CreateInviteRequest, CreateKeyRequest, CreateShareLinkRequest, CreateTokenRequest, KeyProvider,
     KeyScope, SessionRole, SigninPolicy, TeamRole, TeamSettings, TokenScope, UsageLimits,
 };
+use nightshift_protocol::sleep::SleepBounds;
 
 /// Longest expiry and use limit the forms accept; the server has its own limits.
 const MAX_EXPIRY_HOURS: u32 = 24 * 365;
@@ -172,6 +173,7 @@ pub fn team_settings(policy: &str, domain: &str) -> Result<TeamSettings, String>
     };
     Ok(TeamSettings {
         limits: None,
+        sleep: None,
         signin_policy: policy,
         allowed_domain,
     })
@@ -203,6 +205,60 @@ pub fn github_settings(
     })
 }
 
+/// A sleep-time field, in minutes (fractions allowed: `0.5` is 30 seconds), as
+/// milliseconds: blank is `None` (the default, or no maximum) and `never` or `0` is
+/// `Some(0)` where `never` is a choice. Checked against `bounds` as the server will.
+pub fn sleep_minutes(text: &str, bounds: SleepBounds, never: bool) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let range = format!(
+        "from {} to {} minutes",
+        minutes_text(bounds.min_ms),
+        minutes_text(bounds.max_ms)
+    );
+    let ms = if never && text.eq_ignore_ascii_case("never") {
+        0
+    } else {
+        match text.parse::<f64>() {
+            Ok(minutes) if minutes.is_finite() && minutes >= 0.0 => {
+                (minutes * 60_000.0).round() as u64
+            }
+            _ => return Err(format!("The sleep time is a number of minutes, {range}.")),
+        }
+    };
+    let checked = if never {
+        bounds.check_user(Some(ms))
+    } else {
+        bounds.check_team_max(Some(ms))
+    };
+    checked.map_err(|_| {
+        if never {
+            format!("The sleep time is {range}, or never (0); leave it blank for the default.")
+        } else {
+            format!("The maximum is {range}; leave it blank for none.")
+        }
+    })?;
+    Ok(Some(ms))
+}
+
+/// Milliseconds as a number of minutes, with at most two decimals.
+pub fn minutes_text(ms: u64) -> String {
+    let text = format!("{:.2}", ms as f64 / 60_000.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// A sleep time in words: `never`, `45 seconds`, `15 minutes`.
+pub fn sleep_words(ms: u64) -> String {
+    match ms {
+        0 => "never".to_owned(),
+        ms if ms < 60_000 => format!("{} seconds", ms.div_ceil(1000)),
+        60_000 => "1 minute".to_owned(),
+        ms => format!("{} minutes", minutes_text(ms)),
+    }
+}
+
 fn positive(text: &str, what: &str, max: u32) -> Result<u32, String> {
     match text.trim().parse::<u32>() {
         Ok(value) if (1..=max).contains(&value) => Ok(value),
@@ -223,6 +279,36 @@ mod tests {
         for bad in ["acme", "acme/*/x", "*/web", "a b/c", "../*"] {
             assert!(github_settings(bad, true).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sleep_times_are_minutes_within_the_bounds_or_blank() {
+        let bounds = SleepBounds::with_min(60_000);
+        assert_eq!(sleep_minutes(" ", bounds, true), Ok(None));
+        assert_eq!(sleep_minutes("30", bounds, true), Ok(Some(1_800_000)));
+        assert_eq!(sleep_minutes("1.5", bounds, false), Ok(Some(90_000)));
+        assert_eq!(sleep_minutes("never", bounds, true), Ok(Some(0)));
+        assert_eq!(sleep_minutes("0", bounds, true), Ok(Some(0)));
+        // A maximum is never "never".
+        assert!(sleep_minutes("0", bounds, false).is_err());
+        assert!(sleep_minutes("never", bounds, false).is_err());
+        for bad in ["0.5", "1441", "-3", "ten", "NaN", "inf"] {
+            assert!(sleep_minutes(bad, bounds, true).is_err(), "{bad}");
+        }
+        // A deployment with a shorter minimum takes fractions of a minute.
+        let short = SleepBounds::with_min(1_000);
+        assert_eq!(sleep_minutes("0.05", short, true), Ok(Some(3_000)));
+    }
+
+    #[test]
+    fn sleep_times_read_as_minutes_or_words() {
+        assert_eq!(minutes_text(900_000), "15");
+        assert_eq!(minutes_text(3_000), "0.05");
+        assert_eq!(minutes_text(90_000), "1.5");
+        assert_eq!(sleep_words(0), "never");
+        assert_eq!(sleep_words(60_000), "1 minute");
+        assert_eq!(sleep_words(900_000), "15 minutes");
+        assert_eq!(sleep_words(3_000), "3 seconds");
     }
 
     #[test]

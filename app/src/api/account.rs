@@ -7,6 +7,7 @@ use nightshift_protocol::auth::{
     Me, MemberInfo, PatchMeRequest, PatchMemberRequest, Providers, PutShareRequest, SessionRole,
     ShareLinkInfo, SharesList, TeamMember, TeamRole, TeamSettings, Viewer,
 };
+use nightshift_protocol::sleep::{MySettings, PutMySettings};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, encode, request_json, request_text, session_path};
@@ -47,6 +48,16 @@ pub async fn me() -> Result<Me, ApiError> {
 /// `PATCH /api/me`.
 pub async fn update_me(update: &PatchMeRequest) -> Result<Me, ApiError> {
     request_json("PATCH", "/api/me", Some(update)).await
+}
+
+/// `GET /api/me/settings`.
+pub async fn my_settings() -> Result<MySettings, ApiError> {
+    request_json("GET", "/api/me/settings", NO_BODY).await
+}
+
+/// `PUT /api/me/settings`.
+pub async fn save_my_settings(settings: &PutMySettings) -> Result<MySettings, ApiError> {
+    request_json("PUT", "/api/me/settings", Some(settings)).await
 }
 
 /// `GET /api/models`: the models a default can be picked from; empty when the server

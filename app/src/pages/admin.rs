@@ -1,5 +1,5 @@
 //! `/admin`: team members (role, removal), invite links, the sign-in policy, the
-//! caps every member is held to, the spend caps and the team's GitHub settings. Only
+//! caps every member is held to, the team's maximum sleep time, the spend caps and the team's GitHub settings. Only
 //! admins get the page; the server refuses everyone else's calls anyway.
 
 mod github;
@@ -7,6 +7,7 @@ mod invites;
 mod limits;
 mod members;
 mod policy;
+mod sleep;
 mod spend;
 pub mod usage;
 mod webhook;
@@ -19,6 +20,7 @@ use invites::InvitesPanel;
 use limits::LimitsPanel;
 use members::MembersPanel;
 use policy::PolicyPanel;
+use sleep::SleepMaxPanel;
 use spend::SpendPanel;
 use webhook::WebhookPanel;
 
@@ -52,6 +54,7 @@ pub fn AdminPage() -> impl IntoView {
                     <InvitesPanel/>
                     <PolicyPanel/>
                     <LimitsPanel/>
+                    <SleepMaxPanel/>
                     <SpendPanel/>
                     <GithubPanel/>
                     <WebhookPanel/>

@@ -1,8 +1,10 @@
-//! `/settings`: the signed-in user's profile and default model, personal API tokens,
+//! `/settings`: the signed-in user's profile and default model, how long their idle
+//! sessions wait before they sleep, personal API tokens,
 //! LLM keys (the team's too, for admins) and their own usage.
 
 mod keys;
 mod profile;
+mod sleep;
 mod tokens;
 mod usage;
 
@@ -10,6 +12,7 @@ use leptos::prelude::*;
 
 use keys::KeysPanel;
 use profile::ProfilePanel;
+use sleep::SleepPanel;
 use tokens::TokensPanel;
 use usage::UsagePanel;
 
@@ -22,6 +25,7 @@ pub fn SettingsPage() -> impl IntoView {
             </header>
             <div class="page__body">
                 <ProfilePanel/>
+                <SleepPanel/>
                 <TokensPanel/>
                 <KeysPanel/>
                 <UsagePanel/>

@@ -10,6 +10,7 @@ use crate::abort::AbortRequest;
 use crate::access_facts::AccessFacts;
 use crate::lifecycle::SandboxState;
 use crate::session_machine::Machine;
+use crate::sleep_time::SleepTime;
 use nightshift_protocol::sandbox::SandboxSnapshot;
 
 /// What the `SessionAgent` knows about its session besides the queue and the log.
@@ -176,6 +177,18 @@ impl<S: Sql> SessionStore<S> {
 
     pub fn save_access_facts(&self, facts: &AccessFacts) -> Result<(), S::Error> {
         self.save_meta("access", &serde_json::to_string(facts)?)
+    }
+
+    /// The owner's sleep time and the team's maximum (`meta` key `sleep`); `None`
+    /// until first read from D1 (the deployment's default applies meanwhile).
+    pub fn sleep_time(&self) -> Result<Option<SleepTime>, S::Error> {
+        self.meta("sleep")?
+            .map(|value| Ok(serde_json::from_str(&value)?))
+            .transpose()
+    }
+
+    pub fn save_sleep_time(&self, sleep: &SleepTime) -> Result<(), S::Error> {
+        self.save_meta("sleep", &serde_json::to_string(sleep)?)
     }
 
     /// A value of the `meta` table (`None` when absent).

@@ -9,6 +9,7 @@ use nightshift_protocol::auth::{
     CreateInviteRequest, InviteInfo, MemberInfo, PatchMemberRequest, RouteInfo, SigninPolicy,
     TeamMember, TeamRole, TeamSettings,
 };
+use nightshift_protocol::sleep::TeamSleep;
 use serde::Deserialize;
 use worker::{Env, Request, Response};
 
@@ -16,7 +17,7 @@ use crate::api_error::{ApiError, ApiResult, json};
 use crate::auth::d1::{self, Arg};
 use crate::auth::{TEAM_ID, TEAM_USER_ID, User, random_token};
 use crate::routes::{TABLE, method_name};
-use crate::{body, clock, ids, limits};
+use crate::{body, clock, ids, limits, sleep_settings};
 
 #[derive(Deserialize)]
 struct MemberRow {
@@ -365,12 +366,13 @@ pub async fn revoke_invite(env: &Env, id: &str) -> ApiResult<Response> {
 struct SettingsRow {
     signin_policy: String,
     allowed_domain: Option<String>,
+    max_sleep_after_ms: Option<i64>,
 }
 
 async fn settings(env: &Env) -> ApiResult<TeamSettings> {
     let row: SettingsRow = d1::first(
         env,
-        "SELECT signin_policy, allowed_domain FROM teams WHERE id = ?",
+        "SELECT signin_policy, allowed_domain, max_sleep_after_ms FROM teams WHERE id = ?",
         &[Arg::Text(TEAM_ID)],
     )
     .await?
@@ -379,6 +381,9 @@ async fn settings(env: &Env) -> ApiResult<TeamSettings> {
         signin_policy: SigninPolicy::parse(&row.signin_policy).unwrap_or(SigninPolicy::InviteOnly),
         allowed_domain: row.allowed_domain,
         limits: Some(limits::read(env).await?),
+        sleep: Some(TeamSleep {
+            max_sleep_after_ms: sleep_settings::stored_ms(row.max_sleep_after_ms),
+        }),
     })
 }
 
@@ -408,12 +413,27 @@ pub async fn put_settings(req: &mut Request, env: &Env) -> ApiResult<Response> {
             .validate()
             .map_err(|message| ApiError::new(ErrorCode::InvalidRequest, message))?;
     }
+    if let Some(sleep) = &request.sleep {
+        sleep_settings::bounds(env)
+            .check_team_max(sleep.max_sleep_after_ms)
+            .map_err(|message| ApiError::new(ErrorCode::InvalidRequest, message))?;
+    }
+    // The sleep maximum changes in the same statement as the policy, or not at all.
+    let max_sleep = request.sleep.map(|sleep| {
+        sleep
+            .max_sleep_after_ms
+            .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
+    });
+    let before = settings(env).await?;
     d1::run(
         env,
-        "UPDATE teams SET signin_policy = ?, allowed_domain = ? WHERE id = ?",
+        "UPDATE teams SET signin_policy = ?, allowed_domain = ?, \
+         max_sleep_after_ms = CASE WHEN ? THEN ? ELSE max_sleep_after_ms END WHERE id = ?",
         &[
             Arg::Text(request.signin_policy.as_str()),
             Arg::OptText(domain.as_deref()),
+            Arg::Int(i64::from(max_sleep.is_some())),
+            Arg::OptInt(max_sleep.flatten()),
             Arg::Text(TEAM_ID),
         ],
     )
@@ -421,7 +441,12 @@ pub async fn put_settings(req: &mut Request, env: &Env) -> ApiResult<Response> {
     if let Some(limits) = &request.limits {
         limits::store(env, limits).await?;
     }
-    Ok(json(200, &settings(env).await?))
+    let after = settings(env).await?;
+    if after.sleep != before.sleep {
+        // Every live session's time may have changed; each reads it again now.
+        sleep_settings::tell_sessions(env, None).await;
+    }
+    Ok(json(200, &after))
 }
 
 /// `GET /api/admin/routes`: the router's table with each route's access.

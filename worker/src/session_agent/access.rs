@@ -7,21 +7,32 @@
 //! again (`POST /access`) after every change to the session's owner or shares,
 //! before that change is acknowledged; so a removed share stops working the moment
 //! its removal returns.
+//!
+//! The same statement reads the owner's sleep time and the team's maximum (see
+//! [`super::sleep`]), stored beside the facts under the same ordering: a change of
+//! owner brings the new owner's time, and a changed time is read by the same
+//! `POST /access` (`crate::sleep_settings::tell_sessions`).
 
 use nightshift_protocol::ErrorCode;
 use nightshift_protocol::auth::SessionRole;
 use nightshift_session::access_facts::{AccessFacts, Refusal};
+use nightshift_session::sleep_time::SleepTime;
 use serde::Deserialize;
 use worker::Request;
 
 use super::SessionAgent;
 use crate::api_error::{ApiError, ApiResult};
+use crate::auth::TEAM_ID;
 use crate::auth::d1::{self, Arg};
 use crate::internal::Caller;
+use crate::sleep_settings::stored_ms;
 
 #[derive(Deserialize)]
 struct OwnerRow {
     owner_id: String,
+    /// The owner's own sleep time and the team's maximum (see `super::sleep`).
+    sleep_after_ms: Option<i64>,
+    max_sleep_after_ms: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -68,8 +79,11 @@ impl SessionAgent {
         let ticket = self.access_reloads.borrow_mut().start();
         let owner: Option<OwnerRow> = d1::first(
             &self.env,
-            "SELECT owner_id FROM sessions WHERE id = ?",
-            &[Arg::Text(session_id)],
+            "SELECT s.owner_id AS owner_id, u.sleep_after_ms AS sleep_after_ms, \
+             t.max_sleep_after_ms AS max_sleep_after_ms FROM sessions s \
+             LEFT JOIN users u ON u.id = s.owner_id LEFT JOIN teams t ON t.id = ? \
+             WHERE s.id = ?",
+            &[Arg::Text(TEAM_ID), Arg::Text(session_id)],
         )
         .await?;
         let Some(owner) = owner else {
@@ -81,6 +95,10 @@ impl SessionAgent {
             &[Arg::Text(session_id)],
         )
         .await?;
+        let sleep = SleepTime {
+            user_ms: stored_ms(owner.sleep_after_ms),
+            team_max_ms: stored_ms(owner.max_sleep_after_ms),
+        };
         let mut facts = AccessFacts::owned_by(owner.owner_id);
         facts.shares = shares
             .into_iter()
@@ -88,6 +106,7 @@ impl SessionAgent {
             .collect();
         if self.access_reloads.borrow_mut().may_store(ticket) {
             self.store.save_access_facts(&facts)?;
+            self.store.save_sleep_time(&sleep)?;
             Ok(Some(facts))
         } else {
             // A newer reload stored already; its facts are at least as recent.

@@ -69,7 +69,12 @@ impl SessionAgent {
                     return Err(ApiError::not_found("no such session"));
                 }
                 match self.reload_access(&record.session_id).await? {
-                    Some(_) => Ok(Response::empty()?.with_status(204)),
+                    Some(_) => {
+                        // The sleep time may have changed with it: the alarm is set
+                        // for the new one (a shorter time takes effect now).
+                        self.schedule_alarm().await?;
+                        Ok(Response::empty()?.with_status(204))
+                    }
                     None => Err(ApiError::not_found("no such session")),
                 }
             }
@@ -146,7 +151,8 @@ impl SessionAgent {
     async fn init(&self, req: &mut Request) -> ApiResult<Response> {
         let init: InitSession = body::read_json(req).await?;
         let mut record = self.store.record()?;
-        if !record.initialized {
+        let fresh = !record.initialized;
+        if fresh {
             record.initialized = true;
             record.owner_id = init.owner_id;
             record.title = init.title.clone();
@@ -182,6 +188,18 @@ impl SessionAgent {
                     status: record.status,
                 },
             )?;
+        }
+        if fresh {
+            // The owner's sleep time and the team's maximum (the D1 row exists by
+            // now). Without them the deployment's default applies, so a failure here
+            // does not fail the session; the next access reload reads them again.
+            if let Err(error) = self.reload_access(&record.session_id).await {
+                worker::console_warn!(
+                    "session {}: reading its sleep time: {}",
+                    record.session_id,
+                    error.message
+                );
+            }
         }
         self.provision().await?;
         self.publish();

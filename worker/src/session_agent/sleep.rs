@@ -1,8 +1,7 @@
 //! Sleep and wake: the effects of the session's state machine that reach the
 //! sandbox backend, carried out here.
 //!
-//! A session `ready` for its sleep time (`SESSION_SLEEP_AFTER_MS`, default 15
-//! minutes; 0 turns sleep off), with no panel grant open, sleeps at its alarm
+//! A session `ready` for its sleep time, with no panel grant open, sleeps at its alarm
 //! (`nightshift_session::lifecycle::sleep_step`): the machine takes `idle_timeout`
 //! (`take_snapshot`), the backend stops the sandbox with its files kept
 //! (`POST /v1/sandboxes/{id}/sleep`, which answers the snapshot record), and the
@@ -12,15 +11,27 @@
 //! `POST /v1/sandboxes/{id}/wake` with a new runner token; a failure is recorded as
 //! the sandbox's failure, which the machine sees as `sandbox_failed` (`error`, the
 //! queued prompts kept; the next prompt or wake tries the restore again).
+//!
+//! The sleep time is the owner's own clamped to the team's maximum, defaulting to
+//! the deployment's `SESSION_SLEEP_AFTER_MS` (15 minutes; 0 turns sleep off for the
+//! whole deployment): `nightshift_session::sleep_time`. The object keeps the owner's
+//! time and the team's maximum in its storage rather than reading D1 when idle
+//! begins: a turn's end and the alarm stay free of D1, a prompt's path never meets
+//! it, and the object holds one copy that only changes when D1 does. It is read at
+//! creation and with every access reload (`super::access`, the same statement as
+//! the owner), and the Worker sends that reload to every live session a change
+//! concerns before the change is answered (`crate::sleep_settings`), after which
+//! the alarm is set again: a shorter time takes effect at once, a longer one when
+//! the alarm next rings early and finds nothing to do. A session created before
+//! sleep times existed uses the deployment's default until its first reload.
 
 use nightshift_protocol::events::EventBody;
 use nightshift_protocol::sandbox::{RunnerLaunch, WakeSandboxRequest};
-use nightshift_session::lifecycle::{DEFAULT_SLEEP_AFTER_MS, SandboxState, SleepStep, sleep_step};
+use nightshift_session::lifecycle::{SandboxState, SleepStep, sleep_step};
 use nightshift_session::session_machine::{Effect, Input, Phase};
 use worker::{Response, Result};
 
 use super::SessionAgent;
-use super::control::millis_var;
 use super::storage::SessionRecord;
 use crate::api_error::{ApiResult, json};
 use crate::{clock, sandbox_client};
@@ -32,8 +43,13 @@ const GRANT_PREFIX: &str = "panel:";
 const STALE_WAKE_MS: i64 = 2 * 60 * 1000;
 
 impl SessionAgent {
-    fn sleep_after_ms(&self) -> i64 {
-        millis_var(&self.env, "SESSION_SLEEP_AFTER_MS", DEFAULT_SLEEP_AFTER_MS)
+    /// The effective sleep time (ms; 0: never).
+    fn sleep_after_ms(&self) -> Result<i64> {
+        let deployment = crate::sleep_settings::deployment_ms(&self.env);
+        Ok(self
+            .store
+            .sleep_time()?
+            .map_or(deployment, |sleep| sleep.effective_ms(deployment)))
     }
 
     /// What the alarm should do about sleep now.
@@ -47,7 +63,7 @@ impl SessionAgent {
             .map(|secs| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX));
         Ok(sleep_step(
             record.idle_since,
-            self.sleep_after_ms(),
+            self.sleep_after_ms()?,
             panel_open_until,
             clock::now_ms(),
         ))
