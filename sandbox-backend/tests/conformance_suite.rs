@@ -16,6 +16,7 @@ mod providers {
     pub mod live;
     pub mod local;
     pub mod modal;
+    pub mod modal_sleep;
     pub mod modal_wire;
     pub mod railway;
 }
