@@ -19,6 +19,7 @@ mod providers {
     pub mod modal_sleep;
     pub mod modal_wire;
     pub mod railway;
+    pub mod railway_sleep;
 }
 
 mod deployment {

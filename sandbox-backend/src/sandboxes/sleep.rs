@@ -17,8 +17,12 @@
 //!   Modal sandbox is terminated (no compute while asleep). Waking creates a new
 //!   Modal sandbox from that image for the same backend id. Modal sandboxes host no
 //!   session runner (docs/PROVIDERS.md), so there is no runner to bring back.
-//! - A provider claims sleep with `Capabilities::sleep`; one that does not (Railway)
-//!   is refused with `invalid_request` and the session stays awake.
+//! - `railway`: the same shape: a destroyed Railway sandbox keeps nothing, so the
+//!   disk is kept first as a checkpoint (`sandboxCheckpointCreate`), kind
+//!   `checkpoint`; then the sandbox is destroyed, and a wake boots a new one from the
+//!   checkpoint. Railway sandboxes host no session runner either.
+//! - A provider claims sleep with `Capabilities::sleep`; one that does not is refused
+//!   with `invalid_request` and the session stays awake.
 //!
 //! A sleep is recorded (`asleep`, and the provider's handle naming what was kept)
 //! before the sandbox is stopped. A keep that fails changes nothing (the sandbox
@@ -38,6 +42,7 @@ pub fn snapshot_kind(provider: &str) -> Option<&'static str> {
         "local" => Some("directory"),
         "docker" => Some("stopped_container"),
         "modal" => Some("filesystem_image"),
+        "railway" => Some("checkpoint"),
         _ => None,
     }
 }
