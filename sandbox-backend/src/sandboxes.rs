@@ -421,7 +421,9 @@ impl Sandboxes {
         let path = WorkspacePath::parse(path)?;
         let provider = self.provider_of(&record)?;
         files_reachable(&record, provider.as_ref())?;
-        Ok(provider.write_file(&self.spec(&record), &path, contents).await?)
+        Ok(provider
+            .write_file(&self.spec(&record), &path, contents)
+            .await?)
     }
 
     /// Starts a stopped sandbox again (its files kept, its runner restarted).

@@ -280,7 +280,9 @@ impl RailwayProvider {
         let id = data["sandboxCheckpointCreate"]["id"]
             .as_str()
             .filter(|id| !id.is_empty())
-            .ok_or_else(|| ProviderError::Unavailable("Railway returned no checkpoint id".into()))?;
+            .ok_or_else(|| {
+                ProviderError::Unavailable("Railway returned no checkpoint id".into())
+            })?;
         Ok(Checkpoint {
             id: id.to_string(),
             name,

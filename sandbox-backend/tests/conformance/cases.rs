@@ -1102,9 +1102,10 @@ async fn sleep_keeps_the_files_or_is_refused(ctx: &Ctx<'_>) -> Outcome {
     let snapshot: nightshift_protocol::sandbox::SandboxSnapshot =
         serde_json::from_slice(&slept.expect(200, "sleep")?.body)
             .map_err(|error| error.to_string())?;
-    check(&snapshot.sandbox_id == id && !snapshot.kind.is_empty(), || {
-        format!("{snapshot:?}")
-    })?;
+    check(
+        &snapshot.sandbox_id == id && !snapshot.kind.is_empty(),
+        || format!("{snapshot:?}"),
+    )?;
     let asleep = ctx.client.get(id).await?;
     check(asleep.status == SandboxStatus::Stopped, || {
         format!("asleep: {asleep:?}")

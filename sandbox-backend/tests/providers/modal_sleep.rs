@@ -139,7 +139,10 @@ async fn a_modal_sandbox_sleeps_into_an_image_and_wakes_from_it_with_its_files()
         (id.as_str(), "filesystem_image")
     );
     assert_eq!(snapshot.runner_version, nightshift_protocol::VERSION);
-    assert_eq!(client.get(&id).await.unwrap().status, SandboxStatus::Stopped);
+    assert_eq!(
+        client.get(&id).await.unwrap().status,
+        SandboxStatus::Stopped
+    );
     let image = kept_image(&backend, &id);
     assert!(fake.state.has_image(&image).await);
     // Nothing runs (or is billed) at Modal while it sleeps, and the snapshot was
@@ -163,7 +166,11 @@ async fn a_modal_sandbox_sleeps_into_an_image_and_wakes_from_it_with_its_files()
     let exec = post(&client, &id, "exec", Some(json!({"command": "true"}))).await;
     assert_eq!(exec.status, 409, "{}", exec.text());
     let read = client
-        .call("GET", &format!("/v1/sandboxes/{id}/files?path=kept.txt"), None)
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{id}/files?path=kept.txt"),
+            None,
+        )
         .await;
     assert_eq!((read.status, read.code().as_str()), (409, "conflict"));
 
@@ -177,12 +184,18 @@ async fn a_modal_sandbox_sleeps_into_an_image_and_wakes_from_it_with_its_files()
         "{}",
         refused.text()
     );
-    assert_eq!(client.get(&id).await.unwrap().status, SandboxStatus::Stopped);
+    assert_eq!(
+        client.get(&id).await.unwrap().status,
+        SandboxStatus::Stopped
+    );
 
     wake(&client, &id).await;
     let woken = running(&fake, &id).await;
     assert_eq!(woken.len(), 1, "{woken:?}");
-    assert_ne!(woken[0].id, first[0].id, "a new Modal sandbox serves the wake");
+    assert_ne!(
+        woken[0].id, first[0].id,
+        "a new Modal sandbox serves the wake"
+    );
     assert_eq!(woken[0].image_id, image, "woken from the sleep's image");
     let read = client
         .sh(&id, "cat kept.txt \"$HOME/.config/kept\"")
@@ -190,7 +203,11 @@ async fn a_modal_sandbox_sleeps_into_an_image_and_wakes_from_it_with_its_files()
         .unwrap();
     assert_eq!(read.stdout, "kept\nhome\n", "{read:?}");
     let file = client
-        .call("GET", &format!("/v1/sandboxes/{id}/files?path=kept.txt"), None)
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{id}/files?path=kept.txt"),
+            None,
+        )
         .await;
     assert_eq!(file.body, b"kept\n", "{}", file.text());
 

@@ -84,7 +84,10 @@ async fn a_railway_sandbox_sleeps_into_a_checkpoint_and_wakes_from_it_with_its_f
         (snapshot.sandbox_id.as_str(), snapshot.kind.as_str()),
         (id.as_str(), "checkpoint")
     );
-    assert_eq!(client.get(&id).await.unwrap().status, SandboxStatus::Stopped);
+    assert_eq!(
+        client.get(&id).await.unwrap().status,
+        SandboxStatus::Stopped
+    );
     let checkpoint = kept_checkpoint(&backend, &id);
     assert!(fake.state.has_checkpoint(&checkpoint).await);
     assert!(
@@ -98,7 +101,10 @@ async fn a_railway_sandbox_sleeps_into_a_checkpoint_and_wakes_from_it_with_its_f
     assert_eq!(woke.status, 200, "wake: {}", woke.text());
     let woken = running(&fake).await;
     assert_eq!(woken.len(), 1, "{woken:?}");
-    assert_ne!(woken[0].0, first[0].0, "a new Railway sandbox serves the wake");
+    assert_ne!(
+        woken[0].0, first[0].0,
+        "a new Railway sandbox serves the wake"
+    );
     assert_eq!(woken[0].1.as_deref(), Some(checkpoint.as_str()));
     let read = client.sh(&id, "cat kept.txt").await.unwrap();
     assert_eq!(read.stdout, "kept\n", "{read:?}");

@@ -107,7 +107,10 @@ pub async fn sandbox_create(state: &ModalState, request: Msg) -> Result<Msg, Sta
         })
         .is_ok();
     if failing {
-        return Err(Status(UNAVAILABLE, "no capacity to schedule the sandbox".into()));
+        return Err(Status(
+            UNAVAILABLE,
+            "no capacity to schedule the sandbox".into(),
+        ));
     }
     let image_id = definition.str("image_id");
     let image = state
