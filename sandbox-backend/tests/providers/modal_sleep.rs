@@ -189,6 +189,15 @@ async fn a_modal_sandbox_sleeps_into_an_image_and_wakes_from_it_with_its_files()
         SandboxStatus::Stopped
     );
 
+    // The sleep outlives a restart of the backend: its record names the image.
+    backend.terminate();
+    backend.boot().await;
+    assert_eq!(
+        client.get(&id).await.unwrap().status,
+        SandboxStatus::Stopped
+    );
+    assert_eq!(kept_image(&backend, &id), image);
+
     wake(&client, &id).await;
     let woken = running(&fake, &id).await;
     assert_eq!(woken.len(), 1, "{woken:?}");
