@@ -51,8 +51,8 @@ pub struct RunnerLaunch {
 pub struct SandboxSnapshot {
     pub sandbox_id: String,
     /// How the files are kept: `directory` (local: the stopped sandbox's own
-    /// directory), `stopped_container` (docker), `image` (Modal: a filesystem
-    /// snapshot image).
+    /// directory), `stopped_container` (docker), `filesystem_image` (Modal: a
+    /// filesystem snapshot image), `checkpoint` (Railway: a named checkpoint).
     pub kind: String,
     /// The version of the runner that ran in the sandbox when it slept. Waking
     /// always starts the backend's current runner, whatever this says.
@@ -249,6 +249,12 @@ pub struct ProviderCapabilities {
     pub reattach: bool,
     /// A stopped sandbox can be started again (`POST /v1/sandboxes/{id}/start`).
     pub restart: bool,
+    /// `POST /v1/sandboxes/{id}/sleep` keeps the sandbox's files and stops its
+    /// compute, and `POST /v1/sandboxes/{id}/wake` brings it back with them. A
+    /// provider that cannot restart a stopped sandbox may still sleep (Modal, Railway:
+    /// the files are kept in a snapshot and a new sandbox is woken from it).
+    #[serde(default)]
+    pub sleep: bool,
     /// Public URLs for the sandbox's ports.
     pub tunnels: bool,
     /// `gateway` on create, and `GET /v1/sandboxes/{id}/tunnels` answering where it is.

@@ -19,7 +19,10 @@
 //!    [`Provider::destroy`]. Everything else has a default that answers
 //!    [`ProviderError::Unsupported`]; claim a feature in [`Capabilities`] only once
 //!    the operation behind it works (the API refuses unclaimed features with a 400
-//!    before calling the provider).
+//!    before calling the provider). `sleep`: a provider whose stopped sandbox keeps
+//!    its files claims it with `restart`; one whose stop keeps nothing claims it
+//!    only with [`Provider::keep_for_sleep`] and a [`Provider::start`] that wakes a
+//!    new sandbox from what that kept (see `crate::sandboxes::sleep`).
 //! 3. Remote state: whatever identifies the sandbox remotely (a Modal sandbox id, a
 //!    Railway service id, a container id) goes in the [`ProviderHandle`] that
 //!    `create`/`fork`/`start` return. The backend persists it in the sandbox record
@@ -381,12 +384,27 @@ pub trait Provider: Send + Sync + 'static {
         Err(ProviderError::unsupported(self.name(), "the gateway relay"))
     }
 
-    /// Starts a stopped sandbox again (its filesystem kept).
+    /// Starts a stopped sandbox again (its filesystem kept). For a provider whose stop
+    /// keeps nothing but that sleeps ([`Capabilities::sleep`] without `restart`), it
+    /// is only asked of a sandbox put to sleep: it creates a new sandbox from what
+    /// [`Provider::keep_for_sleep`] kept, for the same backend id, and returns its
+    /// handle (still naming what was kept, so `destroy` can remove it).
     async fn start(&self, _sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
         Err(ProviderError::unsupported(
             self.name(),
             "restarting a stopped sandbox",
         ))
+    }
+
+    /// Before a sleep: keeps the running sandbox's files where [`Provider::start`]
+    /// brings them back from (a filesystem image, a checkpoint), for a provider whose
+    /// [`Provider::stop`] keeps nothing, and returns the handle that names what was
+    /// kept. The backend persists that handle before it stops the sandbox, so what
+    /// was kept is recorded before the sandbox it was made from ends; `destroy` must
+    /// remove it. Failing changes nothing: the sandbox stays as it was. The default
+    /// keeps nothing more, for providers whose stopped sandbox keeps its own files.
+    async fn keep_for_sleep(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        Ok(sandbox.handle.clone())
     }
 
     /// After a restart of the backend: is a sandbox recorded as ready still running?

@@ -258,15 +258,54 @@ impl Sandboxes {
         id: &str,
         reason: Option<String>,
     ) -> Result<Sandbox, ApiError> {
+        self.stop_or_sleep(id, reason, false).await
+    }
+
+    /// Stops the sandbox; to put it to sleep (`sleep`), the provider first keeps its
+    /// files where a start brings them back from ([`Provider::keep_for_sleep`]), and
+    /// the record says so (`asleep`, with the provider's new handle) before anything
+    /// is stopped.
+    async fn stop_or_sleep(
+        &self,
+        id: &str,
+        reason: Option<String>,
+        sleep: bool,
+    ) -> Result<Sandbox, ApiError> {
         self.refuse_when_closing()?;
         let entry = self.entry(id)?;
         let mut live = entry.live.write().await;
-        if admit(id, entry.snapshot().status, Operation::Stop)? == Admission::AlreadyDone {
+        let record = entry.snapshot();
+        if admit(id, record.status, Operation::Stop)? == Admission::AlreadyDone {
+            if sleep && !record.asleep {
+                // Stopped without a sleep: only a provider whose stopped sandbox keeps
+                // its files still has them.
+                let provider = self.provider_of(&record)?;
+                if !provider.capabilities().restart {
+                    return Err(ApiError::conflict(format!(
+                        "sandbox {id} was stopped without being put to sleep, and the {} \
+                         provider keeps nothing of a stopped sandbox",
+                        provider.name()
+                    )));
+                }
+                entry.update(&self.store, |record| record.asleep = true)?;
+            }
             return Ok(entry.snapshot().to_wire());
         }
+        // A sandbox already recorded asleep is one whose stop failed after its files
+        // were kept: the stop is finished without keeping them again.
+        let kept = if sleep && !record.asleep {
+            let provider = self.provider_of(&record)?;
+            Some(provider.keep_for_sleep(&self.spec(&record)).await?)
+        } else {
+            None
+        };
         entry.update(&self.store, |record| {
             record.status = SandboxStatus::Stopping;
             record.status_reason = reason.clone();
+            if let Some(handle) = kept {
+                record.handle = handle;
+                record.asleep = true;
+            }
         })?;
         stop_processes(&mut live).await;
         let record = entry.snapshot();
@@ -363,10 +402,9 @@ impl Sandboxes {
         let record = entry.snapshot();
         admit(id, record.status, Operation::ReadFiles)?;
         let path = WorkspacePath::parse(path)?;
-        Ok(self
-            .provider_of(&record)?
-            .read_file(&self.spec(&record), &path)
-            .await?)
+        let provider = self.provider_of(&record)?;
+        files_reachable(&record, provider.as_ref())?;
+        Ok(provider.read_file(&self.spec(&record), &path).await?)
     }
 
     pub async fn write_file(
@@ -381,8 +419,9 @@ impl Sandboxes {
         let record = entry.snapshot();
         admit(id, record.status, Operation::WriteFiles)?;
         let path = WorkspacePath::parse(path)?;
-        Ok(self
-            .provider_of(&record)?
+        let provider = self.provider_of(&record)?;
+        files_reachable(&record, provider.as_ref())?;
+        Ok(provider
             .write_file(&self.spec(&record), &path, contents)
             .await?)
     }
@@ -397,14 +436,32 @@ impl Sandboxes {
             return Ok(record.to_wire());
         }
         let provider = self.provider_of(&record)?;
-        if !provider.capabilities().restart {
+        let capabilities = provider.capabilities();
+        // A provider whose stop keeps nothing starts only a sandbox put to sleep:
+        // a new one, from what the sleep kept.
+        let from_kept = !capabilities.restart && capabilities.sleep && record.asleep;
+        if !capabilities.restart && !from_kept {
             return Err(ApiError::invalid_request(format!(
-                "the {} provider cannot start a stopped sandbox again",
-                provider.name()
+                "the {} provider cannot start a stopped sandbox again{}",
+                provider.name(),
+                if capabilities.sleep {
+                    " (only one put to sleep with POST /v1/sandboxes/{id}/sleep)"
+                } else {
+                    ""
+                }
             )));
         }
         let handle = match provider.start(&self.spec(&record)).await {
             Ok(handle) => handle,
+            Err(error) if from_kept => {
+                // What the sleep kept is still recorded and untouched: the sandbox
+                // stays asleep, to be woken again or destroyed.
+                let message = format!("waking failed: {error}");
+                entry.update(&self.store, |record| {
+                    record.status_reason = Some(message.clone());
+                })?;
+                return Err(error.into());
+            }
             Err(error) => {
                 let message = format!("starting failed: {error}");
                 entry.update(&self.store, |record| {
@@ -419,6 +476,7 @@ impl Sandboxes {
             record.handle = handle.clone();
             record.status = SandboxStatus::Ready;
             record.status_reason = None;
+            record.asleep = false;
         })?;
         if record
             .runner
@@ -823,6 +881,27 @@ impl Sandboxes {
         }
         Ok(())
     }
+}
+
+/// A stopped sandbox's files are reachable only where its provider keeps them with
+/// it: a provider that cannot restart a stopped sandbox (Modal, Railway) has none
+/// there, or keeps them in a snapshot only a wake brings back.
+fn files_reachable(record: &SandboxRecord, provider: &dyn Provider) -> Result<(), ApiError> {
+    if record.status == SandboxStatus::Stopped && !provider.capabilities().restart {
+        return Err(ApiError::conflict(format!(
+            "sandbox {} is {}: the {} provider keeps no running sandbox to reach its files \
+             in{}",
+            record.id,
+            if record.asleep { "asleep" } else { "stopped" },
+            provider.name(),
+            if record.asleep {
+                " (wake it to reach them)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// Records a runner the provider started inside the sandbox (and supervises there).

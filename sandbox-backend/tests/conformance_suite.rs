@@ -16,8 +16,10 @@ mod providers {
     pub mod live;
     pub mod local;
     pub mod modal;
+    pub mod modal_sleep;
     pub mod modal_wire;
     pub mod railway;
+    pub mod railway_sleep;
 }
 
 mod deployment {

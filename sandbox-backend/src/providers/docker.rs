@@ -617,6 +617,8 @@ impl super::Provider for DockerProvider {
             snapshots: true,
             reattach: true,
             restart: true,
+            // The stopped container keeps its files (`sandboxes::sleep`).
+            sleep: true,
             tunnels: false,
             gateway: true,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],

@@ -274,6 +274,8 @@ impl Provider for LocalProvider {
             snapshots: false,
             reattach: true,
             restart: true,
+            // The stopped sandbox's directory keeps its files (`sandboxes::sleep`).
+            sleep: true,
             tunnels: false,
             gateway: true,
             package_managers: PACKAGE_MANAGERS.map(String::from).to_vec(),

@@ -14,6 +14,13 @@
 //! - files: through commands (`base64`), confined to the workspace by `realpath`.
 //! - fork and snapshots: `SandboxSnapshotFs` gives an image; a fork is a new sandbox
 //!   from it. Templates: `ImageGetOrCreate` with Dockerfile commands.
+//! - sleep and wake (`crate::sandboxes::sleep`): a stop ends a Modal sandbox and its
+//!   filesystem, so a sleep first keeps the whole filesystem (workspace and home) as
+//!   an image with `SandboxSnapshotFs`, recorded in the handle, then terminates the
+//!   sandbox: nothing runs (or is billed as compute) while it sleeps. A wake is a new
+//!   Modal sandbox from that image (as a fork is), tagged with the same backend id.
+//!   The image is deleted (`ImageDelete`) once no sandbox needs it: after the next
+//!   sleep kept a newer one, or when the sandbox is destroyed.
 //! - tunnels: `SandboxGetTunnels` for the ports in `MODAL_PORTS`.
 //! - reattach: the Modal sandbox id is the handle; `SandboxWait` with a zero timeout
 //!   tells whether it still runs.
@@ -153,6 +160,20 @@ pub struct ModalProvider {
 struct Handle {
     sandbox_id: String,
     task_id: String,
+    /// The image the last sleep kept the filesystem in: what a wake starts from
+    /// while the sandbox sleeps, and the image its sandbox runs from once woken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image_id: Option<String>,
+    /// Images of earlier sleeps that no sandbox runs from any more, deleted at the
+    /// next stop, wake or destroy (kept here until a delete succeeded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retired_image_ids: Vec<String>,
+}
+
+impl Handle {
+    fn persisted(&self) -> ProviderHandle {
+        ProviderHandle(serde_json::to_value(self).expect("a handle serializes"))
+    }
 }
 
 impl ModalProvider {
@@ -284,7 +305,7 @@ impl ModalProvider {
         &self,
         sandbox: &SandboxSpec,
         image_id: String,
-    ) -> Result<ProviderHandle, ProviderError> {
+    ) -> Result<Handle, ProviderError> {
         let app_id = self.app_id().await?;
         let network_access = match sandbox.network {
             NetworkMode::None => proto::NETWORK_ACCESS_BLOCKED,
@@ -349,13 +370,12 @@ impl ModalProvider {
                 });
             }
         };
-        let handle = Handle {
+        Ok(Handle {
             sandbox_id: created.sandbox_id,
             task_id,
-        };
-        Ok(ProviderHandle(
-            serde_json::to_value(handle).expect("a handle serializes"),
-        ))
+            image_id: None,
+            retired_image_ids: Vec::new(),
+        })
     }
 
     /// The sandbox's environment as an ephemeral secret, the way both official clients
@@ -382,7 +402,15 @@ impl ModalProvider {
         Ok(vec![secret.secret_id])
     }
 
+    /// Best effort, for a sandbox that failed to come up.
     async fn terminate(&self, sandbox_id: &str) {
+        if let Err(error) = self.end(sandbox_id).await {
+            tracing::warn!(%error, sandbox_id, "could not terminate a Modal sandbox");
+        }
+    }
+
+    /// `SandboxTerminate`; a sandbox Modal no longer knows is ended already.
+    async fn end(&self, sandbox_id: &str) -> Result<(), ProviderError> {
         let result: Result<proto::SandboxTerminateResponse, _> = self
             .client
             .unary(
@@ -393,10 +421,73 @@ impl ModalProvider {
                 remote::CALL_TIMEOUT,
             )
             .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, sandbox_id, "could not terminate a Modal sandbox");
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if unknown_to_modal(&error) => Ok(()),
+            Err(error) => Err(error),
         }
     }
+
+    /// `SandboxSnapshotFs` of a running sandbox: the id of an image of its whole
+    /// filesystem.
+    async fn snapshot_image(&self, sandbox_id: &str) -> Result<String, ProviderError> {
+        let response: proto::SandboxSnapshotFsResponse = self
+            .client
+            .unary(
+                "SandboxSnapshotFs",
+                proto::SandboxSnapshotFsRequest {
+                    sandbox_id: sandbox_id.to_string(),
+                    timeout: self.config.poll_secs,
+                },
+                self.config.poll_deadline(),
+            )
+            .await?;
+        match response.result {
+            Some(result) if result.status != proto::GENERIC_STATUS_SUCCESS => {
+                Err(ProviderError::Unavailable(format!(
+                    "Modal could not snapshot the sandbox: {}",
+                    result.exception
+                )))
+            }
+            _ if response.image_id.is_empty() => Err(ProviderError::Unavailable(
+                "Modal returned a snapshot without an image".into(),
+            )),
+            _ => Ok(response.image_id),
+        }
+    }
+
+    /// `ImageDelete` of each image (one Modal no longer knows is deleted already);
+    /// answers those that could not be deleted.
+    async fn delete_images(&self, image_ids: &[String]) -> Vec<String> {
+        let mut left = Vec::new();
+        for image_id in image_ids {
+            let result: Result<proto::Empty, _> = self
+                .client
+                .unary(
+                    "ImageDelete",
+                    proto::ImageDeleteRequest {
+                        image_id: image_id.clone(),
+                    },
+                    remote::CALL_TIMEOUT,
+                )
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(error) if unknown_to_modal(&error) => {}
+                Err(error) => {
+                    tracing::warn!(%error, image_id, "could not delete a Modal image");
+                    left.push(image_id.clone());
+                }
+            }
+        }
+        left
+    }
+}
+
+/// Whether Modal answered that it does not know the object of a call (gRPC
+/// `NOT_FOUND`, see [`client::status_error`]).
+fn unknown_to_modal(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::Unavailable(message) if message.contains("does not know"))
 }
 
 fn handle_of(sandbox: &SandboxSpec) -> Result<Handle, ProviderError> {
@@ -421,7 +512,9 @@ impl super::Provider for ModalProvider {
             processes: true,
             snapshots: true,
             reattach: true,
+            // A stop ends the sandbox with its filesystem; a sleep keeps it first.
             restart: false,
+            sleep: true,
             tunnels: !self.config.ports.is_empty(),
             gateway: false,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
@@ -443,7 +536,7 @@ impl super::Provider for ModalProvider {
                     .0
             }
         };
-        let handle = self.create_from_image(sandbox, image_id).await?;
+        let handle = self.create_from_image(sandbox, image_id).await?.persisted();
         // Make sure the workspace exists (an image may not have it).
         let mut with_handle = sandbox.clone();
         with_handle.handle = handle.clone();
@@ -506,7 +599,7 @@ impl super::Provider for ModalProvider {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        self.create_from_image(target, image_id).await
+        Ok(self.create_from_image(target, image_id).await?.persisted())
     }
 
     async fn build_template(&self, build: &TemplateBuild) -> Result<BuiltTemplate, ProviderError> {
@@ -522,29 +615,40 @@ impl super::Provider for ModalProvider {
 
     async fn snapshot(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
         let handle = handle_of(sandbox)?;
-        let response: proto::SandboxSnapshotFsResponse = self
-            .client
-            .unary(
-                "SandboxSnapshotFs",
-                proto::SandboxSnapshotFsRequest {
-                    sandbox_id: handle.sandbox_id,
-                    timeout: self.config.poll_secs,
-                },
-                self.config.poll_deadline(),
-            )
-            .await?;
-        match response.result {
-            Some(result) if result.status != proto::GENERIC_STATUS_SUCCESS => {
-                Err(ProviderError::Unavailable(format!(
-                    "Modal could not snapshot the sandbox: {}",
-                    result.exception
-                )))
-            }
-            _ if response.image_id.is_empty() => Err(ProviderError::Unavailable(
-                "Modal returned a snapshot without an image".into(),
-            )),
-            _ => Ok(ProviderHandle(json!({ "image_id": response.image_id }))),
+        let image_id = self.snapshot_image(&handle.sandbox_id).await?;
+        Ok(ProviderHandle(json!({ "image_id": image_id })))
+    }
+
+    /// Keeps the whole filesystem as an image; the image the sandbox was woken from
+    /// (if any) is retired, to be deleted once this one is recorded.
+    async fn keep_for_sleep(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        let mut handle = handle_of(sandbox)?;
+        let image_id = self.snapshot_image(&handle.sandbox_id).await?;
+        if let Some(previous) = handle.image_id.replace(image_id) {
+            handle.retired_image_ids.push(previous);
         }
+        Ok(handle.persisted())
+    }
+
+    /// Wakes a sandbox put to sleep: a new Modal sandbox from the image its sleep
+    /// kept (the backend asks only for a sandbox recorded asleep).
+    async fn start(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        let asleep = handle_of(sandbox)?;
+        let image_id = asleep.image_id.clone().ok_or_else(|| {
+            ProviderError::InvalidRequest(format!(
+                "no filesystem image was kept for sandbox {}: a stopped Modal sandbox \
+                 keeps nothing unless it was put to sleep",
+                sandbox.id
+            ))
+        })?;
+        // Whatever runs under the old id must not run twice (a stop that could not
+        // end it is retried here).
+        self.end(&asleep.sandbox_id).await?;
+        let retired = self.delete_images(&asleep.retired_image_ids).await;
+        let mut woken = self.create_from_image(sandbox, image_id.clone()).await?;
+        woken.image_id = Some(image_id);
+        woken.retired_image_ids = retired;
+        Ok(woken.persisted())
     }
 
     async fn tunnels(&self, sandbox: &SandboxSpec) -> Result<Vec<Tunnel>, ProviderError> {
@@ -657,16 +761,34 @@ impl super::Provider for ModalProvider {
     }
 
     async fn stop(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
-        // Modal keeps no filesystem of a terminated sandbox: stopping ends it.
+        // Modal keeps no filesystem of a terminated sandbox: stopping ends it (a
+        // sleep kept it as an image first). Failing to end it is an error: it would
+        // go on running, and billing, unseen.
         if let Ok(handle) = handle_of(sandbox) {
-            self.terminate(&handle.sandbox_id).await;
+            self.end(&handle.sandbox_id).await?;
+            self.delete_images(&handle.retired_image_ids).await;
         }
         Ok(())
     }
 
+    /// Ends the sandbox and deletes every image kept for it, so nothing of a
+    /// sleeping sandbox outlives it; an image that could not be deleted fails the
+    /// destroy (the sandbox goes to `error`, and destroying it again retries).
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
         if let Ok(handle) = handle_of(sandbox) {
-            self.terminate(&handle.sandbox_id).await;
+            self.end(&handle.sandbox_id).await?;
+            let images: Vec<String> = handle
+                .image_id
+                .into_iter()
+                .chain(handle.retired_image_ids)
+                .collect();
+            let left = self.delete_images(&images).await;
+            if !left.is_empty() {
+                return Err(ProviderError::Unavailable(format!(
+                    "Modal could not delete the sandbox's snapshot images {}; destroy it again",
+                    left.join(", ")
+                )));
+            }
         }
         Ok(())
     }

@@ -15,6 +15,13 @@
 //!   until `READY`. Snapshots:
 //!   `sandboxCheckpointCreate`.
 //! - stop and destroy: `sandboxDestroy` (Railway has no stopped state).
+//! - sleep and wake (`crate::sandboxes::sleep`): Railway keeps nothing of a
+//!   destroyed sandbox, but a checkpoint (`sandboxCheckpointCreate`: "the sandbox's
+//!   current disk", bootable as soon as it answers) outlives it. A sleep checkpoints
+//!   the disk, records the checkpoint in the handle and destroys the sandbox; a wake
+//!   is `sandboxCreate` from the checkpoint (`template: {name}`). The checkpoint is
+//!   deleted (`sandboxCheckpointDelete`) once no sandbox needs it: after the next
+//!   sleep kept a newer one, or when the sandbox is destroyed.
 //! - reattach: the Railway sandbox id is the handle; `sandbox` tells whether it runs.
 //!
 //! Settings: `RAILWAY_TOKEN` (a project token) or `RAILWAY_API_TOKEN` (an account or
@@ -98,6 +105,27 @@ pub struct RailwayProvider {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Handle {
     sandbox_id: String,
+    /// The checkpoint the last sleep kept the disk in: what a wake boots from while
+    /// the sandbox sleeps, and what its sandbox was booted from once woken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<Checkpoint>,
+    /// Checkpoints of earlier sleeps no sandbox needs any more, deleted at the next
+    /// stop, wake or destroy (kept here until a delete succeeded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retired_checkpoints: Vec<Checkpoint>,
+}
+
+/// A checkpoint: a sandbox boots from it by name, it is deleted by id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Checkpoint {
+    id: String,
+    name: String,
+}
+
+impl Handle {
+    fn persisted(&self) -> ProviderHandle {
+        ProviderHandle(serde_json::to_value(self).expect("a handle serializes"))
+    }
 }
 
 fn handle_of(sandbox: &SandboxSpec) -> Result<Handle, ProviderError> {
@@ -211,7 +239,15 @@ impl RailwayProvider {
         }
     }
 
+    /// Best effort, for a sandbox that failed to come up.
     async fn destroy_remote(&self, sandbox_id: &str) {
+        if let Err(error) = self.end(sandbox_id).await {
+            tracing::warn!(%error, sandbox_id, "could not destroy a Railway sandbox");
+        }
+    }
+
+    /// `sandboxDestroy`; a sandbox Railway no longer knows is gone already.
+    async fn end(&self, sandbox_id: &str) -> Result<(), ProviderError> {
         let result = self
             .client
             .graphql(
@@ -220,9 +256,62 @@ impl RailwayProvider {
                 remote::CALL_TIMEOUT,
             )
             .await;
-        if let Err(error) = result {
-            tracing::warn!(%error, sandbox_id, "could not destroy a Railway sandbox");
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if unknown_to_railway(&error) => Ok(()),
+            Err(error) => Err(error),
         }
+    }
+
+    /// `sandboxCheckpointCreate` of a running sandbox's disk, under a fresh name.
+    async fn checkpoint(&self, sandbox_id: &str) -> Result<Checkpoint, ProviderError> {
+        let name = format!("nightshift-{}", uuid::Uuid::new_v4().simple());
+        let data = self.client
+            .graphql(
+                "mutation SandboxCheckpointCreate($environmentId: String!, $sandboxId: String!, $name: String!) { sandboxCheckpointCreate(environmentId: $environmentId, sandboxId: $sandboxId, name: $name) { id key createdAt environmentId } }",
+                json!({
+                    "environmentId": self.config.environment_id,
+                    "sandboxId": sandbox_id,
+                    "name": name,
+                }),
+                Duration::from_secs(300),
+            )
+            .await?;
+        let id = data["sandboxCheckpointCreate"]["id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                ProviderError::Unavailable("Railway returned no checkpoint id".into())
+            })?;
+        Ok(Checkpoint {
+            id: id.to_string(),
+            name,
+        })
+    }
+
+    /// `sandboxCheckpointDelete` of each checkpoint (one Railway no longer knows is
+    /// deleted already); answers those that could not be deleted.
+    async fn delete_checkpoints(&self, checkpoints: &[Checkpoint]) -> Vec<Checkpoint> {
+        let mut left = Vec::new();
+        for checkpoint in checkpoints {
+            let result = self
+                .client
+                .graphql(
+                    "mutation SandboxCheckpointDelete($environmentId: String!, $id: ID!) { sandboxCheckpointDelete(environmentId: $environmentId, id: $id) }",
+                    json!({ "environmentId": self.config.environment_id, "id": checkpoint.id }),
+                    remote::CALL_TIMEOUT,
+                )
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(error) if unknown_to_railway(&error) => {}
+                Err(error) => {
+                    tracing::warn!(%error, checkpoint = %checkpoint.name, "could not delete a Railway checkpoint");
+                    left.push(checkpoint.clone());
+                }
+            }
+        }
+        left
     }
 
     fn template_input(handle: &Value) -> Option<Value> {
@@ -255,7 +344,9 @@ impl super::Provider for RailwayProvider {
             processes: true,
             snapshots: true,
             reattach: true,
+            // A stop destroys the sandbox; a sleep keeps its disk as a checkpoint first.
             restart: false,
+            sleep: true,
             tunnels: false,
             gateway: false,
             package_managers: vec!["apt".into(), "pip".into(), "npm".into()],
@@ -402,19 +493,48 @@ impl super::Provider for RailwayProvider {
 
     async fn snapshot(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
         let handle = handle_of(sandbox)?;
-        let name = format!("nightshift-{}", uuid::Uuid::new_v4().simple());
-        self.client
-            .graphql(
-                "mutation SandboxCheckpointCreate($environmentId: String!, $sandboxId: String!, $name: String!) { sandboxCheckpointCreate(environmentId: $environmentId, sandboxId: $sandboxId, name: $name) { id key createdAt environmentId } }",
-                json!({
-                    "environmentId": self.config.environment_id,
-                    "sandboxId": handle.sandbox_id,
-                    "name": name,
-                }),
-                Duration::from_secs(300),
-            )
+        let checkpoint = self.checkpoint(&handle.sandbox_id).await?;
+        Ok(ProviderHandle(json!({ "checkpoint": checkpoint.name })))
+    }
+
+    /// Keeps the disk as a checkpoint; the one the sandbox was woken from (if any) is
+    /// retired, to be deleted once this one is recorded.
+    async fn keep_for_sleep(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        let mut handle = handle_of(sandbox)?;
+        let checkpoint = self.checkpoint(&handle.sandbox_id).await?;
+        if let Some(previous) = handle.checkpoint.replace(checkpoint) {
+            handle.retired_checkpoints.push(previous);
+        }
+        Ok(handle.persisted())
+    }
+
+    /// Wakes a sandbox put to sleep: a new Railway sandbox booted from the checkpoint
+    /// its sleep kept (the backend asks only for a sandbox recorded asleep).
+    async fn start(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
+        let asleep = handle_of(sandbox)?;
+        let checkpoint = asleep.checkpoint.clone().ok_or_else(|| {
+            ProviderError::InvalidRequest(format!(
+                "no checkpoint was kept for sandbox {}: a stopped Railway sandbox is \
+                 destroyed unless it was put to sleep",
+                sandbox.id
+            ))
+        })?;
+        // Whatever runs under the old id must not run twice (a stop that could not
+        // destroy it is retried here).
+        self.end(&asleep.sandbox_id).await?;
+        let retired = self.delete_checkpoints(&asleep.retired_checkpoints).await;
+        let created = self
+            .create_with(sandbox, json!({ "template": { "name": checkpoint.name } }))
             .await?;
-        Ok(ProviderHandle(json!({ "checkpoint": name })))
+        let woken = Handle {
+            sandbox_id: created.0["sandbox_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            checkpoint: Some(checkpoint),
+            retired_checkpoints: retired,
+        };
+        Ok(woken.persisted())
     }
 
     async fn reconcile(&self, sandbox: &SandboxSpec) -> Result<Reconciled, ProviderError> {
@@ -438,19 +558,47 @@ impl super::Provider for RailwayProvider {
     }
 
     async fn stop(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
-        // A Railway sandbox is running or destroyed; stopping destroys it.
+        // A Railway sandbox is running or destroyed; stopping destroys it (a sleep
+        // kept its disk as a checkpoint first). Failing to destroy it is an error: it
+        // would go on running, and billing, unseen.
         if let Ok(handle) = handle_of(sandbox) {
-            self.destroy_remote(&handle.sandbox_id).await;
+            self.end(&handle.sandbox_id).await?;
+            self.delete_checkpoints(&handle.retired_checkpoints).await;
         }
         Ok(())
     }
 
+    /// Destroys the sandbox and deletes every checkpoint kept for it, so nothing of
+    /// a sleeping sandbox outlives it; a checkpoint that could not be deleted fails
+    /// the destroy (the sandbox goes to `error`, and destroying it again retries).
     async fn destroy(&self, sandbox: &SandboxSpec) -> Result<(), ProviderError> {
         if let Ok(handle) = handle_of(sandbox) {
-            self.destroy_remote(&handle.sandbox_id).await;
+            self.end(&handle.sandbox_id).await?;
+            let checkpoints: Vec<Checkpoint> = handle
+                .checkpoint
+                .into_iter()
+                .chain(handle.retired_checkpoints)
+                .collect();
+            let left = self.delete_checkpoints(&checkpoints).await;
+            if !left.is_empty() {
+                let names: Vec<&str> = left.iter().map(|left| left.name.as_str()).collect();
+                return Err(ProviderError::Unavailable(format!(
+                    "Railway could not delete the sandbox's checkpoints {}; destroy it again",
+                    names.join(", ")
+                )));
+            }
         }
         Ok(())
     }
+}
+
+/// Whether Railway answered that it does not know the object of an operation (see
+/// `client::RailwayClient::graphql`), not that it does not know the environment (a
+/// setting to fix, not a sandbox already gone).
+fn unknown_to_railway(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::Unavailable(message)
+        if message.to_ascii_lowercase().contains("not found")
+            && !message.to_ascii_lowercase().contains("environment not found"))
 }
 
 /// Sets up the provider from the environment, if configured.

@@ -94,7 +94,7 @@ pub fn document() -> Value {
             },
             "/v1/sandboxes/{id}/stop": {"post": operation("Stop its processes; files stay (concurrent lifecycle calls share one operation)", json!({"200": answer("Stopped", "Sandbox")}), None, std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/start": {"post": operation("Start a stopped sandbox again (not a destroyed one)", json!({"200": answer("Ready", "Sandbox")}), None, std::slice::from_ref(&id))},
-            "/v1/sandboxes/{id}/sleep": {"post": operation("Stop it, keeping its files, and answer what was kept (providers that cannot start a sandbox again refuse)", json!({"200": answer("Stopped, with its snapshot", "SandboxSnapshot")}), None, std::slice::from_ref(&id))},
+            "/v1/sandboxes/{id}/sleep": {"post": operation("Stop it, keeping its files, and answer what was kept (providers without the sleep capability refuse)", json!({"200": answer("Stopped, with its snapshot", "SandboxSnapshot")}), None, std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/wake": {"post": operation("Start a sandbox put to sleep again, its runner with a new token when given", json!({"200": answer("Ready", "Sandbox")}), Some(json_body("WakeSandboxRequest")), std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/fork": {"post": operation("A new, started sandbox with a copy of this one's files", json!({"201": answer("The fork", "Sandbox")}), Some(json!({"required": false, "content": {"application/json": {"schema": reference("ForkRequest")}}})), std::slice::from_ref(&id))},
             "/v1/sandboxes/{id}/checkpoints": {
@@ -197,7 +197,7 @@ fn sandbox_schemas(string_map: &Value) -> Value {
                 }},
                 "SandboxList": {"type": "object", "required": ["sandboxes"], "properties": {"sandboxes": {"type": "array", "items": reference("Sandbox")}}},
                 "SandboxSnapshot": {"type": "object", "required": ["sandbox_id", "kind", "runner_version", "made_at"], "properties": {
-                    "sandbox_id": {"type": "string"}, "kind": {"type": "string", "enum": ["directory", "stopped_container", "image"]},
+                    "sandbox_id": {"type": "string"}, "kind": {"type": "string", "enum": ["directory", "stopped_container", "filesystem_image", "checkpoint"]},
                     "runner_version": {"type": "string"}, "image": {"type": ["string", "null"]}, "made_at": {"type": "integer"}, "bytes": {"type": ["integer", "null"], "minimum": 0}
                 }},
                 "WakeSandboxRequest": {"type": "object", "additionalProperties": false, "properties": {"runner": {"oneOf": [reference("RunnerLaunch"), {"type": "null"}]}}},
@@ -286,7 +286,7 @@ fn other_schemas(string_map: &Value) -> Value {
                 "ProviderCapabilities": {"type": "object", "required": ["network_modes", "isolated", "fork", "templates", "stdin", "processes", "snapshots", "reattach", "restart", "tunnels", "package_managers"], "properties": {
                     "network_modes": {"type": "array", "items": reference("NetworkMode")}, "isolated": {"type": "boolean"}, "fork": {"type": "boolean"},
                     "templates": {"type": "boolean"}, "stdin": {"type": "boolean"}, "processes": {"type": "boolean"}, "snapshots": {"type": "boolean"},
-                    "reattach": {"type": "boolean"}, "restart": {"type": "boolean"}, "tunnels": {"type": "boolean"}, "gateway": {"type": "boolean"},
+                    "reattach": {"type": "boolean"}, "restart": {"type": "boolean"}, "sleep": {"type": "boolean"}, "tunnels": {"type": "boolean"}, "gateway": {"type": "boolean"},
                     "package_managers": {"type": "array", "items": {"type": "string"}},
                     "enforced_limits": {"type": "array", "items": {"type": "string", "enum": ["pids", "memory", "cpu", "tmp", "disk"]}},
                     "missing_limits": {"type": "array", "items": {"type": "string", "enum": ["pids", "memory", "cpu", "tmp", "disk"]}}

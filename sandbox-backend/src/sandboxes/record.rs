@@ -45,6 +45,11 @@ pub struct SandboxRecord {
     /// shown to clients).
     #[serde(default)]
     pub gateway: Option<GatewayLaunch>,
+    /// Put to sleep (`POST .../sleep`) and not started since: its files are kept
+    /// where a start brings them back from, even when its provider's plain stop
+    /// keeps nothing (see `sandboxes::sleep`).
+    #[serde(default)]
+    pub asleep: bool,
 }
 
 /// The runner of a sandbox: enough to restart it after a backend restart, and to
@@ -101,6 +106,7 @@ impl SandboxRecord {
             forked_from: None,
             status_reason: None,
             gateway: None,
+            asleep: false,
         }
     }
 

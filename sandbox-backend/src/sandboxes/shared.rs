@@ -242,7 +242,7 @@ impl Sandboxes {
     /// restart finds one that ended while the backend was down) that it no longer
     /// runs: another backend stopped or destroyed them. Sandboxes in the middle of an
     /// operation here (creating, stopping) are left alone, and so are those whose
-    /// runner this backend supervises.
+    /// runner this backend supervises and those it put to sleep.
     fn forget_ended(&self, provider: &str, running: &HashSet<String>) {
         let ended: Vec<String> = self
             .entries_ref()
@@ -252,6 +252,8 @@ impl Sandboxes {
                 record.provider == provider
                     && matches!(record.status, SandboxStatus::Ready | SandboxStatus::Error)
                     && record.runner.is_none()
+                    // What its sleep kept is this backend's to wake or remove.
+                    && !record.asleep
                     && !running.contains(&record.id)
             })
             .map(|record| record.id)

@@ -10,8 +10,25 @@
 //! - `docker`: the stopped container (its writable layer), kind `stopped_container`;
 //!   no image is committed, so no runner binary is frozen into a snapshot image. The
 //!   runner is the container's image's, as at creation.
-//! - Modal and Railway cannot start a stopped sandbox again (`restart: false`), so
-//!   sleep is refused for them with `invalid_request` and the session stays awake.
+//! - `modal`: a stop ends a Modal sandbox with its filesystem, so the files are kept
+//!   first (`Provider::keep_for_sleep`: `SandboxSnapshotFs`, whole filesystem,
+//!   workspace and home), kind `filesystem_image`; the image id lives in the
+//!   backend's record (the provider's handle), never in what a caller sends. Then the
+//!   Modal sandbox is terminated (no compute while asleep). Waking creates a new
+//!   Modal sandbox from that image for the same backend id. Modal sandboxes host no
+//!   session runner (docs/PROVIDERS.md), so there is no runner to bring back.
+//! - `railway`: the same shape: a destroyed Railway sandbox keeps nothing, so the
+//!   disk is kept first as a checkpoint (`sandboxCheckpointCreate`), kind
+//!   `checkpoint`; then the sandbox is destroyed, and a wake boots a new one from the
+//!   checkpoint. Railway sandboxes host no session runner either.
+//! - A provider claims sleep with `Capabilities::sleep`; one that does not is refused
+//!   with `invalid_request` and the session stays awake.
+//!
+//! A sleep is recorded (`asleep`, and the provider's handle naming what was kept)
+//! before the sandbox is stopped. A keep that fails changes nothing (the sandbox
+//! stays ready); a stop that fails after it leaves the sandbox in `error`, asleep, and
+//! a second sleep finishes the stop; a wake that fails leaves it stopped and asleep,
+//! to be woken again or destroyed (which removes what was kept).
 
 use nightshift_protocol::sandbox::{Sandbox, SandboxSnapshot, WakeSandboxRequest};
 
@@ -24,6 +41,8 @@ pub fn snapshot_kind(provider: &str) -> Option<&'static str> {
     match provider {
         "local" => Some("directory"),
         "docker" => Some("stopped_container"),
+        "modal" => Some("filesystem_image"),
+        "railway" => Some("checkpoint"),
         _ => None,
     }
 }
@@ -35,15 +54,15 @@ impl Sandboxes {
         let record = self.entry(id)?.snapshot();
         let provider = self.provider_of(&record)?;
         let kind = snapshot_kind(provider.name())
-            .filter(|_| provider.capabilities().restart)
+            .filter(|_| provider.capabilities().sleep)
             .ok_or_else(|| {
                 ApiError::invalid_request(format!(
-                    "the {} provider cannot put a sandbox to sleep (it cannot start a \
-                     stopped sandbox again)",
+                    "the {} provider cannot put a sandbox to sleep (it keeps nothing of a \
+                     stopped sandbox)",
                     provider.name()
                 ))
             })?;
-        self.stop(id).await?;
+        self.stop_or_sleep(id, None, true).await?;
         let bytes = match provider.name() {
             "local" => directory_bytes(&self.store.sandbox_dir(id)),
             _ => None,
@@ -64,6 +83,11 @@ impl Sandboxes {
         if let Some(launch) = request.runner {
             let entry = self.entry(id)?;
             let _live = entry.live.write().await;
+            if entry.snapshot().runner.is_none() {
+                return Err(ApiError::invalid_request(format!(
+                    "sandbox {id} was created without a runner"
+                )));
+            }
             let path = self.store.runner_config_path(id);
             let mut config = self.stored_runner_config(id)?;
             if config.session_id != launch.session_id {

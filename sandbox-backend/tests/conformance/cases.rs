@@ -57,6 +57,7 @@ pub fn all() -> Vec<Case> {
         case!(sigterm_ignoring_process_is_killed, Need::RealCommands),
         case!(gigabytes_of_output_stay_bounded, Need::RealCommands),
         case!(other_sandboxes_files_are_invisible, Need::RealCommands),
+        case!(sleep_keeps_the_files_or_is_refused, Need::Nothing),
     ]
 }
 
@@ -1075,4 +1076,47 @@ async fn other_sandboxes_files_are_invisible(ctx: &Ctx<'_>) -> Outcome {
             )
         },
     )
+}
+
+/// A provider that claims `sleep` keeps a sandbox's files through a sleep and a wake;
+/// one that does not refuses the sleep with a 400 and leaves the sandbox running.
+async fn sleep_keeps_the_files_or_is_refused(ctx: &Ctx<'_>) -> Outcome {
+    let sandbox = ctx.client.create(json!({})).await?;
+    let id = &sandbox.id;
+    ctx.client.sh(id, "echo kept > slept.txt").await?;
+    let slept = ctx
+        .client
+        .call("POST", &format!("/v1/sandboxes/{id}/sleep"), None)
+        .await;
+    if !ctx.capabilities.sleep {
+        check(
+            slept.status == 400 && slept.code() == "invalid_request",
+            || format!("a sleep the provider does not claim: {}", slept.text()),
+        )?;
+        let still = ctx.client.get(id).await?;
+        ctx.client.destroy(id).await?;
+        return check(still.status == SandboxStatus::Ready, || {
+            format!("a refused sleep changed the sandbox: {still:?}")
+        });
+    }
+    let snapshot: nightshift_protocol::sandbox::SandboxSnapshot =
+        serde_json::from_slice(&slept.expect(200, "sleep")?.body)
+            .map_err(|error| error.to_string())?;
+    check(
+        &snapshot.sandbox_id == id && !snapshot.kind.is_empty(),
+        || format!("{snapshot:?}"),
+    )?;
+    let asleep = ctx.client.get(id).await?;
+    check(asleep.status == SandboxStatus::Stopped, || {
+        format!("asleep: {asleep:?}")
+    })?;
+    ctx.client
+        .call("POST", &format!("/v1/sandboxes/{id}/wake"), Some(json!({})))
+        .await
+        .expect(200, "wake")?;
+    let read = ctx.client.sh(id, "cat slept.txt").await?;
+    ctx.client.destroy(id).await?;
+    check(read.stdout == "kept\n", || {
+        format!("the file written before the sleep: {read:?}")
+    })
 }

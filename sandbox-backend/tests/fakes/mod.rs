@@ -276,6 +276,19 @@ impl Images {
         Some(())
     }
 
+    /// Forgets image `id` and removes its directory unless another name still has
+    /// it; `false` when there is no such image.
+    pub async fn remove(&self, id: &str) -> bool {
+        let mut by_name = self.by_name.lock().await;
+        let Some(dir) = by_name.remove(id) else {
+            return false;
+        };
+        if !by_name.values().any(|other| *other == dir) {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+        }
+        true
+    }
+
     /// Records a machine's file system as image `id`.
     pub async fn snapshot(&self, machine: &Machine, id: &str) -> std::io::Result<()> {
         let dir = self.dir.join(next_id("image"));

@@ -66,6 +66,11 @@ pub struct ModalState {
     /// How many `SandboxGetTaskId` answers say "not scheduled yet" before the task id
     /// is given (Modal's long poll ending before the sandbox is up).
     pub task_id_delays: std::sync::atomic::AtomicU32,
+    /// How many `SandboxSnapshotFs` calls fail (with a failed `GenericResult`, as
+    /// Modal reports a snapshot it could not take) before they work again.
+    pub snapshot_failures: std::sync::atomic::AtomicU32,
+    /// How many `SandboxCreate` calls fail (`UNAVAILABLE`) before they work again.
+    pub create_failures: std::sync::atomic::AtomicU32,
 }
 
 pub struct FakeSandbox {
@@ -74,11 +79,20 @@ pub struct FakeSandbox {
     pub env: BTreeMap<String, String>,
     pub ports: Vec<u32>,
     pub ended: Option<i32>,
+    /// The image it was created from (`Sandbox.image_id`).
+    pub image_id: String,
     /// For `SandboxList`: its app, its tags (name, value) and when it was created
     /// (seconds, as Modal's `created_at`).
     pub app_id: String,
     pub tags: Vec<(String, String)>,
     pub created_at: f64,
+}
+
+impl ModalState {
+    /// Whether image `id` exists (was built or snapshotted and not deleted).
+    pub async fn has_image(&self, id: &str) -> bool {
+        self.images.get(id).await.is_some()
+    }
 }
 
 impl FakeModal {
@@ -104,6 +118,8 @@ impl FakeModal {
             calls: Mutex::default(),
             headers: Mutex::default(),
             task_id_delays: Default::default(),
+            snapshot_failures: Default::default(),
+            create_failures: Default::default(),
         });
         let app = Router::new()
             .route("/{service}/{method}", post(call))
@@ -129,6 +145,7 @@ pub const INVALID_ARGUMENT: i32 = 3;
 pub const NOT_FOUND: i32 = 5;
 pub const FAILED_PRECONDITION: i32 = 9;
 pub const UNIMPLEMENTED: i32 = 12;
+pub const UNAVAILABLE: i32 = 14;
 pub const INTERNAL: i32 = 13;
 pub const UNAUTHENTICATED: i32 = 16;
 
@@ -299,6 +316,7 @@ async fn call(
         "AuthTokenGet" => unary(auth_token_get(&state).await),
         "AppGetOrCreate" => unary(sandboxes::app_get_or_create(&state, request).await),
         "ImageGetOrCreate" => unary(sandboxes::image_get_or_create(&state, request).await),
+        "ImageDelete" => unary(sandboxes::image_delete(&state, request).await),
         "SecretGetOrCreate" => unary(sandboxes::secret_get_or_create(&state, request).await),
         "SandboxCreate" => unary(sandboxes::sandbox_create(&state, request).await),
         "SandboxGetTaskId" => unary(sandboxes::sandbox_get_task_id(&state, request).await),

@@ -66,6 +66,8 @@ pub struct RailwayState {
     templates: Mutex<HashMap<String, String>>,
     /// Checkpoint names → image ids.
     checkpoints: Mutex<HashMap<String, String>>,
+    /// Checkpoint ids → names (`sandboxCheckpointDelete` takes the id).
+    checkpoint_ids: Mutex<HashMap<String, String>>,
     pub operations: Mutex<Vec<String>>,
     /// How long a new sandbox stays `CREATING` before it runs.
     pub boot_time: Mutex<std::time::Duration>,
@@ -78,6 +80,15 @@ pub struct Sandbox {
     pub network: String,
     /// When a `CREATING` sandbox starts running.
     pub running_at: std::time::Instant,
+    /// The checkpoint it booted from (`template: {name}`), if any.
+    pub checkpoint: Option<String>,
+}
+
+impl RailwayState {
+    /// Whether checkpoint `name` exists (was created and not deleted).
+    pub async fn has_checkpoint(&self, name: &str) -> bool {
+        self.checkpoints.lock().await.contains_key(name)
+    }
 }
 
 impl FakeRailway {
@@ -99,6 +110,7 @@ impl FakeRailway {
             tokens: Mutex::default(),
             templates: Mutex::default(),
             checkpoints: Mutex::default(),
+            checkpoint_ids: Mutex::default(),
             operations: Mutex::default(),
             boot_time: Mutex::default(),
         });
@@ -264,10 +276,29 @@ async fn graphql(
             if let Err(why) = state.images.snapshot(&machine, &image).await {
                 return gql_error(why.to_string());
             }
+            if state.checkpoints.lock().await.contains_key(&name) {
+                return gql_error(format!("Checkpoint name {name} is already in use"));
+            }
             state.checkpoints.lock().await.insert(name.clone(), image);
+            let checkpoint_id = next_id("ck");
+            state
+                .checkpoint_ids
+                .lock()
+                .await
+                .insert(checkpoint_id.clone(), name.clone());
             data(
-                json!({"sandboxCheckpointCreate": {"id": next_id("ck"), "key": name, "createdAt": "2026-01-01T00:00:00Z", "environmentId": ENVIRONMENT_ID}}),
+                json!({"sandboxCheckpointCreate": {"id": checkpoint_id, "key": name, "createdAt": "2026-01-01T00:00:00Z", "environmentId": ENVIRONMENT_ID}}),
             )
+        }
+        ("mutation", "sandboxCheckpointDelete") => {
+            let id = variables["id"].as_str().unwrap_or_default();
+            let Some(name) = state.checkpoint_ids.lock().await.remove(id) else {
+                return gql_error("Checkpoint not found");
+            };
+            if let Some(image) = state.checkpoints.lock().await.remove(&name) {
+                state.images.remove(&image).await;
+            }
+            data(json!({"sandboxCheckpointDelete": true}))
         }
         (kind, field) => gql_error(format!("Cannot query field \"{field}\" on type \"{kind}\"")),
     }
@@ -304,6 +335,7 @@ fn template_key(input: &Value) -> String {
 }
 
 async fn sandbox_create(state: &RailwayState, input: &Value) -> Response {
+    let checkpoint = input["template"]["name"].as_str().map(String::from);
     let image = if let Some(source) = input["sourceSandboxId"].as_str() {
         let machine = match state.sandboxes.lock().await.get(source) {
             Some(sandbox) if sandbox.status == "RUNNING" => sandbox.machine.clone(),
@@ -352,6 +384,7 @@ async fn sandbox_create(state: &RailwayState, input: &Value) -> Response {
             status: "RUNNING".into(),
             network: network.into(),
             running_at: std::time::Instant::now() + *state.boot_time.lock().await,
+            checkpoint,
         },
     );
     data(json!({"sandboxCreate": {

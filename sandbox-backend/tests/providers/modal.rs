@@ -14,7 +14,7 @@ struct ModalHarness {
     _fake: FakeModal,
 }
 
-fn modal_env(fake: &FakeModal, secret: &str) -> Vec<(String, String)> {
+pub fn modal_env(fake: &FakeModal, secret: &str) -> Vec<(String, String)> {
     [
         ("MODAL_SERVER_URL", fake.url.as_str()),
         ("MODAL_TOKEN_ID", TOKEN_ID),

@@ -16,7 +16,7 @@ struct RailwayHarness {
 
 /// The settings for `fake`, with `token` in `variable` (`RAILWAY_TOKEN` for a
 /// project token, `RAILWAY_API_TOKEN` for an account token).
-fn railway_env(fake: &FakeRailway, variable: &str, token: &str) -> Vec<(String, String)> {
+pub fn railway_env(fake: &FakeRailway, variable: &str, token: &str) -> Vec<(String, String)> {
     vec![
         (variable.into(), token.into()),
         ("RAILWAY_ENVIRONMENT_ID".into(), ENVIRONMENT_ID.into()),

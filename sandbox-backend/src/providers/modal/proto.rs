@@ -409,6 +409,14 @@ pub struct SandboxSnapshotFsRequest {
     pub timeout: f32,
 }
 
+/// `ImageDelete` (answered with `Empty`): removes an image, here a sleeping
+/// sandbox's filesystem snapshot once nothing needs it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ImageDeleteRequest {
+    #[prost(string, tag = "1")]
+    pub image_id: String,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SandboxSnapshotFsResponse {
     #[prost(string, tag = "1")]

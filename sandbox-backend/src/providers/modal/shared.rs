@@ -194,6 +194,8 @@ impl ModalProvider {
         let handle = Handle {
             sandbox_id: info.id,
             task_id,
+            image_id: None,
+            retired_image_ids: Vec::new(),
         };
         Ok(Some(FoundSandbox {
             shared_record: record,

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use super::official::{self, Msg};
 use super::{
     FAILED_PRECONDITION, FakeSandbox, INTERNAL, INVALID_ARGUMENT, ModalState, NOT_FOUND, Status,
-    generic_result, generic_status,
+    UNAVAILABLE, generic_result, generic_status,
 };
 use crate::fakes::{Machine, next_id};
 
@@ -62,6 +62,15 @@ pub async fn image_get_or_create(state: &ModalState, request: Msg) -> Result<Msg
         .set_message("result", result))
 }
 
+/// `ImageDelete`: the image is gone; sandboxes can no longer be created from it.
+pub async fn image_delete(state: &ModalState, request: Msg) -> Result<Msg, Status> {
+    let image_id = request.str("image_id");
+    if !state.images.remove(&image_id).await {
+        return Err(Status(NOT_FOUND, format!("image {image_id} not found")));
+    }
+    Ok(official::get().empty())
+}
+
 /// Only what a sandbox's environment needs: an ephemeral secret from a map.
 pub async fn secret_get_or_create(state: &ModalState, request: Msg) -> Result<Msg, Status> {
     let ephemeral = official::get().enum_number(
@@ -91,6 +100,18 @@ pub async fn sandbox_create(state: &ModalState, request: Msg) -> Result<Msg, Sta
     let definition = request
         .message("definition")
         .ok_or_else(|| Status(INVALID_ARGUMENT, "definition is required".into()))?;
+    let failing = state
+        .create_failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok();
+    if failing {
+        return Err(Status(
+            UNAVAILABLE,
+            "no capacity to schedule the sandbox".into(),
+        ));
+    }
     let image_id = definition.str("image_id");
     let image = state
         .images
@@ -128,6 +149,7 @@ pub async fn sandbox_create(state: &ModalState, request: Msg) -> Result<Msg, Sta
             env,
             ports,
             ended: None,
+            image_id,
             app_id,
             // api.proto has no tags on create: `SandboxTagsSet` sets them.
             tags: Vec::new(),
@@ -268,6 +290,19 @@ pub async fn sandbox_snapshot_fs(state: &ModalState, request: Msg) -> Result<Msg
         }
         sandbox.machine.clone()
     };
+    let failing = state
+        .snapshot_failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok();
+    if failing {
+        return Ok(reply("SandboxSnapshotFsResponse").set_message(
+            "result",
+            generic_result(generic_status("GENERIC_STATUS_FAILURE"))
+                .set_str("exception", "snapshot storage is unavailable"),
+        ));
+    }
     let image_id = next_id("im");
     state
         .images
