@@ -20,7 +20,6 @@
 
 use std::time::{Duration, Instant};
 
-
 use anyhow::{Context, bail, ensure};
 use nightshift_e2e::docker::{DockerBackend, Engine};
 use nightshift_e2e::stack::binary;
@@ -72,10 +71,7 @@ impl Images {
         runner.extend_from_slice(format!("\n{marker}\n").as_bytes());
         let path = self.dir.path().join("runner");
         std::fs::write(&path, &runner)?;
-        std::fs::set_permissions(
-            &path,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         let builder = format!("nightshift-wake-build-{}", uuid::Uuid::new_v4().simple());
         run(&self.engine, &["create", "--name", &builder, &self.tag])?;
         let built = run(
@@ -131,12 +127,9 @@ impl Setup {
         };
         let image = engine.sandbox_image()?;
         let images = Images::new(&engine, &image)?;
-        let backend = DockerBackend::start_with(
-            &engine,
-            &images.tag,
-            &[("SANDBOX_DOCKER_ISOLATED", "true")],
-        )
-        .await?;
+        let backend =
+            DockerBackend::start_with(&engine, &images.tag, &[("SANDBOX_DOCKER_ISOLATED", "true")])
+                .await?;
         let mut setup = Setup {
             images,
             backend,
@@ -161,22 +154,29 @@ impl Setup {
     }
 
     async fn call(&self, method: Method, path: &str, body: Value) -> anyhow::Result<Value> {
-        let answer = self.backend.request(method, path).json(&body).send().await?;
+        let answer = self
+            .backend
+            .request(method, path)
+            .json(&body)
+            .send()
+            .await?;
         let status = answer.status();
         let body: Value = answer.json().await.unwrap_or(Value::Null);
         ensure!(status.is_success(), "{path}: {status} {body}");
         Ok(body)
     }
 
-    /// A shell in the container as root with every capability (to read another
-    /// user's `/proc/<pid>/exe`, or to plant what the sandbox's user cannot): the
-    /// test's own hand, not the sandbox's.
+    /// A shell in the container as root (with the container's few capabilities):
+    /// the test's own hand, planting what the sandbox's user cannot.
     fn as_root(&self, script: &str) -> anyhow::Result<String> {
+        self.exec(&["sh", "-c", script])
+    }
+
+    fn exec(&self, argv: &[&str]) -> anyhow::Result<String> {
         let name = format!("nightshift-{}", self.id);
-        run(
-            self.engine(),
-            &["exec", "--privileged", "-u", "0", &name, "sh", "-c", script],
-        )
+        let mut args = vec!["exec", "-u", "0", &name];
+        args.extend_from_slice(argv);
+        run(self.engine(), &args)
     }
 
     /// A command as the sandbox's user, through the backend: exit code and output.
@@ -187,11 +187,26 @@ impl Setup {
     /// The SHA-256 of the executable of the one runner process in the container (as
     /// the runner's user), waited for until it is `wanted` when given.
     async fn running_runner(&self, wanted: Option<&str>) -> anyhow::Result<String> {
+        // As the runner's user with the runner's capabilities (as its start script
+        // becomes it), which may read its `/proc/<pid>/exe`: root without
+        // `CAP_SYS_PTRACE` may not, nor may a user with fewer capabilities.
         let script = "for pid in $(pgrep -u nightshift-runner -x runner); do \
                       sha256sum < /proc/$pid/exe | cut -d ' ' -f 1; done";
+        let argv = [
+            "setpriv",
+            "--reuid=1001",
+            "--regid=1001",
+            "--init-groups",
+            "--inh-caps=-all,+setuid,+setgid,+kill",
+            "--ambient-caps=+setuid,+setgid,+kill",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ];
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let seen = self.as_root(script)?;
+            let seen = self.exec(&argv)?;
             let digests: Vec<&str> = seen.lines().collect();
             if let [digest] = digests[..]
                 && wanted.is_none_or(|wanted| wanted == digest)
@@ -210,20 +225,25 @@ impl Setup {
         }
     }
 
-    /// Sleeps the sandbox, moves the image tag to a runner build of `marker`, runs
-    /// `between` and wakes it: the new runner's digest and the wake's answer.
+    /// Runs `before_sleep` in the awake sandbox, sleeps it, moves the image tag to a
+    /// runner build of `marker` and wakes it: the new runner's digest and the wake's
+    /// answer.
     async fn sleep_upgrade_wake(
         &self,
         marker: &str,
-        between: impl FnOnce() -> anyhow::Result<()>,
+        before_sleep: impl FnOnce() -> anyhow::Result<()>,
     ) -> anyhow::Result<(String, Value)> {
         let id = &self.id;
+        before_sleep()?;
         let snapshot = self
-            .call(Method::POST, &format!("/v1/sandboxes/{id}/sleep"), json!({}))
+            .call(
+                Method::POST,
+                &format!("/v1/sandboxes/{id}/sleep"),
+                json!({}),
+            )
             .await?;
         ensure!(snapshot["kind"] == "stopped_container", "{snapshot}");
         let current = self.images.with_runner_marked(marker)?;
-        between()?;
         let started = Instant::now();
         let woken = self
             .call(
@@ -243,9 +263,7 @@ impl Setup {
             .request(Method::DELETE, &format!("/v1/sandboxes/{}", self.id))
             .send()
             .await;
-        outcome.map_err(|error| {
-            anyhow::anyhow!("{error:#}\nbackend log:\n{}", self.backend.logs())
-        })
+        outcome.map_err(|error| anyhow::anyhow!("{error:#}\nbackend log:\n{}", self.backend.logs()))
     }
 }
 
@@ -258,7 +276,9 @@ async fn a_woken_docker_sandbox_runs_the_current_runner_with_its_files_kept() ->
     let outcome = async {
         let created = setup.running_runner(None).await?;
         let (code, output) = setup
-            .as_sandbox_user("echo kept > /workspace/kept.txt && mkdir -p ~/notes && echo home > ~/notes/a")
+            .as_sandbox_user(
+                "echo kept > /workspace/kept.txt && mkdir -p ~/notes && echo home > ~/notes/a",
+            )
             .await?;
         ensure!(code == 0, "{output}");
         let (current, woken) = setup
@@ -275,11 +295,21 @@ async fn a_woken_docker_sandbox_runs_the_current_runner_with_its_files_kept() ->
         let (code, output) = setup
             .as_sandbox_user("cat /workspace/kept.txt ~/notes/a")
             .await?;
-        ensure!(code == 0 && output == "kept\nhome\n", "the files did not survive: {output:?}");
+        ensure!(
+            code == 0 && output == "kept\nhome\n",
+            "the files did not survive: {output:?}"
+        );
         let listed = setup
-            .call(Method::GET, &format!("/v1/sandboxes/{}", setup.id), Value::Null)
+            .call(
+                Method::GET,
+                &format!("/v1/sandboxes/{}", setup.id),
+                Value::Null,
+            )
             .await?;
-        ensure!(listed["runner_digest"] == woken["runner_digest"], "{listed}");
+        ensure!(
+            listed["runner_digest"] == woken["runner_digest"],
+            "{listed}"
+        );
         Ok(())
     }
     .await;
