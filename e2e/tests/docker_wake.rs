@@ -214,9 +214,10 @@ impl Setup {
                 return Ok(digest.to_string());
             }
             if Instant::now() > deadline {
-                let inside = self
-                    .as_root("ps -eo user,pid,args; tail -n 30 /run/nightshift-runner/runner.log")
-                    .unwrap_or_default();
+                let mut diagnose = argv;
+                diagnose[9] =
+                    "ps -eo user,pid,args; tail -n 30 /run/nightshift-runner/runner.log; true";
+                let inside = self.exec(&diagnose).unwrap_or_default();
                 bail!(
                     "the runner running in the container is not {wanted:?} but {digests:?}:\n{inside}"
                 );
@@ -286,12 +287,12 @@ async fn a_woken_docker_sandbox_runs_the_current_runner_with_its_files_kept() ->
             .await?;
         ensure!(created != current, "the runner builds do not differ");
         ensure!(woken["status"] == "ready", "{woken}");
+        // The process, not only the file: the runner running is the new build.
+        setup.running_runner(Some(&current)).await?;
         ensure!(
             woken["runner_digest"] == format!("sha256:{current}").as_str(),
             "the wake does not name the current runner ({current}): {woken}"
         );
-        // The process, not only the file: the runner running is the new build.
-        setup.running_runner(Some(&current)).await?;
         let (code, output) = setup
             .as_sandbox_user("cat /workspace/kept.txt ~/notes/a")
             .await?;
