@@ -234,8 +234,15 @@ impl Setup {
         marker: &str,
         before_sleep: impl FnOnce() -> anyhow::Result<()>,
     ) -> anyhow::Result<(String, Value)> {
-        let id = &self.id;
         before_sleep()?;
+        self.sleep().await?;
+        let current = self.images.with_runner_marked(marker)?;
+        let woken = self.wake(marker).await?;
+        Ok((current, woken))
+    }
+
+    async fn sleep(&self) -> anyhow::Result<()> {
+        let id = &self.id;
         let snapshot = self
             .call(
                 Method::POST,
@@ -244,7 +251,12 @@ impl Setup {
             )
             .await?;
         ensure!(snapshot["kind"] == "stopped_container", "{snapshot}");
-        let current = self.images.with_runner_marked(marker)?;
+        Ok(())
+    }
+
+    /// Wakes the sandbox with a token of `marker`: the wake's answer.
+    async fn wake(&self, marker: &str) -> anyhow::Result<Value> {
+        let id = &self.id;
         let started = Instant::now();
         let woken = self
             .call(
@@ -254,7 +266,7 @@ impl Setup {
             )
             .await?;
         eprintln!("the wake took {} ms", started.elapsed().as_millis());
-        Ok((current, woken))
+        Ok(woken)
     }
 
     /// Removes the sandbox; the outcome, with the backend's log when it failed.
@@ -311,6 +323,11 @@ async fn a_woken_docker_sandbox_runs_the_current_runner_with_its_files_kept() ->
             listed["runner_digest"] == woken["runner_digest"],
             "{listed}"
         );
+        // Woken again on the same image: the runner installed before, still running.
+        setup.sleep().await?;
+        let again = setup.wake("nightshift-wake-test-same-image").await?;
+        ensure!(again["runner_digest"] == woken["runner_digest"], "{again}");
+        setup.running_runner(Some(&current)).await?;
         Ok(())
     }
     .await;

@@ -902,15 +902,9 @@ impl super::Provider for DockerProvider {
         if sandbox.has_runner {
             // Before anything runs in it again: the runner a new sandbox would get,
             // not the one of the image the container was made from.
-            let digest = self
-                .install_current_runner(sandbox, &handle.container_id)
-                .await?;
-            if let Some(fields) = started.0.as_object_mut() {
-                match digest {
-                    Some(digest) => fields.insert(runner_install::DIGEST_KEY.into(), json!(digest)),
-                    None => fields.remove(runner_install::DIGEST_KEY),
-                };
-            }
+            self.install_current_runner(sandbox, &handle.container_id)
+                .await?
+                .record(&mut started.0);
         }
         self.start_container(&handle.container_id).await?;
         self.start_egress(sandbox, &started).await;

@@ -17,6 +17,11 @@
 //!    the start script checks it again in the container (owner, mode, SHA-256) before
 //!    it runs it ([`super::runner`]).
 //!
+//! Nothing is copied when the runner there is already the current image's: the
+//! container was made from that image and has none installed, or the one installed
+//! at an earlier start came from it (the handle keeps its digest and the image's
+//! id; the start script checks the file is still that digest).
+//!
 //! Why there: the archive API resolves the `path` it extracts into, and every
 //! directory of an entry's path, inside the container's root, following symbolic
 //! links (a link planted at `/usr/local/bin` would carry the upload wherever it
@@ -51,6 +56,8 @@ pub const INSTALLED_RUNNER: &str = "/.nightshift-runner/runner";
 pub const MAX_RUNNER_BYTES: u64 = 512 * 1024 * 1024;
 /// The handle's key for the digest of the runner installed at the last start.
 pub const DIGEST_KEY: &str = crate::providers::ProviderHandle::RUNNER_DIGEST_KEY;
+/// The handle's key for the id of the image that runner was copied from.
+pub const IMAGE_KEY: &str = "runner_image";
 
 /// How long a copy of the runner may take, each way.
 const COPY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -136,6 +143,29 @@ pub fn install_archive(runner: &[u8]) -> std::io::Result<Vec<u8>> {
     archive.into_inner()
 }
 
+/// What a start installed: the runner's digest (`sha256:<hex>`) and the id of the
+/// image it came from; neither when the container's own runner is the current one.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Installed {
+    pub digest: Option<String>,
+    pub image: Option<String>,
+}
+
+impl Installed {
+    /// Writes itself into the handle the start answers.
+    pub fn record(self, handle: &mut Value) {
+        let Some(fields) = handle.as_object_mut() else {
+            return;
+        };
+        for (key, value) in [(DIGEST_KEY, self.digest), (IMAGE_KEY, self.image)] {
+            match value {
+                Some(value) => fields.insert(key.into(), Value::String(value)),
+                None => fields.remove(key),
+            };
+        }
+    }
+}
+
 /// The installed runner's SHA-256 a handle records, when it is one (64 hex digits).
 pub fn recorded_digest(handle: &Value) -> Option<&str> {
     handle[DIGEST_KEY]
@@ -156,22 +186,39 @@ impl DockerProvider {
             .to_string()
     }
 
-    /// Installs the current image's runner into the stopped container; its digest as
-    /// the handle records it, or `None` when the current image has no runner at
-    /// [`IMAGE_RUNNER`] that is a regular file (the container's own runner starts then,
-    /// as before).
+    /// Installs the current image's runner into the stopped container, unless it
+    /// is there already: installed from the same image at an earlier start (the
+    /// start script checks it is still that file), or the container's own, made
+    /// from that image and never replaced. Nothing is installed either when the
+    /// current image has no runner at [`IMAGE_RUNNER`] that is a regular file (the
+    /// container's own starts then, as before).
     pub(super) async fn install_current_runner(
         &self,
         sandbox: &SandboxSpec,
         container_id: &str,
-    ) -> Result<Option<String>, ProviderError> {
+    ) -> Result<Installed, ProviderError> {
         let image = self.current_image(sandbox);
-        let Some(runner) = self.runner_of_image(&image).await? else {
+        self.ensure_image(&image).await?;
+        let image_id = self.image_id(&image).await?;
+        let recorded = recorded_digest(&sandbox.handle.0);
+        let recorded_image = sandbox.handle.0[IMAGE_KEY].as_str();
+        if let Some(digest) = recorded
+            && recorded_image == Some(image_id.as_str())
+        {
+            return Ok(Installed {
+                digest: Some(format!("sha256:{digest}")),
+                image: Some(image_id),
+            });
+        }
+        if recorded.is_none() && self.container_image(container_id).await? == image_id {
+            return Ok(Installed::default());
+        }
+        let Some(runner) = self.runner_of_image(&image_id).await? else {
             tracing::warn!(
                 sandbox = %sandbox.id, %image,
                 "the current image has no runner at {IMAGE_RUNNER}: the container's own starts"
             );
-            return Ok(None);
+            return Ok(Installed::default());
         };
         let archive = install_archive(&runner.bytes)
             .map_err(|error| ProviderError::io("packing the runner", error))?;
@@ -198,7 +245,50 @@ impl DockerProvider {
             )));
         }
         tracing::info!(sandbox = %sandbox.id, %image, sha256 = %runner.sha256, "installed the current runner");
-        Ok(Some(format!("sha256:{}", runner.sha256)))
+        Ok(Installed {
+            digest: Some(format!("sha256:{}", runner.sha256)),
+            image: Some(image_id),
+        })
+    }
+
+    /// The id of a local image.
+    async fn image_id(&self, image: &str) -> Result<String, ProviderError> {
+        let answer = self
+            .client
+            .call(
+                Method::GET,
+                &format!("/images/{}/json", super::encode(image)),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        if answer.status != StatusCode::OK {
+            return Err(docker_error("image inspect", &answer));
+        }
+        answer.json()["Id"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| ProviderError::Unavailable(format!("Docker gave {image} no id")))
+    }
+
+    /// The id of the image a container was made from.
+    async fn container_image(&self, container_id: &str) -> Result<String, ProviderError> {
+        let answer = self
+            .client
+            .call(
+                Method::GET,
+                &format!("/containers/{container_id}/json"),
+                None,
+                remote::CALL_TIMEOUT,
+            )
+            .await?;
+        if answer.status != StatusCode::OK {
+            return Err(docker_error("container inspect", &answer));
+        }
+        Ok(answer.json()["Image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 
     /// What the archive API says of `path` in a container; `None` when it is not there.
@@ -228,7 +318,6 @@ impl DockerProvider {
 
     /// The runner in `image`, read from a container of it that never starts.
     async fn runner_of_image(&self, image: &str) -> Result<Option<CurrentRunner>, ProviderError> {
-        self.ensure_image(image).await?;
         let created = self
             .client
             .call(
@@ -391,6 +480,22 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_start_records_what_it_installed_and_forgets_what_it_did_not() {
+        let mut handle = json!({"container_id": "c"});
+        Installed {
+            digest: Some("sha256:ab".into()),
+            image: Some("sha256:cd".into()),
+        }
+        .record(&mut handle);
+        assert_eq!(
+            handle,
+            json!({"container_id": "c", DIGEST_KEY: "sha256:ab", IMAGE_KEY: "sha256:cd"})
+        );
+        Installed::default().record(&mut handle);
+        assert_eq!(handle, json!({"container_id": "c"}));
     }
 
     #[test]
