@@ -19,7 +19,9 @@
 //! inspect` shows) and leaves [`SUPERVISOR_SCRIPT`] running, detached: it starts the
 //! runner with a cleared environment and again with a back-off when it exits (not
 //! after exit code 3, a refused token), its output in [`LOG_FILE`]. The backend
-//! runs this at create and at every start of the container.
+//! runs this at create and at every start of the container. The runner is the
+//! image's at create; at a later start, the one the backend installed in the
+//! stopped container ([`super::runner_install`]), checked again here first.
 //!
 //! The runner's commands (the tool's bash, git) go through [`command_wrapper`]:
 //! `setpriv` to the sandbox's uid and gid with no supplementary groups and no
@@ -59,8 +61,10 @@ pub const KEPT_CAPABILITIES: [&str; 3] = ["SETUID", "SETGID", "KILL"];
 const SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `sh -c` as root: `$1` the runner's uid, `$2` the SHA-256 of the runner the
-/// backend installed at [`INSTALLED_RUNNER`](super::runner_install::INSTALLED_RUNNER) (empty: none, the image's `runner` on
-/// the search path), `$3` [`START_AS_RUNNER`], then its arguments. Checks the image
+/// backend installed at
+/// [`INSTALLED_RUNNER`](super::runner_install::INSTALLED_RUNNER) (empty: none,
+/// the image's `runner` on the search path), `$3` [`START_AS_RUNNER`], then its
+/// arguments. Checks the image
 /// has what the runner needs and that an installed runner is still the one the
 /// backend installed (root's, 0755, in a directory of root's, no link on the way,
 /// and its digest), then becomes the runner's user (keeping [`KEPT_CAPABILITIES`]
@@ -82,9 +86,9 @@ id "$uid" >/dev/null 2>&1 || { echo "the sandbox image has no user $uid for the 
 exec setpriv --reuid="$uid" --regid="$uid" --init-groups --inh-caps=-all,+setuid,+setgid,+kill --ambient-caps=+setuid,+setgid,+kill -- sh -c "$script" "$@" "$bin""#;
 
 /// `sh -c` as the runner's user: `$0` the config file, `$1` the log, `$2`
-/// [`SUPERVISOR_SCRIPT`], `$3` the runner's path. Writes the config from stdin into a fresh 0600 file (`set
-/// -C` refuses one planted there) and leaves the supervisor running in a session of
-/// its own once the exec ends.
+/// [`SUPERVISOR_SCRIPT`], `$3` the runner's path. Writes the config from stdin into
+/// a fresh 0600 file (`set -C` refuses one planted there) and leaves the supervisor
+/// running in a session of its own once the exec ends.
 const START_AS_RUNNER: &str = r#"umask 077
 [ -d "${0%/*}" ] && [ -O "${0%/*}" ] || { echo "${0%/*} is not the runner's own directory" >&2; exit 1; }
 rm -f -- "$0"
@@ -95,10 +99,10 @@ setsid -f sh -c "$2" nightshift-runner-supervisor "$0" "$3" < /dev/null >> "$1" 
 
 /// The runner's supervisor in the container (the backend may be gone while the
 /// container lives on): `$1` the config, `$2` the runner's path. Starts `<runner>
-/// --config`, with a cleared environment and a
-/// umask that leaves its files in the workspace editable by the sandbox's group,
-/// and again with a back-off (1 s doubling to 30 s, back to 1 s after a minute up)
-/// whenever it exits, except with code 3 (its token was refused for good).
+/// --config`, with a cleared environment and a umask that leaves its files in the
+/// workspace editable by the sandbox's group, and again with a back-off (1 s
+/// doubling to 30 s, back to 1 s after a minute up) whenever it exits, except with
+/// code 3 (its token was refused for good).
 const SUPERVISOR_SCRIPT: &str = r#"echo $$ > "${1%/*}/supervisor.pid"
 delay=1
 while :; do
@@ -113,8 +117,8 @@ while :; do
 done"#;
 
 /// The exec that starts the runner, its config on stdin: the one installed at
-/// [`INSTALLED_RUNNER`](super::runner_install::INSTALLED_RUNNER) with SHA-256 `installed` (hex) when the backend installed
-/// one, else the image's.
+/// [`INSTALLED_RUNNER`](super::runner_install::INSTALLED_RUNNER) with SHA-256
+/// `installed` (hex) when the backend installed one, else the image's.
 pub fn start_plan(
     config: &RunnerBootConfig,
     installed: Option<&str>,
