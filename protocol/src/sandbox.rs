@@ -393,6 +393,14 @@ pub struct Sandbox {
     /// The sandbox it was forked from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<String>,
+    /// `sha256:<hex>` of the runner executable the backend installed in the sandbox
+    /// when it last started it, when it installs one itself: a docker sandbox woken
+    /// gets the runner a new sandbox would get (the current image's), whatever its
+    /// container was made with. `None` when the runner is the one already in place
+    /// (a new docker sandbox's image's; the local provider's, always the backend's
+    /// `RUNNER_BIN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_digest: Option<String>,
 }
 
 /// `GET /v1/sandboxes`.

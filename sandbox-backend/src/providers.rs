@@ -97,6 +97,16 @@ impl ProviderHandle {
     pub fn is_none(&self) -> bool {
         self.0.is_null()
     }
+
+    /// The digest (`sha256:<hex>`) of the runner executable the provider installed
+    /// in the sandbox the last time it started it, kept under
+    /// [`RUNNER_DIGEST_KEY`](ProviderHandle::RUNNER_DIGEST_KEY) by a provider that
+    /// installs it itself (docker, on a wake); shown as the sandbox's `runner_digest`.
+    pub fn runner_digest(&self) -> Option<&str> {
+        self.0[Self::RUNNER_DIGEST_KEY].as_str()
+    }
+
+    pub const RUNNER_DIGEST_KEY: &'static str = "runner_digest";
 }
 
 /// A built template a sandbox starts from.

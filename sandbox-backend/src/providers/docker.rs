@@ -19,6 +19,9 @@
 //! - files: the container's `realpath` resolves the path and checks it stays in the
 //!   workspace, then `GET`/`PUT /containers/{id}/archive` move the bytes.
 //! - stop/start: `POST /containers/{id}/stop` and `/start` (the filesystem is kept).
+//!   Before a session's container starts again (a wake), the runner of the image a
+//!   new sandbox would get is installed into it at `/.nightshift-runner/runner`
+//!   through the archive API, and that one starts ([`runner_install`]).
 //! - fork and snapshots: `POST /commit` gives an image; a fork is a new container from
 //!   it. Templates: `POST /build` of a generated Dockerfile.
 //! - reattach: the container id is the handle; `GET /containers/{id}/json` says
@@ -43,6 +46,7 @@ pub mod egress;
 pub mod gateway;
 pub mod image_ref;
 pub mod runner;
+pub mod runner_install;
 mod shell;
 
 use std::sync::Arc;
@@ -628,13 +632,7 @@ impl super::Provider for DockerProvider {
     }
 
     async fn create(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
-        let image = sandbox
-            .template
-            .as_ref()
-            .and_then(|template| template.handle.0.get("image"))
-            .and_then(Value::as_str)
-            .unwrap_or(&self.config.image)
-            .to_string();
+        let image = self.current_image(sandbox);
         self.create_from_image(sandbox, &image).await
     }
 
@@ -662,7 +660,8 @@ impl super::Provider for DockerProvider {
                     .into(),
             ));
         }
-        let plan = runner::start_plan(config).map_err(|error| {
+        let installed = runner_install::recorded_digest(&sandbox.handle.0);
+        let plan = runner::start_plan(config, installed).map_err(|error| {
             ProviderError::Unavailable(format!("cannot write the runner config: {error}"))
         })?;
         let root = self.shell.as_user(runner::START_USER);
@@ -901,10 +900,18 @@ impl super::Provider for DockerProvider {
 
     async fn start(&self, sandbox: &SandboxSpec) -> Result<ProviderHandle, ProviderError> {
         let handle = handle_of(sandbox)?;
+        let mut started = sandbox.handle.clone();
+        if sandbox.has_runner {
+            // Before anything runs in it again: the runner a new sandbox would get,
+            // not the one of the image the container was made from.
+            self.install_current_runner(sandbox, &handle.container_id)
+                .await?
+                .record(&mut started.0);
+        }
         self.start_container(&handle.container_id).await?;
-        self.start_egress(sandbox, &sandbox.handle).await;
-        self.start_gateway(sandbox, &sandbox.handle).await;
-        Ok(sandbox.handle.clone())
+        self.start_egress(sandbox, &started).await;
+        self.start_gateway(sandbox, &started).await;
+        Ok(started)
     }
 
     async fn gateway(&self, sandbox: &SandboxSpec) -> Result<GatewayPlace, ProviderError> {

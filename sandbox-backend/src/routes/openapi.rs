@@ -193,7 +193,8 @@ fn sandbox_schemas(string_map: &Value) -> Value {
                     "id": {"type": "string"}, "provider": {"type": "string"}, "status": reference("SandboxStatus"),
                     "error": {"type": ["string", "null"]}, "network": reference("NetworkMode"), "labels": string_map,
                     "created_at": {"type": "integer"}, "status_reason": {"type": ["string", "null"]},
-                    "template": {"type": ["string", "null"]}, "forked_from": {"type": ["string", "null"]}
+                    "template": {"type": ["string", "null"]}, "forked_from": {"type": ["string", "null"]},
+                    "runner_digest": {"type": ["string", "null"]}
                 }},
                 "SandboxList": {"type": "object", "required": ["sandboxes"], "properties": {"sandboxes": {"type": "array", "items": reference("Sandbox")}}},
                 "SandboxSnapshot": {"type": "object", "required": ["sandbox_id", "kind", "runner_version", "made_at"], "properties": {

@@ -122,6 +122,7 @@ impl SandboxRecord {
             status_reason: self.status_reason.clone(),
             template: self.template.clone(),
             forked_from: self.forked_from.clone(),
+            runner_digest: self.handle.runner_digest().map(String::from),
         }
     }
 }

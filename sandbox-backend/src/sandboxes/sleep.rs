@@ -8,8 +8,10 @@
 //!   repository, OpenCode's home): kind `directory`. The runner runs on the host, so
 //!   waking always starts this backend's current runner binary.
 //! - `docker`: the stopped container (its writable layer), kind `stopped_container`;
-//!   no image is committed, so no runner binary is frozen into a snapshot image. The
-//!   runner is the container's image's, as at creation.
+//!   no image is committed. Waking a session's container installs the runner a new
+//!   sandbox would get (the current image's) into it before it starts, and starts
+//!   that one, not the one the container was made with; the woken sandbox's
+//!   `runner_digest` names it (`providers/docker/runner_install.rs`).
 //! - `modal`: a stop ends a Modal sandbox with its filesystem, so the files are kept
 //!   first (`Provider::keep_for_sleep`: `SandboxSnapshotFs`, whole filesystem,
 //!   workspace and home), kind `filesystem_image`; the image id lives in the

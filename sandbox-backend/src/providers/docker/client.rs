@@ -56,6 +56,8 @@ pub struct DockerClient {
 pub struct Answer {
     pub status: StatusCode,
     pub body: Bytes,
+    /// The answer's headers (the archive API's path stat is one).
+    pub headers: hyper::HeaderMap,
 }
 
 impl Answer {
@@ -196,6 +198,7 @@ impl DockerClient {
                     ProviderError::Unavailable(format!("Docker {what} failed: {error}"))
                 })?;
             let status = response.status();
+            let headers = response.headers().clone();
             let body = response
                 .into_body()
                 .collect()
@@ -206,7 +209,11 @@ impl DockerClient {
                     ))
                 })?
                 .to_bytes();
-            Ok(Answer { status, body })
+            Ok(Answer {
+                status,
+                body,
+                headers,
+            })
         };
         tokio::time::timeout(timeout, call).await.map_err(|_| {
             ProviderError::Unavailable(format!(
@@ -235,13 +242,21 @@ impl DockerClient {
             })?;
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                 let status = response.status();
+                let headers = response.headers().clone();
                 let body = response
                     .into_body()
                     .collect()
                     .await
                     .map(|body| body.to_bytes())
                     .unwrap_or_default();
-                return Err(docker_error("exec start", &Answer { status, body }));
+                return Err(docker_error(
+                    "exec start",
+                    &Answer {
+                        status,
+                        body,
+                        headers,
+                    },
+                ));
             }
             let upgraded = hyper::upgrade::on(response).await.map_err(|error| {
                 ProviderError::Unavailable(format!("Docker exec stream failed: {error}"))

@@ -19,7 +19,9 @@
 //! inspect` shows) and leaves [`SUPERVISOR_SCRIPT`] running, detached: it starts the
 //! runner with a cleared environment and again with a back-off when it exits (not
 //! after exit code 3, a refused token), its output in [`LOG_FILE`]. The backend
-//! runs this at create and at every start of the container.
+//! runs this at create and at every start of the container. The runner is the
+//! image's at create; at a later start, the one the backend installed in the
+//! stopped container ([`super::runner_install`]), checked again here first.
 //!
 //! The runner's commands (the tool's bash, git) go through [`command_wrapper`]:
 //! `setpriv` to the sandbox's uid and gid with no supplementary groups and no
@@ -58,39 +60,54 @@ pub const KEPT_CAPABILITIES: [&str; 3] = ["SETUID", "SETGID", "KILL"];
 /// The search path of the runner and of its commands.
 const SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// `sh -c` as root: `$1` the runner's uid, `$2` [`START_AS_RUNNER`], then its
-/// arguments. Checks the image has what the runner needs, then becomes the runner's
-/// user (keeping [`KEPT_CAPABILITIES`] as ambient capabilities, for its commands'
-/// `setpriv` and signals) and runs the rest as it; the config stays on the
-/// standard input.
-const START_SCRIPT: &str = r#"command -v runner >/dev/null || { echo "the runner is not installed in the sandbox image" >&2; exit 127; }
+/// `sh -c` as root: `$1` the runner's uid, `$2` the SHA-256 of the runner the
+/// backend installed at
+/// [`INSTALLED_RUNNER`](super::runner_install::INSTALLED_RUNNER) (empty: none,
+/// the image's `runner` on the search path), `$3` [`START_AS_RUNNER`], then its
+/// arguments. Checks the image
+/// has what the runner needs and that an installed runner is still the one the
+/// backend installed (root's, 0755, in a directory of root's, no link on the way,
+/// and its digest), then becomes the runner's user (keeping [`KEPT_CAPABILITIES`]
+/// as ambient capabilities, for its commands' `setpriv` and signals) and runs the
+/// rest as it, the runner's path last; the config stays on the standard input.
+const START_SCRIPT: &str = r#"uid=$1; digest=$2; script=$3; shift 3
+if [ -n "$digest" ]; then
+  bin=/.nightshift-runner/runner
+  { [ ! -L "${bin%/*}" ] && [ -d "${bin%/*}" ] && [ ! -L "$bin" ] && [ -f "$bin" ] \
+    && [ "$(stat -c %u:%a "${bin%/*}" "$bin")" = "$(printf '0:755\n0:755')" ]; } \
+    || { echo "$bin is not the runner the backend installed (not root's own file)" >&2; exit 126; }
+  [ "$(sha256sum < "$bin" | cut -d ' ' -f 1)" = "$digest" ] \
+    || { echo "$bin is not the runner the backend installed (another digest)" >&2; exit 126; }
+else
+  bin=$(command -v runner) || { echo "the runner is not installed in the sandbox image" >&2; exit 127; }
+fi
 command -v setpriv >/dev/null || { echo "setpriv (util-linux) is not installed in the sandbox image" >&2; exit 127; }
-id "$1" >/dev/null 2>&1 || { echo "the sandbox image has no user $1 for the runner (build it from docker/)" >&2; exit 127; }
-uid=$1; script=$2; shift 2
-exec setpriv --reuid="$uid" --regid="$uid" --init-groups --inh-caps=-all,+setuid,+setgid,+kill --ambient-caps=+setuid,+setgid,+kill -- sh -c "$script" "$@""#;
+id "$uid" >/dev/null 2>&1 || { echo "the sandbox image has no user $uid for the runner (build it from docker/)" >&2; exit 127; }
+exec setpriv --reuid="$uid" --regid="$uid" --init-groups --inh-caps=-all,+setuid,+setgid,+kill --ambient-caps=+setuid,+setgid,+kill -- sh -c "$script" "$@" "$bin""#;
 
 /// `sh -c` as the runner's user: `$0` the config file, `$1` the log, `$2`
-/// [`SUPERVISOR_SCRIPT`]. Writes the config from stdin into a fresh 0600 file (`set
-/// -C` refuses one planted there) and leaves the supervisor running in a session of
-/// its own once the exec ends.
+/// [`SUPERVISOR_SCRIPT`], `$3` the runner's path. Writes the config from stdin into
+/// a fresh 0600 file (`set -C` refuses one planted there) and leaves the supervisor
+/// running in a session of its own once the exec ends.
 const START_AS_RUNNER: &str = r#"umask 077
 [ -d "${0%/*}" ] && [ -O "${0%/*}" ] || { echo "${0%/*} is not the runner's own directory" >&2; exit 1; }
 rm -f -- "$0"
 (set -C; cat > "$0") || { echo "cannot write the runner config $0" >&2; exit 1; }
 [ -s "$0" ] || { echo "no runner config was given" >&2; exit 1; }
 if [ -f "${0%/*}/supervisor.pid" ]; then kill "$(cat "${0%/*}/supervisor.pid")" 2>/dev/null; fi
-setsid -f sh -c "$2" nightshift-runner-supervisor "$0" < /dev/null >> "$1" 2>&1"#;
+setsid -f sh -c "$2" nightshift-runner-supervisor "$0" "$3" < /dev/null >> "$1" 2>&1"#;
 
 /// The runner's supervisor in the container (the backend may be gone while the
-/// container lives on): starts `runner --config`, with a cleared environment and a
-/// umask that leaves its files in the workspace editable by the sandbox's group,
-/// and again with a back-off (1 s doubling to 30 s, back to 1 s after a minute up)
-/// whenever it exits, except with code 3 (its token was refused for good).
+/// container lives on): `$1` the config, `$2` the runner's path. Starts `<runner>
+/// --config`, with a cleared environment and a umask that leaves its files in the
+/// workspace editable by the sandbox's group, and again with a back-off (1 s
+/// doubling to 30 s, back to 1 s after a minute up) whenever it exits, except with
+/// code 3 (its token was refused for good).
 const SUPERVISOR_SCRIPT: &str = r#"echo $$ > "${1%/*}/supervisor.pid"
 delay=1
 while :; do
   started=$(date +%s)
-  (umask 002; exec env -i PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" HOME="${1%/*}" LANG=C.UTF-8 RUST_LOG=info runner --config "$1" < /dev/null)
+  (umask 002; exec env -i PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" HOME="${1%/*}" LANG=C.UTF-8 RUST_LOG=info "$2" --config "$1" < /dev/null)
   code=$?
   if [ "$code" -eq 3 ]; then echo "the runner's token was refused: it stays down" >&2; exit 3; fi
   echo "the runner exited ($code); starting it again in $delay s" >&2
@@ -99,8 +116,13 @@ while :; do
   delay=$(( delay * 2 )); [ "$delay" -le 30 ] || delay=30
 done"#;
 
-/// The exec that starts the runner, its config on stdin.
-pub fn start_plan(config: &RunnerBootConfig) -> Result<ExecPlan, serde_json::Error> {
+/// The exec that starts the runner, its config on stdin: the one installed at
+/// [`INSTALLED_RUNNER`](super::runner_install::INSTALLED_RUNNER) with SHA-256
+/// `installed` (hex) when the backend installed one, else the image's.
+pub fn start_plan(
+    config: &RunnerBootConfig,
+    installed: Option<&str>,
+) -> Result<ExecPlan, serde_json::Error> {
     let json = serde_json::to_string(config)?;
     Ok(ExecPlan {
         argv: [
@@ -109,6 +131,7 @@ pub fn start_plan(config: &RunnerBootConfig) -> Result<ExecPlan, serde_json::Err
             START_SCRIPT,
             "nightshift-runner-start",
             &RUNNER_UID.to_string(),
+            installed.unwrap_or_default(),
             START_AS_RUNNER,
             CONFIG_FILE,
             LOG_FILE,
@@ -202,15 +225,21 @@ mod tests {
 
     #[test]
     fn the_config_is_on_stdin_only() {
-        let plan = start_plan(&config()).unwrap();
+        let plan = start_plan(&config(), None).unwrap();
         assert!(!plan.argv.iter().any(|arg| arg.contains("secret-token")));
         assert!(plan.env.is_empty());
         let stdin = plan.stdin.unwrap();
         let given: RunnerBootConfig = serde_json::from_str(stdin.trim()).unwrap();
         assert_eq!(given.token.expose(), "v2.secret-token");
         assert_eq!(given.proxy.as_deref(), Some("http://127.0.0.1:3128"));
-        assert_eq!(&plan.argv[4..5], ["1001"]);
-        assert_eq!(&plan.argv[6..8], [CONFIG_FILE, LOG_FILE]);
+        assert_eq!(&plan.argv[4..6], ["1001", ""]);
+        assert_eq!(&plan.argv[7..9], [CONFIG_FILE, LOG_FILE]);
+        let digest = "ab".repeat(32);
+        let installed = start_plan(&config(), Some(&digest)).unwrap();
+        assert_eq!(&installed.argv[4..6], ["1001", digest.as_str()]);
+        // The script checks and runs the very path the backend installs into.
+        let installed_runner = super::super::runner_install::INSTALLED_RUNNER;
+        assert!(START_SCRIPT.contains(&format!("bin={installed_runner}\n")));
     }
 
     #[test]
