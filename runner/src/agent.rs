@@ -7,6 +7,7 @@
 //! ([`crate::turns`]) does, exactly once per turn, whatever the agent did.
 
 mod builtin;
+pub mod memory;
 pub mod opencode;
 mod prompt;
 pub mod questions;
@@ -20,7 +21,7 @@ use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
 use nightshift_protocol::runner_link::LlmConfig;
 use tokio_util::sync::CancellationToken;
 
-pub use builtin::memory::ConversationMemory;
+pub use memory::ConversationMemory;
 pub use builtin::{BuiltinAgent, MAX_STEPS};
 pub use opencode::OpencodeAgent;
 pub use questions::{DEFAULT_QUESTION_TIMEOUT, Question, QuestionBroker, QuestionOutcome};
@@ -88,6 +89,10 @@ pub trait Agent: Send {
         events: &TurnEvents,
         cancel: &CancellationToken,
     ) -> TurnEnd;
+
+    /// Another agent ran turns of this session since this one's last turn: a
+    /// conversation kept across turns is stale and is read again from the session.
+    fn other_agent_ran(&mut self) {}
 }
 
 /// Where an agent sends the events of one turn, and asks the user questions.
@@ -156,11 +161,17 @@ impl TurnEvents {
 pub struct AgentSet {
     builtin: Box<dyn Agent>,
     opencode: Box<dyn Agent>,
+    /// The agent of the last turn this runner ran.
+    last: Option<AgentKind>,
 }
 
 impl AgentSet {
     pub fn new(builtin: Box<dyn Agent>, opencode: Box<dyn Agent>) -> AgentSet {
-        AgentSet { builtin, opencode }
+        AgentSet {
+            builtin,
+            opencode,
+            last: None,
+        }
     }
 }
 
@@ -172,9 +183,17 @@ impl Agent for AgentSet {
         events: &TurnEvents,
         cancel: &CancellationToken,
     ) -> TurnEnd {
-        match input.agent {
-            AgentKind::Builtin => self.builtin.run_turn(input, events, cancel).await,
-            AgentKind::Opencode => self.opencode.run_turn(input, events, cancel).await,
+        let kind = input.agent;
+        let agent = match kind {
+            AgentKind::Builtin => &mut self.builtin,
+            AgentKind::Opencode => &mut self.opencode,
+        };
+        // Both agents write the session's one conversation: the one whose turn this
+        // is reads what the other added before it writes on.
+        if self.last.is_some_and(|last| last != kind) {
+            agent.other_agent_ran();
         }
+        self.last = Some(kind);
+        agent.run_turn(input, events, cancel).await
     }
 }
