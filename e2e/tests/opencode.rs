@@ -353,11 +353,22 @@ async fn opencode_continues_with_every_earlier_turn_after_its_home_was_lost() {
         run_turn(&api, &session.id, "the codeword is GUAVA").await?;
 
         // Between turns.
-        anyhow::ensure!(lose_opencode_state(&stack, &sandbox)? >= 1, "OpenCode kept state");
+        anyhow::ensure!(
+            lose_opencode_state(&stack, &sandbox)? >= 1,
+            "OpenCode kept state"
+        );
         anyhow::ensure!(stack.kill_runners() >= 1, "a runner was running");
         let events = run_turn(&api, &session.id, "what was the codeword?").await?;
-        anyhow::ensure!(outcome_of(&events) == Some(TurnOutcome::Done), "{events:#?}");
-        let last = llm.requests().last().cloned().unwrap_or_default().to_string();
+        anyhow::ensure!(
+            outcome_of(&events) == Some(TurnOutcome::Done),
+            "{events:#?}"
+        );
+        let last = llm
+            .requests()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+            .to_string();
         anyhow::ensure!(
             last.contains("what was the codeword?")
                 && last.contains("the codeword is GUAVA")
@@ -372,15 +383,26 @@ async fn opencode_continues_with_every_earlier_turn_after_its_home_was_lost() {
         stream
             .until(|body| matches!(body, EventBody::TextDelta { text } if text.starts_with("tick")))
             .await?;
-        anyhow::ensure!(lose_opencode_state(&stack, &sandbox)? >= 1, "OpenCode kept state");
+        anyhow::ensure!(
+            lose_opencode_state(&stack, &sandbox)? >= 1,
+            "OpenCode kept state"
+        );
         anyhow::ensure!(stack.kill_runners() >= 1, "a runner was running");
         stream
             .until(|body| matches!(body, EventBody::TurnStarted { attempt: 2, .. }))
             .await?;
         api.wait_settled(&session.id).await?;
         let events = run_turn(&api, &session.id, "and now?").await?;
-        anyhow::ensure!(outcome_of(&events) == Some(TurnOutcome::Done), "{events:#?}");
-        let last = llm.requests().last().cloned().unwrap_or_default().to_string();
+        anyhow::ensure!(
+            outcome_of(&events) == Some(TurnOutcome::Done),
+            "{events:#?}"
+        );
+        let last = llm
+            .requests()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+            .to_string();
         for earlier in [
             "the codeword is GUAVA",
             "echo: the codeword is GUAVA",

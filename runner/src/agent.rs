@@ -21,8 +21,8 @@ use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
 use nightshift_protocol::runner_link::LlmConfig;
 use tokio_util::sync::CancellationToken;
 
-pub use memory::ConversationMemory;
 pub use builtin::{BuiltinAgent, MAX_STEPS};
+pub use memory::ConversationMemory;
 pub use opencode::OpencodeAgent;
 pub use questions::{DEFAULT_QUESTION_TIMEOUT, Question, QuestionBroker, QuestionOutcome};
 

@@ -21,6 +21,7 @@ use nightshift_protocol::limits::MAX_TOOL_OUTPUT_BYTES;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::memory::ConversationMemory;
 use super::prompt::system_prompt;
 use super::questions::{Question, QuestionOutcome};
 use super::{Agent, TurnEnd, TurnEvents, TurnInput};
@@ -32,7 +33,6 @@ use crate::llm::{
 use crate::repo::RepoHandle;
 use crate::repo::pull_request_tool::{self, OPEN_PULL_REQUEST_TOOL};
 use crate::tools::{ToolOutput, ToolSet, truncate_output};
-use super::memory::ConversationMemory;
 use nightshift_protocol::artifacts::ArtifactCreated;
 use nightshift_protocol::events::QuestionKind;
 

@@ -714,7 +714,8 @@ impl Agent for OpencodeAgent {
         let session_id = turn.session_id.clone();
         drop(turn);
         if !died {
-            self.record_turn(&session_id, &message_id, &input_content).await;
+            self.record_turn(&session_id, &message_id, &input_content)
+                .await;
         }
         if let Err(message) = self.refuse_if_unmasked().await {
             return TurnEnd::failed(Default::default(), message);

@@ -224,7 +224,11 @@ mod tests {
             tool_calls: Vec::new(),
         });
         let seed = seed_text(&earlier).unwrap();
-        assert!(seed.len() <= MAX_SEED_BYTES + SEED_HEADING.len() + 100, "{}", seed.len());
+        assert!(
+            seed.len() <= MAX_SEED_BYTES + SEED_HEADING.len() + 100,
+            "{}",
+            seed.len()
+        );
         assert!(seed.starts_with(SEED_HEADING));
         assert!(!seed.contains("the oldest"));
         assert!(seed.contains("older messages are left out"));

@@ -179,7 +179,11 @@ async fn a_fresh_opencode_session_hears_the_earlier_turns_once_within_the_bound(
     let seed = &users[0];
     assert!(seed.starts_with(SEED_HEADING), "{seed}");
     assert!(seed.contains("the codeword is PAPAYA") && seed.contains("PAPAYA-REPLY"));
-    assert!(seed.len() <= SEED_HEADING.len() + 100 + MAX_SEED_BYTES, "{}", seed.len());
+    assert!(
+        seed.len() <= SEED_HEADING.len() + 100 + MAX_SEED_BYTES,
+        "{}",
+        seed.len()
+    );
     assert!(!seed.contains("old-0:"), "the oldest turns are left out");
     assert_eq!(users[1], "what was the codeword?");
 
@@ -187,7 +191,10 @@ async fn a_fresh_opencode_session_hears_the_earlier_turns_once_within_the_bound(
     let end = run(&mut setup, &llm, "t2", "anything else?").await;
     assert_eq!(end.outcome, TurnOutcome::Done, "{end:?}");
     let body = llm.requests()[1].body.to_string();
-    assert_eq!(body.matches("Earlier conversation of this session").count(), 1);
+    assert_eq!(
+        body.matches("Earlier conversation of this session").count(),
+        1
+    );
     assert!(body.contains("It was PAPAYA."));
 
     // The session keeps OpenCode's turns after the earlier ones.
@@ -250,7 +257,10 @@ async fn an_opencode_session_found_in_the_home_is_continued_without_a_seed() {
     assert_eq!(end.outcome, TurnOutcome::Done, "{end:?}");
     let requests = llm.requests();
     let last = requests.last().unwrap().body.to_string();
-    assert!(!last.contains("Earlier conversation of this session"), "{last}");
+    assert!(
+        !last.contains("Earlier conversation of this session"),
+        "{last}"
+    );
     assert_eq!(
         user_texts(&requests.last().unwrap().body),
         ["the codeword is MANGO", "what was the codeword?"]
