@@ -197,3 +197,67 @@ impl Agent for AgentSet {
         agent.run_turn(input, events, cancel).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Counts its turns and the times it was told another agent ran.
+    struct Counting(Arc<Mutex<(u32, u32)>>);
+
+    #[async_trait]
+    impl Agent for Counting {
+        async fn run_turn(
+            &mut self,
+            _input: TurnInput,
+            _events: &TurnEvents,
+            _cancel: &CancellationToken,
+        ) -> TurnEnd {
+            self.0.lock().unwrap().0 += 1;
+            TurnEnd::done(TokenUsage::default())
+        }
+
+        fn other_agent_ran(&mut self) {
+            self.0.lock().unwrap().1 += 1;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_agent_hears_that_the_other_one_ran_before_its_next_turn() {
+        let builtin = Arc::new(Mutex::new((0, 0)));
+        let opencode = Arc::new(Mutex::new((0, 0)));
+        let mut set = AgentSet::new(
+            Box::new(Counting(builtin.clone())),
+            Box::new(Counting(opencode.clone())),
+        );
+        let events = TurnEvents::new(EventQueue::new(16), "t");
+        let llm = LlmConfig {
+            api: nightshift_protocol::runner_link::LlmApi::OpenAiCompatible,
+            base_url: String::new(),
+            api_key: "key".to_string().into(),
+            model: String::new(),
+            source: String::new(),
+        };
+        for agent in [
+            AgentKind::Builtin,
+            AgentKind::Builtin,
+            AgentKind::Opencode,
+            AgentKind::Opencode,
+            AgentKind::Builtin,
+        ] {
+            let input = TurnInput {
+                turn_id: "t".into(),
+                message_id: "m".into(),
+                content: String::new(),
+                llm: llm.clone(),
+                agent,
+                permission_mode: PermissionMode::Allow,
+            };
+            set.run_turn(input, &events, &CancellationToken::new())
+                .await;
+        }
+        assert_eq!(*builtin.lock().unwrap(), (3, 1));
+        assert_eq!(*opencode.lock().unwrap(), (2, 1));
+    }
+}

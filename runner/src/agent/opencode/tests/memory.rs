@@ -267,3 +267,30 @@ async fn an_opencode_session_found_in_the_home_is_continued_without_a_seed() {
     );
     assert_eq!(copy.items().len(), 6);
 }
+
+#[tokio::test]
+async fn an_agent_whose_turn_follows_the_other_agents_reads_the_copy_again_before_writing() {
+    let copy = SessionCopy::start(Vec::new()).await;
+    let mut builtin = copy.memory();
+    let mut builtin_conversation = Vec::new();
+    builtin.begin_turn(&mut builtin_conversation, "m1").await;
+    builtin_conversation.extend([user("one"), reply("builtin's reply")]);
+    builtin.save(&builtin_conversation, "m1").await;
+
+    // OpenCode's turn reads the built-in agent's and writes after it.
+    let mut opencode = copy.memory();
+    let mut opencode_conversation = Vec::new();
+    opencode.begin_turn(&mut opencode_conversation, "m2").await;
+    assert_eq!(opencode_conversation.len(), 2);
+    opencode_conversation.extend([user("two"), reply("OpenCode's reply")]);
+    opencode.save(&opencode_conversation, "m2").await;
+
+    // The built-in agent's next turn holds OpenCode's too, and keeps it.
+    builtin.forget(&mut builtin_conversation);
+    builtin.begin_turn(&mut builtin_conversation, "m3").await;
+    assert_eq!(builtin_conversation, opencode_conversation);
+    builtin_conversation.extend([user("three"), reply("builtin again")]);
+    builtin.save(&builtin_conversation, "m3").await;
+    let ids: Vec<String> = copy.items().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["m1", "m1", "m2", "m2", "m3", "m3"]);
+}
