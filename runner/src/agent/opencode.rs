@@ -10,7 +10,11 @@
 //! mode) or after it died. One OpenCode session is kept across turns, so OpenCode
 //! keeps its own history (it lives in the sandbox's home and survives a restart); a
 //! runner started again finds it there (the latest session with its title) and goes
-//! on with it.
+//! on with it. Each turn (prompt, tool steps, reply) is also written to the session's
+//! copy of the conversation ([`ConversationMemory`], shared with the built-in agent),
+//! and an OpenCode session created while that conversation holds earlier turns (a
+//! replaced sandbox lost OpenCode's home, or the session used the built-in agent so
+//! far) is first given them as quoted context without a reply ([`seed`]).
 //!
 //! A turn: subscribe to `GET /event`, then `POST /session/{id}/prompt_async`, then
 //! map events ([`mapper`]) until the session is idle. A missing `session.idle` does
