@@ -20,6 +20,12 @@ use crate::llm::{ConversationItem, ToolCall};
 const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// Most bytes of one tool call's arguments or result kept.
 const MAX_TOOL_BYTES: usize = 16 * 1024;
+/// Most bytes of all tool calls' arguments of one reply, so a reply with many calls
+/// stays well within what the session keeps of one entry
+/// (`MAX_CONVERSATION_ENTRY_BYTES`).
+const MAX_CALLS_BYTES: usize = 256 * 1024;
+/// Most bytes of a tool's name or call id.
+const MAX_NAME_BYTES: usize = 200;
 /// Most bytes of the earlier conversation a fresh OpenCode session is seeded with.
 pub const MAX_SEED_BYTES: usize = 48 * 1024;
 /// Most bytes of one earlier message's text in the seed.
@@ -46,6 +52,7 @@ pub fn turn_items(messages: &[Value]) -> Vec<ConversationItem> {
         }
         let mut text = String::new();
         let mut calls = Vec::new();
+        let mut calls_bytes = 0;
         let mut results = Vec::new();
         for part in message["parts"].as_array().into_iter().flatten() {
             match part["type"].as_str() {
@@ -56,15 +63,19 @@ pub fn turn_items(messages: &[Value]) -> Vec<ConversationItem> {
                     let Some(id) = part["callID"].as_str().filter(|id| !id.is_empty()) else {
                         continue;
                     };
+                    let id = truncate(id, MAX_NAME_BYTES);
                     let state = &part["state"];
                     let arguments = match &state["input"] {
                         Value::Null => "{}".to_string(),
                         input => input.to_string(),
                     };
+                    let budget = MAX_TOOL_BYTES.min(MAX_CALLS_BYTES.saturating_sub(calls_bytes));
+                    let arguments = truncate(&arguments, budget);
+                    calls_bytes += arguments.len();
                     calls.push(ToolCall {
-                        id: id.to_string(),
-                        name: truncate(part["tool"].as_str().unwrap_or("tool"), 200),
-                        arguments: truncate(&arguments, MAX_TOOL_BYTES),
+                        id: id.clone(),
+                        name: truncate(part["tool"].as_str().unwrap_or("tool"), MAX_NAME_BYTES),
+                        arguments,
                     });
                     let (content, is_error) = match state["status"].as_str() {
                         Some("completed") => (state["output"].as_str().unwrap_or_default(), false),
@@ -72,7 +83,7 @@ pub fn turn_items(messages: &[Value]) -> Vec<ConversationItem> {
                         _ => (UNFINISHED, true),
                     };
                     results.push(ConversationItem::ToolResult {
-                        call_id: id.to_string(),
+                        call_id: id,
                         content: truncate(content, MAX_TOOL_BYTES),
                         is_error,
                     });
@@ -130,7 +141,7 @@ fn seed_line(item: &ConversationItem) -> Value {
             let calls: Vec<Value> = tool_calls
                 .iter()
                 .map(|call| {
-                    json!({"tool": truncate(&call.name, 200),
+                    json!({"tool": truncate(&call.name, MAX_NAME_BYTES),
                         "arguments": truncate(&call.arguments, MAX_SEED_TOOL_BYTES)})
                 })
                 .collect();
@@ -203,6 +214,29 @@ mod tests {
                 tool_calls: Vec::new()
             }
         );
+    }
+
+    #[test]
+    fn a_reply_with_many_large_calls_stays_within_one_entry() {
+        let parts: Vec<Value> = (0..500)
+            .map(|index| {
+                json!({"type": "tool", "callID": format!("{index}{}", "i".repeat(1000)), "tool": "write",
+                    "state": {"status": "completed", "input": {"content": "z".repeat(100_000)}, "output": "ok"}})
+            })
+            .collect();
+        let items = turn_items(&[json!({"info": {"role": "assistant"}, "parts": parts})]);
+        assert_eq!(items.len(), 501);
+        let reply = serde_json::to_vec(&items[0]).unwrap();
+        assert!(
+            reply.len() < nightshift_protocol::conversation::MAX_CONVERSATION_ENTRY_BYTES / 2,
+            "{}",
+            reply.len()
+        );
+        let ConversationItem::Assistant { tool_calls, .. } = &items[0] else {
+            panic!("{:?}", items[0]);
+        };
+        assert!(matches!(&items[500],
+            ConversationItem::ToolResult { call_id, .. } if *call_id == tool_calls[499].id));
     }
 
     #[test]
