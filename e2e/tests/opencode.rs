@@ -308,3 +308,115 @@ async fn a_runner_started_again_continues_opencodes_own_session() {
     })
     .await;
 }
+
+/// Removes OpenCode's own state (its sessions) from the sandbox's homes, as a
+/// replaced sandbox would have lost it; answers how many homes held some.
+fn lose_opencode_state(stack: &Stack, sandbox: &str) -> anyhow::Result<usize> {
+    let dir = stack.data_dir().join("sandboxes").join(sandbox);
+    let mut removed = 0;
+    // The session sandbox's home, and OpenCode's own sandbox's beside it.
+    for home in [dir.join("home"), dir.join("opencode/home")] {
+        let state = home.join(".local/share/opencode");
+        if state.is_dir() {
+            std::fs::remove_dir_all(&state)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The platform archives a session whose sandbox was destroyed (it provisions no new
+/// one), so a replaced sandbox is made here: OpenCode's state goes from the home and
+/// the runner is killed, between turns and in the middle of one. Every next request
+/// to the LLM carries the earlier turns, from the session's copy of the conversation.
+#[tokio::test]
+async fn opencode_continues_with_every_earlier_turn_after_its_home_was_lost() {
+    let (stack, llm) = stack_with_llm().await.unwrap();
+    with_logs(&stack, async {
+        llm.on(
+            "SLOW-COUNT",
+            Script::new(vec![Step::slow_text(
+                "tick",
+                30,
+                Duration::from_millis(200),
+            )]),
+        );
+        let api = stack.signed_in_api("alice@example.com").await?;
+        let session = api
+            .create_session_with(json!({"agent": "opencode", "permission_mode": "allow"}))
+            .await?;
+        let sandbox = api
+            .wait_status(&session.id, "idle")
+            .await?
+            .sandbox_id
+            .unwrap_or_default();
+        run_turn(&api, &session.id, "the codeword is GUAVA").await?;
+
+        // Between turns.
+        anyhow::ensure!(
+            lose_opencode_state(&stack, &sandbox)? >= 1,
+            "OpenCode kept state"
+        );
+        anyhow::ensure!(stack.kill_runners() >= 1, "a runner was running");
+        let events = run_turn(&api, &session.id, "what was the codeword?").await?;
+        anyhow::ensure!(
+            outcome_of(&events) == Some(TurnOutcome::Done),
+            "{events:#?}"
+        );
+        let last = llm
+            .requests()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+            .to_string();
+        anyhow::ensure!(
+            last.contains("what was the codeword?")
+                && last.contains("the codeword is GUAVA")
+                && last.contains("echo: the codeword is GUAVA"),
+            "the second turn's request carries the first turn: {last}"
+        );
+
+        // In the middle of a turn: it runs again, once, and the next turn's request
+        // carries every earlier turn.
+        let mut stream = api.events(&session.id, None).await?;
+        api.send(&session.id, "count SLOW-COUNT").await?;
+        stream
+            .until(|body| matches!(body, EventBody::TextDelta { text } if text.starts_with("tick")))
+            .await?;
+        anyhow::ensure!(
+            lose_opencode_state(&stack, &sandbox)? >= 1,
+            "OpenCode kept state"
+        );
+        anyhow::ensure!(stack.kill_runners() >= 1, "a runner was running");
+        stream
+            .until(|body| matches!(body, EventBody::TurnStarted { attempt: 2, .. }))
+            .await?;
+        api.wait_settled(&session.id).await?;
+        let events = run_turn(&api, &session.id, "and now?").await?;
+        anyhow::ensure!(
+            outcome_of(&events) == Some(TurnOutcome::Done),
+            "{events:#?}"
+        );
+        let last = llm
+            .requests()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+            .to_string();
+        for earlier in [
+            "the codeword is GUAVA",
+            "echo: the codeword is GUAVA",
+            "what was the codeword?",
+            "echo: what was the codeword?",
+            "and now?",
+        ] {
+            anyhow::ensure!(last.contains(earlier), "`{earlier}` is missing: {last}");
+        }
+        anyhow::ensure!(
+            last.matches("count SLOW-COUNT").count() == 1,
+            "the cut-short attempt is not carried, the re-run is: {last}"
+        );
+        Ok(())
+    })
+    .await;
+}

@@ -1,8 +1,9 @@
-//! The built-in agent's conversation, as the runner keeps it and as the session keeps
-//! a copy of it (`GET`/`POST /api/sessions/{id}/conversation`, runner token only), so
-//! a runner that crashed, a sandbox that was replaced and a session that woke all
-//! continue with every earlier turn. Provider-neutral: each LLM client translates it
-//! into its own wire format.
+//! The agents' conversation (the built-in agent's, and OpenCode's turns as far as
+//! these items hold them), as the runner keeps it and as the session keeps a copy of
+//! it (`GET`/`POST /api/sessions/{id}/conversation`, runner token only), so a runner
+//! that crashed, a sandbox that was replaced and a session that woke all continue
+//! with every earlier turn. Provider-neutral: each LLM client translates it into its
+//! own wire format.
 //!
 //! The copy is a list of [`ConversationEntry`]s indexed from 0. The runner writes from
 //! an index on ([`ConversationWrite`]): everything from there is replaced, so a

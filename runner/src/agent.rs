@@ -7,6 +7,7 @@
 //! ([`crate::turns`]) does, exactly once per turn, whatever the agent did.
 
 mod builtin;
+pub mod memory;
 pub mod opencode;
 mod prompt;
 pub mod questions;
@@ -20,8 +21,8 @@ use nightshift_protocol::events::{EventBody, TokenUsage, TurnOutcome};
 use nightshift_protocol::runner_link::LlmConfig;
 use tokio_util::sync::CancellationToken;
 
-pub use builtin::memory::ConversationMemory;
 pub use builtin::{BuiltinAgent, MAX_STEPS};
+pub use memory::ConversationMemory;
 pub use opencode::OpencodeAgent;
 pub use questions::{DEFAULT_QUESTION_TIMEOUT, Question, QuestionBroker, QuestionOutcome};
 
@@ -88,6 +89,10 @@ pub trait Agent: Send {
         events: &TurnEvents,
         cancel: &CancellationToken,
     ) -> TurnEnd;
+
+    /// Another agent ran turns of this session since this one's last turn: a
+    /// conversation kept across turns is stale and is read again from the session.
+    fn other_agent_ran(&mut self) {}
 }
 
 /// Where an agent sends the events of one turn, and asks the user questions.
@@ -156,11 +161,17 @@ impl TurnEvents {
 pub struct AgentSet {
     builtin: Box<dyn Agent>,
     opencode: Box<dyn Agent>,
+    /// The agent of the last turn this runner ran.
+    last: Option<AgentKind>,
 }
 
 impl AgentSet {
     pub fn new(builtin: Box<dyn Agent>, opencode: Box<dyn Agent>) -> AgentSet {
-        AgentSet { builtin, opencode }
+        AgentSet {
+            builtin,
+            opencode,
+            last: None,
+        }
     }
 }
 
@@ -172,9 +183,81 @@ impl Agent for AgentSet {
         events: &TurnEvents,
         cancel: &CancellationToken,
     ) -> TurnEnd {
-        match input.agent {
-            AgentKind::Builtin => self.builtin.run_turn(input, events, cancel).await,
-            AgentKind::Opencode => self.opencode.run_turn(input, events, cancel).await,
+        let kind = input.agent;
+        let agent = match kind {
+            AgentKind::Builtin => &mut self.builtin,
+            AgentKind::Opencode => &mut self.opencode,
+        };
+        // Both agents write the session's one conversation: the one whose turn this
+        // is reads what the other added before it writes on.
+        if self.last.is_some_and(|last| last != kind) {
+            agent.other_agent_ran();
         }
+        self.last = Some(kind);
+        agent.run_turn(input, events, cancel).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Counts its turns and the times it was told another agent ran.
+    struct Counting(Arc<Mutex<(u32, u32)>>);
+
+    #[async_trait]
+    impl Agent for Counting {
+        async fn run_turn(
+            &mut self,
+            _input: TurnInput,
+            _events: &TurnEvents,
+            _cancel: &CancellationToken,
+        ) -> TurnEnd {
+            self.0.lock().unwrap().0 += 1;
+            TurnEnd::done(TokenUsage::default())
+        }
+
+        fn other_agent_ran(&mut self) {
+            self.0.lock().unwrap().1 += 1;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_agent_hears_that_the_other_one_ran_before_its_next_turn() {
+        let builtin = Arc::new(Mutex::new((0, 0)));
+        let opencode = Arc::new(Mutex::new((0, 0)));
+        let mut set = AgentSet::new(
+            Box::new(Counting(builtin.clone())),
+            Box::new(Counting(opencode.clone())),
+        );
+        let events = TurnEvents::new(EventQueue::new(16), "t");
+        let llm = LlmConfig {
+            api: nightshift_protocol::runner_link::LlmApi::OpenAiCompatible,
+            base_url: String::new(),
+            api_key: "key".to_string().into(),
+            model: String::new(),
+            source: String::new(),
+        };
+        for agent in [
+            AgentKind::Builtin,
+            AgentKind::Builtin,
+            AgentKind::Opencode,
+            AgentKind::Opencode,
+            AgentKind::Builtin,
+        ] {
+            let input = TurnInput {
+                turn_id: "t".into(),
+                message_id: "m".into(),
+                content: String::new(),
+                llm: llm.clone(),
+                agent,
+                permission_mode: PermissionMode::Allow,
+            };
+            set.run_turn(input, &events, &CancellationToken::new())
+                .await;
+        }
+        assert_eq!(*builtin.lock().unwrap(), (3, 1));
+        assert_eq!(*opencode.lock().unwrap(), (2, 1));
     }
 }

@@ -85,6 +85,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
     let (command_sender, commands) = mpsc::channel(64);
     let (repo_sender, repo_receiver) = watch::channel(None);
     let memory = agent::ConversationMemory::new(api.clone());
+    let opencode_memory = agent::ConversationMemory::new(api.clone());
     let (repo_handle, repo_states) = repo::start(
         repo_settings(&config, api),
         repo_receiver,
@@ -101,7 +102,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<RunEnd> {
         &config,
         config_path,
     ))
-    .with_repo(repo_handle.clone());
+    .with_repo(repo_handle.clone())
+    .with_memory(opencode_memory);
     let agent = AgentSet::new(Box::new(builtin), Box::new(opencode));
 
     let settings = LinkSettings::new(&config.worker_url, &config.session_id)

@@ -21,6 +21,7 @@ use nightshift_protocol::limits::MAX_TOOL_OUTPUT_BYTES;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::memory::ConversationMemory;
 use super::prompt::system_prompt;
 use super::questions::{Question, QuestionOutcome};
 use super::{Agent, TurnEnd, TurnEvents, TurnInput};
@@ -32,7 +33,6 @@ use crate::llm::{
 use crate::repo::RepoHandle;
 use crate::repo::pull_request_tool::{self, OPEN_PULL_REQUEST_TOOL};
 use crate::tools::{ToolOutput, ToolSet, truncate_output};
-use memory::ConversationMemory;
 use nightshift_protocol::artifacts::ArtifactCreated;
 use nightshift_protocol::events::QuestionKind;
 
@@ -350,6 +350,12 @@ impl Agent for BuiltinAgent {
         self.remember(&message_id).await;
         end
     }
+
+    fn other_agent_ran(&mut self) {
+        if let Some(memory) = &mut self.memory {
+            memory.forget(&mut self.conversation);
+        }
+    }
 }
 
 impl BuiltinAgent {
@@ -525,6 +531,5 @@ fn shorten_arguments(value: Value) -> Value {
     }
 }
 
-pub mod memory;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,11 @@
 //! mode) or after it died. One OpenCode session is kept across turns, so OpenCode
 //! keeps its own history (it lives in the sandbox's home and survives a restart); a
 //! runner started again finds it there (the latest session with its title) and goes
-//! on with it.
+//! on with it. Each turn (prompt, tool steps, reply) is also written to the session's
+//! copy of the conversation ([`ConversationMemory`], shared with the built-in agent),
+//! and an OpenCode session created while that conversation holds earlier turns (a
+//! replaced sandbox lost OpenCode's home, or the session used the built-in agent so
+//! far) is first given them as quoted context without a reply ([`seed`]).
 //!
 //! A turn: subscribe to `GET /event`, then `POST /session/{id}/prompt_async`, then
 //! map events ([`mapper`]) until the session is idle. A missing `session.idle` does
@@ -25,6 +29,7 @@ mod config;
 mod mapper;
 mod mcp;
 pub(crate) mod proxy;
+mod seed;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -46,9 +51,10 @@ pub use mcp::McpServer;
 pub use proxy::LlmProxy;
 pub use server::{Launch, OpencodeClient, ServerError, ServerProcess, wait_listening};
 
+use super::memory::ConversationMemory;
 use super::questions::{Question, QuestionOutcome};
 use super::{Agent, TurnEnd, TurnEvents, TurnInput};
-use crate::llm::SseDecoder;
+use crate::llm::{ConversationItem, SseDecoder};
 use crate::sandbox_bridge::{Bridge, Exposed, Forward};
 use crate::tools::browser::BrowserTools;
 use crate::tools::browser::devtools::{DEVTOOLS_PORT, Devtools};
@@ -215,6 +221,11 @@ pub struct OpencodeAgent {
     session_id: Option<String>,
     /// The session's repository, for the MCP server's pull-request tool.
     repo: Option<crate::repo::RepoHandle>,
+    /// The session's conversation as this runner knows it (OpenCode's turns as
+    /// prompts, tool steps and replies, and the built-in agent's), and the session's
+    /// copy of it (none: OpenCode's own history is all there is).
+    conversation: Vec<ConversationItem>,
+    memory: Option<ConversationMemory>,
 }
 
 impl OpencodeAgent {
@@ -313,7 +324,16 @@ impl OpencodeAgent {
             restarting: None,
             unmasked: false,
             session_id: None,
+            conversation: Vec::new(),
+            memory: None,
         }
+    }
+
+    /// Keeps each turn in the session's copy of the conversation, and seeds a fresh
+    /// OpenCode session from it.
+    pub fn with_memory(mut self, memory: ConversationMemory) -> OpencodeAgent {
+        self.memory = Some(memory);
+        self
     }
 
     /// Gives OpenCode the session's repository's `open_pull_request` tool (through
@@ -368,8 +388,14 @@ impl OpencodeAgent {
     }
 
     /// Makes sure a healthy server with this turn's configuration runs and the
-    /// OpenCode session exists.
-    async fn prepare(&mut self, input: &TurnInput) -> Result<String, String> {
+    /// OpenCode session exists; a session created here (none of this runner's or its
+    /// predecessor's was found) starts with `earlier`, the session's conversation
+    /// before this turn.
+    async fn prepare(
+        &mut self,
+        input: &TurnInput,
+        earlier: &[ConversationItem],
+    ) -> Result<String, String> {
         if self.unmasked {
             return Err(UNMASKED.to_string());
         }
@@ -455,6 +481,26 @@ impl OpencodeAgent {
         self.session_id = Some(id.clone());
         // OpenCode has read the project now: it must not have seen its `.opencode/`.
         self.refuse_if_unmasked().await?;
+        // A fresh OpenCode session (its home was lost with a replaced sandbox, or the
+        // session used the built-in agent so far) hears the earlier turns first.
+        if let Some(text) = seed::seed_text(earlier)
+            && let Some(server) = self.server.as_ref()
+        {
+            match server
+                .client
+                .add_context(&id, PROVIDER_ID, &input.llm.model, &text)
+                .await
+            {
+                Ok(()) => tracing::info!(
+                    items = earlier.len(),
+                    bytes = text.len(),
+                    "the OpenCode session starts with the earlier conversation"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "the earlier conversation could not be given to OpenCode")
+                }
+            }
+        }
         Ok(id)
     }
 }
@@ -567,16 +613,77 @@ fn write_private(path: &Path, text: &str) {
     }
 }
 
+impl OpencodeAgent {
+    /// Writes what the session's copy of the conversation does not have yet.
+    async fn remember(&mut self, message_id: &str) {
+        if let Some(memory) = &mut self.memory {
+            memory.save(&self.conversation, message_id).await;
+        }
+    }
+
+    /// Adds the turn's replies and tool steps (OpenCode's messages after the turn's
+    /// prompt, the session's last user message) to the conversation, and saves it.
+    /// Nothing is added when the last user message is not the prompt (it never
+    /// reached OpenCode).
+    async fn record_turn(&mut self, session_id: &str, message_id: &str, prompt_text: &str) {
+        if self.memory.is_none() {
+            return;
+        }
+        let Some(server) = self.server.as_ref() else {
+            return;
+        };
+        match server.client.messages(session_id).await {
+            Ok(messages) => {
+                let prompt = messages
+                    .iter()
+                    .rposition(|message| message["info"]["role"] == "user")
+                    .filter(|index| {
+                        messages[*index]["parts"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|part| part["text"] == prompt_text)
+                    });
+                if let Some(prompt) = prompt {
+                    self.conversation
+                        .extend(seed::turn_items(&messages[prompt + 1..]));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read OpenCode's messages; the turn's replies are not kept")
+            }
+        }
+        self.remember(message_id).await;
+    }
+}
+
 #[async_trait]
 impl Agent for OpencodeAgent {
+    fn other_agent_ran(&mut self) {
+        if let Some(memory) = &mut self.memory {
+            memory.forget(&mut self.conversation);
+        }
+    }
+
     async fn run_turn(
         &mut self,
         input: TurnInput,
         events: &TurnEvents,
         cancel: &CancellationToken,
     ) -> TurnEnd {
+        // Entries are keyed by the prompt: a prompt run again gets a new turn id.
+        let message_id = input.message_id.clone();
+        if let Some(memory) = &mut self.memory {
+            memory.begin_turn(&mut self.conversation, &message_id).await;
+        }
+        let earlier = self.conversation.clone();
+        self.conversation.push(ConversationItem::User {
+            text: input.content.clone(),
+        });
+        self.remember(&message_id).await;
+        let input_content = input.content.clone();
         let prepared = tokio::select! {
-            prepared = self.prepare(&input) => prepared,
+            prepared = self.prepare(&input, &earlier) => prepared,
             _ = cancel.cancelled() => return TurnEnd::aborted(Default::default()),
         };
         let session_id = match prepared {
@@ -608,7 +715,12 @@ impl Agent for OpencodeAgent {
             mcp.disarm();
         }
         let died = turn.died;
+        let session_id = turn.session_id.clone();
         drop(turn);
+        if !died {
+            self.record_turn(&session_id, &message_id, &input_content)
+                .await;
+        }
         if let Err(message) = self.refuse_if_unmasked().await {
             return TurnEnd::failed(Default::default(), message);
         }

@@ -401,6 +401,30 @@ impl OpencodeClient {
         .map(|_| ())
     }
 
+    /// Adds a user message to the session without a reply (`POST /session/{id}/message`
+    /// with `noReply: true`: OpenCode stores the message and does not call the LLM),
+    /// so the next prompt's request carries it.
+    pub async fn add_context(
+        &self,
+        session_id: &str,
+        provider_id: &str,
+        model_id: &str,
+        text: &str,
+    ) -> Result<(), ServerError> {
+        let body = json!({
+            "model": {"providerID": provider_id, "modelID": model_id},
+            "noReply": true,
+            "parts": [{"type": "text", "text": text}],
+        });
+        self.call(
+            Method::POST,
+            &format!("/session/{session_id}/message"),
+            Some(body),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Quick, so an aborted turn ends well within the `SessionAgent`'s patience.
     pub async fn abort(&self, session_id: &str) -> Result<(), ServerError> {
         self.call_within(

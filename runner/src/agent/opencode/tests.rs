@@ -18,6 +18,8 @@ use crate::agent::QuestionBroker;
 use crate::link::EventQueue;
 use crate::test_llm::{Reply, TestLlm, anthropic_text, openai_text, openai_tool_call};
 
+mod memory;
+
 fn opencode_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     [
@@ -42,11 +44,24 @@ struct Setup {
 fn setup() -> Setup {
     let workspace = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let agent = OpencodeAgent::new(OpencodeSettings {
+    let agent = OpencodeAgent::new(settings(workspace.path(), state.path()));
+    Setup {
+        workspace,
+        state,
+        agent,
+        queue: EventQueue::new(10_000),
+        broker: Arc::new(QuestionBroker::new()),
+    }
+}
+
+/// A runner's OpenCode settings in `workspace`, with its own directory (and
+/// OpenCode's home) under `state`.
+fn settings(workspace: &Path, state: &Path) -> OpencodeSettings {
+    OpencodeSettings {
         binary: Some(opencode_binary()),
         wrapper: Vec::new(),
-        workspace_dir: workspace.path().to_path_buf(),
-        state_dir: state.path().join("opencode"),
+        workspace_dir: workspace.to_path_buf(),
+        state_dir: state.join("opencode"),
         start_timeout: Duration::from_secs(90),
         poll_interval: Duration::from_millis(500),
         bridge: None,
@@ -57,13 +72,6 @@ fn setup() -> Setup {
                 crate::tools::browser::devtools::DEVTOOLS_PORT,
             ),
         ),
-    });
-    Setup {
-        workspace,
-        state,
-        agent,
-        queue: EventQueue::new(10_000),
-        broker: Arc::new(QuestionBroker::new()),
     }
 }
 

@@ -1,6 +1,9 @@
-//! The built-in agent's conversation kept by the session as well as in the runner's
-//! memory, so a runner that starts without it (after a crash, in a replaced or woken
-//! sandbox) continues with every earlier turn.
+//! An agent's conversation kept by the session as well as in the runner's memory, so
+//! a runner that starts without it (after a crash, in a replaced or woken sandbox)
+//! continues with every earlier turn. The built-in agent keeps its whole conversation
+//! here; the OpenCode adapter keeps each turn's prompt, tool steps and reply, and
+//! seeds a fresh OpenCode session with them (`opencode::seed`). Both agents write one
+//! list, so a session that switches agents continues with every turn of both.
 //!
 //! - At the start of a turn, a runner that has not read it yet reads the session's
 //!   copy (`GET /api/sessions/{id}/conversation`, page by page). A turn that is run
@@ -14,7 +17,8 @@
 //!
 //! A read that fails leaves the runner writing nothing (it would overwrite what it
 //! could not read) and is tried again at the next turn; a write that fails is tried
-//! again at the next step.
+//! again at the next step. When the other agent ran the turns since, the copy is read
+//! again ([`ConversationMemory::forget`]).
 
 use nightshift_protocol::conversation::{
     ConversationEntry, ConversationWrite, MAX_CONVERSATION_WRITE_BYTES,
@@ -47,6 +51,18 @@ impl ConversationMemory {
             restored: false,
             stored: 0,
             message_ids: Vec::new(),
+        }
+    }
+
+    /// The other agent wrote to the session's copy since this memory last read or
+    /// wrote it: what this runner holds is stale, and the next [`Self::begin_turn`]
+    /// reads the copy again (into an emptied conversation).
+    pub fn forget(&mut self, conversation: &mut Vec<ConversationItem>) {
+        if self.restored {
+            conversation.clear();
+            self.message_ids.clear();
+            self.stored = 0;
+            self.restored = false;
         }
     }
 
