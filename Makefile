@@ -46,6 +46,8 @@ test: setup build ## every test: unit, integration (real stack) and browser
 
 test-unit: test-scripts ## unit tests of the native crates, the plain logic and the scripts (with a real Docker Engine: scripts/docker-engine.sh, DOCKER_TESTS=skip opts out; Modal's official api.proto from PyPI, MODAL_PROTO_TESTS=skip opts out; Railway's SDK operations from npm, RAILWAY_SDK_TESTS=skip opts out)
 	@bash scripts/docker-engine.sh run -- $(CARGO) test --workspace --exclude nightshift-e2e
+	@# OpenCode's conversation tests start several real `opencode serve`: alone, after the rest.
+	$(CARGO) test -p nightshift-runner --lib -- --ignored --test-threads=1 agent::opencode::tests::memory
 
 smoke-provider: ## the provider conformance suite against the real service with .env's credentials (PROVIDER=modal|railway|docker; creates real sandboxes; not in CI)
 	@PROVIDER=$(PROVIDER) CARGO=$(CARGO) bash scripts/smoke-provider.sh

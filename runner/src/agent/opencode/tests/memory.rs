@@ -149,6 +149,7 @@ async fn run(setup: &mut Setup, llm: &TestLlm, turn_id: &str, content: &str) -> 
 }
 
 #[tokio::test]
+#[ignore = "heavy (real opencode serve): run alone by `make test-unit`"]
 async fn a_fresh_opencode_session_hears_the_earlier_turns_once_within_the_bound() {
     // The session so far: many old turns, then the built-in agent's last one.
     let mut earlier = Vec::new();
@@ -212,6 +213,7 @@ async fn a_fresh_opencode_session_hears_the_earlier_turns_once_within_the_bound(
 }
 
 #[tokio::test]
+#[ignore = "heavy (real opencode serve): run alone by `make test-unit`"]
 async fn an_opencode_session_found_in_the_home_is_continued_without_a_seed() {
     let copy = SessionCopy::start(Vec::new()).await;
     let mut setup = setup();
@@ -269,6 +271,7 @@ async fn an_opencode_session_found_in_the_home_is_continued_without_a_seed() {
 }
 
 #[tokio::test]
+#[ignore = "heavy (real opencode serve): run alone by `make test-unit`"]
 async fn an_agent_whose_turn_follows_the_other_agents_reads_the_copy_again_before_writing() {
     let copy = SessionCopy::start(Vec::new()).await;
     let mut builtin = copy.memory();
