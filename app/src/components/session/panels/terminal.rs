@@ -154,6 +154,9 @@ fn TerminalTab(
 }
 
 /// One tab's terminal and socket.
+/// How many inputs typed while the socket is not open are kept for it.
+const MAX_PENDING_INPUTS: usize = 256;
+
 #[derive(Clone)]
 struct TerminalLink(Rc<Inner>);
 
@@ -167,6 +170,9 @@ struct Inner {
     attempt: Cell<u32>,
     /// The size last sent on the current socket.
     sent_size: Cell<Option<(u16, u16)>>,
+    /// Input typed while no socket was open (a tab just added, a reconnect), sent
+    /// once one opens rather than lost; bounded.
+    pending: RefCell<Vec<String>>,
     started: Cell<bool>,
     closed: Cell<bool>,
     on_input: RefCell<Option<glue::InputCallback>>,
@@ -207,6 +213,7 @@ impl TerminalLink {
             socket: RefCell::new(None),
             attempt: Cell::new(0),
             sent_size: Cell::new(None),
+            pending: RefCell::new(Vec::new()),
             started: Cell::new(false),
             closed: Cell::new(false),
             on_input: RefCell::new(None),
@@ -298,6 +305,7 @@ impl TerminalLink {
                     }
                     link.set_connection(Connection::Open);
                     link.fit();
+                    link.flush_pending();
                 }
             }
         });
@@ -368,11 +376,28 @@ impl TerminalLink {
         if self.0.read_only {
             return;
         }
+        let Ok(text) = serde_json::to_string(input) else {
+            return;
+        };
         if let Some(socket) = self.0.socket.borrow().as_ref()
             && socket.socket.ready_state() == WebSocket::OPEN
-            && let Ok(text) = serde_json::to_string(input)
         {
             let _ = socket.socket.send_with_str(&text);
+            return;
+        }
+        let mut pending = self.0.pending.borrow_mut();
+        if pending.len() < MAX_PENDING_INPUTS {
+            pending.push(text);
+        }
+    }
+
+    /// Sends the input typed before the socket opened, in order.
+    fn flush_pending(&self) {
+        let pending = std::mem::take(&mut *self.0.pending.borrow_mut());
+        if let Some(socket) = self.0.socket.borrow().as_ref() {
+            for text in pending {
+                let _ = socket.socket.send_with_str(&text);
+            }
         }
     }
 
