@@ -8,6 +8,10 @@
 //! developer's own `.env` and `.env.deploy` are neither read nor changed. The `test`
 //! step is skipped (it is the suite this test belongs to), and so is `typecheck`
 //! (`make lint` runs clippy over every crate for both targets).
+//!
+//! The whole dry run rebuilds `app/dist` and `worker/build` in place, which every
+//! other test's `wrangler dev` serves: under nextest it runs alone
+//! (`.config/nextest.toml`); `cargo test` runs one file at a time anyway.
 
 use std::path::Path;
 use std::process::Stdio;
