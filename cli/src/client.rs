@@ -27,6 +27,10 @@ use crate::error::{CliError, CliResult};
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pooled connection idle this long is dropped rather than reused: a server closes
+/// idle keep-alive connections on a timer of its own (`wrangler dev` after 5 s), and a
+/// request written on one as it closes fails without reaching it.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A client of one server with one token.
 #[derive(Clone)]
@@ -39,6 +43,7 @@ impl Client {
     pub fn new(credentials: Credentials) -> CliResult<Client> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("nightshift-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| CliError::Local(format!("cannot set up HTTP: {error}")))?;
@@ -316,5 +321,54 @@ mod tests {
         );
         assert_eq!(session_path("..", ""), "/api/sessions/%2E%2E");
         assert_eq!(encode_query("a b&c"), "a%20b%26c");
+    }
+
+    /// A server that answers the first request of each connection and closes the
+    /// connection when a second one arrives on it: what a server closing an idle
+    /// keep-alive connection does to a request written just as it closes.
+    async fn one_answer_per_connection() -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if socket.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    // The next request on this connection is read and never answered.
+                    let _ = socket.read(&mut buf).await;
+                });
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_past_the_pool_timeout_is_not_reused() {
+        let address = one_answer_per_connection().await;
+        let client = Client::new(Credentials {
+            server: format!("http://{address}"),
+            token: "t".into(),
+        })
+        .unwrap();
+        let url = format!("http://{address}/");
+        let first = client.http.get(&url).send().await.unwrap();
+        assert_eq!(first.text().await.unwrap(), "ok");
+        tokio::time::sleep(POOL_IDLE_TIMEOUT + Duration::from_millis(500)).await;
+        let second = client.http.get(&url).send().await;
+        assert!(
+            second.is_ok(),
+            "a connection idle past the pool timeout was reused: {second:?}"
+        );
     }
 }

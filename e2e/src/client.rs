@@ -46,9 +46,20 @@ impl Answer {
     }
 }
 
+/// How long a pooled connection to the stack may sit idle before it is dropped rather
+/// than reused. `wrangler dev` closes a keep-alive connection after 5 s idle, and a
+/// request written on one as it closes fails ("connection closed before message
+/// completed"); a connection idle for less than this is never near that close.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A client builder for requests to the stack, with [`POOL_IDLE_TIMEOUT`].
+pub fn http_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(POOL_IDLE_TIMEOUT)
+}
+
 impl Api {
     pub fn new(base: &str) -> Api {
-        let http = reqwest::Client::builder()
+        let http = http_builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
             .expect("a reqwest client with default TLS settings always builds");

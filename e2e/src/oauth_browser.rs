@@ -18,7 +18,7 @@ impl Browser {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Browser {
         Browser {
-            http: reqwest::Client::builder()
+            http: crate::client::http_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a reqwest client without redirects"),

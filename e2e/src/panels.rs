@@ -30,7 +30,7 @@ pub fn panel_host(url: &str) -> (String, SocketAddr) {
 pub async fn panel_get(origin: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let (host, address) = panel_host(origin);
     let domain = host.split(':').next().unwrap().to_owned();
-    let client = reqwest::Client::builder()
+    let client = crate::client::http_builder()
         .resolve(&domain, address)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
