@@ -308,8 +308,12 @@ impl OpencodeAgent {
     }
 
     pub fn new(settings: OpencodeSettings) -> OpencodeAgent {
+        // A pooled connection is not reused after 2 s idle: a request written on a
+        // keep-alive connection as the server closes it fails without reaching it, and
+        // loopback connections cost nothing to open again.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap_or_default();
         OpencodeAgent {
