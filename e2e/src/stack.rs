@@ -75,8 +75,36 @@ pub fn port_of(url: &str) -> u16 {
         .expect("the URL has a port")
 }
 
-/// A free TCP port on loopback (bound and released; good enough for tests).
+/// A free TCP port on loopback, for a server the test starts next (bound and
+/// released).
+///
+/// It is taken below the kernel's ephemeral range when there is room there: a port
+/// from that range, once released, can be taken by any outgoing connection before
+/// the server binds it (the suite opens many), and `wrangler dev` then exits with
+/// "Address already in use". Ports are tried from a point that differs per process
+/// and never handed out twice by one.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    /// The ports below the ephemeral range this harness uses.
+    const LOWEST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(0);
+    if ephemeral_low > LOWEST + 1_000 {
+        let span = ephemeral_low - LOWEST;
+        let start = std::process::id().wrapping_mul(7_919) % span;
+        for _ in 0..span {
+            let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+            let Ok(port) = u16::try_from(LOWEST + offset) else {
+                continue;
+            };
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -428,8 +456,8 @@ impl Stack {
             command,
             &self.log_path("wrangler"),
         )?);
-        self.wait_healthy(&format!("{}/api/health", self.worker_url()))
-            .await
+        let url = format!("{}/api/health", self.worker_url());
+        self.wait_healthy("wrangler", &url).await
     }
 
     pub async fn stop_worker(&mut self) {
@@ -480,11 +508,14 @@ impl Stack {
             command,
             &self.log_path("backend"),
         )?);
-        self.wait_healthy(&format!("{}/v1/health", self.backend_url()))
-            .await
+        let url = format!("{}/v1/health", self.backend_url());
+        self.wait_healthy("backend", &url).await
     }
 
-    async fn wait_healthy(&self, url: &str) -> anyhow::Result<()> {
+    /// Waits for `url` to answer, while `name`'s process (`wrangler` or `backend`)
+    /// runs: one that exits or never answers fails the start with the end of its log
+    /// (the stack's directory goes with the failed start).
+    async fn wait_healthy(&mut self, name: &str, url: &str) -> anyhow::Result<()> {
         let http = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         loop {
@@ -493,14 +524,32 @@ impl Stack {
             {
                 return Ok(());
             }
+            let process = match name {
+                "wrangler" => self.worker.as_mut(),
+                _ => self.backend.as_mut(),
+            };
+            let exited = process.and_then(|process| process.child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                bail!(
+                    "{name} exited ({status}) before {url} answered; its log ends:\n{}",
+                    self.log_tail(name, 40)
+                );
+            }
             if tokio::time::Instant::now() > deadline {
                 bail!(
-                    "{url} never answered; logs in {}",
-                    self.dir.path().display()
+                    "{url} never answered; {name}'s log ends:\n{}",
+                    self.log_tail(name, 40)
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The last `lines` lines of the stack's `name` log.
+    fn log_tail(&self, name: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
     /// Pids of the runners this stack's backend started.
@@ -666,4 +715,28 @@ pub fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_port;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() {
+        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|range| range.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
+        for port in ports {
+            if low > 11_000 {
+                assert!(port < low, "{port} is in the ephemeral range from {low}");
+            }
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+        }
+    }
 }
