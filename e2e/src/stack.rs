@@ -75,6 +75,17 @@ pub fn port_of(url: &str) -> u16 {
         .expect("the URL has a port")
 }
 
+/// The lowest port of the kernel's ephemeral range (where outgoing connections take
+/// their local ports), when the kernel says.
+fn ephemeral_port_low() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// A free TCP port on loopback, for a server the test starts next (bound and
 /// released).
 ///
@@ -88,10 +99,7 @@ pub fn free_port() -> u16 {
     /// The ports below the ephemeral range this harness uses.
     const LOWEST: u32 = 10_000;
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(0);
+    let ephemeral_low = ephemeral_port_low().unwrap_or(0);
     if ephemeral_low > LOWEST + 1_000 {
         let span = ephemeral_low - LOWEST;
         let start = std::process::id().wrapping_mul(7_919) % span;
@@ -547,9 +555,7 @@ impl Stack {
 
     /// The last `lines` lines of the stack's `name` log.
     fn log_tail(&self, name: &str, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        tail_of(&self.log_path(name), lines).unwrap_or_default()
     }
 
     /// Pids of the runners this stack's backend started.
@@ -649,12 +655,9 @@ impl Stack {
             }
         }
         for (name, path) in logs {
-            if let Ok(text) = std::fs::read_to_string(path) {
-                let tail: Vec<&str> = text.lines().rev().take(80).collect();
+            if let Some(tail) = tail_of(&path, 80) {
                 eprintln!("----- {name} log (last lines) -----");
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
+                eprintln!("{tail}");
             }
         }
     }
@@ -717,16 +720,20 @@ pub fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::
     found
 }
 
+/// The last `lines` lines of the file at `path`; `None` when it cannot be read.
+fn tail_of(path: &Path, lines: usize) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+    Some(tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::free_port;
+    use super::{ephemeral_port_low, free_port};
 
     #[test]
     fn free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() {
-        let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|range| range.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0);
+        let low = ephemeral_port_low().unwrap_or(0);
         let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
         let mut distinct = ports.clone();
         distinct.sort_unstable();
@@ -734,7 +741,10 @@ mod tests {
         assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
         for port in ports {
             if low > 11_000 {
-                assert!(port < low, "{port} is in the ephemeral range from {low}");
+                assert!(
+                    u32::from(port) < low,
+                    "{port} is in the ephemeral range from {low}"
+                );
             }
             std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
         }

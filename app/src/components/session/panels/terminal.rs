@@ -153,10 +153,10 @@ fn TerminalTab(
     }
 }
 
-/// One tab's terminal and socket.
 /// How many inputs typed while the socket is not open are kept for it.
 const MAX_PENDING_INPUTS: usize = 256;
 
+/// One tab's terminal and socket.
 #[derive(Clone)]
 struct TerminalLink(Rc<Inner>);
 
